@@ -1,0 +1,13 @@
+# AMB_SANITIZE="address;undefined" or "thread": applied to every target.
+if(AMB_SANITIZE)
+  string(REPLACE ";" "," _amb_san "${AMB_SANITIZE}")
+  add_compile_options(-fsanitize=${_amb_san} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  add_link_options(-fsanitize=${_amb_san})
+  add_compile_definitions(AMB_SANITIZER=1)
+  if("thread" IN_LIST AMB_SANITIZE)
+    add_compile_definitions(AMB_TSAN=1)
+  endif()
+  if("address" IN_LIST AMB_SANITIZE)
+    add_compile_definitions(AMB_ASAN=1)
+  endif()
+endif()

@@ -1,0 +1,12 @@
+/*
+ * ambitious.h - the whole public API of ambitious, one include.
+ * Each layer has its own header under ambitious/ (DESIGN §1).
+ */
+#ifndef AMBITIOUS_H
+#define AMBITIOUS_H
+
+#include "ambitious/core.h"
+#include "ambitious/term.h"
+#include "ambitious/etf.h"
+
+#endif /* AMBITIOUS_H */

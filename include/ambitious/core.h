@@ -1,0 +1,114 @@
+/*
+ * ambitious/core.h - what every layer stands on: export macro, error codes,
+ * the allocator hook and the library version.
+ *
+ * Contract for the whole library (DESIGN §7):
+ *   - Functions return 0 or a negative AMB_E* code; results travel through
+ *     out-parameters. A call that fails did nothing: out-parameters are left
+ *     untouched and no state changed, unless the function says otherwise.
+ *   - A call that takes a callback and fails never calls it.
+ *   - Misuse (NULL where a pointer is required, a value outside the documented
+ *     range) is AMB_EBADARG, never a crash.
+ *   - Every allocation goes through the allocator installed with
+ *     amb_set_allocator(); running out of memory is the ordinary error
+ *     AMB_ENOMEM and leaves everything as it was.
+ */
+#ifndef AMBITIOUS_CORE_H
+#define AMBITIOUS_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Symbols of the public API are exported; everything else is hidden. */
+#if defined(AMB_STATIC_DEFINE)
+#define AMB_API
+#elif defined(__GNUC__) || defined(__clang__)
+#define AMB_API __attribute__((visibility("default")))
+#else
+#define AMB_API
+#endif
+
+#define AMB_VERSION_MAJOR  0
+#define AMB_VERSION_MINOR  1
+#define AMB_VERSION_PATCH  0
+#define AMB_VERSION_STRING "0.1.0"
+
+/* Returns AMB_VERSION_STRING of the library actually linked. Never fails. */
+AMB_API const char *amb_version(void);
+
+/*
+ * Error codes. The numbers are part of the ABI: never renumber, only append.
+ * X(NAME, value, message)
+ */
+#define AMB_ERRORS(X)                                               \
+    X(NOMEM, -1, "out of memory; nothing was changed")              \
+    X(BADARG, -2, "argument breaks the documented contract")        \
+    X(NOPROC, -3, "no such process")                                \
+    X(TIMEDOUT, -4, "deadline passed")                              \
+    X(TYPE, -5, "term is not of the expected type")                 \
+    X(RANGE, -6, "value does not fit the requested type")           \
+    X(SYSLIMIT, -7, "a bounded table or size limit is full")        \
+    X(SYNTAX, -8, "text is not valid Erlang term syntax")           \
+    X(DECODE, -9, "bytes are not a valid external term")            \
+    X(FORMAT, -10, "bad format string")                             \
+    X(NOMATCH, -11, "term does not match the pattern")              \
+    X(EXIST, -12, "name or key already taken")                      \
+    X(NOTFOUND, -13, "name or key not found")                       \
+    X(BUFSIZE, -14, "buffer too small")                             \
+    X(DEPTH, -15, "term nested deeper than the limit")              \
+    X(NOTSUP, -16, "operation not supported")                       \
+    X(STATE, -17, "object is not in a state that allows this call") \
+    X(IO, -18, "operating system I/O error")                        \
+    X(AGAIN, -19, "resource temporarily unavailable; try again")    \
+    X(CLOSED, -20, "object is closed or shutting down")
+
+enum {
+    AMB_OK = 0,
+#define AMB__ERR_ENUM(name, value, msg) AMB_E##name = value,
+    AMB_ERRORS(AMB__ERR_ENUM)
+#undef AMB__ERR_ENUM
+};
+
+/* A one-line English description of code ("unknown error" for an unknown
+ * code). The string is static. Never fails. */
+AMB_API const char *amb_strerror(int code);
+
+/* The symbolic name of code ("AMB_ENOMEM", "AMB_OK", or "AMB_E?" when unknown).
+ * The string is static. Never fails. */
+AMB_API const char *amb_err_name(int code);
+
+/*
+ * Allocator hook. All memory the library takes comes from here. malloc and
+ * realloc may return NULL (the library then reports AMB_ENOMEM); free takes
+ * NULL. ud is passed back unchanged.
+ */
+typedef struct amb_allocator {
+    void *(*malloc)(void *ud, size_t size);
+    void *(*realloc)(void *ud, void *ptr, size_t size);
+    void (*free)(void *ud, void *ptr);
+    void *ud;
+} amb_allocator;
+
+/* Installs *a (copied) as the allocator, or the C library's when a is NULL.
+ * Call it before any other function of the library, or when no memory from
+ * the previous allocator is still held: memory is always returned to the
+ * allocator that gave it. Returns AMB_EBADARG when a member is NULL. */
+AMB_API int amb_set_allocator(const amb_allocator *a);
+
+/* The library's allocator, for memory that the library hands to the caller
+ * (documented per function as "free with amb_free"). amb_malloc returns NULL
+ * when out of memory; amb_free accepts NULL. */
+AMB_API void *amb_malloc(size_t size);
+AMB_API void *amb_realloc(void *ptr, size_t size);
+AMB_API void amb_free(void *ptr);
+
+#define AMB_COUNTOF(a) (sizeof(a) / sizeof((a)[0]))
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AMBITIOUS_CORE_H */

@@ -1,0 +1,79 @@
+/*
+ * ambitious/etf.h - Erlang's External Term Format (term_to_binary and
+ * binary_to_term), the wire format of distribution and the way to persist
+ * terms.
+ *
+ * Encoding writes what OTP 26 writes by default (UTF-8 atoms, NEW_FLOAT,
+ * NEW_PID, V4_PORT when needed, NEWER_REFERENCE, MAP), which every OTP from
+ * 23 on reads. Decoding reads every tag OTP 25+ produces and the legacy
+ * forms (Latin-1 atoms, PID, NEW_PORT/PORT, NEW_REFERENCE, FLOAT_EXT strings)
+ * and compressed terms (tag 80).
+ *
+ * Decoding untrusted bytes never crashes, reads out of bounds, recurses
+ * without limit, or allocates more than a bounded multiple of its input (and
+ * of opts->max_decompressed for compressed terms); a bad input is
+ * AMB_EDECODE with nothing left on the heap that matters.
+ */
+#ifndef AMBITIOUS_ETF_H
+#define AMBITIOUS_ETF_H
+
+#include "term.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AMB_ETF_VERSION 131
+
+/* Encoding flags. */
+enum {
+    AMB_ETF_COMPRESSED = 1 << 0,   /* zlib-compress the body (tag 80) */
+    AMB_ETF_NO_VERSION = 1 << 1,   /* omit the leading 131 (distribution bodies) */
+    AMB_ETF_LATIN1_ATOMS = 1 << 2, /* ATOM_EXT/SMALL_ATOM_EXT for Latin-1 atoms,
+                                      as OTP 25's default minor_version 1 does */
+};
+
+/* Exact size in bytes of the encoding of t with flags (AMB_ETF_COMPRESSED
+ * is not allowed here: compressed size is known only after compressing).
+ * AMB_EBADARG, AMB_EDEPTH. */
+AMB_API int amb_etf_size(amb_term t, int flags, size_t *size);
+
+/* Encodes t into buf[0..cap); *len gets the bytes written. AMB_EBUFSIZE when
+ * cap is too small (nothing useful is in buf then). */
+AMB_API int amb_etf_encode(amb_term t, int flags, uint8_t *buf, size_t cap, size_t *len);
+
+/* Encodes t into a new buffer; free with amb_free. */
+AMB_API int amb_etf_encode_alloc(amb_term t, int flags, uint8_t **out, size_t *len);
+
+/* term_to_binary/2: the encoding of t as a binary term on heap. */
+AMB_API int amb_term_to_binary(amb_heap *heap, amb_term t, int flags, amb_term *out);
+
+/* Decoding limits. Zero in a field means its default. */
+typedef struct amb_etf_decode_opts {
+    int flags;                /* AMB_ETF_NO_VERSION: input has no leading 131 */
+    bool existing_atoms_only; /* binary_to_term(B, [safe]): unknown atoms fail */
+    size_t max_depth;         /* nesting limit; default AMB_ETF_MAX_DEPTH */
+    size_t max_decompressed;  /* limit for tag 80; default AMB_ETF_MAX_DECOMPRESSED */
+} amb_etf_decode_opts;
+
+#define AMB_ETF_MAX_DEPTH        10000
+#define AMB_ETF_MAX_DECOMPRESSED ((size_t)64 << 20)
+
+/* Decodes one term from buf[0..len) onto heap. *used (may be NULL) gets the
+ * bytes consumed, so terms can be read back to back; the whole input need
+ * not be consumed. opts may be NULL for the defaults.
+ * AMB_EDECODE (malformed, truncated, unknown tag, non-canonical where OTP
+ * rejects it, duplicate map keys), AMB_EDEPTH, AMB_ESYSLIMIT (atom table
+ * full, integer or decompressed size beyond its limit), AMB_ENOTFOUND (an
+ * unknown atom with existing_atoms_only), AMB_ENOMEM. */
+AMB_API int amb_etf_decode(amb_heap *heap, const uint8_t *buf, size_t len,
+                           const amb_etf_decode_opts *opts, amb_term *out, size_t *used);
+
+/* binary_to_term/1: decodes the whole of the binary term bin; trailing bytes
+ * are AMB_EDECODE. */
+AMB_API int amb_binary_to_term(amb_heap *heap, amb_term bin, amb_term *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AMBITIOUS_ETF_H */

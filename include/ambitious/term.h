@@ -1,0 +1,530 @@
+/*
+ * ambitious/term.h - Erlang terms in C: the message model and, through
+ * ambitious/etf.h, the wire format to BEAM nodes.
+ *
+ * A term is one 64-bit word (amb_term). Small integers, atoms and [] are
+ * immediate; everything else is a pointer into a term heap (amb_heap). Terms
+ * are immutable once built: "changing" a map or tuple builds a new one.
+ *
+ * Ownership (DESIGN §3), in one sentence each:
+ *   - A term lives on the heap it was built on and dies with amb_heap_reset()
+ *     or amb_heap_free() of that heap. User code never frees a single term.
+ *   - Immediates (small integers, atoms, []) belong to no heap and live
+ *     forever.
+ *   - amb_term_copy() moves a term to another heap; large binaries are then
+ *     shared by reference count, never copied, and stay valid while any heap
+ *     that refers to them lives.
+ *   - Strings returned by accessors (atom names, binary bytes) are borrowed:
+ *     atom names live as long as the OS process, binary bytes as long as the
+ *     term's heap.
+ *
+ * Errors: constructors that return amb_term return AMB_NONE on failure (out
+ * of memory, a bad argument, a full atom table) and accept AMB_NONE as an
+ * argument, passing the failure on, so a nested build needs one check at the
+ * end (as Jansson's json_array_append_new accepts NULL). Functions that
+ * return int follow core.h: 0 or a negative AMB_E* code.
+ *
+ * Thread safety: a heap belongs to one thread at a time. Terms on a heap may
+ * be read from any thread once published with the usual happens-before. The
+ * atom table is shared by the whole OS process and safe from any thread.
+ */
+#ifndef AMBITIOUS_TERM_H
+#define AMBITIOUS_TERM_H
+
+#include <stdbool.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef uint64_t amb_term;
+typedef struct amb_heap amb_heap;
+
+/* ---------------------------------------------------------------------------
+ * Immediate encoding (public so that the hot checks inline):
+ *   ...xxx1  small integer, value = word >> 1 (arithmetic), 63 bits signed
+ *   ...x000  boxed: pointer to a header word on a heap (0 itself is AMB_NONE)
+ *   ...x010  list cell: pointer | 2 to two words [head, tail]
+ *   ...x100  atom: index << 3 | 4
+ *   ...x110  other immediates: [] is 6
+ * ------------------------------------------------------------------------ */
+
+#define AMB_NONE ((amb_term)0) /* "no term": the failure value of builders */
+#define AMB_NIL  ((amb_term)6) /* []: the empty list */
+
+#define AMB_SMALL_MIN (-((int64_t)1 << 62))
+#define AMB_SMALL_MAX (((int64_t)1 << 62) - 1)
+
+/* A small integer known at compile time to be in [AMB_SMALL_MIN, AMB_SMALL_MAX]. */
+#define AMB_SMALL(v)     ((amb_term)(((uint64_t)(int64_t)(v) << 1) | 1u))
+#define AMB__ATOM(index) ((amb_term)(((uint64_t)(index) << 3) | 4u))
+
+static inline bool amb_is_small(amb_term t)
+{
+    return (t & 1u) != 0;
+}
+static inline bool amb_is_atom(amb_term t)
+{
+    return (t & 7u) == 4u;
+}
+static inline bool amb_is_nil(amb_term t)
+{
+    return t == AMB_NIL;
+}
+static inline bool amb_is_cons(amb_term t)
+{
+    return (t & 7u) == 2u;
+}
+/* True for [] and list cells (proper or not). */
+static inline bool amb_is_list(amb_term t)
+{
+    return t == AMB_NIL || (t & 7u) == 2u;
+}
+/* The value of a small integer. Only meaningful when amb_is_small(t). */
+static inline int64_t amb_small_value(amb_term t)
+{
+    /* An arithmetic right shift: well defined because we shift the unsigned
+     * word and restore the sign by hand. */
+    uint64_t u = t >> 1;
+    return (t >> 63) ? (int64_t)(u | ((uint64_t)1 << 63)) : (int64_t)u;
+}
+
+/*
+ * Predefined atoms: their terms are compile-time constants, so the runtime
+ * and user code compare against them with ==. X(c_name, "text")
+ */
+#define AMB_PREDEFINED_ATOMS(X)           \
+    X(FALSE, "false")                     \
+    X(TRUE, "true")                       \
+    X(OK, "ok")                           \
+    X(ERROR, "error")                     \
+    X(UNDEFINED, "undefined")             \
+    X(NORMAL, "normal")                   \
+    X(KILL, "kill")                       \
+    X(KILLED, "killed")                   \
+    X(SHUTDOWN, "shutdown")               \
+    X(NOPROC, "noproc")                   \
+    X(NOCONNECTION, "noconnection")       \
+    X(EXIT, "EXIT")                       \
+    X(DOWN, "DOWN")                       \
+    X(PROCESS, "process")                 \
+    X(PORT, "port")                       \
+    X(TIMEOUT, "timeout")                 \
+    X(INFINITY, "infinity")               \
+    X(BADARG, "badarg")                   \
+    X(BADARITH, "badarith")               \
+    X(BADMATCH, "badmatch")               \
+    X(CALL, "call")                       \
+    X(CAST, "cast")                       \
+    X(GEN_CALL, "$gen_call")              \
+    X(GEN_CAST, "$gen_cast")              \
+    X(NONODE_NOHOST, "nonode@nohost")     \
+    X(NODEDOWN, "nodedown")               \
+    X(IGNORE, "ignore")                   \
+    X(STOP, "stop")                       \
+    X(REPLY, "reply")                     \
+    X(NOREPLY, "noreply")                 \
+    X(HIBERNATE, "hibernate")             \
+    X(CONTINUE, "continue")               \
+    X(ALREADY_STARTED, "already_started") \
+    X(TRAP_EXIT, "trap_exit")
+
+enum amb__atom_index {
+#define AMB__ATOM_INDEX(name, text) AMB__ATOM_INDEX_##name,
+    AMB_PREDEFINED_ATOMS(AMB__ATOM_INDEX)
+#undef AMB__ATOM_INDEX
+        AMB__ATOM_PREDEFINED_COUNT
+};
+
+#define AMB_ATOM_FALSE           AMB__ATOM(AMB__ATOM_INDEX_FALSE)
+#define AMB_ATOM_TRUE            AMB__ATOM(AMB__ATOM_INDEX_TRUE)
+#define AMB_ATOM_OK              AMB__ATOM(AMB__ATOM_INDEX_OK)
+#define AMB_ATOM_ERROR           AMB__ATOM(AMB__ATOM_INDEX_ERROR)
+#define AMB_ATOM_UNDEFINED       AMB__ATOM(AMB__ATOM_INDEX_UNDEFINED)
+#define AMB_ATOM_NORMAL          AMB__ATOM(AMB__ATOM_INDEX_NORMAL)
+#define AMB_ATOM_KILL            AMB__ATOM(AMB__ATOM_INDEX_KILL)
+#define AMB_ATOM_KILLED          AMB__ATOM(AMB__ATOM_INDEX_KILLED)
+#define AMB_ATOM_SHUTDOWN        AMB__ATOM(AMB__ATOM_INDEX_SHUTDOWN)
+#define AMB_ATOM_NOPROC          AMB__ATOM(AMB__ATOM_INDEX_NOPROC)
+#define AMB_ATOM_NOCONNECTION    AMB__ATOM(AMB__ATOM_INDEX_NOCONNECTION)
+#define AMB_ATOM_EXIT            AMB__ATOM(AMB__ATOM_INDEX_EXIT)
+#define AMB_ATOM_DOWN            AMB__ATOM(AMB__ATOM_INDEX_DOWN)
+#define AMB_ATOM_PROCESS         AMB__ATOM(AMB__ATOM_INDEX_PROCESS)
+#define AMB_ATOM_PORT            AMB__ATOM(AMB__ATOM_INDEX_PORT)
+#define AMB_ATOM_TIMEOUT         AMB__ATOM(AMB__ATOM_INDEX_TIMEOUT)
+#define AMB_ATOM_INFINITY        AMB__ATOM(AMB__ATOM_INDEX_INFINITY)
+#define AMB_ATOM_BADARG          AMB__ATOM(AMB__ATOM_INDEX_BADARG)
+#define AMB_ATOM_BADARITH        AMB__ATOM(AMB__ATOM_INDEX_BADARITH)
+#define AMB_ATOM_BADMATCH        AMB__ATOM(AMB__ATOM_INDEX_BADMATCH)
+#define AMB_ATOM_CALL            AMB__ATOM(AMB__ATOM_INDEX_CALL)
+#define AMB_ATOM_CAST            AMB__ATOM(AMB__ATOM_INDEX_CAST)
+#define AMB_ATOM_GEN_CALL        AMB__ATOM(AMB__ATOM_INDEX_GEN_CALL)
+#define AMB_ATOM_GEN_CAST        AMB__ATOM(AMB__ATOM_INDEX_GEN_CAST)
+#define AMB_ATOM_NONODE_NOHOST   AMB__ATOM(AMB__ATOM_INDEX_NONODE_NOHOST)
+#define AMB_ATOM_NODEDOWN        AMB__ATOM(AMB__ATOM_INDEX_NODEDOWN)
+#define AMB_ATOM_IGNORE          AMB__ATOM(AMB__ATOM_INDEX_IGNORE)
+#define AMB_ATOM_STOP            AMB__ATOM(AMB__ATOM_INDEX_STOP)
+#define AMB_ATOM_REPLY           AMB__ATOM(AMB__ATOM_INDEX_REPLY)
+#define AMB_ATOM_NOREPLY         AMB__ATOM(AMB__ATOM_INDEX_NOREPLY)
+#define AMB_ATOM_HIBERNATE       AMB__ATOM(AMB__ATOM_INDEX_HIBERNATE)
+#define AMB_ATOM_CONTINUE        AMB__ATOM(AMB__ATOM_INDEX_CONTINUE)
+#define AMB_ATOM_ALREADY_STARTED AMB__ATOM(AMB__ATOM_INDEX_ALREADY_STARTED)
+#define AMB_ATOM_TRAP_EXIT       AMB__ATOM(AMB__ATOM_INDEX_TRAP_EXIT)
+
+/* ---------------------------------------------------------------------------
+ * Types, listed in Erlang's term order:
+ * number < atom < reference < fun < port < pid < tuple < map < [] < list < bitstring
+ * ------------------------------------------------------------------------ */
+typedef enum amb_type {
+    AMB_T_NONE = 0, /* AMB_NONE or a corrupt word */
+    AMB_T_INTEGER,  /* small or big */
+    AMB_T_FLOAT,
+    AMB_T_ATOM,
+    AMB_T_REF,
+    AMB_T_FUN, /* a closure (opaque) or an export fun mod:fun/arity */
+    AMB_T_PORT,
+    AMB_T_PID,
+    AMB_T_TUPLE,
+    AMB_T_MAP,
+    AMB_T_NIL,
+    AMB_T_LIST,      /* a list cell; the list may be improper */
+    AMB_T_BITSTRING, /* binaries are bitstrings whose size is whole bytes */
+} amb_type;
+
+/* The type of t. Never fails; AMB_T_NONE for AMB_NONE. */
+AMB_API amb_type amb_type_of(amb_term t);
+/* "integer", "float", "atom", ...: a static string. */
+AMB_API const char *amb_type_name(amb_type type);
+
+/* ---------------------------------------------------------------------------
+ * Heaps (arenas). A process has one; a test or a tool makes its own.
+ * ------------------------------------------------------------------------ */
+
+/* Creates an empty heap. Owned: free with amb_heap_free().
+ * AMB_EBADARG if out is NULL, AMB_ENOMEM. */
+AMB_API int amb_heap_new(amb_heap **out);
+/* Frees the heap and every term on it; drops its references to shared
+ * binaries. NULL is a no-op. */
+AMB_API void amb_heap_free(amb_heap *heap);
+/* Drops every term on the heap (they become invalid) but keeps one block of
+ * memory for reuse, so a process that resets per message allocates nothing
+ * in the steady state. NULL is a no-op. */
+AMB_API void amb_heap_reset(amb_heap *heap);
+/* Bytes of memory the heap holds (blocks, not counting shared binaries). */
+AMB_API size_t amb_heap_size(const amb_heap *heap);
+
+/* Copies t and everything it refers to onto dst (immediates are returned as
+ * they are; shared binaries gain a reference, their bytes are not copied).
+ * The copy is independent of t's heap. AMB_EBADARG for a NULL argument or
+ * AMB_NONE, AMB_ENOMEM (nothing is left allocated that matters: dst may hold
+ * unreachable partial cells until its next reset). */
+AMB_API int amb_term_copy(amb_heap *dst, amb_term t, amb_term *out);
+/* Bytes that amb_term_copy(t) would take on a fresh heap (for sizing). */
+AMB_API size_t amb_term_size(amb_term t);
+
+/* ---------------------------------------------------------------------------
+ * Atoms. Interned in one table per OS process; never freed. The table is
+ * bounded (AMB_ATOM_LIMIT_DEFAULT atoms unless changed before first use) and
+ * a full table is AMB_ESYSLIMIT, never unbounded growth. Names are UTF-8 of
+ * at most 255 characters (Erlang's limit), and at most 1020 bytes.
+ * ------------------------------------------------------------------------ */
+#define AMB_ATOM_LIMIT_DEFAULT (1u << 20)
+#define AMB_ATOM_MAX_CHARS     255
+#define AMB_ATOM_MAX_BYTES     1020
+
+/* Interns the UTF-8 name[0..len) and stores the atom in *out.
+ * AMB_EBADARG: NULL name with len > 0, NULL out, invalid UTF-8, or too long;
+ * AMB_ESYSLIMIT: the table is full; AMB_ENOMEM. */
+AMB_API int amb_atom_new(const char *name, size_t len, amb_term *out);
+/* Looks a name up without creating it: AMB_ENOTFOUND when no such atom
+ * exists (how untrusted input avoids filling the table). */
+AMB_API int amb_atom_existing(const char *name, size_t len, amb_term *out);
+/* amb_atom_new for a NUL-terminated name; AMB_NONE on any failure. */
+AMB_API amb_term amb_atom(const char *name);
+/* The UTF-8 name of atom a (NUL-terminated; borrowed for the life of the OS
+ * process) and its length in bytes when len is not NULL. NULL when a is not
+ * an atom. */
+AMB_API const char *amb_atom_name(amb_term a, size_t *len);
+/* Number of atoms interned so far, and the table's limit. */
+AMB_API size_t amb_atom_count(void);
+AMB_API size_t amb_atom_limit(void);
+/* Sets the table's limit before the first atom is made (the predefined atoms
+ * are made on first use of any atom function). AMB_ESTATE once the table
+ * exists, AMB_EBADARG below 1024 or above 16M. */
+AMB_API int amb_atom_set_limit(size_t limit);
+
+/* true / false as atoms. */
+static inline amb_term amb_bool(bool b)
+{
+    return b ? AMB_ATOM_TRUE : AMB_ATOM_FALSE;
+}
+
+/* ---------------------------------------------------------------------------
+ * Numbers. Integers have arbitrary precision up to AMB_BIG_MAX_BYTES of
+ * magnitude; every integer has exactly one representation (values that fit
+ * AMB_SMALL_MIN..AMB_SMALL_MAX are always small), so equal integers are
+ * equal words or equal big numbers.
+ * ------------------------------------------------------------------------ */
+#define AMB_BIG_MAX_BYTES 65536
+
+/* Integer terms from C integers; big when needed. AMB_NONE on ENOMEM or a
+ * NULL heap with a value that needs one. */
+AMB_API amb_term amb_int(amb_heap *heap, int64_t v);
+AMB_API amb_term amb_uint(amb_heap *heap, uint64_t v);
+/* An integer from a sign and little-endian magnitude bytes (ETF's bignum
+ * layout). AMB_ESYSLIMIT above AMB_BIG_MAX_BYTES. */
+AMB_API int amb_int_from_bytes(amb_heap *heap, bool negative, const uint8_t *mag,
+                               size_t len, amb_term *out);
+/* Parses a decimal integer (optional '-' or '+'; digits; no other bytes).
+ * AMB_ESYNTAX, AMB_ESYSLIMIT, AMB_ENOMEM. */
+AMB_API int amb_int_from_string(amb_heap *heap, const char *s, size_t len, amb_term *out);
+
+static inline bool amb_is_integer(amb_term t)
+{
+    return amb_is_small(t) || amb_type_of(t) == AMB_T_INTEGER;
+}
+/* The value of an integer term. AMB_ETYPE when t is not an integer,
+ * AMB_ERANGE when it does not fit. */
+AMB_API int amb_get_int64(amb_term t, int64_t *out);
+AMB_API int amb_get_uint64(amb_term t, uint64_t *out);
+/* Sign and magnitude of any integer: *negative, and the magnitude as
+ * little-endian bytes (borrowed from the term's heap for big integers, or
+ * from *scratch for small ones; *len is the count of bytes, without high
+ * zero bytes; 0 means zero). */
+AMB_API int amb_get_int_bytes(amb_term t, bool *negative, const uint8_t **mag,
+                              size_t *len, uint64_t *scratch);
+
+/* A float term. Erlang floats are finite: AMB_NONE for NaN or infinity. */
+AMB_API amb_term amb_float(amb_heap *heap, double v);
+/* AMB_ETYPE unless t is a float. */
+AMB_API int amb_get_double(amb_term t, double *out);
+/* Any number as a double (big integers rounded). AMB_ETYPE, AMB_ERANGE. */
+AMB_API int amb_get_number(amb_term t, double *out);
+
+/* ---------------------------------------------------------------------------
+ * Tuples
+ * ------------------------------------------------------------------------ */
+/* A tuple of arity elements copied from elems (elems may be NULL when arity
+ * is 0). AMB_NONE when an element is AMB_NONE, on ENOMEM, or above
+ * AMB_TUPLE_MAX_ARITY. */
+#define AMB_TUPLE_MAX_ARITY ((size_t)1 << 24)
+AMB_API amb_term amb_tuple(amb_heap *heap, size_t arity, const amb_term *elems);
+/* Variadic form: AMB_TUPLE(heap, a, b, c). */
+#define AMB_TUPLE(heap, ...)                                                \
+    amb_tuple((heap), sizeof((amb_term[]){__VA_ARGS__}) / sizeof(amb_term), \
+              (amb_term[]){__VA_ARGS__})
+static inline bool amb_is_tuple(amb_term t)
+{
+    return amb_type_of(t) == AMB_T_TUPLE;
+}
+/* Arity of a tuple; 0 when t is not a tuple (check amb_is_tuple). */
+AMB_API size_t amb_tuple_arity(amb_term t);
+/* Element i (0-based) or AMB_NONE when t is not a tuple or i is out of range. */
+AMB_API amb_term amb_tuple_get(amb_term t, size_t i);
+/* True when t is a tuple of the given arity whose first element is tag. */
+AMB_API bool amb_is_record(amb_term t, amb_term tag, size_t arity);
+
+/* ---------------------------------------------------------------------------
+ * Lists and strings
+ * ------------------------------------------------------------------------ */
+/* [head | tail]. tail may be any term (improper lists). */
+AMB_API amb_term amb_cons(amb_heap *heap, amb_term head, amb_term tail);
+/* The head / tail of a list cell; AMB_NONE for anything else. */
+AMB_API amb_term amb_head(amb_term t);
+AMB_API amb_term amb_tail(amb_term t);
+/* A proper list of n elements copied from elems (NULL allowed when n is 0). */
+AMB_API amb_term amb_list(amb_heap *heap, size_t n, const amb_term *elems);
+/* Variadic form: AMB_LIST(heap, a, b, c). */
+#define AMB_LIST(heap, ...)                                                \
+    amb_list((heap), sizeof((amb_term[]){__VA_ARGS__}) / sizeof(amb_term), \
+             (amb_term[]){__VA_ARGS__})
+/* Length of a proper list. AMB_ETYPE when t is not a list or is improper. */
+AMB_API int amb_list_length(amb_term t, size_t *len);
+/* A string as Erlang makes "..." : a list of Unicode code points decoded from
+ * UTF-8 (AMB_NONE for invalid UTF-8). */
+AMB_API amb_term amb_string(amb_heap *heap, const char *utf8);
+AMB_API amb_term amb_string_n(amb_heap *heap, const char *utf8, size_t len);
+/* Writes the UTF-8 of a list of code points into buf (always NUL-terminated
+ * when cap > 0) and its length in *len. AMB_ETYPE when t is not a proper
+ * list of valid code points, AMB_EBUFSIZE when cap is too small (*len then
+ * holds the size needed, without the NUL). */
+AMB_API int amb_get_string(amb_term t, char *buf, size_t cap, size_t *len);
+
+/* ---------------------------------------------------------------------------
+ * Binaries and bitstrings. Up to AMB_HEAP_BINARY_MAX bytes live on the heap;
+ * larger ones are shared and reference counted, so copies and sends do not
+ * copy their bytes. Sub-binaries share the bytes of their parent.
+ * ------------------------------------------------------------------------ */
+#define AMB_HEAP_BINARY_MAX 64
+/* A binary holding a copy of data[0..size) (data may be NULL when size is 0). */
+AMB_API amb_term amb_binary(amb_heap *heap, const void *data, size_t size);
+/* A binary of size bytes for the caller to fill through *data before the
+ * term is used anywhere else. */
+AMB_API amb_term amb_binary_alloc(amb_heap *heap, size_t size, uint8_t **data);
+/* A bitstring of nbits bits from data (bits are taken from the high end of
+ * each byte, as Erlang stores them; unused low bits of the last byte are
+ * cleared in the copy). */
+AMB_API amb_term amb_bitstring(amb_heap *heap, const void *data, size_t nbits);
+/* The bytes [offset, offset+size) of binary t, without copying them.
+ * AMB_NONE when t is not a binary or the range is out of bounds. */
+AMB_API amb_term amb_sub_binary(amb_heap *heap, amb_term t, size_t offset, size_t size);
+static inline bool amb_is_bitstring(amb_term t)
+{
+    return amb_type_of(t) == AMB_T_BITSTRING;
+}
+/* True for bitstrings of whole bytes. */
+AMB_API bool amb_is_binary(amb_term t);
+/* The bytes of a binary or bitstring (borrowed from its heap) and its size in
+ * whole bytes plus its count of bits in a last partial byte (0..7; 0 for a
+ * binary). AMB_ETYPE when t is not a bitstring. Any out pointer may be NULL. */
+AMB_API int amb_get_binary(amb_term t, const uint8_t **data, size_t *size,
+                           unsigned *tail_bits);
+
+/* ---------------------------------------------------------------------------
+ * Maps: immutable, keys unique by exact equality (1 and 1.0 are two keys).
+ * ------------------------------------------------------------------------ */
+/* A map of n pairs. A key given twice keeps its last value, as
+ * maps:from_list/1 does. AMB_NONE on ENOMEM or AMB_NONE inputs. */
+AMB_API amb_term amb_map(amb_heap *heap, size_t n, const amb_term *keys,
+                         const amb_term *values);
+/* The map m with key set to value (a new map). */
+AMB_API amb_term amb_map_put(amb_heap *heap, amb_term m, amb_term key, amb_term value);
+static inline bool amb_is_map(amb_term t)
+{
+    return amb_type_of(t) == AMB_T_MAP;
+}
+AMB_API size_t amb_map_size(amb_term m);
+/* The value for key: AMB_ETYPE when m is not a map, AMB_ENOTFOUND. */
+AMB_API int amb_map_get(amb_term m, amb_term key, amb_term *value);
+/* Pair i in the map's iteration order (keys ascending in exact term order). */
+AMB_API int amb_map_pair(amb_term m, size_t i, amb_term *key, amb_term *value);
+
+/* ---------------------------------------------------------------------------
+ * Pids, references, ports, funs: node-qualified values that round-trip to
+ * BEAM exactly. (The runtime's own pid handles convert to these.)
+ * ------------------------------------------------------------------------ */
+AMB_API amb_term amb_pid_term(amb_heap *heap, amb_term node, uint32_t id, uint32_t serial,
+                              uint32_t creation);
+AMB_API int amb_get_pid(amb_term t, amb_term *node, uint32_t *id, uint32_t *serial,
+                        uint32_t *creation);
+/* A reference with 1 to AMB_REF_MAX_WORDS id words. */
+#define AMB_REF_MAX_WORDS 5
+AMB_API amb_term amb_ref_term(amb_heap *heap, amb_term node, uint32_t creation,
+                              const uint32_t *words, size_t nwords);
+/* *nwords is in/out: capacity of words on entry, count on return. */
+AMB_API int amb_get_ref(amb_term t, amb_term *node, uint32_t *creation, uint32_t *words,
+                        size_t *nwords);
+AMB_API amb_term amb_port_term(amb_heap *heap, amb_term node, uint64_t id,
+                               uint32_t creation);
+AMB_API int amb_get_port(amb_term t, amb_term *node, uint64_t *id, uint32_t *creation);
+/* fun Module:Function/Arity */
+AMB_API amb_term amb_export_term(amb_heap *heap, amb_term module, amb_term function,
+                                 uint8_t arity);
+/* For an export fun: its parts; AMB_ETYPE for closures and non-funs. */
+AMB_API int amb_get_export(amb_term t, amb_term *module, amb_term *function,
+                           uint8_t *arity);
+/* Closures are opaque: they keep the exact NEW_FUN_EXT body they arrived in
+ * (the bytes after the tag, starting with Size) and are re-encoded as-is. */
+AMB_API amb_term amb_closure_term(amb_heap *heap, const uint8_t *ext, size_t len);
+AMB_API int amb_get_closure(amb_term t, const uint8_t **ext, size_t *len);
+
+/* ---------------------------------------------------------------------------
+ * Comparison and hashing
+ * ------------------------------------------------------------------------ */
+/* Erlang's term order: <0, 0, >0 like strcmp. Numbers compare by value, so
+ * amb_compare(1, 1.0) == 0 (Erlang's ==). Terms of different types compare
+ * by the order of amb_type. Never fails (AMB_NONE sorts first). */
+AMB_API int amb_compare(amb_term a, amb_term b);
+/* Erlang's =:= (exact: 1 and 1.0 differ). */
+AMB_API bool amb_equal(amb_term a, amb_term b);
+/* Exact order: like amb_compare, but an integer sorts before a float of the
+ * same value; the order of map keys. Returns 0 only when amb_equal. */
+AMB_API int amb_compare_exact(amb_term a, amb_term b);
+/* A hash of t, consistent with amb_equal, the same in every run, on every
+ * machine and in every OS process (atoms hash by name, not by index). */
+AMB_API uint64_t amb_hash(amb_term t);
+
+/* ---------------------------------------------------------------------------
+ * Text: Erlang term syntax
+ * ------------------------------------------------------------------------ */
+/* Prints t as io:format("~w") does (docs/design/terms.md lists the forms
+ * Erlang cannot print back: pids, refs, ports and closures use #Pid<...>,
+ * #Ref<...>, #Port<...> and #Fun<...> forms that amb_parse reads).
+ * Writes at most cap bytes including a NUL (buf may be NULL when cap is 0),
+ * and the full length without the NUL into *len (may be NULL). Returns
+ * AMB_EBUFSIZE when the text was cut, AMB_EBADARG for AMB_NONE. */
+AMB_API int amb_print(char *buf, size_t cap, amb_term t, size_t *len);
+/* The same into a new string; free with amb_free. */
+AMB_API int amb_print_alloc(amb_term t, char **out, size_t *len);
+/* The same to a stdio stream. AMB_EIO when the stream fails. */
+AMB_API int amb_fprint(FILE *f, amb_term t);
+
+/* Parses one term in Erlang syntax from text[0..len): atoms (bare and
+ * 'quoted'), integers (with base#digits and $c forms), floats, "strings"
+ * (lists), <<...>> binaries, tuples, lists ([a|b] too), #{k => v} maps,
+ * fun M:F/A and the #Pid/#Ref/#Port/#Fun forms of amb_print. Whitespace and
+ * % comments are skipped; one final '.' is allowed. On error *err_pos (may
+ * be NULL) is the byte offset of the problem and the result is AMB_ESYNTAX,
+ * AMB_EDEPTH (nesting beyond AMB_PARSE_MAX_DEPTH), AMB_ESYSLIMIT (atom table
+ * full, integer too large) or AMB_ENOMEM. */
+#define AMB_PARSE_MAX_DEPTH 10000
+AMB_API int amb_parse(amb_heap *heap, const char *text, size_t len, amb_term *out,
+                      size_t *err_pos);
+
+/* ---------------------------------------------------------------------------
+ * Format strings: build and match terms the way ei_x_format does.
+ *
+ * A format is Erlang term syntax in which ~x directives stand for C values:
+ *
+ *   directive  amb_pack takes               amb_match stores through
+ *   ~a         const char *  -> atom        const char **  (atom name)
+ *   ~i         int                          int *
+ *   ~l         int64_t                      int64_t *
+ *   ~u         uint64_t                     uint64_t *
+ *   ~f         double        -> float       double *  (float only)
+ *   ~s         const char *  -> string      char *buf, size_t cap (UTF-8, NUL)
+ *   ~b         const void *, size_t         const uint8_t **, size_t *  (binary)
+ *   ~w / ~t    amb_term (inserted)          amb_term *  (binds any term)
+ *   ~p         amb_term, a pid              amb_term *  (pid only)
+ *   ~r         amb_term, a ref              - takes amb_term: must be =:= to it
+ *   ~v         amb_term                     - takes amb_term: must be =:= to it
+ *   _          (pack: not allowed)          matches anything
+ *
+ * Literals follow amb_parse. A format with more than AMB_FORMAT_MAX_DIRECTIVES
+ * directives is an error. In amb_match, nothing is stored unless the whole
+ * term matches.
+ * ------------------------------------------------------------------------ */
+#define AMB_FORMAT_MAX_DIRECTIVES 64
+
+/* Where a bad format string went wrong. */
+typedef struct amb_format_error {
+    size_t position; /* byte offset in the format */
+    char text[80];   /* what is wrong, NUL-terminated */
+} amb_format_error;
+
+/* Builds a term from fmt. Returns AMB_NONE on any error (use amb_pack_ex for
+ * the reason). */
+AMB_API amb_term amb_pack(amb_heap *heap, const char *fmt, ...);
+/* As amb_pack, with the result in *out and the error code returned: AMB_EFORMAT
+ * (details in *err, may be NULL), AMB_EBADARG (a C value that cannot become
+ * the term, e.g. invalid UTF-8), AMB_ESYSLIMIT, AMB_ENOMEM. */
+AMB_API int amb_pack_ex(amb_heap *heap, amb_term *out, amb_format_error *err,
+                        const char *fmt, ...);
+AMB_API int amb_vpack(amb_heap *heap, amb_term *out, amb_format_error *err,
+                      const char *fmt, va_list ap);
+
+/* Matches t against fmt: 0 when it matches (and stores the bound values),
+ * AMB_ENOMATCH when it does not (nothing stored), AMB_EFORMAT for a bad
+ * format (see amb_match_ex), AMB_EBUFSIZE when a ~s buffer is too small. */
+AMB_API int amb_match(amb_term t, const char *fmt, ...);
+AMB_API int amb_match_ex(amb_term t, amb_format_error *err, const char *fmt, ...);
+AMB_API int amb_vmatch(amb_term t, amb_format_error *err, const char *fmt, va_list ap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AMBITIOUS_TERM_H */

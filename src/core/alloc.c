@@ -1,0 +1,82 @@
+/*
+ * alloc.c - the one allocator hook every allocation of the library goes
+ * through (libuv's uv_replace_allocator, SQLite's sqlite3_mem_methods).
+ *
+ * Invariant: memory is freed through the allocator that gave it. Swapping
+ * allocators while memory is held is the caller's contract to avoid (core.h).
+ * The hook is read on every allocation without a lock: it is set before the
+ * library is used, so a plain read after that happens-before is enough.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static void *libc_malloc(void *ud, size_t size)
+{
+    (void)ud;
+    return malloc(size);
+}
+static void *libc_realloc(void *ud, void *ptr, size_t size)
+{
+    (void)ud;
+    return realloc(ptr, size);
+}
+static void libc_free(void *ud, void *ptr)
+{
+    (void)ud;
+    free(ptr);
+}
+
+static amb_allocator allocator = {libc_malloc, libc_realloc, libc_free, NULL};
+
+int amb_set_allocator(const amb_allocator *a)
+{
+    if (a == NULL) {
+        allocator = (amb_allocator){libc_malloc, libc_realloc, libc_free, NULL};
+        return 0;
+    }
+    if (a->malloc == NULL || a->realloc == NULL || a->free == NULL)
+        return AMB__MISUSE();
+    allocator = *a;
+    return 0;
+}
+
+void *amb__malloc(size_t size)
+{
+    return allocator.malloc(allocator.ud, size ? size : 1);
+}
+
+void *amb__calloc(size_t n, size_t size)
+{
+    if (size != 0 && n > SIZE_MAX / size)
+        return NULL;
+    void *p = amb__malloc(n * size);
+    if (p != NULL)
+        memset(p, 0, n * size);
+    return p;
+}
+
+void *amb__realloc(void *ptr, size_t size)
+{
+    return allocator.realloc(allocator.ud, ptr, size ? size : 1);
+}
+
+void amb__free(void *ptr)
+{
+    if (ptr != NULL)
+        allocator.free(allocator.ud, ptr);
+}
+
+void *amb_malloc(size_t size)
+{
+    return amb__malloc(size);
+}
+void *amb_realloc(void *ptr, size_t size)
+{
+    return amb__realloc(ptr, size);
+}
+void amb_free(void *ptr)
+{
+    amb__free(ptr);
+}

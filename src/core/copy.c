@@ -1,0 +1,162 @@
+/*
+ * copy.c - deep copy of a term onto another heap (what a send does), and the
+ * size such a copy takes.
+ *
+ * The copy walks with an explicit stack of tasks (source term, destination
+ * slot): no C recursion, whatever the depth. A list pushes its tail task
+ * before its head task, so the stack does not grow with list length.
+ * Shared binaries are not copied: the copy's box takes a new reference.
+ * Sub-terms shared inside the source are copied once per occurrence, as BEAM
+ * does when it sends a message.
+ */
+#include "term_internal.h"
+
+/* Words a box occupies (header included). */
+static size_t box_words(amb_term t)
+{
+    const uint64_t *p = amb__box(t);
+    uint64_t payload = AMB__HDR_PAYLOAD(p[0]);
+    switch (amb__box_kind(t)) {
+    case AMB__K_TUPLE:
+        return 1 + (size_t)payload;
+    case AMB__K_BIG:
+        return 1 + (size_t)(payload >> 1);
+    case AMB__K_FLOAT:
+        return 2;
+    case AMB__K_BINARY: {
+        const amb__binary *b = (const amb__binary *)(const void *)p;
+        return AMB__BINARY_WORDS + (b->refc ? 0 : (b->size + 7) / 8);
+    }
+    case AMB__K_MAP:
+        return 1 + 2 * (size_t)payload;
+    case AMB__K_PID:
+        return 5;
+    case AMB__K_REF:
+        return 3 + (size_t)payload;
+    case AMB__K_PORT:
+        return 4;
+    case AMB__K_EXPORT:
+        return 3;
+    case AMB__K_CLOSURE:
+        return 2 + (((const amb__closure *)(const void *)p)->len + 7) / 8;
+    default:
+        amb__panic("corrupt term header %llx", (unsigned long long)p[0]);
+    }
+}
+
+/* The term's children live in these word ranges of its box. */
+static size_t box_children(amb_term t, size_t *first)
+{
+    uint64_t payload = AMB__HDR_PAYLOAD(amb__box(t)[0]);
+    switch (amb__box_kind(t)) {
+    case AMB__K_TUPLE:
+        *first = 1;
+        return (size_t)payload;
+    case AMB__K_MAP:
+        *first = 1;
+        return 2 * (size_t)payload;
+    default:
+        *first = 0;
+        return 0; /* atoms inside pids etc. are immediates */
+    }
+}
+
+size_t amb_term_size(amb_term t)
+{
+    amb__wstack st;
+    amb__wstack_init(&st);
+    size_t words = 0;
+    for (;;) {
+        if (amb_is_cons(t)) {
+            words += 2;
+            if (amb__wstack_push(&st, amb__cons_cell(t)[1]) ||
+                amb__wstack_push(&st, amb__cons_cell(t)[0]))
+                amb__panic("out of memory sizing a term");
+        } else if (amb__is_boxed(t)) {
+            words += box_words(t);
+            size_t first, n = box_children(t, &first);
+            for (size_t i = 0; i < n; i++)
+                if (amb__wstack_push(&st, amb__box(t)[first + i]))
+                    amb__panic("out of memory sizing a term");
+        }
+        if (amb__wstack_empty(&st))
+            break;
+        t = amb__wstack_pop(&st);
+    }
+    amb__wstack_free(&st);
+    return words * sizeof(uint64_t);
+}
+
+int amb_term_copy(amb_heap *dst, amb_term t, amb_term *out)
+{
+    if (dst == NULL || out == NULL || t == AMB_NONE)
+        return AMB__MISUSE();
+    if (!amb_is_cons(t) && !amb__is_boxed(t)) {
+        *out = t;
+        return 0;
+    }
+    amb__wstack st;
+    amb__wstack_init(&st);
+    amb_term result = AMB_NONE;
+    amb_term *slot = &result;
+    int rc = 0;
+    for (;;) {
+        if (amb_is_cons(t)) {
+            amb_term *cell = (amb_term *)amb__heap_alloc(dst, 2);
+            if (cell == NULL) {
+                rc = AMB_ENOMEM;
+                break;
+            }
+            const amb_term *src = amb__cons_cell(t);
+            cell[0] = src[0];
+            cell[1] = src[1];
+            *slot = amb__make_cons(cell);
+            if (amb__wstack_push(&st, src[1]) ||
+                amb__wstack_push(&st, (uint64_t)(uintptr_t)&cell[1]) ||
+                amb__wstack_push(&st, src[0]) ||
+                amb__wstack_push(&st, (uint64_t)(uintptr_t)&cell[0])) {
+                rc = AMB_ENOMEM;
+                break;
+            }
+        } else if (amb__is_boxed(t)) {
+            if (amb__box_kind(t) == AMB__K_BINARY) {
+                const amb__binary *b = (const amb__binary *)(const void *)amb__box(t);
+                *slot = amb__binary_make(dst, b->refc, b->data, b->size,
+                                         (unsigned)AMB__HDR_PAYLOAD(b->header));
+                if (*slot == AMB_NONE) {
+                    rc = AMB_ENOMEM;
+                    break;
+                }
+            } else {
+                size_t words = box_words(t);
+                uint64_t *p = amb__heap_alloc(dst, words);
+                if (p == NULL) {
+                    rc = AMB_ENOMEM;
+                    break;
+                }
+                memcpy(p, amb__box(t), words * sizeof(uint64_t));
+                *slot = amb__make_box(p);
+                size_t first, n = box_children(t, &first);
+                for (size_t i = n; i-- > 0;) {
+                    if (amb__wstack_push(&st, p[first + i]) ||
+                        amb__wstack_push(&st, (uint64_t)(uintptr_t)&p[first + i])) {
+                        rc = AMB_ENOMEM;
+                        break;
+                    }
+                }
+                if (rc != 0)
+                    break;
+            }
+        } else {
+            *slot = t;
+        }
+        if (amb__wstack_empty(&st))
+            break;
+        slot = (amb_term *)(uintptr_t)amb__wstack_pop(&st);
+        t = amb__wstack_pop(&st);
+    }
+    amb__wstack_free(&st);
+    if (rc == 0)
+        *out = result;
+    return rc;
+}

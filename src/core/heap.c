@@ -1,0 +1,168 @@
+/*
+ * heap.c - term heaps: bump-pointer arenas of word-aligned blocks.
+ *
+ *   heap -> [current block: used ... | free ]  -> older blocks -> ...
+ *            ^top                     ^end
+ *
+ * Invariants:
+ *   - Terms are never freed one by one; reset/free drop them all.
+ *   - Every BINARY box on the heap that holds a reference on a shared refbin
+ *     is on `offheap` exactly once; reset/free release each reference once.
+ *   - Block sizes double up to BLOCK_MAX_WORDS, so n words of terms cost
+ *     O(log n) allocations; a request larger than a quarter of a block gets
+ *     a block of its own, so one big term does not waste the current block.
+ *   - reset keeps the current block (the largest) and frees the rest, so a
+ *     process that resets per message reaches a steady state with no
+ *     allocation at all.
+ */
+#include "term_internal.h"
+
+typedef struct block {
+    struct block *next;
+    size_t nwords;
+    uint64_t words[];
+} block;
+
+struct amb_heap {
+    block *blocks; /* current block first */
+    uint64_t *top, *end;
+    size_t bytes; /* sum of block sizes */
+    amb__binary *offheap;
+};
+
+#define BLOCK_MIN_WORDS 64
+#define BLOCK_MAX_WORDS ((size_t)1 << 16)
+
+int amb_heap_new(amb_heap **out)
+{
+    if (out == NULL)
+        return AMB__MISUSE();
+    amb_heap *h = amb__calloc(1, sizeof *h);
+    if (h == NULL)
+        return AMB_ENOMEM;
+    *out = h;
+    return 0;
+}
+
+static void release_offheap(amb_heap *h)
+{
+    for (amb__binary *b = h->offheap; b != NULL; b = b->next)
+        amb__refbin_release(b->refc);
+    h->offheap = NULL;
+}
+
+void amb_heap_free(amb_heap *heap)
+{
+    if (heap == NULL)
+        return;
+    release_offheap(heap);
+    for (block *b = heap->blocks, *next; b != NULL; b = next) {
+        next = b->next;
+        amb__free(b);
+    }
+    amb__free(heap);
+}
+
+void amb_heap_reset(amb_heap *heap)
+{
+    if (heap == NULL || heap->blocks == NULL)
+        return;
+    release_offheap(heap);
+    block *keep = heap->blocks;
+    for (block *b = keep->next, *next; b != NULL; b = next) {
+        next = b->next;
+        amb__free(b);
+    }
+    keep->next = NULL;
+    heap->blocks = keep;
+    heap->top = keep->words;
+    heap->end = keep->words + keep->nwords;
+    heap->bytes = sizeof(block) + keep->nwords * sizeof(uint64_t);
+}
+
+size_t amb_heap_size(const amb_heap *heap)
+{
+    return heap ? heap->bytes : 0;
+}
+
+static block *new_block(size_t nwords)
+{
+    if (nwords > (SIZE_MAX - sizeof(block)) / sizeof(uint64_t))
+        return NULL;
+    block *b = amb__malloc(sizeof(block) + nwords * sizeof(uint64_t));
+    if (b != NULL)
+        b->nwords = nwords;
+    return b;
+}
+
+static uint64_t *alloc_slow(amb_heap *h, size_t nwords)
+{
+    size_t last = h->blocks ? h->blocks->nwords : 0;
+    size_t grow = last ? last * 2 : BLOCK_MIN_WORDS;
+    if (grow > BLOCK_MAX_WORDS)
+        grow = BLOCK_MAX_WORDS;
+    if (h->blocks != NULL && nwords > grow / 4) {
+        /* A big request gets its own block behind the current one. */
+        block *b = new_block(nwords);
+        if (b == NULL)
+            return NULL;
+        b->next = h->blocks->next;
+        h->blocks->next = b;
+        h->bytes += sizeof(block) + nwords * sizeof(uint64_t);
+        return b->words;
+    }
+    if (grow < nwords)
+        grow = nwords;
+    block *b = new_block(grow);
+    if (b == NULL)
+        return NULL;
+    b->next = h->blocks;
+    h->blocks = b;
+    h->bytes += sizeof(block) + grow * sizeof(uint64_t);
+    h->top = b->words + nwords;
+    h->end = b->words + grow;
+    return b->words;
+}
+
+uint64_t *amb__heap_alloc(amb_heap *heap, size_t nwords)
+{
+    if (amb__likely((size_t)(heap->end - heap->top) >= nwords)) {
+        uint64_t *p = heap->top;
+        heap->top += nwords;
+        return p;
+    }
+    return alloc_slow(heap, nwords);
+}
+
+void amb__heap_track_binary(amb_heap *heap, amb__binary *bin)
+{
+    bin->next = heap->offheap;
+    heap->offheap = bin;
+}
+
+amb__refbin *amb__refbin_new(size_t size)
+{
+    if (size > SIZE_MAX - sizeof(amb__refbin))
+        return NULL;
+    amb__refbin *rb = amb__malloc(sizeof(amb__refbin) + size);
+    if (rb == NULL)
+        return NULL;
+    atomic_init(&rb->refs, 1);
+    rb->size = size;
+    return rb;
+}
+
+void amb__refbin_retain(amb__refbin *rb)
+{
+    /* relaxed: the caller already holds a reference, so the count cannot
+     * reach zero concurrently; nothing is published by the increment. */
+    atomic_fetch_add_explicit(&rb->refs, 1, memory_order_relaxed);
+}
+
+void amb__refbin_release(amb__refbin *rb)
+{
+    /* acq_rel: release makes this owner's reads of the bytes happen before
+     * the free; acquire on the last decrement sees every other owner's. */
+    if (atomic_fetch_sub_explicit(&rb->refs, 1, memory_order_acq_rel) == 1)
+        amb__free(rb);
+}

@@ -1,0 +1,48 @@
+/*
+ * internal.h - what every file of the library shares and no user sees:
+ * allocation through the installed hook, panics for broken invariants, and
+ * branch hints. Everything here is amb__-prefixed and hidden from the shared
+ * library's symbol table (-fvisibility=hidden).
+ */
+#ifndef AMB_CORE_INTERNAL_H
+#define AMB_CORE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ambitious/core.h"
+
+#define amb__likely(x)   __builtin_expect(!!(x), 1)
+#define amb__unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Allocation through the installed allocator (alloc.c). amb__malloc returns
+ * NULL when out of memory; amb__free accepts NULL. amb__calloc checks n*size
+ * for overflow. */
+void *amb__malloc(size_t size);
+void *amb__calloc(size_t n, size_t size);
+void *amb__realloc(void *ptr, size_t size);
+void amb__free(void *ptr);
+
+/* A broken runtime invariant: prints file, line and message, then aborts. */
+_Noreturn void amb__panic_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define amb__panic(...) amb__panic_at(__FILE__, __LINE__, __VA_ARGS__)
+
+/* Checked in every build: an invariant whose failure would corrupt memory. */
+#define AMB__CHECK(cond)                               \
+    do {                                               \
+        if (amb__unlikely(!(cond)))                    \
+            amb__panic("invariant failed: %s", #cond); \
+    } while (0)
+
+/* Misuse of the public API: AMB_EBADARG in release builds, and an assert in
+ * debug builds so the mistake is found where it is made. */
+#ifdef NDEBUG
+#define AMB__MISUSE() (AMB_EBADARG)
+#else
+#define AMB__MISUSE() (amb__misuse_at(__FILE__, __LINE__), AMB_EBADARG)
+#endif
+void amb__misuse_at(const char *file, int line);
+
+#endif /* AMB_CORE_INTERNAL_H */

@@ -1,0 +1,253 @@
+/*
+ * term_internal.h - the memory layout of boxed terms, shared by the files of
+ * src/core/ (term.c builds them, compare.c, print.c, etf_*.c read them).
+ *
+ * A boxed term is a pointer (low 3 bits 000) to a header word:
+ *
+ *     header = (payload << 8) | kind
+ *
+ *   kind       payload                words after the header
+ *   ---------  ---------------------  ------------------------------------------
+ *   TUPLE      arity                  arity element terms
+ *   BIG        ndigits<<1 | negative  ndigits uint64 limbs, least significant
+ *                                     first, top limb non-zero; the value never
+ *                                     fits a small integer (normalized)
+ *   FLOAT      0                      one double (finite)
+ *   BINARY     tail_bits (0..7)       struct amb__binary minus its header
+ *   MAP        npairs                 npairs keys (ascending amb_compare_exact,
+ *                                     unique), then npairs values
+ *   PID        0                      node atom, id, serial, creation (uint64 each)
+ *   REF        nwords                 node atom, creation, then nwords uint64
+ *                                     each holding one 32-bit id word
+ *   PORT       0                      node atom, id, creation
+ *   EXPORT     arity                  module atom, function atom
+ *   CLOSURE    0                      struct amb__closure minus its header
+ *
+ * A list cell is two words [head, tail] at (term & ~7).
+ *
+ * Invariants:
+ *   - Terms on a heap are immutable once the builder returns them.
+ *   - A BINARY box either points into its own heap (refc == NULL) or holds
+ *     one reference on refc, recorded in its heap's off-heap list so that
+ *     amb_heap_reset/free drop it exactly once.
+ *   - Every walker over term structure (copy, compare, hash, print, encode)
+ *     must not recurse on the C stack without bound: they iterate over list
+ *     tails and use an explicit stack (or a depth-bounded recursion of at
+ *     most AMB__MAX_C_RECURSION) for nesting.
+ */
+#ifndef AMB_CORE_TERM_INTERNAL_H
+#define AMB_CORE_TERM_INTERNAL_H
+
+#include <stdatomic.h>
+#include <string.h>
+
+#include "ambitious/term.h"
+#include "internal.h"
+
+enum amb__kind {
+    AMB__K_TUPLE = 1,
+    AMB__K_BIG,
+    AMB__K_FLOAT,
+    AMB__K_BINARY,
+    AMB__K_MAP,
+    AMB__K_PID,
+    AMB__K_REF,
+    AMB__K_PORT,
+    AMB__K_EXPORT,
+    AMB__K_CLOSURE,
+};
+
+#define AMB__HDR(kind, payload) (((uint64_t)(payload) << 8) | (uint64_t)(kind))
+#define AMB__HDR_KIND(h)        ((unsigned)((h)&0xffu))
+#define AMB__HDR_PAYLOAD(h)     ((h) >> 8)
+
+static inline bool amb__is_boxed(amb_term t)
+{
+    return t != 0 && (t & 7u) == 0;
+}
+static inline uint64_t *amb__box(amb_term t)
+{
+    return (uint64_t *)(uintptr_t)t;
+}
+static inline amb_term amb__make_box(const uint64_t *p)
+{
+    return (amb_term)(uintptr_t)p;
+}
+static inline unsigned amb__box_kind(amb_term t)
+{
+    return AMB__HDR_KIND(amb__box(t)[0]);
+}
+static inline amb_term *amb__cons_cell(amb_term t)
+{
+    return (amb_term *)(uintptr_t)(t & ~(amb_term)7);
+}
+static inline amb_term amb__make_cons(const amb_term *cell)
+{
+    return (amb_term)(uintptr_t)cell | 2u;
+}
+static inline uint32_t amb__atom_index(amb_term a)
+{
+    return (uint32_t)(a >> 3);
+}
+
+/* Shared, reference-counted bytes of a large binary. */
+typedef struct amb__refbin {
+    /* Relaxed increments suffice (a reference is only ever copied from one
+     * already held); the decrement is acq_rel so the last owner sees every
+     * write made by the others before it frees. */
+    atomic_size_t refs;
+    size_t size;
+    uint8_t data[];
+} amb__refbin;
+
+/* The BINARY box. `data` points either just past this struct on the same
+ * heap, or into refc->data. */
+typedef struct amb__binary {
+    uint64_t header; /* AMB__HDR(AMB__K_BINARY, tail_bits) */
+    size_t size;     /* whole bytes, plus 1 when tail_bits != 0 */
+    const uint8_t *data;
+    amb__refbin *refc;        /* NULL for heap binaries */
+    struct amb__binary *next; /* the heap's off-heap list (refc != NULL only) */
+} amb__binary;
+#define AMB__BINARY_WORDS (sizeof(amb__binary) / sizeof(uint64_t))
+
+/* The CLOSURE box: the NEW_FUN_EXT body, kept verbatim. */
+typedef struct amb__closure {
+    uint64_t header; /* AMB__HDR(AMB__K_CLOSURE, 0) */
+    size_t len;
+    uint8_t ext[]; /* len bytes, padded to a word */
+} amb__closure;
+
+static inline double amb__float_value(amb_term t)
+{
+    double d;
+    memcpy(&d, &amb__box(t)[1], sizeof d);
+    return d;
+}
+
+/* Big integers. */
+static inline size_t amb__big_ndigits(amb_term t)
+{
+    return (size_t)(AMB__HDR_PAYLOAD(amb__box(t)[0]) >> 1);
+}
+static inline bool amb__big_negative(amb_term t)
+{
+    return (AMB__HDR_PAYLOAD(amb__box(t)[0]) & 1u) != 0;
+}
+static inline const uint64_t *amb__big_digits(amb_term t)
+{
+    return &amb__box(t)[1];
+}
+
+/* Maps. */
+static inline size_t amb__map_size(amb_term t)
+{
+    return (size_t)AMB__HDR_PAYLOAD(amb__box(t)[0]);
+}
+static inline amb_term *amb__map_keys(amb_term t)
+{
+    return (amb_term *)&amb__box(t)[1];
+}
+static inline amb_term *amb__map_values(amb_term t)
+{
+    return (amb_term *)&amb__box(t)[1 + amb__map_size(t)];
+}
+
+/* ---------------------------------------------------------------------------
+ * Heap internals (heap.c)
+ * ------------------------------------------------------------------------ */
+
+/* nwords zeroed? no: uninitialised words, 8-byte aligned, on heap. NULL when
+ * out of memory. */
+uint64_t *amb__heap_alloc(amb_heap *heap, size_t nwords);
+/* Records a binary box that holds a reference on a refbin. */
+void amb__heap_track_binary(amb_heap *heap, amb__binary *bin);
+
+/* A new refbin of size bytes with one reference; NULL on ENOMEM. */
+amb__refbin *amb__refbin_new(size_t size);
+void amb__refbin_retain(amb__refbin *rb);
+void amb__refbin_release(amb__refbin *rb);
+
+/* Builds a BINARY box on heap viewing bytes [data, data+size) of rb (which
+ * gains a reference) or, when rb is NULL, copying them onto the heap.
+ * AMB_NONE on ENOMEM. */
+amb_term amb__binary_make(amb_heap *heap, amb__refbin *rb, const uint8_t *data,
+                          size_t size, unsigned tail_bits);
+
+/* ---------------------------------------------------------------------------
+ * Big integers (bignum.c). Digits are little-endian uint64 limbs.
+ * ------------------------------------------------------------------------ */
+
+/* Builds the canonical integer term for sign + limbs (strips high zero limbs
+ * and returns a small integer when the value fits). AMB_NONE on ENOMEM.
+ * AMB_ESYSLIMIT-size inputs are the caller's to reject. */
+amb_term amb__big_make(amb_heap *heap, bool negative, const uint64_t *limbs, size_t n);
+/* Compares two integers (small or big) by value: -1, 0, 1. */
+int amb__int_compare(amb_term a, amb_term b);
+/* Writes the decimal text of integer t into a new buffer (free with
+ * amb__free). */
+int amb__int_to_decimal(amb_term t, char **out, size_t *len);
+/* The nearest double to integer t (may be +-HUGE_VAL for huge values). */
+double amb__int_to_double(amb_term t);
+/* Compares integer a with the finite double d by exact value: -1, 0, 1. */
+int amb__int_compare_double(amb_term a, double d);
+
+/* ---------------------------------------------------------------------------
+ * Atoms (atom.c)
+ * ------------------------------------------------------------------------ */
+/* The stable 64-bit hash of an atom's name (computed once at intern time). */
+uint64_t amb__atom_hash(amb_term a);
+/* True when the atom's name is all Latin-1 (for ATOM_EXT encoding). */
+bool amb__atom_is_latin1(amb_term a);
+
+/* A stable 64-bit hash of bytes, the same on every machine (hash.c). */
+uint64_t amb__hash_bytes(const void *data, size_t len, uint64_t seed);
+
+/* UTF-8 helpers (utf8.c). */
+/* Decodes one code point from s[0..len) into *cp; returns its length in
+ * bytes, or 0 for invalid UTF-8 (overlong, surrogate, > U+10FFFF, truncated). */
+size_t amb__utf8_decode(const uint8_t *s, size_t len, uint32_t *cp);
+/* Encodes cp (must be valid) into out (4 bytes room); returns its length. */
+size_t amb__utf8_encode(uint32_t cp, uint8_t *out);
+/* True when s[0..len) is valid UTF-8; *nchars gets the code point count. */
+bool amb__utf8_valid(const uint8_t *s, size_t len, size_t *nchars);
+
+/* ---------------------------------------------------------------------------
+ * A growable byte buffer for printers and encoders (buf.c).
+ * ------------------------------------------------------------------------ */
+typedef struct amb__buf {
+    uint8_t *data;
+    size_t len, cap;
+    int err; /* sticky: first failure (AMB_ENOMEM); appends become no-ops */
+} amb__buf;
+
+void amb__buf_init(amb__buf *b);
+void amb__buf_free(amb__buf *b);
+void amb__buf_append(amb__buf *b, const void *data, size_t len);
+void amb__buf_putc(amb__buf *b, uint8_t c);
+void amb__buf_printf(amb__buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---------------------------------------------------------------------------
+ * An explicit stack of words for non-recursive walkers (buf.c).
+ * ------------------------------------------------------------------------ */
+typedef struct amb__wstack {
+    uint64_t *items;
+    size_t len, cap;
+    uint64_t inline_items[32];
+} amb__wstack;
+
+void amb__wstack_init(amb__wstack *s);
+void amb__wstack_free(amb__wstack *s);
+/* 0 or AMB_ENOMEM. */
+int amb__wstack_push(amb__wstack *s, uint64_t v);
+static inline bool amb__wstack_empty(const amb__wstack *s)
+{
+    return s->len == 0;
+}
+static inline uint64_t amb__wstack_pop(amb__wstack *s)
+{
+    return s->items[--s->len];
+}
+
+#endif /* AMB_CORE_TERM_INTERNAL_H */
