@@ -50,7 +50,9 @@ typedef struct amb_heap amb_heap;
  *   ...x000  boxed: pointer to a header word on a heap (0 itself is AMB_NONE)
  *   ...x010  list cell: pointer | 2 to two words [head, tail]
  *   ...x100  atom: index << 3 | 4
- *   ...x110  other immediates: [] is 6
+ *   ...x110  other immediates: [] is 6 (...0110); a pid of a node that
+ *            lives in this OS process (a runtime) is ...1110 (see
+ *            amb_pid_term): such pids are plain values, like small integers
  * ------------------------------------------------------------------------ */
 
 #define AMB_NONE ((amb_term)0) /* "no term": the failure value of builders */
@@ -405,8 +407,19 @@ AMB_API int amb_map_pair(amb_term m, size_t i, amb_term *key, amb_term *value);
 
 /* ---------------------------------------------------------------------------
  * Pids, references, ports, funs: node-qualified values that round-trip to
- * BEAM exactly. (The runtime's own pid handles convert to these.)
+ * BEAM exactly.
+ *
+ * A pid of a local node (a runtime in this OS process, see process.h) is an
+ * immediate word: copying, sending and comparing it costs nothing and it never
+ * dangles. Every way of making a pid (this constructor, amb_parse, the ETF
+ * decoder) gives the immediate form when the node and creation are a local
+ * node's and the numbers fit, so equal pids are equal words or equal boxes.
  * ------------------------------------------------------------------------ */
+static inline bool amb_is_local_pid(amb_term t)
+{
+    return (t & 15u) == 14u;
+}
+/* A pid term. heap may be NULL when the pid is a local node's (immediate). */
 AMB_API amb_term amb_pid_term(amb_heap *heap, amb_term node, uint32_t id, uint32_t serial,
                               uint32_t creation);
 AMB_API int amb_get_pid(amb_term t, amb_term *node, uint32_t *id, uint32_t *serial,

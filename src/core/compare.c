@@ -128,9 +128,15 @@ static int cmp_shallow(amb_term a, amb_term b, bool exact)
         return cmp_u64(n, m);
     }
     case AMB_T_PID: {
-        static const int order[] = {3, 2, 4}; /* serial, id, creation */
-        int c = cmp_atoms(amb__box(a)[1], amb__box(b)[1]);
-        return c ? c : cmp_words(amb__box(a), amb__box(b), order, 3);
+        /* Local pids are immediates and remote ones boxes: compare the parts. */
+        amb_term na = AMB_NONE, nb = AMB_NONE;
+        uint32_t pa[3] = {0}, pb[3] = {0}; /* serial, id, creation */
+        amb_get_pid(a, &na, &pa[1], &pa[0], &pa[2]);
+        amb_get_pid(b, &nb, &pb[1], &pb[0], &pb[2]);
+        int c = cmp_atoms(na, nb);
+        for (int i = 0; i < 3 && c == 0; i++)
+            c = cmp_u64(pa[i], pb[i]);
+        return c;
     }
     case AMB_T_PORT: {
         static const int order[] = {2, 3}; /* id, creation */

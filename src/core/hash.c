@@ -95,13 +95,19 @@ static uint64_t hash_node(uint64_t h, amb_term t)
     case AMB_T_TUPLE:
     case AMB_T_MAP:
         return feed(h, AMB__HDR_PAYLOAD(amb__box(t)[0]));
-    case AMB_T_PID:
+    case AMB_T_PID: {
+        amb_term node = AMB_NONE;
+        uint32_t id = 0, serial = 0, creation = 0;
+        amb_get_pid(t, &node, &id, &serial, &creation);
+        h = feed(h, amb__atom_hash(node));
+        h = feed(h, id);
+        h = feed(h, serial);
+        return feed(h, creation);
+    }
     case AMB_T_PORT:
     case AMB_T_REF: {
         const uint64_t *p = amb__box(t);
-        size_t words = type == AMB_T_PID    ? 3
-                       : type == AMB_T_PORT ? 2
-                                            : 1 + AMB__HDR_PAYLOAD(p[0]);
+        size_t words = type == AMB_T_PORT ? 2 : 1 + (size_t)AMB__HDR_PAYLOAD(p[0]);
         h = feed(h, amb__atom_hash(p[1]));
         for (size_t i = 0; i < words; i++)
             h = feed(h, p[2 + i]);

@@ -28,7 +28,9 @@ amb_type amb_type_of(amb_term t)
     case 4:
         return AMB_T_ATOM;
     case 6:
-        return t == AMB_NIL ? AMB_T_NIL : AMB_T_NONE;
+        if (t == AMB_NIL)
+            return AMB_T_NIL;
+        return amb_is_local_pid(t) ? AMB_T_PID : AMB_T_NONE;
     default:
         break;
     }
@@ -662,7 +664,15 @@ int amb_map_pair(amb_term m, size_t i, amb_term *key, amb_term *value)
 amb_term amb_pid_term(amb_heap *heap, amb_term node, uint32_t id, uint32_t serial,
                       uint32_t creation)
 {
-    if (heap == NULL || !amb_is_atom(node))
+    if (!amb_is_atom(node))
+        return AMB_NONE;
+    /* A local node's pid is canonically the immediate word. */
+    if (id <= AMB__LPID_INDEX_MAX && serial <= AMB__LPID_SERIAL_MAX) {
+        unsigned slot = amb__node_find(node, creation);
+        if (slot != 0)
+            return amb__lpid_make(slot, id, serial);
+    }
+    if (heap == NULL)
         return AMB_NONE;
     uint64_t *p = amb__heap_alloc(heap, 5);
     if (p == NULL)
@@ -678,6 +688,21 @@ amb_term amb_pid_term(amb_heap *heap, amb_term node, uint32_t id, uint32_t seria
 int amb_get_pid(amb_term t, amb_term *node, uint32_t *id, uint32_t *serial,
                 uint32_t *creation)
 {
+    if (amb_is_local_pid(t)) {
+        amb_term name;
+        uint32_t cr;
+        if (!amb__node_get(amb__lpid_slot(t), &name, &cr))
+            return AMB_ETYPE;
+        if (node != NULL)
+            *node = name;
+        if (id != NULL)
+            *id = amb__lpid_index(t);
+        if (serial != NULL)
+            *serial = amb__lpid_serial(t);
+        if (creation != NULL)
+            *creation = cr;
+        return 0;
+    }
     if (!amb__is_boxed(t) || amb__box_kind(t) != AMB__K_PID)
         return AMB_ETYPE;
     const uint64_t *p = amb__box(t);

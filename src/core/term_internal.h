@@ -154,6 +154,49 @@ static inline amb_term *amb__map_values(amb_term t)
 }
 
 /* ---------------------------------------------------------------------------
+ * Local nodes and their immediate pids (node.c)
+ *
+ *   local pid word: [ slot:10 | serial:22 | index:28 | 1110 ]
+ *                    63    54   53    32   31      4   3  0
+ *
+ * A local node is a runtime of this OS process: its name atom and creation
+ * are registered in a slot (1..AMB__NODE_SLOTS-1; slot 0 is never used, so no
+ * pid word has zero high bits). Slots are never reused within an OS process,
+ * so an old pid can never name a process of a newer runtime.
+ * ------------------------------------------------------------------------ */
+#define AMB__NODE_SLOTS       1024u
+#define AMB__LPID_INDEX_BITS  28
+#define AMB__LPID_SERIAL_BITS 22
+#define AMB__LPID_INDEX_MAX   ((1u << AMB__LPID_INDEX_BITS) - 1)
+#define AMB__LPID_SERIAL_MAX  ((1u << AMB__LPID_SERIAL_BITS) - 1)
+
+static inline amb_term amb__lpid_make(unsigned slot, uint32_t index, uint32_t serial)
+{
+    return ((uint64_t)slot << 54) | ((uint64_t)serial << 32) | ((uint64_t)index << 4) |
+           14u;
+}
+static inline unsigned amb__lpid_slot(amb_term t)
+{
+    return (unsigned)(t >> 54);
+}
+static inline uint32_t amb__lpid_index(amb_term t)
+{
+    return (uint32_t)(t >> 4) & AMB__LPID_INDEX_MAX;
+}
+static inline uint32_t amb__lpid_serial(amb_term t)
+{
+    return (uint32_t)(t >> 32) & AMB__LPID_SERIAL_MAX;
+}
+
+/* Registers a local node; *slot gets its slot. AMB_EEXIST when that name and
+ * creation are registered already, AMB_ESYSLIMIT when all slots were used. */
+int amb__node_register(amb_term name, uint32_t creation, unsigned *slot);
+/* The slot of a registered local node, or 0 when (name, creation) is not one. */
+unsigned amb__node_find(amb_term name, uint32_t creation);
+/* The name and creation of a slot. False for a slot never registered. */
+bool amb__node_get(unsigned slot, amb_term *name, uint32_t *creation);
+
+/* ---------------------------------------------------------------------------
  * Heap internals (heap.c)
  * ------------------------------------------------------------------------ */
 

@@ -395,6 +395,42 @@ AMB_TEST(pids_refs_ports_funs_round_trip_their_parts)
     amb_heap_free(h);
 }
 
+AMB_TEST(local_node_pids_are_immediate_values)
+{
+    amb_heap *h = heap_new();
+    amb_term node = amb_atom("local@test");
+    unsigned slot;
+    assert_ok(amb__node_register(node, 5, &slot));
+    assert_rc(AMB_EEXIST, amb__node_register(node, 5, &slot));
+    amb_term pid = amb_pid_term(NULL, node, 42, 7, 5);
+    assert_true(amb_is_local_pid(pid));
+    assert_int_equal(amb_type_of(pid), AMB_T_PID);
+    amb_term n;
+    uint32_t id, serial, creation;
+    assert_ok(amb_get_pid(pid, &n, &id, &serial, &creation));
+    assert_true(n == node);
+    assert_int_equal(id, 42);
+    assert_int_equal(serial, 7);
+    assert_int_equal(creation, 5);
+    /* The same node with another creation, or numbers too large, are boxes. */
+    amb_term other = amb_pid_term(h, node, 42, 7, 6);
+    assert_false(amb_is_local_pid(other));
+    assert_true(amb_pid_term(NULL, node, 42, 7, 6) == AMB_NONE);
+    amb_term wide = amb_pid_term(h, node, 1u << 30, 7, 5);
+    assert_false(amb_is_local_pid(wide));
+    /* Equal pids are equal words; order and hash see the parts. */
+    assert_true(amb_pid_term(h, node, 42, 7, 5) == pid);
+    assert_true(amb_compare(pid, other) < 0);
+    assert_true(amb_compare(amb_pid_term(NULL, node, 41, 8, 5), pid) >
+                0); /* serial first */
+    assert_false(amb_equal(pid, other));
+    assert_true(amb_hash(pid) != amb_hash(other));
+    amb_term copy;
+    assert_ok(amb_term_copy(h, pid, &copy));
+    assert_true(copy == pid);
+    amb_heap_free(h);
+}
+
 AMB_TEST(copy_is_deep_and_independent)
 {
     amb_heap *a = heap_new(), *b = heap_new();
@@ -568,6 +604,7 @@ AMB_TEST_MAIN(AMB_TEST_ENTRY(small_integers_are_immediate_and_canonical),
               AMB_TEST_ENTRY(bitstrings_keep_their_bit_count),
               AMB_TEST_ENTRY(maps_sort_keys_and_last_duplicate_wins),
               AMB_TEST_ENTRY(pids_refs_ports_funs_round_trip_their_parts),
+              AMB_TEST_ENTRY(local_node_pids_are_immediate_values),
               AMB_TEST_ENTRY(copy_is_deep_and_independent),
               AMB_TEST_ENTRY(copy_of_deep_and_long_terms_uses_no_recursion),
               AMB_TEST_ENTRY(heap_reset_keeps_one_block_and_releases_binaries),
