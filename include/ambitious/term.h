@@ -454,8 +454,9 @@ AMB_API int amb_get_closure(amb_term t, const uint8_t **ext, size_t *len);
 AMB_API int amb_compare(amb_term a, amb_term b);
 /* Erlang's =:= (exact: 1 and 1.0 differ). */
 AMB_API bool amb_equal(amb_term a, amb_term b);
-/* Exact order: like amb_compare, but an integer sorts before a float of the
- * same value; the order of map keys. Returns 0 only when amb_equal. */
+/* Exact order: like amb_compare, but every integer sorts before every float
+ * (OTP's map key order: #{2 => a, 1.5 => b} lists 2 first). Returns 0 only
+ * when amb_equal. */
 AMB_API int amb_compare_exact(amb_term a, amb_term b);
 /* A hash of t, consistent with amb_equal, the same in every run, on every
  * machine and in every OS process (atoms hash by name, not by index). */
@@ -464,7 +465,7 @@ AMB_API uint64_t amb_hash(amb_term t);
 /* ---------------------------------------------------------------------------
  * Text: Erlang term syntax
  * ------------------------------------------------------------------------ */
-/* Prints t as io:format("~w") does (docs/design/terms.md lists the forms
+/* Prints t as io:format("~w") does (docs/design/print.md lists the forms
  * Erlang cannot print back: pids, refs, ports and closures use #Pid<...>,
  * #Ref<...>, #Port<...> and #Fun<...> forms that amb_parse reads).
  * Writes at most cap bytes including a NUL (buf may be NULL when cap is 0),

@@ -80,3 +80,27 @@ void amb_free(void *ptr)
 {
     amb__free(ptr);
 }
+
+/* Over-allocates by align bytes and keeps the distance to the real start in
+ * the byte just before the aligned pointer (align is at most 128, so one byte
+ * suffices). */
+void *amb__malloc_aligned(size_t size, size_t align)
+{
+    if (align < 2 || align > 128 || (align & (align - 1)) != 0 || size > SIZE_MAX - align)
+        return NULL;
+    uint8_t *raw = amb__malloc(size + align);
+    if (raw == NULL)
+        return NULL;
+    size_t shift = align - ((uintptr_t)raw & (align - 1));
+    uint8_t *p = raw + shift; /* shift is in [1, align] */
+    p[-1] = (uint8_t)(shift - 1);
+    return p;
+}
+
+void amb__free_aligned(void *ptr)
+{
+    if (ptr == NULL)
+        return;
+    uint8_t *p = ptr;
+    amb__free(p - p[-1] - 1);
+}

@@ -10,7 +10,8 @@
  * atoms by their text; tuples by arity, then elements; maps by size, then
  * keys in order, then values in key order; lists element by element;
  * bitstrings bit by bit, a prefix first; pids, ports and refs by node name,
- * then their numbers. -0.0 and 0.0 are equal, as in OTP 25.
+ * then their numbers. -0.0 and 0.0 are equal, as in OTP 25. In exact order
+ * (and for map keys everywhere) every integer sorts before every float.
  *
  * Invariant: no C recursion on term depth. Pairs still to compare wait on an
  * explicit stack whose depth is the terms' nesting depth (not their size), so
@@ -80,25 +81,23 @@ static int cmp_words(const uint64_t *a, const uint64_t *b, const int *order, siz
     return 0;
 }
 
-/* Numbers: by value; in exact mode an integer sorts before an equal float. */
+/* Numbers: by value. In exact order (map keys) every integer sorts before
+ * every float, whatever their values: OTP's map key order. */
 static int cmp_numbers(amb_term a, amb_term b, bool exact)
 {
     bool fa = !amb_is_small(a) && amb__box_kind(a) == AMB__K_FLOAT;
     bool fb = !amb_is_small(b) && amb__box_kind(b) == AMB__K_FLOAT;
-    int c;
     if (!fa && !fb)
         return amb__int_compare(a, b);
     if (fa && fb) {
         double x = amb__float_value(a), y = amb__float_value(b);
         return (x > y) - (x < y);
     }
+    if (exact)
+        return fa ? 1 : -1;
     if (fb)
-        c = amb__int_compare_double(a, amb__float_value(b));
-    else
-        c = -amb__int_compare_double(b, amb__float_value(a));
-    if (c == 0 && exact)
-        c = fa ? 1 : -1;
-    return c;
+        return amb__int_compare_double(a, amb__float_value(b));
+    return -amb__int_compare_double(b, amb__float_value(a));
 }
 
 /* Compares everything about a and b except their sub-terms (same type and,

@@ -17,18 +17,12 @@
  */
 #include "term_internal.h"
 
-typedef struct block {
-    struct block *next;
+struct amb__heap_block {
+    struct amb__heap_block *next;
     size_t nwords;
     uint64_t words[];
-} block;
-
-struct amb_heap {
-    block *blocks; /* current block first */
-    uint64_t *top, *end;
-    size_t bytes; /* sum of block sizes */
-    amb__binary *offheap;
 };
+typedef struct amb__heap_block block;
 
 #define BLOCK_MIN_WORDS 64
 #define BLOCK_MAX_WORDS ((size_t)1 << 16)
@@ -51,23 +45,42 @@ static void release_offheap(amb_heap *h)
     h->offheap = NULL;
 }
 
-void amb_heap_free(amb_heap *heap)
+void amb__heap_init_fixed(amb_heap *heap, uint64_t *words, size_t nwords)
 {
-    if (heap == NULL)
-        return;
+    heap->blocks = NULL;
+    heap->top = words;
+    heap->end = words + nwords;
+    heap->bytes = 0;
+    heap->offheap = NULL;
+}
+
+void amb__heap_release(amb_heap *heap)
+{
     release_offheap(heap);
     for (block *b = heap->blocks, *next; b != NULL; b = next) {
         next = b->next;
         amb__free(b);
     }
+    heap->blocks = NULL;
+    heap->top = heap->end = NULL;
+    heap->bytes = 0;
+}
+
+void amb_heap_free(amb_heap *heap)
+{
+    if (heap == NULL)
+        return;
+    amb__heap_release(heap);
     amb__free(heap);
 }
 
 void amb_heap_reset(amb_heap *heap)
 {
-    if (heap == NULL || heap->blocks == NULL)
+    if (heap == NULL)
         return;
     release_offheap(heap);
+    if (heap->blocks == NULL)
+        return; /* a fixed heap: its buffer is the caller's */
     block *keep = heap->blocks;
     for (block *b = keep->next, *next; b != NULL; b = next) {
         next = b->next;

@@ -23,6 +23,10 @@ void *amb__malloc(size_t size);
 void *amb__calloc(size_t n, size_t size);
 void *amb__realloc(void *ptr, size_t size);
 void amb__free(void *ptr);
+/* Memory aligned to align (a power of two, 2..128); free with
+ * amb__free_aligned. */
+void *amb__malloc_aligned(size_t size, size_t align);
+void amb__free_aligned(void *ptr);
 
 /* A broken runtime invariant: prints file, line and message, then aborts. */
 _Noreturn void amb__panic_at(const char *file, int line, const char *fmt, ...)

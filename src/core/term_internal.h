@@ -200,8 +200,24 @@ bool amb__node_get(unsigned slot, amb_term *name, uint32_t *creation);
  * Heap internals (heap.c)
  * ------------------------------------------------------------------------ */
 
-/* nwords zeroed? no: uninitialised words, 8-byte aligned, on heap. NULL when
- * out of memory. */
+/* The heap, visible so that a message cell can embed one over its own
+ * buffer (a "fixed" heap: no blocks of its own until the buffer is full). */
+struct amb__heap_block;
+struct amb_heap {
+    struct amb__heap_block *blocks; /* current block first; NULL for a fixed heap */
+    uint64_t *top, *end;
+    size_t bytes; /* sum of block sizes */
+    amb__binary *offheap;
+};
+
+/* Makes *heap a heap that allocates from words[0..nwords) first (then from
+ * blocks of its own, like any heap). */
+void amb__heap_init_fixed(amb_heap *heap, uint64_t *words, size_t nwords);
+/* Drops what the heap holds (binary references, blocks) but not the struct. */
+void amb__heap_release(amb_heap *heap);
+
+/* nwords uninitialised words, 8-byte aligned, on heap. NULL when out of
+ * memory. */
 uint64_t *amb__heap_alloc(amb_heap *heap, size_t nwords);
 /* Records a binary box that holds a reference on a refbin. */
 void amb__heap_track_binary(amb_heap *heap, amb__binary *bin);

@@ -64,6 +64,9 @@ AMB_TEST(numbers_compare_by_value)
     assert_false(amb_equal(AMB_SMALL(1), flt(1.0)));
     assert_true(amb_compare_exact(AMB_SMALL(1), flt(1.0)) < 0);
     assert_true(amb_compare_exact(flt(1.0), AMB_SMALL(1)) > 0);
+    /* Exact order puts every integer before every float (map key order). */
+    assert_true(amb_compare_exact(AMB_SMALL(2), flt(1.5)) < 0);
+    assert_true(amb_compare_exact(big("100000000000000000000"), flt(0.5)) < 0);
     assert_order(AMB_SMALL(1), flt(1.5));
     assert_order(flt(0.5), AMB_SMALL(1));
     assert_order(AMB_SMALL(-2), flt(-1.5));

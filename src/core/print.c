@@ -1,0 +1,1065 @@
+/*
+ * print.c - terms as Erlang text: amb_print, amb_print_alloc and amb_fprint
+ * print exactly what OTP 25's io_lib:format("~w", [T]) prints for every
+ * term Erlang can read back, and documented #Pid/#Ref/#Port/#Fun forms for
+ * the rest (docs/design/print.md has the rules and where they come from).
+ *
+ * Invariants:
+ *   - No C recursion on term depth: one loop walks the term, iterating along
+ *     list tails and keeping the unfinished containers on an explicit word
+ *     stack (amb__wstack), so a term nested 100,000 deep prints with a few
+ *     words of heap per level.
+ *   - Every byte goes through one sink (struct sink) that either fills the
+ *     caller's fixed buffer and keeps counting past its end (snprintf-like),
+ *     appends to an amb__buf, or stages bytes for a FILE *. The printer
+ *     itself never knows which.
+ *   - The output is valid UTF-8. A fixed buffer that is too small is cut at a
+ *     code point boundary, never inside a multi-byte sequence.
+ *   - Floats print as the shortest decimal that reads back to the same
+ *     double (exact big-number arithmetic, no libc formatting), laid out
+ *     with OTP's rule for choosing 1.0e3 or 100.0.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "term_internal.h"
+
+/* ---------------------------------------------------------------------------
+ * The output sink
+ * ------------------------------------------------------------------------ */
+
+enum out_mode { OUT_FIXED, OUT_BUF, OUT_FILE };
+
+typedef struct sink {
+    enum out_mode mode;
+    int err;    /* first failure: AMB_ENOMEM, AMB_EIO or AMB_EBADARG */
+    size_t len; /* bytes produced so far, stored or not */
+    /* OUT_FIXED: the caller's buffer; the first cap - 1 bytes are stored. */
+    char *fixed;
+    size_t cap;
+    uint8_t first_dropped; /* stream byte at index cap - 1, to cut on a boundary */
+    /* OUT_BUF */
+    amb__buf *buf;
+    /* OUT_FILE: bytes are staged so that stdio sees few, large writes. */
+    FILE *file;
+    size_t staged;
+    uint8_t stage[1024];
+} sink;
+
+static void flush_file(sink *o)
+{
+    if (o->staged > 0 && o->err == 0 &&
+        fwrite(o->stage, 1, o->staged, o->file) != o->staged)
+        o->err = AMB_EIO;
+    o->staged = 0;
+}
+
+static void emit(sink *o, const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    switch (o->mode) {
+    case OUT_FIXED:
+        if (o->cap > 0 && o->len < o->cap - 1) {
+            size_t room = o->cap - 1 - o->len;
+            size_t k = n < room ? n : room;
+            memcpy(o->fixed + o->len, p, k);
+            if (k < n)
+                o->first_dropped = p[k];
+        } else if (o->cap > 0 && o->len == o->cap - 1 && n > 0) {
+            o->first_dropped = p[0];
+        }
+        break;
+    case OUT_BUF:
+        amb__buf_append(o->buf, p, n);
+        if (o->buf->err != 0 && o->err == 0)
+            o->err = o->buf->err;
+        break;
+    case OUT_FILE:
+        if (o->err != 0)
+            break;
+        if (n > sizeof o->stage - o->staged) {
+            flush_file(o);
+            if (n >= sizeof o->stage) {
+                if (o->err == 0 && fwrite(p, 1, n, o->file) != n)
+                    o->err = AMB_EIO;
+                break;
+            }
+        }
+        memcpy(o->stage + o->staged, p, n);
+        o->staged += n;
+        break;
+    }
+    o->len += n;
+}
+
+static void emit_str(sink *o, const char *s)
+{
+    emit(o, s, strlen(s));
+}
+
+static void emit_char(sink *o, char c)
+{
+    emit(o, &c, 1);
+}
+
+static void emit_u64(sink *o, uint64_t v)
+{
+    char tmp[24];
+    size_t pos = sizeof tmp;
+    do {
+        tmp[--pos] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    emit(o, tmp + pos, sizeof tmp - pos);
+}
+
+static void emit_i64(sink *o, int64_t v)
+{
+    if (v < 0) {
+        emit_char(o, '-');
+        /* Negate as unsigned: the magnitude of INT64_MIN does not fit int64_t. */
+        emit_u64(o, (uint64_t)0 - (uint64_t)v);
+    } else {
+        emit_u64(o, (uint64_t)v);
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Atoms
+ *
+ * Two quoting rules exist in OTP 25 and ~w uses both: io_lib's (write_atom)
+ * for atoms, and the emulator's own (erl_printf_term.c) for the module and
+ * function of an export fun, which ~w prints through erlang:fun_to_list/1.
+ * ------------------------------------------------------------------------ */
+
+enum atom_style {
+    ATOM_IOLIB,  /* io_lib:write_atom/1: quote only when needed */
+    ATOM_QUOTED, /* always quoted, io_lib's escapes: node names in #Pid<...> */
+    ATOM_ERTS,   /* erts' fun_to_list rule, plus reserved words (see the doc) */
+};
+
+/* Erlang's reserved words (erl_scan:reserved_word/1 in OTP 25; 'maybe' and
+ * 'else' are reserved only with the maybe_expr feature, which is off). */
+static bool is_reserved(const char *s, size_t n)
+{
+    static const char *const words[] = {
+        "after", "and",  "andalso", "band",   "begin",   "bnot", "bor", "bsl",  "bsr",
+        "bxor",  "case", "catch",   "cond",   "div",     "end",  "fun", "if",   "let",
+        "not",   "of",   "or",      "orelse", "receive", "rem",  "try", "when", "xor",
+    };
+    if (n < 2 || n > 7)
+        return false;
+    for (size_t i = 0; i < AMB_COUNTOF(words); i++)
+        if (strlen(words[i]) == n && memcmp(words[i], s, n) == 0)
+            return true;
+    return false;
+}
+
+/* Latin-1 lowercase letters as both printers see them: a-z and U+00DF..U+00FF
+ * except the division sign. */
+static bool latin1_lower(uint32_t c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 0xdf && c <= 0xff && c != 0xf7);
+}
+
+static bool latin1_upper(uint32_t c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 0xc0 && c <= 0xde && c != 0xd7);
+}
+
+static bool needs_quotes(const uint8_t *s, size_t n, enum atom_style style)
+{
+    if (style == ATOM_QUOTED || n == 0 || is_reserved((const char *)s, n))
+        return true;
+    for (size_t i = 0; i < n;) {
+        uint32_t c;
+        size_t k = amb__utf8_decode(s + i, n - i, &c);
+        if (k == 0)
+            return true; /* cannot happen: atom names are valid UTF-8 */
+        bool ok;
+        if (i == 0)
+            ok = latin1_lower(c);
+        else
+            ok = latin1_lower(c) || latin1_upper(c) || (c >= '0' && c <= '9') ||
+                 c == '_' || (c == '@' && style == ATOM_IOLIB);
+        if (!ok)
+            return true;
+        i += k;
+    }
+    return false;
+}
+
+static void emit_octal_escape(sink *o, uint32_t c)
+{
+    char e[4] = {'\\', (char)('0' + ((c >> 6) & 7)), (char)('0' + ((c >> 3) & 7)),
+                 (char)('0' + (c & 7))};
+    emit(o, e, sizeof e);
+}
+
+/* One code point inside single quotes. io_lib escapes control characters
+ * with C-like names, DEL as \d, C1 controls in octal, and everything beyond
+ * Latin-1 as \x{H}; the emulator's printer has fewer names (ESC is \033),
+ * prints DEL as it is, and leaves non-Latin-1 characters alone. */
+static void emit_quoted_char(sink *o, uint32_t c, const uint8_t *utf8, size_t k,
+                             enum atom_style style)
+{
+    const char *name = NULL;
+    switch (c) {
+    case '\'':
+        name = "\\'";
+        break;
+    case '\\':
+        name = "\\\\";
+        break;
+    case '\b':
+        name = "\\b";
+        break;
+    case '\t':
+        name = "\\t";
+        break;
+    case '\n':
+        name = "\\n";
+        break;
+    case '\v':
+        name = "\\v";
+        break;
+    case '\f':
+        name = "\\f";
+        break;
+    case '\r':
+        name = "\\r";
+        break;
+    case 27:
+        name = style == ATOM_ERTS ? NULL : "\\e";
+        break;
+    case 127:
+        name = style == ATOM_ERTS ? NULL : "\\d";
+        break;
+    default:
+        break;
+    }
+    if (name != NULL) {
+        emit_str(o, name);
+    } else if (c < 32 || (c >= 128 && c < 160)) {
+        emit_octal_escape(o, c);
+    } else if (c > 255 && style != ATOM_ERTS) {
+        char tmp[16];
+        int m = snprintf(tmp, sizeof tmp, "\\x{%X}", (unsigned)c);
+        emit(o, tmp, (size_t)m);
+    } else {
+        emit(o, utf8, k);
+    }
+}
+
+static void emit_atom(sink *o, amb_term a, enum atom_style style)
+{
+    size_t n;
+    const uint8_t *s = (const uint8_t *)amb_atom_name(a, &n);
+    if (s == NULL) {
+        o->err = o->err ? o->err : AMB_EBADARG;
+        return;
+    }
+    if (!needs_quotes(s, n, style)) {
+        emit(o, s, n);
+        return;
+    }
+    emit_char(o, '\'');
+    size_t plain = 0; /* start of a run of bytes that need no escape */
+    for (size_t i = 0; i < n;) {
+        uint32_t c;
+        size_t k = amb__utf8_decode(s + i, n - i, &c);
+        if (k == 0) {
+            k = 1, c = 0xfffd; /* cannot happen: atom names are valid UTF-8 */
+        }
+        bool simple = c >= 32 && c < 127 && c != '\'' && c != '\\';
+        bool latin = c >= 160 && (c <= 255 || style == ATOM_ERTS);
+        if (!simple && !latin) {
+            emit(o, s + plain, i - plain);
+            emit_quoted_char(o, c, s + i, k, style);
+            plain = i + k;
+        }
+        i += k;
+    }
+    emit(o, s + plain, n - plain);
+    emit_char(o, '\'');
+}
+
+/* ---------------------------------------------------------------------------
+ * Floats: the shortest digits that read back to the same double
+ *
+ * This is the free-format algorithm of Steele & White as refined by Burger &
+ * Dybvig ("Printing Floating-Point Numbers Quickly and Accurately", 1996),
+ * done with exact integers: v = r/s, and the half-gaps to the neighbouring
+ * doubles are m-/s and m+/s. Digits are generated until the prefix lies
+ * inside the rounding interval; the last digit is the one nearer to v (ties
+ * to even). Bounds are inclusive when the mantissa is even, because
+ * round-to-nearest-even reading maps those boundaries back to v. This is the
+ * same result Ryu (which OTP uses) gives: the shortest digit string in the
+ * interval and, among those, the nearest to v.
+ * ------------------------------------------------------------------------ */
+
+/* 2^1131 bounds every number the algorithm makes (subnormals scaled by
+ * 10^324 and 2^1075), 2^1166 with digits_big's normalising shift and the
+ * factor 10 of a step; 40 limbs of 32 bits (2^1280) leave room to spare,
+ * and every operation checks its limb count anyway. */
+#define FBIG_LIMBS 40
+
+typedef struct fbig {
+    size_t n; /* used limbs; the top one is non-zero (0 for zero) */
+    uint32_t d[FBIG_LIMBS];
+} fbig;
+
+static void fbig_set(fbig *a, uint64_t v)
+{
+    a->n = 0;
+    while (v != 0) {
+        a->d[a->n++] = (uint32_t)v;
+        v >>= 32;
+    }
+}
+
+static void fbig_mul_small(fbig *a, uint32_t m)
+{
+    uint64_t carry = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        uint64_t x = (uint64_t)a->d[i] * m + carry;
+        a->d[i] = (uint32_t)x;
+        carry = x >> 32;
+    }
+    if (carry != 0) {
+        AMB__CHECK(a->n < FBIG_LIMBS);
+        a->d[a->n++] = (uint32_t)carry;
+    }
+}
+
+static void fbig_mul_pow10(fbig *a, unsigned k)
+{
+    static const uint32_t pow10[] = {1,      10,      100,      1000,      10000,
+                                     100000, 1000000, 10000000, 100000000, 1000000000};
+    for (; k >= 9; k -= 9)
+        fbig_mul_small(a, pow10[9]);
+    if (k > 0)
+        fbig_mul_small(a, pow10[k]);
+}
+
+static void fbig_shl(fbig *a, unsigned bits)
+{
+    if (a->n == 0)
+        return;
+    size_t words = bits / 32;
+    unsigned rest = bits % 32;
+    AMB__CHECK(a->n + words + 1 <= FBIG_LIMBS);
+    uint32_t top = rest ? a->d[a->n - 1] >> (32 - rest) : 0;
+    for (size_t i = a->n; i-- > 0;) {
+        uint32_t lo = (rest && i > 0) ? a->d[i - 1] >> (32 - rest) : 0;
+        a->d[i + words] = (a->d[i] << rest) | lo;
+    }
+    memset(a->d, 0, words * sizeof a->d[0]);
+    a->n += words;
+    if (top != 0)
+        a->d[a->n++] = top;
+}
+
+static int fbig_cmp(const fbig *a, const fbig *b)
+{
+    if (a->n != b->n)
+        return a->n < b->n ? -1 : 1;
+    for (size_t i = a->n; i-- > 0;)
+        if (a->d[i] != b->d[i])
+            return a->d[i] < b->d[i] ? -1 : 1;
+    return 0;
+}
+
+static void fbig_add(fbig *out, const fbig *a, const fbig *b)
+{
+    size_t n = a->n > b->n ? a->n : b->n;
+    uint64_t carry = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = carry + (i < a->n ? a->d[i] : 0) + (i < b->n ? b->d[i] : 0);
+        out->d[i] = (uint32_t)x;
+        carry = x >> 32;
+    }
+    out->n = n;
+    if (carry != 0) {
+        AMB__CHECK(n < FBIG_LIMBS);
+        out->d[out->n++] = (uint32_t)carry;
+    }
+}
+
+/* a -= b; requires a >= b. */
+static void fbig_sub(fbig *a, const fbig *b)
+{
+    int64_t borrow = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        int64_t x = (int64_t)a->d[i] - (i < b->n ? b->d[i] : 0) - borrow;
+        borrow = x < 0;
+        a->d[i] = (uint32_t)(x + (borrow << 32));
+    }
+    while (a->n > 0 && a->d[a->n - 1] == 0)
+        a->n--;
+}
+
+/* The digit loop. Each step multiplies the remainder r and both half-gaps
+ * by 10 and takes the next digit d = r / s; it stops as soon as the digits
+ * so far, ending in d or d + 1, lie within the half-gaps of v, choosing the
+ * one nearer to v (ties to even). A digit never reaches 10: the previous
+ * step did not stop, so r + m+ < s held before the multiplication. */
+static int last_digit(unsigned d, bool low_ok, bool high_ok, int twice_r_vs_s)
+{
+    if (low_ok && high_ok) {
+        if (twice_r_vs_s > 0 || (twice_r_vs_s == 0 && (d & 1) != 0))
+            d++;
+    } else if (high_ok) {
+        d++;
+    }
+    return (int)d;
+}
+
+/* a -= q * b; requires a >= q * b. */
+static void fbig_submul(fbig *a, const fbig *b, uint32_t q)
+{
+    uint64_t carry = 0, borrow = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        uint64_t p = (i < b->n ? (uint64_t)b->d[i] * q : 0) + carry;
+        carry = p >> 32;
+        uint64_t sub = (p & 0xffffffffu) + borrow;
+        borrow = a->d[i] < sub;
+        a->d[i] = (uint32_t)((uint64_t)a->d[i] - sub);
+    }
+    while (a->n > 0 && a->d[a->n - 1] == 0)
+        a->n--;
+}
+
+/* mminus is NULL when the half-gaps are equal (all but powers of two), which
+ * saves a third of the work. */
+static int digits_big(fbig *r, fbig *s, fbig *mplus, fbig *mminus, bool inclusive,
+                      uint8_t digits[20])
+{
+    /* Scale everything so that the top limb of s has its high bit set: then
+     * the top limbs give each digit to within one, and at most one or two
+     * subtractions correct it (Knuth's algorithm D, one digit at a time). */
+    unsigned sh = (unsigned)__builtin_clz(s->d[s->n - 1]);
+    fbig_shl(r, sh);
+    fbig_shl(s, sh);
+    fbig_shl(mplus, sh);
+    if (mminus != NULL)
+        fbig_shl(mminus, sh);
+    const fbig *mlow = mminus != NULL ? mminus : mplus;
+    uint64_t top = (uint64_t)s->d[s->n - 1] + 1;
+
+    int n = 0;
+    for (;;) {
+        fbig_mul_small(r, 10);
+        fbig_mul_small(mplus, 10);
+        if (mminus != NULL)
+            fbig_mul_small(mminus, 10);
+        unsigned d = 0;
+        if (r->n >= s->n) {
+            /* r < 10s, so r has at most one limb more than s. */
+            uint64_t rtop = r->d[s->n - 1];
+            if (r->n > s->n)
+                rtop |= (uint64_t)r->d[s->n] << 32;
+            d = (unsigned)(rtop / top);
+            if (d > 0)
+                fbig_submul(r, s, d);
+        }
+        while (fbig_cmp(r, s) >= 0) {
+            fbig_sub(r, s);
+            d++;
+        }
+        fbig high;
+        fbig_add(&high, r, mplus);
+        int lo = fbig_cmp(r, mlow);
+        int hi = fbig_cmp(&high, s);
+        bool low_ok = lo < 0 || (lo == 0 && inclusive);
+        bool high_ok = hi > 0 || (hi == 0 && inclusive);
+        AMB__CHECK(d <= 9 && n < 20);
+        if (!low_ok && !high_ok) {
+            digits[n++] = (uint8_t)d;
+            continue;
+        }
+        int half = 0;
+        if (low_ok && high_ok) {
+            fbig twice = *r;
+            fbig_mul_small(&twice, 2);
+            half = fbig_cmp(&twice, s);
+        }
+        d = (unsigned)last_digit(d, low_ok, high_ok, half);
+        AMB__CHECK(d <= 9);
+        digits[n++] = (uint8_t)d;
+        return n;
+    }
+}
+
+/* The same loop in machine words, valid when s < 2^59: r < s and, since
+ * the previous step did not stop, m- <= m+ <= s before each step, so 10s
+ * and r + 10m+ stay below 2^64. */
+static int digits_u64(uint64_t r, uint64_t s, uint64_t mplus, uint64_t mminus,
+                      bool inclusive, uint8_t digits[20])
+{
+    int n = 0;
+    for (;;) {
+        r *= 10;
+        mplus *= 10;
+        mminus *= 10;
+        unsigned d = (unsigned)(r / s);
+        r %= s;
+        bool low_ok = r < mminus || (r == mminus && inclusive);
+        bool high_ok = r + mplus > s || (r + mplus == s && inclusive);
+        AMB__CHECK(d <= 9 && n < 20);
+        if (!low_ok && !high_ok) {
+            digits[n++] = (uint8_t)d;
+            continue;
+        }
+        int half = 2 * r > s ? 1 : 2 * r == s ? 0 : -1;
+        d = (unsigned)last_digit(d, low_ok, high_ok, half);
+        AMB__CHECK(d <= 9);
+        digits[n++] = (uint8_t)d;
+        return n;
+    }
+}
+
+static bool fbig_to_u64(const fbig *a, uint64_t *v)
+{
+    if (a->n > 2)
+        return false;
+    *v = a->n == 0 ? 0 : a->n == 1 ? a->d[0] : ((uint64_t)a->d[1] << 32) | a->d[0];
+    return true;
+}
+
+/* The shortest digits of finite v > 0 into digits[] (as values 0..9, no
+ * trailing zeros); returns their count n, and *point such that
+ * v ~ 0.d1 d2 ... dn * 10^point. */
+static int shortest_digits(double v, uint8_t digits[20], int *point)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    uint64_t frac = bits & (((uint64_t)1 << 52) - 1);
+    int bexp = (int)((bits >> 52) & 0x7ff);
+    uint64_t f = bexp == 0 ? frac : frac | ((uint64_t)1 << 52);
+    int e = (bexp == 0 ? 1 : bexp) - 1075; /* v = f * 2^e */
+    bool inclusive = (f & 1) == 0;
+    /* At a power of two the double below is nearer than the one above, so
+     * the lower half-gap is half the upper one. The smallest normal is not
+     * such a case: the subnormals below it have the same spacing. */
+    bool unequal = frac == 0 && bexp > 1;
+
+    fbig r, s, mplus, mminus;
+    fbig_set(&r, f);
+    fbig_set(&mminus, 1);
+    if (e >= 0) {
+        fbig_shl(&r, (unsigned)e + (unequal ? 2 : 1));
+        fbig_set(&s, unequal ? 4 : 2);
+        fbig_shl(&mminus, (unsigned)e);
+    } else {
+        fbig_shl(&r, unequal ? 2 : 1);
+        fbig_set(&s, 1);
+        fbig_shl(&s, (unsigned)(-e) + (unequal ? 2 : 1));
+    }
+    mplus = mminus;
+    if (unequal)
+        fbig_shl(&mplus, 1);
+
+    /* k starts at or one below the least k with v + m+ < 10^k: log10(v) lies
+     * in [L, L + log10(2)) with L = (e + bitlength(f) - 1) * log10(2), so
+     * ceil(L) is such a start. 78913 / 2^18 is log10(2) closely enough that
+     * (j * 78913) >> 18 == floor(j * log10(2)) for 0 <= j <= 1650 (Ryu's
+     * log10Pow2), and L is never an integer except at 0. Integer arithmetic
+     * keeps the library free of libm. */
+    int bitlen = 64 - __builtin_clzll(f);
+    int j = e + bitlen - 1;
+    int k = j > 0 ? (int)(((uint32_t)j * 78913u) >> 18) + 1
+                  : -(int)(((uint32_t)-j * 78913u) >> 18);
+    if (k >= 0) {
+        fbig_mul_pow10(&s, (unsigned)k);
+    } else {
+        fbig_mul_pow10(&r, (unsigned)-k);
+        fbig_mul_pow10(&mplus, (unsigned)-k);
+        if (unequal)
+            fbig_mul_pow10(&mminus, (unsigned)-k);
+    }
+    fbig high;
+    for (;;) {
+        fbig_add(&high, &r, &mplus);
+        int c = fbig_cmp(&high, &s);
+        if (c < 0 || (c == 0 && !inclusive))
+            break;
+        fbig_mul_small(&s, 10);
+        k++;
+    }
+
+    /* From about 0.05 to 1e17 everything fits a machine word from here on
+     * (see digits_u64); elsewhere the digits come from the big numbers. */
+    uint64_t rw, sw, pw, mw;
+    int n;
+    if (fbig_to_u64(&s, &sw) && sw < ((uint64_t)1 << 59) && fbig_to_u64(&r, &rw) &&
+        fbig_to_u64(&mplus, &pw) && fbig_to_u64(unequal ? &mminus : &mplus, &mw)) {
+        n = digits_u64(rw, sw, pw, mw, inclusive, digits);
+    } else {
+        n = digits_big(&r, &s, &mplus, unequal ? &mminus : NULL, inclusive, digits);
+    }
+    while (n > 1 && digits[n - 1] == 0)
+        n--;
+    *point = k;
+    return n;
+}
+
+static size_t decimal_length(unsigned v)
+{
+    size_t n = 1;
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+/* Formats v as OTP 25's float_to_list(V, [short]) does into out (at least
+ * 32 bytes); returns the length. Of the two layouts, 12300.0 and 1.23e4,
+ * OTP picks the shorter one, the plain one on a tie, and always the
+ * scientific one from 2^53 up, where plain digits would suggest integer
+ * precision a double does not have. */
+static size_t format_float(double v, char *out)
+{
+    size_t pos = 0;
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    if (bits >> 63)
+        out[pos++] = '-';
+    bits &= ~((uint64_t)1 << 63);
+    memcpy(&v, &bits, sizeof v); /* |v| */
+    if (v == 0) {
+        memcpy(out + pos, "0.0", 3);
+        return pos + 3;
+    }
+    uint8_t dg[20];
+    int point;
+    int n = shortest_digits(v, dg, &point);
+    int exp10 = point - 1; /* v = d1.d2...dn * 10^exp10 */
+
+    size_t plain_len;
+    if (point >= n)
+        plain_len = (size_t)point + 2; /* digits, zeros, ".0" */
+    else if (point > 0)
+        plain_len = (size_t)n + 1; /* a dot among the digits */
+    else
+        plain_len = (size_t)(2 - point + n); /* "0.", zeros, digits */
+    size_t sci_len = (size_t)n + 1 + (n == 1) + 1 + (exp10 < 0) +
+                     decimal_length((unsigned)(exp10 < 0 ? -exp10 : exp10));
+    bool plain = plain_len <= sci_len && v < 9007199254740992.0;
+
+    if (plain) {
+        if (point >= n) {
+            for (int i = 0; i < n; i++)
+                out[pos++] = (char)('0' + dg[i]);
+            for (int i = n; i < point; i++)
+                out[pos++] = '0';
+            out[pos++] = '.';
+            out[pos++] = '0';
+        } else if (point > 0) {
+            for (int i = 0; i < n; i++) {
+                if (i == point)
+                    out[pos++] = '.';
+                out[pos++] = (char)('0' + dg[i]);
+            }
+        } else {
+            out[pos++] = '0';
+            out[pos++] = '.';
+            for (int i = point; i < 0; i++)
+                out[pos++] = '0';
+            for (int i = 0; i < n; i++)
+                out[pos++] = (char)('0' + dg[i]);
+        }
+        return pos;
+    }
+    out[pos++] = (char)('0' + dg[0]);
+    out[pos++] = '.';
+    if (n == 1)
+        out[pos++] = '0';
+    for (int i = 1; i < n; i++)
+        out[pos++] = (char)('0' + dg[i]);
+    out[pos++] = 'e';
+    if (exp10 < 0)
+        out[pos++] = '-';
+    unsigned x = (unsigned)(exp10 < 0 ? -exp10 : exp10);
+    size_t w = decimal_length(x);
+    for (size_t i = w; i-- > 0; x /= 10)
+        out[pos + i] = (char)('0' + x % 10);
+    return pos + w;
+}
+
+/* ---------------------------------------------------------------------------
+ * Leaves: terms with no subterms to walk
+ * ------------------------------------------------------------------------ */
+
+static void emit_bytes_list(sink *o, const uint8_t *p, size_t n, bool more)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            emit_char(o, ',');
+        emit_u64(o, p[i]);
+    }
+    if (n > 0 && more)
+        emit_char(o, ',');
+}
+
+static void emit_bitstring(sink *o, amb_term t)
+{
+    const uint8_t *data;
+    size_t size;
+    unsigned tail;
+    if (amb_get_binary(t, &data, &size, &tail) != 0) {
+        o->err = o->err ? o->err : AMB_EBADARG;
+        return;
+    }
+    emit_str(o, "<<");
+    emit_bytes_list(o, data, size, tail != 0);
+    if (tail != 0) {
+        /* The tail's bits sit at the high end of its byte. */
+        emit_u64(o, (uint64_t)(data[size] >> (8 - tail)));
+        emit_char(o, ':');
+        emit_u64(o, tail);
+    }
+    emit_str(o, ">>");
+}
+
+static void emit_integer(sink *o, amb_term t)
+{
+    if (amb_is_small(t)) {
+        emit_i64(o, amb_small_value(t));
+        return;
+    }
+    char *text;
+    size_t n;
+    int rc = amb__int_to_decimal(t, &text, &n);
+    if (rc != 0) {
+        o->err = o->err ? o->err : rc;
+        return;
+    }
+    emit(o, text, n);
+    amb__free(text);
+}
+
+static void emit_float(sink *o, amb_term t)
+{
+    char text[40];
+    emit(o, text, format_float(amb__float_value(t), text));
+}
+
+static void emit_fun(sink *o, amb_term t)
+{
+    amb_term mod, fun;
+    uint8_t arity;
+    const uint8_t *ext;
+    size_t len;
+    if (amb_get_export(t, &mod, &fun, &arity) == 0) {
+        emit_str(o, "fun ");
+        emit_atom(o, mod, ATOM_ERTS);
+        emit_char(o, ':');
+        emit_atom(o, fun, ATOM_ERTS);
+        emit_char(o, '/');
+        emit_u64(o, arity);
+    } else if (amb_get_closure(t, &ext, &len) == 0) {
+        emit_str(o, "#Fun<<<");
+        emit_bytes_list(o, ext, len, false);
+        emit_str(o, ">>>");
+    } else {
+        o->err = o->err ? o->err : AMB_EBADARG;
+    }
+}
+
+static void emit_pid_ref_port(sink *o, amb_term t, amb_type type)
+{
+    amb_term node;
+    uint32_t a, b, creation;
+    uint64_t id;
+    uint32_t words[AMB_REF_MAX_WORDS];
+    size_t nwords = AMB_COUNTOF(words);
+    int rc;
+    switch (type) {
+    case AMB_T_PID:
+        if ((rc = amb_get_pid(t, &node, &a, &b, &creation)) != 0)
+            break;
+        emit_str(o, "#Pid<");
+        emit_atom(o, node, ATOM_QUOTED);
+        emit_char(o, '.');
+        emit_u64(o, a);
+        emit_char(o, '.');
+        emit_u64(o, b);
+        emit_char(o, '.');
+        emit_u64(o, creation);
+        emit_char(o, '>');
+        return;
+    case AMB_T_REF:
+        if ((rc = amb_get_ref(t, &node, &creation, words, &nwords)) != 0)
+            break;
+        emit_str(o, "#Ref<");
+        emit_atom(o, node, ATOM_QUOTED);
+        emit_char(o, '.');
+        emit_u64(o, creation);
+        for (size_t i = 0; i < nwords; i++) {
+            emit_char(o, '.');
+            emit_u64(o, words[i]);
+        }
+        emit_char(o, '>');
+        return;
+    default:
+        if ((rc = amb_get_port(t, &node, &id, &creation)) != 0)
+            break;
+        emit_str(o, "#Port<");
+        emit_atom(o, node, ATOM_QUOTED);
+        emit_char(o, '.');
+        emit_u64(o, id);
+        emit_char(o, '.');
+        emit_u64(o, creation);
+        emit_char(o, '>');
+        return;
+    }
+    o->err = o->err ? o->err : AMB_EBADARG;
+}
+
+/* ---------------------------------------------------------------------------
+ * The walk
+ *
+ * An unfinished container is a frame on the word stack, its tag on top:
+ *
+ *   FR_TUPLE  [next element pointer, elements left, FR_TUPLE]
+ *   FR_LIST   [rest of the list, FR_LIST]
+ *   FR_MAP    [map, step, FR_MAP]   step 2i: key i is next; 2i+1: value i
+ *   FR_CHAR   [character, FR_CHAR]  the ']' after an improper tail
+ *
+ * Frames are updated in place, so each container costs one push.
+ * ------------------------------------------------------------------------ */
+
+enum { FR_TUPLE = 1, FR_LIST, FR_MAP, FR_CHAR };
+
+static int push2(amb__wstack *st, uint64_t a, uint64_t tag)
+{
+    if (amb__wstack_push(st, a) != 0 || amb__wstack_push(st, tag) != 0)
+        return AMB_ENOMEM;
+    return 0;
+}
+
+static int push3(amb__wstack *st, uint64_t a, uint64_t b, uint64_t tag)
+{
+    if (amb__wstack_push(st, a) != 0 || push2(st, b, tag) != 0)
+        return AMB_ENOMEM;
+    return 0;
+}
+
+/* Prints t into o; returns 0 or the first error (also left in o->err). */
+static int walk(sink *o, amb_term t)
+{
+    amb__wstack st;
+    amb__wstack_init(&st);
+    int rc = 0;
+
+    for (;;) {
+        /* Print t, or open it and push the frame that finishes it. */
+        amb_type type = amb_type_of(t);
+        switch (type) {
+        case AMB_T_INTEGER:
+            emit_integer(o, t);
+            break;
+        case AMB_T_FLOAT:
+            emit_float(o, t);
+            break;
+        case AMB_T_ATOM:
+            emit_atom(o, t, ATOM_IOLIB);
+            break;
+        case AMB_T_NIL:
+            emit_str(o, "[]");
+            break;
+        case AMB_T_BITSTRING:
+            emit_bitstring(o, t);
+            break;
+        case AMB_T_FUN:
+            emit_fun(o, t);
+            break;
+        case AMB_T_PID:
+        case AMB_T_REF:
+        case AMB_T_PORT:
+            emit_pid_ref_port(o, t, type);
+            break;
+        case AMB_T_TUPLE: {
+            size_t arity = (size_t)AMB__HDR_PAYLOAD(amb__box(t)[0]);
+            const amb_term *el = (const amb_term *)&amb__box(t)[1];
+            if (arity == 0) {
+                emit_str(o, "{}");
+                break;
+            }
+            emit_char(o, '{');
+            if (arity == 1)
+                rc = push2(&st, '}', FR_CHAR);
+            else
+                rc = push3(&st, (uint64_t)(uintptr_t)(el + 1), arity - 1, FR_TUPLE);
+            if (rc != 0)
+                goto done;
+            t = el[0];
+            continue;
+        }
+        case AMB_T_LIST: {
+            const amb_term *cell = amb__cons_cell(t);
+            emit_char(o, '[');
+            if ((rc = push2(&st, cell[1], FR_LIST)) != 0)
+                goto done;
+            t = cell[0];
+            continue;
+        }
+        case AMB_T_MAP:
+            if (amb__map_size(t) == 0) {
+                emit_str(o, "#{}");
+                break;
+            }
+            emit_str(o, "#{");
+            if ((rc = push3(&st, t, 1, FR_MAP)) != 0)
+                goto done;
+            t = amb__map_keys(t)[0];
+            continue;
+        default:
+            rc = AMB_EBADARG; /* AMB_NONE or a corrupt word inside a term */
+            goto done;
+        }
+        if (o->err != 0) {
+            rc = o->err;
+            goto done;
+        }
+
+        /* Find the next term to print by finishing frames. */
+        for (;;) {
+            if (amb__wstack_empty(&st))
+                goto done;
+            uint64_t *top = &st.items[st.len - 1];
+            uint64_t tag = top[0];
+            if (tag == FR_TUPLE) {
+                const amb_term *next = (const amb_term *)(uintptr_t)top[-2];
+                if (top[-1] == 0) {
+                    emit_char(o, '}');
+                    st.len -= 3;
+                    continue;
+                }
+                emit_char(o, ',');
+                top[-2] = (uint64_t)(uintptr_t)(next + 1);
+                top[-1]--;
+                t = *next;
+                break;
+            }
+            if (tag == FR_LIST) {
+                amb_term rest = top[-1];
+                if (rest == AMB_NIL) {
+                    emit_char(o, ']');
+                    st.len -= 2;
+                    continue;
+                }
+                if (amb_is_cons(rest)) {
+                    const amb_term *cell = amb__cons_cell(rest);
+                    emit_char(o, ',');
+                    top[-1] = cell[1];
+                    t = cell[0];
+                    break;
+                }
+                emit_char(o, '|');
+                top[-1] = ']';
+                top[0] = FR_CHAR;
+                t = rest;
+                break;
+            }
+            if (tag == FR_MAP) {
+                amb_term m = top[-2];
+                uint64_t step = top[-1];
+                size_t i = (size_t)(step / 2);
+                if (step % 2 == 1) {
+                    emit_str(o, " => ");
+                    t = amb__map_values(m)[i];
+                } else if (i == amb__map_size(m)) {
+                    emit_char(o, '}');
+                    st.len -= 3;
+                    continue;
+                } else {
+                    emit_char(o, ',');
+                    t = amb__map_keys(m)[i];
+                }
+                top[-1] = step + 1;
+                break;
+            }
+            emit_char(o, (char)top[-1]); /* FR_CHAR */
+            st.len -= 2;
+        }
+    }
+done:
+    amb__wstack_free(&st);
+    if (rc != 0 && o->err == 0)
+        o->err = rc;
+    return o->err;
+}
+
+/* ---------------------------------------------------------------------------
+ * The public entry points
+ * ------------------------------------------------------------------------ */
+
+int amb_print(char *buf, size_t cap, amb_term t, size_t *len)
+{
+    if ((buf == NULL && cap > 0) || t == AMB_NONE)
+        return AMB__MISUSE();
+    sink o = {.mode = OUT_FIXED, .fixed = buf, .cap = cap};
+    int rc = walk(&o, t);
+    if (rc != 0) {
+        if (cap > 0)
+            buf[0] = '\0';
+        return rc;
+    }
+    if (len != NULL)
+        *len = o.len;
+    if (cap == 0)
+        return o.len == 0 ? 0 : AMB_EBUFSIZE;
+    if (o.len < cap) {
+        buf[o.len] = '\0';
+        return 0;
+    }
+    /* Cut at a code point boundary: if the first byte left out continues a
+     * multi-byte character, that character's first bytes go too. */
+    size_t cut = cap - 1;
+    if ((o.first_dropped & 0xc0) == 0x80) {
+        while (cut > 0 && ((uint8_t)buf[cut - 1] & 0xc0) == 0x80)
+            cut--;
+        if (cut > 0)
+            cut--; /* the lead byte */
+    }
+    buf[cut] = '\0';
+    return AMB_EBUFSIZE;
+}
+
+int amb_print_alloc(amb_term t, char **out_text, size_t *len)
+{
+    if (out_text == NULL || t == AMB_NONE)
+        return AMB__MISUSE();
+    amb__buf b;
+    amb__buf_init(&b);
+    sink o = {.mode = OUT_BUF, .buf = &b};
+    int rc = walk(&o, t);
+    if (rc == 0) {
+        amb__buf_putc(&b, '\0');
+        rc = b.err;
+    }
+    if (rc != 0) {
+        amb__buf_free(&b);
+        return rc;
+    }
+    /* Give back the doubling slack; keeping the larger block is harmless if
+     * the allocator cannot shrink it. */
+    char *text = amb__realloc(b.data, b.len);
+    *out_text = text != NULL ? text : (char *)b.data;
+    if (len != NULL)
+        *len = b.len - 1;
+    return 0;
+}
+
+int amb_fprint(FILE *f, amb_term t)
+{
+    if (f == NULL || t == AMB_NONE)
+        return AMB__MISUSE();
+    sink o = {.mode = OUT_FILE, .file = f};
+    int rc = walk(&o, t);
+    flush_file(&o);
+    return rc != 0 ? rc : o.err;
+}
