@@ -8,5 +8,6 @@
 #include "ambitious/core.h"
 #include "ambitious/term.h"
 #include "ambitious/etf.h"
+#include "ambitious/process.h"
 
 #endif /* AMBITIOUS_H */

@@ -96,7 +96,7 @@ typedef struct amb_allocator {
 /* Installs *a (copied) as the allocator, or the C library's when a is NULL.
  * Call it before any other function of the library, or when no memory from
  * the previous allocator is still held: memory is always returned to the
- * allocator that gave it. Returns AMB_EBADARG when a member is NULL. */
+ * allocator that gave it. Returns AMB_EBADARG when malloc, realloc or free is NULL. */
 AMB_API int amb_set_allocator(const amb_allocator *a);
 
 /* The library's allocator, for memory that the library hands to the caller

@@ -51,6 +51,11 @@ void *amb__calloc(size_t n, size_t size)
 {
     if (size != 0 && n > SIZE_MAX / size)
         return NULL;
+    /* With the C library's allocator, calloc maps fresh zero pages for the
+     * large, mostly untouched tables (process table, atom table) instead of
+     * writing them; a user allocator gets malloc + memset. */
+    if (allocator.malloc == libc_malloc)
+        return calloc(n ? n : 1, size ? size : 1);
     void *p = amb__malloc(n * size);
     if (p != NULL)
         memset(p, 0, n * size);

@@ -11,6 +11,12 @@
  */
 #include "term_internal.h"
 
+/* True for terms that occupy heap words (boxes and list cells). */
+static inline bool is_compound(amb_term t)
+{
+    return amb_is_cons(t) || amb__is_boxed(t);
+}
+
 /* Words a box occupies (header included). */
 static size_t box_words(amb_term t)
 {
@@ -69,15 +75,18 @@ size_t amb_term_size(amb_term t)
     for (;;) {
         if (amb_is_cons(t)) {
             words += 2;
-            if (amb__wstack_push(&st, amb__cons_cell(t)[1]) ||
-                amb__wstack_push(&st, amb__cons_cell(t)[0]))
+            const amb_term *cell = amb__cons_cell(t);
+            if ((is_compound(cell[1]) && amb__wstack_push(&st, cell[1])) ||
+                (is_compound(cell[0]) && amb__wstack_push(&st, cell[0])))
                 amb__panic("out of memory sizing a term");
         } else if (amb__is_boxed(t)) {
             words += box_words(t);
             size_t first, n = box_children(t, &first);
-            for (size_t i = 0; i < n; i++)
-                if (amb__wstack_push(&st, amb__box(t)[first + i]))
+            for (size_t i = 0; i < n; i++) {
+                amb_term c = amb__box(t)[first + i];
+                if (is_compound(c) && amb__wstack_push(&st, c))
                     amb__panic("out of memory sizing a term");
+            }
         }
         if (amb__wstack_empty(&st))
             break;
@@ -111,10 +120,14 @@ int amb_term_copy(amb_heap *dst, amb_term t, amb_term *out)
             cell[0] = src[0];
             cell[1] = src[1];
             *slot = amb__make_cons(cell);
-            if (amb__wstack_push(&st, src[1]) ||
-                amb__wstack_push(&st, (uint64_t)(uintptr_t)&cell[1]) ||
-                amb__wstack_push(&st, src[0]) ||
-                amb__wstack_push(&st, (uint64_t)(uintptr_t)&cell[0])) {
+            /* Immediates were copied with the cell; only compound parts
+             * become tasks (the tail first, so the stack stays shallow). */
+            if ((is_compound(src[1]) &&
+                 (amb__wstack_push(&st, src[1]) ||
+                  amb__wstack_push(&st, (uint64_t)(uintptr_t)&cell[1]))) ||
+                (is_compound(src[0]) &&
+                 (amb__wstack_push(&st, src[0]) ||
+                  amb__wstack_push(&st, (uint64_t)(uintptr_t)&cell[0])))) {
                 rc = AMB_ENOMEM;
                 break;
             }
@@ -138,6 +151,8 @@ int amb_term_copy(amb_heap *dst, amb_term t, amb_term *out)
                 *slot = amb__make_box(p);
                 size_t first, n = box_children(t, &first);
                 for (size_t i = n; i-- > 0;) {
+                    if (!is_compound(p[first + i]))
+                        continue;
                     if (amb__wstack_push(&st, p[first + i]) ||
                         amb__wstack_push(&st, (uint64_t)(uintptr_t)&p[first + i])) {
                         rc = AMB_ENOMEM;

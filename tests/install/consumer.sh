@@ -15,8 +15,10 @@ cmake --build "$work/b" >/dev/null
 if command -v pkg-config >/dev/null 2>&1; then
   PKG_CONFIG_PATH=$(dirname "$(find "$work/prefix" -name ambitious.pc)")
   export PKG_CONFIG_PATH
-  cc -o "$work/consumer_pc" "$src/main.c" $(pkg-config --cflags --libs ambitious) \
-     -Wl,-rpath,"$(pkg-config --variable=libdir ambitious)"
+  # The .pc file names the configured prefix; point it at the scratch one.
+  pc="pkg-config --define-variable=prefix=$work/prefix"
+  cc -o "$work/consumer_pc" "$src/main.c" $($pc --cflags --libs ambitious) \
+     -Wl,-rpath,"$($pc --variable=libdir ambitious)"
   "$work/consumer_pc"
 fi
 echo "consumer OK"

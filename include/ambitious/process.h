@@ -1,0 +1,302 @@
+/*
+ * ambitious/process.h - the runtime and its processes: spawn, send, receive
+ * (selective, with timeouts), timers, registered names, process_info, and a
+ * pool for blocking C calls.
+ *
+ * The model is Erlang's. A runtime (amb_rt) runs many processes on a few
+ * scheduler threads (one per CPU by default). Processes share nothing: a
+ * send copies the message term into the receiver's mailbox (large binaries
+ * are shared by reference count). Messages between one pair of processes
+ * arrive in the order they were sent.
+ *
+ * Two kinds of process:
+ *   - Stackful (amb_spawn): the body is an ordinary C function that may
+ *     block in amb_receive anywhere, at any depth. It owns a stack (64 KiB
+ *     of address space by default; only touched pages cost memory).
+ *   - Handler (amb_spawn_handler): the body is a function called once per
+ *     message. While it waits for a message it holds no stack at all, so a
+ *     million idle handler processes cost a few hundred bytes each. A
+ *     handler that blocks inside a runtime call (a nested receive, a call)
+ *     keeps a stack until that call returns. Behaviours (gen_server & co.)
+ *     are built on handlers.
+ *
+ * Calls made inside a process take that process (`amb_proc *self`) first.
+ * `self` is valid only inside the process it names, and must not be kept in
+ * thread-local storage: a process may resume on another scheduler thread
+ * after any call that can suspend it (receive, send, yield, ...).
+ *
+ * Pids (amb_pid) are terms: a pid of this runtime is an immediate word that
+ * may be copied, stored, compared with == and put in messages freely; it
+ * never dangles. Sending to a dead pid is not an error (the message is
+ * dropped), as in Erlang.
+ */
+#ifndef AMBITIOUS_PROCESS_H
+#define AMBITIOUS_PROCESS_H
+
+#include "term.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct amb_rt amb_rt;
+typedef struct amb_proc amb_proc;
+typedef amb_term amb_pid;
+
+/* Timeouts are relative, in milliseconds: 0 polls, AMB_INFINITY waits
+ * forever. */
+#define AMB_INFINITY (-1)
+
+/* ---------------------------------------------------------------------------
+ * Runtimes
+ * ------------------------------------------------------------------------ */
+
+/* Zero in a field means its default. */
+typedef struct amb_config {
+    unsigned schedulers;       /* scheduler threads; default: the AMB_SCHEDULERS
+                                  environment variable, else one per CPU */
+    size_t stack_size;         /* stackful processes' stacks; default 64 KiB */
+    size_t max_processes;      /* process table size; default 4M (2^22), at most
+                                  2^28 */
+    unsigned blocking_threads; /* threads of the blocking-call pool; default 4 */
+    unsigned watchdog_ms;      /* report a process that runs this long without
+                                  yielding; default 2000; UINT_MAX turns it off */
+    const char *node_name;     /* the node's name; default "nonode@nohost" */
+} amb_config;
+
+/* Creates a runtime (no threads run until amb_rt_run). Owned: free with
+ * amb_rt_free. cfg may be NULL for all defaults. AMB_EBADARG for a value out
+ * of range, AMB_ENOMEM, AMB_ESYSLIMIT (too many runtimes in this OS process:
+ * 1023 over its lifetime). */
+AMB_API int amb_rt_new(const amb_config *cfg, amb_rt **out);
+
+/* Runs the runtime's schedulers on this thread and (schedulers - 1) more,
+ * until every process has ended or amb_rt_stop was called. May be called
+ * again afterwards to run processes spawned since. AMB_ESTATE when it is
+ * already running. Must not be called from inside a process. */
+AMB_API int amb_rt_run(amb_rt *rt);
+
+/* Asks a running runtime to stop: amb_rt_run returns soon after, leaving
+ * the remaining processes suspended (amb_rt_free ends them). Any thread,
+ * also from inside a process. Idempotent. */
+AMB_API int amb_rt_stop(amb_rt *rt);
+
+/* Ends every remaining process (without running any more of its code),
+ * frees all memory and joins the threads. rt must not be running
+ * (call after amb_rt_run returned). NULL is a no-op. */
+AMB_API void amb_rt_free(amb_rt *rt);
+
+/* A process body. arg is the pointer given to spawn, passed as it is. */
+typedef void amb_fn(amb_proc *self, void *arg);
+
+/* Spawns a stackful process from outside the runtime (before or during
+ * amb_rt_run, from any thread). *out (may be NULL) gets its pid. */
+AMB_API int amb_rt_spawn(amb_rt *rt, amb_fn *fn, void *arg, amb_pid *out);
+
+/* Sends msg (copied) to pid from outside the runtime, from any thread. */
+AMB_API int amb_rt_send(amb_rt *rt, amb_pid to, amb_term msg);
+
+/* The convenience for main(): creates a runtime with cfg (may be NULL),
+ * spawns fn(arg), runs until every process has ended, frees the runtime.
+ * Returns 0 or the first error. */
+AMB_API int amb_main(const amb_config *cfg, amb_fn *fn, void *arg);
+
+/* ---------------------------------------------------------------------------
+ * Spawning
+ * ------------------------------------------------------------------------ */
+
+/* Spawns a stackful process running fn(self, arg). *out (may be NULL) gets
+ * its pid. AMB_ESYSLIMIT when the process table is full, AMB_ENOMEM. */
+AMB_API int amb_spawn(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out);
+
+/*
+ * A handler process: its body is handle(), called once for each message.
+ * The runtime allocates state_size bytes (zeroed, 16-byte aligned) with the
+ * process. init (may be NULL) runs in the new process before its first
+ * message. A callback ends the process with amb_exit_self; returning 0 goes
+ * on with the next message. The table must outlive the process (make it
+ * static const).
+ */
+typedef struct amb_handler {
+    size_t state_size;
+    int (*init)(amb_proc *self, void *state, void *arg);
+    /* msg is borrowed until handle returns (amb_term_copy to keep it). */
+    int (*handle)(amb_proc *self, void *state, amb_term msg);
+} amb_handler;
+
+/* Spawns a handler process. A handler with no init does not run at all
+ * until its first message arrives. */
+AMB_API int amb_spawn_handler(amb_proc *self, const amb_handler *handler, void *arg,
+                              amb_pid *out);
+
+/* Options for amb_spawn_opt. Zero means default. */
+typedef struct amb_spawn_opts {
+    const amb_handler *handler; /* a handler process instead of fn */
+    size_t stack_size;          /* stackful: a stack of this size (rounded up
+                                   to a size class), default the runtime's */
+    amb_term name;              /* register under this atom (AMB_NONE: none);
+                                   AMB_EEXIST when the name is taken, and
+                                   then nothing is spawned */
+    size_t min_heap_size;       /* bytes to reserve for the process's heap */
+} amb_spawn_opts;
+
+AMB_API int amb_spawn_opt(amb_proc *self, amb_fn *fn, void *arg,
+                          const amb_spawn_opts *opts, amb_pid *out);
+
+/* ---------------------------------------------------------------------------
+ * The calling process
+ * ------------------------------------------------------------------------ */
+
+/* The pid of the calling process. */
+AMB_API amb_pid amb_self(amb_proc *self);
+/* The runtime the process lives in. */
+AMB_API amb_rt *amb_proc_rt(amb_proc *self);
+/* The process's own heap: terms built here live until the process ends or
+ * calls amb_heap_reset on it (never reset it while holding terms you need).
+ * The arena for amb_pack and the constructors. */
+AMB_API amb_heap *amb_proc_heap(amb_proc *self);
+/* Lets other processes run; the caller continues later. */
+AMB_API int amb_yield(amb_proc *self);
+/* True when pid names a live process of this runtime. */
+AMB_API bool amb_is_alive(amb_proc *self, amb_pid pid);
+
+/* Ends the calling process at once, from any depth, with reason (any term;
+ * copied). Never returns. Returning from a process's body is reason
+ * `normal`. A handler callback that returns a negative AMB_E* code ends the
+ * process with reason {error, 'AMB_E...'}. */
+AMB_API _Noreturn void amb_exit_self(amb_proc *self, amb_term reason);
+
+/* ---------------------------------------------------------------------------
+ * Messages
+ * ------------------------------------------------------------------------ */
+
+/* Sends a copy of msg to pid. A dead pid is not an error (the message is
+ * dropped), as in Erlang. AMB_EBADARG for a term that is not a pid or for
+ * AMB_NONE, AMB_ENOMEM. A pid of another node is AMB_ENOTSUP until
+ * distribution is built. May yield when the sender's reduction budget is
+ * spent (so that a sending loop cannot starve the others). */
+AMB_API int amb_send(amb_proc *self, amb_pid to, amb_term msg);
+/* Sends to the process registered as name (an atom). AMB_EBADARG when no
+ * process has that name, as Erlang's `Name ! Msg` raises badarg. */
+AMB_API int amb_send_named(amb_proc *self, amb_term name, amb_term msg);
+
+/* Receives the oldest message. *out is borrowed until this process's next
+ * receive (amb_term_copy to keep it). AMB_ETIMEDOUT when timeout_ms passes
+ * first (0 polls). */
+AMB_API int amb_receive(amb_proc *self, int timeout_ms, amb_term *out);
+
+/* Selective receive by predicate: the oldest message for which match(msg,
+ * ctx) is true; messages that do not match stay, in order. */
+typedef bool amb_match_fn(amb_term msg, void *ctx);
+AMB_API int amb_receive_if(amb_proc *self, amb_match_fn *match, void *ctx, int timeout_ms,
+                           amb_term *out);
+
+/* Selective receive by pattern: the oldest message that matches fmt (the
+ * language of amb_match, term.h); the bindings are stored as amb_match
+ * does. *out (may be NULL) gets the whole message. */
+AMB_API int amb_receive_match(amb_proc *self, int timeout_ms, amb_term *out,
+                              const char *fmt, ...);
+
+/*
+ * The save marker (BEAM's receive-ref optimisation): amb_receive_mark
+ * records the end of the mailbox now; a receive passed the mark skips every
+ * message that arrived before it. A process that makes a fresh reference,
+ * marks, sends a request tagged with it and waits for the reply finds the
+ * reply in O(1) whatever else waits in its mailbox.
+ */
+typedef struct amb_recv_mark {
+    uint64_t seq;
+} amb_recv_mark;
+AMB_API amb_recv_mark amb_receive_mark(amb_proc *self);
+AMB_API int amb_receive_if_after(amb_proc *self, amb_recv_mark mark, amb_match_fn *match,
+                                 void *ctx, int timeout_ms, amb_term *out);
+
+/* A new reference, unique in this runtime (and, with the node name and
+ * creation, across nodes), on the process's heap. */
+AMB_API amb_term amb_make_ref(amb_proc *self);
+
+/* Number of messages waiting in the caller's mailbox. */
+AMB_API size_t amb_message_queue_len(amb_proc *self);
+
+/* ---------------------------------------------------------------------------
+ * Timers (erlang:send_after/3, cancel_timer/1, read_timer/1)
+ * ------------------------------------------------------------------------ */
+
+typedef uint64_t amb_tref;
+
+/* Sends msg (copied now) to dest after ms milliseconds. dest is a pid or a
+ * registered name (looked up when the timer fires). *tref (may be NULL)
+ * identifies the timer. */
+AMB_API int amb_send_after(amb_proc *self, uint64_t ms, amb_term dest, amb_term msg,
+                           amb_tref *tref);
+/* Cancels a timer: 0 and the milliseconds that were left, or AMB_ENOTFOUND
+ * when it already fired or was cancelled (erlang:cancel_timer's false). */
+AMB_API int amb_cancel_timer(amb_proc *self, amb_tref tref, uint64_t *left_ms);
+/* Milliseconds left, or AMB_ENOTFOUND. */
+AMB_API int amb_read_timer(amb_proc *self, amb_tref tref, uint64_t *left_ms);
+/* Suspends the caller for ms milliseconds (messages wait). */
+AMB_API int amb_sleep(amb_proc *self, uint64_t ms);
+/* Milliseconds on the runtime's monotonic clock. */
+AMB_API uint64_t amb_now_ms(void);
+
+/* ---------------------------------------------------------------------------
+ * Registered names
+ * ------------------------------------------------------------------------ */
+
+/* Registers pid under name (an atom other than undefined). AMB_EEXIST when
+ * the name is taken or the process already has a name, AMB_ENOPROC when pid
+ * is not alive, AMB_EBADARG for a bad name. The name goes away when the
+ * process ends. */
+AMB_API int amb_register(amb_proc *self, amb_term name, amb_pid pid);
+/* AMB_ENOTFOUND when the name is not registered. */
+AMB_API int amb_unregister(amb_proc *self, amb_term name);
+/* The pid registered as name, or AMB_ENOTFOUND. */
+AMB_API int amb_whereis(amb_proc *self, amb_term name, amb_pid *out);
+/* A list of the registered names, on the caller's heap. */
+AMB_API amb_term amb_registered(amb_proc *self);
+
+/* ---------------------------------------------------------------------------
+ * process_info
+ * ------------------------------------------------------------------------ */
+
+typedef enum amb_proc_status {
+    AMB_STATUS_RUNNABLE = 1,
+    AMB_STATUS_RUNNING,
+    AMB_STATUS_WAITING,
+    AMB_STATUS_EXITING,
+} amb_proc_status;
+
+typedef struct amb_process_info {
+    amb_proc_status status;
+    size_t message_queue_len;
+    size_t links;
+    size_t monitors;
+    amb_term registered_name; /* an atom, or AMB_NONE */
+    uint64_t reductions;
+    size_t stack_size;            /* stack reserved (0 for an idle handler) */
+    size_t heap_size;             /* bytes of the process's heap */
+    size_t memory;                /* all bytes the process holds */
+    const void *current_function; /* the body function or handler table */
+    bool trap_exit;
+} amb_process_info;
+
+/* A snapshot of pid's state. AMB_ENOPROC when it is not alive. */
+AMB_API int amb_process_info_get(amb_proc *self, amb_pid pid, amb_process_info *out);
+
+/* ---------------------------------------------------------------------------
+ * Blocking calls (Erlang's dirty schedulers)
+ * ------------------------------------------------------------------------ */
+
+/* Runs fn(arg) on a thread of the runtime's blocking pool while only the
+ * calling process waits; the scheduler goes on running other processes.
+ * Returns fn's result through *result (may be NULL). If the process is
+ * killed meanwhile, fn still finishes and its result is discarded: arg must
+ * stay valid until fn returns (do not point it into the process's heap). */
+typedef intptr_t amb_blocking_fn(void *arg);
+AMB_API int amb_blocking_call(amb_proc *self, amb_blocking_fn *fn, void *arg,
+                              intptr_t *result);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AMBITIOUS_PROCESS_H */

@@ -1,0 +1,379 @@
+/*
+ * mailbox.c - sending, and receiving with selective receive, timeouts and
+ * the save marker.
+ *
+ * A process's messages are in two places:
+ *
+ *   mbox (amb__mpscq)      private queue (pq_head ... pq_tail)
+ *   any thread pushes  -->  the process drains it here, oldest first, and
+ *                           gives each cell an arrival number (seq)
+ *
+ * A receive scans the private queue for the first cell that matches, then
+ * drains whatever has arrived and scans the new cells, then parks. Cells it
+ * passes over stay where they are, so unmatched messages keep their order.
+ * Cells that are signals (a timeout, a finished blocking call) are handled
+ * while draining and never enter the private queue.
+ *
+ * The save marker: amb_receive_mark remembers the private queue's tail and
+ * the arrival counter. pq_mark always points at the last cell that arrived
+ * at or before the mark (or is NULL for "before the head"): when that cell
+ * is removed, pq_mark moves to its predecessor, which arrived earlier still.
+ * So a receive after the mark starts right behind pq_mark, in O(1).
+ *
+ * Invariant: a received message is "borrowed" until the next receive; the
+ * cell is freed then (p->borrowed). Everything here runs in the process
+ * itself, except amb__deliver (any thread) and amb__mailbox_drop_all (the
+ * scheduler, for a dead process).
+ */
+#include <stdarg.h>
+
+#include "runtime/sched.h"
+
+static inline amb__msg *cell_of(amb__mpscq_node *n)
+{
+    return (amb__msg *)(void *)n;
+}
+
+static inline amb__msg *pq_next(amb__msg *m)
+{
+    return cell_of(atomic_load_explicit(&m->node.next, memory_order_relaxed));
+}
+
+static inline void pq_set_next(amb__msg *m, amb__msg *next)
+{
+    atomic_store_explicit(&m->node.next, &next->node, memory_order_relaxed);
+}
+
+void amb__deliver(amb_rt *rt, amb__sched *s, amb_proc *p, amb__msg *m)
+{
+    if (amb__mpscq_push(&p->mbox, &m->node))
+        amb__sched_ready(rt, s, p);
+}
+
+/* Handles a signal cell; false when the cell is an ordinary message. */
+static bool handle_signal(amb_proc *p, amb__msg *m)
+{
+    switch (m->kind) {
+    case AMB__MSG_TERM:
+        return false;
+    case AMB__MSG_TIMEOUT:
+        /* Only the timer of the current wait counts; an old one (its wait
+         * ended by a message first) is dropped. */
+        if (m == p->wait_timer && m->wait_seq == p->wait_seq) {
+            p->wait_timer = NULL;
+            p->wait_timed_out = true;
+        }
+        amb__msg_free(p->sched, m);
+        return true;
+    case AMB__MSG_WAKE:
+        if (m->wait_seq == p->wait_seq) {
+            p->wake_result = (intptr_t)m->term;
+            p->wait_timed_out = true; /* "the wait is over" */
+        }
+        amb__msg_free(p->sched, m);
+        return true;
+    default:
+        amb__panic("unknown message cell kind %u", m->kind);
+    }
+}
+
+/* Moves every visible cell from the mailbox to the private queue. Returns
+ * the first cell added, or NULL. */
+static amb__msg *drain(amb_proc *p)
+{
+    amb__msg *first = NULL;
+    amb__mpscq_node *n;
+    while ((n = amb__mpscq_pop(&p->mbox)) != NULL) {
+        amb__msg *m = cell_of(n);
+        if (handle_signal(p, m))
+            continue;
+        m->seq = ++p->pq_seq;
+        atomic_store_explicit(&m->node.next, NULL, memory_order_relaxed);
+        if (p->pq_tail != NULL)
+            pq_set_next(p->pq_tail, m);
+        else
+            p->pq_head = m;
+        p->pq_tail = m;
+        amb__size_add(&p->pq_len, 1);
+        if (first == NULL)
+            first = m;
+    }
+    return first;
+}
+
+/* Unlinks m, whose predecessor is prev (NULL when m is the head). */
+static void unlink_cell(amb_proc *p, amb__msg *prev, amb__msg *m)
+{
+    amb__msg *next = pq_next(m);
+    if (prev != NULL)
+        atomic_store_explicit(&prev->node.next, next ? &next->node : NULL,
+                              memory_order_relaxed);
+    else
+        p->pq_head = next;
+    if (p->pq_tail == m)
+        p->pq_tail = prev;
+    if (p->pq_mark == m)
+        p->pq_mark = prev;
+    amb__size_add(&p->pq_len, -1);
+}
+
+void amb__mailbox_release_borrowed(amb_proc *p)
+{
+    if (p->borrowed != NULL) {
+        amb__msg_free(p->sched, p->borrowed);
+        p->borrowed = NULL;
+    }
+}
+
+typedef struct matcher {
+    amb_match_fn *fn; /* NULL: anything matches */
+    void *ctx;
+    const int *abort_rc; /* when it becomes non-zero, the receive stops with it */
+} matcher;
+
+/* The receive of every kind: the first cell after `after` (a seq; 0 for the
+ * whole queue) for which m matches. */
+static int receive(amb_proc *p, uint64_t after, bool use_mark, matcher mt, int timeout_ms,
+                   amb_term *out)
+{
+    amb__mailbox_release_borrowed(p);
+    amb__proc_reduce(p);
+    p->wait_seq++;
+    p->wait_timed_out = false;
+    bool armed = false;
+
+    /* Where to start: behind the mark in O(1), or from the head. */
+    amb__msg *prev = NULL, *m = p->pq_head;
+    if (use_mark && p->pq_mark_seq == after) {
+        prev = p->pq_mark;
+        m = prev ? pq_next(prev) : p->pq_head;
+    }
+    for (;;) {
+        for (; m != NULL; prev = m, m = pq_next(m)) {
+            if (m->seq <= after)
+                continue;
+            if (mt.fn == NULL || mt.fn(m->term, mt.ctx)) {
+                if (mt.abort_rc != NULL && *mt.abort_rc != 0) {
+                    if (armed)
+                        amb__timer_wait_cancel(p->sched, p);
+                    return *mt.abort_rc; /* nothing was taken */
+                }
+                unlink_cell(p, prev, m);
+                if (armed)
+                    amb__timer_wait_cancel(p->sched, p);
+                p->borrowed = m;
+                if (out != NULL)
+                    *out = m->term;
+                return 0;
+            }
+        }
+        /* Scanned everything: look at what arrived since. */
+        amb__msg *fresh = drain(p);
+        if (fresh != NULL) {
+            m = fresh;
+            /* prev stays the cell before fresh: the old tail (or NULL). */
+            continue;
+        }
+        if (p->wait_timed_out || timeout_ms == 0) {
+            if (armed && !p->wait_timed_out)
+                amb__timer_wait_cancel(p->sched, p);
+            return AMB_ETIMEDOUT;
+        }
+        if (!armed && timeout_ms > 0) {
+            int rc = amb__timer_wait(p->sched, p, (uint64_t)timeout_ms);
+            if (rc != 0)
+                return rc;
+            armed = true;
+        }
+        amb__proc_switch_out(p, AMB__REQ_PARK);
+    }
+}
+
+int amb_receive(amb_proc *self, int timeout_ms, amb_term *out)
+{
+    if (self == NULL || out == NULL || timeout_ms < AMB_INFINITY)
+        return AMB_EBADARG;
+    return receive(self, 0, false, (matcher){NULL, NULL, NULL}, timeout_ms, out);
+}
+
+int amb_receive_if(amb_proc *self, amb_match_fn *match, void *ctx, int timeout_ms,
+                   amb_term *out)
+{
+    if (self == NULL || match == NULL || timeout_ms < AMB_INFINITY)
+        return AMB_EBADARG;
+    return receive(self, 0, false, (matcher){match, ctx, NULL}, timeout_ms, out);
+}
+
+amb_recv_mark amb_receive_mark(amb_proc *self)
+{
+    amb_recv_mark mark = {0};
+    if (self == NULL)
+        return mark;
+    self->pq_mark = self->pq_tail;
+    self->pq_mark_seq = self->pq_seq;
+    mark.seq = self->pq_seq;
+    return mark;
+}
+
+int amb_receive_if_after(amb_proc *self, amb_recv_mark mark, amb_match_fn *match,
+                         void *ctx, int timeout_ms, amb_term *out)
+{
+    if (self == NULL || match == NULL || timeout_ms < AMB_INFINITY)
+        return AMB_EBADARG;
+    return receive(self, mark.seq, true, (matcher){match, ctx, NULL}, timeout_ms, out);
+}
+
+/* Pattern matching for amb_receive_match: a trial match binds nothing (the
+ * pattern is checked with a scratch copy of the arguments' va_list), the
+ * final one binds. */
+typedef struct pattern {
+    const char *fmt;
+    va_list *ap;
+    int error; /* AMB_EFORMAT etc. from a bad pattern */
+} pattern;
+
+static bool pattern_matches(amb_term msg, void *ctx)
+{
+    pattern *pt = ctx;
+    if (pt->error != 0)
+        return true; /* stop scanning: the pattern itself is bad */
+    va_list ap;
+    va_copy(ap, *pt->ap);
+    int rc = amb_vmatch(msg, NULL, pt->fmt, ap);
+    va_end(ap);
+    if (rc == 0)
+        return true;
+    if (rc != AMB_ENOMATCH)
+        pt->error = rc;
+    return pt->error != 0;
+}
+
+int amb_receive_match(amb_proc *self, int timeout_ms, amb_term *out, const char *fmt, ...)
+{
+    if (self == NULL || fmt == NULL || timeout_ms < AMB_INFINITY)
+        return AMB_EBADARG;
+    va_list ap;
+    va_start(ap, fmt);
+    pattern pt = {fmt, &ap, 0};
+    amb_term msg;
+    int rc = receive(self, 0, false, (matcher){pattern_matches, &pt, &pt.error},
+                     timeout_ms, &msg);
+    if (rc == 0) {
+        va_list bind;
+        va_copy(bind, ap);
+        rc = amb_vmatch(msg, NULL, fmt, bind);
+        va_end(bind);
+        if (rc == 0 && out != NULL)
+            *out = msg;
+    }
+    va_end(ap);
+    return rc;
+}
+
+bool amb__mailbox_take(amb_proc *p, amb_term *out)
+{
+    amb__mailbox_release_borrowed(p);
+    if (p->pq_head == NULL && drain(p) == NULL)
+        return false;
+    amb__msg *m = p->pq_head;
+    unlink_cell(p, NULL, m);
+    p->borrowed = m;
+    *out = m->term;
+    return true;
+}
+
+size_t amb_message_queue_len(amb_proc *self)
+{
+    if (self == NULL)
+        return 0;
+    drain(self);
+    return atomic_load_explicit(&self->pq_len, memory_order_relaxed);
+}
+
+static void free_chain(amb__sched *s, amb__msg *m)
+{
+    while (m != NULL) {
+        amb__msg *next = pq_next(m);
+        amb__msg_free(s, m);
+        m = next;
+    }
+}
+
+void amb__mailbox_drop_all(amb__sched *s, amb_proc *p)
+{
+    if (p->borrowed != NULL) {
+        amb__msg_free(s, p->borrowed);
+        p->borrowed = NULL;
+    }
+    free_chain(s, p->pq_head);
+    p->pq_head = p->pq_tail = p->pq_mark = NULL;
+    atomic_store_explicit(&p->pq_len, 0, memory_order_relaxed);
+    amb__mpscq_node *n;
+    while ((n = amb__mpscq_pop(&p->mbox)) != NULL)
+        amb__msg_free(s, cell_of(n));
+}
+
+/* ---------------------------------------------------------------------------
+ * Sending
+ * ------------------------------------------------------------------------ */
+
+/* Checks that to is a pid of this runtime. */
+static int local_target(amb_rt *rt, amb_pid to)
+{
+    if (amb_is_local_pid(to))
+        return amb__lpid_slot(to) == rt->node_slot ? 0 : AMB_ENOTSUP;
+    return amb_type_of(to) == AMB_T_PID ? AMB_ENOTSUP : AMB_EBADARG;
+}
+
+int amb_send(amb_proc *self, amb_pid to, amb_term msg)
+{
+    if (self == NULL || msg == AMB_NONE)
+        return AMB_EBADARG;
+    int rc = local_target(self->rt, to);
+    if (rc != 0)
+        return rc;
+    amb_proc *p = amb__ptab_lookup(self->rt, to);
+    if (p != NULL) {
+        amb__msg *m = amb__msg_new_term(self->sched, msg);
+        if (m == NULL)
+            return AMB_ENOMEM;
+        amb__deliver(self->rt, self->sched, p, m);
+    }
+    amb__proc_reduce(self);
+    return 0;
+}
+
+int amb_send_named(amb_proc *self, amb_term name, amb_term msg)
+{
+    if (self == NULL || !amb_is_atom(name) || msg == AMB_NONE)
+        return AMB_EBADARG;
+    amb_proc *p = amb__names_lookup(self->rt, name);
+    if (p == NULL)
+        return AMB_EBADARG;
+    amb__msg *m = amb__msg_new_term(self->sched, msg);
+    if (m == NULL)
+        return AMB_ENOMEM;
+    amb__deliver(self->rt, self->sched, p, m);
+    amb__proc_reduce(self);
+    return 0;
+}
+
+int amb_rt_send(amb_rt *rt, amb_pid to, amb_term msg)
+{
+    if (rt == NULL || msg == AMB_NONE)
+        return AMB_EBADARG;
+    int rc = local_target(rt, to);
+    if (rc != 0)
+        return rc;
+    amb__rt_ext_enter(rt);
+    amb_proc *p = amb__ptab_lookup(rt, to);
+    if (p != NULL) {
+        amb__msg *m = amb__msg_new_term(NULL, msg);
+        if (m == NULL)
+            rc = AMB_ENOMEM;
+        else
+            amb__deliver(rt, NULL, p, m);
+    }
+    amb__rt_ext_leave(rt);
+    return rc;
+}

@@ -1,0 +1,196 @@
+/*
+ * names.c - registered names: atom -> process, one table per runtime.
+ *
+ * An open-addressing hash table under rt->names_lock (registrations are rare;
+ * lookups from sends by name take the lock briefly). A process's own `name`
+ * field mirrors its entry, so teardown finds it in O(1).
+ *
+ * Invariants: an entry exists exactly while its process is alive and
+ * registered; a process has at most one name; both change only under the
+ * lock. Lookups return a block pointer that QSBR keeps valid for the caller
+ * (a scheduler thread, or an external thread inside ext_enter/leave).
+ */
+#include "runtime/sched.h"
+
+typedef struct entry {
+    amb_term name; /* 0: empty; TOMB: deleted */
+    amb_proc *proc;
+} entry;
+
+typedef struct table {
+    entry *e;
+    size_t cap, used, tombs;
+} table;
+
+#define TOMB ((amb_term)1) /* never an atom (atoms end in 100) */
+
+int amb__names_init(amb_rt *rt)
+{
+    table *t = amb__calloc(1, sizeof *t);
+    if (t == NULL)
+        return AMB_ENOMEM;
+    pthread_mutex_init(&rt->names_lock, NULL);
+    rt->names = t;
+    return 0;
+}
+
+void amb__names_term(amb_rt *rt)
+{
+    table *t = rt->names;
+    if (t == NULL)
+        return;
+    amb__free(t->e);
+    amb__free(t);
+    rt->names = NULL;
+    pthread_mutex_destroy(&rt->names_lock);
+}
+
+static size_t slot_of(amb_term name, size_t cap)
+{
+    return (size_t)(amb__atom_index(name) * 0x9e3779b97f4a7c15ull >> 20) & (cap - 1);
+}
+
+static entry *find(table *t, amb_term name)
+{
+    if (t->cap == 0)
+        return NULL;
+    for (size_t i = slot_of(name, t->cap);; i = (i + 1) & (t->cap - 1)) {
+        if (t->e[i].name == name)
+            return &t->e[i];
+        if (t->e[i].name == 0)
+            return NULL;
+    }
+}
+
+/* Keeps the load (entries and tombstones) at most 3/4; doubles only when
+ * live entries need it, else rehashes at the same size to drop tombstones. */
+static bool grow(table *t)
+{
+    if ((t->used + t->tombs + 1) * 4 <= t->cap * 3)
+        return true;
+    size_t cap = t->cap ? t->cap : 64;
+    if ((t->used + 1) * 2 > cap)
+        cap *= 2;
+    entry *e = amb__calloc(cap, sizeof *e);
+    if (e == NULL)
+        return false;
+    for (size_t i = 0; i < t->cap; i++) {
+        if (t->e[i].name == 0 || t->e[i].name == TOMB)
+            continue;
+        size_t j = slot_of(t->e[i].name, cap);
+        while (e[j].name != 0)
+            j = (j + 1) & (cap - 1);
+        e[j] = t->e[i];
+    }
+    amb__free(t->e);
+    t->e = e;
+    t->cap = cap;
+    t->tombs = 0;
+    return true;
+}
+
+int amb__names_register(amb_rt *rt, amb_term name, amb_proc *p)
+{
+    table *t = rt->names;
+    int rc = 0;
+    pthread_mutex_lock(&rt->names_lock);
+    if (find(t, name) != NULL || p->name != AMB_NONE) {
+        rc = AMB_EEXIST;
+    } else if (!grow(t)) {
+        rc = AMB_ENOMEM;
+    } else {
+        size_t i = slot_of(name, t->cap);
+        while (t->e[i].name != 0 && t->e[i].name != TOMB)
+            i = (i + 1) & (t->cap - 1);
+        if (t->e[i].name == TOMB)
+            t->tombs--;
+        t->e[i] = (entry){name, p};
+        t->used++;
+        p->name = name;
+    }
+    pthread_mutex_unlock(&rt->names_lock);
+    return rc;
+}
+
+static void remove_entry(table *t, entry *e)
+{
+    e->proc->name = AMB_NONE;
+    e->name = TOMB;
+    e->proc = NULL;
+    t->used--;
+    t->tombs++;
+}
+
+void amb__names_drop(amb_rt *rt, amb_proc *p)
+{
+    pthread_mutex_lock(&rt->names_lock);
+    if (p->name != AMB_NONE) {
+        entry *e = find(rt->names, p->name);
+        if (e != NULL && e->proc == p)
+            remove_entry(rt->names, e);
+        p->name = AMB_NONE;
+    }
+    pthread_mutex_unlock(&rt->names_lock);
+}
+
+amb_proc *amb__names_lookup(amb_rt *rt, amb_term name)
+{
+    pthread_mutex_lock(&rt->names_lock);
+    entry *e = find(rt->names, name);
+    amb_proc *p = e ? e->proc : NULL;
+    pthread_mutex_unlock(&rt->names_lock);
+    return p;
+}
+
+int amb_register(amb_proc *self, amb_term name, amb_pid pid)
+{
+    if (self == NULL || !amb_is_atom(name) || name == AMB_ATOM_UNDEFINED)
+        return AMB_EBADARG;
+    amb_proc *p = amb__ptab_lookup(self->rt, pid);
+    if (p == NULL)
+        return AMB_ENOPROC;
+    return amb__names_register(self->rt, name, p);
+}
+
+int amb_unregister(amb_proc *self, amb_term name)
+{
+    if (self == NULL || !amb_is_atom(name))
+        return AMB_EBADARG;
+    int rc = AMB_ENOTFOUND;
+    pthread_mutex_lock(&self->rt->names_lock);
+    entry *e = find(self->rt->names, name);
+    if (e != NULL) {
+        remove_entry(self->rt->names, e);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&self->rt->names_lock);
+    return rc;
+}
+
+int amb_whereis(amb_proc *self, amb_term name, amb_pid *out)
+{
+    if (self == NULL || !amb_is_atom(name) || out == NULL)
+        return AMB_EBADARG;
+    amb_proc *p = amb__names_lookup(self->rt, name);
+    if (p == NULL)
+        return AMB_ENOTFOUND;
+    *out = p->pid;
+    return 0;
+}
+
+amb_term amb_registered(amb_proc *self)
+{
+    if (self == NULL)
+        return AMB_NONE;
+    amb_heap *h = amb_proc_heap(self);
+    if (h == NULL)
+        return AMB_NONE;
+    amb_term list = AMB_NIL;
+    pthread_mutex_lock(&self->rt->names_lock);
+    table *t = self->rt->names;
+    for (size_t i = 0; i < t->cap && list != AMB_NONE; i++)
+        if (t->e[i].name != 0 && t->e[i].name != TOMB)
+            list = amb_cons(h, t->e[i].name, list);
+    pthread_mutex_unlock(&self->rt->names_lock);
+    return list;
+}

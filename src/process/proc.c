@@ -1,0 +1,327 @@
+/*
+ * proc.c - the life of a process: spawn, the calling process's accessors,
+ * exit, teardown and reclamation of its block, references, process_info.
+ *
+ * Life cycle of a block:
+ *   alloc (pool or allocator) -> spawn publishes it in the process table ->
+ *   runs -> ends (its scheduler tears it down: table slot cleared, name,
+ *   messages, heap and timers released) -> retired (QSBR limbo) ->
+ *   reclaimed after the grace period (messages that racing senders pushed
+ *   meanwhile are freed) -> back to the scheduler's pool.
+ */
+#include <stdlib.h>
+
+#include "runtime/sched.h"
+
+#define PROC_POOL_MAX 1024
+
+static amb_proc *block_alloc(amb__sched *s)
+{
+    amb_proc *p;
+    if (s != NULL && s->free_procs != NULL) {
+        p = s->free_procs;
+        s->free_procs = p->limbo_next;
+        s->free_procs_count--;
+    } else {
+        p = amb__malloc_aligned(sizeof *p, 64);
+        if (p == NULL)
+            return NULL;
+    }
+    memset(p, 0, sizeof *p);
+    return p;
+}
+
+static void block_free(amb__sched *s, amb_proc *p)
+{
+    if (s != NULL && s->free_procs_count < PROC_POOL_MAX) {
+        p->limbo_next = s->free_procs;
+        s->free_procs = p;
+        s->free_procs_count++;
+        return;
+    }
+    amb__free_aligned(p);
+}
+
+void amb__proc_pool_free(amb__sched *s)
+{
+    while (s->free_procs != NULL) {
+        amb_proc *p = s->free_procs;
+        s->free_procs = p->limbo_next;
+        amb__free_aligned(p);
+    }
+    s->free_procs_count = 0;
+}
+
+/* Spawns into rt from scheduler s (NULL: from outside). */
+static int spawn(amb_rt *rt, amb__sched *s, amb_fn *fn, void *arg,
+                 const amb_spawn_opts *o, amb_pid *out)
+{
+    const amb_handler *h = o ? o->handler : NULL;
+    if ((h == NULL && fn == NULL) || (h != NULL && h->handle == NULL))
+        return AMB_EBADARG;
+    if (o != NULL && o->name != AMB_NONE &&
+        (!amb_is_atom(o->name) || o->name == AMB_ATOM_UNDEFINED))
+        return AMB_EBADARG;
+    amb_proc *p = block_alloc(s);
+    if (p == NULL)
+        return AMB_ENOMEM;
+    uint32_t index, serial;
+    int rc = amb__ptab_alloc(rt, s, &index, &serial);
+    if (rc != 0) {
+        block_free(s, p);
+        return rc;
+    }
+    p->pid = amb__lpid_make(rt->node_slot, index, serial);
+    p->rt = rt;
+    p->name = AMB_NONE;
+    p->exit_reason = AMB_NONE;
+    p->fn = fn;
+    p->arg = arg;
+    if (h != NULL) {
+        p->handler = h;
+        p->flags |= AMB__PF_HANDLER;
+        if (h->state_size > 0) {
+            p->state = amb__malloc_aligned(h->state_size, 16);
+            if (p->state == NULL) {
+                amb__ptab_free(rt, s, index);
+                block_free(s, p);
+                return AMB_ENOMEM;
+            }
+            memset(p->state, 0, h->state_size);
+        }
+        if (h->init == NULL)
+            p->flags |= AMB__PF_INIT_DONE;
+    }
+    if (o != NULL && o->min_heap_size > 0) {
+        /* Reserve the heap now: one block of the asked size. */
+        amb_heap *heap = amb_proc_heap(p);
+        uint64_t *w = heap ? amb__heap_alloc(heap, o->min_heap_size / 8 + 1) : NULL;
+        if (w != NULL)
+            amb_heap_reset(heap);
+    }
+    if (o != NULL && o->name != AMB_NONE) {
+        rc = amb__names_register(rt, o->name, p);
+        if (rc != 0) {
+            amb_heap_free(p->heap);
+            amb__free_aligned(p->state);
+            amb__ptab_free(rt, s, index);
+            block_free(s, p);
+            return rc;
+        }
+    }
+    /* A handler with nothing to initialise waits parked for its first
+     * message; anything else starts runnable. */
+    bool idle = (p->flags & AMB__PF_HANDLER) && (p->flags & AMB__PF_INIT_DONE);
+    amb__mpscq_init(&p->mbox, idle);
+    atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
+    /* release: the block is complete before a lookup can find it. */
+    atomic_store_explicit(&rt->ptab.slots[index], p, memory_order_release);
+    if (out != NULL)
+        *out = p->pid;
+    if (!idle)
+        amb__sched_ready(rt, s, p);
+    return 0;
+}
+
+int amb_spawn_opt(amb_proc *self, amb_fn *fn, void *arg, const amb_spawn_opts *opts,
+                  amb_pid *out)
+{
+    if (self == NULL)
+        return AMB_EBADARG;
+    return spawn(self->rt, self->sched, fn, arg, opts, out);
+}
+
+int amb_spawn(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out)
+{
+    if (self == NULL || fn == NULL)
+        return AMB_EBADARG;
+    return spawn(self->rt, self->sched, fn, arg, NULL, out);
+}
+
+int amb_spawn_handler(amb_proc *self, const amb_handler *handler, void *arg, amb_pid *out)
+{
+    if (self == NULL || handler == NULL)
+        return AMB_EBADARG;
+    amb_spawn_opts o = {.handler = handler, .name = AMB_NONE};
+    return spawn(self->rt, self->sched, NULL, arg, &o, out);
+}
+
+int amb_rt_spawn(amb_rt *rt, amb_fn *fn, void *arg, amb_pid *out)
+{
+    if (rt == NULL || fn == NULL)
+        return AMB_EBADARG;
+    return spawn(rt, NULL, fn, arg, NULL, out);
+}
+
+amb_pid amb_self(amb_proc *self)
+{
+    return self ? self->pid : AMB_NONE;
+}
+
+amb_rt *amb_proc_rt(amb_proc *self)
+{
+    return self ? self->rt : NULL;
+}
+
+amb_heap *amb_proc_heap(amb_proc *self)
+{
+    if (self == NULL)
+        return NULL;
+    if (self->heap == NULL && amb_heap_new(&self->heap) != 0)
+        return NULL;
+    return self->heap;
+}
+
+int amb_yield(amb_proc *self)
+{
+    if (self == NULL)
+        return AMB_EBADARG;
+    amb__counter_add(&self->reductions, 1);
+    amb__proc_switch_out(self, AMB__REQ_YIELD);
+    return 0;
+}
+
+bool amb_is_alive(amb_proc *self, amb_pid pid)
+{
+    return self != NULL && amb__ptab_lookup(self->rt, pid) != NULL;
+}
+
+/* Keeps reason on the process's exit heap (it must outlive the heap). */
+static void set_reason(amb_proc *p, amb_term reason)
+{
+    if (!amb_is_cons(reason) && !amb__is_boxed(reason)) {
+        p->exit_reason = reason;
+        return;
+    }
+    if (p->exit_heap == NULL && amb_heap_new(&p->exit_heap) != 0) {
+        p->exit_reason = AMB_ATOM_ERROR; /* out of memory: keep something */
+        return;
+    }
+    if (amb_term_copy(p->exit_heap, reason, &p->exit_reason) != 0)
+        p->exit_reason = AMB_ATOM_ERROR;
+}
+
+void amb_exit_self(amb_proc *self, amb_term reason)
+{
+    if (self == NULL)
+        amb__panic("amb_exit_self outside a process");
+    set_reason(self, reason == AMB_NONE ? AMB_ATOM_NORMAL : reason);
+    amb__mailbox_release_borrowed(self);
+    amb__proc_exit(self);
+}
+
+void amb__proc_exit_error(amb_proc *p, int rc)
+{
+    amb_heap *h;
+    amb_term reason = AMB_ATOM_ERROR;
+    if (amb_heap_new(&h) == 0) {
+        amb_term t = AMB_TUPLE(h, AMB_ATOM_ERROR, amb_atom(amb_err_name(rc)));
+        if (t != AMB_NONE)
+            reason = t;
+        set_reason(p, reason);
+        amb_heap_free(h);
+    } else {
+        set_reason(p, reason);
+    }
+    amb__mailbox_release_borrowed(p);
+    amb__proc_exit(p);
+}
+
+void amb__proc_teardown(amb__sched *s, amb_proc *p)
+{
+    amb_rt *rt = p->rt;
+    amb__timer_wait_cancel(s, p);
+    amb__mailbox_drop_all(s, p);
+    if (p->name != AMB_NONE)
+        amb__names_drop(rt, p);
+    uint32_t index = amb__lpid_index(p->pid);
+    /* release: pairs with lookups' acquire; from now on none finds p. */
+    atomic_store_explicit(&rt->ptab.slots[index], NULL, memory_order_release);
+    amb__ptab_free(rt, s, index);
+    amb_heap_free(p->heap);
+    p->heap = NULL;
+    amb_heap_free(p->exit_heap);
+    p->exit_heap = NULL;
+    amb__free_aligned(p->state);
+    p->state = NULL;
+    amb__sched_retire(s, p);
+    /* acq_rel: the last process to end tells the runtime it is done. */
+    if (atomic_fetch_sub_explicit(&rt->live, 1, memory_order_acq_rel) == 1) {
+        atomic_store_explicit(&rt->stopping, true, memory_order_release);
+        amb__sched_wake_all(rt);
+    }
+}
+
+void amb__proc_reclaim(amb__sched *s, amb_proc *p)
+{
+    /* Senders that found p before it ended may have pushed since. */
+    amb__mpscq_node *n;
+    while ((n = amb__mpscq_pop(&p->mbox)) != NULL)
+        amb__msg_free(s, (amb__msg *)(void *)n);
+    block_free(s, p);
+}
+
+/* Frees a process that never ended (amb_rt_free after a stop). */
+void amb__proc_discard(amb__sched *s, amb_proc *p)
+{
+    if (p->flags & AMB__PF_CTX_LIVE) {
+        amb__ctx_destroy(&p->ctx);
+        amb__stack_free(&s->stacks, p->stack);
+        p->stack = NULL;
+    }
+    amb__timer_wait_cancel(s, p);
+    p->wait_timer = NULL;
+    amb__mailbox_drop_all(s, p);
+    amb_heap_free(p->heap);
+    amb_heap_free(p->exit_heap);
+    amb__free_aligned(p->state);
+    amb__free_aligned(p);
+}
+
+amb_term amb_make_ref(amb_proc *self)
+{
+    if (self == NULL)
+        return AMB_NONE;
+    amb_heap *h = amb_proc_heap(self);
+    if (h == NULL)
+        return AMB_NONE;
+    uint64_t n = ++self->sched->ref_counter;
+    uint32_t words[3] = {(uint32_t)n, (uint32_t)(n >> 32), self->sched->id};
+    return amb_ref_term(h, self->rt->node_name, self->rt->creation, words, 3);
+}
+
+int amb_process_info_get(amb_proc *self, amb_pid pid, amb_process_info *out)
+{
+    if (self == NULL || out == NULL)
+        return AMB_EBADARG;
+    amb_proc *p = amb__ptab_lookup(self->rt, pid);
+    if (p == NULL)
+        return AMB_ENOPROC;
+    memset(out, 0, sizeof *out);
+    out->registered_name = AMB_NONE;
+    pthread_mutex_lock(&self->rt->names_lock);
+    if (p->name != AMB_NONE)
+        out->registered_name = p->name;
+    pthread_mutex_unlock(&self->rt->names_lock);
+    out->reductions = atomic_load_explicit(&p->reductions, memory_order_relaxed);
+    out->current_function = p->handler ? (const void *)p->handler : (const void *)p->fn;
+    if (p == self) {
+        /* The caller itself: everything is exact. */
+        out->status = AMB_STATUS_RUNNING;
+        out->message_queue_len = amb_message_queue_len(self);
+        out->stack_size = p->stack ? p->stack->size : 0;
+        out->heap_size = p->heap ? amb_heap_size(p->heap) : 0;
+        out->trap_exit = (p->flags & AMB__PF_TRAP_EXIT) != 0;
+    } else {
+        /* Another process's fields are its own while it runs: report what
+         * it publishes (its counters and whether its mailbox is parked). */
+        /* acquire: a snapshot of the mailbox word (mpscq.h: PARKED bit). */
+        uintptr_t head = atomic_load_explicit(&p->mbox.head, memory_order_acquire);
+        out->status =
+            (head & AMB__MPSCQ_PARKED) ? AMB_STATUS_WAITING : AMB_STATUS_RUNNABLE;
+        out->message_queue_len = atomic_load_explicit(&p->pq_len, memory_order_relaxed);
+    }
+    out->memory = sizeof *p + out->stack_size + out->heap_size +
+                  (p->handler ? p->handler->state_size : 0);
+    return 0;
+}

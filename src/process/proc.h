@@ -1,0 +1,196 @@
+/*
+ * proc.h - the process block, message cells and the process table: what
+ * src/process/ and src/runtime/ share about a process.
+ *
+ * A process block:
+ *
+ *   +------------------------------+  64-byte aligned
+ *   | mbox: amb__mpscq (2 lines)   |  producers push here (any thread)
+ *   +------------------------------+
+ *   | pid, rt, sched, ctx, stack   |  owned by whichever scheduler runs it
+ *   | private queue (selective     |  owned by the process itself
+ *   |   receive), heap, body, ...  |
+ *   +------------------------------+
+ *
+ * Who touches what:
+ *   - mbox: any thread pushes; only the process (or the scheduler acting for
+ *     it while it is switched out) pops or parks it.
+ *   - Everything else belongs to the process while it runs and to the
+ *     scheduler that switched it out while it does not. The mailbox's PARKED
+ *     bit hands a parked process to exactly one waker (mpscq.h), and a
+ *     runnable process sits in exactly one run queue, so at most one thread
+ *     owns a process at any time.
+ *   - The table entry of a live process points to its block. Blocks are
+ *     freed only after a grace period (sched.h, "QSBR"), so a sender that
+ *     read the table entry before the process ended still pushes into valid
+ *     memory; what it pushes is freed with the block.
+ *
+ * Messages and signals travel as message cells (amb__msg) through the
+ * mailbox, in the order they were sent. A cell of kind MSG owns a copy of the
+ * term in a fixed heap over its own buffer. Other kinds (a receive timeout,
+ * later exit signals, links, monitors) carry their data in the cell.
+ */
+#ifndef AMB_PROCESS_PROC_H
+#define AMB_PROCESS_PROC_H
+
+#include "ambitious/process.h"
+#include "arch/ctx.h"
+#include "runtime/mpscq.h"
+#include "runtime/stack.h"
+#include "runtime/wheel.h"
+#include "term_internal.h"
+
+typedef struct amb__sched amb__sched;
+
+enum amb__msg_kind {
+    AMB__MSG_TERM = 1, /* an ordinary message */
+    AMB__MSG_TIMEOUT,  /* a receive timeout fired (timer cell, see timer.c) */
+    AMB__MSG_WAKE,     /* a blocking call finished: wakes the waiter */
+};
+
+/* A message cell. size_class says which pool it returns to (msg.c). */
+typedef struct amb__msg {
+    amb__mpscq_node node; /* mailbox link, then private-queue link */
+    uint16_t kind;
+    uint16_t size_class;
+    uint32_t wait_seq; /* TIMEOUT/WAKE: the wait it ends */
+    uint64_t seq;      /* arrival order, given when moved to the private queue */
+    amb_term term;     /* TERM: the message; WAKE: the result */
+    amb_heap heap;     /* TERM: the term's storage, over words[] */
+    uint64_t words[];
+} amb__msg;
+
+/* What a process asks of its scheduler when it switches back to it. */
+enum amb__req {
+    AMB__REQ_NONE = 0,
+    AMB__REQ_YIELD,   /* runnable: back to the run queue */
+    AMB__REQ_PARK,    /* wait for a message (the scheduler parks the mailbox) */
+    AMB__REQ_EXIT,    /* ended: tear down */
+    AMB__REQ_IDLE,    /* handler finished its activation: park without a stack */
+    AMB__REQ_REQUEUE, /* handler spent its budget: runnable, without a stack */
+};
+
+enum amb__proc_flags {
+    AMB__PF_HANDLER = 1u << 0,   /* a handler process */
+    AMB__PF_CTX_LIVE = 1u << 1,  /* ctx holds a suspended flow on `stack` */
+    AMB__PF_INIT_DONE = 1u << 2, /* handler: init ran */
+    AMB__PF_TRAP_EXIT = 1u << 3,
+};
+
+struct amb_proc {
+    amb__mpscq mbox; /* first: it is 64-byte aligned */
+
+    amb_pid pid;
+    amb_rt *rt;
+    amb__sched *sched; /* the scheduler running it; re-read after any switch */
+    amb__ctx ctx;
+    amb__stack *stack; /* NULL while a handler is idle or before first run */
+    uint32_t flags;
+    uint8_t req;    /* enum amb__req, set just before switching out */
+    int32_t budget; /* reductions left in this run */
+    /* Counters other processes may read (process_info): written only by the
+     * process itself, with relaxed stores, read with relaxed loads. */
+    _Atomic uint64_t reductions;
+
+    /* The private queue: cells moved out of mbox, oldest first. A selective
+     * receive scans it; cells it skips stay, in order. */
+    amb__msg *pq_head, *pq_tail;
+    amb__msg *pq_mark; /* last cell at or before the mark, NULL: the head */
+    uint64_t pq_mark_seq;
+    uint64_t pq_seq;       /* arrival counter */
+    _Atomic size_t pq_len; /* see `reductions` */
+    amb__msg *borrowed;    /* the last received message: freed at the next receive */
+
+    /* Waiting. */
+    uint32_t wait_seq;   /* bumped by every wait; stale wake-ups carry an old one */
+    bool wait_timed_out; /* the current wait ended by its timeout */
+    struct amb__msg *wait_timer; /* the timer cell of the current wait, or NULL */
+    intptr_t wake_result;        /* result of a blocking call */
+
+    /* The body. */
+    amb_fn *fn;
+    void *arg;
+    const amb_handler *handler;
+    void *state;
+
+    amb_heap *heap; /* created on first use */
+    amb_term name;  /* registered name, or AMB_NONE (under the registry lock) */
+    amb_term exit_reason;
+    amb_heap *exit_heap; /* holds exit_reason when it is not an immediate */
+
+    struct amb_proc *runq_next;  /* link in the global inject queue */
+    struct amb_proc *limbo_next; /* QSBR: retired, waiting to be reclaimed */
+    uint64_t retire_epoch;
+};
+
+/* A counter only its owner writes: a relaxed load and store, no RMW. */
+static inline void amb__counter_add(_Atomic uint64_t *c, int64_t d)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + (uint64_t)d,
+                          memory_order_relaxed);
+}
+static inline void amb__size_add(_Atomic size_t *c, ptrdiff_t d)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + (size_t)d,
+                          memory_order_relaxed);
+}
+
+/* ---------------------------------------------------------------------------
+ * Process table (ptab.c): pid index -> block, with generation-checked pids.
+ * ------------------------------------------------------------------------ */
+typedef struct amb__ptab {
+    _Atomic(amb_proc *) *slots; /* index -> live block or NULL */
+    uint32_t *serials;          /* index -> serial of its current/last process */
+    size_t size;
+    _Atomic size_t fresh; /* indices [fresh, size) never used */
+    /* Freed indices, a stack under the lock (per-scheduler caches in front). */
+    void *lock; /* pthread_mutex_t, opaque here */
+    uint32_t *free_idx;
+    size_t free_len;
+} amb__ptab;
+
+int amb__ptab_init(amb__ptab *t, size_t size);
+void amb__ptab_term(amb__ptab *t);
+/* The live block of pid, or NULL. Safe on a scheduler thread (QSBR) or by an
+ * external thread inside amb__rt_ext_enter/leave. */
+amb_proc *amb__ptab_lookup(amb_rt *rt, amb_pid pid);
+
+/* ---------------------------------------------------------------------------
+ * Message cells (msg.c)
+ * ------------------------------------------------------------------------ */
+/* A cell with room for nwords of term storage, from the scheduler's pools
+ * (s may be NULL outside a scheduler: plain allocation). */
+amb__msg *amb__msg_alloc(amb__sched *s, size_t nwords);
+/* Returns a cell (and what its heap holds) to the pools of s (may be NULL). */
+void amb__msg_free(amb__sched *s, amb__msg *m);
+/* A TERM cell holding a copy of t. NULL on ENOMEM. */
+amb__msg *amb__msg_new_term(amb__sched *s, amb_term t);
+
+/* ---------------------------------------------------------------------------
+ * Delivery and waiting (mailbox.c)
+ * ------------------------------------------------------------------------ */
+/* Pushes m into p's mailbox and, when that wakes p, makes it runnable
+ * (on s, or through the inject queue when s is NULL). */
+void amb__deliver(amb_rt *rt, amb__sched *s, amb_proc *p, amb__msg *m);
+/* Frees every cell of a dead process's mailbox and private queue. */
+void amb__mailbox_drop_all(amb__sched *s, amb_proc *p);
+/* Handler processes: takes the oldest message without waiting. False when
+ * there is none. The term is borrowed until the next take. */
+bool amb__mailbox_take(amb_proc *p, amb_term *out);
+/* Frees the message the process borrowed last, if any. */
+void amb__mailbox_release_borrowed(amb_proc *p);
+
+/* Process table indices (ptab.c). s may be NULL (outside a scheduler). */
+int amb__ptab_alloc(amb_rt *rt, amb__sched *s, uint32_t *index, uint32_t *serial);
+void amb__ptab_free(amb_rt *rt, amb__sched *s, uint32_t index);
+void amb__ptab_flush_cache(amb_rt *rt, amb__sched *s);
+
+/* Registered names (names.c). */
+int amb__names_init(amb_rt *rt);
+void amb__names_term(amb_rt *rt);
+/* Removes p's name, if it has one (teardown). */
+void amb__names_drop(amb_rt *rt, amb_proc *p);
+int amb__names_register(amb_rt *rt, amb_term name, amb_proc *p);
+amb_proc *amb__names_lookup(amb_rt *rt, amb_term name);
+
+#endif /* AMB_PROCESS_PROC_H */
