@@ -68,7 +68,7 @@ static bool handle_signal(amb_proc *p, amb__msg *m)
     case AMB__MSG_WAKE:
         if (m->wait_seq == p->wait_seq) {
             p->wake_result = (intptr_t)m->term;
-            p->wait_timed_out = true; /* "the wait is over" */
+            p->wake_done = true;
         }
         amb__msg_free(p->sched, m);
         return true;
@@ -268,6 +268,22 @@ int amb_receive_match(amb_proc *self, int timeout_ms, amb_term *out, const char 
     }
     va_end(ap);
     return rc;
+}
+
+uint32_t amb__proc_wait_begin(amb_proc *p)
+{
+    p->wake_done = false;
+    return ++p->wait_seq;
+}
+
+void amb__proc_wait_wake(amb_proc *p)
+{
+    for (;;) {
+        drain(p);
+        if (p->wake_done)
+            return;
+        amb__proc_switch_out(p, AMB__REQ_PARK);
+    }
 }
 
 bool amb__mailbox_take(amb_proc *p, amb_term *out)

@@ -106,6 +106,7 @@ struct amb_proc {
     bool wait_timed_out; /* the current wait ended by its timeout */
     struct amb__msg *wait_timer; /* the timer cell of the current wait, or NULL */
     intptr_t wake_result;        /* result of a blocking call */
+    bool wake_done;              /* the WAKE of the current wait arrived */
 
     /* The body. */
     amb_fn *fn;
@@ -179,6 +180,12 @@ void amb__mailbox_drop_all(amb__sched *s, amb_proc *p);
 bool amb__mailbox_take(amb_proc *p, amb_term *out);
 /* Frees the message the process borrowed last, if any. */
 void amb__mailbox_release_borrowed(amb_proc *p);
+/* Starts a wait that only a WAKE cell with the returned wait_seq ends
+ * (a blocking call): bumps p->wait_seq and clears wake_done. */
+uint32_t amb__proc_wait_begin(amb_proc *p);
+/* Parks until that WAKE arrives (messages arriving meanwhile stay queued, in
+ * order); then p->wake_result holds the value the WAKE carried. */
+void amb__proc_wait_wake(amb_proc *p);
 
 /* Process table indices (ptab.c). s may be NULL (outside a scheduler). */
 int amb__ptab_alloc(amb_rt *rt, amb__sched *s, uint32_t *index, uint32_t *serial);

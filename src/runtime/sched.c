@@ -274,6 +274,7 @@ static void run(amb__sched *s, amb_proc *p)
     s->current = p;
     p->sched = s;
     p->budget = BUDGET;
+    atomic_store_explicit(&s->current_pid, p->pid, memory_order_relaxed);
     atomic_store_explicit(&s->run_started_ms, s->now_ms | 1, memory_order_relaxed);
     for (;;) {
         if (!(p->flags & AMB__PF_CTX_LIVE)) {

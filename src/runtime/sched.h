@@ -84,8 +84,10 @@ struct amb__sched {
     /* Sleeping: the futex word is bumped by every wake. */
     _Alignas(64) _Atomic uint32_t futex;
     _Atomic bool sleeping;
-    _Atomic uint64_t
-        run_started_ms; /* when the current process was switched in; 0 idle */
+    /* When the current process was switched in (0: idle), and which it is:
+     * read by thieves and the watchdog. */
+    _Atomic uint64_t run_started_ms;
+    _Atomic amb_pid current_pid;
 };
 
 #define AMB__EPOCH_OFFLINE UINT64_MAX
