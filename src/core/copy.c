@@ -67,8 +67,111 @@ static size_t box_children(amb_term t, size_t *first)
     }
 }
 
+/* ---------------------------------------------------------------------------
+ * Small terms (nearly every message: {tag, Pid, 42}, {Ref, Reply}) take a
+ * fast path: C recursion bounded by SMALL_DEPTH, no explicit stack. Deeper
+ * terms report "too deep" and take the general walk below.
+ * ------------------------------------------------------------------------ */
+#define SMALL_DEPTH 8
+#define TOO_DEEP    SIZE_MAX
+
+static size_t size_small(amb_term t, int depth)
+{
+    size_t words = 0;
+    for (;;) {
+        if (amb_is_cons(t)) {
+            const amb_term *cell = amb__cons_cell(t);
+            words += 2;
+            if (is_compound(cell[0])) {
+                if (depth >= SMALL_DEPTH)
+                    return TOO_DEEP;
+                size_t w = size_small(cell[0], depth + 1);
+                if (w == TOO_DEEP)
+                    return TOO_DEEP;
+                words += w;
+            }
+            t = cell[1]; /* the tail iterates: long lists cost no depth */
+            continue;
+        }
+        if (!amb__is_boxed(t))
+            return words;
+        words += box_words(t);
+        size_t first, n = box_children(t, &first);
+        for (size_t i = 0; i < n; i++) {
+            amb_term c = amb__box(t)[first + i];
+            if (!is_compound(c))
+                continue;
+            if (depth >= SMALL_DEPTH)
+                return TOO_DEEP;
+            size_t w = size_small(c, depth + 1);
+            if (w == TOO_DEEP)
+                return TOO_DEEP;
+            words += w;
+        }
+        return words;
+    }
+}
+
+/* Copies t onto dst; 0, AMB_ENOMEM, or 1 for "too deep" (what was copied so
+ * far is left on dst unused, which an arena allows). */
+static int copy_small(amb_heap *dst, amb_term t, int depth, amb_term *out)
+{
+    amb_term *slot = out;
+    for (;;) {
+        if (amb_is_cons(t)) {
+            const amb_term *src = amb__cons_cell(t);
+            amb_term *cell = (amb_term *)amb__heap_alloc(dst, 2);
+            if (cell == NULL)
+                return AMB_ENOMEM;
+            cell[0] = src[0];
+            if (is_compound(src[0])) {
+                if (depth >= SMALL_DEPTH)
+                    return 1;
+                int rc = copy_small(dst, src[0], depth + 1, &cell[0]);
+                if (rc != 0)
+                    return rc;
+            }
+            cell[1] = src[1];
+            *slot = amb__make_cons(cell);
+            slot = &cell[1];
+            t = src[1];
+            continue;
+        }
+        if (!amb__is_boxed(t)) {
+            *slot = t;
+            return 0;
+        }
+        if (amb__box_kind(t) == AMB__K_BINARY) {
+            const amb__binary *b = (const amb__binary *)(const void *)amb__box(t);
+            *slot = amb__binary_make(dst, b->refc, b->data, b->size,
+                                     (unsigned)AMB__HDR_PAYLOAD(b->header));
+            return *slot == AMB_NONE ? AMB_ENOMEM : 0;
+        }
+        size_t words = box_words(t);
+        uint64_t *p = amb__heap_alloc(dst, words);
+        if (p == NULL)
+            return AMB_ENOMEM;
+        memcpy(p, amb__box(t), words * sizeof(uint64_t));
+        *slot = amb__make_box(p);
+        size_t first, n = box_children(t, &first);
+        for (size_t i = 0; i < n; i++) {
+            if (!is_compound(p[first + i]))
+                continue;
+            if (depth >= SMALL_DEPTH)
+                return 1;
+            int rc = copy_small(dst, p[first + i], depth + 1, (amb_term *)&p[first + i]);
+            if (rc != 0)
+                return rc;
+        }
+        return 0;
+    }
+}
+
 size_t amb_term_size(amb_term t)
 {
+    size_t small = is_compound(t) ? size_small(t, 0) : 0;
+    if (small != TOO_DEEP)
+        return small * sizeof(uint64_t);
     amb__wstack st;
     amb__wstack_init(&st);
     size_t words = 0;
@@ -103,6 +206,13 @@ int amb_term_copy(amb_heap *dst, amb_term t, amb_term *out)
     if (!amb_is_cons(t) && !amb__is_boxed(t)) {
         *out = t;
         return 0;
+    }
+    amb_term fast;
+    int frc = copy_small(dst, t, 0, &fast);
+    if (frc <= 0) {
+        if (frc == 0)
+            *out = fast;
+        return frc;
     }
     amb__wstack st;
     amb__wstack_init(&st);

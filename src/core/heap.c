@@ -137,9 +137,9 @@ static uint64_t *alloc_slow(amb_heap *h, size_t nwords)
     return b->words;
 }
 
-uint64_t *amb__heap_alloc(amb_heap *heap, size_t nwords)
+uint64_t *amb__heap_alloc_slow(amb_heap *heap, size_t nwords)
 {
-    if (amb__likely((size_t)(heap->end - heap->top) >= nwords)) {
+    if ((size_t)(heap->end - heap->top) >= nwords) {
         uint64_t *p = heap->top;
         heap->top += nwords;
         return p;

@@ -217,8 +217,17 @@ void amb__heap_init_fixed(amb_heap *heap, uint64_t *words, size_t nwords);
 void amb__heap_release(amb_heap *heap);
 
 /* nwords uninitialised words, 8-byte aligned, on heap. NULL when out of
- * memory. */
-uint64_t *amb__heap_alloc(amb_heap *heap, size_t nwords);
+ * memory. The bump is inline; a new block comes from heap.c. */
+uint64_t *amb__heap_alloc_slow(amb_heap *heap, size_t nwords);
+static inline uint64_t *amb__heap_alloc(amb_heap *heap, size_t nwords)
+{
+    if (__builtin_expect((size_t)(heap->end - heap->top) >= nwords, 1)) {
+        uint64_t *p = heap->top;
+        heap->top += nwords;
+        return p;
+    }
+    return amb__heap_alloc_slow(heap, nwords);
+}
 /* Records a binary box that holds a reference on a refbin. */
 void amb__heap_track_binary(amb_heap *heap, amb__binary *bin);
 

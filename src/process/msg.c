@@ -58,7 +58,10 @@ void amb__msg_free(amb__sched *s, amb__msg *m)
 {
     if (m == NULL)
         return;
-    amb__heap_release(&m->heap);
+    /* Only cells whose term holds shared binaries or outgrew the buffer
+     * have anything to release. */
+    if (m->heap.offheap != NULL || m->heap.blocks != NULL)
+        amb__heap_release(&m->heap);
     unsigned c = m->size_class;
     if (c < AMB__MSG_CLASSES && s != NULL && s->msgs[c].count < POOL_MAX) {
         atomic_store_explicit(&m->node.next, (amb__mpscq_node *)(void *)s->msgs[c].free,
@@ -70,8 +73,36 @@ void amb__msg_free(amb__sched *s, amb__msg *m)
     amb__free(m);
 }
 
+/* A tuple whose elements are all immediates ({ping, Pid}, {ok, 42}): the
+ * commonest message, copied word for word. 0 when t is not one. */
+static size_t flat_tuple_words(amb_term t)
+{
+    if (!amb__is_boxed(t) || amb__box_kind(t) != AMB__K_TUPLE)
+        return 0;
+    const uint64_t *p = amb__box(t);
+    size_t arity = (size_t)AMB__HDR_PAYLOAD(p[0]);
+    if (arity > 8)
+        return 0;
+    for (size_t i = 1; i <= arity; i++)
+        if (amb_is_cons(p[i]) || amb__is_boxed(p[i]))
+            return 0;
+    return arity + 1;
+}
+
 amb__msg *amb__msg_new_term(amb__sched *s, amb_term t)
 {
+    size_t flat = flat_tuple_words(t);
+    if (flat != 0) {
+        amb__msg *m = amb__msg_alloc(s, flat);
+        if (m == NULL)
+            return NULL;
+        const uint64_t *src = amb__box(t);
+        for (size_t i = 0; i < flat; i++)
+            m->words[i] = src[i];
+        m->heap.top += flat;
+        m->term = amb__make_box(m->words);
+        return m;
+    }
     bool immediate = !amb_is_cons(t) && !amb__is_boxed(t);
     size_t nwords = immediate ? 0 : amb_term_size(t) / sizeof(uint64_t);
     amb__msg *m = amb__msg_alloc(s, nwords);

@@ -29,6 +29,7 @@
 #define INJECT_EVERY  61   /* check the inject queue first this often (fairness) */
 #define CLOCK_EVERY   16   /* read the clock this often */
 #define RECLAIM_AT    64   /* limbo length that triggers reclamation */
+#define DIRECT_EVERY  16   /* every this many switches go through the loop */
 
 uint64_t amb__clock_ms(void)
 {
@@ -197,16 +198,124 @@ void amb__rt_ext_leave(amb_rt *rt)
  * Switching processes in and out
  * ------------------------------------------------------------------------ */
 
+static void stackful_entry(amb__ctx *ctx, void *arg);
+static void handler_entry(amb__ctx *ctx, void *arg);
+
+/* Gets p ready to be switched to on s: a context (with a stack from s's
+ * cache) if it has none, its budget, and the bookkeeping the watchdog and
+ * thieves read. */
+static void prepare(amb__sched *s, amb_proc *p)
+{
+    s->current = p;
+    p->sched = s;
+    p->budget = BUDGET;
+    atomic_store_explicit(&s->current_pid, p->pid, memory_order_relaxed);
+    atomic_store_explicit(&s->run_started_ms, s->now_ms | 1, memory_order_relaxed);
+    if (!(p->flags & AMB__PF_CTX_LIVE)) {
+        amb__stack *st;
+        if (amb__stack_alloc(&s->stacks, &st) != 0)
+            amb__panic("no memory for a process stack");
+        p->stack = st;
+        amb__ctx_make(&p->ctx, st->lo, st->size,
+                      (p->flags & AMB__PF_HANDLER) ? handler_entry : stackful_entry, p);
+        p->flags |= AMB__PF_CTX_LIVE;
+    }
+}
+
+static void release_stack(amb__sched *s, amb_proc *p)
+{
+    amb__ctx_destroy(&p->ctx);
+    amb__stack_free(&s->stacks, p->stack);
+    p->stack = NULL;
+    p->flags &= ~AMB__PF_CTX_LIVE;
+}
+
+/* Every context calls this right after it lands on s: it finishes what the
+ * context that switched away asked for (s->pending). This runs after that
+ * context is completely saved (or dead), which is what makes parking safe:
+ * the parked process becomes findable only now. */
+static void after_switch(amb__sched *s)
+{
+    amb_proc *p = s->pending;
+    if (p == NULL)
+        return;
+    s->pending = NULL;
+    if (p->stack != NULL)
+        amb__stack_check(p->stack);
+    switch ((enum amb__req)s->pending_req) {
+    case AMB__REQ_YIELD:
+        amb__sched_ready_tail(s, p);
+        break;
+    case AMB__REQ_PARK:
+        /* Parked only if nothing arrived since it last looked; otherwise
+         * it runs next. */
+        if (!amb__mpscq_mark_empty(&p->mbox))
+            amb__sched_ready(s->rt, s, p);
+        break;
+    case AMB__REQ_IDLE:
+        release_stack(s, p);
+        if (!amb__mpscq_mark_empty(&p->mbox))
+            amb__sched_ready(s->rt, s, p);
+        break;
+    case AMB__REQ_REQUEUE:
+        release_stack(s, p);
+        amb__sched_ready_tail(s, p);
+        break;
+    case AMB__REQ_EXIT:
+        release_stack(s, p);
+        amb__proc_teardown(s, p);
+        break;
+    case AMB__REQ_NONE:
+        amb__panic("process switched out without a request");
+    }
+}
+
+/* The next process to switch to directly, skipping the scheduler loop: the
+ * run-next slot or the ring, but every DIRECT_EVERY-th switch goes through
+ * the loop so its periodic work (clock, timers, QSBR, inject queue) runs. */
+static amb_proc *next_direct(amb__sched *s)
+{
+    if ((++s->tick % DIRECT_EVERY) == 0)
+        return NULL;
+    /* acq_rel: against a thief's CAS on the slot. */
+    amb_proc *q = atomic_exchange_explicit(&s->q.next, NULL, memory_order_acq_rel);
+    return q != NULL ? q : amb__runq_get(&s->q);
+}
+
+/* Leaves p's context for the next one on the same scheduler: another
+ * process directly when one is ready, else the scheduler loop. */
+static amb__ctx *leave(amb_proc *p, enum amb__req req)
+{
+    amb__sched *s = p->sched;
+    s->pending = p;
+    s->pending_req = (uint8_t)req;
+    amb_proc *q = next_direct(s);
+    if (q == NULL) {
+        s->current = NULL;
+        return &s->ctx;
+    }
+    prepare(s, q);
+    return &q->ctx;
+}
+
 void amb__proc_switch_out(amb_proc *p, enum amb__req req)
 {
-    p->req = (uint8_t)req;
-    amb__ctx_switch(&p->ctx, &p->sched->ctx);
+    amb__ctx *to = leave(p, req);
+    amb__ctx_switch(&p->ctx, to);
+    after_switch(p->sched);
 }
 
 void amb__proc_exit(amb_proc *p)
 {
-    p->req = AMB__REQ_EXIT;
-    amb__ctx_exit(&p->ctx, &p->sched->ctx);
+    amb__ctx *to = leave(p, AMB__REQ_EXIT);
+    amb__ctx_exit(&p->ctx, to);
+}
+
+void amb__ctx_exit_to(amb_proc *p, enum amb__req req)
+{
+    amb__mailbox_release_borrowed(p);
+    amb__ctx *to = leave(p, req);
+    amb__ctx_exit(&p->ctx, to);
 }
 
 void amb__proc_reduce(amb_proc *p)
@@ -220,6 +329,7 @@ static void stackful_entry(amb__ctx *ctx, void *arg)
 {
     amb_proc *p = arg;
     (void)ctx;
+    after_switch(p->sched);
     p->fn(p, p->arg);
     p->exit_reason = AMB_ATOM_NORMAL;
     amb__proc_exit(p);
@@ -232,6 +342,7 @@ static void handler_entry(amb__ctx *ctx, void *arg)
 {
     amb_proc *p = arg;
     (void)ctx;
+    after_switch(p->sched);
     const amb_handler *h = p->handler;
     if (!(p->flags & AMB__PF_INIT_DONE)) {
         p->flags |= AMB__PF_INIT_DONE;
@@ -254,70 +365,13 @@ static void handler_entry(amb__ctx *ctx, void *arg)
     amb__ctx_exit_to(p, AMB__REQ_REQUEUE);
 }
 
-void amb__ctx_exit_to(amb_proc *p, enum amb__req req)
-{
-    amb__mailbox_release_borrowed(p);
-    p->req = (uint8_t)req;
-    amb__ctx_exit(&p->ctx, &p->sched->ctx);
-}
-
-static void release_stack(amb__sched *s, amb_proc *p)
-{
-    amb__ctx_destroy(&p->ctx);
-    amb__stack_free(&s->stacks, p->stack);
-    p->stack = NULL;
-    p->flags &= ~AMB__PF_CTX_LIVE;
-}
-
+/* From the scheduler loop: runs p, and whatever it hands over to directly,
+ * until control comes back to the loop. */
 static void run(amb__sched *s, amb_proc *p)
 {
-    s->current = p;
-    p->sched = s;
-    p->budget = BUDGET;
-    atomic_store_explicit(&s->current_pid, p->pid, memory_order_relaxed);
-    atomic_store_explicit(&s->run_started_ms, s->now_ms | 1, memory_order_relaxed);
-    for (;;) {
-        if (!(p->flags & AMB__PF_CTX_LIVE)) {
-            amb__stack *st;
-            if (amb__stack_alloc(&s->stacks, &st) != 0)
-                amb__panic("no memory for a process stack");
-            p->stack = st;
-            amb__ctx_make(&p->ctx, st->lo, st->size,
-                          (p->flags & AMB__PF_HANDLER) ? handler_entry : stackful_entry,
-                          p);
-            p->flags |= AMB__PF_CTX_LIVE;
-        }
-        p->req = AMB__REQ_NONE;
-        amb__ctx_switch(&s->ctx, &p->ctx);
-        amb__stack_check(p->stack);
-        switch ((enum amb__req)p->req) {
-        case AMB__REQ_YIELD:
-            amb__sched_ready_tail(s, p);
-            break;
-        case AMB__REQ_PARK:
-            /* Parked only if nothing arrived since the process last looked;
-             * otherwise it runs again at once. */
-            if (!amb__mpscq_mark_empty(&p->mbox))
-                continue;
-            break;
-        case AMB__REQ_IDLE:
-            release_stack(s, p);
-            if (!amb__mpscq_mark_empty(&p->mbox))
-                continue;
-            break;
-        case AMB__REQ_REQUEUE:
-            release_stack(s, p);
-            amb__sched_ready_tail(s, p);
-            break;
-        case AMB__REQ_EXIT:
-            release_stack(s, p);
-            amb__proc_teardown(s, p);
-            break;
-        case AMB__REQ_NONE:
-            amb__panic("process switched out without a request");
-        }
-        break;
-    }
+    prepare(s, p);
+    amb__ctx_switch(&s->ctx, &p->ctx);
+    after_switch(s);
     s->current = NULL;
     atomic_store_explicit(&s->run_started_ms, 0, memory_order_relaxed);
 }

@@ -60,6 +60,10 @@ struct amb__sched {
     pthread_t thread;
     amb__ctx ctx; /* the thread's own stack */
     amb_proc *current;
+    /* The process that just switched away and what it asked for; finished
+     * by whichever context lands next on this scheduler (sched.c). */
+    amb_proc *pending;
+    uint8_t pending_req;
 
     amb__runq q;
     uint32_t tick; /* scheduling iterations, for periodic work */
