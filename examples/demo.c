@@ -1,79 +1,110 @@
 /*
- * demo.c - a first look at ambitious: build Erlang terms in C, print them as
- * Erlang would, send them through the External Term Format and back, and
- * match them against a pattern. (Later the demo grows into processes and a
- * supervision tree; this part stays as the tour of terms.)
+ * demo.c - processes talking: what `make demo` runs.
+ *
+ * A registered "bank" process keeps balances in a handler process (no stack
+ * while it waits). Clients are stackful processes that call it with a fresh
+ * reference and wait for the reply with a selective receive, so a client's
+ * other messages are never disturbed. A timer sends the bank a report
+ * request after 50 ms; a client that waits too long gets a timeout.
  */
 #include <ambitious.h>
 #include <stdio.h>
 #include <string.h>
 
-int main(void)
-{
-    amb_heap *heap;
-    if (amb_heap_new(&heap) != 0)
-        return 1;
+typedef struct bank {
+    int64_t balance[4];
+    int64_t requests;
+} bank;
 
-    /* Build with a format string, as Erlang's ei_x_format does. */
-    amb_term order =
-        amb_pack(heap, "{order, ~i, ~a, [~s, ~s], #{qty => ~l, price => ~f}}", 1042,
-                 "pending", "apple", "pear", (int64_t)12, 0.35);
-    if (order == AMB_NONE) {
-        fprintf(stderr, "amb_pack failed\n");
-        return 1;
+/* The bank: {deposit, From, Ref, Account, Amount} -> {Ref, NewBalance}. */
+static int bank_handle(amb_proc *self, void *state, amb_term msg)
+{
+    bank *b = state;
+    amb_term from, ref;
+    int account;
+    int64_t amount;
+    if (amb_match(msg, "{deposit, ~p, ~w, ~i, ~l}", &from, &ref, &account, &amount) == 0 &&
+        account >= 0 && account < 4) {
+        b->balance[account] += amount;
+        b->requests++;
+        amb_heap *h = amb_proc_heap(self);
+        amb_send(self, from, AMB_TUPLE(h, ref, amb_int(h, b->balance[account])));
+        amb_heap_reset(h); /* the reply was copied into the client's mailbox */
+    } else if (amb_match(msg, "report") == 0) {
+        printf("bank: %lld requests so far; balances %lld %lld %lld %lld\n",
+               (long long)b->requests, (long long)b->balance[0], (long long)b->balance[1],
+               (long long)b->balance[2], (long long)b->balance[3]);
+    } else if (amb_match(msg, "stop") == 0) {
+        amb_exit_self(self, AMB_ATOM_NORMAL);
     }
-    printf("term:     ");
-    amb_fprint(stdout, order);
+    return 0;
+}
+
+static const amb_handler bank_handler = {
+    .state_size = sizeof(bank),
+    .handle = bank_handle,
+};
+
+/* The reply to one request: {Ref, Balance} for exactly our Ref. */
+static bool is_reply(amb_term msg, void *ref)
+{
+    return amb_tuple_arity(msg) == 2 && amb_equal(amb_tuple_get(msg, 0), *(amb_term *)ref);
+}
+
+static void client(amb_proc *self, void *arg)
+{
+    int account = (int)(intptr_t)arg;
+    amb_heap *h = amb_proc_heap(self);
+    amb_pid bank_pid;
+    if (amb_whereis(self, amb_atom("bank"), &bank_pid) != 0)
+        return;
+    int64_t last = 0;
+    for (int i = 1; i <= 1000; i++) {
+        amb_term ref = amb_make_ref(self);
+        amb_recv_mark mark = amb_receive_mark(self);
+        amb_send(self, bank_pid,
+                 amb_pack(h, "{deposit, ~p, ~w, ~i, ~i}", amb_self(self), ref, account, i));
+        amb_term reply;
+        if (amb_receive_if_after(self, mark, is_reply, &ref, 1000, &reply) != 0) {
+            printf("client %d: no reply\n", account);
+            return;
+        }
+        amb_get_int64(amb_tuple_get(reply, 1), &last);
+        amb_heap_reset(h);
+    }
+    printf("client %d: 1000 deposits done, balance %lld\n", account, (long long)last);
+}
+
+static void main_process(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_pid bank_pid;
+    amb_spawn_opts opts = {.handler = &bank_handler, .name = amb_atom("bank")};
+    if (amb_spawn_opt(self, NULL, NULL, &opts, &bank_pid) != 0)
+        return;
+    printf("bank started as ");
+    amb_fprint(stdout, bank_pid);
     printf("\n");
 
-    /* Encode it as term_to_binary/1 would, and decode it again. */
-    uint8_t *bytes;
-    size_t len;
-    int rc = amb_etf_encode_alloc(order, 0, &bytes, &len);
+    amb_send_after(self, 50, amb_atom("bank"), amb_atom("report"), NULL);
+    for (int account = 0; account < 4; account++)
+        amb_spawn(self, client, (void *)(intptr_t)account, NULL);
+
+    /* Nobody sends us anything: this receive ends by its timeout. */
+    amb_term msg;
+    int rc = amb_receive(self, 200, &msg);
+    printf("main: receive with 200 ms timeout -> %s\n", amb_err_name(rc));
+    amb_send(self, bank_pid, amb_atom("report"));
+    amb_send(self, bank_pid, amb_atom("stop"));
+}
+
+int main(void)
+{
+    int rc = amb_main(NULL, main_process, NULL);
     if (rc != 0) {
-        fprintf(stderr, "encode: %s\n", amb_strerror(rc));
+        fprintf(stderr, "demo: %s\n", amb_strerror(rc));
         return 1;
     }
-    printf("ETF:      %zu bytes:", len);
-    for (size_t i = 0; i < len && i < 24; i++)
-        printf(" %d", bytes[i]);
-    printf("%s\n", len > 24 ? " ..." : "");
-    amb_term back;
-    rc = amb_etf_decode(heap, bytes, len, NULL, &back, NULL);
-    amb_free(bytes);
-    if (rc != 0 || !amb_equal(order, back)) {
-        fprintf(stderr, "round trip failed: %s\n", amb_strerror(rc));
-        return 1;
-    }
-    printf("decoded:  equal to the original (=:=)\n");
-
-    /* Match it: take the id and the status, check the shape of the rest. */
-    int id;
-    const char *status;
-    amb_term items;
-    if (amb_match(back, "{order, ~i, ~a, ~w, _}", &id, &status, &items) == 0) {
-        size_t n = 0;
-        amb_list_length(items, &n);
-        printf("matched:  order %d is %s with %zu items\n", id, status, n);
-    }
-
-    /* Parse Erlang syntax, and compare in Erlang's term order. */
-    amb_term parsed;
-    size_t err_pos;
-    const char *text = "{ok, [1,2], #{a => <<\"x\">>}, 'quoted atom', 3.5}";
-    rc = amb_parse(heap, text, strlen(text), &parsed, &err_pos);
-    if (rc != 0) {
-        fprintf(stderr, "parse: %s at %zu\n", amb_strerror(rc), err_pos);
-        return 1;
-    }
-    printf("parsed:   ");
-    amb_fprint(stdout, parsed);
-    printf("\norder:    1 < 1.0? %s; 1 == 1.0? %s; atom < tuple? %s\n",
-           amb_compare_exact(amb_int(heap, 1), amb_float(heap, 1.0)) < 0 ? "exactly"
-                                                                         : "no",
-           amb_compare(amb_int(heap, 1), amb_float(heap, 1.0)) == 0 ? "yes" : "no",
-           amb_compare(amb_atom("zzz"), parsed) < 0 ? "yes" : "no");
-
-    amb_heap_free(heap);
+    printf("all processes ended\n");
     return 0;
 }
