@@ -1,0 +1,98 @@
+/*
+ * etf_internal.h - what the encoder (etf_encode.c) and the decoder
+ * (etf_decode.c) of the External Term Format share: the tag bytes, the
+ * big-endian readers and writers, and zlib's allocation hooks.
+ *
+ * The tag numbers are OTP's (erts/doc "External Term Format"); every one
+ * that OTP 25 or 26 can produce is listed, with a note where we only read
+ * it (legacy forms) or never accept it (ATOM_CACHE_REF and LOCAL_EXT belong
+ * to the distribution layer and to OTP 26's node-local encoding).
+ *
+ * Invariants: the readers never look past the pointer they are given plus
+ * the width they read; callers check the room first.
+ */
+#ifndef AMB_CORE_ETF_INTERNAL_H
+#define AMB_CORE_ETF_INTERNAL_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "ambitious/etf.h"
+
+enum amb__etf_tag {
+    AMB__ETF_NEW_FLOAT = 70,       /* 8-byte IEEE 754 double, big-endian */
+    AMB__ETF_BIT_BINARY = 77,      /* Len:32, Bits:8 (1..8), Len bytes */
+    AMB__ETF_COMPRESSED = 80,      /* UncompressedSize:32, zlib stream */
+    AMB__ETF_ATOM_CACHE_REF = 82,  /* distribution header only: rejected */
+    AMB__ETF_NEW_PID = 88,         /* Node, ID:32, Serial:32, Creation:32 */
+    AMB__ETF_NEW_PORT = 89,        /* Node, ID:32, Creation:32 */
+    AMB__ETF_NEWER_REFERENCE = 90, /* Len:16, Node, Creation:32, Len x ID:32 */
+    AMB__ETF_SMALL_INTEGER = 97,   /* uint8 */
+    AMB__ETF_INTEGER = 98,         /* int32, big-endian */
+    AMB__ETF_FLOAT = 99,           /* legacy: 31-byte "%.20e" string */
+    AMB__ETF_ATOM = 100,           /* Len:16, Latin-1 bytes */
+    AMB__ETF_REFERENCE = 101,      /* legacy: Node, ID:32, Creation:8 */
+    AMB__ETF_PORT = 102,           /* legacy: Node, ID:32, Creation:8 */
+    AMB__ETF_PID = 103,            /* legacy: Node, ID:32, Serial:32, Creation:8 */
+    AMB__ETF_SMALL_TUPLE = 104,    /* Arity:8, elements */
+    AMB__ETF_LARGE_TUPLE = 105,    /* Arity:32, elements */
+    AMB__ETF_NIL = 106,
+    AMB__ETF_STRING = 107,          /* Len:16, bytes (a list of small integers) */
+    AMB__ETF_LIST = 108,            /* Len:32, elements, tail */
+    AMB__ETF_BINARY = 109,          /* Len:32, bytes */
+    AMB__ETF_SMALL_BIG = 110,       /* n:8, Sign:8, n bytes little-endian */
+    AMB__ETF_LARGE_BIG = 111,       /* n:32, Sign:8, n bytes little-endian */
+    AMB__ETF_NEW_FUN = 112,         /* Size:32 (of the whole body), then the body */
+    AMB__ETF_EXPORT = 113,          /* Module, Function, Arity (an integer term) */
+    AMB__ETF_NEW_REFERENCE = 114,   /* legacy: Len:16, Node, Creation:8, IDs */
+    AMB__ETF_SMALL_ATOM = 115,      /* Len:8, Latin-1 bytes */
+    AMB__ETF_MAP = 116,             /* Arity:32, Arity key/value pairs */
+    AMB__ETF_FUN = 117,             /* pre-R10 funs: rejected, as OTP 23+ does */
+    AMB__ETF_ATOM_UTF8 = 118,       /* Len:16, UTF-8 bytes */
+    AMB__ETF_SMALL_ATOM_UTF8 = 119, /* Len:8, UTF-8 bytes */
+    AMB__ETF_V4_PORT = 120,         /* Node, ID:64, Creation:32 */
+    AMB__ETF_LOCAL = 121,           /* OTP 26 node-local: rejected */
+};
+
+/* The fixed part of a NEW_FUN_EXT body: Size:32, Arity:8, Uniq:16 bytes,
+ * Index:32, NumFree:32. Module, OldIndex, OldUniq, Pid and the free
+ * variables follow as terms. */
+#define AMB__ETF_FUN_FIXED 29
+
+static inline uint16_t amb__etf_get16(const uint8_t *p)
+{
+    return (uint16_t)((unsigned)p[0] << 8 | p[1]);
+}
+static inline uint32_t amb__etf_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline uint64_t amb__etf_get64(const uint8_t *p)
+{
+    return (uint64_t)amb__etf_get32(p) << 32 | amb__etf_get32(p + 4);
+}
+static inline void amb__etf_put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+static inline void amb__etf_put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+static inline void amb__etf_put64(uint8_t *p, uint64_t v)
+{
+    amb__etf_put32(p, (uint32_t)(v >> 32));
+    amb__etf_put32(p + 4, (uint32_t)v);
+}
+
+/* zlib's allocation hooks, so that compression and decompression take their
+ * memory from the installed allocator like the rest of the library
+ * (etf_decode.c defines them; zlib's types are void*(void*,uInt,uInt)). */
+void *amb__etf_zalloc(void *opaque, unsigned items, unsigned size);
+void amb__etf_zfree(void *opaque, void *ptr);
+
+#endif /* AMB_CORE_ETF_INTERNAL_H */
