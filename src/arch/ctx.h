@@ -210,7 +210,8 @@ static inline void amb__ctx_leaving(amb__ctx *from, amb__ctx *to, int dying)
 
 /* The first code on a new context's stack (the CPU layer calls it through
  * the frame that amb__ctx_frame built). */
-static inline void amb__ctx_boot(amb__ctx *prev, amb__ctx *self, amb__ctx_fn *fn, void *arg)
+static inline void amb__ctx_boot(amb__ctx *prev, amb__ctx *self, amb__ctx_fn *fn,
+                                 void *arg)
 {
 #if AMB__CTX_ASAN
     /* The first landing has no fake stack to restore (ASan's rule). */
@@ -223,8 +224,9 @@ static inline void amb__ctx_boot(amb__ctx *prev, amb__ctx *self, amb__ctx_fn *fn
 
 /* amb__ctx_make with an explicit CPU layer (the tests run the same code on
  * the ucontext reference this way). */
-static inline void amb__ctx_make_with(amb__ctx *ctx, void *lo, size_t size, amb__ctx_fn *fn,
-                                      void *arg, amb__ctx_frame_fn *frame)
+static inline void amb__ctx_make_with(amb__ctx *ctx, void *lo, size_t size,
+                                      amb__ctx_fn *fn, void *arg,
+                                      amb__ctx_frame_fn *frame)
 {
     *ctx = (amb__ctx){.stack_lo = lo, .stack_size = size, .flags = AMB__CTX_MADE};
 #if AMB__CTX_ASAN
@@ -255,7 +257,8 @@ static inline void amb__ctx_make(amb__ctx *ctx, void *lo, size_t size, amb__ctx_
     amb__ctx_make_with(ctx, lo, size, fn, arg, amb__ctx_frame);
 }
 
-static inline void amb__ctx_switch_with(amb__ctx *from, amb__ctx *to, amb__ctx_jump_fn *jump)
+static inline void amb__ctx_switch_with(amb__ctx *from, amb__ctx *to,
+                                        amb__ctx_jump_fn *jump)
 {
     amb__ctx_leaving(from, to, 0);
     amb__ctx *prev = jump(from, to);

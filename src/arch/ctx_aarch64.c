@@ -33,10 +33,10 @@ void amb__ctx_frame(amb__ctx *ctx, void *lo, size_t size, amb__ctx_boot_fn *boot
     uint64_t *sp = (uint64_t *)(top - 192);
 
     memset(sp, 0, 192);
-    sp[0] = (uint64_t)(uintptr_t)ctx;                         /* x19 */
-    sp[1] = (uint64_t)(uintptr_t)boot;                        /* x20 */
-    sp[2] = (uint64_t)(uintptr_t)fn;                          /* x21 */
-    sp[3] = (uint64_t)(uintptr_t)arg;                         /* x22 */
+    sp[0] = (uint64_t)(uintptr_t)ctx;                          /* x19 */
+    sp[1] = (uint64_t)(uintptr_t)boot;                         /* x20 */
+    sp[2] = (uint64_t)(uintptr_t)fn;                           /* x21 */
+    sp[3] = (uint64_t)(uintptr_t)arg;                          /* x22 */
     sp[11] = (uint64_t)(uintptr_t)amb__ctx_trampoline_aarch64; /* x30 */
     ctx->sp = sp;
 }

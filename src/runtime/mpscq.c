@@ -1,6 +1,6 @@
 /*
  * mpscq.c - the intrusive MPSC queue with a parked bit (see mpscq.h for the
- * contract and docs/design/mailbox-queue.md for the protocol and its proof).
+ * contract, docs/design/mailbox-queue.md for the protocol and why it holds).
  *
  * Shape of the queue, oldest node on the left:
  *

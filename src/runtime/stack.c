@@ -36,13 +36,13 @@
 
 #include "runtime/stack.h"
 
-#define DEFAULT_STACK_SIZE ((size_t)64 * 1024)
+#define DEFAULT_STACK_SIZE  ((size_t)64 * 1024)
 #define DEFAULT_REGION_SIZE ((size_t)1 << 30)
-#define DEFAULT_MAX_GUARDS ((size_t)4096)
-#define DEFAULT_CACHE_MAX ((size_t)64)
-#define DEFAULT_WARM_MAX ((size_t)256)
-#define MAX_STACK_SIZE ((size_t)256 << 20)
-#define MIN_REGION_SLOTS ((size_t)16)
+#define DEFAULT_MAX_GUARDS  ((size_t)4096)
+#define DEFAULT_CACHE_MAX   ((size_t)64)
+#define DEFAULT_WARM_MAX    ((size_t)256)
+#define MAX_STACK_SIZE      ((size_t)256 << 20)
+#define MIN_REGION_SLOTS    ((size_t)16)
 /* Stacks handled per madvise pass (the flush sorts them on the stack). */
 #define FLUSH_CHUNK 64
 
@@ -116,8 +116,10 @@ int amb__stack_pool_new(const amb__stack_config *cfg, amb__stack_pool **out)
 
     if (out == NULL)
         return AMB__MISUSE();
+    /* With 16 KiB pages the default is still 4 pages; with 64 KiB pages
+     * (some arm64 kernels) it grows to the 4-page minimum. */
     if (c.stack_size == 0)
-        c.stack_size = DEFAULT_STACK_SIZE;
+        c.stack_size = DEFAULT_STACK_SIZE > 4 * page ? DEFAULT_STACK_SIZE : 4 * page;
     if (c.region_size == 0)
         c.region_size = DEFAULT_REGION_SIZE;
     if (c.max_guards == 0)
@@ -130,7 +132,8 @@ int amb__stack_pool_new(const amb__stack_config *cfg, amb__stack_pool **out)
         c.warm_max = DEFAULT_WARM_MAX;
     else if (c.warm_max == SIZE_MAX)
         c.warm_max = 0;
-    if (c.stack_size > MAX_STACK_SIZE || c.cache_max < 2 || c.region_size > ((size_t)1 << 46))
+    if (c.stack_size > MAX_STACK_SIZE || c.cache_max < 2 ||
+        c.region_size > ((size_t)1 << 46))
         return AMB__MISUSE();
     c.stack_size = round_up(c.stack_size, page);
     if (c.stack_size < 4 * page)
@@ -356,8 +359,8 @@ static void give_to_pool(amb__stack_pool *p, amb__stack *list, size_t n)
             size_t j = i + 1;
             while (j < nc && cold[j]->lo == cold[j - 1]->lo + p->slot)
                 j++;
-            dontneed(cold[i]->lo - AMB__STACK_CANARY,
-                     slot_base(p, cold[j - 1]) + p->slot, &calls);
+            dontneed(cold[i]->lo - AMB__STACK_CANARY, slot_base(p, cold[j - 1]) + p->slot,
+                     &calls);
             i = j;
         }
 
@@ -399,7 +402,8 @@ void amb__stack_flush(amb__stack_cache *c)
 
 void amb__stack_cache_init(amb__stack_cache *c, amb__stack_pool *pool)
 {
-    *c = (amb__stack_cache){.head = NULL, .count = 0, .max = pool->cache_max, .pool = pool};
+    *c = (amb__stack_cache){
+        .head = NULL, .count = 0, .max = pool->cache_max, .pool = pool};
 }
 
 void amb__stack_cache_term(amb__stack_cache *c)

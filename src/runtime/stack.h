@@ -80,15 +80,15 @@ struct amb__stack {
 };
 
 #define AMB__STACK_GUARDED 1u /* the page below the canary is PROT_NONE */
-#define AMB__STACK_FREE 2u    /* in a cache or the shared pool */
+#define AMB__STACK_FREE    2u /* in a cache or the shared pool */
 
 typedef struct amb__stack_pool amb__stack_pool;
 
 /* Zero in any field means its default. */
 typedef struct amb__stack_config {
     size_t stack_size;  /* address space per stack, guard page included:
-                           0 = 64 KiB; rounded up to whole pages; at least
-                           4 pages, at most 256 MiB */
+                           0 = 64 KiB (4 pages if more); rounded up to whole
+                           pages; at least 4 pages, at most 256 MiB */
     size_t region_size; /* bytes per reservation: 0 = 1 GiB; rounded up to
                            whole stacks; at least 16 stacks */
     size_t max_guards;  /* stacks of this pool that get a guard page, while

@@ -27,7 +27,7 @@
  *
  * Threads: a wheel and its entries belong to one thread (the scheduler that
  * owns them); nothing here is atomic. Cancelling from another thread goes
- * through the owner (docs/design/timers.md, "Cross-thread cancel").
+ * through the owner (docs/design/timers.md, "Threads and cross-thread cancel").
  *
  * Memory: the wheel allocates nothing. An entry is embedded in the
  * caller's struct (a timer, a process waiting with a timeout), and a
@@ -136,6 +136,7 @@ static inline size_t amb__wheel_count(const amb__wheel *w)
     return w->count;
 }
 
+/* True from arming until the entry fires or is cancelled. */
 static inline bool amb__wheel_pending(const amb__wheel_entry *e)
 {
     return e->where != 0;

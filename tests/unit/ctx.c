@@ -160,7 +160,7 @@ AMB_TEST(ctx_ping_pong_ucontext)
 
 /* ---- many contexts, deep frames, a chain of context-to-context switches ---- */
 
-#define DEPTH 48
+#define DEPTH  48
 #define ROUNDS 4
 
 struct chain {
@@ -521,7 +521,8 @@ struct live {
 /* Ten doubles and eight integers live across every switch: where the ABI
  * has callee-saved registers for them (aarch64 d8-d15, x19-x28; x86-64
  * rbx, r12-r15) the compiler keeps them there. */
-static __attribute__((noinline)) void live_work(amb__ctx *self, struct live *l, double seed)
+static __attribute__((noinline)) void live_work(amb__ctx *self, struct live *l,
+                                                double seed)
 {
     double a = seed, b = seed * 2, c = seed * 3, d = seed * 4, e = seed * 5;
     double f = seed * 6, g = seed * 7, h = seed * 8, i = seed * 9, j = seed * 10;
@@ -618,11 +619,11 @@ static pid_t thread_id(void)
 struct roam {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int turn;          /* 0: main thread resumes next, 1: the other thread */
-    int resumes;       /* resumes done so far */
-    amb__ctx *home;    /* the thread context to switch back to */
-    pid_t seen[2];     /* each side's kernel thread id */
-    int wrong_thread;  /* resumes that ran on the wrong thread */
+    int turn;         /* 0: main thread resumes next, 1: the other thread */
+    int resumes;      /* resumes done so far */
+    amb__ctx *home;   /* the thread context to switch back to */
+    pid_t seen[2];    /* each side's kernel thread id */
+    int wrong_thread; /* resumes that ran on the wrong thread */
     long frames_bad;
     bool ready; /* seen[1] is set */
     bool done;
@@ -868,7 +869,8 @@ AMB_TEST(ctx_kill_suspended_then_reuse_stack_ucontext)
     teardown();
 }
 
-AMB_TEST_MAIN(AMB_TEST_ENTRY(ctx_ping_pong_native), AMB_TEST_ENTRY(ctx_ping_pong_ucontext),
+AMB_TEST_MAIN(AMB_TEST_ENTRY(ctx_ping_pong_native),
+              AMB_TEST_ENTRY(ctx_ping_pong_ucontext),
               AMB_TEST_ENTRY(ctx_many_contexts_deep_frames_native),
               AMB_TEST_ENTRY(ctx_many_contexts_deep_frames_ucontext),
               AMB_TEST_ENTRY(ctx_callee_saved_registers_native),

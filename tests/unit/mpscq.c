@@ -147,6 +147,8 @@ AMB_TEST(mpscq_single_thread_fifo)
         amb__mpscq_node *n = amb__mpscq_pop(&q);
         assert_non_null(n);
         assert_int_equal(msg_of(n)->seq, next_out++);
+        /* A real node is at tail now unless the queue just drained. */
+        assert_int_equal(amb__mpscq_is_empty(&q), next_out == next_in);
     }
     assert_null(amb__mpscq_pop(&q));
 }
