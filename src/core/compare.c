@@ -81,6 +81,64 @@ static int cmp_words(const uint64_t *a, const uint64_t *b, const int *order, siz
     return 0;
 }
 
+/* The module name inside a NEW_FUN_EXT body (Size:4 Arity:1 Uniq:16
+ * Index:4 NumFree:4 Module ...), or an empty name if it cannot be read. */
+static void closure_module(const amb__closure *c, const uint8_t **name, size_t *len)
+{
+    const uint8_t *p = c->ext + 29, *end = c->ext + c->len;
+    *name = p;
+    *len = 0;
+    if (p >= end)
+        return;
+    size_t n = 0, hdr = 0;
+    switch (p[0]) {
+    case 118: /* ATOM_UTF8_EXT */
+    case 100: /* ATOM_EXT */
+        hdr = 3;
+        n = end - p >= 3 ? ((size_t)p[1] << 8 | p[2]) : 0;
+        break;
+    case 119: /* SMALL_ATOM_UTF8_EXT */
+    case 115: /* SMALL_ATOM_EXT */
+        hdr = 2;
+        n = end - p >= 2 ? p[1] : 0;
+        break;
+    default:
+        return;
+    }
+    if ((size_t)(end - p) < hdr + n)
+        return;
+    *name = p + hdr;
+    *len = n;
+}
+
+static int cmp_bytes(const uint8_t *a, size_t la, const uint8_t *b, size_t lb)
+{
+    int c = memcmp(a, b, la < lb ? la : lb);
+    if (c != 0)
+        return c < 0 ? -1 : 1;
+    return cmp_u64(la, lb);
+}
+
+/* Closures as OTP orders them: module, index, uniq, then the rest (the free
+ * variables), which we compare as bytes. */
+static int cmp_closures(amb_term a, amb_term b)
+{
+    const amb__closure *x = (const amb__closure *)(const void *)amb__box(a);
+    const amb__closure *y = (const amb__closure *)(const void *)amb__box(b);
+    if (x->len < 29 || y->len < 29)
+        return cmp_bytes(x->ext, x->len, y->ext, y->len);
+    const uint8_t *mx, *my;
+    size_t lx, ly;
+    closure_module(x, &mx, &lx);
+    closure_module(y, &my, &ly);
+    int c = cmp_bytes(mx, lx, my, ly);
+    if (c == 0)
+        c = cmp_bytes(x->ext + 21, 4, y->ext + 21, 4); /* index, big-endian */
+    if (c == 0)
+        c = cmp_bytes(x->ext + 5, 16, y->ext + 5, 16); /* uniq */
+    return c ? c : cmp_bytes(x->ext, x->len, y->ext, y->len);
+}
+
 /* Numbers: by value. In exact order (map keys) every integer sorts before
  * every float, whatever their values: OTP's map key order. */
 static int cmp_numbers(amb_term a, amb_term b, bool exact)
@@ -127,39 +185,44 @@ static int cmp_shallow(amb_term a, amb_term b, bool exact)
         return cmp_u64(n, m);
     }
     case AMB_T_PID: {
-        /* Local pids are immediates and remote ones boxes: compare the parts. */
+        /* OTP's order: serial, number, then node, then creation. Local pids
+         * are immediates and remote ones boxes: compare their parts. */
         amb_term na = AMB_NONE, nb = AMB_NONE;
-        uint32_t pa[3] = {0}, pb[3] = {0}; /* serial, id, creation */
-        amb_get_pid(a, &na, &pa[1], &pa[0], &pa[2]);
-        amb_get_pid(b, &nb, &pb[1], &pb[0], &pb[2]);
-        int c = cmp_atoms(na, nb);
-        for (int i = 0; i < 3 && c == 0; i++)
-            c = cmp_u64(pa[i], pb[i]);
-        return c;
+        uint32_t ia = 0, ib = 0, sa = 0, sb = 0, ca = 0, cb = 0;
+        amb_get_pid(a, &na, &ia, &sa, &ca);
+        amb_get_pid(b, &nb, &ib, &sb, &cb);
+        int c = cmp_u64(sa, sb);
+        if (c == 0)
+            c = cmp_u64(ia, ib);
+        if (c == 0)
+            c = cmp_atoms(na, nb);
+        return c ? c : cmp_u64(ca, cb);
     }
     case AMB_T_PORT: {
-        static const int order[] = {2, 3}; /* id, creation */
+        static const int order[] = {3, 2}; /* node, then creation, then id */
         int c = cmp_atoms(amb__box(a)[1], amb__box(b)[1]);
         return c ? c : cmp_words(amb__box(a), amb__box(b), order, 2);
     }
     case AMB_T_REF: {
+        /* Node, creation, then the id words from the most significant. */
         const uint64_t *pa = amb__box(a), *pb = amb__box(b);
         int c = cmp_atoms(pa[1], pb[1]);
+        if (c == 0)
+            c = cmp_u64(pa[2], pb[2]);
         if (c != 0)
             return c;
         size_t n = (size_t)AMB__HDR_PAYLOAD(pa[0]), m = (size_t)AMB__HDR_PAYLOAD(pb[0]);
         if (n != m)
             return n < m ? -1 : 1;
-        /* The highest id word is the most significant, as in BEAM. */
         for (size_t i = n; i-- > 0;)
             if ((c = cmp_u64(pa[3 + i], pb[3 + i])) != 0)
                 return c;
-        return cmp_u64(pa[2], pb[2]);
+        return 0;
     }
     case AMB_T_FUN: {
         unsigned ka = amb__box_kind(a), kb = amb__box_kind(b);
         if (ka != kb)
-            return ka == AMB__K_EXPORT ? -1 : 1;
+            return ka == AMB__K_CLOSURE ? -1 : 1; /* closures first, as OTP */
         if (ka == AMB__K_EXPORT) {
             const uint64_t *pa = amb__box(a), *pb = amb__box(b);
             int c = cmp_atoms(pa[1], pb[1]);
@@ -167,12 +230,7 @@ static int cmp_shallow(amb_term a, amb_term b, bool exact)
                 c = cmp_atoms(pa[2], pb[2]);
             return c ? c : cmp_u64(AMB__HDR_PAYLOAD(pa[0]), AMB__HDR_PAYLOAD(pb[0]));
         }
-        const amb__closure *x = (const amb__closure *)(const void *)amb__box(a);
-        const amb__closure *y = (const amb__closure *)(const void *)amb__box(b);
-        int c = memcmp(x->ext, y->ext, x->len < y->len ? x->len : y->len);
-        if (c != 0)
-            return c < 0 ? -1 : 1;
-        return cmp_u64(x->len, y->len);
+        return cmp_closures(a, b);
     }
     }
     return 0;

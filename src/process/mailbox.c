@@ -72,6 +72,16 @@ static bool handle_signal(amb_proc *p, amb__msg *m)
         }
         amb__msg_free(p->sched, m);
         return true;
+    case AMB__MSG_INFO_REQ:
+        amb__info_answer(p, m);
+        return true;
+    case AMB__MSG_INFO_REPLY:
+        if (m->wait_seq == p->wait_seq && p->info_dest != NULL) {
+            memcpy(p->info_dest, m->words, sizeof *p->info_dest);
+            p->wake_done = true;
+        }
+        amb__msg_free(p->sched, m);
+        return true;
     default:
         amb__panic("unknown message cell kind %u", m->kind);
     }
@@ -133,8 +143,8 @@ typedef struct matcher {
 
 /* The receive of every kind: the first cell after `after` (a seq; 0 for the
  * whole queue) for which m matches. */
-static int receive(amb_proc *p, uint64_t after, bool use_mark, matcher mt, int timeout_ms,
-                   amb_term *out)
+static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
+                        int timeout_ms, amb_term *out)
 {
     amb__mailbox_release_borrowed(p);
     amb__proc_reduce(p);
@@ -189,6 +199,16 @@ static int receive(amb_proc *p, uint64_t after, bool use_mark, matcher mt, int t
     }
 }
 
+/* While it runs the process is "waiting" as process_info reports it. */
+static int receive(amb_proc *p, uint64_t after, bool use_mark, matcher mt, int timeout_ms,
+                   amb_term *out)
+{
+    p->in_receive = true;
+    int rc = receive_body(p, after, use_mark, mt, timeout_ms, out);
+    p->in_receive = false;
+    return rc;
+}
+
 int amb_receive(amb_proc *self, int timeout_ms, amb_term *out)
 {
     if (self == NULL || out == NULL || timeout_ms < AMB_INFINITY)
@@ -209,6 +229,8 @@ amb_recv_mark amb_receive_mark(amb_proc *self)
     amb_recv_mark mark = {0};
     if (self == NULL)
         return mark;
+    /* Everything that has arrived counts as before the mark. */
+    drain(self);
     self->pq_mark = self->pq_tail;
     self->pq_mark_seq = self->pq_seq;
     mark.seq = self->pq_seq;
@@ -326,7 +348,7 @@ void amb__mailbox_drop_all(amb__sched *s, amb_proc *p)
     atomic_store_explicit(&p->pq_len, 0, memory_order_relaxed);
     amb__mpscq_node *n;
     while ((n = amb__mpscq_pop(&p->mbox)) != NULL)
-        amb__msg_free(s, cell_of(n));
+        amb__msg_discard(p->rt, s, cell_of(n));
 }
 
 /* ---------------------------------------------------------------------------

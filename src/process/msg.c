@@ -6,50 +6,63 @@
  * exactly with amb_term_size), so a message is one allocation whatever its
  * shape, and its shared binaries are released when the cell is freed.
  *
- * Pools: four size classes; a scheduler keeps up to POOL_MAX free cells of
- * each class, without locks (a cell freed on another scheduler simply joins
- * that one's pool). Cells larger than the largest class, and cells freed
- * outside a scheduler, go straight to the allocator.
+ * Pools: four size classes, each a slab class (src/runtime/slab.h: one
+ * malloc per 32 cells, per-scheduler pools without locks, memory returned
+ * after a burst). Cells larger than the largest class, and cells made
+ * outside a scheduler, are single allocations (size_class NOSLAB).
  */
 #include "runtime/sched.h"
+#include "runtime/slab.h"
 
-#define POOL_MAX 4096
+#define NOSLAB 0xff
 
-/* Words of storage per class; class AMB__MSG_CLASSES means "exact size". */
+/* Words of storage per class. */
 static const size_t class_words[AMB__MSG_CLASSES] = {0, 10, 32, 128};
+
+#define CELL_BYTES(words) \
+    ((sizeof(amb__msg) + (words) * sizeof(uint64_t) + 15) & ~(size_t)15)
+
+static const amb__slab_class classes[AMB__MSG_CLASSES] = {
+    {CELL_BYTES(0), 32, 1024},
+    {CELL_BYTES(10), 32, 1024},
+    {CELL_BYTES(32), 32, 512},
+    {CELL_BYTES(128), 16, 128},
+};
 
 static unsigned class_of(size_t nwords)
 {
     for (unsigned c = 0; c < AMB__MSG_CLASSES; c++)
         if (nwords <= class_words[c])
             return c;
-    return AMB__MSG_CLASSES;
+    return NOSLAB;
 }
 
 amb__msg *amb__msg_alloc(amb__sched *s, size_t nwords)
 {
     unsigned c = class_of(nwords);
     amb__msg *m = NULL;
-    if (c < AMB__MSG_CLASSES && s != NULL && s->msgs[c].free != NULL) {
-        m = s->msgs[c].free;
-        s->msgs[c].free =
-            (amb__msg *)(void *)atomic_load_explicit(&m->node.next, memory_order_relaxed);
-        s->msgs[c].count--;
-    } else {
-        size_t words = c < AMB__MSG_CLASSES ? class_words[c] : nwords;
-        if (words > (SIZE_MAX - sizeof(amb__msg)) / sizeof(uint64_t))
-            return NULL;
-        m = amb__malloc(sizeof(amb__msg) + words * sizeof(uint64_t));
+    size_t words = nwords;
+    if (c != NOSLAB && s != NULL) {
+        uint16_t index;
+        m = amb__slab_alloc(&s->msgs[c], &classes[c], &index);
         if (m == NULL)
             return NULL;
+        m->slab_index = index;
+        words = class_words[c];
+    } else {
+        if (nwords > (SIZE_MAX - sizeof(amb__msg)) / sizeof(uint64_t))
+            return NULL;
+        m = amb__malloc(sizeof(amb__msg) + nwords * sizeof(uint64_t));
+        if (m == NULL)
+            return NULL;
+        c = NOSLAB;
     }
-    m->size_class = (uint16_t)c;
+    m->size_class = (uint8_t)c;
     m->kind = AMB__MSG_TERM;
     m->wait_seq = 0;
     m->seq = 0;
     m->term = AMB_NONE;
-    amb__heap_init_fixed(&m->heap, m->words,
-                         c < AMB__MSG_CLASSES ? class_words[c] : nwords);
+    amb__heap_init_fixed(&m->heap, m->words, words);
     atomic_store_explicit(&m->node.next, NULL, memory_order_relaxed);
     return m;
 }
@@ -63,14 +76,10 @@ void amb__msg_free(amb__sched *s, amb__msg *m)
     if (m->heap.offheap != NULL || m->heap.blocks != NULL)
         amb__heap_release(&m->heap);
     unsigned c = m->size_class;
-    if (c < AMB__MSG_CLASSES && s != NULL && s->msgs[c].count < POOL_MAX) {
-        atomic_store_explicit(&m->node.next, (amb__mpscq_node *)(void *)s->msgs[c].free,
-                              memory_order_relaxed);
-        s->msgs[c].free = m;
-        s->msgs[c].count++;
-        return;
-    }
-    amb__free(m);
+    if (c == NOSLAB)
+        amb__free(m);
+    else
+        amb__slab_free(s ? &s->msgs[c] : NULL, &classes[c], m, m->slab_index);
 }
 
 /* A tuple whose elements are all immediates ({ping, Pid}, {ok, 42}): the
@@ -89,48 +98,40 @@ static size_t flat_tuple_words(amb_term t)
     return arity + 1;
 }
 
-amb__msg *amb__msg_new_term(amb__sched *s, amb_term t)
+amb__msg *amb__msg_new_term_after(amb__sched *s, amb_term t, size_t reserve)
 {
     size_t flat = flat_tuple_words(t);
-    if (flat != 0) {
-        amb__msg *m = amb__msg_alloc(s, flat);
-        if (m == NULL)
-            return NULL;
-        const uint64_t *src = amb__box(t);
-        for (size_t i = 0; i < flat; i++)
-            m->words[i] = src[i];
-        m->heap.top += flat;
-        m->term = amb__make_box(m->words);
-        return m;
-    }
     bool immediate = !amb_is_cons(t) && !amb__is_boxed(t);
-    size_t nwords = immediate ? 0 : amb_term_size(t) / sizeof(uint64_t);
-    amb__msg *m = amb__msg_alloc(s, nwords);
+    size_t nwords = flat ? flat : immediate ? 0 : amb_term_size(t) / sizeof(uint64_t);
+    amb__msg *m = amb__msg_alloc(s, reserve + nwords);
     if (m == NULL)
         return NULL;
+    /* The term's storage starts behind the caller's reserved words. */
+    m->heap.top += reserve;
     if (immediate) {
         m->term = t;
-        return m;
-    }
-    if (amb_term_copy(&m->heap, t, &m->term) != 0) {
+    } else if (flat) {
+        const uint64_t *src = amb__box(t);
+        uint64_t *dst = m->heap.top;
+        for (size_t i = 0; i < flat; i++)
+            dst[i] = src[i];
+        m->heap.top += flat;
+        m->term = amb__make_box(dst);
+    } else if (amb_term_copy(&m->heap, t, &m->term) != 0) {
         amb__msg_free(s, m);
         return NULL;
     }
     return m;
 }
 
+amb__msg *amb__msg_new_term(amb__sched *s, amb_term t)
+{
+    return amb__msg_new_term_after(s, t, 0);
+}
+
 /* Frees every cell of the scheduler's pools (runtime teardown). */
 void amb__msg_pools_free(amb__sched *s)
 {
-    for (unsigned c = 0; c < AMB__MSG_CLASSES; c++) {
-        amb__msg *m = s->msgs[c].free;
-        while (m != NULL) {
-            amb__msg *next = (amb__msg *)(void *)atomic_load_explicit(
-                &m->node.next, memory_order_relaxed);
-            amb__free(m);
-            m = next;
-        }
-        s->msgs[c].free = NULL;
-        s->msgs[c].count = 0;
-    }
+    for (unsigned c = 0; c < AMB__MSG_CLASSES; c++)
+        amb__slab_pool_drain(&s->msgs[c], &classes[c]);
 }

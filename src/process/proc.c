@@ -13,43 +13,36 @@
 
 #include "runtime/sched.h"
 
-#define PROC_POOL_MAX 1024
+/* Process blocks come from slabs: no per-block malloc header or alignment
+ * slack, which keeps an idle handler process under 512 bytes. */
+static const amb__slab_class block_class = {sizeof(amb_proc), 64, 1024};
 
 static amb_proc *block_alloc(amb__sched *s)
 {
     amb_proc *p;
-    if (s != NULL && s->free_procs != NULL) {
-        p = s->free_procs;
-        s->free_procs = p->limbo_next;
-        s->free_procs_count--;
-    } else {
+    uint16_t index = 0;
+    if (s != NULL)
+        p = amb__slab_alloc(&s->procs, &block_class, &index);
+    else
         p = amb__malloc_aligned(sizeof *p, 64);
-        if (p == NULL)
-            return NULL;
-    }
+    if (p == NULL)
+        return NULL;
     memset(p, 0, sizeof *p);
+    p->slab_index = s != NULL ? index : UINT16_MAX;
     return p;
 }
 
 static void block_free(amb__sched *s, amb_proc *p)
 {
-    if (s != NULL && s->free_procs_count < PROC_POOL_MAX) {
-        p->limbo_next = s->free_procs;
-        s->free_procs = p;
-        s->free_procs_count++;
-        return;
-    }
-    amb__free_aligned(p);
+    if (p->slab_index == UINT16_MAX)
+        amb__free_aligned(p);
+    else
+        amb__slab_free(s ? &s->procs : NULL, &block_class, p, p->slab_index);
 }
 
 void amb__proc_pool_free(amb__sched *s)
 {
-    while (s->free_procs != NULL) {
-        amb_proc *p = s->free_procs;
-        s->free_procs = p->limbo_next;
-        amb__free_aligned(p);
-    }
-    s->free_procs_count = 0;
+    amb__slab_pool_drain(&s->procs, &block_class);
 }
 
 /* Spawns into rt from scheduler s (NULL: from outside). */
@@ -91,6 +84,15 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_fn *fn, void *arg,
         }
         if (h->init == NULL)
             p->flags |= AMB__PF_INIT_DONE;
+    }
+    if (o != NULL && o->stack_size > 0 && h == NULL) {
+        int cls = amb__stack_class_for(rt, o->stack_size);
+        if (cls < 0) {
+            amb__ptab_free(rt, s, index);
+            block_free(s, p);
+            return AMB_EBADARG;
+        }
+        p->stack_class = (uint8_t)cls;
     }
     if (o != NULL && o->min_heap_size > 0) {
         /* Reserve the heap now: one block of the asked size. */
@@ -257,7 +259,7 @@ void amb__proc_reclaim(amb__sched *s, amb_proc *p)
     /* Senders that found p before it ended may have pushed since. */
     amb__mpscq_node *n;
     while ((n = amb__mpscq_pop(&p->mbox)) != NULL)
-        amb__msg_free(s, (amb__msg *)(void *)n);
+        amb__msg_discard(p->rt, s, (amb__msg *)(void *)n);
     block_free(s, p);
 }
 
@@ -266,7 +268,7 @@ void amb__proc_discard(amb__sched *s, amb_proc *p)
 {
     if (p->flags & AMB__PF_CTX_LIVE) {
         amb__ctx_destroy(&p->ctx);
-        amb__stack_free(&s->stacks, p->stack);
+        amb__sched_stack_free(s, p->stack_class, p->stack);
         p->stack = NULL;
     }
     amb__timer_wait_cancel(s, p);
@@ -275,7 +277,7 @@ void amb__proc_discard(amb__sched *s, amb_proc *p)
     amb_heap_free(p->heap);
     amb_heap_free(p->exit_heap);
     amb__free_aligned(p->state);
-    amb__free_aligned(p);
+    block_free(s, p);
 }
 
 amb_term amb_make_ref(amb_proc *self)
@@ -290,38 +292,96 @@ amb_term amb_make_ref(amb_proc *self)
     return amb_ref_term(h, self->rt->node_name, self->rt->creation, words, 3);
 }
 
+/* Fills *out with p's state; p is the calling process or is handling a
+ * request for it, so everything is exact. */
+static void fill_info(amb_proc *p, amb_process_info *out, amb_proc_status status)
+{
+    memset(out, 0, sizeof *out);
+    out->status = status;
+    out->registered_name = AMB_NONE;
+    pthread_mutex_lock(&p->rt->names_lock);
+    if (p->name != AMB_NONE)
+        out->registered_name = p->name;
+    pthread_mutex_unlock(&p->rt->names_lock);
+    out->message_queue_len = atomic_load_explicit(&p->pq_len, memory_order_relaxed);
+    out->reductions = atomic_load_explicit(&p->reductions, memory_order_relaxed);
+    out->stack_size = p->stack ? p->stack->size : 0;
+    out->heap_size = p->heap ? amb_heap_size(p->heap) : 0;
+    out->memory = sizeof *p + out->stack_size + out->heap_size +
+                  (p->handler ? p->handler->state_size : 0);
+    out->current_function = p->handler ? (const void *)p->handler : (const void *)p->fn;
+    out->trap_exit = (p->flags & AMB__PF_TRAP_EXIT) != 0;
+}
+
+#define INFO_WORDS ((sizeof(amb_process_info) + 7) / 8)
+
+/* Sends an INFO_REPLY to the requester recorded in req (status 0 means the
+ * target is gone), then frees req. */
+static void info_reply(amb_rt *rt, amb__sched *s, amb__msg *req, amb_proc *target)
+{
+    amb_pid requester = req->term;
+    uint32_t seq = req->wait_seq;
+    amb__msg_free(s, req);
+    amb__msg *m = amb__msg_alloc(s, INFO_WORDS);
+    if (m == NULL)
+        amb__panic("out of memory answering process_info");
+    m->kind = AMB__MSG_INFO_REPLY;
+    m->wait_seq = seq;
+    amb_process_info info = {0};
+    if (target != NULL) {
+        /* It is handling the request while draining: a process inside a
+         * receive (or a handler between messages) is waiting. */
+        bool waiting = target->in_receive || (target->flags & AMB__PF_HANDLER);
+        fill_info(target, &info, waiting ? AMB_STATUS_WAITING : AMB_STATUS_RUNNABLE);
+    }
+    memcpy(m->words, &info, sizeof info);
+    amb_proc *r = amb__ptab_lookup(rt, requester);
+    if (r != NULL)
+        amb__deliver(rt, s, r, m);
+    else
+        amb__msg_free(s, m);
+}
+
+void amb__info_answer(amb_proc *p, amb__msg *req)
+{
+    info_reply(p->rt, p->sched, req, p);
+}
+
+void amb__msg_discard(amb_rt *rt, amb__sched *s, amb__msg *m)
+{
+    if (m->kind == AMB__MSG_INFO_REQ)
+        info_reply(rt, s, m, NULL);
+    else
+        amb__msg_free(s, m);
+}
+
 int amb_process_info_get(amb_proc *self, amb_pid pid, amb_process_info *out)
 {
     if (self == NULL || out == NULL)
         return AMB_EBADARG;
+    if (pid == self->pid) {
+        amb_message_queue_len(self); /* drain: count what has arrived */
+        fill_info(self, out, AMB_STATUS_RUNNING);
+        return 0;
+    }
     amb_proc *p = amb__ptab_lookup(self->rt, pid);
     if (p == NULL)
         return AMB_ENOPROC;
-    memset(out, 0, sizeof *out);
-    out->registered_name = AMB_NONE;
-    pthread_mutex_lock(&self->rt->names_lock);
-    if (p->name != AMB_NONE)
-        out->registered_name = p->name;
-    pthread_mutex_unlock(&self->rt->names_lock);
-    out->reductions = atomic_load_explicit(&p->reductions, memory_order_relaxed);
-    out->current_function = p->handler ? (const void *)p->handler : (const void *)p->fn;
-    if (p == self) {
-        /* The caller itself: everything is exact. */
-        out->status = AMB_STATUS_RUNNING;
-        out->message_queue_len = amb_message_queue_len(self);
-        out->stack_size = p->stack ? p->stack->size : 0;
-        out->heap_size = p->heap ? amb_heap_size(p->heap) : 0;
-        out->trap_exit = (p->flags & AMB__PF_TRAP_EXIT) != 0;
-    } else {
-        /* Another process's fields are its own while it runs: report what
-         * it publishes (its counters and whether its mailbox is parked). */
-        /* acquire: a snapshot of the mailbox word (mpscq.h: PARKED bit). */
-        uintptr_t head = atomic_load_explicit(&p->mbox.head, memory_order_acquire);
-        out->status =
-            (head & AMB__MPSCQ_PARKED) ? AMB_STATUS_WAITING : AMB_STATUS_RUNNABLE;
-        out->message_queue_len = atomic_load_explicit(&p->pq_len, memory_order_relaxed);
-    }
-    out->memory = sizeof *p + out->stack_size + out->heap_size +
-                  (p->handler ? p->handler->state_size : 0);
+    /* As BEAM does since OTP 21: ask the process itself, which answers in
+     * order with the messages sent to it before, so the answer is exact. */
+    amb__msg *req = amb__msg_alloc(self->sched, 0);
+    if (req == NULL)
+        return AMB_ENOMEM;
+    amb_process_info info;
+    req->kind = AMB__MSG_INFO_REQ;
+    req->term = self->pid;
+    req->wait_seq = amb__proc_wait_begin(self);
+    self->info_dest = &info;
+    amb__deliver(self->rt, self->sched, p, req);
+    amb__proc_wait_wake(self);
+    self->info_dest = NULL;
+    if (info.status == 0)
+        return AMB_ENOPROC;
+    *out = info;
     return 0;
 }

@@ -43,20 +43,23 @@
 typedef struct amb__sched amb__sched;
 
 enum amb__msg_kind {
-    AMB__MSG_TERM = 1, /* an ordinary message */
-    AMB__MSG_TIMEOUT,  /* a receive timeout fired (timer cell, see timer.c) */
-    AMB__MSG_WAKE,     /* a blocking call finished: wakes the waiter */
+    AMB__MSG_TERM = 1,   /* an ordinary message */
+    AMB__MSG_TIMEOUT,    /* a receive timeout fired (timer cell, see timer.c) */
+    AMB__MSG_WAKE,       /* a blocking call finished: wakes the waiter */
+    AMB__MSG_INFO_REQ,   /* process_info asked of this process (term: requester) */
+    AMB__MSG_INFO_REPLY, /* the answer (words: amb_process_info) */
 };
 
 /* A message cell. size_class says which pool it returns to (msg.c). */
 typedef struct amb__msg {
     amb__mpscq_node node; /* mailbox link, then private-queue link */
-    uint16_t kind;
-    uint16_t size_class;
-    uint32_t wait_seq; /* TIMEOUT/WAKE: the wait it ends */
-    uint64_t seq;      /* arrival order, given when moved to the private queue */
-    amb_term term;     /* TERM: the message; WAKE: the result */
-    amb_heap heap;     /* TERM: the term's storage, over words[] */
+    uint8_t kind;
+    uint8_t size_class;  /* msg.c */
+    uint16_t slab_index; /* msg.c */
+    uint32_t wait_seq;   /* TIMEOUT/WAKE: the wait it ends */
+    uint64_t seq;        /* arrival order, given when moved to the private queue */
+    amb_term term;       /* TERM: the message; WAKE: the result */
+    amb_heap heap;       /* TERM: the term's storage, over words[] */
     uint64_t words[];
 } amb__msg;
 
@@ -86,8 +89,10 @@ struct amb_proc {
     amb__ctx ctx;
     amb__stack *stack; /* NULL while a handler is idle or before first run */
     uint32_t flags;
-    uint8_t req;    /* enum amb__req, set just before switching out */
-    int32_t budget; /* reductions left in this run */
+    uint8_t req;         /* enum amb__req, set just before switching out */
+    uint16_t slab_index; /* where the block sits in its slab (proc.c) */
+    uint8_t stack_class; /* size class of its stack (rt.c) */
+    int32_t budget;      /* reductions left in this run */
     /* Counters other processes may read (process_info): written only by the
      * process itself, with relaxed stores, read with relaxed loads. */
     _Atomic uint64_t reductions;
@@ -104,9 +109,11 @@ struct amb_proc {
     /* Waiting. */
     uint32_t wait_seq;   /* bumped by every wait; stale wake-ups carry an old one */
     bool wait_timed_out; /* the current wait ended by its timeout */
-    struct amb__msg *wait_timer; /* the timer cell of the current wait, or NULL */
-    intptr_t wake_result;        /* result of a blocking call */
-    bool wake_done;              /* the WAKE of the current wait arrived */
+    struct amb__msg *wait_timer;        /* the timer cell of the current wait, or NULL */
+    intptr_t wake_result;               /* result of a blocking call */
+    bool wake_done;                     /* the WAKE of the current wait arrived */
+    bool in_receive;                    /* waiting in a receive (process_info status) */
+    struct amb_process_info *info_dest; /* where an INFO_REPLY goes */
 
     /* The body. */
     amb_fn *fn;
@@ -166,6 +173,9 @@ amb__msg *amb__msg_alloc(amb__sched *s, size_t nwords);
 void amb__msg_free(amb__sched *s, amb__msg *m);
 /* A TERM cell holding a copy of t. NULL on ENOMEM. */
 amb__msg *amb__msg_new_term(amb__sched *s, amb_term t);
+/* The same with reserve words at the start of the cell's buffer for the
+ * caller (a timer keeps its state there: timer.c). */
+amb__msg *amb__msg_new_term_after(amb__sched *s, amb_term t, size_t reserve);
 
 /* ---------------------------------------------------------------------------
  * Delivery and waiting (mailbox.c)
@@ -175,6 +185,11 @@ amb__msg *amb__msg_new_term(amb__sched *s, amb_term t);
 void amb__deliver(amb_rt *rt, amb__sched *s, amb_proc *p, amb__msg *m);
 /* Frees every cell of a dead process's mailbox and private queue. */
 void amb__mailbox_drop_all(amb__sched *s, amb_proc *p);
+/* Frees a cell that will never be received; a request in it is answered
+ * (a process_info request gets "no such process"). */
+void amb__msg_discard(amb_rt *rt, amb__sched *s, amb__msg *m);
+/* Answers a process_info request in p, which is draining its mailbox. */
+void amb__info_answer(amb_proc *p, amb__msg *req);
 /* Handler processes: takes the oldest message without waiting. False when
  * there is none. The term is borrowed until the next take. */
 bool amb__mailbox_take(amb_proc *p, amb_term *out);

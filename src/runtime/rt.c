@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "runtime/blocking.h"
 #include "runtime/sched.h"
+#include "runtime/watchdog.h"
 
 #define DEFAULT_STACK     ((size_t)64 << 10)
 #define DEFAULT_MAX_PROCS ((size_t)1 << 22)
@@ -32,7 +34,9 @@ static void sched_term(amb__sched *s)
     amb__timers_free_all(s);
     amb__msg_pools_free(s);
     amb__proc_pool_free(s);
-    amb__stack_cache_term(&s->stacks);
+    for (unsigned k = 0; k < AMB__STACK_CLASSES; k++)
+        if (s->stacks[k].pool != NULL)
+            amb__stack_cache_term(&s->stacks[k]);
     amb__ptab_flush_cache(s->rt, s);
 }
 
@@ -85,9 +89,7 @@ int amb_rt_new(const amb_config *cfg, amb_rt **out)
         goto fail_lock;
     if ((rc = amb__names_init(rt)) != 0)
         goto fail_ptab;
-    amb__stack_config sc = {.stack_size = c.stack_size};
-    if ((rc = amb__stack_pool_new(&sc, &rt->stack_pool)) != 0)
-        goto fail_names;
+    pthread_mutex_init(&rt->stack_lock, NULL);
     rt->scheds = amb__malloc_aligned(rt->nsched * sizeof(amb__sched), 64);
     if (rt->scheds == NULL) {
         rc = AMB_ENOMEM;
@@ -102,7 +104,6 @@ int amb_rt_new(const amb_config *cfg, amb_rt **out)
         amb__runq_init(&s->q);
         amb__wheel_init(&s->wheel, now);
         s->now_ms = now;
-        amb__stack_cache_init(&s->stacks, rt->stack_pool);
         atomic_init(&s->epoch_seen, AMB__EPOCH_OFFLINE);
         if ((rc = amb__timers_init(s)) != 0) {
             for (unsigned j = 0; j < i; j++)
@@ -116,8 +117,7 @@ int amb_rt_new(const amb_config *cfg, amb_rt **out)
 fail_scheds:
     amb__free_aligned(rt->scheds);
 fail_pool:
-    amb__stack_pool_free(rt->stack_pool);
-fail_names:
+    pthread_mutex_destroy(&rt->stack_lock);
     amb__names_term(rt);
 fail_ptab:
     amb__ptab_term(&rt->ptab);
@@ -126,6 +126,59 @@ fail_lock:
 fail_rt:
     amb__free(rt);
     return rc;
+}
+
+int amb__stack_class_for(amb_rt *rt, size_t size)
+{
+    for (unsigned k = 0; k < AMB__STACK_CLASSES; k++) {
+        size_t cls = rt->cfg.stack_size << k;
+        if (cls > ((size_t)256 << 20))
+            return -1;
+        if (cls >= size)
+            return (int)k;
+    }
+    return -1;
+}
+
+/* The pool of class k, made on first use. */
+static amb__stack_pool *pool_of(amb_rt *rt, unsigned k)
+{
+    /* acquire: pairs with the release below; the pool is complete. */
+    amb__stack_pool *pool =
+        atomic_load_explicit(&rt->stack_pools[k], memory_order_acquire);
+    if (pool != NULL)
+        return pool;
+    pthread_mutex_lock(&rt->stack_lock);
+    pool = atomic_load_explicit(&rt->stack_pools[k], memory_order_relaxed);
+    if (pool == NULL) {
+        amb__stack_config sc = {.stack_size = rt->cfg.stack_size << k};
+        if (amb__stack_pool_new(&sc, &pool) == 0)
+            atomic_store_explicit(&rt->stack_pools[k], pool, memory_order_release);
+        else
+            pool = NULL;
+    }
+    pthread_mutex_unlock(&rt->stack_lock);
+    return pool;
+}
+
+int amb__sched_stack_alloc(amb__sched *s, unsigned cls, amb__stack **out)
+{
+    amb__stack_cache *c = &s->stacks[cls];
+    if (amb__unlikely(c->pool == NULL)) {
+        amb__stack_pool *pool = pool_of(s->rt, cls);
+        if (pool == NULL)
+            return AMB_ENOMEM;
+        amb__stack_cache_init(c, pool);
+    }
+    return amb__stack_alloc(c, out);
+}
+
+void amb__sched_stack_free(amb__sched *s, unsigned cls, amb__stack *st)
+{
+    amb__stack_cache *c = &s->stacks[cls];
+    if (amb__unlikely(c->pool == NULL))
+        amb__stack_cache_init(c, pool_of(s->rt, cls));
+    amb__stack_free(c, st);
 }
 
 static void *thread_main(void *arg)
@@ -145,8 +198,16 @@ int amb_rt_run(amb_rt *rt)
         atomic_store(&rt->running, false);
         return 0;
     }
+    /* The pool's state (no thread yet) and the watchdog (blocking.h,
+     * watchdog.h). */
+    int rc = amb__blocking_prepare(rt);
+    if (rc == 0)
+        rc = amb__watchdog_start(rt);
+    if (rc != 0) {
+        atomic_store(&rt->running, false);
+        return rc;
+    }
     atomic_store(&rt->stopping, false);
-    int rc = 0;
     unsigned started = 1;
     for (unsigned i = 1; i < rt->nsched; i++) {
         if (pthread_create(&rt->scheds[i].thread, NULL, thread_main, &rt->scheds[i]) !=
@@ -162,6 +223,7 @@ int amb_rt_run(amb_rt *rt)
     amb__sched_wake_all(rt);
     for (unsigned i = 1; i < started; i++)
         pthread_join(rt->scheds[i].thread, NULL);
+    amb__watchdog_stop(rt);
     atomic_store(&rt->running, false);
     return rc;
 }
@@ -181,6 +243,7 @@ void amb_rt_free(amb_rt *rt)
         return;
     if (atomic_load(&rt->running))
         amb__panic("amb_rt_free on a running runtime");
+    amb__blocking_stop(rt); /* before any process is discarded */
     amb__sched *s0 = &rt->scheds[0];
     for (size_t i = 0; i < rt->ptab.size && i < atomic_load(&rt->ptab.fresh); i++) {
         amb_proc *p = atomic_load_explicit(&rt->ptab.slots[i], memory_order_relaxed);
@@ -191,7 +254,9 @@ void amb_rt_free(amb_rt *rt)
     }
     for (unsigned i = 0; i < rt->nsched; i++)
         sched_term(&rt->scheds[i]);
-    amb__stack_pool_free(rt->stack_pool);
+    for (unsigned k = 0; k < AMB__STACK_CLASSES; k++)
+        amb__stack_pool_free(atomic_load(&rt->stack_pools[k]));
+    pthread_mutex_destroy(&rt->stack_lock);
     amb__names_term(rt);
     amb__ptab_term(&rt->ptab);
     pthread_mutex_destroy(&rt->inject_lock);

@@ -155,11 +155,17 @@ static void try_advance_epoch(amb_rt *rt)
                                             memory_order_relaxed);
 }
 
+/* Limbo is a FIFO: blocks are appended with non-decreasing epochs, so the
+ * ones whose grace period has passed are always at its head. */
 void amb__sched_retire(amb__sched *s, amb_proc *p)
 {
     p->retire_epoch = atomic_load_explicit(&s->rt->epoch, memory_order_acquire);
-    p->limbo_next = s->limbo;
-    s->limbo = p;
+    p->limbo_next = NULL;
+    if (s->limbo_tail != NULL)
+        s->limbo_tail->limbo_next = p;
+    else
+        s->limbo = p;
+    s->limbo_tail = p;
     s->limbo_count++;
 }
 
@@ -168,16 +174,13 @@ static void reclaim(amb__sched *s, bool force)
     if (!force)
         try_advance_epoch(s->rt);
     uint64_t e = atomic_load_explicit(&s->rt->epoch, memory_order_acquire);
-    amb_proc **link = &s->limbo;
-    while (*link != NULL) {
-        amb_proc *p = *link;
-        if (force || p->retire_epoch + 2 <= e) {
-            *link = p->limbo_next;
-            s->limbo_count--;
-            amb__proc_reclaim(s, p);
-        } else {
-            link = &p->limbo_next;
-        }
+    while (s->limbo != NULL && (force || s->limbo->retire_epoch + 2 <= e)) {
+        amb_proc *p = s->limbo;
+        s->limbo = p->limbo_next;
+        if (s->limbo == NULL)
+            s->limbo_tail = NULL;
+        s->limbo_count--;
+        amb__proc_reclaim(s, p);
     }
 }
 
@@ -213,7 +216,7 @@ static void prepare(amb__sched *s, amb_proc *p)
     atomic_store_explicit(&s->run_started_ms, s->now_ms | 1, memory_order_relaxed);
     if (!(p->flags & AMB__PF_CTX_LIVE)) {
         amb__stack *st;
-        if (amb__stack_alloc(&s->stacks, &st) != 0)
+        if (amb__sched_stack_alloc(s, p->stack_class, &st) != 0)
             amb__panic("no memory for a process stack");
         p->stack = st;
         amb__ctx_make(&p->ctx, st->lo, st->size,
@@ -225,7 +228,7 @@ static void prepare(amb__sched *s, amb_proc *p)
 static void release_stack(amb__sched *s, amb_proc *p)
 {
     amb__ctx_destroy(&p->ctx);
-    amb__stack_free(&s->stacks, p->stack);
+    amb__sched_stack_free(s, p->stack_class, p->stack);
     p->stack = NULL;
     p->flags &= ~AMB__PF_CTX_LIVE;
 }
@@ -311,7 +314,7 @@ void amb__proc_exit(amb_proc *p)
     amb__ctx_exit(&p->ctx, to);
 }
 
-void amb__ctx_exit_to(amb_proc *p, enum amb__req req)
+void amb__sched_exit_to(amb_proc *p, enum amb__req req)
 {
     amb__mailbox_release_borrowed(p);
     amb__ctx *to = leave(p, req);
@@ -355,14 +358,14 @@ static void handler_entry(amb__ctx *ctx, void *arg)
     for (int n = 0; n < HANDLER_BATCH && p->budget > 0; n++) {
         amb_term msg;
         if (!amb__mailbox_take(p, &msg))
-            amb__ctx_exit_to(p, AMB__REQ_IDLE);
+            amb__sched_exit_to(p, AMB__REQ_IDLE);
         amb__counter_add(&p->reductions, 1);
         p->budget--;
         int rc = h->handle(p, p->state, msg);
         if (rc < 0)
             amb__proc_exit_error(p, rc);
     }
-    amb__ctx_exit_to(p, AMB__REQ_REQUEUE);
+    amb__sched_exit_to(p, AMB__REQ_REQUEUE);
 }
 
 /* From the scheduler loop: runs p, and whatever it hands over to directly,
@@ -434,6 +437,7 @@ static amb_proc *idle(amb__sched *s)
     amb_rt *rt = s->rt;
     atomic_fetch_add_explicit(&rt->nspinning, 1, memory_order_seq_cst);
     for (int round = 0; round < SPIN_ROUNDS; round++) {
+        quiescent(s); /* a spinner holds no block: let the epoch move */
         amb_proc *p = steal(s);
         if (p == NULL)
             p = amb__inject_get(rt);

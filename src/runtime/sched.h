@@ -34,8 +34,10 @@
 #include <stdatomic.h>
 
 #include "process/proc.h"
+#include "runtime/slab.h"
 
-#define AMB__RUNQ_SIZE 256u
+#define AMB__RUNQ_SIZE     256u
+#define AMB__STACK_CLASSES 13 /* up to 4096 x the default size */
 
 /* A scheduler's run queue (runq.c). head is taken by the owner and by
  * thieves (CAS); tail is written by the owner only. */
@@ -48,11 +50,6 @@ typedef struct amb__runq {
 
 /* Size classes of message cells (msg.c). */
 #define AMB__MSG_CLASSES 4
-
-typedef struct amb__msg_pool {
-    amb__msg *free;
-    size_t count;
-} amb__msg_pool;
 
 struct amb__sched {
     amb_rt *rt;
@@ -71,18 +68,19 @@ struct amb__sched {
     amb__wheel wheel;
     uint64_t now_ms; /* the clock as last read */
 
-    amb__stack_cache stacks;
-    amb__msg_pool msgs[AMB__MSG_CLASSES];
-    amb_proc *free_procs; /* reclaimed blocks, linked through limbo_next */
-    size_t free_procs_count;
-    uint32_t *free_idx; /* freed table indices (ptab.c) */
+    /* One stack cache per stack size class (stacks.c pools), set up when a
+     * class is first used on this scheduler. */
+    amb__stack_cache stacks[AMB__STACK_CLASSES];
+    amb__slab_pool msgs[AMB__MSG_CLASSES];
+    amb__slab_pool procs; /* process blocks (proc.c) */
+    uint32_t *free_idx;   /* freed table indices (ptab.c) */
     size_t free_idx_len, free_idx_cap;
     uint64_t ref_counter; /* for amb_make_ref: unique per scheduler */
     void *timers;         /* send_after handles (timer.c) */
 
     /* QSBR */
     _Alignas(64) _Atomic uint64_t epoch_seen; /* AMB__EPOCH_OFFLINE while asleep */
-    amb_proc *limbo;                          /* retired blocks, newest first */
+    amb_proc *limbo, *limbo_tail;             /* retired blocks, oldest first */
     size_t limbo_count;
 
     /* Sleeping: the futex word is bumped by every wake. */
@@ -101,7 +99,10 @@ struct amb_rt {
     unsigned nsched;
     amb__sched *scheds; /* nsched of them, 64-byte aligned */
     amb__ptab ptab;
-    amb__stack_pool *stack_pool;
+    /* Stack pools by size class: class k holds stacks of cfg.stack_size << k,
+     * made on first use (stack_lock). */
+    pthread_mutex_t stack_lock;
+    _Atomic(amb__stack_pool *) stack_pools[AMB__STACK_CLASSES];
 
     amb_term node_name;
     uint32_t creation;
@@ -153,7 +154,7 @@ _Noreturn void amb__proc_exit(amb_proc *p);
 /* Spends one reduction; yields when the budget is gone. */
 void amb__proc_reduce(amb_proc *p);
 /* A handler activation ends (its stack is released): never returns. */
-_Noreturn void amb__ctx_exit_to(amb_proc *p, enum amb__req req);
+_Noreturn void amb__sched_exit_to(amb_proc *p, enum amb__req req);
 /* Ends p with reason {error, 'AMB_E...'} for a callback's error code. */
 _Noreturn void amb__proc_exit_error(amb_proc *p, int rc);
 
@@ -191,6 +192,12 @@ void amb__proc_discard(amb__sched *s, amb_proc *p);
 void amb__proc_pool_free(amb__sched *s);
 /* Retires p (QSBR). */
 void amb__sched_retire(amb__sched *s, amb_proc *p);
+
+/* Stacks by size class (rt.c): the class for a size (-1 when too big), and
+ * alloc/free through s's cache of that class. */
+int amb__stack_class_for(amb_rt *rt, size_t size);
+int amb__sched_stack_alloc(amb__sched *s, unsigned cls, amb__stack **out);
+void amb__sched_stack_free(amb__sched *s, unsigned cls, amb__stack *st);
 
 /* Timers (timer.c) */
 /* Arms a receive timeout for p's current wait. */

@@ -20,10 +20,11 @@
  * one protocol of mpscq.h, and a timeout that loses the race with a message
  * is simply recognised as stale by the process and freed).
  *
- * send_after: the message is copied into its own cell when the timer is
- * armed; firing delivers that cell. Timer references are (owner scheduler,
- * slot, generation) triples into the owner's handle table, which is guarded
- * by the owner's timer lock because cancel and read may come from anywhere.
+ * send_after: the message is copied, when the timer is armed, into the
+ * timer's own cell behind the timer state; firing turns the cell into an
+ * ordinary message and delivers it (one allocation per timer). Timer references are
+ * (owner scheduler, slot, generation) triples into the owner's handle table, which is
+ * guarded by the owner's timer lock because cancel and read may come from anywhere.
  */
 #include <pthread.h>
 
@@ -35,7 +36,7 @@ typedef struct timer {
     amb__wheel_entry entry;
     amb_pid target;     /* the waiting process, or send_after's pid */
     amb_term dest_name; /* send_after to a name: looked up when it fires */
-    amb__msg *payload;  /* send_after: the message; NULL for a timeout */
+    bool is_send;       /* send_after (else a receive timeout) */
     _Atomic uint32_t state;
     uint32_t owner;  /* scheduler id */
     uint32_t handle; /* send_after: slot in the owner's handle table */
@@ -73,36 +74,46 @@ static timers *timers_of(amb__sched *s)
     return (timers *)s->timers;
 }
 
-static amb__msg *timer_new(amb__sched *s, amb_pid target, uint64_t deadline)
+/* Makes the timer state in m's reserved words and arms it on s. */
+static void timer_arm(amb__sched *s, amb__msg *m, amb_pid target, uint64_t deadline)
 {
-    amb__msg *m = amb__msg_alloc(s, TIMER_WORDS);
-    if (m == NULL)
-        return NULL;
-    m->kind = AMB__MSG_TIMEOUT;
     timer *t = timer_of(m);
     amb__wheel_entry_init(&t->entry);
     t->target = target;
     t->dest_name = AMB_NONE;
-    t->payload = NULL;
+    t->is_send = false;
     atomic_init(&t->state, ARMED);
     t->owner = s->id;
     t->handle = UINT32_MAX;
     amb__wheel_arm(&s->wheel, &t->entry, deadline);
-    return m;
 }
 
-/* The deadline base: the clock now (the wheel's own time may lag). */
+/* The deadline base: the clock now (the wheel's own time may lag), plus one
+ * tick, because the clock is in whole milliseconds and "now" may be almost
+ * a millisecond old already: a timer never fires early. */
 static uint64_t now_of(amb__sched *s)
 {
     s->now_ms = amb__clock_ms();
-    return s->now_ms;
+    return s->now_ms + 1;
+}
+
+/* now + ms, saturated far in the future (a delay of centuries is "never",
+ * and must not wrap around to "now"). The wheel's end of time (used to
+ * flush it at shutdown) stays beyond every deadline. */
+static uint64_t deadline_of(amb__sched *s, uint64_t ms)
+{
+    uint64_t base = now_of(s);
+    const uint64_t never = UINT64_MAX - 2;
+    return ms >= never - base ? never : base + ms;
 }
 
 int amb__timer_wait(amb__sched *s, amb_proc *p, uint64_t ms)
 {
-    amb__msg *m = timer_new(s, p->pid, now_of(s) + ms);
+    amb__msg *m = amb__msg_alloc(s, TIMER_WORDS);
     if (m == NULL)
         return AMB_ENOMEM;
+    m->kind = AMB__MSG_TIMEOUT;
+    timer_arm(s, m, p->pid, deadline_of(s, ms));
     m->wait_seq = p->wait_seq;
     p->wait_timer = m;
     return 0;
@@ -200,22 +211,18 @@ int amb_send_after(amb_proc *self, uint64_t ms, amb_term dest, amb_term msg,
     if (amb_is_local_pid(dest) && amb__lpid_slot(dest) != self->rt->node_slot)
         return AMB_ENOTSUP;
     amb__sched *s = self->sched;
-    amb__msg *payload = amb__msg_new_term(s, msg);
-    if (payload == NULL)
+    amb__msg *m = amb__msg_new_term_after(s, msg, TIMER_WORDS);
+    if (m == NULL)
         return AMB_ENOMEM;
-    amb__msg *m = timer_new(s, amb_is_atom(dest) ? AMB_NONE : dest, now_of(s) + ms);
-    if (m == NULL) {
-        amb__msg_free(s, payload);
-        return AMB_ENOMEM;
-    }
+    m->kind = AMB__MSG_TIMEOUT; /* until it fires: then an ordinary message */
+    timer_arm(s, m, amb_is_atom(dest) ? AMB_NONE : dest, deadline_of(s, ms));
     timer *t = timer_of(m);
-    t->payload = payload;
+    t->is_send = true;
     t->dest_name = amb_is_atom(dest) ? dest : AMB_NONE;
     if (tref != NULL) {
         uint32_t slot, gen;
         if (handle_alloc(&timers_of(s)->h, m, &slot, &gen) != 0) {
             amb__wheel_cancel(&s->wheel, &t->entry);
-            amb__msg_free(s, payload);
             amb__msg_free(s, m);
             return AMB_ENOMEM;
         }
@@ -304,25 +311,21 @@ static void fire(void *ctx, amb__wheel_entry *e)
     if (t->handle != UINT32_MAX)
         handle_free(&timers_of(s)->h, t->handle);
     amb_rt *rt = s->rt;
-    if (t->payload == NULL) {
-        /* A receive timeout: the cell itself is the signal. */
-        amb_proc *p = live ? amb__ptab_lookup(rt, t->target) : NULL;
-        if (p != NULL)
-            amb__deliver(rt, s, p, m);
-        else
-            amb__msg_free(s, m);
-        return;
-    }
-    amb__msg *payload = t->payload;
     amb_proc *p = NULL;
-    if (live)
+    if (live && !t->is_send)
+        p = amb__ptab_lookup(rt, t->target);
+    else if (live)
         p = t->dest_name != AMB_NONE ? amb__names_lookup(rt, t->dest_name)
                                      : amb__ptab_lookup(rt, t->target);
-    if (p != NULL)
-        amb__deliver(rt, s, p, payload);
-    else
-        amb__msg_free(s, payload);
-    amb__msg_free(s, m);
+    if (p == NULL) {
+        amb__msg_free(s, m);
+        return;
+    }
+    /* A receive timeout is delivered as the TIMEOUT signal it is; a
+     * send_after cell becomes the message it carries. */
+    if (t->is_send)
+        m->kind = AMB__MSG_TERM;
+    amb__deliver(rt, s, p, m);
 }
 
 void amb__timers_advance(amb__sched *s, uint64_t now_ms)
@@ -333,10 +336,7 @@ void amb__timers_advance(amb__sched *s, uint64_t now_ms)
 static void discard(void *ctx, amb__wheel_entry *e)
 {
     amb__sched *s = ctx;
-    amb__msg *m = cell_of_entry(e);
-    timer *t = timer_of(m);
-    amb__msg_free(s, t->payload);
-    amb__msg_free(s, m);
+    amb__msg_free(s, cell_of_entry(e));
 }
 
 void amb__timers_free_all(amb__sched *s)

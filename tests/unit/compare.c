@@ -125,8 +125,12 @@ AMB_TEST(compound_terms_compare_structurally)
     assert_order(amb_binary(h, "", 0), amb_bitstring(h, bits, 1));
     assert_order(amb_bitstring(h, bits, 1), amb_binary(h, "\x80", 1));
     assert_order(amb_binary(h, "\x7f", 1), amb_bitstring(h, bits, 1));
-    /* Pids: node name first. */
-    assert_order(amb_pid_term(h, amb_atom("a@h"), 9, 9, 9),
+    /* Pids as OTP orders them: serial, number, node, creation. */
+    assert_order(amb_pid_term(h, amb_atom("b@h"), 9, 1, 1),
+                 amb_pid_term(h, amb_atom("a@h"), 1, 2, 1));
+    assert_order(amb_pid_term(h, amb_atom("b@h"), 1, 1, 1),
+                 amb_pid_term(h, amb_atom("a@h"), 2, 1, 1));
+    assert_order(amb_pid_term(h, amb_atom("a@h"), 1, 1, 9),
                  amb_pid_term(h, amb_atom("b@h"), 1, 1, 1));
     amb_heap_free(h);
 }
