@@ -129,6 +129,27 @@ amb__msg *amb__msg_new_term(amb__sched *s, amb_term t)
     return amb__msg_new_term_after(s, t, 0);
 }
 
+int amb__msg_depots_init(amb_rt *rt)
+{
+    for (unsigned c = 0; c < AMB__MSG_CLASSES; c++) {
+        int rc = amb__slab_depot_init(&rt->msg_depots[c], 64);
+        if (rc != 0) {
+            while (c-- > 0)
+                amb__slab_depot_free(&rt->msg_depots[c], &classes[c]);
+            return rc;
+        }
+        for (unsigned i = 0; i < rt->nsched; i++)
+            rt->scheds[i].msgs[c].depot = &rt->msg_depots[c];
+    }
+    return 0;
+}
+
+void amb__msg_depots_free(amb_rt *rt)
+{
+    for (unsigned c = 0; c < AMB__MSG_CLASSES; c++)
+        amb__slab_depot_free(&rt->msg_depots[c], &classes[c]);
+}
+
 /* Frees every cell of the scheduler's pools (runtime teardown). */
 void amb__msg_pools_free(amb__sched *s)
 {

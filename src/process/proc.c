@@ -45,6 +45,19 @@ void amb__proc_pool_free(amb__sched *s)
     amb__slab_pool_drain(&s->procs, &block_class);
 }
 
+int amb__proc_depot_init(amb_rt *rt)
+{
+    int rc = amb__slab_depot_init(&rt->proc_depot, 64);
+    for (unsigned i = 0; rc == 0 && i < rt->nsched; i++)
+        rt->scheds[i].procs.depot = &rt->proc_depot;
+    return rc;
+}
+
+void amb__proc_depot_free(amb_rt *rt)
+{
+    amb__slab_depot_free(&rt->proc_depot, &block_class);
+}
+
 /* Spawns into rt from scheduler s (NULL: from outside). */
 static int spawn(amb_rt *rt, amb__sched *s, amb_fn *fn, void *arg,
                  const amb_spawn_opts *o, amb_pid *out)

@@ -111,9 +111,18 @@ int amb_rt_new(const amb_config *cfg, amb_rt **out)
             goto fail_scheds;
         }
     }
+    if ((rc = amb__msg_depots_init(rt)) != 0)
+        goto fail_timers;
+    if ((rc = amb__proc_depot_init(rt)) != 0) {
+        amb__msg_depots_free(rt);
+        goto fail_timers;
+    }
     *out = rt;
     return 0;
 
+fail_timers:
+    for (unsigned j = 0; j < rt->nsched; j++)
+        amb__timers_free_all(&rt->scheds[j]);
 fail_scheds:
     amb__free_aligned(rt->scheds);
 fail_pool:
@@ -254,6 +263,8 @@ void amb_rt_free(amb_rt *rt)
     }
     for (unsigned i = 0; i < rt->nsched; i++)
         sched_term(&rt->scheds[i]);
+    amb__msg_depots_free(rt);
+    amb__proc_depot_free(rt);
     for (unsigned k = 0; k < AMB__STACK_CLASSES; k++)
         amb__stack_pool_free(atomic_load(&rt->stack_pools[k]));
     pthread_mutex_destroy(&rt->stack_lock);

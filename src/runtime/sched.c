@@ -278,7 +278,7 @@ static void after_switch(amb__sched *s)
  * the loop so its periodic work (clock, timers, QSBR, inject queue) runs. */
 static amb_proc *next_direct(amb__sched *s)
 {
-    if ((++s->tick % DIRECT_EVERY) == 0)
+    if ((++s->direct % DIRECT_EVERY) == 0)
         return NULL;
     /* acq_rel: against a thief's CAS on the slot. */
     amb_proc *q = atomic_exchange_explicit(&s->q.next, NULL, memory_order_acq_rel);

@@ -63,7 +63,8 @@ struct amb__sched {
     uint8_t pending_req;
 
     amb__runq q;
-    uint32_t tick; /* scheduling iterations, for periodic work */
+    uint32_t tick;   /* loop iterations, for periodic work */
+    uint32_t direct; /* direct switches, to come back to the loop now and then */
 
     amb__wheel wheel;
     uint64_t now_ms; /* the clock as last read */
@@ -122,6 +123,11 @@ struct amb_rt {
 
     _Alignas(64) _Atomic uint64_t epoch;
     _Atomic unsigned ext_active; /* external threads inside a lookup */
+
+    /* Depots of the slab classes (msg.c, proc.c): free objects flow between
+     * schedulers through them. */
+    amb__slab_depot msg_depots[AMB__MSG_CLASSES];
+    amb__slab_depot proc_depot;
 
     /* Registered names (names.c). */
     pthread_mutex_t names_lock;
@@ -213,5 +219,11 @@ int amb__timers_init(amb__sched *s);
 bool amb__match_nothing(amb_term msg, void *ctx);
 /* Frees the scheduler's message-cell pools (msg.c). */
 void amb__msg_pools_free(amb__sched *s);
+/* The runtime's slab depots and each scheduler's pools wired to them
+ * (msg.c, proc.c); freed after every pool was drained. */
+int amb__msg_depots_init(amb_rt *rt);
+void amb__msg_depots_free(amb_rt *rt);
+int amb__proc_depot_init(amb_rt *rt);
+void amb__proc_depot_free(amb_rt *rt);
 
 #endif /* AMB_RUNTIME_SCHED_H */

@@ -2,6 +2,7 @@
  * slab.c - see slab.h. A free object holds two words for us: the link to the
  * next free object, and its own index in its slab.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include "internal.h"
@@ -17,6 +18,13 @@ typedef struct free_obj {
     struct free_obj *next;
     uint16_t index;
 } free_obj;
+
+/* A batch in the depot: a chain of free objects; the first one carries the
+ * link to the next batch in its third word. */
+typedef struct batch {
+    free_obj obj;
+    struct batch *next_batch;
+} batch;
 
 static inline slab *slab_of(const amb__slab_class *cls, void *obj, uint16_t index)
 {
@@ -42,9 +50,99 @@ static int refill(amb__slab_pool *pool, const amb__slab_class *cls)
     return 0;
 }
 
+int amb__slab_depot_init(amb__slab_depot *d, unsigned max_batches)
+{
+    pthread_mutex_t *lock = amb__malloc(sizeof *lock);
+    if (lock == NULL)
+        return AMB_ENOMEM;
+    pthread_mutex_init(lock, NULL);
+    d->lock = lock;
+    d->batches = NULL;
+    atomic_init(&d->count, 0);
+    d->max_batches = max_batches;
+    return 0;
+}
+
+/* Takes a batch from the depot into the (empty) pool. */
+static bool from_depot(amb__slab_pool *pool, const amb__slab_class *cls)
+{
+    amb__slab_depot *d = pool->depot;
+    /* relaxed: a hint; the list itself is read under the lock. */
+    if (d == NULL || atomic_load_explicit(&d->count, memory_order_relaxed) == 0)
+        return false;
+    pthread_mutex_lock(d->lock);
+    batch *b = d->batches;
+    if (b != NULL) {
+        d->batches = b->next_batch;
+        atomic_store_explicit(&d->count,
+                              atomic_load_explicit(&d->count, memory_order_relaxed) - 1,
+                              memory_order_relaxed);
+    }
+    pthread_mutex_unlock(d->lock);
+    if (b == NULL)
+        return false;
+    pool->free = &b->obj;
+    pool->count = cls->pool_max / 2;
+    return true;
+}
+
+static void give_back(const amb__slab_class *cls, void *obj, uint16_t index);
+
+/* Moves half of a full pool to the depot as one batch; false when the
+ * depot is full (the caller then gives objects back to their slabs). */
+static bool to_depot(amb__slab_pool *pool, const amb__slab_class *cls)
+{
+    amb__slab_depot *d = pool->depot;
+    /* relaxed: a hint that spares the walk below when the depot is full. */
+    if (d == NULL ||
+        atomic_load_explicit(&d->count, memory_order_relaxed) >= d->max_batches)
+        return false;
+    unsigned n = cls->pool_max / 2;
+    free_obj *first = pool->free, *last = first;
+    for (unsigned i = 1; i < n; i++)
+        last = last->next;
+    free_obj *rest = last->next;
+    pthread_mutex_lock(d->lock);
+    unsigned count = atomic_load_explicit(&d->count, memory_order_relaxed);
+    bool ok = count < d->max_batches;
+    if (ok) {
+        last->next = NULL;
+        batch *b = (batch *)(void *)first;
+        b->next_batch = d->batches;
+        d->batches = b;
+        atomic_store_explicit(&d->count, count + 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(d->lock);
+    if (ok) {
+        pool->free = rest;
+        pool->count -= n;
+    }
+    return ok;
+}
+
+void amb__slab_depot_free(amb__slab_depot *d, const amb__slab_class *cls)
+{
+    if (d->lock == NULL)
+        return;
+    for (batch *b = d->batches; b != NULL;) {
+        batch *next = b->next_batch;
+        for (free_obj *f = &b->obj; f != NULL;) {
+            free_obj *fn = f->next;
+            give_back(cls, f, f->index);
+            f = fn;
+        }
+        b = next;
+    }
+    d->batches = NULL;
+    atomic_store_explicit(&d->count, 0, memory_order_relaxed);
+    pthread_mutex_destroy(d->lock);
+    amb__free(d->lock);
+    d->lock = NULL;
+}
+
 void *amb__slab_alloc(amb__slab_pool *pool, const amb__slab_class *cls, uint16_t *index)
 {
-    if (pool->free == NULL && refill(pool, cls) != 0)
+    if (pool->free == NULL && !from_depot(pool, cls) && refill(pool, cls) != 0)
         return NULL;
     free_obj *f = pool->free;
     pool->free = f->next;
@@ -63,7 +161,7 @@ static void give_back(const amb__slab_class *cls, void *obj, uint16_t index)
 void amb__slab_free(amb__slab_pool *pool, const amb__slab_class *cls, void *obj,
                     uint16_t index)
 {
-    if (pool == NULL || pool->count >= cls->pool_max) {
+    if (pool == NULL || (pool->count >= cls->pool_max && !to_depot(pool, cls))) {
         give_back(cls, obj, index);
         return;
     }

@@ -8,9 +8,14 @@
  *   slab: [ header (64 B): count of objects out ] [ obj 0 ] [ obj 1 ] ...
  *
  * A scheduler's pool keeps up to `pool_max` free objects without locks (an
- * object freed on another scheduler joins that one's pool). Beyond that an
- * object goes back to its slab; the last one back frees the slab, so memory
- * returns after a burst. Objects are `align`-aligned (at most 64).
+ * object freed on another scheduler joins that one's pool). Beyond that,
+ * half the pool moves as one batch to the class's depot, a short list of
+ * batches under a mutex, from which an empty pool refills before it carves
+ * a new slab: so objects freed on one scheduler (a receiver) flow back to
+ * the ones that allocate (its senders) without fresh memory. When the depot
+ * is full too, objects go back to their slab; the last one back frees the
+ * slab, so memory returns after a burst. Objects are 64-byte aligned at the
+ * slab start and `size`-strided.
  *
  * Invariant: slab->out counts the slab's objects that are in use or in some
  * pool; it reaches 0 exactly once, and then the slab is freed.
@@ -23,14 +28,28 @@
 #include <stdint.h>
 
 typedef struct amb__slab_class {
-    size_t size;       /* object size, a multiple of align */
+    size_t size;       /* object size, a multiple of 16, at least 32 */
     unsigned per_slab; /* objects per slab, at most 65535 */
-    unsigned pool_max; /* free objects a pool keeps */
+    unsigned pool_max; /* free objects a pool keeps (even, >= 2) */
 } amb__slab_class;
+
+/* A depot shared by the pools of one class in one runtime: at most
+ * max_batches batches of pool_max / 2 objects, under its mutex. */
+typedef struct amb__slab_depot {
+    void *lock;             /* pthread_mutex_t */
+    void *batches;          /* the batch list, under lock */
+    _Atomic unsigned count; /* batches; relaxed reads are hints */
+    unsigned max_batches;
+} amb__slab_depot;
+
+int amb__slab_depot_init(amb__slab_depot *d, unsigned max_batches);
+/* Gives the depot's objects back to their slabs and frees its lock. */
+void amb__slab_depot_free(amb__slab_depot *d, const amb__slab_class *cls);
 
 typedef struct amb__slab_pool {
     void *free; /* free objects, linked through their first word */
     size_t count;
+    amb__slab_depot *depot; /* may be NULL */
 } amb__slab_pool;
 
 #define AMB__SLAB_HEADER 64
