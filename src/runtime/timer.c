@@ -250,7 +250,9 @@ static int with_tref(amb_proc *self, amb_tref tref, bool cancel, uint64_t *left_
         timer *t = timer_of(h->cells[slot]);
         uint32_t state = atomic_load_explicit(&t->state, memory_order_acquire);
         if (state == ARMED) {
-            uint64_t now = amb__clock_ms();
+            /* The deadline carries one tick of margin (now_of): it is not
+             * time the caller asked for, so it is not reported. */
+            uint64_t now = amb__clock_ms() + 1;
             uint64_t deadline = amb__wheel_deadline(&t->entry);
             if (left_ms != NULL)
                 *left_ms = deadline > now ? deadline - now : 0;
