@@ -18,7 +18,7 @@ BUILD_PKGS = cmake gcc make zlib1g-dev pkg-config
 TEST_PKGS  = $(BUILD_PKGS) libcmocka-dev erlang-base
 FUZZ_PKGS  = $(BUILD_PKGS) clang libclang-rt-14-dev
 
-.PHONY: all demo test asan tsan bench fuzz format deps-build deps-test deps-fuzz clean
+.PHONY: all demo test asan tsan bench perf fuzz format deps-build deps-test deps-fuzz clean
 
 all: deps-build
 	cmake -S . -B build $(CMAKE_FLAGS) -DAMB_BUILD_TESTS=OFF
@@ -52,6 +52,10 @@ tsan: deps-test
 bench: deps-build
 	cmake -S . -B build $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=Release -DAMB_BUILD_BENCH=ON
 	cmake --build build -j $(JOBS)
+
+# The peer benchmarks beside Erlang, Go and CAF; regenerates docs/perf.md.
+perf: bench
+	bash scripts/perf.sh build/bench/amb-bench
 
 fuzz: deps-fuzz
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
