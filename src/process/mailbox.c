@@ -133,6 +133,20 @@ void amb__mailbox_release_borrowed(amb_proc *p)
         amb__msg_free(p->sched, p->borrowed);
         p->borrowed = NULL;
     }
+    if (p->handling != NULL) {
+        amb__msg_free(p->sched, p->handling);
+        p->handling = NULL;
+    }
+}
+
+/* Frees the message the last receive returned (not a handler's current
+ * message, see amb__mailbox_take). */
+static void release_received(amb_proc *p)
+{
+    if (p->borrowed != NULL) {
+        amb__msg_free(p->sched, p->borrowed);
+        p->borrowed = NULL;
+    }
 }
 
 typedef struct matcher {
@@ -146,7 +160,7 @@ typedef struct matcher {
 static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
                         int timeout_ms, amb_term *out)
 {
-    amb__mailbox_release_borrowed(p);
+    release_received(p);
     amb__proc_reduce(p);
     p->wait_seq++;
     p->wait_timed_out = false;
@@ -209,11 +223,65 @@ static int receive(amb_proc *p, uint64_t after, bool use_mark, matcher mt, int t
     return rc;
 }
 
+/* The oldest cell of the mailbox when the private queue is empty: popped
+ * straight from the MPSC queue, signals handled on the way. */
+static amb__msg *pop_direct(amb_proc *p)
+{
+    amb__mpscq_node *n;
+    while ((n = amb__mpscq_pop(&p->mbox)) != NULL) {
+        amb__msg *m = cell_of(n);
+        if (!handle_signal(p, m)) {
+            m->seq = ++p->pq_seq;
+            return m;
+        }
+    }
+    return NULL;
+}
+
+/* The plain receive takes the oldest message, so it needs no scan: the
+ * private queue's head if there is one (it is older than anything in the
+ * mailbox), else the mailbox's head, without moving it to the private queue
+ * first. This is the path of every ping-pong, ring and call reply. */
 int amb_receive(amb_proc *self, int timeout_ms, amb_term *out)
 {
     if (self == NULL || out == NULL || timeout_ms < AMB_INFINITY)
         return AMB_EBADARG;
-    return receive(self, 0, false, (matcher){NULL, NULL, NULL}, timeout_ms, out);
+    amb_proc *p = self;
+    release_received(p);
+    amb__proc_reduce(p);
+    p->wait_seq++;
+    p->wait_timed_out = false;
+    p->in_receive = true;
+    bool armed = false;
+    int rc = 0;
+    for (;;) {
+        amb__msg *m = p->pq_head;
+        if (m != NULL)
+            unlink_cell(p, NULL, m);
+        else
+            m = pop_direct(p);
+        if (m != NULL) {
+            if (armed)
+                amb__timer_wait_cancel(p->sched, p);
+            p->borrowed = m;
+            *out = m->term;
+            break;
+        }
+        if (p->wait_timed_out || timeout_ms == 0) {
+            if (armed && !p->wait_timed_out)
+                amb__timer_wait_cancel(p->sched, p);
+            rc = AMB_ETIMEDOUT;
+            break;
+        }
+        if (!armed && timeout_ms > 0) {
+            if ((rc = amb__timer_wait(p->sched, p, (uint64_t)timeout_ms)) != 0)
+                break;
+            armed = true;
+        }
+        amb__proc_switch_out(p, AMB__REQ_PARK);
+    }
+    p->in_receive = false;
+    return rc;
 }
 
 int amb_receive_if(amb_proc *self, amb_match_fn *match, void *ctx, int timeout_ms,
@@ -276,6 +344,16 @@ int amb_receive_match(amb_proc *self, int timeout_ms, amb_term *out, const char 
         return AMB_EBADARG;
     va_list ap;
     va_start(ap, fmt);
+    /* A bad pattern is an error at once, even with nothing to match: the
+     * matcher reads the whole format whatever the term. */
+    va_list check;
+    va_copy(check, ap);
+    int frc = amb_vmatch(AMB_NIL, NULL, fmt, check);
+    va_end(check);
+    if (frc != 0 && frc != AMB_ENOMATCH) {
+        va_end(ap);
+        return frc;
+    }
     pattern pt = {fmt, &ap, 0};
     amb_term msg;
     int rc = receive(self, 0, false, (matcher){pattern_matches, &pt, &pt.error},
@@ -290,6 +368,12 @@ int amb_receive_match(amb_proc *self, int timeout_ms, amb_term *out, const char 
     }
     va_end(ap);
     return rc;
+}
+
+void amb__proc_yield(amb_proc *p)
+{
+    drain(p);
+    amb__proc_switch_out(p, AMB__REQ_YIELD);
 }
 
 uint32_t amb__proc_wait_begin(amb_proc *p)
@@ -308,14 +392,20 @@ void amb__proc_wait_wake(amb_proc *p)
     }
 }
 
+/* A handler's message is kept apart from `borrowed`: a receive nested in
+ * handle() frees its own previous message, never the one handle() was
+ * given, which is borrowed until handle() returns. */
 bool amb__mailbox_take(amb_proc *p, amb_term *out)
 {
     amb__mailbox_release_borrowed(p);
-    if (p->pq_head == NULL && drain(p) == NULL)
-        return false;
     amb__msg *m = p->pq_head;
-    unlink_cell(p, NULL, m);
-    p->borrowed = m;
+    if (m != NULL)
+        unlink_cell(p, NULL, m);
+    else
+        m = pop_direct(p);
+    if (m == NULL)
+        return false;
+    p->handling = m;
     *out = m->term;
     return true;
 }
@@ -342,6 +432,10 @@ void amb__mailbox_drop_all(amb__sched *s, amb_proc *p)
     if (p->borrowed != NULL) {
         amb__msg_free(s, p->borrowed);
         p->borrowed = NULL;
+    }
+    if (p->handling != NULL) {
+        amb__msg_free(s, p->handling);
+        p->handling = NULL;
     }
     free_chain(s, p->pq_head);
     p->pq_head = p->pq_tail = p->pq_mark = NULL;

@@ -9,6 +9,15 @@
  * registered; a process has at most one name; both change only under the
  * lock. Lookups return a block pointer that QSBR keeps valid for the caller
  * (a scheduler thread, or an external thread inside ext_enter/leave).
+ *
+ * A registration can race with the end of its process (another process
+ * registers it). Teardown must not take the lock for every process that has
+ * no name, so the two sides use a Dekker handshake with seq_cst on both:
+ * register stores the name, then reads `dead`; teardown stores `dead`, then
+ * reads the name. At least one of them sees the other: a register that sees
+ * `dead` undoes itself (AMB_ENOPROC), and a teardown that sees a name drops
+ * it under the lock. Both undo and drop check the entry, so doing both is
+ * harmless.
  */
 #include "runtime/sched.h"
 
@@ -89,12 +98,22 @@ static bool grow(table *t)
     return true;
 }
 
+static void remove_entry(table *t, entry *e)
+{
+    atomic_store_explicit(&e->proc->name, AMB_NONE, memory_order_relaxed);
+    e->name = TOMB;
+    e->proc = NULL;
+    t->used--;
+    t->tombs++;
+}
+
 int amb__names_register(amb_rt *rt, amb_term name, amb_proc *p)
 {
     table *t = rt->names;
     int rc = 0;
     pthread_mutex_lock(&rt->names_lock);
-    if (find(t, name) != NULL || p->name != AMB_NONE) {
+    if (find(t, name) != NULL ||
+        atomic_load_explicit(&p->name, memory_order_relaxed) != AMB_NONE) {
         rc = AMB_EEXIST;
     } else if (!grow(t)) {
         rc = AMB_ENOMEM;
@@ -106,29 +125,30 @@ int amb__names_register(amb_rt *rt, amb_term name, amb_proc *p)
             t->tombs--;
         t->e[i] = (entry){name, p};
         t->used++;
-        p->name = name;
+        /* seq_cst store then load: the register side of the handshake. */
+        atomic_store_explicit(&p->name, name, memory_order_seq_cst);
+        if (atomic_load_explicit(&p->dead, memory_order_seq_cst)) {
+            remove_entry(t, &t->e[i]);
+            rc = AMB_ENOPROC;
+        }
     }
     pthread_mutex_unlock(&rt->names_lock);
     return rc;
 }
 
-static void remove_entry(table *t, entry *e)
-{
-    e->proc->name = AMB_NONE;
-    e->name = TOMB;
-    e->proc = NULL;
-    t->used--;
-    t->tombs++;
-}
-
 void amb__names_drop(amb_rt *rt, amb_proc *p)
 {
+    /* seq_cst store then load: the teardown side of the handshake. */
+    atomic_store_explicit(&p->dead, true, memory_order_seq_cst);
+    if (atomic_load_explicit(&p->name, memory_order_seq_cst) == AMB_NONE)
+        return;
     pthread_mutex_lock(&rt->names_lock);
-    if (p->name != AMB_NONE) {
-        entry *e = find(rt->names, p->name);
+    amb_term name = atomic_load_explicit(&p->name, memory_order_relaxed);
+    if (name != AMB_NONE) {
+        entry *e = find(rt->names, name);
         if (e != NULL && e->proc == p)
             remove_entry(rt->names, e);
-        p->name = AMB_NONE;
+        atomic_store_explicit(&p->name, AMB_NONE, memory_order_relaxed);
     }
     pthread_mutex_unlock(&rt->names_lock);
 }
@@ -144,7 +164,8 @@ amb_proc *amb__names_lookup(amb_rt *rt, amb_term name)
 
 int amb_register(amb_proc *self, amb_term name, amb_pid pid)
 {
-    if (self == NULL || !amb_is_atom(name) || name == AMB_ATOM_UNDEFINED)
+    if (self == NULL || !amb_is_atom(name) || name == AMB_ATOM_UNDEFINED ||
+        amb_type_of(pid) != AMB_T_PID)
         return AMB_EBADARG;
     amb_proc *p = amb__ptab_lookup(self->rt, pid);
     if (p == NULL)

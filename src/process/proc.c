@@ -79,7 +79,7 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_fn *fn, void *arg,
     }
     p->pid = amb__lpid_make(rt->node_slot, index, serial);
     p->rt = rt;
-    p->name = AMB_NONE;
+    atomic_init(&p->name, AMB_NONE);
     p->exit_reason = AMB_NONE;
     p->fn = fn;
     p->arg = arg;
@@ -192,7 +192,7 @@ int amb_yield(amb_proc *self)
     if (self == NULL)
         return AMB_EBADARG;
     amb__counter_add(&self->reductions, 1);
-    amb__proc_switch_out(self, AMB__REQ_YIELD);
+    amb__proc_yield(self);
     return 0;
 }
 
@@ -247,8 +247,7 @@ void amb__proc_teardown(amb__sched *s, amb_proc *p)
     amb_rt *rt = p->rt;
     amb__timer_wait_cancel(s, p);
     amb__mailbox_drop_all(s, p);
-    if (p->name != AMB_NONE)
-        amb__names_drop(rt, p);
+    amb__names_drop(rt, p);
     uint32_t index = amb__lpid_index(p->pid);
     /* release: pairs with lookups' acquire; from now on none finds p. */
     atomic_store_explicit(&rt->ptab.slots[index], NULL, memory_order_release);
@@ -313,8 +312,7 @@ static void fill_info(amb_proc *p, amb_process_info *out, amb_proc_status status
     out->status = status;
     out->registered_name = AMB_NONE;
     pthread_mutex_lock(&p->rt->names_lock);
-    if (p->name != AMB_NONE)
-        out->registered_name = p->name;
+    out->registered_name = atomic_load_explicit(&p->name, memory_order_relaxed);
     pthread_mutex_unlock(&p->rt->names_lock);
     out->message_queue_len = atomic_load_explicit(&p->pq_len, memory_order_relaxed);
     out->reductions = atomic_load_explicit(&p->reductions, memory_order_relaxed);

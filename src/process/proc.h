@@ -105,6 +105,7 @@ struct amb_proc {
     uint64_t pq_seq;       /* arrival counter */
     _Atomic size_t pq_len; /* see `reductions` */
     amb__msg *borrowed;    /* the last received message: freed at the next receive */
+    amb__msg *handling;    /* a handler's current message: freed when handle returns */
 
     /* Waiting. */
     uint32_t wait_seq;   /* bumped by every wait; stale wake-ups carry an old one */
@@ -122,7 +123,10 @@ struct amb_proc {
     void *state;
 
     amb_heap *heap; /* created on first use */
-    amb_term name;  /* registered name, or AMB_NONE (under the registry lock) */
+    /* Registered name, or AMB_NONE: written under the registry lock; read
+     * without it only by teardown (names.c explains the handshake). */
+    _Atomic amb_term name;
+    _Atomic bool dead; /* set by teardown before it drops the name */
     amb_term exit_reason;
     amb_heap *exit_heap; /* holds exit_reason when it is not an immediate */
 

@@ -143,7 +143,9 @@ int amb__stack_class_for(amb_rt *rt, size_t size)
         size_t cls = rt->cfg.stack_size << k;
         if (cls > ((size_t)256 << 20))
             return -1;
-        if (cls >= size)
+        /* A class's size is address space, guard page and canary included:
+         * what the process can use is a page and a little less. */
+        if (cls - 2 * 4096 >= size)
             return (int)k;
     }
     return -1;

@@ -26,7 +26,7 @@
 #define BUDGET        2000 /* reductions per run, as BEAM's 4000 halved */
 #define HANDLER_BATCH 64   /* messages a handler takes per activation */
 #define SPIN_ROUNDS   64   /* steal attempts before sleeping */
-#define INJECT_EVERY  61   /* check the inject queue first this often (fairness) */
+#define INJECT_EVERY  4    /* check the inject queue first this often (fairness) */
 #define CLOCK_EVERY   16   /* read the clock this often */
 #define RECLAIM_AT    64   /* limbo length that triggers reclamation */
 #define DIRECT_EVERY  16   /* every this many switches go through the loop */
@@ -243,8 +243,13 @@ static void after_switch(amb__sched *s)
     if (p == NULL)
         return;
     s->pending = NULL;
+#ifndef NDEBUG
+    /* Debug builds check the canary at every switch; release builds do not,
+     * because the first read of a fresh stack's canary page is a page fault
+     * (docs/design/stacks.md: overflow detection). */
     if (p->stack != NULL)
         amb__stack_check(p->stack);
+#endif
     switch ((enum amb__req)s->pending_req) {
     case AMB__REQ_YIELD:
         amb__sched_ready_tail(s, p);
@@ -319,13 +324,6 @@ void amb__sched_exit_to(amb_proc *p, enum amb__req req)
     amb__mailbox_release_borrowed(p);
     amb__ctx *to = leave(p, req);
     amb__ctx_exit(&p->ctx, to);
-}
-
-void amb__proc_reduce(amb_proc *p)
-{
-    amb__counter_add(&p->reductions, 1);
-    if (amb__unlikely(--p->budget <= 0))
-        amb__proc_switch_out(p, AMB__REQ_YIELD);
 }
 
 static void stackful_entry(amb__ctx *ctx, void *arg)

@@ -157,8 +157,18 @@ void amb__proc_switch_out(amb_proc *p, enum amb__req req);
 /* The process ends: switches back for teardown and never returns. */
 _Noreturn void amb__proc_exit(amb_proc *p);
 
+/* Yields: first handles the signals that have arrived (a running process
+ * answers process_info and, later, exit signals at its next yield, as a
+ * BEAM process does when it is scheduled out), then goes to the back of the
+ * run queue. */
+void amb__proc_yield(amb_proc *p);
 /* Spends one reduction; yields when the budget is gone. */
-void amb__proc_reduce(amb_proc *p);
+static inline void amb__proc_reduce(amb_proc *p)
+{
+    amb__counter_add(&p->reductions, 1);
+    if (amb__unlikely(--p->budget <= 0))
+        amb__proc_yield(p);
+}
 /* A handler activation ends (its stack is released): never returns. */
 _Noreturn void amb__sched_exit_to(amb_proc *p, enum amb__req req);
 /* Ends p with reason {error, 'AMB_E...'} for a callback's error code. */
