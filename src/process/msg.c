@@ -7,7 +7,7 @@
  * shape, and its shared binaries are released when the cell is freed.
  *
  * Pools: four size classes, each a slab class (src/runtime/slab.h: one
- * malloc per 32 cells, per-scheduler pools without locks, memory returned
+ * mapping per 64 KiB of cells, per-scheduler pools without locks, memory returned
  * after a burst). Cells larger than the largest class, and cells made
  * outside a scheduler, are single allocations (size_class NOSLAB).
  */
@@ -22,11 +22,12 @@ static const size_t class_words[AMB__MSG_CLASSES] = {0, 10, 32, 128};
 #define CELL_BYTES(words) \
     ((sizeof(amb__msg) + (words) * sizeof(uint64_t) + 15) & ~(size_t)15)
 
+/* About 64 KiB per slab. */
 static const amb__slab_class classes[AMB__MSG_CLASSES] = {
-    {CELL_BYTES(0), 32, 1024},
-    {CELL_BYTES(10), 32, 1024},
-    {CELL_BYTES(32), 32, 512},
-    {CELL_BYTES(128), 16, 128},
+    {CELL_BYTES(0), 65536 / CELL_BYTES(0), 1024},
+    {CELL_BYTES(10), 65536 / CELL_BYTES(10), 1024},
+    {CELL_BYTES(32), 65536 / CELL_BYTES(32), 512},
+    {CELL_BYTES(128), 65536 / CELL_BYTES(128), 128},
 };
 
 static unsigned class_of(size_t nwords)
@@ -132,7 +133,7 @@ amb__msg *amb__msg_new_term(amb__sched *s, amb_term t)
 int amb__msg_depots_init(amb_rt *rt)
 {
     for (unsigned c = 0; c < AMB__MSG_CLASSES; c++) {
-        int rc = amb__slab_depot_init(&rt->msg_depots[c], 64);
+        int rc = amb__slab_depot_init(&rt->msg_depots[c], 16);
         if (rc != 0) {
             while (c-- > 0)
                 amb__slab_depot_free(&rt->msg_depots[c], &classes[c]);

@@ -15,7 +15,8 @@
 
 /* Process blocks come from slabs: no per-block malloc header or alignment
  * slack, which keeps an idle handler process under 512 bytes. */
-static const amb__slab_class block_class = {sizeof(amb_proc), 64, 1024};
+static const amb__slab_class block_class = {sizeof(amb_proc), 65536 / sizeof(amb_proc),
+                                            1024};
 
 static amb_proc *block_alloc(amb__sched *s)
 {
@@ -47,7 +48,7 @@ void amb__proc_pool_free(amb__sched *s)
 
 int amb__proc_depot_init(amb_rt *rt)
 {
-    int rc = amb__slab_depot_init(&rt->proc_depot, 64);
+    int rc = amb__slab_depot_init(&rt->proc_depot, 16);
     for (unsigned i = 0; rc == 0 && i < rt->nsched; i++)
         rt->scheds[i].procs.depot = &rt->proc_depot;
     return rc;

@@ -4,6 +4,8 @@
  */
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "runtime/slab.h"
@@ -31,10 +33,23 @@ static inline slab *slab_of(const amb__slab_class *cls, void *obj, uint16_t inde
     return (slab *)(void *)((char *)obj - (size_t)index * cls->size - AMB__SLAB_HEADER);
 }
 
+/* Slabs are mapped from the OS directly, not taken from the allocator: a
+ * slab is page-sized work memory of the runtime (like a stack), and a freed
+ * slab must go back to the OS at once. From malloc, a million freed process
+ * blocks stayed in the C library's heap (hundreds of MiB of RSS) until a
+ * malloc_trim. */
+static size_t slab_bytes(const amb__slab_class *cls)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t bytes = AMB__SLAB_HEADER + (size_t)cls->per_slab * cls->size;
+    return (bytes + page - 1) & ~(page - 1);
+}
+
 static int refill(amb__slab_pool *pool, const amb__slab_class *cls)
 {
-    char *mem = amb__malloc_aligned(AMB__SLAB_HEADER + cls->per_slab * cls->size, 64);
-    if (mem == NULL)
+    char *mem = mmap(NULL, slab_bytes(cls), PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
         return AMB_ENOMEM;
     slab *sl = (slab *)(void *)mem;
     atomic_init(&sl->out, cls->per_slab);
@@ -155,7 +170,7 @@ static void give_back(const amb__slab_class *cls, void *obj, uint16_t index)
 {
     slab *sl = slab_of(cls, obj, index);
     if (atomic_fetch_sub_explicit(&sl->out, 1, memory_order_acq_rel) == 1)
-        amb__free_aligned(sl);
+        munmap(sl, slab_bytes(cls));
 }
 
 void amb__slab_free(amb__slab_pool *pool, const amb__slab_class *cls, void *obj,

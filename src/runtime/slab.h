@@ -1,9 +1,9 @@
 /*
  * slab.h - fixed-size objects carved from slabs, with per-scheduler pools.
  *
- * One malloc per slab of `per_slab` objects instead of one per object, and no
- * per-object header: an object remembers only its index in its slab (the
- * caller keeps it in a spare 16-bit field), which locates the slab header.
+ * One mmap per slab of `per_slab` objects (about 64 KiB) instead of one
+ * malloc per object, and no per-object header: an object remembers only its index in its
+ * slab (the caller keeps it in a spare 16-bit field), which locates the slab header.
  *
  *   slab: [ header (64 B): count of objects out ] [ obj 0 ] [ obj 1 ] ...
  *

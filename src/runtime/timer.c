@@ -244,10 +244,15 @@ static int with_tref(amb_proc *self, amb_tref tref, bool cancel, uint64_t *left_
     amb__sched *s = &self->rt->scheds[owner - 1];
     handles *h = &timers_of(s)->h;
     uint32_t slot = (uint32_t)tref, gen = (uint32_t)(tref >> 32) & 0xffffff;
+    /* On the owner's own thread the wheel is ours to change: a cancelled
+     * timer leaves the wheel and is freed now, not at its deadline. */
+    bool own = cancel && self->sched == s;
+    amb__msg *reclaim = NULL;
     int rc = AMB_ENOTFOUND;
     pthread_mutex_lock(&h->lock);
     if (slot < h->len && h->gens[slot] == gen && h->cells[slot] != NULL) {
-        timer *t = timer_of(h->cells[slot]);
+        amb__msg *m = h->cells[slot];
+        timer *t = timer_of(m);
         uint32_t state = atomic_load_explicit(&t->state, memory_order_acquire);
         if (state == ARMED) {
             /* The deadline carries one tick of margin (now_of): it is not
@@ -264,10 +269,18 @@ static int with_tref(amb_proc *self, amb_tref tref, bool cancel, uint64_t *left_
                                                              memory_order_acq_rel,
                                                              memory_order_relaxed))
                     rc = AMB_ENOTFOUND;
+                else if (own && amb__wheel_cancel(&s->wheel, &t->entry)) {
+                    h->cells[slot] = NULL;
+                    h->gens[slot] = (h->gens[slot] + 1) & 0xffffff;
+                    h->free[h->nfree++] = slot;
+                    reclaim = m;
+                }
             }
         }
     }
     pthread_mutex_unlock(&h->lock);
+    if (reclaim != NULL)
+        amb__msg_free(s, reclaim);
     return rc;
 }
 
