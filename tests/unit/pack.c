@@ -12,33 +12,8 @@
 #include <stdbool.h>
 
 #include "amb_test.h"
+#include "term_test.h"
 #include "scan.h"
-
-static amb_heap *H;
-
-static int heap_setup(void **state)
-{
-    (void)state;
-    return amb_heap_new(&H) == 0 ? 0 : -1;
-}
-
-static int heap_teardown(void **state)
-{
-    (void)state;
-    amb_heap_free(H);
-    H = NULL;
-    return 0;
-}
-
-#define A(name)    amb_atom(name)
-#define I(v)       amb_int(H, (v))
-#define F(v)       amb_float(H, (v))
-#define T(...)     AMB_TUPLE(H, __VA_ARGS__)
-#define L(...)     AMB_LIST(H, __VA_ARGS__)
-#define CONS(h, t) amb_cons(H, (h), (t))
-#define S(utf8)    amb_string(H, (utf8))
-#define BIN(...) \
-    amb_binary(H, (const uint8_t[]){__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__}))
 
 static amb_term parse(const char *text)
 {
@@ -773,28 +748,6 @@ AMB_TEST(match_reply_allocates_nothing)
 
 /* Allocation failures in pack and match: the Nth allocation fails, for
  * every N; each call ends in success or a clean AMB_ENOMEM. */
-static long budget = -1;
-
-static void *fail_malloc(void *ud, size_t size)
-{
-    (void)ud;
-    if (budget == 0)
-        return NULL;
-    if (budget > 0)
-        budget--;
-    return malloc(size);
-}
-
-static void *fail_realloc(void *ud, void *p, size_t size)
-{
-    (void)ud;
-    if (budget == 0)
-        return NULL;
-    if (budget > 0)
-        budget--;
-    return realloc(p, size);
-}
-
 AMB_TEST(pack_and_match_allocation_failures_are_clean)
 {
     const char *fmt =
@@ -808,10 +761,10 @@ AMB_TEST(pack_and_match_allocation_failures_are_clean)
         amb_heap *h;
         assert_ok(amb_heap_new(&h));
         assert_ok(amb_set_allocator(&failing));
-        budget = n;
+        alloc_budget = n;
         amb_term t = (amb_term)777;
         int rc = amb_pack_ex(h, &t, NULL, fmt, "x", 1, AMB_NIL, "str");
-        budget = n;
+        alloc_budget = n;
         int i = 0;
         char s[8] = "";
         amb_term w = AMB_NONE;
@@ -820,7 +773,7 @@ AMB_TEST(pack_and_match_allocation_failures_are_clean)
                             "{~a, [~i, 123456789012345678901234567890 | ~w], "
                             "#{{k, [1]} => ~s}, <<1,2,3>>, 1.5}",
                             &a, &i, &w, s, sizeof s);
-        budget = -1;
+        alloc_budget = -1;
         assert_ok(amb_set_allocator(NULL));
         if (rc == 0) {
             assert_true(amb_equal(t, want));

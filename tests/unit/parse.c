@@ -14,33 +14,7 @@
 #include <unistd.h>
 
 #include "amb_test.h"
-
-static amb_heap *H;
-
-static int heap_setup(void **state)
-{
-    (void)state;
-    return amb_heap_new(&H) == 0 ? 0 : -1;
-}
-
-static int heap_teardown(void **state)
-{
-    (void)state;
-    amb_heap_free(H);
-    H = NULL;
-    return 0;
-}
-
-#define A(name)    amb_atom(name)
-#define I(v)       amb_int(H, (v))
-#define F(v)       amb_float(H, (v))
-#define T(...)     AMB_TUPLE(H, __VA_ARGS__)
-#define L(...)     AMB_LIST(H, __VA_ARGS__)
-#define CONS(h, t) amb_cons(H, (h), (t))
-#define S(utf8)    amb_string(H, (utf8))
-#define BIN(...) \
-    amb_binary(H, (const uint8_t[]){__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__}))
-#define BITS(nbits, ...) amb_bitstring(H, (const uint8_t[]){__VA_ARGS__}, (nbits))
+#include "term_test.h"
 
 /* Parses text, which must succeed. */
 static amb_term parse_ok(const char *text)
@@ -660,34 +634,6 @@ AMB_TEST(parse_bad_arguments)
 /* ---------------------------------------------------------------------------
  * Allocation failures: the Nth allocation fails, for every N
  * ------------------------------------------------------------------------ */
-
-static long alloc_budget = -1; /* allocations left before failing; -1: never */
-
-static void *fail_malloc(void *ud, size_t size)
-{
-    (void)ud;
-    if (alloc_budget == 0)
-        return NULL;
-    if (alloc_budget > 0)
-        alloc_budget--;
-    return malloc(size);
-}
-
-static void *fail_realloc(void *ud, void *p, size_t size)
-{
-    (void)ud;
-    if (alloc_budget == 0)
-        return NULL;
-    if (alloc_budget > 0)
-        alloc_budget--;
-    return realloc(p, size);
-}
-
-static void fail_free(void *ud, void *p)
-{
-    (void)ud;
-    free(p);
-}
 
 AMB_TEST(parse_allocation_failures_are_clean)
 {

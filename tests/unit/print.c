@@ -11,40 +11,8 @@
 #include <unistd.h>
 
 #include "amb_test.h"
+#include "term_test.h"
 #include "term_internal.h"
-
-static amb_heap *H;
-
-static int heap_setup(void **state)
-{
-    (void)state;
-    return amb_heap_new(&H) == 0 ? 0 : -1;
-}
-
-static int heap_teardown(void **state)
-{
-    (void)state;
-    amb_heap_free(H);
-    H = NULL;
-    return 0;
-}
-
-/* ---------------------------------------------------------------------------
- * A small vocabulary for building terms in C
- * ------------------------------------------------------------------------ */
-
-#define A(name)    amb_atom(name)
-#define I(v)       amb_int(H, (v))
-#define F(v)       amb_float(H, (v))
-#define T(...)     AMB_TUPLE(H, __VA_ARGS__)
-#define T0()       amb_tuple(H, 0, NULL)
-#define L(...)     AMB_LIST(H, __VA_ARGS__)
-#define CONS(h, t) amb_cons(H, (h), (t))
-#define S(utf8)    amb_string(H, (utf8))
-#define BIN(...) \
-    amb_binary(H, (const uint8_t[]){__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__}))
-#define BITS(nbits, ...) amb_bitstring(H, (const uint8_t[]){__VA_ARGS__}, (nbits))
-#define FUN(m, f, arity) amb_export_term(H, A(m), A(f), (arity))
 
 static amb_term atom_n(const char *name, size_t len)
 {
@@ -720,32 +688,6 @@ AMB_TEST(buffer_too_small)
             if (buf[i] != 0x5a)
                 fail_msg("cap %zu: byte %zu written", cap, i);
     }
-}
-
-/* An allocator that fails from its budget-th call on. */
-static long alloc_budget = -1;
-static long alloc_calls;
-
-static void *fail_malloc(void *ud, size_t size)
-{
-    (void)ud;
-    if (alloc_budget >= 0 && alloc_calls++ >= alloc_budget)
-        return NULL;
-    return malloc(size);
-}
-
-static void *fail_realloc(void *ud, void *ptr, size_t size)
-{
-    (void)ud;
-    if (alloc_budget >= 0 && alloc_calls++ >= alloc_budget)
-        return NULL;
-    return realloc(ptr, size);
-}
-
-static void fail_free(void *ud, void *ptr)
-{
-    (void)ud;
-    free(ptr);
 }
 
 AMB_TEST(allocation_failures_are_clean)
