@@ -157,3 +157,11 @@ void amb__msg_pools_free(amb__sched *s)
     for (unsigned c = 0; c < AMB__MSG_CLASSES; c++)
         amb__slab_pool_drain(&s->msgs[c], &classes[c]);
 }
+
+void amb__msg_pools_trim(amb__sched *s)
+{
+    for (unsigned c = 0; c < AMB__MSG_CLASSES; c++) {
+        amb__slab_pool_drain(&s->msgs[c], &classes[c]);
+        amb__slab_depot_drain(&s->rt->msg_depots[c], &classes[c]);
+    }
+}

@@ -135,11 +135,17 @@ static bool to_depot(amb__slab_pool *pool, const amb__slab_class *cls)
     return ok;
 }
 
-void amb__slab_depot_free(amb__slab_depot *d, const amb__slab_class *cls)
+void amb__slab_depot_drain(amb__slab_depot *d, const amb__slab_class *cls)
 {
-    if (d->lock == NULL)
+    /* relaxed: a hint; an empty depot costs no lock. */
+    if (d->lock == NULL || atomic_load_explicit(&d->count, memory_order_relaxed) == 0)
         return;
-    for (batch *b = d->batches; b != NULL;) {
+    pthread_mutex_lock(d->lock);
+    batch *b = d->batches;
+    d->batches = NULL;
+    atomic_store_explicit(&d->count, 0, memory_order_relaxed);
+    pthread_mutex_unlock(d->lock);
+    while (b != NULL) {
         batch *next = b->next_batch;
         for (free_obj *f = &b->obj; f != NULL;) {
             free_obj *fn = f->next;
@@ -148,8 +154,13 @@ void amb__slab_depot_free(amb__slab_depot *d, const amb__slab_class *cls)
         }
         b = next;
     }
-    d->batches = NULL;
-    atomic_store_explicit(&d->count, 0, memory_order_relaxed);
+}
+
+void amb__slab_depot_free(amb__slab_depot *d, const amb__slab_class *cls)
+{
+    if (d->lock == NULL)
+        return;
+    amb__slab_depot_drain(d, cls);
     pthread_mutex_destroy(d->lock);
     amb__free(d->lock);
     d->lock = NULL;

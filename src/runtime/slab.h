@@ -43,6 +43,8 @@ typedef struct amb__slab_depot {
 } amb__slab_depot;
 
 int amb__slab_depot_init(amb__slab_depot *d, unsigned max_batches);
+/* Gives the depot's objects back to their slabs (the depot stays usable). */
+void amb__slab_depot_drain(amb__slab_depot *d, const amb__slab_class *cls);
 /* Gives the depot's objects back to their slabs and frees its lock. */
 void amb__slab_depot_free(amb__slab_depot *d, const amb__slab_class *cls);
 
