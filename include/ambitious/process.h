@@ -138,6 +138,12 @@ typedef struct amb_spawn_opts {
                                    AMB_EEXIST when the name is taken, and
                                    then nothing is spawned */
     size_t min_heap_size;       /* bytes to reserve for the process's heap */
+    bool link;                  /* link the caller and the child atomically
+                                   (amb_spawn_link) */
+    bool monitor;               /* the caller monitors the child atomically
+                                   (amb_spawn_monitor) */
+    amb_term *monitor_ref;      /* with monitor: gets the reference (on the
+                                   caller's heap); may be NULL */
 } amb_spawn_opts;
 
 AMB_API int amb_spawn_opt(amb_proc *self, amb_fn *fn, void *arg,
@@ -165,6 +171,81 @@ AMB_API bool amb_is_alive(amb_proc *self, amb_pid pid);
  * `normal`. A handler callback that returns a negative AMB_E* code ends the
  * process with reason {error, 'AMB_E...'}. */
 AMB_API _Noreturn void amb_exit_self(amb_proc *self, amb_term reason);
+
+/* ---------------------------------------------------------------------------
+ * Failure: links, monitors, exit signals (Erlang's rules exactly; see
+ * docs/semantics.md for each rule with an example)
+ *
+ * When a process ends, every linked process gets an exit signal with its
+ * reason (`killed` when it was killed) and every monitor a message
+ * {'DOWN', Ref, process, Pid, Reason}, exactly once. An exit signal with
+ * reason R reaching a process that does not trap exits: `normal` is ignored
+ * (unless the process sent it to itself), `kill` (only from amb_exit) ends it
+ * with `killed`, anything else ends it with R. A process that traps exits
+ * gets {'EXIT', From, R} as a message instead, except for `kill`. Signals
+ * between two processes arrive in the order they were sent, messages too.
+ *
+ * A process notices an exit signal at its next runtime call (send, receive,
+ * yield, ...): a suspended one at once. A process stuck in a C loop that
+ * never calls the runtime cannot be stopped (the runtime is cooperative).
+ * ------------------------------------------------------------------------ */
+
+/* Links the caller and pid (idempotent; pid == self is a no-op). When pid is
+ * not alive: AMB_ENOPROC for a caller that does not trap exits, and for one
+ * that does, 0 and a message {'EXIT', Pid, noproc}. AMB_EBADARG for a term
+ * that is not a pid, AMB_ENOTSUP for a pid of another node. */
+AMB_API int amb_link(amb_proc *self, amb_pid pid);
+/* Removes the link, if any. Once it returns, the link has no more effect on
+ * the caller (an exit signal already on its way because of it is dropped).
+ * Always 0 for a pid. */
+AMB_API int amb_unlink(amb_proc *self, amb_pid pid);
+/* Spawns fn(arg) linked to the caller; no window where the child could end
+ * unlinked. */
+AMB_API int amb_spawn_link(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out);
+/* Spawns fn(arg) monitored by the caller (atomically). *ref (may be NULL)
+ * gets the monitor's reference, on the caller's heap. */
+AMB_API int amb_spawn_monitor(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out,
+                              amb_term *ref);
+/* Monitors pid: when it ends (or at once when it is not alive: reason
+ * noproc) the caller gets {'DOWN', Ref, process, Pid, Reason}. Each call makes
+ * a new monitor, so several monitors of one process each get their DOWN.
+ * *ref gets the reference, on the caller's heap. */
+AMB_API int amb_monitor(amb_proc *self, amb_pid pid, amb_term *ref);
+/* Flags of amb_demonitor. */
+#define AMB_DEMONITOR_FLUSH 1u /* also remove a DOWN of this monitor already
+                                  in the mailbox */
+/* Removes the monitor ref: no DOWN for it reaches the caller afterwards
+ * (with AMB_DEMONITOR_FLUSH none is left in the mailbox either). 0 when the
+ * monitor was active, AMB_ENOTFOUND when it was not (already fired or
+ * removed: erlang:demonitor(Ref, [info]) returning false). */
+AMB_API int amb_demonitor(amb_proc *self, amb_term ref, unsigned flags);
+/* Sends an exit signal with reason (any term, copied) to pid, with the rules
+ * above. pid may be the caller: exit(self(), normal) ends a process that does
+ * not trap exits, and amb_exit(self, self_pid, kill) never returns. A dead
+ * pid is not an error. */
+AMB_API int amb_exit(amb_proc *self, amb_pid pid, amb_term reason);
+/* Sets the process flag trap_exit; returns its previous value. */
+AMB_API bool amb_trap_exit(amb_proc *self, bool on);
+/* Registers fn(ctx) to run when the process ends, however it ends (also when
+ * it is killed): last registered runs first. It runs on a scheduler thread
+ * after the process ended: it must not use the process, only release what
+ * ctx holds. AMB_ENOMEM. */
+typedef void amb_cleanup_fn(void *ctx);
+AMB_API int amb_on_exit(amb_proc *self, amb_cleanup_fn *fn, void *ctx);
+/* Removes the most recent registration of (fn, ctx) without running it:
+ * AMB_ENOTFOUND when there is none. */
+AMB_API int amb_on_exit_cancel(amb_proc *self, amb_cleanup_fn *fn, void *ctx);
+
+/* Ends the process with reason {assert, [{file, File}, {line, Line},
+ * {expression, Expr}]} (strings as binaries) unless cond holds: Erlang's
+ * ?assert. Links and monitors see that reason; a crash report is logged. */
+#define AMB_ASSERT(self, cond)                                  \
+    do {                                                        \
+        if (!(cond))                                            \
+            amb_assert_fail((self), #cond, __FILE__, __LINE__); \
+    } while (0)
+AMB_API _Noreturn void amb_assert_fail(amb_proc *self, const char *expr, const char *file,
+                                       int line);
 
 /* ---------------------------------------------------------------------------
  * Messages

@@ -11,8 +11,10 @@
  * A receive scans the private queue for the first cell that matches, then
  * drains whatever has arrived and scans the new cells, then parks. Cells it
  * passes over stay where they are, so unmatched messages keep their order.
- * Cells that are signals (a timeout, a finished blocking call) are handled
- * while draining and never enter the private queue.
+ * Cells that are signals (a timeout, a finished blocking call, links,
+ * monitors, exit signals: link.c) are handled while draining, in order with
+ * the messages; only what a signal turns into a message (a trapped exit, a
+ * DOWN) enters the private queue, at the signal's place.
  *
  * The save marker: amb_receive_mark remembers the private queue's tail and
  * the arrival counter. pq_mark always points at the last cell that arrived
@@ -50,12 +52,16 @@ void amb__deliver(amb_rt *rt, amb__sched *s, amb_proc *p, amb__msg *m)
         amb__sched_ready(rt, s, p);
 }
 
-/* Handles a signal cell; false when the cell is an ordinary message. */
-static bool handle_signal(amb_proc *p, amb__msg *m)
+/* Handles a signal cell. Returns the cell to put in the private queue: m
+ * itself for an ordinary message, a message a signal turned into (a trapped
+ * exit, a DOWN), or NULL when the signal was consumed. An exit signal may
+ * end the process here (link.c): the cells after it are dropped at
+ * teardown. */
+static amb__msg *handle_signal(amb_proc *p, amb__msg *m)
 {
     switch (m->kind) {
     case AMB__MSG_TERM:
-        return false;
+        return m;
     case AMB__MSG_TIMEOUT:
         /* Only the timer of the current wait counts; an old one (its wait
          * ended by a message first) is dropped. */
@@ -64,26 +70,26 @@ static bool handle_signal(amb_proc *p, amb__msg *m)
             p->wait_timed_out = true;
         }
         amb__msg_free(p->sched, m);
-        return true;
+        return NULL;
     case AMB__MSG_WAKE:
         if (m->wait_seq == p->wait_seq) {
             p->wake_result = (intptr_t)m->term;
             p->wake_done = true;
         }
         amb__msg_free(p->sched, m);
-        return true;
+        return NULL;
     case AMB__MSG_INFO_REQ:
         amb__info_answer(p, m);
-        return true;
+        return NULL;
     case AMB__MSG_INFO_REPLY:
         if (m->wait_seq == p->wait_seq && p->info_dest != NULL) {
             memcpy(p->info_dest, m->words, sizeof *p->info_dest);
             p->wake_done = true;
         }
         amb__msg_free(p->sched, m);
-        return true;
+        return NULL;
     default:
-        amb__panic("unknown message cell kind %u", m->kind);
+        return amb__fail_signal(p, m);
     }
 }
 
@@ -94,8 +100,8 @@ static amb__msg *drain(amb_proc *p)
     amb__msg *first = NULL;
     amb__mpscq_node *n;
     while ((n = amb__mpscq_pop(&p->mbox)) != NULL) {
-        amb__msg *m = cell_of(n);
-        if (handle_signal(p, m))
+        amb__msg *m = handle_signal(p, cell_of(n));
+        if (m == NULL)
             continue;
         m->seq = ++p->pq_seq;
         atomic_store_explicit(&m->node.next, NULL, memory_order_relaxed);
@@ -229,8 +235,8 @@ static amb__msg *pop_direct(amb_proc *p)
 {
     amb__mpscq_node *n;
     while ((n = amb__mpscq_pop(&p->mbox)) != NULL) {
-        amb__msg *m = cell_of(n);
-        if (!handle_signal(p, m)) {
+        amb__msg *m = handle_signal(p, cell_of(n));
+        if (m != NULL) {
             m->seq = ++p->pq_seq;
             return m;
         }
@@ -370,8 +376,18 @@ int amb_receive_match(amb_proc *self, int timeout_ms, amb_term *out, const char 
     return rc;
 }
 
+void amb__proc_signals(amb_proc *p)
+{
+    /* acquire: pairs with the sender's release store after its push, so the
+     * exit signal is visible to the drain below. */
+    if (atomic_exchange_explicit(&p->sig_pending, false, memory_order_acquire))
+        drain(p);
+}
+
 void amb__proc_yield(amb_proc *p)
 {
+    /* acquire: as in amb__proc_signals; the drain handles everything. */
+    (void)atomic_exchange_explicit(&p->sig_pending, false, memory_order_acquire);
     drain(p);
     amb__proc_switch_out(p, AMB__REQ_YIELD);
 }
@@ -398,6 +414,10 @@ void amb__proc_wait_wake(amb_proc *p)
 bool amb__mailbox_take(amb_proc *p, amb_term *out)
 {
     amb__mailbox_release_borrowed(p);
+    /* relaxed: see amb__proc_reduce; an exit signal acts before the next
+     * message is handled. */
+    if (atomic_load_explicit(&p->sig_pending, memory_order_relaxed))
+        amb__proc_signals(p);
     amb__msg *m = p->pq_head;
     if (m != NULL)
         unlink_cell(p, NULL, m);

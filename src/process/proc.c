@@ -46,6 +46,12 @@ void amb__proc_pool_free(amb__sched *s)
     amb__slab_pool_drain(&s->procs, &block_class);
 }
 
+void amb__proc_pool_trim(amb__sched *s)
+{
+    amb__slab_pool_drain(&s->procs, &block_class);
+    amb__slab_depot_drain(&s->rt->proc_depot, &block_class);
+}
+
 int amb__proc_depot_init(amb_rt *rt)
 {
     int rc = amb__slab_depot_init(&rt->proc_depot, 16);
@@ -59,12 +65,15 @@ void amb__proc_depot_free(amb_rt *rt)
     amb__slab_depot_free(&rt->proc_depot, &block_class);
 }
 
-/* Spawns into rt from scheduler s (NULL: from outside). */
-static int spawn(amb_rt *rt, amb__sched *s, amb_fn *fn, void *arg,
+/* Spawns into rt from scheduler s (NULL: from outside), by parent (NULL:
+ * from outside; then links and monitors are not allowed). */
+static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *arg,
                  const amb_spawn_opts *o, amb_pid *out)
 {
     const amb_handler *h = o ? o->handler : NULL;
     if ((h == NULL && fn == NULL) || (h != NULL && h->handle == NULL))
+        return AMB_EBADARG;
+    if (o != NULL && parent == NULL && (o->link || o->monitor))
         return AMB_EBADARG;
     if (o != NULL && o->name != AMB_NONE &&
         (!amb_is_atom(o->name) || o->name == AMB_ATOM_UNDEFINED))
@@ -115,15 +124,23 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_fn *fn, void *arg,
         if (w != NULL)
             amb_heap_reset(heap);
     }
-    if (o != NULL && o->name != AMB_NONE) {
+    /* Links and monitors are set up in both blocks before the child is
+     * published (spawn_link / spawn_monitor are atomic). */
+    if (o != NULL && o->link)
+        rc = amb__fail_spawn_link(parent, p);
+    if (rc == 0 && o != NULL && o->monitor)
+        rc = amb__fail_spawn_monitor(parent, p, o->monitor_ref);
+    if (rc == 0 && o != NULL && o->name != AMB_NONE)
         rc = amb__names_register(rt, o->name, p);
-        if (rc != 0) {
-            amb_heap_free(p->heap);
-            amb__free_aligned(p->state);
-            amb__ptab_free(rt, s, index);
-            block_free(s, p);
-            return rc;
-        }
+    if (rc != 0) {
+        if (parent != NULL)
+            amb__fail_spawn_undo(parent, p);
+        amb__fail_free(p);
+        amb_heap_free(p->heap);
+        amb__free_aligned(p->state);
+        amb__ptab_free(rt, s, index);
+        block_free(s, p);
+        return rc;
     }
     /* A handler with nothing to initialise waits parked for its first
      * message; anything else starts runnable. */
@@ -144,14 +161,14 @@ int amb_spawn_opt(amb_proc *self, amb_fn *fn, void *arg, const amb_spawn_opts *o
 {
     if (self == NULL)
         return AMB_EBADARG;
-    return spawn(self->rt, self->sched, fn, arg, opts, out);
+    return spawn(self->rt, self->sched, self, fn, arg, opts, out);
 }
 
 int amb_spawn(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out)
 {
     if (self == NULL || fn == NULL)
         return AMB_EBADARG;
-    return spawn(self->rt, self->sched, fn, arg, NULL, out);
+    return spawn(self->rt, self->sched, self, fn, arg, NULL, out);
 }
 
 int amb_spawn_handler(amb_proc *self, const amb_handler *handler, void *arg, amb_pid *out)
@@ -159,14 +176,14 @@ int amb_spawn_handler(amb_proc *self, const amb_handler *handler, void *arg, amb
     if (self == NULL || handler == NULL)
         return AMB_EBADARG;
     amb_spawn_opts o = {.handler = handler, .name = AMB_NONE};
-    return spawn(self->rt, self->sched, NULL, arg, &o, out);
+    return spawn(self->rt, self->sched, self, NULL, arg, &o, out);
 }
 
 int amb_rt_spawn(amb_rt *rt, amb_fn *fn, void *arg, amb_pid *out)
 {
     if (rt == NULL || fn == NULL)
         return AMB_EBADARG;
-    return spawn(rt, NULL, fn, arg, NULL, out);
+    return spawn(rt, NULL, NULL, fn, arg, NULL, out);
 }
 
 amb_pid amb_self(amb_proc *self)
@@ -217,13 +234,36 @@ static void set_reason(amb_proc *p, amb_term reason)
         p->exit_reason = AMB_ATOM_ERROR;
 }
 
+/* OTP's rule for crash reports: every reason but normal, shutdown and
+ * {shutdown, _}. */
+static bool abnormal(amb_term reason)
+{
+    if (reason == AMB_ATOM_NORMAL || reason == AMB_ATOM_SHUTDOWN)
+        return false;
+    return !(amb_tuple_arity(reason) == 2 && amb_tuple_get(reason, 0) == AMB_ATOM_SHUTDOWN);
+}
+
+void amb__proc_die(amb_proc *p, amb_term reason, bool report, amb__msg *cell)
+{
+    set_reason(p, reason);
+    amb__msg_free(p->sched, cell);
+    if (report && abnormal(p->exit_reason)) {
+        /* The last message received: a nested receive's, else the one a
+         * handler is handling. */
+        amb_term last = p->borrowed   ? p->borrowed->term
+                        : p->handling ? p->handling->term
+                                      : AMB_NONE;
+        amb__log_crash(p, p->exit_reason, last);
+    }
+    amb__mailbox_release_borrowed(p);
+    amb__proc_exit(p);
+}
+
 void amb_exit_self(amb_proc *self, amb_term reason)
 {
     if (self == NULL)
         amb__panic("amb_exit_self outside a process");
-    set_reason(self, reason == AMB_NONE ? AMB_ATOM_NORMAL : reason);
-    amb__mailbox_release_borrowed(self);
-    amb__proc_exit(self);
+    amb__proc_die(self, reason == AMB_NONE ? AMB_ATOM_NORMAL : reason, true, NULL);
 }
 
 void amb__proc_exit_error(amb_proc *p, int rc)
@@ -239,20 +279,25 @@ void amb__proc_exit_error(amb_proc *p, int rc)
     } else {
         set_reason(p, reason);
     }
-    amb__mailbox_release_borrowed(p);
-    amb__proc_exit(p);
+    amb__proc_die(p, p->exit_reason, true, NULL);
 }
 
 void amb__proc_teardown(amb__sched *s, amb_proc *p)
 {
     amb_rt *rt = p->rt;
     amb__timer_wait_cancel(s, p);
-    amb__mailbox_drop_all(s, p);
+    /* Name and table slot go first: whoever gets the EXIT or DOWN below
+     * finds the process dead (is_alive false, whereis undefined), as in
+     * Erlang. */
     amb__names_drop(rt, p);
     uint32_t index = amb__lpid_index(p->pid);
     /* release: pairs with lookups' acquire; from now on none finds p. */
     atomic_store_explicit(&rt->ptab.slots[index], NULL, memory_order_release);
     amb__ptab_free(rt, s, index);
+    /* Pending cells: a LINK or MONITOR among them is answered (noproc). */
+    amb__mailbox_drop_all(s, p);
+    /* on_exit handlers, exit signals to links, DOWN to monitors. */
+    amb__fail_teardown(s, p);
     amb_heap_free(p->heap);
     p->heap = NULL;
     amb_heap_free(p->exit_heap);
@@ -287,6 +332,7 @@ void amb__proc_discard(amb__sched *s, amb_proc *p)
     amb__timer_wait_cancel(s, p);
     p->wait_timer = NULL;
     amb__mailbox_drop_all(s, p);
+    amb__fail_free(p); /* runs its on_exit handlers: nothing leaks */
     amb_heap_free(p->heap);
     amb_heap_free(p->exit_heap);
     amb__free_aligned(p->state);
@@ -323,6 +369,8 @@ static void fill_info(amb_proc *p, amb_process_info *out, amb_proc_status status
                   (p->handler ? p->handler->state_size : 0);
     out->current_function = p->handler ? (const void *)p->handler : (const void *)p->fn;
     out->trap_exit = (p->flags & AMB__PF_TRAP_EXIT) != 0;
+    out->links = amb__fail_links(p);
+    out->monitors = amb__fail_monitors(p);
 }
 
 #define INFO_WORDS ((sizeof(amb_process_info) + 7) / 8)
@@ -363,6 +411,8 @@ void amb__msg_discard(amb_rt *rt, amb__sched *s, amb__msg *m)
 {
     if (m->kind == AMB__MSG_INFO_REQ)
         info_reply(rt, s, m, NULL);
+    else if (m->kind == AMB__MSG_LINK || m->kind == AMB__MSG_MONITOR)
+        amb__fail_discard(rt, s, m);
     else
         amb__msg_free(s, m);
 }

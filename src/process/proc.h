@@ -48,6 +48,13 @@ enum amb__msg_kind {
     AMB__MSG_WAKE,       /* a blocking call finished: wakes the waiter */
     AMB__MSG_INFO_REQ,   /* process_info asked of this process (term: requester) */
     AMB__MSG_INFO_REPLY, /* the answer (words: amb_process_info) */
+    /* Failure signals (link.c; docs/design/failure.md). */
+    AMB__MSG_LINK,      /* words: from, to */
+    AMB__MSG_UNLINK,    /* words: from */
+    AMB__MSG_EXIT,      /* words: from, flags; term: the reason */
+    AMB__MSG_MONITOR,   /* words: watcher, target, ref key, ref words */
+    AMB__MSG_DEMONITOR, /* words: watcher, ref key */
+    AMB__MSG_DOWN,      /* words: ref key; term: the {'DOWN', ...} message */
 };
 
 /* A message cell. size_class says which pool it returns to (msg.c). */
@@ -129,6 +136,13 @@ struct amb_proc {
     _Atomic bool dead; /* set by teardown before it drops the name */
     amb_term exit_reason;
     amb_heap *exit_heap; /* holds exit_reason when it is not an immediate */
+    /* Set (release) by a sender of an exit signal after its push, so that a
+     * process that runs without receiving notices it at its next runtime
+     * call; cleared by the process when it drains (link.c). */
+    _Atomic bool sig_pending;
+    /* Links, monitors and on_exit handlers (link.c), made on first use;
+     * owned by the process (and by its scheduler at teardown). */
+    struct amb__fail *fail;
 
     struct amb_proc *runq_next;  /* link in the global inject queue */
     struct amb_proc *limbo_next; /* QSBR: retired, waiting to be reclaimed */
@@ -205,6 +219,37 @@ uint32_t amb__proc_wait_begin(amb_proc *p);
 /* Parks until that WAKE arrives (messages arriving meanwhile stay queued, in
  * order); then p->wake_result holds the value the WAKE carried. */
 void amb__proc_wait_wake(amb_proc *p);
+
+/* ---------------------------------------------------------------------------
+ * Failure: links, monitors, exit signals (link.c)
+ * ------------------------------------------------------------------------ */
+/* Handles a failure signal cell while p drains its mailbox. Returns the cell
+ * to append to the private queue (a trapped EXIT or an active DOWN turned
+ * into an ordinary message), or NULL when the signal was consumed. May end
+ * p (never returns then). */
+amb__msg *amb__fail_signal(amb_proc *p, amb__msg *m);
+/* Drains p's mailbox when an exit signal is pending (mailbox.c). */
+void amb__proc_signals(amb_proc *p);
+/* Answers a failure signal that reached a dead process (a LINK gets an exit
+ * signal noproc back, a MONITOR a DOWN noproc), then frees it. */
+void amb__fail_discard(amb_rt *rt, amb__sched *s, amb__msg *m);
+/* Teardown: on_exit handlers, then exit signals to links, DOWN to monitors,
+ * demonitors to monitored processes; frees the tables. */
+void amb__fail_teardown(amb__sched *s, amb_proc *p);
+/* Frees the tables of a process that never ended (runtime teardown). */
+void amb__fail_free(amb_proc *p);
+/* Spawn: links child and parent / makes a monitor of child by parent before
+ * the child is published. *ref gets the monitor's reference. */
+int amb__fail_spawn_link(amb_proc *parent, amb_proc *child);
+int amb__fail_spawn_monitor(amb_proc *parent, amb_proc *child, amb_term *ref);
+/* Undoes the parent's side when the spawn fails later. */
+void amb__fail_spawn_undo(amb_proc *parent, amb_proc *child);
+size_t amb__fail_links(const amb_proc *p);
+size_t amb__fail_monitors(const amb_proc *p);
+/* Ends p with reason (copied) from p's own context; then frees cell (may be
+ * NULL: the signal that held the reason). report: log a crash report when
+ * the reason is abnormal (p ended itself). */
+_Noreturn void amb__proc_die(amb_proc *p, amb_term reason, bool report, amb__msg *cell);
 
 /* Process table indices (ptab.c). s may be NULL (outside a scheduler). */
 int amb__ptab_alloc(amb_rt *rt, amb__sched *s, uint32_t *index, uint32_t *serial);

@@ -331,6 +331,10 @@ static void stackful_entry(amb__ctx *ctx, void *arg)
     amb_proc *p = arg;
     (void)ctx;
     after_switch(p->sched);
+    /* An exit signal that arrived before the first run acts before the
+     * body starts. relaxed: see amb__proc_reduce. */
+    if (atomic_load_explicit(&p->sig_pending, memory_order_relaxed))
+        amb__proc_signals(p);
     p->fn(p, p->arg);
     p->exit_reason = AMB_ATOM_NORMAL;
     amb__proc_exit(p);
@@ -345,6 +349,9 @@ static void handler_entry(amb__ctx *ctx, void *arg)
     (void)ctx;
     after_switch(p->sched);
     const amb_handler *h = p->handler;
+    /* relaxed: see amb__proc_reduce. */
+    if (atomic_load_explicit(&p->sig_pending, memory_order_relaxed))
+        amb__proc_signals(p);
     if (!(p->flags & AMB__PF_INIT_DONE)) {
         p->flags |= AMB__PF_INIT_DONE;
         if (h->init != NULL) {
@@ -476,8 +483,13 @@ static amb_proc *idle(amb__sched *s)
         /* With processes stuck in limbo, wake up now and then to free them. */
         if (s->limbo_count != 0 && (timeout < 0 || timeout > 10))
             timeout = 10;
-        if (timeout != 0)
+        if (timeout != 0) {
+            /* Going to sleep: give cached objects back to their slabs, so
+             * memory returns after a burst (slab.h). */
+            amb__msg_pools_trim(s);
+            amb__proc_pool_trim(s);
             futex_wait(&s->futex, seq, timeout);
+        }
     }
     atomic_store_explicit(&s->sleeping, false, memory_order_relaxed);
     atomic_fetch_sub_explicit(&rt->nsleeping, 1, memory_order_seq_cst);

@@ -33,6 +33,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "ambitious/logger.h"
 #include "process/proc.h"
 #include "runtime/slab.h"
 
@@ -133,10 +134,22 @@ struct amb_rt {
     pthread_mutex_t names_lock;
     void *names; /* the name table */
 
+    /* Logger (src/core/logger.c): the level plus one (0: the default), and
+     * the handler with its context, changed under log_busy (a spin flag:
+     * changes are rare and a read is two loads). */
+    _Atomic int log_level;
+    _Atomic bool log_busy;
+    void (*log_fn)(const struct amb_log_event *ev, void *ctx);
+    void *log_ctx;
+
     /* Watchdog and blocking pool (watchdog.c, blocking.c). */
     void *watchdog;
     void *blocking;
 };
+
+/* A crash report for p ending with reason; last is the last message it
+ * received or AMB_NONE (src/core/logger.c). */
+void amb__log_crash(amb_proc *p, amb_term reason, amb_term last);
 
 /* Current time in ms on the monotonic clock. */
 uint64_t amb__clock_ms(void);
@@ -162,9 +175,14 @@ _Noreturn void amb__proc_exit(amb_proc *p);
  * BEAM process does when it is scheduled out), then goes to the back of the
  * run queue. */
 void amb__proc_yield(amb_proc *p);
-/* Spends one reduction; yields when the budget is gone. */
+/* Spends one reduction; yields when the budget is gone. Handles pending
+ * exit signals first: every send and receive passes here, so a running
+ * process notices an exit signal at its next runtime call. */
 static inline void amb__proc_reduce(amb_proc *p)
 {
+    /* relaxed: a hint only; amb__proc_signals re-reads it with acquire. */
+    if (amb__unlikely(atomic_load_explicit(&p->sig_pending, memory_order_relaxed)))
+        amb__proc_signals(p);
     amb__counter_add(&p->reductions, 1);
     if (amb__unlikely(--p->budget <= 0))
         amb__proc_yield(p);
@@ -229,6 +247,10 @@ int amb__timers_init(amb__sched *s);
 bool amb__match_nothing(amb_term msg, void *ctx);
 /* Frees the scheduler's message-cell pools (msg.c). */
 void amb__msg_pools_free(amb__sched *s);
+/* Gives the free objects cached by s and by the runtime's depots back to
+ * their slabs (a scheduler going to sleep; msg.c, proc.c). */
+void amb__msg_pools_trim(amb__sched *s);
+void amb__proc_pool_trim(amb__sched *s);
 /* The runtime's slab depots and each scheduler's pools wired to them
  * (msg.c, proc.c); freed after every pool was drained. */
 int amb__msg_depots_init(amb_rt *rt);
