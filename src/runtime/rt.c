@@ -162,7 +162,10 @@ static amb__stack_pool *pool_of(amb_rt *rt, unsigned k)
     pthread_mutex_lock(&rt->stack_lock);
     pool = atomic_load_explicit(&rt->stack_pools[k], memory_order_relaxed);
     if (pool == NULL) {
-        amb__stack_config sc = {.stack_size = rt->cfg.stack_size << k};
+        /* A large per-scheduler cache: stacks given back to the OS go in big
+         * batches (each MADV_DONTNEED is a TLB shootdown on every CPU), and
+         * a burst of short-lived processes reuses warm stacks. */
+        amb__stack_config sc = {.stack_size = rt->cfg.stack_size << k, .cache_max = 1024};
         if (amb__stack_pool_new(&sc, &pool) == 0)
             atomic_store_explicit(&rt->stack_pools[k], pool, memory_order_release);
         else
