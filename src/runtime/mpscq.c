@@ -9,18 +9,18 @@
  *      v                                      v
  *    [ A ] --next--> [ B ] --next--> ... --> [ Z ] --next--> NULL
  *
- * The stub node takes part in the chain like any other node; the consumer
+ * The sentinel node takes part in the chain like any other node; the consumer
  * skips it when it meets it. A node can be handed out once its successor
  * is known (no producer will write its `next` again). The last node has no
- * successor, so the consumer instead swings head from it back to the stub
+ * successor, so the consumer instead swings head from it back to the sentinel
  * with a compare-and-swap, which proves that no producer holds the node as
- * its predecessor. Empty means tail == head == &stub.
+ * its predecessor. Empty means tail == head == &sentinel.
  *
  * Invariants beyond mpscq.h:
- *   - head carries the parked bit only while tail == &stub and head (without
- *     the bit) == &stub: mark_empty sets it only then, and every push clears
+ *   - head carries the parked bit only while tail == &sentinel and head (without
+ *     the bit) == &sentinel: mark_empty sets it only then, and every push clears
  *     it.
- *   - The consumer's swing of head back to the stub expects an untagged
+ *   - The consumer's swing of head back to the sentinel expects an untagged
  *     head: it happens only while tail is a real node, and then head is
  *     never tagged.
  */
@@ -38,10 +38,10 @@ void amb__mpscq_init(amb__mpscq *q, bool parked)
     /* Plain (relaxed) initialisation: q is not shared yet, and whatever
      * publishes q to other threads (spawn, a run queue) orders these
      * stores. */
-    atomic_store_explicit(&q->stub.next, NULL, memory_order_relaxed);
-    q->tail = &q->stub;
+    atomic_store_explicit(&q->sentinel.next, NULL, memory_order_relaxed);
+    q->tail = &q->sentinel;
     atomic_store_explicit(&q->head,
-                          (uintptr_t)&q->stub | (parked ? AMB__MPSCQ_PARKED : 0),
+                          (uintptr_t)&q->sentinel | (parked ? AMB__MPSCQ_PARKED : 0),
                           memory_order_relaxed);
 }
 
@@ -88,11 +88,11 @@ amb__mpscq_node *amb__mpscq_pop(amb__mpscq *q)
      * so the node we get, its payload and its own NULL `next` are visible. */
     amb__mpscq_node *next = atomic_load_explicit(&tail->next, memory_order_acquire);
 
-    if (tail == &q->stub) {
+    if (tail == &q->sentinel) {
         if (next == NULL)
             return NULL;
-        /* Skip the stub: it is never handed out. Its `next` is left as it
-         * is; it is reset before the stub is made head again. */
+        /* Skip the sentinel: it is never handed out. Its `next` is left as it
+         * is; it is reset before the sentinel is made head again. */
         q->tail = next;
         tail = next;
         next = atomic_load_explicit(&tail->next, memory_order_acquire);
@@ -119,25 +119,25 @@ amb__mpscq_node *amb__mpscq_pop(amb__mpscq *q)
     if (head != (uintptr_t)tail)
         return NULL;
 
-    /* tail is the only node. Swing head from tail to the stub: if that
+    /* tail is the only node. Swing head from tail to the sentinel: if that
      * succeeds, no producer holds tail as its `prev`, so no one will ever
      * write tail->next and tail can be handed out. If a producer slipped in
      * since our load, the swap fails and we report "nothing yet": that
      * producer's link store will make tail poppable by the path above. The
-     * stub's own `next` must be NULL before it becomes head again.
+     * sentinel's own `next` must be NULL before it becomes head again.
      *
-     * relaxed store: ordered before the producers that will write stub.next
-     * by the release on the swap (they acquire head = &stub in their
+     * relaxed store: ordered before the producers that will write sentinel.next
+     * by the release on the swap (they acquire head = &sentinel in their
      * exchange).
      * Success: release, for that store. Nothing needs acquiring: tail and
      * everything before it were already acquired through the links.
      * Failure: relaxed; only the fact of failure is used. */
-    atomic_store_explicit(&q->stub.next, NULL, memory_order_relaxed);
+    atomic_store_explicit(&q->sentinel.next, NULL, memory_order_relaxed);
     uintptr_t expected = (uintptr_t)tail;
-    if (atomic_compare_exchange_strong_explicit(&q->head, &expected, (uintptr_t)&q->stub,
-                                                memory_order_release,
-                                                memory_order_relaxed)) {
-        q->tail = &q->stub;
+    if (atomic_compare_exchange_strong_explicit(
+            &q->head, &expected, (uintptr_t)&q->sentinel, memory_order_release,
+            memory_order_relaxed)) {
+        q->tail = &q->sentinel;
         return tail;
     }
     return NULL;
@@ -146,10 +146,10 @@ amb__mpscq_node *amb__mpscq_pop(amb__mpscq *q)
 bool amb__mpscq_mark_empty(amb__mpscq *q)
 {
     /* A real node at tail is a message not yet popped. */
-    if (q->tail != &q->stub)
+    if (q->tail != &q->sentinel)
         return false;
 
-    uintptr_t expected = (uintptr_t)&q->stub;
+    uintptr_t expected = (uintptr_t)&q->sentinel;
 
     /* Success: release. Everything the consumer did before parking (its
      * saved state, q->tail) happens before the push that takes the bit off
@@ -163,14 +163,14 @@ bool amb__mpscq_mark_empty(amb__mpscq *q)
             &q->head, &expected, expected | AMB__MPSCQ_PARKED, memory_order_release,
             memory_order_relaxed))
         return true;
-    return expected == ((uintptr_t)&q->stub | AMB__MPSCQ_PARKED);
+    return expected == ((uintptr_t)&q->sentinel | AMB__MPSCQ_PARKED);
 }
 
 bool amb__mpscq_is_empty(amb__mpscq *q)
 {
-    if (q->tail != &q->stub)
+    if (q->tail != &q->sentinel)
         return false;
     /* relaxed: a comparison only; the answer is a hint by contract. */
     uintptr_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
-    return (head & ~AMB__MPSCQ_PARKED) == (uintptr_t)&q->stub;
+    return (head & ~AMB__MPSCQ_PARKED) == (uintptr_t)&q->sentinel;
 }

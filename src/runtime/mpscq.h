@@ -4,17 +4,17 @@
  *
  * The idea is Pony's messageq (and before it Dmitry Vyukov's intrusive MPSC
  * queue): producers link nodes with one atomic exchange on `head`, the
- * consumer walks `next` pointers from `tail`, and a stub node embedded in the
+ * consumer walks `next` pointers from `tail`, and a sentinel node embedded in the
  * queue stands in when the queue is empty, so nothing is allocated here.
  *
  * Invariants (who touches what):
- *   - `head` is the most recently pushed node (or the stub), tagged with
+ *   - `head` is the most recently pushed node (or the sentinel), tagged with
  *     AMB__MPSCQ_PARKED in its low bit while the consumer is parked.
  *     Producers change it only with an exchange; the consumer only with two
  *     compare-and-swaps: one that swings it from the last node back to the
- *     stub when it pops that node, and one that parks.
+ *     sentinel when it pops that node, and one that parks.
  *   - `tail` belongs to the consumer alone: the oldest node not yet popped,
- *     or the stub.
+ *     or the sentinel.
  *   - A node's `next` is written twice: NULL by the producer that pushes it
  *     (before the node is published), then once by the producer that pushes
  *     the node after it. The consumer only reads it.
@@ -48,7 +48,7 @@ typedef struct amb__mpscq_node {
     _Atomic(struct amb__mpscq_node *) next;
 } amb__mpscq_node;
 
-/* Field layout: `head` is the producers' word; `tail` and the stub are the
+/* Field layout: `head` is the producers' word; `tail` and the sentinel are the
  * consumer's. They sit on separate cache lines: otherwise every pop (which
  * writes tail) steals the line that every push exchanges on, and the
  * consumer and producers on different cores fight over it for every
@@ -62,10 +62,10 @@ typedef struct amb__mpscq_node {
 typedef struct amb__mpscq {
     /* Producers: the last pushed node | AMB__MPSCQ_PARKED. */
     _Atomic(uintptr_t) head;
-    /* Consumer: the oldest node not yet popped, or &stub. */
+    /* Consumer: the oldest node not yet popped, or &sentinel. */
     _Alignas(AMB__MPSCQ_LINE) amb__mpscq_node *tail;
     /* Stands in for "no node"; never handed out. */
-    amb__mpscq_node stub;
+    amb__mpscq_node sentinel;
 } amb__mpscq;
 
 /* The low bit of head: the consumer is parked and waits for a push. */

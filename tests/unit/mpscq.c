@@ -226,14 +226,14 @@ AMB_TEST(mpscq_mark_empty_refuses_during_a_push)
      * to pop, yet must not be allowed to park. */
     atomic_store(&a.node.next, NULL);
     uintptr_t prev = atomic_exchange(&q.head, (uintptr_t)&a.node);
-    assert_int_equal(prev, (uintptr_t)&q.stub);
+    assert_int_equal(prev, (uintptr_t)&q.sentinel);
     assert_null(amb__mpscq_pop(&q));
     assert_false(amb__mpscq_is_empty(&q));
     assert_false(amb__mpscq_mark_empty(&q));
 
     /* Same window with a real node at tail: pop must not hand out the last
      * linked node before its successor's link exists. */
-    atomic_store(&q.stub.next, &a.node); /* the link store, completed */
+    atomic_store(&q.sentinel.next, &a.node); /* the link store, completed */
     amb__mpscq_push(&q, &b.node);
     assert_ptr_equal(amb__mpscq_pop(&q), &a.node);
     struct msg c;
