@@ -45,15 +45,6 @@ static void release_offheap(amb_heap *h)
     h->offheap = NULL;
 }
 
-void amb__heap_init_fixed(amb_heap *heap, uint64_t *words, size_t nwords)
-{
-    heap->blocks = NULL;
-    heap->top = words;
-    heap->end = words + nwords;
-    heap->bytes = 0;
-    heap->offheap = NULL;
-}
-
 void amb__heap_release(amb_heap *heap)
 {
     release_offheap(heap);

@@ -211,8 +211,15 @@ struct amb_heap {
 };
 
 /* Makes *heap a heap that allocates from words[0..nwords) first (then from
- * blocks of its own, like any heap). */
-void amb__heap_init_fixed(amb_heap *heap, uint64_t *words, size_t nwords);
+ * blocks of its own, like any heap). Inline: every message cell does it. */
+static inline void amb__heap_init_fixed(amb_heap *heap, uint64_t *words, size_t nwords)
+{
+    heap->blocks = NULL;
+    heap->top = words;
+    heap->end = words + nwords;
+    heap->bytes = 0;
+    heap->offheap = NULL;
+}
 /* Drops what the heap holds (binary references, blocks) but not the struct. */
 void amb__heap_release(amb_heap *heap);
 

@@ -16,10 +16,7 @@ typedef struct slab {
     _Atomic uint32_t out;
 } slab;
 
-typedef struct free_obj {
-    struct free_obj *next;
-    uint16_t index;
-} free_obj;
+typedef amb__slab_free_obj free_obj;
 
 /* A batch in the depot: a chain of free objects; the first one carries the
  * link to the next batch in its third word. */
@@ -166,7 +163,8 @@ void amb__slab_depot_free(amb__slab_depot *d, const amb__slab_class *cls)
     d->lock = NULL;
 }
 
-void *amb__slab_alloc(amb__slab_pool *pool, const amb__slab_class *cls, uint16_t *index)
+void *amb__slab_alloc_slow(amb__slab_pool *pool, const amb__slab_class *cls,
+                           uint16_t *index)
 {
     if (pool->free == NULL && !from_depot(pool, cls) && refill(pool, cls) != 0)
         return NULL;
@@ -184,8 +182,8 @@ static void give_back(const amb__slab_class *cls, void *obj, uint16_t index)
         munmap(sl, slab_bytes(cls));
 }
 
-void amb__slab_free(amb__slab_pool *pool, const amb__slab_class *cls, void *obj,
-                    uint16_t index)
+void amb__slab_free_slow(amb__slab_pool *pool, const amb__slab_class *cls, void *obj,
+                         uint16_t index)
 {
     if (pool == NULL || (pool->count >= cls->pool_max && !to_depot(pool, cls))) {
         give_back(cls, obj, index);

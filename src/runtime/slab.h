@@ -56,12 +56,47 @@ typedef struct amb__slab_pool {
 
 #define AMB__SLAB_HEADER 64
 
-/* An object of cls from pool, and its index in its slab. NULL on ENOMEM. */
-void *amb__slab_alloc(amb__slab_pool *pool, const amb__slab_class *cls, uint16_t *index);
+/* A free object: the pool's link and the object's index in its slab. */
+typedef struct amb__slab_free_obj {
+    struct amb__slab_free_obj *next;
+    uint16_t index;
+} amb__slab_free_obj;
+
+/* The slow paths of the two inline functions below (slab.c). */
+void *amb__slab_alloc_slow(amb__slab_pool *pool, const amb__slab_class *cls,
+                           uint16_t *index);
+void amb__slab_free_slow(amb__slab_pool *pool, const amb__slab_class *cls, void *obj,
+                         uint16_t index);
+
+/* An object of cls from pool, and its index in its slab. NULL on ENOMEM.
+ * The pool's hit is inline: a message send and receive do one each. */
+static inline void *amb__slab_alloc(amb__slab_pool *pool, const amb__slab_class *cls,
+                                    uint16_t *index)
+{
+    amb__slab_free_obj *f = (amb__slab_free_obj *)pool->free;
+    if (__builtin_expect(f == NULL, 0))
+        return amb__slab_alloc_slow(pool, cls, index);
+    pool->free = f->next;
+    pool->count--;
+    *index = f->index;
+    return f;
+}
+
 /* Returns obj (with its index) to pool, or to its slab when the pool is full.
  * pool may be NULL (straight back to the slab). */
-void amb__slab_free(amb__slab_pool *pool, const amb__slab_class *cls, void *obj,
-                    uint16_t index);
+static inline void amb__slab_free(amb__slab_pool *pool, const amb__slab_class *cls,
+                                  void *obj, uint16_t index)
+{
+    if (__builtin_expect(pool == NULL || pool->count >= cls->pool_max, 0)) {
+        amb__slab_free_slow(pool, cls, obj, index);
+        return;
+    }
+    amb__slab_free_obj *f = (amb__slab_free_obj *)obj;
+    f->next = (amb__slab_free_obj *)pool->free;
+    f->index = index;
+    pool->free = f;
+    pool->count++;
+}
 /* Gives every pooled object back to its slab. */
 void amb__slab_pool_drain(amb__slab_pool *pool, const amb__slab_class *cls);
 
