@@ -169,7 +169,9 @@ AMB_API bool amb_is_alive(amb_proc *self, amb_pid pid);
 /* Ends the calling process at once, from any depth, with reason (any term;
  * copied). Never returns. Returning from a process's body is reason
  * `normal`. A handler callback that returns a negative AMB_E* code ends the
- * process with reason {error, 'AMB_E...'}. */
+ * process with reason {error, 'AMB_E...'}. Links and monitors get the
+ * reason; a reason other than normal, shutdown or {shutdown, _} also logs a
+ * crash report (ambitious/logger.h). */
 AMB_API _Noreturn void amb_exit_self(amb_proc *self, amb_term reason);
 
 /* ---------------------------------------------------------------------------
@@ -197,7 +199,7 @@ AMB_API _Noreturn void amb_exit_self(amb_proc *self, amb_term reason);
 AMB_API int amb_link(amb_proc *self, amb_pid pid);
 /* Removes the link, if any. Once it returns, the link has no more effect on
  * the caller (an exit signal already on its way because of it is dropped).
- * Always 0 for a pid. */
+ * 0 also when there was no link; AMB_ENOMEM (and the link stays). */
 AMB_API int amb_unlink(amb_proc *self, amb_pid pid);
 /* Spawns fn(arg) linked to the caller; no window where the child could end
  * unlinked. */
@@ -211,9 +213,9 @@ AMB_API int amb_spawn_monitor(amb_proc *self, amb_fn *fn, void *arg, amb_pid *ou
  * a new monitor, so several monitors of one process each get their DOWN.
  * *ref gets the reference, on the caller's heap. */
 AMB_API int amb_monitor(amb_proc *self, amb_pid pid, amb_term *ref);
-/* Flags of amb_demonitor. */
-#define AMB_DEMONITOR_FLUSH 1u /* also remove a DOWN of this monitor already
-                                  in the mailbox */
+/* Flags of amb_demonitor. AMB_DEMONITOR_FLUSH: also remove a DOWN of this
+ * monitor already in the mailbox. */
+#define AMB_DEMONITOR_FLUSH 1u
 /* Removes the monitor ref: no DOWN for it reaches the caller afterwards
  * (with AMB_DEMONITOR_FLUSH none is left in the mailbox either). 0 when the
  * monitor was active, AMB_ENOTFOUND when it was not (already fired or

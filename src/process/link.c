@@ -8,7 +8,9 @@
  * teardown. So the tables need no lock. The signals are message cells:
  *
  *   LINK {from, to}        the receiver adds `from` to its links
- *   UNLINK {from}          the receiver removes `from`
+ *   UNLINK {from, id}      Erlang's UNLINK_ID: the receiver removes an
+ *                          active link to `from` and always answers with
+ *   UNLINK_ACK {from, id}  UNLINK_ID_ACK, before any other signal
  *   EXIT {from, flags}     term: the reason; flags: LINKED when it comes
  *                          from a link (the end of a linked process)
  *   MONITOR {watcher, target, key, ref}   the receiver records the watcher
@@ -16,9 +18,17 @@
  *   DOWN {key}             term: {'DOWN', Ref, process, Pid, Reason}
  *
  * Invariants:
- *   - A link exit signal (LINKED) acts only if the sender is still in the
- *     receiver's links (it is removed then): so once amb_unlink returned, the
- *     old link has no effect, and each end of a link acts on it once.
+ *   - Links follow Erlang's link protocol (OTP 23.3+, the distribution
+ *     protocol's "Link Protocol"): an entry is active (unlink_id 0) or
+ *     waiting for the ack of an unlink (unlink_id != 0, counts as not
+ *     linked). A LINK received creates an entry only where there is none; an
+ *     UNLINK_ID received removes an active entry only; an UNLINK_ID_ACK
+ *     removes an inactive entry with the same id. So two processes linking
+ *     and unlinking each other concurrently always end up agreeing.
+ *   - A link exit signal (LINKED) acts only if the receiver's entry for the
+ *     sender is active, and removes the entry either way: so once
+ *     amb_unlink returned the old link has no effect, and each end acts on a
+ *     link once.
  *   - A DOWN becomes a message only if its monitor is still in the watcher's
  *     table (it is removed then): after amb_demonitor no DOWN of that
  *     monitor reaches the mailbox, and the table never keeps fired monitors.
@@ -45,7 +55,8 @@
 typedef struct entry {
     uint64_t key;
     amb_pid pid;
-    uint32_t ref[3]; /* mons: the reference's words */
+    uint64_t unlink_id; /* links: 0 active, else the unacknowledged unlink */
+    uint32_t ref[3];    /* mons: the reference's words */
 } entry;
 
 typedef struct table {
@@ -62,7 +73,8 @@ typedef struct cleanup {
 struct amb__fail {
     table links;
     table mons;
-    size_t held; /* monitors this process holds (process_info) */
+    size_t held;         /* monitors this process holds (process_info) */
+    uint64_t unlink_seq; /* ids of this process's UNLINK_IDs */
     cleanup *cl;
     size_t ncl, capcl;
 };
@@ -107,7 +119,8 @@ static int tab_grow(table *t)
     return 0;
 }
 
-/* Adds (or overwrites) key. AMB_ENOMEM, and then nothing changed. */
+/* Adds (or overwrites) key, active (unlink_id 0). AMB_ENOMEM, and then
+ * nothing changed. */
 static int tab_put(table *t, uint64_t key, amb_pid pid, const uint32_t *ref)
 {
     entry *x = tab_find(t, key);
@@ -122,6 +135,7 @@ static int tab_put(table *t, uint64_t key, amb_pid pid, const uint32_t *ref)
     }
     x->key = key;
     x->pid = pid;
+    x->unlink_id = 0;
     if (ref != NULL)
         memcpy(x->ref, ref, sizeof x->ref);
     return 0;
@@ -161,9 +175,14 @@ static struct amb__fail *fail_of(amb_proc *p)
     return p->fail;
 }
 
+/* Active links only: an entry waiting for an unlink's ack is not a link. */
 size_t amb__fail_links(const amb_proc *p)
 {
-    return p->fail ? p->fail->links.len : 0;
+    size_t n = 0;
+    const table *t = p->fail ? &p->fail->links : NULL;
+    for (size_t i = 0; t != NULL && i < t->cap; i++)
+        n += t->e[i].key != 0 && t->e[i].unlink_id == 0;
+    return n;
 }
 
 size_t amb__fail_monitors(const amb_proc *p)
@@ -323,8 +342,13 @@ static amb__msg *handle_exit(amb_proc *p, amb__msg *m)
     unsigned flags = (unsigned)m->words[1];
     amb_term reason = m->term;
     if (flags & LINKED) {
-        /* A link exit acts only while the link exists (unlink wins). */
-        if (p->fail == NULL || !tab_del(&p->fail->links, from, NULL)) {
+        /* A link exit acts only while the link is active (unlink wins); the
+         * entry goes either way (the sender has ended). */
+        entry *x = p->fail ? tab_find(&p->fail->links, from) : NULL;
+        bool active = x != NULL && x->unlink_id == 0;
+        if (x != NULL)
+            tab_del(&p->fail->links, from, NULL);
+        if (!active) {
             amb__msg_free(p->sched, m);
             return NULL;
         }
@@ -352,14 +376,39 @@ amb__msg *amb__fail_signal(amb_proc *p, amb__msg *m)
     struct amb__fail *f;
     switch (m->kind) {
     case AMB__MSG_LINK:
+        /* Only where there is no entry: an inactive one (our unlink not yet
+         * acknowledged) stays inactive, and the sender will get our
+         * UNLINK_ID after its LINK, so both end up unlinked. */
         f = fail_of(p);
-        if (f == NULL || tab_put(&f->links, m->words[0], m->words[0], NULL) != 0)
+        if (f == NULL)
+            amb__panic("out of memory making a link");
+        if (tab_find(&f->links, m->words[0]) == NULL &&
+            tab_put(&f->links, m->words[0], m->words[0], NULL) != 0)
             amb__panic("out of memory making a link");
         break;
-    case AMB__MSG_UNLINK:
-        if (p->fail != NULL)
+    case AMB__MSG_UNLINK: {
+        amb_pid from = m->words[0];
+        entry *x = p->fail ? tab_find(&p->fail->links, from) : NULL;
+        if (x != NULL && x->unlink_id == 0)
+            tab_del(&p->fail->links, from, NULL);
+        /* The ack goes out now, before any other signal to `from`. */
+        amb_proc *q = amb__ptab_lookup(p->rt, from);
+        if (q != NULL) {
+            amb__msg *a = signal_cell(p->sched, AMB__MSG_UNLINK_ACK, 2);
+            if (a == NULL)
+                amb__panic("out of memory acknowledging an unlink");
+            a->words[0] = p->pid;
+            a->words[1] = m->words[1];
+            amb__deliver(p->rt, p->sched, q, a);
+        }
+        break;
+    }
+    case AMB__MSG_UNLINK_ACK: {
+        entry *x = p->fail ? tab_find(&p->fail->links, m->words[0]) : NULL;
+        if (x != NULL && x->unlink_id != 0 && x->unlink_id == m->words[1])
             tab_del(&p->fail->links, m->words[0], NULL);
         break;
+    }
     case AMB__MSG_EXIT:
         return handle_exit(p, m);
     case AMB__MSG_MONITOR: {
@@ -445,7 +494,7 @@ void amb__fail_teardown(amb__sched *s, amb_proc *p)
     run_cleanups(f);
     amb_term reason = p->exit_reason;
     for (size_t i = 0; i < f->links.cap; i++)
-        if (f->links.e[i].key != 0)
+        if (f->links.e[i].key != 0 && f->links.e[i].unlink_id == 0)
             send_exit(rt, s, p->pid, f->links.e[i].pid, reason, LINKED);
     for (size_t i = 0; i < f->mons.cap; i++) {
         entry *e = &f->mons.e[i];
@@ -560,8 +609,9 @@ int amb_link(amb_proc *self, amb_pid pid)
     struct amb__fail *f = fail_of(self);
     if (f == NULL)
         return AMB_ENOMEM;
-    if (tab_find(&f->links, pid) != NULL)
-        return 0;
+    entry *x = tab_find(&f->links, pid);
+    if (x != NULL && x->unlink_id == 0)
+        return 0; /* already linked: no signal */
     amb_proc *q = amb__ptab_lookup(self->rt, pid);
     if (q == NULL) {
         if (!(self->flags & AMB__PF_TRAP_EXIT))
@@ -589,19 +639,22 @@ int amb_unlink(amb_proc *self, amb_pid pid)
     if (rc != 0)
         return rc;
     amb__proc_reduce(self);
-    if (pid == self->pid || self->fail == NULL || !tab_del(&self->fail->links, pid, NULL))
-        return 0;
+    entry *x = self->fail && pid != self->pid ? tab_find(&self->fail->links, pid) : NULL;
+    if (x == NULL || x->unlink_id != 0)
+        return 0; /* not linked (or an unlink already under way) */
+    /* The entry stays, inactive, until the other end acknowledges (or its
+     * exit signal arrives, if it has ended): link exits are ignored from
+     * now on. */
     amb_proc *q = amb__ptab_lookup(self->rt, pid);
-    if (q == NULL)
-        return 0;
-    amb__msg *m = signal_cell(self->sched, AMB__MSG_UNLINK, 1);
-    if (m == NULL) {
-        /* Keep the promise "a call that fails did nothing". */
-        tab_put(&self->fail->links, pid, pid, NULL);
+    amb__msg *m = NULL;
+    if (q != NULL && (m = signal_cell(self->sched, AMB__MSG_UNLINK, 2)) == NULL)
         return AMB_ENOMEM;
+    x->unlink_id = ++self->fail->unlink_seq;
+    if (m != NULL) {
+        m->words[0] = self->pid;
+        m->words[1] = x->unlink_id;
+        amb__deliver(self->rt, self->sched, q, m);
     }
-    m->words[0] = self->pid;
-    amb__deliver(self->rt, self->sched, q, m);
     return 0;
 }
 
@@ -691,13 +744,9 @@ int amb_demonitor(amb_proc *self, amb_term ref, unsigned flags)
     }
     if (flags & AMB_DEMONITOR_FLUSH) {
         /* A DOWN still in the mailbox is dropped when drained (the monitor
-         * is gone); one already in the private queue is removed here. The
-         * borrowed message of this receive is released, as any receive
-         * does. */
-        amb_term unused;
+         * is gone); one already in the private queue is removed here. */
         amb_term r = ref;
-        while (amb_receive_if(self, is_down_of, &r, 0, &unused) == 0) {
-        }
+        amb__mailbox_remove_if(self, is_down_of, &r);
     }
     return active ? 0 : AMB_ENOTFOUND;
 }

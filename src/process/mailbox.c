@@ -430,6 +430,22 @@ bool amb__mailbox_take(amb_proc *p, amb_term *out)
     return true;
 }
 
+void amb__mailbox_remove_if(amb_proc *p, amb_match_fn *match, void *ctx)
+{
+    drain(p);
+    amb__msg *prev = NULL, *m = p->pq_head;
+    while (m != NULL) {
+        amb__msg *next = pq_next(m);
+        if (match(m->term, ctx)) {
+            unlink_cell(p, prev, m);
+            amb__msg_free(p->sched, m);
+        } else {
+            prev = m;
+        }
+        m = next;
+    }
+}
+
 size_t amb_message_queue_len(amb_proc *self)
 {
     if (self == NULL)

@@ -240,7 +240,8 @@ static bool abnormal(amb_term reason)
 {
     if (reason == AMB_ATOM_NORMAL || reason == AMB_ATOM_SHUTDOWN)
         return false;
-    return !(amb_tuple_arity(reason) == 2 && amb_tuple_get(reason, 0) == AMB_ATOM_SHUTDOWN);
+    return !(amb_tuple_arity(reason) == 2 &&
+             amb_tuple_get(reason, 0) == AMB_ATOM_SHUTDOWN);
 }
 
 void amb__proc_die(amb_proc *p, amb_term reason, bool report, amb__msg *cell)

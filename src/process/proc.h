@@ -49,12 +49,13 @@ enum amb__msg_kind {
     AMB__MSG_INFO_REQ,   /* process_info asked of this process (term: requester) */
     AMB__MSG_INFO_REPLY, /* the answer (words: amb_process_info) */
     /* Failure signals (link.c; docs/design/failure.md). */
-    AMB__MSG_LINK,      /* words: from, to */
-    AMB__MSG_UNLINK,    /* words: from */
-    AMB__MSG_EXIT,      /* words: from, flags; term: the reason */
-    AMB__MSG_MONITOR,   /* words: watcher, target, ref key, ref words */
-    AMB__MSG_DEMONITOR, /* words: watcher, ref key */
-    AMB__MSG_DOWN,      /* words: ref key; term: the {'DOWN', ...} message */
+    AMB__MSG_LINK,       /* words: from, to */
+    AMB__MSG_UNLINK,     /* UNLINK_ID; words: from, id */
+    AMB__MSG_UNLINK_ACK, /* UNLINK_ID_ACK; words: from, id */
+    AMB__MSG_EXIT,       /* words: from, flags; term: the reason */
+    AMB__MSG_MONITOR,    /* words: watcher, target, ref key, ref words */
+    AMB__MSG_DEMONITOR,  /* words: watcher, ref key */
+    AMB__MSG_DOWN,       /* words: ref key; term: the {'DOWN', ...} message */
 };
 
 /* A message cell. size_class says which pool it returns to (msg.c). */
@@ -211,6 +212,10 @@ void amb__info_answer(amb_proc *p, amb__msg *req);
 /* Handler processes: takes the oldest message without waiting. False when
  * there is none. The term is borrowed until the next take. */
 bool amb__mailbox_take(amb_proc *p, amb_term *out);
+/* Drains the mailbox, then removes and frees every message of the private
+ * queue for which match is true (amb_demonitor's flush). Leaves the borrowed
+ * message alone. */
+void amb__mailbox_remove_if(amb_proc *p, amb_match_fn *match, void *ctx);
 /* Frees the message the process borrowed last, if any. */
 void amb__mailbox_release_borrowed(amb_proc *p);
 /* Starts a wait that only a WAKE cell with the returned wait_seq ends

@@ -171,9 +171,9 @@ void amb__proc_switch_out(amb_proc *p, enum amb__req req);
 _Noreturn void amb__proc_exit(amb_proc *p);
 
 /* Yields: first handles the signals that have arrived (a running process
- * answers process_info and, later, exit signals at its next yield, as a
- * BEAM process does when it is scheduled out), then goes to the back of the
- * run queue. */
+ * answers process_info, links and monitors at its next yield, as a BEAM
+ * process does when it is scheduled out; exit signals act even sooner, see
+ * amb__proc_reduce), then goes to the back of the run queue. */
 void amb__proc_yield(amb_proc *p);
 /* Spends one reduction; yields when the budget is gone. Handles pending
  * exit signals first: every send and receive passes here, so a running
