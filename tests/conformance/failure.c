@@ -47,43 +47,12 @@
 #define BURST_N     2000
 #endif
 
+#include "rt_test.h"
+
 /* ===========================================================================
  * Harness
  * ======================================================================== */
 
-static atomic_int g_failed;
-static char g_fail_text[512];
-
-__attribute__((format(printf, 4, 5))) static _Noreturn void
-proc_fail(amb_proc *self, const char *file, int line, const char *fmt, ...)
-{
-    /* seq_cst: one winner writes the text; the join after amb_rt_run orders
-     * it before the test thread's read. */
-    if (atomic_exchange(&g_failed, 1) == 0) {
-        int n = snprintf(g_fail_text, sizeof g_fail_text, "%s:%d: ", file, line);
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(g_fail_text + n, sizeof g_fail_text - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
-    amb_rt_stop(amb_proc_rt(self));
-    amb_exit_self(self, amb_atom("test_failed"));
-}
-
-#define CHECK(self, cond)                                       \
-    do {                                                        \
-        if (!(cond))                                            \
-            proc_fail((self), __FILE__, __LINE__, "%s", #cond); \
-    } while (0)
-#define CHECK_RC(self, want, expr)                                                      \
-    do {                                                                                \
-        int rc_ = (expr);                                                               \
-        if (rc_ != (want))                                                              \
-            proc_fail((self), __FILE__, __LINE__, "%s returned %s, expected %s", #expr, \
-                      amb_err_name(rc_), amb_err_name(want));                           \
-    } while (0)
-#define CHECK_OK(self, expr) CHECK_RC(self, 0, expr)
-/* t must print as text. */
 #define CHECK_TEXT(self, t, text) check_text((self), (t), (text), __FILE__, __LINE__)
 
 static void check_text(amb_proc *self, amb_term t, const char *want, const char *file,
@@ -95,18 +64,6 @@ static void check_text(amb_proc *self, amb_term t, const char *want, const char 
     if (strcmp(buf, want) != 0)
         proc_fail(self, file, line, "got %s, expected %s", buf, want);
 }
-
-/* Polls cond, yielding in between, for at most DEADLINE_MS. */
-#define WAIT_UNTIL(self, cond)                                                    \
-    do {                                                                          \
-        uint64_t until_ = amb_now_ms() + DEADLINE_MS;                             \
-        while (!(cond)) {                                                         \
-            if (amb_now_ms() > until_)                                            \
-                proc_fail((self), __FILE__, __LINE__, "timed out waiting for %s", \
-                          #cond);                                                 \
-            amb_yield(self);                                                      \
-        }                                                                         \
-    } while (0)
 
 /* Crash reports: counted (and kept quiet) by a handler every test installs;
  * the text of the last one is kept for the crash-report test. */
@@ -1469,20 +1426,6 @@ static void storm_root(amb_proc *self, void *arg)
         amb_sleep(self, 1);
     }
     WAIT_UNTIL(self, atomic_load(&g_storm_ended) == atomic_load(&g_storm_inits));
-}
-
-static long rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    if (f == NULL)
-        return -1;
-    while (fgets(line, sizeof line, f) != NULL)
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
-    return kib;
 }
 
 AMB_TEST(kill_storm_ends_every_process_and_memory_returns_to_baseline)

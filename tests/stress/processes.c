@@ -42,7 +42,6 @@
 #include "amb_test.h"
 #include "rt_test.h"
 
-
 /* Counts per build. ThreadSanitizer makes every live stackful process a
  * fiber and dies past 8128 threads and fibers, and runs 5-15x slower;
  * AddressSanitizer doubles the memory of every touched stack page. */
@@ -69,20 +68,6 @@
 #define N_TIMERS   1000000
 #endif
 #define NEAR_KIB (64L * 1024)
-
-static long rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    if (f == NULL)
-        return -1;
-    while (fgets(line, sizeof line, f) != NULL)
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
-    return kib;
-}
 
 static long map_count(void)
 {
