@@ -313,7 +313,9 @@ typedef uint64_t amb_tref;
 AMB_API int amb_send_after(amb_proc *self, uint64_t ms, amb_term dest, amb_term msg,
                            amb_tref *tref);
 /* Cancels a timer: 0 and the milliseconds that were left, or AMB_ENOTFOUND
- * when it already fired or was cancelled (erlang:cancel_timer's false). */
+ * when it already fired or was cancelled, or was aimed at a pid whose
+ * process has ended (such a timer dies with its target, as in Erlang):
+ * erlang:cancel_timer's false. */
 AMB_API int amb_cancel_timer(amb_proc *self, amb_tref tref, uint64_t *left_ms);
 /* Milliseconds left, or AMB_ENOTFOUND. */
 AMB_API int amb_read_timer(amb_proc *self, amb_tref tref, uint64_t *left_ms);

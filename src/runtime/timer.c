@@ -254,6 +254,11 @@ static int with_tref(amb_proc *self, amb_tref tref, bool cancel, uint64_t *left_
         amb__msg *m = h->cells[slot];
         timer *t = timer_of(m);
         uint32_t state = atomic_load_explicit(&t->state, memory_order_acquire);
+        /* A timer aimed at a pid dies with that process, as in Erlang: it
+         * reads as gone (it is freed when its deadline comes). */
+        if (state == ARMED && t->dest_name == AMB_NONE &&
+            amb__ptab_lookup(self->rt, t->target) == NULL)
+            state = CANCELLED;
         if (state == ARMED) {
             /* The deadline carries one tick of margin (now_of): it is not
              * time the caller asked for, so it is not reported. */

@@ -29,7 +29,6 @@
 #include "amb_test.h"
 #include "rt_test.h"
 
-
 static bool match_term(amb_term msg, void *ctx)
 {
     return amb_equal(msg, *(amb_term *)ctx);
@@ -382,6 +381,37 @@ AMB_TEST(timers_to_a_dead_process_are_dropped)
     run_in(2, dead_target_main, NULL);
 }
 
+static void waits_forever(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_term t;
+    amb_receive(self, AMB_INFINITY, &t);
+}
+
+/* erlang:send_after/3 to a pid: "the timer is automatically cancelled if
+ * the process is not alive". */
+static void dies_with_target_main(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_pid p;
+    CHECK_OK(self, amb_spawn(self, waits_forever, NULL, &p));
+    amb_tref tref;
+    uint64_t left = 0;
+    CHECK_OK(self, amb_send_after(self, 60000, p, AMB_ATOM_OK, &tref));
+    CHECK_OK(self, amb_read_timer(self, tref, &left));
+    CHECK(self, left > 50000);
+    CHECK_OK(self, amb_exit(self, p, AMB_ATOM_KILL));
+    WAIT_UNTIL(self, !amb_is_alive(self, p));
+    CHECK_RC(self, AMB_ENOTFOUND, amb_read_timer(self, tref, &left));
+    CHECK_RC(self, AMB_ENOTFOUND, amb_cancel_timer(self, tref, &left));
+}
+
+AMB_TEST(a_timer_to_a_pid_is_gone_once_that_process_ends)
+{
+    run_in(1, dies_with_target_main, NULL);
+    run_in(2, dies_with_target_main, NULL);
+}
+
 static void huge_delay_main(amb_proc *self, void *arg)
 {
     (void)arg;
@@ -465,5 +495,6 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(cancel_timer_never_reports_more_time_than_was_asked),
     AMB_TEST_ENTRY(timers_fire_in_the_order_of_their_deadlines),
     AMB_TEST_ENTRY(timers_to_a_dead_process_are_dropped),
+    AMB_TEST_ENTRY(a_timer_to_a_pid_is_gone_once_that_process_ends),
     AMB_TEST_ENTRY(send_after_with_an_enormous_delay_never_fires_now),
     AMB_TEST_ENTRY(sleep_suspends_only_the_caller_and_keeps_its_messages))
