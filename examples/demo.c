@@ -23,7 +23,8 @@ static int bank_handle(amb_proc *self, void *state, amb_term msg)
     amb_term from, ref;
     int account;
     int64_t amount;
-    if (amb_match(msg, "{deposit, ~p, ~w, ~i, ~l}", &from, &ref, &account, &amount) == 0 &&
+    if (amb_match(msg, "{deposit, ~p, ~w, ~i, ~l}", &from, &ref, &account, &amount) ==
+            0 &&
         account >= 0 && account < 4) {
         b->balance[account] += amount;
         b->requests++;
@@ -48,7 +49,8 @@ static const amb_handler bank_handler = {
 /* The reply to one request: {Ref, Balance} for exactly our Ref. */
 static bool is_reply(amb_term msg, void *ref)
 {
-    return amb_tuple_arity(msg) == 2 && amb_equal(amb_tuple_get(msg, 0), *(amb_term *)ref);
+    return amb_tuple_arity(msg) == 2 &&
+           amb_equal(amb_tuple_get(msg, 0), *(amb_term *)ref);
 }
 
 static void client(amb_proc *self, void *arg)
@@ -62,8 +64,9 @@ static void client(amb_proc *self, void *arg)
     for (int i = 1; i <= 1000; i++) {
         amb_term ref = amb_make_ref(self);
         amb_recv_mark mark = amb_receive_mark(self);
-        amb_send(self, bank_pid,
-                 amb_pack(h, "{deposit, ~p, ~w, ~i, ~i}", amb_self(self), ref, account, i));
+        amb_send(
+            self, bank_pid,
+            amb_pack(h, "{deposit, ~p, ~w, ~i, ~i}", amb_self(self), ref, account, i));
         amb_term reply;
         if (amb_receive_if_after(self, mark, is_reply, &ref, 1000, &reply) != 0) {
             printf("client %d: no reply\n", account);

@@ -18,7 +18,8 @@ static void main_process(amb_proc *self, void *arg)
 {
     amb_pid pid;
     amb_spawn(self, echo, NULL, &pid);
-    amb_send(self, pid, amb_pack(amb_proc_heap(self), "{echo, ~p, ~s}", amb_self(self), "hi"));
+    amb_send(self, pid,
+             amb_pack(amb_proc_heap(self), "{echo, ~p, ~s}", amb_self(self), "hi"));
     amb_term reply;
     if (amb_receive(self, 1000, &reply) == 0) /* 1 s timeout */
         amb_fprint(stdout, reply);            /* [104,105] */

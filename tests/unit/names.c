@@ -25,7 +25,6 @@
 #include "amb_test.h"
 #include "rt_test.h"
 
-
 /* A process that waits for 'stop' (or DEADLINE_MS). */
 static void waits_for_stop(amb_proc *self, void *arg)
 {
