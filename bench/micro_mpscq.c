@@ -38,6 +38,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "micro_clock.h"
 #include "runtime/mpscq.h"
 
 #define NPRODUCERS 4
@@ -46,22 +47,6 @@ struct msg {
     amb__mpscq_node node;
     uint64_t payload;
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* CPU time of this thread: single-threaded cases are timed with it, so
- * that time spent descheduled on a shared machine does not count. */
-static uint64_t cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Keeps the compiler from discarding work whose result is otherwise unused. */
 static volatile uint64_t sink;

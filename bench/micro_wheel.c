@@ -32,28 +32,13 @@
 #include <time.h>
 
 #include "internal.h"
+#include "micro_clock.h"
 #include "runtime/wheel.h"
 
 struct tmr {
     amb__wheel_entry e;
     uint64_t payload;
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* CPU time of this thread: single-threaded cases are timed with it, so
- * that time spent descheduled on a shared machine does not count. */
-static uint64_t cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t now_ms(void)
 {

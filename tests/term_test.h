@@ -27,6 +27,9 @@ __attribute__((unused)) static int heap_teardown(void **state)
     return 0;
 }
 
+/* A test entry that runs with the heap fixture: AMB_TEST_MAIN(HEAP_TEST(a), ...). */
+#define HEAP_TEST(name) cmocka_unit_test_setup_teardown(name, heap_setup, heap_teardown)
+
 #define A(name)    amb_atom(name)
 #define I(v)       amb_int(H, (v))
 #define F(v)       amb_float(H, (v))

@@ -13,6 +13,8 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
+#include <sched.h>
+
 #include "amb_test.h"
 #include "runtime/blocking.h"
 
@@ -26,10 +28,11 @@ static amb_rt *new_rt(unsigned schedulers, unsigned blocking_threads)
     return rt;
 }
 
-static void nap_us(long us)
+/* Gives up the CPU once: the blocking functions below wait on an
+ * observation (with a deadline), yielding between looks. */
+static void let_others_run(void)
 {
-    struct timespec ts = {0, us * 1000L};
-    nanosleep(&ts, NULL);
+    sched_yield();
 }
 
 /* Waits (bounded) for a byte on the pipe; returns it, or -1. */
@@ -166,7 +169,11 @@ static intptr_t square_slowly(void *arg)
     int m = atomic_load(&many.max_inflight);
     while (n > m && !atomic_compare_exchange_weak(&many.max_inflight, &m, n))
         ;
-    nap_us(1000); /* what a blocking C call does */
+    /* A blocking C call: wait until a second call is in flight beside this
+     * one (or a short deadline passes), so the pool really overlaps calls. */
+    uint64_t until = amb_test_deadline_ms(5);
+    while (atomic_load(&many.inflight) < 2 && amb_test_now_ms() < until)
+        let_others_run();
     atomic_fetch_sub(&many.inflight, 1);
     return v * v + 7;
 }
@@ -208,7 +215,7 @@ static intptr_t meet_three(void *arg)
         if (amb_test_now_ms() > deadline)
             return 0;
         else
-            nap_us(100);
+            let_others_run();
     return 1;
 }
 
@@ -485,7 +492,7 @@ static intptr_t wait_for_free(void *arg)
     while (!amb__blocking_stopping(stop.rt)) {
         if (amb_test_now_ms() > deadline)
             return 0;
-        nap_us(200);
+        let_others_run();
     }
     atomic_store(&stop.saw_stopping, true);
     return 1;

@@ -960,33 +960,19 @@ AMB_TEST(format_cache_is_per_thread)
     }
 }
 
-#define PACK_TEST(name) cmocka_unit_test_setup_teardown(name, heap_setup, heap_teardown)
-
-int main(int argc, char **argv)
-{
-    static const struct CMUnitTest tests[] = {
-        PACK_TEST(pack_literals_are_amb_parse),
-        PACK_TEST(pack_every_directive),
-        PACK_TEST(pack_integer_ranges),
-        PACK_TEST(pack_bad_formats),
-        PACK_TEST(pack_bad_values),
-        PACK_TEST(match_literals),
-        PACK_TEST(match_big_integer_literals),
-        PACK_TEST(match_tuples_and_lists),
-        PACK_TEST(match_maps_like_erlang_map_patterns),
-        PACK_TEST(match_every_directive),
-        PACK_TEST(match_directive_types),
-        PACK_TEST(match_binds_nothing_on_failure),
-        PACK_TEST(match_string_buffer_sizes),
-        PACK_TEST(match_bad_formats_whatever_the_term),
-        PACK_TEST(match_bad_arguments),
-        PACK_TEST(match_unicode),
-        PACK_TEST(match_and_pack_deep_nesting_on_a_small_stack),
-        PACK_TEST(match_reply_allocates_nothing),
-        PACK_TEST(pack_and_match_allocation_failures_are_clean),
-        PACK_TEST(format_cache_replays_the_live_events),
-        PACK_TEST(format_cache_follows_the_text_not_the_address),
-        PACK_TEST(format_cache_is_per_thread),
-    };
-    return amb_test_main(argc, argv, __FILE__, tests, AMB_COUNTOF(tests));
-}
+AMB_TEST_MAIN(HEAP_TEST(pack_literals_are_amb_parse), HEAP_TEST(pack_every_directive),
+              HEAP_TEST(pack_integer_ranges), HEAP_TEST(pack_bad_formats),
+              HEAP_TEST(pack_bad_values), HEAP_TEST(match_literals),
+              HEAP_TEST(match_big_integer_literals), HEAP_TEST(match_tuples_and_lists),
+              HEAP_TEST(match_maps_like_erlang_map_patterns),
+              HEAP_TEST(match_every_directive), HEAP_TEST(match_directive_types),
+              HEAP_TEST(match_binds_nothing_on_failure),
+              HEAP_TEST(match_string_buffer_sizes),
+              HEAP_TEST(match_bad_formats_whatever_the_term),
+              HEAP_TEST(match_bad_arguments), HEAP_TEST(match_unicode),
+              HEAP_TEST(match_and_pack_deep_nesting_on_a_small_stack),
+              HEAP_TEST(match_reply_allocates_nothing),
+              HEAP_TEST(pack_and_match_allocation_failures_are_clean),
+              HEAP_TEST(format_cache_replays_the_live_events),
+              HEAP_TEST(format_cache_follows_the_text_not_the_address),
+              HEAP_TEST(format_cache_is_per_thread))

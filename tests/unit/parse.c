@@ -1003,31 +1003,16 @@ AMB_TEST(parse_agrees_with_erl)
         fail_msg("%zu of %zu texts read differently from erl", mismatches, n);
 }
 
-#define PARSE_TEST(name) cmocka_unit_test_setup_teardown(name, heap_setup, heap_teardown)
-
-int main(int argc, char **argv)
-{
-    static const struct CMUnitTest tests[] = {
-        PARSE_TEST(parse_atoms),
-        PARSE_TEST(parse_atom_length_limit),
-        PARSE_TEST(parse_reserved_words_need_quotes),
-        PARSE_TEST(parse_integers),
-        PARSE_TEST(parse_big_integers),
-        PARSE_TEST(parse_char_literals),
-        PARSE_TEST(parse_floats),
-        PARSE_TEST(parse_floats_ignore_the_locale),
-        PARSE_TEST(parse_strings),
-        PARSE_TEST(parse_binaries),
-        PARSE_TEST(parse_tuples_lists_maps),
-        PARSE_TEST(parse_funs_pids_refs_ports),
-        PARSE_TEST(parse_whitespace_comments_and_end_dot),
-        PARSE_TEST(parse_error_positions),
-        PARSE_TEST(parse_depth_limit_without_c_recursion),
-        PARSE_TEST(parse_bad_arguments),
-        PARSE_TEST(parse_allocation_failures_are_clean),
-        PARSE_TEST(parse_round_trips_through_print),
-        PARSE_TEST(parse_then_print_then_parse),
-        PARSE_TEST(parse_agrees_with_erl),
-    };
-    return amb_test_main(argc, argv, __FILE__, tests, AMB_COUNTOF(tests));
-}
+AMB_TEST_MAIN(HEAP_TEST(parse_atoms), HEAP_TEST(parse_atom_length_limit),
+              HEAP_TEST(parse_reserved_words_need_quotes), HEAP_TEST(parse_integers),
+              HEAP_TEST(parse_big_integers), HEAP_TEST(parse_char_literals),
+              HEAP_TEST(parse_floats), HEAP_TEST(parse_floats_ignore_the_locale),
+              HEAP_TEST(parse_strings), HEAP_TEST(parse_binaries),
+              HEAP_TEST(parse_tuples_lists_maps), HEAP_TEST(parse_funs_pids_refs_ports),
+              HEAP_TEST(parse_whitespace_comments_and_end_dot),
+              HEAP_TEST(parse_error_positions),
+              HEAP_TEST(parse_depth_limit_without_c_recursion),
+              HEAP_TEST(parse_bad_arguments),
+              HEAP_TEST(parse_allocation_failures_are_clean),
+              HEAP_TEST(parse_round_trips_through_print),
+              HEAP_TEST(parse_then_print_then_parse), HEAP_TEST(parse_agrees_with_erl))

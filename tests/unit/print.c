@@ -1086,30 +1086,15 @@ AMB_TEST(floats_match_erl)
     compare_with_erl(cases, AMB_COUNTOF(cases));
 }
 
-#define PRINT_TEST(name) cmocka_unit_test_setup_teardown(name, heap_setup, heap_teardown)
-
-int main(int argc, char **argv)
-{
-    static const struct CMUnitTest tests[] = {
-        PRINT_TEST(print_integers),
-        PRINT_TEST(print_floats),
-        PRINT_TEST(print_atoms_quoted_exactly_when_erlang_quotes_them),
-        PRINT_TEST(print_lists_and_strings),
-        PRINT_TEST(print_tuples),
-        PRINT_TEST(print_binaries_and_bitstrings),
-        PRINT_TEST(print_maps_in_key_order),
-        PRINT_TEST(print_funs_pids_refs_ports),
-        PRINT_TEST(print_mixed_terms),
-        PRINT_TEST(type_names),
-        PRINT_TEST(float_round_trip_random_doubles),
-        PRINT_TEST(print_deep_nesting),
-        PRINT_TEST(print_long_list),
-        PRINT_TEST(buffer_too_small),
-        PRINT_TEST(allocation_failures_are_clean),
-        PRINT_TEST(fprint_writes_and_reports_stream_errors),
-        PRINT_TEST(bad_arguments),
-        PRINT_TEST(terms_match_erl),
-        PRINT_TEST(floats_match_erl),
-    };
-    return amb_test_main(argc, argv, __FILE__, tests, AMB_COUNTOF(tests));
-}
+AMB_TEST_MAIN(HEAP_TEST(print_integers), HEAP_TEST(print_floats),
+              HEAP_TEST(print_atoms_quoted_exactly_when_erlang_quotes_them),
+              HEAP_TEST(print_lists_and_strings), HEAP_TEST(print_tuples),
+              HEAP_TEST(print_binaries_and_bitstrings),
+              HEAP_TEST(print_maps_in_key_order), HEAP_TEST(print_funs_pids_refs_ports),
+              HEAP_TEST(print_mixed_terms), HEAP_TEST(type_names),
+              HEAP_TEST(float_round_trip_random_doubles), HEAP_TEST(print_deep_nesting),
+              HEAP_TEST(print_long_list), HEAP_TEST(buffer_too_small),
+              HEAP_TEST(allocation_failures_are_clean),
+              HEAP_TEST(fprint_writes_and_reports_stream_errors),
+              HEAP_TEST(bad_arguments), HEAP_TEST(terms_match_erl),
+              HEAP_TEST(floats_match_erl))
