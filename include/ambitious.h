@@ -9,5 +9,9 @@
 #include "ambitious/term.h"
 #include "ambitious/etf.h"
 #include "ambitious/process.h"
+#include "ambitious/logger.h"
+#include "ambitious/gen_server.h"
+#include "ambitious/supervisor.h"
+#include "ambitious/application.h"
 
 #endif /* AMBITIOUS_H */

@@ -64,7 +64,14 @@ AMB_API const char *amb_version(void);
     X(STATE, -17, "object is not in a state that allows this call") \
     X(IO, -18, "operating system I/O error")                        \
     X(AGAIN, -19, "resource temporarily unavailable; try again")    \
-    X(CLOSED, -20, "object is closed or shutting down")
+    X(CLOSED, -20, "object is closed or shutting down")             \
+    X(EXIT, -21, "the process ended before answering")              \
+    X(IGNORE, -22, "init returned ignore; nothing was started")     \
+    X(INIT, -23, "start failed: init stopped or the process died")  \
+    X(DEADLK, -24, "a process called itself")                       \
+    X(RUNNING, -25, "the child is running")                         \
+    X(RESTARTING, -26, "the child is being restarted")              \
+    X(PRESENT, -27, "a child spec with that id exists already")
 
 enum {
     AMB_OK = 0,

@@ -254,8 +254,10 @@ AMB_API _Noreturn void amb_assert_fail(amb_proc *self, const char *expr, const c
  * ------------------------------------------------------------------------ */
 
 /* Sends a copy of msg to pid. A dead pid is not an error (the message is
- * dropped), as in Erlang. AMB_EBADARG for a term that is not a pid or for
- * AMB_NONE, AMB_ENOMEM. A pid of another node is AMB_ENOTSUP until
+ * dropped), as in Erlang. `to` may also be an alias (amb_alias below): the
+ * message goes to its owner, or nowhere when the alias is no longer active.
+ * AMB_EBADARG for a term that is neither a pid nor an alias of this runtime,
+ * or for AMB_NONE, AMB_ENOMEM. A pid of another node is AMB_ENOTSUP until
  * distribution is built. May yield when the sender's reduction budget is
  * spent (so that a sending loop cannot starve the others). */
 AMB_API int amb_send(amb_proc *self, amb_pid to, amb_term msg);
@@ -293,6 +295,27 @@ typedef struct amb_recv_mark {
 AMB_API amb_recv_mark amb_receive_mark(amb_proc *self);
 AMB_API int amb_receive_if_after(amb_proc *self, amb_recv_mark mark, amb_match_fn *match,
                                  void *ctx, int timeout_ms, amb_term *out);
+
+/*
+ * Aliases (erlang:alias/1 and unalias/1). An alias is a reference that
+ * routes messages to the process that made it for as long as it is active:
+ * amb_send(alias, msg) delivers msg to the owner; after the owner removes the
+ * alias, messages sent to it are dropped, including those already on their
+ * way (a message is checked when the owner's receive takes it from the
+ * mailbox). Messages received before the removal stay in the mailbox.
+ * A gen_server call sends its request with an alias, so that a reply coming
+ * after the call timed out never lands in the caller's mailbox.
+ */
+/* Flag of amb_alias: the alias goes inactive once one message sent through
+ * it has been received (OTP's alias([reply])). */
+#define AMB_ALIAS_REPLY 1u
+/* A new active alias of the caller, on its heap: 0, AMB_ENOMEM, AMB_EBADARG
+ * (unknown flags). */
+AMB_API int amb_alias(amb_proc *self, unsigned flags, amb_term *out);
+/* Removes the caller's alias: 0 when it was active, AMB_ENOTFOUND when it
+ * was not (removed, used up, or another process's), AMB_EBADARG for a term
+ * that is not an alias. */
+AMB_API int amb_unalias(amb_proc *self, amb_term alias);
 
 /* A new reference, unique in this runtime (and, with the node name and
  * creation, across nodes), on the process's heap. */

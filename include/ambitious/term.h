@@ -219,6 +219,21 @@ AMB_API void amb_heap_reset(amb_heap *heap);
 /* Bytes of memory the heap holds (blocks, not counting shared binaries). */
 AMB_API size_t amb_heap_size(const amb_heap *heap);
 
+/* A point in a heap's history, for dropping what was built after it: a
+ * scope of scratch terms on a heap that also holds terms to keep. */
+typedef struct amb_heap_mark {
+    void *block_, *next_, *top_, *end_, *offheap_;
+    size_t bytes_;
+} amb_heap_mark;
+/* The heap's current point. Never fails (a NULL heap gives a mark that
+ * amb_heap_rewind ignores). */
+AMB_API amb_heap_mark amb_heap_save(const amb_heap *heap);
+/* Drops every term built on heap since mark was taken (they become invalid;
+ * older terms stay) and frees the memory they took. The mark must be of
+ * this heap, and neither amb_heap_reset nor a rewind to an older mark may
+ * have happened since. NULL is a no-op. */
+AMB_API void amb_heap_rewind(amb_heap *heap, amb_heap_mark mark);
+
 /* Copies t and everything it refers to onto dst (immediates are returned as
  * they are; shared binaries gain a reference, their bytes are not copied).
  * The copy is independent of t's heap. AMB_EBADARG for a NULL argument or

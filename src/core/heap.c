@@ -89,6 +89,50 @@ size_t amb_heap_size(const amb_heap *heap)
     return heap ? heap->bytes : 0;
 }
 
+amb_heap_mark amb_heap_save(const amb_heap *heap)
+{
+    amb_heap_mark m = {0};
+    if (heap == NULL)
+        return m;
+    m.block_ = heap->blocks;
+    m.next_ = heap->blocks ? heap->blocks->next : NULL;
+    m.top_ = heap->top;
+    m.end_ = heap->end;
+    m.offheap_ = heap->offheap;
+    m.bytes_ = heap->bytes;
+    return m;
+}
+
+/* Blocks newer than a mark are the ones in front of the marked block and,
+ * behind it, the big-request blocks inserted there since (alloc_slow puts
+ * those right behind the current block). */
+void amb_heap_rewind(amb_heap *heap, amb_heap_mark mark)
+{
+    if (heap == NULL)
+        return;
+    while (heap->offheap != NULL && heap->offheap != mark.offheap_) {
+        amb__binary *b = heap->offheap;
+        heap->offheap = b->next;
+        amb__refbin_release(b->refc);
+    }
+    block *keep = mark.block_;
+    for (block *b = heap->blocks, *next; b != NULL && b != keep; b = next) {
+        next = b->next;
+        amb__free(b);
+    }
+    if (keep != NULL) {
+        for (block *b = keep->next, *next; b != NULL && b != mark.next_; b = next) {
+            next = b->next;
+            amb__free(b);
+        }
+        keep->next = mark.next_;
+    }
+    heap->blocks = keep;
+    heap->top = mark.top_;
+    heap->end = mark.end_;
+    heap->bytes = mark.bytes_;
+}
+
 static block *new_block(size_t nwords)
 {
     if (nwords > (SIZE_MAX - sizeof(block)) / sizeof(uint64_t))

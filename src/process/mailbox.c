@@ -62,6 +62,8 @@ static amb__msg *handle_signal(amb_proc *p, amb__msg *m)
     switch (m->kind) {
     case AMB__MSG_TERM:
         return m;
+    case AMB__MSG_ALIAS:
+        return amb__alias_accept(p, m);
     case AMB__MSG_TIMEOUT:
         /* Only the timer of the current wait counts; an old one (its wait
          * ended by a message first) is dropped. */
@@ -497,6 +499,11 @@ int amb_send(amb_proc *self, amb_pid to, amb_term msg)
 {
     if (self == NULL || msg == AMB_NONE)
         return AMB_EBADARG;
+    if (amb_type_of(to) == AMB_T_REF) {
+        int rc = amb__alias_send(self->rt, self->sched, to, msg);
+        amb__proc_reduce(self);
+        return rc;
+    }
     int rc = local_target(self->rt, to);
     if (rc != 0)
         return rc;

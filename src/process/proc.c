@@ -299,6 +299,7 @@ void amb__proc_teardown(amb__sched *s, amb_proc *p)
     amb__mailbox_drop_all(s, p);
     /* on_exit handlers, exit signals to links, DOWN to monitors. */
     amb__fail_teardown(s, p);
+    amb__alias_free(p);
     amb_heap_free(p->heap);
     p->heap = NULL;
     amb_heap_free(p->exit_heap);
@@ -334,6 +335,7 @@ void amb__proc_discard(amb__sched *s, amb_proc *p)
     p->wait_timer = NULL;
     amb__mailbox_drop_all(s, p);
     amb__fail_free(p); /* runs its on_exit handlers: nothing leaks */
+    amb__alias_free(p);
     amb_heap_free(p->heap);
     amb_heap_free(p->exit_heap);
     amb__free_aligned(p->state);

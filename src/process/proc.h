@@ -56,6 +56,7 @@ enum amb__msg_kind {
     AMB__MSG_MONITOR,    /* words: watcher, target, ref key, ref words */
     AMB__MSG_DEMONITOR,  /* words: watcher, ref key */
     AMB__MSG_DOWN,       /* words: ref key; term: the {'DOWN', ...} message */
+    AMB__MSG_ALIAS,      /* a message sent to an alias; words[0]: its key */
 };
 
 /* A message cell. size_class says which pool it returns to (msg.c). */
@@ -144,6 +145,8 @@ struct amb_proc {
     /* Links, monitors and on_exit handlers (link.c), made on first use;
      * owned by the process (and by its scheduler at teardown). */
     struct amb__fail *fail;
+    /* Active aliases (alias.c), made on first use; owned by the process. */
+    struct amb__aliases *aliases;
 
     struct amb_proc *runq_next;  /* link in the global inject queue */
     struct amb_proc *limbo_next; /* QSBR: retired, waiting to be reclaimed */
@@ -255,6 +258,16 @@ size_t amb__fail_monitors(const amb_proc *p);
  * NULL: the signal that held the reason). report: log a crash report when
  * the reason is abnormal (p ended itself). */
 _Noreturn void amb__proc_die(amb_proc *p, amb_term reason, bool report, amb__msg *cell);
+
+/* Aliases (alias.c). True when t is an alias of rt. */
+bool amb__alias_is(amb_rt *rt, amb_term t);
+/* Sends msg (copied) to the owner of alias; 0 also when the owner is gone. */
+int amb__alias_send(amb_rt *rt, amb__sched *s, amb_term alias, amb_term msg);
+/* The drain's decision on an ALIAS cell: the cell as an ordinary message
+ * when its alias is active (a reply alias goes inactive), else NULL (freed). */
+amb__msg *amb__alias_accept(amb_proc *p, amb__msg *m);
+/* Frees the alias set (teardown). */
+void amb__alias_free(amb_proc *p);
 
 /* Process table indices (ptab.c). s may be NULL (outside a scheduler). */
 int amb__ptab_alloc(amb_rt *rt, amb__sched *s, uint32_t *index, uint32_t *serial);

@@ -1,0 +1,99 @@
+/*
+ * ambitious/application.h - OTP applications: named units of a program that
+ * start a supervision tree, depend on other applications and carry an
+ * environment of key/term pairs.
+ *
+ * Each runtime has one application controller, a gen_server registered as
+ * `application_controller`, started by the first call below that needs it.
+ * It keeps what is loaded and what runs. An application is described by an
+ * amb_app (static const: the controller keeps the pointer). Starting it
+ * starts its dependencies first (each at most once, in dependency order);
+ * a dependency cycle is AMB_EINIT with the cycle named. Its start function
+ * runs in the application's master process and returns the top supervisor,
+ * which the master links to. Stopping stops the top supervisor (shutdown,
+ * infinity) and then calls the stop callback; dependencies stay (OTP).
+ *
+ * When an application's top supervisor ends by itself with reason R, the
+ * restart type decides, as in OTP:
+ *   permanent  every other application is stopped and the runtime stops
+ *              (amb_rt_stop): the program cannot go on without it;
+ *   transient  the same when R is abnormal (not normal, shutdown or
+ *              {shutdown, _}), else it is only reported;
+ *   temporary  only reported (a notice).
+ * Names are application names as C strings (atoms inside).
+ */
+#ifndef AMBITIOUS_APPLICATION_H
+#define AMBITIOUS_APPLICATION_H
+
+#include "supervisor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct amb_app {
+    const char *name;        /* unique; an atom's worth of UTF-8 */
+    const char *description; /* may be NULL */
+    const char *vsn;         /* may be NULL */
+    const char *const *deps; /* names started before this one, NULL-ended;
+                                may be NULL */
+    /* Default environment in Erlang term syntax: a list of {Key, Value}
+     * (e.g. "[{port, 8080}, {mode, fast}]"); may be NULL. */
+    const char *env;
+    /* Starts the application's top supervisor, linked to the caller (the
+     * application master), e.g. with amb_sup_start_link. 0 and *top, or a
+     * negative code (the start then fails with AMB_EINIT). */
+    int (*start)(amb_proc *self, void *arg, amb_pid *top);
+    /* Called after the tree has stopped (may be NULL). */
+    void (*stop)(amb_proc *self, void *arg);
+    void *arg;
+} amb_app;
+
+typedef enum amb_app_type {
+    AMB_APP_TEMPORARY = 0,
+    AMB_APP_TRANSIENT,
+    AMB_APP_PERMANENT,
+} amb_app_type;
+
+/* Makes app known to the runtime (application:load). AMB_EEXIST when an
+ * application of that name is loaded already, AMB_EBADARG (NULL name or
+ * start, env that is not a list of 2-tuples: AMB_ESYNTAX for bad text). */
+AMB_API int amb_app_load(amb_proc *self, const amb_app *app);
+
+/*
+ * Reads a configuration file in sys.config form: one term
+ * [{App, [{Key, Value}, ...]}, ...] ending with a dot. Its values override
+ * the defaults of the applications named (loaded now or later), as a
+ * config file given to erl does. AMB_EIO (cannot read), AMB_ESYNTAX,
+ * AMB_ETYPE (not of that shape).
+ */
+AMB_API int amb_app_load_config(amb_proc *self, const char *path);
+
+/* Starts the application and, first, each dependency not yet running.
+ *   0            started (0 also when it was running already)
+ *   AMB_ENOTFOUND an application (it or a dependency) is not loaded
+ *   AMB_EINIT    a start function failed, or the dependencies form a cycle;
+ *                *reason (may be NULL; caller's heap) says which:
+ *                {cycle, [A, B, A]} or {App, Reason}. Applications this
+ *                call started are stopped again. */
+AMB_API int amb_app_start(amb_proc *self, const char *name, amb_app_type type,
+                          amb_term *reason);
+/* Stops a running application: 0, AMB_ENOTFOUND when it is not running. */
+AMB_API int amb_app_stop(amb_proc *self, const char *name);
+
+/* [{Name, Description, Vsn}] of the running applications, most recently
+ * started first (application:which_applications), on the caller's heap;
+ * Name an atom, the others strings (charlists) as OTP. */
+AMB_API int amb_which_applications(amb_proc *self, amb_term *out);
+
+/* The value of key (an atom) in the application's environment, copied on
+ * the caller's heap: 0, AMB_ENOTFOUND (no such key or application). */
+AMB_API int amb_app_get_env(amb_proc *self, const char *app, amb_term key, amb_term *out);
+/* Sets key to value (copied) in the application's environment. */
+AMB_API int amb_app_set_env(amb_proc *self, const char *app, amb_term key,
+                            amb_term value);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AMBITIOUS_APPLICATION_H */

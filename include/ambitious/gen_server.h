@@ -1,0 +1,299 @@
+/*
+ * ambitious/gen_server.h - OTP's gen_server: a process that holds a state
+ * and serves synchronous calls, asynchronous casts and plain messages
+ * through a table of callbacks with OTP's names.
+ *
+ * A server is a handler process (process.h): while it waits for a message it
+ * holds no stack. Callbacks run one at a time in the server process and may
+ * use every process call (send, receive, call other servers, ...).
+ *
+ * Results. Every callback except terminate returns an amb_gen_ret built with
+ * the constructors below, the way an Erlang callback returns a tuple:
+ *
+ *   OTP                               here
+ *   {ok, S} / {noreply, S}            amb_gen_ok() / amb_gen_noreply()
+ *   {reply, R, S}                     amb_gen_reply(R)
+ *   {stop, Reason, S}                 amb_gen_stop(Reason)
+ *   {stop, Reason, R, S}              amb_gen_stop_reply(Reason, R)
+ *   ignore (init)                     amb_gen_ignore()
+ *   ..., Timeout}                     amb_gen_timeout(ret, ms)
+ *   ..., hibernate}                   amb_gen_hibernate(ret)
+ *   ..., {continue, C}}               amb_gen_continue(ret, C)
+ *
+ * The state S is not returned: it is the memory `state` points to, changed
+ * in place. With state_size > 0 the runtime allocates that many zeroed bytes
+ * with the process and `state` points to them; with state_size == 0,
+ * `state` is the arg pointer given to start (a state the caller owns).
+ *
+ * Terms and heaps. The terms a callback gets (request, msg, from, cont) are
+ * borrowed until it returns. Terms a callback builds on the process heap
+ * (amb_proc_heap(self)) live until it returns and its result has been used
+ * (the reply sent, the continue term handed on); then gen_server drops them,
+ * so a server that runs for years does not grow. Terms built in init stay
+ * for the server's life. A term kept in the state across callbacks belongs
+ * on a heap the state owns (amb_heap_new, freed in terminate or with
+ * amb_on_exit so that a killed server frees it too).
+ *
+ * Server references (`server` below) are terms, as in Erlang:
+ *   - a pid;
+ *   - an atom: the locally registered name;
+ *   - {via, Module, Name}: Name resolved by the via module registered as the
+ *     atom Module (amb_via_register; a registry implements it);
+ *   - {Name, Node}: Name registered on Node. The local node is served here;
+ *     another node is AMB_ENOTSUP until distribution is built.
+ *
+ * Exit reasons. A server ends with the reason it stopped with (a stop
+ * result, amb_gen_stop, an exit signal); links and monitors see exactly that
+ * reason, and a reason other than normal, shutdown or {shutdown, _} logs a
+ * crash report. terminate(reason) runs before the end on a stop result, on
+ * amb_gen_stop, and on an exit signal from the parent (the process that
+ * started it with link) when the server traps exits. A server that does not
+ * trap exits is ended by an exit signal directly, without terminate (OTP).
+ *
+ * Defaults for NULL callbacks (OTP's):
+ *   init            ok, state left zeroed;
+ *   handle_call     replies {error, {bad_call, Request}} and logs a warning
+ *                   (the caller does not crash, the server goes on);
+ *   handle_cast     logs a warning, goes on;
+ *   handle_info     logs a notice ("unexpected message"), goes on;
+ *   handle_continue a continue result without it stops the server with
+ *                   {undef, handle_continue} (a bug in the program, as OTP);
+ *   terminate       nothing.
+ * hibernate is accepted and means noreply: an idle server already holds no
+ * stack and no per-message heap, which is what hibernate buys in OTP.
+ * There are no code_change or format_status: C has no hot code loading.
+ */
+#ifndef AMBITIOUS_GEN_SERVER_H
+#define AMBITIOUS_GEN_SERVER_H
+
+#include "process.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------
+ * Callback results
+ * ------------------------------------------------------------------------ */
+
+typedef enum amb_gen_action {
+    AMB_GEN_NOREPLY = 0, /* init: ok; handle_*: noreply */
+    AMB_GEN_REPLY,       /* handle_call only */
+    AMB_GEN_STOP,        /* stop with reason (and reply, if set) */
+    AMB_GEN_IGNORE,      /* init only */
+} amb_gen_action;
+
+typedef enum amb_gen_next {
+    AMB_GEN_NEXT_NONE = 0,
+    AMB_GEN_NEXT_TIMEOUT,   /* timeout_ms */
+    AMB_GEN_NEXT_HIBERNATE, /* same as NONE here (see above) */
+    AMB_GEN_NEXT_CONTINUE,  /* cont */
+} amb_gen_next;
+
+typedef struct amb_gen_ret {
+    uint8_t action;  /* amb_gen_action */
+    uint8_t next;    /* amb_gen_next */
+    int timeout_ms;  /* NEXT_TIMEOUT: ms (0: at once unless a message waits;
+                        AMB_INFINITY: none) */
+    amb_term reply;  /* REPLY, STOP: the reply (STOP: AMB_NONE for none) */
+    amb_term reason; /* STOP: the exit reason */
+    amb_term cont;   /* NEXT_CONTINUE: handed to handle_continue */
+} amb_gen_ret;
+
+static inline amb_gen_ret amb_gen_ok(void)
+{
+    amb_gen_ret r = {AMB_GEN_NOREPLY, AMB_GEN_NEXT_NONE, 0, AMB_NONE, AMB_NONE, AMB_NONE};
+    return r;
+}
+static inline amb_gen_ret amb_gen_noreply(void)
+{
+    return amb_gen_ok();
+}
+static inline amb_gen_ret amb_gen_reply(amb_term reply)
+{
+    amb_gen_ret r = amb_gen_ok();
+    r.action = AMB_GEN_REPLY;
+    r.reply = reply;
+    return r;
+}
+static inline amb_gen_ret amb_gen_stop(amb_term reason)
+{
+    amb_gen_ret r = amb_gen_ok();
+    r.action = AMB_GEN_STOP;
+    r.reason = reason;
+    return r;
+}
+static inline amb_gen_ret amb_gen_stop_reply(amb_term reason, amb_term reply)
+{
+    amb_gen_ret r = amb_gen_stop(reason);
+    r.reply = reply;
+    return r;
+}
+static inline amb_gen_ret amb_gen_ignore(void)
+{
+    amb_gen_ret r = amb_gen_ok();
+    r.action = AMB_GEN_IGNORE;
+    return r;
+}
+static inline amb_gen_ret amb_gen_timeout(amb_gen_ret r, int timeout_ms)
+{
+    r.next = AMB_GEN_NEXT_TIMEOUT;
+    r.timeout_ms = timeout_ms;
+    return r;
+}
+static inline amb_gen_ret amb_gen_hibernate(amb_gen_ret r)
+{
+    r.next = AMB_GEN_NEXT_HIBERNATE;
+    return r;
+}
+static inline amb_gen_ret amb_gen_continue(amb_gen_ret r, amb_term cont)
+{
+    r.next = AMB_GEN_NEXT_CONTINUE;
+    r.cont = cont;
+    return r;
+}
+/* Stop with reason {error, 'AMB_E...'} for a failed library call: the
+ * idiom `if (rc != 0) return amb_gen_fail(rc);`. */
+AMB_API amb_gen_ret amb_gen_fail(int code);
+
+/* ---------------------------------------------------------------------------
+ * The callback table (make it static const: it must outlive the server)
+ * ------------------------------------------------------------------------ */
+
+typedef struct amb_gen_server {
+    const char *name; /* for reports (OTP's module name); may be NULL */
+    size_t state_size;
+    amb_gen_ret (*init)(amb_proc *self, void *state, void *arg);
+    /* from identifies the caller for amb_gen_server_reply (copy it to reply later). */
+    amb_gen_ret (*handle_call)(amb_proc *self, void *state, amb_term request,
+                               amb_term from);
+    amb_gen_ret (*handle_cast)(amb_proc *self, void *state, amb_term msg);
+    amb_gen_ret (*handle_info)(amb_proc *self, void *state, amb_term msg);
+    amb_gen_ret (*handle_continue)(amb_proc *self, void *state, amb_term cont);
+    void (*terminate)(amb_proc *self, void *state, amb_term reason);
+} amb_gen_server;
+
+/* ---------------------------------------------------------------------------
+ * Starting
+ * ------------------------------------------------------------------------ */
+
+/* Options of amb_gen_server_start. Zero means default. */
+typedef struct amb_gen_opts {
+    amb_term name;          /* AMB_NONE (0): unnamed; an atom: a local name;
+                               {via, Module, Name}: through a via module */
+    bool link;              /* link the caller and the server (start_link) */
+    int timeout_ms;         /* init must finish within this (0: infinity); the
+                               server is killed and AMB_ETIMEDOUT returned */
+    amb_term *error_reason; /* AMB_EINIT: gets init's stop reason, on the
+                               caller's heap (may be NULL) */
+} amb_gen_opts;
+
+/*
+ * Starts a server: spawns it, runs cb->init(arg) in it and returns when init
+ * has finished. *out (may be NULL) gets the pid. opts may be NULL.
+ *   0             init returned ok (with timeout or continue: they apply now)
+ *   AMB_EIGNORE   init returned ignore; the server ended with reason normal
+ *   AMB_EINIT     init returned stop(Reason) (*opts->error_reason = Reason)
+ *                 or the server died during init; it ended with Reason. With
+ *                 link, the caller is unlinked first: the failed start is
+ *                 this error, not an exit signal.
+ *   AMB_EEXIST    the name is taken: already_started; *out gets the holder
+ *   AMB_ETIMEDOUT init did not finish within opts->timeout_ms (killed)
+ *   AMB_EBADARG   NULL self/cb, a bad name; AMB_ENOMEM, AMB_ESYSLIMIT.
+ * `arg` is passed to init as it is (and is the state when state_size == 0).
+ */
+AMB_API int amb_gen_server_start(amb_proc *self, const amb_gen_server *cb, void *arg,
+                                 const amb_gen_opts *opts, amb_pid *out);
+/* amb_gen_server_start with link and no name. */
+AMB_API int amb_gen_server_start_link(amb_proc *self, const amb_gen_server *cb, void *arg,
+                                      amb_pid *out);
+
+/* ---------------------------------------------------------------------------
+ * Talking to a server
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Sends request to server and waits for the reply (gen_server:call). The
+ * caller monitors the server for the duration of the call and the request
+ * travels with an alias (process.h), so:
+ *   0             *reply is the reply, borrowed until the caller's next
+ *                 receive or call (amb_term_copy to keep it)
+ *   AMB_ENOPROC   no such server (unknown name, dead pid)
+ *   AMB_EEXIT     the server ended before replying; *reply is its exit reason
+ *                 (borrowed likewise)
+ *   AMB_ETIMEDOUT no reply within timeout_ms; a reply that comes later is
+ *                 dropped, it never lands in the caller's mailbox
+ *   AMB_EDEADLK   the caller is the server (calling_self)
+ *   AMB_EBADARG, AMB_ENOMEM, AMB_ENOTSUP (a remote node).
+ * The caller's other messages stay in its mailbox, in order. The caller's
+ * heap is left as it was. reply may be NULL.
+ */
+AMB_API int amb_gen_server_call(amb_proc *self, amb_term server, amb_term request,
+                                int timeout_ms, amb_term *reply);
+
+/* Sends msg to server without waiting (gen_server:cast). 0 also when there is
+ * no such server, as in OTP. AMB_EBADARG for a bad reference, AMB_ENOMEM. */
+AMB_API int amb_gen_server_cast(amb_proc *self, amb_term server, amb_term msg);
+
+/* Replies to the call from (the `from` a handle_call got, or a copy of it),
+ * from any process (gen_server:reply). 0 also when the caller is gone or
+ * gave up waiting (the reply is then dropped). AMB_EBADARG for a term that
+ * is not a from. */
+AMB_API int amb_gen_server_reply(amb_proc *self, amb_term from, amb_term reply);
+
+/* Stops server with reason and waits until it has ended (terminate ran):
+ * gen_server:stop/3.
+ *   0             it ended with reason
+ *   AMB_EEXIT     it ended with another reason (terminate crashed, or an exit
+ *                 signal came first)
+ *   AMB_ENOPROC   no such server
+ *   AMB_ETIMEDOUT it did not end within timeout_ms (it is left running)
+ *   AMB_EDEADLK   the caller is the server. */
+AMB_API int amb_gen_server_stop(amb_proc *self, amb_term server, amb_term reason,
+                                int timeout_ms);
+
+/* The pid a server reference names now: 0, AMB_ENOPROC, AMB_EBADARG. */
+AMB_API int amb_gen_server_whereis(amb_proc *self, amb_term server, amb_pid *out);
+
+/*
+ * Calls the server registered as name on each node of nodes (a list of node
+ * atoms; AMB_NONE: this node and every connected node) and collects the
+ * replies (gen_server:multi_call). *replies gets [{Node, Reply}] and
+ * *bad_nodes (may be NULL) [Node] for nodes where no server answered in
+ * time, both on the caller's heap. Until distribution exists every node but
+ * this one is a bad node.
+ */
+AMB_API int amb_gen_server_multi_call(amb_proc *self, amb_term nodes, amb_term name,
+                                      amb_term request, int timeout_ms, amb_term *replies,
+                                      amb_term *bad_nodes);
+/* Casts msg to the server registered as name on each node (gen_server:abcast).
+ * Never fails for a missing server. */
+AMB_API int amb_gen_server_abcast(amb_proc *self, amb_term nodes, amb_term name,
+                                  amb_term msg);
+
+/* ---------------------------------------------------------------------------
+ * Via modules: name registration by another module ({via, Module, Name})
+ * ------------------------------------------------------------------------ */
+
+typedef struct amb_via {
+    /* 0, or AMB_EEXIST when name is taken. Called in the process that is
+     * to hold the name (pid is its own pid). */
+    int (*register_name)(amb_proc *self, void *ctx, amb_term name, amb_pid pid);
+    /* 0 or AMB_ENOTFOUND. */
+    int (*unregister_name)(amb_proc *self, void *ctx, amb_term name);
+    /* 0 and *out, or AMB_ENOTFOUND. */
+    int (*whereis_name)(amb_proc *self, void *ctx, amb_term name, amb_pid *out);
+    void *ctx;
+} amb_via;
+
+/* Makes via (copied) the via module called module (an atom) for this OS
+ * process, like loading an Erlang module. AMB_EEXIST when the atom names one
+ * already, AMB_EBADARG, AMB_ESYSLIMIT (at most 64 via modules). */
+AMB_API int amb_via_register(amb_term module, const amb_via *via);
+/* AMB_ENOTFOUND when there is none. */
+AMB_API int amb_via_unregister(amb_term module);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AMBITIOUS_GEN_SERVER_H */

@@ -1,0 +1,191 @@
+/*
+ * ambitious/supervisor.h - OTP's supervisor and Elixir's DynamicSupervisor:
+ * processes that start children, watch them and restart them by rule.
+ *
+ * Both are gen_servers (gen_server.h): amb_gen_server_stop stops one, and it ends
+ * with the reason it stopped with. A supervisor traps exits and links to
+ * each child. An exit signal from its parent (the process that started it
+ * with amb_sup_start_link) is an orderly shutdown: children are stopped in
+ * reverse start order, each by its shutdown rule, then the supervisor ends
+ * with the parent's reason. An EXIT from a child drives the restart. Any
+ * other EXIT (from a process linked some other way) is ignored, never taken
+ * for the parent's.
+ *
+ * Restart intensity. When more than `intensity` restarts happen within
+ * `period_ms`, the supervisor stops all its children (reverse start order)
+ * and ends with reason `shutdown`; its own supervisor then sees the EXIT and
+ * applies its rules (escalation).
+ *
+ * Stopping a child: brutal_kill sends exit(kill); a timeout sends
+ * exit(shutdown), waits up to the timeout for the child to end, then sends
+ * exit(kill); infinity sends exit(shutdown) and waits. The supervisor waits
+ * for each child's EXIT, so a child that has been told to stop is gone when
+ * the operation returns.
+ *
+ * The management calls are gen_server calls to the supervisor (infinite
+ * timeout, as OTP's): AMB_ENOPROC when it does not exist, AMB_EEXIT when it
+ * ends meanwhile. Results built on the caller's heap.
+ */
+#ifndef AMBITIOUS_SUPERVISOR_H
+#define AMBITIOUS_SUPERVISOR_H
+
+#include "gen_server.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------
+ * Child specifications
+ * ------------------------------------------------------------------------ */
+
+typedef enum amb_restart {
+    AMB_PERMANENT = 0, /* always restarted */
+    AMB_TRANSIENT,     /* restarted when it ends abnormally (not normal,
+                          shutdown or {shutdown, _}) */
+    AMB_TEMPORARY,     /* never restarted; its spec is removed when it ends */
+} amb_restart;
+
+typedef enum amb_child_type {
+    AMB_WORKER = 0,
+    AMB_SUPERVISOR,
+} amb_child_type;
+
+/* Shutdown rules besides a timeout in milliseconds (> 0). */
+#define AMB_SHUTDOWN_DEFAULT     0 /* 5000 for a worker, infinity for a supervisor */
+#define AMB_SHUTDOWN_BRUTAL_KILL (-2)
+#define AMB_SHUTDOWN_INFINITY    AMB_INFINITY
+
+/*
+ * Starts the child, linked to the calling process (the supervisor), and
+ * returns its pid in *out. Returns 0, AMB_EIGNORE (nothing started: the
+ * child is kept as a spec without a process, as OTP's `ignore`), or a
+ * negative code; then *reason (on the caller's heap) may be set to a term
+ * saying why (otherwise the supervisor uses {error, 'AMB_E...'}).
+ */
+typedef int amb_child_start_fn(amb_proc *self, void *arg, amb_pid *out, amb_term *reason);
+
+typedef struct amb_child_spec {
+    amb_term id; /* any term, unique among a supervisor's children
+                    (copied); ignored by a dynamic supervisor */
+    amb_child_start_fn *start;
+    void *arg; /* passed to start; must outlive the spec's use */
+    amb_restart restart;
+    int shutdown_ms; /* > 0, or AMB_SHUTDOWN_* */
+    amb_child_type type;
+} amb_child_spec;
+
+/* The start function for a gen_server child: arg points to an
+ * amb_gen_child (which must outlive the spec's use). Starts the server with
+ * link and opts.name = name. */
+typedef struct amb_gen_child {
+    const amb_gen_server *cb;
+    void *arg;
+    amb_term name; /* AMB_NONE or a name as amb_gen_opts.name */
+} amb_gen_child;
+AMB_API int amb_gen_child_start(amb_proc *self, void *arg, amb_pid *out,
+                                amb_term *reason);
+
+/* ---------------------------------------------------------------------------
+ * Supervisor
+ * ------------------------------------------------------------------------ */
+
+typedef enum amb_sup_strategy {
+    AMB_ONE_FOR_ONE = 0, /* restart the child that ended */
+    AMB_ONE_FOR_ALL,     /* stop all others (reverse order), restart all */
+    AMB_REST_FOR_ONE,    /* stop those started after it (reverse), restart
+                            it and them in order */
+} amb_sup_strategy;
+
+typedef struct amb_sup_flags {
+    amb_sup_strategy strategy;
+    int intensity; /* max restarts (>= 0) ... */
+    int period_ms; /* ... within this many ms (> 0) */
+} amb_sup_flags;
+/* OTP's defaults: one_for_one, 3 restarts in 5 seconds. */
+#define AMB_SUP_DEFAULT_FLAGS ((amb_sup_flags){AMB_ONE_FOR_ONE, 3, 5000})
+
+typedef struct amb_sup_spec {
+    amb_sup_flags flags;
+    const amb_child_spec *children; /* copied; started in this order */
+    size_t nchildren;
+} amb_sup_spec;
+
+/*
+ * Starts a supervisor linked to the caller, which starts the children in
+ * order before this returns. When a child fails to start, the children
+ * already started are stopped (reverse order) and this returns AMB_EINIT
+ * with *error_reason (opts, may be NULL) = {shutdown, {failed_to_start_child,
+ * Id, Reason}}. opts->name as in amb_gen_server_start; opts->link is implied.
+ * AMB_EBADARG for a bad spec (NULL start, duplicate ids, a bad restart,
+ * shutdown or type value, intensity < 0, period_ms <= 0).
+ */
+AMB_API int amb_sup_start_link(amb_proc *self, const amb_sup_spec *spec,
+                               const amb_gen_opts *opts, amb_pid *out);
+
+/* Adds spec and starts its child (supervisor:start_child/2): 0 and *out;
+ * AMB_EEXIST (already_started: a running child has that id; *out gets it);
+ * AMB_EPRESENT (a stopped child has that id); AMB_EIGNORE (start returned
+ * ignore: the spec is kept); AMB_EINIT (the start failed; nothing kept). */
+AMB_API int amb_sup_start_child(amb_proc *self, amb_term sup, const amb_child_spec *spec,
+                                amb_pid *out);
+/* Stops the child with that id by its shutdown rule; the spec stays (a
+ * temporary child's spec is removed). 0 also when it was not running;
+ * AMB_ENOTFOUND. */
+AMB_API int amb_sup_terminate_child(amb_proc *self, amb_term sup, amb_term id);
+/* Starts again a child whose spec is kept but which is not running: 0 and
+ * *out (may be NULL); AMB_ERUNNING, AMB_ERESTARTING, AMB_ENOTFOUND,
+ * AMB_EIGNORE, AMB_EINIT. */
+AMB_API int amb_sup_restart_child(amb_proc *self, amb_term sup, amb_term id,
+                                  amb_pid *out);
+/* Removes the spec of a child that is not running: 0; AMB_ERUNNING,
+ * AMB_ERESTARTING, AMB_ENOTFOUND. */
+AMB_API int amb_sup_delete_child(amb_proc *self, amb_term sup, amb_term id);
+
+/* [{Id, Child, Type, Modules}] in start order, on the caller's heap, as
+ * supervisor:which_children: Child is the pid, `restarting` or `undefined`;
+ * Type `worker` or `supervisor`; Modules is [] (C has no modules). Also
+ * for a dynamic supervisor (Id is `undefined` there). */
+AMB_API int amb_sup_which_children(amb_proc *self, amb_term sup, amb_term *out);
+
+typedef struct amb_sup_counts {
+    size_t specs;       /* child specs (dynamic: children) */
+    size_t active;      /* children running now */
+    size_t supervisors; /* specs of type supervisor, running or not */
+    size_t workers;     /* specs of type worker, running or not */
+} amb_sup_counts;
+/* supervisor:count_children. Also for a dynamic supervisor. */
+AMB_API int amb_sup_count_children(amb_proc *self, amb_term sup, amb_sup_counts *out);
+
+/* ---------------------------------------------------------------------------
+ * Dynamic supervisor (Elixir's DynamicSupervisor)
+ *
+ * Starts with no children; amb_dynsup_start_child asks the supervisor
+ * process to start one (the child is linked to the supervisor, never to
+ * the caller). Children are identified by pid. Restart rules and intensity
+ * as above (strategy is one_for_one). At shutdown all children are told to
+ * stop at once and the supervisor waits for each by its shutdown rule.
+ * ------------------------------------------------------------------------ */
+
+typedef struct amb_dynsup_opts {
+    int intensity;       /* default 3 (use AMB_DYNSUP_NO_RESTARTS for 0) */
+    int period_ms;       /* default 5000 */
+    size_t max_children; /* 0: no limit */
+} amb_dynsup_opts;
+#define AMB_DYNSUP_NO_RESTARTS (-1)
+
+/* Starts a dynamic supervisor linked to the caller. opts and gopts may be
+ * NULL (gopts: name). */
+AMB_API int amb_dynsup_start_link(amb_proc *self, const amb_dynsup_opts *opts,
+                                  const amb_gen_opts *gopts, amb_pid *out);
+/* Starts a child from spec (spec->id is ignored). 0 and *out; AMB_EIGNORE
+ * (nothing kept); AMB_EINIT; AMB_ESYSLIMIT when max_children run already. */
+AMB_API int amb_dynsup_start_child(amb_proc *self, amb_term sup,
+                                   const amb_child_spec *spec, amb_pid *out);
+/* Stops the child by its shutdown rule and forgets it: 0 or AMB_ENOTFOUND. */
+AMB_API int amb_dynsup_terminate_child(amb_proc *self, amb_term sup, amb_pid child);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AMBITIOUS_SUPERVISOR_H */
