@@ -8,7 +8,7 @@
  *   amb-bench ring N M [HANDLERS]       N processes pass a token N*M hops
  *   amb-bench pingpong N                N round trips between two processes
  *   amb-bench skynet SIZE DIV           a DIV-ary tree of SIZE leaves sums
- *   amb-bench call TOTAL K [STACKFUL]   K clients call one server TOTAL times
+ *   amb-bench call TOTAL K [RAW]   K clients call one server TOTAL times
  *   amb-bench m2o S PER                 S senders x PER messages to one
  *   amb-bench timers N MAXDELAY         N send_after timers of 1..MAXDELAY ms
  *
@@ -37,11 +37,10 @@
  *     starts (set-up excluded, as RESULTS.md says); the nodes end on a
  *     negative token after the clock stopped. HANDLERS=1 makes the nodes
  *     handler processes (no stack of their own while they wait).
- *   - call: there is no gen_server yet. The call is the shape gen_server's
- *     will have, minus the monitor: a fresh ref, a receive mark, the request
- *     {'$gen_call', {From, Ref}, X}, a selective receive of {Ref, Reply}
- *     after the mark with a 5000 ms timeout. The server is a handler process
- *     (what gen_server is built on); STACKFUL=1 makes it a receive loop.
+ *   - call: a gen_server echo server and amb_gen_server_call with a 5000 ms
+ *     timeout: the full semantics (monitor, alias, selective receive after a
+ *     mark). RAW=1 measures instead a raw call with no monitor and no alias
+ *     to a plain handler process, to show what those cost.
  *   - timers: prints within_1_5x (1 when the last tick arrived no later than
  *     1.5 x MAXDELAY after the first timer was armed).
  */
@@ -61,6 +60,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ambitious/gen_server.h"
 #include "ambitious/process.h"
 #include "ambitious/term.h"
 
@@ -683,12 +683,13 @@ static void bench_skynet(struct run *r, amb_proc *self)
 }
 
 /* ---------------------------------------------------------------------------
- * 5. call TOTAL K [STACKFUL]
+ * 5. call TOTAL K [RAW]
  *
- * One echo server that counts the calls it served; K clients each make
- * TOTAL/K calls back to back. A call: Ref = make_ref, mark, send
- * {'$gen_call', {self(), Ref}, X}, receive {Ref, Reply} after the mark
- * (5000 ms timeout), Reply must be X.
+ * One echo gen_server that counts the calls it served; K clients each make
+ * TOTAL/K gen_server calls back to back (5000 ms timeout); Reply must be X.
+ * RAW=1: the raw shape instead (Ref = make_ref, mark, send
+ * {'$gen_call', {self(), Ref}, X}, receive {Ref, Reply} after the mark, no
+ * monitor, no alias) to a plain handler process.
  * ------------------------------------------------------------------------ */
 
 #define CALL_TIMEOUT_MS 5000
@@ -697,6 +698,7 @@ struct call_bench {
     struct run *run;
     amb_pid server, root;
     long long per;
+    bool raw;
 };
 
 struct server_state {
@@ -730,18 +732,19 @@ static int raw_call(amb_proc *self, amb_pid server, amb_term req, amb_term *repl
     return rc;
 }
 
-/* The server's reaction to one message: replies to a call; `stop` ends it. */
-static int serve(amb_proc *self, struct server_state *st, amb_term msg, bool *stop)
+/* The raw server's reaction to one message: replies to a call; `stop`
+ * ends it. */
+static int raw_serve(amb_proc *self, void *state, amb_term msg)
 {
-    *stop = msg == A.stop;
+    struct server_state *st = state;
+    if (msg == A.stop)
+        amb_exit_self(self, AMB_ATOM_NORMAL);
     if (!amb_is_record(msg, AMB_ATOM_GEN_CALL, 3))
         return 0;
     amb_term from = amb_tuple_get(msg, 1), req = amb_tuple_get(msg, 2);
     amb_heap *heap = amb_proc_heap(self);
-    amb_term value = req;
-    if (req == A.count)
-        value = amb_int(heap, st->served);
-    else
+    amb_term value = req == A.count ? amb_int(heap, st->served) : req;
+    if (req != A.count)
         st->served++;
     amb_term reply = AMB_TUPLE(heap, amb_tuple_get(from, 1), value);
     int rc =
@@ -750,37 +753,33 @@ static int serve(amb_proc *self, struct server_state *st, amb_term msg, bool *st
     return rc;
 }
 
-static int server_handle(amb_proc *self, void *state, amb_term msg)
-{
-    bool stop;
-    int rc = serve(self, state, msg, &stop);
-    if (stop)
-        amb_exit_self(self, AMB_ATOM_NORMAL);
-    return rc;
-}
-
-static const amb_handler server_handler = {
+static const amb_handler raw_server = {
     .state_size = sizeof(struct server_state),
-    .handle = server_handle,
+    .handle = raw_serve,
 };
 
-static void server_body(amb_proc *self, void *arg)
+/* The gen_server: echoes a request, answers `count` with the calls served. */
+static amb_gen_ret echo_call(amb_proc *self, void *state, amb_term req, amb_term from)
 {
-    struct run *r = arg;
-    struct server_state st = {0};
-    for (;;) {
-        amb_term m;
-        bool stop;
-        int rc = amb_receive(self, AMB_INFINITY, &m);
-        if (rc == 0)
-            rc = serve(self, &st, m, &stop);
-        if (rc != 0) {
-            fail(r, self, "server: %s", amb_strerror(rc));
-            return;
-        }
-        if (stop)
-            return;
-    }
+    struct server_state *st = state;
+    (void)from;
+    if (req == A.count)
+        return amb_gen_reply(amb_int(amb_proc_heap(self), st->served));
+    st->served++;
+    return amb_gen_reply(req);
+}
+
+static const amb_gen_server echo_server = {
+    .name = "echo",
+    .state_size = sizeof(struct server_state),
+    .handle_call = echo_call,
+};
+
+static int do_call(const struct call_bench *cb, amb_proc *self, amb_term req,
+                   amb_term *reply)
+{
+    return cb->raw ? raw_call(self, cb->server, req, reply)
+                   : amb_gen_server_call(self, cb->server, req, CALL_TIMEOUT_MS, reply);
 }
 
 static void client_body(amb_proc *self, void *arg)
@@ -788,7 +787,7 @@ static void client_body(amb_proc *self, void *arg)
     const struct call_bench *cb = arg;
     for (long long i = cb->per; i > 0; i--) {
         amb_term reply;
-        int rc = raw_call(self, cb->server, AMB_SMALL(i), &reply);
+        int rc = do_call(cb, self, AMB_SMALL(i), &reply);
         if (rc != 0 || reply != AMB_SMALL(i)) {
             fail(cb->run, self, "call: %s", rc ? amb_strerror(rc) : "wrong reply");
             return;
@@ -800,10 +799,11 @@ static void client_body(amb_proc *self, void *arg)
 static void bench_call(struct run *r, amb_proc *self)
 {
     long long total = r->args[0], clients = r->args[1];
-    bool stackful = r->nargs > 2 && r->args[2] != 0;
-    struct call_bench cb = {.run = r, .root = amb_self(self), .per = total / clients};
-    int rc = stackful ? amb_spawn(self, server_body, r, &cb.server)
-                      : amb_spawn_handler(self, &server_handler, NULL, &cb.server);
+    bool raw = r->nargs > 2 && r->args[2] != 0;
+    struct call_bench cb = {
+        .run = r, .root = amb_self(self), .per = total / clients, .raw = raw};
+    int rc = raw ? amb_spawn_handler(self, &raw_server, NULL, &cb.server)
+                 : amb_gen_server_start(self, &echo_server, NULL, NULL, &cb.server);
     if (rc != 0) {
         fail(r, self, "spawn server: %s", amb_strerror(rc));
         return;
@@ -821,19 +821,21 @@ static void bench_call(struct run *r, amb_proc *self)
     uint64_t t1 = now_ns();
     long long calls = cb.per * clients;
     amb_term served = AMB_NONE;
-    rc = raw_call(self, cb.server, A.count, &served);
+    rc = do_call(&cb, self, A.count, &served);
     int64_t n = -1;
     if (rc == 0)
         rc = amb_get_int64(served, &n);
-    amb_send(self, cb.server, A.stop);
+    if (raw)
+        amb_send(self, cb.server, A.stop);
+    else
+        amb_gen_server_stop(self, cb.server, AMB_ATOM_NORMAL, AMB_INFINITY);
     if (rc != 0 || n != calls) {
         fail(r, self, "server served %lld calls, want %lld (%s)", (long long)n, calls,
              amb_strerror(rc));
         return;
     }
     double dt = (double)(t1 - t0);
-    kv_str(r, "kind", "raw_call");
-    kv_str(r, "server", stackful ? "stackful" : "handler");
+    kv_str(r, "kind", raw ? "raw_call" : "gen_server_call");
     kv_int(r, "clients", clients);
     kv_int(r, "calls", calls);
     kv_int(r, "timeout_ms", CALL_TIMEOUT_MS);
@@ -972,7 +974,7 @@ static const struct bench benches[] = {
     {"ring", "ring N M [HANDLERS]", {10000, 100, 0}, 3, bench_ring},
     {"pingpong", "pingpong N", {1000000}, 1, bench_pingpong},
     {"skynet", "skynet SIZE DIV", {1000000, 10}, 2, bench_skynet},
-    {"call", "call TOTAL K [STACKFUL]", {1000000, 1, 0}, 3, bench_call},
+    {"call", "call TOTAL K [RAW]", {1000000, 1, 0}, 3, bench_call},
     {"m2o", "m2o S PER", {4, 1000000}, 2, bench_m2o},
     {"timers", "timers N MAXDELAY", {1000000, 100}, 2, bench_timers},
 };

@@ -81,6 +81,13 @@ AMB_API int amb_app_start(amb_proc *self, const char *name, amb_app_type type,
 /* Stops a running application: 0, AMB_ENOTFOUND when it is not running. */
 AMB_API int amb_app_stop(amb_proc *self, const char *name);
 
+/* Stops every running application in reverse start order, then ends the
+ * application controller (init:stop() without stopping the runtime), so a
+ * program under amb_main can end: the runtime runs until every process has
+ * ended, and the controller is a process. A later amb_app_* call starts a
+ * fresh controller with nothing loaded. 0 also when no controller runs. */
+AMB_API int amb_app_shutdown(amb_proc *self);
+
 /* [{Name, Description, Vsn}] of the running applications, most recently
  * started first (application:which_applications), on the caller's heap;
  * Name an atom, the others strings (charlists) as OTP. */

@@ -1,0 +1,378 @@
+/*
+ * client.c - the functions other processes use to talk to a gen_server:
+ * start, call, cast, reply, stop, multi_call, abcast.
+ *
+ * Invariants:
+ *   - Every waiting function monitors its target and waits with a selective
+ *     receive after a mark taken before the monitor, so it never takes (nor
+ *     reorders) a message of the caller's that arrived before, and a dead
+ *     target ends the wait at once.
+ *   - Replies and acks come through an alias made with AMB_ALIAS_REPLY: once
+ *     the wait is over (answered, timed out, target down) the alias is gone,
+ *     so nothing sent to it later reaches the caller.
+ *   - The caller's heap is rewound to where it was on entry; results for the
+ *     caller are copied onto it after the rewind (or are borrowed from the
+ *     received message, as receive's results are).
+ */
+#include "gen.h"
+
+/* ---------------------------------------------------------------------------
+ * Waiting for an answer or a DOWN
+ * ------------------------------------------------------------------------ */
+
+typedef struct waiter {
+    amb_term alias, mref;
+} waiter;
+
+static bool is_answer(amb_term msg, void *ctx)
+{
+    const waiter *w = ctx;
+    size_t n = amb_tuple_arity(msg);
+    if (n == 2)
+        return amb_equal(amb_tuple_get(msg, 0), w->alias);
+    return n == 5 && amb_tuple_get(msg, 0) == AMB_ATOM_DOWN &&
+           amb_equal(amb_tuple_get(msg, 1), w->mref);
+}
+
+static bool is_down(amb_term msg, void *ctx)
+{
+    const waiter *w = ctx;
+    return amb_tuple_arity(msg) == 5 && amb_tuple_get(msg, 0) == AMB_ATOM_DOWN &&
+           amb_equal(amb_tuple_get(msg, 1), w->mref);
+}
+
+static bool is_down_msg(amb_term msg)
+{
+    return amb_tuple_arity(msg) == 5 && amb_tuple_get(msg, 0) == AMB_ATOM_DOWN;
+}
+
+/* Ends a wait: the alias (if still active) and the monitor go; a DOWN of
+ * it already queued is removed. */
+static void wait_done(amb_proc *self, const waiter *w)
+{
+    if (w->alias != AMB_NONE)
+        amb_unalias(self, w->alias);
+    amb_demonitor(self, w->mref, AMB_DEMONITOR_FLUSH);
+}
+
+int amb__gen_send_tagged(amb_proc *self, amb_term to, amb_term tag, amb_term value)
+{
+    amb_heap *h = amb_proc_heap(self);
+    if (h == NULL)
+        return AMB_ENOMEM;
+    amb_heap_mark m = amb_heap_save(h);
+    amb_term msg = AMB_TUPLE(h, tag, value);
+    int rc = msg == AMB_NONE ? AMB_ENOMEM : amb_send(self, to, msg);
+    amb_heap_rewind(h, m);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------
+ * Start
+ * ------------------------------------------------------------------------ */
+
+/* After an unsuccessful ack or a timeout: waits until the server is gone. */
+static void await_down(amb_proc *self, amb_recv_mark mark, waiter *w)
+{
+    amb_term m;
+    amb_receive_if_after(self, mark, is_down, w, AMB_INFINITY, &m);
+}
+
+/* Copies t onto the caller's heap through a scratch heap, since t lives in
+ * a message the next receive frees and the caller's heap is about to be
+ * rewound. *dst = AMB_ATOM_ERROR when memory runs out. */
+static void keep_reason(amb_heap **tmp, amb_term t, amb_term *held)
+{
+    *held = AMB_ATOM_ERROR;
+    if (amb_heap_new(tmp) == 0 && amb_term_copy(*tmp, t, held) != 0)
+        *held = AMB_ATOM_ERROR;
+}
+static void give_reason(amb_heap *h, amb_heap *tmp, amb_term held, amb_term *dst)
+{
+    if (dst != NULL && amb_term_copy(h, held, dst) != 0)
+        *dst = AMB_ATOM_ERROR;
+    amb_heap_free(tmp);
+}
+
+/* Reads the ack (before anything else is received: it is borrowed). */
+static int read_ack(amb_term ackv, amb_pid *holder, amb_term *why)
+{
+    if (ackv == AMB_ATOM_OK)
+        return 0;
+    if (ackv == AMB_ATOM_IGNORE)
+        return AMB_EIGNORE;
+    amb_term tag = amb_tuple_arity(ackv) == 2 ? amb_tuple_get(ackv, 0) : AMB_NONE;
+    if (tag == AMB_ATOM_ALREADY_STARTED) {
+        *holder = amb_tuple_get(ackv, 1);
+        return AMB_EEXIST;
+    }
+    *why = tag == AMB_ATOM_ERROR ? amb_tuple_get(ackv, 1) : ackv;
+    return AMB_EINIT;
+}
+
+int amb_gen_server_start(amb_proc *self, const amb_gen_server *cb, void *arg,
+                         const amb_gen_opts *opts, amb_pid *out)
+{
+    amb_gen_opts none = {0};
+    const amb_gen_opts *o = opts != NULL ? opts : &none;
+    if (self == NULL || cb == NULL || o->timeout_ms < 0 ||
+        (o->name != AMB_NONE && !amb__gen_name_ok(o->name)))
+        return AMB_EBADARG;
+    amb_heap *h = amb_proc_heap(self);
+    if (h == NULL)
+        return AMB_ENOMEM;
+    amb_heap_mark hm = amb_heap_save(h);
+    amb__gen_start st = {.cb = cb,
+                         .arg = arg,
+                         .name = o->name,
+                         .starter = amb_self(self),
+                         .link = o->link};
+    waiter w = {AMB_NONE, AMB_NONE};
+    amb_recv_mark mark = amb_receive_mark(self);
+    int rc = amb_alias(self, AMB_ALIAS_REPLY, &w.alias);
+    if (rc != 0)
+        return rc;
+    st.alias = w.alias;
+    amb_pid pid;
+    amb_spawn_opts so = {.handler = amb__gen_handler_for(cb->state_size),
+                         .link = o->link,
+                         .monitor = true,
+                         .monitor_ref = &w.mref};
+    rc = amb_spawn_opt(self, NULL, &st, &so, &pid);
+    if (rc != 0) {
+        amb_unalias(self, w.alias);
+        amb_heap_rewind(h, hm);
+        return rc;
+    }
+    amb_term m;
+    int timeout = o->timeout_ms > 0 ? o->timeout_ms : AMB_INFINITY;
+    rc = amb_receive_if_after(self, mark, is_answer, &w, timeout, &m);
+    amb_heap *tmp = NULL;
+    amb_term held = AMB_NONE;
+    if (rc == AMB_ETIMEDOUT) {
+        /* OTP's start timeout: the server is killed, the start fails. */
+        if (o->link)
+            amb_unlink(self, pid);
+        amb_exit(self, pid, AMB_ATOM_KILL);
+        await_down(self, mark, &w);
+    } else if (rc == 0 && is_down_msg(m)) {
+        /* It died during init without an ack: the DOWN is consumed. */
+        keep_reason(&tmp, amb_tuple_get(m, 4), &held);
+        rc = AMB_EINIT;
+    } else if (rc == 0) {
+        amb_pid holder = AMB_NONE;
+        amb_term why = AMB_NONE;
+        rc = read_ack(amb_tuple_get(m, 1), &holder, &why);
+        if (rc == AMB_EINIT)
+            keep_reason(&tmp, why, &held);
+        if (rc != 0)
+            await_down(self, mark, &w); /* it ends right after the ack */
+        if (rc == AMB_EEXIST && out != NULL)
+            *out = holder;
+        if (rc == 0 && out != NULL)
+            *out = pid;
+    }
+    wait_done(self, &w);
+    amb_heap_rewind(h, hm);
+    if (held != AMB_NONE)
+        give_reason(h, tmp, held, o->error_reason);
+    return rc;
+}
+
+int amb_gen_server_start_link(amb_proc *self, const amb_gen_server *cb, void *arg,
+                              amb_pid *out)
+{
+    amb_gen_opts o = {.link = true};
+    return amb_gen_server_start(self, cb, arg, &o, out);
+}
+
+/* ---------------------------------------------------------------------------
+ * Call, cast, reply
+ * ------------------------------------------------------------------------ */
+
+int amb_gen_server_call(amb_proc *self, amb_term server, amb_term request, int timeout_ms,
+                        amb_term *reply)
+{
+    if (self == NULL || request == AMB_NONE || timeout_ms < AMB_INFINITY)
+        return AMB_EBADARG;
+    amb_pid pid;
+    int rc = amb__gen_resolve(self, server, &pid);
+    if (rc != 0)
+        return rc;
+    if (pid == amb_self(self))
+        return AMB_EDEADLK;
+    amb_heap *h = amb_proc_heap(self);
+    if (h == NULL)
+        return AMB_ENOMEM;
+    amb_heap_mark hm = amb_heap_save(h);
+    waiter w = {AMB_NONE, AMB_NONE};
+    amb_recv_mark mark = amb_receive_mark(self);
+    rc = amb_monitor(self, pid, &w.mref);
+    if (rc != 0) {
+        amb_heap_rewind(h, hm);
+        return rc;
+    }
+    rc = amb_alias(self, AMB_ALIAS_REPLY, &w.alias);
+    amb_term msg = rc == 0 ? AMB_TUPLE(h, AMB_ATOM_GEN_CALL,
+                                       AMB_TUPLE(h, amb_self(self), w.alias), request)
+                           : AMB_NONE;
+    if (msg == AMB_NONE && rc == 0)
+        rc = AMB_ENOMEM;
+    if (rc == 0)
+        rc = amb_send(self, pid, msg);
+    amb_term m = AMB_NONE;
+    if (rc == 0)
+        rc = amb_receive_if_after(self, mark, is_answer, &w, timeout_ms, &m);
+    if (rc == 0 && is_down_msg(m)) {
+        /* The DOWN is consumed; the alias goes with the wait. */
+        amb_unalias(self, w.alias);
+        amb_term why = amb_tuple_get(m, 4);
+        rc = why == AMB_ATOM_NOPROC ? AMB_ENOPROC : AMB_EEXIT;
+        if (rc == AMB_EEXIT && reply != NULL)
+            *reply = why;
+    } else if (rc == 0) {
+        /* The reply alias went inactive when the reply was received. */
+        amb_demonitor(self, w.mref, AMB_DEMONITOR_FLUSH);
+        if (reply != NULL)
+            *reply = amb_tuple_get(m, 1);
+    } else {
+        wait_done(self, &w);
+    }
+    amb_heap_rewind(h, hm);
+    return rc;
+}
+
+int amb_gen_server_cast(amb_proc *self, amb_term server, amb_term msg)
+{
+    if (self == NULL || msg == AMB_NONE)
+        return AMB_EBADARG;
+    amb_pid pid;
+    int rc = amb__gen_resolve(self, server, &pid);
+    if (rc == AMB_ENOPROC)
+        return 0; /* a cast to nobody is not an error (OTP) */
+    if (rc != 0)
+        return rc;
+    return amb__gen_send_tagged(self, pid, AMB_ATOM_GEN_CAST, msg);
+}
+
+int amb_gen_server_reply(amb_proc *self, amb_term from, amb_term reply)
+{
+    if (self == NULL || reply == AMB_NONE || amb_tuple_arity(from) != 2 ||
+        amb_type_of(amb_tuple_get(from, 1)) != AMB_T_REF)
+        return AMB_EBADARG;
+    amb_term alias = amb_tuple_get(from, 1);
+    return amb__gen_send_tagged(self, alias, alias, reply);
+}
+
+/* ---------------------------------------------------------------------------
+ * Stop
+ * ------------------------------------------------------------------------ */
+
+int amb_gen_server_stop(amb_proc *self, amb_term server, amb_term reason, int timeout_ms)
+{
+    if (self == NULL || reason == AMB_NONE || timeout_ms < AMB_INFINITY)
+        return AMB_EBADARG;
+    amb_pid pid;
+    int rc = amb__gen_resolve(self, server, &pid);
+    if (rc != 0)
+        return rc;
+    if (pid == amb_self(self))
+        return AMB_EDEADLK;
+    amb_heap *h = amb_proc_heap(self);
+    if (h == NULL)
+        return AMB_ENOMEM;
+    amb_heap_mark hm = amb_heap_save(h);
+    waiter w = {AMB_NONE, AMB_NONE};
+    amb_recv_mark mark = amb_receive_mark(self);
+    rc = amb_monitor(self, pid, &w.mref);
+    if (rc == 0)
+        rc = amb__gen_send_tagged(self, pid, amb__gen_atoms_get()->gen_stop, reason);
+    amb_term m;
+    if (rc == 0)
+        rc = amb_receive_if_after(self, mark, is_down, &w, timeout_ms, &m);
+    if (rc == 0) {
+        amb_term why = amb_tuple_get(m, 4);
+        rc = why == AMB_ATOM_NOPROC   ? AMB_ENOPROC
+             : amb_equal(why, reason) ? 0
+                                      : AMB_EEXIT;
+    } else {
+        amb_demonitor(self, w.mref, AMB_DEMONITOR_FLUSH);
+    }
+    amb_heap_rewind(h, hm);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------
+ * Many nodes
+ * ------------------------------------------------------------------------ */
+
+/* The node list: nodes itself, or [node()] for AMB_NONE. AMB_EBADARG for a
+ * list of anything but atoms. */
+static int node_list(amb_proc *self, amb_term nodes, amb_term *out)
+{
+    if (nodes == AMB_NONE) {
+        amb_term node;
+        uint32_t id, serial, creation;
+        amb_get_pid(amb_self(self), &node, &id, &serial, &creation);
+        *out = amb_cons(amb_proc_heap(self), node, AMB_NIL);
+        return *out == AMB_NONE ? AMB_ENOMEM : 0;
+    }
+    for (amb_term l = nodes; !amb_is_nil(l); l = amb_tail(l))
+        if (!amb_is_cons(l) || !amb_is_atom(amb_head(l)))
+            return AMB_EBADARG;
+    *out = nodes;
+    return 0;
+}
+
+int amb_gen_server_multi_call(amb_proc *self, amb_term nodes, amb_term name,
+                              amb_term request, int timeout_ms, amb_term *replies,
+                              amb_term *bad_nodes)
+{
+    if (self == NULL || !amb_is_atom(name) || replies == NULL || request == AMB_NONE)
+        return AMB_EBADARG;
+    amb_term list;
+    int rc = node_list(self, nodes, &list);
+    if (rc != 0)
+        return rc;
+    amb_heap *h = amb_proc_heap(self);
+    amb_term good = AMB_NIL, bad = AMB_NIL;
+    for (amb_term l = list; !amb_is_nil(l); l = amb_tail(l)) {
+        amb_term node = amb_head(l), reply, kept;
+        amb_term server = AMB_TUPLE(h, name, node);
+        rc = server == AMB_NONE
+                 ? AMB_ENOMEM
+                 : amb_gen_server_call(self, server, request, timeout_ms, &reply);
+        if (rc == 0 && amb_term_copy(h, reply, &kept) == 0)
+            good = amb_cons(h, AMB_TUPLE(h, node, kept), good);
+        else if (rc == AMB_ENOMEM)
+            return rc;
+        else
+            bad = amb_cons(h, node, bad);
+    }
+    if (good == AMB_NONE || bad == AMB_NONE)
+        return AMB_ENOMEM;
+    *replies = good;
+    if (bad_nodes != NULL)
+        *bad_nodes = bad;
+    return 0;
+}
+
+int amb_gen_server_abcast(amb_proc *self, amb_term nodes, amb_term name, amb_term msg)
+{
+    if (self == NULL || !amb_is_atom(name) || msg == AMB_NONE)
+        return AMB_EBADARG;
+    amb_term list;
+    int rc = node_list(self, nodes, &list);
+    if (rc != 0)
+        return rc;
+    amb_heap *h = amb_proc_heap(self);
+    for (amb_term l = list; !amb_is_nil(l); l = amb_tail(l)) {
+        amb_term server = AMB_TUPLE(h, name, amb_head(l));
+        if (server == AMB_NONE)
+            return AMB_ENOMEM;
+        rc = amb_gen_server_cast(self, server, msg);
+        if (rc != 0 && rc != AMB_ENOTSUP)
+            return rc;
+    }
+    return 0;
+}

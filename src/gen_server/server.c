@@ -1,0 +1,314 @@
+/*
+ * server.c - the gen_server process: a handler process (process.h) whose
+ * state block is this file's bookkeeping followed by the user's state. It
+ * runs init, then one callback per message, and applies the results.
+ *
+ * Invariants:
+ *   - Callbacks run only in the server process, one at a time.
+ *   - After every message the process heap is rewound to the mark taken
+ *     when init finished, so terms a callback builds live exactly until its
+ *     result has been used (gen_server.h, "Terms and heaps").
+ *   - At most one idle timeout is pending: arming one bumps timer_seq, and a
+ *     {'$gen_timeout', Seq} with another Seq is stale and dropped. Any message
+ *     cancels the pending timer first, so a timeout fires only when idle.
+ *   - A result with a continue runs handle_continue before the next message
+ *     is taken (the loop below does not return to the runtime in between).
+ */
+#include <string.h>
+
+#include "gen.h"
+
+/* The server's bookkeeping, at the start of the handler state block. */
+typedef struct gen_srv {
+    const amb_gen_server *cb;
+    void *state;    /* the user's state: the block behind this one or arg */
+    amb_pid parent; /* the linked starter, or AMB_NONE */
+    amb_term name;  /* registered name (lives on the process heap), or NONE */
+    amb_heap_mark base;
+    amb_tref timer;
+    uint64_t timer_seq;
+    bool timer_armed;
+} gen_srv;
+
+/* The user's state starts 16-byte aligned behind the bookkeeping. */
+#define SRV_BYTES ((sizeof(gen_srv) + 15) / 16 * 16)
+#define CLASS_MAX 65536
+
+/* ---------------------------------------------------------------------------
+ * Ending
+ * ------------------------------------------------------------------------ */
+
+/* The reason a STOP result carries: amb_gen_fail's code becomes
+ * {error, 'AMB_E...'}. */
+static amb_term stop_reason(amb_proc *self, const amb_gen_ret *r)
+{
+    if (r->reason != AMB_NONE)
+        return r->reason;
+    /* No reason: amb_gen_fail's code, or a reason whose build ran out of
+     * memory (builders return AMB_NONE then). */
+    int code = r->timeout_ms < 0 ? r->timeout_ms : AMB_ENOMEM;
+    amb_term t =
+        AMB_TUPLE(amb_proc_heap(self), AMB_ATOM_ERROR, amb_atom(amb_err_name(code)));
+    return t != AMB_NONE ? t : AMB_ATOM_ERROR;
+}
+
+/* terminate(reason), then end with reason. Never returns. */
+static _Noreturn void stop_server(amb_proc *self, gen_srv *g, amb_term reason)
+{
+    if (g->timer_armed)
+        amb_cancel_timer(self, g->timer, NULL);
+    if (g->cb->terminate != NULL)
+        g->cb->terminate(self, g->state, reason);
+    if (g->name != AMB_NONE && !amb_is_atom(g->name))
+        amb__gen_unregister(self, g->name); /* a local name goes by itself */
+    amb_exit_self(self, reason);
+}
+
+/* ---------------------------------------------------------------------------
+ * Results
+ * ------------------------------------------------------------------------ */
+
+static void arm_timeout(amb_proc *self, gen_srv *g, int ms)
+{
+    amb_heap_mark m = amb_heap_save(amb_proc_heap(self));
+    g->timer_seq++;
+    amb_term msg = AMB_TUPLE(amb_proc_heap(self), amb__gen_atoms_get()->gen_timeout,
+                             amb_uint(amb_proc_heap(self), g->timer_seq));
+    int rc = msg == AMB_NONE
+                 ? AMB_ENOMEM
+                 : amb_send_after(self, (uint64_t)ms, amb_self(self), msg, &g->timer);
+    amb_heap_rewind(amb_proc_heap(self), m);
+    if (rc != 0) {
+        amb_gen_ret fail = amb_gen_fail(rc);
+        stop_server(self, g, stop_reason(self, &fail));
+    }
+    g->timer_armed = true;
+}
+
+static amb_gen_ret call_info(amb_proc *self, gen_srv *g, amb_term msg)
+{
+    if (g->cb->handle_info != NULL)
+        return g->cb->handle_info(self, g->state, msg);
+    amb_log(self, AMB_LOG_NOTICE, "gen_server %s: unexpected message dropped",
+            g->cb->name ? g->cb->name : "");
+    return amb_gen_noreply();
+}
+
+/* Applies what follows a result: stop, continue (looping), a timeout. */
+static void apply(amb_proc *self, gen_srv *g, amb_gen_ret r)
+{
+    for (;;) {
+        if (r.action == AMB_GEN_STOP)
+            stop_server(self, g, stop_reason(self, &r));
+        if (r.action == AMB_GEN_IGNORE || r.action > AMB_GEN_IGNORE ||
+            r.next > AMB_GEN_NEXT_CONTINUE) {
+            amb_term why = AMB_TUPLE(amb_proc_heap(self), amb_atom("bad_return_value"),
+                                     amb_int(amb_proc_heap(self), r.action));
+            stop_server(self, g, why != AMB_NONE ? why : AMB_ATOM_ERROR);
+        }
+        if (r.next == AMB_GEN_NEXT_CONTINUE) {
+            if (g->cb->handle_continue == NULL) {
+                const amb__gen_atoms *a = amb__gen_atoms_get();
+                amb_term why =
+                    AMB_TUPLE(amb_proc_heap(self), a->undef, a->handle_continue);
+                stop_server(self, g, why != AMB_NONE ? why : a->undef);
+            }
+            r = g->cb->handle_continue(self, g->state, r.cont);
+            continue;
+        }
+        if (r.next == AMB_GEN_NEXT_TIMEOUT && r.timeout_ms != AMB_INFINITY) {
+            if (r.timeout_ms > 0) {
+                arm_timeout(self, g, r.timeout_ms);
+            } else if (amb_message_queue_len(self) == 0) {
+                /* Timeout 0: fires at once unless a message is waiting. */
+                r = call_info(self, g, AMB_ATOM_TIMEOUT);
+                continue;
+            }
+        }
+        return;
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Messages
+ * ------------------------------------------------------------------------ */
+
+static bool is_from(amb_term from)
+{
+    return amb_tuple_arity(from) == 2 && amb_is_local_pid(amb_tuple_get(from, 0)) &&
+           amb_type_of(amb_tuple_get(from, 1)) == AMB_T_REF;
+}
+
+static void handle_call(amb_proc *self, gen_srv *g, amb_term from, amb_term req)
+{
+    amb_gen_ret r;
+    if (g->cb->handle_call != NULL) {
+        r = g->cb->handle_call(self, g->state, req, from);
+    } else {
+        const amb__gen_atoms *a = amb__gen_atoms_get();
+        amb_heap *h = amb_proc_heap(self);
+        amb_log(self, AMB_LOG_WARNING, "gen_server %s: unexpected call",
+                g->cb->name ? g->cb->name : "");
+        r = amb_gen_reply(AMB_TUPLE(h, AMB_ATOM_ERROR, AMB_TUPLE(h, a->bad_call, req)));
+    }
+    if ((r.action == AMB_GEN_REPLY || r.action == AMB_GEN_STOP) && r.reply != AMB_NONE) {
+        amb_gen_server_reply(self, from, r.reply);
+        if (r.action == AMB_GEN_REPLY)
+            r.action = AMB_GEN_NOREPLY;
+    }
+    apply(self, g, r);
+}
+
+static void dispatch(amb_proc *self, gen_srv *g, amb_term msg)
+{
+    const amb__gen_atoms *a = amb__gen_atoms_get();
+    size_t arity = amb_tuple_arity(msg);
+    amb_term tag = arity > 0 ? amb_tuple_get(msg, 0) : AMB_NONE;
+    if (arity == 3 && tag == AMB_ATOM_GEN_CALL && is_from(amb_tuple_get(msg, 1))) {
+        handle_call(self, g, amb_tuple_get(msg, 1), amb_tuple_get(msg, 2));
+        return;
+    }
+    if (arity == 2 && tag == AMB_ATOM_GEN_CAST) {
+        if (g->cb->handle_cast != NULL) {
+            apply(self, g, g->cb->handle_cast(self, g->state, amb_tuple_get(msg, 1)));
+        } else {
+            amb_log(self, AMB_LOG_WARNING, "gen_server %s: unexpected cast",
+                    g->cb->name ? g->cb->name : "");
+        }
+        return;
+    }
+    if (arity == 2 && tag == a->gen_stop)
+        stop_server(self, g, amb_tuple_get(msg, 1));
+    if (arity == 2 && tag == a->gen_timeout) {
+        uint64_t seq;
+        if (amb_get_uint64(amb_tuple_get(msg, 1), &seq) == 0 && seq == g->timer_seq)
+            apply(self, g, call_info(self, g, AMB_ATOM_TIMEOUT));
+        return; /* a stale timer: dropped */
+    }
+    if (arity == 3 && tag == AMB_ATOM_EXIT && g->parent != AMB_NONE &&
+        amb_tuple_get(msg, 1) == g->parent)
+        stop_server(self, g, amb_tuple_get(msg, 2));
+    apply(self, g, call_info(self, g, msg));
+}
+
+static int srv_handle(amb_proc *self, void *block, amb_term msg)
+{
+    gen_srv *g = block;
+    if (g->timer_armed) {
+        g->timer_armed = false;
+        /* Not found: it fired and its message is queued; its Seq is stale
+         * once the next timeout is armed, and dropped if it comes first. */
+        if (amb_cancel_timer(self, g->timer, NULL) != 0)
+            g->timer_seq++;
+    }
+    dispatch(self, g, msg);
+    amb_heap_rewind(amb_proc_heap(self), g->base);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Init
+ * ------------------------------------------------------------------------ */
+
+/* Acks the starter: {Alias, Value}. */
+static void ack(amb_proc *self, const amb__gen_start *st, amb_term value)
+{
+    amb__gen_send_tagged(self, st->alias, st->alias, value);
+}
+
+/* Ends a server whose init did not succeed, after the ack. */
+static _Noreturn void init_fail(amb_proc *self, gen_srv *g, const amb__gen_start *st,
+                                amb_term ackv, amb_term reason)
+{
+    if (g->name != AMB_NONE)
+        amb__gen_unregister(self, g->name);
+    /* The starter learns of the failure from the ack, not from an exit
+     * signal (OTP 26's init_fail). */
+    if (st->link)
+        amb_unlink(self, st->starter);
+    ack(self, st, ackv);
+    amb_exit_self(self, reason);
+}
+
+static int srv_init(amb_proc *self, void *block, void *arg)
+{
+    const amb__gen_start *st = arg;
+    gen_srv *g = block;
+    amb_heap *h = amb_proc_heap(self);
+    g->cb = st->cb;
+    g->state = st->cb->state_size > 0 ? (char *)block + SRV_BYTES : st->arg;
+    if (st->cb->state_size > CLASS_MAX) {
+        /* Too big for a class: its own zeroed block, freed however the
+         * server ends. */
+        g->state = amb_malloc(st->cb->state_size);
+        if (g->state == NULL || amb_on_exit(self, amb_free, g->state) != 0) {
+            amb_free(g->state);
+            g->state = NULL;
+            amb_gen_ret fail = amb_gen_fail(AMB_ENOMEM);
+            amb_term why = stop_reason(self, &fail);
+            init_fail(self, g, st, AMB_TUPLE(h, AMB_ATOM_ERROR, why), why);
+        }
+        memset(g->state, 0, st->cb->state_size);
+    }
+    g->parent = st->link ? st->starter : AMB_NONE;
+    g->name = AMB_NONE;
+    if (st->name != AMB_NONE) {
+        amb_pid holder;
+        amb_term name;
+        if (amb_term_copy(h, st->name, &name) != 0)
+            init_fail(self, g, st, AMB_TUPLE(h, AMB_ATOM_ERROR, AMB_ATOM_ERROR),
+                      AMB_ATOM_NORMAL);
+        int rc = amb__gen_register(self, name, &holder);
+        if (rc == AMB_EEXIST)
+            init_fail(self, g, st, AMB_TUPLE(h, AMB_ATOM_ALREADY_STARTED, holder),
+                      AMB_ATOM_NORMAL);
+        if (rc != 0) {
+            amb_gen_ret fail = amb_gen_fail(rc);
+            amb_term why = stop_reason(self, &fail);
+            init_fail(self, g, st, AMB_TUPLE(h, AMB_ATOM_ERROR, why), why);
+        }
+        g->name = name;
+    }
+    amb_gen_ret r = st->cb->init ? st->cb->init(self, g->state, st->arg) : amb_gen_ok();
+    if (r.action == AMB_GEN_IGNORE)
+        init_fail(self, g, st, AMB_ATOM_IGNORE, AMB_ATOM_NORMAL);
+    if (r.action == AMB_GEN_STOP) {
+        amb_term why = stop_reason(self, &r);
+        init_fail(self, g, st, AMB_TUPLE(h, AMB_ATOM_ERROR, why), why);
+    }
+    ack(self, st, AMB_ATOM_OK);
+    /* From here on st is gone (the starter has returned). */
+    g->base = amb_heap_save(h);
+    apply(self, g, r);
+    amb_heap_rewind(h, g->base);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Handler tables by state size class
+ * ------------------------------------------------------------------------ */
+
+#define CLASS(user)                                                              \
+    {                                                                            \
+        .state_size = SRV_BYTES + (user), .init = srv_init, .handle = srv_handle \
+    }
+static const amb_handler classes[] = {
+    CLASS(0),    CLASS(16),    CLASS(32),    CLASS(64),    CLASS(128),
+    CLASS(256),  CLASS(512),   CLASS(1024),  CLASS(2048),  CLASS(4096),
+    CLASS(8192), CLASS(16384), CLASS(32768), CLASS(65536),
+};
+
+const amb_handler *amb__gen_handler_for(size_t state_size)
+{
+    for (size_t i = 0; i < AMB_COUNTOF(classes); i++)
+        if (classes[i].state_size - SRV_BYTES >= state_size)
+            return &classes[i];
+    return &classes[0]; /* srv_init allocates the state */
+}
+
+amb_gen_ret amb_gen_fail(int code)
+{
+    amb_gen_ret r = amb_gen_stop(AMB_NONE);
+    r.timeout_ms = code < 0 ? code : AMB_EBADARG;
+    return r;
+}
