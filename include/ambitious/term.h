@@ -229,7 +229,9 @@ typedef struct amb_heap_mark {
  * amb_heap_rewind ignores). */
 AMB_API amb_heap_mark amb_heap_save(const amb_heap *heap);
 /* Drops every term built on heap since mark was taken (they become invalid;
- * older terms stay) and frees the memory they took. The mark must be of
+ * older terms stay) and frees the memory they took, except one block of the
+ * smallest size (512 bytes) kept for reuse, so a scope rewound once per
+ * message allocates nothing in the steady state. The mark must be of
  * this heap, and neither amb_heap_reset nor a rewind to an older mark may
  * have happened since. NULL is a no-op. */
 AMB_API void amb_heap_rewind(amb_heap *heap, amb_heap_mark mark);

@@ -105,7 +105,10 @@ amb_heap_mark amb_heap_save(const amb_heap *heap)
 
 /* Blocks newer than a mark are the ones in front of the marked block and,
  * behind it, the big-request blocks inserted there since (alloc_slow puts
- * those right behind the current block). */
+ * those right behind the current block). One of them, if it is not larger
+ * than the smallest block (REWIND_KEEP_WORDS), is kept as the new current block: a scope
+ * that is rewound once per message then allocates nothing in the steady state. */
+#define REWIND_KEEP_WORDS BLOCK_MIN_WORDS
 void amb_heap_rewind(amb_heap *heap, amb_heap_mark mark)
 {
     if (heap == NULL)
@@ -115,15 +118,21 @@ void amb_heap_rewind(amb_heap *heap, amb_heap_mark mark)
         heap->offheap = b->next;
         amb__refbin_release(b->refc);
     }
-    block *keep = mark.block_;
+    block *keep = mark.block_, *spare = NULL;
     for (block *b = heap->blocks, *next; b != NULL && b != keep; b = next) {
         next = b->next;
-        amb__free(b);
+        if (spare == NULL && b->nwords <= REWIND_KEEP_WORDS)
+            spare = b;
+        else
+            amb__free(b);
     }
     if (keep != NULL) {
         for (block *b = keep->next, *next; b != NULL && b != mark.next_; b = next) {
             next = b->next;
-            amb__free(b);
+            if (spare == NULL && b->nwords <= REWIND_KEEP_WORDS)
+                spare = b;
+            else
+                amb__free(b);
         }
         keep->next = mark.next_;
     }
@@ -131,6 +140,15 @@ void amb_heap_rewind(amb_heap *heap, amb_heap_mark mark)
     heap->top = mark.top_;
     heap->end = mark.end_;
     heap->bytes = mark.bytes_;
+    if (spare != NULL) {
+        /* The rest of the marked block is left unused: terms older than the
+         * mark may sit right before mark.top_, and the spare is larger. */
+        spare->next = keep;
+        heap->blocks = spare;
+        heap->top = spare->words;
+        heap->end = spare->words + spare->nwords;
+        heap->bytes += sizeof(block) + spare->nwords * sizeof(uint64_t);
+    }
 }
 
 static block *new_block(size_t nwords)

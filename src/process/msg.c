@@ -83,41 +83,72 @@ void amb__msg_free(amb__sched *s, amb__msg *m)
         amb__slab_free(s ? &s->msgs[c] : NULL, &classes[c], m, m->slab_index);
 }
 
-/* A tuple whose elements are all immediates ({ping, Pid}, {ok, 42}): the
- * commonest message, copied word for word. 0 when t is not one. */
-static size_t flat_tuple_words(amb_term t)
+/* Small messages ({ping, Pid}, {ok, 42}, a call {'$gen_call', {Pid, Alias},
+ * Req} with an immediate Req) are copied in one pass with no size
+ * computation of the general kind: tuples of arity <= SMALL_ARITY nested at
+ * most SMALL_DEPTH deep, whose leaves are immediates or references (a
+ * reference's box is plain words). */
+#define SMALL_ARITY 8
+#define SMALL_DEPTH 3
+
+/* Adds the words t takes to *words; false when t is not small. */
+static bool small_size(amb_term t, int depth, size_t *words)
 {
-    if (!amb__is_boxed(t) || amb__box_kind(t) != AMB__K_TUPLE)
-        return 0;
+    if (!amb__is_boxed(t))
+        return !amb_is_cons(t);
+    if (depth == 0)
+        return false;
     const uint64_t *p = amb__box(t);
-    size_t arity = (size_t)AMB__HDR_PAYLOAD(p[0]);
-    if (arity > 8)
-        return 0;
-    for (size_t i = 1; i <= arity; i++)
-        if (amb_is_cons(p[i]) || amb__is_boxed(p[i]))
-            return 0;
-    return arity + 1;
+    size_t n = (size_t)AMB__HDR_PAYLOAD(p[0]);
+    switch (AMB__HDR_KIND(p[0])) {
+    case AMB__K_REF:
+        *words += 3 + n;
+        return true;
+    case AMB__K_TUPLE:
+        if (n > SMALL_ARITY)
+            return false;
+        *words += 1 + n;
+        for (size_t i = 1; i <= n; i++)
+            if (!small_size(p[i], depth - 1, words))
+                return false;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Copies a small term to *top (which advances). */
+static amb_term small_copy(amb_term t, uint64_t **top)
+{
+    if (!amb__is_boxed(t))
+        return t;
+    const uint64_t *p = amb__box(t);
+    size_t n = (size_t)AMB__HDR_PAYLOAD(p[0]);
+    uint64_t *dst = *top;
+    if (AMB__HDR_KIND(p[0]) == AMB__K_REF) {
+        memcpy(dst, p, (3 + n) * sizeof *dst);
+        *top += 3 + n;
+    } else {
+        *top += 1 + n;
+        dst[0] = p[0];
+        for (size_t i = 1; i <= n; i++)
+            dst[i] = small_copy(p[i], top);
+    }
+    return amb__make_box(dst);
 }
 
 amb__msg *amb__msg_new_term_after(amb__sched *s, amb_term t, size_t reserve)
 {
-    size_t flat = flat_tuple_words(t);
-    bool immediate = !amb_is_cons(t) && !amb__is_boxed(t);
-    size_t nwords = flat ? flat : immediate ? 0 : amb_term_size(t) / sizeof(uint64_t);
+    size_t small = 0;
+    bool is_small = small_size(t, SMALL_DEPTH, &small);
+    size_t nwords = is_small ? small : amb_term_size(t) / sizeof(uint64_t);
     amb__msg *m = amb__msg_alloc(s, reserve + nwords);
     if (m == NULL)
         return NULL;
     /* The term's storage starts behind the caller's reserved words. */
     m->heap.top += reserve;
-    if (immediate) {
-        m->term = t;
-    } else if (flat) {
-        const uint64_t *src = amb__box(t);
-        uint64_t *dst = m->heap.top;
-        for (size_t i = 0; i < flat; i++)
-            dst[i] = src[i];
-        m->heap.top += flat;
-        m->term = amb__make_box(dst);
+    if (is_small) {
+        m->term = small_copy(t, &m->heap.top);
     } else if (amb_term_copy(&m->heap, t, &m->term) != 0) {
         amb__msg_free(s, m);
         return NULL;
