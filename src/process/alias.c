@@ -57,12 +57,16 @@ static void remove_entry(struct amb__aliases *a, struct alias_entry *e)
 /* Decodes an alias of rt: its key and owner pid. False for any other term. */
 static bool decode(amb_rt *rt, amb_term ref, uint64_t *key, amb_pid *owner)
 {
-    amb_term node;
-    uint32_t creation, w[AMB_REF_MAX_WORDS];
-    size_t n = AMB_REF_MAX_WORDS;
-    if (amb_get_ref(ref, &node, &creation, w, &n) != 0 || n != ALIAS_WORDS ||
-        node != rt->node_name || creation != rt->creation)
+    /* The box is read in place (term_internal.h: header, node, creation,
+     * id words): this runs on every reply. */
+    if (!amb__is_boxed(ref))
         return false;
+    const uint64_t *p = amb__box(ref);
+    if (p[0] != AMB__HDR(AMB__K_REF, ALIAS_WORDS) || p[1] != rt->node_name ||
+        (uint32_t)p[2] != rt->creation)
+        return false;
+    uint32_t w[ALIAS_WORDS] = {(uint32_t)p[3], (uint32_t)p[4], (uint32_t)p[5],
+                               (uint32_t)p[6]};
     *key = (uint64_t)w[0] | (uint64_t)w[1] << 32;
     if (*key == 0 || w[2] > AMB__LPID_INDEX_MAX || w[3] > AMB__LPID_SERIAL_MAX)
         return false;
