@@ -32,7 +32,8 @@
  * so a server that runs for years does not grow. Terms built in init stay
  * for the server's life. A term kept in the state across callbacks belongs
  * on a heap the state owns (amb_heap_new, freed in terminate or with
- * amb_on_exit so that a killed server frees it too).
+ * amb_on_exit so that a killed server frees it too). Never amb_heap_reset
+ * the process heap of a server: it would drop the terms init built.
  *
  * Server references (`server` below) are terms, as in Erlang:
  *   - a pid;
@@ -49,6 +50,8 @@
  * amb_gen_stop, and on an exit signal from the parent (the process that
  * started it with link) when the server traps exits. A server that does not
  * trap exits is ended by an exit signal directly, without terminate (OTP).
+ * A callback that ends the process itself (amb_exit_self, a failed
+ * AMB_ASSERT) skips terminate: C has no exception for gen_server to catch.
  *
  * Defaults for NULL callbacks (OTP's):
  *   init            ok, state left zeroed;
@@ -275,6 +278,10 @@ AMB_API int amb_gen_server_abcast(amb_proc *self, amb_term nodes, amb_term name,
  * Via modules: name registration by another module ({via, Module, Name})
  * ------------------------------------------------------------------------ */
 
+/* A via module registers names for processes. A server unregisters its via
+ * name when it stops by a stop result or amb_gen_server_stop; a server that
+ * is killed or ends itself cannot, so the module must drop the names of
+ * processes that end (monitor them, as Elixir's Registry does). */
 typedef struct amb_via {
     /* 0, or AMB_EEXIST when name is taken. Called in the process that is
      * to hold the name (pid is its own pid). */
