@@ -65,9 +65,11 @@ int amb_rt_new(const amb_config *cfg, amb_rt **out)
     if (node == AMB_NONE)
         return AMB_EBADARG;
 
-    amb_rt *rt = amb__calloc(1, sizeof *rt);
+    /* The struct holds cache-line-aligned members: an aligned block. */
+    amb_rt *rt = amb__malloc_aligned(sizeof *rt, _Alignof(amb_rt));
     if (rt == NULL)
         return AMB_ENOMEM;
+    memset(rt, 0, sizeof *rt);
     rt->cfg = c;
     rt->cfg.node_name = NULL; /* the caller's string need not outlive us */
     rt->node_name = node;
@@ -133,7 +135,7 @@ fail_ptab:
 fail_lock:
     pthread_mutex_destroy(&rt->inject_lock);
 fail_rt:
-    amb__free(rt);
+    amb__free_aligned(rt);
     return rc;
 }
 
@@ -277,7 +279,7 @@ void amb_rt_free(amb_rt *rt)
     amb__ptab_term(&rt->ptab);
     pthread_mutex_destroy(&rt->inject_lock);
     amb__free_aligned(rt->scheds);
-    amb__free(rt);
+    amb__free_aligned(rt);
 }
 
 int amb_main(const amb_config *cfg, amb_fn *fn, void *arg)
