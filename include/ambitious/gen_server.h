@@ -197,9 +197,14 @@ typedef struct amb_gen_opts {
  *   0             init returned ok (with timeout or continue: they apply now)
  *   AMB_EIGNORE   init returned ignore; the server ended with reason normal
  *   AMB_EINIT     init returned stop(Reason) (*opts->error_reason = Reason)
- *                 or the server died during init; it ended with Reason. With
- *                 link, the caller is unlinked first: the failed start is
- *                 this error, not an exit signal.
+ *                 or the server ended itself during init (amb_exit_self, a
+ *                 failed AMB_ASSERT); it ended with Reason. On a stop
+ *                 result, with link, the server unlinks first: the failed
+ *                 start is this error, not an exit signal (OTP 26). A server
+ *                 that ends itself inside init cannot do that: a linked
+ *                 caller gets the exit signal as from any linked process
+ *                 (OTP 25; it is ended by it unless it traps exits or the
+ *                 reason is normal).
  *   AMB_EEXIST    the name is taken: already_started; *out gets the holder
  *   AMB_ETIMEDOUT init did not finish within opts->timeout_ms (killed)
  *   AMB_EBADARG   NULL self/cb, a bad name; AMB_ENOMEM, AMB_ESYSLIMIT.

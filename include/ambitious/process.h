@@ -301,8 +301,9 @@ AMB_API int amb_receive_if_after(amb_proc *self, amb_recv_mark mark, amb_match_f
  * routes messages to the process that made it for as long as it is active:
  * amb_send(alias, msg) delivers msg to the owner; after the owner removes the
  * alias, messages sent to it are dropped, including those already on their
- * way (a message is checked when the owner's receive takes it from the
- * mailbox). Messages received before the removal stay in the mailbox.
+ * way. A message is checked when the owner takes it into its private queue,
+ * which any receive, amb_yield, amb_message_queue_len or amb_receive_mark
+ * does; messages taken in before the removal stay in the mailbox.
  * A gen_server call sends its request with an alias, so that a reply coming
  * after the call timed out never lands in the caller's mailbox.
  */
@@ -381,7 +382,10 @@ typedef struct amb_process_info {
     size_t monitors;
     amb_term registered_name; /* an atom, or AMB_NONE */
     uint64_t reductions;
-    size_t stack_size;            /* stack reserved (0 for an idle handler) */
+    size_t stack_size;            /* stack reserved; a handler process answers
+                                     in an activation, so it shows the stack
+                                     of that activation (it holds none while
+                                     idle) */
     size_t heap_size;             /* bytes of the process's heap */
     size_t memory;                /* all bytes the process holds */
     const void *current_function; /* the body function or handler table */

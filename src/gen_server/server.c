@@ -133,6 +133,15 @@ static void apply(amb_proc *self, gen_srv *g, amb_gen_ret r)
  * Messages
  * ------------------------------------------------------------------------ */
 
+/* True when msg is the timeout message of the timer armed now. */
+static bool is_current_timeout(const gen_srv *g, amb_term msg)
+{
+    uint64_t seq;
+    return amb_tuple_arity(msg) == 2 &&
+           amb_tuple_get(msg, 0) == amb__gen_atoms_get()->gen_timeout &&
+           amb_get_uint64(amb_tuple_get(msg, 1), &seq) == 0 && seq == g->timer_seq;
+}
+
 static bool is_from(amb_term from)
 {
     return amb_tuple_arity(from) == 2 && amb_is_local_pid(amb_tuple_get(from, 0)) &&
@@ -180,8 +189,7 @@ static void dispatch(amb_proc *self, gen_srv *g, amb_term msg)
     if (arity == 2 && tag == a->gen_stop)
         stop_server(self, g, amb_tuple_get(msg, 1));
     if (arity == 2 && tag == a->gen_timeout) {
-        uint64_t seq;
-        if (amb_get_uint64(amb_tuple_get(msg, 1), &seq) == 0 && seq == g->timer_seq)
+        if (is_current_timeout(g, msg))
             apply(self, g, call_info(self, g, AMB_ATOM_TIMEOUT));
         return; /* a stale timer: dropped */
     }
@@ -194,7 +202,9 @@ static void dispatch(amb_proc *self, gen_srv *g, amb_term msg)
 static int srv_handle(amb_proc *self, void *block, amb_term msg)
 {
     gen_srv *g = block;
-    if (g->timer_armed) {
+    if (g->timer_armed && is_current_timeout(g, msg)) {
+        g->timer_armed = false; /* it fired: dispatch calls handle_info */
+    } else if (g->timer_armed) {
         g->timer_armed = false;
         /* Not found: it fired and its message is queued; its Seq is stale
          * once the next timeout is armed, and dropped if it comes first. */
