@@ -24,7 +24,9 @@
  *
  * The management calls are gen_server calls to the supervisor (infinite
  * timeout, as OTP's): AMB_ENOPROC when it does not exist, AMB_EEXIT when it
- * ends meanwhile. Results built on the caller's heap.
+ * ends meanwhile, AMB_ENOTSUP for a call of the other kind of supervisor
+ * (a dynamic supervisor's call to a static one, or the reverse). Results
+ * built on the caller's heap. docs/design/supervision.md tells how.
  */
 #ifndef AMBITIOUS_SUPERVISOR_H
 #define AMBITIOUS_SUPERVISOR_H
@@ -126,7 +128,9 @@ AMB_API int amb_sup_start_link(amb_proc *self, const amb_sup_spec *spec,
 /* Adds spec and starts its child (supervisor:start_child/2): 0 and *out;
  * AMB_EEXIST (already_started: a running child has that id; *out gets it);
  * AMB_EPRESENT (a stopped child has that id); AMB_EIGNORE (start returned
- * ignore: the spec is kept); AMB_EINIT (the start failed; nothing kept). */
+ * ignore: the spec is kept, except a temporary child's, as OTP keeps no
+ * spec of a temporary child that does not run); AMB_EINIT (the start
+ * failed; nothing kept). */
 AMB_API int amb_sup_start_child(amb_proc *self, amb_term sup, const amb_child_spec *spec,
                                 amb_pid *out);
 /* Stops the child with that id by its shutdown rule; the spec stays (a
@@ -135,7 +139,7 @@ AMB_API int amb_sup_start_child(amb_proc *self, amb_term sup, const amb_child_sp
 AMB_API int amb_sup_terminate_child(amb_proc *self, amb_term sup, amb_term id);
 /* Starts again a child whose spec is kept but which is not running: 0 and
  * *out (may be NULL); AMB_ERUNNING, AMB_ERESTARTING, AMB_ENOTFOUND,
- * AMB_EIGNORE, AMB_EINIT. */
+ * AMB_EIGNORE, AMB_EINIT. Not counted toward the intensity (OTP). */
 AMB_API int amb_sup_restart_child(amb_proc *self, amb_term sup, amb_term id,
                                   amb_pid *out);
 /* Removes the spec of a child that is not running: 0; AMB_ERUNNING,
@@ -182,7 +186,9 @@ AMB_API int amb_dynsup_start_link(amb_proc *self, const amb_dynsup_opts *opts,
  * (nothing kept); AMB_EINIT; AMB_ESYSLIMIT when max_children run already. */
 AMB_API int amb_dynsup_start_child(amb_proc *self, amb_term sup,
                                    const amb_child_spec *spec, amb_pid *out);
-/* Stops the child by its shutdown rule and forgets it: 0 or AMB_ENOTFOUND. */
+/* Stops the child by its shutdown rule and forgets it: 0 or AMB_ENOTFOUND
+ * (also for a child being restarted: it has no pid); AMB_EBADARG when child
+ * is not a pid. */
 AMB_API int amb_dynsup_terminate_child(amb_proc *self, amb_term sup, amb_pid child);
 
 #ifdef __cplusplus

@@ -1,0 +1,290 @@
+/*
+ * child.c - one child's life as both supervisors see it: checking and
+ * copying its spec, starting it, stopping it by its shutdown rule, the
+ * restart rule, supervisor reports, and amb_gen_child_start.
+ *
+ * Stopping follows OTP's supervisor:shutdown/2, for n children at once
+ * (the dynamic supervisor's shutdown; the static supervisor passes one at a
+ * time, in reverse start order):
+ *   1. monitor the child, then unlink it. From then on its end is seen as
+ *      exactly one DOWN, also when the child unlinked itself earlier.
+ *   2. an {'EXIT', Child, _} already in the mailbox means it has ended
+ *      already (its DOWN will come): consume it, do not signal it.
+ *   3. otherwise send exit(kill) (brutal_kill) or exit(shutdown), with a
+ *      deadline now + timeout (none for infinity and kill).
+ *   4. wait for the DOWNs; at a deadline, exit(kill) the late ones and wait
+ *      for them without deadline (kill cannot be ignored).
+ * Invariant: when amb__child_stop returns, every child it was given has
+ * ended, no DOWN or EXIT of theirs is left in the mailbox, and their pids
+ * are AMB_NONE.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sup_internal.h"
+
+int amb__child_check(const amb_child_spec *spec)
+{
+    if (spec == NULL || spec->start == NULL)
+        return AMB_EBADARG;
+    if (spec->restart != AMB_PERMANENT && spec->restart != AMB_TRANSIENT &&
+        spec->restart != AMB_TEMPORARY)
+        return AMB_EBADARG;
+    if (spec->type != AMB_WORKER && spec->type != AMB_SUPERVISOR)
+        return AMB_EBADARG;
+    if (spec->shutdown_ms < 0 && spec->shutdown_ms != AMB_SHUTDOWN_BRUTAL_KILL &&
+        spec->shutdown_ms != AMB_SHUTDOWN_INFINITY)
+        return AMB_EBADARG;
+    return 0;
+}
+
+int amb__child_init(amb__child *c, const amb_child_spec *spec, bool with_id, uint64_t uid)
+{
+    memset(c, 0, sizeof *c);
+    c->id = AMB_ATOM_UNDEFINED;
+    if (with_id && amb_term_size(spec->id) == 0) {
+        c->id = spec->id; /* an immediate: nothing to own */
+    } else if (with_id) {
+        /* Each boxed id on a heap of its own: deleting a child frees its id,
+         * so adding and deleting children forever uses bounded memory. */
+        if (amb_heap_new(&c->idheap) != 0)
+            return AMB_ENOMEM;
+        if (amb_term_copy(c->idheap, spec->id, &c->id) != 0) {
+            amb_heap_free(c->idheap);
+            c->idheap = NULL;
+            c->id = AMB_ATOM_UNDEFINED;
+            return AMB_ENOMEM;
+        }
+    }
+    c->start = spec->start;
+    c->arg = spec->arg;
+    c->restart = (uint8_t)spec->restart;
+    c->type = (uint8_t)spec->type;
+    c->shutdown_ms = spec->shutdown_ms;
+    if (c->shutdown_ms == AMB_SHUTDOWN_DEFAULT)
+        c->shutdown_ms = spec->type == AMB_SUPERVISOR ? AMB_INFINITY : 5000;
+    c->pid = AMB_NONE;
+    c->uid = uid;
+    return 0;
+}
+
+void amb__child_free(amb__child *c)
+{
+    amb_heap_free(c->idheap);
+    c->idheap = NULL;
+    c->id = AMB_ATOM_UNDEFINED;
+}
+
+static amb_term error_reason(amb_proc *self, int rc)
+{
+    amb_heap *h = amb_proc_heap(self);
+    return AMB_TUPLE(h, AMB_ATOM_ERROR, amb_atom(amb_err_name(rc)));
+}
+
+int amb__child_start(amb_proc *self, amb__child *c, amb_term *reason)
+{
+    amb_pid pid = AMB_NONE;
+    amb_term why = AMB_NONE;
+    int rc = c->start(self, c->arg, &pid, &why);
+    c->restarting = false;
+    if (rc == 0 && amb_type_of(pid) != AMB_T_PID)
+        rc = AMB_EBADARG; /* a start function that lied about its pid */
+    if (rc == 0) {
+        c->pid = pid;
+        return 0;
+    }
+    c->pid = AMB_NONE;
+    if (rc == AMB_EIGNORE)
+        return rc;
+    if (rc > 0)
+        rc = AMB_EINIT; /* keep the contract "0 or negative" for callers */
+    *reason = why != AMB_NONE ? why : error_reason(self, rc);
+    return rc;
+}
+
+bool amb__child_should_restart(int restart, amb_term reason)
+{
+    if (restart == AMB_PERMANENT)
+        return true;
+    if (restart == AMB_TEMPORARY)
+        return false;
+    if (reason == AMB_ATOM_NORMAL || reason == AMB_ATOM_SHUTDOWN)
+        return false;
+    return !amb_is_record(reason, AMB_ATOM_SHUTDOWN, 2);
+}
+
+void amb__child_report(amb_proc *self, const char *context, const amb__child *c,
+                       amb_term reason)
+{
+    char id[128] = "", why[256] = "";
+    if (amb_print(id, sizeof id, c->id, NULL) != 0 && id[0] == '\0')
+        strcpy(id, "?");
+    if (amb_print(why, sizeof why, reason, NULL) != 0 && why[0] == '\0')
+        strcpy(why, "?");
+    amb_log(self, AMB_LOG_ERROR, "supervisor report: %s, child %s, reason %s", context,
+            id, why);
+}
+
+/* ------------------------------------------------------------------------
+ * Stopping
+ * --------------------------------------------------------------------- */
+
+#define NO_DEADLINE UINT64_MAX
+
+typedef struct stopping {
+    amb__child *c;
+    amb_pid pid;
+    amb_term ref;      /* the monitor, on self's heap */
+    uint64_t deadline; /* ms, or NO_DEADLINE */
+    bool done;
+} stopping;
+
+typedef struct stop_set {
+    stopping *s; /* ordered by pid: the DOWN lookup is a binary search */
+    size_t n;
+} stop_set;
+
+static int cmp_pid(const void *a, const void *b)
+{
+    amb_pid x = ((const stopping *)a)->pid, y = ((const stopping *)b)->pid;
+    return x < y ? -1 : x > y;
+}
+
+/* The entry whose monitor a DOWN message belongs to, or NULL. */
+static stopping *find_down(const stop_set *set, amb_term msg)
+{
+    if (!amb_is_record(msg, AMB_ATOM_DOWN, 5))
+        return NULL;
+    amb_pid pid = amb_tuple_get(msg, 3);
+    size_t lo = 0, hi = set->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        stopping *e = &set->s[mid];
+        if (e->pid == pid)
+            return !e->done && amb_equal(e->ref, amb_tuple_get(msg, 1)) ? e : NULL;
+        if (e->pid < pid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static bool is_our_down(amb_term msg, void *ctx)
+{
+    return find_down(ctx, msg) != NULL;
+}
+
+/* Tells e's child to stop (steps 1-3 of the file comment). */
+static void signal_stop(amb_proc *self, stopping *e)
+{
+    uint64_t now = amb_now_ms();
+    e->deadline = NO_DEADLINE;
+    if (amb_monitor(self, e->pid, &e->ref) != 0) {
+        /* Out of memory for the monitor: fall back to the link. Kill it
+         * and wait for its EXIT as a DOWN would be waited for. */
+        e->ref = AMB_NONE;
+        amb_exit(self, e->pid, AMB_ATOM_KILL);
+        amb_receive_match(self, AMB_INFINITY, NULL, "{'EXIT', ~v, _}", e->pid);
+        e->done = true;
+        return;
+    }
+    amb_unlink(self, e->pid);
+    if (amb_receive_match(self, 0, NULL, "{'EXIT', ~v, _}", e->pid) == 0)
+        return; /* ended already; the DOWN is on its way */
+    int ms = e->c->shutdown_ms;
+    if (ms == AMB_SHUTDOWN_BRUTAL_KILL) {
+        amb_exit(self, e->pid, AMB_ATOM_KILL);
+        return;
+    }
+    amb_exit(self, e->pid, AMB_ATOM_SHUTDOWN);
+    if (ms != AMB_INFINITY)
+        e->deadline = now + (uint64_t)ms;
+}
+
+/* Waits for every DOWN of the set (step 4). */
+static void await_downs(amb_proc *self, stop_set *set, size_t left)
+{
+    while (left > 0) {
+        uint64_t now = amb_now_ms(), next = NO_DEADLINE;
+        for (size_t i = 0; i < set->n; i++)
+            if (!set->s[i].done && set->s[i].deadline < next)
+                next = set->s[i].deadline;
+        int timeout = AMB_INFINITY;
+        if (next != NO_DEADLINE)
+            timeout = next <= now ? 0 : (int)(next - now);
+        amb_term msg;
+        if (amb_receive_if(self, is_our_down, set, timeout, &msg) == 0) {
+            find_down(set, msg)->done = true;
+            left--;
+            continue;
+        }
+        now = amb_now_ms();
+        for (size_t i = 0; i < set->n; i++) {
+            stopping *e = &set->s[i];
+            if (!e->done && e->deadline <= now) {
+                amb_exit(self, e->pid, AMB_ATOM_KILL);
+                e->deadline = NO_DEADLINE;
+            }
+        }
+    }
+}
+
+void amb__child_stop(amb_proc *self, amb__child *const *cs, size_t n)
+{
+    stopping one;
+    stop_set set = {&one, 0};
+    if (n > 1) {
+        set.s = amb_malloc(n * sizeof *set.s);
+        if (set.s == NULL) {
+            /* No memory for the set: stop them one at a time, which needs
+             * none (same result, only slower for many slow children). */
+            for (size_t i = 0; i < n; i++)
+                amb__child_stop(self, &cs[i], 1);
+            return;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (cs[i]->pid != AMB_NONE)
+            set.s[set.n++] = (stopping){cs[i], cs[i]->pid, AMB_NONE, NO_DEADLINE, false};
+    qsort(set.s, set.n, sizeof *set.s, cmp_pid);
+    size_t left = 0;
+    for (size_t i = 0; i < set.n; i++) {
+        signal_stop(self, &set.s[i]);
+        left += !set.s[i].done;
+    }
+    await_downs(self, &set, left);
+    for (size_t i = 0; i < set.n; i++)
+        set.s[i].c->pid = AMB_NONE;
+    if (set.s != &one)
+        amb_free(set.s);
+}
+
+/* ------------------------------------------------------------------------
+ * gen_server children
+ * --------------------------------------------------------------------- */
+
+int amb_gen_child_start(amb_proc *self, void *arg, amb_pid *out, amb_term *reason)
+{
+    if (self == NULL || arg == NULL || out == NULL)
+        return AMB_EBADARG;
+    const amb_gen_child *g = arg;
+    amb_term why = AMB_NONE;
+    amb_gen_opts o = {0};
+    o.name = g->name;
+    o.link = true;
+    o.error_reason = &why;
+    amb_pid pid = AMB_NONE;
+    int rc = amb_gen_server_start(self, g->cb, g->arg, &o, &pid);
+    if (rc == 0) {
+        *out = pid;
+        return 0;
+    }
+    if (reason != NULL) {
+        if (rc == AMB_EINIT && why != AMB_NONE)
+            *reason = why;
+        else if (rc == AMB_EEXIST && pid != AMB_NONE) /* OTP's {already_started, Pid} */
+            *reason = AMB_TUPLE(amb_proc_heap(self), AMB_ATOM_ALREADY_STARTED, pid);
+    }
+    return rc;
+}

@@ -1,0 +1,294 @@
+/*
+ * dynsup.c - Elixir's DynamicSupervisor as a gen_server: no children at
+ * start; amb_dynsup_start_child asks this process to start one (so the
+ * child is linked to the supervisor, never to the caller); children are
+ * named by pid; one_for_one restarts within an intensity; at shutdown every
+ * child is told to stop at once and each is awaited by its own rule.
+ *
+ * Messages as sup.c's ({'EXIT', Parent | Child | Other, R}, retries, the
+ * management calls of proto.c).
+ *
+ * Invariants:
+ *   - cs[0..n) holds every child, running or restarting; order is not
+ *     kept (removal moves the last record into the hole).
+ *   - pids maps the pid of each running child to its index in cs; a
+ *     restarting child is not in it (it has no pid).
+ *   - n <= max_children whenever max_children > 0.
+ *   - State in malloc'd memory freed by an on_exit handler (see sup.c).
+ */
+#include <string.h>
+
+#include "sup_internal.h"
+
+typedef struct dynsup {
+    amb_pid parent;
+    amb__child *cs;
+    size_t n, cap;
+    size_t max_children;
+    amb__pidmap pids;
+    amb__restarts restarts;
+    uint64_t next_uid;
+} dynsup;
+
+typedef struct dynsup_arg {
+    amb_pid parent;
+    int intensity, period_ms;
+    size_t max_children;
+} dynsup_arg;
+
+static void dynsup_free(void *ctx)
+{
+    dynsup *d = ctx;
+    amb_free(d->cs); /* dynamic children own no id heap */
+    amb__pidmap_free(&d->pids);
+    amb__restarts_free(&d->restarts);
+    amb_free(d);
+}
+
+/* Removes cs[i] (not running), moving the last record into its place. */
+static void remove_at(dynsup *d, size_t i)
+{
+    amb__child_free(&d->cs[i]);
+    d->n--;
+    if (i == d->n)
+        return;
+    d->cs[i] = d->cs[d->n];
+    if (d->cs[i].pid != AMB_NONE)
+        amb__pidmap_set(&d->pids, d->cs[i].pid, i);
+}
+
+/* Starts cs[i] again (its pid is AMB_NONE and not in pids). A failure marks
+ * it restarting and asks for a retry; ignore forgets it (a dynamic child
+ * without a process has no name to be found by). */
+static void start_again(amb_proc *self, dynsup *d, size_t i)
+{
+    amb__child *c = &d->cs[i];
+    amb_term why = AMB_NONE;
+    int rc = amb__child_start(self, c, &why);
+    if (rc == 0 && amb__pidmap_put(&d->pids, c->pid, i) == 0)
+        return;
+    if (rc == 0) { /* no memory to index it: give the child up */
+        amb__child_stop(self, &c, 1);
+        rc = AMB_ENOMEM;
+        why = AMB_TUPLE(amb_proc_heap(self), AMB_ATOM_ERROR, amb_atom("AMB_ENOMEM"));
+    }
+    if (rc == AMB_EIGNORE) {
+        remove_at(d, i);
+        return;
+    }
+    amb__child_report(self, "start_error", c, why);
+    c->restarting = true;
+    amb__proto_send_retry(self, c->uid);
+}
+
+static void stop_all(amb_proc *self, dynsup *d)
+{
+    amb__child *stack[16] = {0};
+    amb__child **cs = d->n <= 16 ? stack : amb_malloc(d->n * sizeof *cs);
+    if (cs == NULL) {
+        for (size_t i = 0; i < d->n; i++) {
+            amb__child *c = &d->cs[i];
+            amb__child_stop(self, &c, 1);
+        }
+    } else {
+        for (size_t i = 0; i < d->n; i++)
+            cs[i] = &d->cs[i];
+        amb__child_stop(self, cs, d->n);
+        if (cs != stack)
+            amb_free(cs);
+    }
+    for (size_t i = 0; i < d->n; i++)
+        amb__child_free(&d->cs[i]);
+    d->n = 0;
+    amb__pidmap_free(&d->pids);
+}
+
+static amb_gen_ret restart(amb_proc *self, dynsup *d, size_t i)
+{
+    if (amb__restarts_add(&d->restarts, amb_now_ms())) {
+        amb__child_report(self, "reached_max_restart_intensity", &d->cs[i],
+                          AMB_ATOM_SHUTDOWN);
+        stop_all(self, d);
+        return amb_gen_stop(AMB_ATOM_SHUTDOWN);
+    }
+    start_again(self, d, i);
+    return amb_gen_noreply();
+}
+
+static amb_gen_ret child_exited(amb_proc *self, dynsup *d, size_t i, amb_term reason)
+{
+    amb__child *c = &d->cs[i];
+    amb__pidmap_del(&d->pids, c->pid);
+    c->pid = AMB_NONE;
+    bool abnormal = amb__child_should_restart(AMB_TRANSIENT, reason);
+    if (c->restart == AMB_PERMANENT || abnormal)
+        amb__child_report(self, "child_terminated", c, reason);
+    if (!amb__child_should_restart(c->restart, reason)) {
+        remove_at(d, i);
+        return amb_gen_noreply();
+    }
+    return restart(self, d, i);
+}
+
+/* ------------------------------------------------------------------------
+ * gen_server callbacks
+ * --------------------------------------------------------------------- */
+
+static amb_gen_ret dynsup_init(amb_proc *self, void *state, void *arg)
+{
+    const dynsup_arg *a = arg;
+    dynsup *d = amb_malloc(sizeof *d);
+    if (d == NULL)
+        return amb_gen_fail(AMB_ENOMEM);
+    memset(d, 0, sizeof *d);
+    if (amb_on_exit(self, dynsup_free, d) != 0) {
+        amb_free(d);
+        return amb_gen_fail(AMB_ENOMEM);
+    }
+    *(dynsup **)state = d;
+    d->parent = a->parent;
+    d->max_children = a->max_children;
+    amb__restarts_init(&d->restarts, a->intensity, a->period_ms);
+    amb_trap_exit(self, true);
+    return amb_gen_ok();
+}
+
+static int reserve(dynsup *d)
+{
+    if (d->n < d->cap)
+        return 0;
+    size_t cap = d->cap ? d->cap * 2 : 8;
+    amb__child *cs = amb_realloc(d->cs, cap * sizeof *cs);
+    if (cs == NULL)
+        return AMB_ENOMEM;
+    d->cs = cs;
+    d->cap = cap;
+    return 0;
+}
+
+static amb_gen_ret call_start_child(amb_proc *self, dynsup *d, amb_term arg)
+{
+    amb_child_spec spec;
+    if (amb__proto_spec_unpack(arg, &spec) != 0)
+        return amb__proto_reply(self, AMB_EBADARG, AMB_ATOM_UNDEFINED);
+    if (d->max_children > 0 && d->n >= d->max_children)
+        return amb__proto_reply(self, AMB_ESYSLIMIT, AMB_ATOM_UNDEFINED);
+    if (reserve(d) != 0)
+        return amb__proto_reply(self, AMB_ENOMEM, AMB_ATOM_UNDEFINED);
+    amb__child *c = &d->cs[d->n];
+    amb__child_init(c, &spec, false, d->next_uid++); /* no id: cannot fail */
+    amb_term why = AMB_NONE;
+    int rc = amb__child_start(self, c, &why);
+    if (rc == AMB_EIGNORE)
+        return amb__proto_reply(self, rc, AMB_ATOM_UNDEFINED);
+    if (rc != 0)
+        return amb__proto_reply(self, AMB_EINIT, why);
+    if (amb__pidmap_put(&d->pids, c->pid, d->n) != 0) {
+        amb__child_stop(self, &c, 1);
+        return amb__proto_reply(self, AMB_ENOMEM, AMB_ATOM_UNDEFINED);
+    }
+    d->n++;
+    return amb__proto_reply(self, 0, c->pid);
+}
+
+static amb_gen_ret call_terminate_child(amb_proc *self, dynsup *d, amb_term pid)
+{
+    size_t i = amb__pidmap_get(&d->pids, pid);
+    if (i == SIZE_MAX)
+        return amb__proto_reply(self, AMB_ENOTFOUND, AMB_ATOM_UNDEFINED);
+    amb__child *c = &d->cs[i];
+    amb__pidmap_del(&d->pids, pid);
+    amb__child_stop(self, &c, 1);
+    remove_at(d, i);
+    return amb__proto_reply(self, 0, AMB_ATOM_UNDEFINED);
+}
+
+static amb_gen_ret dynsup_call(amb_proc *self, void *state, amb_term req, amb_term from)
+{
+    dynsup *d = *(dynsup **)state;
+    amb_term arg = AMB_NONE;
+    switch (amb__proto_req_parse(req, &arg)) {
+    case AMB__OP_DYN_START_CHILD:
+        return call_start_child(self, d, arg);
+    case AMB__OP_DYN_TERMINATE_CHILD:
+        return call_terminate_child(self, d, arg);
+    case AMB__OP_WHICH_CHILDREN:
+        return amb__proto_reply_which(self, d->cs, d->n);
+    case AMB__OP_COUNT_CHILDREN:
+        return amb__proto_reply_count(self, d->cs, d->n);
+    default:
+        return amb__proto_reply(self, AMB_ENOTSUP, AMB_ATOM_UNDEFINED);
+    }
+}
+
+static size_t find_uid(const dynsup *d, uint64_t uid)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (d->cs[i].uid == uid)
+            return i;
+    return SIZE_MAX;
+}
+
+static amb_gen_ret dynsup_info(amb_proc *self, void *state, amb_term msg)
+{
+    dynsup *d = *(dynsup **)state;
+    amb_pid from;
+    amb_term reason;
+    uint64_t uid;
+    if (amb__proto_is_exit(msg, &from, &reason)) {
+        if (from == d->parent)
+            return amb_gen_stop(reason);
+        size_t i = amb__pidmap_get(&d->pids, from);
+        if (i != SIZE_MAX)
+            return child_exited(self, d, i, reason);
+        return amb_gen_noreply();
+    }
+    if (amb__proto_is_retry(msg, &uid)) {
+        size_t i = find_uid(d, uid);
+        if (i != SIZE_MAX && d->cs[i].restarting)
+            return restart(self, d, i);
+        return amb_gen_noreply();
+    }
+    amb_log(self, AMB_LOG_NOTICE, "dynamic supervisor: unexpected message ignored");
+    return amb_gen_noreply();
+}
+
+static void dynsup_terminate(amb_proc *self, void *state, amb_term reason)
+{
+    dynsup *d = *(dynsup **)state;
+    if (d != NULL)
+        stop_all(self, d);
+}
+
+static const amb_gen_server dynsup_cb = {
+    .name = "dynamic_supervisor",
+    .state_size = sizeof(dynsup *),
+    .init = dynsup_init,
+    .handle_call = dynsup_call,
+    .handle_info = dynsup_info,
+    .terminate = dynsup_terminate,
+};
+
+int amb_dynsup_start_link(amb_proc *self, const amb_dynsup_opts *opts,
+                          const amb_gen_opts *gopts, amb_pid *out)
+{
+    if (self == NULL)
+        return AMB_EBADARG;
+    dynsup_arg a = {amb_self(self), 3, 5000, 0};
+    if (opts != NULL) {
+        if (opts->intensity < AMB_DYNSUP_NO_RESTARTS || opts->period_ms < 0)
+            return AMB_EBADARG;
+        if (opts->intensity == AMB_DYNSUP_NO_RESTARTS)
+            a.intensity = 0;
+        else if (opts->intensity > 0)
+            a.intensity = opts->intensity;
+        if (opts->period_ms > 0)
+            a.period_ms = opts->period_ms;
+        a.max_children = opts->max_children;
+    }
+    amb_gen_opts o = {0};
+    if (gopts != NULL)
+        o = *gopts;
+    o.link = true;
+    return amb_gen_server_start(self, &dynsup_cb, &a, &o, out);
+}

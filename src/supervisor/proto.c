@@ -1,0 +1,131 @@
+/*
+ * proto.c - the terms both supervisors and their clients exchange.
+ *
+ *   request  {'$amb_sup', Op, Arg}   Op: an amb__sup_op as an integer
+ *   reply    {Rc, Value}             Rc: 0 or an AMB_E* code
+ *   spec     {Id, Start, Arg, Restart, Shutdown, Type}: Start and Arg are
+ *            addresses (the start function and its argument live in this
+ *            OS process); the rest are integers, the id a term.
+ *   retry    {'$amb_sup_retry', Uid} a supervisor sends itself to try a
+ *            failed restart again (OTP's try_again_restart).
+ *
+ * A spec travels by value inside the request, never as a pointer to the
+ * caller's memory: a caller killed while it waits for the reply must not
+ * leave the supervisor reading a freed stack or heap.
+ */
+#include <string.h>
+
+#include "sup_internal.h"
+
+static amb_term tag_req(void)
+{
+    return amb_atom("$amb_sup");
+}
+
+static amb_term tag_retry(void)
+{
+    return amb_atom("$amb_sup_retry");
+}
+
+int amb__proto_req_parse(amb_term req, amb_term *arg)
+{
+    if (!amb_is_record(req, tag_req(), 3))
+        return 0;
+    amb_term op = amb_tuple_get(req, 1);
+    if (!amb_is_small(op))
+        return 0;
+    *arg = amb_tuple_get(req, 2);
+    return (int)amb_small_value(op);
+}
+
+amb_term amb__proto_spec_pack(amb_heap *h, const amb_child_spec *spec)
+{
+    return AMB_TUPLE(h, spec->id, amb_uint(h, (uint64_t)(uintptr_t)spec->start),
+                     amb_uint(h, (uint64_t)(uintptr_t)spec->arg),
+                     AMB_SMALL(spec->restart), AMB_SMALL(spec->shutdown_ms),
+                     AMB_SMALL(spec->type));
+}
+
+int amb__proto_spec_unpack(amb_term t, amb_child_spec *out)
+{
+    uint64_t start, arg;
+    int64_t restart, shutdown, type;
+    if (!amb_is_tuple(t) || amb_tuple_arity(t) != 6 ||
+        amb_get_uint64(amb_tuple_get(t, 1), &start) != 0 ||
+        amb_get_uint64(amb_tuple_get(t, 2), &arg) != 0 ||
+        amb_get_int64(amb_tuple_get(t, 3), &restart) != 0 ||
+        amb_get_int64(amb_tuple_get(t, 4), &shutdown) != 0 ||
+        amb_get_int64(amb_tuple_get(t, 5), &type) != 0)
+        return AMB_EBADARG;
+    memset(out, 0, sizeof *out);
+    out->id = amb_tuple_get(t, 0);
+    out->start = (amb_child_start_fn *)(uintptr_t)start;
+    out->arg = (void *)(uintptr_t)arg;
+    out->restart = (amb_restart)restart;
+    out->shutdown_ms = (int)shutdown;
+    out->type = (amb_child_type)type;
+    return amb__child_check(out);
+}
+
+amb_gen_ret amb__proto_reply(amb_proc *self, int rc, amb_term value)
+{
+    amb_heap *h = amb_proc_heap(self);
+    return amb_gen_reply(AMB_TUPLE(h, amb_int(h, rc), value));
+}
+
+amb_gen_ret amb__proto_reply_which(amb_proc *self, const amb__child *cs, size_t n)
+{
+    amb_heap *h = amb_proc_heap(self);
+    amb_term list = AMB_NIL;
+    amb_term sup = amb_atom("supervisor"), worker = amb_atom("worker");
+    amb_term restarting = amb_atom("restarting");
+    for (size_t i = n; i-- > 0;) {
+        const amb__child *c = &cs[i];
+        amb_term child = c->pid != AMB_NONE ? c->pid
+                         : c->restarting    ? restarting
+                                            : AMB_ATOM_UNDEFINED;
+        amb_term e =
+            AMB_TUPLE(h, c->id, child, c->type == AMB_SUPERVISOR ? sup : worker, AMB_NIL);
+        list = amb_cons(h, e, list);
+    }
+    if (list == AMB_NONE)
+        return amb__proto_reply(self, AMB_ENOMEM, AMB_ATOM_UNDEFINED);
+    return amb__proto_reply(self, 0, list);
+}
+
+amb_gen_ret amb__proto_reply_count(amb_proc *self, const amb__child *cs, size_t n)
+{
+    size_t active = 0, sups = 0;
+    for (size_t i = 0; i < n; i++) {
+        active += cs[i].pid != AMB_NONE;
+        sups += cs[i].type == AMB_SUPERVISOR;
+    }
+    amb_heap *h = amb_proc_heap(self);
+    amb_term t = AMB_TUPLE(h, amb_uint(h, n), amb_uint(h, active), amb_uint(h, sups),
+                           amb_uint(h, n - sups));
+    return amb__proto_reply(self, 0, t);
+}
+
+bool amb__proto_is_exit(amb_term msg, amb_pid *from, amb_term *reason)
+{
+    if (!amb_is_record(msg, AMB_ATOM_EXIT, 3))
+        return false;
+    *from = amb_tuple_get(msg, 1);
+    *reason = amb_tuple_get(msg, 2);
+    return true;
+}
+
+int amb__proto_send_retry(amb_proc *self, uint64_t uid)
+{
+    amb_heap *h = amb_proc_heap(self);
+    amb_heap_mark m = amb_heap_save(h);
+    int rc = amb_send(self, amb_self(self), AMB_TUPLE(h, tag_retry(), amb_uint(h, uid)));
+    amb_heap_rewind(h, m);
+    return rc;
+}
+
+bool amb__proto_is_retry(amb_term msg, uint64_t *uid)
+{
+    return amb_is_record(msg, tag_retry(), 2) &&
+           amb_get_uint64(amb_tuple_get(msg, 1), uid) == 0;
+}

@@ -1,0 +1,150 @@
+/*
+ * sup_internal.h - what the supervisor (sup.c), the dynamic supervisor
+ * (dynsup.c) and the client calls (api.c) share: the child record and its
+ * life (child.c), the restart-intensity window (restarts.c), the pid index
+ * of the dynamic supervisor (pidmap.c) and the call protocol (proto.c).
+ *
+ * Built on the public API only (#include <ambitious.h>): both supervisors are
+ * gen_servers, and every child operation is an ordinary process call made
+ * from inside the supervisor process.
+ *
+ * Invariants of an amb__child:
+ *   - id lives on idheap (owned by the record) or is an immediate (idheap
+ *     NULL); amb__child_free releases it. Nothing of a child lives on the
+ *     supervisor's process heap, so a restart storm leaves that heap as it
+ *     was.
+ *   - pid is a live-or-dead child pid while the child is considered running,
+ *     AMB_NONE otherwise. restarting implies pid == AMB_NONE.
+ *   - shutdown_ms is resolved: > 0, AMB_SHUTDOWN_BRUTAL_KILL or AMB_INFINITY
+ *     (never AMB_SHUTDOWN_DEFAULT).
+ *   - uid is unique within its supervisor for the supervisor's life: retry
+ *     messages name a child by it, so a retry aimed at a child that was
+ *     deleted or replaced meanwhile finds nothing and is dropped.
+ */
+#ifndef AMB_SUP_INTERNAL_H
+#define AMB_SUP_INTERNAL_H
+
+#include <ambitious.h>
+
+typedef struct amb__child {
+    amb_term id;
+    amb_heap *idheap;
+    amb_child_start_fn *start;
+    void *arg;
+    int shutdown_ms;
+    uint8_t restart; /* amb_restart */
+    uint8_t type;    /* amb_child_type */
+    bool restarting;
+    amb_pid pid;
+    uint64_t uid;
+} amb__child;
+
+/* ---- child.c ------------------------------------------------------------ */
+
+/* 0 when spec is well formed (start set; restart, shutdown and type in
+ * range), else AMB_EBADARG. The id is not looked at. */
+int amb__child_check(const amb_child_spec *spec);
+/* Fills c from spec: copies the id (with_id; else `undefined`) onto a heap
+ * c owns, resolves the default shutdown. Not running. 0 or AMB_ENOMEM (c is
+ * then left empty: amb__child_free is a no-op on it). */
+int amb__child_init(amb__child *c, const amb_child_spec *spec, bool with_id,
+                    uint64_t uid);
+/* Releases what c owns. Idempotent. */
+void amb__child_free(amb__child *c);
+/* Calls the child's start function in the supervisor process. 0 (c->pid
+ * set), AMB_EIGNORE (c->pid stays AMB_NONE), or a negative code with
+ * *reason (on self's heap) saying why: what the start function gave, else
+ * {error, 'AMB_E...'}. */
+int amb__child_start(amb_proc *self, amb__child *c, amb_term *reason);
+/* Stops the running children among cs[0..n) by their shutdown rules, all at
+ * once: each is monitored and unlinked, told to stop (an EXIT of it already
+ * in the mailbox means it is gone and needs no telling), then each DOWN is
+ * awaited until its own deadline, after which it is killed and awaited
+ * again. Returns when every one has ended; their pids become AMB_NONE.
+ * One child at a time is n == 1. */
+void amb__child_stop(amb_proc *self, amb__child *const *cs, size_t n);
+/* Whether a child of that restart type that ended with reason is restarted
+ * (permanent always; transient unless normal, shutdown or {shutdown, _};
+ * temporary never). */
+bool amb__child_should_restart(int restart, amb_term reason);
+/* Logs a supervisor report (OTP's supervisor_report) at error level:
+ * context (child_terminated, start_error, shutdown, ...) and reason. */
+void amb__child_report(amb_proc *self, const char *context, const amb__child *c,
+                       amb_term reason);
+
+/* ---- restarts.c -------------------------------------------------------- */
+
+/* Restarts within the last period_ms, as (millisecond, count) runs in a
+ * ring: at most min(intensity + 1, period_ms + 1) runs, so the memory is
+ * bounded whatever the restart rate. */
+typedef struct amb__restarts {
+    struct amb__restart_run {
+        uint64_t ms;
+        uint64_t count;
+    } * runs;
+    size_t cap, head, len;
+    uint64_t total;
+    int intensity;
+    int period_ms;
+} amb__restarts;
+
+void amb__restarts_init(amb__restarts *r, int intensity, int period_ms);
+/* Records one restart now: true when that makes more than `intensity`
+ * within the period (the supervisor must give up), or when out of memory
+ * (a supervisor that cannot count restarts gives up rather than loop). */
+bool amb__restarts_add(amb__restarts *r, uint64_t now_ms);
+void amb__restarts_free(amb__restarts *r);
+
+/* ---- pidmap.c: pid -> index, open addressing ---------------------------- */
+
+typedef struct amb__pidmap {
+    struct amb__pidmap_slot {
+        amb_pid pid; /* AMB_NONE: empty */
+        size_t index;
+    } * slots;
+    size_t cap, len; /* cap: 0 or a power of two; len <= cap / 2 */
+} amb__pidmap;
+
+/* 0 or AMB_ENOMEM (the map is unchanged). pid must not be present. */
+int amb__pidmap_put(amb__pidmap *m, amb_pid pid, size_t index);
+/* Sets the index of a present pid (no allocation). */
+void amb__pidmap_set(amb__pidmap *m, amb_pid pid, size_t index);
+/* The index of pid, or SIZE_MAX. */
+size_t amb__pidmap_get(const amb__pidmap *m, amb_pid pid);
+void amb__pidmap_del(amb__pidmap *m, amb_pid pid);
+void amb__pidmap_free(amb__pidmap *m);
+
+/* ---- proto.c: the management calls ----------------------------------- */
+
+/* Requests are {'$amb_sup', Op, Arg}; replies {Rc, Value} with Rc an
+ * AMB_E* code (0 for success). */
+typedef enum amb__sup_op {
+    AMB__OP_START_CHILD = 1,
+    AMB__OP_TERMINATE_CHILD,
+    AMB__OP_RESTART_CHILD,
+    AMB__OP_DELETE_CHILD,
+    AMB__OP_WHICH_CHILDREN,
+    AMB__OP_COUNT_CHILDREN,
+    AMB__OP_DYN_START_CHILD,
+    AMB__OP_DYN_TERMINATE_CHILD,
+} amb__sup_op;
+
+/* The Op of a request (0 when req is not one) and its Arg. */
+int amb__proto_req_parse(amb_term req, amb_term *arg);
+/* A child spec as a term (function and arg as addresses: the spec's
+ * functions live in this OS process), and back. */
+amb_term amb__proto_spec_pack(amb_heap *h, const amb_child_spec *spec);
+int amb__proto_spec_unpack(amb_term t, amb_child_spec *out);
+/* The reply {Rc, Value}. */
+amb_gen_ret amb__proto_reply(amb_proc *self, int rc, amb_term value);
+/* which_children and count_children over cs[0..n), the replies of both
+ * supervisors. */
+amb_gen_ret amb__proto_reply_which(amb_proc *self, const amb__child *cs, size_t n);
+amb_gen_ret amb__proto_reply_count(amb_proc *self, const amb__child *cs, size_t n);
+/* True for {'EXIT', From, Reason} (and sets both). */
+bool amb__proto_is_exit(amb_term msg, amb_pid *from, amb_term *reason);
+/* A retry message {'$amb_sup_retry', Uid} to self, and its parse. */
+int amb__proto_send_retry(amb_proc *self, uint64_t uid);
+bool amb__proto_is_retry(amb_term msg, uint64_t *uid);
+
+#endif /* AMB_SUP_INTERNAL_H */
