@@ -21,6 +21,15 @@
  *              {shutdown, _}), else it is only reported;
  *   temporary  only reported (a notice).
  * Names are application names as C strings (atoms inside).
+ *
+ * Start and stop run one at a time, in the order asked; meanwhile the
+ * controller answers every other call, so a start function (or the init of
+ * a process in its tree) may read its environment. A start or stop
+ * callback that itself calls amb_app_start, amb_app_stop or
+ * amb_app_shutdown gets AMB_EDEADLK (it would wait for its own end); a
+ * process deeper in the tree that does so waits until the start is over.
+ * The controller runs until amb_app_shutdown (or the runtime stops).
+ * docs/design/applications.md has the details.
  */
 #ifndef AMBITIOUS_APPLICATION_H
 #define AMBITIOUS_APPLICATION_H
@@ -42,9 +51,11 @@ typedef struct amb_app {
     const char *env;
     /* Starts the application's top supervisor, linked to the caller (the
      * application master), e.g. with amb_sup_start_link. 0 and *top, or a
-     * negative code (the start then fails with AMB_EINIT). */
+     * negative code (the start then fails with AMB_EINIT, Reason
+     * {error, 'AMB_E...'}; a start that ends the master: its exit reason). */
     int (*start)(amb_proc *self, void *arg, amb_pid *top);
-    /* Called after the tree has stopped (may be NULL). */
+    /* Called after the tree has stopped (may be NULL), in the master: on
+     * amb_app_stop, and also when the tree ended by itself (as OTP). */
     void (*stop)(amb_proc *self, void *arg);
     void *arg;
 } amb_app;
@@ -57,7 +68,7 @@ typedef enum amb_app_type {
 
 /* Makes app known to the runtime (application:load). AMB_EEXIST when an
  * application of that name is loaded already, AMB_EBADARG (NULL name or
- * start, env that is not a list of 2-tuples: AMB_ESYNTAX for bad text). */
+ * start, env that is not a list of {Atom, Term}: AMB_ESYNTAX for bad text). */
 AMB_API int amb_app_load(amb_proc *self, const amb_app *app);
 
 /*
@@ -69,7 +80,8 @@ AMB_API int amb_app_load(amb_proc *self, const amb_app *app);
  */
 AMB_API int amb_app_load_config(amb_proc *self, const char *path);
 
-/* Starts the application and, first, each dependency not yet running.
+/* Starts the application and, first, each dependency not yet running
+ * (with the same type, as application:ensure_all_started).
  *   0            started (0 also when it was running already)
  *   AMB_ENOTFOUND an application (it or a dependency) is not loaded
  *   AMB_EINIT    a start function failed, or the dependencies form a cycle;
@@ -78,7 +90,8 @@ AMB_API int amb_app_load_config(amb_proc *self, const char *path);
  *                call started are stopped again. */
 AMB_API int amb_app_start(amb_proc *self, const char *name, amb_app_type type,
                           amb_term *reason);
-/* Stops a running application: 0, AMB_ENOTFOUND when it is not running. */
+/* Stops a running application: 0, AMB_ENOTFOUND when it is not running
+ * (its type does not matter: a stop asked for is no failure). */
 AMB_API int amb_app_stop(amb_proc *self, const char *name);
 
 /* Stops every running application in reverse start order, then ends the
@@ -96,7 +109,9 @@ AMB_API int amb_which_applications(amb_proc *self, amb_term *out);
 /* The value of key (an atom) in the application's environment, copied on
  * the caller's heap: 0, AMB_ENOTFOUND (no such key or application). */
 AMB_API int amb_app_get_env(amb_proc *self, const char *app, amb_term key, amb_term *out);
-/* Sets key to value (copied) in the application's environment. */
+/* Sets key to value (copied) in the application's environment: 0,
+ * AMB_ENOTFOUND (the application is not loaded), AMB_EBADARG (key not an
+ * atom). The environment keeps one copy per key however often it is set. */
 AMB_API int amb_app_set_env(amb_proc *self, const char *app, amb_term key,
                             amb_term value);
 

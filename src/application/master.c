@@ -1,0 +1,94 @@
+/*
+ * master.c - the application master: one stackful process per started
+ * application, between the controller and the application's tree (OTP's
+ * application_master).
+ *
+ * It runs app->start (which links the top supervisor to it), traps exits,
+ * and then waits for one of two things:
+ *   - {'EXIT', Top, R}: the tree ended by itself. The stop callback runs
+ *     (as OTP's master calls Mod:stop/1 then too) and the controller gets
+ *     {Tag, exited, Master, R}, which the restart type judges.
+ *   - {Tag, stop} from the controller: exit(Top, shutdown), wait for the
+ *     top's EXIT as long as it takes (OTP's shutdown infinity for a
+ *     supervisor), run the stop callback, report {Tag, stopped, Master}.
+ * It ends with reason normal in every case, so its end is never taken for
+ * a failure by anything linked to it. Each report is the master's last
+ * message, and the controller also monitors it: a master killed from
+ * outside shows up as a DOWN instead (and its tree, whose parent it is,
+ * shuts down on the exit signal).
+ *
+ * Memory: the loop rewinds its heap before each receive, so a master that
+ * ignores a flood of stray messages does not grow.
+ */
+#include "application/app.h"
+
+static void report(amb_proc *self, amb_pid ctl, const char *what, amb_term extra)
+{
+    amb_heap *h = amb_proc_heap(self);
+    amb_term tag = amb_atom(AMB__APP_TAG), kind = amb_atom(what);
+    amb_term msg = extra == AMB_NONE ? AMB_TUPLE(h, tag, kind, amb_self(self))
+                                     : AMB_TUPLE(h, tag, kind, amb_self(self), extra);
+    /* A report that cannot be built or sent still ends the master, and the
+     * controller's monitor turns that end into a DOWN it understands. */
+    if (msg != AMB_NONE)
+        amb_send(self, ctl, msg);
+}
+
+static void call_stop(amb_proc *self, const amb_app *app)
+{
+    if (app->stop != NULL)
+        app->stop(self, app->arg);
+}
+
+void amb__master_main(amb_proc *self, void *arg)
+{
+    const amb_app *app = arg;
+    amb_heap *h = amb_proc_heap(self);
+    amb_pid ctl = AMB_NONE;
+    if (amb_whereis(self, amb_atom(AMB__APP_CTL_NAME), &ctl) != 0)
+        return; /* no controller: nobody waits for this application */
+    amb_trap_exit(self, true);
+
+    amb_pid top = AMB_NONE;
+    int rc = app->start(self, app->arg, &top);
+    if (rc == 0 && amb_type_of(top) != AMB_T_PID)
+        rc = AMB_EBADARG;
+    /* start linked the top already; linking again is a no-op then, and
+     * makes a start that forgot the link still safe. A top that is dead
+     * already gives {'EXIT', Top, noproc} (we trap exits). */
+    if (rc == 0)
+        rc = amb_link(self, top);
+    if (rc != 0) {
+        report(self, ctl, "failed",
+               AMB_TUPLE(h, AMB_ATOM_ERROR, amb_atom(amb_err_name(rc))));
+        return;
+    }
+    report(self, ctl, "started", top);
+
+    amb_term stop_msg = AMB_TUPLE(h, amb_atom(AMB__APP_TAG), AMB_ATOM_STOP);
+    amb_heap_mark mark = amb_heap_save(h);
+    for (;;) {
+        amb_heap_rewind(h, mark);
+        amb_term msg = AMB_NONE;
+        if (amb_receive(self, AMB_INFINITY, &msg) != 0)
+            continue;
+        if (amb_is_record(msg, AMB_ATOM_EXIT, 3) && amb_tuple_get(msg, 1) == top) {
+            /* msg is borrowed until the next receive, which the stop
+             * callback may do: keep the reason on our heap. */
+            amb_term reason = AMB_ATOM_UNDEFINED;
+            amb_term_copy(h, amb_tuple_get(msg, 2), &reason);
+            call_stop(self, app);
+            report(self, ctl, "exited", reason);
+            return;
+        }
+        if (amb_equal(msg, stop_msg)) {
+            amb_exit(self, top, AMB_ATOM_SHUTDOWN);
+            amb_receive_match(self, AMB_INFINITY, NULL, "{'EXIT', ~v, _}", top);
+            call_stop(self, app);
+            report(self, ctl, "stopped", AMB_NONE);
+            return;
+        }
+        /* Anything else (an EXIT from a process the start function linked
+         * some other way, a stray message) is not ours to act on. */
+    }
+}
