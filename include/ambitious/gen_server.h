@@ -16,7 +16,9 @@
  *   {stop, Reason, S}                 amb_gen_stop(Reason)
  *   {stop, Reason, R, S}              amb_gen_stop_reply(Reason, R)
  *   ignore (init)                     amb_gen_ignore()
- *   ..., Timeout}                     amb_gen_timeout(ret, ms)
+ *   ..., Timeout}                     amb_gen_timeout(ret, ms): when no
+ *                                     message comes within ms, handle_info
+ *                                     gets the atom `timeout`
  *   ..., hibernate}                   amb_gen_hibernate(ret)
  *   ..., {continue, C}}               amb_gen_continue(ret, C)
  *

@@ -225,8 +225,8 @@ typedef struct amb_heap_mark {
     void *block_, *next_, *top_, *end_, *offheap_;
     size_t bytes_;
 } amb_heap_mark;
-/* The heap's current point. Never fails (a NULL heap gives a mark that
- * amb_heap_rewind ignores). */
+/* The heap's current point. Never fails (for a NULL heap: the mark of an
+ * empty heap). */
 AMB_API amb_heap_mark amb_heap_save(const amb_heap *heap);
 /* Drops every term built on heap since mark was taken (they become invalid;
  * older terms stay) and frees the memory they took, except one block of the

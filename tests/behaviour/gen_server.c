@@ -1,0 +1,816 @@
+/*
+ * tests/behaviour/gen_server.c - gen_server (include/ambitious/gen_server.h):
+ * the counter server (call, cast, info), every init result, start_link,
+ * the defaults of NULL callbacks, hibernate, idle timeouts and continue.
+ * Calls and their failures are in gen_server_call.c, stopping in
+ * gen_server_stop.c, names in gen_server_names.c.
+ *
+ * How these tests work (as tests/conformance/failure.c): each test runs a
+ * first process in a fresh runtime, once with one scheduler and once with
+ * two, until every process has ended. Processes never call cmocka: a failed
+ * CHECK records the first failure and stops the runtime; the test thread
+ * asserts after amb_rt_run returned. The server is tsrv (gs_test.h); it
+ * tells the test process about events by message. Every wait has a
+ * deadline; nothing sleeps.
+ */
+#include "amb_test.h"
+#include "rt_test.h"
+
+#include "gs_test.h"
+
+/* ===========================================================================
+ * The counter: call, cast, info
+ * ======================================================================== */
+
+static void counter_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    tsrv_arg a;
+    tsrv_arg_init(&a, self, INIT_OK);
+    amb_pid srv = tsrv_start(self, &a, NULL);
+    amb_heap *h = amb_proc_heap(self);
+    CHECK_EQ(self, int_of(CALL(self, srv, amb_atom("get"))), 0);
+    CHECK_EQ(self, int_of(CALL(self, srv, P(self, "{add,5}"))), 5);
+    CHECK_EQ(self, int_of(CALL(self, srv, P(self, "{add,-2}"))), 3);
+    /* Casts are handled in the order sent, before a later call. */
+    for (int i = 0; i < 10; i++)
+        CHECK_OK(self, amb_gen_server_cast(self, srv, amb_pack(h, "{add,~i}", i)));
+    CHECK_EQ(self, int_of(CALL(self, srv, amb_atom("get"))), 3 + 45);
+    /* Plain messages go to handle_info. */
+    CHECK_OK(self, amb_send(self, srv, amb_atom("hello")));
+    CHECK_OK(self, amb_send(self, srv, P(self, "{some,[tuple],<<\"x\">>}")));
+    CHECK_TEXT(self, gs_wait_event(self, "info", srv), "{some,[tuple],<<\"x\">>}");
+    CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom("world")));
+    CHECK_TEXT(self, CALL(self, srv, amb_atom("log")), "[init,hello,world]");
+    /* A reply that is a part of the request itself (gen_server:call's
+     * usual echo idiom). */
+    CHECK_TEXT(self, CALL(self, srv, P(self, "{echo,{deep,[1,2,{3}],<<\"bin\">>}}")),
+               "{deep,[1,2,{3}],<<\"bin\">>}");
+    /* A reply built on the server's heap, with a shared binary. */
+    amb_term r = CALL(self, srv, mk_int(7));
+    const uint8_t *bytes;
+    size_t size;
+    CHECK_OK(self, amb_match(r, "{7,[7,8,9],~b}", &bytes, &size));
+    CHECK_EQ(self, size, 100);
+    CHECK_EQ(self, bytes[99], 7);
+    tsrv_stop(self, srv);
+    CHECK(self, !amb_is_alive(self, srv));
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+}
+
+AMB_TEST(gen_server_counter_call_cast_info)
+{
+    gs_run(counter_body, NULL);
+}
+
+/* A server whose state is the caller's (state_size 0): `state` is arg. */
+typedef struct ext_state {
+    int calls;
+    void *seen; /* the state pointer init saw */
+} ext_state;
+
+static amb_gen_ret ext_init(amb_proc *self, void *state, void *arg)
+{
+    (void)self;
+    ext_state *s = state;
+    s->seen = state;
+    CHECK(self, state == arg);
+    return amb_gen_ok();
+}
+
+static amb_gen_ret ext_call(amb_proc *self, void *state, amb_term req, amb_term from)
+{
+    (void)req;
+    (void)from;
+    ext_state *s = state;
+    CHECK(self, s->seen == state);
+    return amb_gen_reply(amb_int(amb_proc_heap(self), ++s->calls));
+}
+
+static const amb_gen_server ext_cb = {
+    .name = "ext", .state_size = 0, .init = ext_init, .handle_call = ext_call};
+
+/* A server with a zeroed state of its own and no init. */
+typedef struct zero_state {
+    int64_t words[32];
+} zero_state;
+
+static amb_gen_ret zero_call(amb_proc *self, void *state, amb_term req, amb_term from)
+{
+    (void)req;
+    (void)from;
+    zero_state *s = state;
+    int64_t sum = 0;
+    for (size_t i = 0; i < AMB_COUNTOF(s->words); i++)
+        sum += s->words[i];
+    s->words[0]++;
+    return amb_gen_reply(amb_int(amb_proc_heap(self), sum));
+}
+
+static const amb_gen_server zero_cb = {
+    .name = "zero", .state_size = sizeof(zero_state), .handle_call = zero_call};
+
+static void state_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    ext_state st = {0};
+    amb_pid srv;
+    CHECK_OK(self, amb_gen_server_start(self, &ext_cb, &st, NULL, &srv));
+    CHECK_EQ(self, int_of(CALL(self, srv, AMB_ATOM_OK)), 1);
+    CHECK_EQ(self, int_of(CALL(self, srv, AMB_ATOM_OK)), 2);
+    tsrv_stop(self, srv);
+    CHECK_EQ(self, st.calls, 2); /* the caller's memory was the state */
+    CHECK(self, st.seen == &st);
+
+    CHECK_OK(self, amb_gen_server_start(self, &zero_cb, NULL, NULL, &srv));
+    CHECK_EQ(self, int_of(CALL(self, srv, AMB_ATOM_OK)), 0); /* zeroed */
+    CHECK_EQ(self, int_of(CALL(self, srv, AMB_ATOM_OK)), 1); /* kept */
+    tsrv_stop(self, srv);
+}
+
+AMB_TEST(gen_server_state_is_the_arg_or_zeroed_memory_of_the_server)
+{
+    gs_run(state_body, NULL);
+}
+
+/* ===========================================================================
+ * init results
+ * ======================================================================== */
+
+static void init_ok_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    tsrv_arg a;
+    tsrv_arg_init(&a, self, INIT_OK);
+    amb_pid srv = tsrv_start(self, &a, NULL);
+    CHECK(self, amb_is_alive(self, srv));
+    /* Unlinked by default. */
+    amb_process_info pi;
+    CHECK_OK(self, amb_process_info_get(self, srv, &pi));
+    CHECK_EQ(self, pi.links, 0);
+    CHECK_TEXT(self, CALL(self, srv, amb_atom("log")), "[init]");
+    tsrv_stop(self, srv);
+
+    /* init with a deadline that it meets. */
+    amb_gen_opts o = {.timeout_ms = DEADLINE_MS};
+    srv = tsrv_start(self, &a, &o);
+    CHECK_TEXT(self, CALL(self, srv, amb_atom("log")), "[init]");
+    tsrv_stop(self, srv);
+}
+
+AMB_TEST(gen_server_init_ok)
+{
+    gs_run(init_ok_body, NULL);
+}
+
+static void init_timeout_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    tsrv_arg a;
+    tsrv_arg_init(&a, self, INIT_TIMEOUT);
+    a.timeout_ms = 20;
+    uint64_t t0 = amb_now_ms();
+    amb_pid srv = tsrv_start(self, &a, NULL);
+    CHECK_TEXT(self, gs_wait_event(self, "timeout", srv), "{0,0}");
+    CHECK(self, amb_now_ms() - t0 >= 19);
+    CHECK_TEXT(self, CALL(self, srv, amb_atom("log")), "[init,timeout]");
+    /* timeout 0 from init: at once (no message waits). */
+    tsrv_stop(self, srv);
+    a.timeout_ms = 0;
+    srv = tsrv_start(self, &a, NULL);
+    gs_wait_event(self, "timeout", srv);
+    tsrv_stop(self, srv);
+}
+
+AMB_TEST(gen_server_init_ok_with_timeout)
+{
+    gs_run(init_timeout_body, NULL);
+}
+
+static void init_continue_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    tsrv_arg a;
+    tsrv_arg_init(&a, self, INIT_CONTINUE);
+    amb_pid srv = tsrv_start(self, &a, NULL);
+    /* The first request is served after handle_continue. */
+    CHECK_TEXT(self, CALL(self, srv, amb_atom("log")), "[init,continue]");
+    CHECK(self, gs_wait_event(self, "continued", srv) == amb_atom("init_cont"));
+    tsrv_stop(self, srv);
+}
+
+AMB_TEST(gen_server_init_ok_with_continue_runs_before_the_first_message)
+{
+    gs_run(init_continue_body, NULL);
+}
+
+static void init_ignore_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    tsrv_arg a;
+    tsrv_arg_init(&a, self, INIT_IGNORE);
+    amb_term name = amb_atom("gst_ignored");
+    amb_gen_opts o = {.name = name};
+    amb_pid pid = AMB_NONE;
+    CHECK_RC(self, AMB_EIGNORE, amb_gen_server_start(self, &tsrv_cb, &a, &o, &pid));
+    /* The server has ended: its name is free again at once. */
+    amb_pid holder;
+    CHECK_RC(self, AMB_ENOTFOUND, amb_whereis(self, name, &holder));
+    CHECK_RC(self, AMB_ENOPROC, amb_gen_server_whereis(self, name, &holder));
+    /* With link: ignore ends the server normally, the caller lives on and
+     * (trapping) sees no EXIT. */
+    bool was = amb_trap_exit(self, true);
+    o.link = true;
+    CHECK_RC(self, AMB_EIGNORE, amb_gen_server_start(self, &tsrv_cb, &a, &o, NULL));
+    amb_trap_exit(self, was);
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+    /* And the name can be taken by a server that starts. */
+    a.init = INIT_OK;
+    amb_pid srv = tsrv_start(self, &a, &o);
+    CHECK_OK(self, amb_whereis(self, name, &holder));
+    CHECK(self, holder == srv);
+    tsrv_stop(self, name);
+}
+
+AMB_TEST(gen_server_init_ignore_is_eignore)
+{
+    gs_run(init_ignore_body, NULL);
+}
+
+/* Starts tsrv whose init fails (init_kind, reason text), with link and
+ * trap as told: AMB_EINIT, the reason, the caller alive, nothing queued. */
+static void check_failed_init(amb_proc *self, tsrv_init init_kind, const char *reason,
+                              bool link, bool trap)
+{
+    tsrv_arg a;
+    tsrv_arg_init(&a, self, init_kind);
+    a.reason = reason;
+    amb_term name = amb_atom("gst_failing");
+    amb_term why = AMB_NONE;
+    amb_gen_opts o = {.name = name, .link = link, .error_reason = &why};
+    bool was = amb_trap_exit(self, trap);
+    amb_pid pid = AMB_NONE;
+    CHECK_RC(self, AMB_EINIT, amb_gen_server_start(self, &tsrv_cb, &a, &o, &pid));
+    CHECK_TEXT(self, why, reason); /* on the caller's heap */
+    /* No EXIT: the failed start is the error, not a signal. */
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+    amb_trap_exit(self, was);
+    /* The name is free again. */
+    amb_pid holder;
+    CHECK_RC(self, AMB_ENOTFOUND, amb_whereis(self, name, &holder));
+    /* error_reason may be NULL. */
+    o.error_reason = NULL;
+    CHECK_RC(self, AMB_EINIT, amb_gen_server_start(self, &tsrv_cb, &a, &o, NULL));
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+}
+
+static void init_stop_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    const char *reasons[] = {"{shutdown,x}", "my_reason",
+                             "{bad,[1,2],<<\"some binary longer than sixty four bytes, "
+                             "so that it is a shared one, off the heap\">>}"};
+    for (size_t i = 0; i < AMB_COUNTOF(reasons); i++) {
+        check_failed_init(self, INIT_STOP, reasons[i], false, false);
+        check_failed_init(self, INIT_STOP, reasons[i], true, false);
+        check_failed_init(self, INIT_STOP, reasons[i], true, true);
+    }
+}
+
+AMB_TEST(gen_server_init_stop_is_einit_with_the_reason_and_spares_the_caller)
+{
+    gs_run(init_stop_body, NULL);
+}
+
+/* A caller that start_links a server whose init crashes, without trapping
+ * exits: it is ended by the exit signal (OTP 25), so it never gets here. */
+static void crash_starter(amb_proc *self, void *arg)
+{
+    (void)arg;
+    tsrv_arg a;
+    tsrv_arg_init(&a, self, INIT_CRASH);
+    a.reason = "{crash,42}";
+    amb_gen_server_start_link(self, &tsrv_cb, &a, NULL);
+    amb_exit_self(self, amb_atom("survived"));
+}
+
+static void init_crash_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    /* Unlinked: the error and the reason, nothing else. */
+    check_failed_init(self, INIT_CRASH, "{crash,42}", false, false);
+    /* Linked and trapping: the error, and then the EXIT of a linked process
+     * that ended itself. */
+    tsrv_arg a;
+    tsrv_arg_init(&a, self, INIT_CRASH);
+    a.reason = "{crash,42}";
+    amb_term why = AMB_NONE;
+    amb_gen_opts o = {.link = true, .error_reason = &why};
+    bool was = amb_trap_exit(self, true);
+    CHECK_RC(self, AMB_EINIT, amb_gen_server_start(self, &tsrv_cb, &a, &o, NULL));
+    CHECK_TEXT(self, why, "{crash,42}");
+    amb_term exit_reason;
+    CHECK_OK(self,
+             amb_receive_match(self, DEADLINE_MS, NULL, "{'EXIT', _, ~w}", &exit_reason));
+    CHECK_TEXT(self, exit_reason, "{crash,42}");
+    amb_trap_exit(self, was);
+    /* Linked, not trapping: the caller is ended with the server's reason. */
+    amb_pid starter;
+    amb_term ref;
+    CHECK_OK(self, amb_spawn_monitor(self, crash_starter, NULL, &starter, &ref));
+    CHECK_TEXT(self, gs_wait_down(self, ref, starter), "{crash,42}");
+}
+
+AMB_TEST(gen_server_init_crash_is_einit_and_signals_a_linked_caller)
+{
+    gs_run(init_crash_body, NULL);
+}
+
+static void name_taken_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    tsrv_arg a;
+    tsrv_arg_init(&a, self, INIT_OK);
+    amb_term name = amb_atom("gst_taken");
+    amb_gen_opts o = {.name = name};
+    amb_pid first = tsrv_start(self, &a, &o);
+    amb_pid holder = AMB_NONE;
+    tsrv_arg b;
+    tsrv_arg_init(&b, self, INIT_OK);
+    CHECK_RC(self, AMB_EEXIST, amb_gen_server_start(self, &tsrv_cb, &b, &o, &holder));
+    CHECK(self, holder == first);
+    /* The first server is untouched; the second one's init never ran. */
+    CHECK_TEXT(self, CALL(self, name, amb_atom("log")), "[init]");
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+    /* With link too: no EXIT reaches a trapping caller. */
+    bool was = amb_trap_exit(self, true);
+    o.link = true;
+    holder = AMB_NONE;
+    CHECK_RC(self, AMB_EEXIST, amb_gen_server_start(self, &tsrv_cb, &b, &o, &holder));
+    CHECK(self, holder == first);
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+    amb_trap_exit(self, was);
+    tsrv_stop(self, first);
+    /* A name held by a plain process. */
+    CHECK_OK(self, amb_register(self, name, amb_self(self)));
+    o.link = false;
+    CHECK_RC(self, AMB_EEXIST, amb_gen_server_start(self, &tsrv_cb, &b, &o, &holder));
+    CHECK(self, holder == amb_self(self));
+    CHECK_OK(self, amb_unregister(self, name));
+}
+
+AMB_TEST(gen_server_start_with_a_taken_name_is_eexist_with_the_holder)
+{
+    gs_run(name_taken_body, NULL);
+}
+
+/* Watches the server that hangs in init: monitors it once it says so, lets
+ * it go on (to hang) and reports {down, Reason} to the test process. */
+static void init_watcher(amb_proc *self, void *arg)
+{
+    amb_pid test = *(amb_pid *)arg;
+    amb_pid srv;
+    CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "{init_pid,~p,ok}", &srv));
+    amb_term ref;
+    CHECK_OK(self, amb_monitor(self, srv, &ref));
+    CHECK_OK(self, amb_send(self, srv, amb_atom("go")));
+    amb_term reason = gs_wait_down(self, ref, srv);
+    CHECK_OK(self,
+             amb_send(self, test, amb_pack(amb_proc_heap(self), "{down,~w}", reason)));
+}
+
+static void init_deadline_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_pid me = amb_self(self);
+    amb_pid watcher;
+    CHECK_OK(self, amb_spawn(self, init_watcher, &me, &watcher));
+    tsrv_arg a;
+    tsrv_arg_init(&a, self, INIT_HANG);
+    a.observer = watcher;
+    amb_term name = amb_atom("gst_slow_init");
+    /* 200 ms: far more than init needs to reach its hang, even under TSan. */
+    amb_gen_opts o = {.name = name, .timeout_ms = 200, .link = true};
+    bool was = amb_trap_exit(self, true);
+    uint64_t t0 = amb_now_ms();
+    amb_pid pid = AMB_NONE;
+    CHECK_RC(self, AMB_ETIMEDOUT, amb_gen_server_start(self, &tsrv_cb, &a, &o, &pid));
+    CHECK(self, amb_now_ms() - t0 >= 199);
+    amb_term reason = AMB_NONE;
+    CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "{down,~w}", &reason));
+    CHECK(self, reason == AMB_ATOM_KILLED);
+    /* Killed, so it did not run terminate; the caller got no EXIT. */
+    CHECK_EQ(self, atomic_load(&a.terminated), 0);
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+    amb_trap_exit(self, was);
+    amb_pid holder;
+    CHECK_RC(self, AMB_ENOTFOUND, amb_whereis(self, name, &holder));
+}
+
+AMB_TEST(gen_server_init_past_its_deadline_is_etimedout_and_killed)
+{
+    gs_run(init_deadline_body, NULL);
+}
+
+/* The same with a linked caller that does not trap exits: the killed
+ * server does not take it along. */
+static void init_deadline_untrapped_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_pid me = amb_self(self);
+    amb_pid watcher;
+    CHECK_OK(self, amb_spawn(self, init_watcher, &me, &watcher));
+    tsrv_arg a;
+    tsrv_arg_init(&a, self, INIT_HANG);
+    a.observer = watcher;
+    amb_gen_opts o = {.timeout_ms = 200, .link = true};
+    CHECK_RC(self, AMB_ETIMEDOUT, amb_gen_server_start(self, &tsrv_cb, &a, &o, NULL));
+    amb_term reason = AMB_NONE;
+    CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "{down,~w}", &reason));
+    CHECK(self, reason == AMB_ATOM_KILLED);
+    /* Still alive here, and still alive after a round trip through a
+     * process that was started after the kill (signals are in order). */
+    CHECK(self, amb_is_alive(self, me));
+    a.init = INIT_OK;
+    a.observer = me;
+    amb_pid srv = tsrv_start(self, &a, NULL);
+    CHECK_EQ(self, int_of(CALL(self, srv, amb_atom("get"))), 0);
+    tsrv_stop(self, srv);
+    amb_process_info pi;
+    CHECK_OK(self, amb_process_info_get(self, me, &pi));
+    CHECK_EQ(self, pi.links, 0);
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+}
+
+AMB_TEST(gen_server_init_deadline_spares_a_linked_caller_that_does_not_trap)
+{
+    gs_run(init_deadline_untrapped_body, NULL);
+}
+
+/* A state larger than any size class the server keeps inline. */
+typedef struct big_state {
+    uint8_t bytes[200 * 1024];
+    int64_t calls;
+} big_state;
+
+static amb_gen_ret big_init(amb_proc *self, void *state, void *arg)
+{
+    (void)arg;
+    big_state *s = state;
+    for (size_t i = 0; i < sizeof s->bytes; i++)
+        CHECK(self, s->bytes[i] == 0); /* zeroed */
+    memset(s->bytes, 0xab, sizeof s->bytes);
+    return amb_gen_ok();
+}
+
+static amb_gen_ret big_call(amb_proc *self, void *state, amb_term req, amb_term from)
+{
+    (void)req;
+    (void)from;
+    big_state *s = state;
+    CHECK(self, s->bytes[0] == 0xab && s->bytes[sizeof s->bytes - 1] == 0xab);
+    return amb_gen_reply(amb_int(amb_proc_heap(self), ++s->calls));
+}
+
+static const amb_gen_server big_cb = {.name = "big",
+                                      .state_size = sizeof(big_state),
+                                      .init = big_init,
+                                      .handle_call = big_call};
+
+static void big_state_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3; i++) {
+        amb_pid srv;
+        amb_term ref;
+        CHECK_OK(self, amb_gen_server_start(self, &big_cb, NULL, NULL, &srv));
+        CHECK_OK(self, amb_monitor(self, srv, &ref));
+        CHECK_EQ(self, int_of(CALL(self, srv, AMB_ATOM_OK)), 1);
+        CHECK_EQ(self, int_of(CALL(self, srv, AMB_ATOM_OK)), 2);
+        if (i == 0)
+            tsrv_stop(self, srv);
+        else
+            CHECK_OK(self, amb_exit(self, srv, AMB_ATOM_KILL)); /* freed too (ASan) */
+        gs_wait_down(self, ref, srv);
+    }
+}
+
+AMB_TEST(gen_server_big_state)
+{
+    gs_run(big_state_body, NULL);
+}
+
+static void start_badarg_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    tsrv_arg a;
+    tsrv_arg_init(&a, self, INIT_OK);
+    amb_pid pid = AMB_NONE;
+    CHECK_RC(self, AMB_EBADARG, amb_gen_server_start(NULL, &tsrv_cb, &a, NULL, &pid));
+    CHECK_RC(self, AMB_EBADARG, amb_gen_server_start(self, NULL, &a, NULL, &pid));
+    CHECK_RC(self, AMB_EBADARG, amb_gen_server_start_link(self, NULL, &a, &pid));
+    amb_gen_opts o = {.name = mk_int(3)};
+    CHECK_RC(self, AMB_EBADARG, amb_gen_server_start(self, &tsrv_cb, &a, &o, &pid));
+    o.name = P(self, "{via,gst_no_such_via_module}");
+    CHECK_RC(self, AMB_EBADARG, amb_gen_server_start(self, &tsrv_cb, &a, &o, &pid));
+    o.name = AMB_ATOM_UNDEFINED;
+    CHECK_RC(self, AMB_EBADARG, amb_gen_server_start(self, &tsrv_cb, &a, &o, &pid));
+    CHECK(self, pid == AMB_NONE); /* failed calls did nothing */
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+}
+
+AMB_TEST(gen_server_start_with_bad_arguments_is_ebadarg)
+{
+    gs_run(start_badarg_body, NULL);
+}
+
+/* ===========================================================================
+ * start_link
+ * ======================================================================== */
+
+static void start_link_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    tsrv_arg a;
+    tsrv_arg_init(&a, self, INIT_OK);
+    bool was = amb_trap_exit(self, true);
+    amb_pid srv;
+    CHECK_OK(self, amb_gen_server_start_link(self, &tsrv_cb, &a, &srv));
+    amb_process_info pi;
+    CHECK_OK(self, amb_process_info_get(self, amb_self(self), &pi));
+    CHECK_EQ(self, pi.links, 1);
+    CHECK_OK(self, amb_process_info_get(self, srv, &pi));
+    CHECK_EQ(self, pi.links, 1);
+    /* The link carries the server's end to the caller. */
+    CHECK_OK(self, amb_gen_server_cast(self, srv, P(self, "{stop,linked_end}")));
+    CHECK_OK(self,
+             amb_receive_match(self, DEADLINE_MS, NULL, "{'EXIT',~v,linked_end}", srv));
+    amb_trap_exit(self, was);
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+}
+
+AMB_TEST(gen_server_start_link_links_the_caller)
+{
+    gs_run(start_link_body, NULL);
+}
+
+/* A linked server that crashes later takes a non-trapping caller with it
+ * (the link is real), with the server's reason. */
+static void linked_child(amb_proc *self, void *arg)
+{
+    tsrv_arg *a = arg;
+    amb_pid srv;
+    CHECK_OK(self, amb_gen_server_start_link(self, &tsrv_cb, a, &srv));
+    CHECK_OK(self, amb_gen_server_cast(self, srv, P(self, "{stop,boom}")));
+    amb_term m;
+    amb_receive(self, DEADLINE_MS, &m); /* the exit signal ends us here */
+    CHECK(self, false);
+}
+
+static void start_link_kills_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    tsrv_arg a;
+    tsrv_arg_init(&a, NULL, INIT_OK);
+    amb_pid child;
+    amb_term ref;
+    CHECK_OK(self, amb_spawn_monitor(self, linked_child, &a, &child, &ref));
+    CHECK(self, gs_wait_down(self, ref, child) == amb_atom("boom"));
+}
+
+AMB_TEST(gen_server_start_link_crash_reaches_the_caller)
+{
+    gs_run(start_link_kills_body, NULL);
+}
+
+/* ===========================================================================
+ * Defaults of NULL callbacks
+ * ======================================================================== */
+
+static const amb_gen_server bare_cb = {.name = "bare", .state_size = 16};
+
+static void defaults_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_pid srv;
+    amb_term ref;
+    CHECK_OK(self, amb_gen_server_start(self, &bare_cb, NULL, NULL, &srv));
+    CHECK_OK(self, amb_monitor(self, srv, &ref));
+    amb_term r = CALL(self, srv, P(self, "{hello,[1]}"));
+    CHECK_TEXT(self, r, "{error,{bad_call,{hello,[1]}}}");
+    CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom("some_cast")));
+    CHECK_OK(self, amb_send(self, srv, amb_atom("some_info")));
+    CHECK_OK(self, amb_send(self, srv, P(self, "{'EXIT',1,2}")));
+    r = CALL(self, srv, AMB_ATOM_OK);
+    CHECK_TEXT(self, r, "{error,{bad_call,ok}}");
+    CHECK(self, amb_is_alive(self, srv));
+    /* NULL terminate: stop just ends it. */
+    CHECK_OK(self, amb_gen_server_stop(self, srv, AMB_ATOM_NORMAL, DEADLINE_MS));
+    CHECK(self, gs_wait_down(self, ref, srv) == AMB_ATOM_NORMAL);
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+}
+
+AMB_TEST(gen_server_null_callbacks_reply_bad_call_and_survive)
+{
+    gs_run(defaults_body, NULL);
+    /* A warning for the call and the cast, a notice for the infos. */
+    assert_true(atomic_load(&g_log_events) >= 4);
+    assert_int_equal(atomic_load(&g_crash_reports), 0);
+}
+
+static amb_gen_ret cont_init(amb_proc *self, void *state, void *arg)
+{
+    (void)state;
+    (void)arg;
+    (void)self;
+    return amb_gen_continue(amb_gen_ok(), amb_atom("more"));
+}
+
+static const amb_gen_server no_continue_cb = {.name = "no_continue", .init = cont_init};
+
+static void no_continue_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    bool was = amb_trap_exit(self, true);
+    amb_pid srv;
+    CHECK_OK(self, amb_gen_server_start_link(self, &no_continue_cb, NULL, &srv));
+    amb_term reason;
+    CHECK_OK(self,
+             amb_receive_match(self, DEADLINE_MS, NULL, "{'EXIT',~v,~w}", srv, &reason));
+    CHECK_TEXT(self, reason, "{undef,handle_continue}");
+    amb_trap_exit(self, was);
+}
+
+AMB_TEST(gen_server_continue_without_handle_continue_stops_with_undef)
+{
+    gs_run(no_continue_body, NULL);
+    assert_int_equal(atomic_load(&g_crash_reports), 1);
+}
+
+/* ===========================================================================
+ * hibernate
+ * ======================================================================== */
+
+static void hibernate_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    tsrv_arg a;
+    tsrv_arg_init(&a, self, INIT_OK);
+    amb_pid srv = tsrv_start(self, &a, NULL);
+    CHECK(self, CALL(self, srv, amb_atom("hibernate")) == amb_atom("hibernated"));
+    CHECK_EQ(self, int_of(CALL(self, srv, P(self, "{add,2}"))), 2);
+    CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom("hibernate")));
+    CHECK_OK(self, amb_gen_server_cast(self, srv, P(self, "{add,3}")));
+    CHECK_EQ(self, int_of(CALL(self, srv, amb_atom("get"))), 5);
+    /* A call that hibernates after a continue. */
+    CHECK(self, CALL(self, srv, P(self, "{continue,{hib_cont,[1,2,3]}}")) == AMB_ATOM_OK);
+    CHECK(self, gs_wait_event(self, "continued", srv) == amb_atom("hib_cont"));
+    CHECK_EQ(self, int_of(CALL(self, srv, amb_atom("get"))), 5);
+    tsrv_stop(self, srv);
+}
+
+AMB_TEST(gen_server_hibernate_works_like_noreply)
+{
+    gs_run(hibernate_body, NULL);
+}
+
+/* ===========================================================================
+ * Timeouts
+ * ======================================================================== */
+
+#define TICKS   20
+#define TICK_MS 30
+#define IDLE_MS 100
+
+static void idle_timeout_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    tsrv_arg a;
+    tsrv_arg_init(&a, self, INIT_OK);
+    a.idle_ms = IDLE_MS; /* every result, init's too */
+    amb_pid srv = tsrv_start(self, &a, NULL);
+    /* A burst of TICKS messages TICK_MS apart, by timers (each resets the
+     * idle timeout, which therefore never fires during the burst). */
+    amb_heap *h = amb_proc_heap(self);
+    for (int i = 1; i <= TICKS; i++)
+        CHECK_OK(self, amb_send_after(self, (uint64_t)(i * TICK_MS), srv,
+                                      amb_pack(h, "{tick,~i}", i), NULL));
+    /* The first timeout comes after the last tick, at least IDLE_MS later. */
+    int64_t ticks, gap;
+    amb_term d = gs_wait_event(self, "timeout", srv);
+    CHECK_OK(self, amb_match(d, "{~l,~l}", &ticks, &gap));
+    CHECK_EQ(self, ticks, TICKS);
+    CHECK(self, gap >= IDLE_MS - 1);
+    /* And it goes on firing while idle (each timeout re-arms it). */
+    d = gs_wait_event(self, "timeout", srv);
+    CHECK_OK(self, amb_match(d, "{~l,~l}", &ticks, &gap));
+    CHECK_EQ(self, ticks, TICKS);
+    CHECK(self, gap >= 2 * IDLE_MS - 1);
+    tsrv_stop(self, srv);
+}
+
+AMB_TEST(gen_server_timeout_fires_only_when_idle_and_resets_on_every_message)
+{
+    gs_run(idle_timeout_body, NULL);
+}
+
+static void timeout_cancelled_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    tsrv_arg a;
+    tsrv_arg_init(&a, self, INIT_OK);
+    amb_pid srv = tsrv_start(self, &a, NULL);
+    /* Armed, then a message comes: the timeout is gone for good (the next
+     * result has none). */
+    CHECK_OK(self, amb_gen_server_cast(self, srv, P(self, "{timeout,50}")));
+    CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom("marker")));
+    /* A later timeout, from a call, armed after the first would have fired. */
+    uint64_t t0 = amb_now_ms();
+    CHECK(self, CALL(self, srv, P(self, "{timeout,150}")) == AMB_ATOM_OK);
+    gs_wait_event(self, "timeout", srv);
+    CHECK(self, amb_now_ms() - t0 >= 149);
+    CHECK_TEXT(self, CALL(self, srv, amb_atom("log")), "[init,marker,timeout]");
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+    tsrv_stop(self, srv);
+}
+
+AMB_TEST(gen_server_timeout_is_cancelled_by_a_message)
+{
+    gs_run(timeout_cancelled_body, NULL);
+}
+
+static void timeout_zero_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    tsrv_arg a;
+    tsrv_arg_init(&a, self, INIT_OK);
+    amb_pid srv = tsrv_start(self, &a, NULL);
+    /* Timeout 0 while a message waits: the message is served instead. */
+    CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom("zero_when_waiting")));
+    CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom("marker")));
+    CHECK_TEXT(self, CALL(self, srv, amb_atom("log")), "[init,marker]");
+    /* Timeout 0 when idle: at once. */
+    CHECK_OK(self, amb_gen_server_cast(self, srv, P(self, "{timeout,0}")));
+    gs_wait_event(self, "timeout", srv);
+    CHECK_TEXT(self, CALL(self, srv, amb_atom("log")), "[init,marker,timeout]");
+    tsrv_stop(self, srv);
+}
+
+AMB_TEST(gen_server_timeout_zero_yields_to_a_waiting_message)
+{
+    gs_run(timeout_zero_body, NULL);
+}
+
+/* ===========================================================================
+ * continue
+ * ======================================================================== */
+
+static void continue_order_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    tsrv_arg a;
+    tsrv_arg_init(&a, self, INIT_OK);
+    amb_pid srv = tsrv_start(self, &a, NULL);
+    /* cont_when_waiting returns only once 'marker' is queued behind it. */
+    CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom("cont_when_waiting")));
+    CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom("marker")));
+    CHECK_TEXT(self, CALL(self, srv, amb_atom("log")),
+               "[init,cont_when_waiting,continue,marker]");
+    CHECK(self, gs_wait_event(self, "continued", srv) == amb_atom("cast_cont"));
+    /* From a call: the reply first, then the continue, then the next. */
+    CHECK(self,
+          CALL(self, srv, P(self, "{continue,{call_cont,[1,2,3]}}")) == AMB_ATOM_OK);
+    CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom("second")));
+    CHECK_TEXT(self, CALL(self, srv, amb_atom("log")),
+               "[init,cont_when_waiting,continue,marker,continue,second]");
+    CHECK(self, gs_wait_event(self, "continued", srv) == amb_atom("call_cont"));
+    tsrv_stop(self, srv);
+}
+
+AMB_TEST(gen_server_continue_runs_before_the_next_queued_message)
+{
+    gs_run(continue_order_body, NULL);
+}
+
+AMB_TEST_MAIN(
+    AMB_TEST_ENTRY(gen_server_counter_call_cast_info),
+    AMB_TEST_ENTRY(gen_server_state_is_the_arg_or_zeroed_memory_of_the_server),
+    AMB_TEST_ENTRY(gen_server_init_ok), AMB_TEST_ENTRY(gen_server_init_ok_with_timeout),
+    AMB_TEST_ENTRY(gen_server_init_ok_with_continue_runs_before_the_first_message),
+    AMB_TEST_ENTRY(gen_server_init_ignore_is_eignore),
+    AMB_TEST_ENTRY(gen_server_init_stop_is_einit_with_the_reason_and_spares_the_caller),
+    AMB_TEST_ENTRY(gen_server_init_crash_is_einit_and_signals_a_linked_caller),
+    AMB_TEST_ENTRY(gen_server_start_with_a_taken_name_is_eexist_with_the_holder),
+    AMB_TEST_ENTRY(gen_server_init_past_its_deadline_is_etimedout_and_killed),
+    AMB_TEST_ENTRY(gen_server_init_deadline_spares_a_linked_caller_that_does_not_trap),
+    AMB_TEST_ENTRY(gen_server_big_state),
+    AMB_TEST_ENTRY(gen_server_start_with_bad_arguments_is_ebadarg),
+    AMB_TEST_ENTRY(gen_server_start_link_links_the_caller),
+    AMB_TEST_ENTRY(gen_server_start_link_crash_reaches_the_caller),
+    AMB_TEST_ENTRY(gen_server_null_callbacks_reply_bad_call_and_survive),
+    AMB_TEST_ENTRY(gen_server_continue_without_handle_continue_stops_with_undef),
+    AMB_TEST_ENTRY(gen_server_hibernate_works_like_noreply),
+    AMB_TEST_ENTRY(gen_server_timeout_fires_only_when_idle_and_resets_on_every_message),
+    AMB_TEST_ENTRY(gen_server_timeout_is_cancelled_by_a_message),
+    AMB_TEST_ENTRY(gen_server_timeout_zero_yields_to_a_waiting_message),
+    AMB_TEST_ENTRY(gen_server_continue_runs_before_the_next_queued_message))
