@@ -132,12 +132,12 @@ ROWS = [
     ("3. ping-pong, ns/rt, 1 sched", "pingpong.1", "ns_per_roundtrip", 1, 0, True, ""),
     ("4. skynet 1M leaves, total ms", "skynet", "total_ms", 1, 0, True, "1,111,111 processes"),
     ("4. skynet, peak RSS MiB", "skynet", "time_maxrss_kb", 1 / 1024, 0, True, ""),
-    ("5. call, 1 client, ns/call (1M calls; ours: raw call, no monitor yet)", "call.c1", "ns_per_call", 1, 0, True,
-     "ours: ref + mark + send + selective receive, 5 s timeout, no monitor; Erlang "
+    ("5. gen_server call, 1 client, ns/call (1M calls)", "call.c1", "ns_per_call", 1, 0, True,
+     "ours: amb_gen_server_call (monitor + alias + 5 s timeout); Erlang "
      "gen_server:call; Go req+reply chan; CAF request().then()"),
-    ("5. raw call, 2 clients, k calls/s", "call.c2", "calls_per_sec", 1e-3, 0, False, ""),
-    ("5. raw call, 3 clients, k calls/s", "call.c3", "calls_per_sec", 1e-3, 0, False, ""),
-    ("5. raw call, 4 clients, k calls/s", "call.c4", "calls_per_sec", 1e-3, 0, False, ""),
+    ("5. gen_server call, 2 clients, k calls/s", "call.c2", "calls_per_sec", 1e-3, 0, False, ""),
+    ("5. gen_server call, 3 clients, k calls/s", "call.c3", "calls_per_sec", 1e-3, 0, False, ""),
+    ("5. gen_server call, 4 clients, k calls/s", "call.c4", "calls_per_sec", 1e-3, 0, False, ""),
     ("6. many-to-one 4x1M, M msgs/s", "m2o", "msgs_per_sec", 1e-6, 2, False,
      "Go: chan with 1,024 slots"),
     ("6. many-to-one variant, M msgs/s", "m2o.v", "msgs_per_sec", 1e-6, 2, False,
