@@ -342,7 +342,7 @@ static int pool_sup_start(amb_proc *self, void *arg, amb_pid *out, amb_term *rea
 /* Names are atoms, made at run time: these are filled in by jobs_start. */
 static amb_gen_child stats_child, producer_child;
 
-static int jobs_start(amb_proc *self, void *arg, amb_pid *top)
+static int jobs_start(amb_proc *self, void *arg, amb_pid *top, amb_term *reason)
 {
     stats_child = (amb_gen_child){&stats_server, NULL, amb_atom("stats")};
     producer_child = (amb_gen_child){&producer_server, NULL, amb_atom("producer")};
@@ -361,7 +361,7 @@ static int jobs_start(amb_proc *self, void *arg, amb_pid *top)
         .children = children,
         .nchildren = 3,
     };
-    amb_gen_opts opts = {.name = amb_atom("jobs_sup")};
+    amb_gen_opts opts = {.name = amb_atom("jobs_sup"), .error_reason = reason};
     return amb_sup_start_link(self, &spec, &opts, top);
 }
 

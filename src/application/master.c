@@ -50,7 +50,8 @@ void amb__master_main(amb_proc *self, void *arg)
     amb_trap_exit(self, true);
 
     amb_pid top = AMB_NONE;
-    int rc = app->start(self, app->arg, &top);
+    amb_term why = AMB_NONE;
+    int rc = app->start(self, app->arg, &top, &why);
     if (rc == 0 && amb_type_of(top) != AMB_T_PID)
         rc = AMB_EBADARG;
     /* start linked the top already; linking again is a no-op then, and
@@ -59,8 +60,9 @@ void amb__master_main(amb_proc *self, void *arg)
     if (rc == 0)
         rc = amb_link(self, top);
     if (rc != 0) {
-        report(self, ctl, "failed",
-               AMB_TUPLE(h, AMB_ATOM_ERROR, amb_atom(amb_err_name(rc))));
+        if (why == AMB_NONE)
+            why = AMB_TUPLE(h, AMB_ATOM_ERROR, amb_atom(amb_err_name(rc)));
+        report(self, ctl, "failed", why);
         return;
     }
     report(self, ctl, "started", top);

@@ -90,16 +90,17 @@ int amb__child_start(amb_proc *self, amb__child *c, amb_term *reason)
     if (rc == 0 && amb_type_of(pid) != AMB_T_PID)
         rc = AMB_EBADARG; /* a start function that lied about its pid */
     if (rc == 0) {
-        c->pid = pid;
+        c->pid = c->last_pid = pid;
         return 0;
     }
     c->pid = AMB_NONE;
     if (rc == AMB_EIGNORE)
         return rc;
-    if (rc > 0)
-        rc = AMB_EINIT; /* keep the contract "0 or negative" for callers */
-    *reason = why != AMB_NONE ? why : error_reason(self, rc);
-    return rc;
+    /* Any other result is a failed start, whatever the code (an AMB_ENOMEM
+     * of the child's start is its failure, not the supervisor's): the
+     * reason says why. */
+    *reason = why != AMB_NONE ? why : error_reason(self, rc < 0 ? rc : AMB_EINIT);
+    return AMB_EINIT;
 }
 
 bool amb__child_should_restart(int restart, amb_term reason)
@@ -121,8 +122,11 @@ void amb__child_report(amb_proc *self, const char *context, const amb__child *c,
         strcpy(id, "?");
     if (amb_print(why, sizeof why, reason, NULL) != 0 && why[0] == '\0')
         strcpy(why, "?");
-    amb_log(self, AMB_LOG_ERROR, "supervisor report: %s, child %s, reason %s", context,
-            id, why);
+    char pid[64] = "undefined";
+    if (c->last_pid != AMB_NONE && amb_print(pid, sizeof pid, c->last_pid, NULL) != 0)
+        strcpy(pid, "?");
+    amb_log(self, AMB_LOG_ERROR, "supervisor report: %s, child %s, pid %s, reason %s",
+            context, id, pid, why);
 }
 
 /* ------------------------------------------------------------------------

@@ -36,6 +36,7 @@ typedef struct amb__child {
     uint8_t type;    /* amb_child_type */
     bool restarting;
     amb_pid pid;
+    amb_pid last_pid; /* the pid it last ran as, for reports (or NONE) */
     uint64_t uid;
 } amb__child;
 

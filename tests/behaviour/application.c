@@ -271,8 +271,9 @@ enum mode {
 typedef struct tinfo {
     const char *name;
     _Atomic int mode;
-    _Atomic amb_pid top;    /* set by t_start */
-    _Atomic amb_pid master; /* the process t_start ran in */
+    _Atomic amb_pid top;      /* set by t_start */
+    _Atomic amb_pid master;   /* the process t_start ran in */
+    _Atomic bool give_reason; /* M_FAIL: set *reason */
 } tinfo;
 
 static const amb_gen_server top_cb = {.name = "test_top"};
@@ -305,7 +306,7 @@ static int start_sup(amb_proc *self, tinfo *ti, amb_pid *top)
     return amb_sup_start_link(self, &sup, NULL, top);
 }
 
-static int t_start(amb_proc *self, void *arg, amb_pid *top)
+static int t_start(amb_proc *self, void *arg, amb_pid *top, amb_term *reason)
 {
     tinfo *ti = arg;
     event("start", ti->name);
@@ -313,6 +314,8 @@ static int t_start(amb_proc *self, void *arg, amb_pid *top)
     int rc;
     switch (atomic_load(&ti->mode)) {
     case M_FAIL:
+        if (atomic_load(&ti->give_reason))
+            *reason = amb_pack(amb_proc_heap(self), "{no_db, ~a}", ti->name);
         return AMB_EINIT;
     case M_CRASH:
         amb_exit_self(self, amb_atom("crashed_in_start"));
@@ -343,7 +346,7 @@ static void t_stop(amb_proc *self, void *arg)
 #define DEPS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 #define TAPP(var, nm, deps_, env_)                                       \
-    static tinfo var##_info = {nm, M_SERVER, AMB_NONE, AMB_NONE};        \
+    static tinfo var##_info = {nm, M_SERVER, AMB_NONE, AMB_NONE, false}; \
     static const amb_app var = {.name = nm,                              \
                                 .description = "the " nm " application", \
                                 .vsn = "1.0",                            \
@@ -644,12 +647,20 @@ static void rollback(amb_proc *self, void *arg)
     /* b, started by this call, is stopped again; a, running before, stays. */
     CHECK_EVENTS(self, "start:a,start:b,start:f,stop:b");
     CHECK_WHICH(self, "a");
+    /* A start that says why: that reason. */
+    atomic_store(&app_f_info.give_reason, true);
+    CHECK_RC(self, AMB_EINIT, amb_app_start(self, "f", AMB_APP_TEMPORARY, &reason));
+    CHECK_TEXT(self, reason, "{f,{no_db,f}}");
+    atomic_store(&app_f_info.give_reason, false);
+    CHECK_EVENTS(self, "start:a,start:b,start:f,stop:b,start:b,start:f,stop:b");
+    CHECK_WHICH(self, "a");
 
     /* A start that crashes its master: the reason is the crash's. */
     set_mode(&app_f_info, M_CRASH);
     CHECK_RC(self, AMB_EINIT, amb_app_start(self, "f", AMB_APP_TEMPORARY, &reason));
     CHECK_TEXT(self, reason, "{f,crashed_in_start}");
-    CHECK_EVENTS(self, "start:a,start:b,start:f,stop:b,start:b,start:f,stop:b");
+    CHECK_EVENTS(self, "start:a,start:b,start:f,stop:b,start:b,start:f,stop:b,start:b,"
+                       "start:f,stop:b");
     CHECK_WHICH(self, "a");
 
     /* Nothing is left half-started: f starts once its start works. */
