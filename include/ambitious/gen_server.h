@@ -187,10 +187,17 @@ typedef struct amb_gen_opts {
     amb_term name;          /* AMB_NONE (0): unnamed; an atom: a local name;
                                {via, Module, Name}: through a via module */
     bool link;              /* link the caller and the server (start_link) */
-    int timeout_ms;         /* init must finish within this (0: infinity); the
-                               server is killed and AMB_ETIMEDOUT returned */
+    int timeout_ms;         /* init must finish within this (0 or AMB_INFINITY:
+                               no limit); else the server is killed and
+                               AMB_ETIMEDOUT returned */
     amb_term *error_reason; /* AMB_EINIT: gets init's stop reason, on the
                                caller's heap (may be NULL) */
+    amb_term arg_term;      /* AMB_NONE: init gets `arg` as it is. Else a term
+                               handed over by value: init gets arg pointing to
+                               an amb_term holding a copy on the server's heap
+                               (for the server's life; `arg` is unused). For
+                               data that must not depend on the caller's
+                               memory: a starter may die while init runs. */
 } amb_gen_opts;
 
 /*
@@ -209,8 +216,12 @@ typedef struct amb_gen_opts {
  *                 reason is normal).
  *   AMB_EEXIST    the name is taken: already_started; *out gets the holder
  *   AMB_ETIMEDOUT init did not finish within opts->timeout_ms (killed)
- *   AMB_EBADARG   NULL self/cb, a bad name; AMB_ENOMEM, AMB_ESYSLIMIT.
- * `arg` is passed to init as it is (and is the state when state_size == 0).
+ *   AMB_EBADARG   NULL self/cb, a bad name (also {via, M, _} with M not a
+ *                 registered via module); AMB_ENOMEM, AMB_ESYSLIMIT.
+ * `arg` is passed to init as it is (and is the state when state_size == 0):
+ * what it points to must stay valid while init runs, also if the caller is
+ * killed meanwhile (static data, or memory the server takes over; or pass
+ * a term by value with opts->arg_term).
  */
 AMB_API int amb_gen_server_start(amb_proc *self, const amb_gen_server *cb, void *arg,
                                  const amb_gen_opts *opts, amb_pid *out);
@@ -242,7 +253,8 @@ AMB_API int amb_gen_server_call(amb_proc *self, amb_term server, amb_term reques
                                 int timeout_ms, amb_term *reply);
 
 /* Sends msg to server without waiting (gen_server:cast). 0 also when there is
- * no such server, as in OTP. AMB_EBADARG for a bad reference, AMB_ENOMEM. */
+ * no such server, as in OTP. AMB_EBADARG for a bad reference, AMB_ENOMEM,
+ * AMB_ENOTSUP for a remote node until distribution exists. */
 AMB_API int amb_gen_server_cast(amb_proc *self, amb_term server, amb_term msg);
 
 /* Replies to the call from (the `from` a handle_call got, or a copy of it),

@@ -115,42 +115,57 @@ int amb_gen_server_start(amb_proc *self, const amb_gen_server *cb, void *arg,
 {
     amb_gen_opts none = {0};
     const amb_gen_opts *o = opts != NULL ? opts : &none;
-    if (self == NULL || cb == NULL || o->timeout_ms < 0 ||
+    if (self == NULL || cb == NULL || o->timeout_ms < AMB_INFINITY ||
         (o->name != AMB_NONE && !amb__gen_name_ok(o->name)))
         return AMB_EBADARG;
     amb_heap *h = amb_proc_heap(self);
     if (h == NULL)
         return AMB_ENOMEM;
     amb_heap_mark hm = amb_heap_save(h);
-    amb__gen_start st = {.cb = cb,
-                         .arg = arg,
-                         .name = o->name,
-                         .starter = amb_self(self),
-                         .link = o->link};
     waiter w = {AMB_NONE, AMB_NONE};
     amb_recv_mark mark = amb_receive_mark(self);
     int rc = amb_alias(self, AMB_ALIAS_REPLY, &w.alias);
     if (rc != 0)
         return rc;
-    st.alias = w.alias;
+    /* Everything the server needs travels in its first message (server.c,
+     * read_start): nothing of this stack or heap is read by the server, so
+     * this process may be killed while it waits. */
+    amb_term msg = AMB_TUPLE(
+        h, amb__gen_atoms_get()->gen_start, w.alias, amb_uint(h, (uintptr_t)cb),
+        amb_uint(h, (uintptr_t)arg), o->name != AMB_NONE ? o->name : AMB_ATOM_UNDEFINED,
+        o->arg_term != AMB_NONE ? AMB_TUPLE(h, o->arg_term) : amb_tuple(h, 0, NULL),
+        o->link ? AMB_ATOM_TRUE : AMB_ATOM_FALSE);
     amb_pid pid;
     amb_spawn_opts so = {.handler = amb__gen_handler_for(cb->state_size),
                          .link = o->link,
                          .monitor = true,
                          .monitor_ref = &w.mref};
-    rc = amb_spawn_opt(self, NULL, &st, &so, &pid);
+    rc = msg == AMB_NONE
+             ? AMB_ENOMEM
+             : amb_spawn_opt(self, NULL, (void *)(uintptr_t)amb_self(self), &so, &pid);
+    if (rc == 0 && (rc = amb_send(self, pid, msg)) != 0) {
+        /* The server waits for the start message: end it. */
+        if (o->link)
+            amb_unlink(self, pid);
+        amb_exit(self, pid, AMB_ATOM_KILL);
+        await_down(self, mark, &w);
+        amb_demonitor(self, w.mref, AMB_DEMONITOR_FLUSH);
+    }
     if (rc != 0) {
         amb_unalias(self, w.alias);
         amb_heap_rewind(h, hm);
         return rc;
     }
     amb_term m;
-    int timeout = o->timeout_ms > 0 ? o->timeout_ms : AMB_INFINITY;
+    int timeout = o->timeout_ms != 0 ? o->timeout_ms : AMB_INFINITY;
     rc = amb_receive_if_after(self, mark, is_answer, &w, timeout, &m);
     amb_heap *tmp = NULL;
     amb_term held = AMB_NONE;
     if (rc == AMB_ETIMEDOUT) {
-        /* OTP's start timeout: the server is killed, the start fails. */
+        /* OTP's start timeout: the server is killed, the start fails. The
+         * alias goes first, so an ack sent just before the kill is dropped
+         * instead of staying in this mailbox. */
+        amb_unalias(self, w.alias);
         if (o->link)
             amb_unlink(self, pid);
         amb_exit(self, pid, AMB_ATOM_KILL);

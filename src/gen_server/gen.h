@@ -7,6 +7,8 @@
  *           sent to the alias, which is made with AMB_ALIAS_REPLY
  *   cast    {'$gen_cast', Msg}
  *   stop    {'$gen_stop', Reason}: terminate(Reason), then end with Reason
+ *   start   {'$gen_start', Alias, Cb, Arg, Name, {} | {ArgTerm}, Link}: the
+ *           first message a new server gets from its starter (server.c)
  *   ack     {Alias, ok | ignore | {error, Reason} | {already_started, Pid}}
  *           from a starting server to the starter's alias
  *   timeout {'$gen_timeout', Seq}, sent by the server to itself; only the
@@ -21,7 +23,7 @@
 
 /* Atoms made once per OS process. */
 typedef struct amb__gen_atoms {
-    amb_term gen_stop, gen_timeout, bad_call, via, undef, handle_continue,
+    amb_term gen_start, gen_stop, gen_timeout, bad_call, via, undef, handle_continue,
         unexpected_call, unexpected_cast;
 } amb__gen_atoms;
 const amb__gen_atoms *amb__gen_atoms_get(void);
@@ -35,19 +37,9 @@ int amb__gen_resolve(amb_proc *self, amb_term server, amb_pid *out);
  * AMB_EBADARG. unregister undoes it (best effort). */
 int amb__gen_register(amb_proc *self, amb_term name, amb_pid *holder);
 void amb__gen_unregister(amb_proc *self, amb_term name);
-/* True when name is a valid server name for registration. */
+/* True when name is a valid server name for registration (an atom other
+ * than undefined, or {via, M, N} with M a registered via module). */
 bool amb__gen_name_ok(amb_term name);
-
-/* What a starter hands the new server (lives on the starter's stack; the
- * starter waits until the ack, so the server may read it during init). */
-typedef struct amb__gen_start {
-    const amb_gen_server *cb;
-    void *arg;
-    amb_term name;  /* on the starter's heap, read-only meanwhile */
-    amb_term alias; /* the starter's alias for the ack */
-    amb_pid starter;
-    bool link;
-} amb__gen_start;
 
 /* The handler table for a server with user state of state_size bytes:
  * the smallest size class that holds it (server.c). */

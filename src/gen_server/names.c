@@ -21,6 +21,7 @@ static amb__gen_atoms atoms;
 
 static void atoms_init(void)
 {
+    atoms.gen_start = amb_atom("$gen_start");
     atoms.gen_stop = amb_atom("$gen_stop");
     atoms.gen_timeout = amb_atom("$gen_timeout");
     atoms.bad_call = amb_atom("bad_call");
@@ -103,7 +104,9 @@ static bool is_via(amb_term t)
 
 bool amb__gen_name_ok(amb_term name)
 {
-    return (amb_is_atom(name) && name != AMB_ATOM_UNDEFINED) || is_via(name);
+    amb_via via;
+    return (amb_is_atom(name) && name != AMB_ATOM_UNDEFINED) ||
+           (is_via(name) && via_get(amb_tuple_get(name, 1), &via) == 0);
 }
 
 /* The node of the calling process. */

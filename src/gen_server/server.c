@@ -28,6 +28,7 @@ typedef struct gen_srv {
     amb_tref timer;
     uint64_t timer_seq;
     bool timer_armed;
+    amb_term arg_term; /* a start's arg_term, on the process heap */
 } gen_srv;
 
 /* The user's state starts 16-byte aligned behind the bookkeeping. */
@@ -52,16 +53,32 @@ static amb_term stop_reason(amb_proc *self, const amb_gen_ret *r)
     return t != AMB_NONE ? t : AMB_ATOM_ERROR;
 }
 
-/* terminate(reason), then end with reason. Never returns. */
-static _Noreturn void stop_server(amb_proc *self, gen_srv *g, amb_term reason)
+/* terminate(reason), then the reply of a stop_reply result (OTP replies
+ * after terminate), then end with reason. Never returns. */
+static _Noreturn void stop_replying(amb_proc *self, gen_srv *g, amb_term reason,
+                                    amb_term from, amb_term reply)
 {
     if (g->timer_armed)
         amb_cancel_timer(self, g->timer, NULL);
     if (g->cb->terminate != NULL)
         g->cb->terminate(self, g->state, reason);
+    if (from != AMB_NONE && reply != AMB_NONE)
+        amb_gen_server_reply(self, from, reply);
     if (g->name != AMB_NONE && !amb_is_atom(g->name))
         amb__gen_unregister(self, g->name); /* a local name goes by itself */
     amb_exit_self(self, reason);
+}
+
+static _Noreturn void stop_server(amb_proc *self, gen_srv *g, amb_term reason)
+{
+    stop_replying(self, g, reason, AMB_NONE, AMB_NONE);
+}
+
+/* The reason of a result gen_server cannot use: OTP's bad_return_value. */
+static amb_term bad_return(amb_proc *self)
+{
+    (void)self;
+    return amb_atom("bad_return_value");
 }
 
 /* ---------------------------------------------------------------------------
@@ -100,12 +117,11 @@ static void apply(amb_proc *self, gen_srv *g, amb_gen_ret r)
     for (;;) {
         if (r.action == AMB_GEN_STOP)
             stop_server(self, g, stop_reason(self, &r));
-        if (r.action == AMB_GEN_IGNORE || r.action > AMB_GEN_IGNORE ||
-            r.next > AMB_GEN_NEXT_CONTINUE) {
-            amb_term why = AMB_TUPLE(amb_proc_heap(self), amb_atom("bad_return_value"),
-                                     amb_int(amb_proc_heap(self), r.action));
-            stop_server(self, g, why != AMB_NONE ? why : AMB_ATOM_ERROR);
-        }
+        /* handle_call's reply was sent already (its action is NOREPLY
+         * here): any other action is not a result of this callback. */
+        if (r.action != AMB_GEN_NOREPLY || r.next > AMB_GEN_NEXT_CONTINUE ||
+            (r.next == AMB_GEN_NEXT_TIMEOUT && r.timeout_ms < AMB_INFINITY))
+            stop_server(self, g, bad_return(self));
         if (r.next == AMB_GEN_NEXT_CONTINUE) {
             if (g->cb->handle_continue == NULL) {
                 const amb__gen_atoms *a = amb__gen_atoms_get();
@@ -160,10 +176,17 @@ static void handle_call(amb_proc *self, gen_srv *g, amb_term from, amb_term req)
                 g->cb->name ? g->cb->name : "");
         r = amb_gen_reply(AMB_TUPLE(h, AMB_ATOM_ERROR, AMB_TUPLE(h, a->bad_call, req)));
     }
-    if ((r.action == AMB_GEN_REPLY || r.action == AMB_GEN_STOP) && r.reply != AMB_NONE) {
+    if (r.action == AMB_GEN_STOP)
+        stop_replying(self, g, stop_reason(self, &r), from, r.reply);
+    if (r.action == AMB_GEN_REPLY) {
+        if (r.reply == AMB_NONE) {
+            /* A reply that failed to build (builders give AMB_NONE when
+             * memory runs out): the caller must not wait forever. */
+            amb_gen_ret fail = amb_gen_fail(AMB_ENOMEM);
+            stop_server(self, g, stop_reason(self, &fail));
+        }
         amb_gen_server_reply(self, from, r.reply);
-        if (r.action == AMB_GEN_REPLY)
-            r.action = AMB_GEN_NOREPLY;
+        r.action = AMB_GEN_NOREPLY;
     }
     apply(self, g, r);
 }
@@ -220,14 +243,24 @@ static int srv_handle(amb_proc *self, void *block, amb_term msg)
  * Init
  * ------------------------------------------------------------------------ */
 
+/* What the start message says, with its terms copied onto the server's
+ * heap (the message is borrowed, and user init may receive). */
+typedef struct start_info {
+    const amb_gen_server *cb;
+    void *arg;
+    amb_term name, alias; /* name: AMB_NONE for none */
+    amb_pid starter;
+    bool link;
+} start_info;
+
 /* Acks the starter: {Alias, Value}. */
-static void ack(amb_proc *self, const amb__gen_start *st, amb_term value)
+static void ack(amb_proc *self, const start_info *st, amb_term value)
 {
     amb__gen_send_tagged(self, st->alias, st->alias, value);
 }
 
 /* Ends a server whose init did not succeed, after the ack. */
-static _Noreturn void init_fail(amb_proc *self, gen_srv *g, const amb__gen_start *st,
+static _Noreturn void init_fail(amb_proc *self, gen_srv *g, const start_info *st,
                                 amb_term ackv, amb_term reason)
 {
     if (g->name != AMB_NONE)
@@ -240,11 +273,60 @@ static _Noreturn void init_fail(amb_proc *self, gen_srv *g, const amb__gen_start
     amb_exit_self(self, reason);
 }
 
+typedef struct start_wait {
+    amb_term mref;
+} start_wait;
+
+static bool is_start_or_down(amb_term m, void *ctx)
+{
+    const start_wait *w = ctx;
+    if (amb_tuple_arity(m) == 7 && amb_tuple_get(m, 0) == amb__gen_atoms_get()->gen_start)
+        return true;
+    return amb_tuple_arity(m) == 5 && amb_tuple_get(m, 0) == AMB_ATOM_DOWN &&
+           amb_equal(amb_tuple_get(m, 1), w->mref);
+}
+
+/* Waits for the start message ({'$gen_start', Alias, Cb, Arg, Name, {} |
+ * {ArgTerm}, Link}, client.c) and reads it into *st. The starter sends it
+ * right after the spawn; when the starter ends first, nobody waits for this
+ * server and it ends quietly. Everything the server needs travels by value,
+ * so a starter killed meanwhile leaves nothing dangling. */
+static void read_start(amb_proc *self, gen_srv *g, amb_pid starter, start_info *st)
+{
+    amb_heap *h = amb_proc_heap(self);
+    start_wait w;
+    amb_term m;
+    if (amb_monitor(self, starter, &w.mref) != 0 ||
+        amb_receive_if(self, is_start_or_down, &w, AMB_INFINITY, &m) != 0 ||
+        amb_tuple_arity(m) != 7)
+        amb_exit_self(self, AMB_ATOM_NORMAL);
+    amb_demonitor(self, w.mref, AMB_DEMONITOR_FLUSH);
+    uint64_t cb = 0, arg = 0;
+    amb_get_uint64(amb_tuple_get(m, 2), &cb);
+    amb_get_uint64(amb_tuple_get(m, 3), &arg);
+    st->cb = (const amb_gen_server *)(uintptr_t)cb;
+    st->arg = (void *)(uintptr_t)arg;
+    st->starter = starter;
+    st->link = amb_tuple_get(m, 6) == AMB_ATOM_TRUE;
+    amb_term name = amb_tuple_get(m, 4), box = amb_tuple_get(m, 5);
+    if (amb_term_copy(h, amb_tuple_get(m, 1), &st->alias) != 0 ||
+        amb_term_copy(h, name, &st->name) != 0 ||
+        (amb_tuple_arity(box) == 1 &&
+         amb_term_copy(h, amb_tuple_get(box, 0), &g->arg_term) != 0))
+        amb_exit_self(self, AMB_ATOM_NORMAL); /* out of memory: the starter sees DOWN */
+    if (st->name == AMB_ATOM_UNDEFINED)
+        st->name = AMB_NONE;
+    if (amb_tuple_arity(box) == 1)
+        st->arg = &g->arg_term; /* the term passed by value */
+}
+
 static int srv_init(amb_proc *self, void *block, void *arg)
 {
-    const amb__gen_start *st = arg;
     gen_srv *g = block;
     amb_heap *h = amb_proc_heap(self);
+    start_info sti, *st = &sti;
+    g->name = AMB_NONE;
+    read_start(self, g, (amb_pid)(uintptr_t)arg, st);
     g->cb = st->cb;
     g->state = st->cb->state_size > 0 ? (char *)block + SRV_BYTES : st->arg;
     if (st->cb->state_size > CLASS_MAX) {
@@ -261,14 +343,9 @@ static int srv_init(amb_proc *self, void *block, void *arg)
         memset(g->state, 0, st->cb->state_size);
     }
     g->parent = st->link ? st->starter : AMB_NONE;
-    g->name = AMB_NONE;
     if (st->name != AMB_NONE) {
         amb_pid holder;
-        amb_term name;
-        if (amb_term_copy(h, st->name, &name) != 0)
-            init_fail(self, g, st, AMB_TUPLE(h, AMB_ATOM_ERROR, AMB_ATOM_ERROR),
-                      AMB_ATOM_NORMAL);
-        int rc = amb__gen_register(self, name, &holder);
+        int rc = amb__gen_register(self, st->name, &holder);
         if (rc == AMB_EEXIST)
             init_fail(self, g, st, AMB_TUPLE(h, AMB_ATOM_ALREADY_STARTED, holder),
                       AMB_ATOM_NORMAL);
@@ -277,7 +354,7 @@ static int srv_init(amb_proc *self, void *block, void *arg)
             amb_term why = stop_reason(self, &fail);
             init_fail(self, g, st, AMB_TUPLE(h, AMB_ATOM_ERROR, why), why);
         }
-        g->name = name;
+        g->name = st->name;
     }
     amb_gen_ret r = st->cb->init ? st->cb->init(self, g->state, st->arg) : amb_gen_ok();
     if (r.action == AMB_GEN_IGNORE)
@@ -286,8 +363,11 @@ static int srv_init(amb_proc *self, void *block, void *arg)
         amb_term why = stop_reason(self, &r);
         init_fail(self, g, st, AMB_TUPLE(h, AMB_ATOM_ERROR, why), why);
     }
+    if (r.action != AMB_GEN_NOREPLY) {
+        amb_term why = bad_return(self);
+        init_fail(self, g, st, AMB_TUPLE(h, AMB_ATOM_ERROR, why), why);
+    }
     ack(self, st, AMB_ATOM_OK);
-    /* From here on st is gone (the starter has returned). */
     g->base = amb_heap_save(h);
     apply(self, g, r);
     amb_heap_rewind(h, g->base);

@@ -30,11 +30,9 @@ typedef struct dynsup {
     uint64_t next_uid;
 } dynsup;
 
-typedef struct dynsup_arg {
-    amb_pid parent;
-    int intensity, period_ms;
-    size_t max_children;
-} dynsup_arg;
+/* The start argument travels by value (amb_gen_opts.arg_term), as
+ * {Parent, Intensity, PeriodMs, MaxChildren}: the caller may be killed
+ * while init runs. */
 
 static void dynsup_free(void *ctx)
 {
@@ -136,7 +134,13 @@ static amb_gen_ret child_exited(amb_proc *self, dynsup *d, size_t i, amb_term re
 
 static amb_gen_ret dynsup_init(amb_proc *self, void *state, void *arg)
 {
-    const dynsup_arg *a = arg;
+    amb_term a = *(const amb_term *)arg;
+    int64_t intensity, period;
+    uint64_t max_children;
+    if (amb_tuple_arity(a) != 4 || amb_get_int64(amb_tuple_get(a, 1), &intensity) != 0 ||
+        amb_get_int64(amb_tuple_get(a, 2), &period) != 0 ||
+        amb_get_uint64(amb_tuple_get(a, 3), &max_children) != 0)
+        return amb_gen_fail(AMB_EBADARG);
     dynsup *d = amb_malloc(sizeof *d);
     if (d == NULL)
         return amb_gen_fail(AMB_ENOMEM);
@@ -146,9 +150,9 @@ static amb_gen_ret dynsup_init(amb_proc *self, void *state, void *arg)
         return amb_gen_fail(AMB_ENOMEM);
     }
     *(dynsup **)state = d;
-    d->parent = a->parent;
-    d->max_children = a->max_children;
-    amb__restarts_init(&d->restarts, a->intensity, a->period_ms);
+    d->parent = amb_tuple_get(a, 0);
+    d->max_children = (size_t)max_children;
+    amb__restarts_init(&d->restarts, (int)intensity, (int)period);
     amb_trap_exit(self, true);
     return amb_gen_ok();
 }
@@ -274,21 +278,33 @@ int amb_dynsup_start_link(amb_proc *self, const amb_dynsup_opts *opts,
 {
     if (self == NULL)
         return AMB_EBADARG;
-    dynsup_arg a = {amb_self(self), 3, 5000, 0};
+    int intensity = 3, period_ms = 5000;
+    size_t max_children = 0;
     if (opts != NULL) {
         if (opts->intensity < AMB_DYNSUP_NO_RESTARTS || opts->period_ms < 0)
             return AMB_EBADARG;
         if (opts->intensity == AMB_DYNSUP_NO_RESTARTS)
-            a.intensity = 0;
+            intensity = 0;
         else if (opts->intensity > 0)
-            a.intensity = opts->intensity;
+            intensity = opts->intensity;
         if (opts->period_ms > 0)
-            a.period_ms = opts->period_ms;
-        a.max_children = opts->max_children;
+            period_ms = opts->period_ms;
+        max_children = opts->max_children;
     }
     amb_gen_opts o = {0};
     if (gopts != NULL)
         o = *gopts;
     o.link = true;
-    return amb_gen_server_start(self, &dynsup_cb, &a, &o, out);
+    /* All immediates but a huge max_children: a scratch heap of its own
+     * (the caller's heap may get an error reason on top). */
+    amb_heap *h;
+    int rc = amb_heap_new(&h);
+    if (rc != 0)
+        return rc;
+    o.arg_term = AMB_TUPLE(h, amb_self(self), AMB_SMALL(intensity), AMB_SMALL(period_ms),
+                           amb_uint(h, max_children));
+    rc = o.arg_term == AMB_NONE ? AMB_ENOMEM
+                                : amb_gen_server_start(self, &dynsup_cb, NULL, &o, out);
+    amb_heap_free(h);
+    return rc;
 }

@@ -36,10 +36,9 @@ typedef struct sup {
     uint64_t next_uid;
 } sup;
 
-typedef struct sup_arg {
-    amb_pid parent;
-    const amb_sup_spec *spec;
-} sup_arg;
+/* The start argument travels by value (amb_gen_opts.arg_term), as
+ * {Parent, Strategy, Intensity, PeriodMs, [ChildSpec]} (proto.c packs the
+ * specs): the caller may be killed while the supervisor's init runs. */
 
 static void sup_free(void *ctx)
 {
@@ -218,7 +217,12 @@ static int add_child(amb_proc *self, sup *s, const amb_child_spec *spec, amb_ter
 
 static amb_gen_ret sup_init(amb_proc *self, void *state, void *arg)
 {
-    const sup_arg *a = arg;
+    amb_term a = *(const amb_term *)arg;
+    int64_t strategy, intensity, period;
+    if (amb_tuple_arity(a) != 5 || amb_get_int64(amb_tuple_get(a, 1), &strategy) != 0 ||
+        amb_get_int64(amb_tuple_get(a, 2), &intensity) != 0 ||
+        amb_get_int64(amb_tuple_get(a, 3), &period) != 0)
+        return amb_gen_fail(AMB_EBADARG);
     sup *s = amb_malloc(sizeof *s);
     if (s == NULL)
         return amb_gen_fail(AMB_ENOMEM);
@@ -228,15 +232,17 @@ static amb_gen_ret sup_init(amb_proc *self, void *state, void *arg)
         return amb_gen_fail(AMB_ENOMEM);
     }
     *(sup **)state = s;
-    s->parent = a->parent;
-    s->strategy = a->spec->flags.strategy;
-    amb__restarts_init(&s->restarts, a->spec->flags.intensity, a->spec->flags.period_ms);
+    s->parent = amb_tuple_get(a, 0);
+    s->strategy = (amb_sup_strategy)strategy;
+    amb__restarts_init(&s->restarts, (int)intensity, (int)period);
     amb_trap_exit(self, true);
     amb_heap *h = amb_proc_heap(self);
-    for (size_t i = 0; i < a->spec->nchildren; i++) {
-        const amb_child_spec *spec = &a->spec->children[i];
+    for (amb_term l = amb_tuple_get(a, 4); amb_is_cons(l); l = amb_tail(l)) {
+        amb_child_spec spec;
+        if (amb__proto_spec_unpack(amb_head(l), &spec) != 0)
+            return amb_gen_fail(AMB_EBADARG); /* checked by the starter */
         amb_term why = AMB_NONE, id = AMB_NONE;
-        int rc = add_child(self, s, spec, &why, &id);
+        int rc = add_child(self, s, &spec, &why, &id);
         if (rc == 0 || rc == AMB_EIGNORE)
             continue;
         stop_range(self, s, 0, s->n);
@@ -388,10 +394,25 @@ int amb_sup_start_link(amb_proc *self, const amb_sup_spec *spec, const amb_gen_o
 {
     if (self == NULL || spec == NULL || check_spec(spec) != 0)
         return AMB_EBADARG;
-    sup_arg a = {amb_self(self), spec};
+    /* The argument term is built on a heap of its own: the caller's heap
+     * gets the error reason of a failed start on top, so it cannot be
+     * rewound here. */
+    amb_heap *h;
+    int rc = amb_heap_new(&h);
+    if (rc != 0)
+        return rc;
+    amb_term children = AMB_NIL;
+    for (size_t i = spec->nchildren; i-- > 0;)
+        children = amb_cons(h, amb__proto_spec_pack(h, &spec->children[i]), children);
     amb_gen_opts o = {0};
     if (opts != NULL)
         o = *opts;
     o.link = true;
-    return amb_gen_server_start(self, &sup_cb, &a, &o, out);
+    o.arg_term = AMB_TUPLE(h, amb_self(self), AMB_SMALL(spec->flags.strategy),
+                           AMB_SMALL(spec->flags.intensity),
+                           AMB_SMALL(spec->flags.period_ms), children);
+    rc = o.arg_term == AMB_NONE ? AMB_ENOMEM
+                                : amb_gen_server_start(self, &sup_cb, NULL, &o, out);
+    amb_heap_free(h);
+    return rc;
 }
