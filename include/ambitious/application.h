@@ -17,8 +17,9 @@
  * restart type decides, as in OTP:
  *   permanent  every other application is stopped and the runtime stops
  *              (amb_rt_stop): the program cannot go on without it;
- *   transient  the same when R is abnormal (not normal, shutdown or
- *              {shutdown, _}), else it is only reported;
+ *   transient  the same when R is anything but normal (a top supervisor
+ *              that gives up ends with shutdown: that is a failure for an
+ *              application, as in OTP), else it is only reported;
  *   temporary  only reported (a notice).
  * Names are application names as C strings (atoms inside).
  *

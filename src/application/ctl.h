@@ -37,6 +37,8 @@ typedef struct entry {
     app_status status;
     amb_app_type type;
     amb_pid master; /* AMB_NONE while LOADED */
+    bool self_exit; /* STOPPING because its tree ended by itself: the master
+                       runs the stop callback, then reports `exited` */
     uint64_t seq;   /* start order, for which_applications and HALT */
 } entry;
 

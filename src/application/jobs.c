@@ -25,12 +25,13 @@
 
 #include "application/ctl.h"
 
-/* normal, shutdown and {shutdown, _}: an ending that is not a failure. */
+/* For an application only `normal` is a normal end (OTP's application
+ * docs: a transient application that ends with any other reason stops the
+ * node). A top supervisor that gives up ends with `shutdown`, and that is
+ * exactly the failure a transient application must not survive. */
 static bool reason_is_normal(amb_term r)
 {
-    return r == AMB_ATOM_NORMAL || r == AMB_ATOM_SHUTDOWN ||
-           (amb_is_tuple(r) && amb_tuple_arity(r) == 2 &&
-            amb_tuple_get(r, 0) == AMB_ATOM_SHUTDOWN);
+    return r == AMB_ATOM_NORMAL;
 }
 
 static int deps_of(void *ctx, const char *name, const char *const **deps)
@@ -364,9 +365,10 @@ static void on_ended(amb_proc *self, ctl *c, size_t i, amb_term reason)
         begin_rollback(j);
     } else if (was == APP_STOPPING && awaited) {
         j->pos++;
-    } else if (was == APP_RUNNING) {
+    } else if (was == APP_RUNNING || (was == APP_STOPPING && e->self_exit && !awaited)) {
         judge_exit(self, c, e, reason);
     }
+    e->self_exit = false;
 }
 
 static void handle_report(amb_proc *self, ctl *c, amb_term msg)
@@ -377,12 +379,20 @@ static void handle_report(amb_proc *self, ctl *c, amb_term msg)
         return;
     size_t arity = amb_tuple_arity(msg);
     amb_term extra = arity == 4 ? amb_tuple_get(msg, 3) : AMB_NONE;
-    if (kind == amb_atom("started") && arity == 4)
+    if (kind == amb_atom("started") && arity == 4) {
         on_started(c, i);
-    else if ((kind == amb_atom("failed") || kind == amb_atom("exited")) && arity == 4)
+    } else if (kind == amb_atom("exiting")) {
+        /* The tree ended by itself; the master runs the stop callback now:
+         * a call from it is a deadlock (AMB_EDEADLK), as during a start. */
+        if (c->apps[i].status == APP_RUNNING) {
+            c->apps[i].status = APP_STOPPING;
+            c->apps[i].self_exit = true;
+        }
+    } else if ((kind == amb_atom("failed") || kind == amb_atom("exited")) && arity == 4) {
         on_ended(self, c, i, extra);
-    else if (kind == amb_atom("stopped"))
+    } else if (kind == amb_atom("stopped")) {
         on_ended(self, c, i, AMB_ATOM_SHUTDOWN);
+    }
 }
 
 /* ---------------------------------------------------------------------------

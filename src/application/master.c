@@ -79,13 +79,22 @@ void amb__master_main(amb_proc *self, void *arg)
              * callback may do: keep the reason on our heap. */
             amb_term reason = AMB_ATOM_UNDEFINED;
             amb_term_copy(h, amb_tuple_get(msg, 2), &reason);
+            report(self, ctl, "exiting", AMB_NONE);
             call_stop(self, app);
             report(self, ctl, "exited", reason);
             return;
         }
         if (amb_equal(msg, stop_msg)) {
-            amb_exit(self, top, AMB_ATOM_SHUTDOWN);
-            amb_receive_match(self, AMB_INFINITY, NULL, "{'EXIT', ~v, _}", top);
+            /* Wait through a monitor, not the link: a top that unlinked
+             * itself must not hang amb_app_stop. */
+            amb_term mref;
+            if (amb_monitor(self, top, &mref) == 0) {
+                amb_exit(self, top, AMB_ATOM_SHUTDOWN);
+                amb_receive_match(self, AMB_INFINITY, NULL, "{'DOWN', ~v, _, _, _}",
+                                  mref);
+            } else {
+                amb_exit(self, top, AMB_ATOM_KILL);
+            }
             call_stop(self, app);
             report(self, ctl, "stopped", AMB_NONE);
             return;

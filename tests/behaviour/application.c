@@ -274,6 +274,7 @@ typedef struct tinfo {
     _Atomic amb_pid top;      /* set by t_start */
     _Atomic amb_pid master;   /* the process t_start ran in */
     _Atomic bool give_reason; /* M_FAIL: set *reason */
+    _Atomic bool stop_calls;  /* t_stop calls amb_app_stop */
 } tinfo;
 
 static const amb_gen_server top_cb = {.name = "test_top"};
@@ -339,21 +340,23 @@ static int t_start(amb_proc *self, void *arg, amb_pid *top, amb_term *reason)
 
 static void t_stop(amb_proc *self, void *arg)
 {
-    (void)self;
-    event("stop", ((tinfo *)arg)->name);
+    tinfo *ti = arg;
+    event("stop", ti->name);
+    if (atomic_load(&ti->stop_calls)) /* a stop callback asking to stop */
+        event("stopcall", amb_err_name(amb_app_stop(self, ti->name)));
 }
 
 #define DEPS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
-#define TAPP(var, nm, deps_, env_)                                       \
-    static tinfo var##_info = {nm, M_SERVER, AMB_NONE, AMB_NONE, false}; \
-    static const amb_app var = {.name = nm,                              \
-                                .description = "the " nm " application", \
-                                .vsn = "1.0",                            \
-                                .deps = deps_,                           \
-                                .env = env_,                             \
-                                .start = t_start,                        \
-                                .stop = t_stop,                          \
+#define TAPP(var, nm, deps_, env_)                                              \
+    static tinfo var##_info = {nm, M_SERVER, AMB_NONE, AMB_NONE, false, false}; \
+    static const amb_app var = {.name = nm,                                     \
+                                .description = "the " nm " application",        \
+                                .vsn = "1.0",                                   \
+                                .deps = deps_,                                  \
+                                .env = env_,                                    \
+                                .start = t_start,                               \
+                                .stop = t_stop,                                 \
                                 .arg = &var##_info}
 
 TAPP(app_a, "a", NULL, NULL);
@@ -918,6 +921,30 @@ AMB_TEST(app_temporary_app_whose_top_crashes_is_only_reported)
     run(temporary_crash, NULL);
 }
 
+/* The tree ended by itself and the stop callback asks to stop the same
+ * application: AMB_EDEADLK, not a controller waiting forever. */
+static void stop_callback_calls(amb_proc *self, void *arg)
+{
+    (void)arg;
+    LOAD(self, &app_t);
+    atomic_store(&app_t_info.stop_calls, true);
+    CHECK_OK(self, amb_app_start(self, "t", AMB_APP_TEMPORARY, NULL));
+    CHECK_OK(self, amb_exit(self, atomic_load(&app_t_info.top), amb_atom("boom")));
+    WAIT_UNTIL(self, atomic_load(&g_notices) >= 1);
+    atomic_store(&app_t_info.stop_calls, false);
+    CHECK_EVENTS(self, "start:t,stop:t,stopcall:AMB_EDEADLK");
+    CHECK_WHICH(self, "");
+    /* The controller still serves. */
+    CHECK_OK(self, amb_app_start(self, "t", AMB_APP_TEMPORARY, NULL));
+    CHECK_WHICH(self, "t");
+    finish(self);
+}
+
+AMB_TEST(app_stop_callback_asking_to_stop_is_edeadlk)
+{
+    run(stop_callback_calls, NULL);
+}
+
 /* The master itself killed: its tree goes down with it, the controller
  * sees the DOWN and judges it like a tree's end. */
 static void master_killed(amb_proc *self, void *arg)
@@ -1002,10 +1029,8 @@ AMB_TEST(app_permanent_app_ending_normally_stops_the_runtime)
 
 static void transient_normal(amb_proc *self, void *arg)
 {
-    amb_term reason = arg != NULL ? (amb_term)(uintptr_t)arg : AMB_ATOM_NORMAL;
-    if (reason == AMB_ATOM_SHUTDOWN)
-        reason = amb_pack(amb_proc_heap(self), "{shutdown, done}");
-    end_t(self, AMB_APP_TRANSIENT, reason, true);
+    (void)arg;
+    end_t(self, AMB_APP_TRANSIENT, AMB_ATOM_NORMAL, true);
     WAIT_UNTIL(self, atomic_load(&g_notices) >= 1);
     CHECK_WHICH(self, "b,a");
     CHECK_EVENTS(self, "start:a,start:t,start:b,stop:t");
@@ -1015,13 +1040,16 @@ static void transient_normal(amb_proc *self, void *arg)
 AMB_TEST(app_transient_app_ending_normally_is_only_reported)
 {
     run(transient_normal, NULL);
-    run(transient_normal, (void *)(uintptr_t)AMB_ATOM_SHUTDOWN); /* {shutdown, _} */
 }
 
+/* Anything but normal, also shutdown (a top supervisor that gave up) and
+ * {shutdown, _}, stops the runtime. */
 static void transient_abnormal(amb_proc *self, void *arg)
 {
-    (void)arg;
-    end_t(self, AMB_APP_TRANSIENT, amb_atom("boom"), false);
+    amb_term reason = amb_atom("boom");
+    if (arg != NULL)
+        reason = amb_pack(amb_proc_heap(self), (const char *)arg);
+    end_t(self, AMB_APP_TRANSIENT, reason, false);
     amb_term m = AMB_NONE;
     amb_receive(self, 3 * DEADLINE_MS, &m);
     proc_fail(self, __FILE__, __LINE__, "the runtime did not stop");
@@ -1032,6 +1060,10 @@ AMB_TEST(app_transient_app_ending_abnormally_stops_the_runtime)
     run_n(1, transient_abnormal, NULL, false);
     check_halted();
     run_n(2, transient_abnormal, NULL, false);
+    check_halted();
+    run_n(2, transient_abnormal, (void *)(uintptr_t) "shutdown", false);
+    check_halted();
+    run_n(1, transient_abnormal, (void *)(uintptr_t) "{shutdown, done}", false);
     check_halted();
 }
 
@@ -1119,6 +1151,7 @@ AMB_TEST_MAIN(AMB_TEST_ENTRY(app_deps_order_is_topological_and_names_cycles),
               AMB_TEST_ENTRY(app_permanent_app_whose_top_ends_stops_the_runtime),
               AMB_TEST_ENTRY(app_permanent_app_ending_normally_stops_the_runtime),
               AMB_TEST_ENTRY(app_transient_app_ending_normally_is_only_reported),
+              AMB_TEST_ENTRY(app_stop_callback_asking_to_stop_is_edeadlk),
               AMB_TEST_ENTRY(app_transient_app_ending_abnormally_stops_the_runtime),
               AMB_TEST_ENTRY(app_shutdown_stops_all_in_reverse_and_ends_the_controller),
               AMB_TEST_ENTRY(app_with_a_supervision_tree_starts_and_stops_it))
