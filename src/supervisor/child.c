@@ -206,8 +206,10 @@ static void signal_stop(amb_proc *self, stopping *e)
         e->deadline = now + (uint64_t)ms;
 }
 
-/* Waits for every DOWN of the set (step 4). */
-static void await_downs(amb_proc *self, stop_set *set, size_t left)
+/* Waits for every DOWN of the set (step 4). The DOWNs come after mark
+ * (taken before the first monitor), so each wait looks only at messages
+ * that arrived since, however many calls wait in the mailbox. */
+static void await_downs(amb_proc *self, amb_recv_mark mark, stop_set *set, size_t left)
 {
     while (left > 0) {
         uint64_t now = amb_now_ms(), next = NO_DEADLINE;
@@ -218,7 +220,7 @@ static void await_downs(amb_proc *self, stop_set *set, size_t left)
         if (next != NO_DEADLINE)
             timeout = next <= now ? 0 : (int)(next - now);
         amb_term msg;
-        if (amb_receive_if(self, is_our_down, set, timeout, &msg) == 0) {
+        if (amb_receive_if_after(self, mark, is_our_down, set, timeout, &msg) == 0) {
             find_down(set, msg)->done = true;
             left--;
             continue;
@@ -252,12 +254,13 @@ void amb__child_stop(amb_proc *self, amb__child *const *cs, size_t n)
         if (cs[i]->pid != AMB_NONE)
             set.s[set.n++] = (stopping){cs[i], cs[i]->pid, AMB_NONE, NO_DEADLINE, false};
     qsort(set.s, set.n, sizeof *set.s, cmp_pid);
+    amb_recv_mark mark = amb_receive_mark(self);
     size_t left = 0;
     for (size_t i = 0; i < set.n; i++) {
         signal_stop(self, &set.s[i]);
         left += !set.s[i].done;
     }
-    await_downs(self, &set, left);
+    await_downs(self, mark, &set, left);
     for (size_t i = 0; i < set.n; i++)
         set.s[i].c->pid = AMB_NONE;
     if (set.s != &one)
