@@ -40,6 +40,19 @@ static void call_stop(amb_proc *self, const amb_app *app)
         app->stop(self, app->arg);
 }
 
+/* Stops the tree: exit(top, shutdown), waited for through a monitor, not
+ * the link (a top that unlinked itself must not hang amb_app_stop). */
+static void stop_tree(amb_proc *self, amb_pid top)
+{
+    amb_term mref;
+    if (amb_monitor(self, top, &mref) == 0) {
+        amb_exit(self, top, AMB_ATOM_SHUTDOWN);
+        amb_receive_match(self, AMB_INFINITY, NULL, "{'DOWN', ~v, _, _, _}", mref);
+    } else {
+        amb_exit(self, top, AMB_ATOM_KILL);
+    }
+}
+
 void amb__master_main(amb_proc *self, void *arg)
 {
     const amb_app *app = arg;
@@ -68,6 +81,8 @@ void amb__master_main(amb_proc *self, void *arg)
     report(self, ctl, "started", top);
 
     amb_term stop_msg = AMB_TUPLE(h, amb_atom(AMB__APP_TAG), AMB_ATOM_STOP);
+    amb_term ctl_ref = AMB_NONE;
+    amb_monitor(self, ctl, &ctl_ref); /* out of memory: no watch, as before */
     amb_heap_mark mark = amb_heap_save(h);
     for (;;) {
         amb_heap_rewind(h, mark);
@@ -85,18 +100,18 @@ void amb__master_main(amb_proc *self, void *arg)
             return;
         }
         if (amb_equal(msg, stop_msg)) {
-            /* Wait through a monitor, not the link: a top that unlinked
-             * itself must not hang amb_app_stop. */
-            amb_term mref;
-            if (amb_monitor(self, top, &mref) == 0) {
-                amb_exit(self, top, AMB_ATOM_SHUTDOWN);
-                amb_receive_match(self, AMB_INFINITY, NULL, "{'DOWN', ~v, _, _, _}",
-                                  mref);
-            } else {
-                amb_exit(self, top, AMB_ATOM_KILL);
-            }
+            stop_tree(self, top);
             call_stop(self, app);
             report(self, ctl, "stopped", AMB_NONE);
+            return;
+        }
+        if (amb_is_record(msg, AMB_ATOM_DOWN, 5) &&
+            amb_equal(amb_tuple_get(msg, 1), ctl_ref)) {
+            /* The controller is gone (killed): no tree outlives it, or a
+             * fresh controller would start a second copy (OTP links the
+             * masters to the controller for the same reason). */
+            stop_tree(self, top);
+            call_stop(self, app);
             return;
         }
         /* Anything else (an EXIT from a process the start function linked

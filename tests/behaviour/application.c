@@ -945,6 +945,34 @@ AMB_TEST(app_stop_callback_asking_to_stop_is_edeadlk)
     run(stop_callback_calls, NULL);
 }
 
+/* The controller killed: no tree outlives it (each master stops its tree
+ * and runs its stop callback), so a fresh controller starts from nothing. */
+static void controller_killed(amb_proc *self, void *arg)
+{
+    (void)arg;
+    LOAD(self, &app_t);
+    CHECK_OK(self, amb_app_start(self, "t", AMB_APP_PERMANENT, NULL));
+    amb_pid top = atomic_load(&app_t_info.top), ctl = AMB_NONE;
+    amb_term ref = AMB_NONE;
+    CHECK_OK(self, amb_monitor(self, top, &ref));
+    CHECK_OK(self, amb_whereis(self, amb_atom("application_controller"), &ctl));
+    CHECK_OK(self, amb_exit(self, ctl, AMB_ATOM_KILL));
+    amb_term down;
+    CHECK_OK(self,
+             amb_receive_match(self, DEADLINE_MS, &down, "{'DOWN', ~v, _, _, _}", ref));
+    CHECK_TEXT(self, amb_tuple_get(down, 4), "shutdown");
+    WAIT_UNTIL(self, strstr(events((char[2048]){0}, 2048), "stop:t") != NULL);
+    CHECK_EVENTS(self, "start:t,stop:t");
+    LOAD(self, &app_t); /* a fresh controller: nothing loaded, nothing runs */
+    CHECK_WHICH(self, "");
+    finish(self);
+}
+
+AMB_TEST(app_controller_killed_takes_the_trees_down)
+{
+    run(controller_killed, NULL);
+}
+
 /* The master itself killed: its tree goes down with it, the controller
  * sees the DOWN and judges it like a tree's end. */
 static void master_killed(amb_proc *self, void *arg)
@@ -1152,6 +1180,7 @@ AMB_TEST_MAIN(AMB_TEST_ENTRY(app_deps_order_is_topological_and_names_cycles),
               AMB_TEST_ENTRY(app_permanent_app_ending_normally_stops_the_runtime),
               AMB_TEST_ENTRY(app_transient_app_ending_normally_is_only_reported),
               AMB_TEST_ENTRY(app_stop_callback_asking_to_stop_is_edeadlk),
+              AMB_TEST_ENTRY(app_controller_killed_takes_the_trees_down),
               AMB_TEST_ENTRY(app_transient_app_ending_abnormally_stops_the_runtime),
               AMB_TEST_ENTRY(app_shutdown_stops_all_in_reverse_and_ends_the_controller),
               AMB_TEST_ENTRY(app_with_a_supervision_tree_starts_and_stops_it))
