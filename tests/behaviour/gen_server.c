@@ -792,6 +792,62 @@ AMB_TEST(gen_server_continue_runs_before_the_next_queued_message)
     gs_run(continue_order_body, NULL);
 }
 
+/* A server whose init waits for `go`; its start argument, {TestPid}, comes
+ * by value (amb_gen_opts.arg_term). */
+static amb_gen_ret orphan_init(amb_proc *self, void *state, void *arg)
+{
+    (void)state;
+    amb_pid test = amb_tuple_get(*(const amb_term *)arg, 0);
+    CHECK_OK(self, amb_send(self, test,
+                            AMB_TUPLE(amb_proc_heap(self), amb_atom("waiting"),
+                                      amb_self(self))));
+    CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "go"));
+    return amb_gen_ok();
+}
+
+static amb_gen_ret orphan_call(amb_proc *self, void *state, amb_term req, amb_term from)
+{
+    (void)self, (void)state, (void)from;
+    return amb_gen_reply(req);
+}
+
+static const amb_gen_server orphan_cb = {
+    .name = "orphan", .init = orphan_init, .handle_call = orphan_call};
+
+/* The starter: its stack and heap are gone once it is killed. */
+static void orphan_starter(amb_proc *self, void *arg)
+{
+    amb_pid test = *(const amb_pid *)arg;
+    amb_gen_opts o = {.name = amb_atom("gst_orphan"),
+                      .arg_term = AMB_TUPLE(amb_proc_heap(self), test)};
+    amb_gen_server_start(self, &orphan_cb, NULL, &o, NULL);
+}
+
+static void orphan_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_pid me = amb_self(self), starter, srv;
+    amb_term ref;
+    CHECK_OK(self, amb_spawn_monitor(self, orphan_starter, &me, &starter, &ref));
+    CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "{waiting, ~p}", &srv));
+    CHECK_OK(self, amb_exit(self, starter, AMB_ATOM_KILL));
+    CHECK_TEXT(self, gs_wait_down(self, ref, starter), "killed");
+    /* The starter is gone while init still runs: init finishes with what
+     * the start message carried, the ack goes nowhere, the server serves. */
+    CHECK_OK(self, amb_send(self, srv, amb_atom("go")));
+    amb_term reply;
+    CHECK_OK(self, amb_gen_server_call(self, amb_atom("gst_orphan"), amb_atom("ping"),
+                                       DEADLINE_MS, &reply));
+    CHECK(self, reply == amb_atom("ping"));
+    CHECK_OK(self, amb_gen_server_stop(self, srv, AMB_ATOM_NORMAL, DEADLINE_MS));
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+}
+
+AMB_TEST(gen_server_starter_killed_during_init_leaves_a_working_server)
+{
+    gs_run(orphan_body, NULL);
+}
+
 AMB_TEST_MAIN(
     AMB_TEST_ENTRY(gen_server_counter_call_cast_info),
     AMB_TEST_ENTRY(gen_server_state_is_the_arg_or_zeroed_memory_of_the_server),
@@ -801,6 +857,7 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(gen_server_init_stop_is_einit_with_the_reason_and_spares_the_caller),
     AMB_TEST_ENTRY(gen_server_init_crash_is_einit_and_signals_a_linked_caller),
     AMB_TEST_ENTRY(gen_server_start_with_a_taken_name_is_eexist_with_the_holder),
+    AMB_TEST_ENTRY(gen_server_starter_killed_during_init_leaves_a_working_server),
     AMB_TEST_ENTRY(gen_server_init_past_its_deadline_is_etimedout_and_killed),
     AMB_TEST_ENTRY(gen_server_init_deadline_spares_a_linked_caller_that_does_not_trap),
     AMB_TEST_ENTRY(gen_server_big_state),
