@@ -27,8 +27,11 @@
  * controller answers every other call, so a start function (or the init of
  * a process in its tree) may read its environment. A start or stop
  * callback that itself calls amb_app_start, amb_app_stop or
- * amb_app_shutdown gets AMB_EDEADLK (it would wait for its own end); a
- * process deeper in the tree that does so waits until the start is over.
+ * amb_app_shutdown gets AMB_EDEADLK (it would wait for its own end). A
+ * process deeper in a starting tree (a worker's init) that does so waits
+ * for the start, which waits for that init: a deadlock the controller
+ * cannot see (OTP starts different applications concurrently; here they are
+ * serialised). Name such applications in `deps` instead.
  * The controller runs until amb_app_shutdown (or the runtime stops).
  * docs/design/applications.md has the details.
  */
