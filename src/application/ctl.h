@@ -54,8 +54,8 @@ typedef struct job {
     bool begun, rolling_back;
     bool end_controller; /* HALT asked by amb_app_shutdown: end the
                             controller, not the runtime */
-    size_t *todo;        /* entry indices: to start, or to stop, in order */
-    size_t ntodo, pos;
+    size_t *plan;        /* entry indices: to start, or to stop, in order */
+    size_t nplan, pos;
     size_t *started; /* START: what this job started, in order */
     size_t nstarted;
     size_t waiting; /* the entry whose master we wait for, or NONE_IDX */

@@ -49,7 +49,7 @@ static int deps_of(void *ctx, const char *name, const char *const **deps)
 static void job_free(job *j)
 {
     amb_heap_free(j->heap);
-    amb_free(j->todo);
+    amb_free(j->plan);
     amb_free(j->started);
     amb_free(j);
 }
@@ -87,8 +87,8 @@ static void begin_rollback(job *j)
 {
     j->rolling_back = true;
     for (size_t k = 0; k < j->nstarted; k++)
-        j->todo[k] = j->started[j->nstarted - 1 - k];
-    j->ntodo = j->nstarted;
+        j->plan[k] = j->started[j->nstarted - 1 - k];
+    j->nplan = j->nstarted;
     j->pos = 0;
 }
 
@@ -108,14 +108,14 @@ static int begin_start(amb_proc *self, ctl *c, job *j)
         job_fail(j, rc, AMB_TUPLE(h, amb_atom("cycle"), list));
     }
     if (rc == 0) {
-        /* todo is also the rollback list later: nstarted <= norder. */
-        j->todo = amb_malloc(r.norder * sizeof *j->todo);
+        /* plan is also the rollback list later: nstarted <= norder. */
+        j->plan = amb_malloc(r.norder * sizeof *j->plan);
         j->started = amb_malloc(r.norder * sizeof *j->started);
-        if (j->todo == NULL || j->started == NULL)
+        if (j->plan == NULL || j->started == NULL)
             rc = AMB_ENOMEM;
         for (size_t k = 0; rc == 0 && k < r.norder; k++)
-            j->todo[k] = find_app(c, amb_atom(r.order[k]));
-        j->ntodo = r.norder;
+            j->plan[k] = find_app(c, amb_atom(r.order[k]));
+        j->nplan = r.norder;
     }
     amb__deps_result_free(&r);
     return rc;
@@ -126,10 +126,10 @@ static int begin_stop(ctl *c, job *j)
     size_t i = find_app(c, j->name);
     if (i == NONE_IDX || c->apps[i].status != APP_RUNNING)
         return AMB_ENOTFOUND;
-    if ((j->todo = amb_malloc(sizeof *j->todo)) == NULL)
+    if ((j->plan = amb_malloc(sizeof *j->plan)) == NULL)
         return AMB_ENOMEM;
-    j->todo[0] = i;
-    j->ntodo = 1;
+    j->plan[0] = i;
+    j->nplan = 1;
     return 0;
 }
 
@@ -144,8 +144,8 @@ static int begin_halt(ctl *c, job *j)
         ix[k] = ix[n - 1 - k];
         ix[n - 1 - k] = t;
     }
-    j->todo = ix;
-    j->ntodo = n;
+    j->plan = ix;
+    j->nplan = n;
     return 0;
 }
 
@@ -170,8 +170,8 @@ static bool job_advance(amb_proc *self, ctl *c, job *j)
         }
     }
     if (j->kind == JOB_START && !j->rolling_back) {
-        for (; j->pos < j->ntodo; j->pos++) {
-            size_t i = j->todo[j->pos];
+        for (; j->pos < j->nplan; j->pos++) {
+            size_t i = j->plan[j->pos];
             entry *e = &c->apps[i];
             if (e->status == APP_RUNNING)
                 continue;
@@ -193,8 +193,8 @@ static bool job_advance(amb_proc *self, ctl *c, job *j)
             return true;
     }
     /* Stopping: STOP, HALT and a START's rollback. */
-    for (; j->pos < j->ntodo; j->pos++) {
-        size_t i = j->todo[j->pos];
+    for (; j->pos < j->nplan; j->pos++) {
+        size_t i = j->plan[j->pos];
         entry *e = &c->apps[i];
         if (e->status != APP_RUNNING)
             continue; /* its tree ended meanwhile */

@@ -342,7 +342,8 @@ bool amb_equal(amb_term a, amb_term b)
         const uint64_t *pa = amb__box(a), *pb = amb__box(b);
         if (AMB__HDR_KIND(pa[0]) == AMB__K_REF)
             return pa[0] == pb[0] &&
-                   memcmp(pa + 1, pb + 1, (2 + AMB__HDR_PAYLOAD(pa[0])) * sizeof *pa) == 0;
+                   memcmp(pa + 1, pb + 1, (2 + AMB__HDR_PAYLOAD(pa[0])) * sizeof *pa) ==
+                       0;
     }
     return compare(a, b, true) == 0;
 }

@@ -205,55 +205,73 @@ int amb_gen_server_start_link(amb_proc *self, const amb_gen_server *cb, void *ar
  * Call, cast, reply
  * ------------------------------------------------------------------------ */
 
+/* What a call and a stop share: the server resolved (not the caller
+ * itself), the mailbox and the heap marked, the server monitored. */
+typedef struct wait_scope {
+    amb_pid pid;
+    amb_heap *h;
+    amb_heap_mark hm;
+    amb_recv_mark mark;
+    waiter w;
+} wait_scope;
+
+/* 0, or an error with nothing left behind. */
+static int wait_begin(amb_proc *self, amb_term server, wait_scope *ws)
+{
+    int rc = amb__gen_resolve(self, server, &ws->pid);
+    if (rc != 0)
+        return rc;
+    if (ws->pid == amb_self(self))
+        return AMB_EDEADLK;
+    ws->h = amb_proc_heap(self);
+    if (ws->h == NULL)
+        return AMB_ENOMEM;
+    ws->hm = amb_heap_save(ws->h);
+    ws->w = (waiter){AMB_NONE, AMB_NONE};
+    ws->mark = amb_receive_mark(self);
+    rc = amb_monitor(self, ws->pid, &ws->w.mref);
+    if (rc != 0)
+        amb_heap_rewind(ws->h, ws->hm);
+    return rc;
+}
+
 int amb_gen_server_call(amb_proc *self, amb_term server, amb_term request, int timeout_ms,
                         amb_term *reply)
 {
     if (self == NULL || request == AMB_NONE || timeout_ms < AMB_INFINITY)
         return AMB_EBADARG;
-    amb_pid pid;
-    int rc = amb__gen_resolve(self, server, &pid);
+    wait_scope ws;
+    int rc = wait_begin(self, server, &ws);
     if (rc != 0)
         return rc;
-    if (pid == amb_self(self))
-        return AMB_EDEADLK;
-    amb_heap *h = amb_proc_heap(self);
-    if (h == NULL)
-        return AMB_ENOMEM;
-    amb_heap_mark hm = amb_heap_save(h);
-    waiter w = {AMB_NONE, AMB_NONE};
-    amb_recv_mark mark = amb_receive_mark(self);
-    rc = amb_monitor(self, pid, &w.mref);
-    if (rc != 0) {
-        amb_heap_rewind(h, hm);
-        return rc;
-    }
-    rc = amb_alias(self, AMB_ALIAS_REPLY, &w.alias);
+    amb_heap *h = ws.h;
+    rc = amb_alias(self, AMB_ALIAS_REPLY, &ws.w.alias);
     amb_term msg = rc == 0 ? AMB_TUPLE(h, AMB_ATOM_GEN_CALL,
-                                       AMB_TUPLE(h, amb_self(self), w.alias), request)
+                                       AMB_TUPLE(h, amb_self(self), ws.w.alias), request)
                            : AMB_NONE;
     if (msg == AMB_NONE && rc == 0)
         rc = AMB_ENOMEM;
     if (rc == 0)
-        rc = amb_send(self, pid, msg);
+        rc = amb_send(self, ws.pid, msg);
     amb_term m = AMB_NONE;
     if (rc == 0)
-        rc = amb_receive_if_after(self, mark, is_answer, &w, timeout_ms, &m);
+        rc = amb_receive_if_after(self, ws.mark, is_answer, &ws.w, timeout_ms, &m);
     if (rc == 0 && is_down_msg(m)) {
         /* The DOWN is consumed; the alias goes with the wait. */
-        amb_unalias(self, w.alias);
+        amb_unalias(self, ws.w.alias);
         amb_term why = amb_tuple_get(m, 4);
         rc = why == AMB_ATOM_NOPROC ? AMB_ENOPROC : AMB_EEXIT;
         if (rc == AMB_EEXIT && reply != NULL)
             *reply = why;
     } else if (rc == 0) {
         /* The reply alias went inactive when the reply was received. */
-        amb_demonitor(self, w.mref, AMB_DEMONITOR_FLUSH);
+        amb_demonitor(self, ws.w.mref, AMB_DEMONITOR_FLUSH);
         if (reply != NULL)
             *reply = amb_tuple_get(m, 1);
     } else {
-        wait_done(self, &w);
+        wait_done(self, &ws.w);
     }
-    amb_heap_rewind(h, hm);
+    amb_heap_rewind(h, ws.hm);
     return rc;
 }
 
@@ -287,33 +305,23 @@ int amb_gen_server_stop(amb_proc *self, amb_term server, amb_term reason, int ti
 {
     if (self == NULL || reason == AMB_NONE || timeout_ms < AMB_INFINITY)
         return AMB_EBADARG;
-    amb_pid pid;
-    int rc = amb__gen_resolve(self, server, &pid);
+    wait_scope ws;
+    int rc = wait_begin(self, server, &ws);
     if (rc != 0)
         return rc;
-    if (pid == amb_self(self))
-        return AMB_EDEADLK;
-    amb_heap *h = amb_proc_heap(self);
-    if (h == NULL)
-        return AMB_ENOMEM;
-    amb_heap_mark hm = amb_heap_save(h);
-    waiter w = {AMB_NONE, AMB_NONE};
-    amb_recv_mark mark = amb_receive_mark(self);
-    rc = amb_monitor(self, pid, &w.mref);
-    if (rc == 0)
-        rc = amb__gen_send_tagged(self, pid, amb__gen_atoms_get()->gen_stop, reason);
+    rc = amb__gen_send_tagged(self, ws.pid, amb__gen_atoms_get()->gen_stop, reason);
     amb_term m;
     if (rc == 0)
-        rc = amb_receive_if_after(self, mark, is_down, &w, timeout_ms, &m);
+        rc = amb_receive_if_after(self, ws.mark, is_down, &ws.w, timeout_ms, &m);
     if (rc == 0) {
         amb_term why = amb_tuple_get(m, 4);
         rc = why == AMB_ATOM_NOPROC   ? AMB_ENOPROC
              : amb_equal(why, reason) ? 0
                                       : AMB_EEXIT;
     } else {
-        amb_demonitor(self, w.mref, AMB_DEMONITOR_FLUSH);
+        amb_demonitor(self, ws.w.mref, AMB_DEMONITOR_FLUSH);
     }
-    amb_heap_rewind(h, hm);
+    amb_heap_rewind(ws.h, ws.hm);
     return rc;
 }
 

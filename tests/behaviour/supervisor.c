@@ -526,21 +526,21 @@ static void timeout_body(amb_proc *self, void *arg)
     (void)arg;
     amb_trap_exit(self, true);
     const int timeout = 200;
-    wk stubborn = {0}, obedient = {0};
-    stubborn.trap = stubborn.ignore_shutdown = true;
+    wk defiant = {0}, obedient = {0};
+    defiant.trap = defiant.ignore_shutdown = true;
     obedient.tag = 1;
     obedient.trap = true;
-    amb_child_spec cs[2] = {wspec(A("stubborn"), &stubborn, AMB_PERMANENT, timeout),
+    amb_child_spec cs[2] = {wspec(A("defiant"), &defiant, AMB_PERMANENT, timeout),
                             wspec(A("obedient"), &obedient, AMB_PERMANENT, 5000)};
     amb_pid sup = start_sup(self, AMB_ONE_FOR_ONE, 3, 5000, cs, 2);
     amb_term p0, p1, r0, r1;
-    CHECK(self, kid(self, sup, A("stubborn"), &p0));
+    CHECK(self, kid(self, sup, A("defiant"), &p0));
     CHECK(self, kid(self, sup, A("obedient"), &p1));
     CHECK_OK(self, amb_monitor(self, p0, &r0));
     CHECK_OK(self, amb_monitor(self, p1, &r1));
 
     uint64_t t0 = amb_now_ms();
-    CHECK_OK(self, amb_sup_terminate_child(self, sup, A("stubborn")));
+    CHECK_OK(self, amb_sup_terminate_child(self, sup, A("defiant")));
     uint64_t elapsed = amb_now_ms() - t0;
     CHECK(self, elapsed >= (uint64_t)timeout);
     CHECK(self, elapsed < (uint64_t)DEADLINE_MS);
@@ -552,7 +552,7 @@ static void timeout_body(amb_proc *self, void *arg)
     CHECK(self, amb_now_ms() - t0 < 2500); /* far below its 5000 ms */
     CHECK(self, wait_down(self, r1) == AMB_ATOM_SHUTDOWN);
     amb_term st;
-    CHECK(self, kid(self, sup, A("stubborn"), &st) && st == AMB_ATOM_UNDEFINED);
+    CHECK(self, kid(self, sup, A("defiant"), &st) && st == AMB_ATOM_UNDEFINED);
     stop_sup(self, sup);
 }
 
