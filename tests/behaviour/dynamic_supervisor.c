@@ -427,39 +427,13 @@ AMB_TEST(dynsup_parent_exit_stops_every_child)
  * Restart storm and churn: memory back to baseline
  * ======================================================================== */
 
-typedef struct storm {
-    atomic_int starts;
-    atomic_bool armed;
-    amb_pid observer;
-} storm;
-
-static void storm_main(amb_proc *self, void *arg)
-{
-    storm *st = arg;
-    int n = atomic_fetch_add(&st->starts, 1) + 1;
-    if (atomic_load(&st->armed) && n < STORM_N)
-        amb_exit_self(self, A("storm"));
-    if (atomic_load(&st->armed))
-        amb_send(self, st->observer, A("storm_done"));
-    amb_term m;
-    for (;;) {
-        amb_receive(self, AMB_INFINITY, &m);
-        if (m == A("crash"))
-            amb_exit_self(self, A("storm"));
-    }
-}
-
-static int storm_start(amb_proc *self, void *arg, amb_pid *out, amb_term *reason)
-{
-    return amb_spawn_link(self, storm_main, arg, out);
-}
-
 static void storm_body(amb_proc *self, void *arg)
 {
     (void)arg;
     amb_trap_exit(self, true);
     storm st = {0};
     st.observer = amb_self(self);
+    st.limit = STORM_N;
     amb_pid sup = start_dynsup(self, STORM_N * 2, 60000, 0);
     amb_child_spec s = {AMB_ATOM_UNDEFINED,       storm_start, &st, AMB_PERMANENT,
                         AMB_SHUTDOWN_BRUTAL_KILL, AMB_WORKER};

@@ -282,4 +282,37 @@ check_text(amb_proc *self, amb_term t, const char *want, const char *file, int l
         proc_fail(self, file, line, "got %s, expected %s", buf, want);
 }
 
+/* The restart storm's child (supervisor.c, dynamic_supervisor.c): crashes
+ * at once while armed and fewer than `limit` starts ran; the last one tells
+ * the observer and waits (a `crash` message ends it). */
+typedef struct storm {
+    atomic_int starts;
+    atomic_bool armed;
+    amb_pid observer;
+    int limit;
+} storm;
+
+__attribute__((unused)) static void storm_main(amb_proc *self, void *arg)
+{
+    storm *st = arg;
+    int n = atomic_fetch_add(&st->starts, 1) + 1;
+    if (atomic_load(&st->armed) && n < st->limit)
+        amb_exit_self(self, amb_atom("storm"));
+    if (n >= st->limit)
+        amb_send(self, st->observer, amb_atom("storm_done"));
+    amb_term m;
+    for (;;) {
+        amb_receive(self, AMB_INFINITY, &m);
+        if (m == amb_atom("crash"))
+            amb_exit_self(self, amb_atom("storm"));
+    }
+}
+
+__attribute__((unused)) static int storm_start(amb_proc *self, void *arg, amb_pid *out,
+                                               amb_term *reason)
+{
+    (void)reason;
+    return amb_spawn_link(self, storm_main, arg, out);
+}
+
 #endif /* AMB_SUP_TEST_H */

@@ -956,41 +956,13 @@ AMB_TEST(gen_server_children_are_restarted_under_their_name)
  * Restart storm: memory back to baseline
  * ======================================================================== */
 
-typedef struct storm {
-    atomic_int starts;
-    atomic_bool armed;
-    amb_pid observer;
-} storm;
-
-/* Crashes at once while armed and fewer than STORM_N starts ran; the last
- * one reports and waits. */
-static void storm_main(amb_proc *self, void *arg)
-{
-    storm *st = arg;
-    int n = atomic_fetch_add(&st->starts, 1) + 1;
-    if (atomic_load(&st->armed) && n < STORM_N)
-        amb_exit_self(self, A("storm"));
-    if (n >= STORM_N)
-        amb_send(self, st->observer, A("storm_done"));
-    amb_term m;
-    for (;;) {
-        amb_receive(self, AMB_INFINITY, &m);
-        if (m == A("crash"))
-            amb_exit_self(self, A("storm"));
-    }
-}
-
-static int storm_start(amb_proc *self, void *arg, amb_pid *out, amb_term *reason)
-{
-    return amb_spawn_link(self, storm_main, arg, out);
-}
-
 static void storm_body(amb_proc *self, void *arg)
 {
     (void)arg;
     amb_trap_exit(self, true);
     storm st = {0};
     st.observer = amb_self(self);
+    st.limit = STORM_N;
     wk other = {0};
     amb_child_spec cs[2] = {wspec(A("other"), &other, AMB_PERMANENT, 1000),
                             {amb_pack(amb_proc_heap(self), "{storm,\"child\"}"),
