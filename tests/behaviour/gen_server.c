@@ -890,6 +890,69 @@ AMB_TEST(gen_server_idle_servers_hold_no_stack)
     gs_run_n(2, idle_body, NULL);
 }
 
+/* A server that tells its owner (the arg, a pid) when terminate runs. */
+static amb_gen_ret order_call(amb_proc *self, void *state, amb_term req, amb_term from)
+{
+    (void)self, (void)state, (void)from;
+    if (req == amb_atom("reply_nothing"))
+        return amb_gen_reply(AMB_NONE); /* a reply whose build failed */
+    return amb_gen_stop_reply(amb_atom("done"), amb_atom("bye"));
+}
+static amb_gen_ret order_cast(amb_proc *self, void *state, amb_term msg)
+{
+    (void)self, (void)state;
+    return amb_gen_reply(msg); /* not a result a cast may give */
+}
+static void order_terminate(amb_proc *self, void *state, amb_term reason)
+{
+    (void)reason;
+    amb_send(self, *(amb_pid *)state, amb_atom("terminated"));
+}
+static const amb_gen_server order_cb = {.name = "order",
+                                        .handle_call = order_call,
+                                        .handle_cast = order_cast,
+                                        .terminate = order_terminate};
+
+static void result_rules_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    static amb_pid owner;
+    owner = amb_self(self);
+    amb_pid srv;
+    amb_term reply, ref;
+    /* stop_reply: terminate runs before the reply is sent (OTP). */
+    CHECK_OK(self, amb_gen_server_start(self, &order_cb, &owner, NULL, &srv));
+    CHECK_OK(self, amb_monitor(self, srv, &ref));
+    CHECK_OK(self, amb_gen_server_call(self, srv, amb_atom("stop"), DEADLINE_MS, &reply));
+    CHECK(self, reply == amb_atom("bye"));
+    amb_term m;
+    CHECK_OK(self, amb_receive(self, 0, &m)); /* already here: sent before the reply */
+    CHECK(self, m == amb_atom("terminated"));
+    CHECK_TEXT(self, gs_wait_down(self, ref, srv), "done");
+    /* A cast answered with a reply: bad_return_value, after terminate. */
+    CHECK_OK(self, amb_gen_server_start(self, &order_cb, &owner, NULL, &srv));
+    CHECK_OK(self, amb_monitor(self, srv, &ref));
+    CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom("x")));
+    CHECK_TEXT(self, gs_wait_down(self, ref, srv), "bad_return_value");
+    CHECK_OK(self, amb_receive(self, 0, &m));
+    CHECK(self, m == amb_atom("terminated"));
+    /* A reply that failed to build: the caller is told at once (the server
+     * stops with {error,'AMB_ENOMEM'}), it does not wait for its timeout. */
+    CHECK_OK(self, amb_gen_server_start(self, &order_cb, &owner, NULL, &srv));
+    CHECK_RC(
+        self, AMB_EEXIT,
+        amb_gen_server_call(self, srv, amb_atom("reply_nothing"), AMB_INFINITY, &reply));
+    CHECK_TEXT(self, reply, "{error,'AMB_ENOMEM'}");
+    CHECK_OK(self, amb_receive(self, DEADLINE_MS, &m));
+    CHECK(self, m == amb_atom("terminated"));
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+}
+
+AMB_TEST(gen_server_result_rules_stop_reply_after_terminate_and_bad_results)
+{
+    gs_run(result_rules_body, NULL);
+}
+
 AMB_TEST_MAIN(
     AMB_TEST_ENTRY(gen_server_counter_call_cast_info),
     AMB_TEST_ENTRY(gen_server_state_is_the_arg_or_zeroed_memory_of_the_server),
@@ -901,6 +964,7 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(gen_server_start_with_a_taken_name_is_eexist_with_the_holder),
     AMB_TEST_ENTRY(gen_server_starter_killed_during_init_leaves_a_working_server),
     AMB_TEST_ENTRY(gen_server_idle_servers_hold_no_stack),
+    AMB_TEST_ENTRY(gen_server_result_rules_stop_reply_after_terminate_and_bad_results),
     AMB_TEST_ENTRY(gen_server_init_past_its_deadline_is_etimedout_and_killed),
     AMB_TEST_ENTRY(gen_server_init_deadline_spares_a_linked_caller_that_does_not_trap),
     AMB_TEST_ENTRY(gen_server_big_state),
