@@ -42,7 +42,7 @@ if [ "$ONLY_C" = 1 ] && [ ! -f "$peer_log" ]; then
     exit 1
 fi
 
-scratch=$(mktemp -d /tmp/amb-perf.XXXXXX)
+scratch=$(mktemp -d) # under $TMPDIR or /tmp
 cp -r "$src" "$scratch/"
 cd "$scratch/peer-bench"
 

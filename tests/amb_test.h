@@ -74,6 +74,18 @@ static inline uint64_t amb_test_deadline_ms(uint64_t ms)
     return amb_test_now_ms() + ms;
 }
 
+/* Creates a fresh temporary file /tmp/<prefix><6 random chars> (mkstemp):
+ * its path in path[cap], its descriptor returned (-1 on failure). */
+static inline int amb_test_tmpfile(const char *prefix, char *path, size_t cap)
+{
+    int n = snprintf(path, cap, "/tmp/%s", prefix);
+    if (n < 0 || (size_t)n + 7 > cap)
+        return -1;
+    memset(path + n, 'X', 6); /* mkstemp's template: six of them */
+    path[n + 6] = '\0';
+    return mkstemp(path);
+}
+
 static inline int amb_test_main(int argc, char **argv, const char *group,
                                 const struct CMUnitTest *tests, size_t n)
 {

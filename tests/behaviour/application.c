@@ -830,14 +830,9 @@ AMB_TEST(app_set_env_repeated_does_not_grow_memory)
 }
 
 /* Writes text to a new temporary file; its path into path. */
-#define TEMPLATE    \
-    "/tmp/amb_cfg_" \
-    "XX"            \
-    "XXXX"
 static void write_temp(char *path, size_t cap, const char *text)
 {
-    snprintf(path, cap, "%s", TEMPLATE);
-    int fd = mkstemp(path);
+    int fd = amb_test_tmpfile("amb_cfg_", path, cap);
     assert_true(fd >= 0);
     size_t n = strlen(text);
     assert_true(write(fd, text, n) == (ssize_t)n);

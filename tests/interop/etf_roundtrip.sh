@@ -25,7 +25,7 @@ if [ ! -x "$helper" ]; then
     exit 1
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/etf_roundtrip.XXXXXX")
+tmp=$(mktemp -d) # under $TMPDIR or /tmp
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
 seed=${ETF_SEED:-1}

@@ -945,8 +945,8 @@ AMB_TEST(parse_agrees_with_erl)
         "[\"a\" \"b\", $c]",
     };
     size_t n = AMB_COUNTOF(texts);
-    char path[] = "/tmp/amb_parse_erl_XXXXXX";
-    int fd = mkstemp(path);
+    char path[64];
+    int fd = amb_test_tmpfile("amb_parse_erl_", path, sizeof path);
     assert_true(fd >= 0);
     FILE *src = fdopen(fd, "w");
     assert_non_null(src);

@@ -846,8 +846,8 @@ static void hex_of(const char *s, char *out)
  * UTF-8 of io_lib:format("~w", [Value]) with amb_print's text. */
 static void compare_with_erl(const erl_case *cases, size_t n)
 {
-    char path[] = "/tmp/amb_print_erl_XXXXXX";
-    int fd = mkstemp(path);
+    char path[64];
+    int fd = amb_test_tmpfile("amb_print_erl_", path, sizeof path);
     assert_true(fd >= 0);
     FILE *src = fdopen(fd, "w");
     assert_non_null(src);
