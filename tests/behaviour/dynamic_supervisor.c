@@ -59,11 +59,7 @@ static void calls_body(amb_proc *self, void *arg)
     amb_trap_exit(self, true);
     stoplog stops = {0};
     wk w[3] = {{0}};
-    for (int i = 0; i < 3; i++) {
-        w[i].tag = i;
-        w[i].observer = amb_self(self);
-        w[i].log = &stops;
-    }
+    wk_init(w, 3, amb_self(self), &stops);
     amb_pid sup = AMB_NONE;
     CHECK_OK(self, amb_dynsup_start_link(self, NULL, NULL, &sup));
     amb_sup_counts n;
@@ -141,10 +137,7 @@ static void max_children_body(amb_proc *self, void *arg)
     (void)arg;
     amb_trap_exit(self, true);
     wk w[3] = {{0}};
-    for (int i = 0; i < 3; i++) {
-        w[i].tag = i;
-        w[i].observer = amb_self(self);
-    }
+    wk_init(w, 3, amb_self(self), NULL);
     amb_pid sup = start_dynsup(self, 3, 5000, 2);
     amb_pid p0 = start_kid(self, sup, &w[0], AMB_PERMANENT, 1000);
     start_kid(self, sup, &w[1], AMB_PERMANENT, 1000);
@@ -179,10 +172,7 @@ static void restarts_body(amb_proc *self, void *arg)
     (void)arg;
     amb_trap_exit(self, true);
     wk w[5] = {{0}};
-    for (int i = 0; i < 5; i++) {
-        w[i].tag = i;
-        w[i].observer = amb_self(self);
-    }
+    wk_init(w, 5, amb_self(self), NULL);
     amb_pid sup = start_dynsup(self, 100, 60000, 0);
     amb_pid perm = start_kid(self, sup, &w[0], AMB_PERMANENT, 1000);
     amb_pid temp = start_kid(self, sup, &w[1], AMB_TEMPORARY, 1000);
@@ -222,11 +212,7 @@ static void intensity_body(amb_proc *self, void *arg)
     amb_trap_exit(self, true);
     stoplog stops = {0};
     wk w[2] = {{0}};
-    for (int i = 0; i < 2; i++) {
-        w[i].tag = i;
-        w[i].observer = amb_self(self);
-        w[i].log = &stops;
-    }
+    wk_init(w, 2, amb_self(self), &stops);
     amb_pid sup = start_dynsup(self, 1, 60000, 0);
     amb_pid p = start_kid(self, sup, &w[0], AMB_PERMANENT, 1000);
     start_kid(self, sup, &w[1], AMB_PERMANENT, 1000);
@@ -349,10 +335,8 @@ static void concurrent_body(amb_proc *self, void *arg)
     wk w[SLOW_N + 1] = {{0}};
     amb_pid sup = start_dynsup(self, 3, 5000, 0);
     amb_pid p[SLOW_N + 1];
+    wk_init(w, SLOW_N + 1, amb_self(self), &stops);
     for (int i = 0; i <= SLOW_N; i++) {
-        w[i].tag = i;
-        w[i].observer = amb_self(self);
-        w[i].log = &stops;
         w[i].trap = true;
         w[i].ignore_shutdown = i < SLOW_N; /* the last one obeys */
         p[i] = start_kid(self, sup, &w[i], AMB_PERMANENT, SLOW_MS);
@@ -402,9 +386,8 @@ static void parent_body(amb_proc *self, void *arg)
     parent_case *pc = arg;
     memset(pc, 0, sizeof *pc);
     pc->tester = amb_self(self);
+    wk_init(pc->w, 3, AMB_NONE, &pc->stops);
     for (int i = 0; i < 3; i++) {
-        pc->w[i].tag = i;
-        pc->w[i].log = &pc->stops;
         pc->w[i].trap = i == 1;
     }
     amb_pid parent, sup;

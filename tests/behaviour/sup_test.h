@@ -187,6 +187,17 @@ static int wk_start(amb_proc *self, void *arg, amb_pid *out, amb_term *reason)
     return 0;
 }
 
+/* Numbers workers w[0..n) by their index (tag) and gives each the observer
+ * (AMB_NONE: none) and the stop log (NULL: none). */
+__attribute__((unused)) static void wk_init(wk *w, int n, amb_pid observer, stoplog *log)
+{
+    for (int i = 0; i < n; i++) {
+        w[i].tag = i;
+        w[i].observer = observer;
+        w[i].log = log;
+    }
+}
+
 __attribute__((unused)) static amb_child_spec wspec(amb_term id, wk *w, amb_restart r,
                                                     int shutdown_ms)
 {

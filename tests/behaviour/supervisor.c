@@ -74,11 +74,9 @@ static void strategy_body(amb_proc *self, void *arg)
     amb_trap_exit(self, true);
     memset(&sc->stops, 0, sizeof sc->stops);
     amb_child_spec cs[3];
+    memset(sc->w, 0, sizeof sc->w);
+    wk_init(sc->w, 3, amb_self(self), &sc->stops);
     for (int i = 0; i < 3; i++) {
-        memset(&sc->w[i], 0, sizeof sc->w[i]);
-        sc->w[i].tag = i;
-        sc->w[i].observer = amb_self(self);
-        sc->w[i].log = &sc->stops;
         cs[i] = wspec(AMB_SMALL(i), &sc->w[i], AMB_PERMANENT, 1000);
     }
     amb_pid sup = start_sup(self, sc->strategy, 3, 5000, cs, 3);
@@ -337,9 +335,8 @@ static void restart_types_for(amb_proc *self, const char *how, bool abnormal)
     wk w[3] = {{0}};
     amb_restart types[3] = {AMB_PERMANENT, AMB_TRANSIENT, AMB_TEMPORARY};
     amb_child_spec cs[3];
+    wk_init(w, 3, amb_self(self), NULL);
     for (int i = 0; i < 3; i++) {
-        w[i].tag = i;
-        w[i].observer = amb_self(self);
         cs[i] = wspec(AMB_SMALL(i), &w[i], types[i], 1000);
     }
     amb_pid sup = start_sup(self, AMB_ONE_FOR_ONE, 100, 60000, cs, 3);
@@ -413,9 +410,8 @@ static void shutdown_order_body(amb_proc *self, void *arg)
     parent_case *pc = arg;
     memset(pc, 0, sizeof *pc);
     pc->tester = amb_self(self);
+    wk_init(pc->w, 4, AMB_NONE, &pc->stops);
     for (int i = 0; i < 4; i++) {
-        pc->w[i].tag = i;
-        pc->w[i].log = &pc->stops;
         pc->w[i].trap = i % 2 == 0; /* trapping or not: both end in order */
     }
     amb_pid parent, sup;
@@ -446,9 +442,8 @@ static void gen_stop_body(amb_proc *self, void *arg)
     stoplog stops = {0};
     wk w[3] = {{0}};
     amb_child_spec cs[3];
+    wk_init(w, 3, AMB_NONE, &stops);
     for (int i = 0; i < 3; i++) {
-        w[i].tag = i;
-        w[i].log = &stops;
         cs[i] = wspec(AMB_SMALL(i), &w[i], AMB_PERMANENT, AMB_SHUTDOWN_DEFAULT);
     }
     amb_pid sup = start_sup(self, AMB_REST_FOR_ONE, 3, 5000, cs, 3);
@@ -493,8 +488,8 @@ static void stranger_body(amb_proc *self, void *arg)
     amb_trap_exit(self, true);
     wk w[2] = {{0}};
     amb_child_spec cs[2];
+    wk_init(w, 2, AMB_NONE, NULL);
     for (int i = 0; i < 2; i++) {
-        w[i].tag = i;
         cs[i] = wspec(AMB_SMALL(i), &w[i], AMB_PERMANENT, 1000);
     }
     stranger_case sc = {0};
@@ -638,10 +633,7 @@ static void management_body(amb_proc *self, void *arg)
     amb_trap_exit(self, true);
     amb_heap *h = amb_proc_heap(self);
     wk w[4] = {{0}};
-    for (int i = 0; i < 4; i++) {
-        w[i].tag = i;
-        w[i].observer = amb_self(self);
-    }
+    wk_init(w, 4, amb_self(self), NULL);
     amb_term id0 = amb_pack(h, "{w,0}"), id1 = amb_pack(h, "{w,1}");
     amb_term id2 = amb_pack(h, "<<\"w2\">>"), id3 = amb_pack(h, "{w,3}");
     amb_child_spec c0 = wspec(id0, &w[0], AMB_PERMANENT, 1000);
@@ -809,9 +801,8 @@ static void init_failure_body(amb_proc *self, void *arg)
     stoplog stops = {0};
     wk w[3] = {{0}};
     amb_child_spec cs[3];
+    wk_init(w, 3, AMB_NONE, &stops);
     for (int i = 0; i < 3; i++) {
-        w[i].tag = i;
-        w[i].log = &stops;
         cs[i] = wspec(A(i == 0 ? "a" : i == 1 ? "b" : "c"), &w[i], AMB_PERMANENT, 1000);
     }
     atomic_store(&w[1].fail_starts, 1);
@@ -857,10 +848,8 @@ static void nested_body(amb_proc *self, void *arg)
     stoplog stops = {0};
     wk w[4] = {{0}};
     amb_child_spec leaves[4];
+    wk_init(w, 4, amb_self(self), &stops);
     for (int i = 0; i < 4; i++) {
-        w[i].tag = i;
-        w[i].observer = amb_self(self);
-        w[i].log = &stops;
         leaves[i] = wspec(AMB_SMALL(i), &w[i], AMB_PERMANENT, 1000);
     }
     amb_sup_spec s1 = {{AMB_ONE_FOR_ONE, 3, 5000}, &leaves[0], 2};
