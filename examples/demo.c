@@ -48,10 +48,10 @@ static pid_text_buf pid_text(amb_term pid)
     pid_text_buf b;
     amb_term node;
     uint32_t id, serial, creation;
-    if (amb_get_pid(pid, &node, &id, &serial, &creation) == 0)
+    if (amb_pid_get(pid, &node, &id, &serial, &creation) == 0)
         snprintf(b.s, sizeof b.s, "<0.%u.%u>", id, serial);
     else
-        amb_print(b.s, sizeof b.s, pid, NULL);
+        amb_print(pid, b.s, sizeof b.s, NULL);
     return b;
 }
 
@@ -81,7 +81,7 @@ static amb_gen_ret worker_init(amb_proc *self, void *state, void *arg)
     if (rc != 0)
         return amb_gen_fail(rc);
     int64_t start_no = 0;
-    amb_get_int64(reply, &start_no);
+    amb_int_get(reply, &start_no);
     if (start_no > POOL)
         printf("  worker %s started (restart #%d)\n", pid_text(amb_self(self)).s,
                (int)(start_no - POOL));
@@ -382,7 +382,7 @@ static void log_line(const amb_log_event *ev, void *ctx)
 {
     if (ev->crash_report) {
         char reason[120];
-        amb_print(reason, sizeof reason, ev->reason, NULL);
+        amb_print(ev->reason, reason, sizeof reason, NULL);
         printf("  crash report: %s died: %s\n", pid_text(ev->pid).s, reason);
     } else {
         printf("  log %s: %.*s\n", pid_text(ev->pid).s, (int)strcspn(ev->text, "\n"),
@@ -397,11 +397,11 @@ static void print_tree(amb_proc *self, amb_pid sup, const char *indent)
     amb_heap_mark mark = amb_heap_save(h);
     amb_term children;
     if (amb_sup_which_children(self, sup, &children) == 0) {
-        for (amb_term l = children; amb_is_cons(l); l = amb_tail(l)) {
+        for (amb_term l = children; amb_is_cons(l); l = amb_list_tail(l)) {
             amb_term id, child, type;
-            if (amb_match(amb_head(l), "{~w, ~w, ~w, _}", &id, &child, &type) != 0)
+            if (amb_match(amb_list_head(l), "{~w, ~w, ~w, _}", &id, &child, &type) != 0)
                 continue;
-            bool last = !amb_is_cons(amb_tail(l));
+            bool last = !amb_is_cons(amb_list_tail(l));
             const char *name =
                 id == AMB_ATOM_UNDEFINED ? "worker" : amb_atom_name(id, NULL);
             printf("%s%s %-8s %s\n", indent, last ? "└──" : "├──", name ? name : "?",
@@ -440,7 +440,7 @@ static void main_process(amb_proc *self, void *arg)
     if (rc != 0) {
         printf("cannot start jobs: %s ", amb_err_name(rc));
         if (reason != AMB_NONE)
-            amb_fprint(stdout, reason);
+            amb_fprint(reason, stdout);
         printf("\n");
         amb_app_shutdown(self);
         return;

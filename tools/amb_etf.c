@@ -91,7 +91,7 @@ static int run_decode(amb_heap *heap, int flags, size_t max_depth)
                 amb_err_name(AMB_EDECODE), len - used);
         return 1;
     }
-    if ((rc = amb_fprint(stdout, t)) != 0 || fputc('\n', stdout) == EOF ||
+    if ((rc = amb_fprint(t, stdout)) != 0 || fputc('\n', stdout) == EOF ||
         fflush(stdout) != 0)
         return fail("writing stdout", rc ? rc : AMB_EIO);
     return 0;

@@ -110,7 +110,7 @@ AMB_API int amb_app_shutdown(amb_proc *self);
 /* [{Name, Description, Vsn}] of the running applications, most recently
  * started first (application:which_applications), on the caller's heap;
  * Name an atom, the others strings (charlists) as OTP. */
-AMB_API int amb_which_applications(amb_proc *self, amb_term *out);
+AMB_API int amb_app_which_applications(amb_proc *self, amb_term *out);
 
 /* The value of key (an atom) in the application's environment, copied on
  * the caller's heap: 0, AMB_ENOTFOUND (no such key or application). */

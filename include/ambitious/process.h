@@ -164,7 +164,7 @@ AMB_API amb_heap *amb_proc_heap(amb_proc *self);
 /* Lets other processes run; the caller continues later. */
 AMB_API int amb_yield(amb_proc *self);
 /* True when pid names a live process of this runtime. */
-AMB_API bool amb_is_alive(amb_proc *self, amb_pid pid);
+AMB_API bool amb_is_process_alive(amb_proc *self, amb_pid pid);
 
 /* Ends the calling process at once, from any depth, with reason (any term;
  * copied). Never returns. Returning from a process's body is reason
@@ -375,7 +375,7 @@ typedef enum amb_proc_status {
     AMB_STATUS_EXITING,
 } amb_proc_status;
 
-typedef struct amb_process_info {
+typedef struct amb_proc_info {
     amb_proc_status status;
     size_t message_queue_len;
     size_t links;
@@ -390,10 +390,10 @@ typedef struct amb_process_info {
     size_t memory;                /* all bytes the process holds */
     const void *current_function; /* the body function or handler table */
     bool trap_exit;
-} amb_process_info;
+} amb_proc_info;
 
 /* A snapshot of pid's state. AMB_ENOPROC when it is not alive. */
-AMB_API int amb_process_info_get(amb_proc *self, amb_pid pid, amb_process_info *out);
+AMB_API int amb_process_info(amb_proc *self, amb_pid pid, amb_proc_info *out);
 
 /* ---------------------------------------------------------------------------
  * Blocking calls (Erlang's dirty schedulers)

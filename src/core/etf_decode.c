@@ -929,8 +929,7 @@ int amb_binary_to_term(amb_heap *heap, amb_term bin, amb_term *out)
         return AMB__MISUSE();
     const uint8_t *data;
     size_t size;
-    unsigned tail;
-    if (amb_get_binary(bin, &data, &size, &tail) != 0 || tail != 0)
+    if (amb_binary_get(bin, &data, &size) != 0)
         return AMB_ETYPE;
     amb_term t;
     size_t used;

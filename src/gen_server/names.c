@@ -98,15 +98,15 @@ static int via_get(amb_term module, amb_via *out)
 
 static bool is_via(amb_term t)
 {
-    return amb_tuple_arity(t) == 3 && amb_tuple_get(t, 0) == amb__gen_atoms_get()->via &&
-           amb_is_atom(amb_tuple_get(t, 1));
+    return amb_tuple_arity(t) == 3 && amb_tuple_elem(t, 0) == amb__gen_atoms_get()->via &&
+           amb_is_atom(amb_tuple_elem(t, 1));
 }
 
 bool amb__gen_name_ok(amb_term name)
 {
     amb_via via;
     return (amb_is_atom(name) && name != AMB_ATOM_UNDEFINED) ||
-           (is_via(name) && via_get(amb_tuple_get(name, 1), &via) == 0);
+           (is_via(name) && via_get(amb_tuple_elem(name, 1), &via) == 0);
 }
 
 /* The node of the calling process. */
@@ -114,7 +114,7 @@ static amb_term local_node(amb_proc *self)
 {
     amb_term node = AMB_NONE;
     uint32_t id, serial, creation;
-    amb_get_pid(amb_self(self), &node, &id, &serial, &creation);
+    amb_pid_get(amb_self(self), &node, &id, &serial, &creation);
     return node;
 }
 
@@ -122,7 +122,7 @@ int amb__gen_resolve(amb_proc *self, amb_term server, amb_pid *out)
 {
     if (amb_is_local_pid(server)) {
         /* Liveness is the caller's business: a call learns it from its
-         * monitor, whereis asks amb_is_alive. */
+         * monitor, whereis asks amb_is_process_alive. */
         *out = server;
         return 0;
     }
@@ -134,17 +134,17 @@ int amb__gen_resolve(amb_proc *self, amb_term server, amb_pid *out)
     }
     if (is_via(server)) {
         amb_via via;
-        int rc = via_get(amb_tuple_get(server, 1), &via);
+        int rc = via_get(amb_tuple_elem(server, 1), &via);
         if (rc != 0)
             return rc;
-        rc = via.whereis_name(self, via.ctx, amb_tuple_get(server, 2), out);
+        rc = via.whereis_name(self, via.ctx, amb_tuple_elem(server, 2), out);
         return rc == AMB_ENOTFOUND ? AMB_ENOPROC : rc;
     }
-    if (amb_tuple_arity(server) == 2 && amb_is_atom(amb_tuple_get(server, 0)) &&
-        amb_is_atom(amb_tuple_get(server, 1))) {
-        if (amb_tuple_get(server, 1) != local_node(self))
+    if (amb_tuple_arity(server) == 2 && amb_is_atom(amb_tuple_elem(server, 0)) &&
+        amb_is_atom(amb_tuple_elem(server, 1))) {
+        if (amb_tuple_elem(server, 1) != local_node(self))
             return AMB_ENOTSUP;
-        return amb__gen_resolve(self, amb_tuple_get(server, 0), out);
+        return amb__gen_resolve(self, amb_tuple_elem(server, 0), out);
     }
     return AMB_EBADARG;
 }
@@ -160,10 +160,10 @@ int amb__gen_register(amb_proc *self, amb_term name, amb_pid *holder)
         return rc;
     }
     amb_via via;
-    int rc = via_get(amb_tuple_get(name, 1), &via);
+    int rc = via_get(amb_tuple_elem(name, 1), &via);
     if (rc != 0)
         return rc;
-    amb_term n = amb_tuple_get(name, 2);
+    amb_term n = amb_tuple_elem(name, 2);
     rc = via.register_name(self, via.ctx, n, me);
     if (rc == AMB_EEXIST && via.whereis_name(self, via.ctx, n, holder) != 0)
         *holder = AMB_NONE;
@@ -177,8 +177,8 @@ void amb__gen_unregister(amb_proc *self, amb_term name)
         return;
     }
     amb_via via;
-    if (via_get(amb_tuple_get(name, 1), &via) == 0)
-        via.unregister_name(self, via.ctx, amb_tuple_get(name, 2));
+    if (via_get(amb_tuple_elem(name, 1), &via) == 0)
+        via.unregister_name(self, via.ctx, amb_tuple_elem(name, 2));
 }
 
 int amb_gen_server_whereis(amb_proc *self, amb_term server, amb_pid *out)
@@ -187,7 +187,7 @@ int amb_gen_server_whereis(amb_proc *self, amb_term server, amb_pid *out)
         return AMB_EBADARG;
     amb_pid pid;
     int rc = amb__gen_resolve(self, server, &pid);
-    if (rc == 0 && !amb_is_alive(self, pid))
+    if (rc == 0 && !amb_is_process_alive(self, pid))
         rc = AMB_ENOPROC;
     if (rc == 0)
         *out = pid;

@@ -154,14 +154,14 @@ static bool is_current_timeout(const gen_srv *g, amb_term msg)
 {
     uint64_t seq;
     return amb_tuple_arity(msg) == 2 &&
-           amb_tuple_get(msg, 0) == amb__gen_atoms_get()->gen_timeout &&
-           amb_get_uint64(amb_tuple_get(msg, 1), &seq) == 0 && seq == g->timer_seq;
+           amb_tuple_elem(msg, 0) == amb__gen_atoms_get()->gen_timeout &&
+           amb_uint_get(amb_tuple_elem(msg, 1), &seq) == 0 && seq == g->timer_seq;
 }
 
 static bool is_from(amb_term from)
 {
-    return amb_tuple_arity(from) == 2 && amb_is_local_pid(amb_tuple_get(from, 0)) &&
-           amb_type_of(amb_tuple_get(from, 1)) == AMB_T_REF;
+    return amb_tuple_arity(from) == 2 && amb_is_local_pid(amb_tuple_elem(from, 0)) &&
+           amb_type_of(amb_tuple_elem(from, 1)) == AMB_T_REF;
 }
 
 static void handle_call(amb_proc *self, gen_srv *g, amb_term from, amb_term req)
@@ -195,14 +195,14 @@ static void dispatch(amb_proc *self, gen_srv *g, amb_term msg)
 {
     const amb__gen_atoms *a = amb__gen_atoms_get();
     size_t arity = amb_tuple_arity(msg);
-    amb_term tag = arity > 0 ? amb_tuple_get(msg, 0) : AMB_NONE;
-    if (arity == 3 && tag == AMB_ATOM_GEN_CALL && is_from(amb_tuple_get(msg, 1))) {
-        handle_call(self, g, amb_tuple_get(msg, 1), amb_tuple_get(msg, 2));
+    amb_term tag = arity > 0 ? amb_tuple_elem(msg, 0) : AMB_NONE;
+    if (arity == 3 && tag == AMB_ATOM_GEN_CALL && is_from(amb_tuple_elem(msg, 1))) {
+        handle_call(self, g, amb_tuple_elem(msg, 1), amb_tuple_elem(msg, 2));
         return;
     }
     if (arity == 2 && tag == AMB_ATOM_GEN_CAST) {
         if (g->cb->handle_cast != NULL) {
-            apply(self, g, g->cb->handle_cast(self, g->state, amb_tuple_get(msg, 1)));
+            apply(self, g, g->cb->handle_cast(self, g->state, amb_tuple_elem(msg, 1)));
         } else {
             amb_log(self, AMB_LOG_WARNING, "gen_server %s: unexpected cast",
                     g->cb->name ? g->cb->name : "");
@@ -210,15 +210,15 @@ static void dispatch(amb_proc *self, gen_srv *g, amb_term msg)
         return;
     }
     if (arity == 2 && tag == a->gen_stop)
-        stop_server(self, g, amb_tuple_get(msg, 1));
+        stop_server(self, g, amb_tuple_elem(msg, 1));
     if (arity == 2 && tag == a->gen_timeout) {
         if (is_current_timeout(g, msg))
             apply(self, g, call_info(self, g, AMB_ATOM_TIMEOUT));
         return; /* a stale timer: dropped */
     }
     if (arity == 3 && tag == AMB_ATOM_EXIT && g->parent != AMB_NONE &&
-        amb_tuple_get(msg, 1) == g->parent)
-        stop_server(self, g, amb_tuple_get(msg, 2));
+        amb_tuple_elem(msg, 1) == g->parent)
+        stop_server(self, g, amb_tuple_elem(msg, 2));
     apply(self, g, call_info(self, g, msg));
 }
 
@@ -280,10 +280,11 @@ typedef struct start_wait {
 static bool is_start_or_down(amb_term m, void *ctx)
 {
     const start_wait *w = ctx;
-    if (amb_tuple_arity(m) == 7 && amb_tuple_get(m, 0) == amb__gen_atoms_get()->gen_start)
+    if (amb_tuple_arity(m) == 7 &&
+        amb_tuple_elem(m, 0) == amb__gen_atoms_get()->gen_start)
         return true;
-    return amb_tuple_arity(m) == 5 && amb_tuple_get(m, 0) == AMB_ATOM_DOWN &&
-           amb_equal(amb_tuple_get(m, 1), w->mref);
+    return amb_tuple_arity(m) == 5 && amb_tuple_elem(m, 0) == AMB_ATOM_DOWN &&
+           amb_equal(amb_tuple_elem(m, 1), w->mref);
 }
 
 /* Waits for the start message ({'$gen_start', Alias, Cb, Arg, Name, {} |
@@ -302,17 +303,17 @@ static void read_start(amb_proc *self, gen_srv *g, amb_pid starter, start_info *
         amb_exit_self(self, AMB_ATOM_NORMAL);
     amb_demonitor(self, w.mref, AMB_DEMONITOR_FLUSH);
     uint64_t cb = 0, arg = 0;
-    amb_get_uint64(amb_tuple_get(m, 2), &cb);
-    amb_get_uint64(amb_tuple_get(m, 3), &arg);
+    amb_uint_get(amb_tuple_elem(m, 2), &cb);
+    amb_uint_get(amb_tuple_elem(m, 3), &arg);
     st->cb = (const amb_gen_server *)(uintptr_t)cb;
     st->arg = (void *)(uintptr_t)arg;
     st->starter = starter;
-    st->link = amb_tuple_get(m, 6) == AMB_ATOM_TRUE;
-    amb_term name = amb_tuple_get(m, 4), box = amb_tuple_get(m, 5);
-    if (amb_term_copy(h, amb_tuple_get(m, 1), &st->alias) != 0 ||
+    st->link = amb_tuple_elem(m, 6) == AMB_ATOM_TRUE;
+    amb_term name = amb_tuple_elem(m, 4), box = amb_tuple_elem(m, 5);
+    if (amb_term_copy(h, amb_tuple_elem(m, 1), &st->alias) != 0 ||
         amb_term_copy(h, name, &st->name) != 0 ||
         (amb_tuple_arity(box) == 1 &&
-         amb_term_copy(h, amb_tuple_get(box, 0), &g->arg_term) != 0))
+         amb_term_copy(h, amb_tuple_elem(box, 0), &g->arg_term) != 0))
         amb_exit_self(self, AMB_ATOM_NORMAL); /* out of memory: the starter sees DOWN */
     if (st->name == AMB_ATOM_UNDEFINED)
         st->name = AMB_NONE;

@@ -214,7 +214,7 @@ int amb_yield(amb_proc *self)
     return 0;
 }
 
-bool amb_is_alive(amb_proc *self, amb_pid pid)
+bool amb_is_process_alive(amb_proc *self, amb_pid pid)
 {
     return self != NULL && amb__ptab_lookup(self->rt, pid) != NULL;
 }
@@ -241,7 +241,7 @@ static bool abnormal(amb_term reason)
     if (reason == AMB_ATOM_NORMAL || reason == AMB_ATOM_SHUTDOWN)
         return false;
     return !(amb_tuple_arity(reason) == 2 &&
-             amb_tuple_get(reason, 0) == AMB_ATOM_SHUTDOWN);
+             amb_tuple_elem(reason, 0) == AMB_ATOM_SHUTDOWN);
 }
 
 void amb__proc_die(amb_proc *p, amb_term reason, bool report, amb__msg *cell)
@@ -356,7 +356,7 @@ amb_term amb_make_ref(amb_proc *self)
 
 /* Fills *out with p's state; p is the calling process or is handling a
  * request for it, so everything is exact. */
-static void fill_info(amb_proc *p, amb_process_info *out, amb_proc_status status)
+static void fill_info(amb_proc *p, amb_proc_info *out, amb_proc_status status)
 {
     memset(out, 0, sizeof *out);
     out->status = status;
@@ -376,7 +376,7 @@ static void fill_info(amb_proc *p, amb_process_info *out, amb_proc_status status
     out->monitors = amb__fail_monitors(p);
 }
 
-#define INFO_WORDS ((sizeof(amb_process_info) + 7) / 8)
+#define INFO_WORDS ((sizeof(amb_proc_info) + 7) / 8)
 
 /* Sends an INFO_REPLY to the requester recorded in req (status 0 means the
  * target is gone), then frees req. */
@@ -390,7 +390,7 @@ static void info_reply(amb_rt *rt, amb__sched *s, amb__msg *req, amb_proc *targe
         amb__panic("out of memory answering process_info");
     m->kind = AMB__MSG_INFO_REPLY;
     m->wait_seq = seq;
-    amb_process_info info = {0};
+    amb_proc_info info = {0};
     if (target != NULL) {
         /* It is handling the request while draining: a process inside a
          * receive (or a handler between messages) is waiting. */
@@ -420,7 +420,7 @@ void amb__msg_discard(amb_rt *rt, amb__sched *s, amb__msg *m)
         amb__msg_free(s, m);
 }
 
-int amb_process_info_get(amb_proc *self, amb_pid pid, amb_process_info *out)
+int amb_process_info(amb_proc *self, amb_pid pid, amb_proc_info *out)
 {
     if (self == NULL || out == NULL)
         return AMB_EBADARG;
@@ -437,7 +437,7 @@ int amb_process_info_get(amb_proc *self, amb_pid pid, amb_process_info *out)
     amb__msg *req = amb__msg_alloc(self->sched, 0);
     if (req == NULL)
         return AMB_ENOMEM;
-    amb_process_info info;
+    amb_proc_info info;
     req->kind = AMB__MSG_INFO_REQ;
     req->term = self->pid;
     req->wait_seq = amb__proc_wait_begin(self);

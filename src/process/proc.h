@@ -47,7 +47,7 @@ enum amb__msg_kind {
     AMB__MSG_TIMEOUT,    /* a receive timeout fired (timer cell, see timer.c) */
     AMB__MSG_WAKE,       /* a blocking call finished: wakes the waiter */
     AMB__MSG_INFO_REQ,   /* process_info asked of this process (term: requester) */
-    AMB__MSG_INFO_REPLY, /* the answer (words: amb_process_info) */
+    AMB__MSG_INFO_REPLY, /* the answer (words: amb_proc_info) */
     /* Failure signals (link.c; docs/design/failure.md). */
     AMB__MSG_LINK,       /* words: from, to */
     AMB__MSG_UNLINK,     /* UNLINK_ID; words: from, id */
@@ -119,11 +119,11 @@ struct amb_proc {
     /* Waiting. */
     uint32_t wait_seq;   /* bumped by every wait; stale wake-ups carry an old one */
     bool wait_timed_out; /* the current wait ended by its timeout */
-    struct amb__msg *wait_timer;        /* the timer cell of the current wait, or NULL */
-    intptr_t wake_result;               /* result of a blocking call */
-    bool wake_done;                     /* the WAKE of the current wait arrived */
-    bool in_receive;                    /* waiting in a receive (process_info status) */
-    struct amb_process_info *info_dest; /* where an INFO_REPLY goes */
+    struct amb__msg *wait_timer;     /* the timer cell of the current wait, or NULL */
+    intptr_t wake_result;            /* result of a blocking call */
+    bool wake_done;                  /* the WAKE of the current wait arrived */
+    bool in_receive;                 /* waiting in a receive (process_info status) */
+    struct amb_proc_info *info_dest; /* where an INFO_REPLY goes */
 
     /* The body. */
     amb_fn *fn;

@@ -72,7 +72,7 @@ void amb__watchdog_report(unsigned sched, amb_pid pid, uint64_t ms)
 {
     char who[160];
     size_t len = 0;
-    if (amb_print(who, sizeof who, pid, &len) != 0)
+    if (amb_print(pid, who, sizeof who, &len) != 0)
         snprintf(who, sizeof who, "?");
     char line[256];
     int n = snprintf(line, sizeof line,

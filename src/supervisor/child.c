@@ -118,12 +118,12 @@ void amb__child_report(amb_proc *self, const char *context, const amb__child *c,
                        amb_term reason)
 {
     char id[128] = "", why[256] = "";
-    if (amb_print(id, sizeof id, c->id, NULL) != 0 && id[0] == '\0')
+    if (amb_print(c->id, id, sizeof id, NULL) != 0 && id[0] == '\0')
         strcpy(id, "?");
-    if (amb_print(why, sizeof why, reason, NULL) != 0 && why[0] == '\0')
+    if (amb_print(reason, why, sizeof why, NULL) != 0 && why[0] == '\0')
         strcpy(why, "?");
     char pid[64] = "undefined";
-    if (c->last_pid != AMB_NONE && amb_print(pid, sizeof pid, c->last_pid, NULL) != 0)
+    if (c->last_pid != AMB_NONE && amb_print(c->last_pid, pid, sizeof pid, NULL) != 0)
         strcpy(pid, "?");
     amb_log(self, AMB_LOG_ERROR, "supervisor report: %s, child %s, pid %s, reason %s",
             context, id, pid, why);
@@ -159,13 +159,13 @@ static stopping *find_down(const stop_set *set, amb_term msg)
 {
     if (!amb_is_record(msg, AMB_ATOM_DOWN, 5))
         return NULL;
-    amb_pid pid = amb_tuple_get(msg, 3);
+    amb_pid pid = amb_tuple_elem(msg, 3);
     size_t lo = 0, hi = set->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         stopping *e = &set->s[mid];
         if (e->pid == pid)
-            return !e->done && amb_equal(e->ref, amb_tuple_get(msg, 1)) ? e : NULL;
+            return !e->done && amb_equal(e->ref, amb_tuple_elem(msg, 1)) ? e : NULL;
         if (e->pid < pid)
             lo = mid + 1;
         else

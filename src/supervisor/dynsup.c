@@ -137,9 +137,9 @@ static amb_gen_ret dynsup_init(amb_proc *self, void *state, void *arg)
     amb_term a = *(const amb_term *)arg;
     int64_t intensity, period;
     uint64_t max_children;
-    if (amb_tuple_arity(a) != 4 || amb_get_int64(amb_tuple_get(a, 1), &intensity) != 0 ||
-        amb_get_int64(amb_tuple_get(a, 2), &period) != 0 ||
-        amb_get_uint64(amb_tuple_get(a, 3), &max_children) != 0)
+    if (amb_tuple_arity(a) != 4 || amb_int_get(amb_tuple_elem(a, 1), &intensity) != 0 ||
+        amb_int_get(amb_tuple_elem(a, 2), &period) != 0 ||
+        amb_uint_get(amb_tuple_elem(a, 3), &max_children) != 0)
         return amb_gen_fail(AMB_EBADARG);
     dynsup *d = amb_malloc(sizeof *d);
     if (d == NULL)
@@ -150,7 +150,7 @@ static amb_gen_ret dynsup_init(amb_proc *self, void *state, void *arg)
         return amb_gen_fail(AMB_ENOMEM);
     }
     *(dynsup **)state = d;
-    d->parent = amb_tuple_get(a, 0);
+    d->parent = amb_tuple_elem(a, 0);
     d->max_children = (size_t)max_children;
     amb__restarts_init(&d->restarts, (int)intensity, (int)period);
     amb_trap_exit(self, true);

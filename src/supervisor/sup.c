@@ -219,9 +219,9 @@ static amb_gen_ret sup_init(amb_proc *self, void *state, void *arg)
 {
     amb_term a = *(const amb_term *)arg;
     int64_t strategy, intensity, period;
-    if (amb_tuple_arity(a) != 5 || amb_get_int64(amb_tuple_get(a, 1), &strategy) != 0 ||
-        amb_get_int64(amb_tuple_get(a, 2), &intensity) != 0 ||
-        amb_get_int64(amb_tuple_get(a, 3), &period) != 0)
+    if (amb_tuple_arity(a) != 5 || amb_int_get(amb_tuple_elem(a, 1), &strategy) != 0 ||
+        amb_int_get(amb_tuple_elem(a, 2), &intensity) != 0 ||
+        amb_int_get(amb_tuple_elem(a, 3), &period) != 0)
         return amb_gen_fail(AMB_EBADARG);
     sup *s = amb_malloc(sizeof *s);
     if (s == NULL)
@@ -232,14 +232,14 @@ static amb_gen_ret sup_init(amb_proc *self, void *state, void *arg)
         return amb_gen_fail(AMB_ENOMEM);
     }
     *(sup **)state = s;
-    s->parent = amb_tuple_get(a, 0);
+    s->parent = amb_tuple_elem(a, 0);
     s->strategy = (amb_sup_strategy)strategy;
     amb__restarts_init(&s->restarts, (int)intensity, (int)period);
     amb_trap_exit(self, true);
     amb_heap *h = amb_proc_heap(self);
-    for (amb_term l = amb_tuple_get(a, 4); amb_is_cons(l); l = amb_tail(l)) {
+    for (amb_term l = amb_tuple_elem(a, 4); amb_is_cons(l); l = amb_list_tail(l)) {
         amb_child_spec spec;
-        if (amb__proto_spec_unpack(amb_head(l), &spec) != 0)
+        if (amb__proto_spec_unpack(amb_list_head(l), &spec) != 0)
             return amb_gen_fail(AMB_EBADARG); /* checked by the starter */
         amb_term why = AMB_NONE, id = AMB_NONE;
         int rc = add_child(self, s, &spec, &why, &id);

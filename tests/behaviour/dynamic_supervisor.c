@@ -75,12 +75,12 @@ static void calls_body(amb_proc *self, void *arg)
     size_t len = 0, seen = 0;
     CHECK_OK(self, amb_list_length(list, &len));
     CHECK_EQ(self, len, 3);
-    for (; amb_is_cons(list); list = amb_tail(list)) {
-        amb_term e = amb_head(list);
-        CHECK(self, amb_tuple_get(e, 0) == AMB_ATOM_UNDEFINED);
-        CHECK(self, amb_tuple_get(e, 2) == A("worker"));
+    for (; amb_is_cons(list); list = amb_list_tail(list)) {
+        amb_term e = amb_list_head(list);
+        CHECK(self, amb_tuple_elem(e, 0) == AMB_ATOM_UNDEFINED);
+        CHECK(self, amb_tuple_elem(e, 2) == A("worker"));
         for (int i = 0; i < 3; i++)
-            seen |= (size_t)(amb_tuple_get(e, 1) == p[i]) << i;
+            seen |= (size_t)(amb_tuple_elem(e, 1) == p[i]) << i;
     }
     CHECK_EQ(self, seen, 7);
     CHECK_OK(self, amb_sup_count_children(self, sup, &n));
@@ -281,8 +281,8 @@ static void caller_main(amb_proc *self, void *arg)
     amb_child_spec s = wspec(AMB_ATOM_UNDEFINED, cc->w, AMB_PERMANENT, 1000);
     amb_pid child;
     CHECK_OK(self, amb_dynsup_start_child(self, cc->sup, &s, &child));
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, amb_self(self), &pi));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
     CHECK_EQ(self, pi.links, 0);
     CHECK_OK(self, amb_send(self, cc->tester,
                             amb_pack(amb_proc_heap(self), "{child,~p}", child)));
@@ -301,12 +301,12 @@ static void caller_body(amb_proc *self, void *arg)
     CHECK_OK(self, amb_spawn_monitor(self, caller_main, &cc, &caller, &ref));
     CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "{child,~p}", &child));
     CHECK(self, wait_up(self, 0) == child);
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, child, &pi));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, child, &pi));
     CHECK_EQ(self, pi.links, 1); /* the supervisor */
     CHECK_OK(self, amb_send(self, child, A("crash")));
     CHECK(self, wait_up(self, 0) != child); /* restarted by the supervisor */
-    CHECK(self, amb_is_alive(self, caller));
+    CHECK(self, amb_is_process_alive(self, caller));
     CHECK_OK(self, amb_send(self, caller, A("done")));
     CHECK(self, wait_down(self, ref) == AMB_ATOM_NORMAL);
     stop_sup(self, cc.sup);
@@ -349,7 +349,7 @@ static void concurrent_body(amb_proc *self, void *arg)
     CHECK_EQ(self, log_len(&stops), SLOW_N + 1);
     CHECK_EQ(self, log_at(&stops, 0), SLOW_N); /* the obedient one first */
     for (int i = 0; i <= SLOW_N; i++)
-        CHECK(self, !amb_is_alive(self, p[i]));
+        CHECK(self, !amb_is_process_alive(self, p[i]));
     CHECK(self, wait_exit(self, sup) == AMB_ATOM_SHUTDOWN);
 }
 
@@ -429,10 +429,10 @@ static void storm_body(amb_proc *self, void *arg)
     }
     amb_pid p;
     CHECK_OK(self, amb_dynsup_start_child(self, sup, &s, &p));
-    amb_process_info base, after;
+    amb_proc_info base, after;
     amb_sup_counts n;
     CHECK_OK(self, amb_sup_count_children(self, sup, &n));
-    CHECK_OK(self, amb_process_info_get(self, sup, &base));
+    CHECK_OK(self, amb_process_info(self, sup, &base));
     for (int i = 0; i < 1000; i++) {
         amb_pid q = start_kid(self, sup, &w, AMB_TEMPORARY, 1000);
         CHECK_OK(self, amb_dynsup_terminate_child(self, sup, q));
@@ -444,7 +444,7 @@ static void storm_body(amb_proc *self, void *arg)
     CHECK_EQ(self, atomic_load(&st.starts), STORM_N);
     CHECK_OK(self, amb_sup_count_children(self, sup, &n));
     CHECK(self, n.specs == 1 && n.active == 1);
-    CHECK_OK(self, amb_process_info_get(self, sup, &after));
+    CHECK_OK(self, amb_process_info(self, sup, &after));
     CHECK(self, after.memory <= base.memory + 4096);
     CHECK_EQ(self, after.links, base.links);
     CHECK_EQ(self, after.monitors, 0);

@@ -54,7 +54,7 @@ static void counter_body(amb_proc *self, void *arg)
     CHECK_EQ(self, size, 100);
     CHECK_EQ(self, bytes[99], 7);
     tsrv_stop(self, srv);
-    CHECK(self, !amb_is_alive(self, srv));
+    CHECK(self, !amb_is_process_alive(self, srv));
     CHECK_EQ(self, amb_message_queue_len(self), 0);
 }
 
@@ -143,10 +143,10 @@ static void init_ok_body(amb_proc *self, void *arg)
     tsrv_arg a;
     tsrv_arg_init(&a, self, INIT_OK);
     amb_pid srv = tsrv_start(self, &a, NULL);
-    CHECK(self, amb_is_alive(self, srv));
+    CHECK(self, amb_is_process_alive(self, srv));
     /* Unlinked by default. */
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, srv, &pi));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, srv, &pi));
     CHECK_EQ(self, pi.links, 0);
     CHECK_TEXT(self, CALL(self, srv, amb_atom("log")), "[init]");
     tsrv_stop(self, srv);
@@ -430,14 +430,14 @@ static void init_deadline_untrapped_body(amb_proc *self, void *arg)
     CHECK(self, reason == AMB_ATOM_KILLED);
     /* Still alive here, and still alive after a round trip through a
      * process that was started after the kill (signals are in order). */
-    CHECK(self, amb_is_alive(self, me));
+    CHECK(self, amb_is_process_alive(self, me));
     a.init = INIT_OK;
     a.observer = me;
     amb_pid srv = tsrv_start(self, &a, NULL);
     CHECK_EQ(self, int_of(CALL(self, srv, amb_atom("get"))), 0);
     tsrv_stop(self, srv);
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, me, &pi));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, me, &pi));
     CHECK_EQ(self, pi.links, 0);
     CHECK_EQ(self, amb_message_queue_len(self), 0);
 }
@@ -536,10 +536,10 @@ static void start_link_body(amb_proc *self, void *arg)
     bool was = amb_trap_exit(self, true);
     amb_pid srv;
     CHECK_OK(self, amb_gen_server_start_link(self, &tsrv_cb, &a, &srv));
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, amb_self(self), &pi));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
     CHECK_EQ(self, pi.links, 1);
-    CHECK_OK(self, amb_process_info_get(self, srv, &pi));
+    CHECK_OK(self, amb_process_info(self, srv, &pi));
     CHECK_EQ(self, pi.links, 1);
     /* The link carries the server's end to the caller. */
     CHECK_OK(self, amb_gen_server_cast(self, srv, P(self, "{stop,linked_end}")));
@@ -603,7 +603,7 @@ static void defaults_body(amb_proc *self, void *arg)
     CHECK_OK(self, amb_send(self, srv, P(self, "{'EXIT',1,2}")));
     r = CALL(self, srv, AMB_ATOM_OK);
     CHECK_TEXT(self, r, "{error,{bad_call,ok}}");
-    CHECK(self, amb_is_alive(self, srv));
+    CHECK(self, amb_is_process_alive(self, srv));
     /* NULL terminate: stop just ends it. */
     CHECK_OK(self, amb_gen_server_stop(self, srv, AMB_ATOM_NORMAL, DEADLINE_MS));
     CHECK(self, gs_wait_down(self, ref, srv) == AMB_ATOM_NORMAL);
@@ -797,7 +797,7 @@ AMB_TEST(gen_server_continue_runs_before_the_next_queued_message)
 static amb_gen_ret orphan_init(amb_proc *self, void *state, void *arg)
 {
     (void)state;
-    amb_pid test = amb_tuple_get(*(const amb_term *)arg, 0);
+    amb_pid test = amb_tuple_elem(*(const amb_term *)arg, 0);
     CHECK_OK(self, amb_send(self, test,
                             AMB_TUPLE(amb_proc_heap(self), amb_atom("waiting"),
                                       amb_self(self))));

@@ -119,7 +119,7 @@ gs_check_text(amb_proc *self, amb_term t, const char *want, const char *file, in
     char buf[1024];
     if (t == AMB_NONE)
         proc_fail(self, file, line, "got AMB_NONE, expected %s", want);
-    if (amb_print(buf, sizeof buf, t, NULL) != 0)
+    if (amb_print(t, buf, sizeof buf, NULL) != 0)
         proc_fail(self, file, line, "cannot print the term (expected %s)", want);
     if (!gs_same_text(buf, want))
         proc_fail(self, file, line, "got %s, expected %s", buf, want);
@@ -397,8 +397,8 @@ static amb_gen_ret tsrv_call(amb_proc *self, void *state, amb_term req, amb_term
         return amb_gen_reply(rc == 0 ? r : amb_pack(h, "{call_failed,~i}", rc));
     }
     if (req == amb_atom("is_trapping")) {
-        amb_process_info pi;
-        CHECK_OK(self, amb_process_info_get(self, amb_self(self), &pi));
+        amb_proc_info pi;
+        CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
         return amb_gen_reply(amb_bool(pi.trap_exit));
     }
     return amb_gen_reply(amb_pack(h, "{unknown_call,~w}", req));
@@ -526,7 +526,7 @@ static void tsrv_terminate(amb_proc *self, void *state, amb_term reason)
 {
     tsrv *s = state;
     tsrv_arg *a = s->arg;
-    if (amb_print(a->terminate_reason, sizeof a->terminate_reason, reason, NULL) != 0)
+    if (amb_print(reason, a->terminate_reason, sizeof a->terminate_reason, NULL) != 0)
         snprintf(a->terminate_reason, sizeof a->terminate_reason, "<unprintable>");
     if (a->tell_terminate)
         tsrv_tell(self, s, "terminate", reason);

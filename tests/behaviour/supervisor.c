@@ -95,9 +95,9 @@ static void strategy_body(amb_proc *self, void *arg)
     for (int i = 0; i < 3; i++) {
         CHECK(self, k[i] == after[i]);
         CHECK(self, (before[i] != after[i]) == sc->changed[i]);
-        CHECK(self, amb_is_alive(self, after[i]));
-        CHECK(self, sc->changed[i] || amb_is_alive(self, before[i]));
-        CHECK(self, !sc->changed[i] || !amb_is_alive(self, before[i]));
+        CHECK(self, amb_is_process_alive(self, after[i]));
+        CHECK(self, sc->changed[i] || amb_is_process_alive(self, before[i]));
+        CHECK(self, !sc->changed[i] || !amb_is_process_alive(self, before[i]));
     }
     CHECK_EQ(self, log_len(&sc->stops), sc->nlog);
     for (int i = 0; i < sc->nlog; i++)
@@ -171,7 +171,7 @@ static void intensity_body(amb_proc *self, void *arg)
         CHECK(self, next != pid);
         pid = next;
     }
-    CHECK(self, amb_is_alive(self, sup));
+    CHECK(self, amb_is_process_alive(self, sup));
     CHECK_OK(self, amb_send(self, pid, A("crash")));
     CHECK(self, wait_exit(self, sup) == AMB_ATOM_SHUTDOWN);
     /* No restart after the last crash, and both children ended: w's crashes,
@@ -225,7 +225,7 @@ static void spread_body(amb_proc *self, void *arg)
         }
         wait_clock(self, amb_now_ms() + (uint64_t)period);
     }
-    CHECK(self, amb_is_alive(self, sup));
+    CHECK(self, amb_is_process_alive(self, sup));
     CHECK_EQ(self, atomic_load(&w.starts), 1 + 3 * intensity);
     /* And the window still counts: intensity + 1 quick ones end it. */
     for (int i = 0; i < intensity; i++) {
@@ -304,7 +304,7 @@ static void escalation_body(amb_proc *self, void *arg)
     CHECK(self, leaf2 != leaf1);
     CHECK(self, kid(self, top, A("middle"), &mid2));
     CHECK(self, amb_type_of(mid2) == AMB_T_PID && mid2 != mid1);
-    CHECK(self, amb_is_alive(self, sib)); /* one_for_one at the top */
+    CHECK(self, amb_is_process_alive(self, sib)); /* one_for_one at the top */
     amb_sup_counts n;
     CHECK_OK(self, amb_sup_count_children(self, top, &n));
     CHECK(self, n.specs == 2 && n.active == 2 && n.supervisors == 1 && n.workers == 1);
@@ -312,8 +312,8 @@ static void escalation_body(amb_proc *self, void *arg)
     /* Level 2 -> 3: again; now the top exceeds its intensity and ends. */
     CHECK_OK(self, amb_send(self, leaf2, A("crash")));
     CHECK(self, wait_exit(self, top) == AMB_ATOM_SHUTDOWN);
-    CHECK(self, !amb_is_alive(self, mid2) && !amb_is_alive(self, sib));
-    CHECK(self, !amb_is_alive(self, leaf2));
+    CHECK(self, !amb_is_process_alive(self, mid2) && !amb_is_process_alive(self, sib));
+    CHECK(self, !amb_is_process_alive(self, leaf2));
     /* leaf1, leaf2 crashed; then the top stopped the sibling. */
     CHECK_EQ(self, log_len(&stops), 3);
     CHECK_EQ(self, log_at(&stops, 2), 1);
@@ -476,7 +476,7 @@ static void stranger_main(amb_proc *self, void *arg)
     amb_term k[2];
     CHECK_EQ(self, kids(self, sc->sup, k, 2), 2);
     CHECK(self, k[0] == sc->kids_before[0] && k[1] == sc->kids_before[1]);
-    CHECK(self, amb_is_alive(self, sc->sup));
+    CHECK(self, amb_is_process_alive(self, sc->sup));
     CHECK_OK(self, amb_send(self, sc->tester, A("checked")));
     /* And its own end (linked) is ignored as well. */
     amb_exit_self(self, A("stranger_died"));
@@ -539,7 +539,7 @@ static void timeout_body(amb_proc *self, void *arg)
     uint64_t elapsed = amb_now_ms() - t0;
     CHECK(self, elapsed >= (uint64_t)timeout);
     CHECK(self, elapsed < (uint64_t)DEADLINE_MS);
-    CHECK(self, !amb_is_alive(self, p0));
+    CHECK(self, !amb_is_process_alive(self, p0));
     CHECK(self, wait_down(self, r0) == AMB_ATOM_KILLED);
 
     t0 = amb_now_ms();
@@ -611,7 +611,7 @@ static void infinity_body(amb_proc *self, void *arg)
     CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "{stopping,0}"));
     /* The child has the shutdown and holds on: the call has not returned. */
     CHECK_RC(self, AMB_ETIMEDOUT, amb_receive_match(self, 0, NULL, "terminated"));
-    CHECK(self, amb_is_alive(self, child));
+    CHECK(self, amb_is_process_alive(self, child));
     CHECK_OK(self, amb_send(self, child, A("go")));
     CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "terminated"));
     CHECK_EQ(self, log_len(&stops), 1);
@@ -650,7 +650,7 @@ static void management_body(amb_proc *self, void *arg)
     CHECK_RC(self, AMB_EEXIST, amb_sup_start_child(self, sup, &c1, &p));
     CHECK(self, p == p1);
     CHECK_OK(self, amb_sup_terminate_child(self, sup, id1));
-    CHECK(self, !amb_is_alive(self, p1));
+    CHECK(self, !amb_is_process_alive(self, p1));
     CHECK_RC(self, AMB_EPRESENT, amb_sup_start_child(self, sup, &c1, NULL));
     amb_term st;
     CHECK(self, kid(self, sup, id1, &st) && st == AMB_ATOM_UNDEFINED);
@@ -709,10 +709,10 @@ static void management_body(amb_proc *self, void *arg)
     size_t len = 0;
     CHECK_OK(self, amb_list_length(list, &len));
     CHECK_EQ(self, len, 2);
-    CHECK(self, amb_equal(amb_tuple_get(amb_head(list), 0), id0));
-    CHECK(self, amb_equal(amb_tuple_get(amb_head(amb_tail(list)), 0), id2));
-    CHECK(self, amb_tuple_get(amb_head(list), 2) == A("worker"));
-    CHECK(self, amb_tuple_get(amb_head(list), 3) == AMB_NIL);
+    CHECK(self, amb_equal(amb_tuple_elem(amb_list_head(list), 0), id0));
+    CHECK(self, amb_equal(amb_tuple_elem(amb_list_head(amb_list_tail(list)), 0), id2));
+    CHECK(self, amb_tuple_elem(amb_list_head(list), 2) == A("worker"));
+    CHECK(self, amb_tuple_elem(amb_list_head(list), 3) == AMB_NIL);
 
     /* Bad arguments. */
     amb_child_spec bad = c1;
@@ -869,7 +869,7 @@ static void nested_body(amb_proc *self, void *arg)
     CHECK_EQ(self, kids(self, top, sups, 2), 2);
     amb_term list;
     CHECK_OK(self, amb_sup_which_children(self, top, &list));
-    CHECK(self, amb_tuple_get(amb_head(list), 2) == A("supervisor"));
+    CHECK(self, amb_tuple_elem(amb_list_head(list), 2) == A("supervisor"));
 
     /* A crash deep in s2 (one_for_all) restarts both its leaves, nothing
      * else. */
@@ -879,7 +879,8 @@ static void nested_body(amb_proc *self, void *arg)
     amb_term sups2[2];
     CHECK_EQ(self, kids(self, top, sups2, 2), 2);
     CHECK(self, sups2[0] == sups[0] && sups2[1] == sups[1]);
-    CHECK(self, amb_is_alive(self, leaf[0]) && amb_is_alive(self, leaf[1]));
+    CHECK(self,
+          amb_is_process_alive(self, leaf[0]) && amb_is_process_alive(self, leaf[1]));
     CHECK_EQ(self, log_len(&stops), 2); /* 3 crashed, 2 was stopped */
 
     /* The whole tree stops depth-first in reverse: s2's leaves, then s1's. */
@@ -933,7 +934,7 @@ static void gen_child_body(amb_proc *self, void *arg)
     dup.id = A("echo2");
     CHECK_RC(self, AMB_EINIT, amb_sup_start_child(self, sup, &dup, NULL));
     stop_sup(self, sup);
-    CHECK(self, !amb_is_alive(self, p2));
+    CHECK(self, !amb_is_process_alive(self, p2));
 }
 
 AMB_TEST(gen_server_children_are_restarted_under_their_name)
@@ -965,8 +966,8 @@ static void storm_body(amb_proc *self, void *arg)
         CHECK_OK(self, amb_send(self, k[1], A("crash")));
         WAIT_UNTIL(self, kids(self, sup, k, 2) == 2 && atomic_load(&st.starts) == 2 + i);
     }
-    amb_process_info base, after;
-    CHECK_OK(self, amb_process_info_get(self, sup, &base));
+    amb_proc_info base, after;
+    CHECK_OK(self, amb_process_info(self, sup, &base));
     atomic_store(&st.starts, 0);
     atomic_store(&st.armed, true);
     CHECK_EQ(self, kids(self, sup, k, 2), 2);
@@ -976,7 +977,7 @@ static void storm_body(amb_proc *self, void *arg)
     amb_sup_counts n;
     CHECK_OK(self, amb_sup_count_children(self, sup, &n));
     CHECK(self, n.active == 2 && n.specs == 2);
-    CHECK_OK(self, amb_process_info_get(self, sup, &after));
+    CHECK_OK(self, amb_process_info(self, sup, &after));
     CHECK(self, after.memory <= base.memory + 4096);
     CHECK(self, after.heap_size <= base.heap_size + 4096);
     CHECK_EQ(self, after.links, base.links);
@@ -1044,12 +1045,12 @@ static void churn_body(amb_proc *self, void *arg)
     wk w = {0};
     amb_pid sup = start_sup(self, AMB_ONE_FOR_ONE, 3, 5000, NULL, 0);
     churn_cycles(self, sup, &w, 0, CHURN_N / 10); /* warm every cache up */
-    amb_process_info base, after;
-    CHECK_OK(self, amb_process_info_get(self, sup, &base));
+    amb_proc_info base, after;
+    CHECK_OK(self, amb_process_info(self, sup, &base));
     int64_t live0 = atomic_load(&g_live_bytes);
     churn_cycles(self, sup, &w, CHURN_N / 10, CHURN_N);
     int64_t grown = atomic_load(&g_live_bytes) - live0;
-    CHECK_OK(self, amb_process_info_get(self, sup, &after));
+    CHECK_OK(self, amb_process_info(self, sup, &after));
     CHECK(self, grown < 256 * 1024); /* a leaked id heap per cycle: megabytes */
     CHECK(self, after.memory <= base.memory + 4096);
     CHECK_EQ(self, atomic_load(&w.starts), CHURN_N);

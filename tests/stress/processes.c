@@ -171,7 +171,7 @@ static void million_main(amb_proc *self, million_obs *o, bool handlers)
     o->peak_maps = map_count();
     CHECK_EQ(self, atomic_load(&o->ended), 0);
     for (long i = 0; i < o->n; i++)
-        CHECK(self, amb_is_alive(self, o->pids[i]));
+        CHECK(self, amb_is_process_alive(self, o->pids[i]));
     t0 = amb_now_ms();
     for (long i = 0; i < o->n; i++)
         CHECK_OK(self, amb_send(self, o->pids[i], mk_ptr(o)));
@@ -257,7 +257,7 @@ static void ring_member(amb_proc *self, void *arg)
 {
     ring_obs *o = arg;
     amb_term t = RECV(self);
-    amb_pid next = amb_tuple_get(t, 1);
+    amb_pid next = amb_tuple_elem(t, 1);
     int seen = 0;
     while (seen < RING_LAPS) {
         int64_t h = int_of(RECV_WITHIN(self, 60000));

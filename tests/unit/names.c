@@ -58,8 +58,8 @@ static long registered_count(amb_proc *self)
 
 static bool list_has(amb_term l, amb_term x)
 {
-    for (; amb_is_cons(l); l = amb_tail(l))
-        if (amb_head(l) == x)
+    for (; amb_is_cons(l); l = amb_list_tail(l))
+        if (amb_list_head(l) == x)
             return true;
     return false;
 }
@@ -105,8 +105,8 @@ static void basics_main(amb_proc *self, void *arg)
     CHECK_OK(self, amb_register(self, a, other));
     CHECK_OK(self, amb_whereis(self, a, &found));
     CHECK(self, found == other);
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, other, &pi));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, other, &pi));
     CHECK(self, pi.registered_name == a);
     reg = amb_registered(self);
     CHECK_EQ(self, list_len(reg), 2);
@@ -163,7 +163,7 @@ static void dead_pid_main(amb_proc *self, void *arg)
     (void)arg;
     amb_pid p, found;
     CHECK_OK(self, amb_spawn(self, returns_at_once, NULL, &p));
-    WAIT_UNTIL(self, !amb_is_alive(self, p));
+    WAIT_UNTIL(self, !amb_is_process_alive(self, p));
     CHECK_RC(self, AMB_ENOPROC, amb_register(self, amb_atom("names_dead"), p));
     CHECK_RC(self, AMB_ENOTFOUND, amb_whereis(self, amb_atom("names_dead"), &found));
 }
@@ -187,7 +187,7 @@ static void goes_away_main(amb_proc *self, void *arg)
         CHECK_OK(self, amb_whereis(self, name, &found));
         CHECK(self, found == p);
         CHECK_OK(self, amb_send_named(self, name, AMB_ATOM_STOP));
-        WAIT_UNTIL(self, !amb_is_alive(self, p));
+        WAIT_UNTIL(self, !amb_is_process_alive(self, p));
         CHECK_RC(self, AMB_ENOTFOUND, amb_whereis(self, name, &found));
         CHECK_RC(self, AMB_EBADARG, amb_send_named(self, name, AMB_ATOM_OK));
         CHECK(self, !list_has(amb_registered(self), name));
@@ -224,13 +224,13 @@ static void spawn_name_main(amb_proc *self, void *arg)
     amb_spawn_opts hopts = {.handler = &dies, .name = name};
     CHECK_RC(self, AMB_EEXIST, amb_spawn_opt(self, NULL, NULL, &hopts, &q));
     CHECK_OK(self, amb_send_named(self, name, AMB_ATOM_STOP));
-    WAIT_UNTIL(self, !amb_is_alive(self, p));
+    WAIT_UNTIL(self, !amb_is_process_alive(self, p));
     /* Now a handler takes it, and loses it when it ends. */
     CHECK_OK(self, amb_spawn_opt(self, NULL, NULL, &hopts, &q));
     CHECK_OK(self, amb_whereis(self, name, &found));
     CHECK(self, found == q);
     CHECK_OK(self, amb_send_named(self, name, AMB_ATOM_OK));
-    WAIT_UNTIL(self, !amb_is_alive(self, q));
+    WAIT_UNTIL(self, !amb_is_process_alive(self, q));
     CHECK_RC(self, AMB_ENOTFOUND, amb_whereis(self, name, &found));
 }
 
@@ -321,9 +321,9 @@ static void many_names_main(amb_proc *self, void *arg)
     for (int i = 0; i < MANY_NAMES / 100; i++)
         CHECK_OK(self, amb_send(self, pids[i], AMB_ATOM_STOP));
     for (int i = 0; i < MANY_NAMES; i++)
-        WAIT_UNTIL(self, !amb_is_alive(self, all[i]));
+        WAIT_UNTIL(self, !amb_is_process_alive(self, all[i]));
     for (int i = 0; i < MANY_NAMES / 100; i++)
-        WAIT_UNTIL(self, !amb_is_alive(self, pids[i]));
+        WAIT_UNTIL(self, !amb_is_process_alive(self, pids[i]));
     /* Every name went with its process. */
     CHECK_EQ(self, registered_count(self), 0);
     free(all);
@@ -363,7 +363,7 @@ static void race_registrar(amb_proc *self, void *arg)
         amb_term t = RECV(self);
         if (t == AMB_ATOM_STOP)
             return;
-        amb_pid from = amb_tuple_get(t, 1), c = amb_tuple_get(t, 2);
+        amb_pid from = amb_tuple_elem(t, 1), c = amb_tuple_elem(t, 2);
         uint64_t until = amb_now_ms() + DEADLINE_MS;
         for (long k = 0;; k++) {
             int rc = amb_register(self, name, c);

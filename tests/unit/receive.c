@@ -43,10 +43,10 @@ static void oldest_first_main(amb_proc *self, void *arg)
     amb_heap_reset(h); /* the mailbox holds copies */
     for (int i = 0; i < 100; i++) {
         amb_term t = RECV(self);
-        CHECK_EQ(self, int_of(amb_tuple_get(t, 0)), i);
+        CHECK_EQ(self, int_of(amb_tuple_elem(t, 0)), i);
         char buf[16];
         size_t len = 0;
-        CHECK_OK(self, amb_get_string(amb_tuple_get(t, 1), buf, sizeof buf, &len));
+        CHECK_OK(self, amb_string_get(amb_tuple_elem(t, 1), buf, sizeof buf, &len));
         CHECK(self, strcmp(buf, "payload") == 0);
     }
     amb_term t;
@@ -238,7 +238,7 @@ static void match_main(amb_proc *self, void *arg)
     CHECK(self, amb_is_record(t, amb_atom("a"), 2));
     t = RECV(self);
     CHECK(self, amb_is_record(t, amb_atom("b"), 3));
-    CHECK_EQ(self, int_of(amb_tuple_get(t, 1)), 3);
+    CHECK_EQ(self, int_of(amb_tuple_elem(t, 1)), 3);
 }
 
 AMB_TEST(receive_match_binds_the_first_match_and_keeps_the_rest_in_order)
@@ -335,7 +335,7 @@ static bool match_tag(amb_term msg, void *ctx)
     counting_match *c = ctx;
     c->calls++;
     return amb_is_tuple(msg) && amb_tuple_arity(msg) == 2 &&
-           amb_tuple_get(msg, 0) == c->tag;
+           amb_tuple_elem(msg, 0) == c->tag;
 }
 
 static void mark_server(amb_proc *self, void *arg)
@@ -346,10 +346,10 @@ static void mark_server(amb_proc *self, void *arg)
         amb_term t = RECV(self);
         if (t == AMB_ATOM_STOP)
             return;
-        amb_pid from = amb_tuple_get(t, 1);
+        amb_pid from = amb_tuple_elem(t, 1);
         if (amb_is_record(t, amb_atom("fill"), 3)) {
             /* Old messages that the reply's predicate would match. */
-            int64_t n = int_of(amb_tuple_get(t, 2));
+            int64_t n = int_of(amb_tuple_elem(t, 2));
             for (int64_t i = 0; i < n; i++) {
                 CHECK_OK(self,
                          amb_send(self, from, AMB_TUPLE(h, AMB_ATOM_REPLY, mk_int(i))));
@@ -357,7 +357,7 @@ static void mark_server(amb_proc *self, void *arg)
             }
             CHECK_OK(self, amb_send(self, from, amb_atom("filled")));
         } else {
-            amb_term ref = amb_tuple_get(t, 2);
+            amb_term ref = amb_tuple_elem(t, 2);
             CHECK_OK(self, amb_send(self, from, AMB_TUPLE(h, AMB_ATOM_REPLY, ref)));
         }
         amb_heap_reset(h);
@@ -387,7 +387,7 @@ static void mark_main(amb_proc *self, void *arg)
     counting_match cm = {AMB_ATOM_REPLY, 0};
     CHECK_OK(self, amb_receive_if_after(self, mark, match_tag, &cm, DEADLINE_MS, &t));
     /* Found the new reply, not one of the 10,000 older {reply, _}. */
-    CHECK(self, amb_equal(amb_tuple_get(t, 1), ref));
+    CHECK(self, amb_equal(amb_tuple_elem(t, 1), ref));
     o->calls = cm.calls;
     CHECK_OK(self, amb_send(self, srv, AMB_ATOM_STOP));
 
@@ -396,7 +396,7 @@ static void mark_main(amb_proc *self, void *arg)
     for (int64_t i = 0; i < MARK_OLD; i++) {
         t = RECV(self);
         CHECK(self, amb_is_record(t, AMB_ATOM_REPLY, 2));
-        CHECK_EQ(self, int_of(amb_tuple_get(t, 1)), i);
+        CHECK_EQ(self, int_of(amb_tuple_elem(t, 1)), i);
     }
 }
 
@@ -422,9 +422,9 @@ static void mark_unseen_main(amb_proc *self, void *arg)
     counting_match cm = {AMB_ATOM_REPLY, 0};
     amb_term t;
     CHECK_OK(self, amb_receive_if_after(self, mark, match_tag, &cm, 0, &t));
-    CHECK(self, amb_tuple_get(t, 1) == amb_atom("new"));
+    CHECK(self, amb_tuple_elem(t, 1) == amb_atom("new"));
     t = RECV(self);
-    CHECK(self, amb_tuple_get(t, 1) == amb_atom("old"));
+    CHECK(self, amb_tuple_elem(t, 1) == amb_atom("old"));
 }
 
 AMB_TEST(mark_skips_messages_that_arrived_before_it_but_were_not_looked_at)
@@ -453,23 +453,23 @@ static void mark_removed_main(amb_proc *self, void *arg)
     CHECK_OK(self, amb_send(self, me, AMB_TUPLE(h, AMB_ATOM_REPLY, amb_atom("d"))));
     counting_match cm = {AMB_ATOM_REPLY, 0};
     CHECK_OK(self, amb_receive_if_after(self, mark, match_tag, &cm, 0, &t));
-    CHECK(self, amb_tuple_get(t, 1) == amb_atom("d"));
+    CHECK(self, amb_tuple_elem(t, 1) == amb_atom("d"));
     CHECK_EQ(self, cm.calls, 1);
     /* Nothing newer than the mark is left: a poll times out, 'a' stays. */
     CHECK_RC(self, AMB_ETIMEDOUT,
              amb_receive_if_after(self, mark, match_tag, &cm, 0, &t));
     t = RECV(self);
-    CHECK(self, amb_tuple_get(t, 1) == amb_atom("a"));
+    CHECK(self, amb_tuple_elem(t, 1) == amb_atom("a"));
 
     /* A mark on an empty mailbox, whose only old message is removed. */
     CHECK_OK(self, amb_send(self, me, AMB_TUPLE(h, AMB_ATOM_REPLY, amb_atom("e"))));
     CHECK_EQ(self, amb_message_queue_len(self), 1);
     mark = amb_receive_mark(self);
     t = RECV(self);
-    CHECK(self, amb_tuple_get(t, 1) == amb_atom("e"));
+    CHECK(self, amb_tuple_elem(t, 1) == amb_atom("e"));
     CHECK_OK(self, amb_send(self, me, AMB_TUPLE(h, AMB_ATOM_REPLY, amb_atom("f"))));
     CHECK_OK(self, amb_receive_if_after(self, mark, match_tag, &cm, 0, &t));
-    CHECK(self, amb_tuple_get(t, 1) == amb_atom("f"));
+    CHECK(self, amb_tuple_elem(t, 1) == amb_atom("f"));
 }
 
 AMB_TEST(mark_survives_removal_of_the_marked_message)
@@ -494,11 +494,11 @@ static void two_marks_main(amb_proc *self, void *arg)
     amb_term t;
     /* The older mark still means "after its own point". */
     CHECK_OK(self, amb_receive_if_after(self, m1, match_tag, &cm, 0, &t));
-    CHECK_EQ(self, int_of(amb_tuple_get(t, 1)), 1);
+    CHECK_EQ(self, int_of(amb_tuple_elem(t, 1)), 1);
     CHECK_OK(self, amb_receive_if_after(self, m2, match_tag, &cm, 0, &t));
-    CHECK_EQ(self, int_of(amb_tuple_get(t, 1)), 2);
+    CHECK_EQ(self, int_of(amb_tuple_elem(t, 1)), 2);
     CHECK_RC(self, AMB_ETIMEDOUT, amb_receive_if_after(self, m1, match_tag, &cm, 0, &t));
-    CHECK_EQ(self, int_of(amb_tuple_get(RECV(self), 1)), 0);
+    CHECK_EQ(self, int_of(amb_tuple_elem(RECV(self), 1)), 0);
 }
 
 AMB_TEST(an_older_mark_still_skips_only_what_came_before_it)
@@ -574,8 +574,8 @@ static void race_echo(amb_proc *self, void *arg)
             return;
         /* t is borrowed until the next receive, and amb_sleep is one:
          * take what is needed first. */
-        amb_pid from = amb_tuple_get(t, 1);
-        int64_t n = int_of(amb_tuple_get(t, 2));
+        amb_pid from = amb_tuple_elem(t, 1);
+        int64_t n = int_of(amb_tuple_elem(t, 2));
         if (amb_is_record(t, amb_atom("later"), 3)) {
             CHECK_OK(self, amb_sleep(self, (uint64_t)n));
             CHECK_OK(self, amb_send(self, from, amb_atom("later")));

@@ -210,13 +210,13 @@ static void xcancel_canceller(amb_proc *self, void *arg)
         amb_term t = RECV(self);
         if (t == AMB_ATOM_STOP)
             return;
-        amb_pid from = amb_tuple_get(t, 1);
-        amb_term l = amb_tuple_get(t, 2);
+        amb_pid from = amb_tuple_elem(t, 1);
+        amb_term l = amb_tuple_elem(t, 2);
         int64_t ok = 0;
         uint64_t max_left = 0;
-        for (; amb_is_cons(l); l = amb_tail(l)) {
+        for (; amb_is_cons(l); l = amb_list_tail(l)) {
             uint64_t tref = 0, left = 0;
-            CHECK_OK(self, amb_get_uint64(amb_head(l), &tref));
+            CHECK_OK(self, amb_uint_get(amb_list_head(l), &tref));
             int rc = amb_cancel_timer(self, tref, &left);
             CHECK(self, rc == 0 || rc == AMB_ENOTFOUND);
             if (rc == 0) {
@@ -252,9 +252,9 @@ static void xcancel_main(amb_proc *self, void *arg)
         CHECK_OK(self, amb_send(self, c, AMB_TUPLE(h, amb_atom("cancel"), me, list)));
         amb_term done;
         CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, &done, "{done, _, _}"));
-        int64_t ok = int_of(amb_tuple_get(done, 1));
+        int64_t ok = int_of(amb_tuple_elem(done, 1));
         uint64_t max_left = 0;
-        CHECK_OK(self, amb_get_uint64(amb_tuple_get(done, 2), &max_left));
+        CHECK_OK(self, amb_uint_get(amb_tuple_elem(done, 2), &max_left));
         o->cancelled += (int)ok;
         o->not_found += XCANCEL_BATCH - (int)ok;
         if (max_left > o->max_left)
@@ -365,7 +365,7 @@ static void dead_target_main(amb_proc *self, void *arg)
     (void)arg;
     amb_pid p;
     CHECK_OK(self, amb_spawn(self, short_lived, NULL, &p));
-    WAIT_UNTIL(self, !amb_is_alive(self, p));
+    WAIT_UNTIL(self, !amb_is_process_alive(self, p));
     amb_tref tref;
     CHECK_OK(self, amb_send_after(self, 5, p, AMB_ATOM_OK, &tref));
     CHECK_OK(self, amb_sleep(self, 50));
@@ -401,7 +401,7 @@ static void dies_with_target_main(amb_proc *self, void *arg)
     CHECK_OK(self, amb_read_timer(self, tref, &left));
     CHECK(self, left > 50000);
     CHECK_OK(self, amb_exit(self, p, AMB_ATOM_KILL));
-    WAIT_UNTIL(self, !amb_is_alive(self, p));
+    WAIT_UNTIL(self, !amb_is_process_alive(self, p));
     CHECK_RC(self, AMB_ENOTFOUND, amb_read_timer(self, tref, &left));
     CHECK_RC(self, AMB_ENOTFOUND, amb_cancel_timer(self, tref, &left));
 }
