@@ -705,7 +705,7 @@ struct server_state {
     long long served;
 };
 
-static bool is_reply_to(amb_term msg, void *ref)
+static bool is_reply_to(void *ref, amb_term msg)
 {
     return amb_tuple_arity(msg) == 2 &&
            amb_equal(amb_tuple_elem(msg, 0), *(amb_term *)ref);

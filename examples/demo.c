@@ -378,7 +378,7 @@ static const amb_app jobs_app = {
 
 /* The logger handler: one line per event. It runs on any scheduler thread,
  * so it keeps to one printf (stdio locks the stream for each call). */
-static void log_line(const amb_log_event *ev, void *ctx)
+static void log_line(void *ctx, const amb_log_event *ev)
 {
     if (ev->crash_report) {
         char reason[120];

@@ -272,7 +272,7 @@ AMB_API int amb_receive(amb_proc *self, int timeout_ms, amb_term *out);
 
 /* Selective receive by predicate: the oldest message for which match(msg,
  * ctx) is true; messages that do not match stay, in order. */
-typedef bool amb_match_fn(amb_term msg, void *ctx);
+typedef bool amb_match_fn(void *ctx, amb_term msg);
 AMB_API int amb_receive_if(amb_proc *self, amb_match_fn *match, void *ctx, int timeout_ms,
                            amb_term *out);
 

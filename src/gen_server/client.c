@@ -24,7 +24,7 @@ typedef struct waiter {
     amb_term alias, mref;
 } waiter;
 
-static bool is_answer(amb_term msg, void *ctx)
+static bool is_answer(void *ctx, amb_term msg)
 {
     const waiter *w = ctx;
     size_t n = amb_tuple_arity(msg);
@@ -34,7 +34,7 @@ static bool is_answer(amb_term msg, void *ctx)
            amb_equal(amb_tuple_elem(msg, 1), w->mref);
 }
 
-static bool is_down(amb_term msg, void *ctx)
+static bool is_down(void *ctx, amb_term msg)
 {
     const waiter *w = ctx;
     return amb_tuple_arity(msg) == 5 && amb_tuple_elem(msg, 0) == AMB_ATOM_DOWN &&

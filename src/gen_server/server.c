@@ -277,7 +277,7 @@ typedef struct start_wait {
     amb_term mref;
 } start_wait;
 
-static bool is_start_or_down(amb_term m, void *ctx)
+static bool is_start_or_down(void *ctx, amb_term m)
 {
     const start_wait *w = ctx;
     if (amb_tuple_arity(m) == 7 &&

@@ -716,7 +716,7 @@ int amb_monitor(amb_proc *self, amb_pid pid, amb_term *ref)
 }
 
 /* {'DOWN', Ref, _, _, _} for ref. */
-static bool is_down_of(amb_term msg, void *ctx)
+static bool is_down_of(void *ctx, amb_term msg)
 {
     return amb_is_record(msg, AMB_ATOM_DOWN, 5) &&
            amb_equal(amb_tuple_elem(msg, 1), *(amb_term *)ctx);

@@ -184,7 +184,7 @@ static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
         for (; m != NULL; prev = m, m = pq_next(m)) {
             if (m->seq <= after)
                 continue;
-            if (mt.fn == NULL || mt.fn(m->term, mt.ctx)) {
+            if (mt.fn == NULL || mt.fn(mt.ctx, m->term)) {
                 if (mt.abort_rc != NULL && *mt.abort_rc != 0) {
                     if (armed)
                         amb__timer_wait_cancel(p->sched, p);
@@ -330,7 +330,7 @@ typedef struct pattern {
     int error; /* AMB_EFORMAT etc. from a bad pattern */
 } pattern;
 
-static bool pattern_matches(amb_term msg, void *ctx)
+static bool pattern_matches(void *ctx, amb_term msg)
 {
     pattern *pt = ctx;
     if (pt->error != 0)
@@ -438,7 +438,7 @@ void amb__mailbox_remove_if(amb_proc *p, amb_match_fn *match, void *ctx)
     amb__msg *prev = NULL, *m = p->pq_head;
     while (m != NULL) {
         amb__msg *next = pq_next(m);
-        if (match(m->term, ctx)) {
+        if (match(ctx, m->term)) {
             unlink_cell(p, prev, m);
             amb__msg_free(p->sched, m);
         } else {

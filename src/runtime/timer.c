@@ -309,7 +309,7 @@ int amb_sleep(amb_proc *self, uint64_t ms)
     return rc == AMB_ETIMEDOUT ? 0 : rc;
 }
 
-bool amb__match_nothing(amb_term msg, void *ctx)
+bool amb__match_nothing(void *ctx, amb_term msg)
 {
     (void)msg;
     (void)ctx;

@@ -174,7 +174,7 @@ static stopping *find_down(const stop_set *set, amb_term msg)
     return NULL;
 }
 
-static bool is_our_down(amb_term msg, void *ctx)
+static bool is_our_down(void *ctx, amb_term msg)
 {
     return find_down(ctx, msg) != NULL;
 }

@@ -124,7 +124,7 @@ static const char *events(char *buf, size_t cap)
     return buf;
 }
 
-static void capture(const amb_log_event *ev, void *ctx)
+static void capture(void *ctx, const amb_log_event *ev)
 {
     (void)ctx;
     if (ev->crash_report)

@@ -37,7 +37,7 @@ static pthread_mutex_t g_log_lock = PTHREAD_MUTEX_INITIALIZER;
 static char g_last_report[1024];
 static char g_last_event[512];
 
-static void gs_capture(const amb_log_event *ev, void *ctx)
+static void gs_capture(void *ctx, const amb_log_event *ev)
 {
     (void)ctx;
     pthread_mutex_lock(&g_log_lock);

@@ -32,7 +32,7 @@
 
 static atomic_int g_log_events;
 
-static void quiet(const amb_log_event *ev, void *ctx)
+static void quiet(void *ctx, const amb_log_event *ev)
 {
     (void)ev;
     (void)ctx;

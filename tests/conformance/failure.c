@@ -75,7 +75,7 @@ static amb_pid g_report_pid;
 static atomic_int g_events; /* every event */
 static char g_event_text[256];
 
-static void capture(const amb_log_event *ev, void *ctx)
+static void capture(void *ctx, const amb_log_event *ev)
 {
     (void)ctx;
     atomic_fetch_add(&g_events, 1);

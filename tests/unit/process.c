@@ -1136,7 +1136,7 @@ AMB_TEST(process_info_of_self)
     run_in(2, info_self_main, NULL);
 }
 
-static bool match_stop(amb_term msg, void *ctx)
+static bool match_stop(void *ctx, amb_term msg)
 {
     (void)ctx;
     return msg == AMB_ATOM_STOP;
@@ -1277,7 +1277,7 @@ AMB_TEST(process_info_of_a_busy_process_does_not_wait_for_its_next_receive)
     }
 }
 
-static bool match_int_3(amb_term msg, void *ctx)
+static bool match_int_3(void *ctx, amb_term msg)
 {
     (void)ctx;
     return int_of(msg) == 3;

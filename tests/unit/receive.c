@@ -118,18 +118,18 @@ AMB_TEST(fifo_per_sender_4_senders_100k_each_on_2_schedulers)
  * Selective receive
  * ======================================================================== */
 
-static bool match_even(amb_term msg, void *ctx)
+static bool match_even(void *ctx, amb_term msg)
 {
     (void)ctx;
     return amb_is_small(msg) && int_of(msg) % 2 == 0;
 }
 
-static bool match_above(amb_term msg, void *ctx)
+static bool match_above(void *ctx, amb_term msg)
 {
     return amb_is_small(msg) && int_of(msg) > *(int64_t *)ctx;
 }
 
-static bool match_atom(amb_term msg, void *ctx)
+static bool match_atom(void *ctx, amb_term msg)
 {
     return msg == *(amb_term *)ctx;
 }
@@ -330,7 +330,7 @@ typedef struct counting_match {
     long calls;
 } counting_match;
 
-static bool match_tag(amb_term msg, void *ctx)
+static bool match_tag(void *ctx, amb_term msg)
 {
     counting_match *c = ctx;
     c->calls++;

@@ -29,7 +29,7 @@
 #include "amb_test.h"
 #include "rt_test.h"
 
-static bool match_term(amb_term msg, void *ctx)
+static bool match_term(void *ctx, amb_term msg)
 {
     return amb_equal(msg, *(amb_term *)ctx);
 }
