@@ -890,7 +890,7 @@ static int decode_compressed(amb_heap *heap, const uint8_t *p, const uint8_t *en
 int amb_etf_decode(amb_heap *heap, const uint8_t *buf, size_t len,
                    const amb_etf_decode_opts *opts, amb_term *out, size_t *used)
 {
-    const int known = AMB_ETF_COMPRESSED | AMB_ETF_NO_VERSION | AMB_ETF_LATIN1_ATOMS;
+    const unsigned known = AMB_ETF_COMPRESSED | AMB_ETF_NO_VERSION | AMB_ETF_LATIN1_ATOMS;
     if (heap == NULL || out == NULL || (buf == NULL && len > 0) ||
         (opts != NULL && (opts->flags & ~known) != 0))
         return AMB__MISUSE();

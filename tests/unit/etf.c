@@ -379,7 +379,7 @@ typedef struct vector {
     const uint8_t *bytes;
     size_t len;
     amb_term (*build)(amb_heap *h);
-    int flags;
+    unsigned flags;
 } vector;
 
 #define V(name, builder, flags)                  \
@@ -508,7 +508,7 @@ static amb_term decode_expect(amb_heap *h, const uint8_t *in, size_t n, amb_term
     return t;
 }
 
-static void encode_expect(amb_term t, int flags, const uint8_t *want, size_t wlen)
+static void encode_expect(amb_term t, unsigned flags, const uint8_t *want, size_t wlen)
 {
     uint8_t *got;
     size_t glen;
@@ -591,7 +591,7 @@ AMB_TEST(no_version_flag)
         const vector *v = &vectors[i];
         amb_term t = v->build(h), back;
         size_t len = 0, size = 0;
-        int flags = v->flags | AMB_ETF_NO_VERSION;
+        unsigned flags = v->flags | AMB_ETF_NO_VERSION;
         assert_ok(amb_etf_encode(t, flags, buf, sizeof buf, &len));
         assert_bytes(v->name, buf, len, v->bytes + 1, v->len - 1);
         if (!(flags & ZIP)) {
