@@ -803,7 +803,7 @@ static void bench_call(struct run *r, amb_proc *self)
     struct call_bench cb = {
         .run = r, .root = amb_self(self), .per = total / clients, .raw = raw};
     int rc = raw ? amb_spawn_handler(self, &raw_server, NULL, &cb.server)
-                 : amb_gen_server_start(self, &echo_server, NULL, NULL, &cb.server);
+                 : amb_gen_server_start(self, &echo_server, NULL, NULL, &cb.server, NULL);
     if (rc != 0) {
         fail(r, self, "spawn server: %s", amb_strerror(rc));
         return;
@@ -930,7 +930,7 @@ static void bench_timers(struct run *r, amb_proc *self)
     amb_pid me = amb_self(self);
     uint64_t t0 = now_ns();
     for (long long k = n; k > 0; k--) {
-        int rc = amb_send_after(self, (uint64_t)(1 + k % max_delay), me, A.tick, NULL);
+        int rc = amb_send_after(self, me, A.tick, (uint64_t)(1 + k % max_delay), NULL);
         if (rc != 0) {
             fail(r, self, "send_after: %s", amb_strerror(rc));
             return;

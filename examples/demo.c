@@ -147,7 +147,7 @@ static void maybe_tell_watcher(amb_proc *self, stats *s)
 
 static amb_gen_ret stats_init(amb_proc *self, void *state, void *arg)
 {
-    amb_send_after(self, 1000, amb_self(self), amb_atom("tick"), NULL);
+    amb_send_after(self, amb_self(self), amb_atom("tick"), 1000, NULL);
     return amb_gen_ok();
 }
 
@@ -189,7 +189,7 @@ static amb_gen_ret stats_info(amb_proc *self, void *state, amb_term msg)
         s->seconds++;
         printf("[stats %ds] done %d, failed %d, restarts %d\n", s->seconds, s->done,
                s->failed, restarts(s));
-        amb_send_after(self, 1000, amb_self(self), amb_atom("tick"), NULL);
+        amb_send_after(self, amb_self(self), amb_atom("tick"), 1000, NULL);
     }
     return amb_gen_noreply();
 }
@@ -263,7 +263,7 @@ static amb_gen_ret producer_init(amb_proc *self, void *state, void *arg)
     }
     /* The first batch in half a period (time for main to print the tree),
      * the next ones every period. */
-    amb_send_after(self, PERIOD_MS / 2, amb_self(self), amb_atom("tick"), NULL);
+    amb_send_after(self, amb_self(self), amb_atom("tick"), PERIOD_MS / 2, NULL);
     return amb_gen_ok();
 }
 
@@ -305,7 +305,7 @@ static amb_gen_ret producer_info(amb_proc *self, void *state, amb_term msg)
     if (msg == amb_atom("tick")) {
         p->made = p->made + BATCH < NJOBS ? p->made + BATCH : NJOBS;
         if (p->made < NJOBS)
-            amb_send_after(self, PERIOD_MS, amb_self(self), amb_atom("tick"), NULL);
+            amb_send_after(self, amb_self(self), amb_atom("tick"), PERIOD_MS, NULL);
     } else if (amb_match(msg, "{'DOWN', _, process, ~p, _}", &pid) == 0 &&
                (i = slot_of(p, pid)) >= 0) {
         if (p->slot[i].job != 0)
@@ -336,7 +336,7 @@ static int pool_sup_start(amb_proc *self, void *arg, amb_pid *out, amb_term *rea
      * 5 s would make pool_sup give up (escalation: jobs_sup restarts it). */
     amb_dynsup_opts opts = {.intensity = 5, .period_ms = 5000, .max_children = POOL};
     amb_gen_opts gopts = {.name = amb_atom("pool_sup")};
-    return amb_dynsup_start_link(self, &opts, &gopts, out);
+    return amb_dynsup_start_link(self, &opts, &gopts, out, reason);
 }
 
 /* Names are atoms, made at run time: these are filled in by jobs_start. */
@@ -361,8 +361,8 @@ static int jobs_start(amb_proc *self, void *arg, amb_pid *top, amb_term *reason)
         .children = children,
         .nchildren = 3,
     };
-    amb_gen_opts opts = {.name = amb_atom("jobs_sup"), .error_reason = reason};
-    return amb_sup_start_link(self, &spec, &opts, top);
+    amb_gen_opts opts = {.name = amb_atom("jobs_sup")};
+    return amb_sup_start_link(self, &spec, &opts, top, reason); /* why, if it fails */
 }
 
 static const amb_app jobs_app = {

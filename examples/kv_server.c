@@ -213,7 +213,7 @@ static void main_process(amb_proc *self, void *arg)
     amb_heap *h = amb_proc_heap(self);
     amb_gen_opts opts = {.name = amb_atom("kv"), .link = true};
     amb_pid pid;
-    int rc = amb_gen_server_start(self, &kv, NULL, &opts, &pid);
+    int rc = amb_gen_server_start(self, &kv, NULL, &opts, &pid, NULL);
     printf("started kv: %s\n", amb_err_name(rc));
     if (rc != 0) {
         failures++;

@@ -82,7 +82,7 @@ proc_fail(amb_proc *self, const char *file, int line, const char *fmt, ...)
 /* Polls cond, yielding in between, for at most DEADLINE_MS. */
 #define WAIT_UNTIL(self, cond)                                                    \
     do {                                                                          \
-        uint64_t until_ = amb_now_ms() + DEADLINE_MS;                             \
+        int64_t until_ = amb_now_ms() + DEADLINE_MS;                              \
         while (!(cond)) {                                                         \
             if (amb_now_ms() > until_)                                            \
                 proc_fail((self), __FILE__, __LINE__, "timed out waiting for %s", \

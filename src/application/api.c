@@ -26,7 +26,7 @@ static int controller(amb_proc *self, amb_pid *out)
         return 0;
     amb_gen_opts o = {0};
     o.name = name;
-    int rc = amb_gen_server_start(self, &amb__controller, NULL, &o, out);
+    int rc = amb_gen_server_start(self, &amb__controller, NULL, &o, out, NULL);
     return rc == AMB_EEXIST ? 0 : rc; /* *out is the holder then */
 }
 

@@ -153,7 +153,7 @@ static int spawn_master(amb_proc *self, entry *e)
 {
     amb_spawn_opts o = {0};
     o.monitor = true; /* a master killed from outside is seen as a DOWN */
-    return amb_spawn_opt(self, amb__master_main, (void *)e->app, &o, &e->master);
+    return amb_spawn_opt(self, amb__master_main, (void *)e->app, &o, &e->master, NULL);
 }
 
 /* Moves the head job on until it must wait or is done: true when done. */

@@ -110,12 +110,18 @@ static int read_ack(amb_term ackv, amb_pid *holder, amb_term *why)
     return AMB_EINIT;
 }
 
+/* A timeout the gen_server calls accept (process.h, "Times"). */
+static bool timeout_ok(int64_t ms)
+{
+    return ms == AMB_INFINITY || (ms >= 0 && ms <= AMB_TIMEOUT_MAX);
+}
+
 int amb_gen_server_start(amb_proc *self, const amb_gen_server *cb, void *arg,
-                         const amb_gen_opts *opts, amb_pid *out)
+                         const amb_gen_opts *opts, amb_pid *out, amb_term *reason)
 {
     amb_gen_opts none = {0};
     const amb_gen_opts *o = opts != NULL ? opts : &none;
-    if (self == NULL || cb == NULL || o->timeout_ms < AMB_INFINITY ||
+    if (self == NULL || cb == NULL || !timeout_ok(o->timeout_ms) ||
         (o->name != AMB_NONE && !amb__gen_name_ok(o->name)))
         return AMB_EBADARG;
     amb_heap *h = amb_proc_heap(self);
@@ -138,11 +144,10 @@ int amb_gen_server_start(amb_proc *self, const amb_gen_server *cb, void *arg,
     amb_pid pid;
     amb_spawn_opts so = {.handler = amb__gen_handler_for(cb->state_size),
                          .link = o->link,
-                         .monitor = true,
-                         .monitor_ref = &w.mref};
-    rc = msg == AMB_NONE
-             ? AMB_ENOMEM
-             : amb_spawn_opt(self, NULL, (void *)(uintptr_t)amb_self(self), &so, &pid);
+                         .monitor = true};
+    rc = msg == AMB_NONE ? AMB_ENOMEM
+                         : amb_spawn_opt(self, NULL, (void *)(uintptr_t)amb_self(self),
+                                         &so, &pid, &w.mref);
     if (rc == 0 && (rc = amb_send(self, pid, msg)) != 0) {
         /* The server waits for the start message: end it. */
         if (o->link)
@@ -157,7 +162,7 @@ int amb_gen_server_start(amb_proc *self, const amb_gen_server *cb, void *arg,
         return rc;
     }
     amb_term m;
-    int timeout = o->timeout_ms != 0 ? o->timeout_ms : AMB_INFINITY;
+    int64_t timeout = o->timeout_ms != 0 ? o->timeout_ms : AMB_INFINITY;
     rc = amb_receive_if_after(self, mark, is_answer, &w, timeout, &m);
     amb_heap *tmp = NULL;
     amb_term held = AMB_NONE;
@@ -190,15 +195,15 @@ int amb_gen_server_start(amb_proc *self, const amb_gen_server *cb, void *arg,
     wait_done(self, &w);
     amb_heap_rewind(h, hm);
     if (held != AMB_NONE)
-        give_reason(h, tmp, held, o->error_reason);
+        give_reason(h, tmp, held, reason);
     return rc;
 }
 
 int amb_gen_server_start_link(amb_proc *self, const amb_gen_server *cb, void *arg,
-                              amb_pid *out)
+                              amb_pid *out, amb_term *reason)
 {
     amb_gen_opts o = {.link = true};
-    return amb_gen_server_start(self, cb, arg, &o, out);
+    return amb_gen_server_start(self, cb, arg, &o, out, reason);
 }
 
 /* ---------------------------------------------------------------------------
@@ -235,10 +240,10 @@ static int wait_begin(amb_proc *self, amb_term server, wait_scope *ws)
     return rc;
 }
 
-int amb_gen_server_call(amb_proc *self, amb_term server, amb_term request, int timeout_ms,
-                        amb_term *reply)
+int amb_gen_server_call(amb_proc *self, amb_term server, amb_term request,
+                        int64_t timeout_ms, amb_term *reply)
 {
-    if (self == NULL || request == AMB_NONE || timeout_ms < AMB_INFINITY)
+    if (self == NULL || request == AMB_NONE || !timeout_ok(timeout_ms))
         return AMB_EBADARG;
     wait_scope ws;
     int rc = wait_begin(self, server, &ws);
@@ -301,9 +306,10 @@ int amb_gen_server_reply(amb_proc *self, amb_term from, amb_term reply)
  * Stop
  * ------------------------------------------------------------------------ */
 
-int amb_gen_server_stop(amb_proc *self, amb_term server, amb_term reason, int timeout_ms)
+int amb_gen_server_stop(amb_proc *self, amb_term server, amb_term reason,
+                        int64_t timeout_ms)
 {
-    if (self == NULL || reason == AMB_NONE || timeout_ms < AMB_INFINITY)
+    if (self == NULL || reason == AMB_NONE || !timeout_ok(timeout_ms))
         return AMB_EBADARG;
     wait_scope ws;
     int rc = wait_begin(self, server, &ws);
@@ -348,10 +354,11 @@ static int node_list(amb_proc *self, amb_term nodes, amb_term *out)
 }
 
 int amb_gen_server_multi_call(amb_proc *self, amb_term nodes, amb_term name,
-                              amb_term request, int timeout_ms, amb_term *replies,
+                              amb_term request, int64_t timeout_ms, amb_term *replies,
                               amb_term *bad_nodes)
 {
-    if (self == NULL || !amb_is_atom(name) || replies == NULL || request == AMB_NONE)
+    if (self == NULL || !amb_is_atom(name) || replies == NULL || request == AMB_NONE ||
+        !timeout_ok(timeout_ms))
         return AMB_EBADARG;
     amb_term list;
     int rc = node_list(self, nodes, &list);

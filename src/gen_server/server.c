@@ -47,7 +47,7 @@ static amb_term stop_reason(amb_proc *self, const amb_gen_ret *r)
         return r->reason;
     /* No reason: amb_gen_fail's code, or a reason whose build ran out of
      * memory (builders return AMB_NONE then). */
-    int code = r->timeout_ms < 0 ? r->timeout_ms : AMB_ENOMEM;
+    int code = r->error < 0 ? r->error : AMB_ENOMEM;
     amb_term t =
         AMB_TUPLE(amb_proc_heap(self), AMB_ATOM_ERROR, amb_atom(amb_err_name(code)));
     return t != AMB_NONE ? t : AMB_ATOM_ERROR;
@@ -85,15 +85,14 @@ static amb_term bad_return(amb_proc *self)
  * Results
  * ------------------------------------------------------------------------ */
 
-static void arm_timeout(amb_proc *self, gen_srv *g, int ms)
+static void arm_timeout(amb_proc *self, gen_srv *g, int64_t ms)
 {
     amb_heap_mark m = amb_heap_save(amb_proc_heap(self));
     g->timer_seq++;
     amb_term msg = AMB_TUPLE(amb_proc_heap(self), amb__gen_atoms_get()->gen_timeout,
                              amb_uint(amb_proc_heap(self), g->timer_seq));
-    int rc = msg == AMB_NONE
-                 ? AMB_ENOMEM
-                 : amb_send_after(self, (uint64_t)ms, amb_self(self), msg, &g->timer);
+    int rc = msg == AMB_NONE ? AMB_ENOMEM
+                             : amb_send_after(self, amb_self(self), msg, ms, &g->timer);
     amb_heap_rewind(amb_proc_heap(self), m);
     if (rc != 0) {
         amb_gen_ret fail = amb_gen_fail(rc);
@@ -120,7 +119,8 @@ static void apply(amb_proc *self, gen_srv *g, amb_gen_ret r)
         /* handle_call's reply was sent already (its action is NOREPLY
          * here): any other action is not a result of this callback. */
         if (r.action != AMB_GEN_NOREPLY || r.next > AMB_GEN_NEXT_CONTINUE ||
-            (r.next == AMB_GEN_NEXT_TIMEOUT && r.timeout_ms < AMB_INFINITY))
+            (r.next == AMB_GEN_NEXT_TIMEOUT && r.timeout_ms != AMB_INFINITY &&
+             (r.timeout_ms < 0 || r.timeout_ms > AMB_TIMEOUT_MAX)))
             stop_server(self, g, bad_return(self));
         if (r.next == AMB_GEN_NEXT_CONTINUE) {
             if (g->cb->handle_continue == NULL) {
@@ -395,11 +395,4 @@ const amb_handler *amb__gen_handler_for(size_t state_size)
         if (classes[i].state_size - SRV_BYTES >= state_size)
             return &classes[i];
     return &classes[0]; /* srv_init allocates the state */
-}
-
-amb_gen_ret amb_gen_fail(int code)
-{
-    amb_gen_ret r = amb_gen_stop(AMB_NONE);
-    r.timeout_ms = code < 0 ? code : AMB_EBADARG;
-    return r;
 }

@@ -663,15 +663,15 @@ int amb_spawn_link(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out)
     if (self == NULL || fn == NULL)
         return AMB_EBADARG;
     amb_spawn_opts o = {.name = AMB_NONE, .link = true};
-    return amb_spawn_opt(self, fn, arg, &o, out);
+    return amb_spawn_opt(self, fn, arg, &o, out, NULL);
 }
 
 int amb_spawn_monitor(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out, amb_term *ref)
 {
     if (self == NULL || fn == NULL)
         return AMB_EBADARG;
-    amb_spawn_opts o = {.name = AMB_NONE, .monitor = true, .monitor_ref = ref};
-    return amb_spawn_opt(self, fn, arg, &o, out);
+    amb_spawn_opts o = {.name = AMB_NONE, .monitor = true};
+    return amb_spawn_opt(self, fn, arg, &o, out, ref);
 }
 
 int amb_monitor(amb_proc *self, amb_pid pid, amb_term *ref)

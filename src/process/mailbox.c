@@ -166,7 +166,7 @@ typedef struct matcher {
 /* The receive of every kind: the first cell after `after` (a seq; 0 for the
  * whole queue) for which m matches. */
 static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
-                        int timeout_ms, amb_term *out)
+                        int64_t timeout_ms, amb_term *out)
 {
     release_received(p);
     amb__proc_reduce(p);
@@ -222,8 +222,8 @@ static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
 }
 
 /* While it runs the process is "waiting" as process_info reports it. */
-static int receive(amb_proc *p, uint64_t after, bool use_mark, matcher mt, int timeout_ms,
-                   amb_term *out)
+static int receive(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
+                   int64_t timeout_ms, amb_term *out)
 {
     p->in_receive = true;
     int rc = receive_body(p, after, use_mark, mt, timeout_ms, out);
@@ -250,9 +250,9 @@ static amb__msg *pop_direct(amb_proc *p)
  * private queue's head if there is one (it is older than anything in the
  * mailbox), else the mailbox's head, without moving it to the private queue
  * first. This is the path of every ping-pong, ring and call reply. */
-int amb_receive(amb_proc *self, int timeout_ms, amb_term *out)
+int amb_receive(amb_proc *self, int64_t timeout_ms, amb_term *out)
 {
-    if (self == NULL || out == NULL || timeout_ms < AMB_INFINITY)
+    if (self == NULL || out == NULL || !amb__timeout_ok(timeout_ms, true))
         return AMB_EBADARG;
     amb_proc *p = self;
     release_received(p);
@@ -292,10 +292,10 @@ int amb_receive(amb_proc *self, int timeout_ms, amb_term *out)
     return rc;
 }
 
-int amb_receive_if(amb_proc *self, amb_match_fn *match, void *ctx, int timeout_ms,
+int amb_receive_if(amb_proc *self, amb_match_fn *match, void *ctx, int64_t timeout_ms,
                    amb_term *out)
 {
-    if (self == NULL || match == NULL || timeout_ms < AMB_INFINITY)
+    if (self == NULL || match == NULL || !amb__timeout_ok(timeout_ms, true))
         return AMB_EBADARG;
     return receive(self, 0, false, (matcher){match, ctx, NULL}, timeout_ms, out);
 }
@@ -314,9 +314,9 @@ amb_recv_mark amb_receive_mark(amb_proc *self)
 }
 
 int amb_receive_if_after(amb_proc *self, amb_recv_mark mark, amb_match_fn *match,
-                         void *ctx, int timeout_ms, amb_term *out)
+                         void *ctx, int64_t timeout_ms, amb_term *out)
 {
-    if (self == NULL || match == NULL || timeout_ms < AMB_INFINITY)
+    if (self == NULL || match == NULL || !amb__timeout_ok(timeout_ms, true))
         return AMB_EBADARG;
     return receive(self, mark.seq, true, (matcher){match, ctx, NULL}, timeout_ms, out);
 }
@@ -346,9 +346,10 @@ static bool pattern_matches(void *ctx, amb_term msg)
     return pt->error != 0;
 }
 
-int amb_receive_match(amb_proc *self, int timeout_ms, amb_term *out, const char *fmt, ...)
+int amb_receive_match(amb_proc *self, int64_t timeout_ms, amb_term *out, const char *fmt,
+                      ...)
 {
-    if (self == NULL || fmt == NULL || timeout_ms < AMB_INFINITY)
+    if (self == NULL || fmt == NULL || !amb__timeout_ok(timeout_ms, true))
         return AMB_EBADARG;
     va_list ap;
     va_start(ap, fmt);

@@ -66,9 +66,10 @@ void amb__proc_depot_free(amb_rt *rt)
 }
 
 /* Spawns into rt from scheduler s (NULL: from outside), by parent (NULL:
- * from outside; then links and monitors are not allowed). */
+ * from outside; then links and monitors are not allowed). *monitor_ref (may
+ * be NULL) gets the monitor's reference when o->monitor. */
 static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *arg,
-                 const amb_spawn_opts *o, amb_pid *out)
+                 const amb_spawn_opts *o, amb_pid *out, amb_term *monitor_ref)
 {
     const amb_handler *h = o ? o->handler : NULL;
     if ((h == NULL && fn == NULL) || (h != NULL && h->handle == NULL))
@@ -128,8 +129,9 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
      * published (spawn_link / spawn_monitor are atomic). */
     if (o != NULL && o->link)
         rc = amb__fail_spawn_link(parent, p);
+    amb_term mref = AMB_NONE;
     if (rc == 0 && o != NULL && o->monitor)
-        rc = amb__fail_spawn_monitor(parent, p, o->monitor_ref);
+        rc = amb__fail_spawn_monitor(parent, p, &mref);
     if (rc == 0 && o != NULL && o->name != AMB_NONE)
         rc = amb__names_register(rt, o->name, p);
     if (rc != 0) {
@@ -151,24 +153,26 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
     atomic_store_explicit(&rt->ptab.slots[index], p, memory_order_release);
     if (out != NULL)
         *out = p->pid;
+    if (monitor_ref != NULL && mref != AMB_NONE)
+        *monitor_ref = mref;
     if (!idle)
         amb__sched_ready(rt, s, p);
     return 0;
 }
 
 int amb_spawn_opt(amb_proc *self, amb_fn *fn, void *arg, const amb_spawn_opts *opts,
-                  amb_pid *out)
+                  amb_pid *out, amb_term *monitor_ref)
 {
     if (self == NULL)
         return AMB_EBADARG;
-    return spawn(self->rt, self->sched, self, fn, arg, opts, out);
+    return spawn(self->rt, self->sched, self, fn, arg, opts, out, monitor_ref);
 }
 
 int amb_spawn(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out)
 {
     if (self == NULL || fn == NULL)
         return AMB_EBADARG;
-    return spawn(self->rt, self->sched, self, fn, arg, NULL, out);
+    return spawn(self->rt, self->sched, self, fn, arg, NULL, out, NULL);
 }
 
 int amb_spawn_handler(amb_proc *self, const amb_handler *handler, void *arg, amb_pid *out)
@@ -176,14 +180,14 @@ int amb_spawn_handler(amb_proc *self, const amb_handler *handler, void *arg, amb
     if (self == NULL || handler == NULL)
         return AMB_EBADARG;
     amb_spawn_opts o = {.handler = handler, .name = AMB_NONE};
-    return spawn(self->rt, self->sched, self, NULL, arg, &o, out);
+    return spawn(self->rt, self->sched, self, NULL, arg, &o, out, NULL);
 }
 
 int amb_rt_spawn(amb_rt *rt, amb_fn *fn, void *arg, amb_pid *out)
 {
     if (rt == NULL || fn == NULL)
         return AMB_EBADARG;
-    return spawn(rt, NULL, NULL, fn, arg, NULL, out);
+    return spawn(rt, NULL, NULL, fn, arg, NULL, out, NULL);
 }
 
 amb_pid amb_self(amb_proc *self)

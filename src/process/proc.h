@@ -153,6 +153,13 @@ struct amb_proc {
     uint64_t retire_epoch;
 };
 
+/* A timeout the process layer accepts (process.h, "Times"): 0 ..=
+ * AMB_TIMEOUT_MAX, and AMB_INFINITY when infinity_ok. */
+static inline bool amb__timeout_ok(int64_t ms, bool infinity_ok)
+{
+    return (ms >= 0 && ms <= AMB_TIMEOUT_MAX) || (infinity_ok && ms == AMB_INFINITY);
+}
+
 /* A counter only its owner writes: a relaxed load and store, no RMW. */
 static inline void amb__counter_add(_Atomic uint64_t *c, int64_t d)
 {

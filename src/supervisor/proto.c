@@ -62,7 +62,7 @@ int amb__proto_spec_unpack(amb_term t, amb_child_spec *out)
     out->start = (amb_child_start_fn *)(uintptr_t)start;
     out->arg = (void *)(uintptr_t)arg;
     out->restart = (amb_restart)restart;
-    out->shutdown_ms = (int)shutdown;
+    out->shutdown_ms = shutdown;
     out->type = (amb_child_type)type;
     return amb__child_check(out);
 }

@@ -303,8 +303,8 @@ static int start_sup(amb_proc *self, tinfo *ti, amb_pid *top)
     spec.restart = AMB_PERMANENT;
     spec.shutdown_ms = 1000;
     spec.type = AMB_WORKER;
-    amb_sup_spec sup = {AMB_SUP_DEFAULT_FLAGS, &spec, 1};
-    return amb_sup_start_link(self, &sup, NULL, top);
+    amb_sup_spec sup = {{AMB_ONE_FOR_ONE, 0, 0}, &spec, 1}; /* OTP's defaults */
+    return amb_sup_start_link(self, &sup, NULL, top, NULL);
 }
 
 static int t_start(amb_proc *self, void *arg, amb_pid *top, amb_term *reason)
@@ -327,10 +327,10 @@ static int t_start(amb_proc *self, void *arg, amb_pid *top, amb_term *reason)
         event("nested", amb_err_name(amb_app_start(self, "a", AMB_APP_TEMPORARY, NULL)));
         event("nested", amb_err_name(amb_app_stop(self, "a")));
         event("nested", amb_err_name(amb_app_shutdown(self)));
-        rc = amb_gen_server_start_link(self, &top_cb, NULL, top);
+        rc = amb_gen_server_start_link(self, &top_cb, NULL, top, NULL);
         break;
     default:
-        rc = amb_gen_server_start_link(self, &top_cb, NULL, top);
+        rc = amb_gen_server_start_link(self, &top_cb, NULL, top, NULL);
         break;
     }
     if (rc == 0)

@@ -259,7 +259,7 @@ static void call_timeout_body(amb_proc *self, void *arg)
     amb_heap *h = amb_proc_heap(self);
     size_t heap_before = amb_heap_size(h);
     amb_term reply = amb_atom("untouched");
-    uint64_t t0 = amb_now_ms();
+    int64_t t0 = amb_now_ms();
     CHECK_RC(self, AMB_ETIMEDOUT,
              amb_gen_server_call(self, srv, amb_atom("hold"), 50, &reply));
     CHECK(self, amb_now_ms() - t0 >= 49);
@@ -448,7 +448,7 @@ static void many_callers_body(amb_proc *self, void *arg)
     atomic_init(&m.wrong, 0);
     for (int i = 0; i < CALLERS; i++)
         CHECK_OK(self, amb_spawn(self, many_caller, &m, NULL));
-    uint64_t until = amb_now_ms() + 60000;
+    int64_t until = amb_now_ms() + 60000;
     while (atomic_load(&m.done) < CALLERS) {
         CHECK(self, amb_now_ms() < until);
         amb_yield(self);

@@ -175,7 +175,8 @@ static void via_body(amb_proc *self, void *arg)
     tsrv_arg b;
     tsrv_arg_init(&b, self, INIT_OK);
     amb_pid holder = AMB_NONE;
-    CHECK_RC(self, AMB_EEXIST, amb_gen_server_start(self, &tsrv_cb, &b, &o, &holder));
+    CHECK_RC(self, AMB_EEXIST,
+             amb_gen_server_start(self, &tsrv_cb, &b, &o, &holder, NULL));
     CHECK(self, holder == srv);
     CHECK_EQ(self, int_of(CALL(self, ref, amb_atom("get"))), 5);
     /* An unknown name of the module, and an unknown module. */
@@ -205,7 +206,7 @@ static void via_body(amb_proc *self, void *arg)
     tsrv_arg c;
     tsrv_arg_init(&c, self, INIT_STOP);
     c.reason = "no_thanks";
-    CHECK_RC(self, AMB_EINIT, amb_gen_server_start(self, &tsrv_cb, &c, &o, NULL));
+    CHECK_RC(self, AMB_EINIT, amb_gen_server_start(self, &tsrv_cb, &c, &o, NULL, NULL));
     CHECK_EQ(self, atomic_load(&via_unregisters), 2);
     srv = tsrv_start(self, &a, &o);
     CHECK_OK(self, amb_gen_server_whereis(self, ref, &where));

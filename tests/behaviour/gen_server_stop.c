@@ -25,7 +25,7 @@ static watched start_watched(amb_proc *self, tsrv_arg *a)
 {
     watched w;
     amb_trap_exit(self, true);
-    CHECK_OK(self, amb_gen_server_start_link(self, &tsrv_cb, a, &w.pid));
+    CHECK_OK(self, amb_gen_server_start_link(self, &tsrv_cb, a, &w.pid, NULL));
     CHECK_OK(self, amb_monitor(self, w.pid, &w.ref));
     return w;
 }
@@ -164,7 +164,7 @@ static void stop_timeout_body(amb_proc *self, void *arg)
     arg_init(&a, self);
     a.hang_in_terminate = true;
     watched w = start_watched(self, &a);
-    uint64_t t0 = amb_now_ms();
+    int64_t t0 = amb_now_ms();
     CHECK_RC(self, AMB_ETIMEDOUT,
              amb_gen_server_stop(self, w.pid, amb_atom("slow_stop"), 50));
     CHECK(self, amb_now_ms() - t0 >= 49);
@@ -236,7 +236,7 @@ static void parent(amb_proc *self, void *arg)
 {
     parent_arg *p = arg;
     amb_pid srv;
-    CHECK_OK(self, amb_gen_server_start_link(self, &tsrv_cb, p->a, &srv));
+    CHECK_OK(self, amb_gen_server_start_link(self, &tsrv_cb, p->a, &srv, NULL));
     CHECK_OK(self,
              amb_send(self, p->test, amb_pack(amb_proc_heap(self), "{srv,~p}", srv)));
     CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "go"));

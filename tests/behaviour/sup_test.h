@@ -199,7 +199,7 @@ __attribute__((unused)) static void wk_init(wk *w, int n, amb_pid observer, stop
 }
 
 __attribute__((unused)) static amb_child_spec wspec(amb_term id, wk *w, amb_restart r,
-                                                    int shutdown_ms)
+                                                    int64_t shutdown_ms)
 {
     amb_child_spec s = {0};
     s.id = id;
@@ -215,9 +215,7 @@ __attribute__((unused)) static amb_child_spec wspec(amb_term id, wk *w, amb_rest
 __attribute__((unused)) static int sup_child_start(amb_proc *self, void *arg,
                                                    amb_pid *out, amb_term *reason)
 {
-    amb_gen_opts o = {0};
-    o.error_reason = reason;
-    return amb_sup_start_link(self, arg, &o, out);
+    return amb_sup_start_link(self, arg, NULL, out, reason);
 }
 
 /* ---------------------------------------------------------------------------

@@ -830,7 +830,7 @@ static intptr_t blocking_fn(void *arg)
 {
     (void)arg;
     /* Waits until the test has seen the caller's DOWN (bounded). */
-    uint64_t until = amb_now_ms() + DEADLINE_MS;
+    int64_t until = amb_now_ms() + DEADLINE_MS;
     while (!atomic_load(&g_blocking_release) && amb_now_ms() < until)
         sched_yield();
     atomic_store(&g_blocking_done, 1);
@@ -1133,8 +1133,8 @@ static void handler_body(amb_proc *self, void *arg)
     amb_spawn_opts o = {.handler = &trapping_handler, .name = AMB_NONE, .monitor = true};
     amb_pid h;
     amb_term ref;
-    o.monitor_ref = &ref;
-    CHECK_OK(self, amb_spawn_opt(self, NULL, (void *)(uintptr_t)amb_self(self), &o, &h));
+    CHECK_OK(self,
+             amb_spawn_opt(self, NULL, (void *)(uintptr_t)amb_self(self), &o, &h, &ref));
     CHECK(self, answers(self, h)); /* init ran: it traps exits now */
     CHECK_OK(self, amb_exit(self, h, amb_atom("stop_please")));
     CHECK_OK(self,
@@ -1143,7 +1143,8 @@ static void handler_body(amb_proc *self, void *arg)
     CHECK(self, wait_down(self, ref, h) == AMB_ATOM_KILLED);
     /* An idle handler without a stack is killed too. */
     o.handler = &plain_handler;
-    CHECK_OK(self, amb_spawn_opt(self, NULL, (void *)(uintptr_t)amb_self(self), &o, &h));
+    CHECK_OK(self,
+             amb_spawn_opt(self, NULL, (void *)(uintptr_t)amb_self(self), &o, &h, &ref));
     CHECK(self, answers(self, h));
     CHECK_OK(self, amb_exit(self, h, AMB_ATOM_NORMAL)); /* ignored */
     CHECK(self, answers(self, h));
@@ -1354,7 +1355,7 @@ static void chain_root(amb_proc *self, void *arg)
     amb_term ref;
     CHECK_OK(self, amb_spawn_monitor(self, chain_link, (void *)(intptr_t)(CHAIN_N - 1),
                                      &head, &ref));
-    uint64_t until = amb_now_ms() + 60000;
+    int64_t until = amb_now_ms() + 60000;
     while (atomic_load(&g_chain_built) < CHAIN_N) {
         CHECK(self, amb_now_ms() < until);
         amb_sleep(self, 1);
@@ -1414,7 +1415,7 @@ static void storm_root(amb_proc *self, void *arg)
     for (long i = 0; i < STORM_N; i++)
         CHECK_OK(self, amb_exit(self, g_storm_pids[i],
                                 (i & 1) ? AMB_ATOM_KILL : AMB_ATOM_SHUTDOWN));
-    uint64_t until = amb_now_ms() + 120000;
+    int64_t until = amb_now_ms() + 120000;
     for (long i = 0; i < STORM_N;) {
         if (!amb_is_process_alive(self, g_storm_pids[i])) {
             i++;

@@ -215,18 +215,19 @@ static void spawn_name_main(amb_proc *self, void *arg)
     amb_term name = amb_atom("names_spawned");
     amb_pid p = AMB_NONE, q = AMB_NONE, found;
     amb_spawn_opts opts = {.name = name};
-    CHECK_OK(self, amb_spawn_opt(self, waits_for_stop, NULL, &opts, &p));
+    CHECK_OK(self, amb_spawn_opt(self, waits_for_stop, NULL, &opts, &p, NULL));
     CHECK_OK(self, amb_whereis(self, name, &found));
     CHECK(self, found == p);
     /* The name is taken: nothing is spawned, nothing runs. */
-    CHECK_RC(self, AMB_EEXIST, amb_spawn_opt(self, returns_at_once, ran, &opts, &q));
+    CHECK_RC(self, AMB_EEXIST,
+             amb_spawn_opt(self, returns_at_once, ran, &opts, &q, NULL));
     CHECK(self, q == AMB_NONE);
     amb_spawn_opts hopts = {.handler = &dies, .name = name};
-    CHECK_RC(self, AMB_EEXIST, amb_spawn_opt(self, NULL, NULL, &hopts, &q));
+    CHECK_RC(self, AMB_EEXIST, amb_spawn_opt(self, NULL, NULL, &hopts, &q, NULL));
     CHECK_OK(self, amb_send_named(self, name, AMB_ATOM_STOP));
     WAIT_UNTIL(self, !amb_is_process_alive(self, p));
     /* Now a handler takes it, and loses it when it ends. */
-    CHECK_OK(self, amb_spawn_opt(self, NULL, NULL, &hopts, &q));
+    CHECK_OK(self, amb_spawn_opt(self, NULL, NULL, &hopts, &q, NULL));
     CHECK_OK(self, amb_whereis(self, name, &found));
     CHECK(self, found == q);
     CHECK_OK(self, amb_send_named(self, name, AMB_ATOM_OK));
@@ -310,8 +311,9 @@ static void many_names_main(amb_proc *self, void *arg)
     CHECK(self, all != NULL);
     for (int i = 0; i < MANY_NAMES; i++) {
         snprintf(buf, sizeof buf, "names_all_%d", i);
-        CHECK_OK(self, amb_spawn_opt(self, waits_for_stop, NULL,
-                                     &(amb_spawn_opts){.name = amb_atom(buf)}, &all[i]));
+        CHECK_OK(self,
+                 amb_spawn_opt(self, waits_for_stop, NULL,
+                               &(amb_spawn_opts){.name = amb_atom(buf)}, &all[i], NULL));
     }
     CHECK_EQ(self, list_len(amb_registered(self)), MANY_NAMES);
     for (int i = 0; i < MANY_NAMES; i++) {
@@ -364,7 +366,7 @@ static void race_registrar(amb_proc *self, void *arg)
         if (t == AMB_ATOM_STOP)
             return;
         amb_pid from = amb_tuple_elem(t, 1), c = amb_tuple_elem(t, 2);
-        uint64_t until = amb_now_ms() + DEADLINE_MS;
+        int64_t until = amb_now_ms() + DEADLINE_MS;
         for (long k = 0;; k++) {
             int rc = amb_register(self, name, c);
             o->attempts++;

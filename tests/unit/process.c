@@ -516,7 +516,7 @@ static void foreign_main(amb_proc *self, void *arg)
 {
     foreign_obs *o = arg;
     CHECK_RC(self, AMB_ENOTSUP, amb_send(self, o->foreign, AMB_ATOM_OK));
-    CHECK_RC(self, AMB_ENOTSUP, amb_send_after(self, 10, o->foreign, AMB_ATOM_OK, NULL));
+    CHECK_RC(self, AMB_ENOTSUP, amb_send_after(self, o->foreign, AMB_ATOM_OK, 10, NULL));
     CHECK(self, !amb_is_process_alive(self, o->foreign));
     CHECK_RC(self, AMB_ENOTSUP, amb_rt_send(o->mine, o->foreign, AMB_ATOM_OK));
 }
@@ -548,6 +548,13 @@ static int h_ok(amb_proc *self, void *state, amb_term msg)
     return 0;
 }
 
+static bool match_any(void *ctx, amb_term msg)
+{
+    (void)ctx;
+    (void)msg;
+    return true;
+}
+
 static void bad_args_main(amb_proc *self, void *arg)
 {
     (void)arg;
@@ -566,13 +573,13 @@ static void bad_args_main(amb_proc *self, void *arg)
              amb_spawn_handler(NULL, &(amb_handler){0, NULL, h_ok}, NULL, &pid));
     static const amb_handler no_handle = {16, NULL, NULL};
     CHECK_RC(self, AMB_EBADARG, amb_spawn_handler(self, &no_handle, NULL, &pid));
-    CHECK_RC(self, AMB_EBADARG, amb_spawn_opt(self, NULL, NULL, NULL, &pid));
+    CHECK_RC(self, AMB_EBADARG, amb_spawn_opt(self, NULL, NULL, NULL, &pid, NULL));
     CHECK_RC(self, AMB_EBADARG,
              amb_spawn_opt(self, returns_at_once, NULL,
-                           &(amb_spawn_opts){.name = mk_int(3)}, &pid));
+                           &(amb_spawn_opts){.name = mk_int(3)}, &pid, NULL));
     CHECK_RC(self, AMB_EBADARG,
              amb_spawn_opt(self, returns_at_once, NULL,
-                           &(amb_spawn_opts){.name = AMB_ATOM_UNDEFINED}, &pid));
+                           &(amb_spawn_opts){.name = AMB_ATOM_UNDEFINED}, &pid, NULL));
     CHECK(self, pid == AMB_NONE); /* no failing spawn wrote *out */
 
     CHECK_RC(self, AMB_EBADARG, amb_send(NULL, me, AMB_ATOM_OK));
@@ -594,12 +601,23 @@ static void bad_args_main(amb_proc *self, void *arg)
     CHECK_RC(self, AMB_EBADARG, amb_receive_match(self, -5, &out, "_"));
     amb_recv_mark mark = amb_receive_mark(self);
     CHECK_RC(self, AMB_EBADARG, amb_receive_if_after(self, mark, NULL, NULL, 0, &out));
+    /* Timeouts: 0 ..= AMB_TIMEOUT_MAX or AMB_INFINITY, nothing else. */
+    static const int64_t bad_timeouts[] = {-2, INT64_MIN, AMB_TIMEOUT_MAX + 1, INT64_MAX};
+    for (size_t i = 0; i < AMB_COUNTOF(bad_timeouts); i++) {
+        int64_t t = bad_timeouts[i];
+        CHECK_RC(self, AMB_EBADARG, amb_receive(self, t, &out));
+        CHECK_RC(self, AMB_EBADARG, amb_receive_if(self, match_any, NULL, t, &out));
+        CHECK_RC(self, AMB_EBADARG,
+                 amb_receive_if_after(self, mark, match_any, NULL, t, &out));
+        CHECK_RC(self, AMB_EBADARG, amb_receive_match(self, t, &out, "_"));
+    }
+    CHECK_EQ(self, amb_message_queue_len(self), 2); /* nothing was taken */
     CHECK(self, amb_receive_mark(NULL).seq == 0);
 
-    CHECK_RC(self, AMB_EBADARG, amb_send_after(NULL, 1, me, AMB_ATOM_OK, NULL));
-    CHECK_RC(self, AMB_EBADARG, amb_send_after(self, 1, mk_int(5), AMB_ATOM_OK, NULL));
-    CHECK_RC(self, AMB_EBADARG, amb_send_after(self, 1, me, AMB_NONE, NULL));
-    uint64_t left;
+    CHECK_RC(self, AMB_EBADARG, amb_send_after(NULL, me, AMB_ATOM_OK, 1, NULL));
+    CHECK_RC(self, AMB_EBADARG, amb_send_after(self, mk_int(5), AMB_ATOM_OK, 1, NULL));
+    CHECK_RC(self, AMB_EBADARG, amb_send_after(self, me, AMB_NONE, 1, NULL));
+    int64_t left;
     CHECK_RC(self, AMB_EBADARG, amb_cancel_timer(NULL, 1, &left));
     CHECK_RC(self, AMB_EBADARG, amb_cancel_timer(self, 0, &left));
     CHECK_RC(self, AMB_EBADARG, amb_read_timer(self, 0, &left));
@@ -646,6 +664,9 @@ AMB_TEST(bad_arguments_are_ebadarg_and_change_nothing)
     assert_rc(AMB_EBADARG, amb_rt_new(&(amb_config){.stack_size = 1024}, &rt));
     assert_rc(AMB_EBADARG, amb_rt_new(&(amb_config){.max_processes = 3}, &rt));
     assert_rc(AMB_EBADARG, amb_rt_new(&(amb_config){.blocking_threads = 100000}, &rt));
+    assert_rc(AMB_EBADARG, amb_rt_new(&(amb_config){.watchdog_ms = -2}, &rt));
+    assert_rc(AMB_EBADARG,
+              amb_rt_new(&(amb_config){.watchdog_ms = AMB_TIMEOUT_MAX + 1}, &rt));
     assert_null(rt);
     assert_rc(AMB_EBADARG, amb_rt_run(NULL));
     assert_rc(AMB_EBADARG, amb_rt_stop(NULL));
@@ -1223,7 +1244,7 @@ static void busy_body(amb_proc *self, void *arg)
     /* Runs without looking at its mailbox until released (or, so that a
      * process_info that waits for it cannot hang the test, for at most
      * BUSY_MAX_MS). */
-    uint64_t until = amb_now_ms() + BUSY_MAX_MS;
+    int64_t until = amb_now_ms() + BUSY_MAX_MS;
     while (!atomic_load(&o->release) && amb_now_ms() < until)
         amb_yield(self);
     for (int i = 0; i < 5; i++)
@@ -1240,7 +1261,7 @@ static void busy_main(amb_proc *self, void *arg)
     for (int i = 0; i < 5; i++)
         CHECK_OK(self, amb_send(self, b, mk_int(i)));
     amb_proc_info pi;
-    uint64_t t0 = amb_now_ms();
+    int64_t t0 = amb_now_ms();
     CHECK_OK(self, amb_process_info(self, b, &pi));
     o->info_ms = amb_now_ms() - t0;
     o->status = (int)pi.status;
@@ -1391,7 +1412,7 @@ static void stop_blocked(amb_proc *self, void *arg)
     CHECK(self, big != AMB_NONE);
     memset(bytes, 7, 4096);
     CHECK_OK(self, amb_send(self, amb_self(self), AMB_TUPLE(h, big, big)));
-    CHECK_OK(self, amb_send_after(self, 3600 * 1000, amb_self(self), big, NULL));
+    CHECK_OK(self, amb_send_after(self, amb_self(self), big, 3600 * 1000, NULL));
     atomic_fetch_add(&o->started, 1);
     amb_term t;
     int rc = amb_receive_if(self, match_stop, NULL, 3600 * 1000, &t);
@@ -1426,7 +1447,7 @@ static void stop_main(amb_proc *self, void *arg)
         amb_spawn_opts opts = {.name = AMB_NONE};
         if (i == 0)
             opts.name = amb_atom("stop_named");
-        CHECK_OK(self, amb_spawn_opt(self, stop_blocked, o, &opts, NULL));
+        CHECK_OK(self, amb_spawn_opt(self, stop_blocked, o, &opts, NULL, NULL));
     }
     for (int i = 0; i < STOP_HANDLERS; i++) {
         amb_pid hp;
@@ -1529,13 +1550,13 @@ static void opt_main(amb_proc *self, void *arg)
     opt_obs *o = arg;
     amb_spawn_opts opts = {.stack_size = (size_t)1 << 20, .min_heap_size = 100000};
     amb_pid pid;
-    CHECK_OK(self, amb_spawn_opt(self, opt_big_stack, o, &opts, &pid));
+    CHECK_OK(self, amb_spawn_opt(self, opt_big_stack, o, &opts, &pid, NULL));
     WAIT_UNTIL(self, !amb_is_process_alive(self, pid));
 
     /* opts.handler makes a handler process; arg goes to its init. */
     handler_obs ho = {0};
     amb_spawn_opts hopts = {.handler = &counter_with_init};
-    CHECK_OK(self, amb_spawn_opt(self, NULL, &ho, &hopts, &pid));
+    CHECK_OK(self, amb_spawn_opt(self, NULL, &ho, &hopts, &pid, NULL));
     amb_heap *h = amb_proc_heap(self);
     CHECK_OK(self, amb_send(self, pid, AMB_TUPLE(h, amb_self(self), mk_int(5))));
     amb_term r = RECV(self);
@@ -1545,7 +1566,7 @@ static void opt_main(amb_proc *self, void *arg)
     o->handled = 1;
     CHECK_OK(self, amb_send(self, pid, amb_atom("die")));
     /* NULL opts: an ordinary stackful process. */
-    CHECK_OK(self, amb_spawn_opt(self, returns_at_once, &o->nulls, NULL, NULL));
+    CHECK_OK(self, amb_spawn_opt(self, returns_at_once, &o->nulls, NULL, NULL, NULL));
 }
 
 AMB_TEST(spawn_opt_makes_handlers_and_reserves_the_heap)
