@@ -98,8 +98,9 @@ typedef void amb_fn(amb_proc *self, void *arg);
  * amb_rt_run, from any thread). *out (may be NULL) gets its pid. */
 AMB_API int amb_rt_spawn(amb_rt *rt, amb_fn *fn, void *arg, amb_pid *out);
 
-/* Sends msg (copied) to pid from outside the runtime, from any thread. */
-AMB_API int amb_rt_send(amb_rt *rt, amb_pid to, amb_term msg);
+/* Sends msg (copied) to `to` from outside the runtime, from any thread. `to`
+ * takes every form amb_send takes, with the same results. */
+AMB_API int amb_rt_send(amb_rt *rt, amb_term to, amb_term msg);
 
 /* The convenience for main(): creates a runtime with cfg (may be NULL),
  * spawns fn(arg), runs until every process has ended, frees the runtime.
@@ -263,17 +264,21 @@ AMB_API _Noreturn void amb_assert_fail(amb_proc *self, const char *expr, const c
  * Messages
  * ------------------------------------------------------------------------ */
 
-/* Sends a copy of msg to pid. A dead pid is not an error (the message is
- * dropped), as in Erlang. `to` may also be an alias (amb_alias below): the
- * message goes to its owner, or nowhere when the alias is no longer active.
- * AMB_EBADARG for a term that is neither a pid nor an alias of this runtime,
- * or for AMB_NONE, AMB_ENOMEM. A pid of another node is AMB_ENOTSUP until
- * distribution is built. May yield when the sender's reduction budget is
- * spent (so that a sending loop cannot starve the others). */
-AMB_API int amb_send(amb_proc *self, amb_pid to, amb_term msg);
-/* Sends to the process registered as name (an atom). AMB_EBADARG when no
- * process has that name, as Erlang's `Name ! Msg` raises badarg. */
-AMB_API int amb_send_named(amb_proc *self, amb_term name, amb_term msg);
+/* Sends a copy of msg to `to`, which takes every destination form of
+ * Erlang's `To ! Msg`:
+ *   - a pid: a dead pid is not an error (the message is dropped), as in
+ *     Erlang;
+ *   - an alias (amb_alias below): the message goes to its owner, or nowhere
+ *     when the alias is no longer active;
+ *   - an atom: the process registered under it; AMB_EBADARG when no process
+ *     has that name, as `Name ! Msg` raises badarg;
+ *   - {Name, Node}: with this node's name, the process registered as Name,
+ *     and when there is none the message is dropped (0, OTP's rule).
+ * A pid or {Name, Node} of another node is AMB_ENOTSUP until distribution
+ * is built. AMB_EBADARG for any other term, AMB_NONE included, AMB_ENOMEM.
+ * May yield when the sender's reduction budget is spent (so that a sending
+ * loop cannot starve the others). */
+AMB_API int amb_send(amb_proc *self, amb_term to, amb_term msg);
 
 /* Receives the oldest message. *out is borrowed until this process's next
  * receive (amb_term_copy to keep it). AMB_ETIMEDOUT when timeout_ms passes
@@ -377,6 +382,13 @@ AMB_API int amb_register(amb_proc *self, amb_term name, amb_pid pid);
 AMB_API int amb_unregister(amb_proc *self, amb_term name);
 /* The pid registered as name, or AMB_ENOTFOUND. */
 AMB_API int amb_whereis(amb_proc *self, amb_term name, amb_pid *out);
+/* Where a send to dest would go now, the one resolution amb_send and
+ * gen_server's server references share: a pid of this runtime or an alias
+ * as it is (alive or not); an atom, or {Name, Node} with this node's name,
+ * the pid registered under Name. AMB_ENOTFOUND when no process has the
+ * name, AMB_ENOTSUP for another node, AMB_EBADARG for any other term or a
+ * NULL out. */
+AMB_API int amb_dest_resolve(amb_proc *self, amb_term dest, amb_term *out);
 /* A list of the registered names, on the caller's heap. */
 AMB_API amb_term amb_registered(amb_proc *self);
 

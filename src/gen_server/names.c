@@ -1,7 +1,8 @@
 /*
- * names.c - server references and names for gen_server: pids, local names,
- * {Name, Node} and {via, Module, Name} through the via modules registered
- * with amb_via_register; and the protocol atoms.
+ * names.c - server references and names for gen_server: {via, Module, Name}
+ * through the via modules registered with amb_via_register, and every other
+ * form (pids, local names, {Name, Node}) through amb_dest_resolve, the
+ * resolution amb_send uses; and the protocol atoms.
  *
  * Invariants:
  *   - The via table is process-wide (a via module is code, like an Erlang
@@ -109,44 +110,23 @@ bool amb__gen_name_ok(amb_term name)
            (is_via(name) && via_get(amb_tuple_elem(name, 1), &via) == 0);
 }
 
-/* The node of the calling process. */
-static amb_term local_node(amb_proc *self)
-{
-    amb_term node = AMB_NONE;
-    uint32_t id, serial, creation;
-    amb_pid_get(amb_self(self), &node, &id, &serial, &creation);
-    return node;
-}
-
 int amb__gen_resolve(amb_proc *self, amb_term server, amb_pid *out)
 {
-    if (amb_is_local_pid(server)) {
-        /* Liveness is the caller's business: a call learns it from its
-         * monitor, whereis asks amb_is_process_alive. */
-        *out = server;
-        return 0;
-    }
-    if (amb_type_of(server) == AMB_T_PID)
-        return AMB_ENOTSUP;
-    if (amb_is_atom(server)) {
-        int rc = amb_whereis(self, server, out);
-        return rc == AMB_ENOTFOUND ? AMB_ENOPROC : rc;
-    }
+    int rc;
     if (is_via(server)) {
         amb_via via;
-        int rc = via_get(amb_tuple_elem(server, 1), &via);
-        if (rc != 0)
-            return rc;
-        rc = via.whereis_name(self, via.ctx, amb_tuple_elem(server, 2), out);
-        return rc == AMB_ENOTFOUND ? AMB_ENOPROC : rc;
+        rc = via_get(amb_tuple_elem(server, 1), &via);
+        if (rc == 0)
+            rc = via.whereis_name(self, via.ctx, amb_tuple_elem(server, 2), out);
+    } else if (amb_type_of(server) == AMB_T_REF) {
+        rc = AMB_EBADARG; /* an alias is a destination, not a server */
+    } else {
+        /* A pid, a name or {Name, Node}: what a send resolves (liveness is
+         * the caller's business: a call learns it from its monitor,
+         * whereis asks amb_is_process_alive). */
+        rc = amb_dest_resolve(self, server, out);
     }
-    if (amb_tuple_arity(server) == 2 && amb_is_atom(amb_tuple_elem(server, 0)) &&
-        amb_is_atom(amb_tuple_elem(server, 1))) {
-        if (amb_tuple_elem(server, 1) != local_node(self))
-            return AMB_ENOTSUP;
-        return amb__gen_resolve(self, amb_tuple_elem(server, 0), out);
-    }
-    return AMB_EBADARG;
+    return rc == AMB_ENOTFOUND ? AMB_ENOPROC : rc;
 }
 
 int amb__gen_register(amb_proc *self, amb_term name, amb_pid *holder)

@@ -488,68 +488,49 @@ void amb__mailbox_drop_all(amb__sched *s, amb_proc *p)
  * Sending
  * ------------------------------------------------------------------------ */
 
-/* Checks that to is a pid of this runtime. */
-static int local_target(amb_rt *rt, amb_pid to)
+/* Sends a copy of msg to every destination form of Erlang's `!`, from
+ * scheduler s (NULL: from outside the runtime). */
+static int send_to(amb_rt *rt, amb__sched *s, amb_term to, amb_term msg)
 {
-    if (amb_is_local_pid(to))
-        return amb__lpid_slot(to) == rt->node_slot ? 0 : AMB_ENOTSUP;
-    return amb_type_of(to) == AMB_T_PID ? AMB_ENOTSUP : AMB_EBADARG;
+    amb_term target = to;
+    /* The common case, a pid of this runtime, needs no resolving. */
+    if (!amb_is_local_pid(to) || amb__lpid_slot(to) != rt->node_slot) {
+        int rc = amb__names_resolve(rt, to, &target);
+        /* An unregistered name: `Name ! Msg` raises badarg; `{Name, node()}
+         * ! Msg` drops the message (OTP). */
+        if (rc == AMB_ENOTFOUND)
+            return amb_is_atom(to) ? AMB_EBADARG : 0;
+        if (rc != 0)
+            return rc;
+        if (!amb_is_local_pid(target))
+            return amb__alias_send(rt, s, target, msg);
+    }
+    amb_proc *p = amb__ptab_lookup(rt, target);
+    if (p == NULL)
+        return 0; /* a dead pid: dropped, as in Erlang */
+    amb__msg *m = amb__msg_new_term(s, msg);
+    if (m == NULL)
+        return AMB_ENOMEM;
+    amb__deliver(rt, s, p, m);
+    return 0;
 }
 
-int amb_send(amb_proc *self, amb_pid to, amb_term msg)
+int amb_send(amb_proc *self, amb_term to, amb_term msg)
 {
     if (self == NULL || msg == AMB_NONE)
         return AMB_EBADARG;
-    if (amb_type_of(to) == AMB_T_REF) {
-        int rc = amb__alias_send(self->rt, self->sched, to, msg);
+    int rc = send_to(self->rt, self->sched, to, msg);
+    if (rc == 0)
         amb__proc_reduce(self);
-        return rc;
-    }
-    int rc = local_target(self->rt, to);
-    if (rc != 0)
-        return rc;
-    amb_proc *p = amb__ptab_lookup(self->rt, to);
-    if (p != NULL) {
-        amb__msg *m = amb__msg_new_term(self->sched, msg);
-        if (m == NULL)
-            return AMB_ENOMEM;
-        amb__deliver(self->rt, self->sched, p, m);
-    }
-    amb__proc_reduce(self);
-    return 0;
+    return rc;
 }
 
-int amb_send_named(amb_proc *self, amb_term name, amb_term msg)
-{
-    if (self == NULL || !amb_is_atom(name) || msg == AMB_NONE)
-        return AMB_EBADARG;
-    amb_proc *p = amb__names_lookup(self->rt, name);
-    if (p == NULL)
-        return AMB_EBADARG;
-    amb__msg *m = amb__msg_new_term(self->sched, msg);
-    if (m == NULL)
-        return AMB_ENOMEM;
-    amb__deliver(self->rt, self->sched, p, m);
-    amb__proc_reduce(self);
-    return 0;
-}
-
-int amb_rt_send(amb_rt *rt, amb_pid to, amb_term msg)
+int amb_rt_send(amb_rt *rt, amb_term to, amb_term msg)
 {
     if (rt == NULL || msg == AMB_NONE)
         return AMB_EBADARG;
-    int rc = local_target(rt, to);
-    if (rc != 0)
-        return rc;
     amb__rt_ext_enter(rt);
-    amb_proc *p = amb__ptab_lookup(rt, to);
-    if (p != NULL) {
-        amb__msg *m = amb__msg_new_term(NULL, msg);
-        if (m == NULL)
-            rc = AMB_ENOMEM;
-        else
-            amb__deliver(rt, NULL, p, m);
-    }
+    int rc = send_to(rt, NULL, to, msg);
     amb__rt_ext_leave(rt);
     return rc;
 }

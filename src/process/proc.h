@@ -288,5 +288,12 @@ void amb__names_term(amb_rt *rt);
 void amb__names_drop(amb_rt *rt, amb_proc *p);
 int amb__names_register(amb_rt *rt, amb_term name, amb_proc *p);
 amb_proc *amb__names_lookup(amb_rt *rt, amb_term name);
+/* The one resolution of a destination (amb_dest_resolve, amb_send,
+ * amb_rt_send; gen_server's server references through amb_dest_resolve):
+ * a pid of rt or an alias of rt as it is; an atom, or {Name, Node} with rt's
+ * node name, to the pid registered under it. AMB_ENOTFOUND (no such name),
+ * AMB_ENOTSUP (another node), AMB_EBADARG (anything else). From a scheduler
+ * thread, or an external thread inside amb__rt_ext_enter/leave. */
+int amb__names_resolve(amb_rt *rt, amb_term dest, amb_term *target);
 
 #endif /* AMB_PROCESS_PROC_H */

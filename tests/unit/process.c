@@ -587,8 +587,8 @@ static void bad_args_main(amb_proc *self, void *arg)
     CHECK_RC(self, AMB_EBADARG, amb_send(self, mk_int(42), AMB_ATOM_OK));
     CHECK_RC(self, AMB_EBADARG, amb_send(self, AMB_ATOM_OK, AMB_ATOM_OK));
     CHECK_RC(self, AMB_EBADARG, amb_send(self, AMB_NONE, AMB_ATOM_OK));
-    CHECK_RC(self, AMB_EBADARG, amb_send_named(self, mk_int(1), AMB_ATOM_OK));
-    CHECK_RC(self, AMB_EBADARG, amb_send_named(NULL, AMB_ATOM_OK, AMB_ATOM_OK));
+    CHECK_RC(self, AMB_EBADARG, amb_send(self, mk_int(1), AMB_ATOM_OK));
+    CHECK_RC(self, AMB_EBADARG, amb_send(NULL, AMB_ATOM_OK, AMB_ATOM_OK));
     CHECK_RC(self, AMB_EBADARG, amb_rt_send(NULL, me, AMB_ATOM_OK));
     CHECK_RC(self, AMB_EBADARG, amb_rt_send(amb_proc_rt(self), me, AMB_NONE));
     CHECK_RC(self, AMB_EBADARG, amb_rt_send(amb_proc_rt(self), mk_int(7), AMB_ATOM_OK));
