@@ -599,6 +599,18 @@ AMB_TEST(errors_have_names_and_text)
     assert_string_equal(amb_strerror(value), msg);
     AMB_ERRORS(CHECK_ERR)
 #undef CHECK_ERR
+    /* The table is grouped by layer, not by value: the values still run
+     * from -1 to -n, each once. */
+    int seen[64] = {0};
+    size_t n = 0;
+#define COUNT_ERR(name, value, msg)             \
+    assert_true(-(value) > 0 && -(value) < 64); \
+    seen[-(value)]++;                           \
+    n++;
+    AMB_ERRORS(COUNT_ERR)
+#undef COUNT_ERR
+    for (size_t i = 1; i <= n; i++)
+        assert_int_equal(seen[i], 1);
     assert_string_equal(amb_version(), AMB_VERSION_STRING);
     assert_string_equal(amb_type_name(AMB_T_BITSTRING), "bitstring");
     assert_string_equal(amb_type_name((amb_type)99), "none");
