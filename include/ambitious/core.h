@@ -32,6 +32,14 @@ extern "C" {
 #define AMB_API
 #endif
 
+/* A function that never returns: C11's _Noreturn, C++'s [[noreturn]]. It
+ * comes first in a declaration: AMB_NORETURN AMB_API void f(void); */
+#ifdef __cplusplus
+#define AMB_NORETURN [[noreturn]]
+#else
+#define AMB_NORETURN _Noreturn
+#endif
+
 #define AMB_VERSION_MAJOR  0
 #define AMB_VERSION_MINOR  1
 #define AMB_VERSION_PATCH  0

@@ -183,7 +183,7 @@ AMB_API bool amb_is_process_alive(amb_proc *self, amb_pid pid);
  * process with reason {error, 'AMB_E...'}. Links and monitors get the
  * reason; a reason other than normal, shutdown or {shutdown, _} also logs a
  * crash report (ambitious/logger.h). */
-AMB_API _Noreturn void amb_exit_self(amb_proc *self, amb_term reason);
+AMB_NORETURN AMB_API void amb_exit_self(amb_proc *self, amb_term reason);
 
 /* ---------------------------------------------------------------------------
  * Failure: links, monitors, exit signals (Erlang's rules exactly; see
@@ -257,8 +257,8 @@ AMB_API int amb_on_exit_cancel(amb_proc *self, amb_cleanup_fn *fn, void *ctx);
         if (!(cond))                                            \
             amb_assert_fail((self), #cond, __FILE__, __LINE__); \
     } while (0)
-AMB_API _Noreturn void amb_assert_fail(amb_proc *self, const char *expr, const char *file,
-                                       int line);
+AMB_NORETURN AMB_API void amb_assert_fail(amb_proc *self, const char *expr,
+                                          const char *file, int line);
 
 /* ---------------------------------------------------------------------------
  * Messages

@@ -336,10 +336,15 @@ AMB_API int amb_number_get(amb_term t, double *out);
  * AMB_TUPLE_MAX_ARITY. */
 #define AMB_TUPLE_MAX_ARITY ((size_t)1 << 24)
 AMB_API amb_term amb_tuple(amb_heap *heap, size_t arity, const amb_term *elems);
-/* Variadic form: AMB_TUPLE(heap, a, b, c). */
+/* Variadic form: AMB_TUPLE(heap, a, b, c) (an array on the caller's stack,
+ * copied; in C++ a braced list, as C++ has no compound literals). */
+#ifdef __cplusplus
+#define AMB_TUPLE(heap, ...) amb__tuple_of((heap), {__VA_ARGS__})
+#else
 #define AMB_TUPLE(heap, ...)                                                \
     amb_tuple((heap), sizeof((amb_term[]){__VA_ARGS__}) / sizeof(amb_term), \
               (amb_term[]){__VA_ARGS__})
+#endif
 static inline bool amb_is_tuple(amb_term t)
 {
     return amb_type_of(t) == AMB_T_TUPLE;
@@ -363,10 +368,14 @@ AMB_API amb_term amb_list_head(amb_term t);
 AMB_API amb_term amb_list_tail(amb_term t);
 /* A proper list of n elements copied from elems (NULL allowed when n is 0). */
 AMB_API amb_term amb_list(amb_heap *heap, size_t n, const amb_term *elems);
-/* Variadic form: AMB_LIST(heap, a, b, c). */
+/* Variadic form: AMB_LIST(heap, a, b, c) (as AMB_TUPLE). */
+#ifdef __cplusplus
+#define AMB_LIST(heap, ...) amb__list_of((heap), {__VA_ARGS__})
+#else
 #define AMB_LIST(heap, ...)                                                \
     amb_list((heap), sizeof((amb_term[]){__VA_ARGS__}) / sizeof(amb_term), \
              (amb_term[]){__VA_ARGS__})
+#endif
 /* Length of a proper list. AMB_ETYPE when t is not a list or is improper. */
 AMB_API int amb_list_length(amb_term t, size_t *len);
 /* A string as Erlang makes "..." : a list of Unicode code points decoded from
@@ -584,6 +593,18 @@ AMB_API int amb_match_ex(amb_term t, amb_format_error *err, const char *fmt, ...
 AMB_API int amb_vmatch(amb_term t, amb_format_error *err, const char *fmt, va_list ap);
 
 #ifdef __cplusplus
+} /* extern "C" */
+
+#include <initializer_list>
+
+/* What AMB_TUPLE and AMB_LIST expand to in C++. */
+inline amb_term amb__tuple_of(amb_heap *heap, std::initializer_list<amb_term> elems)
+{
+    return amb_tuple(heap, elems.size(), elems.begin());
+}
+inline amb_term amb__list_of(amb_heap *heap, std::initializer_list<amb_term> elems)
+{
+    return amb_list(heap, elems.size(), elems.begin());
 }
 #endif
 #endif /* AMBITIOUS_TERM_H */
