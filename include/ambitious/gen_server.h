@@ -45,6 +45,9 @@
  *     atom Module (amb_via_register; a registry implements it);
  *   - {Name, Node}: Name registered on Node. The local node is served here;
  *     another node is AMB_ENOTSUP until distribution is built.
+ * Every form but via resolves as a send does (amb_dest_resolve, process.h);
+ * an alias is a destination but no server reference (AMB_EBADARG), and a
+ * name nobody has is AMB_ENOPROC.
  *
  * Exit reasons. A server ends with the reason it stopped with (a stop
  * result, amb_gen_stop, an exit signal); links and monitors see exactly that
