@@ -5,7 +5,13 @@
 #   make test    build and run the whole test suite (CTest)
 #   make asan    the suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make tsan    the suite under ThreadSanitizer
-#   make bench   build bench/amb-bench (see docs/perf.md)
+#   make bench   build build-bench/bench/amb-bench (see docs/perf.md)
+#
+# Each target has its own build directory, so their CMake caches never mix:
+#   build/        make all: the library, tools and examples (Release)
+#   build-test/   make test: RelWithDebInfo with assertions on (AMB_ASSERTIONS)
+#   build-bench/  make bench, make perf: Release
+#   build-demo/, build-asan/, build-tsan/, build-fuzz/
 #   make fuzz    build the libFuzzer targets with clang and run each a while
 #   make format  clang-format every C file
 
@@ -21,7 +27,7 @@ FUZZ_PKGS  = $(BUILD_PKGS) clang libclang-rt-14-dev
 .PHONY: all demo test asan tsan bench perf fuzz format deps-build deps-test deps-fuzz clean
 
 all: deps-build
-	cmake -S . -B build $(CMAKE_FLAGS) -DAMB_BUILD_TESTS=OFF
+	cmake -S . -B build $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=Release -DAMB_BUILD_TESTS=OFF
 	cmake --build build -j $(JOBS)
 
 demo: deps-build
@@ -30,9 +36,10 @@ demo: deps-build
 	./build-demo/examples/demo
 
 test: deps-test
-	cmake -S . -B build $(CMAKE_FLAGS) -DAMB_BUILD_TESTS=ON -DAMB_WERROR=ON
-	cmake --build build -j $(JOBS)
-	cd build && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+	cmake -S . -B build-test $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DAMB_ASSERTIONS=ON -DAMB_BUILD_TESTS=ON -DAMB_WERROR=ON
+	cmake --build build-test -j $(JOBS)
+	cd build-test && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
 asan: deps-test
 	cmake -S . -B build-asan $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=Debug \
@@ -50,12 +57,12 @@ tsan: deps-test
 	  ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
 bench: deps-build
-	cmake -S . -B build $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=Release -DAMB_BUILD_BENCH=ON
-	cmake --build build -j $(JOBS)
+	cmake -S . -B build-bench $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=Release -DAMB_BUILD_BENCH=ON
+	cmake --build build-bench -j $(JOBS)
 
 # The peer benchmarks beside Erlang, Go and CAF; regenerates docs/perf.md.
 perf: bench
-	bash scripts/perf.sh build/bench/amb-bench
+	bash scripts/perf.sh build-bench/bench/amb-bench
 
 fuzz: deps-fuzz
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
@@ -82,4 +89,4 @@ deps-fuzz:
 	@sh .ci/deps.sh $(FUZZ_PKGS)
 
 clean:
-	rm -rf build build-demo build-asan build-tsan build-fuzz
+	rm -rf build build-test build-bench build-demo build-asan build-tsan build-fuzz

@@ -4,7 +4,7 @@
 # parts of docs/perf.md (the table, the targets, the run information; the
 # hand-written text around them stays).
 #
-#   scripts/perf.sh [AMB_BENCH]      default AMB_BENCH: build/bench/amb-bench
+#   scripts/perf.sh [AMB_BENCH]      default AMB_BENCH: build-bench/bench/amb-bench
 #
 # Environment:
 #   RUNS=3         runs per case (fresh OS process each)
@@ -13,7 +13,7 @@
 #                  session on one machine, not one run: say so when quoting.
 #   PEER_LOG=f     the peers' raw.log to merge with ONLY_C=1
 #                  (default: $PERF_DIR/peers.log, kept by every full run)
-#   PERF_DIR=d     where raw logs are kept (default: build/perf)
+#   PERF_DIR=d     where raw logs are kept (default: build-bench/perf)
 #   PEER_BENCH=d   the peer-bench sources (default: ../shared/peer-bench)
 #   FILTER=re      only cases whose label matches (run_all.sh's argument)
 #   DOC=f          the document to update (default: docs/perf.md)
@@ -25,9 +25,9 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=$(realpath "${1:-$root/build/bench/amb-bench}")
+bin=$(realpath "${1:-$root/build-bench/bench/amb-bench}")
 src=${PEER_BENCH:-$root/../shared/peer-bench}
-perf_dir=${PERF_DIR:-$root/build/perf}
+perf_dir=${PERF_DIR:-$root/build-bench/perf}
 doc=${DOC:-$root/docs/perf.md}
 RUNS=${RUNS:-3}
 ONLY_C=${ONLY_C:-0}
