@@ -502,7 +502,7 @@ out:
     /* The nodes may still read their struct until they take the negative
      * token; wait until each is gone before freeing it. */
     for (size_t i = 0; i < spawned; i++)
-        while (amb_is_alive(self, pids[i]) && !failed(r))
+        while (amb_is_process_alive(self, pids[i]) && !failed(r))
             amb_yield(self);
     free(nodes);
     free(pids);
@@ -538,7 +538,7 @@ static void pong_body(amb_proc *self, void *arg)
             fail(r, self, "pong: unexpected message");
             return;
         }
-        rc = amb_send(self, amb_tuple_get(m, 1), A.pong);
+        rc = amb_send(self, amb_tuple_elem(m, 1), A.pong);
         if (rc != 0) {
             fail(r, self, "pong send: %s", amb_strerror(rc));
             return;
@@ -705,10 +705,10 @@ struct server_state {
     long long served;
 };
 
-static bool is_reply_to(amb_term msg, void *ref)
+static bool is_reply_to(void *ref, amb_term msg)
 {
     return amb_tuple_arity(msg) == 2 &&
-           amb_equal(amb_tuple_get(msg, 0), *(amb_term *)ref);
+           amb_equal(amb_tuple_elem(msg, 0), *(amb_term *)ref);
 }
 
 /* A raw call (no monitor): 0 and *reply (borrowed until the next receive),
@@ -728,7 +728,7 @@ static int raw_call(amb_proc *self, amb_pid server, amb_term req, amb_term *repl
         rc = amb_receive_if_after(self, mark, is_reply_to, &ref, CALL_TIMEOUT_MS, &m);
     amb_heap_reset(heap);
     if (rc == 0)
-        *reply = amb_tuple_get(m, 1);
+        *reply = amb_tuple_elem(m, 1);
     return rc;
 }
 
@@ -741,14 +741,14 @@ static int raw_serve(amb_proc *self, void *state, amb_term msg)
         amb_exit_self(self, AMB_ATOM_NORMAL);
     if (!amb_is_record(msg, AMB_ATOM_GEN_CALL, 3))
         return 0;
-    amb_term from = amb_tuple_get(msg, 1), req = amb_tuple_get(msg, 2);
+    amb_term from = amb_tuple_elem(msg, 1), req = amb_tuple_elem(msg, 2);
     amb_heap *heap = amb_proc_heap(self);
     amb_term value = req == A.count ? amb_int(heap, st->served) : req;
     if (req != A.count)
         st->served++;
-    amb_term reply = AMB_TUPLE(heap, amb_tuple_get(from, 1), value);
+    amb_term reply = AMB_TUPLE(heap, amb_tuple_elem(from, 1), value);
     int rc =
-        reply == AMB_NONE ? AMB_ENOMEM : amb_send(self, amb_tuple_get(from, 0), reply);
+        reply == AMB_NONE ? AMB_ENOMEM : amb_send(self, amb_tuple_elem(from, 0), reply);
     amb_heap_reset(heap);
     return rc;
 }
@@ -803,7 +803,7 @@ static void bench_call(struct run *r, amb_proc *self)
     struct call_bench cb = {
         .run = r, .root = amb_self(self), .per = total / clients, .raw = raw};
     int rc = raw ? amb_spawn_handler(self, &raw_server, NULL, &cb.server)
-                 : amb_gen_server_start(self, &echo_server, NULL, NULL, &cb.server);
+                 : amb_gen_server_start(self, &echo_server, NULL, NULL, &cb.server, NULL);
     if (rc != 0) {
         fail(r, self, "spawn server: %s", amb_strerror(rc));
         return;
@@ -824,7 +824,7 @@ static void bench_call(struct run *r, amb_proc *self)
     rc = do_call(&cb, self, A.count, &served);
     int64_t n = -1;
     if (rc == 0)
-        rc = amb_get_int64(served, &n);
+        rc = amb_int_get(served, &n);
     if (raw)
         amb_send(self, cb.server, A.stop);
     else
@@ -930,7 +930,7 @@ static void bench_timers(struct run *r, amb_proc *self)
     amb_pid me = amb_self(self);
     uint64_t t0 = now_ns();
     for (long long k = n; k > 0; k--) {
-        int rc = amb_send_after(self, (uint64_t)(1 + k % max_delay), me, A.tick, NULL);
+        int rc = amb_send_after(self, me, A.tick, (uint64_t)(1 + k % max_delay), NULL);
         if (rc != 0) {
             fail(r, self, "send_after: %s", amb_strerror(rc));
             return;

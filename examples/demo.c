@@ -48,10 +48,10 @@ static pid_text_buf pid_text(amb_term pid)
     pid_text_buf b;
     amb_term node;
     uint32_t id, serial, creation;
-    if (amb_get_pid(pid, &node, &id, &serial, &creation) == 0)
+    if (amb_pid_get(pid, &node, &id, &serial, &creation) == 0)
         snprintf(b.s, sizeof b.s, "<0.%u.%u>", id, serial);
     else
-        amb_print(b.s, sizeof b.s, pid, NULL);
+        amb_print(pid, b.s, sizeof b.s, NULL);
     return b;
 }
 
@@ -81,7 +81,7 @@ static amb_gen_ret worker_init(amb_proc *self, void *state, void *arg)
     if (rc != 0)
         return amb_gen_fail(rc);
     int64_t start_no = 0;
-    amb_get_int64(reply, &start_no);
+    amb_int_get(reply, &start_no);
     if (start_no > POOL)
         printf("  worker %s started (restart #%d)\n", pid_text(amb_self(self)).s,
                (int)(start_no - POOL));
@@ -147,7 +147,7 @@ static void maybe_tell_watcher(amb_proc *self, stats *s)
 
 static amb_gen_ret stats_init(amb_proc *self, void *state, void *arg)
 {
-    amb_send_after(self, 1000, amb_self(self), amb_atom("tick"), NULL);
+    amb_send_after(self, amb_self(self), amb_atom("tick"), 1000, NULL);
     return amb_gen_ok();
 }
 
@@ -189,7 +189,7 @@ static amb_gen_ret stats_info(amb_proc *self, void *state, amb_term msg)
         s->seconds++;
         printf("[stats %ds] done %d, failed %d, restarts %d\n", s->seconds, s->done,
                s->failed, restarts(s));
-        amb_send_after(self, 1000, amb_self(self), amb_atom("tick"), NULL);
+        amb_send_after(self, amb_self(self), amb_atom("tick"), 1000, NULL);
     }
     return amb_gen_noreply();
 }
@@ -263,7 +263,7 @@ static amb_gen_ret producer_init(amb_proc *self, void *state, void *arg)
     }
     /* The first batch in half a period (time for main to print the tree),
      * the next ones every period. */
-    amb_send_after(self, PERIOD_MS / 2, amb_self(self), amb_atom("tick"), NULL);
+    amb_send_after(self, amb_self(self), amb_atom("tick"), PERIOD_MS / 2, NULL);
     return amb_gen_ok();
 }
 
@@ -305,7 +305,7 @@ static amb_gen_ret producer_info(amb_proc *self, void *state, amb_term msg)
     if (msg == amb_atom("tick")) {
         p->made = p->made + BATCH < NJOBS ? p->made + BATCH : NJOBS;
         if (p->made < NJOBS)
-            amb_send_after(self, PERIOD_MS, amb_self(self), amb_atom("tick"), NULL);
+            amb_send_after(self, amb_self(self), amb_atom("tick"), PERIOD_MS, NULL);
     } else if (amb_match(msg, "{'DOWN', _, process, ~p, _}", &pid) == 0 &&
                (i = slot_of(p, pid)) >= 0) {
         if (p->slot[i].job != 0)
@@ -336,7 +336,7 @@ static int pool_sup_start(amb_proc *self, void *arg, amb_pid *out, amb_term *rea
      * 5 s would make pool_sup give up (escalation: jobs_sup restarts it). */
     amb_dynsup_opts opts = {.intensity = 5, .period_ms = 5000, .max_children = POOL};
     amb_gen_opts gopts = {.name = amb_atom("pool_sup")};
-    return amb_dynsup_start_link(self, &opts, &gopts, out);
+    return amb_dynsup_start_link(self, &opts, &gopts, out, reason);
 }
 
 /* Names are atoms, made at run time: these are filled in by jobs_start. */
@@ -361,8 +361,8 @@ static int jobs_start(amb_proc *self, void *arg, amb_pid *top, amb_term *reason)
         .children = children,
         .nchildren = 3,
     };
-    amb_gen_opts opts = {.name = amb_atom("jobs_sup"), .error_reason = reason};
-    return amb_sup_start_link(self, &spec, &opts, top);
+    amb_gen_opts opts = {.name = amb_atom("jobs_sup")};
+    return amb_sup_start_link(self, &spec, &opts, top, reason); /* why, if it fails */
 }
 
 static const amb_app jobs_app = {
@@ -378,11 +378,11 @@ static const amb_app jobs_app = {
 
 /* The logger handler: one line per event. It runs on any scheduler thread,
  * so it keeps to one printf (stdio locks the stream for each call). */
-static void log_line(const amb_log_event *ev, void *ctx)
+static void log_line(void *ctx, const amb_log_event *ev)
 {
     if (ev->crash_report) {
         char reason[120];
-        amb_print(reason, sizeof reason, ev->reason, NULL);
+        amb_print(ev->reason, reason, sizeof reason, NULL);
         printf("  crash report: %s died: %s\n", pid_text(ev->pid).s, reason);
     } else {
         printf("  log %s: %.*s\n", pid_text(ev->pid).s, (int)strcspn(ev->text, "\n"),
@@ -397,11 +397,11 @@ static void print_tree(amb_proc *self, amb_pid sup, const char *indent)
     amb_heap_mark mark = amb_heap_save(h);
     amb_term children;
     if (amb_sup_which_children(self, sup, &children) == 0) {
-        for (amb_term l = children; amb_is_cons(l); l = amb_tail(l)) {
+        for (amb_term l = children; amb_is_cons(l); l = amb_list_tail(l)) {
             amb_term id, child, type;
-            if (amb_match(amb_head(l), "{~w, ~w, ~w, _}", &id, &child, &type) != 0)
+            if (amb_match(amb_list_head(l), "{~w, ~w, ~w, _}", &id, &child, &type) != 0)
                 continue;
-            bool last = !amb_is_cons(amb_tail(l));
+            bool last = !amb_is_cons(amb_list_tail(l));
             const char *name =
                 id == AMB_ATOM_UNDEFINED ? "worker" : amb_atom_name(id, NULL);
             printf("%s%s %-8s %s\n", indent, last ? "└──" : "├──", name ? name : "?",
@@ -440,7 +440,7 @@ static void main_process(amb_proc *self, void *arg)
     if (rc != 0) {
         printf("cannot start jobs: %s ", amb_err_name(rc));
         if (reason != AMB_NONE)
-            amb_fprint(stdout, reason);
+            amb_fprint(reason, stdout);
         printf("\n");
         amb_app_shutdown(self);
         return;

@@ -11,7 +11,7 @@ static void echo(amb_proc *self, void *arg)
     amb_term msg;
     amb_pid from;
     if (amb_receive_match(self, 5000, &msg, "{echo, ~p, _}", &from) == 0)
-        amb_send(self, from, amb_tuple_get(msg, 2)); /* copied to the sender */
+        amb_send(self, from, amb_tuple_elem(msg, 2)); /* copied to the sender */
 }
 
 static void main_process(amb_proc *self, void *arg)
@@ -22,7 +22,7 @@ static void main_process(amb_proc *self, void *arg)
              amb_pack(amb_proc_heap(self), "{echo, ~p, ~s}", amb_self(self), "hi"));
     amb_term reply;
     if (amb_receive(self, 1000, &reply) == 0) /* 1 s timeout */
-        amb_fprint(stdout, reply);            /* [104,105] */
+        amb_fprint(reply, stdout);            /* [104,105] */
     printf("\n");
 }
 

@@ -154,7 +154,7 @@ static void kv_terminate(amb_proc *self, void *state, amb_term reason)
     (void)self;
     kv_state *s = state;
     printf("kv: terminate(");
-    amb_fprint(stdout, reason);
+    amb_fprint(reason, stdout);
     printf(") with %zu keys\n", amb_map_size(s->map));
     /* The heap is freed by the exit hook registered in init. */
 }
@@ -193,7 +193,7 @@ static amb_term ask(amb_proc *self, const char *request)
     int rc = amb_gen_server_call(self, amb_atom("kv"), req, 5000, &reply);
     printf("  call %-36s -> ", request);
     if (rc == 0)
-        amb_fprint(stdout, reply); /* reply is borrowed until the next call */
+        amb_fprint(reply, stdout); /* reply is borrowed until the next call */
     else
         printf("%s", amb_err_name(rc));
     printf("\n");
@@ -203,7 +203,7 @@ static amb_term ask(amb_proc *self, const char *request)
 static bool is(amb_term t, const char *text)
 {
     char buf[256];
-    return t != AMB_NONE && amb_print(buf, sizeof buf, t, NULL) == 0 &&
+    return t != AMB_NONE && amb_print(t, buf, sizeof buf, NULL) == 0 &&
            strcmp(buf, text) == 0;
 }
 
@@ -213,7 +213,7 @@ static void main_process(amb_proc *self, void *arg)
     amb_heap *h = amb_proc_heap(self);
     amb_gen_opts opts = {.name = amb_atom("kv"), .link = true};
     amb_pid pid;
-    int rc = amb_gen_server_start(self, &kv, NULL, &opts, &pid);
+    int rc = amb_gen_server_start(self, &kv, NULL, &opts, &pid, NULL);
     printf("started kv: %s\n", amb_err_name(rc));
     if (rc != 0) {
         failures++;

@@ -22,7 +22,7 @@ int main(void)
         return 1;
     }
     printf("term:     ");
-    amb_fprint(stdout, order);
+    amb_fprint(order, stdout);
     printf("\n");
 
     /* Encode it as term_to_binary/1 would, and decode it again. */
@@ -66,7 +66,7 @@ int main(void)
         return 1;
     }
     printf("parsed:   ");
-    amb_fprint(stdout, parsed);
+    amb_fprint(parsed, stdout);
     printf("\norder:    1 < 1.0? %s; 1 == 1.0? %s; atom < tuple? %s\n",
            amb_compare_exact(amb_int(heap, 1), amb_float(heap, 1.0)) < 0 ? "exactly"
                                                                          : "no",

@@ -55,7 +55,7 @@
     do {                                                                       \
         char amb_txt_[4096];                                                   \
         size_t amb_len_ = 0;                                                   \
-        int amb_prc_ = amb_print(amb_txt_, sizeof amb_txt_, (t), &amb_len_);   \
+        int amb_prc_ = amb_print((t), amb_txt_, sizeof amb_txt_, &amb_len_);   \
         if (amb_prc_ != 0)                                                     \
             fail_msg("amb_print(%s) returned %s", #t, amb_err_name(amb_prc_)); \
         if (strcmp(amb_txt_, (want)) != 0)                                     \

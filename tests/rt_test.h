@@ -82,7 +82,7 @@ proc_fail(amb_proc *self, const char *file, int line, const char *fmt, ...)
 /* Polls cond, yielding in between, for at most DEADLINE_MS. */
 #define WAIT_UNTIL(self, cond)                                                    \
     do {                                                                          \
-        uint64_t until_ = amb_now_ms() + DEADLINE_MS;                             \
+        int64_t until_ = amb_now_ms() + DEADLINE_MS;                              \
         while (!(cond)) {                                                         \
             if (amb_now_ms() > until_)                                            \
                 proc_fail((self), __FILE__, __LINE__, "timed out waiting for %s", \
@@ -108,7 +108,7 @@ __attribute__((unused)) static amb_term recv_at(amb_proc *self, int ms, const ch
 __attribute__((unused)) static int64_t int_of(amb_term t)
 {
     int64_t v = INT64_MIN;
-    if (amb_get_int64(t, &v) != 0)
+    if (amb_int_get(t, &v) != 0)
         return INT64_MIN;
     return v;
 }
@@ -132,8 +132,8 @@ __attribute__((unused)) static void *ptr_of(amb_term t)
 /* pid's status, or a negative AMB_E* code. */
 __attribute__((unused)) static int status_of(amb_proc *self, amb_pid pid)
 {
-    amb_process_info pi;
-    int rc = amb_process_info_get(self, pid, &pi);
+    amb_proc_info pi;
+    int rc = amb_process_info(self, pid, &pi);
     return rc != 0 ? rc : (int)pi.status;
 }
 

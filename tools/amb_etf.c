@@ -72,7 +72,7 @@ static int fail(const char *what, int rc)
     return 1;
 }
 
-static int run_decode(amb_heap *heap, int flags, size_t max_depth)
+static int run_decode(amb_heap *heap, unsigned flags, size_t max_depth)
 {
     char *buf;
     size_t len;
@@ -91,13 +91,13 @@ static int run_decode(amb_heap *heap, int flags, size_t max_depth)
                 amb_err_name(AMB_EDECODE), len - used);
         return 1;
     }
-    if ((rc = amb_fprint(stdout, t)) != 0 || fputc('\n', stdout) == EOF ||
+    if ((rc = amb_fprint(t, stdout)) != 0 || fputc('\n', stdout) == EOF ||
         fflush(stdout) != 0)
         return fail("writing stdout", rc ? rc : AMB_EIO);
     return 0;
 }
 
-static int run_encode(amb_heap *heap, int flags)
+static int run_encode(amb_heap *heap, unsigned flags)
 {
     char *text;
     size_t len;
@@ -127,7 +127,7 @@ static int run_encode(amb_heap *heap, int flags)
 int main(int argc, char **argv)
 {
     const char *cmd = NULL;
-    int flags = 0;
+    unsigned flags = 0;
     size_t max_depth = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

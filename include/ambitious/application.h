@@ -57,7 +57,7 @@ typedef struct amb_app {
      * application master), e.g. with amb_sup_start_link. 0 and *top, or a
      * negative code: the start then fails with AMB_EINIT and Reason is
      * *reason when start set it (AMB_NONE on entry; a term on the caller's
-     * heap, e.g. through amb_gen_opts.error_reason), else {error,
+     * heap, e.g. the reason of amb_sup_start_link), else {error,
      * 'AMB_E...'}; a start that ends the master: its exit reason. */
     int (*start)(amb_proc *self, void *arg, amb_pid *top, amb_term *reason);
     /* Called after the tree has stopped (may be NULL), in the master: on
@@ -110,7 +110,7 @@ AMB_API int amb_app_shutdown(amb_proc *self);
 /* [{Name, Description, Vsn}] of the running applications, most recently
  * started first (application:which_applications), on the caller's heap;
  * Name an atom, the others strings (charlists) as OTP. */
-AMB_API int amb_which_applications(amb_proc *self, amb_term *out);
+AMB_API int amb_app_which_applications(amb_proc *self, amb_term *out);
 
 /* The value of key (an atom) in the application's environment, copied on
  * the caller's heap: 0, AMB_ENOTFOUND (no such key or application). */

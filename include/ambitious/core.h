@@ -32,6 +32,14 @@ extern "C" {
 #define AMB_API
 #endif
 
+/* A function that never returns: C11's _Noreturn, C++'s [[noreturn]]. It
+ * comes first in a declaration: AMB_NORETURN AMB_API void f(void); */
+#ifdef __cplusplus
+#define AMB_NORETURN [[noreturn]]
+#else
+#define AMB_NORETURN _Noreturn
+#endif
+
 #define AMB_VERSION_MAJOR  0
 #define AMB_VERSION_MINOR  1
 #define AMB_VERSION_PATCH  0
@@ -41,37 +49,44 @@ extern "C" {
 AMB_API const char *amb_version(void);
 
 /*
- * Error codes. The numbers are part of the ABI: never renumber, only append.
- * X(NAME, value, message)
+ * Error codes: one table for the whole library, like errno. The numbers are
+ * part of the ABI: never renumber, only append (a new layer adds its codes
+ * at the end, under its own heading). The messages say what happened in
+ * words any layer can use. X(NAME, value, message)
  */
-#define AMB_ERRORS(X)                                               \
-    X(NOMEM, -1, "out of memory; nothing was changed")              \
-    X(BADARG, -2, "argument breaks the documented contract")        \
-    X(NOPROC, -3, "no such process")                                \
-    X(TIMEDOUT, -4, "deadline passed")                              \
-    X(TYPE, -5, "term is not of the expected type")                 \
-    X(RANGE, -6, "value does not fit the requested type")           \
-    X(SYSLIMIT, -7, "a bounded table or size limit is full")        \
-    X(SYNTAX, -8, "text is not valid Erlang term syntax")           \
-    X(DECODE, -9, "bytes are not a valid external term")            \
-    X(FORMAT, -10, "bad format string")                             \
-    X(NOMATCH, -11, "term does not match the pattern")              \
-    X(EXIST, -12, "name or key already taken")                      \
-    X(NOTFOUND, -13, "name or key not found")                       \
-    X(BUFSIZE, -14, "buffer too small")                             \
-    X(DEPTH, -15, "term nested deeper than the limit")              \
-    X(NOTSUP, -16, "operation not supported")                       \
-    X(STATE, -17, "object is not in a state that allows this call") \
-    X(IO, -18, "operating system I/O error")                        \
-    X(AGAIN, -19, "resource temporarily unavailable; try again")    \
-    X(CLOSED, -20, "object is closed or shutting down")             \
-    X(EXIT, -21, "the process ended before answering")              \
-    X(IGNORE, -22, "init returned ignore; nothing was started")     \
-    X(INIT, -23, "start failed: init stopped or the process died")  \
-    X(DEADLK, -24, "a process called itself")                       \
-    X(RUNNING, -25, "the child is running")                         \
-    X(RESTARTING, -26, "the child is being restarted")              \
-    X(PRESENT, -27, "a child spec with that id exists already")
+#define AMB_ERRORS(X)                                                   \
+    /* Every layer: resources, arguments, states. */                    \
+    X(NOMEM, -1, "out of memory; nothing was changed")                  \
+    X(BADARG, -2, "argument breaks the documented contract")            \
+    X(SYSLIMIT, -7, "a bounded table or size limit is full")            \
+    X(NOTSUP, -16, "operation not supported")                           \
+    X(STATE, -17, "object is not in a state that allows this call")     \
+    X(IO, -18, "operating system I/O error")                            \
+    X(AGAIN, -19, "resource temporarily unavailable; try again")        \
+    X(CLOSED, -20, "object is closed or shutting down")                 \
+    /* Terms, text and the external format (term.h, etf.h). */          \
+    X(TYPE, -5, "term is not of the expected type")                     \
+    X(RANGE, -6, "value does not fit the requested type")               \
+    X(SYNTAX, -8, "text is not valid Erlang term syntax")               \
+    X(DECODE, -9, "bytes are not a valid external term")                \
+    X(FORMAT, -10, "bad format string")                                 \
+    X(NOMATCH, -11, "term does not match the pattern")                  \
+    X(EXIST, -12, "name or key already taken")                          \
+    X(NOTFOUND, -13, "name or key not found")                           \
+    X(BUFSIZE, -14, "buffer too small")                                 \
+    X(DEPTH, -15, "term nested deeper than the limit")                  \
+    /* Processes (process.h). */                                        \
+    X(NOPROC, -3, "no such process")                                    \
+    X(TIMEDOUT, -4, "deadline passed")                                  \
+    /* Behaviours: starting, calling (gen_server.h and those on it). */ \
+    X(EXIT, -21, "the process ended before answering")                  \
+    X(IGNORE, -22, "start declined; nothing was started")               \
+    X(INIT, -23, "start failed")                                        \
+    X(DEADLK, -24, "the caller would wait for itself")                  \
+    /* Supervision (supervisor.h): the state of what a call names. */   \
+    X(RUNNING, -25, "it is running")                                    \
+    X(RESTARTING, -26, "it is being restarted")                         \
+    X(PRESENT, -27, "it exists but is not running")
 
 enum {
     AMB_OK = 0,

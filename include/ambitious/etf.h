@@ -25,32 +25,34 @@ extern "C" {
 
 #define AMB_ETF_VERSION 131
 
-/* Encoding flags. */
-enum {
-    AMB_ETF_COMPRESSED = 1 << 0,   /* zlib-compress the body (tag 80) */
-    AMB_ETF_NO_VERSION = 1 << 1,   /* omit the leading 131 (distribution bodies) */
-    AMB_ETF_LATIN1_ATOMS = 1 << 2, /* ATOM_EXT/SMALL_ATOM_EXT for Latin-1 atoms,
-                                      as OTP 25's default minor_version 1 does */
-};
+/* Encoding flags (unsigned bits):
+ *   AMB_ETF_COMPRESSED    zlib-compress the body (tag 80)
+ *   AMB_ETF_NO_VERSION    omit the leading 131 (distribution bodies)
+ *   AMB_ETF_LATIN1_ATOMS  ATOM_EXT/SMALL_ATOM_EXT for Latin-1 atoms, as OTP
+ *                         25's default minor_version 1 does */
+#define AMB_ETF_COMPRESSED   (1u << 0)
+#define AMB_ETF_NO_VERSION   (1u << 1)
+#define AMB_ETF_LATIN1_ATOMS (1u << 2)
 
 /* Exact size in bytes of the encoding of t with flags (AMB_ETF_COMPRESSED
  * is not allowed here: compressed size is known only after compressing).
  * AMB_EBADARG, AMB_EDEPTH. */
-AMB_API int amb_etf_size(amb_term t, int flags, size_t *size);
+AMB_API int amb_etf_size(amb_term t, unsigned flags, size_t *size);
 
 /* Encodes t into buf[0..cap); *len gets the bytes written. AMB_EBUFSIZE when
  * cap is too small (nothing useful is in buf then). */
-AMB_API int amb_etf_encode(amb_term t, int flags, uint8_t *buf, size_t cap, size_t *len);
+AMB_API int amb_etf_encode(amb_term t, unsigned flags, uint8_t *buf, size_t cap,
+                           size_t *len);
 
 /* Encodes t into a new buffer; free with amb_free. */
-AMB_API int amb_etf_encode_alloc(amb_term t, int flags, uint8_t **out, size_t *len);
+AMB_API int amb_etf_encode_alloc(amb_term t, unsigned flags, uint8_t **out, size_t *len);
 
 /* term_to_binary/2: the encoding of t as a binary term on heap. */
-AMB_API int amb_term_to_binary(amb_heap *heap, amb_term t, int flags, amb_term *out);
+AMB_API int amb_term_to_binary(amb_heap *heap, amb_term t, unsigned flags, amb_term *out);
 
 /* Decoding limits. Zero in a field means its default. */
 typedef struct amb_etf_decode_opts {
-    int flags;                /* AMB_ETF_NO_VERSION: input has no leading 131 */
+    unsigned flags;           /* AMB_ETF_NO_VERSION: input has no leading 131 */
     bool existing_atoms_only; /* binary_to_term(B, [safe]): unknown atoms fail */
     size_t max_depth;         /* nesting limit; default AMB_ETF_MAX_DEPTH */
     size_t max_decompressed;  /* limit for tag 80; default AMB_ETF_MAX_DECOMPRESSED */

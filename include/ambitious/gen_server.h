@@ -18,7 +18,8 @@
  *   ignore (init)                     amb_gen_ignore()
  *   ..., Timeout}                     amb_gen_timeout(ret, ms): when no
  *                                     message comes within ms, handle_info
- *                                     gets the atom `timeout`
+ *                                     gets the atom `timeout` (ms out of
+ *                                     range: bad_return_value)
  *   ..., hibernate}                   amb_gen_hibernate(ret)
  *   ..., {continue, C}}               amb_gen_continue(ret, C)
  *
@@ -95,19 +96,28 @@ typedef enum amb_gen_next {
     AMB_GEN_NEXT_CONTINUE,  /* cont */
 } amb_gen_next;
 
+/* Build it with the constructors below rather than by hand. */
 typedef struct amb_gen_ret {
-    uint8_t action;  /* amb_gen_action */
-    uint8_t next;    /* amb_gen_next */
-    int timeout_ms;  /* NEXT_TIMEOUT: ms (0: at once unless a message waits;
-                        AMB_INFINITY: none) */
-    amb_term reply;  /* REPLY, STOP: the reply (STOP: AMB_NONE for none) */
-    amb_term reason; /* STOP: the exit reason */
-    amb_term cont;   /* NEXT_CONTINUE: handed to handle_continue */
+    uint8_t action;     /* amb_gen_action */
+    uint8_t next;       /* amb_gen_next */
+    int error;          /* STOP with reason AMB_NONE: the AMB_E* code that
+                           makes the reason {error, 'AMB_E...'} (amb_gen_fail);
+                           0 otherwise */
+    int64_t timeout_ms; /* NEXT_TIMEOUT: 0 ..= AMB_TIMEOUT_MAX (0: at once
+                           unless a message waits), or AMB_INFINITY: none */
+    amb_term reply;     /* REPLY, STOP: the reply (STOP: AMB_NONE for none) */
+    amb_term reason;    /* STOP: the exit reason */
+    amb_term cont;      /* NEXT_CONTINUE: handed to handle_continue */
 } amb_gen_ret;
 
 static inline amb_gen_ret amb_gen_ok(void)
 {
-    amb_gen_ret r = {AMB_GEN_NOREPLY, AMB_GEN_NEXT_NONE, 0, AMB_NONE, AMB_NONE, AMB_NONE};
+    amb_gen_ret r;
+    r.action = AMB_GEN_NOREPLY;
+    r.next = AMB_GEN_NEXT_NONE;
+    r.error = 0;
+    r.timeout_ms = 0;
+    r.reply = r.reason = r.cont = AMB_NONE;
     return r;
 }
 static inline amb_gen_ret amb_gen_noreply(void)
@@ -140,7 +150,7 @@ static inline amb_gen_ret amb_gen_ignore(void)
     r.action = AMB_GEN_IGNORE;
     return r;
 }
-static inline amb_gen_ret amb_gen_timeout(amb_gen_ret r, int timeout_ms)
+static inline amb_gen_ret amb_gen_timeout(amb_gen_ret r, int64_t timeout_ms)
 {
     r.next = AMB_GEN_NEXT_TIMEOUT;
     r.timeout_ms = timeout_ms;
@@ -158,8 +168,14 @@ static inline amb_gen_ret amb_gen_continue(amb_gen_ret r, amb_term cont)
     return r;
 }
 /* Stop with reason {error, 'AMB_E...'} for a failed library call: the
- * idiom `if (rc != 0) return amb_gen_fail(rc);`. */
-AMB_API amb_gen_ret amb_gen_fail(int code);
+ * idiom `if (rc != 0) return amb_gen_fail(rc);`. A code that is not negative
+ * stands for AMB_EBADARG. */
+static inline amb_gen_ret amb_gen_fail(int code)
+{
+    amb_gen_ret r = amb_gen_stop(AMB_NONE);
+    r.error = code < 0 ? code : AMB_EBADARG;
+    return r;
+}
 
 /* ---------------------------------------------------------------------------
  * The callback table (make it static const: it must outlive the server)
@@ -182,32 +198,34 @@ typedef struct amb_gen_server {
  * Starting
  * ------------------------------------------------------------------------ */
 
-/* Options of amb_gen_server_start. Zero means default. */
+/* Options of amb_gen_server_start (inputs only). Zero means default. */
 typedef struct amb_gen_opts {
-    amb_term name;          /* AMB_NONE (0): unnamed; an atom: a local name;
-                               {via, Module, Name}: through a via module */
-    bool link;              /* link the caller and the server (start_link) */
-    int timeout_ms;         /* init must finish within this (0 or AMB_INFINITY:
-                               no limit); else the server is killed and
-                               AMB_ETIMEDOUT returned */
-    amb_term *error_reason; /* AMB_EINIT: gets init's stop reason, on the
-                               caller's heap (may be NULL) */
-    amb_term arg_term;      /* AMB_NONE: init gets `arg` as it is. Else a term
-                               handed over by value: init gets arg pointing to
-                               an amb_term holding a copy on the server's heap
-                               (for the server's life; `arg` is unused). For
-                               data that must not depend on the caller's
-                               memory: a starter may die while init runs. */
+    amb_term name;      /* AMB_NONE (0): unnamed; an atom: a local name;
+                           {via, Module, Name}: through a via module */
+    bool link;          /* link the caller and the server (start_link) */
+    int64_t timeout_ms; /* init must finish within this (0 or AMB_INFINITY:
+                           no limit); else the server is killed and
+                           AMB_ETIMEDOUT returned */
+    amb_term arg_term;  /* AMB_NONE: init gets `arg` as it is. Else a term
+                           handed over by value (copied): init gets arg
+                           pointing to an amb_term holding a copy on the
+                           server's heap (for the server's life; `arg` is
+                           unused). For data that must not depend on the
+                           caller's memory: a starter may die while init
+                           runs. */
 } amb_gen_opts;
 
 /*
  * Starts a server: spawns it, runs cb->init(arg) in it and returns when init
- * has finished. *out (may be NULL) gets the pid. opts may be NULL.
+ * has finished. *out (may be NULL) gets the pid. opts may be NULL (copied:
+ * only read during the call). *reason (may be NULL) gets why a start
+ * failed with AMB_EINIT, on the caller's heap.
  *   0             init returned ok (with timeout or continue: they apply now)
  *   AMB_EIGNORE   init returned ignore; the server ended with reason normal
- *   AMB_EINIT     init returned stop(Reason) (*opts->error_reason = Reason)
- *                 or the server ended itself during init (amb_exit_self, a
- *                 failed AMB_ASSERT); it ended with Reason. On a stop
+ *   AMB_EINIT     init returned stop(Reason) (*reason = Reason) or the
+ *                 server ended itself during init (amb_exit_self, a
+ *                 failed AMB_ASSERT; *reason = its exit reason); it ended
+ *                 with Reason. On a stop
  *                 result, with link, the server unlinks first: the failed
  *                 start is this error, not an exit signal (OTP 26). A server
  *                 that ends itself inside init cannot do that: a linked
@@ -217,17 +235,19 @@ typedef struct amb_gen_opts {
  *   AMB_EEXIST    the name is taken: already_started; *out gets the holder
  *   AMB_ETIMEDOUT init did not finish within opts->timeout_ms (killed)
  *   AMB_EBADARG   NULL self/cb, a bad name (also {via, M, _} with M not a
- *                 registered via module); AMB_ENOMEM, AMB_ESYSLIMIT.
+ *                 registered via module), a timeout out of range;
+ *                 AMB_ENOMEM, AMB_ESYSLIMIT.
  * `arg` is passed to init as it is (and is the state when state_size == 0):
  * what it points to must stay valid while init runs, also if the caller is
  * killed meanwhile (static data, or memory the server takes over; or pass
  * a term by value with opts->arg_term).
  */
 AMB_API int amb_gen_server_start(amb_proc *self, const amb_gen_server *cb, void *arg,
-                                 const amb_gen_opts *opts, amb_pid *out);
+                                 const amb_gen_opts *opts, amb_pid *out,
+                                 amb_term *reason);
 /* amb_gen_server_start with link and no name. */
 AMB_API int amb_gen_server_start_link(amb_proc *self, const amb_gen_server *cb, void *arg,
-                                      amb_pid *out);
+                                      amb_pid *out, amb_term *reason);
 
 /* ---------------------------------------------------------------------------
  * Talking to a server
@@ -250,7 +270,7 @@ AMB_API int amb_gen_server_start_link(amb_proc *self, const amb_gen_server *cb, 
  * heap is left as it was. reply may be NULL.
  */
 AMB_API int amb_gen_server_call(amb_proc *self, amb_term server, amb_term request,
-                                int timeout_ms, amb_term *reply);
+                                int64_t timeout_ms, amb_term *reply);
 
 /* Sends msg to server without waiting (gen_server:cast). 0 also when there is
  * no such server, as in OTP. AMB_EBADARG for a bad reference, AMB_ENOMEM,
@@ -272,7 +292,7 @@ AMB_API int amb_gen_server_reply(amb_proc *self, amb_term from, amb_term reply);
  *   AMB_ETIMEDOUT it did not end within timeout_ms (it is left running)
  *   AMB_EDEADLK   the caller is the server. */
 AMB_API int amb_gen_server_stop(amb_proc *self, amb_term server, amb_term reason,
-                                int timeout_ms);
+                                int64_t timeout_ms);
 
 /* The pid a server reference names now: 0, AMB_ENOPROC, AMB_EBADARG. */
 AMB_API int amb_gen_server_whereis(amb_proc *self, amb_term server, amb_pid *out);
@@ -286,8 +306,8 @@ AMB_API int amb_gen_server_whereis(amb_proc *self, amb_term server, amb_pid *out
  * this one is a bad node.
  */
 AMB_API int amb_gen_server_multi_call(amb_proc *self, amb_term nodes, amb_term name,
-                                      amb_term request, int timeout_ms, amb_term *replies,
-                                      amb_term *bad_nodes);
+                                      amb_term request, int64_t timeout_ms,
+                                      amb_term *replies, amb_term *bad_nodes);
 /* Casts msg to the server registered as name on each node (gen_server:abcast).
  * Never fails for a missing server. */
 AMB_API int amb_gen_server_abcast(amb_proc *self, amb_term nodes, amb_term name,

@@ -42,7 +42,7 @@ typedef struct amb_log_event {
     amb_term last_message; /* the last message received, or AMB_NONE */
 } amb_log_event;
 
-typedef void amb_log_handler(const amb_log_event *event, void *ctx);
+typedef void amb_log_handler(void *ctx, const amb_log_event *event);
 
 /* Sets rt's handler (NULL: the default, which writes text to stderr). The
  * handler may be called from any scheduler thread, concurrently: it must be

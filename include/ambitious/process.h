@@ -43,9 +43,13 @@ typedef struct amb_rt amb_rt;
 typedef struct amb_proc amb_proc;
 typedef amb_term amb_pid;
 
-/* Timeouts are relative, in milliseconds: 0 polls, AMB_INFINITY waits
- * forever. */
-#define AMB_INFINITY (-1)
+/* Times. Every timeout, delay, period and shutdown time of the library is an
+ * int64_t count of milliseconds, relative to now, in 0 ..= AMB_TIMEOUT_MAX
+ * (2^32 - 1, OTP's limit, about 49.7 days); 0 polls (does not wait). Where
+ * waiting forever makes sense, AMB_INFINITY (-1) does that. Any other value
+ * is AMB_EBADARG. */
+#define AMB_INFINITY    ((int64_t)-1)
+#define AMB_TIMEOUT_MAX ((int64_t)UINT32_MAX)
 
 /* ---------------------------------------------------------------------------
  * Runtimes
@@ -59,8 +63,9 @@ typedef struct amb_config {
     size_t max_processes;      /* process table size; default 4M (2^22), at most
                                   2^28 */
     unsigned blocking_threads; /* threads of the blocking-call pool; default 4 */
-    unsigned watchdog_ms;      /* report a process that runs this long without
-                                  yielding; default 2000; UINT_MAX turns it off */
+    int64_t watchdog_ms;       /* report a process that runs this long without
+                                  yielding: 1 ..= AMB_TIMEOUT_MAX, default
+                                  2000; AMB_INFINITY turns reports off */
     const char *node_name;     /* the node's name; default "nonode@nohost" */
 } amb_config;
 
@@ -93,8 +98,9 @@ typedef void amb_fn(amb_proc *self, void *arg);
  * amb_rt_run, from any thread). *out (may be NULL) gets its pid. */
 AMB_API int amb_rt_spawn(amb_rt *rt, amb_fn *fn, void *arg, amb_pid *out);
 
-/* Sends msg (copied) to pid from outside the runtime, from any thread. */
-AMB_API int amb_rt_send(amb_rt *rt, amb_pid to, amb_term msg);
+/* Sends msg (copied) to `to` from outside the runtime, from any thread. `to`
+ * takes every form amb_send takes, with the same results. */
+AMB_API int amb_rt_send(amb_rt *rt, amb_term to, amb_term msg);
 
 /* The convenience for main(): creates a runtime with cfg (may be NULL),
  * spawns fn(arg), runs until every process has ended, frees the runtime.
@@ -142,12 +148,17 @@ typedef struct amb_spawn_opts {
                                    (amb_spawn_link) */
     bool monitor;               /* the caller monitors the child atomically
                                    (amb_spawn_monitor) */
-    amb_term *monitor_ref;      /* with monitor: gets the reference (on the
-                                   caller's heap); may be NULL */
 } amb_spawn_opts;
 
+/* Spawns fn(arg), or opts->handler, with the options (opts may be NULL: all
+ * defaults; copied, only read during the call). *out (may be NULL) gets the
+ * pid; with opts->monitor, *monitor_ref (may be NULL) gets the monitor's
+ * reference, on the caller's heap. AMB_EBADARG (no body, a bad name or
+ * stack size), AMB_EEXIST (the name is taken), AMB_ESYSLIMIT, AMB_ENOMEM;
+ * on an error nothing is spawned. */
 AMB_API int amb_spawn_opt(amb_proc *self, amb_fn *fn, void *arg,
-                          const amb_spawn_opts *opts, amb_pid *out);
+                          const amb_spawn_opts *opts, amb_pid *out,
+                          amb_term *monitor_ref);
 
 /* ---------------------------------------------------------------------------
  * The calling process
@@ -164,7 +175,7 @@ AMB_API amb_heap *amb_proc_heap(amb_proc *self);
 /* Lets other processes run; the caller continues later. */
 AMB_API int amb_yield(amb_proc *self);
 /* True when pid names a live process of this runtime. */
-AMB_API bool amb_is_alive(amb_proc *self, amb_pid pid);
+AMB_API bool amb_is_process_alive(amb_proc *self, amb_pid pid);
 
 /* Ends the calling process at once, from any depth, with reason (any term;
  * copied). Never returns. Returning from a process's body is reason
@@ -172,7 +183,7 @@ AMB_API bool amb_is_alive(amb_proc *self, amb_pid pid);
  * process with reason {error, 'AMB_E...'}. Links and monitors get the
  * reason; a reason other than normal, shutdown or {shutdown, _} also logs a
  * crash report (ambitious/logger.h). */
-AMB_API _Noreturn void amb_exit_self(amb_proc *self, amb_term reason);
+AMB_NORETURN AMB_API void amb_exit_self(amb_proc *self, amb_term reason);
 
 /* ---------------------------------------------------------------------------
  * Failure: links, monitors, exit signals (Erlang's rules exactly; see
@@ -246,40 +257,45 @@ AMB_API int amb_on_exit_cancel(amb_proc *self, amb_cleanup_fn *fn, void *ctx);
         if (!(cond))                                            \
             amb_assert_fail((self), #cond, __FILE__, __LINE__); \
     } while (0)
-AMB_API _Noreturn void amb_assert_fail(amb_proc *self, const char *expr, const char *file,
-                                       int line);
+AMB_NORETURN AMB_API void amb_assert_fail(amb_proc *self, const char *expr,
+                                          const char *file, int line);
 
 /* ---------------------------------------------------------------------------
  * Messages
  * ------------------------------------------------------------------------ */
 
-/* Sends a copy of msg to pid. A dead pid is not an error (the message is
- * dropped), as in Erlang. `to` may also be an alias (amb_alias below): the
- * message goes to its owner, or nowhere when the alias is no longer active.
- * AMB_EBADARG for a term that is neither a pid nor an alias of this runtime,
- * or for AMB_NONE, AMB_ENOMEM. A pid of another node is AMB_ENOTSUP until
- * distribution is built. May yield when the sender's reduction budget is
- * spent (so that a sending loop cannot starve the others). */
-AMB_API int amb_send(amb_proc *self, amb_pid to, amb_term msg);
-/* Sends to the process registered as name (an atom). AMB_EBADARG when no
- * process has that name, as Erlang's `Name ! Msg` raises badarg. */
-AMB_API int amb_send_named(amb_proc *self, amb_term name, amb_term msg);
+/* Sends a copy of msg to `to`, which takes every destination form of
+ * Erlang's `To ! Msg`:
+ *   - a pid: a dead pid is not an error (the message is dropped), as in
+ *     Erlang;
+ *   - an alias (amb_alias below): the message goes to its owner, or nowhere
+ *     when the alias is no longer active;
+ *   - an atom: the process registered under it; AMB_EBADARG when no process
+ *     has that name, as `Name ! Msg` raises badarg;
+ *   - {Name, Node}: with this node's name, the process registered as Name,
+ *     and when there is none the message is dropped (0, OTP's rule).
+ * A pid or {Name, Node} of another node is AMB_ENOTSUP until distribution
+ * is built. AMB_EBADARG for any other term, AMB_NONE included, AMB_ENOMEM.
+ * May yield when the sender's reduction budget is spent (so that a sending
+ * loop cannot starve the others). */
+AMB_API int amb_send(amb_proc *self, amb_term to, amb_term msg);
 
 /* Receives the oldest message. *out is borrowed until this process's next
  * receive (amb_term_copy to keep it). AMB_ETIMEDOUT when timeout_ms passes
- * first (0 polls). */
-AMB_API int amb_receive(amb_proc *self, int timeout_ms, amb_term *out);
+ * first (0 polls, AMB_INFINITY waits forever), AMB_EBADARG (a NULL pointer,
+ * a timeout out of range). */
+AMB_API int amb_receive(amb_proc *self, int64_t timeout_ms, amb_term *out);
 
 /* Selective receive by predicate: the oldest message for which match(msg,
  * ctx) is true; messages that do not match stay, in order. */
-typedef bool amb_match_fn(amb_term msg, void *ctx);
-AMB_API int amb_receive_if(amb_proc *self, amb_match_fn *match, void *ctx, int timeout_ms,
-                           amb_term *out);
+typedef bool amb_match_fn(void *ctx, amb_term msg);
+AMB_API int amb_receive_if(amb_proc *self, amb_match_fn *match, void *ctx,
+                           int64_t timeout_ms, amb_term *out);
 
 /* Selective receive by pattern: the oldest message that matches fmt (the
  * language of amb_match, term.h); the bindings are stored as amb_match
  * does. *out (may be NULL) gets the whole message. */
-AMB_API int amb_receive_match(amb_proc *self, int timeout_ms, amb_term *out,
+AMB_API int amb_receive_match(amb_proc *self, int64_t timeout_ms, amb_term *out,
                               const char *fmt, ...);
 
 /*
@@ -294,7 +310,7 @@ typedef struct amb_recv_mark {
 } amb_recv_mark;
 AMB_API amb_recv_mark amb_receive_mark(amb_proc *self);
 AMB_API int amb_receive_if_after(amb_proc *self, amb_recv_mark mark, amb_match_fn *match,
-                                 void *ctx, int timeout_ms, amb_term *out);
+                                 void *ctx, int64_t timeout_ms, amb_term *out);
 
 /*
  * Aliases (erlang:alias/1 and unalias/1). An alias is a reference that
@@ -331,22 +347,27 @@ AMB_API size_t amb_message_queue_len(amb_proc *self);
 
 typedef uint64_t amb_tref;
 
-/* Sends msg (copied now) to dest after ms milliseconds. dest is a pid or a
- * registered name (looked up when the timer fires). *tref (may be NULL)
- * identifies the timer. */
-AMB_API int amb_send_after(amb_proc *self, uint64_t ms, amb_term dest, amb_term msg,
+/* Sends msg (copied now) to dest after delay_ms milliseconds (0 ..=
+ * AMB_TIMEOUT_MAX; the delay is the last input, as every time argument).
+ * dest is a pid or a registered name (looked up when the timer fires).
+ * *tref (may be NULL) identifies the timer. AMB_EBADARG (a delay out of
+ * range, AMB_INFINITY included; a dest that is neither), AMB_ENOTSUP (a pid
+ * of another node), AMB_ENOMEM. */
+AMB_API int amb_send_after(amb_proc *self, amb_term dest, amb_term msg, int64_t delay_ms,
                            amb_tref *tref);
-/* Cancels a timer: 0 and the milliseconds that were left, or AMB_ENOTFOUND
- * when it already fired or was cancelled, or was aimed at a pid whose
- * process has ended (such a timer dies with its target, as in Erlang):
- * erlang:cancel_timer's false. */
-AMB_API int amb_cancel_timer(amb_proc *self, amb_tref tref, uint64_t *left_ms);
-/* Milliseconds left, or AMB_ENOTFOUND. */
-AMB_API int amb_read_timer(amb_proc *self, amb_tref tref, uint64_t *left_ms);
-/* Suspends the caller for ms milliseconds (messages wait). */
-AMB_API int amb_sleep(amb_proc *self, uint64_t ms);
-/* Milliseconds on the runtime's monotonic clock. */
-AMB_API uint64_t amb_now_ms(void);
+/* Cancels a timer: 0 and the milliseconds that were left (left_ms may be
+ * NULL), or AMB_ENOTFOUND when it already fired or was cancelled, or was
+ * aimed at a pid whose process has ended (such a timer dies with its target,
+ * as in Erlang): erlang:cancel_timer's false. */
+AMB_API int amb_cancel_timer(amb_proc *self, amb_tref tref, int64_t *left_ms);
+/* Milliseconds left (left_ms may be NULL), or AMB_ENOTFOUND. */
+AMB_API int amb_read_timer(amb_proc *self, amb_tref tref, int64_t *left_ms);
+/* Suspends the caller for ms milliseconds (messages wait; AMB_INFINITY: for
+ * ever, as timer:sleep(infinity)). AMB_EBADARG for a time out of range. */
+AMB_API int amb_sleep(amb_proc *self, int64_t ms);
+/* Milliseconds on the runtime's monotonic clock (a point, not a timeout:
+ * subtract two of them). Never fails. */
+AMB_API int64_t amb_now_ms(void);
 
 /* ---------------------------------------------------------------------------
  * Registered names
@@ -361,6 +382,13 @@ AMB_API int amb_register(amb_proc *self, amb_term name, amb_pid pid);
 AMB_API int amb_unregister(amb_proc *self, amb_term name);
 /* The pid registered as name, or AMB_ENOTFOUND. */
 AMB_API int amb_whereis(amb_proc *self, amb_term name, amb_pid *out);
+/* Where a send to dest would go now, the one resolution amb_send and
+ * gen_server's server references share: a pid of this runtime or an alias
+ * as it is (alive or not); an atom, or {Name, Node} with this node's name,
+ * the pid registered under Name. AMB_ENOTFOUND when no process has the
+ * name, AMB_ENOTSUP for another node, AMB_EBADARG for any other term or a
+ * NULL out. */
+AMB_API int amb_dest_resolve(amb_proc *self, amb_term dest, amb_term *out);
 /* A list of the registered names, on the caller's heap. */
 AMB_API amb_term amb_registered(amb_proc *self);
 
@@ -375,7 +403,7 @@ typedef enum amb_proc_status {
     AMB_STATUS_EXITING,
 } amb_proc_status;
 
-typedef struct amb_process_info {
+typedef struct amb_proc_info {
     amb_proc_status status;
     size_t message_queue_len;
     size_t links;
@@ -390,10 +418,10 @@ typedef struct amb_process_info {
     size_t memory;                /* all bytes the process holds */
     const void *current_function; /* the body function or handler table */
     bool trap_exit;
-} amb_process_info;
+} amb_proc_info;
 
 /* A snapshot of pid's state. AMB_ENOPROC when it is not alive. */
-AMB_API int amb_process_info_get(amb_proc *self, amb_pid pid, amb_process_info *out);
+AMB_API int amb_process_info(amb_proc *self, amb_pid pid, amb_proc_info *out);
 
 /* ---------------------------------------------------------------------------
  * Blocking calls (Erlang's dirty schedulers)

@@ -14,7 +14,10 @@
  * Restart intensity. When more than `intensity` restarts happen within
  * `period_ms`, the supervisor stops all its children (reverse start order)
  * and ends with reason `shutdown`; its own supervisor then sees the EXIT and
- * applies its rules (escalation).
+ * applies its rules (escalation). In both kinds of supervisor a zero
+ * intensity or period means OTP's default (3 restarts within 5000 ms);
+ * AMB_NO_RESTARTS is an intensity of zero restarts (the first restart
+ * gives up).
  *
  * Stopping a child: brutal_kill sends exit(kill); a timeout sends
  * exit(shutdown), waits up to the timeout for the child to end, then sends
@@ -53,9 +56,11 @@ typedef enum amb_child_type {
     AMB_SUPERVISOR,
 } amb_child_type;
 
-/* Shutdown rules besides a timeout in milliseconds (> 0). */
-#define AMB_SHUTDOWN_DEFAULT     0 /* 5000 for a worker, infinity for a supervisor */
-#define AMB_SHUTDOWN_BRUTAL_KILL (-2)
+/* Shutdown rules besides a time in milliseconds (1 ..= AMB_TIMEOUT_MAX). */
+#define AMB_SHUTDOWN_DEFAULT                          \
+    ((int64_t)0) /* 5000 for a worker, infinity for a \
+                    supervisor */
+#define AMB_SHUTDOWN_BRUTAL_KILL ((int64_t)-2)
 #define AMB_SHUTDOWN_INFINITY    AMB_INFINITY
 
 /*
@@ -73,7 +78,7 @@ typedef struct amb_child_spec {
     amb_child_start_fn *start;
     void *arg; /* passed to start; must outlive the spec's use */
     amb_restart restart;
-    int shutdown_ms; /* > 0, or AMB_SHUTDOWN_* */
+    int64_t shutdown_ms; /* 1 ..= AMB_TIMEOUT_MAX, or AMB_SHUTDOWN_* */
     amb_child_type type;
 } amb_child_spec;
 
@@ -99,13 +104,16 @@ typedef enum amb_sup_strategy {
                             it and them in order */
 } amb_sup_strategy;
 
+/* An intensity of zero restarts (0 in an intensity field is the default). */
+#define AMB_NO_RESTARTS (-1)
+
+/* Zero in every field is OTP's default: one_for_one, 3 restarts in 5000 ms. */
 typedef struct amb_sup_flags {
     amb_sup_strategy strategy;
-    int intensity; /* max restarts (>= 0) ... */
-    int period_ms; /* ... within this many ms (> 0) */
+    int intensity;     /* max restarts: > 0, 0 (default 3) or AMB_NO_RESTARTS */
+    int64_t period_ms; /* ... within this many ms: 1 ..= AMB_TIMEOUT_MAX, or
+                          0 (default 5000) */
 } amb_sup_flags;
-/* OTP's defaults: one_for_one, 3 restarts in 5 seconds. */
-#define AMB_SUP_DEFAULT_FLAGS ((amb_sup_flags){AMB_ONE_FOR_ONE, 3, 5000})
 
 typedef struct amb_sup_spec {
     amb_sup_flags flags;
@@ -115,15 +123,18 @@ typedef struct amb_sup_spec {
 
 /*
  * Starts a supervisor linked to the caller, which starts the children in
- * order before this returns. When a child fails to start, the children
+ * order before this returns; *out (may be NULL) gets its pid. spec and opts
+ * (may be NULL) are copied. When a child fails to start, the children
  * already started are stopped (reverse order) and this returns AMB_EINIT
- * with *error_reason (opts, may be NULL) = {shutdown, {failed_to_start_child,
- * Id, Reason}}. opts->name as in amb_gen_server_start; opts->link is implied.
- * AMB_EBADARG for a bad spec (NULL start, duplicate ids, a bad restart,
- * shutdown or type value, intensity < 0, period_ms <= 0).
+ * with *reason (may be NULL; on the caller's heap) =
+ * {shutdown, {failed_to_start_child, Id, Reason}}. opts->name and
+ * opts->timeout_ms as in amb_gen_server_start; opts->link is implied.
+ * AMB_EBADARG for a bad spec (NULL start, duplicate ids, a bad strategy,
+ * restart, shutdown or type value, an intensity or period out of range);
+ * the other errors of amb_gen_server_start.
  */
 AMB_API int amb_sup_start_link(amb_proc *self, const amb_sup_spec *spec,
-                               const amb_gen_opts *opts, amb_pid *out);
+                               const amb_gen_opts *opts, amb_pid *out, amb_term *reason);
 
 /* Adds spec and starts its child (supervisor:start_child/2): 0 and *out;
  * AMB_EEXIST (already_started: a running child has that id; *out gets it);
@@ -171,17 +182,22 @@ AMB_API int amb_sup_count_children(amb_proc *self, amb_term sup, amb_sup_counts 
  * stop at once and the supervisor waits for each by its shutdown rule.
  * ------------------------------------------------------------------------ */
 
+/* Zero in every field means its default. */
 typedef struct amb_dynsup_opts {
-    int intensity;       /* default 3 (use AMB_DYNSUP_NO_RESTARTS for 0) */
-    int period_ms;       /* default 5000 */
+    int intensity;       /* as amb_sup_flags.intensity: default 3,
+                            AMB_NO_RESTARTS for none */
+    int64_t period_ms;   /* as amb_sup_flags.period_ms: default 5000 */
     size_t max_children; /* 0: no limit */
 } amb_dynsup_opts;
-#define AMB_DYNSUP_NO_RESTARTS (-1)
 
-/* Starts a dynamic supervisor linked to the caller. opts and gopts may be
- * NULL (gopts: name). */
+/* Starts a dynamic supervisor linked to the caller; *out (may be NULL) gets
+ * its pid. opts and gopts may be NULL (both copied; gopts: name and
+ * timeout_ms, link is implied); *reason (may be NULL) as in
+ * amb_sup_start_link. AMB_EBADARG for an intensity or period out of range;
+ * the errors of amb_gen_server_start. */
 AMB_API int amb_dynsup_start_link(amb_proc *self, const amb_dynsup_opts *opts,
-                                  const amb_gen_opts *gopts, amb_pid *out);
+                                  const amb_gen_opts *gopts, amb_pid *out,
+                                  amb_term *reason);
 /* Starts a child from spec (spec->id is ignored). 0 and *out; AMB_EIGNORE
  * (nothing kept); AMB_EINIT; AMB_ESYSLIMIT when max_children run already. */
 AMB_API int amb_dynsup_start_child(amb_proc *self, amb_term sup,

@@ -307,22 +307,26 @@ static inline bool amb_is_integer(amb_term t)
     return amb_is_small(t) || amb_type_of(t) == AMB_T_INTEGER;
 }
 /* The value of an integer term. AMB_ETYPE when t is not an integer,
- * AMB_ERANGE when it does not fit. */
-AMB_API int amb_get_int64(amb_term t, int64_t *out);
-AMB_API int amb_get_uint64(amb_term t, uint64_t *out);
-/* Sign and magnitude of any integer: *negative, and the magnitude as
- * little-endian bytes (borrowed from the term's heap for big integers, or
- * from *scratch for small ones; *len is the count of bytes, without high
- * zero bytes; 0 means zero). */
-AMB_API int amb_get_int_bytes(amb_term t, bool *negative, const uint8_t **mag,
-                              size_t *len, uint64_t *scratch);
+ * AMB_ERANGE when it does not fit, AMB_EBADARG when out is NULL. */
+AMB_API int amb_int_get(amb_term t, int64_t *out);
+AMB_API int amb_uint_get(amb_term t, uint64_t *out);
+/* Sign and magnitude of any integer (the inverse of amb_int_from_bytes):
+ * *negative, and the magnitude as little-endian bytes in *mag, borrowed from
+ * the term's heap for a big integer or from the caller's *scratch for a
+ * small one (valid while both live); *len is the count of bytes, without
+ * high zero bytes (0 means zero). AMB_ETYPE when t is not an integer,
+ * AMB_EBADARG for a NULL pointer. */
+AMB_API int amb_int_to_bytes(amb_term t, uint64_t *scratch, bool *negative,
+                             const uint8_t **mag, size_t *len);
 
 /* A float term. Erlang floats are finite: AMB_NONE for NaN or infinity. */
 AMB_API amb_term amb_float(amb_heap *heap, double v);
-/* AMB_ETYPE unless t is a float. */
-AMB_API int amb_get_double(amb_term t, double *out);
-/* Any number as a double (big integers rounded). AMB_ETYPE, AMB_ERANGE. */
-AMB_API int amb_get_number(amb_term t, double *out);
+/* The value of a float term: AMB_ETYPE unless t is a float, AMB_EBADARG
+ * when out is NULL. */
+AMB_API int amb_float_get(amb_term t, double *out);
+/* Any number as a double (big integers rounded). AMB_ETYPE, AMB_ERANGE (a
+ * big integer beyond the range of double), AMB_EBADARG when out is NULL. */
+AMB_API int amb_number_get(amb_term t, double *out);
 
 /* ---------------------------------------------------------------------------
  * Tuples
@@ -332,18 +336,24 @@ AMB_API int amb_get_number(amb_term t, double *out);
  * AMB_TUPLE_MAX_ARITY. */
 #define AMB_TUPLE_MAX_ARITY ((size_t)1 << 24)
 AMB_API amb_term amb_tuple(amb_heap *heap, size_t arity, const amb_term *elems);
-/* Variadic form: AMB_TUPLE(heap, a, b, c). */
+/* Variadic form: AMB_TUPLE(heap, a, b, c) (an array on the caller's stack,
+ * copied; in C++ a braced list, as C++ has no compound literals). */
+#ifdef __cplusplus
+#define AMB_TUPLE(heap, ...) amb__tuple_of((heap), {__VA_ARGS__})
+#else
 #define AMB_TUPLE(heap, ...)                                                \
     amb_tuple((heap), sizeof((amb_term[]){__VA_ARGS__}) / sizeof(amb_term), \
               (amb_term[]){__VA_ARGS__})
+#endif
 static inline bool amb_is_tuple(amb_term t)
 {
     return amb_type_of(t) == AMB_T_TUPLE;
 }
 /* Arity of a tuple; 0 when t is not a tuple (check amb_is_tuple). */
 AMB_API size_t amb_tuple_arity(amb_term t);
-/* Element i (0-based) or AMB_NONE when t is not a tuple or i is out of range. */
-AMB_API amb_term amb_tuple_get(amb_term t, size_t i);
+/* Element i (0-based), or AMB_NONE when t is not a tuple or i is out of
+ * range. The element lives on t's heap. */
+AMB_API amb_term amb_tuple_elem(amb_term t, size_t i);
 /* True when t is a tuple of the given arity whose first element is tag. */
 AMB_API bool amb_is_record(amb_term t, amb_term tag, size_t arity);
 
@@ -352,26 +362,32 @@ AMB_API bool amb_is_record(amb_term t, amb_term tag, size_t arity);
  * ------------------------------------------------------------------------ */
 /* [head | tail]. tail may be any term (improper lists). */
 AMB_API amb_term amb_cons(amb_heap *heap, amb_term head, amb_term tail);
-/* The head / tail of a list cell; AMB_NONE for anything else. */
-AMB_API amb_term amb_head(amb_term t);
-AMB_API amb_term amb_tail(amb_term t);
+/* The head / tail of a list cell (living on its heap); AMB_NONE for anything
+ * else, [] included. */
+AMB_API amb_term amb_list_head(amb_term t);
+AMB_API amb_term amb_list_tail(amb_term t);
 /* A proper list of n elements copied from elems (NULL allowed when n is 0). */
 AMB_API amb_term amb_list(amb_heap *heap, size_t n, const amb_term *elems);
-/* Variadic form: AMB_LIST(heap, a, b, c). */
+/* Variadic form: AMB_LIST(heap, a, b, c) (as AMB_TUPLE). */
+#ifdef __cplusplus
+#define AMB_LIST(heap, ...) amb__list_of((heap), {__VA_ARGS__})
+#else
 #define AMB_LIST(heap, ...)                                                \
     amb_list((heap), sizeof((amb_term[]){__VA_ARGS__}) / sizeof(amb_term), \
              (amb_term[]){__VA_ARGS__})
+#endif
 /* Length of a proper list. AMB_ETYPE when t is not a list or is improper. */
 AMB_API int amb_list_length(amb_term t, size_t *len);
 /* A string as Erlang makes "..." : a list of Unicode code points decoded from
  * UTF-8 (AMB_NONE for invalid UTF-8). */
 AMB_API amb_term amb_string(amb_heap *heap, const char *utf8);
 AMB_API amb_term amb_string_n(amb_heap *heap, const char *utf8, size_t len);
-/* Writes the UTF-8 of a list of code points into buf (always NUL-terminated
- * when cap > 0) and its length in *len. AMB_ETYPE when t is not a proper
- * list of valid code points, AMB_EBUFSIZE when cap is too small (*len then
- * holds the size needed, without the NUL). */
-AMB_API int amb_get_string(amb_term t, char *buf, size_t cap, size_t *len);
+/* Writes the UTF-8 of a list of code points into the caller's buf (always
+ * NUL-terminated when cap > 0; buf may be NULL when cap is 0) and its length
+ * in *len. AMB_ETYPE when t is not a proper list of valid code points,
+ * AMB_EBUFSIZE when cap is too small (*len then holds the size needed,
+ * without the NUL), AMB_EBADARG when len is NULL. */
+AMB_API int amb_string_get(amb_term t, char *buf, size_t cap, size_t *len);
 
 /* ---------------------------------------------------------------------------
  * Binaries and bitstrings. Up to AMB_HEAP_BINARY_MAX bytes live on the heap;
@@ -397,11 +413,16 @@ static inline bool amb_is_bitstring(amb_term t)
 }
 /* True for bitstrings of whole bytes. */
 AMB_API bool amb_is_binary(amb_term t);
-/* The bytes of a binary or bitstring (borrowed from its heap) and its size in
- * whole bytes plus its count of bits in a last partial byte (0..7; 0 for a
- * binary). AMB_ETYPE when t is not a bitstring. Any out pointer may be NULL. */
-AMB_API int amb_get_binary(amb_term t, const uint8_t **data, size_t *size,
-                           unsigned *tail_bits);
+/* The bytes of a binary (borrowed: valid while t's heap lives) and their
+ * count. AMB_ETYPE when t is not a binary, also for a bitstring whose size
+ * is not whole bytes (amb_bitstring_get reads those). Either out pointer may
+ * be NULL (the call then only checks the type). */
+AMB_API int amb_binary_get(amb_term t, const uint8_t **data, size_t *size);
+/* The bytes of a bitstring (borrowed, as above), its size in whole bytes and
+ * its count of bits in a last partial byte (0..7; 0 for a binary). AMB_ETYPE
+ * when t is not a bitstring. Any out pointer may be NULL. */
+AMB_API int amb_bitstring_get(amb_term t, const uint8_t **data, size_t *size,
+                              unsigned *tail_bits);
 
 /* ---------------------------------------------------------------------------
  * Maps: immutable, keys unique by exact equality (1 and 1.0 are two keys).
@@ -417,9 +438,12 @@ static inline bool amb_is_map(amb_term t)
     return amb_type_of(t) == AMB_T_MAP;
 }
 AMB_API size_t amb_map_size(amb_term m);
-/* The value for key: AMB_ETYPE when m is not a map, AMB_ENOTFOUND. */
+/* The value for key (living on m's heap): AMB_ETYPE when m is not a map,
+ * AMB_ENOTFOUND, AMB_EBADARG when value is NULL or key is AMB_NONE. */
 AMB_API int amb_map_get(amb_term m, amb_term key, amb_term *value);
-/* Pair i in the map's iteration order (keys ascending in exact term order). */
+/* Pair i in the map's iteration order (keys ascending in exact term order),
+ * living on m's heap. key or value may be NULL. AMB_ETYPE when m is not a
+ * map, AMB_ERANGE when i >= amb_map_size(m). */
 AMB_API int amb_map_pair(amb_term m, size_t i, amb_term *key, amb_term *value);
 
 /* ---------------------------------------------------------------------------
@@ -439,28 +463,38 @@ static inline bool amb_is_local_pid(amb_term t)
 /* A pid term. heap may be NULL when the pid is a local node's (immediate). */
 AMB_API amb_term amb_pid_term(amb_heap *heap, amb_term node, uint32_t id, uint32_t serial,
                               uint32_t creation);
-AMB_API int amb_get_pid(amb_term t, amb_term *node, uint32_t *id, uint32_t *serial,
+/* The parts of a pid; any out pointer may be NULL. AMB_ETYPE for a term
+ * that is not a pid. */
+AMB_API int amb_pid_get(amb_term t, amb_term *node, uint32_t *id, uint32_t *serial,
                         uint32_t *creation);
 /* A reference with 1 to AMB_REF_MAX_WORDS id words. */
 #define AMB_REF_MAX_WORDS 5
 AMB_API amb_term amb_ref_term(amb_heap *heap, amb_term node, uint32_t creation,
                               const uint32_t *words, size_t nwords);
-/* *nwords is in/out: capacity of words on entry, count on return. */
-AMB_API int amb_get_ref(amb_term t, amb_term *node, uint32_t *creation, uint32_t *words,
-                        size_t *nwords);
+/* The parts of a reference: its id words into the caller's words[0..cap)
+ * (words may be NULL when cap is 0), their count in *nwords, the node and
+ * creation; node, creation and nwords may be NULL. AMB_ETYPE for a term that
+ * is not a reference, AMB_EBUFSIZE when cap is below the count (*nwords
+ * then holds the count, nothing else is stored). */
+AMB_API int amb_ref_get(amb_term t, uint32_t *words, size_t cap, amb_term *node,
+                        uint32_t *creation, size_t *nwords);
 AMB_API amb_term amb_port_term(amb_heap *heap, amb_term node, uint64_t id,
                                uint32_t creation);
-AMB_API int amb_get_port(amb_term t, amb_term *node, uint64_t *id, uint32_t *creation);
+/* The parts of a port; any out pointer may be NULL. AMB_ETYPE otherwise. */
+AMB_API int amb_port_get(amb_term t, amb_term *node, uint64_t *id, uint32_t *creation);
 /* fun Module:Function/Arity */
 AMB_API amb_term amb_export_term(amb_heap *heap, amb_term module, amb_term function,
                                  uint8_t arity);
-/* For an export fun: its parts; AMB_ETYPE for closures and non-funs. */
-AMB_API int amb_get_export(amb_term t, amb_term *module, amb_term *function,
+/* For an export fun: its parts (any out pointer may be NULL); AMB_ETYPE for
+ * closures and non-funs. */
+AMB_API int amb_export_get(amb_term t, amb_term *module, amb_term *function,
                            uint8_t *arity);
 /* Closures are opaque: they keep the exact NEW_FUN_EXT body they arrived in
  * (the bytes after the tag, starting with Size) and are re-encoded as-is. */
 AMB_API amb_term amb_closure_term(amb_heap *heap, const uint8_t *ext, size_t len);
-AMB_API int amb_get_closure(amb_term t, const uint8_t **ext, size_t *len);
+/* A closure's NEW_FUN_EXT body, borrowed from its heap; either out pointer
+ * may be NULL. AMB_ETYPE for anything but a closure. */
+AMB_API int amb_closure_get(amb_term t, const uint8_t **ext, size_t *len);
 
 /* ---------------------------------------------------------------------------
  * Comparison and hashing
@@ -488,11 +522,14 @@ AMB_API uint64_t amb_hash(amb_term t);
  * Writes at most cap bytes including a NUL (buf may be NULL when cap is 0),
  * and the full length without the NUL into *len (may be NULL). Returns
  * AMB_EBUFSIZE when the text was cut, AMB_EBADARG for AMB_NONE. */
-AMB_API int amb_print(char *buf, size_t cap, amb_term t, size_t *len);
-/* The same into a new string; free with amb_free. */
+AMB_API int amb_print(amb_term t, char *buf, size_t cap, size_t *len);
+/* The same into a new NUL-terminated string in *out (owned: free with
+ * amb_free); *len (may be NULL) gets its length. AMB_ENOMEM, AMB_EBADARG
+ * (AMB_NONE, out NULL). */
 AMB_API int amb_print_alloc(amb_term t, char **out, size_t *len);
-/* The same to a stdio stream. AMB_EIO when the stream fails. */
-AMB_API int amb_fprint(FILE *f, amb_term t);
+/* The same to a stdio stream (the subject first, as in amb_print; the
+ * stream is the caller's). AMB_EIO when the stream fails. */
+AMB_API int amb_fprint(amb_term t, FILE *f);
 
 /* Parses one term in Erlang syntax from text[0..len): atoms (bare and
  * 'quoted'), integers (with base#digits and $c forms), floats, "strings"
@@ -556,6 +593,18 @@ AMB_API int amb_match_ex(amb_term t, amb_format_error *err, const char *fmt, ...
 AMB_API int amb_vmatch(amb_term t, amb_format_error *err, const char *fmt, va_list ap);
 
 #ifdef __cplusplus
+} /* extern "C" */
+
+#include <initializer_list>
+
+/* What AMB_TUPLE and AMB_LIST expand to in C++. */
+inline amb_term amb__tuple_of(amb_heap *heap, std::initializer_list<amb_term> elems)
+{
+    return amb_tuple(heap, elems.size(), elems.begin());
+}
+inline amb_term amb__list_of(amb_heap *heap, std::initializer_list<amb_term> elems)
+{
+    return amb_list(heap, elems.size(), elems.begin());
 }
 #endif
 #endif /* AMBITIOUS_TERM_H */

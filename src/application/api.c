@@ -26,7 +26,7 @@ static int controller(amb_proc *self, amb_pid *out)
         return 0;
     amb_gen_opts o = {0};
     o.name = name;
-    int rc = amb_gen_server_start(self, &amb__controller, NULL, &o, out);
+    int rc = amb_gen_server_start(self, &amb__controller, NULL, &o, out, NULL);
     return rc == AMB_EEXIST ? 0 : rc; /* *out is the holder then */
 }
 
@@ -63,7 +63,7 @@ static int call(amb_proc *self, amb_term *reply, const char *fmt, ...)
 static int code_of(amb_term reply, int otherwise)
 {
     int64_t v = 0;
-    if (amb_is_small(reply) && amb_get_int64(reply, &v) == 0)
+    if (amb_is_small(reply) && amb_int_get(reply, &v) == 0)
         return (int)v;
     return otherwise;
 }
@@ -125,9 +125,9 @@ int amb_app_start(amb_proc *self, const char *name, amb_app_type type, amb_term 
     if (rc != 0)
         return rc;
     if (amb_is_tuple(reply) && amb_tuple_arity(reply) == 2) {
-        rc = code_of(amb_tuple_get(reply, 0), AMB_EINIT);
+        rc = code_of(amb_tuple_elem(reply, 0), AMB_EINIT);
         if (reason != NULL &&
-            amb_term_copy(amb_proc_heap(self), amb_tuple_get(reply, 1), reason) != 0)
+            amb_term_copy(amb_proc_heap(self), amb_tuple_elem(reply, 1), reason) != 0)
             *reason = AMB_ATOM_UNDEFINED;
         return rc;
     }
@@ -147,7 +147,7 @@ int amb_app_stop(amb_proc *self, const char *name)
     return rc != 0 ? rc : code_of(reply, AMB_EBADARG);
 }
 
-int amb_which_applications(amb_proc *self, amb_term *out)
+int amb_app_which_applications(amb_proc *self, amb_term *out)
 {
     if (self == NULL || out == NULL)
         return AMB_EBADARG;
@@ -174,7 +174,7 @@ int amb_app_get_env(amb_proc *self, const char *app, amb_term key, amb_term *out
         return rc;
     if (!amb_is_record(reply, AMB_ATOM_OK, 2))
         return code_of(reply, AMB_EBADARG);
-    return amb_term_copy(amb_proc_heap(self), amb_tuple_get(reply, 1), out);
+    return amb_term_copy(amb_proc_heap(self), amb_tuple_elem(reply, 1), out);
 }
 
 int amb_app_set_env(amb_proc *self, const char *app, amb_term key, amb_term value)

@@ -18,15 +18,15 @@
 static bool is_pair(amb_term t, bool (*second_ok)(amb_term))
 {
     return amb_is_tuple(t) && amb_tuple_arity(t) == 2 &&
-           amb_is_atom(amb_tuple_get(t, 0)) &&
-           (second_ok == NULL || second_ok(amb_tuple_get(t, 1)));
+           amb_is_atom(amb_tuple_elem(t, 0)) &&
+           (second_ok == NULL || second_ok(amb_tuple_elem(t, 1)));
 }
 
 /* A proper list whose every element is a pair as above. */
 static bool is_pair_list(amb_term t, bool (*second_ok)(amb_term))
 {
-    for (; amb_is_cons(t); t = amb_tail(t))
-        if (!is_pair(amb_head(t), second_ok))
+    for (; amb_is_cons(t); t = amb_list_tail(t))
+        if (!is_pair(amb_list_head(t), second_ok))
             return false;
     return amb_is_nil(t);
 }
@@ -43,10 +43,10 @@ bool amb__config_is_config(amb_term t)
 
 int amb__config_lookup(amb_term env, amb_term key, amb_term *value)
 {
-    for (; amb_is_cons(env); env = amb_tail(env)) {
-        amb_term kv = amb_head(env);
-        if (amb_tuple_get(kv, 0) == key) {
-            *value = amb_tuple_get(kv, 1);
+    for (; amb_is_cons(env); env = amb_list_tail(env)) {
+        amb_term kv = amb_list_head(env);
+        if (amb_tuple_elem(kv, 0) == key) {
+            *value = amb_tuple_elem(kv, 1);
             return 0;
         }
     }
@@ -64,8 +64,8 @@ static int to_array(amb_term t, amb_term **out, size_t *n)
     amb_term *a = amb_malloc((len ? len : 1) * sizeof *a);
     if (a == NULL)
         return AMB_ENOMEM;
-    for (size_t i = 0; i < len; i++, t = amb_tail(t))
-        a[i] = amb_head(t);
+    for (size_t i = 0; i < len; i++, t = amb_list_tail(t))
+        a[i] = amb_list_head(t);
     *out = a;
     *n = len;
     return 0;
@@ -89,11 +89,11 @@ static int merge_pairs(amb_heap *heap, amb_term base, amb_term over,
         rc = AMB_ENOMEM;
     size_t n = 0;
     for (size_t i = 0; rc == 0 && i < nb; i++) {
-        amb_term key = amb_tuple_get(b[i], 0), v = amb_tuple_get(b[i], 1);
+        amb_term key = amb_tuple_elem(b[i], 0), v = amb_tuple_elem(b[i], 1);
         bool on_heap = false; /* v was built on heap by merge_value */
         for (size_t j = 0; rc == 0 && j < no; j++) {
-            if (o[j] != AMB_NONE && amb_tuple_get(o[j], 0) == key) {
-                amb_term ov = amb_tuple_get(o[j], 1);
+            if (o[j] != AMB_NONE && amb_tuple_elem(o[j], 0) == key) {
+                amb_term ov = amb_tuple_elem(o[j], 1);
                 if (merge_value != NULL) {
                     rc = merge_value(heap, v, ov, &ov);
                     on_heap = true;
@@ -113,7 +113,8 @@ static int merge_pairs(amb_heap *heap, amb_term base, amb_term over,
         /* A key given twice in over: its last value wins (as above). */
         bool later = false;
         for (size_t k = j + 1; k < no && !later; k++)
-            later = o[k] != AMB_NONE && amb_tuple_get(o[k], 0) == amb_tuple_get(o[j], 0);
+            later =
+                o[k] != AMB_NONE && amb_tuple_elem(o[k], 0) == amb_tuple_elem(o[j], 0);
         if (!later)
             rc = amb_term_copy(heap, o[j], &res[n++]);
     }

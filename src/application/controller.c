@@ -31,7 +31,7 @@ static void ctl_free(void *arg)
 static int do_load(ctl *c, amb_term ptr)
 {
     uint64_t p = 0;
-    if (amb_get_uint64(ptr, &p) != 0 || p == 0)
+    if (amb_uint_get(ptr, &p) != 0 || p == 0)
         return AMB_EBADARG;
     const amb_app *app = (const amb_app *)(uintptr_t)p;
     amb_term name = amb_atom(app->name);
@@ -76,11 +76,11 @@ static int do_load_config(ctl *c, amb_term cfg)
     amb_heap_free(c->config_heap);
     c->config_heap = h;
     c->config = merged;
-    for (amb_term l = cfg; rc == 0 && amb_is_cons(l); l = amb_tail(l)) {
-        amb_term kv = amb_head(l);
-        size_t i = find_app(c, amb_tuple_get(kv, 0));
+    for (amb_term l = cfg; rc == 0 && amb_is_cons(l); l = amb_list_tail(l)) {
+        amb_term kv = amb_list_head(l);
+        size_t i = find_app(c, amb_tuple_elem(kv, 0));
         if (i != NONE_IDX)
-            rc = amb__env_apply(&c->apps[i].env, amb_tuple_get(kv, 1));
+            rc = amb__env_apply(&c->apps[i].env, amb_tuple_elem(kv, 1));
     }
     return rc;
 }
@@ -168,29 +168,29 @@ static amb_gen_ret queue_job(amb_proc *self, ctl *c, job_kind kind, amb_term fro
 static amb_gen_ret ctl_call(amb_proc *self, void *state, amb_term req, amb_term from)
 {
     ctl *c = *(ctl **)state;
-    amb_term tag = amb_is_tuple(req) ? amb_tuple_get(req, 0) : req;
+    amb_term tag = amb_is_tuple(req) ? amb_tuple_elem(req, 0) : req;
     size_t n = amb_tuple_arity(req);
     int64_t type = 0;
     if (tag == amb_atom("which"))
         return amb_gen_reply(do_which(self, c));
     if (tag == amb_atom("load") && n == 2)
-        return reply_rc(do_load(c, amb_tuple_get(req, 1)));
+        return reply_rc(do_load(c, amb_tuple_elem(req, 1)));
     if (tag == amb_atom("load_config") && n == 2)
-        return reply_rc(do_load_config(c, amb_tuple_get(req, 1)));
+        return reply_rc(do_load_config(c, amb_tuple_elem(req, 1)));
     if (tag == amb_atom("get_env") && n == 3)
         return amb_gen_reply(
-            do_get_env(self, c, amb_tuple_get(req, 1), amb_tuple_get(req, 2)));
+            do_get_env(self, c, amb_tuple_elem(req, 1), amb_tuple_elem(req, 2)));
     if (tag == amb_atom("set_env") && n == 4)
-        return reply_rc(do_set_env(self, c, amb_tuple_get(req, 1), amb_tuple_get(req, 2),
-                                   amb_tuple_get(req, 3)));
+        return reply_rc(do_set_env(self, c, amb_tuple_elem(req, 1),
+                                   amb_tuple_elem(req, 2), amb_tuple_elem(req, 3)));
     /* Jobs: the caller's pid comes last. */
-    amb_pid caller = n >= 2 ? amb_tuple_get(req, n - 1) : AMB_NONE;
+    amb_pid caller = n >= 2 ? amb_tuple_elem(req, n - 1) : AMB_NONE;
     if (tag == amb_atom("start") && n == 4 &&
-        amb_get_int64(amb_tuple_get(req, 2), &type) == 0)
-        return queue_job(self, c, JOB_START, from, caller, amb_tuple_get(req, 1),
+        amb_int_get(amb_tuple_elem(req, 2), &type) == 0)
+        return queue_job(self, c, JOB_START, from, caller, amb_tuple_elem(req, 1),
                          (amb_app_type)type);
     if (tag == amb_atom("stop") && n == 3)
-        return queue_job(self, c, JOB_STOP, from, caller, amb_tuple_get(req, 1), 0);
+        return queue_job(self, c, JOB_STOP, from, caller, amb_tuple_elem(req, 1), 0);
     if (tag == amb_atom("shutdown") && n == 2)
         return queue_job(self, c, JOB_HALT, from, caller, AMB_NONE, 0);
     return reply_rc(AMB_EBADARG);

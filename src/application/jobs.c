@@ -153,7 +153,7 @@ static int spawn_master(amb_proc *self, entry *e)
 {
     amb_spawn_opts o = {0};
     o.monitor = true; /* a master killed from outside is seen as a DOWN */
-    return amb_spawn_opt(self, amb__master_main, (void *)e->app, &o, &e->master);
+    return amb_spawn_opt(self, amb__master_main, (void *)e->app, &o, &e->master, NULL);
 }
 
 /* Moves the head job on until it must wait or is done: true when done. */
@@ -325,7 +325,7 @@ static void judge_exit(amb_proc *self, ctl *c, entry *e, amb_term reason)
     bool normal = reason_is_normal(reason);
     bool halt = e->type == AMB_APP_PERMANENT || (e->type == AMB_APP_TRANSIENT && !normal);
     char text[256];
-    amb_print(text, sizeof text, reason, NULL); /* a cut text is fine here */
+    amb_print(reason, text, sizeof text, NULL); /* a cut text is fine here */
     amb_log(self, halt ? AMB_LOG_ERROR : AMB_LOG_NOTICE,
             "application: %s exited: %s, type: %s%s", amb_atom_name(e->name, NULL), text,
             type_name(e->type), halt ? "; stopping the runtime" : "");
@@ -373,12 +373,12 @@ static void on_ended(amb_proc *self, ctl *c, size_t i, amb_term reason)
 
 static void handle_report(amb_proc *self, ctl *c, amb_term msg)
 {
-    amb_term kind = amb_tuple_get(msg, 1);
-    size_t i = find_master(c, amb_tuple_get(msg, 2));
+    amb_term kind = amb_tuple_elem(msg, 1);
+    size_t i = find_master(c, amb_tuple_elem(msg, 2));
     if (i == NONE_IDX)
         return;
     size_t arity = amb_tuple_arity(msg);
-    amb_term extra = arity == 4 ? amb_tuple_get(msg, 3) : AMB_NONE;
+    amb_term extra = arity == 4 ? amb_tuple_elem(msg, 3) : AMB_NONE;
     if (kind == amb_atom("started") && arity == 4) {
         on_started(c, i);
     } else if (kind == amb_atom("exiting")) {
@@ -420,13 +420,13 @@ int amb__jobs_queue(amb_proc *self, ctl *c, job_kind kind, amb_term from, amb_pi
 void amb__jobs_info(amb_proc *self, ctl *c, amb_term msg)
 {
     size_t n = amb_tuple_arity(msg);
-    if (n >= 3 && amb_tuple_get(msg, 0) == amb_atom(AMB__APP_TAG)) {
+    if (n >= 3 && amb_tuple_elem(msg, 0) == amb_atom(AMB__APP_TAG)) {
         handle_report(self, c, msg);
-    } else if (n == 5 && amb_tuple_get(msg, 0) == AMB_ATOM_DOWN) {
+    } else if (n == 5 && amb_tuple_elem(msg, 0) == AMB_ATOM_DOWN) {
         /* A master ended without its last report: killed, or it crashed. */
-        size_t i = find_master(c, amb_tuple_get(msg, 3));
+        size_t i = find_master(c, amb_tuple_elem(msg, 3));
         if (i != NONE_IDX)
-            on_ended(self, c, i, amb_tuple_get(msg, 4));
+            on_ended(self, c, i, amb_tuple_elem(msg, 4));
     }
     jobs_run(self, c);
 }

@@ -89,11 +89,11 @@ void amb__master_main(amb_proc *self, void *arg)
         amb_term msg = AMB_NONE;
         if (amb_receive(self, AMB_INFINITY, &msg) != 0)
             continue;
-        if (amb_is_record(msg, AMB_ATOM_EXIT, 3) && amb_tuple_get(msg, 1) == top) {
+        if (amb_is_record(msg, AMB_ATOM_EXIT, 3) && amb_tuple_elem(msg, 1) == top) {
             /* msg is borrowed until the next receive, which the stop
              * callback may do: keep the reason on our heap. */
             amb_term reason = AMB_ATOM_UNDEFINED;
-            amb_term_copy(h, amb_tuple_get(msg, 2), &reason);
+            amb_term_copy(h, amb_tuple_elem(msg, 2), &reason);
             report(self, ctl, "exiting", AMB_NONE);
             call_stop(self, app);
             report(self, ctl, "exited", reason);
@@ -106,7 +106,7 @@ void amb__master_main(amb_proc *self, void *arg)
             return;
         }
         if (amb_is_record(msg, AMB_ATOM_DOWN, 5) &&
-            amb_equal(amb_tuple_get(msg, 1), ctl_ref)) {
+            amb_equal(amb_tuple_elem(msg, 1), ctl_ref)) {
             /* The controller is gone (killed): no tree outlives it, or a
              * fresh controller would start a second copy (OTP links the
              * masters to the controller for the same reason). */

@@ -189,8 +189,8 @@ static int cmp_shallow(amb_term a, amb_term b, bool exact)
          * are immediates and remote ones boxes: compare their parts. */
         amb_term na = AMB_NONE, nb = AMB_NONE;
         uint32_t ia = 0, ib = 0, sa = 0, sb = 0, ca = 0, cb = 0;
-        amb_get_pid(a, &na, &ia, &sa, &ca);
-        amb_get_pid(b, &nb, &ib, &sb, &cb);
+        amb_pid_get(a, &na, &ia, &sa, &ca);
+        amb_pid_get(b, &nb, &ib, &sb, &cb);
         int c = cmp_u64(sa, sb);
         if (c == 0)
             c = cmp_u64(ia, ib);

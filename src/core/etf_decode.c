@@ -917,7 +917,7 @@ int amb__etf_decode_budget(amb_heap *heap, const uint8_t *buf, size_t len,
                            const amb_etf_decode_opts *opts, amb__etf_atom_budget *budget,
                            amb_term *out, size_t *used)
 {
-    const int known = AMB_ETF_COMPRESSED | AMB_ETF_NO_VERSION | AMB_ETF_LATIN1_ATOMS;
+    const unsigned known = AMB_ETF_COMPRESSED | AMB_ETF_NO_VERSION | AMB_ETF_LATIN1_ATOMS;
     if (heap == NULL || out == NULL || (buf == NULL && len > 0) ||
         (opts != NULL && (opts->flags & ~known) != 0))
         return AMB__MISUSE();
@@ -956,8 +956,7 @@ int amb_binary_to_term(amb_heap *heap, amb_term bin, amb_term *out)
         return AMB__MISUSE();
     const uint8_t *data;
     size_t size;
-    unsigned tail;
-    if (amb_get_binary(bin, &data, &size, &tail) != 0 || tail != 0)
+    if (amb_binary_get(bin, &data, &size) != 0)
         return AMB_ETYPE;
     amb_term t;
     size_t used;

@@ -51,13 +51,13 @@ typedef struct frame {
 typedef struct enc {
     uint8_t *p, *end; /* write pass: the cursor and the end of the buffer */
     size_t size;      /* size pass: bytes counted so far */
-    int flags;
+    unsigned flags;
     frame *frames;
     size_t nframes, cap;
     frame inline_frames[32];
 } enc;
 
-static void enc_init(enc *e, int flags)
+static void enc_init(enc *e, unsigned flags)
 {
     e->p = e->end = NULL;
     e->size = 0;
@@ -540,7 +540,7 @@ static int write_pass(enc *e, amb_term t)
 }
 
 /* The size of the body (no version byte) of t. */
-static int body_size(amb_term t, int flags, size_t *size)
+static int body_size(amb_term t, unsigned flags, size_t *size)
 {
     enc e;
     enc_init(&e, flags);
@@ -552,7 +552,7 @@ static int body_size(amb_term t, int flags, size_t *size)
 }
 
 /* Writes the body of t into buf[0..cap). */
-static int body_write(amb_term t, int flags, uint8_t *buf, size_t cap, size_t *len)
+static int body_write(amb_term t, unsigned flags, uint8_t *buf, size_t cap, size_t *len)
 {
     enc e;
     enc_init(&e, flags);
@@ -565,13 +565,13 @@ static int body_write(amb_term t, int flags, uint8_t *buf, size_t cap, size_t *l
     return rc;
 }
 
-static bool flags_ok(int flags)
+static bool flags_ok(unsigned flags)
 {
     return (flags & ~(AMB_ETF_COMPRESSED | AMB_ETF_NO_VERSION | AMB_ETF_LATIN1_ATOMS)) ==
            0;
 }
 
-int amb_etf_size(amb_term t, int flags, size_t *size)
+int amb_etf_size(amb_term t, unsigned flags, size_t *size)
 {
     if (size == NULL || t == AMB_NONE || !flags_ok(flags) || (flags & AMB_ETF_COMPRESSED))
         return AMB__MISUSE();
@@ -607,7 +607,7 @@ static void packed_free(packed *pk)
     amb__free(pk->z);
 }
 
-static int pack(amb_term t, int flags, packed *pk)
+static int pack(amb_term t, unsigned flags, packed *pk)
 {
     *pk = (packed){0};
     size_t n;
@@ -663,13 +663,13 @@ static int pack(amb_term t, int flags, packed *pk)
 }
 
 /* The final length of a packed encoding with flags. */
-static size_t packed_len(const packed *pk, int flags)
+static size_t packed_len(const packed *pk, unsigned flags)
 {
     size_t v = (flags & AMB_ETF_NO_VERSION) ? 0 : 1;
     return v + (pk->z ? 5 + pk->z_len : pk->body_len);
 }
 
-static void packed_copy(const packed *pk, int flags, uint8_t *out)
+static void packed_copy(const packed *pk, unsigned flags, uint8_t *out)
 {
     if (!(flags & AMB_ETF_NO_VERSION))
         *out++ = AMB_ETF_VERSION;
@@ -682,7 +682,7 @@ static void packed_copy(const packed *pk, int flags, uint8_t *out)
     }
 }
 
-int amb_etf_encode(amb_term t, int flags, uint8_t *buf, size_t cap, size_t *len)
+int amb_etf_encode(amb_term t, unsigned flags, uint8_t *buf, size_t cap, size_t *len)
 {
     if (len == NULL || t == AMB_NONE || !flags_ok(flags) || (buf == NULL && cap > 0))
         return AMB__MISUSE();
@@ -714,7 +714,7 @@ int amb_etf_encode(amb_term t, int flags, uint8_t *buf, size_t cap, size_t *len)
     return 0;
 }
 
-int amb_etf_encode_alloc(amb_term t, int flags, uint8_t **out, size_t *len)
+int amb_etf_encode_alloc(amb_term t, unsigned flags, uint8_t **out, size_t *len)
 {
     if (out == NULL || len == NULL || t == AMB_NONE || !flags_ok(flags))
         return AMB__MISUSE();
@@ -751,7 +751,7 @@ int amb_etf_encode_alloc(amb_term t, int flags, uint8_t **out, size_t *len)
     return 0;
 }
 
-int amb_term_to_binary(amb_heap *heap, amb_term t, int flags, amb_term *out)
+int amb_term_to_binary(amb_heap *heap, amb_term t, unsigned flags, amb_term *out)
 {
     if (heap == NULL || out == NULL || t == AMB_NONE || !flags_ok(flags))
         return AMB__MISUSE();

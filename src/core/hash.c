@@ -86,7 +86,7 @@ static uint64_t hash_node(uint64_t h, amb_term t)
         const uint8_t *data;
         size_t size;
         unsigned tail;
-        amb_get_binary(t, &data, &size, &tail);
+        amb_bitstring_get(t, &data, &size, &tail);
         h = feed(h, tail);
         return amb__hash_bytes(data, size + (tail != 0), h);
     }
@@ -98,7 +98,7 @@ static uint64_t hash_node(uint64_t h, amb_term t)
     case AMB_T_PID: {
         amb_term node = AMB_NONE;
         uint32_t id = 0, serial = 0, creation = 0;
-        amb_get_pid(t, &node, &id, &serial, &creation);
+        amb_pid_get(t, &node, &id, &serial, &creation);
         h = feed(h, amb__atom_hash(node));
         h = feed(h, id);
         h = feed(h, serial);

@@ -63,7 +63,7 @@ static void emit(amb_rt *rt, const amb_log_event *ev)
     void *ctx = rt->log_ctx;
     unlock(rt);
     if (fn != NULL) {
-        fn(ev, ctx);
+        fn(ctx, ev);
         return;
     }
     fputs(ev->text, stderr);

@@ -297,19 +297,19 @@ static bool form_matches(const amb__parser *p, const amb__tok *tok, amb_term t)
     size_t n;
     if (tok->kind == AMB__TK_PID) {
         uint32_t id, serial, creation;
-        if (amb_get_pid(t, &node, &id, &serial, &creation) != 0)
+        if (amb_pid_get(t, &node, &id, &serial, &creation) != 0)
             return false;
         num[0] = id, num[1] = serial, num[2] = creation, n = 3;
     } else if (tok->kind == AMB__TK_PORT) {
         uint64_t id;
         uint32_t creation;
-        if (amb_get_port(t, &node, &id, &creation) != 0)
+        if (amb_port_get(t, &node, &id, &creation) != 0)
             return false;
         num[0] = id, num[1] = creation, n = 2;
     } else {
         uint32_t creation, words[AMB_REF_MAX_WORDS];
-        size_t nwords = AMB_REF_MAX_WORDS;
-        if (amb_get_ref(t, &node, &creation, words, &nwords) != 0)
+        size_t nwords;
+        if (amb_ref_get(t, words, AMB_REF_MAX_WORDS, &node, &creation, &nwords) != 0)
             return false;
         num[0] = creation;
         for (size_t i = 0; i < nwords; i++)
@@ -343,14 +343,14 @@ static int leaf_matches(const amb__parser *p, const amb__parse_ev *ev, amb_term 
         const uint8_t *data;
         size_t size;
         unsigned tail;
-        if (amb_get_binary(t, &data, &size, &tail) != 0)
+        if (amb_bitstring_get(t, &data, &size, &tail) != 0)
             return false;
         return bits_match(p, tok, data, size * 8 + tail);
     }
     case AMB__TK_CLOSURE: {
         const uint8_t *ext;
         size_t len;
-        if (amb_get_closure(t, &ext, &len) != 0)
+        if (amb_closure_get(t, &ext, &len) != 0)
             return false;
         return bits_match(p, tok, ext, len * 8);
     }
@@ -363,7 +363,7 @@ static bool export_matches(const amb__parser *p, const amb__parse_ev *ev, amb_te
 {
     amb_term m, f;
     uint8_t arity;
-    return amb_get_export(t, &m, &f, &arity) == 0 && arity == ev->arity &&
+    return amb_export_get(t, &m, &f, &arity) == 0 && arity == ev->arity &&
            atom_is(p->sc.text, &ev->tok, m) && atom_is(p->sc.text, &ev->tok2, f);
 }
 
@@ -456,7 +456,7 @@ static int directive(matcher *m, const amb__parse_ev *ev, amb_term t)
         if (b->dst == NULL)
             return misuse_at(m, ev, "~s: NULL buffer");
         size_t len;
-        int rc = amb_get_string(t, NULL, 0, &len);
+        int rc = amb_string_get(t, NULL, 0, &len);
         ok = rc == 0 || rc == AMB_EBUFSIZE;
         if (ok && len >= b->x.cap)
             m->bufsize = true;
@@ -479,17 +479,17 @@ static int directive(matcher *m, const amb__parse_ev *ev, amb_term t)
             break;
         case 'i': {
             int64_t v;
-            ok = amb_get_int64(t, &v) == 0 && v >= INT_MIN && v <= INT_MAX;
+            ok = amb_int_get(t, &v) == 0 && v >= INT_MIN && v <= INT_MAX;
             break;
         }
         case 'l': {
             int64_t v;
-            ok = amb_get_int64(t, &v) == 0;
+            ok = amb_int_get(t, &v) == 0;
             break;
         }
         case 'u': {
             uint64_t v;
-            ok = amb_get_uint64(t, &v) == 0;
+            ok = amb_uint_get(t, &v) == 0;
             break;
         }
         case 'f':
@@ -680,26 +680,25 @@ static void commit(matcher *m)
             *(const char **)b->dst = amb_atom_name(b->t, NULL);
             break;
         case 'i':
-            (void)amb_get_int64(b->t, &i64);
+            (void)amb_int_get(b->t, &i64);
             *(int *)b->dst = (int)i64;
             break;
         case 'l':
-            (void)amb_get_int64(b->t, &i64);
+            (void)amb_int_get(b->t, &i64);
             *(int64_t *)b->dst = i64;
             break;
         case 'u':
-            (void)amb_get_uint64(b->t, &u64);
+            (void)amb_uint_get(b->t, &u64);
             *(uint64_t *)b->dst = u64;
             break;
         case 'f':
-            (void)amb_get_double(b->t, (double *)b->dst);
+            (void)amb_float_get(b->t, (double *)b->dst);
             break;
         case 's':
-            (void)amb_get_string(b->t, b->dst, b->x.cap, &len);
+            (void)amb_string_get(b->t, b->dst, b->x.cap, &len);
             break;
         case 'b':
-            (void)amb_get_binary(b->t, (const uint8_t **)b->dst, (size_t *)b->x.dst2,
-                                 NULL);
+            (void)amb_binary_get(b->t, (const uint8_t **)b->dst, (size_t *)b->x.dst2);
             break;
         default: /* w t p */
             *(amb_term *)b->dst = b->t;

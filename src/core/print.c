@@ -708,7 +708,7 @@ static void emit_bitstring(sink *o, amb_term t)
     const uint8_t *data;
     size_t size;
     unsigned tail;
-    if (amb_get_binary(t, &data, &size, &tail) != 0) {
+    if (amb_bitstring_get(t, &data, &size, &tail) != 0) {
         o->err = o->err ? o->err : AMB_EBADARG;
         return;
     }
@@ -752,14 +752,14 @@ static void emit_fun(sink *o, amb_term t)
     uint8_t arity;
     const uint8_t *ext;
     size_t len;
-    if (amb_get_export(t, &mod, &fun, &arity) == 0) {
+    if (amb_export_get(t, &mod, &fun, &arity) == 0) {
         emit_str(o, "fun ");
         emit_atom(o, mod, ATOM_ERTS);
         emit_char(o, ':');
         emit_atom(o, fun, ATOM_ERTS);
         emit_char(o, '/');
         emit_u64(o, arity);
-    } else if (amb_get_closure(t, &ext, &len) == 0) {
+    } else if (amb_closure_get(t, &ext, &len) == 0) {
         emit_str(o, "#Fun<<<");
         emit_bytes_list(o, ext, len, false);
         emit_str(o, ">>>");
@@ -774,11 +774,11 @@ static void emit_pid_ref_port(sink *o, amb_term t, amb_type type)
     uint32_t a, b, creation;
     uint64_t id;
     uint32_t words[AMB_REF_MAX_WORDS];
-    size_t nwords = AMB_COUNTOF(words);
+    size_t nwords = 0;
     int rc;
     switch (type) {
     case AMB_T_PID:
-        if ((rc = amb_get_pid(t, &node, &a, &b, &creation)) != 0)
+        if ((rc = amb_pid_get(t, &node, &a, &b, &creation)) != 0)
             break;
         emit_str(o, "#Pid<");
         emit_atom(o, node, ATOM_QUOTED);
@@ -791,7 +791,8 @@ static void emit_pid_ref_port(sink *o, amb_term t, amb_type type)
         emit_char(o, '>');
         return;
     case AMB_T_REF:
-        if ((rc = amb_get_ref(t, &node, &creation, words, &nwords)) != 0)
+        if ((rc = amb_ref_get(t, words, AMB_COUNTOF(words), &node, &creation, &nwords)) !=
+            0)
             break;
         emit_str(o, "#Ref<");
         emit_atom(o, node, ATOM_QUOTED);
@@ -804,7 +805,7 @@ static void emit_pid_ref_port(sink *o, amb_term t, amb_type type)
         emit_char(o, '>');
         return;
     default:
-        if ((rc = amb_get_port(t, &node, &id, &creation)) != 0)
+        if ((rc = amb_port_get(t, &node, &id, &creation)) != 0)
             break;
         emit_str(o, "#Port<");
         emit_atom(o, node, ATOM_QUOTED);
@@ -997,7 +998,7 @@ done:
  * The public entry points
  * ------------------------------------------------------------------------ */
 
-int amb_print(char *buf, size_t cap, amb_term t, size_t *len)
+int amb_print(amb_term t, char *buf, size_t cap, size_t *len)
 {
     if ((buf == NULL && cap > 0) || t == AMB_NONE)
         return AMB__MISUSE();
@@ -1054,7 +1055,7 @@ int amb_print_alloc(amb_term t, char **out_text, size_t *len)
     return 0;
 }
 
-int amb_fprint(FILE *f, amb_term t)
+int amb_fprint(amb_term t, FILE *f)
 {
     if (f == NULL || t == AMB_NONE)
         return AMB__MISUSE();

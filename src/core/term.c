@@ -107,7 +107,7 @@ amb_term amb_uint(amb_heap *heap, uint64_t v)
     return amb__big_make(heap, false, &v, 1);
 }
 
-int amb_get_int64(amb_term t, int64_t *out)
+int amb_int_get(amb_term t, int64_t *out)
 {
     if (out == NULL)
         return AMB__MISUSE();
@@ -132,7 +132,7 @@ int amb_get_int64(amb_term t, int64_t *out)
     return 0;
 }
 
-int amb_get_uint64(amb_term t, uint64_t *out)
+int amb_uint_get(amb_term t, uint64_t *out)
 {
     if (out == NULL)
         return AMB__MISUSE();
@@ -151,8 +151,8 @@ int amb_get_uint64(amb_term t, uint64_t *out)
     return 0;
 }
 
-int amb_get_int_bytes(amb_term t, bool *negative, const uint8_t **mag, size_t *len,
-                      uint64_t *scratch)
+int amb_int_to_bytes(amb_term t, uint64_t *scratch, bool *negative, const uint8_t **mag,
+                     size_t *len)
 {
     if (negative == NULL || mag == NULL || len == NULL || scratch == NULL)
         return AMB__MISUSE();
@@ -198,7 +198,7 @@ amb_term amb_float(amb_heap *heap, double v)
     return amb__make_box(p);
 }
 
-int amb_get_double(amb_term t, double *out)
+int amb_float_get(amb_term t, double *out)
 {
     if (out == NULL)
         return AMB__MISUSE();
@@ -208,7 +208,7 @@ int amb_get_double(amb_term t, double *out)
     return 0;
 }
 
-int amb_get_number(amb_term t, double *out)
+int amb_number_get(amb_term t, double *out)
 {
     if (out == NULL)
         return AMB__MISUSE();
@@ -257,7 +257,7 @@ size_t amb_tuple_arity(amb_term t)
     return (size_t)AMB__HDR_PAYLOAD(amb__box(t)[0]);
 }
 
-amb_term amb_tuple_get(amb_term t, size_t i)
+amb_term amb_tuple_elem(amb_term t, size_t i)
 {
     if (!amb__is_boxed(t) || amb__box_kind(t) != AMB__K_TUPLE)
         return AMB_NONE;
@@ -287,12 +287,12 @@ amb_term amb_cons(amb_heap *heap, amb_term head, amb_term tail)
     return amb__make_cons(cell);
 }
 
-amb_term amb_head(amb_term t)
+amb_term amb_list_head(amb_term t)
 {
     return amb_is_cons(t) ? amb__cons_cell(t)[0] : AMB_NONE;
 }
 
-amb_term amb_tail(amb_term t)
+amb_term amb_list_tail(amb_term t)
 {
     return amb_is_cons(t) ? amb__cons_cell(t)[1] : AMB_NONE;
 }
@@ -360,7 +360,7 @@ amb_term amb_string(amb_heap *heap, const char *utf8)
     return amb_string_n(heap, utf8, strlen(utf8));
 }
 
-int amb_get_string(amb_term t, char *buf, size_t cap, size_t *len)
+int amb_string_get(amb_term t, char *buf, size_t cap, size_t *len)
 {
     if (len == NULL || (buf == NULL && cap > 0))
         return AMB__MISUSE();
@@ -507,7 +507,7 @@ bool amb_is_binary(amb_term t)
     return b != NULL && AMB__HDR_PAYLOAD(b->header) == 0;
 }
 
-int amb_get_binary(amb_term t, const uint8_t **data, size_t *size, unsigned *tail_bits)
+int amb_bitstring_get(amb_term t, const uint8_t **data, size_t *size, unsigned *tail_bits)
 {
     amb__binary *b = binary_box(t);
     if (b == NULL)
@@ -519,6 +519,18 @@ int amb_get_binary(amb_term t, const uint8_t **data, size_t *size, unsigned *tai
         *size = tail ? b->size - 1 : b->size;
     if (tail_bits != NULL)
         *tail_bits = tail;
+    return 0;
+}
+
+int amb_binary_get(amb_term t, const uint8_t **data, size_t *size)
+{
+    amb__binary *b = binary_box(t);
+    if (b == NULL || AMB__HDR_PAYLOAD(b->header) != 0)
+        return AMB_ETYPE;
+    if (data != NULL)
+        *data = b->data;
+    if (size != NULL)
+        *size = b->size;
     return 0;
 }
 
@@ -685,7 +697,7 @@ amb_term amb_pid_term(amb_heap *heap, amb_term node, uint32_t id, uint32_t seria
     return amb__make_box(p);
 }
 
-int amb_get_pid(amb_term t, amb_term *node, uint32_t *id, uint32_t *serial,
+int amb_pid_get(amb_term t, amb_term *node, uint32_t *id, uint32_t *serial,
                 uint32_t *creation)
 {
     if (amb_is_local_pid(t)) {
@@ -734,23 +746,21 @@ amb_term amb_ref_term(amb_heap *heap, amb_term node, uint32_t creation,
     return amb__make_box(p);
 }
 
-int amb_get_ref(amb_term t, amb_term *node, uint32_t *creation, uint32_t *words,
-                size_t *nwords)
+int amb_ref_get(amb_term t, uint32_t *words, size_t cap, amb_term *node,
+                uint32_t *creation, size_t *nwords)
 {
+    if (words == NULL && cap > 0)
+        return AMB__MISUSE();
     if (!amb__is_boxed(t) || amb__box_kind(t) != AMB__K_REF)
         return AMB_ETYPE;
     const uint64_t *p = amb__box(t);
     size_t n = (size_t)AMB__HDR_PAYLOAD(p[0]);
-    if (words != NULL) {
-        if (nwords == NULL)
-            return AMB__MISUSE();
-        if (*nwords < n)
-            return AMB_EBUFSIZE;
-        for (size_t i = 0; i < n; i++)
-            words[i] = (uint32_t)p[3 + i];
-    }
     if (nwords != NULL)
         *nwords = n;
+    if (cap < n)
+        return AMB_EBUFSIZE;
+    for (size_t i = 0; i < n; i++)
+        words[i] = (uint32_t)p[3 + i];
     if (node != NULL)
         *node = p[1];
     if (creation != NULL)
@@ -772,7 +782,7 @@ amb_term amb_port_term(amb_heap *heap, amb_term node, uint64_t id, uint32_t crea
     return amb__make_box(p);
 }
 
-int amb_get_port(amb_term t, amb_term *node, uint64_t *id, uint32_t *creation)
+int amb_port_get(amb_term t, amb_term *node, uint64_t *id, uint32_t *creation)
 {
     if (!amb__is_boxed(t) || amb__box_kind(t) != AMB__K_PORT)
         return AMB_ETYPE;
@@ -800,7 +810,7 @@ amb_term amb_export_term(amb_heap *heap, amb_term module, amb_term function,
     return amb__make_box(p);
 }
 
-int amb_get_export(amb_term t, amb_term *module, amb_term *function, uint8_t *arity)
+int amb_export_get(amb_term t, amb_term *module, amb_term *function, uint8_t *arity)
 {
     if (!amb__is_boxed(t) || amb__box_kind(t) != AMB__K_EXPORT)
         return AMB_ETYPE;
@@ -828,7 +838,7 @@ amb_term amb_closure_term(amb_heap *heap, const uint8_t *ext, size_t len)
     return amb__make_box(p);
 }
 
-int amb_get_closure(amb_term t, const uint8_t **ext, size_t *len)
+int amb_closure_get(amb_term t, const uint8_t **ext, size_t *len)
 {
     if (!amb__is_boxed(t) || amb__box_kind(t) != AMB__K_CLOSURE)
         return AMB_ETYPE;

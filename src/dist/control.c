@@ -218,7 +218,7 @@ static bool proper_list(amb_term t, size_t *n)
 /* An integer term's value in 0..2^64-1. */
 static bool uint_value(amb_term t, uint64_t *v)
 {
-    return amb_is_integer(t) && amb_get_uint64(t, v) == 0;
+    return amb_is_integer(t) && amb_uint_get(t, v) == 0;
 }
 
 /* {Module, Function, Arity} with two atoms and an arity 0..255. */
@@ -227,9 +227,9 @@ static bool mfa_parts(amb_term t, amb_term *m, amb_term *f, unsigned *a)
     uint64_t arity;
     if (!amb_is_tuple(t) || amb_tuple_arity(t) != 3)
         return false;
-    amb_term mt = amb_tuple_get(t, 0), ft = amb_tuple_get(t, 1);
+    amb_term mt = amb_tuple_elem(t, 0), ft = amb_tuple_elem(t, 1);
     if (!amb_is_atom(mt) || !amb_is_atom(ft) ||
-        !uint_value(amb_tuple_get(t, 2), &arity) || arity > 255)
+        !uint_value(amb_tuple_elem(t, 2), &arity) || arity > 255)
         return false;
     *m = mt;
     *f = ft;
@@ -338,15 +338,15 @@ int amb__control_decode(amb_heap *heap, const uint8_t *body, size_t len, bool ve
         return rc;
     int64_t op;
     size_t arity = amb_tuple_arity(tuple);
-    if (!amb_is_tuple(tuple) || arity == 0 || !amb_is_small(amb_tuple_get(tuple, 0)))
+    if (!amb_is_tuple(tuple) || arity == 0 || !amb_is_small(amb_tuple_elem(tuple, 0)))
         return AMB_EDECODE;
-    op = amb_small_value(amb_tuple_get(tuple, 0));
+    op = amb_small_value(amb_tuple_elem(tuple, 0));
     const op_desc *d = op > 0 && op <= AMB__DOP_MAX ? desc_of((int)op) : NULL;
     if (d == NULL || arity != 1u + d->nfields)
         return AMB_EDECODE;
     amb__dist_ctl c = {.op = (int)op};
     for (size_t i = 0; i < d->nfields; i++)
-        if (!store(&c, &d->f[i], amb_tuple_get(tuple, 1 + i)))
+        if (!store(&c, &d->f[i], amb_tuple_elem(tuple, 1 + i)))
             return AMB_EDECODE;
     if (d->payload != P_NONE) {
         size_t more;

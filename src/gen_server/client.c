@@ -24,26 +24,26 @@ typedef struct waiter {
     amb_term alias, mref;
 } waiter;
 
-static bool is_answer(amb_term msg, void *ctx)
+static bool is_answer(void *ctx, amb_term msg)
 {
     const waiter *w = ctx;
     size_t n = amb_tuple_arity(msg);
     if (n == 2)
-        return amb_equal(amb_tuple_get(msg, 0), w->alias);
-    return n == 5 && amb_tuple_get(msg, 0) == AMB_ATOM_DOWN &&
-           amb_equal(amb_tuple_get(msg, 1), w->mref);
+        return amb_equal(amb_tuple_elem(msg, 0), w->alias);
+    return n == 5 && amb_tuple_elem(msg, 0) == AMB_ATOM_DOWN &&
+           amb_equal(amb_tuple_elem(msg, 1), w->mref);
 }
 
-static bool is_down(amb_term msg, void *ctx)
+static bool is_down(void *ctx, amb_term msg)
 {
     const waiter *w = ctx;
-    return amb_tuple_arity(msg) == 5 && amb_tuple_get(msg, 0) == AMB_ATOM_DOWN &&
-           amb_equal(amb_tuple_get(msg, 1), w->mref);
+    return amb_tuple_arity(msg) == 5 && amb_tuple_elem(msg, 0) == AMB_ATOM_DOWN &&
+           amb_equal(amb_tuple_elem(msg, 1), w->mref);
 }
 
 static bool is_down_msg(amb_term msg)
 {
-    return amb_tuple_arity(msg) == 5 && amb_tuple_get(msg, 0) == AMB_ATOM_DOWN;
+    return amb_tuple_arity(msg) == 5 && amb_tuple_elem(msg, 0) == AMB_ATOM_DOWN;
 }
 
 /* Ends a wait: the alias (if still active) and the monitor go; a DOWN of
@@ -101,21 +101,27 @@ static int read_ack(amb_term ackv, amb_pid *holder, amb_term *why)
         return 0;
     if (ackv == AMB_ATOM_IGNORE)
         return AMB_EIGNORE;
-    amb_term tag = amb_tuple_arity(ackv) == 2 ? amb_tuple_get(ackv, 0) : AMB_NONE;
+    amb_term tag = amb_tuple_arity(ackv) == 2 ? amb_tuple_elem(ackv, 0) : AMB_NONE;
     if (tag == AMB_ATOM_ALREADY_STARTED) {
-        *holder = amb_tuple_get(ackv, 1);
+        *holder = amb_tuple_elem(ackv, 1);
         return AMB_EEXIST;
     }
-    *why = tag == AMB_ATOM_ERROR ? amb_tuple_get(ackv, 1) : ackv;
+    *why = tag == AMB_ATOM_ERROR ? amb_tuple_elem(ackv, 1) : ackv;
     return AMB_EINIT;
 }
 
+/* A timeout the gen_server calls accept (process.h, "Times"). */
+static bool timeout_ok(int64_t ms)
+{
+    return ms == AMB_INFINITY || (ms >= 0 && ms <= AMB_TIMEOUT_MAX);
+}
+
 int amb_gen_server_start(amb_proc *self, const amb_gen_server *cb, void *arg,
-                         const amb_gen_opts *opts, amb_pid *out)
+                         const amb_gen_opts *opts, amb_pid *out, amb_term *reason)
 {
     amb_gen_opts none = {0};
     const amb_gen_opts *o = opts != NULL ? opts : &none;
-    if (self == NULL || cb == NULL || o->timeout_ms < AMB_INFINITY ||
+    if (self == NULL || cb == NULL || !timeout_ok(o->timeout_ms) ||
         (o->name != AMB_NONE && !amb__gen_name_ok(o->name)))
         return AMB_EBADARG;
     amb_heap *h = amb_proc_heap(self);
@@ -138,11 +144,10 @@ int amb_gen_server_start(amb_proc *self, const amb_gen_server *cb, void *arg,
     amb_pid pid;
     amb_spawn_opts so = {.handler = amb__gen_handler_for(cb->state_size),
                          .link = o->link,
-                         .monitor = true,
-                         .monitor_ref = &w.mref};
-    rc = msg == AMB_NONE
-             ? AMB_ENOMEM
-             : amb_spawn_opt(self, NULL, (void *)(uintptr_t)amb_self(self), &so, &pid);
+                         .monitor = true};
+    rc = msg == AMB_NONE ? AMB_ENOMEM
+                         : amb_spawn_opt(self, NULL, (void *)(uintptr_t)amb_self(self),
+                                         &so, &pid, &w.mref);
     if (rc == 0 && (rc = amb_send(self, pid, msg)) != 0) {
         /* The server waits for the start message: end it. */
         if (o->link)
@@ -157,7 +162,7 @@ int amb_gen_server_start(amb_proc *self, const amb_gen_server *cb, void *arg,
         return rc;
     }
     amb_term m;
-    int timeout = o->timeout_ms != 0 ? o->timeout_ms : AMB_INFINITY;
+    int64_t timeout = o->timeout_ms != 0 ? o->timeout_ms : AMB_INFINITY;
     rc = amb_receive_if_after(self, mark, is_answer, &w, timeout, &m);
     amb_heap *tmp = NULL;
     amb_term held = AMB_NONE;
@@ -172,12 +177,12 @@ int amb_gen_server_start(amb_proc *self, const amb_gen_server *cb, void *arg,
         await_down(self, mark, &w);
     } else if (rc == 0 && is_down_msg(m)) {
         /* It died during init without an ack: the DOWN is consumed. */
-        keep_reason(&tmp, amb_tuple_get(m, 4), &held);
+        keep_reason(&tmp, amb_tuple_elem(m, 4), &held);
         rc = AMB_EINIT;
     } else if (rc == 0) {
         amb_pid holder = AMB_NONE;
         amb_term why = AMB_NONE;
-        rc = read_ack(amb_tuple_get(m, 1), &holder, &why);
+        rc = read_ack(amb_tuple_elem(m, 1), &holder, &why);
         if (rc == AMB_EINIT)
             keep_reason(&tmp, why, &held);
         if (rc != 0)
@@ -190,15 +195,15 @@ int amb_gen_server_start(amb_proc *self, const amb_gen_server *cb, void *arg,
     wait_done(self, &w);
     amb_heap_rewind(h, hm);
     if (held != AMB_NONE)
-        give_reason(h, tmp, held, o->error_reason);
+        give_reason(h, tmp, held, reason);
     return rc;
 }
 
 int amb_gen_server_start_link(amb_proc *self, const amb_gen_server *cb, void *arg,
-                              amb_pid *out)
+                              amb_pid *out, amb_term *reason)
 {
     amb_gen_opts o = {.link = true};
-    return amb_gen_server_start(self, cb, arg, &o, out);
+    return amb_gen_server_start(self, cb, arg, &o, out, reason);
 }
 
 /* ---------------------------------------------------------------------------
@@ -235,10 +240,10 @@ static int wait_begin(amb_proc *self, amb_term server, wait_scope *ws)
     return rc;
 }
 
-int amb_gen_server_call(amb_proc *self, amb_term server, amb_term request, int timeout_ms,
-                        amb_term *reply)
+int amb_gen_server_call(amb_proc *self, amb_term server, amb_term request,
+                        int64_t timeout_ms, amb_term *reply)
 {
-    if (self == NULL || request == AMB_NONE || timeout_ms < AMB_INFINITY)
+    if (self == NULL || request == AMB_NONE || !timeout_ok(timeout_ms))
         return AMB_EBADARG;
     wait_scope ws;
     int rc = wait_begin(self, server, &ws);
@@ -259,7 +264,7 @@ int amb_gen_server_call(amb_proc *self, amb_term server, amb_term request, int t
     if (rc == 0 && is_down_msg(m)) {
         /* The DOWN is consumed; the alias goes with the wait. */
         amb_unalias(self, ws.w.alias);
-        amb_term why = amb_tuple_get(m, 4);
+        amb_term why = amb_tuple_elem(m, 4);
         rc = why == AMB_ATOM_NOPROC ? AMB_ENOPROC : AMB_EEXIT;
         if (rc == AMB_EEXIT && reply != NULL)
             *reply = why;
@@ -267,7 +272,7 @@ int amb_gen_server_call(amb_proc *self, amb_term server, amb_term request, int t
         /* The reply alias went inactive when the reply was received. */
         amb_demonitor(self, ws.w.mref, AMB_DEMONITOR_FLUSH);
         if (reply != NULL)
-            *reply = amb_tuple_get(m, 1);
+            *reply = amb_tuple_elem(m, 1);
     } else {
         wait_done(self, &ws.w);
     }
@@ -291,9 +296,9 @@ int amb_gen_server_cast(amb_proc *self, amb_term server, amb_term msg)
 int amb_gen_server_reply(amb_proc *self, amb_term from, amb_term reply)
 {
     if (self == NULL || reply == AMB_NONE || amb_tuple_arity(from) != 2 ||
-        amb_type_of(amb_tuple_get(from, 1)) != AMB_T_REF)
+        amb_type_of(amb_tuple_elem(from, 1)) != AMB_T_REF)
         return AMB_EBADARG;
-    amb_term alias = amb_tuple_get(from, 1);
+    amb_term alias = amb_tuple_elem(from, 1);
     return amb__gen_send_tagged(self, alias, alias, reply);
 }
 
@@ -301,9 +306,10 @@ int amb_gen_server_reply(amb_proc *self, amb_term from, amb_term reply)
  * Stop
  * ------------------------------------------------------------------------ */
 
-int amb_gen_server_stop(amb_proc *self, amb_term server, amb_term reason, int timeout_ms)
+int amb_gen_server_stop(amb_proc *self, amb_term server, amb_term reason,
+                        int64_t timeout_ms)
 {
-    if (self == NULL || reason == AMB_NONE || timeout_ms < AMB_INFINITY)
+    if (self == NULL || reason == AMB_NONE || !timeout_ok(timeout_ms))
         return AMB_EBADARG;
     wait_scope ws;
     int rc = wait_begin(self, server, &ws);
@@ -314,7 +320,7 @@ int amb_gen_server_stop(amb_proc *self, amb_term server, amb_term reason, int ti
     if (rc == 0)
         rc = amb_receive_if_after(self, ws.mark, is_down, &ws.w, timeout_ms, &m);
     if (rc == 0) {
-        amb_term why = amb_tuple_get(m, 4);
+        amb_term why = amb_tuple_elem(m, 4);
         rc = why == AMB_ATOM_NOPROC   ? AMB_ENOPROC
              : amb_equal(why, reason) ? 0
                                       : AMB_EEXIT;
@@ -336,22 +342,23 @@ static int node_list(amb_proc *self, amb_term nodes, amb_term *out)
     if (nodes == AMB_NONE) {
         amb_term node;
         uint32_t id, serial, creation;
-        amb_get_pid(amb_self(self), &node, &id, &serial, &creation);
+        amb_pid_get(amb_self(self), &node, &id, &serial, &creation);
         *out = amb_cons(amb_proc_heap(self), node, AMB_NIL);
         return *out == AMB_NONE ? AMB_ENOMEM : 0;
     }
-    for (amb_term l = nodes; !amb_is_nil(l); l = amb_tail(l))
-        if (!amb_is_cons(l) || !amb_is_atom(amb_head(l)))
+    for (amb_term l = nodes; !amb_is_nil(l); l = amb_list_tail(l))
+        if (!amb_is_cons(l) || !amb_is_atom(amb_list_head(l)))
             return AMB_EBADARG;
     *out = nodes;
     return 0;
 }
 
 int amb_gen_server_multi_call(amb_proc *self, amb_term nodes, amb_term name,
-                              amb_term request, int timeout_ms, amb_term *replies,
+                              amb_term request, int64_t timeout_ms, amb_term *replies,
                               amb_term *bad_nodes)
 {
-    if (self == NULL || !amb_is_atom(name) || replies == NULL || request == AMB_NONE)
+    if (self == NULL || !amb_is_atom(name) || replies == NULL || request == AMB_NONE ||
+        !timeout_ok(timeout_ms))
         return AMB_EBADARG;
     amb_term list;
     int rc = node_list(self, nodes, &list);
@@ -359,8 +366,8 @@ int amb_gen_server_multi_call(amb_proc *self, amb_term nodes, amb_term name,
         return rc;
     amb_heap *h = amb_proc_heap(self);
     amb_term good = AMB_NIL, bad = AMB_NIL;
-    for (amb_term l = list; !amb_is_nil(l); l = amb_tail(l)) {
-        amb_term node = amb_head(l), reply, kept;
+    for (amb_term l = list; !amb_is_nil(l); l = amb_list_tail(l)) {
+        amb_term node = amb_list_head(l), reply, kept;
         amb_term server = AMB_TUPLE(h, name, node);
         rc = server == AMB_NONE
                  ? AMB_ENOMEM
@@ -389,8 +396,8 @@ int amb_gen_server_abcast(amb_proc *self, amb_term nodes, amb_term name, amb_ter
     if (rc != 0)
         return rc;
     amb_heap *h = amb_proc_heap(self);
-    for (amb_term l = list; !amb_is_nil(l); l = amb_tail(l)) {
-        amb_term server = AMB_TUPLE(h, name, amb_head(l));
+    for (amb_term l = list; !amb_is_nil(l); l = amb_list_tail(l)) {
+        amb_term server = AMB_TUPLE(h, name, amb_list_head(l));
         if (server == AMB_NONE)
             return AMB_ENOMEM;
         rc = amb_gen_server_cast(self, server, msg);

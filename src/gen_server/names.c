@@ -1,7 +1,8 @@
 /*
- * names.c - server references and names for gen_server: pids, local names,
- * {Name, Node} and {via, Module, Name} through the via modules registered
- * with amb_via_register; and the protocol atoms.
+ * names.c - server references and names for gen_server: {via, Module, Name}
+ * through the via modules registered with amb_via_register, and every other
+ * form (pids, local names, {Name, Node}) through amb_dest_resolve, the
+ * resolution amb_send uses; and the protocol atoms.
  *
  * Invariants:
  *   - The via table is process-wide (a via module is code, like an Erlang
@@ -98,55 +99,34 @@ static int via_get(amb_term module, amb_via *out)
 
 static bool is_via(amb_term t)
 {
-    return amb_tuple_arity(t) == 3 && amb_tuple_get(t, 0) == amb__gen_atoms_get()->via &&
-           amb_is_atom(amb_tuple_get(t, 1));
+    return amb_tuple_arity(t) == 3 && amb_tuple_elem(t, 0) == amb__gen_atoms_get()->via &&
+           amb_is_atom(amb_tuple_elem(t, 1));
 }
 
 bool amb__gen_name_ok(amb_term name)
 {
     amb_via via;
     return (amb_is_atom(name) && name != AMB_ATOM_UNDEFINED) ||
-           (is_via(name) && via_get(amb_tuple_get(name, 1), &via) == 0);
-}
-
-/* The node of the calling process. */
-static amb_term local_node(amb_proc *self)
-{
-    amb_term node = AMB_NONE;
-    uint32_t id, serial, creation;
-    amb_get_pid(amb_self(self), &node, &id, &serial, &creation);
-    return node;
+           (is_via(name) && via_get(amb_tuple_elem(name, 1), &via) == 0);
 }
 
 int amb__gen_resolve(amb_proc *self, amb_term server, amb_pid *out)
 {
-    if (amb_is_local_pid(server)) {
-        /* Liveness is the caller's business: a call learns it from its
-         * monitor, whereis asks amb_is_alive. */
-        *out = server;
-        return 0;
-    }
-    if (amb_type_of(server) == AMB_T_PID)
-        return AMB_ENOTSUP;
-    if (amb_is_atom(server)) {
-        int rc = amb_whereis(self, server, out);
-        return rc == AMB_ENOTFOUND ? AMB_ENOPROC : rc;
-    }
+    int rc;
     if (is_via(server)) {
         amb_via via;
-        int rc = via_get(amb_tuple_get(server, 1), &via);
-        if (rc != 0)
-            return rc;
-        rc = via.whereis_name(self, via.ctx, amb_tuple_get(server, 2), out);
-        return rc == AMB_ENOTFOUND ? AMB_ENOPROC : rc;
+        rc = via_get(amb_tuple_elem(server, 1), &via);
+        if (rc == 0)
+            rc = via.whereis_name(self, via.ctx, amb_tuple_elem(server, 2), out);
+    } else if (amb_type_of(server) == AMB_T_REF) {
+        rc = AMB_EBADARG; /* an alias is a destination, not a server */
+    } else {
+        /* A pid, a name or {Name, Node}: what a send resolves (liveness is
+         * the caller's business: a call learns it from its monitor,
+         * whereis asks amb_is_process_alive). */
+        rc = amb_dest_resolve(self, server, out);
     }
-    if (amb_tuple_arity(server) == 2 && amb_is_atom(amb_tuple_get(server, 0)) &&
-        amb_is_atom(amb_tuple_get(server, 1))) {
-        if (amb_tuple_get(server, 1) != local_node(self))
-            return AMB_ENOTSUP;
-        return amb__gen_resolve(self, amb_tuple_get(server, 0), out);
-    }
-    return AMB_EBADARG;
+    return rc == AMB_ENOTFOUND ? AMB_ENOPROC : rc;
 }
 
 int amb__gen_register(amb_proc *self, amb_term name, amb_pid *holder)
@@ -160,10 +140,10 @@ int amb__gen_register(amb_proc *self, amb_term name, amb_pid *holder)
         return rc;
     }
     amb_via via;
-    int rc = via_get(amb_tuple_get(name, 1), &via);
+    int rc = via_get(amb_tuple_elem(name, 1), &via);
     if (rc != 0)
         return rc;
-    amb_term n = amb_tuple_get(name, 2);
+    amb_term n = amb_tuple_elem(name, 2);
     rc = via.register_name(self, via.ctx, n, me);
     if (rc == AMB_EEXIST && via.whereis_name(self, via.ctx, n, holder) != 0)
         *holder = AMB_NONE;
@@ -177,8 +157,8 @@ void amb__gen_unregister(amb_proc *self, amb_term name)
         return;
     }
     amb_via via;
-    if (via_get(amb_tuple_get(name, 1), &via) == 0)
-        via.unregister_name(self, via.ctx, amb_tuple_get(name, 2));
+    if (via_get(amb_tuple_elem(name, 1), &via) == 0)
+        via.unregister_name(self, via.ctx, amb_tuple_elem(name, 2));
 }
 
 int amb_gen_server_whereis(amb_proc *self, amb_term server, amb_pid *out)
@@ -187,7 +167,7 @@ int amb_gen_server_whereis(amb_proc *self, amb_term server, amb_pid *out)
         return AMB_EBADARG;
     amb_pid pid;
     int rc = amb__gen_resolve(self, server, &pid);
-    if (rc == 0 && !amb_is_alive(self, pid))
+    if (rc == 0 && !amb_is_process_alive(self, pid))
         rc = AMB_ENOPROC;
     if (rc == 0)
         *out = pid;

@@ -47,7 +47,7 @@ static amb_term stop_reason(amb_proc *self, const amb_gen_ret *r)
         return r->reason;
     /* No reason: amb_gen_fail's code, or a reason whose build ran out of
      * memory (builders return AMB_NONE then). */
-    int code = r->timeout_ms < 0 ? r->timeout_ms : AMB_ENOMEM;
+    int code = r->error < 0 ? r->error : AMB_ENOMEM;
     amb_term t =
         AMB_TUPLE(amb_proc_heap(self), AMB_ATOM_ERROR, amb_atom(amb_err_name(code)));
     return t != AMB_NONE ? t : AMB_ATOM_ERROR;
@@ -85,15 +85,14 @@ static amb_term bad_return(amb_proc *self)
  * Results
  * ------------------------------------------------------------------------ */
 
-static void arm_timeout(amb_proc *self, gen_srv *g, int ms)
+static void arm_timeout(amb_proc *self, gen_srv *g, int64_t ms)
 {
     amb_heap_mark m = amb_heap_save(amb_proc_heap(self));
     g->timer_seq++;
     amb_term msg = AMB_TUPLE(amb_proc_heap(self), amb__gen_atoms_get()->gen_timeout,
                              amb_uint(amb_proc_heap(self), g->timer_seq));
-    int rc = msg == AMB_NONE
-                 ? AMB_ENOMEM
-                 : amb_send_after(self, (uint64_t)ms, amb_self(self), msg, &g->timer);
+    int rc = msg == AMB_NONE ? AMB_ENOMEM
+                             : amb_send_after(self, amb_self(self), msg, ms, &g->timer);
     amb_heap_rewind(amb_proc_heap(self), m);
     if (rc != 0) {
         amb_gen_ret fail = amb_gen_fail(rc);
@@ -120,7 +119,8 @@ static void apply(amb_proc *self, gen_srv *g, amb_gen_ret r)
         /* handle_call's reply was sent already (its action is NOREPLY
          * here): any other action is not a result of this callback. */
         if (r.action != AMB_GEN_NOREPLY || r.next > AMB_GEN_NEXT_CONTINUE ||
-            (r.next == AMB_GEN_NEXT_TIMEOUT && r.timeout_ms < AMB_INFINITY))
+            (r.next == AMB_GEN_NEXT_TIMEOUT && r.timeout_ms != AMB_INFINITY &&
+             (r.timeout_ms < 0 || r.timeout_ms > AMB_TIMEOUT_MAX)))
             stop_server(self, g, bad_return(self));
         if (r.next == AMB_GEN_NEXT_CONTINUE) {
             if (g->cb->handle_continue == NULL) {
@@ -154,14 +154,14 @@ static bool is_current_timeout(const gen_srv *g, amb_term msg)
 {
     uint64_t seq;
     return amb_tuple_arity(msg) == 2 &&
-           amb_tuple_get(msg, 0) == amb__gen_atoms_get()->gen_timeout &&
-           amb_get_uint64(amb_tuple_get(msg, 1), &seq) == 0 && seq == g->timer_seq;
+           amb_tuple_elem(msg, 0) == amb__gen_atoms_get()->gen_timeout &&
+           amb_uint_get(amb_tuple_elem(msg, 1), &seq) == 0 && seq == g->timer_seq;
 }
 
 static bool is_from(amb_term from)
 {
-    return amb_tuple_arity(from) == 2 && amb_is_local_pid(amb_tuple_get(from, 0)) &&
-           amb_type_of(amb_tuple_get(from, 1)) == AMB_T_REF;
+    return amb_tuple_arity(from) == 2 && amb_is_local_pid(amb_tuple_elem(from, 0)) &&
+           amb_type_of(amb_tuple_elem(from, 1)) == AMB_T_REF;
 }
 
 static void handle_call(amb_proc *self, gen_srv *g, amb_term from, amb_term req)
@@ -195,14 +195,14 @@ static void dispatch(amb_proc *self, gen_srv *g, amb_term msg)
 {
     const amb__gen_atoms *a = amb__gen_atoms_get();
     size_t arity = amb_tuple_arity(msg);
-    amb_term tag = arity > 0 ? amb_tuple_get(msg, 0) : AMB_NONE;
-    if (arity == 3 && tag == AMB_ATOM_GEN_CALL && is_from(amb_tuple_get(msg, 1))) {
-        handle_call(self, g, amb_tuple_get(msg, 1), amb_tuple_get(msg, 2));
+    amb_term tag = arity > 0 ? amb_tuple_elem(msg, 0) : AMB_NONE;
+    if (arity == 3 && tag == AMB_ATOM_GEN_CALL && is_from(amb_tuple_elem(msg, 1))) {
+        handle_call(self, g, amb_tuple_elem(msg, 1), amb_tuple_elem(msg, 2));
         return;
     }
     if (arity == 2 && tag == AMB_ATOM_GEN_CAST) {
         if (g->cb->handle_cast != NULL) {
-            apply(self, g, g->cb->handle_cast(self, g->state, amb_tuple_get(msg, 1)));
+            apply(self, g, g->cb->handle_cast(self, g->state, amb_tuple_elem(msg, 1)));
         } else {
             amb_log(self, AMB_LOG_WARNING, "gen_server %s: unexpected cast",
                     g->cb->name ? g->cb->name : "");
@@ -210,15 +210,15 @@ static void dispatch(amb_proc *self, gen_srv *g, amb_term msg)
         return;
     }
     if (arity == 2 && tag == a->gen_stop)
-        stop_server(self, g, amb_tuple_get(msg, 1));
+        stop_server(self, g, amb_tuple_elem(msg, 1));
     if (arity == 2 && tag == a->gen_timeout) {
         if (is_current_timeout(g, msg))
             apply(self, g, call_info(self, g, AMB_ATOM_TIMEOUT));
         return; /* a stale timer: dropped */
     }
     if (arity == 3 && tag == AMB_ATOM_EXIT && g->parent != AMB_NONE &&
-        amb_tuple_get(msg, 1) == g->parent)
-        stop_server(self, g, amb_tuple_get(msg, 2));
+        amb_tuple_elem(msg, 1) == g->parent)
+        stop_server(self, g, amb_tuple_elem(msg, 2));
     apply(self, g, call_info(self, g, msg));
 }
 
@@ -277,13 +277,14 @@ typedef struct start_wait {
     amb_term mref;
 } start_wait;
 
-static bool is_start_or_down(amb_term m, void *ctx)
+static bool is_start_or_down(void *ctx, amb_term m)
 {
     const start_wait *w = ctx;
-    if (amb_tuple_arity(m) == 7 && amb_tuple_get(m, 0) == amb__gen_atoms_get()->gen_start)
+    if (amb_tuple_arity(m) == 7 &&
+        amb_tuple_elem(m, 0) == amb__gen_atoms_get()->gen_start)
         return true;
-    return amb_tuple_arity(m) == 5 && amb_tuple_get(m, 0) == AMB_ATOM_DOWN &&
-           amb_equal(amb_tuple_get(m, 1), w->mref);
+    return amb_tuple_arity(m) == 5 && amb_tuple_elem(m, 0) == AMB_ATOM_DOWN &&
+           amb_equal(amb_tuple_elem(m, 1), w->mref);
 }
 
 /* Waits for the start message ({'$gen_start', Alias, Cb, Arg, Name, {} |
@@ -302,17 +303,17 @@ static void read_start(amb_proc *self, gen_srv *g, amb_pid starter, start_info *
         amb_exit_self(self, AMB_ATOM_NORMAL);
     amb_demonitor(self, w.mref, AMB_DEMONITOR_FLUSH);
     uint64_t cb = 0, arg = 0;
-    amb_get_uint64(amb_tuple_get(m, 2), &cb);
-    amb_get_uint64(amb_tuple_get(m, 3), &arg);
+    amb_uint_get(amb_tuple_elem(m, 2), &cb);
+    amb_uint_get(amb_tuple_elem(m, 3), &arg);
     st->cb = (const amb_gen_server *)(uintptr_t)cb;
     st->arg = (void *)(uintptr_t)arg;
     st->starter = starter;
-    st->link = amb_tuple_get(m, 6) == AMB_ATOM_TRUE;
-    amb_term name = amb_tuple_get(m, 4), box = amb_tuple_get(m, 5);
-    if (amb_term_copy(h, amb_tuple_get(m, 1), &st->alias) != 0 ||
+    st->link = amb_tuple_elem(m, 6) == AMB_ATOM_TRUE;
+    amb_term name = amb_tuple_elem(m, 4), box = amb_tuple_elem(m, 5);
+    if (amb_term_copy(h, amb_tuple_elem(m, 1), &st->alias) != 0 ||
         amb_term_copy(h, name, &st->name) != 0 ||
         (amb_tuple_arity(box) == 1 &&
-         amb_term_copy(h, amb_tuple_get(box, 0), &g->arg_term) != 0))
+         amb_term_copy(h, amb_tuple_elem(box, 0), &g->arg_term) != 0))
         amb_exit_self(self, AMB_ATOM_NORMAL); /* out of memory: the starter sees DOWN */
     if (st->name == AMB_ATOM_UNDEFINED)
         st->name = AMB_NONE;
@@ -394,11 +395,4 @@ const amb_handler *amb__gen_handler_for(size_t state_size)
         if (classes[i].state_size - SRV_BYTES >= state_size)
             return &classes[i];
     return &classes[0]; /* srv_init allocates the state */
-}
-
-amb_gen_ret amb_gen_fail(int code)
-{
-    amb_gen_ret r = amb_gen_stop(AMB_NONE);
-    r.timeout_ms = code < 0 ? code : AMB_EBADARG;
-    return r;
 }

@@ -219,8 +219,8 @@ static uint64_t key_of_ref(amb_rt *rt, amb_term ref)
 {
     amb_term node;
     uint32_t creation, w[AMB_REF_MAX_WORDS];
-    size_t n = AMB_REF_MAX_WORDS;
-    if (amb_get_ref(ref, &node, &creation, w, &n) != 0 || n != 3 ||
+    size_t n;
+    if (amb_ref_get(ref, w, AMB_REF_MAX_WORDS, &node, &creation, &n) != 0 || n != 3 ||
         node != rt->node_name || creation != rt->creation)
         return 0;
     return key_of_words(w);
@@ -663,15 +663,15 @@ int amb_spawn_link(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out)
     if (self == NULL || fn == NULL)
         return AMB_EBADARG;
     amb_spawn_opts o = {.name = AMB_NONE, .link = true};
-    return amb_spawn_opt(self, fn, arg, &o, out);
+    return amb_spawn_opt(self, fn, arg, &o, out, NULL);
 }
 
 int amb_spawn_monitor(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out, amb_term *ref)
 {
     if (self == NULL || fn == NULL)
         return AMB_EBADARG;
-    amb_spawn_opts o = {.name = AMB_NONE, .monitor = true, .monitor_ref = ref};
-    return amb_spawn_opt(self, fn, arg, &o, out);
+    amb_spawn_opts o = {.name = AMB_NONE, .monitor = true};
+    return amb_spawn_opt(self, fn, arg, &o, out, ref);
 }
 
 int amb_monitor(amb_proc *self, amb_pid pid, amb_term *ref)
@@ -716,10 +716,10 @@ int amb_monitor(amb_proc *self, amb_pid pid, amb_term *ref)
 }
 
 /* {'DOWN', Ref, _, _, _} for ref. */
-static bool is_down_of(amb_term msg, void *ctx)
+static bool is_down_of(void *ctx, amb_term msg)
 {
     return amb_is_record(msg, AMB_ATOM_DOWN, 5) &&
-           amb_equal(amb_tuple_get(msg, 1), *(amb_term *)ctx);
+           amb_equal(amb_tuple_elem(msg, 1), *(amb_term *)ctx);
 }
 
 int amb_demonitor(amb_proc *self, amb_term ref, unsigned flags)

@@ -166,7 +166,7 @@ typedef struct matcher {
 /* The receive of every kind: the first cell after `after` (a seq; 0 for the
  * whole queue) for which m matches. */
 static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
-                        int timeout_ms, amb_term *out)
+                        int64_t timeout_ms, amb_term *out)
 {
     release_received(p);
     amb__proc_reduce(p);
@@ -184,7 +184,7 @@ static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
         for (; m != NULL; prev = m, m = pq_next(m)) {
             if (m->seq <= after)
                 continue;
-            if (mt.fn == NULL || mt.fn(m->term, mt.ctx)) {
+            if (mt.fn == NULL || mt.fn(mt.ctx, m->term)) {
                 if (mt.abort_rc != NULL && *mt.abort_rc != 0) {
                     if (armed)
                         amb__timer_wait_cancel(p->sched, p);
@@ -222,8 +222,8 @@ static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
 }
 
 /* While it runs the process is "waiting" as process_info reports it. */
-static int receive(amb_proc *p, uint64_t after, bool use_mark, matcher mt, int timeout_ms,
-                   amb_term *out)
+static int receive(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
+                   int64_t timeout_ms, amb_term *out)
 {
     p->in_receive = true;
     int rc = receive_body(p, after, use_mark, mt, timeout_ms, out);
@@ -250,9 +250,9 @@ static amb__msg *pop_direct(amb_proc *p)
  * private queue's head if there is one (it is older than anything in the
  * mailbox), else the mailbox's head, without moving it to the private queue
  * first. This is the path of every ping-pong, ring and call reply. */
-int amb_receive(amb_proc *self, int timeout_ms, amb_term *out)
+int amb_receive(amb_proc *self, int64_t timeout_ms, amb_term *out)
 {
-    if (self == NULL || out == NULL || timeout_ms < AMB_INFINITY)
+    if (self == NULL || out == NULL || !amb__timeout_ok(timeout_ms, true))
         return AMB_EBADARG;
     amb_proc *p = self;
     release_received(p);
@@ -292,10 +292,10 @@ int amb_receive(amb_proc *self, int timeout_ms, amb_term *out)
     return rc;
 }
 
-int amb_receive_if(amb_proc *self, amb_match_fn *match, void *ctx, int timeout_ms,
+int amb_receive_if(amb_proc *self, amb_match_fn *match, void *ctx, int64_t timeout_ms,
                    amb_term *out)
 {
-    if (self == NULL || match == NULL || timeout_ms < AMB_INFINITY)
+    if (self == NULL || match == NULL || !amb__timeout_ok(timeout_ms, true))
         return AMB_EBADARG;
     return receive(self, 0, false, (matcher){match, ctx, NULL}, timeout_ms, out);
 }
@@ -314,9 +314,9 @@ amb_recv_mark amb_receive_mark(amb_proc *self)
 }
 
 int amb_receive_if_after(amb_proc *self, amb_recv_mark mark, amb_match_fn *match,
-                         void *ctx, int timeout_ms, amb_term *out)
+                         void *ctx, int64_t timeout_ms, amb_term *out)
 {
-    if (self == NULL || match == NULL || timeout_ms < AMB_INFINITY)
+    if (self == NULL || match == NULL || !amb__timeout_ok(timeout_ms, true))
         return AMB_EBADARG;
     return receive(self, mark.seq, true, (matcher){match, ctx, NULL}, timeout_ms, out);
 }
@@ -330,7 +330,7 @@ typedef struct pattern {
     int error; /* AMB_EFORMAT etc. from a bad pattern */
 } pattern;
 
-static bool pattern_matches(amb_term msg, void *ctx)
+static bool pattern_matches(void *ctx, amb_term msg)
 {
     pattern *pt = ctx;
     if (pt->error != 0)
@@ -346,9 +346,10 @@ static bool pattern_matches(amb_term msg, void *ctx)
     return pt->error != 0;
 }
 
-int amb_receive_match(amb_proc *self, int timeout_ms, amb_term *out, const char *fmt, ...)
+int amb_receive_match(amb_proc *self, int64_t timeout_ms, amb_term *out, const char *fmt,
+                      ...)
 {
-    if (self == NULL || fmt == NULL || timeout_ms < AMB_INFINITY)
+    if (self == NULL || fmt == NULL || !amb__timeout_ok(timeout_ms, true))
         return AMB_EBADARG;
     va_list ap;
     va_start(ap, fmt);
@@ -438,7 +439,7 @@ void amb__mailbox_remove_if(amb_proc *p, amb_match_fn *match, void *ctx)
     amb__msg *prev = NULL, *m = p->pq_head;
     while (m != NULL) {
         amb__msg *next = pq_next(m);
-        if (match(m->term, ctx)) {
+        if (match(ctx, m->term)) {
             unlink_cell(p, prev, m);
             amb__msg_free(p->sched, m);
         } else {
@@ -487,68 +488,49 @@ void amb__mailbox_drop_all(amb__sched *s, amb_proc *p)
  * Sending
  * ------------------------------------------------------------------------ */
 
-/* Checks that to is a pid of this runtime. */
-static int local_target(amb_rt *rt, amb_pid to)
+/* Sends a copy of msg to every destination form of Erlang's `!`, from
+ * scheduler s (NULL: from outside the runtime). */
+static int send_to(amb_rt *rt, amb__sched *s, amb_term to, amb_term msg)
 {
-    if (amb_is_local_pid(to))
-        return amb__lpid_slot(to) == rt->node_slot ? 0 : AMB_ENOTSUP;
-    return amb_type_of(to) == AMB_T_PID ? AMB_ENOTSUP : AMB_EBADARG;
+    amb_term target = to;
+    /* The common case, a pid of this runtime, needs no resolving. */
+    if (!amb_is_local_pid(to) || amb__lpid_slot(to) != rt->node_slot) {
+        int rc = amb__names_resolve(rt, to, &target);
+        /* An unregistered name: `Name ! Msg` raises badarg; `{Name, node()}
+         * ! Msg` drops the message (OTP). */
+        if (rc == AMB_ENOTFOUND)
+            return amb_is_atom(to) ? AMB_EBADARG : 0;
+        if (rc != 0)
+            return rc;
+        if (!amb_is_local_pid(target))
+            return amb__alias_send(rt, s, target, msg);
+    }
+    amb_proc *p = amb__ptab_lookup(rt, target);
+    if (p == NULL)
+        return 0; /* a dead pid: dropped, as in Erlang */
+    amb__msg *m = amb__msg_new_term(s, msg);
+    if (m == NULL)
+        return AMB_ENOMEM;
+    amb__deliver(rt, s, p, m);
+    return 0;
 }
 
-int amb_send(amb_proc *self, amb_pid to, amb_term msg)
+int amb_send(amb_proc *self, amb_term to, amb_term msg)
 {
     if (self == NULL || msg == AMB_NONE)
         return AMB_EBADARG;
-    if (amb_type_of(to) == AMB_T_REF) {
-        int rc = amb__alias_send(self->rt, self->sched, to, msg);
+    int rc = send_to(self->rt, self->sched, to, msg);
+    if (rc == 0)
         amb__proc_reduce(self);
-        return rc;
-    }
-    int rc = local_target(self->rt, to);
-    if (rc != 0)
-        return rc;
-    amb_proc *p = amb__ptab_lookup(self->rt, to);
-    if (p != NULL) {
-        amb__msg *m = amb__msg_new_term(self->sched, msg);
-        if (m == NULL)
-            return AMB_ENOMEM;
-        amb__deliver(self->rt, self->sched, p, m);
-    }
-    amb__proc_reduce(self);
-    return 0;
+    return rc;
 }
 
-int amb_send_named(amb_proc *self, amb_term name, amb_term msg)
-{
-    if (self == NULL || !amb_is_atom(name) || msg == AMB_NONE)
-        return AMB_EBADARG;
-    amb_proc *p = amb__names_lookup(self->rt, name);
-    if (p == NULL)
-        return AMB_EBADARG;
-    amb__msg *m = amb__msg_new_term(self->sched, msg);
-    if (m == NULL)
-        return AMB_ENOMEM;
-    amb__deliver(self->rt, self->sched, p, m);
-    amb__proc_reduce(self);
-    return 0;
-}
-
-int amb_rt_send(amb_rt *rt, amb_pid to, amb_term msg)
+int amb_rt_send(amb_rt *rt, amb_term to, amb_term msg)
 {
     if (rt == NULL || msg == AMB_NONE)
         return AMB_EBADARG;
-    int rc = local_target(rt, to);
-    if (rc != 0)
-        return rc;
     amb__rt_ext_enter(rt);
-    amb_proc *p = amb__ptab_lookup(rt, to);
-    if (p != NULL) {
-        amb__msg *m = amb__msg_new_term(NULL, msg);
-        if (m == NULL)
-            rc = AMB_ENOMEM;
-        else
-            amb__deliver(rt, NULL, p, m);
-    }
+    int rc = send_to(rt, NULL, to, msg);
     amb__rt_ext_leave(rt);
     return rc;
 }

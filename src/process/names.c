@@ -162,6 +162,49 @@ amb_proc *amb__names_lookup(amb_rt *rt, amb_term name)
     return p;
 }
 
+int amb__names_resolve(amb_rt *rt, amb_term dest, amb_term *target)
+{
+    if (amb_is_local_pid(dest)) {
+        if (amb__lpid_slot(dest) != rt->node_slot)
+            return AMB_ENOTSUP; /* another runtime: another node */
+        *target = dest;
+        return 0;
+    }
+    switch (amb_type_of(dest)) {
+    case AMB_T_PID:
+        return AMB_ENOTSUP; /* a pid of another node */
+    case AMB_T_REF:
+        if (!amb__alias_is(rt, dest))
+            return AMB_EBADARG;
+        *target = dest;
+        return 0;
+    case AMB_T_ATOM: {
+        amb_proc *p = amb__names_lookup(rt, dest);
+        if (p == NULL)
+            return AMB_ENOTFOUND;
+        *target = p->pid;
+        return 0;
+    }
+    case AMB_T_TUPLE: {
+        amb_term name = amb_tuple_elem(dest, 0), node = amb_tuple_elem(dest, 1);
+        if (amb_tuple_arity(dest) != 2 || !amb_is_atom(name) || !amb_is_atom(node))
+            return AMB_EBADARG;
+        if (node != rt->node_name)
+            return AMB_ENOTSUP; /* until distribution exists */
+        return amb__names_resolve(rt, name, target);
+    }
+    default:
+        return AMB_EBADARG;
+    }
+}
+
+int amb_dest_resolve(amb_proc *self, amb_term dest, amb_term *out)
+{
+    if (self == NULL || out == NULL)
+        return AMB_EBADARG;
+    return amb__names_resolve(self->rt, dest, out);
+}
+
 int amb_register(amb_proc *self, amb_term name, amb_pid pid)
 {
     if (self == NULL || !amb_is_atom(name) || name == AMB_ATOM_UNDEFINED ||

@@ -66,9 +66,10 @@ void amb__proc_depot_free(amb_rt *rt)
 }
 
 /* Spawns into rt from scheduler s (NULL: from outside), by parent (NULL:
- * from outside; then links and monitors are not allowed). */
+ * from outside; then links and monitors are not allowed). *monitor_ref (may
+ * be NULL) gets the monitor's reference when o->monitor. */
 static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *arg,
-                 const amb_spawn_opts *o, amb_pid *out)
+                 const amb_spawn_opts *o, amb_pid *out, amb_term *monitor_ref)
 {
     const amb_handler *h = o ? o->handler : NULL;
     if ((h == NULL && fn == NULL) || (h != NULL && h->handle == NULL))
@@ -128,8 +129,9 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
      * published (spawn_link / spawn_monitor are atomic). */
     if (o != NULL && o->link)
         rc = amb__fail_spawn_link(parent, p);
+    amb_term mref = AMB_NONE;
     if (rc == 0 && o != NULL && o->monitor)
-        rc = amb__fail_spawn_monitor(parent, p, o->monitor_ref);
+        rc = amb__fail_spawn_monitor(parent, p, &mref);
     if (rc == 0 && o != NULL && o->name != AMB_NONE)
         rc = amb__names_register(rt, o->name, p);
     if (rc != 0) {
@@ -151,24 +153,26 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
     atomic_store_explicit(&rt->ptab.slots[index], p, memory_order_release);
     if (out != NULL)
         *out = p->pid;
+    if (monitor_ref != NULL && mref != AMB_NONE)
+        *monitor_ref = mref;
     if (!idle)
         amb__sched_ready(rt, s, p);
     return 0;
 }
 
 int amb_spawn_opt(amb_proc *self, amb_fn *fn, void *arg, const amb_spawn_opts *opts,
-                  amb_pid *out)
+                  amb_pid *out, amb_term *monitor_ref)
 {
     if (self == NULL)
         return AMB_EBADARG;
-    return spawn(self->rt, self->sched, self, fn, arg, opts, out);
+    return spawn(self->rt, self->sched, self, fn, arg, opts, out, monitor_ref);
 }
 
 int amb_spawn(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out)
 {
     if (self == NULL || fn == NULL)
         return AMB_EBADARG;
-    return spawn(self->rt, self->sched, self, fn, arg, NULL, out);
+    return spawn(self->rt, self->sched, self, fn, arg, NULL, out, NULL);
 }
 
 int amb_spawn_handler(amb_proc *self, const amb_handler *handler, void *arg, amb_pid *out)
@@ -176,14 +180,14 @@ int amb_spawn_handler(amb_proc *self, const amb_handler *handler, void *arg, amb
     if (self == NULL || handler == NULL)
         return AMB_EBADARG;
     amb_spawn_opts o = {.handler = handler, .name = AMB_NONE};
-    return spawn(self->rt, self->sched, self, NULL, arg, &o, out);
+    return spawn(self->rt, self->sched, self, NULL, arg, &o, out, NULL);
 }
 
 int amb_rt_spawn(amb_rt *rt, amb_fn *fn, void *arg, amb_pid *out)
 {
     if (rt == NULL || fn == NULL)
         return AMB_EBADARG;
-    return spawn(rt, NULL, NULL, fn, arg, NULL, out);
+    return spawn(rt, NULL, NULL, fn, arg, NULL, out, NULL);
 }
 
 amb_pid amb_self(amb_proc *self)
@@ -214,7 +218,7 @@ int amb_yield(amb_proc *self)
     return 0;
 }
 
-bool amb_is_alive(amb_proc *self, amb_pid pid)
+bool amb_is_process_alive(amb_proc *self, amb_pid pid)
 {
     return self != NULL && amb__ptab_lookup(self->rt, pid) != NULL;
 }
@@ -241,7 +245,7 @@ static bool abnormal(amb_term reason)
     if (reason == AMB_ATOM_NORMAL || reason == AMB_ATOM_SHUTDOWN)
         return false;
     return !(amb_tuple_arity(reason) == 2 &&
-             amb_tuple_get(reason, 0) == AMB_ATOM_SHUTDOWN);
+             amb_tuple_elem(reason, 0) == AMB_ATOM_SHUTDOWN);
 }
 
 void amb__proc_die(amb_proc *p, amb_term reason, bool report, amb__msg *cell)
@@ -356,7 +360,7 @@ amb_term amb_make_ref(amb_proc *self)
 
 /* Fills *out with p's state; p is the calling process or is handling a
  * request for it, so everything is exact. */
-static void fill_info(amb_proc *p, amb_process_info *out, amb_proc_status status)
+static void fill_info(amb_proc *p, amb_proc_info *out, amb_proc_status status)
 {
     memset(out, 0, sizeof *out);
     out->status = status;
@@ -376,7 +380,7 @@ static void fill_info(amb_proc *p, amb_process_info *out, amb_proc_status status
     out->monitors = amb__fail_monitors(p);
 }
 
-#define INFO_WORDS ((sizeof(amb_process_info) + 7) / 8)
+#define INFO_WORDS ((sizeof(amb_proc_info) + 7) / 8)
 
 /* Sends an INFO_REPLY to the requester recorded in req (status 0 means the
  * target is gone), then frees req. */
@@ -390,7 +394,7 @@ static void info_reply(amb_rt *rt, amb__sched *s, amb__msg *req, amb_proc *targe
         amb__panic("out of memory answering process_info");
     m->kind = AMB__MSG_INFO_REPLY;
     m->wait_seq = seq;
-    amb_process_info info = {0};
+    amb_proc_info info = {0};
     if (target != NULL) {
         /* It is handling the request while draining: a process inside a
          * receive (or a handler between messages) is waiting. */
@@ -420,7 +424,7 @@ void amb__msg_discard(amb_rt *rt, amb__sched *s, amb__msg *m)
         amb__msg_free(s, m);
 }
 
-int amb_process_info_get(amb_proc *self, amb_pid pid, amb_process_info *out)
+int amb_process_info(amb_proc *self, amb_pid pid, amb_proc_info *out)
 {
     if (self == NULL || out == NULL)
         return AMB_EBADARG;
@@ -437,7 +441,7 @@ int amb_process_info_get(amb_proc *self, amb_pid pid, amb_process_info *out)
     amb__msg *req = amb__msg_alloc(self->sched, 0);
     if (req == NULL)
         return AMB_ENOMEM;
-    amb_process_info info;
+    amb_proc_info info;
     req->kind = AMB__MSG_INFO_REQ;
     req->term = self->pid;
     req->wait_seq = amb__proc_wait_begin(self);

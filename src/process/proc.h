@@ -47,7 +47,7 @@ enum amb__msg_kind {
     AMB__MSG_TIMEOUT,    /* a receive timeout fired (timer cell, see timer.c) */
     AMB__MSG_WAKE,       /* a blocking call finished: wakes the waiter */
     AMB__MSG_INFO_REQ,   /* process_info asked of this process (term: requester) */
-    AMB__MSG_INFO_REPLY, /* the answer (words: amb_process_info) */
+    AMB__MSG_INFO_REPLY, /* the answer (words: amb_proc_info) */
     /* Failure signals (link.c; docs/design/failure.md). */
     AMB__MSG_LINK,       /* words: from, to */
     AMB__MSG_UNLINK,     /* UNLINK_ID; words: from, id */
@@ -119,11 +119,11 @@ struct amb_proc {
     /* Waiting. */
     uint32_t wait_seq;   /* bumped by every wait; stale wake-ups carry an old one */
     bool wait_timed_out; /* the current wait ended by its timeout */
-    struct amb__msg *wait_timer;        /* the timer cell of the current wait, or NULL */
-    intptr_t wake_result;               /* result of a blocking call */
-    bool wake_done;                     /* the WAKE of the current wait arrived */
-    bool in_receive;                    /* waiting in a receive (process_info status) */
-    struct amb_process_info *info_dest; /* where an INFO_REPLY goes */
+    struct amb__msg *wait_timer;     /* the timer cell of the current wait, or NULL */
+    intptr_t wake_result;            /* result of a blocking call */
+    bool wake_done;                  /* the WAKE of the current wait arrived */
+    bool in_receive;                 /* waiting in a receive (process_info status) */
+    struct amb_proc_info *info_dest; /* where an INFO_REPLY goes */
 
     /* The body. */
     amb_fn *fn;
@@ -152,6 +152,13 @@ struct amb_proc {
     struct amb_proc *limbo_next; /* QSBR: retired, waiting to be reclaimed */
     uint64_t retire_epoch;
 };
+
+/* A timeout the process layer accepts (process.h, "Times"): 0 ..=
+ * AMB_TIMEOUT_MAX, and AMB_INFINITY when infinity_ok. */
+static inline bool amb__timeout_ok(int64_t ms, bool infinity_ok)
+{
+    return (ms >= 0 && ms <= AMB_TIMEOUT_MAX) || (infinity_ok && ms == AMB_INFINITY);
+}
 
 /* A counter only its owner writes: a relaxed load and store, no RMW. */
 static inline void amb__counter_add(_Atomic uint64_t *c, int64_t d)
@@ -281,5 +288,12 @@ void amb__names_term(amb_rt *rt);
 void amb__names_drop(amb_rt *rt, amb_proc *p);
 int amb__names_register(amb_rt *rt, amb_term name, amb_proc *p);
 amb_proc *amb__names_lookup(amb_rt *rt, amb_term name);
+/* The one resolution of a destination (amb_dest_resolve, amb_send,
+ * amb_rt_send; gen_server's server references through amb_dest_resolve):
+ * a pid of rt or an alias of rt as it is; an atom, or {Name, Node} with rt's
+ * node name, to the pid registered under it. AMB_ENOTFOUND (no such name),
+ * AMB_ENOTSUP (another node), AMB_EBADARG (anything else). From a scheduler
+ * thread, or an external thread inside amb__rt_ext_enter/leave. */
+int amb__names_resolve(amb_rt *rt, amb_term dest, amb_term *target);
 
 #endif /* AMB_PROCESS_PROC_H */

@@ -59,7 +59,8 @@ int amb_rt_new(const amb_config *cfg, amb_rt **out)
         c.node_name = "nonode@nohost";
     if (c.schedulers > 1024 || c.max_processes > ((size_t)1 << 28) ||
         c.max_processes < 16 || c.stack_size < 16384 ||
-        c.stack_size > ((size_t)256 << 20) || c.blocking_threads > 1024)
+        c.stack_size > ((size_t)256 << 20) || c.blocking_threads > 1024 ||
+        !amb__timeout_ok(c.watchdog_ms, true))
         return AMB_EBADARG;
     amb_term node = amb_atom(c.node_name);
     if (node == AMB_NONE)

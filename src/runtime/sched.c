@@ -38,9 +38,9 @@ uint64_t amb__clock_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-uint64_t amb_now_ms(void)
+int64_t amb_now_ms(void)
 {
-    return amb__clock_ms();
+    return (int64_t)amb__clock_ms();
 }
 
 /* ---------------------------------------------------------------------------

@@ -139,7 +139,7 @@ struct amb_rt {
      * changes are rare and a read is two loads). */
     _Atomic int log_level;
     _Atomic bool log_busy;
-    void (*log_fn)(const struct amb_log_event *ev, void *ctx);
+    void (*log_fn)(void *ctx, const struct amb_log_event *ev);
     void *log_ctx;
 
     /* Watchdog and blocking pool (watchdog.c, blocking.c). */
@@ -244,7 +244,7 @@ void amb__timers_advance(amb__sched *s, uint64_t now_ms);
 void amb__timers_free_all(amb__sched *s);
 int amb__timers_init(amb__sched *s);
 /* A match function that matches nothing (amb_sleep). */
-bool amb__match_nothing(amb_term msg, void *ctx);
+bool amb__match_nothing(void *ctx, amb_term msg);
 /* Frees the scheduler's message-cell pools (msg.c). */
 void amb__msg_pools_free(amb__sched *s);
 /* Gives the free objects cached by s and by the runtime's depots back to

@@ -97,14 +97,12 @@ static uint64_t now_of(amb__sched *s)
     return s->now_ms + 1;
 }
 
-/* now + ms, saturated far in the future (a delay of centuries is "never",
- * and must not wrap around to "now"). The wheel's end of time (used to
- * flush it at shutdown) stays beyond every deadline. */
+/* now + ms. Every caller checked ms <= AMB_TIMEOUT_MAX (amb__timeout_ok),
+ * so the deadline neither wraps nor leaves the wheel's range, and the
+ * wheel's end of time (used to flush it at shutdown) stays beyond it. */
 static uint64_t deadline_of(amb__sched *s, uint64_t ms)
 {
-    uint64_t base = now_of(s);
-    const uint64_t never = UINT64_MAX - 2;
-    return ms >= never - base ? never : base + ms;
+    return now_of(s) + ms;
 }
 
 int amb__timer_wait(amb__sched *s, amb_proc *p, uint64_t ms)
@@ -202,10 +200,10 @@ static amb_tref make_tref(unsigned owner, uint32_t slot, uint32_t gen)
     return ((uint64_t)(owner + 1) << 56) | ((uint64_t)gen << 32) | slot;
 }
 
-int amb_send_after(amb_proc *self, uint64_t ms, amb_term dest, amb_term msg,
+int amb_send_after(amb_proc *self, amb_term dest, amb_term msg, int64_t delay_ms,
                    amb_tref *tref)
 {
-    if (self == NULL || msg == AMB_NONE ||
+    if (self == NULL || msg == AMB_NONE || !amb__timeout_ok(delay_ms, false) ||
         (!amb_is_atom(dest) && !amb_is_local_pid(dest)))
         return AMB_EBADARG;
     if (amb_is_local_pid(dest) && amb__lpid_slot(dest) != self->rt->node_slot)
@@ -215,7 +213,8 @@ int amb_send_after(amb_proc *self, uint64_t ms, amb_term dest, amb_term msg,
     if (m == NULL)
         return AMB_ENOMEM;
     m->kind = AMB__MSG_TIMEOUT; /* until it fires: then an ordinary message */
-    timer_arm(s, m, amb_is_atom(dest) ? AMB_NONE : dest, deadline_of(s, ms));
+    timer_arm(s, m, amb_is_atom(dest) ? AMB_NONE : dest,
+              deadline_of(s, (uint64_t)delay_ms));
     timer *t = timer_of(m);
     t->is_send = true;
     t->dest_name = amb_is_atom(dest) ? dest : AMB_NONE;
@@ -234,7 +233,7 @@ int amb_send_after(amb_proc *self, uint64_t ms, amb_term dest, amb_term msg,
 }
 
 /* Finds the armed timer of tref under its owner's lock and applies op. */
-static int with_tref(amb_proc *self, amb_tref tref, bool cancel, uint64_t *left_ms)
+static int with_tref(amb_proc *self, amb_tref tref, bool cancel, int64_t *left_ms)
 {
     if (self == NULL)
         return AMB_EBADARG;
@@ -265,7 +264,7 @@ static int with_tref(amb_proc *self, amb_tref tref, bool cancel, uint64_t *left_
             uint64_t now = amb__clock_ms() + 1;
             uint64_t deadline = amb__wheel_deadline(&t->entry);
             if (left_ms != NULL)
-                *left_ms = deadline > now ? deadline - now : 0;
+                *left_ms = deadline > now ? (int64_t)(deadline - now) : 0;
             rc = 0;
             if (cancel) {
                 uint32_t armed = ARMED;
@@ -289,27 +288,27 @@ static int with_tref(amb_proc *self, amb_tref tref, bool cancel, uint64_t *left_
     return rc;
 }
 
-int amb_cancel_timer(amb_proc *self, amb_tref tref, uint64_t *left_ms)
+int amb_cancel_timer(amb_proc *self, amb_tref tref, int64_t *left_ms)
 {
     return with_tref(self, tref, true, left_ms);
 }
 
-int amb_read_timer(amb_proc *self, amb_tref tref, uint64_t *left_ms)
+int amb_read_timer(amb_proc *self, amb_tref tref, int64_t *left_ms)
 {
     return with_tref(self, tref, false, left_ms);
 }
 
-int amb_sleep(amb_proc *self, uint64_t ms)
+int amb_sleep(amb_proc *self, int64_t ms)
 {
-    if (self == NULL || ms > INT32_MAX)
+    if (self == NULL || !amb__timeout_ok(ms, true))
         return AMB_EBADARG;
     /* A receive that matches nothing, with a timeout. */
     amb_term unused;
-    int rc = amb_receive_if(self, amb__match_nothing, NULL, (int)ms, &unused);
+    int rc = amb_receive_if(self, amb__match_nothing, NULL, ms, &unused);
     return rc == AMB_ETIMEDOUT ? 0 : rc;
 }
 
-bool amb__match_nothing(amb_term msg, void *ctx)
+bool amb__match_nothing(void *ctx, amb_term msg)
 {
     (void)msg;
     (void)ctx;

@@ -4,7 +4,7 @@
  *
  *   1. Report: a process that has run for cfg.watchdog_ms or more without
  *      switching out is reported once for that run (amb__watchdog_report).
- *      UINT_MAX turns reports off.
+ *      AMB_INFINITY turns reports off.
  *   2. Rescue: a scheduler stuck in one process for over STUCK_MS cannot
  *      run what is queued behind it. Other schedulers steal its ring, and
  *      its run-next slot too once it is stuck (sched.c, steal()), but only
@@ -72,7 +72,7 @@ void amb__watchdog_report(unsigned sched, amb_pid pid, uint64_t ms)
 {
     char who[160];
     size_t len = 0;
-    if (amb_print(who, sizeof who, pid, &len) != 0)
+    if (amb_print(pid, who, sizeof who, &len) != 0)
         snprintf(who, sizeof who, "?");
     char line[256];
     int n = snprintf(line, sizeof line,
@@ -157,9 +157,10 @@ int amb__watchdog_start(amb_rt *rt)
     if (w == NULL)
         return AMB_ENOMEM;
     w->rt = rt;
-    unsigned ms = rt->cfg.watchdog_ms;
-    w->limit_ms = ms == UINT_MAX ? UINT64_MAX : ms;
-    w->idle_ms = ms == UINT_MAX || ms / 2 > IDLE_MAX_MS ? IDLE_MAX_MS : ms / 2;
+    int64_t ms = rt->cfg.watchdog_ms; /* 1 ..= AMB_TIMEOUT_MAX, or AMB_INFINITY */
+    w->limit_ms = ms == AMB_INFINITY ? UINT64_MAX : (uint64_t)ms;
+    w->idle_ms =
+        ms == AMB_INFINITY || ms / 2 > IDLE_MAX_MS ? IDLE_MAX_MS : (uint64_t)(ms / 2);
     if (w->idle_ms == 0)
         w->idle_ms = 1;
     w->last_look = amb__clock_ms();

@@ -25,9 +25,9 @@ static int sup_call(amb_proc *self, amb_heap_mark mark, amb_term sup, int op,
         return rc;
     int64_t code;
     if (!amb_is_tuple(reply) || amb_tuple_arity(reply) != 2 ||
-        amb_get_int64(amb_tuple_get(reply, 0), &code) != 0)
+        amb_int_get(amb_tuple_elem(reply, 0), &code) != 0)
         return AMB_EBADARG; /* not a supervisor */
-    *value = amb_tuple_get(reply, 1);
+    *value = amb_tuple_elem(reply, 1);
     return (int)code;
 }
 
@@ -117,7 +117,7 @@ int amb_sup_count_children(amb_proc *self, amb_term sup, amb_sup_counts *out)
         return rc;
     uint64_t n[4];
     for (size_t i = 0; i < 4; i++)
-        if (amb_tuple_arity(v) != 4 || amb_get_uint64(amb_tuple_get(v, i), &n[i]) != 0)
+        if (amb_tuple_arity(v) != 4 || amb_uint_get(amb_tuple_elem(v, i), &n[i]) != 0)
             return AMB_EBADARG;
     out->specs = (size_t)n[0];
     out->active = (size_t)n[1];

@@ -32,8 +32,9 @@ int amb__child_check(const amb_child_spec *spec)
         return AMB_EBADARG;
     if (spec->type != AMB_WORKER && spec->type != AMB_SUPERVISOR)
         return AMB_EBADARG;
-    if (spec->shutdown_ms < 0 && spec->shutdown_ms != AMB_SHUTDOWN_BRUTAL_KILL &&
-        spec->shutdown_ms != AMB_SHUTDOWN_INFINITY)
+    if ((spec->shutdown_ms < 0 && spec->shutdown_ms != AMB_SHUTDOWN_BRUTAL_KILL &&
+         spec->shutdown_ms != AMB_SHUTDOWN_INFINITY) ||
+        spec->shutdown_ms > AMB_TIMEOUT_MAX)
         return AMB_EBADARG;
     return 0;
 }
@@ -118,12 +119,12 @@ void amb__child_report(amb_proc *self, const char *context, const amb__child *c,
                        amb_term reason)
 {
     char id[128] = "", why[256] = "";
-    if (amb_print(id, sizeof id, c->id, NULL) != 0 && id[0] == '\0')
+    if (amb_print(c->id, id, sizeof id, NULL) != 0 && id[0] == '\0')
         strcpy(id, "?");
-    if (amb_print(why, sizeof why, reason, NULL) != 0 && why[0] == '\0')
+    if (amb_print(reason, why, sizeof why, NULL) != 0 && why[0] == '\0')
         strcpy(why, "?");
     char pid[64] = "undefined";
-    if (c->last_pid != AMB_NONE && amb_print(pid, sizeof pid, c->last_pid, NULL) != 0)
+    if (c->last_pid != AMB_NONE && amb_print(c->last_pid, pid, sizeof pid, NULL) != 0)
         strcpy(pid, "?");
     amb_log(self, AMB_LOG_ERROR, "supervisor report: %s, child %s, pid %s, reason %s",
             context, id, pid, why);
@@ -159,13 +160,13 @@ static stopping *find_down(const stop_set *set, amb_term msg)
 {
     if (!amb_is_record(msg, AMB_ATOM_DOWN, 5))
         return NULL;
-    amb_pid pid = amb_tuple_get(msg, 3);
+    amb_pid pid = amb_tuple_elem(msg, 3);
     size_t lo = 0, hi = set->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         stopping *e = &set->s[mid];
         if (e->pid == pid)
-            return !e->done && amb_equal(e->ref, amb_tuple_get(msg, 1)) ? e : NULL;
+            return !e->done && amb_equal(e->ref, amb_tuple_elem(msg, 1)) ? e : NULL;
         if (e->pid < pid)
             lo = mid + 1;
         else
@@ -174,7 +175,7 @@ static stopping *find_down(const stop_set *set, amb_term msg)
     return NULL;
 }
 
-static bool is_our_down(amb_term msg, void *ctx)
+static bool is_our_down(void *ctx, amb_term msg)
 {
     return find_down(ctx, msg) != NULL;
 }
@@ -182,7 +183,7 @@ static bool is_our_down(amb_term msg, void *ctx)
 /* Tells e's child to stop (steps 1-3 of the file comment). */
 static void signal_stop(amb_proc *self, stopping *e)
 {
-    uint64_t now = amb_now_ms();
+    uint64_t now = (uint64_t)amb_now_ms();
     e->deadline = NO_DEADLINE;
     if (amb_monitor(self, e->pid, &e->ref) != 0) {
         /* Out of memory for the monitor: fall back to the link. Kill it
@@ -196,7 +197,7 @@ static void signal_stop(amb_proc *self, stopping *e)
     amb_unlink(self, e->pid);
     if (amb_receive_match(self, 0, NULL, "{'EXIT', ~v, _}", e->pid) == 0)
         return; /* ended already; the DOWN is on its way */
-    int ms = e->c->shutdown_ms;
+    int64_t ms = e->c->shutdown_ms;
     if (ms == AMB_SHUTDOWN_BRUTAL_KILL) {
         amb_exit(self, e->pid, AMB_ATOM_KILL);
         return;
@@ -212,20 +213,20 @@ static void signal_stop(amb_proc *self, stopping *e)
 static void await_downs(amb_proc *self, amb_recv_mark mark, stop_set *set, size_t left)
 {
     while (left > 0) {
-        uint64_t now = amb_now_ms(), next = NO_DEADLINE;
+        uint64_t now = (uint64_t)amb_now_ms(), next = NO_DEADLINE;
         for (size_t i = 0; i < set->n; i++)
             if (!set->s[i].done && set->s[i].deadline < next)
                 next = set->s[i].deadline;
-        int timeout = AMB_INFINITY;
+        int64_t timeout = AMB_INFINITY;
         if (next != NO_DEADLINE)
-            timeout = next <= now ? 0 : (int)(next - now);
+            timeout = next <= now ? 0 : (int64_t)(next - now);
         amb_term msg;
         if (amb_receive_if_after(self, mark, is_our_down, set, timeout, &msg) == 0) {
             find_down(set, msg)->done = true;
             left--;
             continue;
         }
-        now = amb_now_ms();
+        now = (uint64_t)amb_now_ms();
         for (size_t i = 0; i < set->n; i++) {
             stopping *e = &set->s[i];
             if (!e->done && e->deadline <= now) {
@@ -280,9 +281,8 @@ int amb_gen_child_start(amb_proc *self, void *arg, amb_pid *out, amb_term *reaso
     amb_gen_opts o = {0};
     o.name = g->name;
     o.link = true;
-    o.error_reason = &why;
     amb_pid pid = AMB_NONE;
-    int rc = amb_gen_server_start(self, g->cb, g->arg, &o, &pid);
+    int rc = amb_gen_server_start(self, g->cb, g->arg, &o, &pid, &why);
     if (rc == 0) {
         *out = pid;
         return 0;

@@ -137,9 +137,9 @@ static amb_gen_ret dynsup_init(amb_proc *self, void *state, void *arg)
     amb_term a = *(const amb_term *)arg;
     int64_t intensity, period;
     uint64_t max_children;
-    if (amb_tuple_arity(a) != 4 || amb_get_int64(amb_tuple_get(a, 1), &intensity) != 0 ||
-        amb_get_int64(amb_tuple_get(a, 2), &period) != 0 ||
-        amb_get_uint64(amb_tuple_get(a, 3), &max_children) != 0)
+    if (amb_tuple_arity(a) != 4 || amb_int_get(amb_tuple_elem(a, 1), &intensity) != 0 ||
+        amb_int_get(amb_tuple_elem(a, 2), &period) != 0 ||
+        amb_uint_get(amb_tuple_elem(a, 3), &max_children) != 0)
         return amb_gen_fail(AMB_EBADARG);
     dynsup *d = amb_malloc(sizeof *d);
     if (d == NULL)
@@ -150,9 +150,9 @@ static amb_gen_ret dynsup_init(amb_proc *self, void *state, void *arg)
         return amb_gen_fail(AMB_ENOMEM);
     }
     *(dynsup **)state = d;
-    d->parent = amb_tuple_get(a, 0);
+    d->parent = amb_tuple_elem(a, 0);
     d->max_children = (size_t)max_children;
-    amb__restarts_init(&d->restarts, (int)intensity, (int)period);
+    amb__restarts_init(&d->restarts, (int)intensity, period);
     amb_trap_exit(self, true);
     return amb_gen_ok();
 }
@@ -274,23 +274,16 @@ static const amb_gen_server dynsup_cb = {
 };
 
 int amb_dynsup_start_link(amb_proc *self, const amb_dynsup_opts *opts,
-                          const amb_gen_opts *gopts, amb_pid *out)
+                          const amb_gen_opts *gopts, amb_pid *out, amb_term *reason)
 {
-    if (self == NULL)
+    amb_dynsup_opts none = {0};
+    const amb_dynsup_opts *d = opts != NULL ? opts : &none;
+    int intensity;
+    int64_t period_ms;
+    if (self == NULL ||
+        amb__restarts_resolve(d->intensity, d->period_ms, &intensity, &period_ms) != 0)
         return AMB_EBADARG;
-    int intensity = 3, period_ms = 5000;
-    size_t max_children = 0;
-    if (opts != NULL) {
-        if (opts->intensity < AMB_DYNSUP_NO_RESTARTS || opts->period_ms < 0)
-            return AMB_EBADARG;
-        if (opts->intensity == AMB_DYNSUP_NO_RESTARTS)
-            intensity = 0;
-        else if (opts->intensity > 0)
-            intensity = opts->intensity;
-        if (opts->period_ms > 0)
-            period_ms = opts->period_ms;
-        max_children = opts->max_children;
-    }
+    size_t max_children = d->max_children;
     amb_gen_opts o = {0};
     if (gopts != NULL)
         o = *gopts;
@@ -303,8 +296,9 @@ int amb_dynsup_start_link(amb_proc *self, const amb_dynsup_opts *opts,
         return rc;
     o.arg_term = AMB_TUPLE(h, amb_self(self), AMB_SMALL(intensity), AMB_SMALL(period_ms),
                            amb_uint(h, max_children));
-    rc = o.arg_term == AMB_NONE ? AMB_ENOMEM
-                                : amb_gen_server_start(self, &dynsup_cb, NULL, &o, out);
+    rc = o.arg_term == AMB_NONE
+             ? AMB_ENOMEM
+             : amb_gen_server_start(self, &dynsup_cb, NULL, &o, out, reason);
     amb_heap_free(h);
     return rc;
 }

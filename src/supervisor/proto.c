@@ -31,10 +31,10 @@ int amb__proto_req_parse(amb_term req, amb_term *arg)
 {
     if (!amb_is_record(req, tag_req(), 3))
         return 0;
-    amb_term op = amb_tuple_get(req, 1);
+    amb_term op = amb_tuple_elem(req, 1);
     if (!amb_is_small(op))
         return 0;
-    *arg = amb_tuple_get(req, 2);
+    *arg = amb_tuple_elem(req, 2);
     return (int)amb_small_value(op);
 }
 
@@ -51,18 +51,18 @@ int amb__proto_spec_unpack(amb_term t, amb_child_spec *out)
     uint64_t start, arg;
     int64_t restart, shutdown, type;
     if (!amb_is_tuple(t) || amb_tuple_arity(t) != 6 ||
-        amb_get_uint64(amb_tuple_get(t, 1), &start) != 0 ||
-        amb_get_uint64(amb_tuple_get(t, 2), &arg) != 0 ||
-        amb_get_int64(amb_tuple_get(t, 3), &restart) != 0 ||
-        amb_get_int64(amb_tuple_get(t, 4), &shutdown) != 0 ||
-        amb_get_int64(amb_tuple_get(t, 5), &type) != 0)
+        amb_uint_get(amb_tuple_elem(t, 1), &start) != 0 ||
+        amb_uint_get(amb_tuple_elem(t, 2), &arg) != 0 ||
+        amb_int_get(amb_tuple_elem(t, 3), &restart) != 0 ||
+        amb_int_get(amb_tuple_elem(t, 4), &shutdown) != 0 ||
+        amb_int_get(amb_tuple_elem(t, 5), &type) != 0)
         return AMB_EBADARG;
     memset(out, 0, sizeof *out);
-    out->id = amb_tuple_get(t, 0);
+    out->id = amb_tuple_elem(t, 0);
     out->start = (amb_child_start_fn *)(uintptr_t)start;
     out->arg = (void *)(uintptr_t)arg;
     out->restart = (amb_restart)restart;
-    out->shutdown_ms = (int)shutdown;
+    out->shutdown_ms = shutdown;
     out->type = (amb_child_type)type;
     return amb__child_check(out);
 }
@@ -110,8 +110,8 @@ bool amb__proto_is_exit(amb_term msg, amb_pid *from, amb_term *reason)
 {
     if (!amb_is_record(msg, AMB_ATOM_EXIT, 3))
         return false;
-    *from = amb_tuple_get(msg, 1);
-    *reason = amb_tuple_get(msg, 2);
+    *from = amb_tuple_elem(msg, 1);
+    *reason = amb_tuple_elem(msg, 2);
     return true;
 }
 
@@ -127,5 +127,5 @@ int amb__proto_send_retry(amb_proc *self, uint64_t uid)
 bool amb__proto_is_retry(amb_term msg, uint64_t *uid)
 {
     return amb_is_record(msg, tag_retry(), 2) &&
-           amb_get_uint64(amb_tuple_get(msg, 1), uid) == 0;
+           amb_uint_get(amb_tuple_elem(msg, 1), uid) == 0;
 }

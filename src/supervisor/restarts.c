@@ -12,7 +12,22 @@
  */
 #include "sup_internal.h"
 
-void amb__restarts_init(amb__restarts *r, int intensity, int period_ms)
+#define DEFAULT_INTENSITY 3
+#define DEFAULT_PERIOD_MS 5000
+
+int amb__restarts_resolve(int intensity, int64_t period_ms, int *intensity_out,
+                          int64_t *period_out)
+{
+    if (intensity < AMB_NO_RESTARTS || period_ms < 0 || period_ms > AMB_TIMEOUT_MAX)
+        return AMB_EBADARG;
+    *intensity_out = intensity == AMB_NO_RESTARTS ? 0
+                     : intensity == 0             ? DEFAULT_INTENSITY
+                                                  : intensity;
+    *period_out = period_ms == 0 ? DEFAULT_PERIOD_MS : period_ms;
+    return 0;
+}
+
+void amb__restarts_init(amb__restarts *r, int intensity, int64_t period_ms)
 {
     *r = (amb__restarts){0};
     r->intensity = intensity;
@@ -40,9 +55,9 @@ static int grow(amb__restarts *r)
     return 0;
 }
 
-bool amb__restarts_add(amb__restarts *r, uint64_t now_ms)
+bool amb__restarts_add(amb__restarts *r, int64_t now_ms)
 {
-    while (r->len > 0 && now_ms - run_at(r, 0)->ms >= (uint64_t)r->period_ms) {
+    while (r->len > 0 && now_ms - run_at(r, 0)->ms >= r->period_ms) {
         r->total -= run_at(r, 0)->count;
         r->head = (r->head + 1) & (r->cap - 1);
         r->len--;

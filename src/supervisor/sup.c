@@ -219,9 +219,9 @@ static amb_gen_ret sup_init(amb_proc *self, void *state, void *arg)
 {
     amb_term a = *(const amb_term *)arg;
     int64_t strategy, intensity, period;
-    if (amb_tuple_arity(a) != 5 || amb_get_int64(amb_tuple_get(a, 1), &strategy) != 0 ||
-        amb_get_int64(amb_tuple_get(a, 2), &intensity) != 0 ||
-        amb_get_int64(amb_tuple_get(a, 3), &period) != 0)
+    if (amb_tuple_arity(a) != 5 || amb_int_get(amb_tuple_elem(a, 1), &strategy) != 0 ||
+        amb_int_get(amb_tuple_elem(a, 2), &intensity) != 0 ||
+        amb_int_get(amb_tuple_elem(a, 3), &period) != 0)
         return amb_gen_fail(AMB_EBADARG);
     sup *s = amb_malloc(sizeof *s);
     if (s == NULL)
@@ -232,14 +232,14 @@ static amb_gen_ret sup_init(amb_proc *self, void *state, void *arg)
         return amb_gen_fail(AMB_ENOMEM);
     }
     *(sup **)state = s;
-    s->parent = amb_tuple_get(a, 0);
+    s->parent = amb_tuple_elem(a, 0);
     s->strategy = (amb_sup_strategy)strategy;
-    amb__restarts_init(&s->restarts, (int)intensity, (int)period);
+    amb__restarts_init(&s->restarts, (int)intensity, period);
     amb_trap_exit(self, true);
     amb_heap *h = amb_proc_heap(self);
-    for (amb_term l = amb_tuple_get(a, 4); amb_is_cons(l); l = amb_tail(l)) {
+    for (amb_term l = amb_tuple_elem(a, 4); amb_is_cons(l); l = amb_list_tail(l)) {
         amb_child_spec spec;
-        if (amb__proto_spec_unpack(amb_head(l), &spec) != 0)
+        if (amb__proto_spec_unpack(amb_list_head(l), &spec) != 0)
             return amb_gen_fail(AMB_EBADARG); /* checked by the starter */
         amb_term why = AMB_NONE, id = AMB_NONE;
         int rc = add_child(self, s, &spec, &why, &id);
@@ -374,8 +374,6 @@ static int check_spec(const amb_sup_spec *spec)
     if (f->strategy != AMB_ONE_FOR_ONE && f->strategy != AMB_ONE_FOR_ALL &&
         f->strategy != AMB_REST_FOR_ONE)
         return AMB_EBADARG;
-    if (f->intensity < 0 || f->period_ms <= 0)
-        return AMB_EBADARG;
     if (spec->children == NULL && spec->nchildren > 0)
         return AMB_EBADARG;
     for (size_t i = 0; i < spec->nchildren; i++) {
@@ -390,9 +388,13 @@ static int check_spec(const amb_sup_spec *spec)
 }
 
 int amb_sup_start_link(amb_proc *self, const amb_sup_spec *spec, const amb_gen_opts *opts,
-                       amb_pid *out)
+                       amb_pid *out, amb_term *reason)
 {
-    if (self == NULL || spec == NULL || check_spec(spec) != 0)
+    int intensity;
+    int64_t period_ms;
+    if (self == NULL || spec == NULL || check_spec(spec) != 0 ||
+        amb__restarts_resolve(spec->flags.intensity, spec->flags.period_ms, &intensity,
+                              &period_ms) != 0)
         return AMB_EBADARG;
     /* The argument term is built on a heap of its own: the caller's heap
      * gets the error reason of a failed start on top, so it cannot be
@@ -409,10 +411,10 @@ int amb_sup_start_link(amb_proc *self, const amb_sup_spec *spec, const amb_gen_o
         o = *opts;
     o.link = true;
     o.arg_term = AMB_TUPLE(h, amb_self(self), AMB_SMALL(spec->flags.strategy),
-                           AMB_SMALL(spec->flags.intensity),
-                           AMB_SMALL(spec->flags.period_ms), children);
-    rc = o.arg_term == AMB_NONE ? AMB_ENOMEM
-                                : amb_gen_server_start(self, &sup_cb, NULL, &o, out);
+                           AMB_SMALL(intensity), AMB_SMALL(period_ms), children);
+    rc = o.arg_term == AMB_NONE
+             ? AMB_ENOMEM
+             : amb_gen_server_start(self, &sup_cb, NULL, &o, out, reason);
     amb_heap_free(h);
     return rc;
 }

@@ -31,7 +31,7 @@ typedef struct amb__child {
     amb_heap *idheap;
     amb_child_start_fn *start;
     void *arg;
-    int shutdown_ms;
+    int64_t shutdown_ms;
     uint8_t restart; /* amb_restart */
     uint8_t type;    /* amb_child_type */
     bool restarting;
@@ -80,20 +80,27 @@ void amb__child_report(amb_proc *self, const char *context, const amb__child *c,
  * bounded whatever the restart rate. */
 typedef struct amb__restarts {
     struct amb__restart_run {
-        uint64_t ms;
+        int64_t ms;
         uint64_t count;
     } * runs;
     size_t cap, head, len;
     uint64_t total;
     int intensity;
-    int period_ms;
+    int64_t period_ms;
 } amb__restarts;
 
-void amb__restarts_init(amb__restarts *r, int intensity, int period_ms);
+/* The intensity and period a supervisor or dynamic supervisor runs with,
+ * from the user's fields (supervisor.h): 0 means OTP's default (3 restarts,
+ * 5000 ms), AMB_NO_RESTARTS an intensity of 0. 0, or AMB_EBADARG for an
+ * intensity below AMB_NO_RESTARTS or a period out of 0 ..= AMB_TIMEOUT_MAX
+ * (nothing stored). */
+int amb__restarts_resolve(int intensity, int64_t period_ms, int *intensity_out,
+                          int64_t *period_out);
+void amb__restarts_init(amb__restarts *r, int intensity, int64_t period_ms);
 /* Records one restart now: true when that makes more than `intensity`
  * within the period (the supervisor must give up), or when out of memory
  * (a supervisor that cannot count restarts gives up rather than loop). */
-bool amb__restarts_add(amb__restarts *r, uint64_t now_ms);
+bool amb__restarts_add(amb__restarts *r, int64_t now_ms);
 void amb__restarts_free(amb__restarts *r);
 
 /* ---- pidmap.c: pid -> index, open addressing ---------------------------- */

@@ -124,7 +124,7 @@ static const char *events(char *buf, size_t cap)
     return buf;
 }
 
-static void capture(const amb_log_event *ev, void *ctx)
+static void capture(void *ctx, const amb_log_event *ev)
 {
     (void)ctx;
     if (ev->crash_report)
@@ -150,7 +150,7 @@ static void capture(const amb_log_event *ev, void *ctx)
 #define CHECK_TEXT(self, t, want)                                                   \
     do {                                                                            \
         char tx_[1024];                                                             \
-        amb_print(tx_, sizeof tx_, (t), NULL);                                      \
+        amb_print((t), tx_, sizeof tx_, NULL);                                      \
         if (strcmp(tx_, (want)) != 0)                                               \
             proc_fail((self), __FILE__, __LINE__, "%s is %s, expected %s", #t, tx_, \
                       (want));                                                      \
@@ -160,12 +160,12 @@ static void capture(const amb_log_event *ev, void *ctx)
 static const char *which_names(amb_proc *self, char *buf, size_t cap)
 {
     amb_term l = AMB_NONE;
-    CHECK_OK(self, amb_which_applications(self, &l));
+    CHECK_OK(self, amb_app_which_applications(self, &l));
     buf[0] = '\0';
-    for (; amb_is_cons(l); l = amb_tail(l)) {
+    for (; amb_is_cons(l); l = amb_list_tail(l)) {
         size_t n = strlen(buf);
         snprintf(buf + n, cap - n, "%s%s", n ? "," : "",
-                 amb_atom_name(amb_tuple_get(amb_head(l), 0), NULL));
+                 amb_atom_name(amb_tuple_elem(amb_list_head(l), 0), NULL));
     }
     return buf;
 }
@@ -303,8 +303,8 @@ static int start_sup(amb_proc *self, tinfo *ti, amb_pid *top)
     spec.restart = AMB_PERMANENT;
     spec.shutdown_ms = 1000;
     spec.type = AMB_WORKER;
-    amb_sup_spec sup = {AMB_SUP_DEFAULT_FLAGS, &spec, 1};
-    return amb_sup_start_link(self, &sup, NULL, top);
+    amb_sup_spec sup = {{AMB_ONE_FOR_ONE, 0, 0}, &spec, 1}; /* OTP's defaults */
+    return amb_sup_start_link(self, &sup, NULL, top, NULL);
 }
 
 static int t_start(amb_proc *self, void *arg, amb_pid *top, amb_term *reason)
@@ -327,10 +327,10 @@ static int t_start(amb_proc *self, void *arg, amb_pid *top, amb_term *reason)
         event("nested", amb_err_name(amb_app_start(self, "a", AMB_APP_TEMPORARY, NULL)));
         event("nested", amb_err_name(amb_app_stop(self, "a")));
         event("nested", amb_err_name(amb_app_shutdown(self)));
-        rc = amb_gen_server_start_link(self, &top_cb, NULL, top);
+        rc = amb_gen_server_start_link(self, &top_cb, NULL, top, NULL);
         break;
     default:
-        rc = amb_gen_server_start_link(self, &top_cb, NULL, top);
+        rc = amb_gen_server_start_link(self, &top_cb, NULL, top, NULL);
         break;
     }
     if (rc == 0)
@@ -532,7 +532,7 @@ static void load_start_which(amb_proc *self, void *arg)
     CHECK_EVENTS(self, "start:a,start:b");
 
     amb_term l = AMB_NONE;
-    CHECK_OK(self, amb_which_applications(self, &l));
+    CHECK_OK(self, amb_app_which_applications(self, &l));
     char desc_b[64], vsn_b[16], desc_a[64], vsn_a[16];
     CHECK_OK(self,
              amb_match(l, "[{b, ~s, ~s}, {a, ~s, ~s}]", desc_b, sizeof desc_b, vsn_b,
@@ -542,9 +542,9 @@ static void load_start_which(amb_proc *self, void *arg)
     CHECK(self, reason == AMB_NONE); /* untouched by the failed calls */
 
     amb_pid top_a = atomic_load(&app_a_info.top);
-    CHECK(self, amb_is_alive(self, top_a));
+    CHECK(self, amb_is_process_alive(self, top_a));
     CHECK_OK(self, amb_app_stop(self, "a"));
-    CHECK(self, !amb_is_alive(self, top_a));
+    CHECK(self, !amb_is_process_alive(self, top_a));
     CHECK_RC(self, AMB_ENOTFOUND, amb_app_stop(self, "a"));
     CHECK_RC(self, AMB_ENOTFOUND, amb_app_stop(self, "never_heard_of"));
     CHECK_WHICH(self, "b");
@@ -955,7 +955,7 @@ static void controller_killed(amb_proc *self, void *arg)
     amb_term down;
     CHECK_OK(self,
              amb_receive_match(self, DEADLINE_MS, &down, "{'DOWN', ~v, _, _, _}", ref));
-    CHECK_TEXT(self, amb_tuple_get(down, 4), "shutdown");
+    CHECK_TEXT(self, amb_tuple_elem(down, 4), "shutdown");
     WAIT_UNTIL(self, strstr(events((char[2048]){0}, 2048), "stop:t") != NULL);
     CHECK_EVENTS(self, "start:t,stop:t");
     LOAD(self, &app_t); /* a fresh controller: nothing loaded, nothing runs */
@@ -1102,7 +1102,7 @@ static void shutdown_all(amb_proc *self, void *arg)
     CHECK_OK(self, amb_app_shutdown(self));
     /* Newest first; stopping a permanent application is no failure. */
     CHECK_EVENTS(self, "start:a,start:b,start:c,stop:c,stop:b,stop:a");
-    CHECK(self, !amb_is_alive(self, old));
+    CHECK(self, !amb_is_process_alive(self, old));
     CHECK_OK(self, amb_app_shutdown(self)); /* no controller: 0 */
     /* A fresh controller knows nothing. */
     amb_term v = AMB_NONE;

@@ -54,7 +54,7 @@ static void counter_body(amb_proc *self, void *arg)
     CHECK_EQ(self, size, 100);
     CHECK_EQ(self, bytes[99], 7);
     tsrv_stop(self, srv);
-    CHECK(self, !amb_is_alive(self, srv));
+    CHECK(self, !amb_is_process_alive(self, srv));
     CHECK_EQ(self, amb_message_queue_len(self), 0);
 }
 
@@ -115,14 +115,14 @@ static void state_body(amb_proc *self, void *arg)
     (void)arg;
     ext_state st = {0};
     amb_pid srv;
-    CHECK_OK(self, amb_gen_server_start(self, &ext_cb, &st, NULL, &srv));
+    CHECK_OK(self, amb_gen_server_start(self, &ext_cb, &st, NULL, &srv, NULL));
     CHECK_EQ(self, int_of(CALL(self, srv, AMB_ATOM_OK)), 1);
     CHECK_EQ(self, int_of(CALL(self, srv, AMB_ATOM_OK)), 2);
     tsrv_stop(self, srv);
     CHECK_EQ(self, st.calls, 2); /* the caller's memory was the state */
     CHECK(self, st.seen == &st);
 
-    CHECK_OK(self, amb_gen_server_start(self, &zero_cb, NULL, NULL, &srv));
+    CHECK_OK(self, amb_gen_server_start(self, &zero_cb, NULL, NULL, &srv, NULL));
     CHECK_EQ(self, int_of(CALL(self, srv, AMB_ATOM_OK)), 0); /* zeroed */
     CHECK_EQ(self, int_of(CALL(self, srv, AMB_ATOM_OK)), 1); /* kept */
     tsrv_stop(self, srv);
@@ -143,10 +143,10 @@ static void init_ok_body(amb_proc *self, void *arg)
     tsrv_arg a;
     tsrv_arg_init(&a, self, INIT_OK);
     amb_pid srv = tsrv_start(self, &a, NULL);
-    CHECK(self, amb_is_alive(self, srv));
+    CHECK(self, amb_is_process_alive(self, srv));
     /* Unlinked by default. */
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, srv, &pi));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, srv, &pi));
     CHECK_EQ(self, pi.links, 0);
     CHECK_TEXT(self, CALL(self, srv, amb_atom("log")), "[init]");
     tsrv_stop(self, srv);
@@ -169,7 +169,7 @@ static void init_timeout_body(amb_proc *self, void *arg)
     tsrv_arg a;
     tsrv_arg_init(&a, self, INIT_TIMEOUT);
     a.timeout_ms = 20;
-    uint64_t t0 = amb_now_ms();
+    int64_t t0 = amb_now_ms();
     amb_pid srv = tsrv_start(self, &a, NULL);
     CHECK_TEXT(self, gs_wait_event(self, "timeout", srv), "{0,0}");
     CHECK(self, amb_now_ms() - t0 >= 19);
@@ -212,7 +212,7 @@ static void init_ignore_body(amb_proc *self, void *arg)
     amb_term name = amb_atom("gst_ignored");
     amb_gen_opts o = {.name = name};
     amb_pid pid = AMB_NONE;
-    CHECK_RC(self, AMB_EIGNORE, amb_gen_server_start(self, &tsrv_cb, &a, &o, &pid));
+    CHECK_RC(self, AMB_EIGNORE, amb_gen_server_start(self, &tsrv_cb, &a, &o, &pid, NULL));
     /* The server has ended: its name is free again at once. */
     amb_pid holder;
     CHECK_RC(self, AMB_ENOTFOUND, amb_whereis(self, name, &holder));
@@ -221,7 +221,7 @@ static void init_ignore_body(amb_proc *self, void *arg)
      * (trapping) sees no EXIT. */
     bool was = amb_trap_exit(self, true);
     o.link = true;
-    CHECK_RC(self, AMB_EIGNORE, amb_gen_server_start(self, &tsrv_cb, &a, &o, NULL));
+    CHECK_RC(self, AMB_EIGNORE, amb_gen_server_start(self, &tsrv_cb, &a, &o, NULL, NULL));
     amb_trap_exit(self, was);
     CHECK_EQ(self, amb_message_queue_len(self), 0);
     /* And the name can be taken by a server that starts. */
@@ -247,10 +247,10 @@ static void check_failed_init(amb_proc *self, tsrv_init init_kind, const char *r
     a.reason = reason;
     amb_term name = amb_atom("gst_failing");
     amb_term why = AMB_NONE;
-    amb_gen_opts o = {.name = name, .link = link, .error_reason = &why};
+    amb_gen_opts o = {.name = name, .link = link};
     bool was = amb_trap_exit(self, trap);
     amb_pid pid = AMB_NONE;
-    CHECK_RC(self, AMB_EINIT, amb_gen_server_start(self, &tsrv_cb, &a, &o, &pid));
+    CHECK_RC(self, AMB_EINIT, amb_gen_server_start(self, &tsrv_cb, &a, &o, &pid, &why));
     CHECK_TEXT(self, why, reason); /* on the caller's heap */
     /* No EXIT: the failed start is the error, not a signal. */
     CHECK_EQ(self, amb_message_queue_len(self), 0);
@@ -258,9 +258,8 @@ static void check_failed_init(amb_proc *self, tsrv_init init_kind, const char *r
     /* The name is free again. */
     amb_pid holder;
     CHECK_RC(self, AMB_ENOTFOUND, amb_whereis(self, name, &holder));
-    /* error_reason may be NULL. */
-    o.error_reason = NULL;
-    CHECK_RC(self, AMB_EINIT, amb_gen_server_start(self, &tsrv_cb, &a, &o, NULL));
+    /* reason may be NULL. */
+    CHECK_RC(self, AMB_EINIT, amb_gen_server_start(self, &tsrv_cb, &a, &o, NULL, NULL));
     CHECK_EQ(self, amb_message_queue_len(self), 0);
 }
 
@@ -290,7 +289,7 @@ static void crash_starter(amb_proc *self, void *arg)
     tsrv_arg a;
     tsrv_arg_init(&a, self, INIT_CRASH);
     a.reason = "{crash,42}";
-    amb_gen_server_start_link(self, &tsrv_cb, &a, NULL);
+    amb_gen_server_start_link(self, &tsrv_cb, &a, NULL, NULL);
     amb_exit_self(self, amb_atom("survived"));
 }
 
@@ -305,9 +304,9 @@ static void init_crash_body(amb_proc *self, void *arg)
     tsrv_arg_init(&a, self, INIT_CRASH);
     a.reason = "{crash,42}";
     amb_term why = AMB_NONE;
-    amb_gen_opts o = {.link = true, .error_reason = &why};
+    amb_gen_opts o = {.link = true};
     bool was = amb_trap_exit(self, true);
-    CHECK_RC(self, AMB_EINIT, amb_gen_server_start(self, &tsrv_cb, &a, &o, NULL));
+    CHECK_RC(self, AMB_EINIT, amb_gen_server_start(self, &tsrv_cb, &a, &o, NULL, &why));
     CHECK_TEXT(self, why, "{crash,42}");
     amb_term exit_reason;
     CHECK_OK(self,
@@ -337,7 +336,8 @@ static void name_taken_body(amb_proc *self, void *arg)
     amb_pid holder = AMB_NONE;
     tsrv_arg b;
     tsrv_arg_init(&b, self, INIT_OK);
-    CHECK_RC(self, AMB_EEXIST, amb_gen_server_start(self, &tsrv_cb, &b, &o, &holder));
+    CHECK_RC(self, AMB_EEXIST,
+             amb_gen_server_start(self, &tsrv_cb, &b, &o, &holder, NULL));
     CHECK(self, holder == first);
     /* The first server is untouched; the second one's init never ran. */
     CHECK_TEXT(self, CALL(self, name, amb_atom("log")), "[init]");
@@ -346,7 +346,8 @@ static void name_taken_body(amb_proc *self, void *arg)
     bool was = amb_trap_exit(self, true);
     o.link = true;
     holder = AMB_NONE;
-    CHECK_RC(self, AMB_EEXIST, amb_gen_server_start(self, &tsrv_cb, &b, &o, &holder));
+    CHECK_RC(self, AMB_EEXIST,
+             amb_gen_server_start(self, &tsrv_cb, &b, &o, &holder, NULL));
     CHECK(self, holder == first);
     CHECK_EQ(self, amb_message_queue_len(self), 0);
     amb_trap_exit(self, was);
@@ -354,7 +355,8 @@ static void name_taken_body(amb_proc *self, void *arg)
     /* A name held by a plain process. */
     CHECK_OK(self, amb_register(self, name, amb_self(self)));
     o.link = false;
-    CHECK_RC(self, AMB_EEXIST, amb_gen_server_start(self, &tsrv_cb, &b, &o, &holder));
+    CHECK_RC(self, AMB_EEXIST,
+             amb_gen_server_start(self, &tsrv_cb, &b, &o, &holder, NULL));
     CHECK(self, holder == amb_self(self));
     CHECK_OK(self, amb_unregister(self, name));
 }
@@ -392,9 +394,10 @@ static void init_deadline_body(amb_proc *self, void *arg)
     /* 200 ms: far more than init needs to reach its hang, even under TSan. */
     amb_gen_opts o = {.name = name, .timeout_ms = 200, .link = true};
     bool was = amb_trap_exit(self, true);
-    uint64_t t0 = amb_now_ms();
+    int64_t t0 = amb_now_ms();
     amb_pid pid = AMB_NONE;
-    CHECK_RC(self, AMB_ETIMEDOUT, amb_gen_server_start(self, &tsrv_cb, &a, &o, &pid));
+    CHECK_RC(self, AMB_ETIMEDOUT,
+             amb_gen_server_start(self, &tsrv_cb, &a, &o, &pid, NULL));
     CHECK(self, amb_now_ms() - t0 >= 199);
     amb_term reason = AMB_NONE;
     CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "{down,~w}", &reason));
@@ -424,20 +427,21 @@ static void init_deadline_untrapped_body(amb_proc *self, void *arg)
     tsrv_arg_init(&a, self, INIT_HANG);
     a.observer = watcher;
     amb_gen_opts o = {.timeout_ms = 200, .link = true};
-    CHECK_RC(self, AMB_ETIMEDOUT, amb_gen_server_start(self, &tsrv_cb, &a, &o, NULL));
+    CHECK_RC(self, AMB_ETIMEDOUT,
+             amb_gen_server_start(self, &tsrv_cb, &a, &o, NULL, NULL));
     amb_term reason = AMB_NONE;
     CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "{down,~w}", &reason));
     CHECK(self, reason == AMB_ATOM_KILLED);
     /* Still alive here, and still alive after a round trip through a
      * process that was started after the kill (signals are in order). */
-    CHECK(self, amb_is_alive(self, me));
+    CHECK(self, amb_is_process_alive(self, me));
     a.init = INIT_OK;
     a.observer = me;
     amb_pid srv = tsrv_start(self, &a, NULL);
     CHECK_EQ(self, int_of(CALL(self, srv, amb_atom("get"))), 0);
     tsrv_stop(self, srv);
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, me, &pi));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, me, &pi));
     CHECK_EQ(self, pi.links, 0);
     CHECK_EQ(self, amb_message_queue_len(self), 0);
 }
@@ -483,7 +487,7 @@ static void big_state_body(amb_proc *self, void *arg)
     for (int i = 0; i < 3; i++) {
         amb_pid srv;
         amb_term ref;
-        CHECK_OK(self, amb_gen_server_start(self, &big_cb, NULL, NULL, &srv));
+        CHECK_OK(self, amb_gen_server_start(self, &big_cb, NULL, NULL, &srv, NULL));
         CHECK_OK(self, amb_monitor(self, srv, &ref));
         CHECK_EQ(self, int_of(CALL(self, srv, AMB_ATOM_OK)), 1);
         CHECK_EQ(self, int_of(CALL(self, srv, AMB_ATOM_OK)), 2);
@@ -506,15 +510,16 @@ static void start_badarg_body(amb_proc *self, void *arg)
     tsrv_arg a;
     tsrv_arg_init(&a, self, INIT_OK);
     amb_pid pid = AMB_NONE;
-    CHECK_RC(self, AMB_EBADARG, amb_gen_server_start(NULL, &tsrv_cb, &a, NULL, &pid));
-    CHECK_RC(self, AMB_EBADARG, amb_gen_server_start(self, NULL, &a, NULL, &pid));
-    CHECK_RC(self, AMB_EBADARG, amb_gen_server_start_link(self, NULL, &a, &pid));
+    CHECK_RC(self, AMB_EBADARG,
+             amb_gen_server_start(NULL, &tsrv_cb, &a, NULL, &pid, NULL));
+    CHECK_RC(self, AMB_EBADARG, amb_gen_server_start(self, NULL, &a, NULL, &pid, NULL));
+    CHECK_RC(self, AMB_EBADARG, amb_gen_server_start_link(self, NULL, &a, &pid, NULL));
     amb_gen_opts o = {.name = mk_int(3)};
-    CHECK_RC(self, AMB_EBADARG, amb_gen_server_start(self, &tsrv_cb, &a, &o, &pid));
+    CHECK_RC(self, AMB_EBADARG, amb_gen_server_start(self, &tsrv_cb, &a, &o, &pid, NULL));
     o.name = P(self, "{via,gst_no_such_via_module}");
-    CHECK_RC(self, AMB_EBADARG, amb_gen_server_start(self, &tsrv_cb, &a, &o, &pid));
+    CHECK_RC(self, AMB_EBADARG, amb_gen_server_start(self, &tsrv_cb, &a, &o, &pid, NULL));
     o.name = AMB_ATOM_UNDEFINED;
-    CHECK_RC(self, AMB_EBADARG, amb_gen_server_start(self, &tsrv_cb, &a, &o, &pid));
+    CHECK_RC(self, AMB_EBADARG, amb_gen_server_start(self, &tsrv_cb, &a, &o, &pid, NULL));
     CHECK(self, pid == AMB_NONE); /* failed calls did nothing */
     CHECK_EQ(self, amb_message_queue_len(self), 0);
 }
@@ -535,11 +540,11 @@ static void start_link_body(amb_proc *self, void *arg)
     tsrv_arg_init(&a, self, INIT_OK);
     bool was = amb_trap_exit(self, true);
     amb_pid srv;
-    CHECK_OK(self, amb_gen_server_start_link(self, &tsrv_cb, &a, &srv));
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, amb_self(self), &pi));
+    CHECK_OK(self, amb_gen_server_start_link(self, &tsrv_cb, &a, &srv, NULL));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
     CHECK_EQ(self, pi.links, 1);
-    CHECK_OK(self, amb_process_info_get(self, srv, &pi));
+    CHECK_OK(self, amb_process_info(self, srv, &pi));
     CHECK_EQ(self, pi.links, 1);
     /* The link carries the server's end to the caller. */
     CHECK_OK(self, amb_gen_server_cast(self, srv, P(self, "{stop,linked_end}")));
@@ -560,7 +565,7 @@ static void linked_child(amb_proc *self, void *arg)
 {
     tsrv_arg *a = arg;
     amb_pid srv;
-    CHECK_OK(self, amb_gen_server_start_link(self, &tsrv_cb, a, &srv));
+    CHECK_OK(self, amb_gen_server_start_link(self, &tsrv_cb, a, &srv, NULL));
     CHECK_OK(self, amb_gen_server_cast(self, srv, P(self, "{stop,boom}")));
     amb_term m;
     amb_receive(self, DEADLINE_MS, &m); /* the exit signal ends us here */
@@ -594,7 +599,7 @@ static void defaults_body(amb_proc *self, void *arg)
     (void)arg;
     amb_pid srv;
     amb_term ref;
-    CHECK_OK(self, amb_gen_server_start(self, &bare_cb, NULL, NULL, &srv));
+    CHECK_OK(self, amb_gen_server_start(self, &bare_cb, NULL, NULL, &srv, NULL));
     CHECK_OK(self, amb_monitor(self, srv, &ref));
     amb_term r = CALL(self, srv, P(self, "{hello,[1]}"));
     CHECK_TEXT(self, r, "{error,{bad_call,{hello,[1]}}}");
@@ -603,7 +608,7 @@ static void defaults_body(amb_proc *self, void *arg)
     CHECK_OK(self, amb_send(self, srv, P(self, "{'EXIT',1,2}")));
     r = CALL(self, srv, AMB_ATOM_OK);
     CHECK_TEXT(self, r, "{error,{bad_call,ok}}");
-    CHECK(self, amb_is_alive(self, srv));
+    CHECK(self, amb_is_process_alive(self, srv));
     /* NULL terminate: stop just ends it. */
     CHECK_OK(self, amb_gen_server_stop(self, srv, AMB_ATOM_NORMAL, DEADLINE_MS));
     CHECK(self, gs_wait_down(self, ref, srv) == AMB_ATOM_NORMAL);
@@ -633,7 +638,7 @@ static void no_continue_body(amb_proc *self, void *arg)
     (void)arg;
     bool was = amb_trap_exit(self, true);
     amb_pid srv;
-    CHECK_OK(self, amb_gen_server_start_link(self, &no_continue_cb, NULL, &srv));
+    CHECK_OK(self, amb_gen_server_start_link(self, &no_continue_cb, NULL, &srv, NULL));
     amb_term reason;
     CHECK_OK(self,
              amb_receive_match(self, DEADLINE_MS, NULL, "{'EXIT',~v,~w}", srv, &reason));
@@ -693,8 +698,8 @@ static void idle_timeout_body(amb_proc *self, void *arg)
      * idle timeout, which therefore never fires during the burst). */
     amb_heap *h = amb_proc_heap(self);
     for (int i = 1; i <= TICKS; i++)
-        CHECK_OK(self, amb_send_after(self, (uint64_t)(i * TICK_MS), srv,
-                                      amb_pack(h, "{tick,~i}", i), NULL));
+        CHECK_OK(self, amb_send_after(self, srv, amb_pack(h, "{tick,~i}", i),
+                                      (uint64_t)(i * TICK_MS), NULL));
     /* The first timeout comes after the last tick, at least IDLE_MS later. */
     int64_t ticks, gap;
     amb_term d = gs_wait_event(self, "timeout", srv);
@@ -725,7 +730,7 @@ static void timeout_cancelled_body(amb_proc *self, void *arg)
     CHECK_OK(self, amb_gen_server_cast(self, srv, P(self, "{timeout,50}")));
     CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom("marker")));
     /* A later timeout, from a call, armed after the first would have fired. */
-    uint64_t t0 = amb_now_ms();
+    int64_t t0 = amb_now_ms();
     CHECK(self, CALL(self, srv, P(self, "{timeout,150}")) == AMB_ATOM_OK);
     gs_wait_event(self, "timeout", srv);
     CHECK(self, amb_now_ms() - t0 >= 149);
@@ -759,6 +764,57 @@ static void timeout_zero_body(amb_proc *self, void *arg)
 AMB_TEST(gen_server_timeout_zero_yields_to_a_waiting_message)
 {
     gs_run(timeout_zero_body, NULL);
+}
+
+/* Times follow process.h: 0 ..= AMB_TIMEOUT_MAX or AMB_INFINITY. A timeout
+ * result out of range is a bad result (the server stops with
+ * bad_return_value); a time argument out of range is AMB_EBADARG. */
+static void timeout_range_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    static const char *const bad[] = {"{timeout,-2}", "{timeout,4294967296}",
+                                      "{timeout,-9223372036854775808}"};
+    for (size_t i = 0; i < AMB_COUNTOF(bad); i++) {
+        tsrv_arg a;
+        tsrv_arg_init(&a, self, INIT_OK);
+        amb_pid srv = tsrv_start(self, &a, NULL);
+        amb_term ref;
+        CHECK_OK(self, amb_monitor(self, srv, &ref));
+        CHECK_OK(self, amb_gen_server_cast(self, srv, P(self, bad[i])));
+        CHECK_TEXT(self, gs_wait_down(self, ref, srv), "bad_return_value");
+    }
+    /* The longest timeout and infinity are good results. */
+    tsrv_arg a;
+    tsrv_arg_init(&a, self, INIT_OK);
+    amb_pid srv = tsrv_start(self, &a, NULL);
+    CHECK(self, CALL(self, srv, P(self, "{timeout,4294967295}")) == AMB_ATOM_OK);
+    CHECK(self, CALL(self, srv, P(self, "{timeout,-1}")) == AMB_ATOM_OK);
+    CHECK(self, amb_is_process_alive(self, srv));
+
+    static const int64_t bad_ms[] = {-2, INT64_MIN, AMB_TIMEOUT_MAX + 1, INT64_MAX};
+    for (size_t i = 0; i < AMB_COUNTOF(bad_ms); i++) {
+        amb_term r = AMB_NONE;
+        CHECK_RC(self, AMB_EBADARG,
+                 amb_gen_server_call(self, srv, AMB_ATOM_OK, bad_ms[i], &r));
+        CHECK_RC(self, AMB_EBADARG,
+                 amb_gen_server_stop(self, srv, AMB_ATOM_NORMAL, bad_ms[i]));
+        CHECK_RC(self, AMB_EBADARG,
+                 amb_gen_server_multi_call(self, AMB_NONE, amb_atom("gst_nobody"),
+                                           AMB_ATOM_OK, bad_ms[i], &r, NULL));
+        amb_gen_opts o = {.timeout_ms = bad_ms[i]};
+        amb_pid none = AMB_NONE;
+        CHECK_RC(self, AMB_EBADARG,
+                 amb_gen_server_start(self, &tsrv_cb, &a, &o, &none, NULL));
+        CHECK(self, none == AMB_NONE && r == AMB_NONE);
+    }
+    CHECK(self, amb_is_process_alive(self, srv));
+    tsrv_stop(self, srv);
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+}
+
+AMB_TEST(gen_server_times_out_of_range_are_ebadarg_or_bad_return_value)
+{
+    gs_run(timeout_range_body, NULL);
 }
 
 /* ===========================================================================
@@ -797,7 +853,7 @@ AMB_TEST(gen_server_continue_runs_before_the_next_queued_message)
 static amb_gen_ret orphan_init(amb_proc *self, void *state, void *arg)
 {
     (void)state;
-    amb_pid test = amb_tuple_get(*(const amb_term *)arg, 0);
+    amb_pid test = amb_tuple_elem(*(const amb_term *)arg, 0);
     CHECK_OK(self, amb_send(self, test,
                             AMB_TUPLE(amb_proc_heap(self), amb_atom("waiting"),
                                       amb_self(self))));
@@ -820,7 +876,7 @@ static void orphan_starter(amb_proc *self, void *arg)
     amb_pid test = *(const amb_pid *)arg;
     amb_gen_opts o = {.name = amb_atom("gst_orphan"),
                       .arg_term = AMB_TUPLE(amb_proc_heap(self), test)};
-    amb_gen_server_start(self, &orphan_cb, NULL, &o, NULL);
+    amb_gen_server_start(self, &orphan_cb, NULL, &o, NULL, NULL);
 }
 
 static void orphan_body(amb_proc *self, void *arg)
@@ -867,7 +923,7 @@ static void idle_body(amb_proc *self, void *arg)
     static amb_pid pids[IDLE_SERVERS];
     long before = rss_kib();
     for (int i = 0; i < IDLE_SERVERS; i++) {
-        CHECK_OK(self, amb_gen_server_start(self, &idle_cb, NULL, NULL, &pids[i]));
+        CHECK_OK(self, amb_gen_server_start(self, &idle_cb, NULL, NULL, &pids[i], NULL));
         amb_term r;
         CHECK_OK(self, amb_gen_server_call(self, pids[i], AMB_SMALL(i), DEADLINE_MS, &r));
         CHECK(self, r == AMB_SMALL(i));
@@ -921,7 +977,7 @@ static void result_rules_body(amb_proc *self, void *arg)
     amb_pid srv;
     amb_term reply, ref;
     /* stop_reply: terminate runs before the reply is sent (OTP). */
-    CHECK_OK(self, amb_gen_server_start(self, &order_cb, &owner, NULL, &srv));
+    CHECK_OK(self, amb_gen_server_start(self, &order_cb, &owner, NULL, &srv, NULL));
     CHECK_OK(self, amb_monitor(self, srv, &ref));
     CHECK_OK(self, amb_gen_server_call(self, srv, amb_atom("stop"), DEADLINE_MS, &reply));
     CHECK(self, reply == amb_atom("bye"));
@@ -930,7 +986,7 @@ static void result_rules_body(amb_proc *self, void *arg)
     CHECK(self, m == amb_atom("terminated"));
     CHECK_TEXT(self, gs_wait_down(self, ref, srv), "done");
     /* A cast answered with a reply: bad_return_value, after terminate. */
-    CHECK_OK(self, amb_gen_server_start(self, &order_cb, &owner, NULL, &srv));
+    CHECK_OK(self, amb_gen_server_start(self, &order_cb, &owner, NULL, &srv, NULL));
     CHECK_OK(self, amb_monitor(self, srv, &ref));
     CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom("x")));
     CHECK_TEXT(self, gs_wait_down(self, ref, srv), "bad_return_value");
@@ -938,7 +994,7 @@ static void result_rules_body(amb_proc *self, void *arg)
     CHECK(self, m == amb_atom("terminated"));
     /* A reply that failed to build: the caller is told at once (the server
      * stops with {error,'AMB_ENOMEM'}), it does not wait for its timeout. */
-    CHECK_OK(self, amb_gen_server_start(self, &order_cb, &owner, NULL, &srv));
+    CHECK_OK(self, amb_gen_server_start(self, &order_cb, &owner, NULL, &srv, NULL));
     CHECK_RC(
         self, AMB_EEXIT,
         amb_gen_server_call(self, srv, amb_atom("reply_nothing"), AMB_INFINITY, &reply));
@@ -977,4 +1033,5 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(gen_server_timeout_fires_only_when_idle_and_resets_on_every_message),
     AMB_TEST_ENTRY(gen_server_timeout_is_cancelled_by_a_message),
     AMB_TEST_ENTRY(gen_server_timeout_zero_yields_to_a_waiting_message),
+    AMB_TEST_ENTRY(gen_server_times_out_of_range_are_ebadarg_or_bad_return_value),
     AMB_TEST_ENTRY(gen_server_continue_runs_before_the_next_queued_message))

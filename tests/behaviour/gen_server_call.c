@@ -204,7 +204,7 @@ static void dying_mid_call_body(amb_proc *self, void *arg)
              amb_gen_server_call(self, srv, P(self, "{die,{died,7,<<\"r\">>}}"),
                                  DEADLINE_MS, &reply));
     CHECK_TEXT(self, reply, "{died,7,<<\"r\">>}");
-    CHECK(self, !amb_is_alive(self, srv));
+    CHECK(self, !amb_is_process_alive(self, srv));
     /* A stop result without a reply: the caller sees the stop reason. */
     srv = tsrv_start(self, &a, NULL);
     CHECK_RC(self, AMB_EEXIT,
@@ -259,7 +259,7 @@ static void call_timeout_body(amb_proc *self, void *arg)
     amb_heap *h = amb_proc_heap(self);
     size_t heap_before = amb_heap_size(h);
     amb_term reply = amb_atom("untouched");
-    uint64_t t0 = amb_now_ms();
+    int64_t t0 = amb_now_ms();
     CHECK_RC(self, AMB_ETIMEDOUT,
              amb_gen_server_call(self, srv, amb_atom("hold"), 50, &reply));
     CHECK(self, amb_now_ms() - t0 >= 49);
@@ -330,7 +330,7 @@ static void self_call_body(amb_proc *self, void *arg)
     amb_pid srv = tsrv_start(self, &a, &o);
     CHECK_EQ(self, int_of(CALL(self, srv, amb_atom("call_self"))), AMB_EDEADLK);
     CHECK_EQ(self, int_of(CALL(self, srv, amb_atom("stop_self"))), AMB_EDEADLK);
-    CHECK(self, amb_is_alive(self, srv));
+    CHECK(self, amb_is_process_alive(self, srv));
     CHECK_EQ(self, int_of(CALL(self, o.name, amb_atom("get"))), 0);
     tsrv_stop(self, srv);
 }
@@ -369,7 +369,7 @@ static void call_args_body(amb_proc *self, void *arg)
     CHECK_RC(self, AMB_EBADARG, amb_gen_server_stop(self, srv, AMB_NONE, 100));
     /* reply may be NULL. */
     CHECK_OK(self, amb_gen_server_call(self, srv, amb_atom("get"), DEADLINE_MS, NULL));
-    CHECK(self, amb_is_alive(self, srv));
+    CHECK(self, amb_is_process_alive(self, srv));
     tsrv_stop(self, srv);
     CHECK_EQ(self, amb_message_queue_len(self), 0);
 }
@@ -448,7 +448,7 @@ static void many_callers_body(amb_proc *self, void *arg)
     atomic_init(&m.wrong, 0);
     for (int i = 0; i < CALLERS; i++)
         CHECK_OK(self, amb_spawn(self, many_caller, &m, NULL));
-    uint64_t until = amb_now_ms() + 60000;
+    int64_t until = amb_now_ms() + 60000;
     while (atomic_load(&m.done) < CALLERS) {
         CHECK(self, amb_now_ms() < until);
         amb_yield(self);
@@ -469,8 +469,8 @@ AMB_TEST(gen_server_ten_thousand_concurrent_callers)
 
 static size_t memory_of(amb_proc *self, amb_pid pid)
 {
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, pid, &pi));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, pid, &pi));
     return pi.memory;
 }
 

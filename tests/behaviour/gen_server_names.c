@@ -49,7 +49,7 @@ static int via_register_name(amb_proc *self, void *ctx, amb_term name, amb_pid p
     atomic_fetch_add(&via_registers, 1);
     pthread_mutex_lock(&via_lock);
     int i = via_find(name), rc = 0;
-    if (i >= 0 && amb_is_alive(self, via_tab[i].pid)) {
+    if (i >= 0 && amb_is_process_alive(self, via_tab[i].pid)) {
         rc = AMB_EEXIST;
     } else {
         if (i >= 0)
@@ -86,7 +86,7 @@ static int via_whereis_name(amb_proc *self, void *ctx, amb_term name, amb_pid *o
     int i = via_find(name);
     amb_pid pid = i >= 0 ? via_tab[i].pid : AMB_NONE;
     pthread_mutex_unlock(&via_lock);
-    if (pid == AMB_NONE || !amb_is_alive(self, pid))
+    if (pid == AMB_NONE || !amb_is_process_alive(self, pid))
         return AMB_ENOTFOUND;
     *out = pid;
     return 0;
@@ -131,8 +131,8 @@ static void local_name_body(amb_proc *self, void *arg)
     CHECK_EQ(self, int_of(CALL(self, name, P(self, "{add,2}"))), 2);
     CHECK_OK(self, amb_gen_server_cast(self, name, P(self, "{add,3}")));
     CHECK_EQ(self, int_of(CALL(self, name, amb_atom("get"))), 5);
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, srv, &pi));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, srv, &pi));
     CHECK(self, pi.registered_name == name);
     tsrv_stop(self, name);
     CHECK_RC(self, AMB_ENOTFOUND, amb_whereis(self, name, &where));
@@ -175,7 +175,8 @@ static void via_body(amb_proc *self, void *arg)
     tsrv_arg b;
     tsrv_arg_init(&b, self, INIT_OK);
     amb_pid holder = AMB_NONE;
-    CHECK_RC(self, AMB_EEXIST, amb_gen_server_start(self, &tsrv_cb, &b, &o, &holder));
+    CHECK_RC(self, AMB_EEXIST,
+             amb_gen_server_start(self, &tsrv_cb, &b, &o, &holder, NULL));
     CHECK(self, holder == srv);
     CHECK_EQ(self, int_of(CALL(self, ref, amb_atom("get"))), 5);
     /* An unknown name of the module, and an unknown module. */
@@ -190,11 +191,11 @@ static void via_body(amb_proc *self, void *arg)
     /* The holder's name survived the failed start (nothing unregistered). */
     CHECK_EQ(self, atomic_load(&via_unregisters), 0);
     CHECK_OK(self, amb_gen_server_stop(self, ref, AMB_ATOM_NORMAL, DEADLINE_MS));
-    CHECK(self, !amb_is_alive(self, srv));
+    CHECK(self, !amb_is_process_alive(self, srv));
     /* A server that stops unregisters its via name. */
     CHECK_EQ(self, atomic_load(&via_unregisters), 1);
     pthread_mutex_lock(&via_lock);
-    int left = via_find(ref == AMB_NONE ? AMB_NONE : amb_tuple_get(ref, 2));
+    int left = via_find(ref == AMB_NONE ? AMB_NONE : amb_tuple_elem(ref, 2));
     pthread_mutex_unlock(&via_lock);
     CHECK_EQ(self, left, -1);
     CHECK_RC(self, AMB_ENOPROC,
@@ -205,7 +206,7 @@ static void via_body(amb_proc *self, void *arg)
     tsrv_arg c;
     tsrv_arg_init(&c, self, INIT_STOP);
     c.reason = "no_thanks";
-    CHECK_RC(self, AMB_EINIT, amb_gen_server_start(self, &tsrv_cb, &c, &o, NULL));
+    CHECK_RC(self, AMB_EINIT, amb_gen_server_start(self, &tsrv_cb, &c, &o, NULL, NULL));
     CHECK_EQ(self, atomic_load(&via_unregisters), 2);
     srv = tsrv_start(self, &a, &o);
     CHECK_OK(self, amb_gen_server_whereis(self, ref, &where));

@@ -25,7 +25,7 @@ static watched start_watched(amb_proc *self, tsrv_arg *a)
 {
     watched w;
     amb_trap_exit(self, true);
-    CHECK_OK(self, amb_gen_server_start_link(self, &tsrv_cb, a, &w.pid));
+    CHECK_OK(self, amb_gen_server_start_link(self, &tsrv_cb, a, &w.pid, NULL));
     CHECK_OK(self, amb_monitor(self, w.pid, &w.ref));
     return w;
 }
@@ -41,7 +41,7 @@ static void check_ended(amb_proc *self, const watched *w, tsrv_arg *a, const cha
              amb_receive_match(self, DEADLINE_MS, NULL, "{'EXIT',~v,~w}", w->pid, &r));
     CHECK_TEXT(self, r, reason);
     CHECK_TEXT(self, gs_wait_down(self, w->ref, w->pid), reason);
-    CHECK(self, !amb_is_alive(self, w->pid));
+    CHECK(self, !amb_is_process_alive(self, w->pid));
     CHECK_EQ(self, atomic_load_explicit(&a->terminated, memory_order_acquire), 1);
     CHECK(self, gs_same_text(a->terminate_reason, reason));
     CHECK_EQ(self, amb_message_queue_len(self), 0);
@@ -92,7 +92,7 @@ static void stop_one(amb_proc *self, stop_way way, const char *reason)
         CHECK_OK(self, amb_gen_server_stop(self, w.pid, rt, DEADLINE_MS));
         /* It waited: terminate has run and the server is gone. */
         CHECK_EQ(self, atomic_load_explicit(&a.terminated, memory_order_acquire), 1);
-        CHECK(self, !amb_is_alive(self, w.pid));
+        CHECK(self, !amb_is_process_alive(self, w.pid));
         break;
     }
     check_ended(self, &w, &a, reason);
@@ -164,12 +164,12 @@ static void stop_timeout_body(amb_proc *self, void *arg)
     arg_init(&a, self);
     a.hang_in_terminate = true;
     watched w = start_watched(self, &a);
-    uint64_t t0 = amb_now_ms();
+    int64_t t0 = amb_now_ms();
     CHECK_RC(self, AMB_ETIMEDOUT,
              amb_gen_server_stop(self, w.pid, amb_atom("slow_stop"), 50));
     CHECK(self, amb_now_ms() - t0 >= 49);
     /* Left running: still in terminate. */
-    CHECK(self, amb_is_alive(self, w.pid));
+    CHECK(self, amb_is_process_alive(self, w.pid));
     CHECK_EQ(self, atomic_load(&a.terminated), 0);
     CHECK_OK(self, amb_send(self, w.pid, amb_atom("release")));
     check_ended(self, &w, &a, "slow_stop");
@@ -236,7 +236,7 @@ static void parent(amb_proc *self, void *arg)
 {
     parent_arg *p = arg;
     amb_pid srv;
-    CHECK_OK(self, amb_gen_server_start_link(self, &tsrv_cb, p->a, &srv));
+    CHECK_OK(self, amb_gen_server_start_link(self, &tsrv_cb, p->a, &srv, NULL));
     CHECK_OK(self,
              amb_send(self, p->test, amb_pack(amb_proc_heap(self), "{srv,~p}", srv)));
     CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "go"));

@@ -37,7 +37,7 @@ static pthread_mutex_t g_log_lock = PTHREAD_MUTEX_INITIALIZER;
 static char g_last_report[1024];
 static char g_last_event[512];
 
-static void gs_capture(const amb_log_event *ev, void *ctx)
+static void gs_capture(void *ctx, const amb_log_event *ev)
 {
     (void)ctx;
     pthread_mutex_lock(&g_log_lock);
@@ -119,7 +119,7 @@ gs_check_text(amb_proc *self, amb_term t, const char *want, const char *file, in
     char buf[1024];
     if (t == AMB_NONE)
         proc_fail(self, file, line, "got AMB_NONE, expected %s", want);
-    if (amb_print(buf, sizeof buf, t, NULL) != 0)
+    if (amb_print(t, buf, sizeof buf, NULL) != 0)
         proc_fail(self, file, line, "cannot print the term (expected %s)", want);
     if (!gs_same_text(buf, want))
         proc_fail(self, file, line, "got %s, expected %s", buf, want);
@@ -191,8 +191,8 @@ typedef enum tsrv_init {
 
 typedef struct tsrv_arg {
     tsrv_init init;
-    int timeout_ms;          /* INIT_TIMEOUT */
-    int idle_ms;             /* > 0: every result gets amb_gen_timeout(idle_ms) */
+    int64_t timeout_ms;      /* INIT_TIMEOUT */
+    int64_t idle_ms;         /* > 0: every result gets amb_gen_timeout(idle_ms) */
     bool trap;               /* trap exits in init */
     bool hang_in_terminate;  /* terminate waits for a 'release' message */
     bool crash_in_terminate; /* terminate ends with crashed_in_terminate */
@@ -388,7 +388,7 @@ static amb_gen_ret tsrv_call(amb_proc *self, void *state, amb_term req, amb_term
     if (amb_match(req, "{continue,~w}", &x) == 0)
         return amb_gen_continue(amb_gen_reply(AMB_ATOM_OK), own(self, x));
     if (amb_match(req, "{timeout,~l}", &n) == 0)
-        return amb_gen_timeout(amb_gen_reply(AMB_ATOM_OK), (int)n);
+        return amb_gen_timeout(amb_gen_reply(AMB_ATOM_OK), n);
     if (amb_match(req, "{call,~w,~w}", &x, &y) == 0) {
         /* A call from inside a callback; the reply is borrowed until our
          * next receive, which comes after it has been sent on. */
@@ -397,8 +397,8 @@ static amb_gen_ret tsrv_call(amb_proc *self, void *state, amb_term req, amb_term
         return amb_gen_reply(rc == 0 ? r : amb_pack(h, "{call_failed,~i}", rc));
     }
     if (req == amb_atom("is_trapping")) {
-        amb_process_info pi;
-        CHECK_OK(self, amb_process_info_get(self, amb_self(self), &pi));
+        amb_proc_info pi;
+        CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
         return amb_gen_reply(amb_bool(pi.trap_exit));
     }
     return amb_gen_reply(amb_pack(h, "{unknown_call,~w}", req));
@@ -446,7 +446,7 @@ static amb_gen_ret tsrv_cast(amb_proc *self, void *state, amb_term msg)
         return tsrv_fin(s, amb_gen_noreply());
     }
     if (amb_match(msg, "{timeout,~l}", &n) == 0)
-        return amb_gen_timeout(amb_gen_noreply(), (int)n);
+        return amb_gen_timeout(amb_gen_noreply(), n);
     if (msg == amb_atom("zero_when_waiting")) {
         WAIT_UNTIL(self, amb_message_queue_len(self) >= 1);
         return amb_gen_timeout(amb_gen_noreply(), 0);
@@ -485,7 +485,7 @@ static amb_gen_ret tsrv_info(amb_proc *self, void *state, amb_term msg)
     amb_term f, r;
     if (msg == AMB_ATOM_TIMEOUT) {
         tsrv_log(s, "timeout");
-        uint64_t gap = s->ticks > 0 ? amb_now_ms() - s->last_tick_ms : 0;
+        int64_t gap = s->ticks > 0 ? amb_now_ms() - s->last_tick_ms : 0;
         tsrv_tell(self, s, "timeout", amb_pack(h, "{~l,~l}", s->ticks, (int64_t)gap));
         return tsrv_fin(s, amb_gen_noreply());
     }
@@ -526,7 +526,7 @@ static void tsrv_terminate(amb_proc *self, void *state, amb_term reason)
 {
     tsrv *s = state;
     tsrv_arg *a = s->arg;
-    if (amb_print(a->terminate_reason, sizeof a->terminate_reason, reason, NULL) != 0)
+    if (amb_print(reason, a->terminate_reason, sizeof a->terminate_reason, NULL) != 0)
         snprintf(a->terminate_reason, sizeof a->terminate_reason, "<unprintable>");
     if (a->tell_terminate)
         tsrv_tell(self, s, "terminate", reason);
@@ -554,7 +554,7 @@ __attribute__((unused)) static amb_pid tsrv_start(amb_proc *self, tsrv_arg *a,
                                                   const amb_gen_opts *opts)
 {
     amb_pid pid = AMB_NONE;
-    CHECK_OK(self, amb_gen_server_start(self, &tsrv_cb, a, opts, &pid));
+    CHECK_OK(self, amb_gen_server_start(self, &tsrv_cb, a, opts, &pid, NULL));
     CHECK(self, amb_is_local_pid(pid));
     return pid;
 }

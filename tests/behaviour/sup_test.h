@@ -32,7 +32,7 @@
 
 static atomic_int g_log_events;
 
-static void quiet(const amb_log_event *ev, void *ctx)
+static void quiet(void *ctx, const amb_log_event *ev)
 {
     (void)ev;
     (void)ctx;
@@ -199,7 +199,7 @@ __attribute__((unused)) static void wk_init(wk *w, int n, amb_pid observer, stop
 }
 
 __attribute__((unused)) static amb_child_spec wspec(amb_term id, wk *w, amb_restart r,
-                                                    int shutdown_ms)
+                                                    int64_t shutdown_ms)
 {
     amb_child_spec s = {0};
     s.id = id;
@@ -215,9 +215,7 @@ __attribute__((unused)) static amb_child_spec wspec(amb_term id, wk *w, amb_rest
 __attribute__((unused)) static int sup_child_start(amb_proc *self, void *arg,
                                                    amb_pid *out, amb_term *reason)
 {
-    amb_gen_opts o = {0};
-    o.error_reason = reason;
-    return amb_sup_start_link(self, arg, &o, out);
+    return amb_sup_start_link(self, arg, NULL, out, reason);
 }
 
 /* ---------------------------------------------------------------------------
@@ -232,9 +230,9 @@ __attribute__((unused)) static size_t kids(amb_proc *self, amb_term sup, amb_ter
     amb_term list = AMB_NONE;
     CHECK_OK(self, amb_sup_which_children(self, sup, &list));
     size_t n = 0;
-    for (; amb_is_cons(list); list = amb_tail(list), n++)
+    for (; amb_is_cons(list); list = amb_list_tail(list), n++)
         if (n < max)
-            out[n] = amb_tuple_get(amb_head(list), 1);
+            out[n] = amb_tuple_elem(amb_list_head(list), 1);
     return n;
 }
 
@@ -244,10 +242,10 @@ __attribute__((unused)) static bool kid(amb_proc *self, amb_term sup, amb_term i
 {
     amb_term list = AMB_NONE;
     CHECK_OK(self, amb_sup_which_children(self, sup, &list));
-    for (; amb_is_cons(list); list = amb_tail(list)) {
-        amb_term e = amb_head(list);
-        if (amb_equal(amb_tuple_get(e, 0), id)) {
-            *child = amb_tuple_get(e, 1);
+    for (; amb_is_cons(list); list = amb_list_tail(list)) {
+        amb_term e = amb_list_head(list);
+        if (amb_equal(amb_tuple_elem(e, 0), id)) {
+            *child = amb_tuple_elem(e, 1);
             return true;
         }
     }
@@ -287,7 +285,7 @@ __attribute__((unused)) static void
 check_text(amb_proc *self, amb_term t, const char *want, const char *file, int line)
 {
     char buf[512];
-    if (amb_print(buf, sizeof buf, t, NULL) != 0)
+    if (amb_print(t, buf, sizeof buf, NULL) != 0)
         proc_fail(self, file, line, "cannot print the term (expected %s)", want);
     if (strcmp(buf, want) != 0)
         proc_fail(self, file, line, "got %s, expected %s", buf, want);

@@ -59,7 +59,7 @@ static void check_text(amb_proc *self, amb_term t, const char *want, const char 
                        int line)
 {
     char buf[512];
-    if (amb_print(buf, sizeof buf, t, NULL) != 0)
+    if (amb_print(t, buf, sizeof buf, NULL) != 0)
         proc_fail(self, file, line, "cannot print the term (expected %s)", want);
     if (strcmp(buf, want) != 0)
         proc_fail(self, file, line, "got %s, expected %s", buf, want);
@@ -75,7 +75,7 @@ static amb_pid g_report_pid;
 static atomic_int g_events; /* every event */
 static char g_event_text[256];
 
-static void capture(const amb_log_event *ev, void *ctx)
+static void capture(void *ctx, const amb_log_event *ev)
 {
     (void)ctx;
     atomic_fetch_add(&g_events, 1);
@@ -208,7 +208,7 @@ static void exit_normal_ignored_body(amb_proc *self, void *arg)
     amb_pid t = start_forwarder(self, false, &ref);
     CHECK_OK(self, amb_exit(self, t, AMB_ATOM_NORMAL));
     CHECK(self, answers(self, t)); /* ordered after the exit signal */
-    CHECK(self, amb_is_alive(self, t));
+    CHECK(self, amb_is_process_alive(self, t));
     finish(self, t, ref);
 }
 
@@ -241,7 +241,7 @@ static void exit_kill_body(amb_proc *self, void *arg)
     amb_pid t = start_forwarder(self, trap, &ref);
     CHECK_OK(self, amb_exit(self, t, AMB_ATOM_KILL));
     CHECK(self, wait_down(self, ref, t) == AMB_ATOM_KILLED);
-    CHECK(self, !amb_is_alive(self, t));
+    CHECK(self, !amb_is_process_alive(self, t));
     CHECK_EQ_LEN(self); /* a trapping target did not forward an EXIT */
 }
 
@@ -490,8 +490,8 @@ static void link_dead_body(amb_proc *self, void *arg)
     amb_pid d = a_dead_pid(self);
     CHECK_RC(self, AMB_ENOPROC, amb_link(self, d));
     CHECK_EQ_LEN(self);
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, amb_self(self), &pi));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
     CHECK(self, pi.links == 0);
     CHECK(self, amb_trap_exit(self, true) == false);
     CHECK_OK(self, amb_link(self, d));
@@ -545,15 +545,15 @@ static void unlink_body(amb_proc *self, void *arg)
     amb_pid w = start_forwarder(self, false, &wref);
     /* Link, unlink, then the other ends abnormally: no effect on us. */
     CHECK_OK(self, amb_link(self, w));
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, amb_self(self), &pi));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
     CHECK(self, pi.links == 1);
     CHECK_OK(self, amb_unlink(self, w));
     CHECK_OK(self, amb_unlink(self, w)); /* idempotent */
     CHECK_OK(self, amb_exit(self, w, amb_atom("boom")));
     CHECK_TEXT(self, wait_down(self, wref, w), "boom");
     CHECK_EQ_LEN(self);
-    CHECK_OK(self, amb_process_info_get(self, amb_self(self), &pi));
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
     CHECK(self, pi.links == 0);
 }
 
@@ -575,8 +575,8 @@ static void monitor_dead_body(amb_proc *self, void *arg)
     CHECK(self, amb_type_of(ref) == AMB_T_REF);
     CHECK_OK(self,
              amb_receive_match(self, 0, NULL, "{'DOWN',~r,process,~v,noproc}", ref, d));
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, amb_self(self), &pi));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
     CHECK(self, pi.monitors == 0);
     CHECK_RC(self, AMB_ENOTFOUND, amb_demonitor(self, ref, 0));
 }
@@ -597,15 +597,15 @@ static void several_monitors_body(amb_proc *self, void *arg)
     for (int i = 0; i < 5; i++)
         for (int j = 0; j < i; j++)
             CHECK(self, !amb_equal(refs[i], refs[j]));
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, amb_self(self), &pi));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
     CHECK(self, pi.monitors == 6);
     CHECK_OK(self, amb_exit(self, t, amb_atom("bye")));
     CHECK(self, wait_down(self, r0, t) == amb_atom("bye"));
     for (int i = 4; i >= 0; i--)
         CHECK(self, wait_down(self, refs[i], t) == amb_atom("bye"));
     CHECK_EQ_LEN(self);
-    CHECK_OK(self, amb_process_info_get(self, amb_self(self), &pi));
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
     CHECK(self, pi.monitors == 0);
 }
 
@@ -696,8 +696,8 @@ static void spawn_link_burst_body(amb_proc *self, void *arg)
         pids[reason] = AMB_NONE; /* exactly once */
     }
     CHECK_EQ_LEN(self);
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, amb_self(self), &pi));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
     CHECK(self, pi.links == 0);
 }
 
@@ -741,7 +741,7 @@ static void spawn_monitor_burst_body(amb_proc *self, void *arg)
                  amb_spawn_monitor(self, die_at_once, (void *)(intptr_t)i, &c, &ref));
         amb_term r = wait_down(self, ref, c);
         int64_t v = -1;
-        CHECK_OK(self, amb_get_int64(r, &v));
+        CHECK_OK(self, amb_int_get(r, &v));
         CHECK(self, v == i); /* never noproc: the monitor was there first */
     }
     CHECK_EQ_LEN(self);
@@ -781,7 +781,7 @@ static void order_body(amb_proc *self, void *arg)
         amb_term m;
         CHECK_OK(self, amb_receive(self, DEADLINE_MS, &m));
         int64_t v = -1;
-        CHECK_OK(self, amb_get_int64(m, &v));
+        CHECK_OK(self, amb_int_get(m, &v));
         CHECK(self, v == i);
     }
     amb_term m;
@@ -830,7 +830,7 @@ static intptr_t blocking_fn(void *arg)
 {
     (void)arg;
     /* Waits until the test has seen the caller's DOWN (bounded). */
-    uint64_t until = amb_now_ms() + DEADLINE_MS;
+    int64_t until = amb_now_ms() + DEADLINE_MS;
     while (!atomic_load(&g_blocking_release) && amb_now_ms() < until)
         sched_yield();
     atomic_store(&g_blocking_done, 1);
@@ -883,7 +883,7 @@ static void kill_where_body(amb_proc *self, void *arg)
             CHECK_OK(self, amb_exit(self, c, reason));
             amb_term got = wait_down(self, ref, c);
             CHECK(self, got == (reason_kind ? amb_atom("shutdown") : AMB_ATOM_KILLED));
-            CHECK(self, !amb_is_alive(self, c));
+            CHECK(self, !amb_is_process_alive(self, c));
             if (fns[i] == in_blocking_call) {
                 /* The C call still finishes; its result is discarded. */
                 CHECK(self, atomic_load(&g_blocking_done) == 0);
@@ -1039,7 +1039,7 @@ static void crash_report_root(amb_proc *self, void *arg)
     wait_down(self, ref, c);
     CHECK(self, atomic_load(&g_reports) == 1);
     char pidtext[64];
-    amb_print(pidtext, sizeof pidtext, c, NULL);
+    amb_print(c, pidtext, sizeof pidtext, NULL);
     pthread_mutex_lock(&g_report_lock);
     bool ok = g_report_pid == c && strstr(g_report_text, "CRASH REPORT") &&
               strstr(g_report_text, pidtext) && strstr(g_report_text, "the_crasher") &&
@@ -1133,8 +1133,8 @@ static void handler_body(amb_proc *self, void *arg)
     amb_spawn_opts o = {.handler = &trapping_handler, .name = AMB_NONE, .monitor = true};
     amb_pid h;
     amb_term ref;
-    o.monitor_ref = &ref;
-    CHECK_OK(self, amb_spawn_opt(self, NULL, (void *)(uintptr_t)amb_self(self), &o, &h));
+    CHECK_OK(self,
+             amb_spawn_opt(self, NULL, (void *)(uintptr_t)amb_self(self), &o, &h, &ref));
     CHECK(self, answers(self, h)); /* init ran: it traps exits now */
     CHECK_OK(self, amb_exit(self, h, amb_atom("stop_please")));
     CHECK_OK(self,
@@ -1143,7 +1143,8 @@ static void handler_body(amb_proc *self, void *arg)
     CHECK(self, wait_down(self, ref, h) == AMB_ATOM_KILLED);
     /* An idle handler without a stack is killed too. */
     o.handler = &plain_handler;
-    CHECK_OK(self, amb_spawn_opt(self, NULL, (void *)(uintptr_t)amb_self(self), &o, &h));
+    CHECK_OK(self,
+             amb_spawn_opt(self, NULL, (void *)(uintptr_t)amb_self(self), &o, &h, &ref));
     CHECK(self, answers(self, h));
     CHECK_OK(self, amb_exit(self, h, AMB_ATOM_NORMAL)); /* ignored */
     CHECK(self, answers(self, h));
@@ -1170,7 +1171,7 @@ static atomic_int g_race_done;
 static void race_noise(amb_proc *self, void *arg)
 {
     amb_pid b = (amb_pid)(uintptr_t)arg;
-    for (int i = 0; i < RACE_ROUNDS && amb_is_alive(self, b); i++)
+    for (int i = 0; i < RACE_ROUNDS && amb_is_process_alive(self, b); i++)
         CHECK_OK(self, amb_exit(self, b, AMB_ATOM_NORMAL));
 }
 
@@ -1244,8 +1245,8 @@ static void dueller(amb_proc *self, void *arg)
                           amb_pack(amb_proc_heap(self), "{done,~p}", amb_self(self))));
         CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "check"));
     }
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, amb_self(self), &pi));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
     CHECK_OK(self, amb_send(self, a->root,
                             amb_pack(amb_proc_heap(self), "{links,~p,~i}", amb_self(self),
                                      (int)pi.links)));
@@ -1354,7 +1355,7 @@ static void chain_root(amb_proc *self, void *arg)
     amb_term ref;
     CHECK_OK(self, amb_spawn_monitor(self, chain_link, (void *)(intptr_t)(CHAIN_N - 1),
                                      &head, &ref));
-    uint64_t until = amb_now_ms() + 60000;
+    int64_t until = amb_now_ms() + 60000;
     while (atomic_load(&g_chain_built) < CHAIN_N) {
         CHECK(self, amb_now_ms() < until);
         amb_sleep(self, 1);
@@ -1414,9 +1415,9 @@ static void storm_root(amb_proc *self, void *arg)
     for (long i = 0; i < STORM_N; i++)
         CHECK_OK(self, amb_exit(self, g_storm_pids[i],
                                 (i & 1) ? AMB_ATOM_KILL : AMB_ATOM_SHUTDOWN));
-    uint64_t until = amb_now_ms() + 120000;
+    int64_t until = amb_now_ms() + 120000;
     for (long i = 0; i < STORM_N;) {
-        if (!amb_is_alive(self, g_storm_pids[i])) {
+        if (!amb_is_process_alive(self, g_storm_pids[i])) {
             i++;
             continue;
         }
@@ -1486,11 +1487,11 @@ static void args_body(amb_proc *self, void *arg)
     CHECK_RC(self, AMB_EBADARG, amb_unlink(self, amb_atom("x")));
     CHECK_RC(self, AMB_EBADARG, amb_spawn_link(self, NULL, NULL, NULL));
     CHECK(self, amb_trap_exit(self, false) == false);
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, amb_self(self), &pi));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
     CHECK(self, !pi.trap_exit);
     amb_trap_exit(self, true);
-    CHECK_OK(self, amb_process_info_get(self, amb_self(self), &pi));
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
     CHECK(self, pi.trap_exit);
 }
 

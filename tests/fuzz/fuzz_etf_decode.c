@@ -32,7 +32,7 @@ static bool expected_failure(int rc)
 }
 
 /* Encodes t with flags, decodes it back, and checks the two agree. */
-static void round_trip(amb_heap *heap, amb_term t, int flags, size_t max_depth)
+static void round_trip(amb_heap *heap, amb_term t, unsigned flags, size_t max_depth)
 {
     uint8_t *bytes;
     size_t len;

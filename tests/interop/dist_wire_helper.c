@@ -447,7 +447,7 @@ static bool payload_exits(const conn *c)
 static void text(amb_term t, char *buf, size_t cap)
 {
     size_t len;
-    if (amb_print(buf, cap, t, &len) == AMB_EBUFSIZE && cap > 4)
+    if (amb_print(t, buf, cap, &len) == AMB_EBUFSIZE && cap > 4)
         memcpy(buf + cap - 4, "...", 4);
 }
 
@@ -463,7 +463,7 @@ static bool to_self(conn *c, amb_term m)
         say("ECHO %s", c->tag);
     } else if (amb_match(m, "{big, ~p, ~w}", &from, &x) == 0) {
         size_t size = 0;
-        amb_get_binary(x, NULL, &size, NULL);
+        amb_binary_get(x, NULL, &size);
         say("BIG %s %zu", c->tag, size);
         send_msg(c, from, AMB_TUPLE(c->heap, amb_atom("big_back"), x));
     } else if (m == amb_atom("second_connect")) {

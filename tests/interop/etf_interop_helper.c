@@ -35,16 +35,20 @@ static int put_blob(FILE *f, const void *data, size_t len)
     return len == 0 || fwrite(data, 1, len, f) == len ? 0 : -1;
 }
 
-static int flags_of(unsigned kind)
+/* The encoding flags of request kind: 0, or -1 for an unknown kind. */
+static int flags_of(unsigned kind, unsigned *out)
 {
-    static const int flags[] = {0, AMB_ETF_LATIN1_ATOMS, AMB_ETF_COMPRESSED,
-                                AMB_ETF_COMPRESSED | AMB_ETF_LATIN1_ATOMS,
-                                AMB_ETF_LATIN1_ATOMS};
-    return kind < 5 ? flags[kind] : -1;
+    static const unsigned flags[] = {0, AMB_ETF_LATIN1_ATOMS, AMB_ETF_COMPRESSED,
+                                     AMB_ETF_COMPRESSED | AMB_ETF_LATIN1_ATOMS,
+                                     AMB_ETF_LATIN1_ATOMS};
+    if (kind >= 5)
+        return -1;
+    *out = flags[kind];
+    return 0;
 }
 
 /* Encodes t and writes rc, len, bytes. */
-static int put_encoding(FILE *out, int rc, amb_term t, int flags)
+static int put_encoding(FILE *out, int rc, amb_term t, unsigned flags)
 {
     uint8_t *bytes = NULL;
     size_t len = 0;
@@ -57,8 +61,8 @@ static int put_encoding(FILE *out, int rc, amb_term t, int flags)
 
 static int process(amb_heap *h, unsigned kind, const uint8_t *in, size_t len, FILE *out)
 {
-    int flags = flags_of(kind);
-    if (flags < 0)
+    unsigned flags;
+    if (flags_of(kind, &flags) != 0)
         return -1;
     amb_term t = AMB_NONE, parsed = AMB_NONE;
     size_t used = 0;

@@ -143,7 +143,7 @@ static void unalias_drops_in_flight_body(amb_proc *self, void *arg)
         amb_yield(self);
         quiet = atomic_load_explicit(&a.sent, memory_order_acquire) == 1;
     } else {
-        uint64_t until = amb_now_ms() + 200;
+        int64_t until = amb_now_ms() + 200;
         while (atomic_load_explicit(&a.sent, memory_order_acquire) != 1 &&
                amb_now_ms() < until)
             ;

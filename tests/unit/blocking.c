@@ -100,7 +100,7 @@ static void echo(amb_proc *self, void *arg)
         amb_term m;
         if (amb_receive(self, AMB_INFINITY, &m) != 0 || m == AMB_ATOM_STOP)
             return;
-        amb_send(self, amb_tuple_get(m, 0), amb_tuple_get(m, 1));
+        amb_send(self, amb_tuple_elem(m, 0), amb_tuple_elem(m, 1));
     }
 }
 
@@ -394,13 +394,13 @@ static int hb_handle(amb_proc *self, void *state, amb_term msg)
 {
     (void)state;
     int64_t v;
-    if (amb_get_int64(amb_tuple_get(msg, 1), &v) != 0)
+    if (amb_int_get(amb_tuple_elem(msg, 1), &v) != 0)
         return AMB_EBADARG;
     intptr_t r = 0;
     int rc = amb_blocking_call(self, twice, (void *)(intptr_t)v, &r);
     if (rc != 0)
         return rc;
-    amb_send(self, amb_tuple_get(msg, 0), AMB_SMALL(r));
+    amb_send(self, amb_tuple_elem(msg, 0), AMB_SMALL(r));
     amb_exit_self(self, AMB_ATOM_NORMAL);
 }
 
@@ -415,7 +415,7 @@ static void hb_client(amb_proc *self, void *arg)
     amb_send(self, h, AMB_TUPLE(amb_proc_heap(self), amb_self(self), AMB_SMALL(21)));
     amb_term m;
     if (amb_receive(self, DEADLINE_MS, &m) == 0)
-        amb_get_int64(m, &hb.reply);
+        amb_int_get(m, &hb.reply);
 }
 
 AMB_TEST(blocking_call_from_handler)

@@ -27,8 +27,8 @@ static void assert_order(amb_term a, amb_term b)
 {
     if (amb_compare(a, b) >= 0 || amb_compare(b, a) <= 0) {
         char x[256], y[256];
-        amb_print(x, sizeof x, a, NULL);
-        amb_print(y, sizeof y, b, NULL);
+        amb_print(a, x, sizeof x, NULL);
+        amb_print(b, y, sizeof y, NULL);
         fail_msg("expected %s < %s", x, y);
     }
 }

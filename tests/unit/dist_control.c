@@ -327,8 +327,8 @@ AMB_TEST(fields_of_the_wrong_type_are_refused)
     amb__dist_ctl c;
     amb_term p = pid(1), r = ref();
     char ptxt[64], rtxt[96];
-    assert_ok(amb_print(ptxt, sizeof ptxt, p, NULL));
-    assert_ok(amb_print(rtxt, sizeof rtxt, r, NULL));
+    assert_ok(amb_print(p, ptxt, sizeof ptxt, NULL));
+    assert_ok(amb_print(r, rtxt, sizeof rtxt, NULL));
     char buf[512];
 #define CASE(want, payload, ...)                            \
     do {                                                    \

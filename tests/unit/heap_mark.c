@@ -41,8 +41,8 @@ static void assert_seq_tuple(amb_term t, size_t n)
     assert_true(amb_is_tuple(t));
     assert_int_equal(amb_tuple_arity(t), n);
     for (size_t i = 0; i < n; i += 1 + n / 64)
-        assert_true(amb_tuple_get(t, i) == amb_int(NULL, (int64_t)i));
-    assert_true(amb_tuple_get(t, n - 1) == amb_int(NULL, (int64_t)(n - 1)));
+        assert_true(amb_tuple_elem(t, i) == amb_int(NULL, (int64_t)i));
+    assert_true(amb_tuple_elem(t, n - 1) == amb_int(NULL, (int64_t)(n - 1)));
 }
 
 /* Builds small terms until the heap has taken at least `bytes` more. */
@@ -258,10 +258,10 @@ AMB_TEST(rewind_drops_references_on_shared_binaries_made_after_the_mark)
     assert_int_equal(atomic_load(&rf->refs), 1); /* only the other heap's */
     const uint8_t *data;
     size_t size;
-    assert_ok(amb_get_binary(kept, &data, &size, NULL));
+    assert_ok(amb_binary_get(kept, &data, &size));
     assert_int_equal(size, 1000);
     assert_int_equal(data[999], 0xab);
-    assert_ok(amb_get_binary(fresh_other, &data, &size, NULL));
+    assert_ok(amb_binary_get(fresh_other, &data, &size));
     assert_int_equal(size, 4096);
     assert_int_equal(data[4095], 0x5a);
 
@@ -298,7 +298,7 @@ AMB_TEST(rewind_then_reset_and_free_release_each_reference_once)
     assert_int_equal(atomic_load(&rk->refs), 1);
     const uint8_t *data;
     size_t size;
-    assert_ok(amb_get_binary(held, &data, &size, NULL));
+    assert_ok(amb_binary_get(held, &data, &size));
     assert_int_equal(size, 200);
     amb_heap_free(other);
 }

@@ -1,7 +1,7 @@
 /*
  * tests/unit/names.c - registered names (include/ambitious/process.h,
  * "Registered names"): amb_register, amb_unregister, amb_whereis,
- * amb_registered, amb_send_named and amb_spawn_opt's name.
+ * amb_registered, amb_send to a name and amb_spawn_opt's name.
  *
  * What is proved: a name maps to its process until it is unregistered or
  * the process ends, and then it can be registered again; a taken name and a
@@ -58,8 +58,8 @@ static long registered_count(amb_proc *self)
 
 static bool list_has(amb_term l, amb_term x)
 {
-    for (; amb_is_cons(l); l = amb_tail(l))
-        if (amb_head(l) == x)
+    for (; amb_is_cons(l); l = amb_list_tail(l))
+        if (amb_list_head(l) == x)
             return true;
     return false;
 }
@@ -89,8 +89,8 @@ static void basics_main(amb_proc *self, void *arg)
     CHECK_RC(self, AMB_ENOTFOUND, amb_whereis(self, amb_atom("names_c"), &found));
 
     /* Messages by name. */
-    CHECK_OK(self, amb_send_named(self, a, mk_int(1)));
-    CHECK_OK(self, amb_send_named(self, a, mk_int(2)));
+    CHECK_OK(self, amb_send(self, a, mk_int(1)));
+    CHECK_OK(self, amb_send(self, a, mk_int(2)));
     CHECK_EQ(self, int_of(RECV(self)), 1);
     CHECK_EQ(self, int_of(RECV(self)), 2);
 
@@ -98,15 +98,15 @@ static void basics_main(amb_proc *self, void *arg)
     CHECK_OK(self, amb_unregister(self, a));
     CHECK_RC(self, AMB_ENOTFOUND, amb_unregister(self, a));
     CHECK_RC(self, AMB_ENOTFOUND, amb_whereis(self, a, &found));
-    CHECK_RC(self, AMB_EBADARG, amb_send_named(self, a, mk_int(3)));
+    CHECK_RC(self, AMB_EBADARG, amb_send(self, a, mk_int(3)));
     CHECK_OK(self, amb_register(self, amb_atom("names_c"), me));
     /* Unregistering another process's name frees that process too. */
     CHECK_OK(self, amb_unregister(self, b));
     CHECK_OK(self, amb_register(self, a, other));
     CHECK_OK(self, amb_whereis(self, a, &found));
     CHECK(self, found == other);
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, other, &pi));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, other, &pi));
     CHECK(self, pi.registered_name == a);
     reg = amb_registered(self);
     CHECK_EQ(self, list_len(reg), 2);
@@ -131,9 +131,8 @@ static void bad_names_main(amb_proc *self, void *arg)
     CHECK_RC(self, AMB_EBADARG, amb_register(self, AMB_NONE, me));
     CHECK_RC(self, AMB_EBADARG, amb_unregister(self, mk_int(1)));
     CHECK_RC(self, AMB_EBADARG, amb_whereis(self, mk_int(1), &found));
-    CHECK_RC(self, AMB_EBADARG, amb_send_named(self, mk_int(1), AMB_ATOM_OK));
-    CHECK_RC(self, AMB_EBADARG,
-             amb_send_named(self, amb_atom("names_nobody"), AMB_ATOM_OK));
+    CHECK_RC(self, AMB_EBADARG, amb_send(self, mk_int(1), AMB_ATOM_OK));
+    CHECK_RC(self, AMB_EBADARG, amb_send(self, amb_atom("names_nobody"), AMB_ATOM_OK));
     CHECK_RC(self, AMB_ENOTFOUND, amb_unregister(self, amb_atom("names_nobody")));
     CHECK(self, list_len(amb_registered(self)) == 0);
     /* The failed calls registered nothing: the process may still take one. */
@@ -163,7 +162,7 @@ static void dead_pid_main(amb_proc *self, void *arg)
     (void)arg;
     amb_pid p, found;
     CHECK_OK(self, amb_spawn(self, returns_at_once, NULL, &p));
-    WAIT_UNTIL(self, !amb_is_alive(self, p));
+    WAIT_UNTIL(self, !amb_is_process_alive(self, p));
     CHECK_RC(self, AMB_ENOPROC, amb_register(self, amb_atom("names_dead"), p));
     CHECK_RC(self, AMB_ENOTFOUND, amb_whereis(self, amb_atom("names_dead"), &found));
 }
@@ -186,10 +185,10 @@ static void goes_away_main(amb_proc *self, void *arg)
         CHECK_OK(self, amb_register(self, name, p));
         CHECK_OK(self, amb_whereis(self, name, &found));
         CHECK(self, found == p);
-        CHECK_OK(self, amb_send_named(self, name, AMB_ATOM_STOP));
-        WAIT_UNTIL(self, !amb_is_alive(self, p));
+        CHECK_OK(self, amb_send(self, name, AMB_ATOM_STOP));
+        WAIT_UNTIL(self, !amb_is_process_alive(self, p));
         CHECK_RC(self, AMB_ENOTFOUND, amb_whereis(self, name, &found));
-        CHECK_RC(self, AMB_EBADARG, amb_send_named(self, name, AMB_ATOM_OK));
+        CHECK_RC(self, AMB_EBADARG, amb_send(self, name, AMB_ATOM_OK));
         CHECK(self, !list_has(amb_registered(self), name));
     }
 }
@@ -215,22 +214,23 @@ static void spawn_name_main(amb_proc *self, void *arg)
     amb_term name = amb_atom("names_spawned");
     amb_pid p = AMB_NONE, q = AMB_NONE, found;
     amb_spawn_opts opts = {.name = name};
-    CHECK_OK(self, amb_spawn_opt(self, waits_for_stop, NULL, &opts, &p));
+    CHECK_OK(self, amb_spawn_opt(self, waits_for_stop, NULL, &opts, &p, NULL));
     CHECK_OK(self, amb_whereis(self, name, &found));
     CHECK(self, found == p);
     /* The name is taken: nothing is spawned, nothing runs. */
-    CHECK_RC(self, AMB_EEXIST, amb_spawn_opt(self, returns_at_once, ran, &opts, &q));
+    CHECK_RC(self, AMB_EEXIST,
+             amb_spawn_opt(self, returns_at_once, ran, &opts, &q, NULL));
     CHECK(self, q == AMB_NONE);
     amb_spawn_opts hopts = {.handler = &dies, .name = name};
-    CHECK_RC(self, AMB_EEXIST, amb_spawn_opt(self, NULL, NULL, &hopts, &q));
-    CHECK_OK(self, amb_send_named(self, name, AMB_ATOM_STOP));
-    WAIT_UNTIL(self, !amb_is_alive(self, p));
+    CHECK_RC(self, AMB_EEXIST, amb_spawn_opt(self, NULL, NULL, &hopts, &q, NULL));
+    CHECK_OK(self, amb_send(self, name, AMB_ATOM_STOP));
+    WAIT_UNTIL(self, !amb_is_process_alive(self, p));
     /* Now a handler takes it, and loses it when it ends. */
-    CHECK_OK(self, amb_spawn_opt(self, NULL, NULL, &hopts, &q));
+    CHECK_OK(self, amb_spawn_opt(self, NULL, NULL, &hopts, &q, NULL));
     CHECK_OK(self, amb_whereis(self, name, &found));
     CHECK(self, found == q);
-    CHECK_OK(self, amb_send_named(self, name, AMB_ATOM_OK));
-    WAIT_UNTIL(self, !amb_is_alive(self, q));
+    CHECK_OK(self, amb_send(self, name, AMB_ATOM_OK));
+    WAIT_UNTIL(self, !amb_is_process_alive(self, q));
     CHECK_RC(self, AMB_ENOTFOUND, amb_whereis(self, name, &found));
 }
 
@@ -251,7 +251,7 @@ static void named_sender(amb_proc *self, void *arg)
     (void)arg;
     int64_t k = int_of(RECV(self));
     for (int64_t i = 0; i < NAMED_MSGS; i++)
-        CHECK_OK(self, amb_send_named(self, amb_atom("names_sink"), mk_int(k << 32 | i)));
+        CHECK_OK(self, amb_send(self, amb_atom("names_sink"), mk_int(k << 32 | i)));
 }
 
 static void named_order_main(amb_proc *self, void *arg)
@@ -273,7 +273,7 @@ static void named_order_main(amb_proc *self, void *arg)
     }
 }
 
-AMB_TEST(send_named_delivers_in_per_sender_order)
+AMB_TEST(send_to_a_name_delivers_in_per_sender_order)
 {
     run_in(1, named_order_main, NULL);
     run_in(2, named_order_main, NULL);
@@ -310,20 +310,21 @@ static void many_names_main(amb_proc *self, void *arg)
     CHECK(self, all != NULL);
     for (int i = 0; i < MANY_NAMES; i++) {
         snprintf(buf, sizeof buf, "names_all_%d", i);
-        CHECK_OK(self, amb_spawn_opt(self, waits_for_stop, NULL,
-                                     &(amb_spawn_opts){.name = amb_atom(buf)}, &all[i]));
+        CHECK_OK(self,
+                 amb_spawn_opt(self, waits_for_stop, NULL,
+                               &(amb_spawn_opts){.name = amb_atom(buf)}, &all[i], NULL));
     }
     CHECK_EQ(self, list_len(amb_registered(self)), MANY_NAMES);
     for (int i = 0; i < MANY_NAMES; i++) {
         snprintf(buf, sizeof buf, "names_all_%d", i);
-        CHECK_OK(self, amb_send_named(self, amb_atom(buf), AMB_ATOM_STOP));
+        CHECK_OK(self, amb_send(self, amb_atom(buf), AMB_ATOM_STOP));
     }
     for (int i = 0; i < MANY_NAMES / 100; i++)
         CHECK_OK(self, amb_send(self, pids[i], AMB_ATOM_STOP));
     for (int i = 0; i < MANY_NAMES; i++)
-        WAIT_UNTIL(self, !amb_is_alive(self, all[i]));
+        WAIT_UNTIL(self, !amb_is_process_alive(self, all[i]));
     for (int i = 0; i < MANY_NAMES / 100; i++)
-        WAIT_UNTIL(self, !amb_is_alive(self, pids[i]));
+        WAIT_UNTIL(self, !amb_is_process_alive(self, pids[i]));
     /* Every name went with its process. */
     CHECK_EQ(self, registered_count(self), 0);
     free(all);
@@ -363,8 +364,8 @@ static void race_registrar(amb_proc *self, void *arg)
         amb_term t = RECV(self);
         if (t == AMB_ATOM_STOP)
             return;
-        amb_pid from = amb_tuple_get(t, 1), c = amb_tuple_get(t, 2);
-        uint64_t until = amb_now_ms() + DEADLINE_MS;
+        amb_pid from = amb_tuple_elem(t, 1), c = amb_tuple_elem(t, 2);
+        int64_t until = amb_now_ms() + DEADLINE_MS;
         for (long k = 0;; k++) {
             int rc = amb_register(self, name, c);
             o->attempts++;
@@ -420,6 +421,6 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(register_of_a_dead_pid_is_enoproc),
     AMB_TEST_ENTRY(the_name_goes_away_when_its_process_ends),
     AMB_TEST_ENTRY(spawn_opt_name_registers_and_a_taken_name_spawns_nothing),
-    AMB_TEST_ENTRY(send_named_delivers_in_per_sender_order),
+    AMB_TEST_ENTRY(send_to_a_name_delivers_in_per_sender_order),
     AMB_TEST_ENTRY(ten_thousand_names_come_and_go),
     AMB_TEST_ENTRY(register_racing_with_exit_never_leaves_a_name_for_a_dead_process))

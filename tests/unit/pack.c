@@ -108,8 +108,8 @@ AMB_TEST(pack_integer_ranges)
                      "{-2147483648,2147483647,-9223372036854775808,9223372036854775807,0,"
                      "18446744073709551615}");
     t = amb_pack(H, "{~l, ~l}", (int64_t)AMB_SMALL_MAX, (int64_t)AMB_SMALL_MAX + 1);
-    assert_true(amb_is_small(amb_tuple_get(t, 0)));
-    assert_false(amb_is_small(amb_tuple_get(t, 1)));
+    assert_true(amb_is_small(amb_tuple_elem(t, 0)));
+    assert_false(amb_is_small(amb_tuple_elem(t, 1)));
     /* Literal integers of any size, next to directives. */
     t = amb_pack(H, "{-123456789012345678901234567890, ~i, 16#FFFFFFFFFFFFFFFFFFFF}", 1);
     assert_term_text(t, "{-123456789012345678901234567890,1,1208925819614629174706175}");
@@ -172,7 +172,7 @@ AMB_TEST(pack_bad_formats)
                           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
                           48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63);
     assert_int_equal(amb_tuple_arity(t), 64);
-    assert_true(amb_tuple_get(t, 63) == I(63));
+    assert_true(amb_tuple_elem(t, 63) == I(63));
     /* Nesting beyond AMB_PARSE_MAX_DEPTH is a bad format too. */
     char *deep = malloc(AMB_PARSE_MAX_DEPTH + 2);
     assert_non_null(deep);
@@ -225,7 +225,7 @@ static void matches(amb_term t, const char *fmt)
     int rc = amb_match_ex(t, &err, fmt);
     if (rc != 0) {
         char text[512];
-        amb_print(text, sizeof text, t, NULL);
+        amb_print(t, text, sizeof text, NULL);
         fail_msg("%s does not match %s: %s (%s)", text, fmt, amb_err_name(rc), err.text);
     }
 }
@@ -235,7 +235,7 @@ static void no_match(amb_term t, const char *fmt)
     int rc = amb_match(t, fmt);
     if (rc != AMB_ENOMATCH) {
         char text[512];
-        amb_print(text, sizeof text, t, NULL);
+        amb_print(t, text, sizeof text, NULL);
         fail_msg("%s against %s: %s, expected AMB_ENOMATCH", text, fmt, amb_err_name(rc));
     }
 }
@@ -666,7 +666,7 @@ static void *deep_body(void *arg)
     job->rc_pack = amb_pack_ex(job->heap, &packed, NULL, fmt, A("core"));
     if (job->rc_pack == 0 && !amb_equal(packed, t))
         job->rc_pack = -1000;
-    job->rc_deeper = amb_match(amb_tuple_get(t, 0), fmt, &job->bound);
+    job->rc_deeper = amb_match(amb_tuple_elem(t, 0), fmt, &job->bound);
     free(fmt);
     return NULL;
 }

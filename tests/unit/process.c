@@ -58,7 +58,7 @@ static void spawn_parent(amb_proc *self, void *arg)
     CHECK(self, amb_is_local_pid(o->parent));
     CHECK(self, amb_type_of(o->parent) == AMB_T_PID);
     CHECK(self, amb_proc_rt(self) == o->rt);
-    CHECK(self, amb_is_alive(self, o->parent));
+    CHECK(self, amb_is_process_alive(self, o->parent));
     CHECK(self, amb_proc_heap(self) != NULL);
     CHECK(self, amb_proc_heap(self) == amb_proc_heap(self));
 
@@ -69,15 +69,15 @@ static void spawn_parent(amb_proc *self, void *arg)
     amb_term said = RECV(self);
     CHECK(self, said == child);
     CHECK(self, o->child_seen_self == child);
-    CHECK(self, amb_is_alive(self, child));
+    CHECK(self, amb_is_process_alive(self, child));
     CHECK_OK(self, amb_send(self, child, AMB_ATOM_STOP));
-    WAIT_UNTIL(self, !amb_is_alive(self, child));
+    WAIT_UNTIL(self, !amb_is_process_alive(self, child));
 
     /* A NULL out is allowed. */
     CHECK_OK(self, amb_spawn(self, spawn_child, o, NULL));
     amb_term second = RECV(self);
     CHECK(self, second != child);
-    CHECK(self, amb_is_alive(self, second));
+    CHECK(self, amb_is_process_alive(self, second));
     CHECK_OK(self, amb_send(self, second, AMB_ATOM_STOP));
     atomic_store(&o->done, 1);
 }
@@ -171,7 +171,7 @@ static void exit_main(amb_proc *self, void *arg)
     exit_obs *o = arg;
     amb_pid pid;
     CHECK_OK(self, amb_spawn(self, exit_body, o, &pid));
-    WAIT_UNTIL(self, !amb_is_alive(self, pid));
+    WAIT_UNTIL(self, !amb_is_process_alive(self, pid));
     CHECK_EQ(self, atomic_load(&o->before_exit), 1);
 }
 
@@ -384,8 +384,8 @@ static void multi_echo(amb_proc *self, void *arg)
         amb_term t = RECV(self);
         if (t == AMB_ATOM_STOP)
             return;
-        amb_pid from = amb_tuple_get(t, 0);
-        CHECK_OK(self, amb_send(self, from, amb_tuple_get(t, 1)));
+        amb_pid from = amb_tuple_elem(t, 0);
+        CHECK_OK(self, amb_send(self, from, amb_tuple_elem(t, 1)));
         amb_heap_reset(amb_proc_heap(self));
     }
 }
@@ -467,15 +467,15 @@ static void dead_main(amb_proc *self, void *arg)
     atomic_int ran = 0;
     amb_pid pid;
     CHECK_OK(self, amb_spawn(self, returns_at_once, &ran, &pid));
-    WAIT_UNTIL(self, !amb_is_alive(self, pid));
+    WAIT_UNTIL(self, !amb_is_process_alive(self, pid));
     /* A dead pid is not an error; the message is dropped. */
     CHECK_OK(self, amb_send(self, pid, AMB_ATOM_OK));
     amb_heap *h = amb_proc_heap(self);
     CHECK_OK(self,
              amb_send(self, pid, AMB_TUPLE(h, AMB_ATOM_OK, amb_string(h, "boxed"))));
-    CHECK(self, !amb_is_alive(self, pid));
-    amb_process_info pi;
-    CHECK_RC(self, AMB_ENOPROC, amb_process_info_get(self, pid, &pi));
+    CHECK(self, !amb_is_process_alive(self, pid));
+    amb_proc_info pi;
+    CHECK_RC(self, AMB_ENOPROC, amb_process_info(self, pid, &pi));
     /* A new process does not get the dead one's pid, nor its messages. */
     amb_pid again;
     CHECK_OK(self, amb_spawn(self, returns_at_once, &ran, &again));
@@ -516,8 +516,8 @@ static void foreign_main(amb_proc *self, void *arg)
 {
     foreign_obs *o = arg;
     CHECK_RC(self, AMB_ENOTSUP, amb_send(self, o->foreign, AMB_ATOM_OK));
-    CHECK_RC(self, AMB_ENOTSUP, amb_send_after(self, 10, o->foreign, AMB_ATOM_OK, NULL));
-    CHECK(self, !amb_is_alive(self, o->foreign));
+    CHECK_RC(self, AMB_ENOTSUP, amb_send_after(self, o->foreign, AMB_ATOM_OK, 10, NULL));
+    CHECK(self, !amb_is_process_alive(self, o->foreign));
     CHECK_RC(self, AMB_ENOTSUP, amb_rt_send(o->mine, o->foreign, AMB_ATOM_OK));
 }
 
@@ -548,6 +548,13 @@ static int h_ok(amb_proc *self, void *state, amb_term msg)
     return 0;
 }
 
+static bool match_any(void *ctx, amb_term msg)
+{
+    (void)ctx;
+    (void)msg;
+    return true;
+}
+
 static void bad_args_main(amb_proc *self, void *arg)
 {
     (void)arg;
@@ -566,13 +573,13 @@ static void bad_args_main(amb_proc *self, void *arg)
              amb_spawn_handler(NULL, &(amb_handler){0, NULL, h_ok}, NULL, &pid));
     static const amb_handler no_handle = {16, NULL, NULL};
     CHECK_RC(self, AMB_EBADARG, amb_spawn_handler(self, &no_handle, NULL, &pid));
-    CHECK_RC(self, AMB_EBADARG, amb_spawn_opt(self, NULL, NULL, NULL, &pid));
+    CHECK_RC(self, AMB_EBADARG, amb_spawn_opt(self, NULL, NULL, NULL, &pid, NULL));
     CHECK_RC(self, AMB_EBADARG,
              amb_spawn_opt(self, returns_at_once, NULL,
-                           &(amb_spawn_opts){.name = mk_int(3)}, &pid));
+                           &(amb_spawn_opts){.name = mk_int(3)}, &pid, NULL));
     CHECK_RC(self, AMB_EBADARG,
              amb_spawn_opt(self, returns_at_once, NULL,
-                           &(amb_spawn_opts){.name = AMB_ATOM_UNDEFINED}, &pid));
+                           &(amb_spawn_opts){.name = AMB_ATOM_UNDEFINED}, &pid, NULL));
     CHECK(self, pid == AMB_NONE); /* no failing spawn wrote *out */
 
     CHECK_RC(self, AMB_EBADARG, amb_send(NULL, me, AMB_ATOM_OK));
@@ -580,8 +587,8 @@ static void bad_args_main(amb_proc *self, void *arg)
     CHECK_RC(self, AMB_EBADARG, amb_send(self, mk_int(42), AMB_ATOM_OK));
     CHECK_RC(self, AMB_EBADARG, amb_send(self, AMB_ATOM_OK, AMB_ATOM_OK));
     CHECK_RC(self, AMB_EBADARG, amb_send(self, AMB_NONE, AMB_ATOM_OK));
-    CHECK_RC(self, AMB_EBADARG, amb_send_named(self, mk_int(1), AMB_ATOM_OK));
-    CHECK_RC(self, AMB_EBADARG, amb_send_named(NULL, AMB_ATOM_OK, AMB_ATOM_OK));
+    CHECK_RC(self, AMB_EBADARG, amb_send(self, mk_int(1), AMB_ATOM_OK));
+    CHECK_RC(self, AMB_EBADARG, amb_send(NULL, AMB_ATOM_OK, AMB_ATOM_OK));
     CHECK_RC(self, AMB_EBADARG, amb_rt_send(NULL, me, AMB_ATOM_OK));
     CHECK_RC(self, AMB_EBADARG, amb_rt_send(amb_proc_rt(self), me, AMB_NONE));
     CHECK_RC(self, AMB_EBADARG, amb_rt_send(amb_proc_rt(self), mk_int(7), AMB_ATOM_OK));
@@ -594,12 +601,23 @@ static void bad_args_main(amb_proc *self, void *arg)
     CHECK_RC(self, AMB_EBADARG, amb_receive_match(self, -5, &out, "_"));
     amb_recv_mark mark = amb_receive_mark(self);
     CHECK_RC(self, AMB_EBADARG, amb_receive_if_after(self, mark, NULL, NULL, 0, &out));
+    /* Timeouts: 0 ..= AMB_TIMEOUT_MAX or AMB_INFINITY, nothing else. */
+    static const int64_t bad_timeouts[] = {-2, INT64_MIN, AMB_TIMEOUT_MAX + 1, INT64_MAX};
+    for (size_t i = 0; i < AMB_COUNTOF(bad_timeouts); i++) {
+        int64_t t = bad_timeouts[i];
+        CHECK_RC(self, AMB_EBADARG, amb_receive(self, t, &out));
+        CHECK_RC(self, AMB_EBADARG, amb_receive_if(self, match_any, NULL, t, &out));
+        CHECK_RC(self, AMB_EBADARG,
+                 amb_receive_if_after(self, mark, match_any, NULL, t, &out));
+        CHECK_RC(self, AMB_EBADARG, amb_receive_match(self, t, &out, "_"));
+    }
+    CHECK_EQ(self, amb_message_queue_len(self), 2); /* nothing was taken */
     CHECK(self, amb_receive_mark(NULL).seq == 0);
 
-    CHECK_RC(self, AMB_EBADARG, amb_send_after(NULL, 1, me, AMB_ATOM_OK, NULL));
-    CHECK_RC(self, AMB_EBADARG, amb_send_after(self, 1, mk_int(5), AMB_ATOM_OK, NULL));
-    CHECK_RC(self, AMB_EBADARG, amb_send_after(self, 1, me, AMB_NONE, NULL));
-    uint64_t left;
+    CHECK_RC(self, AMB_EBADARG, amb_send_after(NULL, me, AMB_ATOM_OK, 1, NULL));
+    CHECK_RC(self, AMB_EBADARG, amb_send_after(self, mk_int(5), AMB_ATOM_OK, 1, NULL));
+    CHECK_RC(self, AMB_EBADARG, amb_send_after(self, me, AMB_NONE, 1, NULL));
+    int64_t left;
     CHECK_RC(self, AMB_EBADARG, amb_cancel_timer(NULL, 1, &left));
     CHECK_RC(self, AMB_EBADARG, amb_cancel_timer(self, 0, &left));
     CHECK_RC(self, AMB_EBADARG, amb_read_timer(self, 0, &left));
@@ -614,11 +632,11 @@ static void bad_args_main(amb_proc *self, void *arg)
     CHECK_RC(self, AMB_EBADARG, amb_whereis(self, AMB_NIL, &pid));
     CHECK(self, amb_registered(NULL) == AMB_NONE);
 
-    amb_process_info pi;
-    CHECK_RC(self, AMB_EBADARG, amb_process_info_get(self, me, NULL));
-    CHECK_RC(self, AMB_EBADARG, amb_process_info_get(NULL, me, &pi));
+    amb_proc_info pi;
+    CHECK_RC(self, AMB_EBADARG, amb_process_info(self, me, NULL));
+    CHECK_RC(self, AMB_EBADARG, amb_process_info(NULL, me, &pi));
     CHECK_RC(self, AMB_EBADARG, amb_yield(NULL));
-    CHECK(self, !amb_is_alive(NULL, me));
+    CHECK(self, !amb_is_process_alive(NULL, me));
     CHECK(self, amb_self(NULL) == AMB_NONE);
     CHECK(self, amb_proc_rt(NULL) == NULL);
     CHECK(self, amb_proc_heap(NULL) == NULL);
@@ -646,6 +664,9 @@ AMB_TEST(bad_arguments_are_ebadarg_and_change_nothing)
     assert_rc(AMB_EBADARG, amb_rt_new(&(amb_config){.stack_size = 1024}, &rt));
     assert_rc(AMB_EBADARG, amb_rt_new(&(amb_config){.max_processes = 3}, &rt));
     assert_rc(AMB_EBADARG, amb_rt_new(&(amb_config){.blocking_threads = 100000}, &rt));
+    assert_rc(AMB_EBADARG, amb_rt_new(&(amb_config){.watchdog_ms = -2}, &rt));
+    assert_rc(AMB_EBADARG,
+              amb_rt_new(&(amb_config){.watchdog_ms = AMB_TIMEOUT_MAX + 1}, &rt));
     assert_null(rt);
     assert_rc(AMB_EBADARG, amb_rt_run(NULL));
     assert_rc(AMB_EBADARG, amb_rt_stop(NULL));
@@ -680,7 +701,7 @@ static void limit_main(amb_proc *self, void *arg)
     for (int i = 0; i < n; i++)
         CHECK_OK(self, amb_send(self, kids[i], AMB_ATOM_STOP));
     for (int i = 0; i < n; i++)
-        WAIT_UNTIL(self, !amb_is_alive(self, kids[i]));
+        WAIT_UNTIL(self, !amb_is_process_alive(self, kids[i]));
     /* Freed entries are used again. */
     amb_pid again;
     o->after_exit_rc = amb_spawn(self, limit_child, NULL, &again);
@@ -758,14 +779,14 @@ static int counter_handle(amb_proc *self, void *state, amb_term msg)
     if (msg == amb_atom("die"))
         amb_exit_self(self, amb_atom("died"));
     if (amb_is_record(msg, AMB_ATOM_ERROR, 2))
-        return (int)int_of(amb_tuple_get(msg, 1));
+        return (int)int_of(amb_tuple_elem(msg, 1));
     st->count++;
     if (st->arg != NULL)
         atomic_fetch_add(&((handler_obs *)st->arg)->handled, 1);
     amb_heap *h = amb_proc_heap(self);
     amb_term reply =
-        AMB_TUPLE(h, amb_self(self), mk_int(st->count), amb_tuple_get(msg, 1));
-    int rc = amb_send(self, amb_tuple_get(msg, 0), reply);
+        AMB_TUPLE(h, amb_self(self), mk_int(st->count), amb_tuple_elem(msg, 1));
+    int rc = amb_send(self, amb_tuple_elem(msg, 0), reply);
     amb_heap_reset(h);
     return rc;
 }
@@ -780,15 +801,15 @@ static void handler_main(amb_proc *self, void *arg)
     amb_heap *h = amb_proc_heap(self);
     amb_pid hp;
     CHECK_OK(self, amb_spawn_handler(self, &counter_with_init, o, &hp));
-    CHECK(self, amb_is_alive(self, hp));
+    CHECK(self, amb_is_process_alive(self, hp));
     for (int64_t i = 1; i <= 100; i++) {
         CHECK_OK(self,
                  amb_send(self, hp, AMB_TUPLE(h, amb_self(self), mk_int(1000 + i))));
         amb_term r = RECV(self);
-        CHECK(self, amb_tuple_get(r, 0) == hp);
+        CHECK(self, amb_tuple_elem(r, 0) == hp);
         /* The state persists between messages: the count goes on. */
-        CHECK_EQ(self, int_of(amb_tuple_get(r, 1)), i);
-        CHECK_EQ(self, int_of(amb_tuple_get(r, 2)), 1000 + i);
+        CHECK_EQ(self, int_of(amb_tuple_elem(r, 1)), i);
+        CHECK_EQ(self, int_of(amb_tuple_elem(r, 2)), 1000 + i);
         amb_heap_reset(h);
     }
     CHECK_EQ(self, atomic_load(&o->inits), 1);
@@ -798,15 +819,15 @@ static void handler_main(amb_proc *self, void *arg)
     CHECK_OK(self, amb_spawn_handler(self, &counter_no_init, o, &lazy));
     for (int i = 0; i < 10; i++)
         amb_yield(self);
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, lazy, &pi));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, lazy, &pi));
     CHECK_EQ(self, pi.status, AMB_STATUS_WAITING);
     CHECK(self, pi.current_function == &counter_no_init);
     int before = atomic_load(&o->handled);
     CHECK_OK(self, amb_send(self, lazy, AMB_TUPLE(h, amb_self(self), mk_int(7))));
     amb_term r = RECV(self);
-    CHECK(self, amb_tuple_get(r, 0) == lazy);
-    CHECK_EQ(self, int_of(amb_tuple_get(r, 1)), 1);
+    CHECK(self, amb_tuple_elem(r, 0) == lazy);
+    CHECK_EQ(self, int_of(amb_tuple_elem(r, 1)), 1);
     /* Its state had no init: arg is NULL there (zeroed), so it did not count. */
     CHECK_EQ(self, atomic_load(&o->handled), before);
     CHECK_EQ(self, atomic_load(&o->inits), 1);
@@ -814,11 +835,11 @@ static void handler_main(amb_proc *self, void *arg)
     /* amb_exit_self in handle ends it; later messages are not handled. */
     CHECK_OK(self, amb_send(self, hp, amb_atom("die")));
     CHECK_OK(self, amb_send(self, hp, AMB_TUPLE(h, amb_self(self), mk_int(1))));
-    WAIT_UNTIL(self, !amb_is_alive(self, hp));
+    WAIT_UNTIL(self, !amb_is_process_alive(self, hp));
     /* A negative return ends it too. */
     CHECK_OK(self,
              amb_send(self, lazy, AMB_TUPLE(h, AMB_ATOM_ERROR, mk_int(AMB_EBADARG))));
-    WAIT_UNTIL(self, !amb_is_alive(self, lazy));
+    WAIT_UNTIL(self, !amb_is_process_alive(self, lazy));
     CHECK_RC(self, AMB_ETIMEDOUT, amb_receive(self, 0, &r));
 }
 
@@ -849,7 +870,7 @@ static void init_fails_main(amb_proc *self, void *arg)
 {
     amb_pid hp;
     CHECK_OK(self, amb_spawn_handler(self, &init_fails, arg, &hp));
-    WAIT_UNTIL(self, !amb_is_alive(self, hp));
+    WAIT_UNTIL(self, !amb_is_process_alive(self, hp));
     /* Messages to it now are dropped, not an error. */
     CHECK_OK(self, amb_send(self, hp, AMB_ATOM_OK));
 }
@@ -939,8 +960,8 @@ static void order_main(amb_proc *self, void *arg)
     }
     amb_term r;
     CHECK_OK(self, amb_receive(self, 60000, &r));
-    o->total = int_of(amb_tuple_get(r, 0));
-    o->in_order = amb_tuple_get(r, 1) == AMB_ATOM_TRUE;
+    o->total = int_of(amb_tuple_elem(r, 0));
+    o->in_order = amb_tuple_elem(r, 1) == AMB_ATOM_TRUE;
     /* A handler ends only by exit: stop it. */
     CHECK_OK(self, amb_send(self, o->handler, AMB_ATOM_STOP));
 }
@@ -984,7 +1005,7 @@ static bool is_one_to_six(amb_term t)
     if (!amb_is_tuple(t) || amb_tuple_arity(t) != 6)
         return false;
     for (size_t i = 0; i < 6; i++)
-        if (int_of(amb_tuple_get(t, i)) != (int64_t)i + 1)
+        if (int_of(amb_tuple_elem(t, i)) != (int64_t)i + 1)
             return false;
     return true;
 }
@@ -1003,7 +1024,7 @@ static int nested_handle(amb_proc *self, void *state, amb_term msg)
         atomic_fetch_add(&st->o->junk_seen, 1);
         return 0;
     }
-    amb_pid from = amb_tuple_get(msg, 1), helper = amb_tuple_get(msg, 2);
+    amb_pid from = amb_tuple_elem(msg, 1), helper = amb_tuple_elem(msg, 2);
     volatile uint64_t locals[64];
     for (unsigned i = 0; i < 64; i++)
         locals[i] = i * 0x9e3779b97f4a7c15ull;
@@ -1015,8 +1036,8 @@ static int nested_handle(amb_proc *self, void *state, amb_term msg)
     bool stack_ok = true;
     for (unsigned i = 0; i < 64; i++)
         stack_ok = stack_ok && locals[i] == i * 0x9e3779b97f4a7c15ull;
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, amb_self(self), &pi));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
     /* A message of the same shape as msg: if msg's storage had been
      * released by the nested receive, this copy would take it over. */
     amb_term junk = AMB_TUPLE(
@@ -1025,7 +1046,7 @@ static int nested_handle(amb_proc *self, void *state, amb_term msg)
     CHECK_OK(self, amb_send(self, amb_self(self), junk));
     /* msg is borrowed until handle returns: still intact here. */
     bool msg_ok = amb_is_record(msg, amb_atom("req"), 4) &&
-                  amb_tuple_get(msg, 1) == from && is_one_to_six(amb_tuple_get(msg, 3));
+                  amb_tuple_elem(msg, 1) == from && is_one_to_six(amb_tuple_elem(msg, 3));
     amb_term r = AMB_TUPLE(h, amb_atom("done"), mk_int(answer), amb_bool(msg_ok),
                            amb_bool(stack_ok), amb_bool(pi.stack_size > 0));
     CHECK_OK(self, amb_send(self, from, r));
@@ -1045,7 +1066,7 @@ static void nested_helper(amb_proc *self, void *arg)
         if (t == AMB_ATOM_STOP)
             return;
         amb_heap *h = amb_proc_heap(self);
-        CHECK_OK(self, amb_send(self, amb_tuple_get(t, 1),
+        CHECK_OK(self, amb_send(self, amb_tuple_elem(t, 1),
                                 AMB_TUPLE(h, amb_atom("answer"), mk_int(42 + n++))));
         amb_heap_reset(h);
     }
@@ -1073,10 +1094,10 @@ static void nested_main(amb_proc *self, void *arg)
         CHECK_OK(self, amb_send(self, hp, req));
         amb_term r = RECV(self);
         CHECK(self, amb_is_record(r, amb_atom("done"), 5));
-        CHECK_EQ(self, int_of(amb_tuple_get(r, 1)), 42 + i);
-        o->msg_intact += amb_tuple_get(r, 2) == AMB_ATOM_TRUE;
-        o->stack_intact += amb_tuple_get(r, 3) == AMB_ATOM_TRUE;
-        o->had_stack += amb_tuple_get(r, 4) == AMB_ATOM_TRUE;
+        CHECK_EQ(self, int_of(amb_tuple_elem(r, 1)), 42 + i);
+        o->msg_intact += amb_tuple_elem(r, 2) == AMB_ATOM_TRUE;
+        o->stack_intact += amb_tuple_elem(r, 3) == AMB_ATOM_TRUE;
+        o->had_stack += amb_tuple_elem(r, 4) == AMB_ATOM_TRUE;
         o->rounds++;
         amb_heap_reset(h);
     }
@@ -1112,8 +1133,8 @@ static void info_self_main(amb_proc *self, void *arg)
         CHECK_OK(self, amb_send(self, me, mk_int(i)));
     amb_heap *h = amb_proc_heap(self);
     CHECK(self, amb_string(h, "some heap data to make the heap non-empty") != AMB_NONE);
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, me, &pi));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, me, &pi));
     CHECK_EQ(self, pi.status, AMB_STATUS_RUNNING);
     CHECK_EQ(self, pi.message_queue_len, 3);
     CHECK(self, pi.registered_name == amb_atom("info_self"));
@@ -1126,7 +1147,7 @@ static void info_self_main(amb_proc *self, void *arg)
     CHECK_EQ(self, pi.monitors, 0);
     CHECK(self, !pi.trap_exit);
     CHECK_OK(self, amb_unregister(self, amb_atom("info_self")));
-    CHECK_OK(self, amb_process_info_get(self, me, &pi));
+    CHECK_OK(self, amb_process_info(self, me, &pi));
     CHECK(self, pi.registered_name == AMB_NONE);
 }
 
@@ -1136,7 +1157,7 @@ AMB_TEST(process_info_of_self)
     run_in(2, info_self_main, NULL);
 }
 
-static bool match_stop(amb_term msg, void *ctx)
+static bool match_stop(void *ctx, amb_term msg)
 {
     (void)ctx;
     return msg == AMB_ATOM_STOP;
@@ -1160,15 +1181,15 @@ static void info_other_main(amb_proc *self, void *arg)
     CHECK(self, found == w);
     for (int i = 0; i < 3; i++)
         CHECK_OK(self, amb_send(self, w, amb_atom("x")));
-    amb_process_info pi = {0};
-    WAIT_UNTIL(self, amb_process_info_get(self, w, &pi) == 0 &&
+    amb_proc_info pi = {0};
+    WAIT_UNTIL(self, amb_process_info(self, w, &pi) == 0 &&
                          pi.status == AMB_STATUS_WAITING && pi.message_queue_len == 3);
     CHECK(self, pi.registered_name == amb_atom("info_waiter"));
     CHECK(self, pi.current_function == (const void *)info_waiter);
     CHECK(self, pi.reductions > 0);
     CHECK_OK(self, amb_send(self, w, AMB_ATOM_STOP));
-    WAIT_UNTIL(self, !amb_is_alive(self, w));
-    CHECK_RC(self, AMB_ENOPROC, amb_process_info_get(self, w, &pi));
+    WAIT_UNTIL(self, !amb_is_process_alive(self, w));
+    CHECK_RC(self, AMB_ENOPROC, amb_process_info(self, w, &pi));
 }
 
 AMB_TEST(process_info_of_a_process_blocked_in_receive)
@@ -1187,9 +1208,9 @@ static void info_stack_main(amb_proc *self, void *arg)
     info_stack_obs *o = arg;
     amb_pid w;
     CHECK_OK(self, amb_spawn(self, info_waiter, NULL, &w));
-    amb_process_info pi = {0};
-    WAIT_UNTIL(self, amb_process_info_get(self, w, &pi) == 0 &&
-                         pi.status == AMB_STATUS_WAITING);
+    amb_proc_info pi = {0};
+    WAIT_UNTIL(self,
+               amb_process_info(self, w, &pi) == 0 && pi.status == AMB_STATUS_WAITING);
     o->stack_size = pi.stack_size;
     o->memory = pi.memory;
     CHECK_OK(self, amb_send(self, w, AMB_ATOM_STOP));
@@ -1209,7 +1230,7 @@ typedef struct busy_obs {
     atomic_int started;
     atomic_int release;
     int received;
-    uint64_t info_ms; /* how long amb_process_info_get took */
+    uint64_t info_ms; /* how long amb_process_info took */
     int status;
     size_t queue_len;
 } busy_obs;
@@ -1223,7 +1244,7 @@ static void busy_body(amb_proc *self, void *arg)
     /* Runs without looking at its mailbox until released (or, so that a
      * process_info that waits for it cannot hang the test, for at most
      * BUSY_MAX_MS). */
-    uint64_t until = amb_now_ms() + BUSY_MAX_MS;
+    int64_t until = amb_now_ms() + BUSY_MAX_MS;
     while (!atomic_load(&o->release) && amb_now_ms() < until)
         amb_yield(self);
     for (int i = 0; i < 5; i++)
@@ -1239,9 +1260,9 @@ static void busy_main(amb_proc *self, void *arg)
     WAIT_UNTIL(self, atomic_load(&o->started));
     for (int i = 0; i < 5; i++)
         CHECK_OK(self, amb_send(self, b, mk_int(i)));
-    amb_process_info pi;
-    uint64_t t0 = amb_now_ms();
-    CHECK_OK(self, amb_process_info_get(self, b, &pi));
+    amb_proc_info pi;
+    int64_t t0 = amb_now_ms();
+    CHECK_OK(self, amb_process_info(self, b, &pi));
     o->info_ms = amb_now_ms() - t0;
     o->status = (int)pi.status;
     o->queue_len = pi.message_queue_len;
@@ -1277,7 +1298,7 @@ AMB_TEST(process_info_of_a_busy_process_does_not_wait_for_its_next_receive)
     }
 }
 
-static bool match_int_3(amb_term msg, void *ctx)
+static bool match_int_3(void *ctx, amb_term msg)
 {
     (void)ctx;
     return int_of(msg) == 3;
@@ -1391,7 +1412,7 @@ static void stop_blocked(amb_proc *self, void *arg)
     CHECK(self, big != AMB_NONE);
     memset(bytes, 7, 4096);
     CHECK_OK(self, amb_send(self, amb_self(self), AMB_TUPLE(h, big, big)));
-    CHECK_OK(self, amb_send_after(self, 3600 * 1000, amb_self(self), big, NULL));
+    CHECK_OK(self, amb_send_after(self, amb_self(self), big, 3600 * 1000, NULL));
     atomic_fetch_add(&o->started, 1);
     amb_term t;
     int rc = amb_receive_if(self, match_stop, NULL, 3600 * 1000, &t);
@@ -1426,7 +1447,7 @@ static void stop_main(amb_proc *self, void *arg)
         amb_spawn_opts opts = {.name = AMB_NONE};
         if (i == 0)
             opts.name = amb_atom("stop_named");
-        CHECK_OK(self, amb_spawn_opt(self, stop_blocked, o, &opts, NULL));
+        CHECK_OK(self, amb_spawn_opt(self, stop_blocked, o, &opts, NULL, NULL));
     }
     for (int i = 0; i < STOP_HANDLERS; i++) {
         amb_pid hp;
@@ -1518,8 +1539,8 @@ typedef struct opt_obs {
 static void opt_big_stack(amb_proc *self, void *arg)
 {
     opt_obs *o = arg;
-    amb_process_info pi;
-    CHECK_OK(self, amb_process_info_get(self, amb_self(self), &pi));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
     o->stack_size = pi.stack_size;
     o->heap_size = pi.heap_size;
 }
@@ -1529,23 +1550,23 @@ static void opt_main(amb_proc *self, void *arg)
     opt_obs *o = arg;
     amb_spawn_opts opts = {.stack_size = (size_t)1 << 20, .min_heap_size = 100000};
     amb_pid pid;
-    CHECK_OK(self, amb_spawn_opt(self, opt_big_stack, o, &opts, &pid));
-    WAIT_UNTIL(self, !amb_is_alive(self, pid));
+    CHECK_OK(self, amb_spawn_opt(self, opt_big_stack, o, &opts, &pid, NULL));
+    WAIT_UNTIL(self, !amb_is_process_alive(self, pid));
 
     /* opts.handler makes a handler process; arg goes to its init. */
     handler_obs ho = {0};
     amb_spawn_opts hopts = {.handler = &counter_with_init};
-    CHECK_OK(self, amb_spawn_opt(self, NULL, &ho, &hopts, &pid));
+    CHECK_OK(self, amb_spawn_opt(self, NULL, &ho, &hopts, &pid, NULL));
     amb_heap *h = amb_proc_heap(self);
     CHECK_OK(self, amb_send(self, pid, AMB_TUPLE(h, amb_self(self), mk_int(5))));
     amb_term r = RECV(self);
-    CHECK_EQ(self, int_of(amb_tuple_get(r, 1)), 1);
+    CHECK_EQ(self, int_of(amb_tuple_elem(r, 1)), 1);
     CHECK_EQ(self, atomic_load(&ho.inits), 1);
     CHECK_EQ(self, atomic_load(&ho.handled), 1);
     o->handled = 1;
     CHECK_OK(self, amb_send(self, pid, amb_atom("die")));
     /* NULL opts: an ordinary stackful process. */
-    CHECK_OK(self, amb_spawn_opt(self, returns_at_once, &o->nulls, NULL, NULL));
+    CHECK_OK(self, amb_spawn_opt(self, returns_at_once, &o->nulls, NULL, NULL, NULL));
 }
 
 AMB_TEST(spawn_opt_makes_handlers_and_reserves_the_heap)

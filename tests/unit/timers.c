@@ -10,8 +10,9 @@
  * timer that fired or was cancelled is AMB_ENOTFOUND; read_timer leaves
  * the timer armed; timers of different delays fire in the order of their
  * deadlines; a timer to a dead process is dropped; amb_sleep suspends only
- * the caller and keeps its messages; an absurdly long delay never fires
- * at once.
+ * the caller and keeps its messages; a delay beyond AMB_TIMEOUT_MAX (or
+ * negative) is AMB_EBADARG, and the longest one never fires at once nor
+ * keeps a runtime from ending.
  *
  * Lower bounds only: "no earlier than asked" is checked on amb_now_ms;
  * upper bounds are left generous (DEADLINE_MS), since the machine is busy.
@@ -29,7 +30,7 @@
 #include "amb_test.h"
 #include "rt_test.h"
 
-static bool match_term(amb_term msg, void *ctx)
+static bool match_term(void *ctx, amb_term msg)
 {
     return amb_equal(msg, *(amb_term *)ctx);
 }
@@ -54,26 +55,26 @@ static void after_pid_main(amb_proc *self, void *arg)
     for (size_t i = 0; i < sizeof delays / sizeof delays[0]; i++) {
         amb_term msg = AMB_TUPLE(h, amb_atom("tick"), mk_int(delays[i]),
                                  amb_string(h, "copied when armed"));
-        uint64_t t0 = amb_now_ms();
+        int64_t t0 = amb_now_ms();
         amb_tref tref = 0;
-        CHECK_OK(self, amb_send_after(self, (uint64_t)delays[i], me, msg, &tref));
+        CHECK_OK(self, amb_send_after(self, me, msg, (uint64_t)delays[i], &tref));
         CHECK(self, tref != 0);
         /* The message was copied: the heap it was built on can go. */
         amb_heap_reset(h);
         amb_term t = RECV(self);
-        CHECK(self, amb_now_ms() - t0 >= (uint64_t)delays[i]);
+        CHECK(self, amb_now_ms() - t0 >= (int64_t)delays[i]);
         char buf[32];
         int64_t d = -1;
         CHECK_OK(self, amb_match(t, "{tick, ~l, ~s}", &d, buf, sizeof buf));
         CHECK_EQ(self, d, delays[i]);
         CHECK(self, strcmp(buf, "copied when armed") == 0);
         /* Fired: it is gone. */
-        uint64_t left;
+        int64_t left;
         CHECK_RC(self, AMB_ENOTFOUND, amb_read_timer(self, tref, &left));
         CHECK_RC(self, AMB_ENOTFOUND, amb_cancel_timer(self, tref, &left));
     }
     /* A NULL tref is allowed. */
-    CHECK_OK(self, amb_send_after(self, 1, me, AMB_ATOM_OK, NULL));
+    CHECK_OK(self, amb_send_after(self, me, AMB_ATOM_OK, 1, NULL));
     CHECK(self, RECV(self) == AMB_ATOM_OK);
 }
 
@@ -97,25 +98,25 @@ static void after_name_main(amb_proc *self, void *arg)
     amb_pid me = amb_self(self);
     amb_term name = amb_atom("timer_target");
     /* Armed before anyone has the name: it is looked up when it fires. */
-    uint64_t t0 = amb_now_ms();
-    CHECK_OK(self, amb_send_after(self, 100, name, amb_atom("to_the_name"), NULL));
+    int64_t t0 = amb_now_ms();
+    CHECK_OK(self, amb_send_after(self, name, amb_atom("to_the_name"), 100, NULL));
     amb_spawn_opts opts = {.name = name};
-    CHECK_OK(self, amb_spawn_opt(self, named_target, &me, &opts, NULL));
+    CHECK_OK(self, amb_spawn_opt(self, named_target, &me, &opts, NULL, NULL));
     CHECK_OK(self, wait_for(self, amb_atom("target_got_it"), DEADLINE_MS));
     CHECK(self, amb_now_ms() - t0 >= 100);
 
     /* Nobody has the name when it fires: the message is dropped. */
-    CHECK_OK(self, amb_send_after(self, 5, amb_atom("timer_nobody"), AMB_ATOM_OK, NULL));
+    CHECK_OK(self, amb_send_after(self, amb_atom("timer_nobody"), AMB_ATOM_OK, 5, NULL));
     amb_tref tref;
-    CHECK_OK(self, amb_send_after(self, 20, name, AMB_ATOM_OK, &tref));
+    CHECK_OK(self, amb_send_after(self, name, AMB_ATOM_OK, 20, &tref));
     CHECK_OK(self, amb_sleep(self, 40));
-    uint64_t left;
+    int64_t left;
     CHECK_RC(self, AMB_ENOTFOUND, amb_cancel_timer(self, tref, &left));
     CHECK_EQ(self, amb_message_queue_len(self), 0);
 
     /* To ourselves by name. */
     CHECK_OK(self, amb_register(self, amb_atom("timer_me"), me));
-    CHECK_OK(self, amb_send_after(self, 10, amb_atom("timer_me"), amb_atom("named_self"),
+    CHECK_OK(self, amb_send_after(self, amb_atom("timer_me"), amb_atom("named_self"), 10,
                                   NULL));
     CHECK(self, RECV(self) == amb_atom("named_self"));
 }
@@ -135,14 +136,14 @@ static void cancel_main(amb_proc *self, void *arg)
     (void)arg;
     amb_pid me = amb_self(self);
     amb_tref tref, tname;
-    uint64_t t0 = amb_now_ms();
-    CHECK_OK(self, amb_send_after(self, 300, me, amb_atom("cancelled"), &tref));
+    int64_t t0 = amb_now_ms();
+    CHECK_OK(self, amb_send_after(self, me, amb_atom("cancelled"), 300, &tref));
     CHECK_OK(self, amb_register(self, amb_atom("cancel_me"), me));
-    CHECK_OK(self, amb_send_after(self, 300, amb_atom("cancel_me"),
-                                  amb_atom("cancelled_n"), &tname));
-    uint64_t left = UINT64_MAX;
+    CHECK_OK(self, amb_send_after(self, amb_atom("cancel_me"), amb_atom("cancelled_n"),
+                                  300, &tname));
+    int64_t left = INT64_MAX;
     CHECK_OK(self, amb_cancel_timer(self, tref, &left));
-    uint64_t spent = amb_now_ms() - t0;
+    int64_t spent = amb_now_ms() - t0;
     /* left is what remained, give or take the clock's whole milliseconds
      * (cancel_timer_never_reports_more_time_than_was_asked is strict). */
     CHECK(self, left <= 300 + 1);
@@ -169,8 +170,8 @@ static void read_main(amb_proc *self, void *arg)
     (void)arg;
     amb_pid me = amb_self(self);
     amb_tref tref;
-    CHECK_OK(self, amb_send_after(self, 5000, me, amb_atom("read"), &tref));
-    uint64_t left1 = 0, left2 = 0, left3 = 0;
+    CHECK_OK(self, amb_send_after(self, me, amb_atom("read"), 5000, &tref));
+    int64_t left1 = 0, left2 = 0, left3 = 0;
     CHECK_OK(self, amb_read_timer(self, tref, &left1));
     CHECK(self, left1 <= 5000 + 1 && left1 > 0); /* +1: see the strict test below */
     CHECK_OK(self, amb_sleep(self, 50));
@@ -198,7 +199,7 @@ AMB_TEST(read_timer_reports_the_time_left_and_keeps_the_timer)
 typedef struct xcancel_obs {
     int cancelled;
     int not_found;
-    uint64_t max_left;
+    int64_t max_left;
 } xcancel_obs;
 
 /* Gets {cancel, From, [Tref...]}: cancels each, replies {done, Ok, Left}. */
@@ -210,13 +211,13 @@ static void xcancel_canceller(amb_proc *self, void *arg)
         amb_term t = RECV(self);
         if (t == AMB_ATOM_STOP)
             return;
-        amb_pid from = amb_tuple_get(t, 1);
-        amb_term l = amb_tuple_get(t, 2);
-        int64_t ok = 0;
-        uint64_t max_left = 0;
-        for (; amb_is_cons(l); l = amb_tail(l)) {
-            uint64_t tref = 0, left = 0;
-            CHECK_OK(self, amb_get_uint64(amb_head(l), &tref));
+        amb_pid from = amb_tuple_elem(t, 1);
+        amb_term l = amb_tuple_elem(t, 2);
+        int64_t ok = 0, max_left = 0;
+        for (; amb_is_cons(l); l = amb_list_tail(l)) {
+            uint64_t tref = 0;
+            int64_t left = 0;
+            CHECK_OK(self, amb_uint_get(amb_list_head(l), &tref));
             int rc = amb_cancel_timer(self, tref, &left);
             CHECK(self, rc == 0 || rc == AMB_ENOTFOUND);
             if (rc == 0) {
@@ -228,7 +229,7 @@ static void xcancel_canceller(amb_proc *self, void *arg)
         }
         CHECK_OK(self, amb_send(self, from,
                                 AMB_TUPLE(h, amb_atom("done"), mk_int(ok),
-                                          amb_uint(h, max_left))));
+                                          amb_int(h, max_left))));
         amb_heap_reset(h);
     }
 }
@@ -244,7 +245,7 @@ static void xcancel_main(amb_proc *self, void *arg)
         for (int i = 0; i < XCANCEL_BATCH; i++) {
             amb_tref tref;
             CHECK_OK(self,
-                     amb_send_after(self, 200, me, amb_atom("should_not_arrive"), &tref));
+                     amb_send_after(self, me, amb_atom("should_not_arrive"), 200, &tref));
             list = amb_cons(h, amb_uint(h, tref), list);
             /* Let the scheduler move us: timers on both wheels. */
             amb_yield(self);
@@ -252,9 +253,9 @@ static void xcancel_main(amb_proc *self, void *arg)
         CHECK_OK(self, amb_send(self, c, AMB_TUPLE(h, amb_atom("cancel"), me, list)));
         amb_term done;
         CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, &done, "{done, _, _}"));
-        int64_t ok = int_of(amb_tuple_get(done, 1));
-        uint64_t max_left = 0;
-        CHECK_OK(self, amb_get_uint64(amb_tuple_get(done, 2), &max_left));
+        int64_t ok = int_of(amb_tuple_elem(done, 1));
+        int64_t max_left = 0;
+        CHECK_OK(self, amb_int_get(amb_tuple_elem(done, 2), &max_left));
         o->cancelled += (int)ok;
         o->not_found += XCANCEL_BATCH - (int)ok;
         if (max_left > o->max_left)
@@ -281,7 +282,7 @@ AMB_TEST(cancel_timer_from_another_process_on_2_schedulers)
 }
 
 typedef struct strict_obs {
-    uint64_t asked, max_left;
+    int64_t asked, max_left;
 } strict_obs;
 
 static void strict_left_main(amb_proc *self, void *arg)
@@ -290,8 +291,8 @@ static void strict_left_main(amb_proc *self, void *arg)
     amb_pid me = amb_self(self);
     for (int i = 0; i < 100; i++) {
         amb_tref tref;
-        uint64_t left = 0;
-        CHECK_OK(self, amb_send_after(self, o->asked, me, AMB_ATOM_OK, &tref));
+        int64_t left = 0;
+        CHECK_OK(self, amb_send_after(self, me, AMB_ATOM_OK, o->asked, &tref));
         CHECK_OK(self, amb_read_timer(self, tref, &left));
         if (left > o->max_left)
             o->max_left = left;
@@ -330,7 +331,7 @@ static void timer_order_main(amb_proc *self, void *arg)
     for (int i = 0; i < ORDER_TIMERS; i++) {
         uint64_t delay = 50 + 100 * (uint64_t)(i % 3);
         due[i] = amb_now_ms() + delay;
-        CHECK_OK(self, amb_send_after(self, delay, me, mk_int(i), NULL));
+        CHECK_OK(self, amb_send_after(self, me, mk_int(i), delay, NULL));
     }
     uint64_t latest = 0;
     int count[3] = {0, 0, 0};
@@ -357,7 +358,7 @@ static void short_lived(amb_proc *self, void *arg)
 {
     (void)arg;
     /* A timer to ourselves that fires after we are gone. */
-    CHECK_OK(self, amb_send_after(self, 10, amb_self(self), AMB_ATOM_OK, NULL));
+    CHECK_OK(self, amb_send_after(self, amb_self(self), AMB_ATOM_OK, 10, NULL));
 }
 
 static void dead_target_main(amb_proc *self, void *arg)
@@ -365,12 +366,12 @@ static void dead_target_main(amb_proc *self, void *arg)
     (void)arg;
     amb_pid p;
     CHECK_OK(self, amb_spawn(self, short_lived, NULL, &p));
-    WAIT_UNTIL(self, !amb_is_alive(self, p));
+    WAIT_UNTIL(self, !amb_is_process_alive(self, p));
     amb_tref tref;
-    CHECK_OK(self, amb_send_after(self, 5, p, AMB_ATOM_OK, &tref));
+    CHECK_OK(self, amb_send_after(self, p, AMB_ATOM_OK, 5, &tref));
     CHECK_OK(self, amb_sleep(self, 50));
     /* It fired (into nothing), so it cannot be cancelled. */
-    uint64_t left;
+    int64_t left;
     CHECK_RC(self, AMB_ENOTFOUND, amb_cancel_timer(self, tref, &left));
     CHECK_EQ(self, amb_message_queue_len(self), 0);
 }
@@ -396,12 +397,12 @@ static void dies_with_target_main(amb_proc *self, void *arg)
     amb_pid p;
     CHECK_OK(self, amb_spawn(self, waits_forever, NULL, &p));
     amb_tref tref;
-    uint64_t left = 0;
-    CHECK_OK(self, amb_send_after(self, 60000, p, AMB_ATOM_OK, &tref));
+    int64_t left = 0;
+    CHECK_OK(self, amb_send_after(self, p, AMB_ATOM_OK, 60000, &tref));
     CHECK_OK(self, amb_read_timer(self, tref, &left));
     CHECK(self, left > 50000);
     CHECK_OK(self, amb_exit(self, p, AMB_ATOM_KILL));
-    WAIT_UNTIL(self, !amb_is_alive(self, p));
+    WAIT_UNTIL(self, !amb_is_process_alive(self, p));
     CHECK_RC(self, AMB_ENOTFOUND, amb_read_timer(self, tref, &left));
     CHECK_RC(self, AMB_ENOTFOUND, amb_cancel_timer(self, tref, &left));
 }
@@ -412,30 +413,53 @@ AMB_TEST(a_timer_to_a_pid_is_gone_once_that_process_ends)
     run_in(2, dies_with_target_main, NULL);
 }
 
-static void huge_delay_main(amb_proc *self, void *arg)
+/* Delays are 0 ..= AMB_TIMEOUT_MAX (2^32 - 1 ms, OTP's limit): anything
+ * else is AMB_EBADARG, as erlang:send_after's badarg, and arms nothing. */
+static void bad_delay_main(amb_proc *self, void *arg)
 {
     (void)arg;
     amb_pid me = amb_self(self);
-    static const uint64_t delays[] = {UINT64_MAX, UINT64_MAX / 2, (uint64_t)1 << 40};
-    for (size_t i = 0; i < sizeof delays / sizeof delays[0]; i++) {
-        amb_tref tref;
-        int rc = amb_send_after(self, delays[i], me, mk_int((int64_t)i), &tref);
-        /* Refusing it (Erlang's badarg) is fine; arming it is fine; firing
-         * now is not. */
-        CHECK(self, rc == 0 || rc == AMB_EBADARG);
-        if (rc != 0)
-            continue;
-        uint64_t left = 0;
-        CHECK_OK(self, amb_read_timer(self, tref, &left));
-        CHECK(self, left > (uint64_t)86400 * 1000);
-        CHECK_RC(self, AMB_ETIMEDOUT, wait_for(self, mk_int((int64_t)i), 50));
-        CHECK_OK(self, amb_cancel_timer(self, tref, &left));
+    static const int64_t bad[] = {
+        AMB_INFINITY, -2, INT64_MIN, AMB_TIMEOUT_MAX + 1, (int64_t)1 << 40, INT64_MAX};
+    for (size_t i = 0; i < AMB_COUNTOF(bad); i++) {
+        amb_tref tref = 7;
+        CHECK_RC(self, AMB_EBADARG, amb_send_after(self, me, AMB_ATOM_OK, bad[i], &tref));
+        CHECK_RC(self, AMB_EBADARG,
+                 amb_send_after(self, amb_atom("timer_bad"), AMB_ATOM_OK, bad[i], NULL));
+        CHECK(self, tref == 7); /* untouched */
     }
+    CHECK_RC(self, AMB_ETIMEDOUT, wait_for(self, AMB_ATOM_OK, 20));
 }
 
-AMB_TEST(send_after_with_an_enormous_delay_never_fires_now)
+AMB_TEST(send_after_rejects_a_delay_out_of_range)
 {
-    run_in(1, huge_delay_main, NULL);
+    run_in(1, bad_delay_main, NULL);
+}
+
+/* The longest delay is armed, reads back as about 49.7 days, never fires
+ * now, and left armed when its process ends it does not hold up the end of
+ * the runtime (amb_rt_free flushes it at once). */
+static void longest_delay_main(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_pid me = amb_self(self);
+    amb_tref to_pid, to_name;
+    CHECK_OK(self, amb_send_after(self, me, mk_int(1), AMB_TIMEOUT_MAX, &to_pid));
+    CHECK_OK(self, amb_send_after(self, amb_atom("timer_far"), mk_int(2), AMB_TIMEOUT_MAX,
+                                  &to_name));
+    int64_t left = 0;
+    CHECK_OK(self, amb_read_timer(self, to_pid, &left));
+    CHECK(self, left > AMB_TIMEOUT_MAX - DEADLINE_MS && left <= AMB_TIMEOUT_MAX);
+    CHECK_OK(self, amb_read_timer(self, to_name, &left));
+    CHECK(self, left > AMB_TIMEOUT_MAX - DEADLINE_MS && left <= AMB_TIMEOUT_MAX);
+    CHECK_RC(self, AMB_ETIMEDOUT, amb_receive(self, 50, &(amb_term){0}));
+    /* Both stay armed: the process ends, the runtime is freed. */
+}
+
+AMB_TEST(send_after_with_the_longest_delay_never_fires_now_and_the_runtime_ends)
+{
+    run_in(1, longest_delay_main, NULL);
+    run_in(2, longest_delay_main, NULL);
 }
 
 /* ===========================================================================
@@ -459,9 +483,9 @@ static void sleep_main(amb_proc *self, void *arg)
     for (int i = 0; i < 3; i++)
         CHECK_OK(self, amb_send(self, me, mk_int(i)));
     CHECK_OK(self, amb_spawn(self, sleep_other, o, NULL));
-    static const uint64_t ms[] = {0, 1, 20, 60};
+    static const int64_t ms[] = {0, 1, 20, 60};
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
-        uint64_t t0 = amb_now_ms();
+        int64_t t0 = amb_now_ms();
         CHECK_OK(self, amb_sleep(self, ms[i]));
         CHECK(self, amb_now_ms() - t0 >= ms[i]);
     }
@@ -469,8 +493,8 @@ static void sleep_main(amb_proc *self, void *arg)
     CHECK_EQ(self, atomic_load(&o->other_ran), 1);
     /* Messages waited, in order; a message does not end a sleep early. */
     CHECK_EQ(self, amb_message_queue_len(self), 3);
-    CHECK_OK(self, amb_send_after(self, 5, me, mk_int(3), NULL));
-    uint64_t t0 = amb_now_ms();
+    CHECK_OK(self, amb_send_after(self, me, mk_int(3), 5, NULL));
+    int64_t t0 = amb_now_ms();
     CHECK_OK(self, amb_sleep(self, 40));
     CHECK(self, amb_now_ms() - t0 >= 40);
     for (int i = 0; i < 4; i++)
@@ -486,6 +510,34 @@ AMB_TEST(sleep_suspends_only_the_caller_and_keeps_its_messages)
     }
 }
 
+static void sleeps_forever(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_sleep(self, AMB_INFINITY);
+    amb_exit_self(self, amb_atom("woke_up"));
+}
+
+static void sleep_range_main(amb_proc *self, void *arg)
+{
+    (void)arg;
+    static const int64_t bad[] = {-2, INT64_MIN, AMB_TIMEOUT_MAX + 1, INT64_MAX};
+    for (size_t i = 0; i < AMB_COUNTOF(bad); i++)
+        CHECK_RC(self, AMB_EBADARG, amb_sleep(self, bad[i]));
+    /* timer:sleep(infinity): only an exit signal ends it. */
+    amb_pid p;
+    amb_term ref, down;
+    CHECK_OK(self, amb_spawn_monitor(self, sleeps_forever, NULL, &p, &ref));
+    CHECK_RC(self, AMB_ETIMEDOUT, amb_receive(self, 50, &down));
+    CHECK_OK(self, amb_exit(self, p, AMB_ATOM_KILL));
+    CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL,
+                                     "{'DOWN', ~v, process, ~v, killed}", ref, p));
+}
+
+AMB_TEST(sleep_rejects_a_time_out_of_range_and_sleeps_forever_on_infinity)
+{
+    run_in(1, sleep_range_main, NULL);
+}
+
 AMB_TEST_MAIN(
     AMB_TEST_ENTRY(send_after_to_a_pid_arrives_no_earlier_than_asked),
     AMB_TEST_ENTRY(send_after_to_a_name_looks_it_up_when_it_fires),
@@ -496,5 +548,8 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(timers_fire_in_the_order_of_their_deadlines),
     AMB_TEST_ENTRY(timers_to_a_dead_process_are_dropped),
     AMB_TEST_ENTRY(a_timer_to_a_pid_is_gone_once_that_process_ends),
-    AMB_TEST_ENTRY(send_after_with_an_enormous_delay_never_fires_now),
+    AMB_TEST_ENTRY(send_after_rejects_a_delay_out_of_range),
+    AMB_TEST_ENTRY(
+        send_after_with_the_longest_delay_never_fires_now_and_the_runtime_ends),
+    AMB_TEST_ENTRY(sleep_rejects_a_time_out_of_range_and_sleeps_forever_on_infinity),
     AMB_TEST_ENTRY(sleep_suspends_only_the_caller_and_keeps_its_messages))

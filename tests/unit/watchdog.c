@@ -58,7 +58,7 @@ static int count_reports(const char *text, amb_pid pid, unsigned *sched, unsigne
 {
     char who[128], needle[160];
     size_t len;
-    assert_ok(amb_print(who, sizeof who, pid, &len));
+    assert_ok(amb_print(pid, who, sizeof who, &len));
     snprintf(needle, sizeof needle, " has run process %s for ", who);
     int n = 0;
     for (const char *line = text; *line != '\0';) {
@@ -79,7 +79,7 @@ static int count_reports(const char *text, amb_pid pid, unsigned *sched, unsigne
     return n;
 }
 
-static amb_rt *new_rt(unsigned schedulers, unsigned watchdog_ms)
+static amb_rt *new_rt(unsigned schedulers, int64_t watchdog_ms)
 {
     amb_config cfg = {.schedulers = schedulers, .watchdog_ms = watchdog_ms};
     amb_rt *rt = NULL;
@@ -203,7 +203,7 @@ static void lone_spinner(amb_proc *self, void *arg)
 AMB_TEST(watchdog_wakes_sleeper_for_stuck_run_next)
 {
     memset(&lone, 0, sizeof lone);
-    amb_rt *rt = new_rt(2, UINT_MAX);
+    amb_rt *rt = new_rt(2, AMB_INFINITY);
     assert_ok(amb_rt_spawn(rt, lone_spinner, NULL, NULL));
     capture_begin();
     int rc = amb_rt_run(rt);

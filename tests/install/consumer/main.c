@@ -15,7 +15,7 @@ int main(void)
     int ok = t != AMB_NONE && amb_etf_encode_alloc(t, 0, &bytes, &len) == 0 &&
              amb_etf_decode(h, bytes, len, NULL, &back, NULL) == 0 && amb_equal(t, back);
     if (ok) {
-        amb_fprint(stdout, back);
+        amb_fprint(back, stdout);
         printf("\n");
         amb_free(bytes);
     }
