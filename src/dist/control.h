@@ -128,6 +128,20 @@ typedef struct amb__dist_ctl {
     amb_term result;      /* SPAWN_REPLY: the new pid or an error atom */
 } amb__dist_ctl;
 
+/* The atom policy of a connection (docs/design/distribution.md "Atoms"):
+ * a peer may add at most AMB__DIST_ATOMS_PER_CONNECTION atoms to the table
+ * over the life of its connection, and no peer may take the last quarter of
+ * the table, which stays for local code. The connection layer keeps one
+ * budget per connection and passes it in amb__control_limits.atoms. */
+#define AMB__DIST_ATOMS_PER_CONNECTION 65536
+
+/* A fresh budget for a new connection. Never fails. */
+static inline amb__etf_atom_budget amb__control_atom_budget(void)
+{
+    return (amb__etf_atom_budget){.left = AMB__DIST_ATOMS_PER_CONNECTION,
+                                  .reserve = amb_atom_limit() / 4};
+}
+
 /* Decoding limits. */
 typedef struct amb__control_limits {
     amb__etf_atom_budget *atoms; /* the connection's budget; NULL makes any atom

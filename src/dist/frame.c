@@ -242,7 +242,9 @@ static int append(amb__frame_defrag *d, amb__frame_seq *s, const uint8_t *body,
 {
     if (len > d->lim.max_message - s->len)
         return AMB_ESYSLIMIT;
-    if (s->cap - s->len < len) {
+    /* A sequence always has a buffer, so a finished message is never NULL
+     * even when every fragment was empty. */
+    if (s->buf == NULL || s->cap - s->len < len) {
         size_t cap = s->cap ? s->cap : 4096;
         if (cap > d->lim.max_message)
             cap = d->lim.max_message;

@@ -486,6 +486,13 @@ AMB_TEST(atom_budget_bounds_new_atoms)
     teardown();
 }
 
+AMB_TEST(connection_budget_keeps_a_quarter_of_the_table)
+{
+    amb__etf_atom_budget b = amb__control_atom_budget();
+    assert_int_equal(b.left, AMB__DIST_ATOMS_PER_CONNECTION);
+    assert_int_equal(b.reserve, amb_atom_limit() / 4);
+}
+
 AMB_TEST(depth_is_bounded)
 {
     setup();
@@ -579,5 +586,6 @@ AMB_TEST_MAIN(AMB_TEST_ENTRY(erls_control_tuples_decode_and_encode_back),
               AMB_TEST_ENTRY(bytes_after_the_message_are_refused),
               AMB_TEST_ENTRY(encode_refuses_fields_that_do_not_fit),
               AMB_TEST_ENTRY(atom_budget_bounds_new_atoms),
+              AMB_TEST_ENTRY(connection_budget_keeps_a_quarter_of_the_table),
               AMB_TEST_ENTRY(depth_is_bounded),
               AMB_TEST_ENTRY(allocation_failures_are_clean))

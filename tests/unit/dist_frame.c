@@ -245,6 +245,12 @@ AMB_TEST(reassembly_of_interleaved_sequences)
     amb_free(msg);
     assert_int_equal(amb__frame_defrag_count(&d), 0);
     assert_int_equal(amb__frame_defrag_pending(&d), 0);
+    /* Empty fragments still make a (empty) message. */
+    assert_ok(add(&d, true, 4, 2, "", &msg, &len));
+    assert_ok(add(&d, false, 4, 1, "", &msg, &len));
+    assert_non_null(msg);
+    assert_int_equal(len, 0);
+    amb_free(msg);
     /* The same sequence id may start again once finished. */
     assert_ok(add(&d, true, 1, 2, "again", &msg, &len));
     amb__frame_defrag_destroy(&d); /* frees the unfinished one */
