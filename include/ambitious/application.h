@@ -21,7 +21,10 @@
  *              that gives up ends with shutdown: that is a failure for an
  *              application, as in OTP), else it is only reported;
  *   temporary  only reported (a notice).
- * Names are application names as C strings (atoms inside).
+ * Names are application names as C strings (atoms inside), read during the
+ * call only. Every call below is made from a process (it calls the
+ * controller); besides its own errors each may return AMB_EBADARG (a NULL
+ * self or name) and AMB_ENOMEM.
  *
  * Start and stop run one at a time, in the order asked; meanwhile the
  * controller answers every other call, so a start function (or the init of
@@ -72,17 +75,20 @@ typedef enum amb_app_type {
     AMB_APP_PERMANENT,
 } amb_app_type;
 
-/* Makes app known to the runtime (application:load). AMB_EEXIST when an
- * application of that name is loaded already, AMB_EBADARG (NULL name or
- * start, env that is not a list of {Atom, Term}: AMB_ESYNTAX for bad text). */
+/* Makes app known to the runtime (application:load). app is borrowed for
+ * the runtime's life (static const: the controller keeps the pointer and
+ * the strings it points to). AMB_EEXIST when an application of that name is
+ * loaded already, AMB_EBADARG (NULL name or start, env that is not a list
+ * of {Atom, Term}: AMB_ESYNTAX for bad text). */
 AMB_API int amb_app_load(amb_proc *self, const amb_app *app);
 
 /*
  * Reads a configuration file in sys.config form: one term
  * [{App, [{Key, Value}, ...]}, ...] ending with a dot. Its values override
  * the defaults of the applications named (loaded now or later), as a
- * config file given to erl does. AMB_EIO (cannot read), AMB_ESYNTAX,
- * AMB_ETYPE (not of that shape).
+ * config file given to erl does (the values are copied; path is read during
+ * the call only). AMB_EIO (cannot read), AMB_ESYNTAX, AMB_ETYPE (not of that
+ * shape).
  */
 AMB_API int amb_app_load_config(amb_proc *self, const char *path);
 
@@ -107,13 +113,14 @@ AMB_API int amb_app_stop(amb_proc *self, const char *name);
  * fresh controller with nothing loaded. 0 also when no controller runs. */
 AMB_API int amb_app_shutdown(amb_proc *self);
 
-/* [{Name, Description, Vsn}] of the running applications, most recently
+/* *out = [{Name, Description, Vsn}] of the running applications, most recently
  * started first (application:which_applications), on the caller's heap;
  * Name an atom, the others strings (charlists) as OTP. */
 AMB_API int amb_app_which_applications(amb_proc *self, amb_term *out);
 
-/* The value of key (an atom) in the application's environment, copied on
- * the caller's heap: 0, AMB_ENOTFOUND (no such key or application). */
+/* The value of key (an atom) in the application's environment, copied into
+ * *out on the caller's heap: 0, AMB_ENOTFOUND (no such key or application),
+ * AMB_EBADARG (key not an atom, NULL out). */
 AMB_API int amb_app_get_env(amb_proc *self, const char *app, amb_term key, amb_term *out);
 /* Sets key to value (copied) in the application's environment: 0,
  * AMB_ENOTFOUND (the application is not loaded), AMB_EBADARG (key not an

@@ -32,6 +32,14 @@ extern "C" {
 #define AMB_API
 #endif
 
+/* printf-style checking of a function's format (argument fmt) and its
+ * arguments (from first on), where the compiler offers it. */
+#if defined(__GNUC__) || defined(__clang__)
+#define AMB_PRINTF_FORMAT(fmt, first) __attribute__((format(printf, fmt, first)))
+#else
+#define AMB_PRINTF_FORMAT(fmt, first)
+#endif
+
 /* A function that never returns: C11's _Noreturn, C++'s [[noreturn]]. It
  * comes first in a declaration: AMB_NORETURN AMB_API void f(void); */
 #ifdef __cplusplus

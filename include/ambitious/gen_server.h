@@ -45,6 +45,9 @@
  *     atom Module (amb_via_register; a registry implements it);
  *   - {Name, Node}: Name registered on Node. The local node is served here;
  *     another node is AMB_ENOTSUP until distribution is built.
+ * Every form but via resolves as a send does (amb_dest_resolve, process.h);
+ * an alias is a destination but no server reference (AMB_EBADARG), and a
+ * name nobody has is AMB_ENOPROC.
  *
  * Exit reasons. A server ends with the reason it stopped with (a stop
  * result, amb_gen_stop, an exit signal); links and monitors see exactly that
@@ -178,7 +181,8 @@ static inline amb_gen_ret amb_gen_fail(int code)
 }
 
 /* ---------------------------------------------------------------------------
- * The callback table (make it static const: it must outlive the server)
+ * The callback table (make it static const: it is borrowed for the server's
+ * life). Every term a callback gets is borrowed until it returns.
  * ------------------------------------------------------------------------ */
 
 typedef struct amb_gen_server {
@@ -272,29 +276,35 @@ AMB_API int amb_gen_server_start_link(amb_proc *self, const amb_gen_server *cb, 
 AMB_API int amb_gen_server_call(amb_proc *self, amb_term server, amb_term request,
                                 int64_t timeout_ms, amb_term *reply);
 
-/* Sends msg to server without waiting (gen_server:cast). 0 also when there is
- * no such server, as in OTP. AMB_EBADARG for a bad reference, AMB_ENOMEM,
- * AMB_ENOTSUP for a remote node until distribution exists. */
+/* Sends msg (copied) to server without waiting (gen_server:cast). 0 also
+ * when there is no such server, as in OTP. AMB_EBADARG for a bad reference
+ * or AMB_NONE, AMB_ENOMEM, AMB_ENOTSUP for a remote node until distribution
+ * exists. */
 AMB_API int amb_gen_server_cast(amb_proc *self, amb_term server, amb_term msg);
 
-/* Replies to the call from (the `from` a handle_call got, or a copy of it),
- * from any process (gen_server:reply). 0 also when the caller is gone or
- * gave up waiting (the reply is then dropped). AMB_EBADARG for a term that
- * is not a from. */
+/* Replies (reply copied) to the call from (the `from` a handle_call got, or
+ * a copy of it), from any process (gen_server:reply). 0 also when the
+ * caller is gone or gave up waiting (the reply is then dropped).
+ * AMB_EBADARG for a term that is not a from or an AMB_NONE reply,
+ * AMB_ENOMEM. */
 AMB_API int amb_gen_server_reply(amb_proc *self, amb_term from, amb_term reply);
 
-/* Stops server with reason and waits until it has ended (terminate ran):
- * gen_server:stop/3.
+/* Stops server with reason (copied) and waits until it has ended (terminate
+ * ran): gen_server:stop/3.
  *   0             it ended with reason
  *   AMB_EEXIT     it ended with another reason (terminate crashed, or an exit
  *                 signal came first)
  *   AMB_ENOPROC   no such server
  *   AMB_ETIMEDOUT it did not end within timeout_ms (it is left running)
- *   AMB_EDEADLK   the caller is the server. */
+ *   AMB_EDEADLK   the caller is the server
+ *   AMB_EBADARG   a bad reference, AMB_NONE reason, a timeout out of range;
+ *                 AMB_ENOMEM, AMB_ENOTSUP (a remote node). */
 AMB_API int amb_gen_server_stop(amb_proc *self, amb_term server, amb_term reason,
                                 int64_t timeout_ms);
 
-/* The pid a server reference names now: 0, AMB_ENOPROC, AMB_EBADARG. */
+/* The pid a server reference names now, in *out: 0, AMB_ENOPROC (no such
+ * process, or not alive), AMB_EBADARG (a bad reference, NULL out),
+ * AMB_ENOTSUP (a remote node). */
 AMB_API int amb_gen_server_whereis(amb_proc *self, amb_term server, amb_pid *out);
 
 /*
@@ -302,14 +312,17 @@ AMB_API int amb_gen_server_whereis(amb_proc *self, amb_term server, amb_pid *out
  * atoms; AMB_NONE: this node and every connected node) and collects the
  * replies (gen_server:multi_call). *replies gets [{Node, Reply}] and
  * *bad_nodes (may be NULL) [Node] for nodes where no server answered in
- * time, both on the caller's heap. Until distribution exists every node but
- * this one is a bad node.
+ * time, both on the caller's heap (each Reply a copy). Until distribution
+ * exists every node but this one is a bad node. AMB_EBADARG (name not an
+ * atom, nodes not a list of atoms, NULL replies, a timeout out of range),
+ * AMB_ENOMEM.
  */
 AMB_API int amb_gen_server_multi_call(amb_proc *self, amb_term nodes, amb_term name,
                                       amb_term request, int64_t timeout_ms,
                                       amb_term *replies, amb_term *bad_nodes);
-/* Casts msg to the server registered as name on each node (gen_server:abcast).
- * Never fails for a missing server. */
+/* Casts msg (copied) to the server registered as name on each node
+ * (gen_server:abcast). Never fails for a missing server: AMB_EBADARG (name
+ * not an atom, nodes not a list of atoms), AMB_ENOMEM. */
 AMB_API int amb_gen_server_abcast(amb_proc *self, amb_term nodes, amb_term name,
                                   amb_term msg);
 
@@ -329,14 +342,15 @@ typedef struct amb_via {
     int (*unregister_name)(amb_proc *self, void *ctx, amb_term name);
     /* 0 and *out, or AMB_ENOTFOUND. */
     int (*whereis_name)(amb_proc *self, void *ctx, amb_term name, amb_pid *out);
-    void *ctx;
+    void *ctx; /* passed to each callback as it is; valid until unregistered */
 } amb_via;
 
 /* Makes via (copied) the via module called module (an atom) for this OS
  * process, like loading an Erlang module. AMB_EEXIST when the atom names one
  * already, AMB_EBADARG, AMB_ESYSLIMIT (at most 64 via modules). */
 AMB_API int amb_via_register(amb_term module, const amb_via *via);
-/* AMB_ENOTFOUND when there is none. */
+/* Forgets the via module called module: 0, AMB_ENOTFOUND when there is
+ * none, AMB_EBADARG when module is not an atom. */
 AMB_API int amb_via_unregister(amb_term module);
 
 #ifdef __cplusplus

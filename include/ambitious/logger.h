@@ -42,18 +42,24 @@ typedef struct amb_log_event {
     amb_term last_message; /* the last message received, or AMB_NONE */
 } amb_log_event;
 
+/* A handler: ctx as registered, then the event (borrowed for the call). */
 typedef void amb_log_handler(void *ctx, const amb_log_event *event);
 
-/* Sets rt's handler (NULL: the default, which writes text to stderr). The
- * handler may be called from any scheduler thread, concurrently: it must be
- * thread-safe. Any thread; takes effect for events logged afterwards. */
+/* Sets rt's handler (NULL: the default, which writes text to stderr) and the
+ * ctx it gets (passed as it is: the caller keeps it valid until another
+ * handler is set or rt is freed). The handler may be called from any
+ * scheduler thread, concurrently: it must be thread-safe. Any thread; takes
+ * effect for events logged afterwards. AMB_EBADARG for a NULL rt. */
 AMB_API int amb_logger_set_handler(amb_rt *rt, amb_log_handler *fn, void *ctx);
-/* Events less severe than level are dropped (default AMB_LOG_NOTICE).
- * AMB_EBADARG for a level out of range. */
+/* Events less severe than level are dropped (default AMB_LOG_NOTICE). Any
+ * thread. AMB_EBADARG for a NULL rt or a level out of range. */
 AMB_API int amb_logger_set_level(amb_rt *rt, amb_log_level level);
-/* Logs a printf-style message from a process (its pid is in the event). */
+/* Logs a printf-style message from the calling process (its pid is in the
+ * event; the text is formatted into memory of the logger's own). 0 also when
+ * the level filters it out; AMB_EBADARG (NULL self or fmt, a level out of
+ * range, a format vsnprintf refuses), AMB_ENOMEM. */
 AMB_API int amb_log(amb_proc *self, amb_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    AMB_PRINTF_FORMAT(3, 4);
 
 #ifdef __cplusplus
 }

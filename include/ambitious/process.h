@@ -29,6 +29,19 @@
  * may be copied, stored, compared with == and put in messages freely; it
  * never dangles. Sending to a dead pid is not an error (the message is
  * dropped), as in Erlang.
+ *
+ * Rules for the whole layer:
+ *   - Calls that take `self` are made inside that process; calls that take
+ *     `rt` from any thread, unless their comment says otherwise. A NULL
+ *     self or rt is AMB_EBADARG (or the neutral value for calls that
+ *     cannot fail).
+ *   - Terms handed in (messages, exit reasons) are copied when they must
+ *     outlive the call; names are atoms, which live forever. Terms handed
+ *     back are built on the caller's heap (amb_proc_heap), owned by it, or
+ *     borrowed where the comment says until when.
+ *   - `arg` pointers (a body's, a start function's) are passed as they are:
+ *     the caller keeps them valid for as long as the process uses them.
+ *   - Times are int64_t milliseconds (below).
  */
 #ifndef AMBITIOUS_PROCESS_H
 #define AMBITIOUS_PROCESS_H
@@ -69,42 +82,48 @@ typedef struct amb_config {
     const char *node_name;     /* the node's name; default "nonode@nohost" */
 } amb_config;
 
-/* Creates a runtime (no threads run until amb_rt_run). Owned: free with
- * amb_rt_free. cfg may be NULL for all defaults. AMB_EBADARG for a value out
- * of range, AMB_ENOMEM, AMB_ESYSLIMIT (too many runtimes in this OS process:
- * 1023 over its lifetime). */
+/* Creates a runtime (no threads run until amb_rt_run) in *out, owned: free
+ * with amb_rt_free. cfg may be NULL for all defaults; it is copied (the node
+ * name too). AMB_EBADARG for a NULL out or a value out of range, AMB_ENOMEM,
+ * AMB_ESYSLIMIT (too many runtimes in this OS process: 1023 over its
+ * lifetime). Any thread. */
 AMB_API int amb_rt_new(const amb_config *cfg, amb_rt **out);
 
 /* Runs the runtime's schedulers on this thread and (schedulers - 1) more,
  * until every process has ended or amb_rt_stop was called. May be called
  * again afterwards to run processes spawned since. AMB_ESTATE when it is
- * already running. Must not be called from inside a process. */
+ * already running, AMB_EBADARG for NULL. From a thread outside any process. */
 AMB_API int amb_rt_run(amb_rt *rt);
 
 /* Asks a running runtime to stop: amb_rt_run returns soon after, leaving
  * the remaining processes suspended (amb_rt_free ends them). Any thread,
- * also from inside a process. Idempotent. */
+ * also from inside a process. Idempotent. AMB_EBADARG for NULL. */
 AMB_API int amb_rt_stop(amb_rt *rt);
 
 /* Ends every remaining process (without running any more of its code),
- * frees all memory and joins the threads. rt must not be running
- * (call after amb_rt_run returned). NULL is a no-op. */
+ * frees all memory and joins the threads; rt is invalid afterwards. rt must
+ * not be running (call after amb_rt_run returned), from a thread outside any
+ * process. NULL is a no-op. */
 AMB_API void amb_rt_free(amb_rt *rt);
 
-/* A process body. arg is the pointer given to spawn, passed as it is. */
+/* A process body. arg is the pointer given to spawn, passed as it is (the
+ * spawner keeps it valid while the body uses it). */
 typedef void amb_fn(amb_proc *self, void *arg);
 
-/* Spawns a stackful process from outside the runtime (before or during
- * amb_rt_run, from any thread). *out (may be NULL) gets its pid. */
+/* Spawns a stackful process running fn(self, arg) from outside the runtime
+ * (before or during amb_rt_run, from any thread). *out (may be NULL) gets
+ * its pid. AMB_EBADARG (NULL rt or fn), AMB_ESYSLIMIT (the process table is
+ * full), AMB_ENOMEM. */
 AMB_API int amb_rt_spawn(amb_rt *rt, amb_fn *fn, void *arg, amb_pid *out);
 
 /* Sends msg (copied) to `to` from outside the runtime, from any thread. `to`
  * takes every form amb_send takes, with the same results. */
 AMB_API int amb_rt_send(amb_rt *rt, amb_term to, amb_term msg);
 
-/* The convenience for main(): creates a runtime with cfg (may be NULL),
- * spawns fn(arg), runs until every process has ended, frees the runtime.
- * Returns 0 or the first error. */
+/* The convenience for main(): creates a runtime with cfg (may be NULL;
+ * copied), spawns fn(arg), runs until every process has ended, frees the
+ * runtime. Returns 0 or the first error of those steps. From a thread
+ * outside any process. */
 AMB_API int amb_main(const amb_config *cfg, amb_fn *fn, void *arg);
 
 /* ---------------------------------------------------------------------------
@@ -112,7 +131,8 @@ AMB_API int amb_main(const amb_config *cfg, amb_fn *fn, void *arg);
  * ------------------------------------------------------------------------ */
 
 /* Spawns a stackful process running fn(self, arg). *out (may be NULL) gets
- * its pid. AMB_ESYSLIMIT when the process table is full, AMB_ENOMEM. */
+ * its pid. AMB_EBADARG (NULL self or fn), AMB_ESYSLIMIT when the process
+ * table is full, AMB_ENOMEM. */
 AMB_API int amb_spawn(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out);
 
 /*
@@ -120,8 +140,9 @@ AMB_API int amb_spawn(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out);
  * The runtime allocates state_size bytes (zeroed, 16-byte aligned) with the
  * process. init (may be NULL) runs in the new process before its first
  * message. A callback ends the process with amb_exit_self; returning 0 goes
- * on with the next message. The table must outlive the process (make it
- * static const).
+ * on with the next message (a negative AMB_E* code ends the process, see
+ * amb_exit_self). The table is borrowed for the process's life (make it
+ * static const); state belongs to the process and dies with it.
  */
 typedef struct amb_handler {
     size_t state_size;
@@ -130,14 +151,17 @@ typedef struct amb_handler {
     int (*handle)(amb_proc *self, void *state, amb_term msg);
 } amb_handler;
 
-/* Spawns a handler process. A handler with no init does not run at all
- * until its first message arrives. */
+/* Spawns a handler process; arg goes to init as it is. A handler with no
+ * init does not run at all until its first message arrives. *out (may be
+ * NULL) gets the pid. AMB_EBADARG (NULL self or handler, no handle),
+ * AMB_ESYSLIMIT, AMB_ENOMEM. */
 AMB_API int amb_spawn_handler(amb_proc *self, const amb_handler *handler, void *arg,
                               amb_pid *out);
 
-/* Options for amb_spawn_opt. Zero means default. */
+/* Options for amb_spawn_opt (inputs only). Zero means default. */
 typedef struct amb_spawn_opts {
-    const amb_handler *handler; /* a handler process instead of fn */
+    const amb_handler *handler; /* a handler process instead of fn (borrowed
+                                   for the process's life) */
     size_t stack_size;          /* stackful: a stack of this size (rounded up
                                    to a size class), default the runtime's */
     amb_term name;              /* register under this atom (AMB_NONE: none);
@@ -164,17 +188,21 @@ AMB_API int amb_spawn_opt(amb_proc *self, amb_fn *fn, void *arg,
  * The calling process
  * ------------------------------------------------------------------------ */
 
-/* The pid of the calling process. */
+/* The pid of the calling process (AMB_NONE for NULL). Never fails. */
 AMB_API amb_pid amb_self(amb_proc *self);
-/* The runtime the process lives in. */
+/* The runtime the process lives in, borrowed: valid until amb_rt_free (NULL
+ * for NULL). */
 AMB_API amb_rt *amb_proc_rt(amb_proc *self);
-/* The process's own heap: terms built here live until the process ends or
- * calls amb_heap_reset on it (never reset it while holding terms you need).
- * The arena for amb_pack and the constructors. */
+/* The process's own heap, borrowed (the process owns it): terms built here
+ * live until the process ends or calls amb_heap_reset on it (never reset it
+ * while holding terms you need). The arena for amb_pack and the
+ * constructors. NULL for NULL, or when it cannot be made (out of memory). */
 AMB_API amb_heap *amb_proc_heap(amb_proc *self);
-/* Lets other processes run; the caller continues later. */
+/* Lets other processes run; the caller continues later. 0, or AMB_EBADARG
+ * for NULL. */
 AMB_API int amb_yield(amb_proc *self);
-/* True when pid names a live process of this runtime. */
+/* True when pid names a live process of this runtime; false for anything
+ * else. */
 AMB_API bool amb_is_process_alive(amb_proc *self, amb_pid pid);
 
 /* Ends the calling process at once, from any depth, with reason (any term;
@@ -210,19 +238,23 @@ AMB_NORETURN AMB_API void amb_exit_self(amb_proc *self, amb_term reason);
 AMB_API int amb_link(amb_proc *self, amb_pid pid);
 /* Removes the link, if any. Once it returns, the link has no more effect on
  * the caller (an exit signal already on its way because of it is dropped).
- * 0 also when there was no link; AMB_ENOMEM (and the link stays). */
+ * 0 also when there was no link; AMB_ENOMEM (and the link stays);
+ * AMB_EBADARG and AMB_ENOTSUP as amb_link. */
 AMB_API int amb_unlink(amb_proc *self, amb_pid pid);
 /* Spawns fn(arg) linked to the caller; no window where the child could end
- * unlinked. */
+ * unlinked. *out and the errors as amb_spawn. */
 AMB_API int amb_spawn_link(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out);
 /* Spawns fn(arg) monitored by the caller (atomically). *ref (may be NULL)
- * gets the monitor's reference, on the caller's heap. */
+ * gets the monitor's reference, on the caller's heap. *out and the errors
+ * as amb_spawn. */
 AMB_API int amb_spawn_monitor(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out,
                               amb_term *ref);
 /* Monitors pid: when it ends (or at once when it is not alive: reason
  * noproc) the caller gets {'DOWN', Ref, process, Pid, Reason}. Each call makes
  * a new monitor, so several monitors of one process each get their DOWN.
- * *ref gets the reference, on the caller's heap. */
+ * *ref (may be NULL) gets the reference, on the caller's heap. AMB_EBADARG
+ * for a term that is not a pid, AMB_ENOTSUP for a pid of another node,
+ * AMB_ENOMEM. */
 AMB_API int amb_monitor(amb_proc *self, amb_pid pid, amb_term *ref);
 /* Flags of amb_demonitor. AMB_DEMONITOR_FLUSH: also remove a DOWN of this
  * monitor already in the mailbox. */
@@ -230,28 +262,33 @@ AMB_API int amb_monitor(amb_proc *self, amb_pid pid, amb_term *ref);
 /* Removes the monitor ref: no DOWN for it reaches the caller afterwards
  * (with AMB_DEMONITOR_FLUSH none is left in the mailbox either). 0 when the
  * monitor was active, AMB_ENOTFOUND when it was not (already fired or
- * removed: erlang:demonitor(Ref, [info]) returning false). */
+ * removed: erlang:demonitor(Ref, [info]) returning false), AMB_EBADARG for a
+ * term that is not a reference or unknown flags. */
 AMB_API int amb_demonitor(amb_proc *self, amb_term ref, unsigned flags);
 /* Sends an exit signal with reason (any term, copied) to pid, with the rules
  * above. pid may be the caller: exit(self(), normal) ends a process that does
  * not trap exits, and amb_exit(self, self_pid, kill) never returns. A dead
- * pid is not an error. */
+ * pid is not an error. AMB_EBADARG (not a pid, AMB_NONE reason),
+ * AMB_ENOTSUP (another node), AMB_ENOMEM. */
 AMB_API int amb_exit(amb_proc *self, amb_pid pid, amb_term reason);
-/* Sets the process flag trap_exit; returns its previous value. */
+/* Sets the process flag trap_exit; returns its previous value (false for a
+ * NULL self). Never fails. */
 AMB_API bool amb_trap_exit(amb_proc *self, bool on);
 /* Registers fn(ctx) to run when the process ends, however it ends (also when
  * it is killed): last registered runs first. It runs on a scheduler thread
  * after the process ended: it must not use the process, only release what
- * ctx holds. AMB_ENOMEM. */
+ * ctx holds (ctx is passed as it is, and consumed by that call).
+ * AMB_EBADARG (NULL self or fn), AMB_ENOMEM (fn will not run). */
 typedef void amb_cleanup_fn(void *ctx);
 AMB_API int amb_on_exit(amb_proc *self, amb_cleanup_fn *fn, void *ctx);
-/* Removes the most recent registration of (fn, ctx) without running it:
- * AMB_ENOTFOUND when there is none. */
+/* Removes the most recent registration of (fn, ctx) without running it (ctx
+ * is the caller's again): AMB_ENOTFOUND when there is none, AMB_EBADARG. */
 AMB_API int amb_on_exit_cancel(amb_proc *self, amb_cleanup_fn *fn, void *ctx);
 
 /* Ends the process with reason {assert, [{file, File}, {line, Line},
- * {expression, Expr}]} (strings as binaries) unless cond holds: Erlang's
- * ?assert. Links and monitors see that reason; a crash report is logged. */
+ * {expression, Expr}]} (strings as binaries, copied) unless cond holds:
+ * Erlang's ?assert. Links and monitors see that reason; a crash report is
+ * logged. */
 #define AMB_ASSERT(self, cond)                                  \
     do {                                                        \
         if (!(cond))                                            \
@@ -280,21 +317,26 @@ AMB_NORETURN AMB_API void amb_assert_fail(amb_proc *self, const char *expr,
  * loop cannot starve the others). */
 AMB_API int amb_send(amb_proc *self, amb_term to, amb_term msg);
 
-/* Receives the oldest message. *out is borrowed until this process's next
- * receive (amb_term_copy to keep it). AMB_ETIMEDOUT when timeout_ms passes
- * first (0 polls, AMB_INFINITY waits forever), AMB_EBADARG (a NULL pointer,
- * a timeout out of range). */
+/* Receives the oldest message into *out (may be NULL: the message is taken
+ * all the same), borrowed until this process's next receive (amb_term_copy
+ * to keep it). AMB_ETIMEDOUT when timeout_ms passes first (0 polls,
+ * AMB_INFINITY waits forever), AMB_EBADARG (NULL self, a timeout out of
+ * range). */
 AMB_API int amb_receive(amb_proc *self, int64_t timeout_ms, amb_term *out);
 
-/* Selective receive by predicate: the oldest message for which match(msg,
- * ctx) is true; messages that do not match stay, in order. */
+/* Selective receive by predicate: the oldest message for which match(ctx,
+ * msg) is true; messages that do not match stay, in order. match runs in the
+ * caller, msg borrowed for its call; ctx is passed as it is. *out (may be
+ * NULL) and the errors as amb_receive, and AMB_EBADARG for a NULL match. */
 typedef bool amb_match_fn(void *ctx, amb_term msg);
 AMB_API int amb_receive_if(amb_proc *self, amb_match_fn *match, void *ctx,
                            int64_t timeout_ms, amb_term *out);
 
 /* Selective receive by pattern: the oldest message that matches fmt (the
  * language of amb_match, term.h); the bindings are stored as amb_match
- * does. *out (may be NULL) gets the whole message. */
+ * does (terms and strings borrowed as *out is). *out (may be NULL) gets the
+ * whole message. The errors of amb_receive, and of amb_match for a bad
+ * pattern (AMB_EFORMAT, AMB_EBADARG: then nothing is taken). */
 AMB_API int amb_receive_match(amb_proc *self, int64_t timeout_ms, amb_term *out,
                               const char *fmt, ...);
 
@@ -308,7 +350,9 @@ AMB_API int amb_receive_match(amb_proc *self, int64_t timeout_ms, amb_term *out,
 typedef struct amb_recv_mark {
     uint64_t seq;
 } amb_recv_mark;
+/* The mark of the mailbox's end now (a zero mark for NULL). Never fails. */
 AMB_API amb_recv_mark amb_receive_mark(amb_proc *self);
+/* amb_receive_if over the messages that arrived after mark only. */
 AMB_API int amb_receive_if_after(amb_proc *self, amb_recv_mark mark, amb_match_fn *match,
                                  void *ctx, int64_t timeout_ms, amb_term *out);
 
@@ -326,8 +370,8 @@ AMB_API int amb_receive_if_after(amb_proc *self, amb_recv_mark mark, amb_match_f
 /* Flag of amb_alias: the alias goes inactive once one message sent through
  * it has been received (OTP's alias([reply])). */
 #define AMB_ALIAS_REPLY 1u
-/* A new active alias of the caller, on its heap: 0, AMB_ENOMEM, AMB_EBADARG
- * (unknown flags). */
+/* A new active alias of the caller in *out, on its heap: 0, AMB_ENOMEM,
+ * AMB_EBADARG (unknown flags, NULL out). */
 AMB_API int amb_alias(amb_proc *self, unsigned flags, amb_term *out);
 /* Removes the caller's alias: 0 when it was active, AMB_ENOTFOUND when it
  * was not (removed, used up, or another process's), AMB_EBADARG for a term
@@ -335,16 +379,18 @@ AMB_API int amb_alias(amb_proc *self, unsigned flags, amb_term *out);
 AMB_API int amb_unalias(amb_proc *self, amb_term alias);
 
 /* A new reference, unique in this runtime (and, with the node name and
- * creation, across nodes), on the process's heap. */
+ * creation, across nodes), on the process's heap; AMB_NONE when out of
+ * memory or for NULL. */
 AMB_API amb_term amb_make_ref(amb_proc *self);
 
-/* Number of messages waiting in the caller's mailbox. */
+/* Number of messages waiting in the caller's mailbox (0 for NULL). */
 AMB_API size_t amb_message_queue_len(amb_proc *self);
 
 /* ---------------------------------------------------------------------------
  * Timers (erlang:send_after/3, cancel_timer/1, read_timer/1)
  * ------------------------------------------------------------------------ */
 
+/* A timer's reference: a value, valid in the runtime that made it. */
 typedef uint64_t amb_tref;
 
 /* Sends msg (copied now) to dest after delay_ms milliseconds (0 ..=
@@ -358,9 +404,11 @@ AMB_API int amb_send_after(amb_proc *self, amb_term dest, amb_term msg, int64_t 
 /* Cancels a timer: 0 and the milliseconds that were left (left_ms may be
  * NULL), or AMB_ENOTFOUND when it already fired or was cancelled, or was
  * aimed at a pid whose process has ended (such a timer dies with its target,
- * as in Erlang): erlang:cancel_timer's false. */
+ * as in Erlang): erlang:cancel_timer's false. AMB_EBADARG for a reference
+ * no timer of this runtime can have. Any process may cancel any timer. */
 AMB_API int amb_cancel_timer(amb_proc *self, amb_tref tref, int64_t *left_ms);
-/* Milliseconds left (left_ms may be NULL), or AMB_ENOTFOUND. */
+/* Milliseconds left (left_ms may be NULL), or AMB_ENOTFOUND, AMB_EBADARG, as
+ * amb_cancel_timer; the timer stays armed. */
 AMB_API int amb_read_timer(amb_proc *self, amb_tref tref, int64_t *left_ms);
 /* Suspends the caller for ms milliseconds (messages wait; AMB_INFINITY: for
  * ever, as timer:sleep(infinity)). AMB_EBADARG for a time out of range. */
@@ -375,12 +423,14 @@ AMB_API int64_t amb_now_ms(void);
 
 /* Registers pid under name (an atom other than undefined). AMB_EEXIST when
  * the name is taken or the process already has a name, AMB_ENOPROC when pid
- * is not alive, AMB_EBADARG for a bad name. The name goes away when the
- * process ends. */
+ * is not alive, AMB_EBADARG for a bad name or a term that is not a pid. The
+ * name goes away when the process ends. */
 AMB_API int amb_register(amb_proc *self, amb_term name, amb_pid pid);
-/* AMB_ENOTFOUND when the name is not registered. */
+/* Removes the name: 0, AMB_ENOTFOUND when it is not registered, AMB_EBADARG
+ * when it is not an atom. */
 AMB_API int amb_unregister(amb_proc *self, amb_term name);
-/* The pid registered as name, or AMB_ENOTFOUND. */
+/* The pid registered as name in *out: 0, AMB_ENOTFOUND, AMB_EBADARG (not an
+ * atom, NULL out). */
 AMB_API int amb_whereis(amb_proc *self, amb_term name, amb_pid *out);
 /* Where a send to dest would go now, the one resolution amb_send and
  * gen_server's server references share: a pid of this runtime or an alias
@@ -389,7 +439,8 @@ AMB_API int amb_whereis(amb_proc *self, amb_term name, amb_pid *out);
  * name, AMB_ENOTSUP for another node, AMB_EBADARG for any other term or a
  * NULL out. */
 AMB_API int amb_dest_resolve(amb_proc *self, amb_term dest, amb_term *out);
-/* A list of the registered names, on the caller's heap. */
+/* A list of the registered names, on the caller's heap; AMB_NONE when out of
+ * memory or for NULL. */
 AMB_API amb_term amb_registered(amb_proc *self);
 
 /* ---------------------------------------------------------------------------
@@ -420,7 +471,11 @@ typedef struct amb_proc_info {
     bool trap_exit;
 } amb_proc_info;
 
-/* A snapshot of pid's state. AMB_ENOPROC when it is not alive. */
+/* A snapshot of pid's state, copied into the caller's *out (the process
+ * answers it itself, as BEAM's does, so the counts are exact);
+ * current_function is the address of code, never to be freed. AMB_ENOPROC
+ * when pid is not a live process of this runtime, AMB_EBADARG (NULL out),
+ * AMB_ENOMEM. */
 AMB_API int amb_process_info(amb_proc *self, amb_pid pid, amb_proc_info *out);
 
 /* ---------------------------------------------------------------------------
@@ -430,8 +485,10 @@ AMB_API int amb_process_info(amb_proc *self, amb_pid pid, amb_proc_info *out);
 /* Runs fn(arg) on a thread of the runtime's blocking pool while only the
  * calling process waits; the scheduler goes on running other processes.
  * Returns fn's result through *result (may be NULL). If the process is
- * killed meanwhile, fn still finishes and its result is discarded: arg must
- * stay valid until fn returns (do not point it into the process's heap). */
+ * killed meanwhile, fn still finishes and its result is discarded: arg is
+ * passed as it is and must stay valid until fn returns (do not point it
+ * into the process's heap). AMB_EBADARG (NULL self or fn), AMB_ESTATE (the
+ * runtime is not running), AMB_ENOMEM. */
 typedef intptr_t amb_blocking_fn(void *arg);
 AMB_API int amb_blocking_call(amb_proc *self, amb_blocking_fn *fn, void *arg,
                               intptr_t *result);

@@ -56,19 +56,21 @@ typedef enum amb_child_type {
     AMB_SUPERVISOR,
 } amb_child_type;
 
-/* Shutdown rules besides a time in milliseconds (1 ..= AMB_TIMEOUT_MAX). */
-#define AMB_SHUTDOWN_DEFAULT                          \
-    ((int64_t)0) /* 5000 for a worker, infinity for a \
-                    supervisor */
+/* Shutdown rules besides a time in milliseconds (1 ..= AMB_TIMEOUT_MAX):
+ * the default (zero: 5000 for a worker, infinity for a supervisor), brutal
+ * kill, and infinity. */
+#define AMB_SHUTDOWN_DEFAULT     ((int64_t)0)
 #define AMB_SHUTDOWN_BRUTAL_KILL ((int64_t)-2)
 #define AMB_SHUTDOWN_INFINITY    AMB_INFINITY
 
 /*
- * Starts the child, linked to the calling process (the supervisor), and
- * returns its pid in *out. Returns 0, AMB_EIGNORE (nothing started: the
- * child is kept as a spec without a process, as OTP's `ignore`), or a
- * negative code; then *reason (on the caller's heap) may be set to a term
- * saying why (otherwise the supervisor uses {error, 'AMB_E...'}).
+ * A child's start function, called in the supervisor process with the
+ * spec's arg: starts the child linked to the calling process (the
+ * supervisor) and returns its pid in *out. Returns 0, AMB_EIGNORE (nothing
+ * started: the child is kept as a spec without a process, as OTP's
+ * `ignore`), or a negative code; then *reason (AMB_NONE on entry; a term on
+ * the caller's heap) may be set to say why (otherwise the supervisor uses
+ * {error, 'AMB_E...'}).
  */
 typedef int amb_child_start_fn(amb_proc *self, void *arg, amb_pid *out, amb_term *reason);
 
@@ -76,15 +78,18 @@ typedef struct amb_child_spec {
     amb_term id; /* any term, unique among a supervisor's children
                     (copied); ignored by a dynamic supervisor */
     amb_child_start_fn *start;
-    void *arg; /* passed to start; must outlive the spec's use */
+    void *arg; /* passed to start as it is; must stay valid while the
+                  supervisor may (re)start the child */
     amb_restart restart;
     int64_t shutdown_ms; /* 1 ..= AMB_TIMEOUT_MAX, or AMB_SHUTDOWN_* */
     amb_child_type type;
 } amb_child_spec;
 
 /* The start function for a gen_server child: arg points to an
- * amb_gen_child (which must outlive the spec's use). Starts the server with
- * link and opts.name = name. */
+ * amb_gen_child (borrowed: it must stay valid while the supervisor may
+ * start the child). Starts the server with link and opts.name = name;
+ * *reason gets init's reason on AMB_EINIT, {already_started, Pid} on
+ * AMB_EEXIST. */
 typedef struct amb_gen_child {
     const amb_gen_server *cb;
     void *arg;
@@ -117,7 +122,8 @@ typedef struct amb_sup_flags {
 
 typedef struct amb_sup_spec {
     amb_sup_flags flags;
-    const amb_child_spec *children; /* copied; started in this order */
+    const amb_child_spec *children; /* copied (each id too); started in this
+                                       order */
     size_t nchildren;
 } amb_sup_spec;
 
@@ -136,12 +142,13 @@ typedef struct amb_sup_spec {
 AMB_API int amb_sup_start_link(amb_proc *self, const amb_sup_spec *spec,
                                const amb_gen_opts *opts, amb_pid *out, amb_term *reason);
 
-/* Adds spec and starts its child (supervisor:start_child/2): 0 and *out;
+/* Adds spec (copied) and starts its child (supervisor:start_child/2): 0 and
+ * *out (may be NULL);
  * AMB_EEXIST (already_started: a running child has that id; *out gets it);
  * AMB_EPRESENT (a stopped child has that id); AMB_EIGNORE (start returned
  * ignore: the spec is kept, except a temporary child's, as OTP keeps no
  * spec of a temporary child that does not run); AMB_EINIT (the start
- * failed; nothing kept). */
+ * failed; nothing kept); AMB_EBADARG for a bad spec. */
 AMB_API int amb_sup_start_child(amb_proc *self, amb_term sup, const amb_child_spec *spec,
                                 amb_pid *out);
 /* Stops the child with that id by its shutdown rule; the spec stays (a
@@ -157,7 +164,7 @@ AMB_API int amb_sup_restart_child(amb_proc *self, amb_term sup, amb_term id,
  * AMB_ERESTARTING, AMB_ENOTFOUND. */
 AMB_API int amb_sup_delete_child(amb_proc *self, amb_term sup, amb_term id);
 
-/* [{Id, Child, Type, Modules}] in start order, on the caller's heap, as
+/* *out = [{Id, Child, Type, Modules}] in start order, on the caller's heap, as
  * supervisor:which_children: Child is the pid, `restarting` or `undefined`;
  * Type `worker` or `supervisor`; Modules is [] (C has no modules). Also
  * for a dynamic supervisor (Id is `undefined` there). */
@@ -169,7 +176,8 @@ typedef struct amb_sup_counts {
     size_t supervisors; /* specs of type supervisor, running or not */
     size_t workers;     /* specs of type worker, running or not */
 } amb_sup_counts;
-/* supervisor:count_children. Also for a dynamic supervisor. */
+/* supervisor:count_children into the caller's *out. Also for a dynamic
+ * supervisor. */
 AMB_API int amb_sup_count_children(amb_proc *self, amb_term sup, amb_sup_counts *out);
 
 /* ---------------------------------------------------------------------------
@@ -198,8 +206,9 @@ typedef struct amb_dynsup_opts {
 AMB_API int amb_dynsup_start_link(amb_proc *self, const amb_dynsup_opts *opts,
                                   const amb_gen_opts *gopts, amb_pid *out,
                                   amb_term *reason);
-/* Starts a child from spec (spec->id is ignored). 0 and *out; AMB_EIGNORE
- * (nothing kept); AMB_EINIT; AMB_ESYSLIMIT when max_children run already. */
+/* Starts a child from spec (copied; spec->id is ignored). 0 and *out (may be
+ * NULL); AMB_EIGNORE (nothing kept); AMB_EINIT; AMB_ESYSLIMIT when
+ * max_children run already; AMB_EBADARG for a bad spec. */
 AMB_API int amb_dynsup_start_child(amb_proc *self, amb_term sup,
                                    const amb_child_spec *spec, amb_pid *out);
 /* Stops the child by its shutdown rule and forgets it: 0 or AMB_ENOTFOUND

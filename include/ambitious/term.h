@@ -17,6 +17,13 @@
  *   - Strings returned by accessors (atom names, binary bytes) are borrowed:
  *     atom names live as long as the OS process, binary bytes as long as the
  *     term's heap.
+ *   - Constructors copy the C values, strings and arrays they are given
+ *     onto the heap (the caller's stay the caller's). The terms they are
+ *     given are referenced, not copied: those must live at least as long as
+ *     the result (build on one heap, or amb_term_copy first).
+ *   - A term a function gives back through *out lives on the heap it was
+ *     given (heap or dst), or is a part of its argument and lives on that
+ *     term's heap (accessors and extractors).
  *
  * Errors: constructors that return amb_term return AMB_NONE on failure (out
  * of memory, a bad argument, a full atom table) and accept AMB_NONE as an
@@ -199,7 +206,8 @@ typedef enum amb_type {
 
 /* The type of t. Never fails; AMB_T_NONE for AMB_NONE. */
 AMB_API amb_type amb_type_of(amb_term t);
-/* "integer", "float", "atom", ...: a static string. */
+/* "integer", "float", "atom", ...: a static string ("none" for an unknown
+ * type). Never fails. */
 AMB_API const char *amb_type_name(amb_type type);
 
 /* ---------------------------------------------------------------------------
@@ -216,7 +224,8 @@ AMB_API void amb_heap_free(amb_heap *heap);
  * memory for reuse, so a process that resets per message allocates nothing
  * in the steady state. NULL is a no-op. */
 AMB_API void amb_heap_reset(amb_heap *heap);
-/* Bytes of memory the heap holds (blocks, not counting shared binaries). */
+/* Bytes of memory the heap holds (blocks, not counting shared binaries); 0
+ * for NULL. */
 AMB_API size_t amb_heap_size(const amb_heap *heap);
 
 /* A point in a heap's history, for dropping what was built after it: a
@@ -242,7 +251,8 @@ AMB_API void amb_heap_rewind(amb_heap *heap, amb_heap_mark mark);
  * AMB_NONE, AMB_ENOMEM (nothing is left allocated that matters: dst may hold
  * unreachable partial cells until its next reset). */
 AMB_API int amb_term_copy(amb_heap *dst, amb_term t, amb_term *out);
-/* Bytes that amb_term_copy(t) would take on a fresh heap (for sizing). */
+/* Bytes that amb_term_copy(t) would take on a fresh heap (for sizing); 0 for
+ * an immediate. Never fails. */
 AMB_API size_t amb_term_size(amb_term t);
 
 /* ---------------------------------------------------------------------------
@@ -259,8 +269,9 @@ AMB_API size_t amb_term_size(amb_term t);
  * AMB_EBADARG: NULL name with len > 0, NULL out, invalid UTF-8, or too long;
  * AMB_ESYSLIMIT: the table is full; AMB_ENOMEM. */
 AMB_API int amb_atom_new(const char *name, size_t len, amb_term *out);
-/* Looks a name up without creating it: AMB_ENOTFOUND when no such atom
- * exists (how untrusted input avoids filling the table). */
+/* Looks a name up without creating it: 0 and *out, AMB_ENOTFOUND when no
+ * such atom exists (how untrusted input avoids filling the table),
+ * AMB_EBADARG as amb_atom_new. */
 AMB_API int amb_atom_existing(const char *name, size_t len, amb_term *out);
 /* amb_atom_new for a NUL-terminated name; AMB_NONE on any failure. */
 AMB_API amb_term amb_atom(const char *name);
@@ -268,7 +279,7 @@ AMB_API amb_term amb_atom(const char *name);
  * process) and its length in bytes when len is not NULL. NULL when a is not
  * an atom. */
 AMB_API const char *amb_atom_name(amb_term a, size_t *len);
-/* Number of atoms interned so far, and the table's limit. */
+/* Number of atoms interned so far, and the table's limit. Never fail. */
 AMB_API size_t amb_atom_count(void);
 AMB_API size_t amb_atom_limit(void);
 /* Sets the table's limit before the first atom is made (the predefined atoms
@@ -294,12 +305,15 @@ static inline amb_term amb_bool(bool b)
  * NULL heap with a value that needs one. */
 AMB_API amb_term amb_int(amb_heap *heap, int64_t v);
 AMB_API amb_term amb_uint(amb_heap *heap, uint64_t v);
-/* An integer from a sign and little-endian magnitude bytes (ETF's bignum
- * layout). AMB_ESYSLIMIT above AMB_BIG_MAX_BYTES. */
+/* An integer in *out, on heap, from a sign and the little-endian magnitude
+ * bytes mag[0..len) (ETF's bignum layout; copied). AMB_ESYSLIMIT above
+ * AMB_BIG_MAX_BYTES, AMB_EBADARG (NULL out, NULL mag with len > 0),
+ * AMB_ENOMEM. */
 AMB_API int amb_int_from_bytes(amb_heap *heap, bool negative, const uint8_t *mag,
                                size_t len, amb_term *out);
-/* Parses a decimal integer (optional '-' or '+'; digits; no other bytes).
- * AMB_ESYNTAX, AMB_ESYSLIMIT, AMB_ENOMEM. */
+/* Parses the decimal integer s[0..len) (optional '-' or '+'; digits; no
+ * other bytes) into *out, on heap. AMB_ESYNTAX, AMB_ESYSLIMIT, AMB_ENOMEM,
+ * AMB_EBADARG (NULL out, NULL s with len > 0). */
 AMB_API int amb_int_from_string(amb_heap *heap, const char *s, size_t len, amb_term *out);
 
 static inline bool amb_is_integer(amb_term t)
@@ -331,9 +345,9 @@ AMB_API int amb_number_get(amb_term t, double *out);
 /* ---------------------------------------------------------------------------
  * Tuples
  * ------------------------------------------------------------------------ */
-/* A tuple of arity elements copied from elems (elems may be NULL when arity
- * is 0). AMB_NONE when an element is AMB_NONE, on ENOMEM, or above
- * AMB_TUPLE_MAX_ARITY. */
+/* A tuple of arity elements taken from the array elems (the array is
+ * copied; elems may be NULL when arity is 0). AMB_NONE when an element is
+ * AMB_NONE, on ENOMEM, or above AMB_TUPLE_MAX_ARITY. */
 #define AMB_TUPLE_MAX_ARITY ((size_t)1 << 24)
 AMB_API amb_term amb_tuple(amb_heap *heap, size_t arity, const amb_term *elems);
 /* Variadic form: AMB_TUPLE(heap, a, b, c) (an array on the caller's stack,
@@ -366,7 +380,8 @@ AMB_API amb_term amb_cons(amb_heap *heap, amb_term head, amb_term tail);
  * else, [] included. */
 AMB_API amb_term amb_list_head(amb_term t);
 AMB_API amb_term amb_list_tail(amb_term t);
-/* A proper list of n elements copied from elems (NULL allowed when n is 0). */
+/* A proper list of the n elements of the array elems (copied; NULL allowed
+ * when n is 0). AMB_NONE as amb_tuple. */
 AMB_API amb_term amb_list(amb_heap *heap, size_t n, const amb_term *elems);
 /* Variadic form: AMB_LIST(heap, a, b, c) (as AMB_TUPLE). */
 #ifdef __cplusplus
@@ -376,10 +391,12 @@ AMB_API amb_term amb_list(amb_heap *heap, size_t n, const amb_term *elems);
     amb_list((heap), sizeof((amb_term[]){__VA_ARGS__}) / sizeof(amb_term), \
              (amb_term[]){__VA_ARGS__})
 #endif
-/* Length of a proper list. AMB_ETYPE when t is not a list or is improper. */
+/* Length of a proper list in *len. AMB_ETYPE when t is not a list or is
+ * improper, AMB_EBADARG when len is NULL. */
 AMB_API int amb_list_length(amb_term t, size_t *len);
 /* A string as Erlang makes "..." : a list of Unicode code points decoded from
- * UTF-8 (AMB_NONE for invalid UTF-8). */
+ * the UTF-8 (NUL-terminated, or utf8[0..len); read during the call only).
+ * AMB_NONE for invalid UTF-8 or on ENOMEM. */
 AMB_API amb_term amb_string(amb_heap *heap, const char *utf8);
 AMB_API amb_term amb_string_n(amb_heap *heap, const char *utf8, size_t len);
 /* Writes the UTF-8 of a list of code points into the caller's buf (always
@@ -397,21 +414,24 @@ AMB_API int amb_string_get(amb_term t, char *buf, size_t cap, size_t *len);
 #define AMB_HEAP_BINARY_MAX 64
 /* A binary holding a copy of data[0..size) (data may be NULL when size is 0). */
 AMB_API amb_term amb_binary(amb_heap *heap, const void *data, size_t size);
-/* A binary of size bytes for the caller to fill through *data before the
- * term is used anywhere else. */
+/* A binary of size bytes for the caller to fill through *data (borrowed:
+ * valid while the heap lives) before the term is used anywhere else;
+ * AMB_NONE (and *data untouched) on failure. */
 AMB_API amb_term amb_binary_alloc(amb_heap *heap, size_t size, uint8_t **data);
-/* A bitstring of nbits bits from data (bits are taken from the high end of
- * each byte, as Erlang stores them; unused low bits of the last byte are
- * cleared in the copy). */
+/* A bitstring of nbits bits copied from data (bits are taken from the high
+ * end of each byte, as Erlang stores them; unused low bits of the last byte
+ * are cleared in the copy). */
 AMB_API amb_term amb_bitstring(amb_heap *heap, const void *data, size_t nbits);
-/* The bytes [offset, offset+size) of binary t, without copying them.
- * AMB_NONE when t is not a binary or the range is out of bounds. */
+/* The bytes [offset, offset+size) of binary t, without copying them: the
+ * result (on heap) shares t's bytes (a large binary's by reference count, so
+ * t's heap may go; a small one's are copied). AMB_NONE when t is not a
+ * binary or the range is out of bounds. */
 AMB_API amb_term amb_sub_binary(amb_heap *heap, amb_term t, size_t offset, size_t size);
 static inline bool amb_is_bitstring(amb_term t)
 {
     return amb_type_of(t) == AMB_T_BITSTRING;
 }
-/* True for bitstrings of whole bytes. */
+/* True for bitstrings of whole bytes. Never fails. */
 AMB_API bool amb_is_binary(amb_term t);
 /* The bytes of a binary (borrowed: valid while t's heap lives) and their
  * count. AMB_ETYPE when t is not a binary, also for a bitstring whose size
@@ -427,16 +447,19 @@ AMB_API int amb_bitstring_get(amb_term t, const uint8_t **data, size_t *size,
 /* ---------------------------------------------------------------------------
  * Maps: immutable, keys unique by exact equality (1 and 1.0 are two keys).
  * ------------------------------------------------------------------------ */
-/* A map of n pairs. A key given twice keeps its last value, as
- * maps:from_list/1 does. AMB_NONE on ENOMEM or AMB_NONE inputs. */
+/* A map of the n pairs keys[i] => values[i] (the arrays are copied). A key
+ * given twice keeps its last value, as maps:from_list/1 does. AMB_NONE on
+ * ENOMEM or AMB_NONE inputs. */
 AMB_API amb_term amb_map(amb_heap *heap, size_t n, const amb_term *keys,
                          const amb_term *values);
-/* The map m with key set to value (a new map). */
+/* The map m with key set to value (a new map on heap; m is unchanged).
+ * AMB_NONE when m is not a map, on ENOMEM or AMB_NONE inputs. */
 AMB_API amb_term amb_map_put(amb_heap *heap, amb_term m, amb_term key, amb_term value);
 static inline bool amb_is_map(amb_term t)
 {
     return amb_type_of(t) == AMB_T_MAP;
 }
+/* The number of pairs; 0 when m is not a map. */
 AMB_API size_t amb_map_size(amb_term m);
 /* The value for key (living on m's heap): AMB_ETYPE when m is not a map,
  * AMB_ENOTFOUND, AMB_EBADARG when value is NULL or key is AMB_NONE. */
@@ -460,14 +483,16 @@ static inline bool amb_is_local_pid(amb_term t)
 {
     return (t & 15u) == 14u;
 }
-/* A pid term. heap may be NULL when the pid is a local node's (immediate). */
+/* A pid term (node is an atom). heap may be NULL when the pid is a local
+ * node's (immediate). AMB_NONE for a bad node or on ENOMEM. */
 AMB_API amb_term amb_pid_term(amb_heap *heap, amb_term node, uint32_t id, uint32_t serial,
                               uint32_t creation);
 /* The parts of a pid; any out pointer may be NULL. AMB_ETYPE for a term
  * that is not a pid. */
 AMB_API int amb_pid_get(amb_term t, amb_term *node, uint32_t *id, uint32_t *serial,
                         uint32_t *creation);
-/* A reference with 1 to AMB_REF_MAX_WORDS id words. */
+/* A reference with 1 to AMB_REF_MAX_WORDS id words (copied from words).
+ * AMB_NONE for a bad node or count, or on ENOMEM. */
 #define AMB_REF_MAX_WORDS 5
 AMB_API amb_term amb_ref_term(amb_heap *heap, amb_term node, uint32_t creation,
                               const uint32_t *words, size_t nwords);
@@ -478,11 +503,13 @@ AMB_API amb_term amb_ref_term(amb_heap *heap, amb_term node, uint32_t creation,
  * then holds the count, nothing else is stored). */
 AMB_API int amb_ref_get(amb_term t, uint32_t *words, size_t cap, amb_term *node,
                         uint32_t *creation, size_t *nwords);
+/* A port term. AMB_NONE for a bad node or on ENOMEM. */
 AMB_API amb_term amb_port_term(amb_heap *heap, amb_term node, uint64_t id,
                                uint32_t creation);
 /* The parts of a port; any out pointer may be NULL. AMB_ETYPE otherwise. */
 AMB_API int amb_port_get(amb_term t, amb_term *node, uint64_t *id, uint32_t *creation);
-/* fun Module:Function/Arity */
+/* fun Module:Function/Arity (module and function atoms). AMB_NONE for
+ * non-atoms or on ENOMEM. */
 AMB_API amb_term amb_export_term(amb_heap *heap, amb_term module, amb_term function,
                                  uint8_t arity);
 /* For an export fun: its parts (any out pointer may be NULL); AMB_ETYPE for
@@ -490,7 +517,8 @@ AMB_API amb_term amb_export_term(amb_heap *heap, amb_term module, amb_term funct
 AMB_API int amb_export_get(amb_term t, amb_term *module, amb_term *function,
                            uint8_t *arity);
 /* Closures are opaque: they keep the exact NEW_FUN_EXT body they arrived in
- * (the bytes after the tag, starting with Size) and are re-encoded as-is. */
+ * (the bytes after the tag, starting with Size; ext[0..len) is copied) and
+ * are re-encoded as-is. AMB_NONE for an empty body or on ENOMEM. */
 AMB_API amb_term amb_closure_term(amb_heap *heap, const uint8_t *ext, size_t len);
 /* A closure's NEW_FUN_EXT body, borrowed from its heap; either out pointer
  * may be NULL. AMB_ETYPE for anything but a closure. */
@@ -503,14 +531,15 @@ AMB_API int amb_closure_get(amb_term t, const uint8_t **ext, size_t *len);
  * amb_compare(1, 1.0) == 0 (Erlang's ==). Terms of different types compare
  * by the order of amb_type. Never fails (AMB_NONE sorts first). */
 AMB_API int amb_compare(amb_term a, amb_term b);
-/* Erlang's =:= (exact: 1 and 1.0 differ). */
+/* Erlang's =:= (exact: 1 and 1.0 differ). Never fails. */
 AMB_API bool amb_equal(amb_term a, amb_term b);
 /* Exact order: like amb_compare, but every integer sorts before every float
  * (OTP's map key order: #{2 => a, 1.5 => b} lists 2 first). Returns 0 only
- * when amb_equal. */
+ * when amb_equal. Never fails. */
 AMB_API int amb_compare_exact(amb_term a, amb_term b);
 /* A hash of t, consistent with amb_equal, the same in every run, on every
- * machine and in every OS process (atoms hash by name, not by index). */
+ * machine and in every OS process (atoms hash by name, not by index). Never
+ * fails. */
 AMB_API uint64_t amb_hash(amb_term t);
 
 /* ---------------------------------------------------------------------------
@@ -519,9 +548,10 @@ AMB_API uint64_t amb_hash(amb_term t);
 /* Prints t as io:format("~w") does (docs/design/print.md lists the forms
  * Erlang cannot print back: pids, refs, ports and closures use #Pid<...>,
  * #Ref<...>, #Port<...> and #Fun<...> forms that amb_parse reads).
- * Writes at most cap bytes including a NUL (buf may be NULL when cap is 0),
- * and the full length without the NUL into *len (may be NULL). Returns
- * AMB_EBUFSIZE when the text was cut, AMB_EBADARG for AMB_NONE. */
+ * Writes at most cap bytes including a NUL into the caller's buf (may be
+ * NULL when cap is 0), and the full length without the NUL into *len (may
+ * be NULL). Returns AMB_EBUFSIZE when the text was cut, AMB_EBADARG for
+ * AMB_NONE or a NULL buf with cap > 0. */
 AMB_API int amb_print(amb_term t, char *buf, size_t cap, size_t *len);
 /* The same into a new NUL-terminated string in *out (owned: free with
  * amb_free); *len (may be NULL) gets its length. AMB_ENOMEM, AMB_EBADARG
@@ -535,10 +565,12 @@ AMB_API int amb_fprint(amb_term t, FILE *f);
  * 'quoted'), integers (with base#digits and $c forms), floats, "strings"
  * (lists), <<...>> binaries, tuples, lists ([a|b] too), #{k => v} maps,
  * fun M:F/A and the #Pid/#Ref/#Port/#Fun forms of amb_print. Whitespace and
- * % comments are skipped; one final '.' is allowed. On error *err_pos (may
- * be NULL) is the byte offset of the problem and the result is AMB_ESYNTAX,
- * AMB_EDEPTH (nesting beyond AMB_PARSE_MAX_DEPTH), AMB_ESYSLIMIT (atom table
- * full, integer too large) or AMB_ENOMEM. */
+ * % comments are skipped; one final '.' is allowed. text is read during the
+ * call only; *out lives on heap. On error *err_pos (may be NULL) is the byte
+ * offset of the problem and the result is AMB_ESYNTAX, AMB_EDEPTH (nesting
+ * beyond AMB_PARSE_MAX_DEPTH), AMB_ESYSLIMIT (atom table full, integer too
+ * large), AMB_ENOMEM, or AMB_EBADARG (NULL heap or out, NULL text with
+ * len > 0). */
 #define AMB_PARSE_MAX_DEPTH 10000
 AMB_API int amb_parse(amb_heap *heap, const char *text, size_t len, amb_term *out,
                       size_t *err_pos);
@@ -563,8 +595,11 @@ AMB_API int amb_parse(amb_heap *heap, const char *text, size_t len, amb_term *ou
  *   _          (pack: not allowed)          matches anything
  *
  * Literals follow amb_parse. A format with more than AMB_FORMAT_MAX_DIRECTIVES
- * directives is an error. In amb_match, nothing is stored unless the whole
- * term matches.
+ * directives is an error. amb_pack copies the C values (strings, bytes) onto
+ * the heap and references the terms it inserts (as a constructor does). In
+ * amb_match, nothing is stored unless the whole term matches; what it
+ * stores is borrowed from t's heap (terms, binary bytes), static (atom
+ * names), or copied into the caller's buffer (~s).
  * ------------------------------------------------------------------------ */
 #define AMB_FORMAT_MAX_DIRECTIVES 64
 
@@ -574,12 +609,13 @@ typedef struct amb_format_error {
     char text[80];   /* what is wrong, NUL-terminated */
 } amb_format_error;
 
-/* Builds a term from fmt. Returns AMB_NONE on any error (use amb_pack_ex for
- * the reason). */
+/* Builds a term on heap from fmt. Returns AMB_NONE on any error (use
+ * amb_pack_ex for the reason). */
 AMB_API amb_term amb_pack(amb_heap *heap, const char *fmt, ...);
 /* As amb_pack, with the result in *out and the error code returned: AMB_EFORMAT
  * (details in *err, may be NULL), AMB_EBADARG (a C value that cannot become
- * the term, e.g. invalid UTF-8), AMB_ESYSLIMIT, AMB_ENOMEM. */
+ * the term, e.g. invalid UTF-8; a NULL heap, out or fmt), AMB_ESYSLIMIT,
+ * AMB_ENOMEM. amb_vpack takes the arguments as a va_list. */
 AMB_API int amb_pack_ex(amb_heap *heap, amb_term *out, amb_format_error *err,
                         const char *fmt, ...);
 AMB_API int amb_vpack(amb_heap *heap, amb_term *out, amb_format_error *err,
@@ -587,7 +623,9 @@ AMB_API int amb_vpack(amb_heap *heap, amb_term *out, amb_format_error *err,
 
 /* Matches t against fmt: 0 when it matches (and stores the bound values),
  * AMB_ENOMATCH when it does not (nothing stored), AMB_EFORMAT for a bad
- * format (see amb_match_ex), AMB_EBUFSIZE when a ~s buffer is too small. */
+ * format (details in *err with amb_match_ex, err may be NULL), AMB_EBADARG
+ * (a NULL pointer for a directive), AMB_EBUFSIZE when a ~s buffer is too
+ * small. amb_vmatch takes the arguments as a va_list. */
 AMB_API int amb_match(amb_term t, const char *fmt, ...);
 AMB_API int amb_match_ex(amb_term t, amb_format_error *err, const char *fmt, ...);
 AMB_API int amb_vmatch(amb_term t, amb_format_error *err, const char *fmt, va_list ap);

@@ -676,7 +676,7 @@ int amb_spawn_monitor(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out, amb_t
 
 int amb_monitor(amb_proc *self, amb_pid pid, amb_term *ref)
 {
-    if (self == NULL || ref == NULL)
+    if (self == NULL)
         return AMB_EBADARG;
     int rc = check_pid(self->rt, pid);
     if (rc != 0)
@@ -699,7 +699,8 @@ int amb_monitor(amb_proc *self, amb_pid pid, amb_term *ref)
         return AMB_ENOMEM;
     }
     f->held++;
-    *ref = r;
+    if (ref != NULL)
+        *ref = r;
     if (q == NULL) {
         /* Not alive: an immediate DOWN noproc, through the same path as any
          * DOWN (it removes the monitor when it is drained). */

@@ -252,7 +252,7 @@ static amb__msg *pop_direct(amb_proc *p)
  * first. This is the path of every ping-pong, ring and call reply. */
 int amb_receive(amb_proc *self, int64_t timeout_ms, amb_term *out)
 {
-    if (self == NULL || out == NULL || !amb__timeout_ok(timeout_ms, true))
+    if (self == NULL || !amb__timeout_ok(timeout_ms, true))
         return AMB_EBADARG;
     amb_proc *p = self;
     release_received(p);
@@ -272,7 +272,8 @@ int amb_receive(amb_proc *self, int64_t timeout_ms, amb_term *out)
             if (armed)
                 amb__timer_wait_cancel(p->sched, p);
             p->borrowed = m;
-            *out = m->term;
+            if (out != NULL)
+                *out = m->term;
             break;
         }
         if (p->wait_timed_out || timeout_ms == 0) {

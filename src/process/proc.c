@@ -292,7 +292,7 @@ void amb__proc_teardown(amb__sched *s, amb_proc *p)
     amb_rt *rt = p->rt;
     amb__timer_wait_cancel(s, p);
     /* Name and table slot go first: whoever gets the EXIT or DOWN below
-     * finds the process dead (is_alive false, whereis undefined), as in
+     * finds the process dead (amb_is_process_alive false, whereis undefined), as in
      * Erlang. */
     amb__names_drop(rt, p);
     uint32_t index = amb__lpid_index(p->pid);

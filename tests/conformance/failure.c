@@ -579,6 +579,10 @@ static void monitor_dead_body(amb_proc *self, void *arg)
     CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
     CHECK(self, pi.monitors == 0);
     CHECK_RC(self, AMB_ENOTFOUND, amb_demonitor(self, ref, 0));
+    /* A caller that does not want the reference passes NULL; the DOWN
+     * comes all the same. */
+    CHECK_OK(self, amb_monitor(self, d, NULL));
+    CHECK_OK(self, amb_receive_match(self, 0, NULL, "{'DOWN',_,process,~v,noproc}", d));
 }
 
 AMB_TEST(monitor_of_dead_pid_gives_immediate_down_noproc)
