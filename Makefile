@@ -20,7 +20,7 @@ CTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 
-BUILD_PKGS = cmake gcc make zlib1g-dev pkg-config
+BUILD_PKGS = cmake gcc make zlib1g-dev libssl-dev pkg-config
 TEST_PKGS  = $(BUILD_PKGS) libcmocka-dev erlang-base
 FUZZ_PKGS  = $(BUILD_PKGS) clang libclang-rt-14-dev
 

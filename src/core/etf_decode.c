@@ -83,6 +83,7 @@ typedef struct dec {
     amb_heap *heap;
     const uint8_t *p, *end;
     bool existing_only;
+    amb__etf_atom_budget *budget; /* NULL: make any atom */
     size_t max_depth;
     dframe *frames;
     size_t nframes, cap;
@@ -91,12 +92,13 @@ typedef struct dec {
 } dec;
 
 static void dec_init(dec *d, amb_heap *heap, const uint8_t *p, const uint8_t *end,
-                     bool existing_only, size_t max_depth)
+                     bool existing_only, amb__etf_atom_budget *budget, size_t max_depth)
 {
     d->heap = heap;
     d->p = p;
     d->end = end;
     d->existing_only = existing_only;
+    d->budget = budget;
     d->max_depth = max_depth;
     d->frames = d->inline_frames;
     d->nframes = 0;
@@ -187,8 +189,25 @@ static int atom_body(dec *d, unsigned tag, amb_term *out)
     }
     /* The atom table checks UTF-8 and the 255-character limit itself and
      * says AMB_EBADARG, which for bytes off the wire means a bad encoding. */
-    int rc = d->existing_only ? amb_atom_existing(name, len, out)
-                              : amb_atom_new(name, len, out);
+    int rc;
+    if (d->existing_only) {
+        rc = amb_atom_existing(name, len, out);
+    } else if (d->budget != NULL) {
+        rc = amb_atom_existing(name, len, out);
+        if (rc == AMB_ENOTFOUND) {
+            /* Another thread may make the same atom meanwhile; the budget
+             * then pays for an atom that was not new, which errs safe. */
+            size_t limit = amb_atom_limit();
+            if (d->budget->left == 0 || d->budget->reserve >= limit ||
+                amb_atom_count() >= limit - d->budget->reserve)
+                return AMB_ESYSLIMIT;
+            rc = amb_atom_new(name, len, out);
+            if (rc == 0)
+                d->budget->left--;
+        }
+    } else {
+        rc = amb_atom_new(name, len, out);
+    }
     if (rc == 0)
         *slot = (atom_slot){.name = s, .key = key, .atom = *out};
     return rc == AMB_EBADARG ? AMB_EDECODE : rc;
@@ -850,8 +869,9 @@ static int inflate_exact(const uint8_t *in, size_t in_len, size_t size, uint8_t 
 }
 
 static int decode_compressed(amb_heap *heap, const uint8_t *p, const uint8_t *end,
-                             const amb_etf_decode_opts *o, size_t max_decompressed,
-                             size_t max_depth, amb_term *out, const uint8_t **stop)
+                             const amb_etf_decode_opts *o, amb__etf_atom_budget *budget,
+                             size_t max_decompressed, size_t max_depth, amb_term *out,
+                             const uint8_t **stop)
 {
     if ((size_t)(end - p) < 5)
         return AMB_EDECODE;
@@ -867,7 +887,7 @@ static int decode_compressed(amb_heap *heap, const uint8_t *p, const uint8_t *en
     if (rc != 0)
         return rc;
     dec d;
-    dec_init(&d, heap, raw, raw + size, o && o->existing_atoms_only, max_depth);
+    dec_init(&d, heap, raw, raw + size, o && o->existing_atoms_only, budget, max_depth);
     amb_term t;
     rc = decode_term(&d, &t);
     /* Stricter than OTP, which ignores bytes after the term inside the
@@ -890,6 +910,13 @@ static int decode_compressed(amb_heap *heap, const uint8_t *p, const uint8_t *en
 int amb_etf_decode(amb_heap *heap, const uint8_t *buf, size_t len,
                    const amb_etf_decode_opts *opts, amb_term *out, size_t *used)
 {
+    return amb__etf_decode_budget(heap, buf, len, opts, NULL, out, used);
+}
+
+int amb__etf_decode_budget(amb_heap *heap, const uint8_t *buf, size_t len,
+                           const amb_etf_decode_opts *opts, amb__etf_atom_budget *budget,
+                           amb_term *out, size_t *used)
+{
     const unsigned known = AMB_ETF_COMPRESSED | AMB_ETF_NO_VERSION | AMB_ETF_LATIN1_ATOMS;
     if (heap == NULL || out == NULL || (buf == NULL && len > 0) ||
         (opts != NULL && (opts->flags & ~known) != 0))
@@ -907,10 +934,10 @@ int amb_etf_decode(amb_heap *heap, const uint8_t *buf, size_t len,
     const uint8_t *stop;
     int rc;
     if (p < end && *p == AMB__ETF_COMPRESSED) {
-        rc = decode_compressed(heap, p, end, opts, max_z, max_depth, &t, &stop);
+        rc = decode_compressed(heap, p, end, opts, budget, max_z, max_depth, &t, &stop);
     } else {
         dec d;
-        dec_init(&d, heap, p, end, opts && opts->existing_atoms_only, max_depth);
+        dec_init(&d, heap, p, end, opts && opts->existing_atoms_only, budget, max_depth);
         rc = decode_term(&d, &t);
         stop = d.p;
         dec_free(&d);

@@ -89,6 +89,25 @@ static inline void amb__etf_put64(uint8_t *p, uint64_t v)
     amb__etf_put32(p + 4, (uint32_t)v);
 }
 
+/* An allowance of new atoms for input from a peer that may name atoms this
+ * node has never seen (distribution: DESIGN §3, docs/design/distribution.md).
+ * Known atoms are always found; an unknown one is made only while `left` is
+ * above zero (each one made takes one) and the table has more than
+ * `reserve` free slots, so a peer can neither grow the table without bound
+ * nor take the room local code needs. Otherwise the decode fails with
+ * AMB_ESYSLIMIT. */
+typedef struct amb__etf_atom_budget {
+    size_t left;    /* atoms this budget may still add to the table */
+    size_t reserve; /* slots of amb_atom_limit() the budget never takes */
+} amb__etf_atom_budget;
+
+/* amb_etf_decode with an atom budget (budget may be NULL: amb_etf_decode's
+ * rules). The budget is updated even when the decode fails: atoms made
+ * before the failure stay made. opts->existing_atoms_only still wins. */
+int amb__etf_decode_budget(amb_heap *heap, const uint8_t *buf, size_t len,
+                           const amb_etf_decode_opts *opts, amb__etf_atom_budget *budget,
+                           amb_term *out, size_t *used);
+
 /* zlib's allocation hooks, so that compression and decompression take their
  * memory from the installed allocator like the rest of the library
  * (etf_decode.c defines them; zlib's types are void*(void*,uInt,uInt)). */
