@@ -94,7 +94,20 @@ AMB_API const char *amb_version(void);
     /* Supervision (supervisor.h): the state of what a call names. */   \
     X(RUNNING, -25, "it is running")                                    \
     X(RESTARTING, -26, "it is being restarted")                         \
-    X(PRESENT, -27, "it exists but is not running")
+    X(PRESENT, -27, "it exists but is not running")                     \
+    /* Sockets and TLS (docs/design/sockets.md). */                     \
+    X(CONNREFUSED, -28, "connection refused by the other end")          \
+    X(CONNRESET, -29, "connection reset by the other end")              \
+    X(ADDRINUSE, -30, "address already in use")                         \
+    X(ADDRNOTAVAIL, -31, "address not available on this host")          \
+    X(HOSTUNREACH, -32, "no route to the host")                         \
+    X(NETUNREACH, -33, "network unreachable")                           \
+    X(NOHOST, -34, "host name not found")                               \
+    X(NOTCONN, -35, "not connected")                                    \
+    X(MSGSIZE, -36, "message larger than the limit")                    \
+    X(ACCES, -37, "permission denied")                                  \
+    X(TLS, -38, "secure channel failed (handshake or protocol error)")  \
+    X(CERT, -39, "certificate not accepted (untrusted, expired or for another name)")
 
 enum {
     AMB_OK = 0,
