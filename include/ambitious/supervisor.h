@@ -29,7 +29,14 @@
  * timeout, as OTP's): AMB_ENOPROC when it does not exist, AMB_EEXIT when it
  * ends meanwhile, AMB_ENOTSUP for a call of the other kind of supervisor
  * (a dynamic supervisor's call to a static one, or the reverse). Results
- * built on the caller's heap. docs/design/supervision.md tells how.
+ * built on the caller's heap.
+ *
+ * Cost. A supervisor keeps its children indexed by id and by pid (as OTP
+ * keeps them in a map): starting, restarting, terminating or deleting one
+ * child, and handling its EXIT, cost the same whatever the number of
+ * children; which_children, count_children and a shutdown are linear (a
+ * dynamic supervisor's shutdown O(n log n)). docs/design/supervision.md
+ * tells how, with measurements.
  */
 #ifndef AMBITIOUS_SUPERVISOR_H
 #define AMBITIOUS_SUPERVISOR_H
@@ -164,20 +171,26 @@ AMB_API int amb_sup_restart_child(amb_proc *self, amb_term sup, amb_term id,
  * AMB_ERESTARTING, AMB_ENOTFOUND. */
 AMB_API int amb_sup_delete_child(amb_proc *self, amb_term sup, amb_term id);
 
-/* *out = [{Id, Child, Type, Modules}] in start order, on the caller's heap, as
- * supervisor:which_children: Child is the pid, `restarting` or `undefined`;
- * Type `worker` or `supervisor`; Modules is [] (C has no modules). Also
- * for a dynamic supervisor (Id is `undefined` there). */
+/* *out = [{Id, Child, Type, Modules}], the newest child first (reverse start
+ * order, as supervisor:which_children: a child added with start_child comes
+ * first, a restarted or stopped child keeps its place), on the caller's
+ * heap: Child is the pid, `restarting` or `undefined`; Type `worker` or
+ * `supervisor`; Modules is [] (C has no modules). Also for a dynamic
+ * supervisor, in the same order (Id is `undefined` there; OTP's
+ * simple_one_for_one lists its map in no order to rely on). O(children). */
 AMB_API int amb_sup_which_children(amb_proc *self, amb_term sup, amb_term *out);
 
 typedef struct amb_sup_counts {
     size_t specs;       /* child specs (dynamic: children) */
-    size_t active;      /* children running now */
+    size_t active;      /* children running now: static, those alive (OTP
+                           asks is_process_alive, so a child whose EXIT the
+                           supervisor has not handled yet is not active);
+                           dynamic, those not restarting (Elixir's) */
     size_t supervisors; /* specs of type supervisor, running or not */
     size_t workers;     /* specs of type worker, running or not */
 } amb_sup_counts;
 /* supervisor:count_children into the caller's *out. Also for a dynamic
- * supervisor. */
+ * supervisor. O(children). */
 AMB_API int amb_sup_count_children(amb_proc *self, amb_term sup, amb_sup_counts *out);
 
 /* ---------------------------------------------------------------------------
