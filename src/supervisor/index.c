@@ -43,6 +43,8 @@ int amb__index_reserve(amb__index *x, size_t n)
 {
     if (n <= x->cap / 2)
         return 0;
+    if (n > SIZE_MAX / sizeof *x->slots / 4)
+        return AMB_ENOMEM; /* the doubling below would overflow */
     size_t cap = x->cap ? x->cap : 16;
     unsigned bits = 0;
     while (cap / 2 < n)

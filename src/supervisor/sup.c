@@ -53,14 +53,11 @@ static void stop_one(amb_proc *self, sup *s, amb__child *c)
     amb__children_stop(self, &s->kids, c, 1);
 }
 
-/* Stops the running children from the newest back to first (NULL: all). */
-static void stop_back_to(amb_proc *self, sup *s, amb__child *first)
+/* Stops every running child, one at a time from the newest back. */
+static void stop_all(amb_proc *self, sup *s)
 {
-    for (amb__child *c = s->kids.tail; c != NULL; c = c->prev) {
+    for (amb__child *c = s->kids.tail; c != NULL; c = c->prev)
         stop_one(self, s, c);
-        if (c == first)
-            break;
-    }
 }
 
 /* ------------------------------------------------------------------------
@@ -114,7 +111,7 @@ static amb_gen_ret restart(amb_proc *self, sup *s, amb__child *c)
 {
     if (amb__restarts_add(&s->restarts, amb_now_ms())) {
         amb__child_report(self, "reached_max_restart_intensity", c, AMB_ATOM_SHUTDOWN);
-        stop_back_to(self, s, NULL);
+        stop_all(self, s);
         return amb_gen_stop(AMB_ATOM_SHUTDOWN);
     }
     restart_group(self, s, c);
@@ -201,7 +198,7 @@ static amb_gen_ret sup_init(amb_proc *self, void *state, void *arg)
         int rc = add_child(self, s, &spec, &why, &id, &c);
         if (rc == 0 || rc == AMB_EIGNORE)
             continue;
-        stop_back_to(self, s, NULL);
+        stop_all(self, s);
         if (rc == AMB_ENOMEM)
             return amb_gen_fail(AMB_ENOMEM);
         amb_term failed = AMB_TUPLE(h, amb_atom("failed_to_start_child"), id, why);
@@ -307,7 +304,7 @@ static void sup_terminate(amb_proc *self, void *state, amb_term reason)
 {
     sup *s = *(sup **)state;
     if (s != NULL)
-        stop_back_to(self, s, NULL);
+        stop_all(self, s);
 }
 
 static const amb_gen_server sup_cb = {
