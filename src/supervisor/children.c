@@ -59,15 +59,18 @@ void amb__children_free(amb__children *s)
 /* One more chunk of free records: 0 or AMB_ENOMEM. */
 static int grow(amb__children *s)
 {
-    amb__child *chunk = amb_malloc(CHUNK * sizeof *chunk);
-    amb__child **chunks =
-        chunk == NULL ? NULL : amb_realloc(s->chunks, (s->nchunks + 1) * sizeof *chunks);
-    if (chunks == NULL) {
-        amb_free(chunk);
-        return AMB_ENOMEM;
+    if (s->nchunks == s->chunkcap) { /* the chunk table doubles */
+        size_t cap = s->chunkcap ? s->chunkcap * 2 : 4;
+        amb__child **chunks = amb_realloc(s->chunks, cap * sizeof *chunks);
+        if (chunks == NULL)
+            return AMB_ENOMEM;
+        s->chunks = chunks;
+        s->chunkcap = cap;
     }
+    amb__child *chunk = amb_malloc(CHUNK * sizeof *chunk);
+    if (chunk == NULL)
+        return AMB_ENOMEM;
     memset(chunk, 0, CHUNK * sizeof *chunk);
-    s->chunks = chunks;
     for (size_t i = CHUNK; i-- > 0;) {
         chunk[i].slot = s->nchunks * CHUNK + i;
         chunk[i].next = s->free;

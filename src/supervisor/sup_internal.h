@@ -145,7 +145,7 @@ void amb__index_free(amb__index *x);
  * and, in a static supervisor, by id. */
 typedef struct amb__children {
     amb__child **chunks;
-    size_t nchunks;
+    size_t nchunks, chunkcap;
     amb__child *free;
     amb__child *head, *tail;
     size_t n; /* live records */
