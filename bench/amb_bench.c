@@ -11,6 +11,7 @@
  *   amb-bench call TOTAL K [RAW]   K clients call one server TOTAL times
  *   amb-bench m2o S PER                 S senders x PER messages to one
  *   amb-bench timers N MAXDELAY         N send_after timers of 1..MAXDELAY ms
+ *   amb-bench sup_wide N [DYNAMIC]      one supervisor with N children (ours)
  *
  * Each prints one line, `RESULT bench=<name> impl=c schedulers=<n> key=value
  * ...`, with the key names of RESULTS.md ("What each benchmark does"), and
@@ -43,6 +44,8 @@
  *     to a plain handler process, to show what those cost.
  *   - timers: prints within_1_5x (1 when the last tick arrived no later than
  *     1.5 x MAXDELAY after the first timer was armed).
+ *   - sup_wide has no peer program: it measures the supervisor's cost per
+ *     child operation (each phase should grow linearly with N).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -62,6 +65,7 @@
 
 #include "ambitious/gen_server.h"
 #include "ambitious/process.h"
+#include "ambitious/supervisor.h"
 #include "ambitious/term.h"
 
 /* ---------------------------------------------------------------------------
@@ -90,7 +94,7 @@ struct run {
 /* Atoms the benchmarks send, made once in main() before the runtime starts
  * and read-only afterwards. */
 static struct {
-    amb_term done, go, tick, stop, count, ping, pong;
+    amb_term done, go, tick, stop, count, ping, pong, child;
 } A;
 
 static void kv_int(struct run *r, const char *key, long long v)
@@ -957,6 +961,124 @@ static void bench_timers(struct run *r, amb_proc *self)
 }
 
 /* ---------------------------------------------------------------------------
+ * 8. sup_wide N [DYNAMIC] (ours only)
+ *
+ * One supervisor (DYNAMIC=1: a dynamic supervisor) with N gen_server
+ * children, each phase timed on its own:
+ *   start_ms      N amb_sup_start_child calls, one child each, ids {child, I}
+ *                 (boxed, so an id lookup hashes and compares a tuple);
+ *   restart_ms    the middle child is killed; until the supervisor has
+ *                 started it again (its init tells the root);
+ *   terminate_ms  that child is terminated and its spec deleted, by id
+ *                 (dynamic: terminate_child by pid);
+ *   count_ms      count_children (checked: N - 1 specs, all active);
+ *   shutdown_ms   amb_gen_server_stop of the supervisor: every child stopped.
+ * Each per-child operation should cost the same whatever N: the phases of
+ * one operation stay flat as N grows, the others grow linearly.
+ * ------------------------------------------------------------------------ */
+
+struct sup_wide {
+    amb_pid root;
+    _Atomic bool notify; /* set while the root waits for a restart */
+};
+
+/* A child's init: tells the root its pid while the root waits for it. */
+static amb_gen_ret wide_init(amb_proc *self, void *state, void *arg)
+{
+    struct sup_wide *w = arg;
+    (void)state;
+    /* Relaxed: the flag only says whether to send; the root sets it before
+     * the kill whose restart runs this init, and the kill orders it. */
+    if (atomic_load_explicit(&w->notify, memory_order_relaxed))
+        amb_send(self, w->root, amb_self(self));
+    return amb_gen_ok();
+}
+
+static const amb_gen_server wide_worker = {.name = "wide_worker", .init = wide_init};
+
+static void bench_sup_wide(struct run *r, amb_proc *self)
+{
+    long long n = r->args[0];
+    bool dyn = r->nargs > 1 && r->args[1] != 0;
+    struct sup_wide w = {.root = amb_self(self)};
+    amb_gen_child gc = {.cb = &wide_worker, .arg = &w};
+    amb_heap *h = amb_proc_heap(self);
+    amb_trap_exit(self, true); /* the supervisor is linked to the root */
+    amb_pid sup, mid = AMB_NONE;
+    amb_sup_spec none = {0};
+    int rc = dyn ? amb_dynsup_start_link(self, NULL, NULL, &sup, NULL)
+                 : amb_sup_start_link(self, &none, NULL, &sup, NULL);
+    if (rc != 0) {
+        fail(r, self, "supervisor start: %s", amb_strerror(rc));
+        return;
+    }
+    uint64_t t0 = now_ns();
+    for (long long i = 0; i < n; i++) {
+        amb_heap_mark m = amb_heap_save(h);
+        amb_child_spec cs = {.id = AMB_TUPLE(h, A.child, AMB_SMALL(i)),
+                             .start = amb_gen_child_start,
+                             .arg = &gc};
+        amb_pid pid = AMB_NONE;
+        rc = dyn ? amb_dynsup_start_child(self, sup, &cs, &pid)
+                 : amb_sup_start_child(self, sup, &cs, &pid);
+        amb_heap_rewind(h, m);
+        if (rc != 0) {
+            fail(r, self, "start_child %lld: %s", i, amb_strerror(rc));
+            return;
+        }
+        if (i == n / 2)
+            mid = pid;
+    }
+    uint64_t t1 = now_ns();
+    /* Relaxed: the kill below is what the child's restart follows. */
+    atomic_store_explicit(&w.notify, true, memory_order_relaxed);
+    amb_exit(self, mid, AMB_ATOM_KILL);
+    amb_term again;
+    rc = amb_receive(self, CALL_TIMEOUT_MS, &again);
+    atomic_store_explicit(&w.notify, false, memory_order_relaxed);
+    if (rc != 0 || amb_type_of(again) != AMB_T_PID) {
+        fail(r, self, "restart: %s", rc ? amb_strerror(rc) : "not a pid");
+        return;
+    }
+    uint64_t t2 = now_ns();
+    amb_heap_mark m = amb_heap_save(h);
+    if (dyn) {
+        rc = amb_dynsup_terminate_child(self, sup, again);
+    } else {
+        amb_term id = AMB_TUPLE(h, A.child, AMB_SMALL(n / 2));
+        rc = amb_sup_terminate_child(self, sup, id);
+        if (rc == 0)
+            rc = amb_sup_delete_child(self, sup, id);
+    }
+    amb_heap_rewind(h, m);
+    uint64_t t3 = now_ns();
+    amb_sup_counts c = {0};
+    if (rc == 0)
+        rc = amb_sup_count_children(self, sup, &c);
+    uint64_t t4 = now_ns();
+    if (rc != 0 || c.specs != (size_t)n - 1 || c.active != (size_t)n - 1) {
+        fail(r, self, "terminate/count: %s, %zu specs, %zu active", amb_strerror(rc),
+             c.specs, c.active);
+        return;
+    }
+    rc = amb_gen_server_stop(self, sup, AMB_ATOM_SHUTDOWN, AMB_INFINITY);
+    uint64_t t5 = now_ns();
+    if (rc != 0) {
+        fail(r, self, "stop: %s", amb_strerror(rc));
+        return;
+    }
+    kv_str(r, "kind", dyn ? "dynamic" : "static");
+    kv_int(r, "children", n);
+    kv_num(r, "start_ms", ms(t1 - t0));
+    kv_num(r, "us_per_start", (double)(t1 - t0) / 1e3 / (double)n);
+    kv_num(r, "restart_ms", ms(t2 - t1));
+    kv_num(r, "terminate_ms", ms(t3 - t2));
+    kv_num(r, "count_ms", ms(t4 - t3));
+    kv_num(r, "shutdown_ms", ms(t5 - t4));
+    kv_num(r, "us_per_stop", (double)(t5 - t4) / 1e3 / (double)(n - 1));
+}
+
+/* ---------------------------------------------------------------------------
  * Command line
  * ------------------------------------------------------------------------ */
 
@@ -977,6 +1099,7 @@ static const struct bench benches[] = {
     {"call", "call TOTAL K [RAW]", {1000000, 1, 0}, 3, bench_call},
     {"m2o", "m2o S PER", {4, 1000000}, 2, bench_m2o},
     {"timers", "timers N MAXDELAY", {1000000, 100}, 2, bench_timers},
+    {"sup_wide", "sup_wide N [DYNAMIC]", {100000, 0}, 2, bench_sup_wide},
 };
 
 static void usage(void)
@@ -1028,6 +1151,8 @@ static const char *check_args(const struct bench *b, const long long *a)
         return a[0] >= 1 && a[1] >= 1 && a[0] * a[1] <= big ? NULL : "S, PER >= 1";
     if (b->fn == bench_timers)
         return a[0] >= 1 && a[1] >= 1 ? NULL : "N, MAXDELAY >= 1";
+    if (b->fn == bench_sup_wide)
+        return a[0] >= 2 && a[0] <= (1LL << 26) ? NULL : "N must be in 2..2^26";
     return NULL;
 }
 
@@ -1056,7 +1181,7 @@ static int make_atoms(void)
         const char *name;
     } atoms[] = {
         {&A.done, "done"},   {&A.go, "go"},     {&A.tick, "tick"}, {&A.stop, "stop"},
-        {&A.count, "count"}, {&A.ping, "ping"}, {&A.pong, "pong"},
+        {&A.count, "count"}, {&A.ping, "ping"}, {&A.pong, "pong"}, {&A.child, "child"},
     };
     for (size_t i = 0; i < AMB_COUNTOF(atoms); i++) {
         *atoms[i].slot = amb_atom(atoms[i].name);

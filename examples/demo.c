@@ -397,7 +397,12 @@ static void print_tree(amb_proc *self, amb_pid sup, const char *indent)
     amb_heap_mark mark = amb_heap_save(h);
     amb_term children;
     if (amb_sup_which_children(self, sup, &children) == 0) {
-        for (amb_term l = children; amb_is_cons(l); l = amb_list_tail(l)) {
+        /* which_children lists the newest child first, as OTP does: printed
+         * the other way round, the tree reads in start order. */
+        amb_term in_order = AMB_NIL;
+        for (amb_term l = children; amb_is_cons(l); l = amb_list_tail(l))
+            in_order = amb_cons(h, amb_list_head(l), in_order);
+        for (amb_term l = in_order; amb_is_cons(l); l = amb_list_tail(l)) {
             amb_term id, child, type;
             if (amb_match(amb_list_head(l), "{~w, ~w, ~w, _}", &id, &child, &type) != 0)
                 continue;

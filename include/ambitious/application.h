@@ -99,7 +99,11 @@ AMB_API int amb_app_load_config(amb_proc *self, const char *path);
  *   AMB_EINIT    a start function failed, or the dependencies form a cycle;
  *                *reason (may be NULL; caller's heap) says which:
  *                {cycle, [A, B, A]} or {App, Reason}. Applications this
- *                call started are stopped again. */
+ *                call started are stopped again.
+ * No start leaves an exit signal at the caller: it is linked to nothing it
+ * starts (the application master, started by the controller, is), as in
+ * OTP 25 and 26; and a top supervisor whose start fails leaves none at the
+ * master either (supervisor.h). */
 AMB_API int amb_app_start(amb_proc *self, const char *name, amb_app_type type,
                           amb_term *reason);
 /* Stops a running application: 0, AMB_ENOTFOUND when it is not running

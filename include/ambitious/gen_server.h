@@ -226,21 +226,30 @@ typedef struct amb_gen_opts {
  * failed with AMB_EINIT, on the caller's heap.
  *   0             init returned ok (with timeout or continue: they apply now)
  *   AMB_EIGNORE   init returned ignore; the server ended with reason normal
- *   AMB_EINIT     init returned stop(Reason) (*reason = Reason) or the
- *                 server ended itself during init (amb_exit_self, a
- *                 failed AMB_ASSERT; *reason = its exit reason); it ended
- *                 with Reason. On a stop
- *                 result, with link, the server unlinks first: the failed
- *                 start is this error, not an exit signal (OTP 26). A server
- *                 that ends itself inside init cannot do that: a linked
- *                 caller gets the exit signal as from any linked process
- *                 (OTP 25; it is ended by it unless it traps exits or the
- *                 reason is normal).
+ *   AMB_EINIT     init returned stop(Reason) (*reason = Reason; amb_gen_fail:
+ *                 {error, 'AMB_E...'}), a result init may not return
+ *                 (bad_return_value), or the server ended during init
+ *                 without init returning (amb_exit_self, a failed
+ *                 AMB_ASSERT, an exit signal that ended it; *reason = its
+ *                 exit reason); it ended with that reason
  *   AMB_EEXIST    the name is taken: already_started; *out gets the holder
+ *                 (this call's server ended with reason normal)
  *   AMB_ETIMEDOUT init did not finish within opts->timeout_ms (killed)
  *   AMB_EBADARG   NULL self/cb, a bad name (also {via, M, _} with M not a
  *                 registered via module), a timeout out of range;
  *                 AMB_ENOMEM, AMB_ESYSLIMIT.
+ * A failed start leaves no exit signal (OTP 26's rule, for start_link as for
+ * start): when this returns an error the server is gone, and with link it
+ * unlinked from the caller before it ended (ignore, stop, a bad result, a
+ * taken name) or the caller unlinked it before killing it (a timeout). So a
+ * caller that traps exits finds no {'EXIT', Pid, _} and one that does not
+ * is not taken down by a failed start. The one exception is a server that
+ * ends during init without init returning: it cannot unlink first, and a
+ * linked caller gets its exit signal as from any linked process (ended by
+ * it unless it traps exits or the reason is normal). OTP 25 sent
+ * {'EXIT', Pid, normal} for ignore and {'EXIT', Pid, Reason} for stop, a
+ * crash in init and a bad return value (a start_link caller that did not
+ * trap exits died of a failed start); none for already_started or a timeout.
  * `arg` is passed to init as it is (and is the state when state_size == 0):
  * what it points to must stay valid while init runs, also if the caller is
  * killed meanwhile (static data, or memory the server takes over; or pass
@@ -249,7 +258,8 @@ typedef struct amb_gen_opts {
 AMB_API int amb_gen_server_start(amb_proc *self, const amb_gen_server *cb, void *arg,
                                  const amb_gen_opts *opts, amb_pid *out,
                                  amb_term *reason);
-/* amb_gen_server_start with link and no name. */
+/* amb_gen_server_start with link and no name (the same results; a failed
+ * start leaves no exit signal, as above). */
 AMB_API int amb_gen_server_start_link(amb_proc *self, const amb_gen_server *cb, void *arg,
                                       amb_pid *out, amb_term *reason);
 

@@ -29,7 +29,14 @@
  * timeout, as OTP's): AMB_ENOPROC when it does not exist, AMB_EEXIT when it
  * ends meanwhile, AMB_ENOTSUP for a call of the other kind of supervisor
  * (a dynamic supervisor's call to a static one, or the reverse). Results
- * built on the caller's heap. docs/design/supervision.md tells how.
+ * built on the caller's heap.
+ *
+ * Cost. A supervisor keeps its children indexed by id and by pid (as OTP
+ * keeps them in a map): starting, restarting, terminating or deleting one
+ * child, and handling its EXIT, cost the same whatever the number of
+ * children; which_children, count_children and a shutdown are linear (a
+ * dynamic supervisor's shutdown O(n log n)). docs/design/supervision.md
+ * tells how, with measurements.
  */
 #ifndef AMBITIOUS_SUPERVISOR_H
 #define AMBITIOUS_SUPERVISOR_H
@@ -70,7 +77,9 @@ typedef enum amb_child_type {
  * started: the child is kept as a spec without a process, as OTP's
  * `ignore`), or a negative code; then *reason (AMB_NONE on entry; a term on
  * the caller's heap) may be set to say why (otherwise the supervisor uses
- * {error, 'AMB_E...'}).
+ * {error, 'AMB_E...'}). A start that fails should leave nothing linked to
+ * the supervisor, as amb_gen_server_start_link and amb_sup_start_link do
+ * (gen_server.h): the supervisor is the starter of its children.
  */
 typedef int amb_child_start_fn(amb_proc *self, void *arg, amb_pid *out, amb_term *reason);
 
@@ -133,11 +142,17 @@ typedef struct amb_sup_spec {
  * (may be NULL) are copied. When a child fails to start, the children
  * already started are stopped (reverse order) and this returns AMB_EINIT
  * with *reason (may be NULL; on the caller's heap) =
- * {shutdown, {failed_to_start_child, Id, Reason}}. opts->name and
+ * {shutdown, {failed_to_start_child, Id, Reason}} (a supervisor child that
+ * failed nests its own: {shutdown, {failed_to_start_child, Sub,
+ * {shutdown, {failed_to_start_child, Id, Reason}}}}). opts->name and
  * opts->timeout_ms as in amb_gen_server_start; opts->link is implied.
  * AMB_EBADARG for a bad spec (NULL start, duplicate ids, a bad strategy,
  * restart, shutdown or type value, an intensity or period out of range);
- * the other errors of amb_gen_server_start.
+ * the other errors of amb_gen_server_start (AMB_EEXIST with the holder in
+ * *out for a taken name). A failed start leaves no exit signal, for every
+ * result (gen_server.h, OTP 26's rule): the supervisor unlinks from the
+ * caller before it ends, and a child that failed to start left none at the
+ * supervisor. OTP 25 sent the caller {'EXIT', Sup, {shutdown, ...}}.
  */
 AMB_API int amb_sup_start_link(amb_proc *self, const amb_sup_spec *spec,
                                const amb_gen_opts *opts, amb_pid *out, amb_term *reason);
@@ -148,7 +163,12 @@ AMB_API int amb_sup_start_link(amb_proc *self, const amb_sup_spec *spec,
  * AMB_EPRESENT (a stopped child has that id); AMB_EIGNORE (start returned
  * ignore: the spec is kept, except a temporary child's, as OTP keeps no
  * spec of a temporary child that does not run); AMB_EINIT (the start
- * failed; nothing kept); AMB_EBADARG for a bad spec. */
+ * failed; nothing kept); AMB_EBADARG for a bad spec. The caller is not
+ * linked to the child, and a failed start leaves no exit signal at the
+ * supervisor either (the child's start function runs there: gen_server.h's
+ * rule); OTP 25's supervisor got the child's EXIT and ignored it. The
+ * reason of a failed start is not returned here (OTP's {error, {Reason,
+ * Spec}}). Also for amb_sup_restart_child and amb_dynsup_start_child. */
 AMB_API int amb_sup_start_child(amb_proc *self, amb_term sup, const amb_child_spec *spec,
                                 amb_pid *out);
 /* Stops the child with that id by its shutdown rule; the spec stays (a
@@ -157,27 +177,34 @@ AMB_API int amb_sup_start_child(amb_proc *self, amb_term sup, const amb_child_sp
 AMB_API int amb_sup_terminate_child(amb_proc *self, amb_term sup, amb_term id);
 /* Starts again a child whose spec is kept but which is not running: 0 and
  * *out (may be NULL); AMB_ERUNNING, AMB_ERESTARTING, AMB_ENOTFOUND,
- * AMB_EIGNORE, AMB_EINIT. Not counted toward the intensity (OTP). */
+ * AMB_EIGNORE, AMB_EINIT (no exit signal left, as amb_sup_start_child's).
+ * Not counted toward the intensity (OTP). */
 AMB_API int amb_sup_restart_child(amb_proc *self, amb_term sup, amb_term id,
                                   amb_pid *out);
 /* Removes the spec of a child that is not running: 0; AMB_ERUNNING,
  * AMB_ERESTARTING, AMB_ENOTFOUND. */
 AMB_API int amb_sup_delete_child(amb_proc *self, amb_term sup, amb_term id);
 
-/* *out = [{Id, Child, Type, Modules}] in start order, on the caller's heap, as
- * supervisor:which_children: Child is the pid, `restarting` or `undefined`;
- * Type `worker` or `supervisor`; Modules is [] (C has no modules). Also
- * for a dynamic supervisor (Id is `undefined` there). */
+/* *out = [{Id, Child, Type, Modules}], the newest child first (reverse start
+ * order, as supervisor:which_children: a child added with start_child comes
+ * first, a restarted or stopped child keeps its place), on the caller's
+ * heap: Child is the pid, `restarting` or `undefined`; Type `worker` or
+ * `supervisor`; Modules is [] (C has no modules). Also for a dynamic
+ * supervisor, in the same order (Id is `undefined` there; OTP's
+ * simple_one_for_one lists its map in no order to rely on). O(children). */
 AMB_API int amb_sup_which_children(amb_proc *self, amb_term sup, amb_term *out);
 
 typedef struct amb_sup_counts {
     size_t specs;       /* child specs (dynamic: children) */
-    size_t active;      /* children running now */
+    size_t active;      /* children running now: static, those alive (OTP
+                           asks is_process_alive, so a child whose EXIT the
+                           supervisor has not handled yet is not active);
+                           dynamic, those not restarting (Elixir's) */
     size_t supervisors; /* specs of type supervisor, running or not */
     size_t workers;     /* specs of type worker, running or not */
 } amb_sup_counts;
 /* supervisor:count_children into the caller's *out. Also for a dynamic
- * supervisor. */
+ * supervisor. O(children). */
 AMB_API int amb_sup_count_children(amb_proc *self, amb_term sup, amb_sup_counts *out);
 
 /* ---------------------------------------------------------------------------
@@ -202,13 +229,16 @@ typedef struct amb_dynsup_opts {
  * its pid. opts and gopts may be NULL (both copied; gopts: name and
  * timeout_ms, link is implied); *reason (may be NULL) as in
  * amb_sup_start_link. AMB_EBADARG for an intensity or period out of range;
- * the errors of amb_gen_server_start. */
+ * the errors of amb_gen_server_start (AMB_EEXIST with the holder in *out
+ * for a taken name), each leaving no exit signal at the caller (OTP 26's
+ * rule, gen_server.h). */
 AMB_API int amb_dynsup_start_link(amb_proc *self, const amb_dynsup_opts *opts,
                                   const amb_gen_opts *gopts, amb_pid *out,
                                   amb_term *reason);
 /* Starts a child from spec (copied; spec->id is ignored). 0 and *out (may be
  * NULL); AMB_EIGNORE (nothing kept); AMB_EINIT; AMB_ESYSLIMIT when
- * max_children run already; AMB_EBADARG for a bad spec. */
+ * max_children run already; AMB_EBADARG for a bad spec. A failed start
+ * leaves no exit signal, as amb_sup_start_child's. */
 AMB_API int amb_dynsup_start_child(amb_proc *self, amb_term sup,
                                    const amb_child_spec *spec, amb_pid *out);
 /* Stops the child by its shutdown rule and forgets it: 0 or AMB_ENOTFOUND

@@ -5,15 +5,22 @@
  *
  * Stopping follows OTP's supervisor:shutdown/2, for n children at once
  * (the dynamic supervisor's shutdown; the static supervisor passes one at a
- * time, in reverse start order):
- *   1. monitor the child, then unlink it. From then on its end is seen as
+ * time, in reverse start order), in four passes over the set:
+ *   1. monitor each child, then unlink it. From then on its end is seen as
  *      exactly one DOWN, also when the child unlinked itself earlier.
- *   2. an {'EXIT', Child, _} already in the mailbox means it has ended
- *      already (its DOWN will come): consume it, do not signal it.
- *   3. otherwise send exit(kill) (brutal_kill) or exit(shutdown), with a
- *      deadline now + timeout (none for infinity and kill).
+ *   2. an {'EXIT', Child, _} already in the mailbox means that child has
+ *      ended already (its DOWN will come): consume it, do not signal it.
+ *   3. send the others exit(kill) (brutal_kill) or exit(shutdown), with a
+ *      deadline of their timeout (none for infinity and kill) counted from
+ *      when the last signal went out.
  *   4. wait for the DOWNs; at a deadline, exit(kill) the late ones and wait
  *      for them without deadline (kill cannot be ignored).
+ * Costs, for n children: the set is sorted by pid once (a DOWN finds its
+ * entry by binary search) and the deadlines once (the next deadline is a
+ * cursor that only moves forward), so a stop is O(n log n); each receive
+ * of pass 4 starts behind a mark taken before the first monitor, so older
+ * messages are never scanned again; pass 2 scans the mailbox once per EXIT
+ * it finds (a child that ended by itself just before), plus once.
  * Invariant: when amb__child_stop returns, every child it was given has
  * ended, no DOWN or EXIT of theirs is left in the mailbox, and their pids
  * are AMB_NONE.
@@ -41,7 +48,9 @@ int amb__child_check(const amb_child_spec *spec)
 
 int amb__child_init(amb__child *c, const amb_child_spec *spec, bool with_id, uint64_t uid)
 {
+    size_t slot = c->slot; /* the set's: kept */
     memset(c, 0, sizeof *c);
+    c->slot = slot;
     c->id = AMB_ATOM_UNDEFINED;
     if (with_id && amb_term_size(spec->id) == 0) {
         c->id = spec->id; /* an immediate: nothing to own */
@@ -134,19 +143,25 @@ void amb__child_report(amb_proc *self, const char *context, const amb__child *c,
  * Stopping
  * --------------------------------------------------------------------- */
 
-#define NO_DEADLINE UINT64_MAX
-
 typedef struct stopping {
     amb__child *c;
     amb_pid pid;
-    amb_term ref;      /* the monitor, on self's heap */
-    uint64_t deadline; /* ms, or NO_DEADLINE */
-    bool done;
+    amb_term ref; /* the monitor, on self's heap */
+    bool gone;    /* its EXIT was here already: not signalled */
+    bool done;    /* its DOWN came (or it was awaited otherwise) */
 } stopping;
 
+/* A deadline to meet: entry i of the set must be gone at `at`. */
+typedef struct deadline {
+    uint64_t at;
+    size_t i;
+} deadline;
+
 typedef struct stop_set {
-    stopping *s; /* ordered by pid: the DOWN lookup is a binary search */
+    stopping *s; /* ordered by pid: a DOWN or EXIT finds its entry by binary search */
     size_t n;
+    deadline *order; /* the entries with a deadline, earliest first */
+    size_t ndl;
 } stop_set;
 
 static int cmp_pid(const void *a, const void *b)
@@ -155,18 +170,21 @@ static int cmp_pid(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The entry whose monitor a DOWN message belongs to, or NULL. */
-static stopping *find_down(const stop_set *set, amb_term msg)
+static int cmp_deadline(const void *a, const void *b)
 {
-    if (!amb_is_record(msg, AMB_ATOM_DOWN, 5))
-        return NULL;
-    amb_pid pid = amb_tuple_elem(msg, 3);
+    uint64_t x = ((const deadline *)a)->at, y = ((const deadline *)b)->at;
+    return x < y ? -1 : x > y;
+}
+
+/* The entry of pid, or NULL. */
+static stopping *find(const stop_set *set, amb_pid pid)
+{
     size_t lo = 0, hi = set->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         stopping *e = &set->s[mid];
         if (e->pid == pid)
-            return !e->done && amb_equal(e->ref, amb_tuple_elem(msg, 1)) ? e : NULL;
+            return e;
         if (e->pid < pid)
             lo = mid + 1;
         else
@@ -175,16 +193,32 @@ static stopping *find_down(const stop_set *set, amb_term msg)
     return NULL;
 }
 
+/* The entry whose monitor a DOWN message belongs to, or NULL. */
+static stopping *find_down(const stop_set *set, amb_term msg)
+{
+    if (!amb_is_record(msg, AMB_ATOM_DOWN, 5))
+        return NULL;
+    stopping *e = find(set, amb_tuple_elem(msg, 3));
+    return e != NULL && !e->done && amb_equal(e->ref, amb_tuple_elem(msg, 1)) ? e : NULL;
+}
+
 static bool is_our_down(void *ctx, amb_term msg)
 {
     return find_down(ctx, msg) != NULL;
 }
 
-/* Tells e's child to stop (steps 1-3 of the file comment). */
-static void signal_stop(amb_proc *self, stopping *e)
+/* An {'EXIT', Child, _} of a child of the set not yet seen gone. */
+static bool is_our_exit(void *ctx, amb_term msg)
 {
-    uint64_t now = (uint64_t)amb_now_ms();
-    e->deadline = NO_DEADLINE;
+    if (!amb_is_record(msg, AMB_ATOM_EXIT, 3))
+        return false;
+    stopping *e = find(ctx, amb_tuple_elem(msg, 1));
+    return e != NULL && !e->done && !e->gone;
+}
+
+/* Pass 1: monitor, then unlink. */
+static void watch(amb_proc *self, stopping *e)
+{
     if (amb_monitor(self, e->pid, &e->ref) != 0) {
         /* Out of memory for the monitor: fall back to the link. Kill it
          * and wait for its EXIT as a DOWN would be waited for. */
@@ -195,31 +229,45 @@ static void signal_stop(amb_proc *self, stopping *e)
         return;
     }
     amb_unlink(self, e->pid);
-    if (amb_receive_match(self, 0, NULL, "{'EXIT', ~v, _}", e->pid) == 0)
-        return; /* ended already; the DOWN is on its way */
+}
+
+/* Pass 2: the EXITs of children that ended by themselves already. */
+static void sweep_exits(amb_proc *self, stop_set *set)
+{
+    amb_term msg;
+    while (amb_receive_if(self, is_our_exit, set, 0, &msg) == 0)
+        find(set, amb_tuple_elem(msg, 1))->gone = true;
+}
+
+/* Pass 3: tells e's child to stop by its rule; true when a deadline
+ * applies (its timeout). */
+static bool signal_stop(amb_proc *self, stopping *e)
+{
     int64_t ms = e->c->shutdown_ms;
     if (ms == AMB_SHUTDOWN_BRUTAL_KILL) {
         amb_exit(self, e->pid, AMB_ATOM_KILL);
-        return;
+        return false;
     }
     amb_exit(self, e->pid, AMB_ATOM_SHUTDOWN);
-    if (ms != AMB_INFINITY)
-        e->deadline = now + (uint64_t)ms;
+    return ms != AMB_INFINITY;
 }
 
-/* Waits for every DOWN of the set (step 4). The DOWNs come after mark
+/* Pass 4: waits for every DOWN of the set. The DOWNs come after mark
  * (taken before the first monitor), so each wait looks only at messages
- * that arrived since, however many calls wait in the mailbox. */
+ * that arrived since, however many calls wait in the mailbox. A child
+ * killed at its deadline is awaited without one (kill cannot be ignored). */
 static void await_downs(amb_proc *self, amb_recv_mark mark, stop_set *set, size_t left)
 {
+    size_t next = 0; /* order[next..]: deadlines not yet reached */
     while (left > 0) {
-        uint64_t now = (uint64_t)amb_now_ms(), next = NO_DEADLINE;
-        for (size_t i = 0; i < set->n; i++)
-            if (!set->s[i].done && set->s[i].deadline < next)
-                next = set->s[i].deadline;
+        while (next < set->ndl && set->s[set->order[next].i].done)
+            next++;
+        uint64_t now = (uint64_t)amb_now_ms();
         int64_t timeout = AMB_INFINITY;
-        if (next != NO_DEADLINE)
-            timeout = next <= now ? 0 : (int64_t)(next - now);
+        if (next < set->ndl) {
+            uint64_t at = set->order[next].at;
+            timeout = at <= now ? 0 : (int64_t)(at - now);
+        }
         amb_term msg;
         if (amb_receive_if_after(self, mark, is_our_down, set, timeout, &msg) == 0) {
             find_down(set, msg)->done = true;
@@ -227,40 +275,60 @@ static void await_downs(amb_proc *self, amb_recv_mark mark, stop_set *set, size_
             continue;
         }
         now = (uint64_t)amb_now_ms();
-        for (size_t i = 0; i < set->n; i++) {
-            stopping *e = &set->s[i];
-            if (!e->done && e->deadline <= now) {
+        for (; next < set->ndl && set->order[next].at <= now; next++) {
+            stopping *e = &set->s[set->order[next].i];
+            if (!e->done)
                 amb_exit(self, e->pid, AMB_ATOM_KILL);
-                e->deadline = NO_DEADLINE;
-            }
         }
     }
 }
 
-void amb__child_stop(amb_proc *self, amb__child *const *cs, size_t n)
+void amb__child_stop(amb_proc *self, amb__child *first, size_t n)
 {
     stopping one;
-    stop_set set = {&one, 0};
-    if (n > 1) {
-        set.s = amb_malloc(n * sizeof *set.s);
+    deadline one_dl;
+    stop_set set = {&one, 0, &one_dl, 0};
+    amb__child *c = first;
+    size_t running = 0;
+    for (size_t i = 0; i < n; i++, c = c->next)
+        running += c->pid != AMB_NONE;
+    if (running == 0)
+        return;
+    if (running > 1) {
+        set.s = amb_malloc(running * (sizeof *set.s + sizeof *set.order));
         if (set.s == NULL) {
             /* No memory for the set: stop them one at a time, which needs
              * none (same result, only slower for many slow children). */
-            for (size_t i = 0; i < n; i++)
-                amb__child_stop(self, &cs[i], 1);
+            for (size_t i = 0; i < n; i++, first = first->next)
+                amb__child_stop(self, first, 1);
             return;
         }
+        set.order = (deadline *)(void *)(set.s + running);
     }
-    for (size_t i = 0; i < n; i++)
-        if (cs[i]->pid != AMB_NONE)
-            set.s[set.n++] = (stopping){cs[i], cs[i]->pid, AMB_NONE, NO_DEADLINE, false};
+    c = first;
+    for (size_t i = 0; i < n; i++, c = c->next)
+        if (c->pid != AMB_NONE)
+            set.s[set.n++] = (stopping){c, c->pid, AMB_NONE, false, false};
     qsort(set.s, set.n, sizeof *set.s, cmp_pid);
     amb_recv_mark mark = amb_receive_mark(self);
+    for (size_t i = 0; i < set.n; i++)
+        watch(self, &set.s[i]);
+    sweep_exits(self, &set);
     size_t left = 0;
     for (size_t i = 0; i < set.n; i++) {
-        signal_stop(self, &set.s[i]);
-        left += !set.s[i].done;
+        stopping *e = &set.s[i];
+        if (e->done)
+            continue;
+        left++;
+        if (!e->gone && signal_stop(self, e))
+            set.order[set.ndl++] = (deadline){(uint64_t)e->c->shutdown_ms, i};
     }
+    /* Each timeout counts from when every signal has gone out, so a child
+     * signalled late in a large set still gets all of its time. */
+    uint64_t now = (uint64_t)amb_now_ms();
+    for (size_t i = 0; i < set.ndl; i++)
+        set.order[i].at += now;
+    qsort(set.order, set.ndl, sizeof *set.order, cmp_deadline);
     await_downs(self, mark, &set, left);
     for (size_t i = 0; i < set.n; i++)
         set.s[i].c->pid = AMB_NONE;

@@ -9,11 +9,10 @@
  * management calls of proto.c).
  *
  * Invariants:
- *   - cs[0..n) holds every child, running or restarting; order is not
- *     kept (removal moves the last record into the hole).
- *   - pids maps the pid of each running child to its index in cs; a
- *     restarting child is not in it (it has no pid).
- *   - n <= max_children whenever max_children > 0.
+ *   - kids holds every child, running or restarting, in start order (a
+ *     restarted child keeps its place), indexed by pid while running
+ *     (children.c): an EXIT or a terminate_child finds its child in O(1).
+ *   - kids.n <= max_children whenever max_children > 0.
  *   - State in malloc'd memory freed by an on_exit handler (see sup.c).
  */
 #include <string.h>
@@ -22,12 +21,9 @@
 
 typedef struct dynsup {
     amb_pid parent;
-    amb__child *cs;
-    size_t n, cap;
+    amb__children kids;
     size_t max_children;
-    amb__pidmap pids;
     amb__restarts restarts;
-    uint64_t next_uid;
 } dynsup;
 
 /* The start argument travels by value (amb_gen_opts.arg_term), as
@@ -37,95 +33,59 @@ typedef struct dynsup {
 static void dynsup_free(void *ctx)
 {
     dynsup *d = ctx;
-    amb_free(d->cs); /* dynamic children own no id heap */
-    amb__pidmap_free(&d->pids);
+    amb__children_free(&d->kids);
     amb__restarts_free(&d->restarts);
     amb_free(d);
 }
 
-/* Removes cs[i] (not running), moving the last record into its place. */
-static void remove_at(dynsup *d, size_t i)
+/* Starts c again (not running). A failure marks it restarting and asks
+ * for a retry; ignore forgets it (a dynamic child without a process has no
+ * name to be found by). */
+static void start_again(amb_proc *self, dynsup *d, amb__child *c)
 {
-    amb__child_free(&d->cs[i]);
-    d->n--;
-    if (i == d->n)
-        return;
-    d->cs[i] = d->cs[d->n];
-    if (d->cs[i].pid != AMB_NONE)
-        amb__pidmap_set(&d->pids, d->cs[i].pid, i);
-}
-
-/* Starts cs[i] again (its pid is AMB_NONE and not in pids). A failure marks
- * it restarting and asks for a retry; ignore forgets it (a dynamic child
- * without a process has no name to be found by). */
-static void start_again(amb_proc *self, dynsup *d, size_t i)
-{
-    amb__child *c = &d->cs[i];
     amb_term why = AMB_NONE;
-    int rc = amb__child_start(self, c, &why);
-    if (rc == 0 && amb__pidmap_put(&d->pids, c->pid, i) == 0)
+    int rc = amb__children_start(self, &d->kids, c, &why);
+    if (rc == 0)
         return;
-    if (rc == 0) { /* no memory to index it: give the child up */
-        amb__child_stop(self, &c, 1);
-        rc = AMB_ENOMEM;
-        why = AMB_TUPLE(amb_proc_heap(self), AMB_ATOM_ERROR, amb_atom("AMB_ENOMEM"));
-    }
     if (rc == AMB_EIGNORE) {
-        remove_at(d, i);
+        amb__children_remove(&d->kids, c);
         return;
     }
     amb__child_report(self, "start_error", c, why);
     c->restarting = true;
-    amb__proto_send_retry(self, c->uid);
+    amb__proto_send_retry(self, c);
 }
 
+/* Stops every child at once, then forgets them all. */
 static void stop_all(amb_proc *self, dynsup *d)
 {
-    amb__child *stack[16] = {0};
-    amb__child **cs = d->n <= 16 ? stack : amb_malloc(d->n * sizeof *cs);
-    if (cs == NULL) {
-        for (size_t i = 0; i < d->n; i++) {
-            amb__child *c = &d->cs[i];
-            amb__child_stop(self, &c, 1);
-        }
-    } else {
-        for (size_t i = 0; i < d->n; i++)
-            cs[i] = &d->cs[i];
-        amb__child_stop(self, cs, d->n);
-        if (cs != stack)
-            amb_free(cs);
-    }
-    for (size_t i = 0; i < d->n; i++)
-        amb__child_free(&d->cs[i]);
-    d->n = 0;
-    amb__pidmap_free(&d->pids);
+    amb__children_stop(self, &d->kids, d->kids.head, d->kids.n);
+    while (d->kids.head != NULL)
+        amb__children_remove(&d->kids, d->kids.head);
 }
 
-static amb_gen_ret restart(amb_proc *self, dynsup *d, size_t i)
+static amb_gen_ret restart(amb_proc *self, dynsup *d, amb__child *c)
 {
     if (amb__restarts_add(&d->restarts, amb_now_ms())) {
-        amb__child_report(self, "reached_max_restart_intensity", &d->cs[i],
-                          AMB_ATOM_SHUTDOWN);
+        amb__child_report(self, "reached_max_restart_intensity", c, AMB_ATOM_SHUTDOWN);
         stop_all(self, d);
         return amb_gen_stop(AMB_ATOM_SHUTDOWN);
     }
-    start_again(self, d, i);
+    start_again(self, d, c);
     return amb_gen_noreply();
 }
 
-static amb_gen_ret child_exited(amb_proc *self, dynsup *d, size_t i, amb_term reason)
+static amb_gen_ret child_exited(amb_proc *self, dynsup *d, amb__child *c, amb_term reason)
 {
-    amb__child *c = &d->cs[i];
-    amb__pidmap_del(&d->pids, c->pid);
-    c->pid = AMB_NONE;
+    amb__children_exited(&d->kids, c);
     bool abnormal = amb__child_should_restart(AMB_TRANSIENT, reason);
     if (c->restart == AMB_PERMANENT || abnormal)
         amb__child_report(self, "child_terminated", c, reason);
     if (!amb__child_should_restart(c->restart, reason)) {
-        remove_at(d, i);
+        amb__children_remove(&d->kids, c);
         return amb_gen_noreply();
     }
-    return restart(self, d, i);
+    return restart(self, d, c);
 }
 
 /* ------------------------------------------------------------------------
@@ -145,6 +105,7 @@ static amb_gen_ret dynsup_init(amb_proc *self, void *state, void *arg)
     if (d == NULL)
         return amb_gen_fail(AMB_ENOMEM);
     memset(d, 0, sizeof *d);
+    amb__children_init(&d->kids, false);
     if (amb_on_exit(self, dynsup_free, d) != 0) {
         amb_free(d);
         return amb_gen_fail(AMB_ENOMEM);
@@ -157,53 +118,33 @@ static amb_gen_ret dynsup_init(amb_proc *self, void *state, void *arg)
     return amb_gen_ok();
 }
 
-static int reserve(dynsup *d)
-{
-    if (d->n < d->cap)
-        return 0;
-    size_t cap = d->cap ? d->cap * 2 : 8;
-    amb__child *cs = amb_realloc(d->cs, cap * sizeof *cs);
-    if (cs == NULL)
-        return AMB_ENOMEM;
-    d->cs = cs;
-    d->cap = cap;
-    return 0;
-}
-
 static amb_gen_ret call_start_child(amb_proc *self, dynsup *d, amb_term arg)
 {
     amb_child_spec spec;
     if (amb__proto_spec_unpack(arg, &spec) != 0)
         return amb__proto_reply(self, AMB_EBADARG, AMB_ATOM_UNDEFINED);
-    if (d->max_children > 0 && d->n >= d->max_children)
+    if (d->max_children > 0 && d->kids.n >= d->max_children)
         return amb__proto_reply(self, AMB_ESYSLIMIT, AMB_ATOM_UNDEFINED);
-    if (reserve(d) != 0)
+    amb__child *c;
+    if (amb__children_add(&d->kids, &spec, &c) != 0)
         return amb__proto_reply(self, AMB_ENOMEM, AMB_ATOM_UNDEFINED);
-    amb__child *c = &d->cs[d->n];
-    amb__child_init(c, &spec, false, d->next_uid++); /* no id: cannot fail */
     amb_term why = AMB_NONE;
-    int rc = amb__child_start(self, c, &why);
+    int rc = amb__children_start(self, &d->kids, c, &why);
+    if (rc == 0)
+        return amb__proto_reply(self, 0, c->pid);
+    amb__children_remove(&d->kids, c);
     if (rc == AMB_EIGNORE)
         return amb__proto_reply(self, rc, AMB_ATOM_UNDEFINED);
-    if (rc != 0)
-        return amb__proto_reply(self, AMB_EINIT, why);
-    if (amb__pidmap_put(&d->pids, c->pid, d->n) != 0) {
-        amb__child_stop(self, &c, 1);
-        return amb__proto_reply(self, AMB_ENOMEM, AMB_ATOM_UNDEFINED);
-    }
-    d->n++;
-    return amb__proto_reply(self, 0, c->pid);
+    return amb__proto_reply(self, AMB_EINIT, why);
 }
 
 static amb_gen_ret call_terminate_child(amb_proc *self, dynsup *d, amb_term pid)
 {
-    size_t i = amb__pidmap_get(&d->pids, pid);
-    if (i == SIZE_MAX)
+    amb__child *c = amb__children_by_pid(&d->kids, pid);
+    if (c == NULL)
         return amb__proto_reply(self, AMB_ENOTFOUND, AMB_ATOM_UNDEFINED);
-    amb__child *c = &d->cs[i];
-    amb__pidmap_del(&d->pids, pid);
-    amb__child_stop(self, &c, 1);
-    remove_at(d, i);
+    amb__children_stop(self, &d->kids, c, 1);
+    amb__children_remove(&d->kids, c);
     return amb__proto_reply(self, 0, AMB_ATOM_UNDEFINED);
 }
 
@@ -217,20 +158,12 @@ static amb_gen_ret dynsup_call(amb_proc *self, void *state, amb_term req, amb_te
     case AMB__OP_DYN_TERMINATE_CHILD:
         return call_terminate_child(self, d, arg);
     case AMB__OP_WHICH_CHILDREN:
-        return amb__proto_reply_which(self, d->cs, d->n);
+        return amb__proto_reply_which(self, &d->kids);
     case AMB__OP_COUNT_CHILDREN:
-        return amb__proto_reply_count(self, d->cs, d->n);
+        return amb__proto_reply_count(self, &d->kids, false);
     default:
         return amb__proto_reply(self, AMB_ENOTSUP, AMB_ATOM_UNDEFINED);
     }
-}
-
-static size_t find_uid(const dynsup *d, uint64_t uid)
-{
-    for (size_t i = 0; i < d->n; i++)
-        if (d->cs[i].uid == uid)
-            return i;
-    return SIZE_MAX;
 }
 
 static amb_gen_ret dynsup_info(amb_proc *self, void *state, amb_term msg)
@@ -238,19 +171,19 @@ static amb_gen_ret dynsup_info(amb_proc *self, void *state, amb_term msg)
     dynsup *d = *(dynsup **)state;
     amb_pid from;
     amb_term reason;
-    uint64_t uid;
+    uint64_t slot, uid;
     if (amb__proto_is_exit(msg, &from, &reason)) {
         if (from == d->parent)
             return amb_gen_stop(reason);
-        size_t i = amb__pidmap_get(&d->pids, from);
-        if (i != SIZE_MAX)
-            return child_exited(self, d, i, reason);
+        amb__child *c = amb__children_by_pid(&d->kids, from);
+        if (c != NULL)
+            return child_exited(self, d, c, reason);
         return amb_gen_noreply();
     }
-    if (amb__proto_is_retry(msg, &uid)) {
-        size_t i = find_uid(d, uid);
-        if (i != SIZE_MAX && d->cs[i].restarting)
-            return restart(self, d, i);
+    if (amb__proto_is_retry(msg, &slot, &uid)) {
+        amb__child *c = amb__children_by_uid(&d->kids, slot, uid);
+        if (c != NULL && c->restarting)
+            return restart(self, d, c);
         return amb_gen_noreply();
     }
     amb_log(self, AMB_LOG_NOTICE, "dynamic supervisor: unexpected message ignored");

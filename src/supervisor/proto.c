@@ -6,8 +6,9 @@
  *   spec     {Id, Start, Arg, Restart, Shutdown, Type}: Start and Arg are
  *            addresses (the start function and its argument live in this
  *            OS process); the rest are integers, the id a term.
- *   retry    {'$amb_sup_retry', Uid} a supervisor sends itself to try a
- *            failed restart again (OTP's try_again_restart).
+ *   retry    {'$amb_sup_retry', Slot, Uid} a supervisor sends itself to
+ *            try a failed restart again (OTP's try_again_restart); the
+ *            child's slot finds its record, the uid proves it the same.
  *
  * A spec travels by value inside the request, never as a pointer to the
  * caller's memory: a caller killed while it waits for the reply must not
@@ -73,14 +74,14 @@ amb_gen_ret amb__proto_reply(amb_proc *self, int rc, amb_term value)
     return amb_gen_reply(AMB_TUPLE(h, amb_int(h, rc), value));
 }
 
-amb_gen_ret amb__proto_reply_which(amb_proc *self, const amb__child *cs, size_t n)
+amb_gen_ret amb__proto_reply_which(amb_proc *self, const amb__children *s)
 {
     amb_heap *h = amb_proc_heap(self);
     amb_term list = AMB_NIL;
     amb_term sup = amb_atom("supervisor"), worker = amb_atom("worker");
     amb_term restarting = amb_atom("restarting");
-    for (size_t i = n; i-- > 0;) {
-        const amb__child *c = &cs[i];
+    /* Consing from the oldest on leaves the newest first (OTP's order). */
+    for (const amb__child *c = s->head; c != NULL; c = c->next) {
         amb_term child = c->pid != AMB_NONE ? c->pid
                          : c->restarting    ? restarting
                                             : AMB_ATOM_UNDEFINED;
@@ -93,16 +94,18 @@ amb_gen_ret amb__proto_reply_which(amb_proc *self, const amb__child *cs, size_t 
     return amb__proto_reply(self, 0, list);
 }
 
-amb_gen_ret amb__proto_reply_count(amb_proc *self, const amb__child *cs, size_t n)
+amb_gen_ret amb__proto_reply_count(amb_proc *self, const amb__children *s,
+                                   bool check_alive)
 {
     size_t active = 0, sups = 0;
-    for (size_t i = 0; i < n; i++) {
-        active += cs[i].pid != AMB_NONE;
-        sups += cs[i].type == AMB_SUPERVISOR;
+    for (const amb__child *c = s->head; c != NULL; c = c->next) {
+        active +=
+            c->pid != AMB_NONE && (!check_alive || amb_is_process_alive(self, c->pid));
+        sups += c->type == AMB_SUPERVISOR;
     }
     amb_heap *h = amb_proc_heap(self);
-    amb_term t = AMB_TUPLE(h, amb_uint(h, n), amb_uint(h, active), amb_uint(h, sups),
-                           amb_uint(h, n - sups));
+    amb_term t = AMB_TUPLE(h, amb_uint(h, s->n), amb_uint(h, active), amb_uint(h, sups),
+                           amb_uint(h, s->n - sups));
     return amb__proto_reply(self, 0, t);
 }
 
@@ -115,17 +118,20 @@ bool amb__proto_is_exit(amb_term msg, amb_pid *from, amb_term *reason)
     return true;
 }
 
-int amb__proto_send_retry(amb_proc *self, uint64_t uid)
+int amb__proto_send_retry(amb_proc *self, const amb__child *c)
 {
     amb_heap *h = amb_proc_heap(self);
     amb_heap_mark m = amb_heap_save(h);
-    int rc = amb_send(self, amb_self(self), AMB_TUPLE(h, tag_retry(), amb_uint(h, uid)));
+    int rc =
+        amb_send(self, amb_self(self),
+                 AMB_TUPLE(h, tag_retry(), amb_uint(h, c->slot), amb_uint(h, c->uid)));
     amb_heap_rewind(h, m);
     return rc;
 }
 
-bool amb__proto_is_retry(amb_term msg, uint64_t *uid)
+bool amb__proto_is_retry(amb_term msg, uint64_t *slot, uint64_t *uid)
 {
-    return amb_is_record(msg, tag_retry(), 2) &&
-           amb_uint_get(amb_tuple_elem(msg, 1), uid) == 0;
+    return amb_is_record(msg, tag_retry(), 3) &&
+           amb_uint_get(amb_tuple_elem(msg, 1), slot) == 0 &&
+           amb_uint_get(amb_tuple_elem(msg, 2), uid) == 0;
 }

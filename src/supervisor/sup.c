@@ -11,13 +11,15 @@
  *                        and call terminate: same result).
  *   {'EXIT', Child, R}   a child ended: restart by its type and strategy.
  *   {'EXIT', Other, _}   ignored (a link made some other way).
- *   {'$amb_sup_retry', Uid}  a restart whose start failed, tried again
- *                        (counts toward intensity, as OTP's
+ *   {'$amb_sup_retry', Slot, Uid}  a restart whose start failed, tried
+ *                        again (counts toward intensity, as OTP's
  *                        try_again_restart).
  * and the management calls of proto.c.
  *
  * Invariants:
- *   - cs[0..n) is in start order; stopping goes from n-1 down.
+ *   - kids holds the children in start order (children.c), indexed by id
+ *     and, while running, by pid: a message about one child costs the same
+ *     whatever the number of children. Stopping goes from the newest back.
  *   - The state lives in malloc'd memory (struct sup), freed by an on_exit
  *     handler, so that a supervisor ended by kill frees it too. Nothing
  *     outlives a callback on the process heap except what init built.
@@ -30,10 +32,8 @@
 typedef struct sup {
     amb_pid parent;
     amb_sup_strategy strategy;
-    amb__child *cs;
-    size_t n, cap;
+    amb__children kids;
     amb__restarts restarts;
-    uint64_t next_uid;
 } sup;
 
 /* The start argument travels by value (amb_gen_opts.arg_term), as
@@ -43,124 +43,78 @@ typedef struct sup {
 static void sup_free(void *ctx)
 {
     sup *s = ctx;
-    for (size_t i = 0; i < s->n; i++)
-        amb__child_free(&s->cs[i]);
-    amb_free(s->cs);
+    amb__children_free(&s->kids);
     amb__restarts_free(&s->restarts);
     amb_free(s);
 }
 
-static int reserve(sup *s, size_t want)
+static void stop_one(amb_proc *self, sup *s, amb__child *c)
 {
-    if (want <= s->cap)
-        return 0;
-    size_t cap = s->cap ? s->cap * 2 : 4;
-    while (cap < want)
-        cap *= 2;
-    amb__child *cs = amb_realloc(s->cs, cap * sizeof *cs);
-    if (cs == NULL)
-        return AMB_ENOMEM;
-    s->cs = cs;
-    s->cap = cap;
-    return 0;
+    amb__children_stop(self, &s->kids, c, 1);
 }
 
-static void remove_at(sup *s, size_t i)
+/* Stops every running child, one at a time from the newest back. */
+static void stop_all(amb_proc *self, sup *s)
 {
-    amb__child_free(&s->cs[i]);
-    memmove(&s->cs[i], &s->cs[i + 1], (s->n - i - 1) * sizeof *s->cs);
-    s->n--;
-}
-
-static size_t find_id(const sup *s, amb_term id)
-{
-    for (size_t i = 0; i < s->n; i++)
-        if (amb_equal(s->cs[i].id, id))
-            return i;
-    return SIZE_MAX;
-}
-
-static size_t find_pid(const sup *s, amb_pid pid)
-{
-    for (size_t i = 0; i < s->n; i++)
-        if (s->cs[i].pid == pid)
-            return i;
-    return SIZE_MAX;
-}
-
-static size_t find_uid(const sup *s, uint64_t uid)
-{
-    for (size_t i = 0; i < s->n; i++)
-        if (s->cs[i].uid == uid)
-            return i;
-    return SIZE_MAX;
-}
-
-static void stop_one(amb_proc *self, amb__child *c)
-{
-    amb__child_stop(self, &c, 1);
-}
-
-/* Stops the running children among cs[lo..hi), last first. */
-static void stop_range(amb_proc *self, sup *s, size_t lo, size_t hi)
-{
-    for (size_t i = hi; i-- > lo;)
-        stop_one(self, &s->cs[i]);
+    for (amb__child *c = s->kids.tail; c != NULL; c = c->prev)
+        stop_one(self, s, c);
 }
 
 /* ------------------------------------------------------------------------
  * Restarts
  * --------------------------------------------------------------------- */
 
-/* The children a restart of cs[i] involves, by strategy. */
-static void group_of(const sup *s, size_t i, size_t *lo, size_t *hi)
+/* The first child of the group a restart of c involves, by strategy: the
+ * group runs from it to c (one_for_one) or to the newest. */
+static amb__child *group_first(const sup *s, amb__child *c)
 {
-    *lo = s->strategy == AMB_ONE_FOR_ALL ? 0 : i;
-    *hi = s->strategy == AMB_ONE_FOR_ONE ? i + 1 : s->n;
+    return s->strategy == AMB_ONE_FOR_ALL ? s->kids.head : c;
 }
 
-/* Restarts the group of the child named uid (not running): stops the
- * others of the group in reverse (temporary ones are removed, as OTP's
+static amb__child *group_last(const sup *s, amb__child *c)
+{
+    return s->strategy == AMB_ONE_FOR_ONE ? c : s->kids.tail;
+}
+
+/* Restarts the group of child c (not running): stops the others of the
+ * group from the newest back (temporary ones are removed, as OTP's
  * terminate_children), then starts the group in order. A start that fails
  * marks its child restarting and asks for a retry; the children after it
  * stay stopped until that retry restarts the group again. */
-static void restart_group(amb_proc *self, sup *s, uint64_t uid)
+static void restart_group(amb_proc *self, sup *s, amb__child *c)
 {
-    size_t lo, hi, i = find_uid(s, uid);
-    group_of(s, i, &lo, &hi);
-    for (size_t j = hi; j-- > lo;) {
-        amb__child *c = &s->cs[j];
-        stop_one(self, c);
-        if (c->restart == AMB_TEMPORARY && c->uid != uid)
-            remove_at(s, j);
+    amb__child *first = group_first(s, c);
+    for (amb__child *x = group_last(s, c), *prev; x != NULL; x = prev) {
+        prev = x == first ? NULL : x->prev;
+        stop_one(self, s, x);
+        if (x->restart == AMB_TEMPORARY && x != c)
+            amb__children_remove(&s->kids, x);
     }
-    group_of(s, find_uid(s, uid), &lo, &hi);
-    for (size_t j = lo; j < hi; j++) {
-        amb__child *c = &s->cs[j];
+    amb__child *last = group_last(s, c);
+    for (amb__child *x = group_first(s, c); x != NULL; x = x == last ? NULL : x->next) {
         amb_term why;
-        if (c->pid != AMB_NONE)
+        if (x->pid != AMB_NONE)
             continue;
-        int rc = amb__child_start(self, c, &why);
+        int rc = amb__children_start(self, &s->kids, x, &why);
         if (rc == 0 || rc == AMB_EIGNORE)
             continue;
-        amb__child_report(self, "start_error", c, why);
-        c->restarting = true;
-        amb__proto_send_retry(self, c->uid);
+        amb__child_report(self, "start_error", x, why);
+        x->restarting = true;
+        amb__proto_send_retry(self, x);
         break;
     }
 }
 
-/* One restart of cs[i]: counted against the intensity first; beyond it the
+/* One restart of c: counted against the intensity first; beyond it the
  * supervisor stops everything and ends with shutdown (escalation). */
-static amb_gen_ret restart(amb_proc *self, sup *s, size_t i)
+static amb_gen_ret restart(amb_proc *self, sup *s, amb__child *c)
 {
     if (amb__restarts_add(&s->restarts, amb_now_ms())) {
-        amb__child_report(self, "reached_max_restart_intensity", &s->cs[i],
-                          AMB_ATOM_SHUTDOWN);
-        stop_range(self, s, 0, s->n);
+        amb__child_report(self, "reached_max_restart_intensity", c, AMB_ATOM_SHUTDOWN);
+        stop_all(self, s);
         return amb_gen_stop(AMB_ATOM_SHUTDOWN);
     }
-    restart_group(self, s, s->cs[i].uid);
+    restart_group(self, s, c);
     return amb_gen_noreply();
 }
 
@@ -169,41 +123,38 @@ static bool is_abnormal(amb_term reason)
     return amb__child_should_restart(AMB_TRANSIENT, reason);
 }
 
-static amb_gen_ret child_exited(amb_proc *self, sup *s, size_t i, amb_term reason)
+static amb_gen_ret child_exited(amb_proc *self, sup *s, amb__child *c, amb_term reason)
 {
-    amb__child *c = &s->cs[i];
-    c->pid = AMB_NONE;
+    amb__children_exited(&s->kids, c);
     if (c->restart == AMB_PERMANENT || is_abnormal(reason))
         amb__child_report(self, "child_terminated", c, reason);
     if (!amb__child_should_restart(c->restart, reason)) {
         if (c->restart == AMB_TEMPORARY)
-            remove_at(s, i);
+            amb__children_remove(&s->kids, c);
         return amb_gen_noreply();
     }
-    return restart(self, s, i);
+    return restart(self, s, c);
 }
 
 /* ------------------------------------------------------------------------
  * gen_server callbacks
  * --------------------------------------------------------------------- */
 
-/* Adds and starts cs[n] from spec (init and start_child): 0, AMB_EIGNORE
- * (kept without a process, except a temporary child: OTP keeps no spec of
- * a temporary child that does not run), AMB_ENOMEM or the start's error
- * with *why (nothing kept). With failed_id (init), a failed start is
- * reported and *failed_id gets a copy of the id on the process heap, for
- * the error reason that outlives the record. */
+/* Adds and starts a child from spec (init and start_child): 0 with *out,
+ * AMB_EIGNORE (kept without a process, except a temporary child: OTP keeps
+ * no spec of a temporary child that does not run), AMB_ENOMEM or the
+ * start's error with *why (nothing kept). With failed_id (init), a failed
+ * start is reported and *failed_id gets a copy of the id on the process
+ * heap, for the error reason that outlives the record. */
 static int add_child(amb_proc *self, sup *s, const amb_child_spec *spec, amb_term *why,
-                     amb_term *failed_id)
+                     amb_term *failed_id, amb__child **out)
 {
-    if (reserve(s, s->n + 1) != 0)
+    amb__child *c;
+    if (amb__children_add(&s->kids, spec, &c) != 0)
         return AMB_ENOMEM;
-    amb__child *c = &s->cs[s->n];
-    if (amb__child_init(c, spec, true, s->next_uid++) != 0)
-        return AMB_ENOMEM;
-    int rc = amb__child_start(self, c, why);
+    int rc = amb__children_start(self, &s->kids, c, why);
     if (rc == 0 || (rc == AMB_EIGNORE && c->restart != AMB_TEMPORARY)) {
-        s->n++;
+        *out = c;
         return rc;
     }
     if (rc != AMB_EIGNORE && failed_id != NULL) {
@@ -211,7 +162,7 @@ static int add_child(amb_proc *self, sup *s, const amb_child_spec *spec, amb_ter
         if (amb_term_copy(amb_proc_heap(self), c->id, failed_id) != 0)
             *failed_id = AMB_ATOM_UNDEFINED;
     }
-    amb__child_free(c);
+    amb__children_remove(&s->kids, c);
     return rc;
 }
 
@@ -227,6 +178,7 @@ static amb_gen_ret sup_init(amb_proc *self, void *state, void *arg)
     if (s == NULL)
         return amb_gen_fail(AMB_ENOMEM);
     memset(s, 0, sizeof *s);
+    amb__children_init(&s->kids, true);
     if (amb_on_exit(self, sup_free, s) != 0) {
         amb_free(s);
         return amb_gen_fail(AMB_ENOMEM);
@@ -242,10 +194,11 @@ static amb_gen_ret sup_init(amb_proc *self, void *state, void *arg)
         if (amb__proto_spec_unpack(amb_list_head(l), &spec) != 0)
             return amb_gen_fail(AMB_EBADARG); /* checked by the starter */
         amb_term why = AMB_NONE, id = AMB_NONE;
-        int rc = add_child(self, s, &spec, &why, &id);
+        amb__child *c;
+        int rc = add_child(self, s, &spec, &why, &id, &c);
         if (rc == 0 || rc == AMB_EIGNORE)
             continue;
-        stop_range(self, s, 0, s->n);
+        stop_all(self, s);
         if (rc == AMB_ENOMEM)
             return amb_gen_fail(AMB_ENOMEM);
         amb_term failed = AMB_TUPLE(h, amb_atom("failed_to_start_child"), id, why);
@@ -259,15 +212,15 @@ static amb_gen_ret call_start_child(amb_proc *self, sup *s, amb_term arg)
     amb_child_spec spec;
     if (amb__proto_spec_unpack(arg, &spec) != 0)
         return amb__proto_reply(self, AMB_EBADARG, AMB_ATOM_UNDEFINED);
-    size_t i = find_id(s, spec.id);
-    if (i != SIZE_MAX && s->cs[i].pid != AMB_NONE)
-        return amb__proto_reply(self, AMB_EEXIST, s->cs[i].pid);
-    if (i != SIZE_MAX)
+    amb__child *c = amb__children_by_id(&s->kids, spec.id);
+    if (c != NULL && c->pid != AMB_NONE)
+        return amb__proto_reply(self, AMB_EEXIST, c->pid);
+    if (c != NULL)
         return amb__proto_reply(self, AMB_EPRESENT, AMB_ATOM_UNDEFINED);
     amb_term why = AMB_NONE;
-    int rc = add_child(self, s, &spec, &why, NULL);
+    int rc = add_child(self, s, &spec, &why, NULL, &c);
     if (rc == 0)
-        return amb__proto_reply(self, 0, s->cs[s->n - 1].pid);
+        return amb__proto_reply(self, 0, c->pid);
     if (rc == AMB_EIGNORE || rc == AMB_ENOMEM)
         return amb__proto_reply(self, rc, AMB_ATOM_UNDEFINED);
     return amb__proto_reply(self, AMB_EINIT, why);
@@ -275,15 +228,14 @@ static amb_gen_ret call_start_child(amb_proc *self, sup *s, amb_term arg)
 
 static amb_gen_ret call_by_id(amb_proc *self, sup *s, int op, amb_term id)
 {
-    size_t i = find_id(s, id);
-    if (i == SIZE_MAX)
+    amb__child *c = amb__children_by_id(&s->kids, id);
+    if (c == NULL)
         return amb__proto_reply(self, AMB_ENOTFOUND, AMB_ATOM_UNDEFINED);
-    amb__child *c = &s->cs[i];
     if (op == AMB__OP_TERMINATE_CHILD) {
-        stop_one(self, c);
+        stop_one(self, s, c);
         c->restarting = false; /* a pending retry finds it stopped: dropped */
         if (c->restart == AMB_TEMPORARY)
-            remove_at(s, i);
+            amb__children_remove(&s->kids, c);
         return amb__proto_reply(self, 0, AMB_ATOM_UNDEFINED);
     }
     if (c->pid != AMB_NONE)
@@ -291,11 +243,11 @@ static amb_gen_ret call_by_id(amb_proc *self, sup *s, int op, amb_term id)
     if (c->restarting)
         return amb__proto_reply(self, AMB_ERESTARTING, AMB_ATOM_UNDEFINED);
     if (op == AMB__OP_DELETE_CHILD) {
-        remove_at(s, i);
+        amb__children_remove(&s->kids, c);
         return amb__proto_reply(self, 0, AMB_ATOM_UNDEFINED);
     }
     amb_term why = AMB_NONE;
-    int rc = amb__child_start(self, c, &why);
+    int rc = amb__children_start(self, &s->kids, c, &why);
     if (rc == 0)
         return amb__proto_reply(self, 0, c->pid);
     if (rc == AMB_EIGNORE)
@@ -316,9 +268,9 @@ static amb_gen_ret sup_call(amb_proc *self, void *state, amb_term req, amb_term 
     case AMB__OP_DELETE_CHILD:
         return call_by_id(self, s, op, arg);
     case AMB__OP_WHICH_CHILDREN:
-        return amb__proto_reply_which(self, s->cs, s->n);
+        return amb__proto_reply_which(self, &s->kids);
     case AMB__OP_COUNT_CHILDREN:
-        return amb__proto_reply_count(self, s->cs, s->n);
+        return amb__proto_reply_count(self, &s->kids, true);
     default:
         return amb__proto_reply(self, AMB_ENOTSUP, AMB_ATOM_UNDEFINED);
     }
@@ -329,19 +281,19 @@ static amb_gen_ret sup_info(amb_proc *self, void *state, amb_term msg)
     sup *s = *(sup **)state;
     amb_pid from;
     amb_term reason;
-    uint64_t uid;
+    uint64_t slot, uid;
     if (amb__proto_is_exit(msg, &from, &reason)) {
         if (from == s->parent)
             return amb_gen_stop(reason);
-        size_t i = find_pid(s, from);
-        if (i != SIZE_MAX)
-            return child_exited(self, s, i, reason);
+        amb__child *c = amb__children_by_pid(&s->kids, from);
+        if (c != NULL)
+            return child_exited(self, s, c, reason);
         return amb_gen_noreply(); /* an EXIT from some other link: ignored */
     }
-    if (amb__proto_is_retry(msg, &uid)) {
-        size_t i = find_uid(s, uid);
-        if (i != SIZE_MAX && s->cs[i].restarting)
-            return restart(self, s, i);
+    if (amb__proto_is_retry(msg, &slot, &uid)) {
+        amb__child *c = amb__children_by_uid(&s->kids, slot, uid);
+        if (c != NULL && c->restarting)
+            return restart(self, s, c);
         return amb_gen_noreply();
     }
     amb_log(self, AMB_LOG_NOTICE, "supervisor: unexpected message ignored");
@@ -352,7 +304,7 @@ static void sup_terminate(amb_proc *self, void *state, amb_term reason)
 {
     sup *s = *(sup **)state;
     if (s != NULL)
-        stop_range(self, s, 0, s->n);
+        stop_all(self, s);
 }
 
 static const amb_gen_server sup_cb = {
@@ -368,6 +320,14 @@ static const amb_gen_server sup_cb = {
  * Starting
  * --------------------------------------------------------------------- */
 
+static bool spec_has_id(const void *item, amb_term id)
+{
+    return amb_equal(((const amb_child_spec *)item)->id, id);
+}
+
+/* 0 for a good spec, AMB_EBADARG (a duplicate id too: found through an
+ * index, so a spec of many children is checked in linear time), or
+ * AMB_ENOMEM. */
 static int check_spec(const amb_sup_spec *spec)
 {
     const amb_sup_flags *f = &spec->flags;
@@ -376,15 +336,19 @@ static int check_spec(const amb_sup_spec *spec)
         return AMB_EBADARG;
     if (spec->children == NULL && spec->nchildren > 0)
         return AMB_EBADARG;
-    for (size_t i = 0; i < spec->nchildren; i++) {
+    amb__index ids = {0};
+    int rc = amb__index_reserve(&ids, spec->nchildren);
+    for (size_t i = 0; rc == 0 && i < spec->nchildren; i++) {
         const amb_child_spec *c = &spec->children[i];
-        if (amb__child_check(c) != 0 || c->id == AMB_NONE)
-            return AMB_EBADARG;
-        for (size_t j = 0; j < i; j++)
-            if (amb_equal(spec->children[j].id, c->id))
-                return AMB_EBADARG;
+        uint64_t hash = amb_hash(c->id);
+        if (amb__child_check(c) != 0 || c->id == AMB_NONE ||
+            amb__index_get(&ids, hash, spec_has_id, c->id) != NULL)
+            rc = AMB_EBADARG;
+        else
+            amb__index_put(&ids, hash, c);
     }
-    return 0;
+    amb__index_free(&ids);
+    return rc;
 }
 
 int amb_sup_start_link(amb_proc *self, const amb_sup_spec *spec, const amb_gen_opts *opts,
@@ -392,15 +356,18 @@ int amb_sup_start_link(amb_proc *self, const amb_sup_spec *spec, const amb_gen_o
 {
     int intensity;
     int64_t period_ms;
-    if (self == NULL || spec == NULL || check_spec(spec) != 0 ||
+    if (self == NULL || spec == NULL ||
         amb__restarts_resolve(spec->flags.intensity, spec->flags.period_ms, &intensity,
                               &period_ms) != 0)
         return AMB_EBADARG;
+    int rc = check_spec(spec);
+    if (rc != 0)
+        return rc;
     /* The argument term is built on a heap of its own: the caller's heap
      * gets the error reason of a failed start on top, so it cannot be
      * rewound here. */
     amb_heap *h;
-    int rc = amb_heap_new(&h);
+    rc = amb_heap_new(&h);
     if (rc != 0)
         return rc;
     amb_term children = AMB_NIL;

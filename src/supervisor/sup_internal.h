@@ -1,8 +1,9 @@
 /*
  * sup_internal.h - what the supervisor (sup.c), the dynamic supervisor
  * (dynsup.c) and the client calls (api.c) share: the child record and its
- * life (child.c), the restart-intensity window (restarts.c), the pid index
- * of the dynamic supervisor (pidmap.c) and the call protocol (proto.c).
+ * life (child.c), the set of children with its indexes (children.c,
+ * index.c), the restart-intensity window (restarts.c) and the call protocol
+ * (proto.c).
  *
  * Built on the public API only (#include <ambitious.h>): both supervisors are
  * gen_servers, and every child operation is an ordinary process call made
@@ -17,9 +18,10 @@
  *     AMB_NONE otherwise. restarting implies pid == AMB_NONE.
  *   - shutdown_ms is resolved: > 0, AMB_SHUTDOWN_BRUTAL_KILL or AMB_INFINITY
  *     (never AMB_SHUTDOWN_DEFAULT).
- *   - uid is unique within its supervisor for the supervisor's life: retry
- *     messages name a child by it, so a retry aimed at a child that was
- *     deleted or replaced meanwhile finds nothing and is dropped.
+ *   - uid is unique within its supervisor for the supervisor's life (0 marks
+ *     a free record): retry messages name a child by (slot, uid), so a retry
+ *     aimed at a child that was deleted or replaced meanwhile finds nothing
+ *     and is dropped.
  */
 #ifndef AMB_SUP_INTERNAL_H
 #define AMB_SUP_INTERNAL_H
@@ -29,6 +31,7 @@
 typedef struct amb__child {
     amb_term id;
     amb_heap *idheap;
+    uint64_t idhash; /* amb_hash(id), when its set indexes ids */
     amb_child_start_fn *start;
     void *arg;
     int64_t shutdown_ms;
@@ -38,6 +41,8 @@ typedef struct amb__child {
     amb_pid pid;
     amb_pid last_pid; /* the pid it last ran as, for reports (or NONE) */
     uint64_t uid;
+    size_t slot;                    /* its place in its set, fixed */
+    struct amb__child *prev, *next; /* start order; a free record: next free */
 } amb__child;
 
 /* ---- child.c ------------------------------------------------------------ */
@@ -57,13 +62,15 @@ void amb__child_free(amb__child *c);
  * *reason (on self's heap) saying why: what the start function gave, else
  * {error, 'AMB_E...'}. */
 int amb__child_start(amb_proc *self, amb__child *c, amb_term *reason);
-/* Stops the running children among cs[0..n) by their shutdown rules, all at
- * once: each is monitored and unlinked, told to stop (an EXIT of it already
- * in the mailbox means it is gone and needs no telling), then each DOWN is
- * awaited until its own deadline, after which it is killed and awaited
- * again. Returns when every one has ended; their pids become AMB_NONE.
- * One child at a time is n == 1. */
-void amb__child_stop(amb_proc *self, amb__child *const *cs, size_t n);
+/* Stops the running children among the n records from first on (following
+ * next) by their shutdown rules, all at once: each is monitored and
+ * unlinked, told to stop (an EXIT of it already in the mailbox means it is
+ * gone and needs no telling), then each DOWN is awaited until its own
+ * deadline, after which it is killed and awaited again. Returns when every
+ * one has ended; their pids become AMB_NONE. One child at a time is
+ * n == 1. O(n log n), plus the messages that wait in the mailbox. Use
+ * amb__children_stop, which also drops the pids from the set's index. */
+void amb__child_stop(amb_proc *self, amb__child *first, size_t n);
 /* Whether a child of that restart type that ended with reason is restarted
  * (permanent always; transient unless normal, shutdown or {shutdown, _};
  * temporary never). */
@@ -103,24 +110,71 @@ void amb__restarts_init(amb__restarts *r, int intensity, int64_t period_ms);
 bool amb__restarts_add(amb__restarts *r, int64_t now_ms);
 void amb__restarts_free(amb__restarts *r);
 
-/* ---- pidmap.c: pid -> index, open addressing ---------------------------- */
+/* ---- index.c: a hash index of items (child records, specs) ------------- */
 
-typedef struct amb__pidmap {
-    struct amb__pidmap_slot {
-        amb_pid pid; /* AMB_NONE: empty */
-        size_t index;
+typedef struct amb__index {
+    struct amb__index_slot {
+        uint64_t hash;
+        const void *item; /* NULL: empty */
     } * slots;
     size_t cap, len; /* cap: 0 or a power of two; len <= cap / 2 */
-} amb__pidmap;
+    unsigned shift;  /* 64 - log2(cap) */
+} amb__index;
 
-/* 0 or AMB_ENOMEM (the map is unchanged). pid must not be present. */
-int amb__pidmap_put(amb__pidmap *m, amb_pid pid, size_t index);
-/* Sets the index of a present pid (no allocation). */
-void amb__pidmap_set(amb__pidmap *m, amb_pid pid, size_t index);
-/* The index of pid, or SIZE_MAX. */
-size_t amb__pidmap_get(const amb__pidmap *m, amb_pid pid);
-void amb__pidmap_del(amb__pidmap *m, amb_pid pid);
-void amb__pidmap_free(amb__pidmap *m);
+/* Whether item has key (NULL: the hash is the key itself, as for a pid). */
+typedef bool amb__index_eq(const void *item, amb_term key);
+
+/* Makes room for n entries in all, so that the puts up to n never allocate:
+ * 0 or AMB_ENOMEM (the index is unchanged). */
+int amb__index_reserve(amb__index *x, size_t n);
+/* Adds (hash, item); room must have been reserved. */
+void amb__index_put(amb__index *x, uint64_t hash, const void *item);
+/* The item with that hash for which eq(item, key) holds, or NULL. O(1)
+ * expected. */
+const void *amb__index_get(const amb__index *x, uint64_t hash, amb__index_eq *eq,
+                           amb_term key);
+/* Removes the entry (hash, item), if there is one. Never allocates. */
+void amb__index_del(amb__index *x, uint64_t hash, const void *item);
+void amb__index_free(amb__index *x);
+
+/* ---- children.c: the children of one supervisor ------------------------- */
+
+/* Records live in chunks that never move, so a record's address and slot
+ * stay the same for its life; free records are reused. The live ones are
+ * linked in start order (head the oldest), indexed by pid while running
+ * and, in a static supervisor, by id. */
+typedef struct amb__children {
+    amb__child **chunks;
+    size_t nchunks, chunkcap;
+    amb__child *free;
+    amb__child *head, *tail;
+    size_t n; /* live records */
+    amb__index ids, pids;
+    bool with_ids; /* ids copied and indexed (static); else `undefined` */
+    uint64_t next_uid;
+} amb__children;
+
+void amb__children_init(amb__children *s, bool with_ids);
+/* Frees every record and the set's memory (the children are not stopped). */
+void amb__children_free(amb__children *s);
+/* Adds a child from spec (its id not present in s) as the newest, not
+ * running: 0 and *out, or AMB_ENOMEM (nothing added). Room for its pid in
+ * the pid index is reserved here, so starting it never runs out of memory
+ * for the index. O(1) amortised. */
+int amb__children_add(amb__children *s, const amb_child_spec *spec, amb__child **out);
+/* Forgets a child that is not running. O(1). */
+void amb__children_remove(amb__children *s, amb__child *c);
+/* Lookups, NULL when there is none. O(1) expected. */
+amb__child *amb__children_by_id(const amb__children *s, amb_term id);
+amb__child *amb__children_by_pid(const amb__children *s, amb_pid pid);
+amb__child *amb__children_by_uid(const amb__children *s, uint64_t slot, uint64_t uid);
+/* amb__child_start, and the pid indexed on success. */
+int amb__children_start(amb_proc *self, amb__children *s, amb__child *c,
+                        amb_term *reason);
+/* amb__child_stop of n records from first on, their pids unindexed. */
+void amb__children_stop(amb_proc *self, amb__children *s, amb__child *first, size_t n);
+/* The running child c has ended (its EXIT came): pid unindexed, NONE. */
+void amb__children_exited(amb__children *s, amb__child *c);
 
 /* ---- proto.c: the management calls ----------------------------------- */
 
@@ -145,14 +199,18 @@ amb_term amb__proto_spec_pack(amb_heap *h, const amb_child_spec *spec);
 int amb__proto_spec_unpack(amb_term t, amb_child_spec *out);
 /* The reply {Rc, Value}. */
 amb_gen_ret amb__proto_reply(amb_proc *self, int rc, amb_term value);
-/* which_children and count_children over cs[0..n), the replies of both
- * supervisors. */
-amb_gen_ret amb__proto_reply_which(amb_proc *self, const amb__child *cs, size_t n);
-amb_gen_ret amb__proto_reply_count(amb_proc *self, const amb__child *cs, size_t n);
+/* which_children (newest first, as OTP) and count_children (with
+ * check_alive, a running child counts as active only while it is alive, as
+ * OTP's supervisor; the dynamic supervisor counts its records, as Elixir's),
+ * the replies of both supervisors. O(n). */
+amb_gen_ret amb__proto_reply_which(amb_proc *self, const amb__children *s);
+amb_gen_ret amb__proto_reply_count(amb_proc *self, const amb__children *s,
+                                   bool check_alive);
 /* True for {'EXIT', From, Reason} (and sets both). */
 bool amb__proto_is_exit(amb_term msg, amb_pid *from, amb_term *reason);
-/* A retry message {'$amb_sup_retry', Uid} to self, and its parse. */
-int amb__proto_send_retry(amb_proc *self, uint64_t uid);
-bool amb__proto_is_retry(amb_term msg, uint64_t *uid);
+/* A retry message {'$amb_sup_retry', Slot, Uid} for c to self, and its
+ * parse. */
+int amb__proto_send_retry(amb_proc *self, const amb__child *c);
+bool amb__proto_is_retry(amb_term msg, uint64_t *slot, uint64_t *uid);
 
 #endif /* AMB_SUP_INTERNAL_H */

@@ -222,17 +222,19 @@ __attribute__((unused)) static int sup_child_start(amb_proc *self, void *arg,
  * Reading a supervisor
  * ------------------------------------------------------------------------ */
 
-/* The Child field of each which_children entry, in order: up to max into
- * out; returns how many children there are. */
+/* The Child field of each child in start order (which_children lists the
+ * newest first, as OTP): the first max into out; returns how many children
+ * there are. */
 __attribute__((unused)) static size_t kids(amb_proc *self, amb_term sup, amb_term *out,
                                            size_t max)
 {
     amb_term list = AMB_NONE;
     CHECK_OK(self, amb_sup_which_children(self, sup, &list));
     size_t n = 0;
-    for (; amb_is_cons(list); list = amb_list_tail(list), n++)
-        if (n < max)
-            out[n] = amb_tuple_elem(amb_list_head(list), 1);
+    CHECK_OK(self, amb_list_length(list, &n));
+    for (size_t i = n; amb_is_cons(list); list = amb_list_tail(list))
+        if (--i < max)
+            out[i] = amb_tuple_elem(amb_list_head(list), 1);
     return n;
 }
 

@@ -716,14 +716,14 @@ static void management_body(amb_proc *self, void *arg)
     CHECK_OK(self, amb_sup_count_children(self, sup, &n));
     CHECK(self, n.specs == 2 && n.active == 2);
 
-    /* which_children: start order, ids as given, types. */
+    /* which_children: newest first (OTP), ids as given, types. */
     amb_term list;
     CHECK_OK(self, amb_sup_which_children(self, sup, &list));
     size_t len = 0;
     CHECK_OK(self, amb_list_length(list, &len));
     CHECK_EQ(self, len, 2);
-    CHECK(self, amb_equal(amb_tuple_elem(amb_list_head(list), 0), id0));
-    CHECK(self, amb_equal(amb_tuple_elem(amb_list_head(amb_list_tail(list)), 0), id2));
+    CHECK(self, amb_equal(amb_tuple_elem(amb_list_head(list), 0), id2));
+    CHECK(self, amb_equal(amb_tuple_elem(amb_list_head(amb_list_tail(list)), 0), id0));
     CHECK(self, amb_tuple_elem(amb_list_head(list), 2) == A("worker"));
     CHECK(self, amb_tuple_elem(amb_list_head(list), 3) == AMB_NIL);
 
