@@ -137,7 +137,7 @@ int amb__alias_send(amb_rt *rt, amb__sched *s, amb_term alias, amb_term msg)
         return AMB_ENOMEM;
     m->kind = AMB__MSG_ALIAS;
     m->words[0] = key;
-    amb__deliver(rt, s, p, m);
+    amb__mailbox_deliver(rt, s, p, m);
     return 0;
 }
 

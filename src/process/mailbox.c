@@ -12,7 +12,7 @@
  * drains whatever has arrived and scans the new cells, then parks. Cells it
  * passes over stay where they are, so unmatched messages keep their order.
  * Cells that are signals (a timeout, a finished blocking call, links,
- * monitors, exit signals: link.c) are handled while draining, in order with
+ * monitors, exit signals: fail.h) are handled while draining, in order with
  * the messages; only what a signal turns into a message (a trapped exit, a
  * DOWN) enters the private queue, at the signal's place.
  *
@@ -24,12 +24,12 @@
  *
  * Invariant: a received message is "borrowed" until the next receive; the
  * cell is freed then (p->borrowed). Everything here runs in the process
- * itself, except amb__deliver (any thread) and amb__mailbox_drop_all (the
- * scheduler, for a dead process).
+ * itself, except amb__mailbox_deliver (any thread) and amb__mailbox_drop_all
+ * and amb__mailbox_discard (the scheduler, for a dead process).
  */
 #include <stdarg.h>
 
-#include "runtime/sched.h"
+#include "process/fail.h"
 
 static inline amb__msg *cell_of(amb__mpscq_node *n)
 {
@@ -46,7 +46,7 @@ static inline void pq_set_next(amb__msg *m, amb__msg *next)
     atomic_store_explicit(&m->node.next, &next->node, memory_order_relaxed);
 }
 
-void amb__deliver(amb_rt *rt, amb__sched *s, amb_proc *p, amb__msg *m)
+void amb__mailbox_deliver(amb_rt *rt, amb__sched *s, amb_proc *p, amb__msg *m)
 {
     if (amb__mpscq_push(&p->mbox, &m->node))
         amb__sched_ready(rt, s, p);
@@ -55,7 +55,7 @@ void amb__deliver(amb_rt *rt, amb__sched *s, amb_proc *p, amb__msg *m)
 /* Handles a signal cell. Returns the cell to put in the private queue: m
  * itself for an ordinary message, a message a signal turned into (a trapped
  * exit, a DOWN), or NULL when the signal was consumed. An exit signal may
- * end the process here (link.c): the cells after it are dropped at
+ * end the process here (exit.c): the cells after it are dropped at
  * teardown. */
 static amb__msg *handle_signal(amb_proc *p, amb__msg *m)
 {
@@ -90,9 +90,19 @@ static amb__msg *handle_signal(amb_proc *p, amb__msg *m)
         }
         amb__msg_free(p->sched, m);
         return NULL;
-    default:
-        return amb__fail_signal(p, m);
+    case AMB__MSG_LINK:
+    case AMB__MSG_UNLINK:
+    case AMB__MSG_UNLINK_ACK:
+        amb__link_signal(p, m);
+        return NULL;
+    case AMB__MSG_EXIT:
+        return amb__exit_signal(p, m);
+    case AMB__MSG_MONITOR:
+    case AMB__MSG_DEMONITOR:
+    case AMB__MSG_DOWN:
+        return amb__monitor_signal(p, m);
     }
+    amb__panic("unknown signal kind %u", m->kind);
 }
 
 /* Moves every visible cell from the mailbox to the private queue. Returns
@@ -380,29 +390,18 @@ int amb_receive_match(amb_proc *self, int64_t timeout_ms, amb_term *out, const c
     return rc;
 }
 
-void amb__proc_signals(amb_proc *p)
+void amb__mailbox_drain(amb_proc *p)
 {
-    /* acquire: pairs with the sender's release store after its push, so the
-     * exit signal is visible to the drain below. */
-    if (atomic_exchange_explicit(&p->sig_pending, false, memory_order_acquire))
-        drain(p);
-}
-
-void amb__proc_yield(amb_proc *p)
-{
-    /* acquire: as in amb__proc_signals; the drain handles everything. */
-    (void)atomic_exchange_explicit(&p->sig_pending, false, memory_order_acquire);
     drain(p);
-    amb__proc_switch_out(p, AMB__REQ_YIELD);
 }
 
-uint32_t amb__proc_wait_begin(amb_proc *p)
+uint32_t amb__mailbox_wait_begin(amb_proc *p)
 {
     p->wake_done = false;
     return ++p->wait_seq;
 }
 
-void amb__proc_wait_wake(amb_proc *p)
+void amb__mailbox_wait_wake(amb_proc *p)
 {
     for (;;) {
         drain(p);
@@ -482,7 +481,24 @@ void amb__mailbox_drop_all(amb__sched *s, amb_proc *p)
     atomic_store_explicit(&p->pq_len, 0, memory_order_relaxed);
     amb__mpscq_node *n;
     while ((n = amb__mpscq_pop(&p->mbox)) != NULL)
-        amb__msg_discard(p->rt, s, cell_of(n));
+        amb__mailbox_discard(p->rt, s, cell_of(n));
+}
+
+void amb__mailbox_discard(amb_rt *rt, amb__sched *s, amb__msg *m)
+{
+    switch (m->kind) {
+    case AMB__MSG_INFO_REQ:
+        amb__info_discard(rt, s, m);
+        return;
+    case AMB__MSG_LINK:
+        amb__link_discard(rt, s, m);
+        return;
+    case AMB__MSG_MONITOR:
+        amb__monitor_discard(rt, s, m);
+        return;
+    default:
+        amb__msg_free(s, m);
+    }
 }
 
 /* ---------------------------------------------------------------------------
@@ -512,7 +528,7 @@ static int send_to(amb_rt *rt, amb__sched *s, amb_term to, amb_term msg)
     amb__msg *m = amb__msg_new_term(s, msg);
     if (m == NULL)
         return AMB_ENOMEM;
-    amb__deliver(rt, s, p, m);
+    amb__mailbox_deliver(rt, s, p, m);
     return 0;
 }
 

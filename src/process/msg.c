@@ -156,6 +156,14 @@ amb__msg *amb__msg_new_term_after(amb__sched *s, amb_term t, size_t reserve)
     return m;
 }
 
+amb__msg *amb__msg_new_signal(amb__sched *s, enum amb__msg_kind kind, size_t n)
+{
+    amb__msg *m = amb__msg_alloc(s, n);
+    if (m != NULL)
+        m->kind = (uint8_t)kind;
+    return m;
+}
+
 amb__msg *amb__msg_new_term(amb__sched *s, amb_term t)
 {
     return amb__msg_new_term_after(s, t, 0);

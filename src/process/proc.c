@@ -1,6 +1,6 @@
 /*
  * proc.c - the life of a process: spawn, the calling process's accessors,
- * exit, teardown and reclamation of its block, references, process_info.
+ * yielding, exit, teardown and reclamation of its block, references.
  *
  * Life cycle of a block:
  *   alloc (pool or allocator) -> spawn publishes it in the process table ->
@@ -11,7 +11,7 @@
  */
 #include <stdlib.h>
 
-#include "runtime/sched.h"
+#include "process/fail.h"
 
 /* Process blocks come from slabs: no per-block malloc header or alignment
  * slack, which keeps an idle handler process under 512 bytes. */
@@ -128,15 +128,17 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
     /* Links and monitors are set up in both blocks before the child is
      * published (spawn_link / spawn_monitor are atomic). */
     if (o != NULL && o->link)
-        rc = amb__fail_spawn_link(parent, p);
+        rc = amb__link_spawn(parent, p);
     amb_term mref = AMB_NONE;
     if (rc == 0 && o != NULL && o->monitor)
-        rc = amb__fail_spawn_monitor(parent, p, &mref);
+        rc = amb__monitor_spawn(parent, p, &mref);
     if (rc == 0 && o != NULL && o->name != AMB_NONE)
         rc = amb__names_register(rt, o->name, p);
     if (rc != 0) {
-        if (parent != NULL)
-            amb__fail_spawn_undo(parent, p);
+        if (parent != NULL) {
+            amb__link_spawn_undo(parent, p);
+            amb__monitor_spawn_undo(parent, p);
+        }
         amb__fail_free(p);
         amb_heap_free(p->heap);
         amb__free_aligned(p->state);
@@ -209,6 +211,22 @@ amb_heap *amb_proc_heap(amb_proc *self)
     return self->heap;
 }
 
+void amb__proc_signals(amb_proc *p)
+{
+    /* acquire: pairs with the sender's release store after its push, so the
+     * exit signal is visible to the drain below. */
+    if (atomic_exchange_explicit(&p->sig_pending, false, memory_order_acquire))
+        amb__mailbox_drain(p);
+}
+
+void amb__proc_yield(amb_proc *p)
+{
+    /* acquire: as in amb__proc_signals; the drain handles everything. */
+    (void)atomic_exchange_explicit(&p->sig_pending, false, memory_order_acquire);
+    amb__mailbox_drain(p);
+    amb__proc_switch_out(p, AMB__REQ_YIELD);
+}
+
 int amb_yield(amb_proc *self)
 {
     if (self == NULL)
@@ -258,7 +276,7 @@ void amb__proc_die(amb_proc *p, amb_term reason, bool report, amb__msg *cell)
         amb_term last = p->borrowed   ? p->borrowed->term
                         : p->handling ? p->handling->term
                                       : AMB_NONE;
-        amb__log_crash(p, p->exit_reason, last);
+        amb__logger_crash(p, p->exit_reason, last);
     }
     amb__mailbox_release_borrowed(p);
     amb__proc_exit(p);
@@ -323,7 +341,7 @@ void amb__proc_reclaim(amb__sched *s, amb_proc *p)
     /* Senders that found p before it ended may have pushed since. */
     amb__mpscq_node *n;
     while ((n = amb__mpscq_pop(&p->mbox)) != NULL)
-        amb__msg_discard(p->rt, s, (amb__msg *)(void *)n);
+        amb__mailbox_discard(p->rt, s, (amb__msg *)(void *)n);
     block_free(s, p);
 }
 
@@ -346,6 +364,21 @@ void amb__proc_discard(amb__sched *s, amb_proc *p)
     block_free(s, p);
 }
 
+/* A reference's words: a counter of the scheduler that makes it, and that
+ * scheduler's id, so references made on two schedulers never collide. */
+void amb__proc_ref_words(amb_proc *self, uint32_t w[3])
+{
+    uint64_t n = ++self->sched->ref_counter;
+    w[0] = (uint32_t)n;
+    w[1] = (uint32_t)(n >> 32);
+    w[2] = self->sched->id;
+}
+
+amb_term amb__proc_ref_term(amb_rt *rt, amb_heap *h, const uint32_t w[3])
+{
+    return amb_ref_term(h, rt->node_name, rt->creation, w, 3);
+}
+
 amb_term amb_make_ref(amb_proc *self)
 {
     if (self == NULL)
@@ -353,104 +386,7 @@ amb_term amb_make_ref(amb_proc *self)
     amb_heap *h = amb_proc_heap(self);
     if (h == NULL)
         return AMB_NONE;
-    uint64_t n = ++self->sched->ref_counter;
-    uint32_t words[3] = {(uint32_t)n, (uint32_t)(n >> 32), self->sched->id};
-    return amb_ref_term(h, self->rt->node_name, self->rt->creation, words, 3);
-}
-
-/* Fills *out with p's state; p is the calling process or is handling a
- * request for it, so everything is exact. */
-static void fill_info(amb_proc *p, amb_proc_info *out, amb_proc_status status)
-{
-    memset(out, 0, sizeof *out);
-    out->status = status;
-    out->registered_name = AMB_NONE;
-    pthread_mutex_lock(&p->rt->names_lock);
-    out->registered_name = atomic_load_explicit(&p->name, memory_order_relaxed);
-    pthread_mutex_unlock(&p->rt->names_lock);
-    out->message_queue_len = atomic_load_explicit(&p->pq_len, memory_order_relaxed);
-    out->reductions = atomic_load_explicit(&p->reductions, memory_order_relaxed);
-    out->stack_size = p->stack ? p->stack->size : 0;
-    out->heap_size = p->heap ? amb_heap_size(p->heap) : 0;
-    out->memory = sizeof *p + out->stack_size + out->heap_size +
-                  (p->handler ? p->handler->state_size : 0);
-    out->current_function = p->handler ? (const void *)p->handler : (const void *)p->fn;
-    out->trap_exit = (p->flags & AMB__PF_TRAP_EXIT) != 0;
-    out->links = amb__fail_links(p);
-    out->monitors = amb__fail_monitors(p);
-}
-
-#define INFO_WORDS ((sizeof(amb_proc_info) + 7) / 8)
-
-/* Sends an INFO_REPLY to the requester recorded in req (status 0 means the
- * target is gone), then frees req. */
-static void info_reply(amb_rt *rt, amb__sched *s, amb__msg *req, amb_proc *target)
-{
-    amb_pid requester = req->term;
-    uint32_t seq = req->wait_seq;
-    amb__msg_free(s, req);
-    amb__msg *m = amb__msg_alloc(s, INFO_WORDS);
-    if (m == NULL)
-        amb__panic("out of memory answering process_info");
-    m->kind = AMB__MSG_INFO_REPLY;
-    m->wait_seq = seq;
-    amb_proc_info info = {0};
-    if (target != NULL) {
-        /* It is handling the request while draining: a process inside a
-         * receive (or a handler between messages) is waiting. */
-        bool waiting = target->in_receive || (target->flags & AMB__PF_HANDLER);
-        fill_info(target, &info, waiting ? AMB_STATUS_WAITING : AMB_STATUS_RUNNABLE);
-    }
-    memcpy(m->words, &info, sizeof info);
-    amb_proc *r = amb__ptab_lookup(rt, requester);
-    if (r != NULL)
-        amb__deliver(rt, s, r, m);
-    else
-        amb__msg_free(s, m);
-}
-
-void amb__info_answer(amb_proc *p, amb__msg *req)
-{
-    info_reply(p->rt, p->sched, req, p);
-}
-
-void amb__msg_discard(amb_rt *rt, amb__sched *s, amb__msg *m)
-{
-    if (m->kind == AMB__MSG_INFO_REQ)
-        info_reply(rt, s, m, NULL);
-    else if (m->kind == AMB__MSG_LINK || m->kind == AMB__MSG_MONITOR)
-        amb__fail_discard(rt, s, m);
-    else
-        amb__msg_free(s, m);
-}
-
-int amb_process_info(amb_proc *self, amb_pid pid, amb_proc_info *out)
-{
-    if (self == NULL || out == NULL)
-        return AMB_EBADARG;
-    if (pid == self->pid) {
-        amb_message_queue_len(self); /* drain: count what has arrived */
-        fill_info(self, out, AMB_STATUS_RUNNING);
-        return 0;
-    }
-    amb_proc *p = amb__ptab_lookup(self->rt, pid);
-    if (p == NULL)
-        return AMB_ENOPROC;
-    /* As BEAM does since OTP 21: ask the process itself, which answers in
-     * order with the messages sent to it before, so the answer is exact. */
-    amb__msg *req = amb__msg_alloc(self->sched, 0);
-    if (req == NULL)
-        return AMB_ENOMEM;
-    amb_proc_info info;
-    req->kind = AMB__MSG_INFO_REQ;
-    req->term = self->pid;
-    req->wait_seq = amb__proc_wait_begin(self);
-    self->info_dest = &info;
-    amb__deliver(self->rt, self->sched, p, req);
-    amb__proc_wait_wake(self);
-    self->info_dest = NULL;
-    if (info.status == 0)
-        return AMB_ENOPROC;
-    *out = info;
-    return 0;
+    uint32_t w[3];
+    amb__proc_ref_words(self, w);
+    return amb__proc_ref_term(self->rt, h, w);
 }

@@ -48,7 +48,7 @@ enum amb__msg_kind {
     AMB__MSG_WAKE,       /* a blocking call finished: wakes the waiter */
     AMB__MSG_INFO_REQ,   /* process_info asked of this process (term: requester) */
     AMB__MSG_INFO_REPLY, /* the answer (words: amb_proc_info) */
-    /* Failure signals (link.c; docs/design/failure.md). */
+    /* Failure signals (fail.h; docs/design/failure.md). */
     AMB__MSG_LINK,       /* words: from, to */
     AMB__MSG_UNLINK,     /* UNLINK_ID; words: from, id */
     AMB__MSG_UNLINK_ACK, /* UNLINK_ID_ACK; words: from, id */
@@ -140,9 +140,9 @@ struct amb_proc {
     amb_heap *exit_heap; /* holds exit_reason when it is not an immediate */
     /* Set (release) by a sender of an exit signal after its push, so that a
      * process that runs without receiving notices it at its next runtime
-     * call; cleared by the process when it drains (link.c). */
+     * call; cleared by the process when it drains (exit.c). */
     _Atomic bool sig_pending;
-    /* Links, monitors and on_exit handlers (link.c), made on first use;
+    /* Links, monitors and on_exit handlers (fail.h), made on first use;
      * owned by the process (and by its scheduler at teardown). */
     struct amb__fail *fail;
     /* Active aliases (alias.c), made on first use; owned by the process. */
@@ -206,19 +206,25 @@ amb__msg *amb__msg_new_term(amb__sched *s, amb_term t);
  * caller (a timer keeps its state there: timer.c). */
 amb__msg *amb__msg_new_term_after(amb__sched *s, amb_term t, size_t reserve);
 
+/* A cell with no term storage beyond n words, of a signal kind. NULL on
+ * ENOMEM. */
+amb__msg *amb__msg_new_signal(amb__sched *s, enum amb__msg_kind kind, size_t n);
+
 /* ---------------------------------------------------------------------------
  * Delivery and waiting (mailbox.c)
  * ------------------------------------------------------------------------ */
 /* Pushes m into p's mailbox and, when that wakes p, makes it runnable
  * (on s, or through the inject queue when s is NULL). */
-void amb__deliver(amb_rt *rt, amb__sched *s, amb_proc *p, amb__msg *m);
+void amb__mailbox_deliver(amb_rt *rt, amb__sched *s, amb_proc *p, amb__msg *m);
+/* Moves what has arrived into the private queue, handling signals on the
+ * way (which may end p). */
+void amb__mailbox_drain(amb_proc *p);
 /* Frees every cell of a dead process's mailbox and private queue. */
 void amb__mailbox_drop_all(amb__sched *s, amb_proc *p);
 /* Frees a cell that will never be received; a request in it is answered
- * (a process_info request gets "no such process"). */
-void amb__msg_discard(amb_rt *rt, amb__sched *s, amb__msg *m);
-/* Answers a process_info request in p, which is draining its mailbox. */
-void amb__info_answer(amb_proc *p, amb__msg *req);
+ * (a process_info request gets "no such process", a LINK an exit signal
+ * noproc, a MONITOR a DOWN noproc). */
+void amb__mailbox_discard(amb_rt *rt, amb__sched *s, amb__msg *m);
 /* Handler processes: takes the oldest message without waiting. False when
  * there is none. The term is borrowed until the next take. */
 bool amb__mailbox_take(amb_proc *p, amb_term *out);
@@ -230,41 +236,45 @@ void amb__mailbox_remove_if(amb_proc *p, amb_match_fn *match, void *ctx);
 void amb__mailbox_release_borrowed(amb_proc *p);
 /* Starts a wait that only a WAKE cell with the returned wait_seq ends
  * (a blocking call): bumps p->wait_seq and clears wake_done. */
-uint32_t amb__proc_wait_begin(amb_proc *p);
+uint32_t amb__mailbox_wait_begin(amb_proc *p);
 /* Parks until that WAKE arrives (messages arriving meanwhile stay queued, in
  * order); then p->wake_result holds the value the WAKE carried. */
-void amb__proc_wait_wake(amb_proc *p);
+void amb__mailbox_wait_wake(amb_proc *p);
 
 /* ---------------------------------------------------------------------------
- * Failure: links, monitors, exit signals (link.c)
+ * The life of a process (proc.c)
  * ------------------------------------------------------------------------ */
-/* Handles a failure signal cell while p drains its mailbox. Returns the cell
- * to append to the private queue (a trapped EXIT or an active DOWN turned
- * into an ordinary message), or NULL when the signal was consumed. May end
- * p (never returns then). */
-amb__msg *amb__fail_signal(amb_proc *p, amb__msg *m);
-/* Drains p's mailbox when an exit signal is pending (mailbox.c). */
+/* Drains p's mailbox when an exit signal is pending. */
 void amb__proc_signals(amb_proc *p);
-/* Answers a failure signal that reached a dead process (a LINK gets an exit
- * signal noproc back, a MONITOR a DOWN noproc), then frees it. */
-void amb__fail_discard(amb_rt *rt, amb__sched *s, amb__msg *m);
-/* Teardown: on_exit handlers, then exit signals to links, DOWN to monitors,
- * demonitors to monitored processes; frees the tables. */
-void amb__fail_teardown(amb__sched *s, amb_proc *p);
-/* Frees the tables of a process that never ended (runtime teardown). */
-void amb__fail_free(amb_proc *p);
-/* Spawn: links child and parent / makes a monitor of child by parent before
- * the child is published. *ref gets the monitor's reference. */
-int amb__fail_spawn_link(amb_proc *parent, amb_proc *child);
-int amb__fail_spawn_monitor(amb_proc *parent, amb_proc *child, amb_term *ref);
-/* Undoes the parent's side when the spawn fails later. */
-void amb__fail_spawn_undo(amb_proc *parent, amb_proc *child);
-size_t amb__fail_links(const amb_proc *p);
-size_t amb__fail_monitors(const amb_proc *p);
 /* Ends p with reason (copied) from p's own context; then frees cell (may be
  * NULL: the signal that held the reason). report: log a crash report when
  * the reason is abnormal (p ended itself). */
 _Noreturn void amb__proc_die(amb_proc *p, amb_term reason, bool report, amb__msg *cell);
+/* A fresh reference's words (amb_make_ref, monitors) and its term. */
+void amb__proc_ref_words(amb_proc *self, uint32_t w[3]);
+amb_term amb__proc_ref_term(amb_rt *rt, amb_heap *h, const uint32_t w[3]);
+
+/* ---------------------------------------------------------------------------
+ * process_info (info.c)
+ * ------------------------------------------------------------------------ */
+/* Answers a process_info request in p, which is draining its mailbox. */
+void amb__info_answer(amb_proc *p, amb__msg *req);
+/* Answers a request that reached a dead process: "no such process". */
+void amb__info_discard(amb_rt *rt, amb__sched *s, amb__msg *req);
+
+/* ---------------------------------------------------------------------------
+ * Failure: links, monitors, exit signals (fail.h has the rest)
+ * ------------------------------------------------------------------------ */
+/* Teardown: on_exit handlers, then exit signals to links, DOWN to monitors,
+ * demonitors to monitored processes; frees the tables (fail.c). */
+void amb__fail_teardown(amb__sched *s, amb_proc *p);
+/* Runs the on_exit handlers and frees the tables of a process that never
+ * ended (runtime teardown). */
+void amb__fail_free(amb_proc *p);
+
+/* Crash report for p ending with reason; last is the last message it
+ * received or AMB_NONE (logger.c). */
+void amb__logger_crash(amb_proc *p, amb_term reason, amb_term last);
 
 /* Aliases (alias.c). True when t is an alias of rt. */
 bool amb__alias_is(amb_rt *rt, amb_term t);

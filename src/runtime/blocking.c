@@ -7,10 +7,10 @@
  * job (function, argument, caller's pid), as timer.c keeps a timer in its
  * cell. The caller:
  *   1. allocates the cell from its scheduler's pool and starts a wait
- *      (amb__proc_wait_begin gives the wait's sequence number);
+ *      (amb__mailbox_wait_begin gives the wait's sequence number);
  *   2. appends the cell to the pool's queue (mutex + condition variable),
  *      starting a thread when no started one is free;
- *   3. parks in amb__proc_wait_wake: messages that arrive meanwhile stay
+ *   3. parks in amb__mailbox_wait_wake: messages that arrive meanwhile stay
  *      queued in order, and only a WAKE with this wait's number ends it.
  * A pool thread takes the oldest cell, runs fn(arg), stores the result in
  * the cell and delivers the cell itself to the caller, looking the caller
@@ -93,7 +93,7 @@ static void finish(amb_rt *rt, amb__msg *m, intptr_t result, bool discard)
     amb__rt_ext_enter(rt);
     amb_proc *p = amb__ptab_lookup(rt, job_of(m)->pid);
     if (p != NULL)
-        amb__deliver(rt, NULL, p, m);
+        amb__mailbox_deliver(rt, NULL, p, m);
     else
         amb__msg_free(NULL, m);
     amb__rt_ext_leave(rt);
@@ -180,14 +180,14 @@ int amb_blocking_call(amb_proc *self, amb_blocking_fn *fn, void *arg, intptr_t *
     j->fn = fn;
     j->arg = arg;
     j->pid = self->pid;
-    m->wait_seq = amb__proc_wait_begin(self);
+    m->wait_seq = amb__mailbox_wait_begin(self);
     int rc = post(self->rt, pl, m);
     if (rc != 0) {
         amb__msg_free(self->sched, m);
         return rc;
     }
     amb__counter_add(&self->reductions, 1);
-    amb__proc_wait_wake(self);
+    amb__mailbox_wait_wake(self);
     if (result != NULL)
         *result = self->wake_result;
     return 0;

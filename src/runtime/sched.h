@@ -134,7 +134,7 @@ struct amb_rt {
     pthread_mutex_t names_lock;
     void *names; /* the name table */
 
-    /* Logger (src/core/logger.c): the level plus one (0: the default), and
+    /* Logger (src/process/logger.c): the level plus one (0: the default), and
      * the handler with its context, changed under log_busy (a spin flag:
      * changes are rare and a read is two loads). */
     _Atomic int log_level;
@@ -147,9 +147,6 @@ struct amb_rt {
     void *blocking;
 };
 
-/* A crash report for p ending with reason; last is the last message it
- * received or AMB_NONE (src/core/logger.c). */
-void amb__log_crash(amb_proc *p, amb_term reason, amb_term last);
 
 /* Current time in ms on the monotonic clock. */
 uint64_t amb__clock_ms(void);

@@ -344,7 +344,7 @@ static void fire(void *ctx, amb__wheel_entry *e)
      * send_after cell becomes the message it carries. */
     if (t->is_send)
         m->kind = AMB__MSG_TERM;
-    amb__deliver(rt, s, p, m);
+    amb__mailbox_deliver(rt, s, p, m);
 }
 
 void amb__timers_advance(amb__sched *s, uint64_t now_ms)

@@ -1,5 +1,5 @@
 /*
- * logger.c - the runtime's logger (include/ambitious/logger.h): a level, one
+ * logger.c - the process layer's logger (include/ambitious/logger.h): a level, one
  * handler per runtime (default: stderr) and crash reports.
  *
  * Invariants: rt->log_fn and rt->log_ctx change only while rt->log_busy is
@@ -126,7 +126,7 @@ static char *text_of(amb_term t)
     "    exit reason: %s\n"     \
     "    last message: %s\n"
 
-void amb__log_crash(amb_proc *p, amb_term reason, amb_term last)
+void amb__logger_crash(amb_proc *p, amb_term reason, amb_term last)
 {
     amb_rt *rt = p->rt;
     if (AMB_LOG_ERROR > level_of(rt))
