@@ -83,7 +83,7 @@ amb__msg *amb__exit_signal(amb_proc *p, amb__msg *m)
         if (x != NULL)
             amb__fail_del(&p->fail->links, from, NULL);
         if (!active) {
-            amb__msg_free(p->sched, m);
+            amb__msg_free(p->task.sched, m);
             return NULL;
         }
     } else if (reason == AMB_ATOM_KILL) {
@@ -91,15 +91,15 @@ amb__msg *amb__exit_signal(amb_proc *p, amb__msg *m)
         amb__proc_die(p, AMB_ATOM_KILLED, false, m);
     }
     if (p->flags & AMB__PF_TRAP_EXIT) {
-        amb__msg *t = amb__exit_trapped(p->sched, from, reason);
-        amb__msg_free(p->sched, m);
+        amb__msg *t = amb__exit_trapped(p->task.sched, from, reason);
+        amb__msg_free(p->task.sched, m);
         return t;
     }
     if (reason == AMB_ATOM_NORMAL) {
         /* Ignored, except exit(self(), normal) sent by the process itself. */
         if (!(flags & AMB__EXIT_LINKED) && from == p->pid)
             amb__proc_die(p, AMB_ATOM_NORMAL, false, m);
-        amb__msg_free(p->sched, m);
+        amb__msg_free(p->task.sched, m);
         return NULL;
     }
     amb__proc_die(p, reason, false, m);
@@ -112,10 +112,10 @@ int amb_exit(amb_proc *self, amb_pid pid, amb_term reason)
     int rc = amb__fail_check_pid(self->rt, pid);
     if (rc != 0)
         return rc;
-    amb__msg *m = exit_cell(self->sched, self->pid, reason, 0);
+    amb__msg *m = exit_cell(self->task.sched, self->pid, reason, 0);
     if (m == NULL)
         return AMB_ENOMEM;
-    post_exit(self->rt, self->sched, pid, m);
+    post_exit(self->rt, self->task.sched, pid, m);
     if (pid == self->pid)
         amb__proc_signals(self); /* a signal to oneself acts at once */
     else

@@ -98,20 +98,6 @@ bool amb__fail_del(amb__fail_table *t, uint64_t key, amb__fail_entry *out)
     return true;
 }
 
-struct amb__fail *amb__fail_of(amb_proc *p)
-{
-    if (p->fail == NULL)
-        p->fail = amb__calloc(1, sizeof *p->fail);
-    return p->fail;
-}
-
-int amb__fail_check_pid(amb_rt *rt, amb_pid pid)
-{
-    if (amb_is_local_pid(pid))
-        return amb__lpid_slot(pid) == rt->node_slot ? 0 : AMB_ENOTSUP;
-    return amb_type_of(pid) == AMB_T_PID ? AMB_ENOTSUP : AMB_EBADARG;
-}
-
 /* ---------------------------------------------------------------------------
  * The end of a process
  * ------------------------------------------------------------------------ */

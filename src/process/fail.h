@@ -35,7 +35,7 @@
 #ifndef AMB_PROCESS_FAIL_H
 #define AMB_PROCESS_FAIL_H
 
-#include "runtime/sched.h"
+#include "process/rt.h"
 
 /* ---------------------------------------------------------------------------
  * The failure state (fail.c): open addressing with linear probing over
@@ -75,7 +75,12 @@ struct amb__fail {
 };
 
 /* p's failure state, made on first use; NULL when out of memory. */
-struct amb__fail *amb__fail_of(amb_proc *p);
+static inline struct amb__fail *amb__fail_of(amb_proc *p)
+{
+    if (amb__unlikely(p->fail == NULL))
+        p->fail = amb__calloc(1, sizeof *p->fail);
+    return p->fail;
+}
 /* The entry of key, or NULL. */
 amb__fail_entry *amb__fail_find(const amb__fail_table *t, uint64_t key);
 /* Adds (or overwrites) key, active (unlink_id 0). AMB_ENOMEM, and then
@@ -84,7 +89,12 @@ int amb__fail_put(amb__fail_table *t, uint64_t key, amb_pid pid, const uint32_t 
 /* Removes key; false when it was not there. *out (may be NULL) gets it. */
 bool amb__fail_del(amb__fail_table *t, uint64_t key, amb__fail_entry *out);
 /* 0 for a pid of rt; AMB_ENOTSUP for another node's pid; else AMB_EBADARG. */
-int amb__fail_check_pid(amb_rt *rt, amb_pid pid);
+static inline int amb__fail_check_pid(amb_rt *rt, amb_pid pid)
+{
+    if (amb_is_local_pid(pid))
+        return amb__lpid_slot(pid) == rt->node_slot ? 0 : AMB_ENOTSUP;
+    return amb_type_of(pid) == AMB_T_PID ? AMB_ENOTSUP : AMB_EBADARG;
+}
 
 /* ---------------------------------------------------------------------------
  * Links (link.c)

@@ -24,7 +24,7 @@ static void fill_info(amb_proc *p, amb_proc_info *out, amb_proc_status status)
     pthread_mutex_unlock(&p->rt->names_lock);
     out->message_queue_len = atomic_load_explicit(&p->pq_len, memory_order_relaxed);
     out->reductions = atomic_load_explicit(&p->reductions, memory_order_relaxed);
-    out->stack_size = p->stack ? p->stack->size : 0;
+    out->stack_size = p->task.stack ? p->task.stack->size : 0;
     out->heap_size = p->heap ? amb_heap_size(p->heap) : 0;
     out->memory = sizeof *p + out->stack_size + out->heap_size +
                   (p->handler ? p->handler->state_size : 0);
@@ -65,7 +65,7 @@ static void info_reply(amb_rt *rt, amb__sched *s, amb__msg *req, amb_proc *targe
 
 void amb__info_answer(amb_proc *p, amb__msg *req)
 {
-    info_reply(p->rt, p->sched, req, p);
+    info_reply(p->rt, p->task.sched, req, p);
 }
 
 void amb__info_discard(amb_rt *rt, amb__sched *s, amb__msg *req)
@@ -87,7 +87,7 @@ int amb_process_info(amb_proc *self, amb_pid pid, amb_proc_info *out)
         return AMB_ENOPROC;
     /* As BEAM does since OTP 21: ask the process itself, which answers in
      * order with the messages sent to it before, so the answer is exact. */
-    amb__msg *req = amb__msg_alloc(self->sched, 0);
+    amb__msg *req = amb__msg_alloc(self->task.sched, 0);
     if (req == NULL)
         return AMB_ENOMEM;
     amb_proc_info info;
@@ -95,7 +95,7 @@ int amb_process_info(amb_proc *self, amb_pid pid, amb_proc_info *out)
     req->term = self->pid;
     req->wait_seq = amb__mailbox_wait_begin(self);
     self->info_dest = &info;
-    amb__mailbox_deliver(self->rt, self->sched, p, req);
+    amb__mailbox_deliver(self->rt, self->task.sched, p, req);
     amb__mailbox_wait_wake(self);
     self->info_dest = NULL;
     if (info.status == 0)

@@ -40,12 +40,12 @@ void amb__link_signal(amb_proc *p, amb__msg *m)
         /* The ack goes out now, before any other signal to `from`. */
         amb_proc *q = amb__ptab_lookup(p->rt, from);
         if (q != NULL) {
-            amb__msg *a = amb__msg_new_signal(p->sched, AMB__MSG_UNLINK_ACK, 2);
+            amb__msg *a = amb__msg_new_signal(p->task.sched, AMB__MSG_UNLINK_ACK, 2);
             if (a == NULL)
                 amb__panic("out of memory acknowledging an unlink");
             a->words[0] = p->pid;
             a->words[1] = m->words[1];
-            amb__mailbox_deliver(p->rt, p->sched, q, a);
+            amb__mailbox_deliver(p->rt, p->task.sched, q, a);
         }
         break;
     }
@@ -59,7 +59,7 @@ void amb__link_signal(amb_proc *p, amb__msg *m)
     default:
         amb__panic("not a link signal: %u", m->kind);
     }
-    amb__msg_free(p->sched, m);
+    amb__msg_free(p->task.sched, m);
 }
 
 void amb__link_discard(amb_rt *rt, amb__sched *s, amb__msg *m)
@@ -126,7 +126,7 @@ int amb_link(amb_proc *self, amb_pid pid)
     amb__fail_entry *x = amb__fail_find(&f->links, pid);
     if (x != NULL && x->unlink_id == 0)
         return 0; /* already linked: no signal */
-    amb__sched *s = self->sched;
+    amb__sched *s = self->task.sched;
     amb_proc *q = amb__ptab_lookup(self->rt, pid);
     if (q == NULL) {
         if (!(self->flags & AMB__PF_TRAP_EXIT))
@@ -164,13 +164,14 @@ int amb_unlink(amb_proc *self, amb_pid pid)
      * now on. */
     amb_proc *q = amb__ptab_lookup(self->rt, pid);
     amb__msg *m = NULL;
-    if (q != NULL && (m = amb__msg_new_signal(self->sched, AMB__MSG_UNLINK, 2)) == NULL)
+    if (q != NULL &&
+        (m = amb__msg_new_signal(self->task.sched, AMB__MSG_UNLINK, 2)) == NULL)
         return AMB_ENOMEM;
     x->unlink_id = ++self->fail->unlink_seq;
     if (m != NULL) {
         m->words[0] = self->pid;
         m->words[1] = x->unlink_id;
-        amb__mailbox_deliver(self->rt, self->sched, q, m);
+        amb__mailbox_deliver(self->rt, self->task.sched, q, m);
     }
     return 0;
 }

@@ -30,6 +30,7 @@
 #include <stdarg.h>
 
 #include "process/fail.h"
+#include "runtime/qsbr.h"
 
 static inline amb__msg *cell_of(amb__mpscq_node *n)
 {
@@ -48,8 +49,8 @@ static inline void pq_set_next(amb__msg *m, amb__msg *next)
 
 void amb__mailbox_deliver(amb_rt *rt, amb__sched *s, amb_proc *p, amb__msg *m)
 {
-    if (amb__mpscq_push(&p->mbox, &m->node))
-        amb__sched_ready(rt, s, p);
+    if (amb__mpscq_push(&p->task.inbox, &m->node))
+        amb__sched_ready(&rt->exec, s, &p->task);
 }
 
 /* Handles a signal cell. Returns the cell to put in the private queue: m
@@ -71,14 +72,14 @@ static amb__msg *handle_signal(amb_proc *p, amb__msg *m)
             p->wait_timer = NULL;
             p->wait_timed_out = true;
         }
-        amb__msg_free(p->sched, m);
+        amb__msg_free(p->task.sched, m);
         return NULL;
     case AMB__MSG_WAKE:
         if (m->wait_seq == p->wait_seq) {
             p->wake_result = (intptr_t)m->term;
             p->wake_done = true;
         }
-        amb__msg_free(p->sched, m);
+        amb__msg_free(p->task.sched, m);
         return NULL;
     case AMB__MSG_INFO_REQ:
         amb__info_answer(p, m);
@@ -88,7 +89,7 @@ static amb__msg *handle_signal(amb_proc *p, amb__msg *m)
             memcpy(p->info_dest, m->words, sizeof *p->info_dest);
             p->wake_done = true;
         }
-        amb__msg_free(p->sched, m);
+        amb__msg_free(p->task.sched, m);
         return NULL;
     case AMB__MSG_LINK:
     case AMB__MSG_UNLINK:
@@ -111,7 +112,7 @@ static amb__msg *drain(amb_proc *p)
 {
     amb__msg *first = NULL;
     amb__mpscq_node *n;
-    while ((n = amb__mpscq_pop(&p->mbox)) != NULL) {
+    while ((n = amb__mpscq_pop(&p->task.inbox)) != NULL) {
         amb__msg *m = handle_signal(p, cell_of(n));
         if (m == NULL)
             continue;
@@ -148,11 +149,11 @@ static void unlink_cell(amb_proc *p, amb__msg *prev, amb__msg *m)
 void amb__mailbox_release_borrowed(amb_proc *p)
 {
     if (p->borrowed != NULL) {
-        amb__msg_free(p->sched, p->borrowed);
+        amb__msg_free(p->task.sched, p->borrowed);
         p->borrowed = NULL;
     }
     if (p->handling != NULL) {
-        amb__msg_free(p->sched, p->handling);
+        amb__msg_free(p->task.sched, p->handling);
         p->handling = NULL;
     }
 }
@@ -162,7 +163,7 @@ void amb__mailbox_release_borrowed(amb_proc *p)
 static void release_received(amb_proc *p)
 {
     if (p->borrowed != NULL) {
-        amb__msg_free(p->sched, p->borrowed);
+        amb__msg_free(p->task.sched, p->borrowed);
         p->borrowed = NULL;
     }
 }
@@ -197,12 +198,12 @@ static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
             if (mt.fn == NULL || mt.fn(mt.ctx, m->term)) {
                 if (mt.abort_rc != NULL && *mt.abort_rc != 0) {
                     if (armed)
-                        amb__timer_wait_cancel(p->sched, p);
+                        amb__ptimer_wait_cancel(p->task.sched, p);
                     return *mt.abort_rc; /* nothing was taken */
                 }
                 unlink_cell(p, prev, m);
                 if (armed)
-                    amb__timer_wait_cancel(p->sched, p);
+                    amb__ptimer_wait_cancel(p->task.sched, p);
                 p->borrowed = m;
                 if (out != NULL)
                     *out = m->term;
@@ -218,16 +219,16 @@ static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
         }
         if (p->wait_timed_out || timeout_ms == 0) {
             if (armed && !p->wait_timed_out)
-                amb__timer_wait_cancel(p->sched, p);
+                amb__ptimer_wait_cancel(p->task.sched, p);
             return AMB_ETIMEDOUT;
         }
         if (!armed && timeout_ms > 0) {
-            int rc = amb__timer_wait(p->sched, p, (uint64_t)timeout_ms);
+            int rc = amb__ptimer_wait(p->task.sched, p, (uint64_t)timeout_ms);
             if (rc != 0)
                 return rc;
             armed = true;
         }
-        amb__proc_switch_out(p, AMB__REQ_PARK);
+        amb__sched_switch_out(&p->task, AMB__TASK_PARK);
     }
 }
 
@@ -246,7 +247,7 @@ static int receive(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
 static amb__msg *pop_direct(amb_proc *p)
 {
     amb__mpscq_node *n;
-    while ((n = amb__mpscq_pop(&p->mbox)) != NULL) {
+    while ((n = amb__mpscq_pop(&p->task.inbox)) != NULL) {
         amb__msg *m = handle_signal(p, cell_of(n));
         if (m != NULL) {
             m->seq = ++p->pq_seq;
@@ -280,7 +281,7 @@ int amb_receive(amb_proc *self, int64_t timeout_ms, amb_term *out)
             m = pop_direct(p);
         if (m != NULL) {
             if (armed)
-                amb__timer_wait_cancel(p->sched, p);
+                amb__ptimer_wait_cancel(p->task.sched, p);
             p->borrowed = m;
             if (out != NULL)
                 *out = m->term;
@@ -288,16 +289,16 @@ int amb_receive(amb_proc *self, int64_t timeout_ms, amb_term *out)
         }
         if (p->wait_timed_out || timeout_ms == 0) {
             if (armed && !p->wait_timed_out)
-                amb__timer_wait_cancel(p->sched, p);
+                amb__ptimer_wait_cancel(p->task.sched, p);
             rc = AMB_ETIMEDOUT;
             break;
         }
         if (!armed && timeout_ms > 0) {
-            if ((rc = amb__timer_wait(p->sched, p, (uint64_t)timeout_ms)) != 0)
+            if ((rc = amb__ptimer_wait(p->task.sched, p, (uint64_t)timeout_ms)) != 0)
                 break;
             armed = true;
         }
-        amb__proc_switch_out(p, AMB__REQ_PARK);
+        amb__sched_switch_out(&p->task, AMB__TASK_PARK);
     }
     p->in_receive = false;
     return rc;
@@ -407,7 +408,7 @@ void amb__mailbox_wait_wake(amb_proc *p)
         drain(p);
         if (p->wake_done)
             return;
-        amb__proc_switch_out(p, AMB__REQ_PARK);
+        amb__sched_switch_out(&p->task, AMB__TASK_PARK);
     }
 }
 
@@ -441,7 +442,7 @@ void amb__mailbox_remove_if(amb_proc *p, amb_match_fn *match, void *ctx)
         amb__msg *next = pq_next(m);
         if (match(ctx, m->term)) {
             unlink_cell(p, prev, m);
-            amb__msg_free(p->sched, m);
+            amb__msg_free(p->task.sched, m);
         } else {
             prev = m;
         }
@@ -480,7 +481,7 @@ void amb__mailbox_drop_all(amb__sched *s, amb_proc *p)
     p->pq_head = p->pq_tail = p->pq_mark = NULL;
     atomic_store_explicit(&p->pq_len, 0, memory_order_relaxed);
     amb__mpscq_node *n;
-    while ((n = amb__mpscq_pop(&p->mbox)) != NULL)
+    while ((n = amb__mpscq_pop(&p->task.inbox)) != NULL)
         amb__mailbox_discard(p->rt, s, cell_of(n));
 }
 
@@ -536,7 +537,7 @@ int amb_send(amb_proc *self, amb_term to, amb_term msg)
 {
     if (self == NULL || msg == AMB_NONE)
         return AMB_EBADARG;
-    int rc = send_to(self->rt, self->sched, to, msg);
+    int rc = send_to(self->rt, self->task.sched, to, msg);
     if (rc == 0)
         amb__proc_reduce(self);
     return rc;
@@ -546,8 +547,8 @@ int amb_rt_send(amb_rt *rt, amb_term to, amb_term msg)
 {
     if (rt == NULL || msg == AMB_NONE)
         return AMB_EBADARG;
-    amb__rt_ext_enter(rt);
+    amb__qsbr_enter(&rt->exec);
     int rc = send_to(rt, NULL, to, msg);
-    amb__rt_ext_leave(rt);
+    amb__qsbr_leave(&rt->exec);
     return rc;
 }

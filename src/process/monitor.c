@@ -54,7 +54,7 @@ static amb__msg *down_cell(amb_rt *rt, amb__sched *s, const uint32_t *ref, amb_p
     amb_term r = reason;
     if (rw != 0 && amb_term_copy(&m->heap, reason, &r) != 0)
         amb__panic("out of memory sending a DOWN");
-    amb_term t = AMB_TUPLE(&m->heap, AMB_ATOM_DOWN, amb__proc_ref_term(rt, &m->heap, ref),
+    amb_term t = AMB_TUPLE(&m->heap, AMB_ATOM_DOWN, amb__rt_ref_term(rt, &m->heap, ref),
                            AMB_ATOM_PROCESS, pid, r);
     if (t == AMB_NONE)
         amb__panic("out of memory sending a DOWN");
@@ -116,7 +116,7 @@ amb__msg *amb__monitor_signal(amb_proc *p, amb__msg *m)
     default:
         amb__panic("not a monitor signal: %u", m->kind);
     }
-    amb__msg_free(p->sched, m);
+    amb__msg_free(p->task.sched, m);
     return NULL;
 }
 
@@ -157,8 +157,8 @@ int amb__monitor_spawn(amb_proc *parent, amb_proc *child, amb_term *ref)
     if (pf == NULL || cf == NULL || h == NULL)
         return AMB_ENOMEM;
     uint32_t w[3];
-    amb__proc_ref_words(parent, w);
-    amb_term r = amb__proc_ref_term(parent->rt, h, w);
+    amb__rt_ref_words(parent->task.sched, w);
+    amb_term r = amb__rt_ref_term(parent->rt, h, w);
     if (r == AMB_NONE)
         return AMB_ENOMEM;
     uint64_t key = key_of_words(w);
@@ -205,10 +205,10 @@ int amb_monitor(amb_proc *self, amb_pid pid, amb_term *ref)
     amb_heap *h = amb_proc_heap(self);
     if (f == NULL || h == NULL)
         return AMB_ENOMEM;
-    amb__sched *s = self->sched;
+    amb__sched *s = self->task.sched;
     uint32_t w[3];
-    amb__proc_ref_words(self, w);
-    amb_term r = amb__proc_ref_term(self->rt, h, w);
+    amb__rt_ref_words(s, w);
+    amb_term r = amb__rt_ref_term(self->rt, h, w);
     if (r == AMB_NONE)
         return AMB_ENOMEM;
     uint64_t key = key_of_words(w);
@@ -254,7 +254,7 @@ int amb_demonitor(amb_proc *self, amb_term ref, unsigned flags)
         key != 0 && self->fail != NULL && amb__fail_del(&self->fail->mons, key << 1, &e);
     if (active) {
         self->fail->held--;
-        send_demonitor(self->rt, self->sched, e.pid, self->pid, key);
+        send_demonitor(self->rt, self->task.sched, e.pid, self->pid, key);
     }
     if (flags & AMB_DEMONITOR_FLUSH) {
         /* A DOWN still in the mailbox is dropped when drained (the monitor

@@ -19,7 +19,7 @@
  * it under the lock. Both undo and drop check the entry, so doing both is
  * harmless.
  */
-#include "runtime/sched.h"
+#include "process/rt.h"
 
 typedef struct entry {
     amb_term name; /* 0: empty; TOMB: deleted */

@@ -1,17 +1,23 @@
 /*
- * proc.c - the life of a process: spawn, the calling process's accessors,
- * yielding, exit, teardown and reclamation of its block, references.
+ * proc.c - the life of a process: spawn, the body of its contexts (a
+ * stackful function or a handler's activations), the calling process's
+ * accessors, yielding, exit, teardown and reclamation of its block,
+ * references. The functions the executor calls (amb__proc_entry,
+ * _teardown, _reclaim, _discard_all) are in its ops table (rt.c).
  *
  * Life cycle of a block:
  *   alloc (pool or allocator) -> spawn publishes it in the process table ->
  *   runs -> ends (its scheduler tears it down: table slot cleared, name,
- *   messages, heap and timers released) -> retired (QSBR limbo) ->
- *   reclaimed after the grace period (messages that racing senders pushed
- *   meanwhile are freed) -> back to the scheduler's pool.
+ *   messages, heap and timers released) -> retired by the executor (QSBR
+ *   limbo) -> reclaimed after the grace period (messages that racing
+ *   senders pushed meanwhile are freed) -> back to the scheduler's pool.
  */
 #include <stdlib.h>
 
 #include "process/fail.h"
+#include "process/rt.h"
+
+#define HANDLER_BATCH 64 /* messages a handler takes per activation */
 
 /* Process blocks come from slabs: no per-block malloc header or alignment
  * slack, which keeps an idle handler process under 512 bytes. */
@@ -23,7 +29,7 @@ static amb_proc *block_alloc(amb__sched *s)
     amb_proc *p;
     uint16_t index = 0;
     if (s != NULL)
-        p = amb__slab_alloc(&s->procs, &block_class, &index);
+        p = amb__slab_alloc(&amb__rt_sched_of(s)->procs, &block_class, &index);
     else
         p = amb__malloc_aligned(sizeof *p, 64);
     if (p == NULL)
@@ -38,25 +44,26 @@ static void block_free(amb__sched *s, amb_proc *p)
     if (p->slab_index == UINT16_MAX)
         amb__free_aligned(p);
     else
-        amb__slab_free(s ? &s->procs : NULL, &block_class, p, p->slab_index);
+        amb__slab_free(s ? &amb__rt_sched_of(s)->procs : NULL, &block_class, p,
+                       p->slab_index);
 }
 
 void amb__proc_pool_free(amb__sched *s)
 {
-    amb__slab_pool_drain(&s->procs, &block_class);
+    amb__slab_pool_drain(&amb__rt_sched_of(s)->procs, &block_class);
 }
 
 void amb__proc_pool_trim(amb__sched *s)
 {
-    amb__slab_pool_drain(&s->procs, &block_class);
-    amb__slab_depot_drain(&s->rt->proc_depot, &block_class);
+    amb__slab_pool_drain(&amb__rt_sched_of(s)->procs, &block_class);
+    amb__slab_depot_drain(&amb__rt_of(s->exec)->proc_depot, &block_class);
 }
 
 int amb__proc_depot_init(amb_rt *rt)
 {
     int rc = amb__slab_depot_init(&rt->proc_depot, 16);
-    for (unsigned i = 0; rc == 0 && i < rt->nsched; i++)
-        rt->scheds[i].procs.depot = &rt->proc_depot;
+    for (unsigned i = 0; rc == 0 && i < rt->exec.nsched; i++)
+        amb__rt_sched_of(amb__exec_sched(&rt->exec, i))->procs.depot = &rt->proc_depot;
     return rc;
 }
 
@@ -89,6 +96,7 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
         return rc;
     }
     p->pid = amb__lpid_make(rt->node_slot, index, serial);
+    p->task.id = index;
     p->rt = rt;
     atomic_init(&p->name, AMB_NONE);
     p->exit_reason = AMB_NONE;
@@ -110,13 +118,13 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
             p->flags |= AMB__PF_INIT_DONE;
     }
     if (o != NULL && o->stack_size > 0 && h == NULL) {
-        int cls = amb__stack_class_for(rt, o->stack_size);
+        int cls = amb__exec_stack_class(&rt->exec, o->stack_size);
         if (cls < 0) {
             amb__ptab_free(rt, s, index);
             block_free(s, p);
             return AMB_EBADARG;
         }
-        p->stack_class = (uint8_t)cls;
+        p->task.stack_class = (uint8_t)cls;
     }
     if (o != NULL && o->min_heap_size > 0) {
         /* Reserve the heap now: one block of the asked size. */
@@ -149,8 +157,8 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
     /* A handler with nothing to initialise waits parked for its first
      * message; anything else starts runnable. */
     bool idle = (p->flags & AMB__PF_HANDLER) && (p->flags & AMB__PF_INIT_DONE);
-    amb__mpscq_init(&p->mbox, idle);
-    atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
+    amb__mpscq_init(&p->task.inbox, idle);
+    amb__exec_task_begin(&rt->exec);
     /* release: the block is complete before a lookup can find it. */
     atomic_store_explicit(&rt->ptab.slots[index], p, memory_order_release);
     if (out != NULL)
@@ -158,7 +166,7 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
     if (monitor_ref != NULL && mref != AMB_NONE)
         *monitor_ref = mref;
     if (!idle)
-        amb__sched_ready(rt, s, p);
+        amb__sched_ready(&rt->exec, s, &p->task);
     return 0;
 }
 
@@ -167,14 +175,14 @@ int amb_spawn_opt(amb_proc *self, amb_fn *fn, void *arg, const amb_spawn_opts *o
 {
     if (self == NULL)
         return AMB_EBADARG;
-    return spawn(self->rt, self->sched, self, fn, arg, opts, out, monitor_ref);
+    return spawn(self->rt, self->task.sched, self, fn, arg, opts, out, monitor_ref);
 }
 
 int amb_spawn(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out)
 {
     if (self == NULL || fn == NULL)
         return AMB_EBADARG;
-    return spawn(self->rt, self->sched, self, fn, arg, NULL, out, NULL);
+    return spawn(self->rt, self->task.sched, self, fn, arg, NULL, out, NULL);
 }
 
 int amb_spawn_handler(amb_proc *self, const amb_handler *handler, void *arg, amb_pid *out)
@@ -182,7 +190,7 @@ int amb_spawn_handler(amb_proc *self, const amb_handler *handler, void *arg, amb
     if (self == NULL || handler == NULL)
         return AMB_EBADARG;
     amb_spawn_opts o = {.handler = handler, .name = AMB_NONE};
-    return spawn(self->rt, self->sched, self, NULL, arg, &o, out, NULL);
+    return spawn(self->rt, self->task.sched, self, NULL, arg, &o, out, NULL);
 }
 
 int amb_rt_spawn(amb_rt *rt, amb_fn *fn, void *arg, amb_pid *out)
@@ -224,7 +232,7 @@ void amb__proc_yield(amb_proc *p)
     /* acquire: as in amb__proc_signals; the drain handles everything. */
     (void)atomic_exchange_explicit(&p->sig_pending, false, memory_order_acquire);
     amb__mailbox_drain(p);
-    amb__proc_switch_out(p, AMB__REQ_YIELD);
+    amb__sched_switch_out(&p->task, AMB__TASK_YIELD);
 }
 
 int amb_yield(amb_proc *self)
@@ -269,7 +277,7 @@ static bool abnormal(amb_term reason)
 void amb__proc_die(amb_proc *p, amb_term reason, bool report, amb__msg *cell)
 {
     set_reason(p, reason);
-    amb__msg_free(p->sched, cell);
+    amb__msg_free(p->task.sched, cell);
     if (report && abnormal(p->exit_reason)) {
         /* The last message received: a nested receive's, else the one a
          * handler is handling. */
@@ -279,7 +287,7 @@ void amb__proc_die(amb_proc *p, amb_term reason, bool report, amb__msg *cell)
         amb__logger_crash(p, p->exit_reason, last);
     }
     amb__mailbox_release_borrowed(p);
-    amb__proc_exit(p);
+    amb__sched_exit(&p->task, AMB__TASK_EXIT);
 }
 
 void amb_exit_self(amb_proc *self, amb_term reason)
@@ -289,7 +297,8 @@ void amb_exit_self(amb_proc *self, amb_term reason)
     amb__proc_die(self, reason == AMB_NONE ? AMB_ATOM_NORMAL : reason, true, NULL);
 }
 
-void amb__proc_exit_error(amb_proc *p, int rc)
+/* Ends p with reason {error, 'AMB_E...'} for a callback's error code. */
+_Noreturn static void exit_error(amb_proc *p, int rc)
 {
     amb_heap *h;
     amb_term reason = AMB_ATOM_ERROR;
@@ -305,10 +314,74 @@ void amb__proc_exit_error(amb_proc *p, int rc)
     amb__proc_die(p, p->exit_reason, true, NULL);
 }
 
-void amb__proc_teardown(amb__sched *s, amb_proc *p)
+/* ---------------------------------------------------------------------------
+ * The body of a context (the executor's ops->entry)
+ * ------------------------------------------------------------------------ */
+
+/* A handler activation ends: its borrowed message goes, then its context
+ * (and stack) with req (IDLE or REQUEUE). */
+_Noreturn static void activation_end(amb_proc *p, enum amb__task_req req)
 {
+    amb__mailbox_release_borrowed(p);
+    amb__sched_exit(&p->task, req);
+}
+
+/* A stackful process: its function, then a normal end. */
+_Noreturn static void stackful_body(amb_proc *p)
+{
+    p->fn(p, p->arg);
+    p->exit_reason = AMB_ATOM_NORMAL;
+    amb__sched_exit(&p->task, AMB__TASK_EXIT);
+}
+
+/* A handler activation: init once, then one handle() per message until the
+ * mailbox is empty or the batch is spent. The activation then ends and its
+ * stack goes back to the pool. */
+_Noreturn static void handler_body(amb_proc *p)
+{
+    const amb_handler *h = p->handler;
+    if (!(p->flags & AMB__PF_INIT_DONE)) {
+        p->flags |= AMB__PF_INIT_DONE;
+        if (h->init != NULL) {
+            int rc = h->init(p, p->state, p->arg);
+            if (rc < 0)
+                exit_error(p, rc);
+        }
+    }
+    for (int n = 0; n < HANDLER_BATCH && p->task.budget > 0; n++) {
+        amb_term msg;
+        if (!amb__mailbox_take(p, &msg))
+            activation_end(p, AMB__TASK_IDLE);
+        amb__counter_add(&p->reductions, 1);
+        p->task.budget--;
+        int rc = h->handle(p, p->state, msg);
+        if (rc < 0)
+            exit_error(p, rc);
+    }
+    activation_end(p, AMB__TASK_REQUEUE);
+}
+
+void amb__proc_entry(amb__task *t)
+{
+    amb_proc *p = amb__proc_of(t);
+    /* An exit signal that arrived before this run acts before the body
+     * starts. relaxed: see amb__proc_reduce. */
+    if (atomic_load_explicit(&p->sig_pending, memory_order_relaxed))
+        amb__proc_signals(p);
+    if (p->flags & AMB__PF_HANDLER)
+        handler_body(p);
+    stackful_body(p);
+}
+
+/* ---------------------------------------------------------------------------
+ * The end of a process (the executor's ops->teardown, ->reclaim, ->discard)
+ * ------------------------------------------------------------------------ */
+
+void amb__proc_teardown(amb__sched *s, amb__task *t)
+{
+    amb_proc *p = amb__proc_of(t);
     amb_rt *rt = p->rt;
-    amb__timer_wait_cancel(s, p);
+    amb__ptimer_wait_cancel(s, p);
     /* Name and table slot go first: whoever gets the EXIT or DOWN below
      * finds the process dead (amb_is_process_alive false, whereis undefined), as in
      * Erlang. */
@@ -328,32 +401,25 @@ void amb__proc_teardown(amb__sched *s, amb_proc *p)
     p->exit_heap = NULL;
     amb__free_aligned(p->state);
     p->state = NULL;
-    amb__sched_retire(s, p);
-    /* acq_rel: the last process to end tells the runtime it is done. */
-    if (atomic_fetch_sub_explicit(&rt->live, 1, memory_order_acq_rel) == 1) {
-        atomic_store_explicit(&rt->stopping, true, memory_order_release);
-        amb__sched_wake_all(rt);
-    }
+    /* The executor retires the block now (QSBR) and stops when this was
+     * the last process. */
 }
 
-void amb__proc_reclaim(amb__sched *s, amb_proc *p)
+void amb__proc_reclaim(amb__sched *s, amb__task *t)
 {
+    amb_proc *p = amb__proc_of(t);
     /* Senders that found p before it ended may have pushed since. */
     amb__mpscq_node *n;
-    while ((n = amb__mpscq_pop(&p->mbox)) != NULL)
+    while ((n = amb__mpscq_pop(&p->task.inbox)) != NULL)
         amb__mailbox_discard(p->rt, s, (amb__msg *)(void *)n);
     block_free(s, p);
 }
 
 /* Frees a process that never ended (amb_rt_free after a stop). */
-void amb__proc_discard(amb__sched *s, amb_proc *p)
+static void discard(amb__sched *s, amb_proc *p)
 {
-    if (p->flags & AMB__PF_CTX_LIVE) {
-        amb__ctx_destroy(&p->ctx);
-        amb__sched_stack_free(s, p->stack_class, p->stack);
-        p->stack = NULL;
-    }
-    amb__timer_wait_cancel(s, p);
+    amb__sched_release(s, &p->task);
+    amb__ptimer_wait_cancel(s, p);
     p->wait_timer = NULL;
     amb__mailbox_drop_all(s, p);
     amb__fail_free(p); /* runs its on_exit handlers: nothing leaks */
@@ -364,19 +430,19 @@ void amb__proc_discard(amb__sched *s, amb_proc *p)
     block_free(s, p);
 }
 
-/* A reference's words: a counter of the scheduler that makes it, and that
- * scheduler's id, so references made on two schedulers never collide. */
-void amb__proc_ref_words(amb_proc *self, uint32_t w[3])
+void amb__proc_discard_all(amb__exec *x)
 {
-    uint64_t n = ++self->sched->ref_counter;
-    w[0] = (uint32_t)n;
-    w[1] = (uint32_t)(n >> 32);
-    w[2] = self->sched->id;
-}
-
-amb_term amb__proc_ref_term(amb_rt *rt, amb_heap *h, const uint32_t w[3])
-{
-    return amb_ref_term(h, rt->node_name, rt->creation, w, 3);
+    amb_rt *rt = amb__rt_of(x);
+    amb__sched *s0 = amb__exec_sched(x, 0);
+    /* relaxed: nothing runs; the table is ours alone now. */
+    size_t fresh = atomic_load_explicit(&rt->ptab.fresh, memory_order_relaxed);
+    for (size_t i = 0; i < rt->ptab.size && i < fresh; i++) {
+        amb_proc *p = atomic_load_explicit(&rt->ptab.slots[i], memory_order_relaxed);
+        if (p != NULL) {
+            atomic_store_explicit(&rt->ptab.slots[i], NULL, memory_order_relaxed);
+            discard(s0, p);
+        }
+    }
 }
 
 amb_term amb_make_ref(amb_proc *self)
@@ -387,6 +453,6 @@ amb_term amb_make_ref(amb_proc *self)
     if (h == NULL)
         return AMB_NONE;
     uint32_t w[3];
-    amb__proc_ref_words(self, w);
-    return amb__proc_ref_term(self->rt, h, w);
+    amb__rt_ref_words(self->task.sched, w);
+    return amb__rt_ref_term(self->rt, h, w);
 }
