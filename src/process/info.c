@@ -19,9 +19,12 @@ static void fill_info(amb_proc *p, amb_proc_info *out, amb_proc_status status)
     memset(out, 0, sizeof *out);
     out->status = status;
     out->registered_name = AMB_NONE;
+    /* relaxed: under the registry lock, which orders it with its writers. */
     pthread_mutex_lock(&p->rt->names_lock);
     out->registered_name = atomic_load_explicit(&p->name, memory_order_relaxed);
     pthread_mutex_unlock(&p->rt->names_lock);
+    /* relaxed: written only by p itself (amb__counter_add), which is the
+     * calling thread here (p is the caller, or is answering in its drain). */
     out->message_queue_len = atomic_load_explicit(&p->pq_len, memory_order_relaxed);
     out->reductions = atomic_load_explicit(&p->reductions, memory_order_relaxed);
     out->stack_size = p->task.stack ? p->task.stack->size : 0;

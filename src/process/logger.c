@@ -133,6 +133,8 @@ void amb__logger_crash(amb_proc *p, amb_term reason, amb_term last)
     amb_rt *rt = p->rt;
     if (AMB_LOG_ERROR > level_of(rt))
         return;
+    /* relaxed: p is ending in its own context; only p's own registration
+     * and unregistration write its name, and neither can run now. */
     amb_term name = atomic_load_explicit(&p->name, memory_order_relaxed);
     char *pid_s = text_of(p->pid);
     char *name_s = name != AMB_NONE ? text_of(name) : NULL;

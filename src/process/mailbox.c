@@ -37,6 +37,9 @@ static inline amb__msg *cell_of(amb__mpscq_node *n)
     return (amb__msg *)(void *)n;
 }
 
+/* The private queue reuses the cells' mailbox link, an atomic, for a list
+ * that only the process touches: relaxed loads and stores are enough there
+ * (the cells left the MPSC queue, and no producer writes them again). */
 static inline amb__msg *pq_next(amb__msg *m)
 {
     return cell_of(atomic_load_explicit(&m->node.next, memory_order_relaxed));
@@ -117,6 +120,7 @@ static amb__msg *drain(amb_proc *p)
         if (m == NULL)
             continue;
         m->seq = ++p->pq_seq;
+        /* relaxed: the private queue's link (see pq_next). */
         atomic_store_explicit(&m->node.next, NULL, memory_order_relaxed);
         if (p->pq_tail != NULL)
             pq_set_next(p->pq_tail, m);
@@ -134,7 +138,7 @@ static amb__msg *drain(amb_proc *p)
 static void unlink_cell(amb_proc *p, amb__msg *prev, amb__msg *m)
 {
     amb__msg *next = pq_next(m);
-    if (prev != NULL)
+    if (prev != NULL) /* relaxed: the private queue's link (see pq_next) */
         atomic_store_explicit(&prev->node.next, next ? &next->node : NULL,
                               memory_order_relaxed);
     else
@@ -455,6 +459,7 @@ size_t amb_message_queue_len(amb_proc *self)
     if (self == NULL)
         return 0;
     drain(self);
+    /* relaxed: the caller is the counter's only writer. */
     return atomic_load_explicit(&self->pq_len, memory_order_relaxed);
 }
 
@@ -479,6 +484,7 @@ void amb__mailbox_drop_all(amb__sched *s, amb_proc *p)
     }
     free_chain(s, p->pq_head);
     p->pq_head = p->pq_tail = p->pq_mark = NULL;
+    /* relaxed: the process is dead; process_info finds it gone. */
     atomic_store_explicit(&p->pq_len, 0, memory_order_relaxed);
     amb__mpscq_node *n;
     while ((n = amb__mpscq_pop(&p->task.inbox)) != NULL)

@@ -63,6 +63,7 @@ amb__msg *amb__msg_alloc(amb__sched *s, size_t nwords)
     m->seq = 0;
     m->term = AMB_NONE;
     amb__heap_init_fixed(&m->heap, m->words, words);
+    /* relaxed: the cell is private until a push publishes it (release). */
     atomic_store_explicit(&m->node.next, NULL, memory_order_relaxed);
     return m;
 }

@@ -101,6 +101,8 @@ int amb__ptab_alloc(amb_rt *rt, amb__sched *sched, uint32_t *index, uint32_t *se
         }
         pthread_mutex_unlock(t->lock);
         if (!got) {
+            /* relaxed: the RMW alone hands each fresh index out once; the
+             * slot behind it is published by spawn's release store. */
             size_t f = atomic_fetch_add_explicit(&t->fresh, 1, memory_order_relaxed);
             if (f >= t->size || f > AMB__LPID_INDEX_MAX) {
                 atomic_fetch_sub_explicit(&t->fresh, 1, memory_order_relaxed);

@@ -55,7 +55,9 @@ int amb__exec_init(amb__exec *x, const amb__exec_config *cfg)
 
 void amb__exec_term(amb__exec *x)
 {
-    if (atomic_load_explicit(&x->running, memory_order_relaxed))
+    /* seq_cst: a misuse check made once per executor, as amb__exec_run's
+     * own accesses of the flag; the strongest order costs nothing here. */
+    if (atomic_load_explicit(&x->running, memory_order_seq_cst))
         amb__panic("an executor freed while it runs");
     amb__blocking_stop(x); /* before any task is discarded */
     x->ops.discard(x);
@@ -66,6 +68,8 @@ void amb__exec_term(amb__exec *x)
         x->ops.sched_term(s);
         amb__sched_term(s);
     }
+    /* relaxed: no scheduler runs any more (their threads were joined), so
+     * the pools made by them are visible to this thread. */
     for (unsigned k = 0; k < AMB__STACK_CLASSES; k++)
         amb__stack_pool_free(
             atomic_load_explicit(&x->stack_pools[k], memory_order_relaxed));

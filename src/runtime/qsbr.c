@@ -11,11 +11,16 @@
 
 static void try_advance(amb__exec *x)
 {
+    /* acquire: as in amb__qsbr_quiescent. */
+    uint64_t e = atomic_load_explicit(&x->epoch, memory_order_acquire);
+    /* seq_cst: the other side of the fences of a scheduler coming online,
+     * of an outside thread entering and of a retirement (qsbr.h): the
+     * announcements read below are the ones made before those fences. */
+    atomic_thread_fence(memory_order_seq_cst);
     /* acquire: an external thread that finished its lookup (its release
      * decrement) is done with the tasks it read. */
     if (atomic_load_explicit(&x->ext_active, memory_order_acquire) != 0)
         return;
-    uint64_t e = atomic_load_explicit(&x->epoch, memory_order_acquire);
     for (unsigned i = 0; i < x->nsched; i++) {
         /* acquire: pairs with the scheduler's release store of its epoch,
          * so its reads of tasks before that point happen before the advance
@@ -34,8 +39,12 @@ static void try_advance(amb__exec *x)
 
 void amb__qsbr_retire(amb__sched *s, amb__task *t)
 {
-    /* acquire: the epoch as of now, at least as new as any this thread has
-     * seen. */
+    /* seq_cst: the layer above made t unreachable (a release store into its
+     * table) before it handed t over; that store must be visible before we
+     * read the epoch, or a reader that already announced a newer epoch could
+     * still find t (qsbr.h). One fence per ended task. */
+    atomic_thread_fence(memory_order_seq_cst);
+    /* acquire: at least as new as any epoch this thread has seen. */
     t->retire_epoch = atomic_load_explicit(&s->exec->epoch, memory_order_acquire);
     t->link = NULL;
     if (s->limbo_tail != NULL)
@@ -66,9 +75,11 @@ void amb__qsbr_reclaim(amb__sched *s, bool force)
 
 void amb__qsbr_enter(amb__exec *x)
 {
-    /* seq_cst: the increment is ordered before our table read, and against
-     * a reclaimer's check of ext_active. */
+    /* seq_cst RMW, then a seq_cst fence: the announcement comes before our
+     * table read, as when a scheduler comes back online (an RMW alone does
+     * not order later plain loads in C11's model, though it does on x86). */
     atomic_fetch_add_explicit(&x->ext_active, 1, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst);
 }
 
 void amb__qsbr_leave(amb__exec *x)

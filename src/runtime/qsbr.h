@@ -17,6 +17,17 @@
  *     (amb__qsbr_enter/leave), and the epoch does not advance meanwhile.
  * A scheduler's limbo is a FIFO: tasks are appended with non-decreasing
  * epochs, so the ones whose grace period has passed are at its head.
+ *
+ * Memory orders follow crossbeam-epoch's (an epoch scheme with the same
+ * e + 2 rule): a seq_cst fence where a scheduler comes back online (its
+ * announcement must be visible before its first lookup: a store followed
+ * by loads, which a store buffer would reorder), where a task is retired
+ * (the table entry's clearing must be visible before the epoch is read, or
+ * a task could be retired at an epoch that a reader already left behind),
+ * and where an advance reads the schedulers' epochs (the other side of both
+ * pairs). A scheduler that was online and sees a new epoch needs no fence:
+ * until its new announcement is visible, it looks one epoch behind, which
+ * only holds the next advance back.
  */
 #ifndef AMB_RUNTIME_QSBR_H
 #define AMB_RUNTIME_QSBR_H
@@ -28,14 +39,21 @@
 /* A quiescent point of s: it holds no task pointer here. */
 static inline void amb__qsbr_quiescent(amb__sched *s)
 {
-    /* acquire: pairs with the advancing CAS, so the retirements made before
-     * the advance are behind us. */
+    /* acquire: pairs with the advancing CAS, whose release passes on every
+     * scheduler's announcement and so every table clearing made before it:
+     * lookups after this point do not find a task retired two epochs ago. */
     uint64_t e = atomic_load_explicit(&s->exec->epoch, memory_order_acquire);
+    /* relaxed: only this thread writes epoch_seen. */
+    uint64_t seen = atomic_load_explicit(&s->epoch_seen, memory_order_relaxed);
+    if (seen == e)
+        return;
     /* release: every read of a task made before this point happens before
-     * a reclaimer that sees this epoch frees the task. relaxed load: only
-     * this thread writes epoch_seen. */
-    if (atomic_load_explicit(&s->epoch_seen, memory_order_relaxed) != e)
-        atomic_store_explicit(&s->epoch_seen, e, memory_order_release);
+     * a reclaimer that sees this epoch frees the task. */
+    atomic_store_explicit(&s->epoch_seen, e, memory_order_release);
+    /* seq_cst: back online, the announcement comes before any lookup (see
+     * above); a rare path (after a sleep, at start). */
+    if (amb__unlikely(seen == AMB__QSBR_OFFLINE))
+        atomic_thread_fence(memory_order_seq_cst);
 }
 
 /* s goes offline (to sleep, or out of the loop): it holds no task pointer

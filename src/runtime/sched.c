@@ -72,8 +72,12 @@ void amb__sched_wake_one(amb__exec *x)
      * sleeping, or it sees the work we added. The loads after the fence can
      * then be relaxed. */
     atomic_thread_fence(memory_order_seq_cst);
+    /* relaxed: after the fence; nspinning is only a hint (a spinner that
+     * leaves without work wakes nobody, but sleeps only after the same
+     * Dekker check). acquire on nsleeping: pairs with the sleeper's
+     * increment (a release), so its `sleeping` flag, set before, is seen. */
     if (atomic_load_explicit(&x->nspinning, memory_order_relaxed) != 0 ||
-        atomic_load_explicit(&x->nsleeping, memory_order_relaxed) == 0)
+        atomic_load_explicit(&x->nsleeping, memory_order_acquire) == 0)
         return;
     for (unsigned i = 0; i < x->nsched; i++) {
         amb__sched *s = amb__exec_sched(x, i);
@@ -395,11 +399,14 @@ static amb__task *idle(amb__sched *s)
     /* acquire: a wake after this read changes the word, so the futex wait
      * below returns at once (no lost wake-up). */
     uint32_t seq = atomic_load_explicit(&s->futex, memory_order_acquire);
-    /* relaxed: the seq_cst increment of nsleeping right after orders it for
-     * a waker (which reads `sleeping` only after seeing nsleeping > 0). */
+    /* relaxed: published by the increment of nsleeping right after (a
+     * release), which a waker acquires before it reads `sleeping`. */
     atomic_store_explicit(&s->sleeping, true, memory_order_relaxed);
-    /* seq_cst: the Dekker pair of amb__sched_wake_one (see there). */
+    /* seq_cst RMW, then a seq_cst fence: the Dekker pair of
+     * amb__sched_wake_one (see there); the fence orders the increment before
+     * the queue checks below (an RMW alone does not, in C11's model). */
     atomic_fetch_add_explicit(&x->nsleeping, 1, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst);
     amb__qsbr_offline(s);
 
     /* acquire: pairs with the release of whoever added the work. */
