@@ -4,11 +4,13 @@
  *
  * The runtime runs tasks and knows nothing else about them: not pids, not
  * messages, not links. A task is what a scheduler needs to run something
- * cooperatively: a context with a stack, a reduction budget, the request it
- * made when it switched out, its place in run queues and in QSBR's limbo,
- * and an inbox (the MPSC queue of mpscq.h) whose PARKED bit *is* the task's
- * runnable/parked state (Pony's messageq): the push that finds the inbox
- * parked, and only it, makes the task runnable (amb__sched_ready).
+ * cooperatively: a context with a stack, a reduction budget, its place in
+ * run queues and in QSBR's limbo, and an inbox (the MPSC queue of mpscq.h)
+ * whose PARKED bit *is* the task's runnable/parked state (Pony's
+ * messageq): the push that finds the inbox parked, and only it, makes the
+ * task runnable (amb__sched_ready). The request a task makes when it
+ * switches out (enum amb__task_req) travels with its scheduler, which
+ * carries it out once the task's context is saved (sched.c).
  *
  * The layer above embeds a task as the first member of its own object
  * (struct amb_proc in src/process/proc.h), so converting between the two
