@@ -15,7 +15,7 @@
  *     sent after unalias, or a second one through a reply alias, is never
  *     seen, wherever it was when the alias went away.
  */
-#include "runtime/sched.h"
+#include "process/rt.h"
 
 #define ALIAS_WORDS 4
 
@@ -137,7 +137,7 @@ int amb__alias_send(amb_rt *rt, amb__sched *s, amb_term alias, amb_term msg)
         return AMB_ENOMEM;
     m->kind = AMB__MSG_ALIAS;
     m->words[0] = key;
-    amb__deliver(rt, s, p, m);
+    amb__mailbox_deliver(rt, s, p, m);
     return 0;
 }
 
@@ -145,7 +145,7 @@ amb__msg *amb__alias_accept(amb_proc *p, amb__msg *m)
 {
     struct alias_entry *e = find(p->aliases, m->words[0]);
     if (e == NULL) {
-        amb__msg_free(p->sched, m);
+        amb__msg_free(p->task.sched, m);
         return NULL;
     }
     if (e->reply)

@@ -12,7 +12,7 @@
  * drains whatever has arrived and scans the new cells, then parks. Cells it
  * passes over stay where they are, so unmatched messages keep their order.
  * Cells that are signals (a timeout, a finished blocking call, links,
- * monitors, exit signals: link.c) are handled while draining, in order with
+ * monitors, exit signals: fail.h) are handled while draining, in order with
  * the messages; only what a signal turns into a message (a trapped exit, a
  * DOWN) enters the private queue, at the signal's place.
  *
@@ -24,18 +24,22 @@
  *
  * Invariant: a received message is "borrowed" until the next receive; the
  * cell is freed then (p->borrowed). Everything here runs in the process
- * itself, except amb__deliver (any thread) and amb__mailbox_drop_all (the
- * scheduler, for a dead process).
+ * itself, except amb__mailbox_deliver (any thread) and amb__mailbox_drop_all
+ * and amb__mailbox_discard (the scheduler, for a dead process).
  */
 #include <stdarg.h>
 
-#include "runtime/sched.h"
+#include "process/fail.h"
+#include "runtime/qsbr.h"
 
 static inline amb__msg *cell_of(amb__mpscq_node *n)
 {
     return (amb__msg *)(void *)n;
 }
 
+/* The private queue reuses the cells' mailbox link, an atomic, for a list
+ * that only the process touches: relaxed loads and stores are enough there
+ * (the cells left the MPSC queue, and no producer writes them again). */
 static inline amb__msg *pq_next(amb__msg *m)
 {
     return cell_of(atomic_load_explicit(&m->node.next, memory_order_relaxed));
@@ -46,16 +50,16 @@ static inline void pq_set_next(amb__msg *m, amb__msg *next)
     atomic_store_explicit(&m->node.next, &next->node, memory_order_relaxed);
 }
 
-void amb__deliver(amb_rt *rt, amb__sched *s, amb_proc *p, amb__msg *m)
+void amb__mailbox_deliver(amb_rt *rt, amb__sched *s, amb_proc *p, amb__msg *m)
 {
-    if (amb__mpscq_push(&p->mbox, &m->node))
-        amb__sched_ready(rt, s, p);
+    if (amb__mpscq_push(&p->task.inbox, &m->node))
+        amb__sched_ready(&rt->exec, s, &p->task);
 }
 
 /* Handles a signal cell. Returns the cell to put in the private queue: m
  * itself for an ordinary message, a message a signal turned into (a trapped
  * exit, a DOWN), or NULL when the signal was consumed. An exit signal may
- * end the process here (link.c): the cells after it are dropped at
+ * end the process here (exit.c): the cells after it are dropped at
  * teardown. */
 static amb__msg *handle_signal(amb_proc *p, amb__msg *m)
 {
@@ -71,14 +75,14 @@ static amb__msg *handle_signal(amb_proc *p, amb__msg *m)
             p->wait_timer = NULL;
             p->wait_timed_out = true;
         }
-        amb__msg_free(p->sched, m);
+        amb__msg_free(p->task.sched, m);
         return NULL;
     case AMB__MSG_WAKE:
         if (m->wait_seq == p->wait_seq) {
             p->wake_result = (intptr_t)m->term;
             p->wake_done = true;
         }
-        amb__msg_free(p->sched, m);
+        amb__msg_free(p->task.sched, m);
         return NULL;
     case AMB__MSG_INFO_REQ:
         amb__info_answer(p, m);
@@ -88,11 +92,21 @@ static amb__msg *handle_signal(amb_proc *p, amb__msg *m)
             memcpy(p->info_dest, m->words, sizeof *p->info_dest);
             p->wake_done = true;
         }
-        amb__msg_free(p->sched, m);
+        amb__msg_free(p->task.sched, m);
         return NULL;
-    default:
-        return amb__fail_signal(p, m);
+    case AMB__MSG_LINK:
+    case AMB__MSG_UNLINK:
+    case AMB__MSG_UNLINK_ACK:
+        amb__link_signal(p, m);
+        return NULL;
+    case AMB__MSG_EXIT:
+        return amb__exit_signal(p, m);
+    case AMB__MSG_MONITOR:
+    case AMB__MSG_DEMONITOR:
+    case AMB__MSG_DOWN:
+        return amb__monitor_signal(p, m);
     }
+    amb__panic("unknown signal kind %u", m->kind);
 }
 
 /* Moves every visible cell from the mailbox to the private queue. Returns
@@ -101,11 +115,12 @@ static amb__msg *drain(amb_proc *p)
 {
     amb__msg *first = NULL;
     amb__mpscq_node *n;
-    while ((n = amb__mpscq_pop(&p->mbox)) != NULL) {
+    while ((n = amb__mpscq_pop(&p->task.inbox)) != NULL) {
         amb__msg *m = handle_signal(p, cell_of(n));
         if (m == NULL)
             continue;
         m->seq = ++p->pq_seq;
+        /* relaxed: the private queue's link (see pq_next). */
         atomic_store_explicit(&m->node.next, NULL, memory_order_relaxed);
         if (p->pq_tail != NULL)
             pq_set_next(p->pq_tail, m);
@@ -123,7 +138,7 @@ static amb__msg *drain(amb_proc *p)
 static void unlink_cell(amb_proc *p, amb__msg *prev, amb__msg *m)
 {
     amb__msg *next = pq_next(m);
-    if (prev != NULL)
+    if (prev != NULL) /* relaxed: the private queue's link (see pq_next) */
         atomic_store_explicit(&prev->node.next, next ? &next->node : NULL,
                               memory_order_relaxed);
     else
@@ -138,11 +153,11 @@ static void unlink_cell(amb_proc *p, amb__msg *prev, amb__msg *m)
 void amb__mailbox_release_borrowed(amb_proc *p)
 {
     if (p->borrowed != NULL) {
-        amb__msg_free(p->sched, p->borrowed);
+        amb__msg_free(p->task.sched, p->borrowed);
         p->borrowed = NULL;
     }
     if (p->handling != NULL) {
-        amb__msg_free(p->sched, p->handling);
+        amb__msg_free(p->task.sched, p->handling);
         p->handling = NULL;
     }
 }
@@ -152,7 +167,7 @@ void amb__mailbox_release_borrowed(amb_proc *p)
 static void release_received(amb_proc *p)
 {
     if (p->borrowed != NULL) {
-        amb__msg_free(p->sched, p->borrowed);
+        amb__msg_free(p->task.sched, p->borrowed);
         p->borrowed = NULL;
     }
 }
@@ -187,12 +202,12 @@ static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
             if (mt.fn == NULL || mt.fn(mt.ctx, m->term)) {
                 if (mt.abort_rc != NULL && *mt.abort_rc != 0) {
                     if (armed)
-                        amb__timer_wait_cancel(p->sched, p);
+                        amb__ptimer_wait_cancel(p->task.sched, p);
                     return *mt.abort_rc; /* nothing was taken */
                 }
                 unlink_cell(p, prev, m);
                 if (armed)
-                    amb__timer_wait_cancel(p->sched, p);
+                    amb__ptimer_wait_cancel(p->task.sched, p);
                 p->borrowed = m;
                 if (out != NULL)
                     *out = m->term;
@@ -208,16 +223,16 @@ static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
         }
         if (p->wait_timed_out || timeout_ms == 0) {
             if (armed && !p->wait_timed_out)
-                amb__timer_wait_cancel(p->sched, p);
+                amb__ptimer_wait_cancel(p->task.sched, p);
             return AMB_ETIMEDOUT;
         }
         if (!armed && timeout_ms > 0) {
-            int rc = amb__timer_wait(p->sched, p, (uint64_t)timeout_ms);
+            int rc = amb__ptimer_wait(p->task.sched, p, (uint64_t)timeout_ms);
             if (rc != 0)
                 return rc;
             armed = true;
         }
-        amb__proc_switch_out(p, AMB__REQ_PARK);
+        amb__sched_switch_out(&p->task, AMB__TASK_PARK);
     }
 }
 
@@ -236,7 +251,7 @@ static int receive(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
 static amb__msg *pop_direct(amb_proc *p)
 {
     amb__mpscq_node *n;
-    while ((n = amb__mpscq_pop(&p->mbox)) != NULL) {
+    while ((n = amb__mpscq_pop(&p->task.inbox)) != NULL) {
         amb__msg *m = handle_signal(p, cell_of(n));
         if (m != NULL) {
             m->seq = ++p->pq_seq;
@@ -270,7 +285,7 @@ int amb_receive(amb_proc *self, int64_t timeout_ms, amb_term *out)
             m = pop_direct(p);
         if (m != NULL) {
             if (armed)
-                amb__timer_wait_cancel(p->sched, p);
+                amb__ptimer_wait_cancel(p->task.sched, p);
             p->borrowed = m;
             if (out != NULL)
                 *out = m->term;
@@ -278,16 +293,16 @@ int amb_receive(amb_proc *self, int64_t timeout_ms, amb_term *out)
         }
         if (p->wait_timed_out || timeout_ms == 0) {
             if (armed && !p->wait_timed_out)
-                amb__timer_wait_cancel(p->sched, p);
+                amb__ptimer_wait_cancel(p->task.sched, p);
             rc = AMB_ETIMEDOUT;
             break;
         }
         if (!armed && timeout_ms > 0) {
-            if ((rc = amb__timer_wait(p->sched, p, (uint64_t)timeout_ms)) != 0)
+            if ((rc = amb__ptimer_wait(p->task.sched, p, (uint64_t)timeout_ms)) != 0)
                 break;
             armed = true;
         }
-        amb__proc_switch_out(p, AMB__REQ_PARK);
+        amb__sched_switch_out(&p->task, AMB__TASK_PARK);
     }
     p->in_receive = false;
     return rc;
@@ -380,35 +395,24 @@ int amb_receive_match(amb_proc *self, int64_t timeout_ms, amb_term *out, const c
     return rc;
 }
 
-void amb__proc_signals(amb_proc *p)
+void amb__mailbox_drain(amb_proc *p)
 {
-    /* acquire: pairs with the sender's release store after its push, so the
-     * exit signal is visible to the drain below. */
-    if (atomic_exchange_explicit(&p->sig_pending, false, memory_order_acquire))
-        drain(p);
-}
-
-void amb__proc_yield(amb_proc *p)
-{
-    /* acquire: as in amb__proc_signals; the drain handles everything. */
-    (void)atomic_exchange_explicit(&p->sig_pending, false, memory_order_acquire);
     drain(p);
-    amb__proc_switch_out(p, AMB__REQ_YIELD);
 }
 
-uint32_t amb__proc_wait_begin(amb_proc *p)
+uint32_t amb__mailbox_wait_begin(amb_proc *p)
 {
     p->wake_done = false;
     return ++p->wait_seq;
 }
 
-void amb__proc_wait_wake(amb_proc *p)
+void amb__mailbox_wait_wake(amb_proc *p)
 {
     for (;;) {
         drain(p);
         if (p->wake_done)
             return;
-        amb__proc_switch_out(p, AMB__REQ_PARK);
+        amb__sched_switch_out(&p->task, AMB__TASK_PARK);
     }
 }
 
@@ -442,7 +446,7 @@ void amb__mailbox_remove_if(amb_proc *p, amb_match_fn *match, void *ctx)
         amb__msg *next = pq_next(m);
         if (match(ctx, m->term)) {
             unlink_cell(p, prev, m);
-            amb__msg_free(p->sched, m);
+            amb__msg_free(p->task.sched, m);
         } else {
             prev = m;
         }
@@ -455,6 +459,7 @@ size_t amb_message_queue_len(amb_proc *self)
     if (self == NULL)
         return 0;
     drain(self);
+    /* relaxed: the caller is the counter's only writer. */
     return atomic_load_explicit(&self->pq_len, memory_order_relaxed);
 }
 
@@ -479,10 +484,28 @@ void amb__mailbox_drop_all(amb__sched *s, amb_proc *p)
     }
     free_chain(s, p->pq_head);
     p->pq_head = p->pq_tail = p->pq_mark = NULL;
+    /* relaxed: the process is dead; process_info finds it gone. */
     atomic_store_explicit(&p->pq_len, 0, memory_order_relaxed);
     amb__mpscq_node *n;
-    while ((n = amb__mpscq_pop(&p->mbox)) != NULL)
-        amb__msg_discard(p->rt, s, cell_of(n));
+    while ((n = amb__mpscq_pop(&p->task.inbox)) != NULL)
+        amb__mailbox_discard(p->rt, s, cell_of(n));
+}
+
+void amb__mailbox_discard(amb_rt *rt, amb__sched *s, amb__msg *m)
+{
+    switch (m->kind) {
+    case AMB__MSG_INFO_REQ:
+        amb__info_discard(rt, s, m);
+        return;
+    case AMB__MSG_LINK:
+        amb__link_discard(rt, s, m);
+        return;
+    case AMB__MSG_MONITOR:
+        amb__monitor_discard(rt, s, m);
+        return;
+    default:
+        amb__msg_free(s, m);
+    }
 }
 
 /* ---------------------------------------------------------------------------
@@ -512,7 +535,7 @@ static int send_to(amb_rt *rt, amb__sched *s, amb_term to, amb_term msg)
     amb__msg *m = amb__msg_new_term(s, msg);
     if (m == NULL)
         return AMB_ENOMEM;
-    amb__deliver(rt, s, p, m);
+    amb__mailbox_deliver(rt, s, p, m);
     return 0;
 }
 
@@ -520,7 +543,7 @@ int amb_send(amb_proc *self, amb_term to, amb_term msg)
 {
     if (self == NULL || msg == AMB_NONE)
         return AMB_EBADARG;
-    int rc = send_to(self->rt, self->sched, to, msg);
+    int rc = send_to(self->rt, self->task.sched, to, msg);
     if (rc == 0)
         amb__proc_reduce(self);
     return rc;
@@ -530,8 +553,8 @@ int amb_rt_send(amb_rt *rt, amb_term to, amb_term msg)
 {
     if (rt == NULL || msg == AMB_NONE)
         return AMB_EBADARG;
-    amb__rt_ext_enter(rt);
+    amb__qsbr_enter(&rt->exec);
     int rc = send_to(rt, NULL, to, msg);
-    amb__rt_ext_leave(rt);
+    amb__qsbr_leave(&rt->exec);
     return rc;
 }

@@ -11,8 +11,7 @@
  * after a burst). Cells larger than the largest class, and cells made
  * outside a scheduler, are single allocations (size_class NOSLAB).
  */
-#include "runtime/sched.h"
-#include "runtime/slab.h"
+#include "process/rt.h"
 
 #define NOSLAB 0xff
 
@@ -45,7 +44,7 @@ amb__msg *amb__msg_alloc(amb__sched *s, size_t nwords)
     size_t words = nwords;
     if (c != NOSLAB && s != NULL) {
         uint16_t index;
-        m = amb__slab_alloc(&s->msgs[c], &classes[c], &index);
+        m = amb__slab_alloc(&amb__rt_sched_of(s)->msgs[c], &classes[c], &index);
         if (m == NULL)
             return NULL;
         m->slab_index = index;
@@ -64,6 +63,7 @@ amb__msg *amb__msg_alloc(amb__sched *s, size_t nwords)
     m->seq = 0;
     m->term = AMB_NONE;
     amb__heap_init_fixed(&m->heap, m->words, words);
+    /* relaxed: the cell is private until a push publishes it (release). */
     atomic_store_explicit(&m->node.next, NULL, memory_order_relaxed);
     return m;
 }
@@ -80,7 +80,8 @@ void amb__msg_free(amb__sched *s, amb__msg *m)
     if (c == NOSLAB)
         amb__free(m);
     else
-        amb__slab_free(s ? &s->msgs[c] : NULL, &classes[c], m, m->slab_index);
+        amb__slab_free(s ? &amb__rt_sched_of(s)->msgs[c] : NULL, &classes[c], m,
+                       m->slab_index);
 }
 
 /* Small messages ({ping, Pid}, {ok, 42}, a call {'$gen_call', {Pid, Alias},
@@ -156,6 +157,14 @@ amb__msg *amb__msg_new_term_after(amb__sched *s, amb_term t, size_t reserve)
     return m;
 }
 
+amb__msg *amb__msg_new_signal(amb__sched *s, enum amb__msg_kind kind, size_t n)
+{
+    amb__msg *m = amb__msg_alloc(s, n);
+    if (m != NULL)
+        m->kind = (uint8_t)kind;
+    return m;
+}
+
 amb__msg *amb__msg_new_term(amb__sched *s, amb_term t)
 {
     return amb__msg_new_term_after(s, t, 0);
@@ -170,8 +179,9 @@ int amb__msg_depots_init(amb_rt *rt)
                 amb__slab_depot_free(&rt->msg_depots[c], &classes[c]);
             return rc;
         }
-        for (unsigned i = 0; i < rt->nsched; i++)
-            rt->scheds[i].msgs[c].depot = &rt->msg_depots[c];
+        for (unsigned i = 0; i < rt->exec.nsched; i++)
+            amb__rt_sched_of(amb__exec_sched(&rt->exec, i))->msgs[c].depot =
+                &rt->msg_depots[c];
     }
     return 0;
 }
@@ -186,13 +196,13 @@ void amb__msg_depots_free(amb_rt *rt)
 void amb__msg_pools_free(amb__sched *s)
 {
     for (unsigned c = 0; c < AMB__MSG_CLASSES; c++)
-        amb__slab_pool_drain(&s->msgs[c], &classes[c]);
+        amb__slab_pool_drain(&amb__rt_sched_of(s)->msgs[c], &classes[c]);
 }
 
 void amb__msg_pools_trim(amb__sched *s)
 {
     for (unsigned c = 0; c < AMB__MSG_CLASSES; c++) {
-        amb__slab_pool_drain(&s->msgs[c], &classes[c]);
-        amb__slab_depot_drain(&s->rt->msg_depots[c], &classes[c]);
+        amb__slab_pool_drain(&amb__rt_sched_of(s)->msgs[c], &classes[c]);
+        amb__slab_depot_drain(&amb__rt_of(s->exec)->msg_depots[c], &classes[c]);
     }
 }

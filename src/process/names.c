@@ -19,7 +19,7 @@
  * it under the lock. Both undo and drop check the entry, so doing both is
  * harmless.
  */
-#include "runtime/sched.h"
+#include "process/rt.h"
 
 typedef struct entry {
     amb_term name; /* 0: empty; TOMB: deleted */
@@ -100,6 +100,7 @@ static bool grow(table *t)
 
 static void remove_entry(table *t, entry *e)
 {
+    /* relaxed: under the registry lock, like every write of a name. */
     atomic_store_explicit(&e->proc->name, AMB_NONE, memory_order_relaxed);
     e->name = TOMB;
     e->proc = NULL;
@@ -112,6 +113,7 @@ int amb__names_register(amb_rt *rt, amb_term name, amb_proc *p)
     table *t = rt->names;
     int rc = 0;
     pthread_mutex_lock(&rt->names_lock);
+    /* relaxed: under the registry lock, which orders it with every write. */
     if (find(t, name) != NULL ||
         atomic_load_explicit(&p->name, memory_order_relaxed) != AMB_NONE) {
         rc = AMB_EEXIST;
@@ -143,6 +145,7 @@ void amb__names_drop(amb_rt *rt, amb_proc *p)
     if (atomic_load_explicit(&p->name, memory_order_seq_cst) == AMB_NONE)
         return;
     pthread_mutex_lock(&rt->names_lock);
+    /* relaxed (load and store): under the registry lock. */
     amb_term name = atomic_load_explicit(&p->name, memory_order_relaxed);
     if (name != AMB_NONE) {
         entry *e = find(rt->names, name);

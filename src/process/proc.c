@@ -1,17 +1,23 @@
 /*
- * proc.c - the life of a process: spawn, the calling process's accessors,
- * exit, teardown and reclamation of its block, references, process_info.
+ * proc.c - the life of a process: spawn, the body of its contexts (a
+ * stackful function or a handler's activations), the calling process's
+ * accessors, yielding, exit, teardown and reclamation of its block,
+ * references. The functions the executor calls (amb__proc_entry,
+ * _teardown, _reclaim, _discard_all) are in its ops table (rt.c).
  *
  * Life cycle of a block:
  *   alloc (pool or allocator) -> spawn publishes it in the process table ->
  *   runs -> ends (its scheduler tears it down: table slot cleared, name,
- *   messages, heap and timers released) -> retired (QSBR limbo) ->
- *   reclaimed after the grace period (messages that racing senders pushed
- *   meanwhile are freed) -> back to the scheduler's pool.
+ *   messages, heap and timers released) -> retired by the executor (QSBR
+ *   limbo) -> reclaimed after the grace period (messages that racing
+ *   senders pushed meanwhile are freed) -> back to the scheduler's pool.
  */
 #include <stdlib.h>
 
-#include "runtime/sched.h"
+#include "process/fail.h"
+#include "process/rt.h"
+
+#define HANDLER_BATCH 64 /* messages a handler takes per activation */
 
 /* Process blocks come from slabs: no per-block malloc header or alignment
  * slack, which keeps an idle handler process under 512 bytes. */
@@ -23,7 +29,7 @@ static amb_proc *block_alloc(amb__sched *s)
     amb_proc *p;
     uint16_t index = 0;
     if (s != NULL)
-        p = amb__slab_alloc(&s->procs, &block_class, &index);
+        p = amb__slab_alloc(&amb__rt_sched_of(s)->procs, &block_class, &index);
     else
         p = amb__malloc_aligned(sizeof *p, 64);
     if (p == NULL)
@@ -38,25 +44,26 @@ static void block_free(amb__sched *s, amb_proc *p)
     if (p->slab_index == UINT16_MAX)
         amb__free_aligned(p);
     else
-        amb__slab_free(s ? &s->procs : NULL, &block_class, p, p->slab_index);
+        amb__slab_free(s ? &amb__rt_sched_of(s)->procs : NULL, &block_class, p,
+                       p->slab_index);
 }
 
 void amb__proc_pool_free(amb__sched *s)
 {
-    amb__slab_pool_drain(&s->procs, &block_class);
+    amb__slab_pool_drain(&amb__rt_sched_of(s)->procs, &block_class);
 }
 
 void amb__proc_pool_trim(amb__sched *s)
 {
-    amb__slab_pool_drain(&s->procs, &block_class);
-    amb__slab_depot_drain(&s->rt->proc_depot, &block_class);
+    amb__slab_pool_drain(&amb__rt_sched_of(s)->procs, &block_class);
+    amb__slab_depot_drain(&amb__rt_of(s->exec)->proc_depot, &block_class);
 }
 
 int amb__proc_depot_init(amb_rt *rt)
 {
     int rc = amb__slab_depot_init(&rt->proc_depot, 16);
-    for (unsigned i = 0; rc == 0 && i < rt->nsched; i++)
-        rt->scheds[i].procs.depot = &rt->proc_depot;
+    for (unsigned i = 0; rc == 0 && i < rt->exec.nsched; i++)
+        amb__rt_sched_of(amb__exec_sched(&rt->exec, i))->procs.depot = &rt->proc_depot;
     return rc;
 }
 
@@ -89,6 +96,7 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
         return rc;
     }
     p->pid = amb__lpid_make(rt->node_slot, index, serial);
+    p->task.id = index;
     p->rt = rt;
     atomic_init(&p->name, AMB_NONE);
     p->exit_reason = AMB_NONE;
@@ -110,13 +118,13 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
             p->flags |= AMB__PF_INIT_DONE;
     }
     if (o != NULL && o->stack_size > 0 && h == NULL) {
-        int cls = amb__stack_class_for(rt, o->stack_size);
+        int cls = amb__exec_stack_class(&rt->exec, o->stack_size);
         if (cls < 0) {
             amb__ptab_free(rt, s, index);
             block_free(s, p);
             return AMB_EBADARG;
         }
-        p->stack_class = (uint8_t)cls;
+        p->task.stack_class = (uint8_t)cls;
     }
     if (o != NULL && o->min_heap_size > 0) {
         /* Reserve the heap now: one block of the asked size. */
@@ -128,15 +136,17 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
     /* Links and monitors are set up in both blocks before the child is
      * published (spawn_link / spawn_monitor are atomic). */
     if (o != NULL && o->link)
-        rc = amb__fail_spawn_link(parent, p);
+        rc = amb__link_spawn(parent, p);
     amb_term mref = AMB_NONE;
     if (rc == 0 && o != NULL && o->monitor)
-        rc = amb__fail_spawn_monitor(parent, p, &mref);
+        rc = amb__monitor_spawn(parent, p, &mref);
     if (rc == 0 && o != NULL && o->name != AMB_NONE)
         rc = amb__names_register(rt, o->name, p);
     if (rc != 0) {
-        if (parent != NULL)
-            amb__fail_spawn_undo(parent, p);
+        if (parent != NULL) {
+            amb__link_spawn_undo(parent, p);
+            amb__monitor_spawn_undo(parent, p);
+        }
         amb__fail_free(p);
         amb_heap_free(p->heap);
         amb__free_aligned(p->state);
@@ -147,8 +157,8 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
     /* A handler with nothing to initialise waits parked for its first
      * message; anything else starts runnable. */
     bool idle = (p->flags & AMB__PF_HANDLER) && (p->flags & AMB__PF_INIT_DONE);
-    amb__mpscq_init(&p->mbox, idle);
-    atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
+    amb__mpscq_init(&p->task.inbox, idle);
+    amb__exec_task_begin(&rt->exec);
     /* release: the block is complete before a lookup can find it. */
     atomic_store_explicit(&rt->ptab.slots[index], p, memory_order_release);
     if (out != NULL)
@@ -156,7 +166,7 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
     if (monitor_ref != NULL && mref != AMB_NONE)
         *monitor_ref = mref;
     if (!idle)
-        amb__sched_ready(rt, s, p);
+        amb__sched_ready(&rt->exec, s, &p->task);
     return 0;
 }
 
@@ -165,14 +175,14 @@ int amb_spawn_opt(amb_proc *self, amb_fn *fn, void *arg, const amb_spawn_opts *o
 {
     if (self == NULL)
         return AMB_EBADARG;
-    return spawn(self->rt, self->sched, self, fn, arg, opts, out, monitor_ref);
+    return spawn(self->rt, self->task.sched, self, fn, arg, opts, out, monitor_ref);
 }
 
 int amb_spawn(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out)
 {
     if (self == NULL || fn == NULL)
         return AMB_EBADARG;
-    return spawn(self->rt, self->sched, self, fn, arg, NULL, out, NULL);
+    return spawn(self->rt, self->task.sched, self, fn, arg, NULL, out, NULL);
 }
 
 int amb_spawn_handler(amb_proc *self, const amb_handler *handler, void *arg, amb_pid *out)
@@ -180,7 +190,7 @@ int amb_spawn_handler(amb_proc *self, const amb_handler *handler, void *arg, amb
     if (self == NULL || handler == NULL)
         return AMB_EBADARG;
     amb_spawn_opts o = {.handler = handler, .name = AMB_NONE};
-    return spawn(self->rt, self->sched, self, NULL, arg, &o, out, NULL);
+    return spawn(self->rt, self->task.sched, self, NULL, arg, &o, out, NULL);
 }
 
 int amb_rt_spawn(amb_rt *rt, amb_fn *fn, void *arg, amb_pid *out)
@@ -207,6 +217,22 @@ amb_heap *amb_proc_heap(amb_proc *self)
     if (self->heap == NULL && amb_heap_new(&self->heap) != 0)
         return NULL;
     return self->heap;
+}
+
+void amb__proc_signals(amb_proc *p)
+{
+    /* acquire: pairs with the sender's release store after its push, so the
+     * exit signal is visible to the drain below. */
+    if (atomic_exchange_explicit(&p->sig_pending, false, memory_order_acquire))
+        amb__mailbox_drain(p);
+}
+
+void amb__proc_yield(amb_proc *p)
+{
+    /* acquire: as in amb__proc_signals; the drain handles everything. */
+    (void)atomic_exchange_explicit(&p->sig_pending, false, memory_order_acquire);
+    amb__mailbox_drain(p);
+    amb__sched_switch_out(&p->task, AMB__TASK_YIELD);
 }
 
 int amb_yield(amb_proc *self)
@@ -251,17 +277,17 @@ static bool abnormal(amb_term reason)
 void amb__proc_die(amb_proc *p, amb_term reason, bool report, amb__msg *cell)
 {
     set_reason(p, reason);
-    amb__msg_free(p->sched, cell);
+    amb__msg_free(p->task.sched, cell);
     if (report && abnormal(p->exit_reason)) {
         /* The last message received: a nested receive's, else the one a
          * handler is handling. */
         amb_term last = p->borrowed   ? p->borrowed->term
                         : p->handling ? p->handling->term
                                       : AMB_NONE;
-        amb__log_crash(p, p->exit_reason, last);
+        amb__logger_crash(p, p->exit_reason, last);
     }
     amb__mailbox_release_borrowed(p);
-    amb__proc_exit(p);
+    amb__sched_exit(&p->task, AMB__TASK_EXIT);
 }
 
 void amb_exit_self(amb_proc *self, amb_term reason)
@@ -271,7 +297,8 @@ void amb_exit_self(amb_proc *self, amb_term reason)
     amb__proc_die(self, reason == AMB_NONE ? AMB_ATOM_NORMAL : reason, true, NULL);
 }
 
-void amb__proc_exit_error(amb_proc *p, int rc)
+/* Ends p with reason {error, 'AMB_E...'} for a callback's error code. */
+_Noreturn static void exit_error(amb_proc *p, int rc)
 {
     amb_heap *h;
     amb_term reason = AMB_ATOM_ERROR;
@@ -287,10 +314,74 @@ void amb__proc_exit_error(amb_proc *p, int rc)
     amb__proc_die(p, p->exit_reason, true, NULL);
 }
 
-void amb__proc_teardown(amb__sched *s, amb_proc *p)
+/* ---------------------------------------------------------------------------
+ * The body of a context (the executor's ops->entry)
+ * ------------------------------------------------------------------------ */
+
+/* A handler activation ends: its borrowed message goes, then its context
+ * (and stack) with req (IDLE or REQUEUE). */
+_Noreturn static void activation_end(amb_proc *p, enum amb__task_req req)
 {
+    amb__mailbox_release_borrowed(p);
+    amb__sched_exit(&p->task, req);
+}
+
+/* A stackful process: its function, then a normal end. */
+_Noreturn static void stackful_body(amb_proc *p)
+{
+    p->fn(p, p->arg);
+    p->exit_reason = AMB_ATOM_NORMAL;
+    amb__sched_exit(&p->task, AMB__TASK_EXIT);
+}
+
+/* A handler activation: init once, then one handle() per message until the
+ * mailbox is empty or the batch is spent. The activation then ends and its
+ * stack goes back to the pool. */
+_Noreturn static void handler_body(amb_proc *p)
+{
+    const amb_handler *h = p->handler;
+    if (!(p->flags & AMB__PF_INIT_DONE)) {
+        p->flags |= AMB__PF_INIT_DONE;
+        if (h->init != NULL) {
+            int rc = h->init(p, p->state, p->arg);
+            if (rc < 0)
+                exit_error(p, rc);
+        }
+    }
+    for (int n = 0; n < HANDLER_BATCH && p->task.budget > 0; n++) {
+        amb_term msg;
+        if (!amb__mailbox_take(p, &msg))
+            activation_end(p, AMB__TASK_IDLE);
+        amb__counter_add(&p->reductions, 1);
+        p->task.budget--;
+        int rc = h->handle(p, p->state, msg);
+        if (rc < 0)
+            exit_error(p, rc);
+    }
+    activation_end(p, AMB__TASK_REQUEUE);
+}
+
+void amb__proc_entry(amb__task *t)
+{
+    amb_proc *p = amb__proc_of(t);
+    /* An exit signal that arrived before this run acts before the body
+     * starts. relaxed: see amb__proc_reduce. */
+    if (atomic_load_explicit(&p->sig_pending, memory_order_relaxed))
+        amb__proc_signals(p);
+    if (p->flags & AMB__PF_HANDLER)
+        handler_body(p);
+    stackful_body(p);
+}
+
+/* ---------------------------------------------------------------------------
+ * The end of a process (the executor's ops->teardown, ->reclaim, ->discard)
+ * ------------------------------------------------------------------------ */
+
+void amb__proc_teardown(amb__sched *s, amb__task *t)
+{
+    amb_proc *p = amb__proc_of(t);
     amb_rt *rt = p->rt;
-    amb__timer_wait_cancel(s, p);
+    amb__ptimer_wait_cancel(s, p);
     /* Name and table slot go first: whoever gets the EXIT or DOWN below
      * finds the process dead (amb_is_process_alive false, whereis undefined), as in
      * Erlang. */
@@ -310,32 +401,25 @@ void amb__proc_teardown(amb__sched *s, amb_proc *p)
     p->exit_heap = NULL;
     amb__free_aligned(p->state);
     p->state = NULL;
-    amb__sched_retire(s, p);
-    /* acq_rel: the last process to end tells the runtime it is done. */
-    if (atomic_fetch_sub_explicit(&rt->live, 1, memory_order_acq_rel) == 1) {
-        atomic_store_explicit(&rt->stopping, true, memory_order_release);
-        amb__sched_wake_all(rt);
-    }
+    /* The executor retires the block now (QSBR) and stops when this was
+     * the last process. */
 }
 
-void amb__proc_reclaim(amb__sched *s, amb_proc *p)
+void amb__proc_reclaim(amb__sched *s, amb__task *t)
 {
+    amb_proc *p = amb__proc_of(t);
     /* Senders that found p before it ended may have pushed since. */
     amb__mpscq_node *n;
-    while ((n = amb__mpscq_pop(&p->mbox)) != NULL)
-        amb__msg_discard(p->rt, s, (amb__msg *)(void *)n);
+    while ((n = amb__mpscq_pop(&p->task.inbox)) != NULL)
+        amb__mailbox_discard(p->rt, s, (amb__msg *)(void *)n);
     block_free(s, p);
 }
 
 /* Frees a process that never ended (amb_rt_free after a stop). */
-void amb__proc_discard(amb__sched *s, amb_proc *p)
+static void discard(amb__sched *s, amb_proc *p)
 {
-    if (p->flags & AMB__PF_CTX_LIVE) {
-        amb__ctx_destroy(&p->ctx);
-        amb__sched_stack_free(s, p->stack_class, p->stack);
-        p->stack = NULL;
-    }
-    amb__timer_wait_cancel(s, p);
+    amb__sched_release(s, &p->task);
+    amb__ptimer_wait_cancel(s, p);
     p->wait_timer = NULL;
     amb__mailbox_drop_all(s, p);
     amb__fail_free(p); /* runs its on_exit handlers: nothing leaks */
@@ -346,6 +430,21 @@ void amb__proc_discard(amb__sched *s, amb_proc *p)
     block_free(s, p);
 }
 
+void amb__proc_discard_all(amb__exec *x)
+{
+    amb_rt *rt = amb__rt_of(x);
+    amb__sched *s0 = amb__exec_sched(x, 0);
+    /* relaxed: nothing runs; the table is ours alone now. */
+    size_t fresh = atomic_load_explicit(&rt->ptab.fresh, memory_order_relaxed);
+    for (size_t i = 0; i < rt->ptab.size && i < fresh; i++) {
+        amb_proc *p = atomic_load_explicit(&rt->ptab.slots[i], memory_order_relaxed);
+        if (p != NULL) {
+            atomic_store_explicit(&rt->ptab.slots[i], NULL, memory_order_relaxed);
+            discard(s0, p);
+        }
+    }
+}
+
 amb_term amb_make_ref(amb_proc *self)
 {
     if (self == NULL)
@@ -353,104 +452,7 @@ amb_term amb_make_ref(amb_proc *self)
     amb_heap *h = amb_proc_heap(self);
     if (h == NULL)
         return AMB_NONE;
-    uint64_t n = ++self->sched->ref_counter;
-    uint32_t words[3] = {(uint32_t)n, (uint32_t)(n >> 32), self->sched->id};
-    return amb_ref_term(h, self->rt->node_name, self->rt->creation, words, 3);
-}
-
-/* Fills *out with p's state; p is the calling process or is handling a
- * request for it, so everything is exact. */
-static void fill_info(amb_proc *p, amb_proc_info *out, amb_proc_status status)
-{
-    memset(out, 0, sizeof *out);
-    out->status = status;
-    out->registered_name = AMB_NONE;
-    pthread_mutex_lock(&p->rt->names_lock);
-    out->registered_name = atomic_load_explicit(&p->name, memory_order_relaxed);
-    pthread_mutex_unlock(&p->rt->names_lock);
-    out->message_queue_len = atomic_load_explicit(&p->pq_len, memory_order_relaxed);
-    out->reductions = atomic_load_explicit(&p->reductions, memory_order_relaxed);
-    out->stack_size = p->stack ? p->stack->size : 0;
-    out->heap_size = p->heap ? amb_heap_size(p->heap) : 0;
-    out->memory = sizeof *p + out->stack_size + out->heap_size +
-                  (p->handler ? p->handler->state_size : 0);
-    out->current_function = p->handler ? (const void *)p->handler : (const void *)p->fn;
-    out->trap_exit = (p->flags & AMB__PF_TRAP_EXIT) != 0;
-    out->links = amb__fail_links(p);
-    out->monitors = amb__fail_monitors(p);
-}
-
-#define INFO_WORDS ((sizeof(amb_proc_info) + 7) / 8)
-
-/* Sends an INFO_REPLY to the requester recorded in req (status 0 means the
- * target is gone), then frees req. */
-static void info_reply(amb_rt *rt, amb__sched *s, amb__msg *req, amb_proc *target)
-{
-    amb_pid requester = req->term;
-    uint32_t seq = req->wait_seq;
-    amb__msg_free(s, req);
-    amb__msg *m = amb__msg_alloc(s, INFO_WORDS);
-    if (m == NULL)
-        amb__panic("out of memory answering process_info");
-    m->kind = AMB__MSG_INFO_REPLY;
-    m->wait_seq = seq;
-    amb_proc_info info = {0};
-    if (target != NULL) {
-        /* It is handling the request while draining: a process inside a
-         * receive (or a handler between messages) is waiting. */
-        bool waiting = target->in_receive || (target->flags & AMB__PF_HANDLER);
-        fill_info(target, &info, waiting ? AMB_STATUS_WAITING : AMB_STATUS_RUNNABLE);
-    }
-    memcpy(m->words, &info, sizeof info);
-    amb_proc *r = amb__ptab_lookup(rt, requester);
-    if (r != NULL)
-        amb__deliver(rt, s, r, m);
-    else
-        amb__msg_free(s, m);
-}
-
-void amb__info_answer(amb_proc *p, amb__msg *req)
-{
-    info_reply(p->rt, p->sched, req, p);
-}
-
-void amb__msg_discard(amb_rt *rt, amb__sched *s, amb__msg *m)
-{
-    if (m->kind == AMB__MSG_INFO_REQ)
-        info_reply(rt, s, m, NULL);
-    else if (m->kind == AMB__MSG_LINK || m->kind == AMB__MSG_MONITOR)
-        amb__fail_discard(rt, s, m);
-    else
-        amb__msg_free(s, m);
-}
-
-int amb_process_info(amb_proc *self, amb_pid pid, amb_proc_info *out)
-{
-    if (self == NULL || out == NULL)
-        return AMB_EBADARG;
-    if (pid == self->pid) {
-        amb_message_queue_len(self); /* drain: count what has arrived */
-        fill_info(self, out, AMB_STATUS_RUNNING);
-        return 0;
-    }
-    amb_proc *p = amb__ptab_lookup(self->rt, pid);
-    if (p == NULL)
-        return AMB_ENOPROC;
-    /* As BEAM does since OTP 21: ask the process itself, which answers in
-     * order with the messages sent to it before, so the answer is exact. */
-    amb__msg *req = amb__msg_alloc(self->sched, 0);
-    if (req == NULL)
-        return AMB_ENOMEM;
-    amb_proc_info info;
-    req->kind = AMB__MSG_INFO_REQ;
-    req->term = self->pid;
-    req->wait_seq = amb__proc_wait_begin(self);
-    self->info_dest = &info;
-    amb__deliver(self->rt, self->sched, p, req);
-    amb__proc_wait_wake(self);
-    self->info_dest = NULL;
-    if (info.status == 0)
-        return AMB_ENOPROC;
-    *out = info;
-    return 0;
+    uint32_t w[3];
+    amb__rt_ref_words(self->task.sched, w);
+    return amb__rt_ref_term(self->rt, h, w);
 }

@@ -1,27 +1,34 @@
 /*
  * proc.h - the process block, message cells and the process table: what
- * src/process/ and src/runtime/ share about a process.
+ * the files of src/process/ share about a process (rt.h has the runtime
+ * object, fail.h the failure semantics).
  *
  * A process block:
  *
  *   +------------------------------+  64-byte aligned
- *   | mbox: amb__mpscq (2 lines)   |  producers push here (any thread)
+ *   | task (src/runtime/task.h):   |
+ *   |   inbox = the mailbox, an    |  producers push here (any thread)
+ *   |   amb__mpscq (2 lines)       |
+ *   |   sched, ctx, stack, budget  |  the scheduler running it
  *   +------------------------------+
- *   | pid, rt, sched, ctx, stack   |  owned by whichever scheduler runs it
- *   | private queue (selective     |  owned by the process itself
- *   |   receive), heap, body, ...  |
+ *   | pid, rt, private queue       |  owned by the process itself
+ *   |   (selective receive), heap, |
+ *   |   body, links, ...           |
  *   +------------------------------+
  *
+ * The task comes first, so a task the runtime hands back (ops, run
+ * queues) is the process with a cast (amb__proc_of).
+ *
  * Who touches what:
- *   - mbox: any thread pushes; only the process (or the scheduler acting for
- *     it while it is switched out) pops or parks it.
+ *   - the mailbox: any thread pushes; only the process (or the scheduler
+ *     acting for it while it is switched out) pops or parks it.
  *   - Everything else belongs to the process while it runs and to the
  *     scheduler that switched it out while it does not. The mailbox's PARKED
  *     bit hands a parked process to exactly one waker (mpscq.h), and a
  *     runnable process sits in exactly one run queue, so at most one thread
  *     owns a process at any time.
  *   - The table entry of a live process points to its block. Blocks are
- *     freed only after a grace period (sched.h, "QSBR"), so a sender that
+ *     freed only after a grace period (src/runtime/qsbr.h), so a sender that
  *     read the table entry before the process ended still pushes into valid
  *     memory; what it pushes is freed with the block.
  *
@@ -34,21 +41,17 @@
 #define AMB_PROCESS_PROC_H
 
 #include "ambitious/process.h"
-#include "arch/ctx.h"
-#include "runtime/mpscq.h"
-#include "runtime/stack.h"
-#include "runtime/wheel.h"
+#include "runtime/sched.h"
+#include "runtime/task.h"
 #include "term_internal.h"
-
-typedef struct amb__sched amb__sched;
 
 enum amb__msg_kind {
     AMB__MSG_TERM = 1,   /* an ordinary message */
-    AMB__MSG_TIMEOUT,    /* a receive timeout fired (timer cell, see timer.c) */
+    AMB__MSG_TIMEOUT,    /* a receive timeout fired (timer cell, see ptimer.c) */
     AMB__MSG_WAKE,       /* a blocking call finished: wakes the waiter */
     AMB__MSG_INFO_REQ,   /* process_info asked of this process (term: requester) */
     AMB__MSG_INFO_REPLY, /* the answer (words: amb_proc_info) */
-    /* Failure signals (link.c; docs/design/failure.md). */
+    /* Failure signals (fail.h; docs/design/failure.md). */
     AMB__MSG_LINK,       /* words: from, to */
     AMB__MSG_UNLINK,     /* UNLINK_ID; words: from, id */
     AMB__MSG_UNLINK_ACK, /* UNLINK_ID_ACK; words: from, id */
@@ -72,42 +75,35 @@ typedef struct amb__msg {
     uint64_t words[];
 } amb__msg;
 
-/* What a process asks of its scheduler when it switches back to it. */
-enum amb__req {
-    AMB__REQ_NONE = 0,
-    AMB__REQ_YIELD,   /* runnable: back to the run queue */
-    AMB__REQ_PARK,    /* wait for a message (the scheduler parks the mailbox) */
-    AMB__REQ_EXIT,    /* ended: tear down */
-    AMB__REQ_IDLE,    /* handler finished its activation: park without a stack */
-    AMB__REQ_REQUEUE, /* handler spent its budget: runnable, without a stack */
-};
-
 enum amb__proc_flags {
     AMB__PF_HANDLER = 1u << 0,   /* a handler process */
-    AMB__PF_CTX_LIVE = 1u << 1,  /* ctx holds a suspended flow on `stack` */
-    AMB__PF_INIT_DONE = 1u << 2, /* handler: init ran */
-    AMB__PF_TRAP_EXIT = 1u << 3,
+    AMB__PF_INIT_DONE = 1u << 1, /* handler: init ran */
+    AMB__PF_TRAP_EXIT = 1u << 2,
 };
 
 struct amb_proc {
-    amb__mpscq mbox; /* first: it is 64-byte aligned */
+    amb__task task; /* first: the runtime's part (task.h); its inbox is the mailbox */
 
-    amb_pid pid;
+    amb_pid pid; /* its index in the table is also task.id (the watchdog's) */
     amb_rt *rt;
-    amb__sched *sched; /* the scheduler running it; re-read after any switch */
-    amb__ctx ctx;
-    amb__stack *stack; /* NULL while a handler is idle or before first run */
-    uint32_t flags;
-    uint8_t req;         /* enum amb__req, set just before switching out */
+    uint32_t flags;      /* AMB__PF_* */
     uint16_t slab_index; /* where the block sits in its slab (proc.c) */
-    uint8_t stack_class; /* size class of its stack (rt.c) */
-    int32_t budget;      /* reductions left in this run */
+    /* The current wait (mailbox.c): */
+    bool wait_timed_out; /* it ended by its timeout */
+    bool wake_done;      /* the WAKE of the current wait arrived */
+    bool in_receive;     /* waiting in a receive (process_info status) */
+    uint32_t wait_seq;   /* bumped by every wait; stale wake-ups carry an old one */
+    /* Set (release) by a sender of an exit signal after its push, so that a
+     * process that runs without receiving notices it at its next runtime
+     * call; cleared by the process when it drains (exit.c). */
+    _Atomic bool sig_pending;
+    _Atomic bool dead; /* set by teardown before it drops the name */
     /* Counters other processes may read (process_info): written only by the
      * process itself, with relaxed stores, read with relaxed loads. */
     _Atomic uint64_t reductions;
 
-    /* The private queue: cells moved out of mbox, oldest first. A selective
-     * receive scans it; cells it skips stay, in order. */
+    /* The private queue: cells moved out of the mailbox, oldest first. A
+     * selective receive scans it; cells it skips stay, in order. */
     amb__msg *pq_head, *pq_tail;
     amb__msg *pq_mark; /* last cell at or before the mark, NULL: the head */
     uint64_t pq_mark_seq;
@@ -116,13 +112,8 @@ struct amb_proc {
     amb__msg *borrowed;    /* the last received message: freed at the next receive */
     amb__msg *handling;    /* a handler's current message: freed when handle returns */
 
-    /* Waiting. */
-    uint32_t wait_seq;   /* bumped by every wait; stale wake-ups carry an old one */
-    bool wait_timed_out; /* the current wait ended by its timeout */
     struct amb__msg *wait_timer;     /* the timer cell of the current wait, or NULL */
     intptr_t wake_result;            /* result of a blocking call */
-    bool wake_done;                  /* the WAKE of the current wait arrived */
-    bool in_receive;                 /* waiting in a receive (process_info status) */
     struct amb_proc_info *info_dest; /* where an INFO_REPLY goes */
 
     /* The body. */
@@ -135,23 +126,21 @@ struct amb_proc {
     /* Registered name, or AMB_NONE: written under the registry lock; read
      * without it only by teardown (names.c explains the handshake). */
     _Atomic amb_term name;
-    _Atomic bool dead; /* set by teardown before it drops the name */
     amb_term exit_reason;
     amb_heap *exit_heap; /* holds exit_reason when it is not an immediate */
-    /* Set (release) by a sender of an exit signal after its push, so that a
-     * process that runs without receiving notices it at its next runtime
-     * call; cleared by the process when it drains (link.c). */
-    _Atomic bool sig_pending;
-    /* Links, monitors and on_exit handlers (link.c), made on first use;
+    /* Links, monitors and on_exit handlers (fail.h), made on first use;
      * owned by the process (and by its scheduler at teardown). */
     struct amb__fail *fail;
     /* Active aliases (alias.c), made on first use; owned by the process. */
     struct amb__aliases *aliases;
-
-    struct amb_proc *runq_next;  /* link in the global inject queue */
-    struct amb_proc *limbo_next; /* QSBR: retired, waiting to be reclaimed */
-    uint64_t retire_epoch;
 };
+
+/* The process whose task t is. */
+static inline amb_proc *amb__proc_of(amb__task *t)
+{
+    _Static_assert(offsetof(amb_proc, task) == 0, "the task comes first");
+    return (amb_proc *)(void *)t;
+}
 
 /* A timeout the process layer accepts (process.h, "Times"): 0 ..=
  * AMB_TIMEOUT_MAX, and AMB_INFINITY when infinity_ok. */
@@ -189,7 +178,7 @@ typedef struct amb__ptab {
 int amb__ptab_init(amb__ptab *t, size_t size);
 void amb__ptab_term(amb__ptab *t);
 /* The live block of pid, or NULL. Safe on a scheduler thread (QSBR) or by an
- * external thread inside amb__rt_ext_enter/leave. */
+ * external thread inside amb__qsbr_enter/leave. */
 amb_proc *amb__ptab_lookup(amb_rt *rt, amb_pid pid);
 
 /* ---------------------------------------------------------------------------
@@ -203,22 +192,36 @@ void amb__msg_free(amb__sched *s, amb__msg *m);
 /* A TERM cell holding a copy of t. NULL on ENOMEM. */
 amb__msg *amb__msg_new_term(amb__sched *s, amb_term t);
 /* The same with reserve words at the start of the cell's buffer for the
- * caller (a timer keeps its state there: timer.c). */
+ * caller (a timer keeps its state there: ptimer.c). */
 amb__msg *amb__msg_new_term_after(amb__sched *s, amb_term t, size_t reserve);
+
+/* A cell with no term storage beyond n words, of a signal kind. NULL on
+ * ENOMEM. */
+amb__msg *amb__msg_new_signal(amb__sched *s, enum amb__msg_kind kind, size_t n);
+/* The message-cell pools of s, given back to their slabs: trim (the
+ * depots too) when s goes to sleep, free at teardown. */
+void amb__msg_pools_trim(amb__sched *s);
+void amb__msg_pools_free(amb__sched *s);
+/* The runtime's depots of message cells, with each scheduler's pools wired
+ * to them; freed after every pool was drained. */
+int amb__msg_depots_init(amb_rt *rt);
+void amb__msg_depots_free(amb_rt *rt);
 
 /* ---------------------------------------------------------------------------
  * Delivery and waiting (mailbox.c)
  * ------------------------------------------------------------------------ */
 /* Pushes m into p's mailbox and, when that wakes p, makes it runnable
  * (on s, or through the inject queue when s is NULL). */
-void amb__deliver(amb_rt *rt, amb__sched *s, amb_proc *p, amb__msg *m);
+void amb__mailbox_deliver(amb_rt *rt, amb__sched *s, amb_proc *p, amb__msg *m);
+/* Moves what has arrived into the private queue, handling signals on the
+ * way (which may end p). */
+void amb__mailbox_drain(amb_proc *p);
 /* Frees every cell of a dead process's mailbox and private queue. */
 void amb__mailbox_drop_all(amb__sched *s, amb_proc *p);
 /* Frees a cell that will never be received; a request in it is answered
- * (a process_info request gets "no such process"). */
-void amb__msg_discard(amb_rt *rt, amb__sched *s, amb__msg *m);
-/* Answers a process_info request in p, which is draining its mailbox. */
-void amb__info_answer(amb_proc *p, amb__msg *req);
+ * (a process_info request gets "no such process", a LINK an exit signal
+ * noproc, a MONITOR a DOWN noproc). */
+void amb__mailbox_discard(amb_rt *rt, amb__sched *s, amb__msg *m);
 /* Handler processes: takes the oldest message without waiting. False when
  * there is none. The term is borrowed until the next take. */
 bool amb__mailbox_take(amb_proc *p, amb_term *out);
@@ -230,41 +233,95 @@ void amb__mailbox_remove_if(amb_proc *p, amb_match_fn *match, void *ctx);
 void amb__mailbox_release_borrowed(amb_proc *p);
 /* Starts a wait that only a WAKE cell with the returned wait_seq ends
  * (a blocking call): bumps p->wait_seq and clears wake_done. */
-uint32_t amb__proc_wait_begin(amb_proc *p);
+uint32_t amb__mailbox_wait_begin(amb_proc *p);
 /* Parks until that WAKE arrives (messages arriving meanwhile stay queued, in
  * order); then p->wake_result holds the value the WAKE carried. */
-void amb__proc_wait_wake(amb_proc *p);
+void amb__mailbox_wait_wake(amb_proc *p);
 
 /* ---------------------------------------------------------------------------
- * Failure: links, monitors, exit signals (link.c)
+ * The life of a process (proc.c)
  * ------------------------------------------------------------------------ */
-/* Handles a failure signal cell while p drains its mailbox. Returns the cell
- * to append to the private queue (a trapped EXIT or an active DOWN turned
- * into an ordinary message), or NULL when the signal was consumed. May end
- * p (never returns then). */
-amb__msg *amb__fail_signal(amb_proc *p, amb__msg *m);
-/* Drains p's mailbox when an exit signal is pending (mailbox.c). */
+/* Drains p's mailbox when an exit signal is pending. */
 void amb__proc_signals(amb_proc *p);
-/* Answers a failure signal that reached a dead process (a LINK gets an exit
- * signal noproc back, a MONITOR a DOWN noproc), then frees it. */
-void amb__fail_discard(amb_rt *rt, amb__sched *s, amb__msg *m);
-/* Teardown: on_exit handlers, then exit signals to links, DOWN to monitors,
- * demonitors to monitored processes; frees the tables. */
-void amb__fail_teardown(amb__sched *s, amb_proc *p);
-/* Frees the tables of a process that never ended (runtime teardown). */
-void amb__fail_free(amb_proc *p);
-/* Spawn: links child and parent / makes a monitor of child by parent before
- * the child is published. *ref gets the monitor's reference. */
-int amb__fail_spawn_link(amb_proc *parent, amb_proc *child);
-int amb__fail_spawn_monitor(amb_proc *parent, amb_proc *child, amb_term *ref);
-/* Undoes the parent's side when the spawn fails later. */
-void amb__fail_spawn_undo(amb_proc *parent, amb_proc *child);
-size_t amb__fail_links(const amb_proc *p);
-size_t amb__fail_monitors(const amb_proc *p);
+/* Yields: first handles the signals that have arrived (a running process
+ * answers process_info, links and monitors at its next yield, as a BEAM
+ * process does when it is scheduled out; exit signals act even sooner, see
+ * amb__proc_reduce), then goes to the back of the run queue. */
+void amb__proc_yield(amb_proc *p);
+/* Spends one reduction; yields when the budget is gone. Handles pending
+ * exit signals first: every send and receive passes here, so a running
+ * process notices an exit signal at its next runtime call. */
+static inline void amb__proc_reduce(amb_proc *p)
+{
+    /* relaxed: a hint only; amb__proc_signals re-reads it with acquire. */
+    if (amb__unlikely(atomic_load_explicit(&p->sig_pending, memory_order_relaxed)))
+        amb__proc_signals(p);
+    amb__counter_add(&p->reductions, 1);
+    if (amb__unlikely(--p->task.budget <= 0))
+        amb__proc_yield(p);
+}
+/* The executor's ops (task.h) for processes: a fresh context's body (a
+ * stackful process's function, or a handler's activation), the teardown
+ * of an ended process, the reclamation of its block, and the release of
+ * every process still alive when the runtime is freed. */
+void amb__proc_entry(amb__task *t);
+void amb__proc_teardown(amb__sched *s, amb__task *t);
+void amb__proc_reclaim(amb__sched *s, amb__task *t);
+void amb__proc_discard_all(amb__exec *x);
+/* The process-block pool of s: given back to its slabs (trim: the depot
+ * too, when s goes to sleep; free: at teardown). */
+void amb__proc_pool_trim(amb__sched *s);
+void amb__proc_pool_free(amb__sched *s);
+int amb__proc_depot_init(amb_rt *rt);
+void amb__proc_depot_free(amb_rt *rt);
 /* Ends p with reason (copied) from p's own context; then frees cell (may be
  * NULL: the signal that held the reason). report: log a crash report when
  * the reason is abnormal (p ended itself). */
 _Noreturn void amb__proc_die(amb_proc *p, amb_term reason, bool report, amb__msg *cell);
+
+/* ---------------------------------------------------------------------------
+ * process_info (info.c)
+ * ------------------------------------------------------------------------ */
+/* Answers a process_info request in p, which is draining its mailbox. */
+void amb__info_answer(amb_proc *p, amb__msg *req);
+/* Answers a request that reached a dead process: "no such process". */
+void amb__info_discard(amb_rt *rt, amb__sched *s, amb__msg *req);
+
+/* ---------------------------------------------------------------------------
+ * Failure: links, monitors, exit signals (fail.h has the rest)
+ * ------------------------------------------------------------------------ */
+/* Teardown: on_exit handlers, then exit signals to links, DOWN to monitors,
+ * demonitors to monitored processes; frees the tables (fail.c). */
+void amb__fail_teardown(amb__sched *s, amb_proc *p);
+/* Runs the on_exit handlers and frees the tables of a process that never
+ * ended (runtime teardown). */
+void amb__fail_free(amb_proc *p);
+
+/* ---------------------------------------------------------------------------
+ * Timers of processes (ptimer.c): receive timeouts, send_after, sleep
+ * ------------------------------------------------------------------------ */
+/* Arms a receive timeout of ms for p's current wait, on s. 0, AMB_ENOMEM. */
+int amb__ptimer_wait(amb__sched *s, amb_proc *p, uint64_t ms);
+/* Cancels p's wait timer if it is still pending (from any scheduler s). */
+void amb__ptimer_wait_cancel(amb__sched *s, amb_proc *p);
+/* The executor's op for a timer's end (task.h): delivers what it carries
+ * when live, else frees it. */
+void amb__ptimer_fire(amb__sched *s, amb__timer *tm, bool live);
+
+/* The executor's op for a finished blocking job (blocking_call.c):
+ * delivers the result to the caller, or frees the job. */
+void amb__blocking_call_done(amb__exec *x, amb__blocking_job *job, bool discard);
+
+/* ---------------------------------------------------------------------------
+ * Logger (logger.c)
+ * ------------------------------------------------------------------------ */
+/* Crash report for p ending with reason; last is the last message it
+ * received or AMB_NONE. */
+void amb__logger_crash(amb_proc *p, amb_term reason, amb_term last);
+/* The executor's op for the watchdog (task.h): one line on stderr naming
+ * the process (id is its table index) that ran ms milliseconds on
+ * scheduler `sched` without yielding. */
+void amb__logger_stuck(amb__exec *x, unsigned sched, uint32_t id, uint64_t ms);
 
 /* Aliases (alias.c). True when t is an alias of rt. */
 bool amb__alias_is(amb_rt *rt, amb_term t);
@@ -293,7 +350,7 @@ amb_proc *amb__names_lookup(amb_rt *rt, amb_term name);
  * a pid of rt or an alias of rt as it is; an atom, or {Name, Node} with rt's
  * node name, to the pid registered under it. AMB_ENOTFOUND (no such name),
  * AMB_ENOTSUP (another node), AMB_EBADARG (anything else). From a scheduler
- * thread, or an external thread inside amb__rt_ext_enter/leave. */
+ * thread, or an external thread inside amb__qsbr_enter/leave. */
 int amb__names_resolve(amb_rt *rt, amb_term dest, amb_term *target);
 
 #endif /* AMB_PROCESS_PROC_H */

@@ -18,7 +18,7 @@
  */
 #include <pthread.h>
 
-#include "runtime/sched.h"
+#include "process/rt.h"
 
 #define CACHE_MAX 256
 #define BATCH     64
@@ -68,7 +68,7 @@ amb_proc *amb__ptab_lookup(amb_rt *rt, amb_pid pid)
     return p != NULL && p->pid == pid ? p : NULL;
 }
 
-static bool cache_reserve(amb__sched *s)
+static bool cache_reserve(amb__rt_sched *s)
 {
     if (s->free_idx_cap > s->free_idx_len)
         return true;
@@ -81,9 +81,10 @@ static bool cache_reserve(amb__sched *s)
     return true;
 }
 
-int amb__ptab_alloc(amb_rt *rt, amb__sched *s, uint32_t *index, uint32_t *serial)
+int amb__ptab_alloc(amb_rt *rt, amb__sched *sched, uint32_t *index, uint32_t *serial)
 {
     amb__ptab *t = &rt->ptab;
+    amb__rt_sched *s = sched ? amb__rt_sched_of(sched) : NULL;
     uint32_t i;
     if (s != NULL && s->free_idx_len > 0) {
         i = s->free_idx[--s->free_idx_len];
@@ -100,6 +101,8 @@ int amb__ptab_alloc(amb_rt *rt, amb__sched *s, uint32_t *index, uint32_t *serial
         }
         pthread_mutex_unlock(t->lock);
         if (!got) {
+            /* relaxed: the RMW alone hands each fresh index out once; the
+             * slot behind it is published by spawn's release store. */
             size_t f = atomic_fetch_add_explicit(&t->fresh, 1, memory_order_relaxed);
             if (f >= t->size || f > AMB__LPID_INDEX_MAX) {
                 atomic_fetch_sub_explicit(&t->fresh, 1, memory_order_relaxed);
@@ -121,9 +124,10 @@ static void give_back(amb__ptab *t, const uint32_t *idx, size_t n)
     pthread_mutex_unlock(t->lock);
 }
 
-void amb__ptab_free(amb_rt *rt, amb__sched *s, uint32_t index)
+void amb__ptab_free(amb_rt *rt, amb__sched *sched, uint32_t index)
 {
     amb__ptab *t = &rt->ptab;
+    amb__rt_sched *s = sched ? amb__rt_sched_of(sched) : NULL;
     t->serials[index] = (t->serials[index] + 1) & AMB__LPID_SERIAL_MAX;
     if (s == NULL || !cache_reserve(s)) {
         give_back(t, &index, 1);
@@ -136,8 +140,9 @@ void amb__ptab_free(amb_rt *rt, amb__sched *s, uint32_t index)
     }
 }
 
-void amb__ptab_flush_cache(amb_rt *rt, amb__sched *s)
+void amb__ptab_flush_cache(amb_rt *rt, amb__sched *sched)
 {
+    amb__rt_sched *s = amb__rt_sched_of(sched);
     if (s->free_idx_len > 0)
         give_back(&rt->ptab, s->free_idx, s->free_idx_len);
     s->free_idx_len = 0;

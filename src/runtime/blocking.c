@@ -1,30 +1,20 @@
 /*
- * blocking.c - the blocking-call pool (Erlang's dirty I/O schedulers):
- * amb_blocking_call runs a C function that may block on a thread of its own
- * while only the calling process waits.
+ * blocking.c - the blocking-call pool (blocking.h): threads that run jobs
+ * which may block, so that only the task that asked waits.
  *
- * A call is one message cell (msg.c) of kind WAKE whose buffer holds the
- * job (function, argument, caller's pid), as timer.c keeps a timer in its
- * cell. The caller:
- *   1. allocates the cell from its scheduler's pool and starts a wait
- *      (amb__proc_wait_begin gives the wait's sequence number);
- *   2. appends the cell to the pool's queue (mutex + condition variable),
- *      starting a thread when no started one is free;
- *   3. parks in amb__proc_wait_wake: messages that arrive meanwhile stay
- *      queued in order, and only a WAKE with this wait's number ends it.
- * A pool thread takes the oldest cell, runs fn(arg), stores the result in
- * the cell and delivers the cell itself to the caller, looking the caller
- * up inside amb__rt_ext_enter/leave (sched.h, "QSBR"), so the block it
- * pushes into cannot be freed under it. A caller that died meanwhile is not
- * found and the cell is freed: the result is discarded.
+ * A job is posted to the pool's queue (mutex + condition variable),
+ * starting a thread when no started one is free. A pool thread takes the
+ * oldest job, runs fn(arg), stores the result in the job and hands it to
+ * ops->blocking_done (the process layer delivers it to its caller, see
+ * src/process/blocking_call.c).
  *
  * Invariants:
  *   - Under `lock`: queued == length of the queue; free == started threads
- *     that are not running a call (they will look at the queue before they
- *     wait, so a queued call never waits while a free thread sleeps).
- *   - A thread counts itself free again before it delivers the result, so
- *     a process that makes calls one after another reuses one thread.
- *   - Threads only ever start (up to cfg.blocking_threads) until
+ *     that are not running a job (they will look at the queue before they
+ *     wait, so a queued job never waits while a free thread sleeps).
+ *   - A thread counts itself free again before it hands the job over, so a
+ *     task that makes calls one after another reuses one thread.
+ *   - Threads only ever start (up to the configured count) until
  *     amb__blocking_stop, which runs when no scheduler does.
  *   - Idle threads sleep on the condition variable without a timeout: an
  *     idle pool uses no CPU.
@@ -32,43 +22,28 @@
 #include <pthread.h>
 
 #include "runtime/blocking.h"
-#include "runtime/sched.h"
-
-/* A call waiting in the queue or running, in its cell's words. */
-typedef struct job {
-    amb__msg *next; /* queue link */
-    amb_blocking_fn *fn;
-    void *arg;
-    amb_pid pid; /* the caller */
-} job;
-
-#define JOB_WORDS ((sizeof(job) + 7) / 8)
+#include "runtime/exec.h"
 
 typedef struct pool {
     pthread_mutex_t lock;
-    pthread_cond_t work;   /* signalled when a call is queued or on stop */
-    amb__msg *head, *tail; /* queued calls, oldest first */
+    pthread_cond_t work;            /* signalled when a job is queued or on stop */
+    amb__blocking_job *head, *tail; /* queued jobs, oldest first */
     unsigned queued;
-    unsigned free;     /* started threads not running a call */
+    unsigned free;     /* started threads not running a job */
     unsigned nthreads; /* started threads */
-    unsigned max;      /* cfg.blocking_threads */
+    unsigned max;      /* the configured count */
     bool stopping;
     pthread_t *threads; /* max of them, nthreads started */
 } pool;
 
-static inline job *job_of(amb__msg *m)
+int amb__blocking_prepare(amb__exec *x)
 {
-    return (job *)(void *)m->words;
-}
-
-int amb__blocking_prepare(amb_rt *rt)
-{
-    if (rt->blocking != NULL)
+    if (x->blocking != NULL)
         return 0;
     pool *pl = amb__calloc(1, sizeof *pl);
     if (pl == NULL)
         return AMB_ENOMEM;
-    pl->max = rt->cfg.blocking_threads;
+    pl->max = x->blocking_threads;
     pl->threads = amb__calloc(pl->max, sizeof *pl->threads);
     if (pl->threads == NULL) {
         amb__free(pl);
@@ -76,33 +51,16 @@ int amb__blocking_prepare(amb_rt *rt)
     }
     pthread_mutex_init(&pl->lock, NULL);
     pthread_cond_init(&pl->work, NULL);
-    /* Published to the schedulers by their pthread_create (amb_rt_run
+    /* Published to the schedulers by their pthread_create (amb__exec_run
      * prepares the pool before it starts them). */
-    rt->blocking = pl;
+    x->blocking = pl;
     return 0;
-}
-
-/* Hands a finished call's result to its caller, or discards it. */
-static void finish(amb_rt *rt, amb__msg *m, intptr_t result, bool discard)
-{
-    m->term = (amb_term)result;
-    if (discard) {
-        amb__msg_free(NULL, m);
-        return;
-    }
-    amb__rt_ext_enter(rt);
-    amb_proc *p = amb__ptab_lookup(rt, job_of(m)->pid);
-    if (p != NULL)
-        amb__deliver(rt, NULL, p, m);
-    else
-        amb__msg_free(NULL, m);
-    amb__rt_ext_leave(rt);
 }
 
 static void *worker(void *arg)
 {
-    amb_rt *rt = arg;
-    pool *pl = rt->blocking;
+    amb__exec *x = arg;
+    pool *pl = x->blocking;
     pthread_setname_np(pthread_self(), "amb-blocking");
     pthread_mutex_lock(&pl->lock);
     for (;;) {
@@ -110,8 +68,7 @@ static void *worker(void *arg)
             pthread_cond_wait(&pl->work, &pl->lock);
         if (pl->stopping)
             break;
-        amb__msg *m = pl->head;
-        job *j = job_of(m);
+        amb__blocking_job *j = pl->head;
         pl->head = j->next;
         if (pl->head == NULL)
             pl->tail = NULL;
@@ -119,7 +76,7 @@ static void *worker(void *arg)
         pl->free--;
         pthread_mutex_unlock(&pl->lock);
 
-        intptr_t result = j->fn(j->arg);
+        j->result = j->fn(j->arg);
 
         pthread_mutex_lock(&pl->lock);
         pl->free++;
@@ -127,28 +84,29 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&pl->lock);
         /* Outside the lock: delivery may take the inject lock and wake a
          * scheduler (a system call). */
-        finish(rt, m, result, discard);
+        x->ops.blocking_done(x, j, discard);
         pthread_mutex_lock(&pl->lock);
     }
     pthread_mutex_unlock(&pl->lock);
     return NULL;
 }
 
-/* Queues m, starting a thread when every started one is busy. AMB_EAGAIN
- * (and m is not queued) when the pool has no thread and cannot start one. */
-static int post(amb_rt *rt, pool *pl, amb__msg *m)
+int amb__blocking_post(amb__exec *x, amb__blocking_job *j)
 {
+    pool *pl = x->blocking;
+    if (pl == NULL)
+        return AMB_ESTATE;
     int rc = 0;
-    job_of(m)->next = NULL;
+    j->next = NULL;
     pthread_mutex_lock(&pl->lock);
     if (pl->tail != NULL)
-        job_of(pl->tail)->next = m;
+        pl->tail->next = j;
     else
-        pl->head = m;
-    pl->tail = m;
+        pl->head = j;
+    pl->tail = j;
     pl->queued++;
     if (pl->queued > pl->free && pl->nthreads < pl->max) {
-        if (pthread_create(&pl->threads[pl->nthreads], NULL, worker, rt) == 0) {
+        if (pthread_create(&pl->threads[pl->nthreads], NULL, worker, x) == 0) {
             pl->nthreads++;
             pl->free++;
         } else if (pl->nthreads == 0) {
@@ -157,7 +115,7 @@ static int post(amb_rt *rt, pool *pl, amb__msg *m)
             pl->queued = 0;
             rc = AMB_EAGAIN;
         }
-        /* Otherwise a started thread will take the call when it is free. */
+        /* Otherwise a started thread will take the job when it is free. */
     }
     if (rc == 0)
         pthread_cond_signal(&pl->work);
@@ -165,62 +123,34 @@ static int post(amb_rt *rt, pool *pl, amb__msg *m)
     return rc;
 }
 
-int amb_blocking_call(amb_proc *self, amb_blocking_fn *fn, void *arg, intptr_t *result)
+void amb__blocking_stop(amb__exec *x)
 {
-    if (self == NULL || fn == NULL)
-        return AMB_EBADARG;
-    pool *pl = self->rt->blocking;
-    if (pl == NULL)
-        return AMB_ESTATE; /* not inside a running runtime */
-    amb__msg *m = amb__msg_alloc(self->sched, JOB_WORDS);
-    if (m == NULL)
-        return AMB_ENOMEM;
-    m->kind = AMB__MSG_WAKE;
-    job *j = job_of(m);
-    j->fn = fn;
-    j->arg = arg;
-    j->pid = self->pid;
-    m->wait_seq = amb__proc_wait_begin(self);
-    int rc = post(self->rt, pl, m);
-    if (rc != 0) {
-        amb__msg_free(self->sched, m);
-        return rc;
-    }
-    amb__counter_add(&self->reductions, 1);
-    amb__proc_wait_wake(self);
-    if (result != NULL)
-        *result = self->wake_result;
-    return 0;
-}
-
-void amb__blocking_stop(amb_rt *rt)
-{
-    pool *pl = rt->blocking;
+    pool *pl = x->blocking;
     if (pl == NULL)
         return;
     pthread_mutex_lock(&pl->lock);
     pl->stopping = true;
     pthread_cond_broadcast(&pl->work);
-    unsigned n = pl->nthreads; /* no scheduler runs: no call starts more */
+    unsigned n = pl->nthreads; /* no scheduler runs: no job starts more */
     pthread_mutex_unlock(&pl->lock);
-    /* Waits for calls in progress: fn cannot be interrupted. */
+    /* Waits for the jobs in progress: fn cannot be interrupted. */
     for (unsigned i = 0; i < n; i++)
         pthread_join(pl->threads[i], NULL);
-    /* The calls never started: their callers are about to be discarded. */
-    for (amb__msg *m = pl->head, *next; m != NULL; m = next) {
-        next = job_of(m)->next;
-        amb__msg_free(NULL, m);
+    /* The jobs never started: their callers are about to be discarded. */
+    for (amb__blocking_job *j = pl->head, *next; j != NULL; j = next) {
+        next = j->next;
+        x->ops.blocking_done(x, j, true);
     }
     pthread_cond_destroy(&pl->work);
     pthread_mutex_destroy(&pl->lock);
     amb__free(pl->threads);
     amb__free(pl);
-    rt->blocking = NULL;
+    x->blocking = NULL;
 }
 
-unsigned amb__blocking_nthreads(amb_rt *rt)
+unsigned amb__blocking_nthreads(amb__exec *x)
 {
-    pool *pl = rt->blocking;
+    pool *pl = x->blocking;
     if (pl == NULL)
         return 0;
     pthread_mutex_lock(&pl->lock);
@@ -229,9 +159,9 @@ unsigned amb__blocking_nthreads(amb_rt *rt)
     return n;
 }
 
-bool amb__blocking_stopping(amb_rt *rt)
+bool amb__blocking_stopping(amb__exec *x)
 {
-    pool *pl = rt->blocking;
+    pool *pl = x->blocking;
     if (pl == NULL)
         return false;
     pthread_mutex_lock(&pl->lock);

@@ -11,8 +11,8 @@
 #include "runtime/slab.h"
 
 typedef struct slab {
-    /* acq_rel on the decrement: the thread that frees the slab sees every
-     * other thread's last use of its objects. */
+    /* Objects out of the slab (in use or pooled); the last decrement
+     * unmaps the slab (give_back says why acq_rel is enough). */
     _Atomic uint32_t out;
 } slab;
 
@@ -86,6 +86,7 @@ static bool from_depot(amb__slab_pool *pool, const amb__slab_class *cls)
     batch *b = d->batches;
     if (b != NULL) {
         d->batches = b->next_batch;
+        /* relaxed: under the lock (see to_depot). */
         atomic_store_explicit(&d->count,
                               atomic_load_explicit(&d->count, memory_order_relaxed) - 1,
                               memory_order_relaxed);
@@ -115,6 +116,8 @@ static bool to_depot(amb__slab_pool *pool, const amb__slab_class *cls)
         last = last->next;
     free_obj *rest = last->next;
     pthread_mutex_lock(d->lock);
+    /* relaxed (load and store): under the depot's lock, which orders them
+     * with every other change; lock-free readers take the count as a hint. */
     unsigned count = atomic_load_explicit(&d->count, memory_order_relaxed);
     bool ok = count < d->max_batches;
     if (ok) {
@@ -140,6 +143,7 @@ void amb__slab_depot_drain(amb__slab_depot *d, const amb__slab_class *cls)
     pthread_mutex_lock(d->lock);
     batch *b = d->batches;
     d->batches = NULL;
+    /* relaxed: under the lock (see to_depot). */
     atomic_store_explicit(&d->count, 0, memory_order_relaxed);
     pthread_mutex_unlock(d->lock);
     while (b != NULL) {
@@ -178,6 +182,12 @@ void *amb__slab_alloc_slow(amb__slab_pool *pool, const amb__slab_class *cls,
 static void give_back(const amb__slab_class *cls, void *obj, uint16_t index)
 {
     slab *sl = slab_of(cls, obj, index);
+    /* acq_rel: the last one out unmaps the slab. The release half orders
+     * this thread's last use of obj (and of the slab's other objects it gave
+     * back before) before its decrement; the acquire half makes the thread
+     * that sees 1 see every other thread's release, so every use of every
+     * object of the slab happens before the munmap. The RMW makes exactly
+     * one thread see 1. */
     if (atomic_fetch_sub_explicit(&sl->out, 1, memory_order_acq_rel) == 1)
         munmap(sl, slab_bytes(cls));
 }

@@ -1,11 +1,11 @@
 /*
- * watchdog.c - one thread per running runtime that looks at what each
+ * watchdog.c - one thread per running executor that looks at what each
  * scheduler is running, with two duties:
  *
- *   1. Report: a process that has run for cfg.watchdog_ms or more without
- *      switching out is reported once for that run (amb__watchdog_report).
- *      AMB_INFINITY turns reports off.
- *   2. Rescue: a scheduler stuck in one process for over STUCK_MS cannot
+ *   1. Report: a task that has run for watchdog_ms or more without
+ *      switching out is reported once for that run (ops->report_stuck, by
+ *      the task's id). UINT64_MAX turns reports off.
+ *   2. Rescue: a scheduler stuck in one task for over STUCK_MS cannot
  *      run what is queued behind it. Other schedulers steal its ring, and
  *      its run-next slot too once it is stuck (sched.c, steal()), but only
  *      while they are awake, and nobody wakes a sleeper for work that is
@@ -14,10 +14,10 @@
  *      reports are off.
  *
  * What it reads: each scheduler's run_started_ms (when the current run
- * began, 0 while idle), current_pid and run queue, all atomics that the
- * scheduler publishes for thieves and for us. It touches no process block,
- * so it needs no QSBR protection. The reads are relaxed and the pair
- * (run_started_ms, current_pid) is not read atomically: a run is
+ * began, 0 while idle), current_id and run queue, all atomics that the
+ * scheduler publishes for thieves and for us. It touches no task, so it
+ * needs no QSBR protection. The reads are relaxed and the pair
+ * (run_started_ms, current_id) is not read atomically: a run is
  * recognised by that pair, read between two reads of run_started_ms that
  * agree, which is good enough for a diagnostic and for a wake-up that is
  * harmless when it is spurious.
@@ -34,14 +34,13 @@
  * on a condition variable between looks, so an idle runtime costs a few
  * wake-ups a second.
  */
-#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdio.h>
 #include <time.h>
 
-#include "runtime/sched.h"
+#include "runtime/clock.h"
+#include "runtime/exec.h"
 #include "runtime/watchdog.h"
 
 #define STUCK_MS    10   /* as steal() in sched.c: a run this old is stuck */
@@ -50,63 +49,48 @@
 
 /* What the watchdog knows of one scheduler's current run. */
 typedef struct run_seen {
-    amb_pid pid;      /* AMB_NONE: idle at the last look */
-    uint64_t started; /* its run_started_ms */
+    uint32_t id;      /* the task's id */
+    uint64_t started; /* its run_started_ms; 0: idle at the last look */
     uint64_t since;   /* lower bound of its start (see above) */
     bool reported;
 } run_seen;
 
 typedef struct watchdog {
-    amb_rt *rt;
+    amb__exec *x;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond; /* signalled by stop */
     bool stop;           /* under lock */
-    uint64_t limit_ms;   /* cfg.watchdog_ms, UINT64_MAX: no reports */
+    uint64_t limit_ms;   /* watchdog_ms, UINT64_MAX: no reports */
     uint64_t idle_ms;    /* the period while idle */
     uint64_t last_look;
     run_seen runs[]; /* one per scheduler */
 } watchdog;
 
-void amb__watchdog_report(unsigned sched, amb_pid pid, uint64_t ms)
-{
-    char who[160];
-    size_t len = 0;
-    if (amb_print(pid, who, sizeof who, &len) != 0)
-        snprintf(who, sizeof who, "?");
-    char line[256];
-    int n = snprintf(line, sizeof line,
-                     "ambitious: watchdog: scheduler %u has run process %s for %" PRIu64
-                     " ms without yielding\n",
-                     sched, who, ms);
-    if (n > 0)
-        fwrite(line, 1, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1, stderr);
-}
-
 /* One look at every scheduler. Returns true when some scheduler is in a
  * run (the next look comes sooner). */
 static bool look(watchdog *w)
 {
-    amb_rt *rt = w->rt;
+    amb__exec *x = w->x;
     uint64_t now = amb__clock_ms();
     bool busy = false;
     unsigned rescues = 0;
-    for (unsigned i = 0; i < rt->nsched; i++) {
-        amb__sched *s = &rt->scheds[i];
+    for (unsigned i = 0; i < x->nsched; i++) {
+        amb__sched *s = amb__exec_sched(x, i);
         run_seen *r = &w->runs[i];
         /* relaxed: a snapshot for a diagnostic (see the file comment). */
         uint64_t started = atomic_load_explicit(&s->run_started_ms, memory_order_relaxed);
-        amb_pid pid = atomic_load_explicit(&s->current_pid, memory_order_relaxed);
+        uint32_t id = atomic_load_explicit(&s->current_id, memory_order_relaxed);
         uint64_t again = atomic_load_explicit(&s->run_started_ms, memory_order_relaxed);
         if (started == 0 || again != started) {
             /* Idle, or a new run began while we read: look next time. */
-            r->pid = AMB_NONE;
+            r->started = 0;
             busy |= started != 0;
             continue;
         }
         busy = true;
-        if (r->pid != pid || r->started != started) {
-            r->pid = pid;
+        if (r->id != id || r->started != started) {
+            r->id = id;
             r->started = started;
             r->since = started > w->last_look ? started : w->last_look;
             r->reported = false;
@@ -114,16 +98,16 @@ static bool look(watchdog *w)
         uint64_t age = now > r->since ? now - r->since : 0;
         if (!r->reported && age >= w->limit_ms) {
             r->reported = true;
-            amb__watchdog_report(i, pid, age);
+            x->ops.report_stuck(x, i, id, age);
         }
-        if (rt->nsched > 1 && now > started + STUCK_MS && !amb__runq_empty(&s->q))
+        if (x->nsched > 1 && now > started + STUCK_MS && !amb__runq_empty(&s->q))
             rescues++;
     }
     w->last_look = now;
     /* One sleeper per stuck scheduler with work: wake_one does nothing
      * when a scheduler already spins (it will steal) or none sleeps. */
     for (unsigned k = 0; k < rescues; k++)
-        amb__sched_wake_one(rt);
+        amb__sched_wake_one(x);
     return busy;
 }
 
@@ -151,21 +135,17 @@ static void *watch(void *arg)
     return NULL;
 }
 
-int amb__watchdog_start(amb_rt *rt)
+int amb__watchdog_start(amb__exec *x)
 {
-    watchdog *w = amb__calloc(1, sizeof *w + rt->nsched * sizeof(run_seen));
+    watchdog *w = amb__calloc(1, sizeof *w + x->nsched * sizeof(run_seen));
     if (w == NULL)
         return AMB_ENOMEM;
-    w->rt = rt;
-    int64_t ms = rt->cfg.watchdog_ms; /* 1 ..= AMB_TIMEOUT_MAX, or AMB_INFINITY */
-    w->limit_ms = ms == AMB_INFINITY ? UINT64_MAX : (uint64_t)ms;
-    w->idle_ms =
-        ms == AMB_INFINITY || ms / 2 > IDLE_MAX_MS ? IDLE_MAX_MS : (uint64_t)(ms / 2);
+    w->x = x;
+    w->limit_ms = x->watchdog_ms;
+    w->idle_ms = x->watchdog_ms / 2 > IDLE_MAX_MS ? IDLE_MAX_MS : x->watchdog_ms / 2;
     if (w->idle_ms == 0)
         w->idle_ms = 1;
     w->last_look = amb__clock_ms();
-    for (unsigned i = 0; i < rt->nsched; i++)
-        w->runs[i].pid = AMB_NONE;
     pthread_mutex_init(&w->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -186,13 +166,13 @@ int amb__watchdog_start(amb_rt *rt)
         amb__free(w);
         return AMB_EAGAIN;
     }
-    rt->watchdog = w;
+    x->watchdog = w;
     return 0;
 }
 
-void amb__watchdog_stop(amb_rt *rt)
+void amb__watchdog_stop(amb__exec *x)
 {
-    watchdog *w = rt->watchdog;
+    watchdog *w = x->watchdog;
     if (w == NULL)
         return;
     pthread_mutex_lock(&w->lock);
@@ -203,5 +183,5 @@ void amb__watchdog_stop(amb_rt *rt)
     pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->lock);
     amb__free(w);
-    rt->watchdog = NULL;
+    x->watchdog = NULL;
 }

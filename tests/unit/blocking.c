@@ -16,6 +16,7 @@
 #include <sched.h>
 
 #include "amb_test.h"
+#include "process/rt.h"
 #include "runtime/blocking.h"
 
 #define DEADLINE_MS 20000
@@ -194,7 +195,7 @@ AMB_TEST(blocking_many_concurrent_calls)
         assert_ok(amb_rt_spawn(rt, many_caller, &many.args[i], NULL));
     }
     assert_ok(amb_rt_run(rt));
-    unsigned threads = amb__blocking_nthreads(rt);
+    unsigned threads = amb__blocking_nthreads(&rt->exec);
     amb_rt_free(rt);
     assert_int_equal(atomic_load(&many.ok), CALLERS);
     assert_in_range(threads, 1, 4);
@@ -234,7 +235,7 @@ AMB_TEST(blocking_calls_run_in_parallel)
     for (int i = 0; i < 3; i++)
         assert_ok(amb_rt_spawn(rt, par_caller, NULL, NULL));
     assert_ok(amb_rt_run(rt));
-    unsigned threads = amb__blocking_nthreads(rt);
+    unsigned threads = amb__blocking_nthreads(&rt->exec);
     amb_rt_free(rt);
     assert_int_equal(atomic_load(&par.met), 3);
     assert_int_equal(threads, 3);
@@ -369,12 +370,12 @@ AMB_TEST(blocking_threads_start_on_demand)
     amb_rt *rt = new_rt(2, 4);
     assert_ok(amb_rt_spawn(rt, no_call, NULL, NULL));
     assert_ok(amb_rt_run(rt));
-    assert_int_equal(amb__blocking_nthreads(rt), 0);
+    assert_int_equal(amb__blocking_nthreads(&rt->exec), 0);
     /* Calls one after another reuse one thread: it is free again before
      * the caller learns the result. */
     assert_ok(amb_rt_spawn(rt, sequential, NULL, NULL));
     assert_ok(amb_rt_run(rt));
-    assert_int_equal(amb__blocking_nthreads(rt), 1);
+    assert_int_equal(amb__blocking_nthreads(&rt->exec), 1);
     amb_rt_free(rt);
     assert_int_equal(misc.sequential_ok, 1);
 }
@@ -489,7 +490,7 @@ static intptr_t wait_for_free(void *arg)
     (void)arg;
     atomic_store(&stop.started, true);
     uint64_t deadline = amb_test_deadline_ms(DEADLINE_MS);
-    while (!amb__blocking_stopping(stop.rt)) {
+    while (!amb__blocking_stopping(&stop.rt->exec)) {
         if (amb_test_now_ms() > deadline)
             return 0;
         let_others_run();

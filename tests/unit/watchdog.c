@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "amb_test.h"
-#include "runtime/sched.h"
+#include "process/rt.h"
 
 #define DEADLINE_MS 20000
 
@@ -107,7 +107,7 @@ static struct {
 static void set_flag(amb_proc *self, void *arg)
 {
     size_t i = (size_t)(uintptr_t)arg;
-    atomic_store(&spin.ran_on[i], self->sched->id);
+    atomic_store(&spin.ran_on[i], self->task.sched->id);
     atomic_store(&spin.flags[i], true);
 }
 
@@ -123,7 +123,7 @@ static void spinner(amb_proc *self, void *arg)
 {
     uint64_t min_ms = (uint64_t)(uintptr_t)arg;
     spin.spinner = amb_self(self);
-    spin.spinner_sched = self->sched->id;
+    spin.spinner_sched = self->task.sched->id;
     for (int i = 0; i < QUEUED; i++)
         if (amb_spawn(self, set_flag, (void *)(uintptr_t)i, NULL) == 0)
             spin.spawned++;
@@ -178,7 +178,7 @@ static struct {
 static void lone_flag(amb_proc *self, void *arg)
 {
     (void)arg;
-    atomic_store(&lone.ran_on, self->sched->id);
+    atomic_store(&lone.ran_on, self->task.sched->id);
     atomic_store(&lone.flag, true);
 }
 
@@ -187,12 +187,12 @@ static void lone_spinner(amb_proc *self, void *arg)
     (void)arg;
     amb_rt *rt = amb_proc_rt(self);
     lone.spinner = amb_self(self);
-    lone.spinner_sched = self->sched->id;
+    lone.spinner_sched = self->task.sched->id;
     uint64_t deadline = amb_test_deadline_ms(DEADLINE_MS);
     /* Without yielding: wait until the other scheduler sleeps. */
-    while (atomic_load(&rt->nsleeping) != 1 && amb_test_now_ms() < deadline)
+    while (atomic_load(&rt->exec.nsleeping) != 1 && amb_test_now_ms() < deadline)
         ;
-    lone.saw_sleeper = atomic_load(&rt->nsleeping) == 1;
+    lone.saw_sleeper = atomic_load(&rt->exec.nsleeping) == 1;
     if (amb_spawn(self, lone_flag, NULL, NULL) != 0)
         return;
     while (!atomic_load(&lone.flag) && amb_test_now_ms() < deadline)

@@ -1,5 +1,5 @@
 /*
- * logger.c - the runtime's logger (include/ambitious/logger.h): a level, one
+ * logger.c - the process layer's logger (include/ambitious/logger.h): a level, one
  * handler per runtime (default: stderr) and crash reports.
  *
  * Invariants: rt->log_fn and rt->log_ctx change only while rt->log_busy is
@@ -8,10 +8,12 @@
  * default handler writes each event with one fputs, so the lines of two
  * events from two schedulers do not interleave.
  */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "runtime/sched.h"
+#include "process/rt.h"
+#include "runtime/qsbr.h"
 
 static void lock(amb_rt *rt)
 {
@@ -126,11 +128,13 @@ static char *text_of(amb_term t)
     "    exit reason: %s\n"     \
     "    last message: %s\n"
 
-void amb__log_crash(amb_proc *p, amb_term reason, amb_term last)
+void amb__logger_crash(amb_proc *p, amb_term reason, amb_term last)
 {
     amb_rt *rt = p->rt;
     if (AMB_LOG_ERROR > level_of(rt))
         return;
+    /* relaxed: p is ending in its own context; only p's own registration
+     * and unregistration write its name, and neither can run now. */
     amb_term name = atomic_load_explicit(&p->name, memory_order_relaxed);
     char *pid_s = text_of(p->pid);
     char *name_s = name != AMB_NONE ? text_of(name) : NULL;
@@ -156,4 +160,32 @@ void amb__log_crash(amb_proc *p, amb_term reason, amb_term last)
     amb_free(name_s);
     amb_free(reason_s);
     amb_free(last_s);
+}
+
+void amb__logger_stuck(amb__exec *x, unsigned sched, uint32_t id, uint64_t ms)
+{
+    /* The watchdog's own thread: the table is read inside the QSBR
+     * bracket of an outside thread. A process that ended meanwhile is
+     * reported by its index alone. */
+    amb_rt *rt = amb__rt_of(x);
+    amb_pid pid = AMB_NONE;
+    amb__qsbr_enter(x);
+    if (id < rt->ptab.size) {
+        /* acquire: pairs with the release store that published the block. */
+        amb_proc *p = atomic_load_explicit(&rt->ptab.slots[id], memory_order_acquire);
+        if (p != NULL)
+            pid = p->pid;
+    }
+    amb__qsbr_leave(x);
+    char who[160];
+    size_t len = 0;
+    if (pid == AMB_NONE || amb_print(pid, who, sizeof who, &len) != 0)
+        snprintf(who, sizeof who, "at index %" PRIu32, id);
+    char line[256];
+    int n = snprintf(line, sizeof line,
+                     "ambitious: watchdog: scheduler %u has run process %s for %" PRIu64
+                     " ms without yielding\n",
+                     sched, who, ms);
+    if (n > 0)
+        fwrite(line, 1, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1, stderr);
 }

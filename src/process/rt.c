@@ -1,0 +1,183 @@
+/*
+ * rt.c - creating, running, stopping and freeing a runtime (amb_rt_*), and
+ * amb_main: the process layer's runtime object over the executor
+ * (src/runtime/exec.h), and the ops table that tells the executor what its
+ * tasks are (processes).
+ *
+ * amb_rt_run runs the executor: the calling thread becomes scheduler 0;
+ * it returns when every process has ended or amb_rt_stop was called.
+ * Between runs the runtime keeps its processes; amb_rt_free discards
+ * whatever is left.
+ */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "process/rt.h"
+
+#define DEFAULT_STACK     ((size_t)64 << 10)
+#define DEFAULT_MAX_PROCS ((size_t)1 << 22)
+
+/* Going to sleep: cached cells and blocks go back to their slabs. */
+static void sched_trim(amb__sched *s)
+{
+    amb__msg_pools_trim(s);
+    amb__proc_pool_trim(s);
+}
+
+/* Teardown of the process layer's part of s (its limbo and timers are
+ * empty: every cell and block is back in the pools). */
+static void sched_term(amb__sched *s)
+{
+    amb__msg_pools_free(s);
+    amb__proc_pool_free(s);
+    amb__ptab_flush_cache(amb__rt_of(s->exec), s);
+}
+
+static const amb__task_ops ops = {
+    .entry = amb__proc_entry,
+    .teardown = amb__proc_teardown,
+    .reclaim = amb__proc_reclaim,
+    .timer_fire = amb__ptimer_fire,
+    .blocking_done = amb__blocking_call_done,
+    .discard = amb__proc_discard_all,
+    .sched_trim = sched_trim,
+    .sched_term = sched_term,
+    .report_stuck = amb__logger_stuck,
+};
+
+static unsigned default_schedulers(void)
+{
+    const char *env = getenv("AMB_SCHEDULERS");
+    if (env != NULL) {
+        long n = strtol(env, NULL, 10);
+        if (n > 0 && n <= 1024)
+            return (unsigned)n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+int amb_rt_new(const amb_config *cfg, amb_rt **out)
+{
+    if (out == NULL)
+        return AMB_EBADARG;
+    amb_config c = cfg ? *cfg : (amb_config){0};
+    if (c.schedulers == 0)
+        c.schedulers = default_schedulers();
+    if (c.stack_size == 0)
+        c.stack_size = DEFAULT_STACK;
+    if (c.max_processes == 0)
+        c.max_processes = DEFAULT_MAX_PROCS;
+    if (c.blocking_threads == 0)
+        c.blocking_threads = 4;
+    if (c.watchdog_ms == 0)
+        c.watchdog_ms = 2000;
+    if (c.node_name == NULL)
+        c.node_name = "nonode@nohost";
+    if (c.schedulers > 1024 || c.max_processes > ((size_t)1 << 28) ||
+        c.max_processes < 16 || c.stack_size < 16384 ||
+        c.stack_size > ((size_t)256 << 20) || c.blocking_threads > 1024 ||
+        !amb__timeout_ok(c.watchdog_ms, true))
+        return AMB_EBADARG;
+    amb_term node = amb_atom(c.node_name);
+    if (node == AMB_NONE)
+        return AMB_EBADARG;
+
+    /* The struct holds cache-line-aligned members: an aligned block. */
+    amb_rt *rt = amb__malloc_aligned(sizeof *rt, _Alignof(amb_rt));
+    if (rt == NULL)
+        return AMB_ENOMEM;
+    memset(rt, 0, sizeof *rt);
+    rt->cfg = c;
+    rt->cfg.node_name = NULL; /* the caller's string need not outlive us */
+    rt->node_name = node;
+    int rc;
+    /* A fresh creation per runtime of the same name, so pids of two local
+     * runtimes never look alike. */
+    for (uint32_t cr = 0;; cr++) {
+        rc = amb__node_register(node, cr, &rt->node_slot);
+        if (rc != AMB_EEXIST) {
+            rt->creation = cr;
+            break;
+        }
+    }
+    if (rc != 0)
+        goto fail_rt;
+    if ((rc = amb__ptab_init(&rt->ptab, c.max_processes)) != 0)
+        goto fail_rt;
+    if ((rc = amb__names_init(rt)) != 0)
+        goto fail_ptab;
+    amb__exec_config ec = {
+        .schedulers = c.schedulers,
+        .stack_size = c.stack_size,
+        .blocking_threads = c.blocking_threads,
+        .watchdog_ms =
+            c.watchdog_ms == AMB_INFINITY ? UINT64_MAX : (uint64_t)c.watchdog_ms,
+        .sched_ext = sizeof(amb__rt_sched),
+        .ops = &ops,
+    };
+    if ((rc = amb__exec_init(&rt->exec, &ec)) != 0)
+        goto fail_names;
+    if ((rc = amb__msg_depots_init(rt)) != 0)
+        goto fail_exec;
+    if ((rc = amb__proc_depot_init(rt)) != 0) {
+        amb__msg_depots_free(rt);
+        goto fail_exec;
+    }
+    *out = rt;
+    return 0;
+
+fail_exec:
+    amb__exec_term(&rt->exec);
+fail_names:
+    amb__names_term(rt);
+fail_ptab:
+    amb__ptab_term(&rt->ptab);
+fail_rt:
+    amb__free_aligned(rt);
+    return rc;
+}
+
+int amb_rt_run(amb_rt *rt)
+{
+    if (rt == NULL)
+        return AMB_EBADARG;
+    return amb__exec_run(&rt->exec);
+}
+
+int amb_rt_stop(amb_rt *rt)
+{
+    if (rt == NULL)
+        return AMB_EBADARG;
+    amb__exec_stop(&rt->exec);
+    return 0;
+}
+
+void amb_rt_free(amb_rt *rt)
+{
+    if (rt == NULL)
+        return;
+    /* Discards the processes still alive (amb__proc_discard_all), the
+     * blocks in limbo, pending timers and the per-scheduler caches. */
+    amb__exec_term(&rt->exec);
+    amb__msg_depots_free(rt);
+    amb__proc_depot_free(rt);
+    amb__names_term(rt);
+    amb__ptab_term(&rt->ptab);
+    amb__free_aligned(rt);
+}
+
+int amb_main(const amb_config *cfg, amb_fn *fn, void *arg)
+{
+    if (fn == NULL)
+        return AMB_EBADARG;
+    amb_rt *rt;
+    int rc = amb_rt_new(cfg, &rt);
+    if (rc != 0)
+        return rc;
+    rc = amb_rt_spawn(rt, fn, arg, NULL);
+    if (rc == 0)
+        rc = amb_rt_run(rt);
+    amb_rt_free(rt);
+    return rc;
+}

@@ -1,0 +1,101 @@
+/*
+ * rt.h - the runtime object of the process layer (struct amb_rt, the
+ * public amb_rt of ambitious/process.h; rt.c), and what the process layer
+ * keeps per scheduler.
+ *
+ * An amb_rt embeds the executor (src/runtime/exec.h) as its first member,
+ * so that the executor's callbacks get back to the amb_rt with a cast
+ * (amb__rt_of), and adds what only processes need: the process table, the
+ * node name, the registry of names, the message-cell and process-block
+ * depots, the logger.
+ *
+ * Per scheduler, the process layer keeps its caches (message-cell pools,
+ * the process-block pool, freed table indices) and the reference counter
+ * in the scheduler's extension area (amb__rt_sched): a fixed offset from
+ * the scheduler, so reaching them costs no load.
+ *
+ * Invariants: everything here is set up by amb_rt_new before any process
+ * exists and torn down by amb_rt_free after the last one is gone; the
+ * registry is guarded by names_lock, the logger's handler by log_busy
+ * (logger.c); the per-scheduler part belongs to its scheduler's thread.
+ */
+#ifndef AMB_PROCESS_RT_H
+#define AMB_PROCESS_RT_H
+
+#include <pthread.h>
+
+#include "ambitious/logger.h"
+#include "process/proc.h"
+#include "runtime/exec.h"
+#include "runtime/slab.h"
+
+/* Size classes of message cells (msg.c). */
+#define AMB__MSG_CLASSES 4
+
+/* The process layer's part of a scheduler (its extension area). */
+typedef struct amb__rt_sched {
+    amb__slab_pool msgs[AMB__MSG_CLASSES]; /* message cells (msg.c) */
+    amb__slab_pool procs;                  /* process blocks (proc.c) */
+    uint32_t *free_idx;                    /* freed table indices (ptab.c) */
+    size_t free_idx_len, free_idx_cap;
+    uint64_t ref_counter; /* references made here (proc.c) */
+} amb__rt_sched;
+
+struct amb_rt {
+    amb__exec exec; /* first: amb__rt_of is a cast */
+    amb_config cfg;
+    amb__ptab ptab;
+
+    amb_term node_name;
+    uint32_t creation;
+    unsigned node_slot;
+
+    /* Depots of the slab classes (msg.c, proc.c): free objects flow between
+     * schedulers through them. */
+    amb__slab_depot msg_depots[AMB__MSG_CLASSES];
+    amb__slab_depot proc_depot;
+
+    /* Registered names (names.c). */
+    pthread_mutex_t names_lock;
+    void *names; /* the name table */
+
+    /* Logger (logger.c): the level plus one (0: the default), and the
+     * handler with its context, changed under log_busy (a spin flag:
+     * changes are rare and a read is two loads). */
+    _Atomic int log_level;
+    _Atomic bool log_busy;
+    void (*log_fn)(void *ctx, const struct amb_log_event *ev);
+    void *log_ctx;
+};
+
+/* The amb_rt that embeds x. */
+static inline amb_rt *amb__rt_of(amb__exec *x)
+{
+    _Static_assert(offsetof(amb_rt, exec) == 0, "the executor comes first");
+    return (amb_rt *)(void *)x;
+}
+
+/* The process layer's part of scheduler s. */
+static inline amb__rt_sched *amb__rt_sched_of(amb__sched *s)
+{
+    return (amb__rt_sched *)amb__sched_ext(s);
+}
+
+/* A fresh reference's words, made on scheduler s (amb_make_ref, monitors):
+ * a counter of s and s's id, so references made on two schedulers never
+ * collide. */
+static inline void amb__rt_ref_words(amb__sched *s, uint32_t w[3])
+{
+    uint64_t n = ++amb__rt_sched_of(s)->ref_counter;
+    w[0] = (uint32_t)n;
+    w[1] = (uint32_t)(n >> 32);
+    w[2] = s->id;
+}
+
+/* The reference term of rt for words w, on heap h (AMB_NONE: no memory). */
+static inline amb_term amb__rt_ref_term(amb_rt *rt, amb_heap *h, const uint32_t w[3])
+{
+    return amb_ref_term(h, rt->node_name, rt->creation, w, 3);
+}
+
+#endif /* AMB_PROCESS_RT_H */

@@ -1,0 +1,181 @@
+/*
+ * exec.c - making, running, stopping and freeing an executor (exec.h), and
+ * its stack pools by size class.
+ *
+ * amb__exec_run turns the calling thread into scheduler 0 and starts the
+ * other scheduler threads; it returns when every task has ended (the last
+ * teardown stops the executor) or amb__exec_stop was called. Between runs
+ * the executor keeps its tasks.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/blocking.h"
+#include "runtime/clock.h"
+#include "runtime/exec.h"
+#include "runtime/qsbr.h"
+#include "runtime/timer.h"
+#include "runtime/watchdog.h"
+
+#define MAX_STACK ((size_t)256 << 20) /* the largest stack class */
+
+int amb__exec_init(amb__exec *x, const amb__exec_config *cfg)
+{
+    memset(x, 0, sizeof *x);
+    x->ops = *cfg->ops;
+    x->nsched = cfg->schedulers;
+    x->stack_size = cfg->stack_size;
+    x->blocking_threads = cfg->blocking_threads;
+    x->watchdog_ms = cfg->watchdog_ms;
+    /* The extension area follows each scheduler, 64-byte aligned like it. */
+    x->sched_stride = sizeof(amb__sched) + ((cfg->sched_ext + 63) & ~(size_t)63);
+    x->scheds = amb__malloc_aligned(x->nsched * x->sched_stride, 64);
+    if (x->scheds == NULL)
+        return AMB_ENOMEM;
+    memset(x->scheds, 0, x->nsched * x->sched_stride);
+    uint64_t now = amb__clock_ms();
+    for (unsigned i = 0; i < x->nsched; i++) {
+        amb__sched *s = amb__exec_sched(x, i);
+        s->exec = x;
+        s->id = i;
+        amb__runq_init(&s->q);
+        s->now_ms = now;
+        atomic_init(&s->epoch_seen, AMB__QSBR_OFFLINE);
+        if (amb__timer_init(s, now) != 0) {
+            while (i-- > 0)
+                amb__timer_term(amb__exec_sched(x, i));
+            amb__free_aligned(x->scheds);
+            return AMB_ENOMEM;
+        }
+    }
+    amb__runq_inject_init(&x->inject);
+    pthread_mutex_init(&x->stack_lock, NULL);
+    return 0;
+}
+
+void amb__exec_term(amb__exec *x)
+{
+    /* seq_cst: a misuse check made once per executor, as amb__exec_run's
+     * own accesses of the flag; the strongest order costs nothing here. */
+    if (atomic_load_explicit(&x->running, memory_order_seq_cst))
+        amb__panic("an executor freed while it runs");
+    amb__blocking_stop(x); /* before any task is discarded */
+    x->ops.discard(x);
+    for (unsigned i = 0; i < x->nsched; i++) {
+        amb__sched *s = amb__exec_sched(x, i);
+        amb__qsbr_reclaim(s, true);
+        amb__timer_term(s);
+        x->ops.sched_term(s);
+        amb__sched_term(s);
+    }
+    /* relaxed: no scheduler runs any more (their threads were joined), so
+     * the pools made by them are visible to this thread. */
+    for (unsigned k = 0; k < AMB__STACK_CLASSES; k++)
+        amb__stack_pool_free(
+            atomic_load_explicit(&x->stack_pools[k], memory_order_relaxed));
+    pthread_mutex_destroy(&x->stack_lock);
+    amb__runq_inject_term(&x->inject);
+    amb__free_aligned(x->scheds);
+    x->scheds = NULL;
+}
+
+int amb__exec_stack_class(amb__exec *x, size_t size)
+{
+    for (unsigned k = 0; k < AMB__STACK_CLASSES; k++) {
+        size_t cls = x->stack_size << k;
+        if (cls > MAX_STACK)
+            return -1;
+        /* A class's size is address space, guard page and canary included:
+         * what the task can use is a page and a little less. */
+        if (cls - 2 * 4096 >= size)
+            return (int)k;
+    }
+    return -1;
+}
+
+amb__stack_pool *amb__exec_stack_pool(amb__exec *x, unsigned cls)
+{
+    /* acquire: pairs with the release below; the pool is complete. */
+    amb__stack_pool *pool =
+        atomic_load_explicit(&x->stack_pools[cls], memory_order_acquire);
+    if (pool != NULL)
+        return pool;
+    pthread_mutex_lock(&x->stack_lock);
+    /* relaxed: under the lock, which orders it with the only writer. */
+    pool = atomic_load_explicit(&x->stack_pools[cls], memory_order_relaxed);
+    if (pool == NULL) {
+        /* A large per-scheduler cache: stacks given back to the OS go in big
+         * batches (each MADV_DONTNEED is a TLB shootdown on every CPU), and
+         * a burst of short-lived tasks reuses warm stacks. */
+        amb__stack_config sc = {.stack_size = x->stack_size << cls, .cache_max = 1024};
+        if (amb__stack_pool_new(&sc, &pool) == 0)
+            /* release: the pool is complete before another scheduler's
+             * acquire load above can see it. */
+            atomic_store_explicit(&x->stack_pools[cls], pool, memory_order_release);
+        else
+            pool = NULL;
+    }
+    pthread_mutex_unlock(&x->stack_lock);
+    return pool;
+}
+
+static void *thread_main(void *arg)
+{
+    amb__sched_loop(arg);
+    return NULL;
+}
+
+int amb__exec_run(amb__exec *x)
+{
+    bool was = false;
+    /* seq_cst: one runner at a time, and the strongest order for a call
+     * made once per run (no hot path). */
+    if (!atomic_compare_exchange_strong_explicit(
+            &x->running, &was, true, memory_order_seq_cst, memory_order_seq_cst))
+        return AMB_ESTATE;
+    /* seq_cst: a task counted before this run (amb__exec_task_begin on this
+     * thread, or by a task of an earlier run, which that run's thread join
+     * orders before us). */
+    if (atomic_load_explicit(&x->live, memory_order_seq_cst) == 0) {
+        atomic_store_explicit(&x->running, false, memory_order_seq_cst);
+        return 0;
+    }
+    /* The pool's state (no thread yet) and the watchdog (blocking.h,
+     * watchdog.h). */
+    int rc = amb__blocking_prepare(x);
+    if (rc == 0)
+        rc = amb__watchdog_start(x);
+    if (rc != 0) {
+        atomic_store_explicit(&x->running, false, memory_order_seq_cst);
+        return rc;
+    }
+    /* seq_cst: before any scheduler thread starts (pthread_create orders
+     * it for them in any case). */
+    atomic_store_explicit(&x->stopping, false, memory_order_seq_cst);
+    unsigned started = 1;
+    for (unsigned i = 1; i < x->nsched; i++) {
+        amb__sched *s = amb__exec_sched(x, i);
+        if (pthread_create(&s->thread, NULL, thread_main, s) != 0) {
+            rc = AMB_EAGAIN;
+            atomic_store_explicit(&x->stopping, true, memory_order_seq_cst);
+            break;
+        }
+        started++;
+    }
+    if (rc == 0)
+        amb__sched_loop(amb__exec_sched(x, 0));
+    amb__sched_wake_all(x);
+    for (unsigned i = 1; i < started; i++)
+        pthread_join(amb__exec_sched(x, i)->thread, NULL);
+    amb__watchdog_stop(x);
+    atomic_store_explicit(&x->running, false, memory_order_seq_cst);
+    return rc;
+}
+
+void amb__exec_stop(amb__exec *x)
+{
+    /* release: what the stopper did before is visible to a scheduler that
+     * sees the flag (its acquire load in the loop). */
+    atomic_store_explicit(&x->stopping, true, memory_order_release);
+    amb__sched_wake_all(x);
+}

@@ -1,0 +1,92 @@
+/*
+ * runq.h - a scheduler's run queue, and the executor's inject queue
+ * (runq.c).
+ *
+ * The ring (Go's runq, the same idea): a fixed array of AMB__RUNQ_SIZE slots
+ * indexed by free-running 32-bit counters.
+ *   - Only the owner writes tail (and the slots between head and tail).
+ *   - The owner and thieves take from head with a CAS, so a slot is taken
+ *     exactly once. A thief copies the slots it wants first, then claims them
+ *     with the CAS; if the CAS fails, the copies are discarded and it tries
+ *     again, so nothing is taken twice or lost.
+ *   - When the ring is full the owner moves half of it to the inject queue,
+ *     so a put never fails and the ring's cost stays O(1) amortised.
+ * The run-next slot is an atomic pointer the owner exchanges; thieves take it
+ * only when asked to (take_next), with a CAS.
+ *
+ * The inject queue is a plain FIFO list under a mutex: it is used from
+ * outside the runtime and on overflow, both rare.
+ */
+#ifndef AMB_RUNTIME_RUNQ_H
+#define AMB_RUNTIME_RUNQ_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/task.h"
+
+#define AMB__RUNQ_SIZE 256u
+
+/* A scheduler's run queue. head is taken by the owner and by thieves
+ * (CAS); tail is written by the owner only. */
+typedef struct amb__runq {
+    _Atomic uint32_t head;
+    _Atomic uint32_t tail;
+    _Atomic(amb__task *) next; /* run next */
+    _Atomic(amb__task *) ring[AMB__RUNQ_SIZE];
+} amb__runq;
+
+/* The executor's inject queue: tasks made runnable from outside a
+ * scheduler, and a full ring's overflow. Linked through amb__task.link. */
+typedef struct amb__runq_inject {
+    pthread_mutex_t lock;
+    amb__task *head, *tail; /* under lock */
+    _Atomic size_t len;     /* written under lock; read without it as a hint */
+} amb__runq_inject;
+
+void amb__runq_init(amb__runq *q);
+/* Owner: appends t to q; when the ring is full, moves half of it and t to
+ * inj (the executor's inject queue, first like any shared context). */
+void amb__runq_put(amb__runq_inject *inj, amb__runq *q, amb__task *t);
+/* Owner: takes the oldest, or NULL. */
+amb__task *amb__runq_get(amb__runq *q);
+/* Thief: moves about half of victim's ring into q (which must be empty);
+ * returns one of them to run now, or NULL. With take_next, an empty ring's
+ * run-next slot is taken instead. */
+amb__task *amb__runq_steal(amb__runq *q, amb__runq *victim, bool take_next);
+/* Any thread: true when the ring and the run-next slot look empty (a hint:
+ * it may change right after). */
+bool amb__runq_empty(amb__runq *q);
+
+/* Owner: puts t in the run-next slot; returns the task it displaced (the
+ * caller puts that one in the ring), or NULL. */
+static inline amb__task *amb__runq_put_next(amb__runq *q, amb__task *t)
+{
+    /* acq_rel: the release half is what matters: a thief that takes t
+     * with its acquire CAS then sees everything that happened to t before
+     * it was made runnable (its saved context, the push that woke it). The
+     * acquire half is more than needed, since only this thread ever stores
+     * a task into the slot; the RMW alone makes the hand-over exclusive
+     * against a thief's CAS. */
+    return atomic_exchange_explicit(&q->next, t, memory_order_acq_rel);
+}
+
+/* Owner: empties the run-next slot; returns what it held, or NULL. */
+static inline amb__task *amb__runq_get_next(amb__runq *q)
+{
+    /* acq_rel: more than needed. The task in the slot was stored by this
+     * thread, so there is nothing to acquire; the RMW alone makes the take
+     * exclusive against a thief's CAS. */
+    return atomic_exchange_explicit(&q->next, NULL, memory_order_acq_rel);
+}
+
+void amb__runq_inject_init(amb__runq_inject *inj);
+void amb__runq_inject_term(amb__runq_inject *inj);
+/* Any thread: appends t. */
+void amb__runq_inject_put(amb__runq_inject *inj, amb__task *t);
+/* Any thread: takes the oldest, or NULL. */
+amb__task *amb__runq_inject_get(amb__runq_inject *inj);
+
+#endif /* AMB_RUNTIME_RUNQ_H */
