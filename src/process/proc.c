@@ -158,7 +158,7 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
      * message; anything else starts runnable. */
     bool idle = (p->flags & AMB__PF_HANDLER) && (p->flags & AMB__PF_INIT_DONE);
     amb__mpscq_init(&p->task.inbox, idle);
-    amb__exec_task_begin(&rt->exec);
+    amb__exec_task_begin(&rt->exec, s);
     /* release: the block is complete before a lookup can find it. */
     atomic_store_explicit(&rt->ptab.slots[index], p, memory_order_release);
     if (out != NULL)

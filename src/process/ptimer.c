@@ -16,8 +16,9 @@
  *     and delivers it. Its reference is the runtime timer's reference.
  *
  * Invariant: a timer cell belongs to the runtime from amb__timer_arm until
- * amb__ptimer_fire gets it back (or a cancel on the owner's scheduler
- * does), and to the process layer before and after.
+ * amb__ptimer_fire gets it back, or a cancel that takes it off its wheel
+ * (from any scheduler: timer.h) does, and to the process layer before and
+ * after.
  */
 #include "process/rt.h"
 #include "runtime/timer.h"
@@ -43,7 +44,9 @@ static inline amb__msg *cell_of(amb__timer *t)
 
 int64_t amb_now_ms(void)
 {
-    return (int64_t)amb__clock_ms();
+    /* No runtime here: the system's clock, which a runtime's clock is
+     * unless it is virtual (clock.h). */
+    return (int64_t)(amb__clock_mono_ns() / 1000000u);
 }
 
 int amb__ptimer_wait(amb__sched *s, amb_proc *p, uint64_t ms)
@@ -68,9 +71,9 @@ void amb__ptimer_wait_cancel(amb__sched *s, amb_proc *p)
     if (m == NULL)
         return;
     p->wait_timer = NULL;
-    /* Off our own wheel before it fired: ours to free. Otherwise it fired
-     * and sits in the mailbox (stale, freed there), or the owner frees it
-     * when its deadline comes. */
+    /* Off its wheel before it fired (whichever scheduler's): ours to free
+     * now. Otherwise it fired and its cell is on its way to the mailbox,
+     * where it is recognised as stale and freed. */
     if (amb__timer_cancel(s, &ptimer_of(m)->t))
         amb__msg_free(s, m);
 }

@@ -33,7 +33,8 @@ int amb__exec_init(amb__exec *x, const amb__exec_config *cfg)
     if (x->scheds == NULL)
         return AMB_ENOMEM;
     memset(x->scheds, 0, x->nsched * x->sched_stride);
-    uint64_t now = amb__clock_ms();
+    x->clock.virt = NULL;
+    uint64_t now = amb__clock_ms(&x->clock);
     for (unsigned i = 0; i < x->nsched; i++) {
         amb__sched *s = amb__exec_sched(x, i);
         s->exec = x;
@@ -41,6 +42,8 @@ int amb__exec_init(amb__exec *x, const amb__exec_config *cfg)
         amb__runq_init(&s->q);
         s->now_ms = now;
         atomic_init(&s->epoch_seen, AMB__QSBR_OFFLINE);
+        atomic_init(&s->timer_next, UINT64_MAX);
+        atomic_init(&s->sleep, AMB__AWAKE);
         if (amb__timer_init(s, now) != 0) {
             while (i-- > 0)
                 amb__timer_term(amb__exec_sched(x, i));
@@ -133,10 +136,10 @@ int amb__exec_run(amb__exec *x)
     if (!atomic_compare_exchange_strong_explicit(
             &x->running, &was, true, memory_order_seq_cst, memory_order_seq_cst))
         return AMB_ESTATE;
-    /* seq_cst: a task counted before this run (amb__exec_task_begin on this
+    /* A task counted before this run (amb__exec_task_begin on this
      * thread, or by a task of an earlier run, which that run's thread join
-     * orders before us). */
-    if (atomic_load_explicit(&x->live, memory_order_seq_cst) == 0) {
+     * orders before us) is seen. */
+    if (amb__exec_live(x) == 0) {
         atomic_store_explicit(&x->running, false, memory_order_seq_cst);
         return 0;
     }
@@ -170,6 +173,30 @@ int amb__exec_run(amb__exec *x)
     amb__watchdog_stop(x);
     atomic_store_explicit(&x->running, false, memory_order_seq_cst);
     return rc;
+}
+
+uint64_t amb__exec_live(amb__exec *x)
+{
+    /* seq_cst: a scheduler that ends a task and then asks here, and another
+     * that does the same at the same time, form a store-buffering pair: the
+     * fences make at least one of them see both ends, so the last end is
+     * never missed by everyone (sched.c calls this before sleeping). */
+    atomic_thread_fence(memory_order_seq_cst);
+    uint64_t ended = 0, begun = 0;
+    /* acquire: pairs with the release store of each end (sched.c), so
+     * every task counted as ended here had its begin (and the begins of
+     * the tasks it spawned) happen before the loads of the begin counts
+     * below, which therefore count them. */
+    for (unsigned i = 0; i < x->nsched; i++)
+        ended +=
+            atomic_load_explicit(&amb__exec_sched(x, i)->ended, memory_order_acquire);
+    /* relaxed: see above; a begin missed here belongs to a task whose
+     * spawner is still counted as live, so the difference stays above 0. */
+    begun = atomic_load_explicit(&x->ext_begun, memory_order_relaxed);
+    for (unsigned i = 0; i < x->nsched; i++)
+        begun +=
+            atomic_load_explicit(&amb__exec_sched(x, i)->begun, memory_order_relaxed);
+    return begun > ended ? begun - ended : 0;
 }
 
 void amb__exec_stop(amb__exec *x)

@@ -9,8 +9,12 @@
  * thread becomes scheduler 0, the others start; returns when every task has
  * ended or amb__exec_stop was called) -> run again, or -> amb__exec_term.
  *
- * Invariant: `live` counts tasks begun (amb__exec_task_begin) and not yet
- * ended; the scheduler that tears down the last one stops the executor.
+ * Invariant: every task is counted once when it begins
+ * (amb__exec_task_begin: on the scheduler that spawned it, or in
+ * ext_begun) and once when it ends (amb__sched.ended of the scheduler that
+ * tore it down); an idle scheduler that finds the sums equal stops the
+ * executor (amb__exec_live). No counter is shared by two schedulers, so a
+ * spawn and an exit write no line another scheduler writes.
  */
 #ifndef AMB_RUNTIME_EXEC_H
 #define AMB_RUNTIME_EXEC_H
@@ -18,6 +22,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "runtime/clock.h"
 #include "runtime/runq.h"
 #include "runtime/sched.h"
 #include "runtime/task.h"
@@ -31,7 +36,12 @@ typedef struct amb__exec_config {
     const amb__task_ops *ops;  /* copied */
 } amb__exec_config;
 
+/* Layout by writer (docs/design/runtime.md, "Layout"): what is set when
+ * the executor is made and only read afterwards comes first; each group of
+ * fields that some thread writes while the others run has a line of its
+ * own, so that a write to one never invalidates another. */
 struct amb__exec {
+    /* Read-mostly: set by amb__exec_init, or once per run. */
     amb__task_ops ops;
     unsigned nsched;
     size_t sched_stride; /* bytes from one scheduler to the next */
@@ -39,26 +49,32 @@ struct amb__exec {
     size_t stack_size;
     unsigned blocking_threads;
     uint64_t watchdog_ms;
-
+    amb__clock clock;      /* every time the runtime reads (clock.h) */
+    void *watchdog;        /* watchdog.c, while running */
+    void *blocking;        /* blocking.c, from the first run on */
+    _Atomic bool stopping; /* amb__exec_stop, or every task ended */
+    _Atomic bool running;
     /* Stack pools by size class: class k holds stacks of stack_size << k,
      * made on first use (stack_lock). */
     pthread_mutex_t stack_lock;
     _Atomic(amb__stack_pool *) stack_pools[AMB__STACK_CLASSES];
 
-    amb__runq_inject inject;
-
-    _Atomic size_t live;   /* tasks begun and not ended */
-    _Atomic bool stopping; /* amb__exec_stop, or every task ended */
-    _Atomic bool running;
-    _Atomic unsigned nspinning;
+    /* Idle accounting: written when a scheduler starts or stops spinning
+     * or sleeping, read by every waker (sched.c). */
+    _Alignas(64) _Atomic unsigned nspinning;
     _Atomic unsigned nsleeping;
 
-    /* QSBR (qsbr.h) */
-    _Alignas(64) _Atomic uint64_t epoch;
-    _Atomic unsigned ext_active; /* threads outside the runtime in a lookup */
+    /* The inject queue (runq.h): outside wake-ups and overflow. */
+    _Alignas(64) amb__runq_inject inject;
 
-    void *watchdog; /* watchdog.c, while running */
-    void *blocking; /* blocking.c, from the first run on */
+    /* Tasks begun from outside any scheduler (amb_rt_spawn); the
+     * schedulers count their own (amb__sched.begun, .ended). */
+    _Alignas(64) _Atomic uint64_t ext_begun;
+
+    /* QSBR (qsbr.h): the epoch (advanced now and then, read at every loop
+     * pass), and the count of outside threads inside a lookup. */
+    _Alignas(64) _Atomic uint64_t epoch;
+    _Alignas(64) _Atomic unsigned ext_active;
 };
 
 /* Makes x (no thread starts). 0, AMB_ENOMEM. */
@@ -81,14 +97,28 @@ static inline amb__sched *amb__exec_sched(amb__exec *x, unsigned i)
     return (amb__sched *)(void *)(x->scheds + (size_t)i * x->sched_stride);
 }
 
-/* A new task will become runnable or parked: counted until it ends. */
-static inline void amb__exec_task_begin(amb__exec *x)
+/* A new task will become runnable or parked: counted until it ends. s is
+ * the scheduler spawning it, or NULL outside the runtime. */
+static inline void amb__exec_task_begin(amb__exec *x, amb__sched *s)
 {
-    /* relaxed: a counter; the executor reads it only to stop after the
-     * last task (an acq_rel decrement in sched.c) and at amb__exec_run's
-     * start, which a task made before the run happens before. */
-    atomic_fetch_add_explicit(&x->live, 1, memory_order_relaxed);
+    if (s != NULL) {
+        /* relaxed load and store: only s's thread writes s->begun. A
+         * reader sums it after acquiring the end of every task it counts
+         * as ended (amb__exec_live), and each of those began before it
+         * ran, so that begin happens before the read. */
+        uint64_t n = atomic_load_explicit(&s->begun, memory_order_relaxed);
+        atomic_store_explicit(&s->begun, n + 1, memory_order_relaxed);
+    } else {
+        /* relaxed: as above; several outside threads may spawn at once,
+         * hence the RMW. */
+        atomic_fetch_add_explicit(&x->ext_begun, 1, memory_order_relaxed);
+    }
 }
+
+/* The number of tasks begun and not ended, as seen now: 0 only when every
+ * task has ended (it may count a task that ends meanwhile, never miss a
+ * live one). O(schedulers); an idle scheduler asks. */
+uint64_t amb__exec_live(amb__exec *x);
 
 /* The stack size class for a stack of `size` usable bytes, or -1 when it
  * is larger than the largest class. */

@@ -15,6 +15,8 @@ void amb__runq_init(amb__runq *q)
     atomic_init(&q->head, 0);
     atomic_init(&q->tail, 0);
     atomic_init(&q->next, NULL);
+    atomic_init(&q->seq, 0);
+    atomic_init(&q->task_id, 0);
     for (unsigned i = 0; i < AMB__RUNQ_SIZE; i++)
         atomic_init(&q->ring[i], NULL);
 }

@@ -12,7 +12,8 @@
  *   - When the ring is full the owner moves half of it to the inject queue,
  *     so a put never fails and the ring's cost stays O(1) amortised.
  * The run-next slot is an atomic pointer the owner exchanges; thieves take it
- * only when asked to (take_next), with a CAS.
+ * only when asked to (take_next), with a CAS: the scheduler decides when
+ * (a few microseconds without a switch of the owner, sched.c).
  *
  * The inject queue is a plain FIFO list under a mutex: it is used from
  * outside the runtime and on overflow, both rare.
@@ -29,13 +30,24 @@
 
 #define AMB__RUNQ_SIZE 256u
 
-/* A scheduler's run queue. head is taken by the owner and by thieves
- * (CAS); tail is written by the owner only. */
+/* A scheduler's run queue. Layout by writer (docs/design/runtime.md,
+ * "Layout"): the first line holds everything a thief reads to decide
+ * what to take (head, tail, run-next and the owner's switch count), all
+ * written by the owner at switches and wakes, head also by thieves' CAS;
+ * the ring's slots follow on lines of their own, written by the owner
+ * between head and tail and only read by thieves. */
 typedef struct amb__runq {
-    _Atomic uint32_t head;
+    _Alignas(64) _Atomic uint32_t head;
     _Atomic uint32_t tail;
     _Atomic(amb__task *) next; /* run next */
-    _Atomic(amb__task *) ring[AMB__RUNQ_SIZE];
+    /* The owner's switch count, odd while one of its tasks runs: a thief
+     * that sees the same odd value for a while knows the owner is inside
+     * one long run and cannot take run-next itself (sched.c). Written
+     * only by the owner (amb__runq_switched). */
+    _Atomic uint64_t seq;
+    /* The running task's id (task.h), for the watchdog's report. */
+    _Atomic uint32_t task_id;
+    _Alignas(64) _Atomic(amb__task *) ring[AMB__RUNQ_SIZE];
 } amb__runq;
 
 /* The executor's inject queue: tasks made runnable from outside a
@@ -59,6 +71,36 @@ amb__task *amb__runq_steal(amb__runq *q, amb__runq *victim, bool take_next);
 /* Any thread: true when the ring and the run-next slot look empty (a hint:
  * it may change right after). */
 bool amb__runq_empty(amb__runq *q);
+
+/* Owner: a task of q's scheduler is switched in (running true) or the
+ * scheduler is back in its loop (false): the switch count thieves and the
+ * watchdog read. id names the task. */
+static inline void amb__runq_switched(amb__runq *q, bool running, uint32_t id)
+{
+    /* relaxed, here and below: only the owner writes them; readers take
+     * them as hints (a thief re-checks run-next with its CAS, the watchdog
+     * only reports), and nothing is published through them. */
+    uint64_t seq = atomic_load_explicit(&q->seq, memory_order_relaxed);
+    seq = running ? (seq + 2) | 1 : (seq + 2) & ~(uint64_t)1;
+    atomic_store_explicit(&q->seq, seq, memory_order_relaxed);
+    if (running)
+        atomic_store_explicit(&q->task_id, id, memory_order_relaxed);
+}
+
+/* Any thread: the owner's switch count (see amb__runq.seq). */
+static inline uint64_t amb__runq_seq(amb__runq *q)
+{
+    /* relaxed: a hint (see amb__runq_switched). */
+    return atomic_load_explicit(&q->seq, memory_order_relaxed);
+}
+
+/* Thief: what run-next holds now (a hint), without taking it. */
+static inline amb__task *amb__runq_peek_next(amb__runq *q)
+{
+    /* relaxed: only compared; a take goes through the CAS of
+     * amb__runq_steal, which acquires. */
+    return atomic_load_explicit(&q->next, memory_order_relaxed);
+}
 
 /* Owner: puts t in the run-next slot; returns the task it displaced (the
  * caller puts that one in the ring), or NULL. */

@@ -1,7 +1,8 @@
 /*
  * sched.c - the scheduler loop: pick a runnable task, switch to it, act on
- * what it asks when it switches back; steal, sleep and wake; timers; and
- * the quiescent points of QSBR (sched.h explains the design).
+ * what it asks when it switches back; fire timers; steal, spin, sleep and
+ * wake; and the quiescent points of QSBR (sched.h explains the design,
+ * docs/design/runtime.md "Scheduling" the rules and their reasons).
  *
  * Invariants:
  *   - A task runs on at most one scheduler: it is switched to only after
@@ -9,13 +10,31 @@
  *     (parked inbox, run queue) only after it has switched out completely,
  *     because parking is done here, on the scheduler's side, after the
  *     switch (Go's park_m pattern). So no two threads ever run one context.
- *   - A scheduler's own fields (wheel, caches, limbo) are touched only by its
- *     thread; other threads touch only its run queue (steal), its futex and
- *     `sleeping` flag (wake), and read epoch_seen / run_started_ms /
- *     current_id.
+ *   - A scheduler's own fields (caches, limbo, slice, watch) are touched
+ *     only by its thread; other threads touch its run queue (steal), its
+ *     wheel under the wheel's lock (timer.h), its futex and sleep state
+ *     (wake), and read its switch count, timer_next, epoch and counts.
+ *   - Time slices: a task taken from the ring, the inject queue or another
+ *     scheduler starts a fresh slice of BUDGET reductions; a task taken
+ *     from run-next gets what is left of the slice of the task that
+ *     switched out before it (a fresh one if nothing is left). A task that
+ *     spends the slice yields to the back of the ring. So tasks that keep
+ *     waking each other share one slice, and when it is spent one of them
+ *     leaves the chain for the ring, behind the tasks already there: a
+ *     ping-pong pair cannot starve the ring (the other one of the pair
+ *     runs until it waits for the one that left, then the ring's head
+ *     runs).
+ *   - Timers: the earliest deadline of the scheduler's wheel is compared
+ *     with the cheap clock at every switch; a due timer sends the switch
+ *     through the loop, which fires it. An idle scheduler fires the expired
+ *     timers of any other.
+ *   - Every scheduling choice (run-next or ring, the order of victims, the
+ *     order in which wheels are fired, whom to wake) is made by one of the
+ *     functions of "Choices" below, so that a seeded test mode can make
+ *     them; every clock read goes through the executor's clock (clock.h).
  *   - The layer above is called only through the executor's ops, at a
- *     fresh context's start, at a task's end, at reclamation and when a
- *     scheduler goes to sleep: never on the switch path.
+ *     fresh context's start, at a task's end, at reclamation, when a timer
+ *     fires and when a scheduler goes to sleep: never on the switch path.
  */
 #include <errno.h>
 #include <limits.h>
@@ -28,14 +47,78 @@
 #include "runtime/exec.h"
 #include "runtime/qsbr.h"
 #include "runtime/timer.h"
+#include "runtime/watchdog.h"
 
-#define BUDGET       2000 /* reductions per run, as BEAM's 4000 halved */
-#define SPIN_ROUNDS  64   /* steal attempts before sleeping */
+#define BUDGET       2000 /* reductions per time slice, as BEAM's 4000 halved */
 #define INJECT_EVERY 4    /* check the inject queue first this often (fairness) */
-#define CLOCK_EVERY  16   /* read the clock this often */
 #define RECLAIM_AT   64   /* limbo length that triggers reclamation */
 #define DIRECT_EVERY 16   /* every this many switches go through the loop */
-#define STUCK_MS     10   /* a run this old lets thieves take run-next */
+/* A run-next task that has waited this long behind one run of its
+ * scheduler (no switch meanwhile) may be taken by an idle scheduler; Go
+ * waits 3 us (runqgrab). Short enough that a process woken by one that
+ * then computes runs elsewhere almost at once, long enough that a
+ * ping-pong (a switch every ~100 ns) is never split. */
+#define STEAL_NEXT_NS 5000
+/* An idle scheduler spins (stealing, firing others' timers) before it
+ * sleeps, because waking a sleeping vCPU costs 100-180 us on the test VM:
+ * work that arrives within the spin does not pay it. The spin doubles
+ * after one that found work and halves after one that did not. */
+#define SPIN_MIN_US   4
+#define SPIN_START_US 50
+#define SPIN_MAX_US   200
+#define NO_VICTIM     UINT_MAX
+
+/* ---------------------------------------------------------------------------
+ * Choices: every scheduling decision that a seed could make
+ * ------------------------------------------------------------------------ */
+
+/* The scheduler's own pseudo-random sequence (xorshift32), for victim
+ * order. */
+static uint32_t choose_random(amb__sched *s)
+{
+    uint32_t r = s->rng;
+    r ^= r << 13;
+    r ^= r >> 17;
+    r ^= r << 5;
+    s->rng = r;
+    return r;
+}
+
+/* The next task of s's own queues for a switch whose previous task left
+ * `left` reductions of its slice; *budget gets the new task's. Run-next
+ * comes first and inherits the slice while any is left (Go's
+ * inheritTime), so tasks that wake each other share one slice; a task
+ * whose slice is spent yields to the back of the ring, and the run-next
+ * task then starts a fresh slice. */
+static amb__task *choose_local(amb__sched *s, int left, int16_t *budget)
+{
+    amb__task *t = amb__runq_get_next(&s->q);
+    if (t != NULL) {
+        *budget = left > 0 ? (int16_t)left : BUDGET;
+        return t;
+    }
+    *budget = BUDGET;
+    return amb__runq_get(&s->q);
+}
+
+/* The first of the other schedulers to look at in one pass over them (to
+ * steal, watch, fire timers); the pass goes on in id order from there, so
+ * idle schedulers do not all fall on the same victim. */
+static unsigned choose_first_victim(amb__sched *s)
+{
+    return choose_random(s) % s->exec->nsched;
+}
+
+/* Where a wake-up starts looking for a sleeper: behind the waker, so that
+ * wakers spread over the sleepers instead of all waking scheduler 0. From
+ * outside the runtime, by the caller's stack address (threads differ). */
+static unsigned choose_wake_start(amb__exec *x, amb__sched *from)
+{
+    if (from != NULL)
+        return (from->id + 1) % x->nsched;
+    uintptr_t here = (uintptr_t)&x;
+    return (unsigned)((here >> 12) % x->nsched);
+}
 
 /* ---------------------------------------------------------------------------
  * Sleeping and waking
@@ -57,6 +140,9 @@ static void futex_wake(_Atomic uint32_t *word)
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
+/* Wakes s, which sleeps on its futex (the only way a scheduler sleeps
+ * until the poller joins: a scheduler blocked in it is woken by the
+ * poller's eventfd instead, sockets.md §5.3). */
 static void wake_sched(amb__sched *s)
 {
     /* release: the work added before this wake is visible to the sleeper,
@@ -65,29 +151,30 @@ static void wake_sched(amb__sched *s)
     futex_wake(&s->futex);
 }
 
-void amb__sched_wake_one(amb__exec *x)
+void amb__sched_wake_one(amb__exec *x, amb__sched *from)
 {
     /* seq_cst: pairs with the sleeper's seq_cst increment of nsleeping and
-     * its re-check of the queues (a Dekker pattern): either we see it
-     * sleeping, or it sees the work we added. The loads after the fence can
-     * then be relaxed. */
+     * its fence before it re-checks the queues (a Dekker pattern): either
+     * we see it sleeping, or it sees the work we added. The loads after the
+     * fence can then be relaxed. */
     atomic_thread_fence(memory_order_seq_cst);
     /* relaxed: after the fence; nspinning is only a hint (a spinner that
      * leaves without work wakes nobody, but sleeps only after the same
      * Dekker check). acquire on nsleeping: pairs with the sleeper's
-     * increment (a release), so its `sleeping` flag, set before, is seen. */
+     * increment (a release), so its sleep state, set before, is seen. */
     if (atomic_load_explicit(&x->nspinning, memory_order_relaxed) != 0 ||
         atomic_load_explicit(&x->nsleeping, memory_order_acquire) == 0)
         return;
-    for (unsigned i = 0; i < x->nsched; i++) {
-        amb__sched *s = amb__exec_sched(x, i);
-        bool yes = true;
+    unsigned n = x->nsched, start = choose_wake_start(x, from);
+    for (unsigned k = 0; k < n; k++) {
+        amb__sched *s = amb__exec_sched(x, (start + k) % n);
         /* relaxed load: a hint; acq_rel CAS: exactly one waker claims the
          * sleeper (release: nothing else of ours needs publishing beyond
          * wake_sched's own release). */
-        if (atomic_load_explicit(&s->sleeping, memory_order_relaxed) &&
-            atomic_compare_exchange_strong_explicit(
-                &s->sleeping, &yes, false, memory_order_acq_rel, memory_order_relaxed)) {
+        uint32_t how = atomic_load_explicit(&s->sleep, memory_order_relaxed);
+        if (how != AMB__AWAKE && atomic_compare_exchange_strong_explicit(
+                                     &s->sleep, &how, AMB__AWAKE, memory_order_acq_rel,
+                                     memory_order_relaxed)) {
             wake_sched(s);
             return;
         }
@@ -99,7 +186,7 @@ void amb__sched_wake_all(amb__exec *x)
     for (unsigned i = 0; i < x->nsched; i++) {
         amb__sched *s = amb__exec_sched(x, i);
         /* relaxed: a hint for wake_one; the futex bump below is what wakes. */
-        atomic_store_explicit(&s->sleeping, false, memory_order_relaxed);
+        atomic_store_explicit(&s->sleep, AMB__AWAKE, memory_order_relaxed);
         wake_sched(s);
     }
 }
@@ -112,20 +199,20 @@ void amb__sched_ready(amb__exec *x, amb__sched *s, amb__task *t)
 {
     if (s == NULL) {
         amb__runq_inject_put(&x->inject, t);
-        amb__sched_wake_one(x);
+        amb__sched_wake_one(x, NULL);
         return;
     }
     amb__task *old = amb__runq_put_next(&s->q, t);
     if (old != NULL) {
         amb__runq_put(&x->inject, &s->q, old);
-        amb__sched_wake_one(x);
+        amb__sched_wake_one(x, s);
     }
 }
 
 void amb__sched_ready_tail(amb__sched *s, amb__task *t)
 {
     amb__runq_put(&s->exec->inject, &s->q, t);
-    amb__sched_wake_one(s->exec);
+    amb__sched_wake_one(s->exec, s);
 }
 
 /* ---------------------------------------------------------------------------
@@ -167,24 +254,66 @@ void amb__sched_term(amb__sched *s)
 }
 
 /* ---------------------------------------------------------------------------
+ * Timers
+ * ------------------------------------------------------------------------ */
+
+/* Whether s's earliest timer may be due: timer_next against the cheap
+ * clock, which is never ahead of the exact one, so this is never true
+ * early; it may be true late by a clock tick (4 ms here). Free while s
+ * has no timer. */
+static inline bool timers_due(amb__sched *s)
+{
+    /* relaxed: a lower bound written under the wheel's lock; acting on it
+     * takes the lock (amb__timer_fire_due). */
+    uint64_t next = atomic_load_explicit(&s->timer_next, memory_order_relaxed);
+    return amb__unlikely(next != UINT64_MAX) &&
+           next <= amb__clock_coarse_ms(&s->exec->clock);
+}
+
+/* Fires s's own expired timers (exact clock). */
+static void fire_own(amb__sched *s)
+{
+    uint64_t now = amb__clock_ms(&s->exec->clock);
+    s->now_ms = now;
+    /* relaxed: as in timers_due. */
+    if (atomic_load_explicit(&s->timer_next, memory_order_relaxed) <= now)
+        amb__timer_fire_due(s, s, now, true);
+}
+
+/* Fires, from s, the expired timers of the other schedulers whose wheels
+ * are free now (a busy one's between its switches, a stuck one's while it
+ * computes). Returns the number fired; the tasks they woke are in s's
+ * queues. */
+static size_t fire_others(amb__sched *s, uint64_t now_ms)
+{
+    amb__exec *x = s->exec;
+    unsigned n = x->nsched, first = choose_first_victim(s);
+    size_t fired = 0;
+    for (unsigned k = 0; k < n; k++) {
+        amb__sched *v = amb__exec_sched(x, (first + k) % n);
+        /* relaxed: as in timers_due. */
+        if (v != s &&
+            atomic_load_explicit(&v->timer_next, memory_order_relaxed) <= now_ms)
+            fired += amb__timer_fire_due(s, v, now_ms, false);
+    }
+    return fired;
+}
+
+/* ---------------------------------------------------------------------------
  * Switching tasks in and out
  * ------------------------------------------------------------------------ */
 
 static void task_boot(amb__ctx *ctx, void *arg);
 
 /* Gets t ready to be switched to on s: a context (with a stack from s's
- * cache) if it has none, its budget, and the bookkeeping the watchdog and
- * thieves read. */
-static void prepare(amb__sched *s, amb__task *t)
+ * cache) if it has none, its budget, and the switch count thieves and the
+ * watchdog read. */
+static void prepare(amb__sched *s, amb__task *t, int16_t budget)
 {
     s->current = t;
     t->sched = s;
-    t->budget = BUDGET;
-    /* relaxed: read by the watchdog as a diagnostic snapshot (watchdog.c). */
-    atomic_store_explicit(&s->current_id, t->id, memory_order_relaxed);
-    /* relaxed: read by thieves and the watchdog as a hint of how long the
-     * run has lasted; nothing is published through it. */
-    atomic_store_explicit(&s->run_started_ms, s->now_ms | 1, memory_order_relaxed);
+    t->budget = budget;
+    amb__runq_switched(&s->q, true, t->id);
     if (t->stack == NULL) {
         amb__stack_cache *c = cache_of(s, t->stack_class);
         amb__stack *st;
@@ -193,6 +322,16 @@ static void prepare(amb__sched *s, amb__task *t)
         t->stack = st;
         amb__ctx_make(&t->ctx, st->lo, st->size, task_boot, t);
     }
+}
+
+/* A task ended on s: counted, for amb__exec_live. */
+static void count_end(amb__sched *s)
+{
+    uint64_t n = atomic_load_explicit(&s->ended, memory_order_relaxed);
+    /* release: the end (and everything the task did, its spawns counted in
+     * some `begun` included) happens before a reader that acquires this
+     * count (amb__exec_live). relaxed load: only this thread writes it. */
+    atomic_store_explicit(&s->ended, n + 1, memory_order_release);
 }
 
 /* Every context calls this right after it lands on s: it finishes what the
@@ -231,47 +370,36 @@ static void after_switch(amb__sched *s)
         release_stack(s, t);
         amb__sched_ready_tail(s, t);
         break;
-    case AMB__TASK_EXIT: {
-        amb__exec *x = s->exec;
+    case AMB__TASK_EXIT:
         release_stack(s, t);
-        x->ops.teardown(s, t);
+        s->exec->ops.teardown(s, t);
         amb__qsbr_retire(s, t);
-        /* acq_rel: the last task to end tells the executor it is done; the
-         * release half orders every earlier end before it, the acquire half
-         * lets the one that sees 1 act on all of them. */
-        if (atomic_fetch_sub_explicit(&x->live, 1, memory_order_acq_rel) == 1)
-            amb__exec_stop(x);
+        count_end(s);
         break;
-    }
     case AMB__TASK_NONE:
         amb__panic("task switched out without a request");
     }
 }
 
-/* The next task to switch to directly, skipping the scheduler loop: the
- * run-next slot or the ring, but every DIRECT_EVERY-th switch goes through
- * the loop so its periodic work (clock, timers, QSBR, inject queue) runs. */
-static amb__task *next_direct(amb__sched *s)
-{
-    if ((++s->direct % DIRECT_EVERY) == 0)
-        return NULL;
-    amb__task *q = amb__runq_get_next(&s->q);
-    return q != NULL ? q : amb__runq_get(&s->q);
-}
-
 /* Leaves t's context for the next one on the same scheduler: another task
- * directly when one is ready, else the scheduler loop. */
+ * directly when one is ready, else the scheduler loop, which is also where
+ * every DIRECT_EVERY-th switch goes (its periodic work: QSBR, reclamation,
+ * the inject queue) and every switch while a timer is due. */
 static amb__ctx *leave(amb__task *t, enum amb__task_req req)
 {
     amb__sched *s = t->sched;
     s->pending = t;
     s->pending_req = (uint8_t)req;
-    amb__task *q = next_direct(s);
+    s->slice = t->budget;
+    amb__task *q = NULL;
+    int16_t budget;
+    if (amb__likely((++s->direct % DIRECT_EVERY) != 0) && !timers_due(s))
+        q = choose_local(s, t->budget, &budget);
     if (q == NULL) {
         s->current = NULL;
         return &s->ctx;
     }
-    prepare(s, q);
+    prepare(s, q, budget);
     return &q->ctx;
 }
 
@@ -299,109 +427,217 @@ static void task_boot(amb__ctx *ctx, void *arg)
     amb__panic("a task's entry returned");
 }
 
-/* From the scheduler loop: runs t, and whatever it hands over to directly,
- * until control comes back to the loop. */
-static void run(amb__sched *s, amb__task *t)
+/* From the loop: runs t, and whatever it hands over to directly, until
+ * control comes back to the loop. */
+static void run(amb__sched *s, amb__task *t, int16_t budget)
 {
-    prepare(s, t);
+    prepare(s, t, budget);
     amb__ctx_switch(&s->ctx, &t->ctx);
     after_switch(s);
     s->current = NULL;
-    /* relaxed: see prepare. */
-    atomic_store_explicit(&s->run_started_ms, 0, memory_order_relaxed);
+    amb__runq_switched(&s->q, false, 0);
 }
 
 /* ---------------------------------------------------------------------------
  * Finding work
  * ------------------------------------------------------------------------ */
 
-static amb__task *take_local(amb__sched *s)
+static amb__task *take_local(amb__sched *s, int16_t *budget)
 {
+    *budget = BUDGET;
     if ((s->tick % INJECT_EVERY) == 0) {
         amb__task *t = amb__runq_inject_get(&s->exec->inject);
         if (t != NULL)
             return t;
     }
-    amb__task *t = amb__runq_get_next(&s->q);
+    amb__task *t = choose_local(s, s->slice, budget);
     if (t != NULL)
         return t;
-    t = amb__runq_get(&s->q);
-    if (t != NULL)
-        return t;
+    *budget = BUDGET;
     return amb__runq_inject_get(&s->exec->inject);
 }
 
-static amb__task *steal(amb__sched *s)
+/* Whether v looks like it holds a run-next task behind a run in progress;
+ * *seq gets v's switch count. */
+static bool next_waits(amb__sched *v, uint64_t *seq)
+{
+    *seq = amb__runq_seq(&v->q);
+    return (*seq & 1) != 0 && amb__runq_peek_next(&v->q) != NULL;
+}
+
+/* Run-next of another scheduler: taken once it has waited STEAL_NEXT_NS
+ * behind one run of its owner (the same switch count all along). s
+ * watches one victim at a time and keeps it while it qualifies, so that
+ * the wait is measured on one victim. */
+static amb__task *steal_next(amb__sched *s, uint64_t now_ns)
 {
     amb__exec *x = s->exec;
-    unsigned n = x->nsched;
-    unsigned start = (unsigned)(s->tick * 2654435761u) % n;
-    uint64_t now = s->now_ms;
+    uint64_t seq;
+    if (s->watch.victim != NO_VICTIM) {
+        amb__sched *v = amb__exec_sched(x, s->watch.victim);
+        if (next_waits(v, &seq) && seq == s->watch.seq) {
+            if (now_ns - s->watch.since_ns < STEAL_NEXT_NS)
+                return NULL;
+            amb__task *t = amb__runq_steal(&s->q, &v->q, true);
+            s->watch.victim = NO_VICTIM;
+            return t;
+        }
+        s->watch.victim = NO_VICTIM;
+    }
+    unsigned n = x->nsched, first = choose_first_victim(s);
     for (unsigned k = 0; k < n; k++) {
-        amb__sched *v = amb__exec_sched(x, (start + k) % n);
+        amb__sched *v = amb__exec_sched(x, (first + k) % n);
+        if (v != s && next_waits(v, &seq)) {
+            s->watch.victim = v->id;
+            s->watch.seq = seq;
+            s->watch.since_ns = now_ns;
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* One pass over the other schedulers' rings: half of the first non-empty
+ * one. */
+static amb__task *steal_ring(amb__sched *s)
+{
+    amb__exec *x = s->exec;
+    unsigned n = x->nsched, first = choose_first_victim(s);
+    for (unsigned k = 0; k < n; k++) {
+        amb__sched *v = amb__exec_sched(x, (first + k) % n);
         if (v == s)
             continue;
-        /* The victim's run-next is taken only from a scheduler stuck in one
-         * task for over STUCK_MS: otherwise it is about to run it itself,
-         * on a warm cache. relaxed: a hint (see prepare). */
-        uint64_t started = atomic_load_explicit(&v->run_started_ms, memory_order_relaxed);
-        bool stuck = started != 0 && now > started + STUCK_MS;
-        amb__task *t = amb__runq_steal(&s->q, &v->q, stuck);
+        amb__task *t = amb__runq_steal(&s->q, &v->q, false);
         if (t != NULL)
             return t;
     }
     return NULL;
 }
 
-static void advance_timers(amb__sched *s)
+/* Work for s without waiting: its own queues, the inject queue, the tasks
+ * woken by other schedulers' expired timers, then stealing. */
+static amb__task *find_work(amb__sched *s, int16_t *budget)
 {
-    uint64_t now = amb__clock_ms();
-    s->now_ms = now;
-    if (amb__wheel_count(&s->wheel) != 0 && amb__wheel_next_deadline(&s->wheel) <= now)
-        amb__timer_advance(s, now);
+    amb__task *t = take_local(s, budget);
+    if (t != NULL || s->exec->nsched == 1)
+        return t;
+    *budget = BUDGET;
+    uint64_t now_ns = amb__clock_ns(&s->exec->clock);
+    if (fire_others(s, now_ns / 1000000u) != 0 && (t = take_local(s, budget)) != NULL)
+        return t;
+    *budget = BUDGET;
+    if ((t = steal_ring(s)) != NULL)
+        return t;
+    return steal_next(s, now_ns);
 }
 
-/* No local work: spin stealing, then sleep until a timer is due or someone
- * wakes us. Returns a task to run, or NULL to look again. */
-static amb__task *idle(amb__sched *s)
+/* ---------------------------------------------------------------------------
+ * The loop
+ * ------------------------------------------------------------------------ */
+
+enum amb__step amb__sched_step(amb__sched *s)
+{
+    amb__exec *x = s->exec;
+    /* acquire: pairs with amb__exec_stop's release store. */
+    if (atomic_load_explicit(&x->stopping, memory_order_acquire))
+        return AMB__STEP_STOP;
+    s->tick++;
+    amb__qsbr_quiescent(s);
+    if (timers_due(s))
+        fire_own(s);
+    if (s->limbo_count >= RECLAIM_AT)
+        amb__qsbr_reclaim(s, false);
+    int16_t budget;
+    amb__task *t = find_work(s, &budget);
+    if (t == NULL)
+        return AMB__STEP_IDLE;
+    run(s, t, budget);
+    return AMB__STEP_RAN;
+}
+
+/* Whether s may spin: as Go, at most half of the schedulers that are not
+ * asleep spin, so that idle schedulers do not all poll every victim. */
+static bool may_spin(amb__exec *x)
+{
+    /* relaxed: hints; a wrong answer costs a spin or a sleep, and the
+     * sleep's Dekker check below is what keeps wake-ups from being lost. */
+    unsigned spinning = atomic_load_explicit(&x->nspinning, memory_order_relaxed);
+    unsigned sleeping = atomic_load_explicit(&x->nsleeping, memory_order_relaxed);
+    return x->nsched > 1 && 2 * spinning < x->nsched - sleeping;
+}
+
+/* s found nothing: spins a while looking for work (stealing, firing other
+ * schedulers' timers), adapting how long to what the last spins found.
+ * Returns a task (its budget in *budget) or NULL. */
+static amb__task *spin(amb__sched *s, int16_t *budget)
 {
     amb__exec *x = s->exec;
     /* seq_cst: amb__sched_wake_one reads nspinning after its seq_cst fence
      * (it wakes nobody while someone spins); this RMW is ordered with it. */
     atomic_fetch_add_explicit(&x->nspinning, 1, memory_order_seq_cst);
-    for (int round = 0; round < SPIN_ROUNDS; round++) {
+    uint64_t start = amb__clock_ns(&x->clock);
+    amb__task *t = NULL;
+    for (unsigned round = 1;; round++) {
         amb__qsbr_quiescent(s); /* a spinner holds no task: let the epoch move */
-        amb__task *t = steal(s);
-        if (t == NULL)
-            t = amb__runq_inject_get(&x->inject);
-        if (t != NULL) {
-            /* The last spinner found work: another may be needed.
-             * seq_cst: as the increment above. */
-            if (atomic_fetch_sub_explicit(&x->nspinning, 1, memory_order_seq_cst) == 1)
-                amb__sched_wake_one(x);
-            return t;
-        }
+        if (timers_due(s))
+            fire_own(s);
+        if ((t = find_work(s, budget)) != NULL)
+            break;
         /* acquire: pairs with amb__exec_stop's release store. */
         if (atomic_load_explicit(&x->stopping, memory_order_acquire))
             break;
-        if ((round & 7) == 7)
+        if (amb__clock_ns(&x->clock) - start >= (uint64_t)s->spin_us * 1000u)
+            break;
+        /* About a microsecond between looks, so that the victims' lines
+         * are not pulled away from their owners all the time. */
+        for (int i = 0; i < 32; i++)
+            amb__spin_pause();
+        if ((round & 15) == 0)
             sched_yield();
     }
+    if (t != NULL) {
+        s->spin_us = s->spin_us * 2 > SPIN_MAX_US ? SPIN_MAX_US : s->spin_us * 2;
+        /* The last spinner found work: another may be needed.
+         * seq_cst: as the increment above. */
+        if (atomic_fetch_sub_explicit(&x->nspinning, 1, memory_order_seq_cst) == 1)
+            amb__sched_wake_one(x, s);
+        return t;
+    }
+    s->spin_us = s->spin_us / 2 < SPIN_MIN_US ? SPIN_MIN_US : s->spin_us / 2;
     /* seq_cst: as the increment above. */
     atomic_fetch_sub_explicit(&x->nspinning, 1, memory_order_seq_cst);
+    return NULL;
+}
 
+/* Whether any work is visible to a scheduler about to sleep. */
+static bool work_visible(amb__exec *x)
+{
+    /* acquire: pairs with the release of whoever added the work. */
+    if (atomic_load_explicit(&x->inject.len, memory_order_acquire) != 0 ||
+        atomic_load_explicit(&x->stopping, memory_order_acquire))
+        return true;
+    for (unsigned i = 0; i < x->nsched; i++)
+        if (!amb__runq_empty(&amb__exec_sched(x, i)->q))
+            return true;
+    return false;
+}
+
+/* s sleeps on its futex until its next timer is due or someone wakes it. */
+static void sleep_until_woken(amb__sched *s)
+{
+    amb__exec *x = s->exec;
     if (s->limbo_count != 0)
         amb__qsbr_reclaim(s, false);
-    advance_timers(s);
+    fire_own(s);
     if (!amb__runq_empty(&s->q))
-        return NULL;
+        return;
 
     /* acquire: a wake after this read changes the word, so the futex wait
      * below returns at once (no lost wake-up). */
     uint32_t seq = atomic_load_explicit(&s->futex, memory_order_acquire);
     /* relaxed: published by the increment of nsleeping right after (a
-     * release), which a waker acquires before it reads `sleeping`. */
-    atomic_store_explicit(&s->sleeping, true, memory_order_relaxed);
+     * release), which a waker acquires before it reads the state. */
+    atomic_store_explicit(&s->sleep, AMB__SLEEP_FUTEX, memory_order_relaxed);
     /* seq_cst RMW, then a seq_cst fence: the Dekker pair of
      * amb__sched_wake_one (see there); the fence orders the increment before
      * the queue checks below (an RMW alone does not, in C11's model). */
@@ -409,13 +645,9 @@ static amb__task *idle(amb__sched *s)
     atomic_thread_fence(memory_order_seq_cst);
     amb__qsbr_offline(s);
 
-    /* acquire: pairs with the release of whoever added the work. */
-    bool work = atomic_load_explicit(&x->inject.len, memory_order_acquire) != 0 ||
-                atomic_load_explicit(&x->stopping, memory_order_acquire);
-    for (unsigned i = 0; i < x->nsched && !work; i++)
-        work = !amb__runq_empty(&amb__exec_sched(x, i)->q);
-    if (!work) {
-        uint64_t next = amb__wheel_next_deadline(&s->wheel);
+    if (!work_visible(x)) {
+        /* relaxed: a lower bound written under the wheel's lock. */
+        uint64_t next = atomic_load_explicit(&s->timer_next, memory_order_relaxed);
         int64_t timeout = -1;
         if (next != UINT64_MAX)
             timeout = next > s->now_ms ? (int64_t)(next - s->now_ms) : 0;
@@ -430,32 +662,44 @@ static amb__task *idle(amb__sched *s)
         }
     }
     /* relaxed: as the store above. */
-    atomic_store_explicit(&s->sleeping, false, memory_order_relaxed);
-    /* seq_cst: as the increment above. */
+    atomic_store_explicit(&s->sleep, AMB__AWAKE, memory_order_relaxed);
+    /* seq_cst: as the increment above; the fence orders it before the
+     * watchdog's state is read (its Dekker pair, watchdog.c). */
     atomic_fetch_sub_explicit(&x->nsleeping, 1, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst);
+    amb__watchdog_kick(x);
     amb__qsbr_quiescent(s);
-    advance_timers(s);
-    return NULL;
+    fire_own(s);
 }
 
 void amb__sched_loop(amb__sched *s)
 {
     amb__exec *x = s->exec;
     amb__qsbr_quiescent(s);
-    s->now_ms = amb__clock_ms();
-    /* acquire: pairs with amb__exec_stop's release store. */
-    while (!atomic_load_explicit(&x->stopping, memory_order_acquire)) {
-        s->tick++;
-        amb__qsbr_quiescent(s);
-        if ((s->tick % CLOCK_EVERY) == 0)
-            advance_timers(s);
-        if (s->limbo_count >= RECLAIM_AT)
-            amb__qsbr_reclaim(s, false);
-        amb__task *t = take_local(s);
-        if (t == NULL)
-            t = idle(s);
+    s->now_ms = amb__clock_ms(&x->clock);
+    s->watch.victim = NO_VICTIM;
+    if (s->spin_us == 0)
+        s->spin_us = SPIN_START_US;
+    if (s->rng == 0)
+        s->rng = 2654435761u * (s->id + 1);
+    for (;;) {
+        enum amb__step r = amb__sched_step(s);
+        if (r == AMB__STEP_STOP)
+            break;
+        if (r == AMB__STEP_RAN)
+            continue;
+        /* Idle: nothing left anywhere ends the run; else spin, then
+         * sleep. */
+        if (amb__exec_live(x) == 0) {
+            amb__exec_stop(x);
+            break;
+        }
+        int16_t budget;
+        amb__task *t = may_spin(x) ? spin(s, &budget) : NULL;
         if (t != NULL)
-            run(s, t);
+            run(s, t, budget);
+        else
+            sleep_until_woken(s);
     }
     amb__qsbr_offline(s);
 }

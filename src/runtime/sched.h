@@ -1,23 +1,37 @@
 /*
- * sched.h - the schedulers of an executor (DESIGN §2 "Scheduler"; sched.c).
+ * sched.h - the schedulers of an executor (DESIGN §2 "Scheduler"; sched.c;
+ * docs/design/runtime.md, "Scheduling", has the loop, its rules and the
+ * layout).
  *
  * One scheduler per OS thread. Each has:
  *   - a run queue: a 256-slot FIFO ring the owner appends to and takes from,
  *     from which idle schedulers steal half (runq.h), plus a one-slot
  *     "run next" for the task the running one just woke, so a ping-pong
- *     stays on one core without touching the ring;
- *   - a timing wheel for its timers (timer.h);
+ *     stays on one core without touching the ring. A task taken from
+ *     run-next inherits what is left of the waker's time slice (Go's
+ *     inheritTime), so a pair that keeps waking each other shares one slice
+ *     and the ring's head runs when it is spent;
+ *   - a timing wheel for its timers (timer.h), under a small lock so that
+ *     another scheduler can cancel a timer on it at once, and an idle one
+ *     can fire its expired timers while it is busy or stuck in one task;
  *   - a cache of stacks per size class;
- *   - an epoch for QSBR (qsbr.h) and a futex word to sleep on;
+ *   - an epoch for QSBR (qsbr.h), a futex word and a sleep state;
+ *   - counts of the tasks it began and ended (the executor stops when they
+ *     balance);
  *   - an extension area for the layer above (amb__sched_ext), right behind
  *     the struct, so reaching it costs an addition and no load.
  *
  * A task that a scheduler wakes goes to that scheduler's run-next slot
  * (the previous occupant moves to the ring). A task woken from outside the
  * runtime goes to the inject queue, which every scheduler polls. An idle
- * scheduler spins a little, stealing, then sleeps until its next timer or
- * until woken; whoever adds work to a ring while nobody spins wakes one
- * sleeper.
+ * scheduler spins a little (adaptively), stealing, taking run-next from a
+ * scheduler that has not switched for a few microseconds and firing other
+ * schedulers' expired timers, then sleeps until its next timer or until
+ * woken; whoever adds work to a ring while nobody spins wakes one sleeper.
+ *
+ * One pass of the loop is a step (amb__sched_step) that never blocks, so
+ * that one thread could drive several schedulers (a deterministic test
+ * mode); only amb__sched_loop's idle part spins and sleeps.
  */
 #ifndef AMB_RUNTIME_SCHED_H
 #define AMB_RUNTIME_SCHED_H
@@ -26,46 +40,84 @@
 #include <stdatomic.h>
 
 #include "runtime/runq.h"
+#include "runtime/spin.h"
 #include "runtime/task.h"
 #include "runtime/wheel.h"
 
 #define AMB__STACK_CLASSES 13 /* up to 4096 x the default size */
 
+/* How a scheduler sleeps (amb__sched.sleep): a waker reads it to know how
+ * to wake it. Only the futex exists today; the I/O poller (sockets.md §5.3)
+ * adds a sleeper blocked in epoll_wait, woken by its eventfd (Tokio's
+ * PARKED_CONDVAR and PARKED_DRIVER). */
+enum amb__sleep {
+    AMB__AWAKE = 0,
+    AMB__SLEEP_FUTEX, /* in futex_wait on its futex word */
+    AMB__SLEEP_POLL,  /* blocked in the poller: woken by amb__poll_break */
+};
+
+/* What a step of the loop did (amb__sched_step). */
+enum amb__step {
+    AMB__STEP_RAN,  /* ran a task (and whatever it handed over to) */
+    AMB__STEP_IDLE, /* found nothing to run: the caller may spin or sleep */
+    AMB__STEP_STOP, /* the executor is stopping */
+};
+
 struct amb__sched {
+    /* The owner's own fields: no other thread reads them. */
     amb__exec *exec;
     unsigned id;
-    pthread_t thread;
-    amb__ctx ctx; /* the thread's own stack */
     amb__task *current;
     /* The task that just switched away and what it asked for; finished by
      * whichever context lands next on this scheduler (sched.c). */
     amb__task *pending;
     uint8_t pending_req;
-
-    amb__runq q;
-    uint32_t tick;   /* loop iterations, for periodic work */
-    uint32_t direct; /* direct switches, to come back to the loop now and then */
-
-    amb__wheel wheel;                   /* its timers (timer.h) */
-    uint64_t now_ms;                    /* the clock as last read */
-    struct amb__timer_refs *timer_refs; /* their references (timer.h) */
-
+    /* Reductions left in the current time slice when the last task
+     * switched out: what a task taken from run-next inherits. */
+    int16_t slice;
+    uint32_t tick;    /* loop passes, for periodic work */
+    uint32_t direct;  /* direct switches, to come back to the loop now and then */
+    uint64_t now_ms;  /* the exact clock as last read */
+    uint32_t rng;     /* the state of the scheduler's choices (sched.c) */
+    uint32_t spin_us; /* how long an idle spin lasts now (adaptive) */
+    /* An idle scheduler watching another's run-next (sched.c, steal). */
+    struct {
+        unsigned victim;
+        uint64_t seq;
+        uint64_t since_ns;
+    } watch;
+    pthread_t thread;
+    amb__ctx ctx;                       /* the thread's own stack */
+    struct amb__timer_refs *timer_refs; /* its timers' references (timer.h) */
+    amb__task *limbo, *limbo_tail;      /* QSBR: retired tasks, oldest first */
+    size_t limbo_count;
     /* One stack cache per stack size class, set up when a class is first
      * used on this scheduler. */
     amb__stack_cache stacks[AMB__STACK_CLASSES];
 
-    /* QSBR (qsbr.h) */
-    _Alignas(64) _Atomic uint64_t epoch_seen; /* AMB__QSBR_OFFLINE while asleep */
-    amb__task *limbo, *limbo_tail;            /* retired tasks, oldest first */
-    size_t limbo_count;
+    /* The run queue; its first line is what thieves read (runq.h). */
+    amb__runq q;
 
-    /* Sleeping: the futex word is bumped by every wake. */
+    /* Timers (timer.h): the earliest deadline on the wheel (a lower bound;
+     * UINT64_MAX: none), read by anyone without the lock; the lock; then
+     * the wheel, which the lock guards. */
+    _Alignas(64) _Atomic uint64_t timer_next;
+    amb__spin wheel_lock;
+    _Alignas(64) amb__wheel wheel;
+
+    /* QSBR (qsbr.h): written by the owner when it sees a new epoch. */
+    _Alignas(64) _Atomic uint64_t epoch_seen; /* AMB__QSBR_OFFLINE while asleep */
+
+    /* Sleeping: written by the owner and by its wakers. The futex word is
+     * bumped by every wake. */
     _Alignas(64) _Atomic uint32_t futex;
-    _Atomic bool sleeping;
-    /* When the current task was switched in (0: idle), and its id: read by
-     * thieves and the watchdog. */
-    _Atomic uint64_t run_started_ms;
-    _Atomic uint32_t current_id;
+    _Atomic uint32_t sleep; /* enum amb__sleep */
+
+    /* Tasks begun here (spawned on this scheduler) and ended here: written
+     * by the owner only, summed by an idle scheduler to know whether any
+     * task is left (exec.h, amb__exec_live). */
+    _Alignas(64) _Atomic uint64_t begun;
+    _Atomic uint64_t ended;
 };
 
 /* The extension area of s: exec.h's sched_ext bytes, 64-byte aligned,
@@ -78,10 +130,11 @@ static inline void *amb__sched_ext(amb__sched *s)
 /* Makes t runnable. On a scheduler (s != NULL): into s's run-next slot.
  * From outside (s == NULL): into the inject queue, waking a scheduler. */
 void amb__sched_ready(amb__exec *x, amb__sched *s, amb__task *t);
-/* Makes t runnable at the back of s's ring (fairness: yields, spawns). */
+/* Makes t runnable at the back of s's ring (fairness: yields). */
 void amb__sched_ready_tail(amb__sched *s, amb__task *t);
-/* Wakes one sleeping scheduler if nobody spins (called after adding work). */
-void amb__sched_wake_one(amb__exec *x);
+/* Wakes one sleeping scheduler if nobody spins (called after adding work);
+ * from is the waker's scheduler, or NULL from outside the runtime. */
+void amb__sched_wake_one(amb__exec *x, amb__sched *from);
 /* Wakes every scheduler (stop). */
 void amb__sched_wake_all(amb__exec *x);
 
@@ -93,7 +146,14 @@ void amb__sched_switch_out(amb__task *t, enum amb__task_req req);
  * REQUEUE): its stack is released. Never returns. */
 _Noreturn void amb__sched_exit(amb__task *t, enum amb__task_req req);
 
-/* The loop of one scheduler thread; returns when the executor stops. */
+/* One pass of s's loop, on s's thread (or on whichever single thread
+ * drives s): the periodic work (QSBR, timers due, reclamation), then one
+ * runnable task found without waiting (local queues, the inject queue,
+ * stealing, other schedulers' expired timers) is run until control comes
+ * back. Never blocks. */
+enum amb__step amb__sched_step(amb__sched *s);
+/* The loop of one scheduler thread: steps, and spins then sleeps whenever
+ * a step finds nothing; returns when the executor stops. */
 void amb__sched_loop(amb__sched *s);
 /* Frees t's context and stack, if it has them: a task that never ended,
  * at executor teardown, from the thread freeing it (s: any scheduler). */

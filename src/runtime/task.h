@@ -64,7 +64,9 @@ typedef struct amb__task {
     /* The inject queue's link while queued there, and QSBR's limbo link
      * once retired: a task in limbo is never queued. */
     struct amb__task *link;
-    int16_t budget;      /* reductions left in this run (BUDGET at a switch-in) */
+    /* Reductions left in this run: a fresh slice at a switch-in from the
+     * ring, what is left of the previous task's from run-next (sched.c). */
+    int16_t budget;
     uint8_t stack_class; /* size class of its stacks (amb__exec_stack_class) */
     /* A name for diagnostics, set by the layer above (a process puts its
      * index in the process table there): what the watchdog reports a stuck
@@ -90,9 +92,10 @@ typedef struct amb__task_ops {
     /* t's grace period has passed: nobody holds a reference to it. Also
      * called for every task still in limbo when the executor is freed. */
     void (*reclaim)(amb__sched *s, amb__task *t);
-    /* A timer of s ends (timer.h): it fired (live), or it was cancelled
-     * from another scheduler, or the executor is being freed (not live).
-     * The callee owns the timer's memory from now on. */
+    /* A timer ends on scheduler s (timer.h): it fired (live), on s,
+     * which may be its owner or an idle scheduler firing a busy one's
+     * expired timers; or the executor is being freed (not live). The
+     * callee owns the timer's memory from now on. */
     void (*timer_fire)(amb__sched *s, amb__timer *tm, bool live);
     /* A blocking job finished on a pool thread (not a scheduler: any lookup
      * goes inside amb__qsbr_enter/leave), or was dropped at stop

@@ -5,16 +5,18 @@
  * A reference is (owner + 1) << 56 | generation << 32 | slot: the owner's
  * id + 1 (so a reference is never 0), a 24-bit generation bumped when the
  * slot is freed, and the slot in the owner's table.
+ *
+ * Firing is two steps: under the wheel's lock the due entries are taken
+ * off the wheel into a private list (nothing else is done there, so the
+ * lock is held for pointer moves only); then, without it, each one's
+ * reference is freed and it goes to ops->timer_fire. The layer above may
+ * do anything there (deliver a message, wake a task), arms included, since
+ * no wheel lock is held.
  */
 #include "runtime/timer.h"
 
-#include "runtime/exec.h"
-
-#define ARMED     AMB__TIMER_ARMED
-#define FIRED     AMB__TIMER_FIRED
-#define CANCELLED AMB__TIMER_CANCELLED
-#define NO_SLOT   AMB__TIMER_NO_SLOT
-#define GEN_MASK  0xffffffu
+#define NO_SLOT  AMB__TIMER_NO_SLOT
+#define GEN_MASK 0xffffffu
 
 typedef struct amb__timer_refs refs;
 
@@ -90,10 +92,37 @@ int amb__timer_arm_ref(amb__sched *s, amb__timer *t, uint64_t ms, uint64_t *ref)
     return 0;
 }
 
-void amb__timer_unref(amb__sched *s, amb__timer *t)
+/* Recomputes owner's timer_next after its wheel changed (under its lock). */
+static void publish_next(amb__sched *owner)
 {
-    ref_free(s->timer_refs, t->slot);
+    /* relaxed: see amb__timer_arm. */
+    atomic_store_explicit(&owner->timer_next, amb__wheel_next_deadline(&owner->wheel),
+                          memory_order_relaxed);
+}
+
+bool amb__timer_cancel_slow(amb__sched *s, amb__timer *t)
+{
+    amb__sched *o = t->owner == s->id ? s : amb__exec_sched(s->exec, t->owner);
+    amb__spin_lock(&o->wheel_lock);
+    bool on = amb__wheel_cancel(&o->wheel, &t->entry);
+    amb__spin_unlock(&o->wheel_lock);
+    /* Off the wheel: ours, and so is its reference slot (a find racing
+     * with us locks the wheel after the table and finds it gone). */
+    if (on && t->slot != NO_SLOT) {
+        ref_free(o->timer_refs, t->slot);
+        t->slot = NO_SLOT;
+    }
+    return on;
+}
+
+/* Takes t (pending) off owner's wheel and frees its reference: under both
+ * of owner's locks. */
+static amb__timer *take_back(amb__sched *owner, amb__timer *t)
+{
+    amb__wheel_cancel(&owner->wheel, &t->entry);
+    ref_release(owner->timer_refs, t->slot);
     t->slot = NO_SLOT;
+    return t;
 }
 
 int amb__timer_find(amb__sched *cur, uint64_t ref, bool cancel, amb__timer_gone_fn *gone,
@@ -107,61 +136,71 @@ int amb__timer_find(amb__sched *cur, uint64_t ref, bool cancel, amb__timer_gone_
     amb__sched *s = amb__exec_sched(x, owner - 1);
     refs *r = s->timer_refs;
     uint32_t slot = (uint32_t)ref, gen = (uint32_t)(ref >> 32) & GEN_MASK;
-    /* On the owner's own thread the wheel is ours to change: a cancelled
-     * timer leaves the wheel and goes back to the caller now, not at its
-     * deadline. */
-    bool own = cancel && cur == s;
     int rc = AMB_ENOTFOUND;
     pthread_mutex_lock(&r->lock);
     if (slot < r->len && r->gens[slot] == gen && r->timers[slot] != NULL) {
         amb__timer *t = r->timers[slot];
-        /* acquire: more than needed (see amb__timer_cancel): the state
-         * only decides what we report. A timer seen ARMED may still fire
-         * meanwhile; the CAS below settles that for a cancel. */
-        uint32_t state = atomic_load_explicit(&t->state, memory_order_acquire);
-        if (state == ARMED && gone != NULL && gone(ctx, t))
-            state = CANCELLED;
-        if (state == ARMED) {
+        /* The wheel's lock inside the table's (the one order): the entry
+         * is pending until a firer or a canceller takes it off. */
+        amb__spin_lock(&s->wheel_lock);
+        bool pending = amb__wheel_pending(&t->entry);
+        if (pending && gone != NULL && gone(ctx, t)) {
+            /* Gone for its user: not found, and a cancel frees it now. */
+            if (cancel)
+                *freed = take_back(s, t);
+        } else if (pending) {
             /* The deadline carries one tick of margin (amb__timer_arm): it
              * is not time the caller asked for, so it is not reported. */
-            uint64_t now = amb__clock_ms() + 1;
+            uint64_t now = amb__clock_ms(&x->clock) + 1;
             uint64_t deadline = amb__wheel_deadline(&t->entry);
             if (left_ms != NULL)
                 *left_ms = deadline > now ? (int64_t)(deadline - now) : 0;
             rc = 0;
-            uint32_t armed = ARMED;
-            /* acq_rel: as in amb__timer_cancel: the RMW decides. */
-            if (cancel && !atomic_compare_exchange_strong_explicit(
-                              &t->state, &armed, CANCELLED, memory_order_acq_rel,
-                              memory_order_relaxed)) {
-                rc = AMB_ENOTFOUND;
-            } else if (own && amb__wheel_cancel(&s->wheel, &t->entry)) {
-                ref_release(r, slot);
-                *freed = t;
-            }
+            if (cancel)
+                *freed = take_back(s, t);
         }
+        amb__spin_unlock(&s->wheel_lock);
     }
     pthread_mutex_unlock(&r->lock);
     return rc;
 }
 
-static void fire(void *ctx, amb__wheel_entry *e)
+/* The wheel's callback while collecting (under the lock): the entry is
+ * idle, so its link is free to chain it on the private list. */
+typedef struct collected {
+    amb__wheel_link *head, **tail;
+} collected;
+
+static void collect(void *ctx, amb__wheel_entry *e)
 {
-    amb__sched *s = ctx;
-    amb__timer *t = (amb__timer *)(void *)e;
-    uint32_t armed = ARMED;
-    /* acq_rel: against a canceller's CAS (amb__timer_cancel); the RMW
-     * alone decides whether the timer is live, so more than needed. */
-    bool live = atomic_compare_exchange_strong_explicit(
-        &t->state, &armed, FIRED, memory_order_acq_rel, memory_order_relaxed);
-    if (t->slot != NO_SLOT)
-        ref_free(s->timer_refs, t->slot);
-    s->exec->ops.timer_fire(s, t, live);
+    collected *c = ctx;
+    e->link.next = NULL;
+    *c->tail = &e->link;
+    c->tail = &e->link.next;
 }
 
-void amb__timer_advance(amb__sched *s, uint64_t now_ms)
+size_t amb__timer_fire_due(amb__sched *s, amb__sched *owner, uint64_t now_ms, bool wait)
 {
-    amb__wheel_advance(&s->wheel, now_ms, fire, s);
+    if (wait)
+        amb__spin_lock(&owner->wheel_lock);
+    else if (!amb__spin_trylock(&owner->wheel_lock))
+        return 0;
+    collected c = {NULL, &c.head};
+    size_t n = amb__wheel_advance(&owner->wheel, now_ms, collect, &c);
+    publish_next(owner);
+    amb__spin_unlock(&owner->wheel_lock);
+    /* In deadline order (the wheel's), and in arm order among equal
+     * deadlines. The references are the owner's. */
+    for (amb__wheel_link *l = c.head; l != NULL;) {
+        amb__timer *t = (amb__timer *)(void *)l;
+        l = l->next;
+        if (t->slot != NO_SLOT) {
+            ref_free(owner->timer_refs, t->slot);
+            t->slot = NO_SLOT;
+        }
+        s->exec->ops.timer_fire(s, t, true);
+    }
+    return n;
 }
 
 static void discard(void *ctx, amb__wheel_entry *e)
@@ -172,7 +211,8 @@ static void discard(void *ctx, amb__wheel_entry *e)
 
 void amb__timer_term(amb__sched *s)
 {
-    /* Advance to the end of time, handing every timer over as not live. */
+    /* Advance to the end of time, handing every timer over as not live
+     * (nothing runs any more: no lock needed). */
     amb__wheel_advance(&s->wheel, UINT64_MAX - 1, discard, s);
     refs *r = s->timer_refs;
     if (r != NULL) {

@@ -1,27 +1,38 @@
 /*
  * timer.h - timers on each scheduler's timing wheel (wheel.h), with a
- * cross-thread cancel and optional references (timer.c).
+ * cross-thread cancel and optional references (timer.c;
+ * docs/design/timers.md, "Threads").
  *
  * A timer is embedded by its user (the process layer keeps one in a
- * message cell, src/process/ptimer.c). The scheduler that arms it owns it:
- * only that thread arms, fires and frees it on its wheel. Its `state` is
- * the one word other threads touch:
+ * message cell, src/process/ptimer.c). It is armed on the wheel of the
+ * scheduler that arms it (its owner). Each wheel has a small lock
+ * (amb__sched.wheel_lock, spin.h), and the rule is simply: whoever takes a
+ * timer off a wheel, under that wheel's lock, owns it from then on.
  *
- *   ARMED --(owner fires)--> FIRED         ops->timer_fire(live = true)
- *   ARMED --(anyone cancels)--> CANCELLED  ops->timer_fire(live = false)
- *                                          when its deadline comes (lazy:
- *                                          no cross-thread wheel surgery)
+ *   - Arm (the owner): onto its own wheel, under its lock.
+ *   - Fire (the owner at a switch or in its loop, or an idle scheduler
+ *     for a busy or stuck owner): expired timers are taken off the wheel
+ *     under the lock, then handed to ops->timer_fire outside it, on the
+ *     firing scheduler.
+ *   - Cancel (any scheduler, amb__timer_cancel): under the owner's lock,
+ *     take the entry off the wheel. True: it had not fired, the caller has
+ *     it back and frees it at once (from another scheduler too, so a
+ *     cancelled timer never holds memory until its deadline). False: it
+ *     is being fired or has fired; its user gets it through timer_fire.
  *
- * A cancel on the owner's own thread takes the entry off the wheel at once
- * and hands the timer straight back to the caller, so the common case (a
- * process woken by its message on the scheduler that armed its timeout)
- * leaves nothing behind.
+ * So no timer is ever handed back twice and none is lost, without a state
+ * word or a queue of cancel requests: the wheel lock decides.
+ *
+ * amb__sched.timer_next is a lower bound of the wheel's earliest
+ * deadline, written under the lock and read without it: the owner
+ * compares it with the cheap clock at every switch, idle schedulers and
+ * the watchdog to find expired timers elsewhere.
  *
  * References: a timer armed with one gets a slot in its owner's reference
  * table, and the reference is (owner scheduler, slot, generation), so a
  * reference to a timer that has fired or was freed is recognised as stale
- * (amb__timer_find). The table is guarded by the owner's lock, because
- * finds may come from any scheduler.
+ * (amb__timer_find). The table has its own lock (finds come from any
+ * scheduler); the order is reference lock, then wheel lock.
  */
 #ifndef AMB_RUNTIME_TIMER_H
 #define AMB_RUNTIME_TIMER_H
@@ -32,18 +43,16 @@
 #include <stdint.h>
 
 #include "runtime/clock.h"
+#include "runtime/exec.h"
 #include "runtime/sched.h"
 #include "runtime/task.h"
 #include "runtime/wheel.h"
-
-enum { AMB__TIMER_ARMED = 1, AMB__TIMER_FIRED, AMB__TIMER_CANCELLED };
 
 #define AMB__TIMER_NO_SLOT UINT32_MAX
 
 struct amb__timer {
     amb__wheel_entry entry; /* first: the wheel's entry is the timer */
-    _Atomic uint32_t state; /* AMB__TIMER_*, see above */
-    uint32_t owner;         /* the id of the scheduler that armed it */
+    uint32_t owner;         /* the id of the scheduler whose wheel holds it */
     uint32_t slot;          /* in the owner's reference table, or NO_SLOT */
 };
 
@@ -68,67 +77,66 @@ void amb__timer_term(amb__sched *s);
 static inline void amb__timer_arm(amb__sched *s, amb__timer *t, uint64_t ms)
 {
     amb__wheel_entry_init(&t->entry);
-    atomic_init(&t->state, AMB__TIMER_ARMED);
     t->owner = s->id;
     t->slot = AMB__TIMER_NO_SLOT;
-    /* The deadline base is the clock now (the wheel's own time may lag),
-     * plus one tick, because the clock is in whole milliseconds and "now"
-     * may be almost a millisecond old already: a timer never fires early.
-     * ms <= 2^32 - 1, so the deadline stays in the wheel's range, and the
-     * wheel's end of time (amb__timer_term) stays beyond it. */
-    s->now_ms = amb__clock_ms();
-    amb__wheel_arm(&s->wheel, &t->entry, s->now_ms + 1 + ms);
+    /* The deadline base is the exact clock now (the wheel's own time may
+     * lag), plus one tick, because the clock is in whole milliseconds and
+     * "now" may be almost a millisecond old already: a timer never fires
+     * early. ms <= 2^32 - 1, so the deadline stays in the wheel's range,
+     * and the wheel's end of time (amb__timer_term) stays beyond it. */
+    s->now_ms = amb__clock_ms(&s->exec->clock);
+    uint64_t deadline = s->now_ms + 1 + ms;
+    amb__spin_lock(&s->wheel_lock);
+    amb__wheel_arm(&s->wheel, &t->entry, deadline);
+    /* relaxed, load and store: written only under the lock; readers
+     * without it take it as a hint and lock before acting on it. */
+    if (deadline < atomic_load_explicit(&s->timer_next, memory_order_relaxed))
+        atomic_store_explicit(&s->timer_next, deadline, memory_order_relaxed);
+    amb__spin_unlock(&s->wheel_lock);
 }
 
 /* The same, and t gets a reference (*ref, never 0). 0, or AMB_ENOMEM (t
  * is not armed then). */
 int amb__timer_arm_ref(amb__sched *s, amb__timer *t, uint64_t ms, uint64_t *ref);
 
-/* Frees the reference of t, which s has just taken off its own wheel (the
- * slow path of amb__timer_cancel). */
-void amb__timer_unref(amb__sched *s, amb__timer *t);
+/* The slow path of amb__timer_cancel: t's owner is another scheduler, or
+ * t has a reference to free. */
+bool amb__timer_cancel_slow(amb__sched *s, amb__timer *t);
 
-/* Cancels t from scheduler s (any scheduler). True when t was on s's own
- * wheel and had not fired: it is off the wheel and belongs to the caller
- * again. False otherwise: ops->timer_fire gets it, with live = false if
- * this cancel came before the owner fired it. Inline: a receive that ends
- * before its timeout cancels one. */
+/* Cancels t from scheduler s (any scheduler of t's executor). True when t
+ * had not fired: it is off its wheel and belongs to the caller again (who
+ * frees it now). False when it is being fired or has fired: ops->timer_fire
+ * gets it. Inline: a receive that ends before its timeout cancels one. */
 static inline bool amb__timer_cancel(amb__sched *s, amb__timer *t)
 {
-    if (t->owner == s->id) {
-        /* Our own wheel: if it has not fired, take it off. */
-        if (!amb__wheel_cancel(&s->wheel, &t->entry))
-            return false; /* it fired: its user gets it through ops */
-        if (t->slot != AMB__TIMER_NO_SLOT)
-            amb__timer_unref(s, t);
-        return true;
-    }
-    uint32_t armed = AMB__TIMER_ARMED;
-    /* acq_rel: more than needed. The RMW alone decides between this cancel
-     * and the owner's fire (both CAS from ARMED), and no other data passes
-     * through the state: the timer goes back to its user only through
-     * ops->timer_fire, on the owner's thread, and the deadline read by
-     * amb__timer_find is ordered by the reference table's lock. */
-    atomic_compare_exchange_strong_explicit(&t->state, &armed, AMB__TIMER_CANCELLED,
-                                            memory_order_acq_rel, memory_order_relaxed);
-    return false;
+    if (amb__unlikely(t->owner != s->id || t->slot != AMB__TIMER_NO_SLOT))
+        return amb__timer_cancel_slow(s, t);
+    amb__spin_lock(&s->wheel_lock);
+    bool on = amb__wheel_cancel(&s->wheel, &t->entry);
+    amb__spin_unlock(&s->wheel_lock);
+    return on;
 }
 
-/* Says, under the owner's lock, whether an armed timer is gone for its user
- * although armed (the process a timer is aimed at has ended). */
+/* Says, under the owner's reference lock, whether an armed timer is gone
+ * for its user although armed (the process a timer is aimed at has
+ * ended). */
 typedef bool amb__timer_gone_fn(void *ctx, amb__timer *t);
 
 /* Finds the armed timer of ref, from scheduler cur. *left_ms (may be NULL)
- * gets the time to its deadline. With cancel, cancels it too: if it was on
- * cur's own wheel, *freed gets it back (off the wheel, no longer
- * referenced: the caller frees it), else *freed is NULL and ops->timer_fire
- * gets it later; freed is never NULL. gone (may be NULL) treats an armed
- * timer as gone. 0, AMB_ENOTFOUND (fired, cancelled, gone, or a stale
- * reference), AMB_EBADARG (no scheduler of this executor in ref). */
+ * gets the time to its deadline. With cancel, cancels it too: *freed gets
+ * it back (off its wheel, no longer referenced: the caller frees it);
+ * freed is never NULL and is NULL'd when nothing is handed back. gone (may
+ * be NULL) treats an armed timer as gone (a gone timer stays armed and is
+ * freed when it fires). 0, AMB_ENOTFOUND (fired, being fired, cancelled,
+ * gone, or a stale reference), AMB_EBADARG (no scheduler of this executor
+ * in ref). */
 int amb__timer_find(amb__sched *cur, uint64_t ref, bool cancel, amb__timer_gone_fn *gone,
                     void *ctx, int64_t *left_ms, amb__timer **freed);
 
-/* Fires every timer of s due at now_ms (the scheduler loop). */
-void amb__timer_advance(amb__sched *s, uint64_t now_ms);
+/* Fires, from scheduler s, every timer of scheduler owner (s itself, or
+ * another) due at now_ms. With wait false it gives up when the owner's
+ * wheel is locked (an idle scheduler helping a busy one). Returns the
+ * number of timers fired. */
+size_t amb__timer_fire_due(amb__sched *s, amb__sched *owner, uint64_t now_ms, bool wait);
 
 #endif /* AMB_RUNTIME_TIMER_H */

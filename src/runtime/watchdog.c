@@ -1,38 +1,37 @@
 /*
  * watchdog.c - one thread per running executor that looks at what each
- * scheduler is running, with two duties:
+ * scheduler is doing (Go's sysmon), with two duties:
  *
  *   1. Report: a task that has run for watchdog_ms or more without
  *      switching out is reported once for that run (ops->report_stuck, by
  *      the task's id). UINT64_MAX turns reports off.
- *   2. Rescue: a scheduler stuck in one task for over STUCK_MS cannot
- *      run what is queued behind it. Other schedulers steal its ring, and
- *      its run-next slot too once it is stuck (sched.c, steal()), but only
- *      while they are awake, and nobody wakes a sleeper for work that is
- *      already queued. So the watchdog wakes one sleeping scheduler for
- *      each stuck scheduler that has work queued. This duty stays on when
- *      reports are off.
+ *   2. Rescue: a scheduler inside one long run cannot run what waits
+ *      behind it (its ring, its run-next slot) nor fire its expired
+ *      timers. Awake schedulers take these over by themselves (sched.c:
+ *      stealing, run-next after a few microseconds without a switch, other
+ *      schedulers' timers), but a sleeping one is woken by nobody for work
+ *      that is already queued. So the watchdog wakes one sleeper for each
+ *      scheduler it finds in the same run as at its previous look with
+ *      work queued or a timer due. This duty stays on when reports are off.
  *
- * What it reads: each scheduler's run_started_ms (when the current run
- * began, 0 while idle), current_id and run queue, all atomics that the
- * scheduler publishes for thieves and for us. It touches no task, so it
- * needs no QSBR protection. The reads are relaxed and the pair
- * (run_started_ms, current_id) is not read atomically: a run is
- * recognised by that pair, read between two reads of run_started_ms that
- * agree, which is good enough for a diagnostic and for a wake-up that is
- * harmless when it is spurious.
+ * What it reads: each scheduler's switch count and running task's id
+ * (runq.h: odd while a task runs, bumped at every switch), its queues and
+ * its timer_next, all atomics that the scheduler publishes for thieves and
+ * for us. It touches no task, so it needs no QSBR protection. A run is
+ * recognised by its switch count: the same odd value at two looks means
+ * one run lasted from before the first look to after the second. Its age
+ * is counted from the first look that saw it, so a short run never looks
+ * long (a report may come up to one period late).
  *
- * The age of a run: run_started_ms comes from the scheduler's cached
- * clock, which can be older than the run (sched.c refreshes it every few
- * runs). So the watchdog also bounds the start from below by its own
- * previous look: a run it did not see then started after it. The age it
- * uses is from the later of the two, so a short run never looks long.
- *
- * Its period: while some scheduler is in a run, every RESCUE_MS (a stuck
- * scheduler's queue is rescued soon, and report times are accurate to that);
- * while all are idle, every watchdog_ms / 2, at most IDLE_MAX_MS. It sleeps
- * on a condition variable between looks, so an idle runtime costs a few
- * wake-ups a second.
+ * Its period (Go's sysmon, adapted): PERIOD_MIN after a look that found a
+ * scheduler in a run with work queued behind it or timers due (a rescue
+ * may be needed at the next look, and a woken process on an otherwise
+ * idle machine should run within a millisecond); otherwise it doubles up
+ * to PERIOD_MAX (and at most watchdog_ms / 2, for reports) while any
+ * scheduler is awake; and the next look comes no later than the earliest
+ * timer of a scheduler in a run. When every scheduler sleeps it sleeps too, without a
+ * timeout, until a scheduler that wakes kicks it (amb__watchdog_kick): an
+ * idle runtime costs no wake-up at all.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -43,15 +42,13 @@
 #include "runtime/exec.h"
 #include "runtime/watchdog.h"
 
-#define STUCK_MS    10   /* as steal() in sched.c: a run this old is stuck */
-#define RESCUE_MS   10   /* the period while some scheduler runs */
-#define IDLE_MAX_MS 1000 /* the longest period while all are idle */
+#define PERIOD_MIN_US 250   /* after a look that found waiting work */
+#define PERIOD_MAX_US 10000 /* the longest while any scheduler is awake */
 
 /* What the watchdog knows of one scheduler's current run. */
 typedef struct run_seen {
-    uint32_t id;      /* the task's id */
-    uint64_t started; /* its run_started_ms; 0: idle at the last look */
-    uint64_t since;   /* lower bound of its start (see above) */
+    uint64_t seq;   /* the switch count at the last look (odd: a run) */
+    uint64_t since; /* ms: the first look that saw this run */
     bool reported;
 } run_seen;
 
@@ -59,68 +56,115 @@ typedef struct watchdog {
     amb__exec *x;
     pthread_t thread;
     pthread_mutex_t lock;
-    pthread_cond_t cond; /* signalled by stop */
+    pthread_cond_t cond; /* signalled by stop and by kicks */
     bool stop;           /* under lock */
-    uint64_t limit_ms;   /* watchdog_ms, UINT64_MAX: no reports */
-    uint64_t idle_ms;    /* the period while idle */
-    uint64_t last_look;
+    bool kicked;         /* under lock */
+    /* Asleep without a timeout (every scheduler was asleep): a scheduler
+     * that wakes must kick. Written under lock, read by kickers without
+     * it (their Dekker pair is in sleep_deep). */
+    _Atomic bool deep;
+    uint64_t limit_ms; /* watchdog_ms, UINT64_MAX: no reports */
+    uint64_t period_us;
     run_seen runs[]; /* one per scheduler */
 } watchdog;
 
 /* One look at every scheduler. Returns true when some scheduler is in a
- * run (the next look comes sooner). */
-static bool look(watchdog *w)
+ * run with work waiting behind it (the next look comes soon). *soonest
+ * gets the earliest deadline of the timers of schedulers in a run (the
+ * next look comes no later, so that a stuck scheduler's timer is handed to
+ * a sleeper on time), UINT64_MAX if none. */
+static bool look(watchdog *w, uint64_t *soonest)
 {
     amb__exec *x = w->x;
-    uint64_t now = amb__clock_ms();
-    bool busy = false;
+    uint64_t now = amb__clock_ms(&x->clock);
+    bool waiting = false;
+    *soonest = UINT64_MAX;
     unsigned rescues = 0;
     for (unsigned i = 0; i < x->nsched; i++) {
         amb__sched *s = amb__exec_sched(x, i);
         run_seen *r = &w->runs[i];
-        /* relaxed: a snapshot for a diagnostic (see the file comment). */
-        uint64_t started = atomic_load_explicit(&s->run_started_ms, memory_order_relaxed);
-        uint32_t id = atomic_load_explicit(&s->current_id, memory_order_relaxed);
-        uint64_t again = atomic_load_explicit(&s->run_started_ms, memory_order_relaxed);
-        if (started == 0 || again != started) {
-            /* Idle, or a new run began while we read: look next time. */
-            r->started = 0;
-            busy |= started != 0;
+        uint64_t seq = amb__runq_seq(&s->q);
+        if ((seq & 1) == 0) {
+            r->seq = seq; /* in its loop: no run */
             continue;
         }
-        busy = true;
-        if (r->id != id || r->started != started) {
-            r->id = id;
-            r->started = started;
-            r->since = started > w->last_look ? started : w->last_look;
+        /* relaxed: a snapshot for a diagnostic (see the file comment). */
+        uint32_t id = atomic_load_explicit(&s->q.task_id, memory_order_relaxed);
+        /* relaxed: a lower bound written under the wheel's lock; a wake-up
+         * for nothing is harmless. */
+        uint64_t next = atomic_load_explicit(&s->timer_next, memory_order_relaxed);
+        bool work = !amb__runq_empty(&s->q) || next <= now;
+        waiting |= work;
+        if (next > now && next < *soonest)
+            *soonest = next;
+        if (r->seq != seq) {
+            r->seq = seq;
+            r->since = now;
             r->reported = false;
+            continue;
         }
-        uint64_t age = now > r->since ? now - r->since : 0;
+        uint64_t age = now - r->since;
         if (!r->reported && age >= w->limit_ms) {
             r->reported = true;
             x->ops.report_stuck(x, i, id, age);
         }
-        if (x->nsched > 1 && now > started + STUCK_MS && !amb__runq_empty(&s->q))
+        if (x->nsched > 1 && work)
             rescues++;
     }
-    w->last_look = now;
     /* One sleeper per stuck scheduler with work: wake_one does nothing
      * when a scheduler already spins (it will steal) or none sleeps. */
     for (unsigned k = 0; k < rescues; k++)
-        amb__sched_wake_one(x);
-    return busy;
+        amb__sched_wake_one(x, NULL);
+    return waiting;
+}
+
+/* Whether every scheduler sleeps. */
+static bool all_asleep(amb__exec *x)
+{
+    /* relaxed: after the caller's seq_cst fence (sleep_deep). */
+    return atomic_load_explicit(&x->nsleeping, memory_order_relaxed) == x->nsched;
+}
+
+/* Sleeps (w->lock held) until stop or a kick, if every scheduler sleeps.
+ * Returns false at once when one is awake. */
+static bool sleep_deep(watchdog *w)
+{
+    /* seq_cst store, then a seq_cst fence before reading nsleeping: the
+     * Dekker pair of a waking scheduler, which decrements nsleeping
+     * (seq_cst), fences, then reads `deep` (amb__watchdog_kick). Either we
+     * see it awake, or it sees us deep and kicks (it takes the lock, so
+     * its signal comes after our wait began). */
+    atomic_store_explicit(&w->deep, true, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst);
+    bool slept = false;
+    while (!w->stop && !w->kicked && all_asleep(w->x)) {
+        pthread_cond_wait(&w->cond, &w->lock);
+        slept = true;
+    }
+    /* relaxed: under the lock, which kickers take before they signal. */
+    atomic_store_explicit(&w->deep, false, memory_order_relaxed);
+    w->kicked = false;
+    return slept;
 }
 
 static void *watch(void *arg)
 {
     watchdog *w = arg;
     pthread_setname_np(pthread_self(), "amb-watchdog");
-    uint64_t period = w->idle_ms;
+    uint64_t cap_us = w->limit_ms == UINT64_MAX ? PERIOD_MAX_US : w->limit_ms * 500;
+    if (cap_us > PERIOD_MAX_US)
+        cap_us = PERIOD_MAX_US;
+    if (cap_us < PERIOD_MIN_US)
+        cap_us = PERIOD_MIN_US;
     pthread_mutex_lock(&w->lock);
     while (!w->stop) {
+        if (sleep_deep(w)) {
+            w->period_us = PERIOD_MIN_US;
+            continue;
+        }
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t ns = (uint64_t)ts.tv_nsec + period * 1000000u;
+        uint64_t ns = (uint64_t)ts.tv_nsec + w->period_us * 1000u;
         ts.tv_sec += (time_t)(ns / 1000000000u);
         ts.tv_nsec = (long)(ns % 1000000000u);
         /* A spurious wake-up only brings the next look forward. */
@@ -128,11 +172,32 @@ static void *watch(void *arg)
         if (w->stop)
             break;
         pthread_mutex_unlock(&w->lock);
-        period = look(w) ? (w->idle_ms < RESCUE_MS ? w->idle_ms : RESCUE_MS) : w->idle_ms;
+        uint64_t soonest;
+        bool waiting = look(w, &soonest);
+        uint64_t now = amb__clock_ms(&w->x->clock);
         pthread_mutex_lock(&w->lock);
+        w->period_us = waiting ? PERIOD_MIN_US : w->period_us * 2;
+        if (w->period_us > cap_us)
+            w->period_us = cap_us;
+        /* One tick past the deadline: it is due then (the wheel's time is
+         * in whole milliseconds). */
+        if (soonest != UINT64_MAX && (soonest + 1 - now) * 1000u < w->period_us)
+            w->period_us = (soonest + 1 - now) * 1000u;
     }
     pthread_mutex_unlock(&w->lock);
     return NULL;
+}
+
+void amb__watchdog_kick(amb__exec *x)
+{
+    watchdog *w = x->watchdog;
+    /* relaxed: after the caller's seq_cst fence (see sleep_deep). */
+    if (w == NULL || !atomic_load_explicit(&w->deep, memory_order_relaxed))
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->kicked = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
 }
 
 int amb__watchdog_start(amb__exec *x)
@@ -142,10 +207,8 @@ int amb__watchdog_start(amb__exec *x)
         return AMB_ENOMEM;
     w->x = x;
     w->limit_ms = x->watchdog_ms;
-    w->idle_ms = x->watchdog_ms / 2 > IDLE_MAX_MS ? IDLE_MAX_MS : x->watchdog_ms / 2;
-    if (w->idle_ms == 0)
-        w->idle_ms = 1;
-    w->last_look = amb__clock_ms();
+    w->period_us = PERIOD_MIN_US;
+    atomic_init(&w->deep, false);
     pthread_mutex_init(&w->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -25,9 +25,9 @@
  *     (pos) increase in arrival order, and way j holds those with
  *     pos % WAYS == j, in increasing pos. So they fire in arm order.
  *
- * Threads: a wheel and its entries belong to one thread (the scheduler that
- * owns them); nothing here is atomic. Cancelling from another thread goes
- * through the owner (docs/design/timers.md, "Threads and cross-thread cancel").
+ * Threads: nothing here is atomic; one thread at a time uses a wheel. The
+ * timer layer keeps a lock per wheel for that (timer.h;
+ * docs/design/timers.md, "Threads: one lock per wheel").
  *
  * Memory: the wheel allocates nothing. An entry is embedded in the
  * caller's struct (a timer, a process waiting with a timeout), and a

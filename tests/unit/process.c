@@ -114,9 +114,12 @@ static void yield_main(amb_proc *self, void *arg)
 {
     yield_obs *o = arg;
     CHECK_OK(self, amb_spawn(self, yield_other, o, NULL));
-    /* With one scheduler the other process runs only if we let it. */
+    /* With one scheduler the other process runs only if we let it; with
+     * two it may run on the other one, as late as that one gets to it
+     * (this one may meanwhile yield to itself any number of times). */
     int n = 0;
-    while (!atomic_load(&o->other_ran) && n < 1000) {
+    int64_t until = amb_now_ms() + DEADLINE_MS;
+    while (!atomic_load(&o->other_ran) && amb_now_ms() < until) {
         CHECK_OK(self, amb_yield(self));
         n++;
     }

@@ -22,7 +22,7 @@ static amb__task tasks[4 * N];
 
 static amb__runq *new_q(void)
 {
-    amb__runq *q = malloc(sizeof *q);
+    amb__runq *q = aligned_alloc(_Alignof(amb__runq), sizeof *q);
     assert_non_null(q);
     amb__runq_init(q);
     return q;
@@ -176,7 +176,7 @@ static void take(amb__task *t, bool by_thief)
 static void *thief(void *arg)
 {
     (void)arg;
-    amb__runq *q = malloc(sizeof *q);
+    amb__runq *q = aligned_alloc(_Alignof(amb__runq), sizeof *q);
     if (q == NULL) {
         atomic_fetch_add(&race.bad, 1);
         return NULL;
