@@ -207,3 +207,30 @@ amb__task *amb__runq_inject_get(amb__runq_inject *inj)
     pthread_mutex_unlock(&inj->lock);
     return t;
 }
+
+amb__task *amb__runq_inject_take(amb__runq_inject *inj, amb__runq *q, unsigned max)
+{
+    /* relaxed: a hint, as in amb__runq_inject_get. */
+    if (atomic_load_explicit(&inj->len, memory_order_relaxed) == 0)
+        return NULL;
+    if (max > AMB__RUNQ_SIZE / 2)
+        max = AMB__RUNQ_SIZE / 2;
+    /* Unlinked under the lock into a private array: once one is in our
+     * ring a thief may take it, run it and queue it again, link and all. */
+    amb__task *batch[AMB__RUNQ_SIZE / 2];
+    unsigned n = 0;
+    pthread_mutex_lock(&inj->lock);
+    while (n < max && inj->head != NULL) {
+        batch[n++] = inj->head;
+        inj->head = inj->head->link;
+    }
+    if (inj->head == NULL)
+        inj->tail = NULL;
+    /* relaxed: under the lock, which orders it with the other writers. */
+    atomic_fetch_sub_explicit(&inj->len, n, memory_order_relaxed);
+    pthread_mutex_unlock(&inj->lock);
+    /* The ring is empty and n - 1 < half of it: no overflow. */
+    for (unsigned i = 1; i < n; i++)
+        amb__runq_put(NULL, q, batch[i]);
+    return n != 0 ? batch[0] : NULL;
+}

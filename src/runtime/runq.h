@@ -130,5 +130,10 @@ void amb__runq_inject_term(amb__runq_inject *inj);
 void amb__runq_inject_put(amb__runq_inject *inj, amb__task *t);
 /* Any thread: takes the oldest, or NULL. */
 amb__task *amb__runq_inject_get(amb__runq_inject *inj);
+/* Owner of q, whose ring is empty: takes the oldest task and up to max - 1
+ * more (at most half the ring) into q's ring, in order (Go's
+ * globrunqget: one lock round for a batch, and the batch runs at ring
+ * speed). Returns the oldest, or NULL. */
+amb__task *amb__runq_inject_take(amb__runq_inject *inj, amb__runq *q, unsigned max);
 
 #endif /* AMB_RUNTIME_RUNQ_H */

@@ -454,7 +454,13 @@ static amb__task *take_local(amb__sched *s, int16_t *budget)
     if (t != NULL)
         return t;
     *budget = BUDGET;
-    return amb__runq_inject_get(&s->exec->inject);
+    /* Nothing local: a fair share of the inject queue, in one lock round. */
+    amb__exec *x = s->exec;
+    /* relaxed: a hint for the batch's size. */
+    size_t share =
+        atomic_load_explicit(&x->inject.len, memory_order_relaxed) / x->nsched + 1;
+    return amb__runq_inject_take(
+        &x->inject, &s->q, share < AMB__RUNQ_SIZE ? (unsigned)share : AMB__RUNQ_SIZE);
 }
 
 /* Whether v looks like it holds a run-next task behind a run in progress;

@@ -125,6 +125,31 @@ AMB_TEST(runq_run_next_slot_is_the_owners_unless_asked)
     free(q);
 }
 
+AMB_TEST(runq_inject_batch_goes_to_the_ring_in_order)
+{
+    amb__runq *q = new_q();
+    amb__runq_inject inj;
+    amb__runq_inject_init(&inj);
+    assert_null(amb__runq_inject_take(&inj, q, 4));
+    for (unsigned i = 0; i < 10; i++)
+        amb__runq_inject_put(&inj, &tasks[i]);
+    /* The oldest to run now, the next three in the ring, the rest left. */
+    assert_ptr_equal(amb__runq_inject_take(&inj, q, 4), &tasks[0]);
+    for (unsigned i = 1; i < 4; i++)
+        assert_ptr_equal(amb__runq_get(q), &tasks[i]);
+    assert_null(amb__runq_get(q));
+    /* At most half a ring per batch, whatever is asked. */
+    for (unsigned i = 10; i < 3 * N; i++)
+        amb__runq_inject_put(&inj, &tasks[i]);
+    assert_ptr_equal(amb__runq_inject_take(&inj, q, 4 * N), &tasks[4]);
+    for (unsigned i = 5; i < 4 + N / 2; i++)
+        assert_ptr_equal(amb__runq_get(q), &tasks[i]);
+    assert_null(amb__runq_get(q));
+    assert_ptr_equal(amb__runq_inject_get(&inj), &tasks[4 + N / 2]);
+    amb__runq_inject_term(&inj);
+    free(q);
+}
+
 AMB_TEST(runq_inject_queue_is_fifo)
 {
     amb__runq_inject inj;
@@ -263,5 +288,6 @@ AMB_TEST_MAIN(AMB_TEST_ENTRY(runq_owner_gets_in_put_order),
               AMB_TEST_ENTRY(runq_full_ring_moves_its_older_half_to_inject),
               AMB_TEST_ENTRY(runq_thief_takes_the_older_half),
               AMB_TEST_ENTRY(runq_run_next_slot_is_the_owners_unless_asked),
+              AMB_TEST_ENTRY(runq_inject_batch_goes_to_the_ring_in_order),
               AMB_TEST_ENTRY(runq_inject_queue_is_fifo),
               AMB_TEST_ENTRY(runq_owner_and_thieves_take_each_task_once))
