@@ -58,13 +58,14 @@ amb__msg *amb__exit_trapped(amb__sched *s, amb_pid from, amb_term reason)
     size_t rw = (!amb_is_cons(reason) && !amb__is_boxed(reason))
                     ? 0
                     : amb_term_size(reason) / sizeof(uint64_t);
-    amb__msg *m = amb__msg_alloc(s, 4 + rw);
+    amb__msg *m = amb__msg_alloc_heap(s, 0, 4 + rw);
     if (m == NULL)
         amb__panic("out of memory delivering an exit signal");
+    amb_heap *h = amb__msg_heap(m);
     amb_term r = reason;
-    if (rw != 0 && amb_term_copy(&m->heap, reason, &r) != 0)
+    if (rw != 0 && amb_term_copy(h, reason, &r) != 0)
         amb__panic("out of memory delivering an exit signal");
-    m->term = AMB_TUPLE(&m->heap, AMB_ATOM_EXIT, from, r);
+    m->term = AMB_TUPLE(h, AMB_ATOM_EXIT, from, r);
     if (m->term == AMB_NONE)
         amb__panic("out of memory delivering an exit signal");
     return m;

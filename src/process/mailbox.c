@@ -63,6 +63,8 @@ void amb__mailbox_deliver(amb_rt *rt, amb__sched *s, amb_proc *p, amb__msg *m)
  * teardown. */
 static amb__msg *handle_signal(amb_proc *p, amb__msg *m)
 {
+    if (amb__likely(m->kind == AMB__MSG_TERM))
+        return m;
     switch (m->kind) {
     case AMB__MSG_TERM:
         return m;

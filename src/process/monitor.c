@@ -45,16 +45,16 @@ static amb__msg *down_cell(amb_rt *rt, amb__sched *s, const uint32_t *ref, amb_p
     size_t rw = (!amb_is_cons(reason) && !amb__is_boxed(reason))
                     ? 0
                     : amb_term_size(reason) / sizeof(uint64_t);
-    amb__msg *m = amb__msg_alloc(s, 1 + REF_WORDS + 6 + rw);
+    amb__msg *m = amb__msg_alloc_heap(s, 1, REF_WORDS + 6 + rw);
     if (m == NULL)
         amb__panic("out of memory sending a DOWN");
-    m->heap.top += 1;
+    amb_heap *h = amb__msg_heap(m);
     m->kind = AMB__MSG_DOWN;
     m->words[0] = key_of_words(ref);
     amb_term r = reason;
-    if (rw != 0 && amb_term_copy(&m->heap, reason, &r) != 0)
+    if (rw != 0 && amb_term_copy(h, reason, &r) != 0)
         amb__panic("out of memory sending a DOWN");
-    amb_term t = AMB_TUPLE(&m->heap, AMB_ATOM_DOWN, amb__rt_ref_term(rt, &m->heap, ref),
+    amb_term t = AMB_TUPLE(h, AMB_ATOM_DOWN, amb__rt_ref_term(rt, h, ref),
                            AMB_ATOM_PROCESS, pid, r);
     if (t == AMB_NONE)
         amb__panic("out of memory sending a DOWN");

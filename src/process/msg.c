@@ -2,9 +2,10 @@
  * msg.c - message cells: allocation from per-scheduler pools, and the copy of
  * a term into a cell.
  *
- * A cell's term lives in a fixed heap over the cell's own buffer (sized
- * exactly with amb_term_size), so a message is one allocation whatever its
- * shape, and its shared binaries are released when the cell is freed.
+ * A small term (proc.h, amb__msg) is copied into the cell's words as it is;
+ * any other lives in a fixed heap inside the cell's words (sized exactly
+ * with amb_term_size), so a message is one allocation whatever its shape,
+ * and its shared binaries are released when the cell is freed.
  *
  * Pools: four size classes, each a slab class (src/runtime/slab.h: one
  * mapping per 64 KiB of cells, per-scheduler pools without locks, memory returned
@@ -13,58 +14,81 @@
  */
 #include "process/rt.h"
 
-#define NOSLAB 0xff
+#define NOSLAB 7 /* size_class of a cell that is one allocation of its own */
 
-/* Words of storage per class. */
-static const size_t class_words[AMB__MSG_CLASSES] = {0, 10, 32, 128};
+/* Words of a cell of each class: with the 32-byte header, one, two, four
+ * and sixteen cache lines. */
+static const size_t class_words[AMB__MSG_CLASSES] = {4, 12, 28, 124};
 
-#define CELL_BYTES(words) \
-    ((sizeof(amb__msg) + (words) * sizeof(uint64_t) + 15) & ~(size_t)15)
+/* The words an amb_heap takes inside a heap cell. */
+#define HEAP_WORDS ((sizeof(amb_heap) + 7) / 8)
+
+#define CELL_BYTES(words) (sizeof(amb__msg) + (words) * sizeof(uint64_t))
 
 /* About 64 KiB per slab. */
 static const amb__slab_class classes[AMB__MSG_CLASSES] = {
-    {CELL_BYTES(0), 65536 / CELL_BYTES(0), 1024},
-    {CELL_BYTES(10), 65536 / CELL_BYTES(10), 1024},
-    {CELL_BYTES(32), 65536 / CELL_BYTES(32), 512},
-    {CELL_BYTES(128), 65536 / CELL_BYTES(128), 128},
+    {CELL_BYTES(4), 65536 / CELL_BYTES(4), 1024},
+    {CELL_BYTES(12), 65536 / CELL_BYTES(12), 1024},
+    {CELL_BYTES(28), 65536 / CELL_BYTES(28), 512},
+    {CELL_BYTES(124), 65536 / CELL_BYTES(124), 128},
 };
 
-static unsigned class_of(size_t nwords)
+static inline unsigned class_of(size_t nwords)
 {
-    for (unsigned c = 0; c < AMB__MSG_CLASSES; c++)
-        if (nwords <= class_words[c])
-            return c;
-    return NOSLAB;
+    return nwords <= 4     ? 0
+           : nwords <= 12  ? 1
+           : nwords <= 28  ? 2
+           : nwords <= 124 ? 3
+                           : NOSLAB;
 }
 
-amb__msg *amb__msg_alloc(amb__sched *s, size_t nwords)
+/* A cell with at least nwords words, its header set (no heap), its words
+ * not. */
+static amb__msg *cell_alloc(amb__sched *s, size_t nwords)
 {
     unsigned c = class_of(nwords);
-    amb__msg *m = NULL;
-    size_t words = nwords;
-    if (c != NOSLAB && s != NULL) {
+    amb__msg *m;
+    if (amb__likely(c != NOSLAB && s != NULL)) {
         uint16_t index;
         m = amb__slab_alloc(&amb__rt_sched_of(s)->msgs[c], &classes[c], &index);
         if (m == NULL)
             return NULL;
         m->slab_index = index;
-        words = class_words[c];
     } else {
         if (nwords > (SIZE_MAX - sizeof(amb__msg)) / sizeof(uint64_t))
             return NULL;
-        m = amb__malloc(sizeof(amb__msg) + nwords * sizeof(uint64_t));
+        m = amb__malloc(CELL_BYTES(nwords));
         if (m == NULL)
             return NULL;
         c = NOSLAB;
     }
-    m->size_class = (uint8_t)c;
+    m->size_class = (uint8_t)c & 7u;
     m->kind = AMB__MSG_TERM;
+    m->heap_at = 0;
     m->wait_seq = 0;
-    m->seq = 0;
     m->term = AMB_NONE;
-    amb__heap_init_fixed(&m->heap, m->words, words);
     /* relaxed: the cell is private until a push publishes it (release). */
     atomic_store_explicit(&m->node.next, NULL, memory_order_relaxed);
+    return m;
+}
+
+amb__msg *amb__msg_alloc(amb__sched *s, size_t nwords)
+{
+    return cell_alloc(s, nwords);
+}
+
+amb__msg *amb__msg_alloc_heap(amb__sched *s, size_t reserve, size_t nwords)
+{
+    if (reserve > UINT8_MAX - 1 || nwords > SIZE_MAX / 2)
+        return NULL;
+    size_t total = reserve + HEAP_WORDS + nwords;
+    amb__msg *m = cell_alloc(s, total);
+    if (m == NULL)
+        return NULL;
+    size_t cap = m->size_class == NOSLAB ? total : class_words[m->size_class];
+    m->heap_at = (uint8_t)(reserve + 1);
+    amb__heap_init_fixed(amb__msg_heap(m), m->words + reserve + HEAP_WORDS,
+                         cap - reserve - HEAP_WORDS);
     return m;
 }
 
@@ -72,10 +96,13 @@ void amb__msg_free(amb__sched *s, amb__msg *m)
 {
     if (m == NULL)
         return;
-    /* Only cells whose term holds shared binaries or outgrew the buffer
-     * have anything to release. */
-    if (m->heap.offheap != NULL || m->heap.blocks != NULL)
-        amb__heap_release(&m->heap);
+    /* Only heaps that hold shared binaries or outgrew the cell have
+     * anything to release. */
+    if (m->heap_at != 0) {
+        amb_heap *h = amb__msg_heap(m);
+        if (h->offheap != NULL || h->blocks != NULL)
+            amb__heap_release(h);
+    }
     unsigned c = m->size_class;
     if (c == NOSLAB)
         amb__free(m);
@@ -86,9 +113,9 @@ void amb__msg_free(amb__sched *s, amb__msg *m)
 
 /* Small messages ({ping, Pid}, {ok, 42}, a call {'$gen_call', {Pid, Alias},
  * Req} with an immediate Req) are copied in one pass with no size
- * computation of the general kind: tuples of arity <= SMALL_ARITY nested at
- * most SMALL_DEPTH deep, whose leaves are immediates or references (a
- * reference's box is plain words). */
+ * computation of the general kind and no heap: tuples of arity <=
+ * SMALL_ARITY nested at most SMALL_DEPTH deep, whose leaves are immediates
+ * or references (a reference's box is plain words). */
 #define SMALL_ARITY 8
 #define SMALL_DEPTH 3
 
@@ -109,9 +136,12 @@ static bool small_size(amb_term t, int depth, size_t *words)
         if (n > SMALL_ARITY)
             return false;
         *words += 1 + n;
-        for (size_t i = 1; i <= n; i++)
+        for (size_t i = 1; i <= n; i++) {
+            if (!amb__is_boxed(p[i]) && !amb_is_cons(p[i]))
+                continue; /* an immediate: nothing beyond its word */
             if (!small_size(p[i], depth - 1, words))
                 return false;
+        }
         return true;
     default:
         return false;
@@ -133,24 +163,30 @@ static amb_term small_copy(amb_term t, uint64_t **top)
         *top += 1 + n;
         dst[0] = p[0];
         for (size_t i = 1; i <= n; i++)
-            dst[i] = small_copy(p[i], top);
+            dst[i] = amb__is_boxed(p[i]) ? small_copy(p[i], top) : p[i];
     }
     return amb__make_box(dst);
 }
 
 amb__msg *amb__msg_new_term_after(amb__sched *s, amb_term t, size_t reserve)
 {
+    amb__msg *m;
     size_t small = 0;
-    bool is_small = small_size(t, SMALL_DEPTH, &small);
-    size_t nwords = is_small ? small : amb_term_size(t) / sizeof(uint64_t);
-    amb__msg *m = amb__msg_alloc(s, reserve + nwords);
-    if (m == NULL)
-        return NULL;
-    /* The term's storage starts behind the caller's reserved words. */
-    m->heap.top += reserve;
-    if (is_small) {
-        m->term = small_copy(t, &m->heap.top);
-    } else if (amb_term_copy(&m->heap, t, &m->term) != 0) {
+    if (!amb__is_boxed(t) && !amb_is_cons(t)) {
+        /* An immediate: the term is the word itself. */
+        if ((m = cell_alloc(s, reserve)) != NULL)
+            m->term = t;
+        return m;
+    }
+    if (small_size(t, SMALL_DEPTH, &small)) {
+        if ((m = cell_alloc(s, reserve + small)) != NULL) {
+            uint64_t *top = m->words + reserve;
+            m->term = small_copy(t, &top);
+        }
+        return m;
+    }
+    m = amb__msg_alloc_heap(s, reserve, amb_term_size(t) / sizeof(uint64_t));
+    if (m != NULL && amb_term_copy(amb__msg_heap(m), t, &m->term) != 0) {
         amb__msg_free(s, m);
         return NULL;
     }

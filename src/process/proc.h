@@ -62,18 +62,33 @@ enum amb__msg_kind {
     AMB__MSG_ALIAS,      /* a message sent to an alias; words[0]: its key */
 };
 
-/* A message cell. size_class says which pool it returns to (msg.c). */
+/* A message cell: a 32-byte header and its words (msg.c). A small term
+ * (immediates, and tuples of them and of references, a few levels deep:
+ * every ping, pong, call and reply) is copied into the words as they are,
+ * with no heap; any other term gets a heap (struct amb_heap, 40 bytes)
+ * inside the words, at heap_at - 1, whose storage follows it. words[0 ..
+ * reserve) are the creator's own (a timer, a signal's fields), before
+ * either. So a {ping, Pid} message is one 64-byte line. */
 typedef struct amb__msg {
-    amb__mpscq_node node; /* mailbox link, then private-queue link */
-    uint8_t kind;
-    uint8_t size_class;  /* msg.c */
-    uint16_t slab_index; /* msg.c */
-    uint32_t wait_seq;   /* TIMEOUT/WAKE: the wait it ends */
-    uint64_t seq;        /* arrival order, given when moved to the private queue */
-    amb_term term;       /* TERM: the message; WAKE: the result */
-    amb_heap heap;       /* TERM: the term's storage, over words[] */
+    amb__mpscq_node node;   /* mailbox link, then private-queue link */
+    uint8_t kind : 5;       /* enum amb__msg_kind */
+    uint8_t size_class : 3; /* the pool it returns to (msg.c) */
+    uint8_t heap_at;        /* 0: no heap; else its word index + 1 */
+    uint16_t slab_index;    /* msg.c */
+    uint32_t wait_seq;      /* TIMEOUT/WAKE: the wait it ends */
+    uint64_t seq;           /* arrival order, given when moved to the private queue */
+    amb_term term;          /* TERM: the message; WAKE: the result */
     uint64_t words[];
 } amb__msg;
+
+_Static_assert(sizeof(amb__msg) == 32, "a message cell's header is half a line");
+
+/* The heap of a cell made with one (amb__msg_alloc_heap, or a term that is
+ * not small). */
+static inline amb_heap *amb__msg_heap(amb__msg *m)
+{
+    return (amb_heap *)(void *)(m->words + m->heap_at - 1);
+}
 
 enum amb__proc_flags {
     AMB__PF_HANDLER = 1u << 0,   /* a handler process */
@@ -184,14 +199,17 @@ amb_proc *amb__ptab_lookup(amb_rt *rt, amb_pid pid);
 /* ---------------------------------------------------------------------------
  * Message cells (msg.c)
  * ------------------------------------------------------------------------ */
-/* A cell with room for nwords of term storage, from the scheduler's pools
- * (s may be NULL outside a scheduler: plain allocation). */
+/* A cell with nwords words of its own (no heap), from the scheduler's
+ * pools (s may be NULL outside a scheduler: plain allocation). */
 amb__msg *amb__msg_alloc(amb__sched *s, size_t nwords);
+/* A cell with reserve words of its own, then a heap (amb__msg_heap) with
+ * room for nwords of terms (it grows beyond them, like any heap). */
+amb__msg *amb__msg_alloc_heap(amb__sched *s, size_t reserve, size_t nwords);
 /* Returns a cell (and what its heap holds) to the pools of s (may be NULL). */
 void amb__msg_free(amb__sched *s, amb__msg *m);
 /* A TERM cell holding a copy of t. NULL on ENOMEM. */
 amb__msg *amb__msg_new_term(amb__sched *s, amb_term t);
-/* The same with reserve words at the start of the cell's buffer for the
+/* The same with reserve words at the start of the cell's words for the
  * caller (a timer keeps its state there: ptimer.c). */
 amb__msg *amb__msg_new_term_after(amb__sched *s, amb_term t, size_t reserve);
 

@@ -103,21 +103,36 @@ static inline amb__task *amb__runq_peek_next(amb__runq *q)
 }
 
 /* Owner: puts t in the run-next slot; returns the task it displaced (the
- * caller puts that one in the ring), or NULL. */
+ * caller puts that one in the ring), or NULL.
+ *
+ * Only the owner fills the slot; thieves only empty it (CAS from a task to
+ * NULL). So a slot the owner sees empty stays empty until the owner
+ * writes it, and filling it needs no RMW: a store. Only taking a task out
+ * (or displacing one) races with thieves and needs the exchange. A
+ * ping-pong fills and takes the slot once per message: one RMW instead of
+ * two. */
 static inline amb__task *amb__runq_put_next(amb__runq *q, amb__task *t)
 {
-    /* acq_rel: the release half is what matters: a thief that takes t
-     * with its acquire CAS then sees everything that happened to t before
-     * it was made runnable (its saved context, the push that woke it). The
-     * acquire half is more than needed, since only this thread ever stores
-     * a task into the slot; the RMW alone makes the hand-over exclusive
-     * against a thief's CAS. */
+    /* relaxed: see above; only compared with NULL. */
+    if (atomic_load_explicit(&q->next, memory_order_relaxed) == NULL) {
+        /* release: a thief that takes t with its acquire CAS sees
+         * everything that happened to t before it was made runnable (its
+         * saved context, the push that woke it). */
+        atomic_store_explicit(&q->next, t, memory_order_release);
+        return NULL;
+    }
+    /* acq_rel: the release half as above; the RMW makes the hand-over
+     * exclusive against a thief's CAS of the displaced task. */
     return atomic_exchange_explicit(&q->next, t, memory_order_acq_rel);
 }
 
 /* Owner: empties the run-next slot; returns what it held, or NULL. */
 static inline amb__task *amb__runq_get_next(amb__runq *q)
 {
+    /* relaxed: an empty slot stays empty but for the owner (see
+     * amb__runq_put_next). */
+    if (atomic_load_explicit(&q->next, memory_order_relaxed) == NULL)
+        return NULL;
     /* acq_rel: more than needed. The task in the slot was stored by this
      * thread, so there is nothing to acquire; the RMW alone makes the take
      * exclusive against a thief's CAS. */

@@ -305,23 +305,29 @@ static size_t fire_others(amb__sched *s, uint64_t now_ms)
 
 static void task_boot(amb__ctx *ctx, void *arg);
 
-/* Gets t ready to be switched to on s: a context (with a stack from s's
- * cache) if it has none, its budget, and the switch count thieves and the
- * watchdog read. */
-static void prepare(amb__sched *s, amb__task *t, int16_t budget)
+/* A fresh context for t, on a stack from s's cache: t's first run, or its
+ * first since its last context ended (a handler's activation). */
+static __attribute__((noinline)) void give_context(amb__sched *s, amb__task *t)
+{
+    amb__stack_cache *c = cache_of(s, t->stack_class);
+    amb__stack *st;
+    if (c == NULL || amb__stack_alloc(c, &st) != 0)
+        amb__panic("no memory for a task's stack");
+    t->stack = st;
+    amb__ctx_make(&t->ctx, st->lo, st->size, task_boot, t);
+}
+
+/* Gets t ready to be switched to on s: a context if it has none, its
+ * budget, and the switch count thieves and the watchdog read. On every
+ * switch: inline. */
+static inline void prepare(amb__sched *s, amb__task *t, int16_t budget)
 {
     s->current = t;
     t->sched = s;
     t->budget = budget;
     amb__runq_switched(&s->q, true, t->id);
-    if (t->stack == NULL) {
-        amb__stack_cache *c = cache_of(s, t->stack_class);
-        amb__stack *st;
-        if (c == NULL || amb__stack_alloc(c, &st) != 0)
-            amb__panic("no memory for a task's stack");
-        t->stack = st;
-        amb__ctx_make(&t->ctx, st->lo, st->size, task_boot, t);
-    }
+    if (amb__unlikely(t->stack == NULL))
+        give_context(s, t);
 }
 
 /* A task ended on s: counted, for amb__exec_live. */
