@@ -146,7 +146,7 @@ static int cmp_numbers(amb_term a, amb_term b, bool exact)
     bool fa = !amb_is_small(a) && amb__box_kind(a) == AMB__K_FLOAT;
     bool fb = !amb_is_small(b) && amb__box_kind(b) == AMB__K_FLOAT;
     if (!fa && !fb)
-        return amb__int_compare(a, b);
+        return amb__bignum_compare(a, b);
     if (fa && fb) {
         double x = amb__float_value(a), y = amb__float_value(b);
         return (x > y) - (x < y);
@@ -154,8 +154,8 @@ static int cmp_numbers(amb_term a, amb_term b, bool exact)
     if (exact)
         return fa ? 1 : -1;
     if (fb)
-        return amb__int_compare_double(a, amb__float_value(b));
-    return -amb__int_compare_double(b, amb__float_value(a));
+        return amb__bignum_compare_double(a, amb__float_value(b));
+    return -amb__bignum_compare_double(b, amb__float_value(a));
 }
 
 /* Compares everything about a and b except their sub-terms (same type and,

@@ -3,7 +3,8 @@
  *
  * Reads every tag OTP 25 and 26 write, the legacy forms (Latin-1 atoms,
  * PID_EXT, PORT_EXT, NEW_PORT_EXT, REFERENCE_EXT, NEW_REFERENCE_EXT,
- * FLOAT_EXT) and compressed terms (tag 80, top level only). What OTP 25's
+ * FLOAT_EXT) and compressed terms (tag 80, top level only; the inflating
+ * is etf_compress.c's). What OTP 25's
  * binary_to_term rejects, we reject (docs/design/etf.md lists each rule and
  * the few places where we are stricter).
  *
@@ -28,27 +29,9 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <zlib.h>
 
 #include "etf_internal.h"
 #include "term_internal.h"
-
-/* ---------------------------------------------------------------------------
- * zlib's allocation hooks (shared with etf_encode.c)
- * ------------------------------------------------------------------------ */
-
-void *amb__etf_zalloc(void *opaque, unsigned items, unsigned size)
-{
-    (void)opaque;
-    /* Both factors are 32-bit, so the product fits 64 bits. */
-    return amb__malloc((size_t)items * size);
-}
-
-void amb__etf_zfree(void *opaque, void *ptr)
-{
-    (void)opaque;
-    amb__free(ptr);
-}
 
 /* ---------------------------------------------------------------------------
  * The decoder state and its frame stack
@@ -789,66 +772,6 @@ static int decode_term(dec *d, amb_term *out)
  * Compressed terms
  * ------------------------------------------------------------------------ */
 
-/* Inflates the zlib stream at in[0..in_len) into exactly size bytes (a new
- * buffer in *out) and tells how many input bytes the stream took. The buffer
- * grows with the output actually produced, so a short input that claims a
- * large size costs little; it never grows beyond size, so a stream that
- * inflates to more than it claimed (a bomb) stops there. */
-static int inflate_exact(const uint8_t *in, size_t in_len, size_t size, uint8_t **out,
-                         size_t *consumed)
-{
-    z_stream zs;
-    memset(&zs, 0, sizeof zs);
-    zs.zalloc = amb__etf_zalloc;
-    zs.zfree = amb__etf_zfree;
-    if (inflateInit(&zs) != Z_OK)
-        return AMB_ENOMEM;
-    size_t cap = in_len < size / 8 ? in_len * 8 : size;
-    if (cap < 4096)
-        cap = size < 4096 ? size : 4096;
-    uint8_t *buf = amb__malloc(cap);
-    int rc = buf ? 0 : AMB_ENOMEM;
-    zs.next_in = (Bytef *)(uintptr_t)in;
-    zs.avail_in = (uInt)(in_len > UINT32_MAX ? UINT32_MAX : in_len);
-    while (rc == 0) {
-        if (zs.total_out == cap) {
-            if (cap == size) {
-                rc = AMB_EDECODE; /* more data than the size field claims */
-                break;
-            }
-            size_t bigger = cap > size / 2 ? size : cap * 2;
-            uint8_t *nb = amb__realloc(buf, bigger);
-            if (nb == NULL) {
-                rc = AMB_ENOMEM;
-                break;
-            }
-            buf = nb;
-            cap = bigger;
-        }
-        size_t room = cap - zs.total_out;
-        zs.next_out = buf + zs.total_out;
-        zs.avail_out = (uInt)(room > UINT32_MAX ? UINT32_MAX : room);
-        int zrc = inflate(&zs, Z_NO_FLUSH);
-        if (zrc == Z_STREAM_END)
-            break;
-        if (zrc == Z_MEM_ERROR)
-            rc = AMB_ENOMEM;
-        else if (zrc != Z_OK && !(zrc == Z_BUF_ERROR && zs.avail_out == 0))
-            rc = AMB_EDECODE; /* corrupt, needs a dictionary, or truncated */
-    }
-    if (rc == 0 && zs.total_out != size)
-        rc = AMB_EDECODE;
-    size_t used = zs.total_in;
-    inflateEnd(&zs);
-    if (rc != 0) {
-        amb__free(buf);
-        return rc;
-    }
-    *out = buf;
-    *consumed = used;
-    return 0;
-}
-
 static int decode_compressed(amb_heap *heap, const uint8_t *p, const uint8_t *end,
                              const amb_etf_decode_opts *o, size_t max_decompressed,
                              size_t max_depth, amb_term *out, const uint8_t **stop)
@@ -863,7 +786,7 @@ static int decode_compressed(amb_heap *heap, const uint8_t *p, const uint8_t *en
         return AMB_ESYSLIMIT;
     uint8_t *raw;
     size_t consumed;
-    int rc = inflate_exact(p, (size_t)(end - p), size, &raw, &consumed);
+    int rc = amb__etf_compress_inflate(p, (size_t)(end - p), size, &raw, &consumed);
     if (rc != 0)
         return rc;
     dec d;

@@ -10,7 +10,8 @@
  *   - proper lists of 1..65535 integers in 0..255: STRING_EXT;
  *   - pids NEW_PID, ports NEW_PORT (V4_PORT when the id needs over 28 bits),
  *     references NEWER_REFERENCE, closures their NEW_FUN body verbatim;
- *   - AMB_ETF_COMPRESSED: tag 80 unless it makes the result longer.
+ *   - AMB_ETF_COMPRESSED: tag 80 unless it makes the result longer (the
+ *     deflating is etf_compress.c's).
  * Maps are written in our key order (ascending exact order); OTP writes
  * large maps in hash order, which decodes to the same map.
  *
@@ -23,8 +24,6 @@
  * a failed call leaves the caller's buffer with unspecified contents but
  * allocates nothing that outlives it.
  */
-#include <zlib.h>
-
 #include "etf_internal.h"
 #include "term_internal.h"
 
@@ -623,43 +622,12 @@ static int pack(amb_term t, unsigned flags, packed *pk)
     }
     if (n > UINT32_MAX || n <= 5)
         return 0;
-    z_stream zs;
-    memset(&zs, 0, sizeof zs);
-    zs.zalloc = amb__etf_zalloc;
-    zs.zfree = amb__etf_zfree;
-    if (deflateInit(&zs, Z_DEFAULT_COMPRESSION) != Z_OK) {
-        packed_free(pk);
-        return AMB_ENOMEM;
-    }
     /* OTP compresses when 80, the size and the stream take no more room
      * than the plain body (a tie goes to compression), so a stream longer
-     * than n - 5 is of no use and the output buffer stops there: deflate
-     * then reports Z_OK or Z_BUF_ERROR instead of Z_STREAM_END, and the body
-     * goes out plain. */
-    size_t room = n - 5;
-    pk->z = amb__malloc(room);
-    if (pk->z == NULL) {
-        deflateEnd(&zs);
+     * than n - 5 is of no use. */
+    if ((rc = amb__etf_compress_deflate(pk->body, n, n - 5, &pk->z, &pk->z_len)) != 0)
         packed_free(pk);
-        return AMB_ENOMEM;
-    }
-    zs.next_in = pk->body;
-    zs.avail_in = (uInt)n;
-    zs.next_out = pk->z;
-    zs.avail_out = (uInt)(room > UINT32_MAX ? UINT32_MAX : room);
-    int zrc = deflate(&zs, Z_FINISH);
-    size_t out = zs.total_out;
-    deflateEnd(&zs);
-    if (zrc == Z_STREAM_END) {
-        pk->z_len = out;
-    } else if (zrc == Z_OK || zrc == Z_BUF_ERROR) {
-        amb__free(pk->z);
-        pk->z = NULL;
-    } else {
-        packed_free(pk);
-        return AMB_ENOMEM; /* deflate fails only when zalloc does */
-    }
-    return 0;
+    return rc;
 }
 
 /* The final length of a packed encoding with flags. */

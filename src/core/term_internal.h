@@ -1,6 +1,7 @@
 /*
  * term_internal.h - the memory layout of boxed terms, shared by the files of
- * src/core/ (term.c builds them, compare.c, print.c, etf_*.c read them).
+ * src/core/ (term.c, binary.c, map.c and bignum.c build them; compare.c,
+ * hash.c, copy.c, print.c and etf_*.c read them).
  *
  * A boxed term is a pointer (low 3 bits 000) to a header word:
  *
@@ -238,7 +239,7 @@ static inline uint64_t *amb__heap_alloc(amb_heap *heap, size_t nwords)
 /* Records a binary box that holds a reference on a refbin. */
 void amb__heap_track_binary(amb_heap *heap, amb__binary *bin);
 
-/* A new refbin of size bytes with one reference; NULL on ENOMEM. */
+/* A new refbin of size bytes with one reference; NULL on ENOMEM (refbin.c). */
 amb__refbin *amb__refbin_new(size_t size);
 void amb__refbin_retain(amb__refbin *rb);
 void amb__refbin_release(amb__refbin *rb);
@@ -256,16 +257,47 @@ amb_term amb__binary_make(amb_heap *heap, amb__refbin *rb, const uint8_t *data,
 /* Builds the canonical integer term for sign + limbs (strips high zero limbs
  * and returns a small integer when the value fits). AMB_NONE on ENOMEM.
  * AMB_ESYSLIMIT-size inputs are the caller's to reject. */
-amb_term amb__big_make(amb_heap *heap, bool negative, const uint64_t *limbs, size_t n);
+amb_term amb__bignum_make(amb_heap *heap, bool negative, const uint64_t *limbs, size_t n);
 /* Compares two integers (small or big) by value: -1, 0, 1. */
-int amb__int_compare(amb_term a, amb_term b);
+int amb__bignum_compare(amb_term a, amb_term b);
 /* Writes the decimal text of integer t into a new buffer (free with
  * amb__free). */
-int amb__int_to_decimal(amb_term t, char **out, size_t *len);
+int amb__bignum_to_decimal(amb_term t, char **out, size_t *len);
 /* The nearest double to integer t (may be +-HUGE_VAL for huge values). */
-double amb__int_to_double(amb_term t);
+double amb__bignum_to_double(amb_term t);
 /* Compares integer a with the finite double d by exact value: -1, 0, 1. */
-int amb__int_compare_double(amb_term a, double d);
+int amb__bignum_compare_double(amb_term a, double d);
+
+/* Limb arithmetic on magnitudes the caller owns: limbs[0..*n), least
+ * significant first, with no high zero limbs (zero is n == 0), in an array
+ * of cap limbs. An operation that returns bool returns false, leaving the
+ * magnitude unspecified, when the result would need more than cap limbs. */
+/* limbs = limbs * mul + add. */
+bool amb__bignum_mul_add(uint64_t *limbs, size_t *n, size_t cap, uint64_t mul,
+                         uint64_t add);
+/* limbs /= div (div > 0); returns the remainder. */
+uint64_t amb__bignum_div_small(uint64_t *limbs, size_t *n, uint64_t div);
+/* limbs <<= bits. */
+bool amb__bignum_shl(uint64_t *limbs, size_t *n, size_t cap, unsigned bits);
+/* Compares two magnitudes: -1, 0, 1. */
+int amb__bignum_cmp(const uint64_t *a, size_t na, const uint64_t *b, size_t nb);
+/* out = a + b (out may be a or b). */
+bool amb__bignum_add(uint64_t *out, size_t *nout, size_t cap, const uint64_t *a,
+                     size_t na, const uint64_t *b, size_t nb);
+/* a -= q * b; requires a >= q * b. */
+void amb__bignum_sub_mul(uint64_t *a, size_t *na, const uint64_t *b, size_t nb,
+                         uint64_t q);
+
+/* ---------------------------------------------------------------------------
+ * Float text (print_float.c)
+ * ------------------------------------------------------------------------ */
+/* The longest text amb__print_float_format writes ("-2.2250738585072014e-308"
+ * is 24 bytes). */
+#define AMB__PRINT_FLOAT_MAX 32
+/* Writes finite v as OTP's float_to_list(V, [short]) does (the shortest
+ * digits that read back to v) into out; returns the length (no NUL). Never
+ * fails. */
+size_t amb__print_float_format(double v, char *out);
 
 /* ---------------------------------------------------------------------------
  * Atoms (atom.c)
@@ -304,7 +336,7 @@ void amb__buf_printf(amb__buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* ---------------------------------------------------------------------------
- * An explicit stack of words for non-recursive walkers (buf.c).
+ * An explicit stack of words for non-recursive walkers (wstack.c).
  * ------------------------------------------------------------------------ */
 typedef struct amb__wstack {
     uint64_t *items;
