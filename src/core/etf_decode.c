@@ -25,12 +25,10 @@
  * are sorted and unique (duplicates are AMB_EDECODE, as in OTP), floats are
  * finite, atoms are valid UTF-8 of at most 255 characters.
  */
-#include <locale.h>
 #include <math.h>
-#include <pthread.h>
-#include <stdlib.h>
 
 #include "etf_internal.h"
+#include "scan.h"
 #include "term_internal.h"
 
 /* ---------------------------------------------------------------------------
@@ -234,16 +232,6 @@ static int big_body(dec *d, size_t n, bool negative, amb_term *out)
     return 0;
 }
 
-/* strtod in the "C" locale whatever the program set: FLOAT_EXT always uses
- * '.', and a program that called setlocale must not change what we read. */
-static locale_t c_numeric;
-static pthread_once_t c_numeric_once = PTHREAD_ONCE_INIT;
-
-static void make_c_numeric(void)
-{
-    c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-}
-
 static bool is_digit(uint8_t c)
 {
     return c >= '0' && c <= '9';
@@ -286,9 +274,11 @@ static int float_string(dec *d, amb_term *out)
     for (i = 0; i < n; i++)
         text[i] = s[i] == ',' ? '.' : (char)s[i];
     text[n] = '\0';
-    pthread_once(&c_numeric_once, make_c_numeric);
-    double v =
-        c_numeric != (locale_t)0 ? strtod_l(text, NULL, c_numeric) : strtod(text, NULL);
+    /* FLOAT_EXT always uses '.': a program that called setlocale must not
+     * change what we read. */
+    double v;
+    if (amb__scan_number_strtod(text, &v) != 0)
+        return AMB_ENOMEM;
     if (!isfinite(v))
         return AMB_EDECODE;
     if ((*out = amb_float(d->heap, v)) == AMB_NONE)

@@ -238,7 +238,7 @@ static int int_matches(const char *text, const amb__parse_ev *ev, amb_term t)
         return LIT_NO;
     uint64_t *limbs;
     size_t n;
-    int rc = amb__scan_int_limbs(text, tok, AMB_BIG_MAX_BYTES / 8, &limbs, &n);
+    int rc = amb__scan_number_limbs(text, tok, AMB_BIG_MAX_BYTES / 8, &limbs, &n);
     if (rc == AMB_ESYSLIMIT)
         return LIT_NO; /* larger than any integer term */
     if (rc < 0)

@@ -583,7 +583,8 @@ static int build_int(amb__parser *p, amb_heap *heap, const amb__parse_ev *ev,
     } else {
         uint64_t *limbs;
         size_t n;
-        int rc = amb__scan_int_limbs(p->sc.text, tok, AMB_BIG_MAX_BYTES / 8, &limbs, &n);
+        int rc =
+            amb__scan_number_limbs(p->sc.text, tok, AMB_BIG_MAX_BYTES / 8, &limbs, &n);
         if (rc == AMB_ESYSLIMIT)
             return amb__parse_fail(p, rc, tok->start,
                                    "integer larger than AMB_BIG_MAX_BYTES");
