@@ -18,6 +18,8 @@ amb__refbin *amb__refbin_new(size_t size)
     amb__refbin *rb = amb__malloc(sizeof(amb__refbin) + size);
     if (rb == NULL)
         return NULL;
+    /* Not an ordered store: the refbin is not shared yet; whatever later
+     * hands a term viewing it to another thread (a send) publishes it. */
     atomic_init(&rb->refs, 1);
     rb->size = size;
     return rb;
