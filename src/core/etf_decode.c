@@ -21,9 +21,10 @@
  *   - A failure leaves only unreachable cells on the heap (its large
  *     binaries stay tracked and are released with the heap).
  *
- * Canonical results: integers that fit a small integer are small, map keys
- * are sorted and unique (duplicates are AMB_EDECODE, as in OTP), floats are
- * finite, atoms are valid UTF-8 of at most 255 characters.
+ * Canonical results: integers that fit a small integer are small, maps are
+ * in their canonical form (flat and sorted up to 32 pairs, a trie above;
+ * duplicate keys are AMB_EDECODE, as in OTP), floats are finite, atoms are
+ * valid UTF-8 of at most 255 characters.
  */
 #include <math.h>
 
@@ -38,13 +39,14 @@
 enum frame_kind {
     D_TUPLE, /* slot: next element; left: elements left */
     D_LIST,  /* slot: head of the next cell; left: heads left, then the tail */
-    D_MAP,   /* slot: the map box; left: next index in 0..total (key, value, ...) */
+    D_MAP,   /* slot: a flat box of the pairs; left: next index in 0..total (key,
+                value, ...); dst: where the map goes */
     D_FUN,   /* slot: 5 heap words for the sub-terms; left: next sub-term */
 };
 
 typedef struct dframe {
     amb_term *slot;
-    amb_term *dst;        /* D_FUN: where the closure goes */
+    amb_term *dst;        /* D_FUN, D_MAP: where the term goes */
     const uint8_t *start; /* D_FUN: the body's Size field */
     size_t left, total;   /* D_MAP: 2 * pairs; D_FUN: 4 + NumFree */
     unsigned kind;
@@ -564,7 +566,7 @@ again:
             return 0;
         if ((f = push(d, &rc)) == NULL)
             return rc;
-        *f = (dframe){.kind = D_MAP, .slot = (amb_term *)box, .total = 2 * n};
+        *f = (dframe){.kind = D_MAP, .slot = (amb_term *)box, .dst = dst, .total = 2 * n};
         return 0;
     }
     case AMB__ETF_NEW_PID:
@@ -639,8 +641,7 @@ static void sift_down(amb_term *k, amb_term *v, size_t root, size_t n)
     }
 }
 
-/* Sorts keys and values together, in place, without allocating: OTP sends
- * maps above 32 keys in hash order. */
+/* Sorts keys and values together, in place, without allocating. */
 static void heap_sort(amb_term *k, amb_term *v, size_t n)
 {
     for (size_t i = n / 2; i-- > 0;)
@@ -651,13 +652,22 @@ static void heap_sort(amb_term *k, amb_term *v, size_t n)
     }
 }
 
-/* Puts a decoded map in canonical order and refuses duplicate keys. Small
- * maps arrive sorted (OTP's flatmap order differs from ours only in how
- * integers and floats interleave), so the common case is one linear check. */
-static int map_finish(amb_term *box)
+/* Puts a decoded map in canonical form and refuses duplicate keys. The
+ * pairs were decoded into a flat box. Up to 32 pairs that box is the map,
+ * sorted in place: small maps arrive sorted (OTP's flatmap order differs
+ * from ours only in how integers and floats interleave), so the common case
+ * is one linear check. A larger map becomes a trie built from the box's
+ * pairs (the box is left unused on the heap: at most a constant factor of
+ * the input). */
+static int map_finish(dec *d, const dframe *f)
 {
+    amb_term *box = f->slot;
     size_t n = (size_t)AMB__HDR_PAYLOAD(box[0]);
     amb_term *k = box + 1, *v = box + 1 + n;
+    if (n > AMB__MAP_FLAT_MAX) {
+        int rc = amb__map_from_arrays(d->heap, n, k, v, true, f->dst);
+        return rc == AMB_EEXIST ? AMB_EDECODE : rc;
+    }
     for (size_t i = 1; i < n; i++) {
         int c = amb_compare_exact(k[i - 1], k[i]);
         if (c == 0)
@@ -723,7 +733,7 @@ static int next_slot(dec *d, amb_term **dst)
                 *dst = f->slot + 1 + (j & 1 ? n : 0) + j / 2;
                 return 1;
             }
-            if ((rc = map_finish(f->slot)) != 0)
+            if ((rc = map_finish(d, f)) != 0)
                 return rc;
             break;
         default: /* D_FUN */

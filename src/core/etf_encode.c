@@ -12,8 +12,9 @@
  *     references NEWER_REFERENCE, closures their NEW_FUN body verbatim;
  *   - AMB_ETF_COMPRESSED: tag 80 unless it makes the result longer (the
  *     deflating is etf_compress.c's).
- * Maps are written in our key order (ascending exact order); OTP writes
- * large maps in hash order, which decodes to the same map.
+ * Maps are written in their iteration order: up to 32 pairs ascending in
+ * exact key order, as OTP writes them; above, our trie's order, where OTP
+ * writes its own hash order: both decode to the same map.
  *
  * One walker serves two passes: counting bytes (amb_etf_size) and writing
  * them with a bounds check per item (amb_etf_encode). It is written once and
@@ -38,7 +39,7 @@ enum frame_kind {
     F_ARRAY, /* a = next element pointer, n = elements left */
     F_LIST,  /* a = the current list cell */
     F_ONE,   /* a = one last term (an improper or proper list's tail) */
-    F_MAP,   /* a = the map, n = next index over keys and values interleaved */
+    F_MAP,   /* a = a map node, n = its position (amb__map_node_next) */
 };
 
 typedef struct frame {
@@ -377,7 +378,8 @@ static ALWAYS_INLINE int put_term(enc *e, amb_term t, const bool W)
     }
     case AMB__K_BINARY:
         return put_binary(e, t, W);
-    case AMB__K_MAP: {
+    case AMB__K_MAP:
+    case AMB__K_HAMT: {
         size_t n = amb__map_size(t);
         if (n > UINT32_MAX)
             return AMB_ESYSLIMIT;
@@ -482,7 +484,9 @@ static ALWAYS_INLINE int put_term(enc *e, amb_term t, const bool W)
 
 /* Depth-first over t: put_term for the term, then its children in order,
  * taken from the frame stack. A frame is popped before its last child is
- * written, so a list's tail or a tuple's last element reuses its slot. */
+ * written, so a list's tail or a tuple's last element reuses its slot; a
+ * map's frames go when their node is done (a trie map has one frame per
+ * level of the path being walked, pushed as the walk descends). */
 static ALWAYS_INLINE int walk(enc *e, amb_term t, const bool W)
 {
     e->nframes = 0;
@@ -490,6 +494,7 @@ static ALWAYS_INLINE int walk(enc *e, amb_term t, const bool W)
         int rc = put_term(e, t, W);
         if (rc != 0)
             return rc;
+    next:
         if (e->nframes == 0)
             return 0;
         frame *f = &e->frames[e->nframes - 1];
@@ -517,13 +522,19 @@ static ALWAYS_INLINE int walk(enc *e, amb_term t, const bool W)
             t = f->a;
             e->nframes--;
             break;
-        default: { /* F_MAP */
-            size_t n = amb__map_size(f->a), j = f->n++;
-            t = (j & 1) ? amb__map_values(f->a)[j / 2] : amb__map_keys(f->a)[j / 2];
-            if (f->n == 2 * n)
+        default: /* F_MAP */
+            switch (amb__map_node_next(f->a, &f->n, &t)) {
+            case AMB__MAP_END:
                 e->nframes--;
+                goto next;
+            case AMB__MAP_CHILD:
+                if ((rc = push(e, F_MAP, t, 0)) != 0)
+                    return rc;
+                goto next;
+            default:
+                break;
+            }
             break;
-        }
         }
     }
 }

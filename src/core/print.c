@@ -18,32 +18,16 @@
  *   - Floats print as the shortest decimal that reads back to the same
  *     double, laid out as OTP lays it out (print_float.c).
  */
-#include <stdio.h>
 #include <string.h>
 
-#include "term_internal.h"
+#include "ambitious/term.h"
+#include "print.h"
+
+typedef amb__print_sink sink;
 
 /* ---------------------------------------------------------------------------
  * The output sink
  * ------------------------------------------------------------------------ */
-
-enum out_mode { OUT_FIXED, OUT_BUF, OUT_FILE };
-
-typedef struct sink {
-    enum out_mode mode;
-    int err;    /* first failure: AMB_ENOMEM, AMB_EIO or AMB_EBADARG */
-    size_t len; /* bytes produced so far, stored or not */
-    /* OUT_FIXED: the caller's buffer; the first cap - 1 bytes are stored. */
-    char *fixed;
-    size_t cap;
-    uint8_t first_dropped; /* stream byte at index cap - 1, to cut on a boundary */
-    /* OUT_BUF */
-    amb__buf *buf;
-    /* OUT_FILE: bytes are staged so that stdio sees few, large writes. */
-    FILE *file;
-    size_t staged;
-    uint8_t stage[1024];
-} sink;
 
 static void flush_file(sink *o)
 {
@@ -53,11 +37,11 @@ static void flush_file(sink *o)
     o->staged = 0;
 }
 
-static void emit(sink *o, const void *data, size_t n)
+void amb__print_emit(sink *o, const void *data, size_t n)
 {
     const uint8_t *p = data;
     switch (o->mode) {
-    case OUT_FIXED:
+    case AMB__PRINT_FIXED:
         if (o->cap > 0 && o->len < o->cap - 1) {
             size_t room = o->cap - 1 - o->len;
             size_t k = n < room ? n : room;
@@ -68,12 +52,12 @@ static void emit(sink *o, const void *data, size_t n)
             o->first_dropped = p[0];
         }
         break;
-    case OUT_BUF:
+    case AMB__PRINT_BUF:
         amb__buf_append(o->buf, p, n);
         if (o->buf->err != 0 && o->err == 0)
             o->err = o->buf->err;
         break;
-    case OUT_FILE:
+    case AMB__PRINT_FILE:
         if (o->err != 0)
             break;
         if (n > sizeof o->stage - o->staged) {
@@ -93,15 +77,15 @@ static void emit(sink *o, const void *data, size_t n)
 
 static void emit_str(sink *o, const char *s)
 {
-    emit(o, s, strlen(s));
+    amb__print_emit(o, s, strlen(s));
 }
 
 static void emit_char(sink *o, char c)
 {
-    emit(o, &c, 1);
+    amb__print_emit(o, &c, 1);
 }
 
-static void emit_u64(sink *o, uint64_t v)
+void amb__print_u64(sink *o, uint64_t v)
 {
     char tmp[24];
     size_t pos = sizeof tmp;
@@ -109,7 +93,13 @@ static void emit_u64(sink *o, uint64_t v)
         tmp[--pos] = (char)('0' + v % 10);
         v /= 10;
     } while (v != 0);
-    emit(o, tmp + pos, sizeof tmp - pos);
+    amb__print_emit(o, tmp + pos, sizeof tmp - pos);
+}
+
+void amb__print_fail(sink *o, int rc)
+{
+    if (o->err == 0)
+        o->err = rc;
 }
 
 static void emit_i64(sink *o, int64_t v)
@@ -117,9 +107,9 @@ static void emit_i64(sink *o, int64_t v)
     if (v < 0) {
         emit_char(o, '-');
         /* Negate as unsigned: the magnitude of INT64_MIN does not fit int64_t. */
-        emit_u64(o, (uint64_t)0 - (uint64_t)v);
+        amb__print_u64(o, (uint64_t)0 - (uint64_t)v);
     } else {
-        emit_u64(o, (uint64_t)v);
+        amb__print_u64(o, (uint64_t)v);
     }
 }
 
@@ -129,13 +119,14 @@ static void emit_i64(sink *o, int64_t v)
  * Two quoting rules exist in OTP 25 and ~w uses both: io_lib's (write_atom)
  * for atoms, and the emulator's own (erl_printf_term.c) for the module and
  * function of an export fun, which ~w prints through erlang:fun_to_list/1.
+ * ~tp uses io_lib's with the characters beyond Latin-1 as they are.
  * ------------------------------------------------------------------------ */
 
-enum atom_style {
-    ATOM_IOLIB,  /* io_lib:write_atom/1: quote only when needed */
-    ATOM_QUOTED, /* always quoted, io_lib's escapes: node names in #Pid<...> */
-    ATOM_ERTS,   /* erts' fun_to_list rule, plus reserved words (see the doc) */
-};
+#define ATOM_IOLIB   AMB__PRINT_ATOM_W
+#define ATOM_UNICODE AMB__PRINT_ATOM_T
+#define ATOM_QUOTED  AMB__PRINT_ATOM_QUOTED
+#define ATOM_ERTS    AMB__PRINT_ATOM_FUN
+typedef enum amb__print_atom_style atom_style;
 
 /* Erlang's reserved words (erl_scan:reserved_word/1 in OTP 25; 'maybe' and
  * 'else' are reserved only with the maybe_expr feature, which is off). */
@@ -166,7 +157,7 @@ static bool latin1_upper(uint32_t c)
     return (c >= 'A' && c <= 'Z') || (c >= 0xc0 && c <= 0xde && c != 0xd7);
 }
 
-static bool needs_quotes(const uint8_t *s, size_t n, enum atom_style style)
+static bool needs_quotes(const uint8_t *s, size_t n, atom_style style)
 {
     if (style == ATOM_QUOTED || n == 0 || is_reserved((const char *)s, n))
         return true;
@@ -180,7 +171,7 @@ static bool needs_quotes(const uint8_t *s, size_t n, enum atom_style style)
             ok = latin1_lower(c);
         else
             ok = latin1_lower(c) || latin1_upper(c) || (c >= '0' && c <= '9') ||
-                 c == '_' || (c == '@' && style == ATOM_IOLIB);
+                 c == '_' || (c == '@' && style != ATOM_ERTS);
         if (!ok)
             return true;
         i += k;
@@ -192,7 +183,7 @@ static void emit_octal_escape(sink *o, uint32_t c)
 {
     char e[4] = {'\\', (char)('0' + ((c >> 6) & 7)), (char)('0' + ((c >> 3) & 7)),
                  (char)('0' + (c & 7))};
-    emit(o, e, sizeof e);
+    amb__print_emit(o, e, sizeof e);
 }
 
 /* One code point inside single quotes. io_lib escapes control characters
@@ -200,7 +191,7 @@ static void emit_octal_escape(sink *o, uint32_t c)
  * Latin-1 as \x{H}; the emulator's printer has fewer names (ESC is \033),
  * prints DEL as it is, and leaves non-Latin-1 characters alone. */
 static void emit_quoted_char(sink *o, uint32_t c, const uint8_t *utf8, size_t k,
-                             enum atom_style style)
+                             atom_style style)
 {
     const char *name = NULL;
     switch (c) {
@@ -241,25 +232,25 @@ static void emit_quoted_char(sink *o, uint32_t c, const uint8_t *utf8, size_t k,
         emit_str(o, name);
     } else if (c < 32 || (c >= 128 && c < 160)) {
         emit_octal_escape(o, c);
-    } else if (c > 255 && style != ATOM_ERTS) {
+    } else if (c > 255 && (style == ATOM_IOLIB || style == ATOM_QUOTED)) {
         char tmp[16];
         int m = snprintf(tmp, sizeof tmp, "\\x{%X}", (unsigned)c);
-        emit(o, tmp, (size_t)m);
+        amb__print_emit(o, tmp, (size_t)m);
     } else {
-        emit(o, utf8, k);
+        amb__print_emit(o, utf8, k);
     }
 }
 
-static void emit_atom(sink *o, amb_term a, enum atom_style style)
+void amb__print_atom(sink *o, amb_term a, atom_style style)
 {
     size_t n;
     const uint8_t *s = (const uint8_t *)amb_atom_name(a, &n);
     if (s == NULL) {
-        o->err = o->err ? o->err : AMB_EBADARG;
+        amb__print_fail(o, AMB_EBADARG);
         return;
     }
     if (!needs_quotes(s, n, style)) {
-        emit(o, s, n);
+        amb__print_emit(o, s, n);
         return;
     }
     emit_char(o, '\'');
@@ -271,15 +262,16 @@ static void emit_atom(sink *o, amb_term a, enum atom_style style)
             k = 1, c = 0xfffd; /* cannot happen: atom names are valid UTF-8 */
         }
         bool simple = c >= 32 && c < 127 && c != '\'' && c != '\\';
-        bool latin = c >= 160 && (c <= 255 || style == ATOM_ERTS);
+        bool latin =
+            c >= 160 && (c <= 255 || style == ATOM_ERTS || style == ATOM_UNICODE);
         if (!simple && !latin) {
-            emit(o, s + plain, i - plain);
+            amb__print_emit(o, s + plain, i - plain);
             emit_quoted_char(o, c, s + i, k, style);
             plain = i + k;
         }
         i += k;
     }
-    emit(o, s + plain, n - plain);
+    amb__print_emit(o, s + plain, n - plain);
     emit_char(o, '\'');
 }
 
@@ -292,7 +284,7 @@ static void emit_bytes_list(sink *o, const uint8_t *p, size_t n, bool more)
     for (size_t i = 0; i < n; i++) {
         if (i > 0)
             emit_char(o, ',');
-        emit_u64(o, p[i]);
+        amb__print_u64(o, p[i]);
     }
     if (n > 0 && more)
         emit_char(o, ',');
@@ -304,16 +296,16 @@ static void emit_bitstring(sink *o, amb_term t)
     size_t size;
     unsigned tail;
     if (amb_bitstring_get(t, &data, &size, &tail) != 0) {
-        o->err = o->err ? o->err : AMB_EBADARG;
+        amb__print_fail(o, AMB_EBADARG);
         return;
     }
     emit_str(o, "<<");
     emit_bytes_list(o, data, size, tail != 0);
     if (tail != 0) {
         /* The tail's bits sit at the high end of its byte. */
-        emit_u64(o, (uint64_t)(data[size] >> (8 - tail)));
+        amb__print_u64(o, (uint64_t)(data[size] >> (8 - tail)));
         emit_char(o, ':');
-        emit_u64(o, tail);
+        amb__print_u64(o, tail);
     }
     emit_str(o, ">>");
 }
@@ -328,17 +320,17 @@ static void emit_integer(sink *o, amb_term t)
     size_t n;
     int rc = amb__bignum_to_decimal(t, &text, &n);
     if (rc != 0) {
-        o->err = o->err ? o->err : rc;
+        amb__print_fail(o, rc);
         return;
     }
-    emit(o, text, n);
+    amb__print_emit(o, text, n);
     amb__free(text);
 }
 
 static void emit_float(sink *o, amb_term t)
 {
     char text[AMB__PRINT_FLOAT_MAX];
-    emit(o, text, amb__print_float_format(amb__float_value(t), text));
+    amb__print_emit(o, text, amb__print_float_format(amb__float_value(t), text));
 }
 
 static void emit_fun(sink *o, amb_term t)
@@ -349,17 +341,17 @@ static void emit_fun(sink *o, amb_term t)
     size_t len;
     if (amb_export_get(t, &mod, &fun, &arity) == 0) {
         emit_str(o, "fun ");
-        emit_atom(o, mod, ATOM_ERTS);
+        amb__print_atom(o, mod, ATOM_ERTS);
         emit_char(o, ':');
-        emit_atom(o, fun, ATOM_ERTS);
+        amb__print_atom(o, fun, ATOM_ERTS);
         emit_char(o, '/');
-        emit_u64(o, arity);
+        amb__print_u64(o, arity);
     } else if (amb_closure_get(t, &ext, &len) == 0) {
         emit_str(o, "#Fun<<<");
         emit_bytes_list(o, ext, len, false);
         emit_str(o, ">>>");
     } else {
-        o->err = o->err ? o->err : AMB_EBADARG;
+        amb__print_fail(o, AMB_EBADARG);
     }
 }
 
@@ -376,13 +368,13 @@ static void emit_pid_ref_port(sink *o, amb_term t, amb_type type)
         if ((rc = amb_pid_get(t, &node, &a, &b, &creation)) != 0)
             break;
         emit_str(o, "#Pid<");
-        emit_atom(o, node, ATOM_QUOTED);
+        amb__print_atom(o, node, ATOM_QUOTED);
         emit_char(o, '.');
-        emit_u64(o, a);
+        amb__print_u64(o, a);
         emit_char(o, '.');
-        emit_u64(o, b);
+        amb__print_u64(o, b);
         emit_char(o, '.');
-        emit_u64(o, creation);
+        amb__print_u64(o, creation);
         emit_char(o, '>');
         return;
     case AMB_T_REF:
@@ -390,12 +382,12 @@ static void emit_pid_ref_port(sink *o, amb_term t, amb_type type)
             0)
             break;
         emit_str(o, "#Ref<");
-        emit_atom(o, node, ATOM_QUOTED);
+        amb__print_atom(o, node, ATOM_QUOTED);
         emit_char(o, '.');
-        emit_u64(o, creation);
+        amb__print_u64(o, creation);
         for (size_t i = 0; i < nwords; i++) {
             emit_char(o, '.');
-            emit_u64(o, words[i]);
+            amb__print_u64(o, words[i]);
         }
         emit_char(o, '>');
         return;
@@ -403,15 +395,15 @@ static void emit_pid_ref_port(sink *o, amb_term t, amb_type type)
         if ((rc = amb_port_get(t, &node, &id, &creation)) != 0)
             break;
         emit_str(o, "#Port<");
-        emit_atom(o, node, ATOM_QUOTED);
+        amb__print_atom(o, node, ATOM_QUOTED);
         emit_char(o, '.');
-        emit_u64(o, id);
+        amb__print_u64(o, id);
         emit_char(o, '.');
-        emit_u64(o, creation);
+        amb__print_u64(o, creation);
         emit_char(o, '>');
         return;
     }
-    o->err = o->err ? o->err : AMB_EBADARG;
+    amb__print_fail(o, AMB_EBADARG);
 }
 
 /* ---------------------------------------------------------------------------
@@ -421,10 +413,13 @@ static void emit_pid_ref_port(sink *o, amb_term t, amb_type type)
  *
  *   FR_TUPLE  [next element pointer, elements left, FR_TUPLE]
  *   FR_LIST   [rest of the list, FR_LIST]
- *   FR_MAP    [map, step, FR_MAP]   step 2i: key i is next; 2i+1: value i
- *   FR_CHAR   [character, FR_CHAR]  the ']' after an improper tail
+ *   FR_MAP    [map node, position, FR_MAP]  one per open node of a map
+ *             (amb__map_node_next); a trie map has one per level open
+ *   FR_CHAR   [character, FR_CHAR]  the '}' of a map or 1-tuple, the ']'
+ *             after an improper tail
  *
- * Frames are updated in place, so each container costs one push.
+ * Frames are updated in place, so each container costs one push (a trie
+ * map one per level of the path to the pair being printed).
  * ------------------------------------------------------------------------ */
 
 enum { FR_TUPLE = 1, FR_LIST, FR_MAP, FR_CHAR };
@@ -449,6 +444,12 @@ static int walk(sink *o, amb_term t)
     amb__wstack st;
     amb__wstack_init(&st);
     int rc = 0;
+    bool pretty = (o->flags & AMB_PRINT_PRETTY) != 0;
+    /* True from a map's "#{" until its first key is written: the one key
+     * with no ',' before it. A map in a key or value of another opens and
+     * finishes while the outer map's first key is already out, so one flag
+     * serves every level. */
+    bool first_key = false;
 
     for (;;) {
         /* Print t, or open it and push the frame that finishes it. */
@@ -461,21 +462,25 @@ static int walk(sink *o, amb_term t)
             emit_float(o, t);
             break;
         case AMB_T_ATOM:
-            emit_atom(o, t, ATOM_IOLIB);
+            amb__print_atom(o, t, pretty ? ATOM_UNICODE : ATOM_IOLIB);
             break;
         case AMB_T_NIL:
             emit_str(o, "[]");
             break;
         case AMB_T_BITSTRING:
-            emit_bitstring(o, t);
+            if (!pretty || !amb__print_pretty_binary(o, t))
+                emit_bitstring(o, t);
             break;
         case AMB_T_FUN:
-            emit_fun(o, t);
+            if (!pretty || amb__box_kind(t) != AMB__K_CLOSURE ||
+                !amb__print_pretty_id(o, t))
+                emit_fun(o, t);
             break;
         case AMB_T_PID:
         case AMB_T_REF:
         case AMB_T_PORT:
-            emit_pid_ref_port(o, t, type);
+            if (!pretty || !amb__print_pretty_id(o, t))
+                emit_pid_ref_port(o, t, type);
             break;
         case AMB_T_TUPLE: {
             size_t arity = (size_t)AMB__HDR_PAYLOAD(amb__box(t)[0]);
@@ -495,6 +500,10 @@ static int walk(sink *o, amb_term t)
             continue;
         }
         case AMB_T_LIST: {
+            if (pretty && amb__print_pretty_is_string(t)) {
+                amb__print_pretty_string(o, t);
+                break;
+            }
             const amb_term *cell = amb__cons_cell(t);
             emit_char(o, '[');
             if ((rc = push2(&st, cell[1], FR_LIST)) != 0)
@@ -508,10 +517,11 @@ static int walk(sink *o, amb_term t)
                 break;
             }
             emit_str(o, "#{");
-            if ((rc = push3(&st, t, 1, FR_MAP)) != 0)
+            first_key = true;
+            if ((rc = push2(&st, '}', FR_CHAR)) != 0 ||
+                (rc = push3(&st, t, 0, FR_MAP)) != 0)
                 goto done;
-            t = amb__map_keys(t)[0];
-            continue;
+            break;
         default:
             rc = AMB_EBADARG; /* AMB_NONE or a corrupt word inside a term */
             goto done;
@@ -561,21 +571,25 @@ static int walk(sink *o, amb_term t)
                 break;
             }
             if (tag == FR_MAP) {
-                amb_term m = top[-2];
-                uint64_t step = top[-1];
-                size_t i = (size_t)(step / 2);
-                if (step % 2 == 1) {
-                    emit_str(o, " => ");
-                    t = amb__map_values(m)[i];
-                } else if (i == amb__map_size(m)) {
-                    emit_char(o, '}');
+                size_t pos = (size_t)top[-1];
+                enum amb__map_step step = amb__map_node_next(top[-2], &pos, &t);
+                top[-1] = pos;
+                if (step == AMB__MAP_END) {
                     st.len -= 3;
                     continue;
+                }
+                if (step == AMB__MAP_CHILD) {
+                    if ((rc = push3(&st, t, 0, FR_MAP)) != 0)
+                        goto done;
+                    continue;
+                }
+                if (step == AMB__MAP_VALUE) {
+                    emit_str(o, " => ");
+                } else if (first_key) {
+                    first_key = false;
                 } else {
                     emit_char(o, ',');
-                    t = amb__map_keys(m)[i];
                 }
-                top[-1] = step + 1;
                 break;
             }
             emit_char(o, (char)top[-1]); /* FR_CHAR */
@@ -584,8 +598,8 @@ static int walk(sink *o, amb_term t)
     }
 done:
     amb__wstack_free(&st);
-    if (rc != 0 && o->err == 0)
-        o->err = rc;
+    if (rc != 0)
+        amb__print_fail(o, rc);
     return o->err;
 }
 
@@ -593,11 +607,16 @@ done:
  * The public entry points
  * ------------------------------------------------------------------------ */
 
-int amb_print(amb_term t, char *buf, size_t cap, size_t *len)
+static bool flags_ok(unsigned flags)
 {
-    if ((buf == NULL && cap > 0) || t == AMB_NONE)
+    return (flags & ~AMB_PRINT_PRETTY) == 0;
+}
+
+int amb_print_ex(amb_term t, unsigned flags, char *buf, size_t cap, size_t *len)
+{
+    if ((buf == NULL && cap > 0) || t == AMB_NONE || !flags_ok(flags))
         return AMB__MISUSE();
-    sink o = {.mode = OUT_FIXED, .fixed = buf, .cap = cap};
+    sink o = {.mode = AMB__PRINT_FIXED, .flags = flags, .fixed = buf, .cap = cap};
     int rc = walk(&o, t);
     if (rc != 0) {
         if (cap > 0)
@@ -625,13 +644,13 @@ int amb_print(amb_term t, char *buf, size_t cap, size_t *len)
     return AMB_EBUFSIZE;
 }
 
-int amb_print_alloc(amb_term t, char **out_text, size_t *len)
+int amb_print_alloc_ex(amb_term t, unsigned flags, char **out_text, size_t *len)
 {
-    if (out_text == NULL || t == AMB_NONE)
+    if (out_text == NULL || t == AMB_NONE || !flags_ok(flags))
         return AMB__MISUSE();
     amb__buf b;
     amb__buf_init(&b);
-    sink o = {.mode = OUT_BUF, .buf = &b};
+    sink o = {.mode = AMB__PRINT_BUF, .flags = flags, .buf = &b};
     int rc = walk(&o, t);
     if (rc == 0) {
         amb__buf_putc(&b, '\0');
@@ -650,12 +669,27 @@ int amb_print_alloc(amb_term t, char **out_text, size_t *len)
     return 0;
 }
 
-int amb_fprint(amb_term t, FILE *f)
+int amb_fprint_ex(amb_term t, unsigned flags, FILE *f)
 {
-    if (f == NULL || t == AMB_NONE)
+    if (f == NULL || t == AMB_NONE || !flags_ok(flags))
         return AMB__MISUSE();
-    sink o = {.mode = OUT_FILE, .file = f};
+    sink o = {.mode = AMB__PRINT_FILE, .flags = flags, .file = f};
     int rc = walk(&o, t);
     flush_file(&o);
     return rc != 0 ? rc : o.err;
+}
+
+int amb_print(amb_term t, char *buf, size_t cap, size_t *len)
+{
+    return amb_print_ex(t, 0, buf, cap, len);
+}
+
+int amb_print_alloc(amb_term t, char **out_text, size_t *len)
+{
+    return amb_print_alloc_ex(t, 0, out_text, len);
+}
+
+int amb_fprint(amb_term t, FILE *f)
+{
+    return amb_fprint_ex(t, 0, f);
 }

@@ -45,6 +45,7 @@ amb_type amb_type_of(amb_term t)
     case AMB__K_BINARY:
         return AMB_T_BITSTRING;
     case AMB__K_MAP:
+    case AMB__K_HAMT:
         return AMB_T_MAP;
     case AMB__K_PID:
         return AMB_T_PID;

@@ -15,8 +15,15 @@
  *                                     fits a small integer (normalized)
  *   FLOAT      0                      one double (finite)
  *   BINARY     tail_bits (0..7)       struct amb__binary minus its header
- *   MAP        npairs                 npairs keys (ascending amb_compare_exact,
- *                                     unique), then npairs values
+ *   MAP        npairs (0..32)         npairs keys (ascending amb_compare_exact,
+ *                                     unique), then npairs values: a flat map
+ *   HAMT       size (33..)            the root HNODE of a hash trie (map.c)
+ *   HNODE      datamap (32 bits)      SMALL(nodemap), then 2 words (key, value)
+ *                                     per datamap bit, then one HNODE or
+ *                                     HCOLL box per nodemap bit, both in
+ *                                     bit order (never a term on its own)
+ *   HCOLL      npairs (2..)           npairs (key, value) of one full hash,
+ *                                     keys ascending amb_compare_exact
  *   PID        0                      node atom, id, serial, creation (uint64 each)
  *   REF        nwords                 node atom, creation, then nwords uint64
  *                                     each holding one 32-bit id word
@@ -56,6 +63,9 @@ enum amb__kind {
     AMB__K_PORT,
     AMB__K_EXPORT,
     AMB__K_CLOSURE,
+    AMB__K_HAMT,  /* a map above AMB__MAP_FLAT_MAX pairs: the root of its trie */
+    AMB__K_HNODE, /* a node inside a trie */
+    AMB__K_HCOLL, /* the pairs whose keys have one full 64-bit hash */
 };
 
 #define AMB__HDR(kind, payload) (((uint64_t)(payload) << 8) | (uint64_t)(kind))
@@ -140,11 +150,31 @@ static inline const uint64_t *amb__big_digits(amb_term t)
     return &amb__box(t)[1];
 }
 
-/* Maps. */
+/* ---------------------------------------------------------------------------
+ * Maps (map.c, hamt.c). A map is canonical for its pairs: flat (MAP) with
+ * keys in exact order up to AMB__MAP_FLAT_MAX pairs, a hash trie (HAMT)
+ * above, and the trie's shape is a function of its keys (every key sits at
+ * the shallowest level where no other key shares its hash digits; a node
+ * holds at least two pairs in total). So =:= maps have the same words, and
+ * =:= can compare them node by node.
+ * ------------------------------------------------------------------------ */
+#define AMB__MAP_FLAT_MAX 32
+#define AMB__HAMT_BITS    5 /* hash bits per trie level: 32 slots a node */
+/* Levels of HNODEs before the 64 hash bits run out (the last has 4 bits);
+ * below them, a HCOLL. */
+#define AMB__HAMT_LEVELS ((64 + AMB__HAMT_BITS - 1) / AMB__HAMT_BITS)
+
+static inline bool amb__is_map_box(amb_term t)
+{
+    return amb__is_boxed(t) &&
+           (amb__box_kind(t) == AMB__K_MAP || amb__box_kind(t) == AMB__K_HAMT);
+}
+/* The pair count of a flat or trie map. */
 static inline size_t amb__map_size(amb_term t)
 {
     return (size_t)AMB__HDR_PAYLOAD(amb__box(t)[0]);
 }
+/* A flat map's keys and values. */
 static inline amb_term *amb__map_keys(amb_term t)
 {
     return (amb_term *)&amb__box(t)[1];
@@ -153,6 +183,97 @@ static inline amb_term *amb__map_values(amb_term t)
 {
     return (amb_term *)&amb__box(t)[1 + amb__map_size(t)];
 }
+/* The bits set in x. The popcnt instruction when the target has it; else
+ * the bit-parallel sum (a libgcc call would cost more than the rest of a
+ * trie step). */
+static inline unsigned amb__popcount32(uint32_t x)
+{
+#ifdef __POPCNT__
+    return (unsigned)__builtin_popcount(x);
+#else
+    x = x - ((x >> 1) & 0x55555555u);
+    x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+    x = (x + (x >> 4)) & 0x0f0f0f0fu;
+    return (x * 0x01010101u) >> 24;
+#endif
+}
+static inline uint32_t amb__hnode_datamap(const uint64_t *node)
+{
+    return (uint32_t)AMB__HDR_PAYLOAD(node[0]);
+}
+static inline uint32_t amb__hnode_nodemap(const uint64_t *node)
+{
+    return (uint32_t)(node[1] >> 1); /* a SMALL term */
+}
+
+/* The words a container box holds as sub-terms, box[*first .. *first + n):
+ * tuple elements, a flat map's keys and values, a trie's nodes, keys and
+ * values (an HNODE's nodemap word is a small integer, harmless to every
+ * walker); 0 for a box with no sub-terms. What copy, size and hash walk. */
+static inline size_t amb__box_children(const uint64_t *box, size_t *first)
+{
+    uint64_t payload = AMB__HDR_PAYLOAD(box[0]);
+    *first = 1;
+    switch (AMB__HDR_KIND(box[0])) {
+    case AMB__K_TUPLE:
+        return (size_t)payload;
+    case AMB__K_MAP:
+    case AMB__K_HCOLL:
+        return 2 * (size_t)payload;
+    case AMB__K_HAMT:
+        return 1;
+    case AMB__K_HNODE:
+        return 1 + 2 * (size_t)amb__popcount32((uint32_t)payload) +
+               (size_t)amb__popcount32(amb__hnode_nodemap(box));
+    default:
+        return 0;
+    }
+}
+
+/* One step of a walk over the pairs of a map node (a flat map, a trie
+ * root, an HNODE or an HCOLL) in iteration order, from *pos (0 at the
+ * start), which the call advances: a key (then its value is next), a
+ * value, a child node to walk before the rest of this one, or the end. The
+ * walkers (iterator, printer, encoder) keep one position per open node. */
+enum amb__map_step { AMB__MAP_END, AMB__MAP_KEY, AMB__MAP_VALUE, AMB__MAP_CHILD };
+enum amb__map_step amb__map_node_next(amb_term node, size_t *pos, amb_term *out);
+
+/* The map whose pairs are keys[i] => values[i], made canonical: a key
+ * given twice keeps its last value (dups_fail: AMB_EEXIST instead). 0,
+ * AMB_EEXIST, AMB_ENOMEM (map.c). */
+int amb__map_from_arrays(amb_heap *heap, size_t n, const amb_term *keys,
+                         const amb_term *values, bool dups_fail, amb_term *out);
+/* A flat map box of m's pairs in exact key order, whatever m's size (for
+ * comparing trie maps in term order); AMB_NONE on ENOMEM (map.c). */
+amb_term amb__map_sorted(amb_heap *heap, amb_term m);
+
+/* The hash trie (hamt.c). h is amb_hash(key) throughout. */
+/* The value of key in trie map m: true and *value, or false. */
+bool amb__hamt_get(amb_term m, amb_term key, uint64_t h, amb_term *value);
+/* How amb__hamt_put treats a key already in the map, or one missing. */
+enum amb__hamt_mode {
+    AMB__HAMT_PUT,    /* insert or replace */
+    AMB__HAMT_UPDATE, /* replace; a missing key is AMB_ENOTFOUND */
+    AMB__HAMT_INSERT, /* insert; a present key leaves the map as it is */
+};
+/* m with key => value, in *out (m itself when nothing changes). 0,
+ * AMB_ENOTFOUND (UPDATE), AMB_ENOMEM. */
+int amb__hamt_put(amb_heap *heap, amb_term m, amb_term key, amb_term value, uint64_t h,
+                  enum amb__hamt_mode mode, amb_term *out);
+/* m without key in *out (m itself when key is missing, a flat map when
+ * AMB__MAP_FLAT_MAX pairs are left); *value (may be NULL) gets the value
+ * removed. 0, AMB_ENOTFOUND, AMB_ENOMEM. */
+int amb__hamt_remove(amb_heap *heap, amb_term m, amb_term key, uint64_t h,
+                     amb_term *value, amb_term *out);
+/* A trie map of the n > AMB__MAP_FLAT_MAX pairs items[], which the call
+ * sorts; duplicates as amb__map_from_arrays. */
+typedef struct amb__hamt_item {
+    uint64_t hash;
+    amb_term key, value;
+    size_t pos; /* the pair's place in the input: the last duplicate wins */
+} amb__hamt_item;
+int amb__hamt_build(amb_heap *heap, amb__hamt_item *items, size_t n, bool dups_fail,
+                    amb_term *out);
 
 /* ---------------------------------------------------------------------------
  * Local nodes and their immediate pids (node.c)
@@ -307,8 +428,34 @@ uint64_t amb__atom_hash(amb_term a);
 /* True when the atom's name is all Latin-1 (for ATOM_EXT encoding). */
 bool amb__atom_is_latin1(amb_term a);
 
-/* A stable 64-bit hash of bytes, the same on every machine (hash.c). */
+/* ---------------------------------------------------------------------------
+ * Hashing (hash.c)
+ * ------------------------------------------------------------------------ */
+/* A stable 64-bit hash of bytes, the same on every machine. */
 uint64_t amb__hash_bytes(const void *data, size_t len, uint64_t seed);
+
+/* The mixing step every hash goes through, inline for amb__hash_key: h
+ * combined with v through the splitmix64 finalizer. */
+#define AMB__HASH_SEED 0x9e3779b97f4a7c15ull
+static inline uint64_t amb__hash_feed(uint64_t h, uint64_t v)
+{
+    uint64_t x = h ^ (v + AMB__HASH_SEED + (h << 6) + (h >> 2));
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    return x;
+}
+/* amb_hash(t), with the small integer (the commonest map key) inline: the
+ * same value amb_hash gives, which hash.c computes with these steps. */
+static inline uint64_t amb__hash_key(amb_term t)
+{
+    if (amb_is_small(t))
+        return amb__hash_feed(amb__hash_feed(AMB__HASH_SEED, AMB_T_INTEGER),
+                              (uint64_t)amb_small_value(t));
+    return amb_hash(t);
+}
 
 /* UTF-8 helpers (utf8.c). */
 /* Decodes one code point from s[0..len) into *cp; returns its length in

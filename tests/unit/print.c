@@ -288,9 +288,10 @@ AMB_TEST(print_maps_in_key_order)
     amb__buf want;
     amb__buf_init(&want);
     amb__buf_append(&want, "#{", 2);
-    for (size_t i = 0; i < 100; i++) {
-        amb_term k, v;
-        assert_ok(amb_map_pair(m, i, &k, &v));
+    amb_map_iter it;
+    amb_term k, v;
+    assert_ok(amb_map_iterator(m, &it));
+    for (size_t i = 0; amb_map_next(&it, &k, &v); i++) {
         int64_t kv;
         assert_ok(amb_int_get(k, &kv));
         amb__buf_printf(&want, "%s%lld => %s", i ? "," : "", (long long)kv,
