@@ -666,6 +666,7 @@ AMB_API int amb_parse(amb_heap *heap, const char *text, size_t len, amb_term *ou
  *   ~u         uint64_t                     uint64_t *
  *   ~f         double        -> float       double *  (float only)
  *   ~s         const char *  -> string      char *buf, size_t cap (UTF-8, NUL)
+ *   ~S         const char *  -> binary      char *buf, size_t cap (bytes, NUL)
  *   ~b         const void *, size_t         const uint8_t **, size_t *  (binary)
  *   ~w / ~t    amb_term (inserted)          amb_term *  (binds any term)
  *   ~p         amb_term, a pid              amb_term *  (pid only)
@@ -673,12 +674,19 @@ AMB_API int amb_parse(amb_heap *heap, const char *text, size_t len, amb_term *ou
  *   ~v         amb_term                     - takes amb_term: must be =:= to it
  *   _          (pack: not allowed)          matches anything
  *
+ * Strings: ~s is an Erlang string (a list of code points: "abc" in Erlang),
+ * ~S an Elixir string (a binary: <<"abc">>, "abc" in Elixir; its bytes are
+ * copied as they are, UTF-8 by convention), ~b any binary by pointer and
+ * length. A C string becomes either with ~s or ~S; a binary comes back as a
+ * C string with ~S (a binary holding a NUL byte does not match, as no C
+ * string can hold it) or in place with ~b.
+ *
  * Literals follow amb_parse. A format with more than AMB_FORMAT_MAX_DIRECTIVES
  * directives is an error. amb_pack copies the C values (strings, bytes) onto
  * the heap and references the terms it inserts (as a constructor does). In
  * amb_match, nothing is stored unless the whole term matches; what it
  * stores is borrowed from t's heap (terms, binary bytes), static (atom
- * names), or copied into the caller's buffer (~s).
+ * names), or copied into the caller's buffer (~s, ~S).
  * ------------------------------------------------------------------------ */
 #define AMB_FORMAT_MAX_DIRECTIVES 64
 
@@ -703,8 +711,9 @@ AMB_API int amb_vpack(amb_heap *heap, amb_term *out, amb_format_error *err,
 /* Matches t against fmt: 0 when it matches (and stores the bound values),
  * AMB_ENOMATCH when it does not (nothing stored), AMB_EFORMAT for a bad
  * format (details in *err with amb_match_ex, err may be NULL), AMB_EBADARG
- * (a NULL pointer for a directive), AMB_EBUFSIZE when a ~s buffer is too
- * small. amb_vmatch takes the arguments as a va_list. */
+ * (a NULL pointer for a directive), AMB_EBUFSIZE when a ~s or ~S buffer is
+ * too small for the text and its NUL (nothing stored). amb_vmatch takes the
+ * arguments as a va_list. */
 AMB_API int amb_match(amb_term t, const char *fmt, ...);
 AMB_API int amb_match_ex(amb_term t, amb_format_error *err, const char *fmt, ...);
 AMB_API int amb_vmatch(amb_term t, amb_format_error *err, const char *fmt, va_list ap);

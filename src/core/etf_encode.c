@@ -245,6 +245,25 @@ static ALWAYS_INLINE int put_big(enc *e, amb_term t, const bool W)
     return 0;
 }
 
+static ALWAYS_INLINE int put_pid(enc *e, amb_term node, uint32_t id, uint32_t serial,
+                                 uint32_t creation, const bool W)
+{
+    RESERVE(1);
+    if (W)
+        *e->p++ = AMB__ETF_NEW_PID;
+    int rc = put_atom(e, node, W);
+    if (rc != 0)
+        return rc;
+    RESERVE(12);
+    if (W) {
+        amb__etf_put32(e->p, id);
+        amb__etf_put32(e->p + 4, serial);
+        amb__etf_put32(e->p + 8, creation);
+        e->p += 12;
+    }
+    return 0;
+}
+
 /* Writes the list starting at cell t: STRING_EXT when OTP would, else the
  * LIST_EXT header and a frame that yields the elements and the tail. */
 static ALWAYS_INLINE int put_list(enc *e, amb_term t, const bool W)
@@ -337,6 +356,15 @@ static ALWAYS_INLINE int put_term(enc *e, amb_term t, const bool W)
     }
     if (amb_is_cons(t))
         return put_list(e, t, W);
+    if (amb_is_local_pid(t)) {
+        /* A pid of a node in this OS process: an immediate word whose node
+         * and creation come from the node registry. */
+        amb_term node;
+        uint32_t id, serial, creation;
+        if (amb_pid_get(t, &node, &id, &serial, &creation) != 0)
+            return AMB_EBADARG;
+        return put_pid(e, node, id, serial, creation, W);
+    }
     if (amb__unlikely(!amb__is_boxed(t)))
         return AMB_EBADARG;
     const uint64_t *box = amb__box(t);
@@ -393,19 +421,8 @@ static ALWAYS_INLINE int put_term(enc *e, amb_term t, const bool W)
     }
     case AMB__K_PID:
         /* [hdr, node, id, serial, creation] */
-        RESERVE(1);
-        if (W)
-            *e->p++ = AMB__ETF_NEW_PID;
-        if ((rc = put_atom(e, box[1], W)) != 0)
-            return rc;
-        RESERVE(12);
-        if (W) {
-            amb__etf_put32(e->p, (uint32_t)box[2]);
-            amb__etf_put32(e->p + 4, (uint32_t)box[3]);
-            amb__etf_put32(e->p + 8, (uint32_t)box[4]);
-            e->p += 12;
-        }
-        return 0;
+        return put_pid(e, box[1], (uint32_t)box[2], (uint32_t)box[3], (uint32_t)box[4],
+                       W);
     case AMB__K_PORT: {
         /* [hdr, node, id, creation]: NEW_PORT while the id fits the 28 bits
          * of OTP's old port numbers, V4_PORT beyond, exactly as OTP 25

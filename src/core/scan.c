@@ -413,6 +413,7 @@ static bool is_directive(char c)
     case 'u':
     case 'f':
     case 's':
+    case 'S':
     case 'b':
     case 'w':
     case 't':
@@ -473,8 +474,8 @@ static __attribute__((noinline)) int scan_other(amb__scan *s, amb__tok *tok)
     case '~':
         if (!s->format)
             return amb__scan_fail(s, pos, "unexpected '~'");
-        return amb__scan_fail(s, pos,
-                              "unknown directive (~a ~i ~l ~u ~f ~s ~b ~w ~t ~p ~r ~v)");
+        return amb__scan_fail(
+            s, pos, "unknown directive (~a ~i ~l ~u ~f ~s ~S ~b ~w ~t ~p ~r ~v)");
     default:
         break;
     }

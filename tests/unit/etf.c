@@ -1326,6 +1326,34 @@ AMB_TEST(term_to_binary_and_back)
     amb_heap_free(h);
 }
 
+AMB_TEST(local_pids_encode_as_new_pid)
+{
+    /* A pid of a node in this OS process is an immediate word; on the wire
+     * it is NEW_PID_EXT with the node's name and creation, and decoding
+     * those bytes here gives the same word back. */
+    amb_heap *h = heap_new();
+    amb_term node = amb_atom("local@here");
+    unsigned slot;
+    assert_ok(amb__node_register(node, 7, &slot));
+    amb_term pid = amb_pid_term(NULL, node, 5, 6, 7);
+    assert_true(amb_is_local_pid(pid));
+    amb_term t = AMB_TUPLE(h, amb_atom("from"), pid);
+    uint8_t buf[64];
+    size_t len, size;
+    assert_ok(amb_etf_encode(t, 0, buf, sizeof buf, &len));
+    assert_ok(amb_etf_size(t, 0, &size));
+    assert_int_equal(size, len);
+    const uint8_t want[] = {131, 104, 2,   119, 4,   'f', 'r', 'o', 'm', 88,  119, 10,
+                            'l', 'o', 'c', 'a', 'l', '@', 'h', 'e', 'r', 'e', 0,   0,
+                            0,   5,   0,   0,   0,   6,   0,   0,   0,   7};
+    assert_int_equal(len, sizeof want);
+    assert_memory_equal(buf, want, sizeof want);
+    amb_term back;
+    assert_ok(amb_etf_decode(h, buf, len, NULL, &back, NULL));
+    assert_true(amb_tuple_elem(back, 1) == pid);
+    amb_heap_free(h);
+}
+
 AMB_TEST(bad_arguments)
 {
     amb_heap *h = heap_new();
@@ -1458,5 +1486,5 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(depth_limit), AMB_TEST_ENTRY(compressed_terms_and_bombs),
     AMB_TEST_ENTRY(existing_atoms_only),
     AMB_TEST_ENTRY(string_ext_only_where_otp_uses_it), AMB_TEST_ENTRY(back_to_back_terms),
-    AMB_TEST_ENTRY(term_to_binary_and_back), AMB_TEST_ENTRY(bad_arguments),
-    AMB_TEST_ENTRY(allocation_failures_are_clean))
+    AMB_TEST_ENTRY(term_to_binary_and_back), AMB_TEST_ENTRY(local_pids_encode_as_new_pid),
+    AMB_TEST_ENTRY(bad_arguments), AMB_TEST_ENTRY(allocation_failures_are_clean))
