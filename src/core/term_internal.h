@@ -40,8 +40,10 @@
  *     amb_heap_reset/free drop it exactly once.
  *   - Every walker over term structure (copy, compare, hash, print, encode)
  *     must not recurse on the C stack without bound: they iterate over list
- *     tails and use an explicit stack (or a depth-bounded recursion of at
- *     most AMB__MAX_C_RECURSION) for nesting.
+ *     tails and use an explicit stack for nesting (copy.c's fast path
+ *     recurses at most SMALL_DEPTH levels, hamt.c's builder at most
+ *     AMB__HAMT_LEVELS + 1; ordering two large maps recurses once per large
+ *     map used as a key of a large map, see compare.c).
  */
 #ifndef AMB_CORE_TERM_INTERNAL_H
 #define AMB_CORE_TERM_INTERNAL_H
