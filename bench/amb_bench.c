@@ -972,7 +972,7 @@ static void bench_timers(struct run *r, amb_proc *self)
  * are in its. The other keys say what they cost and how large the heap got.
  * ------------------------------------------------------------------------ */
 
-#define MAPS_COMPACT 4
+#define MAPS_COMPACT 8
 
 struct maps_heap {
     amb_heap *heap;

@@ -149,7 +149,7 @@ ROWS = [
     ("7. timers 1M, peak RSS MiB", "timers", "time_maxrss_kb", 1 / 1024, 0, True, ""),
     ("8. maps: 1M puts into one map, ns/put", "maps", "put_ns", 1, 0, True,
      "ours only with an Erlang twin (bench/maps_bench.erl): maps:put loop; ours "
-     "copies the map to a fresh heap at 4x its live size, as term state does"),
+     "copies the map to a fresh heap at 8x its live size, as term state does"),
     ("8. maps: then 1M gets, ns/get", "maps", "get_ns", 1, 0, True, "maps:get"),
     ("8. maps: then 1M removes, ns/remove", "maps", "remove_ns", 1, 0, True, "maps:remove"),
     ("8. maps, peak RSS MiB", "maps", "time_maxrss_kb", 1 / 1024, 0, True, ""),
