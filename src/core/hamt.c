@@ -43,7 +43,7 @@ static inline unsigned digit(uint64_t h, unsigned level)
 
 static inline unsigned popcount(uint32_t x)
 {
-    return (unsigned)amb__popcount32(x);
+    return (unsigned)amb__hamt_popcount(x);
 }
 
 /* =:= for keys, with the common case (immediates, one term) inline. */

@@ -261,7 +261,7 @@ enum amb__map_step amb__map_node_next(amb_term node, size_t *pos, amb_term *out)
         uint32_t dmap = amb__hnode_datamap(p), nmap = amb__hnode_nodemap(p);
         size_t slot = i >> 1;
         if (i & 1) {
-            unsigned d = (unsigned)amb__popcount32(dmap & ((1u << slot) - 1));
+            unsigned d = (unsigned)amb__hamt_popcount(dmap & ((1u << slot) - 1));
             *out = p[3 + 2 * d];
             *pos = (slot + 1) << 1;
             return AMB__MAP_VALUE;
@@ -272,12 +272,12 @@ enum amb__map_step amb__map_node_next(amb_term node, size_t *pos, amb_term *out)
         unsigned s = (unsigned)__builtin_ctzll(left);
         uint32_t bit = 1u << s;
         if (dmap & bit) {
-            *out = p[2 + 2 * (size_t)amb__popcount32(dmap & (bit - 1))];
+            *out = p[2 + 2 * (size_t)amb__hamt_popcount(dmap & (bit - 1))];
             *pos = (size_t)s << 1 | 1;
             return AMB__MAP_KEY;
         }
-        *out = p[2 + 2 * (size_t)amb__popcount32(dmap) +
-                 (size_t)amb__popcount32(nmap & (bit - 1))];
+        *out = p[2 + 2 * (size_t)amb__hamt_popcount(dmap) +
+                 (size_t)amb__hamt_popcount(nmap & (bit - 1))];
         *pos = (size_t)(s + 1) << 1;
         return AMB__MAP_CHILD;
     }

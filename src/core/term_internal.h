@@ -188,7 +188,7 @@ static inline amb_term *amb__map_values(amb_term t)
 /* The bits set in x. The popcnt instruction when the target has it; else
  * the bit-parallel sum (a libgcc call would cost more than the rest of a
  * trie step). */
-static inline unsigned amb__popcount32(uint32_t x)
+static inline unsigned amb__hamt_popcount(uint32_t x)
 {
 #ifdef __POPCNT__
     return (unsigned)__builtin_popcount(x);
@@ -225,8 +225,8 @@ static inline size_t amb__box_children(const uint64_t *box, size_t *first)
     case AMB__K_HAMT:
         return 1;
     case AMB__K_HNODE:
-        return 1 + 2 * (size_t)amb__popcount32((uint32_t)payload) +
-               (size_t)amb__popcount32(amb__hnode_nodemap(box));
+        return 1 + 2 * (size_t)amb__hamt_popcount((uint32_t)payload) +
+               (size_t)amb__hamt_popcount(amb__hnode_nodemap(box));
     default:
         return 0;
     }

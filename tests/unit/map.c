@@ -444,7 +444,7 @@ static size_t check_shape(amb_term node, unsigned level)
     assert_true(level < AMB__HAMT_LEVELS);
     uint32_t dmap = amb__hnode_datamap(p), nmap = amb__hnode_nodemap(p);
     assert_true((dmap & nmap) == 0);
-    size_t nd = amb__popcount32(dmap), nn = amb__popcount32(nmap), pairs = nd;
+    size_t nd = amb__hamt_popcount(dmap), nn = amb__hamt_popcount(nmap), pairs = nd;
     for (size_t i = 0; i < nn; i++)
         pairs += check_shape(p[2 + 2 * nd + i], level + 1);
     if (level > 0)
@@ -530,8 +530,9 @@ AMB_TEST(keys_with_one_full_hash_share_a_collision_node)
      * beside the keys 31, 63... whose level-1 digits are 0..3. */
     uint32_t nmap = amb__hnode_nodemap(root);
     assert_true(nmap & (1u << 31));
-    const uint64_t *l1 = amb__box(root[2 + 2 * amb__popcount32(amb__hnode_datamap(root)) +
-                                       amb__popcount32(nmap & ((1u << 31) - 1))]);
+    const uint64_t *l1 =
+        amb__box(root[2 + 2 * amb__hamt_popcount(amb__hnode_datamap(root)) +
+                      amb__hamt_popcount(nmap & ((1u << 31) - 1))]);
     assert_true(amb__hnode_datamap(l1) & (1u << 30));
     assert_rc(AMB_ENOTFOUND, amb__hamt_remove(H, r, A("c0"), COLL, &v, &r));
     /* Equality and copies walk the collision node like any other. */
