@@ -516,6 +516,52 @@ AMB_TEST(match_directive_types)
     assert_string_equal(a, "");
 }
 
+AMB_TEST(elixir_strings_are_binaries_both_ways)
+{
+    /* ~S packs a C string as a binary (an Elixir string), ~s as a list; a
+     * key made with ~S matches what an Elixir node sends as "key". */
+    amb_term t = amb_pack(H, "{~S, ~s, ~S}", "h\xc3\xa9llo", "h\xc3\xa9llo", "");
+    assert_non_null((void *)(uintptr_t)t);
+    assert_true(amb_equal(amb_tuple_elem(t, 0), amb_binary(H, "h\xc3\xa9llo", 6)));
+    assert_true(amb_equal(amb_tuple_elem(t, 1), S("h\xc3\xa9llo")));
+    assert_true(amb_equal(amb_tuple_elem(t, 2), BIN()));
+    amb_term wire = parse("#{<<\"key\">> => 1}");
+    int v = 0;
+    assert_ok(amb_match(wire, "#{~v := ~i}", amb_pack(H, "~S", "key"), &v));
+    assert_int_equal(v, 1);
+    assert_rc(AMB_ENOMATCH, amb_match(wire, "#{~v := ~i}", amb_pack(H, "~s", "key"), &v));
+    /* Any bytes go: ~S does not check UTF-8 (a binary is bytes). */
+    t = amb_pack(H, "~S", "\xff\xfe");
+    assert_true(amb_equal(t, BIN(0xff, 0xfe)));
+    /* Back to C: ~S into a buffer with a NUL, ~b in place. */
+    char buf[8] = "keep";
+    const uint8_t *p = NULL;
+    size_t n = 0;
+    t = T(amb_binary(H, "h\xc3\xa9llo", 6), amb_binary(H, "ab", 2));
+    assert_ok(amb_match(t, "{~S, ~b}", buf, sizeof buf, &p, &n));
+    assert_string_equal(buf, "h\xc3\xa9llo");
+    assert_int_equal(n, 2);
+    assert_memory_equal(p, "ab", 2);
+    assert_ok(amb_match(BIN(), "~S", buf, sizeof buf));
+    assert_string_equal(buf, "");
+    /* The text and its NUL must fit, or nothing is stored. */
+    strcpy(buf, "keep");
+    assert_rc(AMB_EBUFSIZE, amb_match(amb_binary(H, "1234567", 7), "~S", buf, (size_t)7));
+    assert_string_equal(buf, "keep");
+    assert_ok(amb_match(amb_binary(H, "1234567", 7), "~S", buf, (size_t)8));
+    assert_string_equal(buf, "1234567");
+    /* Not a binary, a bitstring, or bytes a C string cannot hold: no match. */
+    strcpy(buf, "keep");
+    assert_rc(AMB_ENOMATCH, amb_match(S("abc"), "~S", buf, sizeof buf));
+    assert_rc(AMB_ENOMATCH, amb_match(BITS(9, 0xff, 0x80), "~S", buf, sizeof buf));
+    assert_rc(AMB_ENOMATCH, amb_match(BIN('a', 0, 'b'), "~S", buf, sizeof buf));
+    assert_rc(AMB_ENOMATCH, amb_match(BIN('a'), "~s", buf, sizeof buf));
+    assert_string_equal(buf, "keep");
+    /* Misuse: NULL pointers. */
+    assert_rc(AMB_EBADARG, amb_pack_ex(H, &t, NULL, "~S", (const char *)NULL));
+    assert_rc(AMB_EBADARG, amb_match(BIN('a'), "~S", (char *)NULL, (size_t)4));
+}
+
 AMB_TEST(match_binds_nothing_on_failure)
 {
     amb_term t = parse("{ok, 1, \"abc\", <<1>>, x, [a]}");
@@ -968,6 +1014,7 @@ AMB_TEST_MAIN(HEAP_TEST(pack_literals_are_amb_parse), HEAP_TEST(pack_every_direc
               HEAP_TEST(match_every_directive), HEAP_TEST(match_directive_types),
               HEAP_TEST(match_binds_nothing_on_failure),
               HEAP_TEST(match_string_buffer_sizes),
+              HEAP_TEST(elixir_strings_are_binaries_both_ways),
               HEAP_TEST(match_bad_formats_whatever_the_term),
               HEAP_TEST(match_bad_arguments), HEAP_TEST(match_unicode),
               HEAP_TEST(match_and_pack_deep_nesting_on_a_small_stack),
