@@ -1077,6 +1077,9 @@ static void bench_sup_wide(struct run *r, amb_proc *self)
     kv_num(r, "count_ms", ms(t4 - t3));
     kv_num(r, "shutdown_ms", ms(t5 - t4));
     kv_num(r, "us_per_stop", (double)(t5 - t4) / 1e3 / (double)(n - 1));
+}
+
+/* ---------------------------------------------------------------------------
  * 9. maps N (ours; the Erlang twin is bench/maps_bench.erl)
  *
  * The root puts N distinct integer keys 1..N into one map starting empty,
