@@ -30,8 +30,10 @@
  *     allocation n failing for n = 0, 1, 2, ... until a run in which no
  *     allocation failed; each run must return 0 or AMB_ENOMEM and leave the
  *     live blocks where they were before it.
- * A test never installs an allocator of its own (memory is freed through the
- * allocator that gave it, and this one was there first).
+ * AMB_TEST_ALLOC_TRACE=1 in the environment prints a backtrace where each
+ * failure is injected. A test never installs an allocator of its own
+ * (memory is freed through the allocator that gave it, and this one was
+ * there first).
  *
  * CMake (tests/CMakeLists.txt) reads the AMB_TEST(name) lines of each file
  * and makes one CTest entry per test, so `ctest -R name` and per-test
@@ -43,6 +45,7 @@
 #ifndef AMB_TEST_H
 #define AMB_TEST_H
 
+#include <execinfo.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -223,6 +226,12 @@ static bool amb_test_alloc_fails_(void)
     if (i - at >= n)
         return false;
     atomic_fetch_add_explicit(&amb_test_alloc_.failed, 1, memory_order_relaxed);
+    if (getenv("AMB_TEST_ALLOC_TRACE") != NULL) {
+        /* Where the failure was injected (addr2line -f -e <test> <address>). */
+        void *frames[32];
+        fprintf(stderr, "amb_test: allocation %llu fails here:\n", (unsigned long long)i);
+        backtrace_symbols_fd(frames, backtrace(frames, 32), 2);
+    }
     return true;
 }
 

@@ -586,7 +586,8 @@ __attribute__((unused)) static void amb_test_check_usable(amb_proc *self)
  * op does the calls tested and returns the first error (0 when all
  * succeeded), mapping a documented form of out-of-memory to AMB_ENOMEM
  * (amb_test_is_enomem_reason); cleanup undoes what op left (stops what it
- * started, waits for it to end), given op's result. */
+ * started, waits for it to end, takes the EXITs it expects), given op's
+ * result: the caller's mailbox must then be empty. */
 typedef struct amb_test_oom_rt {
     int (*op)(amb_proc *self, void *ctx);
     void (*setup)(amb_proc *self, void *ctx);
@@ -605,99 +606,95 @@ __attribute__((unused)) static bool amb_test_is_enomem_reason(amb_term reason)
 
 typedef struct amb_test_oom_run_ {
     const amb_test_oom_rt *c;
-    long lo, hi;          /* the n this run tries */
-    bool done;            /* op ran with no failure */
-    long failed_runs;     /* n with a failure injected */
-    uint64_t allocations; /* of op's run with no failure */
+    long n;               /* the allocation that fails, counted from op's call */
+    bool injected;        /* it did fail */
+    uint64_t allocations; /* op's allocations when none failed */
 } amb_test_oom_run_;
 
+/* The first process of one run: setup, op with allocation n failing,
+ * cleanup; then, when something failed, the proof that the runtime still
+ * works. */
 static void amb_test_oom_body_(amb_proc *self, void *arg)
 {
     amb_test_oom_run_ *r = arg;
     const amb_test_oom_rt *c = r->c;
-    for (long n = r->lo; n < r->hi; n++) {
-        if (c->setup != NULL)
-            c->setup(self, c->ctx);
-        amb_test_alloc_count before = amb_test_alloc_now();
-        amb_test_alloc_fail((uint64_t)n, amb_test_oom_count_(c->mode));
-        int rc = c->op(self, c->ctx);
-        amb_test_alloc_disarm();
-        amb_test_alloc_count after = amb_test_alloc_now();
-        if (rc != 0 && rc != AMB_ENOMEM)
-            proc_fail(self, __FILE__, __LINE__, "allocation %ld failing: op returned %s",
-                      n, amb_err_name(rc));
-        if (c->cleanup != NULL)
-            c->cleanup(self, c->ctx, rc);
-        if (after.failed == before.failed) {
-            if (rc != 0)
-                proc_fail(self, __FILE__, __LINE__,
-                          "no allocation failed (n = %ld), yet op returned %s", n,
-                          amb_err_name(rc));
-            r->done = true;
-            r->allocations = after.calls - before.calls;
-            break;
-        }
-        r->failed_runs++;
-        /* Still usable: the same operation works, and so does a process. */
-        if (c->setup != NULL)
-            c->setup(self, c->ctx);
-        rc = c->op(self, c->ctx);
+    long n = r->n;
+    if (c->setup != NULL)
+        c->setup(self, c->ctx);
+    amb_test_alloc_count before = amb_test_alloc_now();
+    amb_test_alloc_fail((uint64_t)n, amb_test_oom_count_(c->mode));
+    int rc = c->op(self, c->ctx);
+    amb_test_alloc_disarm();
+    amb_test_alloc_count after = amb_test_alloc_now();
+    r->injected = after.failed > before.failed;
+    r->allocations = after.calls - before.calls;
+    if (rc != 0 && rc != AMB_ENOMEM)
+        proc_fail(self, __FILE__, __LINE__, "allocation %ld failing: op returned %s", n,
+                  amb_err_name(rc));
+    if (c->cleanup != NULL)
+        c->cleanup(self, c->ctx, rc);
+    if (amb_message_queue_len(self) != 0)
+        proc_fail(self, __FILE__, __LINE__,
+                  "allocation %ld failing: op and cleanup left %zu message(s) in the "
+                  "caller's mailbox",
+                  n, amb_message_queue_len(self));
+    if (!r->injected) {
         if (rc != 0)
             proc_fail(self, __FILE__, __LINE__,
-                      "after allocation %ld failed, op with no failure returned %s", n,
+                      "no allocation failed (n = %ld), yet op returned %s", n,
                       amb_err_name(rc));
-        if (c->cleanup != NULL)
-            c->cleanup(self, c->ctx, rc);
-        amb_test_check_usable(self);
+        return;
     }
+    /* Still usable: the same operation works, and so does a process. */
+    if (c->setup != NULL)
+        c->setup(self, c->ctx);
+    rc = c->op(self, c->ctx);
+    if (rc != 0)
+        proc_fail(self, __FILE__, __LINE__,
+                  "after allocation %ld failed, op with no failure returned %s", n,
+                  amb_err_name(rc));
+    if (c->cleanup != NULL)
+        c->cleanup(self, c->ctx, rc);
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+    amb_test_check_usable(self);
 }
 
-/* One runtime run over n in [lo, hi); false with why when it failed. */
-static bool amb_test_oom_run_range_(const amb_test_oom_rt *c, long lo, long hi,
-                                    amb_test_oom_run_ *r, char *why, size_t cap)
+/* One run, in a fresh runtime, with allocation n failing; fails the test
+ * (naming n) when the run fails. */
+static void amb_test_oom_run_one_(const amb_test_oom_rt *c, long n, amb_test_oom_run_ *r)
 {
-    amb_test_cfg cfg = {.rt = config_of(c->schedulers > 0 ? c->schedulers : 1)};
-    *r = (amb_test_oom_run_){.c = c, .lo = lo, .hi = hi};
-    if (amb_test_run_ex(&cfg, amb_test_oom_body_, r, why, cap))
-        return true;
-    size_t len = strlen(why);
-    snprintf(why + len, cap - len, " [failing allocation n in %ld..%ld]", lo, hi - 1);
-    return false;
+    amb_test_cfg cfg = {.rt = config_of(c->schedulers > 0 ? c->schedulers : 1),
+                        .deadline_ms = 4 * (int64_t)DEADLINE_MS};
+    char why[1536];
+    *r = (amb_test_oom_run_){.c = c, .n = n};
+    if (!amb_test_run_ex(&cfg, amb_test_oom_body_, r, why, sizeof why))
+        fail_msg("allocation %ld failing: %s", n, why);
 }
 
 /*
  * Runs c->op with allocation n failing for n = 0, 1, 2, ... (c->mode) until
  * op runs with no failure, as the header says; fails the test otherwise.
- * Several n share one runtime (a runtime per n would exhaust the 1023 a
- * process may create); when a shared run fails, each of its n runs again in
- * a runtime of its own, so the message names the n that fails.
+ * Each n has a runtime of its own, so each sees the same allocations (a
+ * warm runtime allocates less: its pools are full). A process may create
+ * 1023 runtimes in its life, so an op may have about a thousand allocation
+ * points; split a bigger one.
  */
 __attribute__((unused)) static amb_test_oom_stats
 amb_test_oom_loop_rt(const amb_test_oom_rt *c)
 {
-    enum { BATCH = 16 };
     amb_test_oom_stats st = {0, 0, 0};
-    char why[1536];
     amb_test_oom_run_ r;
-    /* A first run with nothing failing: op works, and lazily made things
-     * (atoms, per-OS-process tables) exist before failures begin. */
-    if (!amb_test_oom_run_range_(c, AMB_TEST_OOM_MAX_N, AMB_TEST_OOM_MAX_N + 1, &r, why,
-                                 sizeof why))
-        fail_msg("with no failure: %s", why);
-    for (long lo = 0; lo < AMB_TEST_OOM_MAX_N; lo += BATCH) {
-        if (!amb_test_oom_run_range_(c, lo, lo + BATCH, &r, why, sizeof why)) {
-            char one[1536];
-            for (long n = lo; n < lo + BATCH; n++)
-                if (!amb_test_oom_run_range_(c, n, n + 1, &r, one, sizeof one))
-                    fail_msg("%s", one);
-            fail_msg("%s (no n fails on its own)", why);
-        }
-        st.runs += r.done ? (long)(r.failed_runs + 1) : BATCH;
-        st.failed_runs += r.failed_runs;
-        if (r.done) {
+    /* A first run with no failure (n beyond any op): op works, and what is
+     * made once per OS process (atoms) exists before failures begin. */
+    amb_test_oom_run_one_(c, AMB_TEST_OOM_MAX_N, &r);
+    for (long n = 0; n < AMB_TEST_OOM_MAX_N; n++) {
+        amb_test_oom_run_one_(c, n, &r);
+        st.runs++;
+        if (!r.injected) {
             st.allocations = r.allocations;
             return st;
         }
+        st.failed_runs++;
     }
     fail_msg("op still made an allocation fail at n = %ld", AMB_TEST_OOM_MAX_N);
     return st;

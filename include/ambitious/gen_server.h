@@ -238,9 +238,12 @@ typedef struct amb_gen_opts {
  *                 reason is normal).
  *   AMB_EEXIST    the name is taken: already_started; *out gets the holder
  *   AMB_ETIMEDOUT init did not finish within opts->timeout_ms (killed)
+ *   AMB_ENOMEM    memory ran out: in this call, in the new server before
+ *                 its init ran, or in init (amb_gen_fail(AMB_ENOMEM)); the
+ *                 server ended with *reason = {error, 'AMB_ENOMEM'}
  *   AMB_EBADARG   NULL self/cb, a bad name (also {via, M, _} with M not a
  *                 registered via module), a timeout out of range;
- *                 AMB_ENOMEM, AMB_ESYSLIMIT.
+ *                 AMB_ESYSLIMIT.
  * `arg` is passed to init as it is (and is the state when state_size == 0):
  * what it points to must stay valid while init runs, also if the caller is
  * killed meanwhile (static data, or memory the server takes over; or pass
