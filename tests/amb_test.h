@@ -64,10 +64,10 @@
 #define AMB_TEST(name) static void name(void **amb_test_state_unused_)
 
 /* A test that fails today for a reason being fixed elsewhere: registered
- * with CTest but DISABLED (not run by default; `ctest -L label` lists it,
- * `ctest -R name` with the property cleared or the binary run by hand runs
- * it), labelled label. why says what fails, in one string on one line:
- * tests/CMakeLists.txt reads `AMB_TEST_PENDING(name, "label", ...)`. */
+ * with CTest under the label label but DISABLED, so it never runs by
+ * default (`ctest -N -L label` lists it; the binary runs it when named).
+ * why, a string, says what fails. tests/CMakeLists.txt reads
+ * `AMB_TEST_PENDING(name, "label"`. */
 #define AMB_TEST_PENDING(name, label, why) AMB_TEST(name)
 
 #define assert_ok(expr)                                                   \

@@ -29,7 +29,8 @@
  * writes) record the first failure (file, line, what), stop the runtime and
  * end the process; the test thread reports it once amb_rt_run returned.
  *
- * Waiting, always with a deadline (DEADLINE_MS), never with a sleep:
+ * Waiting, always with a deadline (AMB_TEST_WAIT_MS: DEADLINE_MS, longer
+ * under TSan), never with a sleep:
  *   RECV(self)                       the oldest message
  *   WAIT_MSG(self, &msg, fmt, ...)   a message matching an amb_match pattern
  *   wait_down(self, ref, pid)        the DOWN of a monitor; returns its reason
@@ -67,9 +68,6 @@
 #define AMB_TEST_MAX_PROCESSES ((size_t)1 << 16)
 #endif
 
-/* A runtime that has not ended this long after it started fails its test. */
-#define AMB_TEST_RUN_DEADLINE_MS (10 * (int64_t)DEADLINE_MS)
-
 /* ThreadSanitizer runs the runtime 5-15x slower: the bulk tests do less
  * work under it (the interleavings they look for stay the same). */
 #ifdef AMB_TSAN
@@ -77,6 +75,18 @@
 #else
 #define SLOW 1
 #endif
+
+/* How long the waits below wait: DEADLINE_MS, times SLOW under
+ * ThreadSanitizer (a wait is an upper bound that only a broken runtime
+ * should reach, and TSan stretches every bulk phase). */
+#define AMB_TEST_WAIT_MS ((int64_t)DEADLINE_MS * SLOW)
+
+/* A runtime that has not ended this long after it started fails its test:
+ * long enough for the bulk tests on a loaded machine (their work is
+ * divided by SLOW, not their time), short enough that the message comes
+ * before CTest's timeout (tests/CMakeLists.txt: 120 s for unit tests, which
+ * run twice at most) in plain and ASan builds. */
+#define AMB_TEST_RUN_DEADLINE_MS (20 * AMB_TEST_WAIT_MS)
 
 /* ===========================================================================
  * Failures inside processes
@@ -175,10 +185,10 @@ __attribute__((unused)) static void assert_no_process_failure(void)
  * Waiting with a deadline
  * ======================================================================== */
 
-/* Polls cond, yielding in between, for at most DEADLINE_MS. */
+/* Polls cond, yielding in between, for at most AMB_TEST_WAIT_MS. */
 #define WAIT_UNTIL(self, cond)                                                    \
     do {                                                                          \
-        int64_t until_ = amb_now_ms() + DEADLINE_MS;                              \
+        int64_t until_ = amb_now_ms() + AMB_TEST_WAIT_MS;                         \
         while (!(cond)) {                                                         \
             if (amb_now_ms() > until_)                                            \
                 proc_fail((self), __FILE__, __LINE__, "timed out waiting for %s", \
@@ -190,7 +200,7 @@ __attribute__((unused)) static void assert_no_process_failure(void)
 /* Waits until the atomic counter *c is at least n (yielding in between). */
 #define WAIT_COUNT(self, c, n)                                                       \
     do {                                                                             \
-        int64_t until_ = amb_now_ms() + DEADLINE_MS;                                 \
+        int64_t until_ = amb_now_ms() + AMB_TEST_WAIT_MS;                            \
         while ((long long)atomic_load(c) < (long long)(n)) {                         \
             if (amb_now_ms() > until_)                                               \
                 proc_fail((self), __FILE__, __LINE__,                                \
@@ -201,21 +211,21 @@ __attribute__((unused)) static void assert_no_process_failure(void)
     } while (0)
 
 /* Takes the first message that matches the amb_match pattern (a format and
- * its arguments, as amb_receive_match), within DEADLINE_MS; *out (may be
+ * its arguments, as amb_receive_match), within AMB_TEST_WAIT_MS; *out (may be
  * NULL) gets it. */
-#define WAIT_MSG(self, out, ...)                                                  \
-    do {                                                                          \
-        int rc_ = amb_receive_match((self), DEADLINE_MS, (out), __VA_ARGS__);     \
-        if (rc_ != 0)                                                             \
-            proc_fail((self), __FILE__, __LINE__, "no message matching (%s): %s", \
-                      #__VA_ARGS__, amb_err_name(rc_));                           \
+#define WAIT_MSG(self, out, ...)                                                   \
+    do {                                                                           \
+        int rc_ = amb_receive_match((self), AMB_TEST_WAIT_MS, (out), __VA_ARGS__); \
+        if (rc_ != 0)                                                              \
+            proc_fail((self), __FILE__, __LINE__, "no message matching (%s): %s",  \
+                      #__VA_ARGS__, amb_err_name(rc_));                            \
     } while (0)
 
-/* The oldest message, or a failure after DEADLINE_MS (or ms). */
-#define RECV(self)            RECV_WITHIN(self, DEADLINE_MS)
+/* The oldest message, or a failure after AMB_TEST_WAIT_MS (or ms). */
+#define RECV(self)            RECV_WITHIN(self, AMB_TEST_WAIT_MS)
 #define RECV_WITHIN(self, ms) recv_at((self), (ms), __FILE__, __LINE__)
-__attribute__((unused)) static amb_term recv_at(amb_proc *self, int ms, const char *file,
-                                                int line)
+__attribute__((unused)) static amb_term recv_at(amb_proc *self, int64_t ms,
+                                                const char *file, int line)
 {
     amb_term t = AMB_NONE;
     int rc = amb_receive(self, ms, &t);
@@ -232,10 +242,10 @@ wait_down_at(amb_proc *self, amb_term ref, amb_pid pid, const char *file, int li
 {
     amb_term reason = AMB_NONE;
     int rc = pid == AMB_NONE
-                 ? amb_receive_match(self, DEADLINE_MS, NULL, "{'DOWN',~r,process,_,~w}",
-                                     ref, &reason)
-                 : amb_receive_match(self, DEADLINE_MS, NULL, "{'DOWN',~r,process,~v,~w}",
-                                     ref, pid, &reason);
+                 ? amb_receive_match(self, AMB_TEST_WAIT_MS, NULL,
+                                     "{'DOWN',~r,process,_,~w}", ref, &reason)
+                 : amb_receive_match(self, AMB_TEST_WAIT_MS, NULL,
+                                     "{'DOWN',~r,process,~v,~w}", ref, pid, &reason);
     if (rc != 0)
         proc_fail(self, file, line, "no DOWN for that monitor: %s", amb_err_name(rc));
     return reason;
@@ -247,7 +257,8 @@ __attribute__((unused)) static amb_term wait_exit_at(amb_proc *self, amb_pid pid
                                                      const char *file, int line)
 {
     amb_term reason = AMB_NONE;
-    int rc = amb_receive_match(self, DEADLINE_MS, NULL, "{'EXIT',~v,~w}", pid, &reason);
+    int rc =
+        amb_receive_match(self, AMB_TEST_WAIT_MS, NULL, "{'EXIT',~v,~w}", pid, &reason);
     if (rc != 0)
         proc_fail(self, file, line, "no EXIT from that process: %s", amb_err_name(rc));
     return reason;
@@ -664,7 +675,7 @@ static void amb_test_oom_body_(amb_proc *self, void *arg)
 static void amb_test_oom_run_one_(const amb_test_oom_rt *c, long n, amb_test_oom_run_ *r)
 {
     amb_test_cfg cfg = {.rt = config_of(c->schedulers > 0 ? c->schedulers : 1),
-                        .deadline_ms = 4 * (int64_t)DEADLINE_MS};
+                        .deadline_ms = 4 * AMB_TEST_WAIT_MS};
     char why[1536];
     *r = (amb_test_oom_run_){.c = c, .n = n};
     if (!amb_test_run_ex(&cfg, amb_test_oom_body_, r, why, sizeof why))

@@ -94,6 +94,56 @@ AMB_TEST(the_oom_loop_fails_every_allocation_once_then_stops)
 }
 
 /* ---------------------------------------------------------------------------
+ * The waits
+ * ------------------------------------------------------------------------ */
+
+typedef struct waits_arg {
+    atomic_int counter;
+    amb_pid parent;
+} waits_arg;
+
+/* Counts, says hello, waits for go, ends with reason bye. */
+static void child(amb_proc *self, void *arg)
+{
+    waits_arg *w = arg;
+    atomic_fetch_add(&w->counter, 1);
+    CHECK_OK(self, amb_send(self, w->parent,
+                            amb_pack(amb_proc_heap(self), "{hello,~p}", amb_self(self))));
+    WAIT_MSG(self, NULL, "go");
+    amb_exit_self(self, amb_atom("bye"));
+}
+
+static void waits_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    waits_arg w = {.parent = amb_self(self)};
+    atomic_store(&w.counter, 0);
+    amb_trap_exit(self, true);
+    amb_pid c = AMB_NONE;
+    CHECK_OK(self, amb_spawn_link(self, child, &w, &c));
+    amb_term ref = AMB_NONE;
+    CHECK_OK(self, amb_monitor(self, c, &ref));
+    WAIT_COUNT(self, &w.counter, 1);
+    amb_pid from = AMB_NONE;
+    amb_term msg = AMB_NONE;
+    WAIT_MSG(self, &msg, "{hello,~p}", &from);
+    CHECK(self, from == c);
+    CHECK_TEXT(self, amb_tuple_elem(msg, 0), "hello");
+    CHECK_TERM(self, amb_pack(amb_proc_heap(self), "{a,~b}", "x", (size_t)1),
+               "{a, <<\"x\">>}");
+    WAIT_UNTIL(self, amb_message_queue_len(self) == 0);
+    CHECK_OK(self, amb_send(self, c, amb_atom("go")));
+    CHECK(self, wait_down(self, ref, c) == amb_atom("bye"));
+    CHECK(self, wait_exit(self, c) == amb_atom("bye"));
+    amb_trap_exit(self, false);
+}
+
+AMB_TEST(the_waits_see_a_counter_a_message_a_down_and_an_exit)
+{
+    run_both(waits_body, NULL);
+}
+
+/* ---------------------------------------------------------------------------
  * What a run catches
  * ------------------------------------------------------------------------ */
 
@@ -158,6 +208,7 @@ AMB_TEST(a_run_reports_a_leak_a_hang_an_early_end_and_a_failed_check)
 }
 
 AMB_TEST_MAIN(AMB_TEST_ENTRY(the_allocator_counts_live_blocks_and_bytes),
+              AMB_TEST_ENTRY(the_waits_see_a_counter_a_message_a_down_and_an_exit),
               AMB_TEST_ENTRY(the_allocator_fails_exactly_the_allocations_armed),
               AMB_TEST_ENTRY(the_oom_loop_fails_every_allocation_once_then_stops),
               AMB_TEST_ENTRY(a_run_reports_a_leak_a_hang_an_early_end_and_a_failed_check))
