@@ -33,7 +33,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ambitious/logger.h"
 
 #define DEADLINE_MS 10000
 #include "amb_test_rt.h"

@@ -19,7 +19,6 @@
 #ifndef AMB_SUP_TEST_H
 #define AMB_SUP_TEST_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>

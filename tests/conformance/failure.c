@@ -21,14 +21,12 @@
 #define _GNU_SOURCE
 #endif
 #include <malloc.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "ambitious/logger.h"
 
 #define DEADLINE_MS            10000
 #define AMB_TEST_MAX_PROCESSES ((size_t)1 << 21) /* the kill storm */
