@@ -258,6 +258,23 @@ static void *amb_test_malloc_(void *ud, size_t size)
     return raw + AMB_TEST_ALLOC_HDR;
 }
 
+/* calloc, so the large tables the library zeroes (process table, atom table)
+ * stay untouched fresh pages, as with the C library's allocator. */
+static void *amb_test_calloc_(void *ud, size_t n, size_t size)
+{
+    (void)ud;
+    if (amb_test_alloc_fails_() ||
+        (size != 0 && n > (SIZE_MAX - AMB_TEST_ALLOC_HDR) / size))
+        return NULL;
+    char *raw = calloc(1, n * size + AMB_TEST_ALLOC_HDR);
+    if (raw == NULL)
+        return NULL;
+    size_t total = n * size;
+    memcpy(raw, &total, sizeof total);
+    amb_test_alloc_account_(total, 1);
+    return raw + AMB_TEST_ALLOC_HDR;
+}
+
 static void amb_test_free_(void *ud, void *ptr)
 {
     (void)ud;
@@ -292,7 +309,7 @@ static void *amb_test_realloc_(void *ud, void *ptr, size_t size)
 __attribute__((constructor)) static void amb_test_alloc_install_(void)
 {
     static const amb_allocator a = {amb_test_malloc_, amb_test_realloc_, amb_test_free_,
-                                    NULL};
+                                    NULL, amb_test_calloc_};
     if (amb_set_allocator(&a) != 0)
         abort();
     /* The atom table, made at the first atom, lives as long as the OS

@@ -556,7 +556,7 @@ AMB_TEST(out_of_memory_is_an_error_at_every_allocation)
     }
     amb_test_alloc_disarm();
     assert_true(succeeded);
-    amb_allocator bad = {NULL, amb_test_realloc_, amb_test_free_, NULL};
+    amb_allocator bad = {.realloc = amb_test_realloc_, .free = amb_test_free_};
     assert_rc(AMB_EBADARG, amb_set_allocator(&bad));
 }
 
