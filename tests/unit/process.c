@@ -26,8 +26,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "amb_test.h"
-#include "rt_test.h"
+#include "amb_test_rt.h"
 
 /* ===========================================================================
  * Spawn, self, is_alive, yield
@@ -1158,8 +1157,11 @@ static void info_self_main(amb_proc *self, void *arg)
 
 AMB_TEST(process_info_of_self)
 {
-    run_in(1, info_self_main, NULL);
-    run_in(2, info_self_main, NULL);
+    /* Spawned as it is: its process_info names info_self_main. */
+    for (unsigned n = 1; n <= 2; n++) {
+        amb_test_cfg cfg = {.rt = config_of(n), .may_not_finish = true};
+        amb_test_run(&cfg, info_self_main, NULL);
+    }
 }
 
 static bool match_stop(void *ctx, amb_term msg)
@@ -1379,7 +1381,9 @@ AMB_TEST(make_ref_gives_100k_distinct_references)
     for (unsigned n = 1; n <= 2; n++) {
         ref_obs *o = calloc(1, sizeof *o);
         assert_non_null(o);
-        run_in(n, ref_main, o);
+        /* The references outlive the run on heaps the test frees. */
+        amb_test_cfg cfg = {.rt = config_of(n), .keeps_memory = true};
+        amb_test_run(&cfg, ref_main, o);
         assert_int_equal(atomic_load(&o->next_proc), REF_PROCS);
         size_t total = (size_t)REF_PROCS * REF_EACH;
         qsort(o->refs, total, sizeof(amb_term), cmp_terms);
