@@ -71,13 +71,10 @@ static amb__msg *handle_signal(amb_proc *p, amb__msg *m)
     case AMB__MSG_ALIAS:
         return amb__alias_accept(p, m);
     case AMB__MSG_TIMEOUT:
-        /* Only the timer of the current wait counts; an old one (its wait
-         * ended by a message first) is dropped. */
-        if (m == p->wait_timer && m->wait_seq == p->wait_seq) {
-            p->wait_timer = NULL;
+        /* The timer cell back: the current wait times out only if its
+         * deadline is reached (ptimer.c). */
+        if (amb__ptimer_came_back(p->task.sched, p, m))
             p->wait_timed_out = true;
-        }
-        amb__msg_free(p->task.sched, m);
         return NULL;
     case AMB__MSG_WAKE:
         if (m->wait_seq == p->wait_seq) {
@@ -204,12 +201,12 @@ static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
             if (mt.fn == NULL || mt.fn(mt.ctx, m->term)) {
                 if (mt.abort_rc != NULL && *mt.abort_rc != 0) {
                     if (armed)
-                        amb__ptimer_wait_cancel(p->task.sched, p);
+                        amb__ptimer_wait_end(p);
                     return *mt.abort_rc; /* nothing was taken */
                 }
                 unlink_cell(p, prev, m);
                 if (armed)
-                    amb__ptimer_wait_cancel(p->task.sched, p);
+                    amb__ptimer_wait_end(p);
                 p->borrowed = m;
                 if (out != NULL)
                     *out = m->term;
@@ -223,11 +220,8 @@ static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
             /* prev stays the cell before fresh: the old tail (or NULL). */
             continue;
         }
-        if (p->wait_timed_out || timeout_ms == 0) {
-            if (armed && !p->wait_timed_out)
-                amb__ptimer_wait_cancel(p->task.sched, p);
+        if (p->wait_timed_out || timeout_ms == 0)
             return AMB_ETIMEDOUT;
-        }
         if (!armed && timeout_ms > 0) {
             int rc = amb__ptimer_wait(p->task.sched, p, (uint64_t)timeout_ms);
             if (rc != 0)
@@ -287,15 +281,13 @@ int amb_receive(amb_proc *self, int64_t timeout_ms, amb_term *out)
             m = pop_direct(p);
         if (m != NULL) {
             if (armed)
-                amb__ptimer_wait_cancel(p->task.sched, p);
+                amb__ptimer_wait_end(p);
             p->borrowed = m;
             if (out != NULL)
                 *out = m->term;
             break;
         }
         if (p->wait_timed_out || timeout_ms == 0) {
-            if (armed && !p->wait_timed_out)
-                amb__ptimer_wait_cancel(p->task.sched, p);
             rc = AMB_ETIMEDOUT;
             break;
         }
@@ -519,9 +511,14 @@ void amb__mailbox_discard(amb_rt *rt, amb__sched *s, amb__msg *m)
 static int send_to(amb_rt *rt, amb__sched *s, amb_term to, amb_term msg)
 {
     amb_term target = to;
-    /* The common case, a pid of this runtime, needs no resolving. */
+    /* The common case, a pid of this runtime, needs no resolving; the next
+     * one, a reply to an alias, is tried before the general resolution
+     * (amb__alias_send says AMB_EBADARG for anything but an alias). */
     if (!amb_is_local_pid(to) || amb__lpid_slot(to) != rt->node_slot) {
-        int rc = amb__names_resolve(rt, to, &target);
+        int rc = amb__is_boxed(to) ? amb__alias_send(rt, s, to, msg) : AMB_EBADARG;
+        if (rc != AMB_EBADARG)
+            return rc;
+        rc = amb__names_resolve(rt, to, &target);
         /* An unregistered name: `Name ! Msg` raises badarg; `{Name, node()}
          * ! Msg` drops the message (OTP). */
         if (rc == AMB_ENOTFOUND)

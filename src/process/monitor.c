@@ -256,9 +256,12 @@ int amb_demonitor(amb_proc *self, amb_term ref, unsigned flags)
         self->fail->held--;
         send_demonitor(self->rt, self->task.sched, e.pid, self->pid, key);
     }
-    if (flags & AMB_DEMONITOR_FLUSH) {
+    if ((flags & AMB_DEMONITOR_FLUSH) && !active) {
         /* A DOWN still in the mailbox is dropped when drained (the monitor
-         * is gone); one already in the private queue is removed here. */
+         * is gone); one already in the private queue is removed here. Only
+         * a monitor that was no longer active can have one there: draining
+         * its DOWN is what removed it. So the common flush (a call whose
+         * reply came) costs nothing, whatever the queue holds. */
         amb_term r = ref;
         amb__mailbox_remove_if(self, is_down_of, &r);
     }

@@ -127,7 +127,7 @@ struct amb_proc {
     amb__msg *borrowed;    /* the last received message: freed at the next receive */
     amb__msg *handling;    /* a handler's current message: freed when handle returns */
 
-    struct amb__msg *wait_timer;     /* the timer cell of the current wait, or NULL */
+    struct amb__msg *wait_timer;     /* its receive-timeout cell while out, or NULL */
     intptr_t wake_result;            /* result of a blocking call */
     struct amb_proc_info *info_dest; /* where an INFO_REPLY goes */
 
@@ -318,9 +318,18 @@ void amb__fail_free(amb_proc *p);
 /* ---------------------------------------------------------------------------
  * Timers of processes (ptimer.c): receive timeouts, send_after, sleep
  * ------------------------------------------------------------------------ */
-/* Arms a receive timeout of ms for p's current wait, on s. 0, AMB_ENOMEM. */
+/* A timed wait of ms begins for p, on s: its timer cell is armed (or, out
+ * already, told the new deadline: ptimer.c explains the lazy timers). 0,
+ * AMB_ENOMEM. */
 int amb__ptimer_wait(amb__sched *s, amb_proc *p, uint64_t ms);
-/* Cancels p's wait timer if it is still pending (from any scheduler s). */
+/* p's timed wait ended before its timeout (a message came): the timer cell
+ * stays out, told there is no wait. */
+void amb__ptimer_wait_end(amb_proc *p);
+/* p drains its timer cell m (a TIMEOUT signal), on s: true when p's timed
+ * wait has reached its deadline (the wait times out). m is p's again, or
+ * freed, or out again for a wait that goes on. */
+bool amb__ptimer_came_back(amb__sched *s, amb_proc *p, amb__msg *m);
+/* Takes p's timer cell back for good, from any scheduler s (teardown). */
 void amb__ptimer_wait_cancel(amb__sched *s, amb_proc *p);
 /* The executor's op for a timer's end (task.h): delivers what it carries
  * when live, else frees it. */

@@ -28,6 +28,10 @@ typedef struct ptimer {
     amb_pid target;     /* the waiting process, or send_after's pid */
     amb_term dest_name; /* send_after to a name: looked up when it fires */
     bool is_send;       /* send_after (else a receive timeout) */
+    /* A receive timeout: the deadline of its process's current timed
+     * wait, UINT64_MAX while it is in none. Written by the process only
+     * (the scheduler firing the cell reads the fields above). */
+    uint64_t wait_deadline;
 } ptimer;
 
 #define PTIMER_WORDS ((sizeof(ptimer) + 7) / 8)
@@ -49,20 +53,83 @@ int64_t amb_now_ms(void)
     return (int64_t)(amb__clock_mono_ns() / 1000000u);
 }
 
+/* Receive timeouts are lazy (docs/design/timers.md, "Receive timeouts"):
+ * a process keeps one timer cell out (on a wheel, or fired and on its way
+ * back) across its waits. A wait only records its deadline in the cell;
+ * a wait that ends by a message only clears it; the cell is re-armed when
+ * it comes back early. So a call in a loop arms one timer per timeout
+ * period, not one per call, and reads no exact clock.
+ *
+ * A long wait's deadline comes from the coarse clock plus COARSE_MARGIN_MS,
+ * never early as long as the coarse clock lags by less than that (it lags
+ * by at most a few kernel ticks, 4 ms each here, even when the vCPU that
+ * keeps time is preempted: Linux takes over after 5 stalled ticks), and
+ * late by at most that: nothing for timeouts of a second or more, the
+ * call timeouts. A short wait's deadline comes from the exact clock. */
+#define COARSE_MIN_MS    1000
+#define COARSE_MARGIN_MS 25
+
+static uint64_t wait_deadline(amb__sched *s, uint64_t ms)
+{
+    if (ms >= COARSE_MIN_MS)
+        return amb__clock_coarse_ms(&s->exec->clock) + COARSE_MARGIN_MS + ms;
+    return amb__timer_deadline(s, ms);
+}
+
 int amb__ptimer_wait(amb__sched *s, amb_proc *p, uint64_t ms)
 {
-    amb__msg *m = amb__msg_alloc(s, PTIMER_WORDS);
+    uint64_t d = wait_deadline(s, ms);
+    amb__msg *m = p->wait_timer;
+    if (m != NULL) {
+        ptimer *pt = ptimer_of(m);
+        pt->wait_deadline = d;
+        /* Out already: it comes back by d (then it is re-armed if d is not
+         * reached), or it has fired and is on its way; else it must be
+         * brought forward. */
+        if (amb__wheel_deadline(&pt->t.entry) <= d || !amb__timer_cancel(s, &pt->t))
+            return 0;
+        amb__timer_arm_at(s, &pt->t, d);
+        return 0;
+    }
+    m = amb__msg_alloc(s, PTIMER_WORDS);
     if (m == NULL)
         return AMB_ENOMEM;
     m->kind = AMB__MSG_TIMEOUT;
-    m->wait_seq = p->wait_seq;
     ptimer *pt = ptimer_of(m);
     pt->target = p->pid;
     pt->dest_name = AMB_NONE;
     pt->is_send = false;
-    amb__timer_arm(s, &pt->t, ms);
+    pt->wait_deadline = d;
+    amb__timer_arm_at(s, &pt->t, d);
     p->wait_timer = m;
     return 0;
+}
+
+void amb__ptimer_wait_end(amb_proc *p)
+{
+    if (p->wait_timer != NULL)
+        ptimer_of(p->wait_timer)->wait_deadline = UINT64_MAX;
+}
+
+bool amb__ptimer_came_back(amb__sched *s, amb_proc *p, amb__msg *m)
+{
+    ptimer *pt = ptimer_of(m);
+    uint64_t d = pt->wait_deadline;
+    if (m == p->wait_timer && d != UINT64_MAX) {
+        if (amb__clock_ms(&s->exec->clock) < d) {
+            /* Back before the deadline of the wait now: out again. */
+            amb__timer_arm_at(s, &pt->t, d);
+            return false;
+        }
+        p->wait_timer = NULL;
+        amb__msg_free(s, m);
+        return true;
+    }
+    /* No timed wait now: done with it. */
+    if (m == p->wait_timer)
+        p->wait_timer = NULL;
+    amb__msg_free(s, m);
+    return false;
 }
 
 void amb__ptimer_wait_cancel(amb__sched *s, amb_proc *p)
@@ -73,7 +140,7 @@ void amb__ptimer_wait_cancel(amb__sched *s, amb_proc *p)
     p->wait_timer = NULL;
     /* Off its wheel before it fired (whichever scheduler's): ours to free
      * now. Otherwise it fired and its cell is on its way to the mailbox,
-     * where it is recognised as stale and freed. */
+     * which frees it. */
     if (amb__timer_cancel(s, &ptimer_of(m)->t))
         amb__msg_free(s, m);
 }

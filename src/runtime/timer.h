@@ -71,28 +71,39 @@ struct amb__timer_refs {
 int amb__timer_init(amb__sched *s, uint64_t now_ms);
 void amb__timer_term(amb__sched *s);
 
-/* Arms t on s (the calling scheduler) to fire ms milliseconds from now,
- * never earlier. ms <= 2^32 - 1. Inline: every receive with a timeout
- * arms one. */
-static inline void amb__timer_arm(amb__sched *s, amb__timer *t, uint64_t ms)
+/* Arms t on s (the calling scheduler) to fire when the clock reaches
+ * deadline_ms (absolute, from amb__clock_ms or a bound above it; one in the
+ * past fires at the next advance). Inline: receive timeouts arm one. */
+static inline void amb__timer_arm_at(amb__sched *s, amb__timer *t, uint64_t deadline_ms)
 {
     amb__wheel_entry_init(&t->entry);
     t->owner = s->id;
     t->slot = AMB__TIMER_NO_SLOT;
-    /* The deadline base is the exact clock now (the wheel's own time may
-     * lag), plus one tick, because the clock is in whole milliseconds and
-     * "now" may be almost a millisecond old already: a timer never fires
-     * early. ms <= 2^32 - 1, so the deadline stays in the wheel's range,
-     * and the wheel's end of time (amb__timer_term) stays beyond it. */
-    s->now_ms = amb__clock_ms(&s->exec->clock);
-    uint64_t deadline = s->now_ms + 1 + ms;
     amb__spin_lock(&s->wheel_lock);
-    amb__wheel_arm(&s->wheel, &t->entry, deadline);
+    amb__wheel_arm(&s->wheel, &t->entry, deadline_ms);
     /* relaxed, load and store: written only under the lock; readers
      * without it take it as a hint and lock before acting on it. */
-    if (deadline < atomic_load_explicit(&s->timer_next, memory_order_relaxed))
-        atomic_store_explicit(&s->timer_next, deadline, memory_order_relaxed);
+    if (deadline_ms < atomic_load_explicit(&s->timer_next, memory_order_relaxed))
+        atomic_store_explicit(&s->timer_next, deadline_ms, memory_order_relaxed);
     amb__spin_unlock(&s->wheel_lock);
+}
+
+/* The deadline of a timer of ms milliseconds armed now on s, never early:
+ * the exact clock plus one tick, because the clock is in whole
+ * milliseconds and "now" may be almost a millisecond old already. ms <=
+ * 2^32 - 1, so the deadline stays in the wheel's range, and the wheel's
+ * end of time (amb__timer_term) stays beyond it. */
+static inline uint64_t amb__timer_deadline(amb__sched *s, uint64_t ms)
+{
+    s->now_ms = amb__clock_ms(&s->exec->clock);
+    return s->now_ms + 1 + ms;
+}
+
+/* Arms t on s (the calling scheduler) to fire ms milliseconds from now,
+ * never earlier. */
+static inline void amb__timer_arm(amb__sched *s, amb__timer *t, uint64_t ms)
+{
+    amb__timer_arm_at(s, t, amb__timer_deadline(s, ms));
 }
 
 /* The same, and t gets a reference (*ref, never 0). 0, or AMB_ENOMEM (t
