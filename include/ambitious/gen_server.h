@@ -235,6 +235,8 @@ typedef struct amb_gen_opts {
  *   AMB_EEXIST    the name is taken: already_started; *out gets the holder
  *                 (this call's server ended with reason normal)
  *   AMB_ETIMEDOUT init did not finish within opts->timeout_ms (killed)
+ *   AMB_ESTATE    called from a match function (as amb_gen_server_call;
+ *                 nothing was spawned)
  *   AMB_EBADARG   NULL self/cb, a bad name (also {via, M, _} with M not a
  *                 registered via module), a timeout out of range;
  *                 AMB_ENOMEM, AMB_ESYSLIMIT.
@@ -279,6 +281,8 @@ AMB_API int amb_gen_server_start_link(amb_proc *self, const amb_gen_server *cb, 
  *   AMB_ETIMEDOUT no reply within timeout_ms; a reply that comes later is
  *                 dropped, it never lands in the caller's mailbox
  *   AMB_EDEADLK   the caller is the server (calling_self)
+ *   AMB_ESTATE    called from a receive's match function, where nothing
+ *                 may wait (process.h, amb_receive_if); nothing was sent
  *   AMB_EBADARG, AMB_ENOMEM, AMB_ENOTSUP (a remote node).
  * The caller's other messages stay in its mailbox, in order. The caller's
  * heap is left as it was. reply may be NULL.
@@ -307,6 +311,7 @@ AMB_API int amb_gen_server_reply(amb_proc *self, amb_term from, amb_term reply);
  *   AMB_ENOPROC   no such server
  *   AMB_ETIMEDOUT it did not end within timeout_ms (it is left running)
  *   AMB_EDEADLK   the caller is the server
+ *   AMB_ESTATE    called from a match function (as amb_gen_server_call)
  *   AMB_EBADARG   a bad reference, AMB_NONE reason, a timeout out of range;
  *                 AMB_ENOMEM, AMB_ENOTSUP (a remote node). */
 AMB_API int amb_gen_server_stop(amb_proc *self, amb_term server, amb_term reason,

@@ -263,7 +263,8 @@ AMB_API int amb_monitor(amb_proc *self, amb_pid pid, amb_term *ref);
  * (with AMB_DEMONITOR_FLUSH none is left in the mailbox either). 0 when the
  * monitor was active, AMB_ENOTFOUND when it was not (already fired or
  * removed: erlang:demonitor(Ref, [info]) returning false), AMB_EBADARG for a
- * term that is not a reference or unknown flags. */
+ * term that is not a reference or unknown flags, AMB_ESTATE for a flush from
+ * a match function (amb_receive_if: nothing is done). */
 AMB_API int amb_demonitor(amb_proc *self, amb_term ref, unsigned flags);
 /* Sends an exit signal with reason (any term, copied) to pid, with the rules
  * above. pid may be the caller: exit(self(), normal) ends a process that does
@@ -321,13 +322,21 @@ AMB_API int amb_send(amb_proc *self, amb_term to, amb_term msg);
  * all the same), borrowed until this process's next receive (amb_term_copy
  * to keep it). AMB_ETIMEDOUT when timeout_ms passes first (0 polls,
  * AMB_INFINITY waits forever), AMB_EBADARG (NULL self, a timeout out of
- * range). */
+ * range), AMB_ESTATE (called from a match function, see amb_receive_if). */
 AMB_API int amb_receive(amb_proc *self, int64_t timeout_ms, amb_term *out);
 
 /* Selective receive by predicate: the oldest message for which match(ctx,
  * msg) is true; messages that do not match stay, in order. match runs in the
  * caller, msg borrowed for its call; ctx is passed as it is. *out (may be
- * NULL) and the errors as amb_receive, and AMB_EBADARG for a NULL match. */
+ * NULL) and the errors as amb_receive, and AMB_EBADARG for a NULL match.
+ *
+ * A match function must not wait: the receive that runs it holds its place
+ * in the mailbox. Inside one, every call that would wait for messages
+ * returns AMB_ESTATE and does nothing: a receive of any kind, amb_sleep,
+ * amb_blocking_call, amb_process_info of another process, amb_demonitor with
+ * AMB_DEMONITOR_FLUSH, and the library calls that wait for an answer
+ * (gen_server and supervisor calls, starts and stops). Sending, linking,
+ * monitoring and amb_yield are allowed. */
 typedef bool amb_match_fn(void *ctx, amb_term msg);
 AMB_API int amb_receive_if(amb_proc *self, amb_match_fn *match, void *ctx,
                            int64_t timeout_ms, amb_term *out);
@@ -411,7 +420,8 @@ AMB_API int amb_cancel_timer(amb_proc *self, amb_tref tref, int64_t *left_ms);
  * amb_cancel_timer; the timer stays armed. */
 AMB_API int amb_read_timer(amb_proc *self, amb_tref tref, int64_t *left_ms);
 /* Suspends the caller for ms milliseconds (messages wait; AMB_INFINITY: for
- * ever, as timer:sleep(infinity)). AMB_EBADARG for a time out of range. */
+ * ever, as timer:sleep(infinity)). AMB_EBADARG for a time out of range,
+ * AMB_ESTATE from a match function (amb_receive_if). */
 AMB_API int amb_sleep(amb_proc *self, int64_t ms);
 /* Milliseconds on the runtime's monotonic clock (a point, not a timeout:
  * subtract two of them). Never fails. */
@@ -475,7 +485,8 @@ typedef struct amb_proc_info {
  * answers it itself, as BEAM's does, so the counts are exact);
  * current_function is the address of code, never to be freed. AMB_ENOPROC
  * when pid is not a live process of this runtime, AMB_EBADARG (NULL out),
- * AMB_ENOMEM. */
+ * AMB_ENOMEM, AMB_ESTATE (another process's, asked from a match function:
+ * amb_receive_if). */
 AMB_API int amb_process_info(amb_proc *self, amb_pid pid, amb_proc_info *out);
 
 /* ---------------------------------------------------------------------------
@@ -488,7 +499,8 @@ AMB_API int amb_process_info(amb_proc *self, amb_pid pid, amb_proc_info *out);
  * killed meanwhile, fn still finishes and its result is discarded: arg is
  * passed as it is and must stay valid until fn returns (do not point it
  * into the process's heap). AMB_EBADARG (NULL self or fn), AMB_ESTATE (the
- * runtime is not running), AMB_ENOMEM. */
+ * runtime is not running, or called from a match function: amb_receive_if),
+ * AMB_ENOMEM. */
 typedef intptr_t amb_blocking_fn(void *arg);
 AMB_API int amb_blocking_call(amb_proc *self, amb_blocking_fn *fn, void *arg,
                               intptr_t *result);

@@ -28,7 +28,8 @@
  * The management calls are gen_server calls to the supervisor (infinite
  * timeout, as OTP's): AMB_ENOPROC when it does not exist, AMB_EEXIT when it
  * ends meanwhile, AMB_ENOTSUP for a call of the other kind of supervisor
- * (a dynamic supervisor's call to a static one, or the reverse). Results
+ * (a dynamic supervisor's call to a static one, or the reverse), AMB_ESTATE
+ * from a receive's match function (process.h, amb_receive_if). Results
  * built on the caller's heap.
  *
  * Cost. A supervisor keeps its children indexed by id and by pid (as OTP

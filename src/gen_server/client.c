@@ -46,6 +46,23 @@ static bool is_down_msg(amb_term msg)
     return amb_tuple_arity(msg) == 5 && amb_tuple_elem(msg, 0) == AMB_ATOM_DOWN;
 }
 
+static bool match_none(void *ctx, amb_term msg)
+{
+    (void)ctx;
+    (void)msg;
+    return false;
+}
+
+/* 0 when the caller may wait here, AMB_ESTATE inside a receive's match
+ * function (process.h refuses waits there). Asked with a receive after the
+ * caller's mark that takes nothing and does not wait (O(1)), before anything
+ * is spawned or sent: a refused call did nothing. */
+static int may_wait(amb_proc *self, amb_recv_mark mark)
+{
+    int rc = amb_receive_if_after(self, mark, match_none, NULL, 0, NULL);
+    return rc == AMB_ETIMEDOUT ? 0 : rc;
+}
+
 /* Ends a wait: the alias (if still active) and the monitor go; a DOWN of
  * it already queued is removed. */
 static void wait_done(amb_proc *self, const waiter *w)
@@ -130,7 +147,9 @@ int amb_gen_server_start(amb_proc *self, const amb_gen_server *cb, void *arg,
     amb_heap_mark hm = amb_heap_save(h);
     waiter w = {AMB_NONE, AMB_NONE};
     amb_recv_mark mark = amb_receive_mark(self);
-    int rc = amb_alias(self, AMB_ALIAS_REPLY, &w.alias);
+    int rc = may_wait(self, mark);
+    if (rc == 0)
+        rc = amb_alias(self, AMB_ALIAS_REPLY, &w.alias);
     if (rc != 0)
         return rc;
     /* Everything the server needs travels in its first message (server.c,
@@ -234,7 +253,9 @@ static int wait_begin(amb_proc *self, amb_term server, wait_scope *ws)
     ws->hm = amb_heap_save(ws->h);
     ws->w = (waiter){AMB_NONE, AMB_NONE};
     ws->mark = amb_receive_mark(self);
-    rc = amb_monitor(self, ws->pid, &ws->w.mref);
+    rc = may_wait(self, ws->mark);
+    if (rc == 0)
+        rc = amb_monitor(self, ws->pid, &ws->w.mref);
     if (rc != 0)
         amb_heap_rewind(ws->h, ws->hm);
     return rc;

@@ -85,6 +85,8 @@ int amb_process_info(amb_proc *self, amb_pid pid, amb_proc_info *out)
         fill_info(self, out, AMB_STATUS_RUNNING);
         return 0;
     }
+    if (!amb__proc_may_wait(self))
+        return AMB_ESTATE; /* the answer is waited for */
     amb_proc *p = amb__ptab_lookup(self->rt, pid);
     if (p == NULL)
         return AMB_ENOPROC;

@@ -178,6 +178,16 @@ typedef struct matcher {
     const int *abort_rc; /* when it becomes non-zero, the receive stops with it */
 } matcher;
 
+/* Runs the match function, with nested waits refused meanwhile
+ * (amb__proc_may_wait). */
+static bool matches(amb_proc *p, matcher mt, amb_term msg)
+{
+    p->in_match = true;
+    bool hit = mt.fn(mt.ctx, msg);
+    p->in_match = false;
+    return hit;
+}
+
 /* The receive of every kind: the first cell after `after` (a seq; 0 for the
  * whole queue) for which m matches. */
 static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
@@ -199,7 +209,7 @@ static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
         for (; m != NULL; prev = m, m = pq_next(m)) {
             if (m->seq <= after)
                 continue;
-            if (mt.fn == NULL || mt.fn(mt.ctx, m->term)) {
+            if (mt.fn == NULL || matches(p, mt, m->term)) {
                 if (mt.abort_rc != NULL && *mt.abort_rc != 0) {
                     if (armed)
                         amb__ptimer_wait_cancel(p->task.sched, p);
@@ -240,6 +250,8 @@ static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
 static int receive(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
                    int64_t timeout_ms, amb_term *out)
 {
+    if (!amb__proc_may_wait(p))
+        return AMB_ESTATE;
     p->in_receive = true;
     int rc = receive_body(p, after, use_mark, mt, timeout_ms, out);
     p->in_receive = false;
@@ -270,6 +282,8 @@ int amb_receive(amb_proc *self, int64_t timeout_ms, amb_term *out)
     if (self == NULL || !amb__timeout_ok(timeout_ms, true))
         return AMB_EBADARG;
     amb_proc *p = self;
+    if (!amb__proc_may_wait(p))
+        return AMB_ESTATE;
     release_received(p);
     amb__proc_reduce(p);
     p->wait_seq++;

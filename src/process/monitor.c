@@ -248,6 +248,8 @@ int amb_demonitor(amb_proc *self, amb_term ref, unsigned flags)
 {
     if (self == NULL || amb_type_of(ref) != AMB_T_REF || (flags & ~AMB_DEMONITOR_FLUSH))
         return AMB_EBADARG;
+    if ((flags & AMB_DEMONITOR_FLUSH) && !amb__proc_may_wait(self))
+        return AMB_ESTATE; /* a flush takes messages: not in a match function */
     uint64_t key = key_of_ref(self->rt, ref);
     amb__fail_entry e;
     bool active =

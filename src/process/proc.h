@@ -92,6 +92,8 @@ struct amb_proc {
     bool wait_timed_out; /* it ended by its timeout */
     bool wake_done;      /* the WAKE of the current wait arrived */
     bool in_receive;     /* waiting in a receive (process_info status) */
+    bool in_match;       /* inside a receive's match function: no wait may
+                            start (amb__proc_may_wait) */
     uint32_t wait_seq;   /* bumped by every wait; stale wake-ups carry an old one */
     /* Set (release) by a sender of an exit signal after its push, so that a
      * process that runs without receiving notices it at its next runtime
@@ -248,6 +250,17 @@ void amb__proc_signals(amb_proc *p);
  * process does when it is scheduled out; exit signals act even sooner, see
  * amb__proc_reduce), then goes to the back of the run queue. */
 void amb__proc_yield(amb_proc *p);
+/* Whether p may start a wait that takes messages or parks on a wait
+ * number (a receive, amb_sleep, a blocking call, process_info of another
+ * process, a demonitor that flushes): not from inside a receive's match
+ * function. That receive holds its place in the private queue, its wait
+ * number and its timer, and a nested wait would take cells from under it,
+ * end its borrow, or orphan its timer (issue 13, item 2). Yields, sends,
+ * links, monitors and drains only append, so they stay allowed. */
+static inline bool amb__proc_may_wait(const amb_proc *p)
+{
+    return !p->in_match;
+}
 /* Spends one reduction; yields when the budget is gone. Handles pending
  * exit signals first: every send and receive passes here, so a running
  * process notices an exit signal at its next runtime call. */

@@ -3,7 +3,8 @@
  * (include/ambitious/gen_server.h, "Talking to a server"): deferred replies,
  * every failure of a call (dead server, unknown name, a server dying
  * mid-call, a timeout whose late reply must never reach the caller, calling
- * oneself), the caller's other messages kept in order, argument checks,
+ * oneself, a call from a receive's match function), the caller's other
+ * messages kept in order, argument checks,
  * ten thousand concurrent callers, and a server and a caller whose memory
  * does not grow over a hundred thousand calls.
  *
@@ -513,6 +514,63 @@ AMB_TEST(gen_server_memory_stays_bounded_over_many_calls)
     gs_run(no_growth_body, NULL);
 }
 
+/* ===========================================================================
+ * A call from a receive's match function (issue 13, item 2)
+ * ======================================================================== */
+
+/* A gen_server call waits with a receive, so a match function may not make
+ * one: the call, a stop and a start are AMB_ESTATE there, and nothing was
+ * sent or spawned (the server never sees the request). */
+typedef struct in_match {
+    amb_proc *self;
+    amb_pid srv;
+    tsrv_arg *a;
+    int call_rc, stop_rc, start_rc;
+    amb_pid started;
+    bool ran;
+} in_match;
+
+static bool call_in_match(void *ctx, amb_term msg)
+{
+    in_match *o = ctx;
+    if (!o->ran) {
+        o->ran = true;
+        amb_term r = AMB_NONE;
+        o->call_rc =
+            amb_gen_server_call(o->self, o->srv, P(o->self, "{add,5}"), DEADLINE_MS, &r);
+        o->stop_rc = amb_gen_server_stop(o->self, o->srv, AMB_ATOM_NORMAL, DEADLINE_MS);
+        o->start_rc =
+            amb_gen_server_start(o->self, &tsrv_cb, o->a, NULL, &o->started, NULL);
+    }
+    return msg == amb_atom("go");
+}
+
+static void call_in_match_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    tsrv_arg a;
+    tsrv_arg_init(&a, self, INIT_OK);
+    in_match o = {.self = self, .a = &a, .started = AMB_NONE};
+    o.srv = tsrv_start(self, &a, NULL);
+    CHECK_OK(self, amb_send(self, amb_self(self), amb_atom("go")));
+    amb_term m;
+    CHECK_OK(self, amb_receive_if(self, call_in_match, &o, DEADLINE_MS, &m));
+    CHECK(self, o.ran && m == amb_atom("go"));
+    CHECK_RC(self, AMB_ESTATE, o.call_rc);
+    CHECK_RC(self, AMB_ESTATE, o.stop_rc);
+    CHECK_RC(self, AMB_ESTATE, o.start_rc);
+    CHECK(self, o.started == AMB_NONE);
+    /* The server never got {add,5}, nor the stop: its count is still 0. */
+    CHECK_EQ(self, int_of(CALL(self, o.srv, amb_atom("get"))), 0);
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+    tsrv_stop(self, o.srv);
+}
+
+AMB_TEST(gen_server_call_from_a_match_function_is_estate_and_sends_nothing)
+{
+    gs_run(call_in_match_body, NULL);
+}
+
 AMB_TEST_MAIN(
     AMB_TEST_ENTRY(gen_server_deferred_reply_from_another_process_with_a_copied_from),
     AMB_TEST_ENTRY(gen_server_reply_checks_from_and_tolerates_a_gone_caller),
@@ -524,4 +582,5 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(gen_server_call_cast_stop_with_bad_arguments_are_ebadarg),
     AMB_TEST_ENTRY(gen_server_callback_calls_another_server),
     AMB_TEST_ENTRY(gen_server_ten_thousand_concurrent_callers),
-    AMB_TEST_ENTRY(gen_server_memory_stays_bounded_over_many_calls))
+    AMB_TEST_ENTRY(gen_server_memory_stays_bounded_over_many_calls),
+    AMB_TEST_ENTRY(gen_server_call_from_a_match_function_is_estate_and_sends_nothing))
