@@ -274,7 +274,10 @@ AMB_API int amb_gen_server_start_link(amb_proc *self, const amb_gen_server *cb, 
  * caller monitors the server for the duration of the call and the request
  * travels with an alias (process.h), so:
  *   0             *reply is the reply, borrowed until the caller's next
- *                 receive or call (amb_term_copy to keep it)
+ *                 call (or any library call that waits, or its own
+ *                 amb_receive_if_after: process.h, "Borrowing";
+ *                 amb_term_copy to keep it). The call itself leaves the
+ *                 message of the caller's last amb_receive alone.
  *   AMB_ENOPROC   no such server (unknown name, dead pid)
  *   AMB_EEXIT     the server ended before replying; *reply is its exit reason
  *                 (borrowed likewise)

@@ -300,6 +300,16 @@ AMB_NORETURN AMB_API void amb_assert_fail(amb_proc *self, const char *expr,
 
 /* ---------------------------------------------------------------------------
  * Messages
+ *
+ * Borrowing. A message a receive returns is borrowed: valid until the
+ * process's next receive of the same family, which frees it (amb_term_copy
+ * keeps a copy). There are two families: amb_receive, amb_receive_if and
+ * amb_receive_match; and amb_receive_if_after, the receive of request/reply
+ * exchanges and of every library call that waits for an answer (gen_server
+ * calls, starts and stops, supervisor and application calls). So such a
+ * call, or amb_sleep (which takes no message at all), between a receive and
+ * the use of its message leaves that message alone. A handler's message is
+ * borrowed until handle returns, whatever it receives meanwhile.
  * ------------------------------------------------------------------------ */
 
 /* Sends a copy of msg to `to`, which takes every destination form of
@@ -319,8 +329,8 @@ AMB_NORETURN AMB_API void amb_assert_fail(amb_proc *self, const char *expr,
 AMB_API int amb_send(amb_proc *self, amb_term to, amb_term msg);
 
 /* Receives the oldest message into *out (may be NULL: the message is taken
- * all the same), borrowed until this process's next receive (amb_term_copy
- * to keep it). AMB_ETIMEDOUT when timeout_ms passes first (0 polls,
+ * all the same), borrowed until the next amb_receive, amb_receive_if or
+ * amb_receive_match (see "Borrowing" above). AMB_ETIMEDOUT when timeout_ms passes first (0 polls,
  * AMB_INFINITY waits forever), AMB_EBADARG (NULL self, a timeout out of
  * range), AMB_ESTATE (called from a match function, see amb_receive_if). */
 AMB_API int amb_receive(amb_proc *self, int64_t timeout_ms, amb_term *out);
@@ -361,7 +371,10 @@ typedef struct amb_recv_mark {
 } amb_recv_mark;
 /* The mark of the mailbox's end now (a zero mark for NULL). Never fails. */
 AMB_API amb_recv_mark amb_receive_mark(amb_proc *self);
-/* amb_receive_if over the messages that arrived after mark only. */
+/* amb_receive_if over the messages that arrived after mark only. Its message
+ * is borrowed until the next amb_receive_if_after (of this process, or of a
+ * library call it makes that waits: "Borrowing" above), so a request/reply
+ * exchange leaves the message of the caller's last amb_receive alone. */
 AMB_API int amb_receive_if_after(amb_proc *self, amb_recv_mark mark, amb_match_fn *match,
                                  void *ctx, int64_t timeout_ms, amb_term *out);
 
@@ -420,7 +433,8 @@ AMB_API int amb_cancel_timer(amb_proc *self, amb_tref tref, int64_t *left_ms);
  * amb_cancel_timer; the timer stays armed. */
 AMB_API int amb_read_timer(amb_proc *self, amb_tref tref, int64_t *left_ms);
 /* Suspends the caller for ms milliseconds (messages wait; AMB_INFINITY: for
- * ever, as timer:sleep(infinity)). AMB_EBADARG for a time out of range,
+ * ever, as timer:sleep(infinity)). It takes no message, so the caller's
+ * borrowed messages stay valid. AMB_EBADARG for a time out of range,
  * AMB_ESTATE from a match function (amb_receive_if). */
 AMB_API int amb_sleep(amb_proc *self, int64_t ms);
 /* Milliseconds on the runtime's monotonic clock (a point, not a timeout:

@@ -22,10 +22,18 @@
  * is removed, pq_mark moves to its predecessor, which arrived earlier still.
  * So a receive after the mark starts right behind pq_mark, in O(1).
  *
- * Invariant: a received message is "borrowed" until the next receive; the
- * cell is freed then (p->borrowed). Everything here runs in the process
- * itself, except amb__mailbox_deliver (any thread) and amb__mailbox_drop_all
- * and amb__mailbox_discard (the scheduler, for a dead process).
+ * Borrows: a received message is "borrowed" until the next receive of its
+ * family, and its cell is freed then. There are two families, each with its
+ * slot: amb_receive, amb_receive_if and amb_receive_match (p->borrowed), and
+ * amb_receive_if_after (p->borrowed_after), the receive of every library
+ * call that waits for an answer (gen_server calls, starts and stops, and so
+ * supervisor and application calls). So such a call, made between a
+ * receive and the use of its message, leaves that message alone (issue 13,
+ * item 7); amb_sleep takes no message and ends no borrow.
+ *
+ * Everything here runs in the process itself, except amb__mailbox_deliver
+ * (any thread) and amb__mailbox_drop_all and amb__mailbox_discard (the
+ * scheduler, for a dead process).
  */
 #include <stdarg.h>
 
@@ -150,26 +158,21 @@ static void unlink_cell(amb_proc *p, amb__msg *prev, amb__msg *m)
     amb__size_add(&p->pq_len, -1);
 }
 
-void amb__mailbox_release_borrowed(amb_proc *p)
+/* Ends the borrow of the message in *slot (one of p's borrow slots, see
+ * "Borrows" above): frees it. */
+static void release(amb_proc *p, amb__msg **slot)
 {
-    if (p->borrowed != NULL) {
-        amb__msg_free(p->task.sched, p->borrowed);
-        p->borrowed = NULL;
-    }
-    if (p->handling != NULL) {
-        amb__msg_free(p->task.sched, p->handling);
-        p->handling = NULL;
+    if (*slot != NULL) {
+        amb__msg_free(p->task.sched, *slot);
+        *slot = NULL;
     }
 }
 
-/* Frees the message the last receive returned (not a handler's current
- * message, see amb__mailbox_take). */
-static void release_received(amb_proc *p)
+void amb__mailbox_release_borrowed(amb_proc *p)
 {
-    if (p->borrowed != NULL) {
-        amb__msg_free(p->task.sched, p->borrowed);
-        p->borrowed = NULL;
-    }
+    release(p, &p->borrowed);
+    release(p, &p->borrowed_after);
+    release(p, &p->handling);
 }
 
 typedef struct matcher {
@@ -189,11 +192,12 @@ static bool matches(amb_proc *p, matcher mt, amb_term msg)
 }
 
 /* The receive of every kind: the first cell after `after` (a seq; 0 for the
- * whole queue) for which m matches. */
+ * whole queue) for which m matches; it ends the borrow of *slot and the cell
+ * it takes is borrowed there next. */
 static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
-                        int64_t timeout_ms, amb_term *out)
+                        amb__msg **slot, int64_t timeout_ms, amb_term *out)
 {
-    release_received(p);
+    release(p, slot);
     amb__proc_reduce(p);
     p->wait_seq++;
     p->wait_timed_out = false;
@@ -218,7 +222,7 @@ static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
                 unlink_cell(p, prev, m);
                 if (armed)
                     amb__ptimer_wait_cancel(p->task.sched, p);
-                p->borrowed = m;
+                *slot = m;
                 if (out != NULL)
                     *out = m->term;
                 return 0;
@@ -248,12 +252,12 @@ static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
 
 /* While it runs the process is "waiting" as process_info reports it. */
 static int receive(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
-                   int64_t timeout_ms, amb_term *out)
+                   amb__msg **slot, int64_t timeout_ms, amb_term *out)
 {
     if (!amb__proc_may_wait(p))
         return AMB_ESTATE;
     p->in_receive = true;
-    int rc = receive_body(p, after, use_mark, mt, timeout_ms, out);
+    int rc = receive_body(p, after, use_mark, mt, slot, timeout_ms, out);
     p->in_receive = false;
     return rc;
 }
@@ -284,7 +288,7 @@ int amb_receive(amb_proc *self, int64_t timeout_ms, amb_term *out)
     amb_proc *p = self;
     if (!amb__proc_may_wait(p))
         return AMB_ESTATE;
-    release_received(p);
+    release(p, &p->borrowed);
     amb__proc_reduce(p);
     p->wait_seq++;
     p->wait_timed_out = false;
@@ -327,7 +331,8 @@ int amb_receive_if(amb_proc *self, amb_match_fn *match, void *ctx, int64_t timeo
 {
     if (self == NULL || match == NULL || !amb__timeout_ok(timeout_ms, true))
         return AMB_EBADARG;
-    return receive(self, 0, false, (matcher){match, ctx, NULL}, timeout_ms, out);
+    return receive(self, 0, false, (matcher){match, ctx, NULL}, &self->borrowed,
+                   timeout_ms, out);
 }
 
 amb_recv_mark amb_receive_mark(amb_proc *self)
@@ -348,7 +353,8 @@ int amb_receive_if_after(amb_proc *self, amb_recv_mark mark, amb_match_fn *match
 {
     if (self == NULL || match == NULL || !amb__timeout_ok(timeout_ms, true))
         return AMB_EBADARG;
-    return receive(self, mark.seq, true, (matcher){match, ctx, NULL}, timeout_ms, out);
+    return receive(self, mark.seq, true, (matcher){match, ctx, NULL},
+                   &self->borrowed_after, timeout_ms, out);
 }
 
 /* Pattern matching for amb_receive_match: a trial match binds nothing (the
@@ -396,7 +402,7 @@ int amb_receive_match(amb_proc *self, int64_t timeout_ms, amb_term *out, const c
     pattern pt = {fmt, &ap, 0};
     amb_term msg;
     int rc = receive(self, 0, false, (matcher){pattern_matches, &pt, &pt.error},
-                     timeout_ms, &msg);
+                     &self->borrowed, timeout_ms, &msg);
     if (rc == 0) {
         va_list bind;
         va_copy(bind, ap);
@@ -412,6 +418,34 @@ int amb_receive_match(amb_proc *self, int64_t timeout_ms, amb_term *out, const c
 void amb__mailbox_drain(amb_proc *p)
 {
     drain(p);
+}
+
+/* A wait for the timer alone: the mailbox drains (signals are handled, an
+ * exit signal may end p) but nothing is scanned or taken, so sleeping costs
+ * nothing per queued message and ends no borrow. */
+int amb__mailbox_sleep(amb_proc *p, int64_t ms)
+{
+    if (!amb__proc_may_wait(p))
+        return AMB_ESTATE;
+    amb__proc_reduce(p);
+    p->wait_seq++;
+    p->wait_timed_out = false;
+    if (ms == 0)
+        return 0;
+    if (ms > 0) {
+        int rc = amb__ptimer_wait(p->task.sched, p, (uint64_t)ms);
+        if (rc != 0)
+            return rc;
+    }
+    p->in_receive = true;
+    for (;;) {
+        drain(p);
+        if (p->wait_timed_out)
+            break;
+        amb__sched_switch_out(&p->task, AMB__TASK_PARK);
+    }
+    p->in_receive = false;
+    return 0;
 }
 
 uint32_t amb__mailbox_wait_begin(amb_proc *p)
@@ -488,13 +522,10 @@ static void free_chain(amb__sched *s, amb__msg *m)
 
 void amb__mailbox_drop_all(amb__sched *s, amb_proc *p)
 {
-    if (p->borrowed != NULL) {
-        amb__msg_free(s, p->borrowed);
-        p->borrowed = NULL;
-    }
-    if (p->handling != NULL) {
-        amb__msg_free(s, p->handling);
-        p->handling = NULL;
+    amb__msg **slots[] = {&p->borrowed, &p->borrowed_after, &p->handling};
+    for (size_t i = 0; i < AMB_COUNTOF(slots); i++) {
+        amb__msg_free(s, *slots[i]);
+        *slots[i] = NULL;
     }
     free_chain(s, p->pq_head);
     p->pq_head = p->pq_tail = p->pq_mark = NULL;

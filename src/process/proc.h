@@ -111,8 +111,13 @@ struct amb_proc {
     uint64_t pq_mark_seq;
     uint64_t pq_seq;       /* arrival counter */
     _Atomic size_t pq_len; /* see `reductions` */
-    amb__msg *borrowed;    /* the last received message: freed at the next receive */
-    amb__msg *handling;    /* a handler's current message: freed when handle returns */
+    /* Borrowed messages (mailbox.c, "Borrows"): the one amb_receive,
+     * amb_receive_if or amb_receive_match returned last, freed at the next
+     * of them; the one amb_receive_if_after (the receive of library calls
+     * that wait for an answer) returned last, freed at its next. */
+    amb__msg *borrowed;
+    amb__msg *borrowed_after;
+    amb__msg *handling; /* a handler's current message: freed when handle returns */
 
     struct amb__msg *wait_timer;     /* the timer cell of the current wait, or NULL */
     intptr_t wake_result;            /* result of a blocking call */
@@ -231,8 +236,13 @@ bool amb__mailbox_take(amb_proc *p, amb_term *out);
  * queue for which match is true (amb_demonitor's flush). Leaves the borrowed
  * message alone. */
 void amb__mailbox_remove_if(amb_proc *p, amb_match_fn *match, void *ctx);
-/* Frees the message the process borrowed last, if any. */
+/* Frees every message the process borrows (a handler's, between messages;
+ * a process that ends). */
 void amb__mailbox_release_borrowed(amb_proc *p);
+/* amb_sleep: parks p for ms (AMB_INFINITY: for ever) while its mailbox
+ * drains, taking no message and ending no borrow. 0, AMB_ENOMEM, AMB_ESTATE
+ * (from a match function). */
+int amb__mailbox_sleep(amb_proc *p, int64_t ms);
 /* Starts a wait that only a WAKE cell with the returned wait_seq ends
  * (a blocking call): bumps p->wait_seq and clears wake_done. */
 uint32_t amb__mailbox_wait_begin(amb_proc *p);

@@ -4,7 +4,8 @@
  * every failure of a call (dead server, unknown name, a server dying
  * mid-call, a timeout whose late reply must never reach the caller, calling
  * oneself, a call from a receive's match function), the caller's other
- * messages kept in order, argument checks,
+ * messages kept in order and their last message left borrowed, argument
+ * checks,
  * ten thousand concurrent callers, and a server and a caller whose memory
  * does not grow over a hundred thousand calls.
  *
@@ -571,6 +572,52 @@ AMB_TEST(gen_server_call_from_a_match_function_is_estate_and_sends_nothing)
     gs_run(call_in_match_body, NULL);
 }
 
+/* ===========================================================================
+ * Borrows (issue 13, item 7)
+ * ======================================================================== */
+
+/* A call, a start, a stop and a supervisor call all wait with a receive, and
+ * each freed the message the caller had received last. They wait with their
+ * own borrow now: the caller's message stays as it was; a call's reply lasts
+ * until the next call, also across the caller's own receives. */
+static void borrow_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_heap *h = amb_proc_heap(self);
+    tsrv_arg a;
+    tsrv_arg_init(&a, self, INIT_OK);
+    amb_pid srv = tsrv_start(self, &a, NULL);
+    amb_pid sup;
+    CHECK_OK(self, amb_dynsup_start_link(self, NULL, NULL, &sup, NULL));
+    CHECK_OK(self, amb_send(self, amb_self(self), amb_pack(h, "{mine,~i,[1,2,3]}", 42)));
+    amb_term m = RECV(self);
+    amb_term r = CALL(self, srv, P(self, "{echo,{reply,[4,5,6]}}"));
+    CHECK_TEXT(self, m, "{mine,42,[1,2,3]}");
+    /* The reply outlives a plain receive (of a message sent meanwhile). */
+    CHECK_OK(self, amb_send(self, amb_self(self), amb_pack(h, "{other,~i,[7,8,9]}", 7)));
+    amb_term other = RECV(self);
+    CHECK_TEXT(self, r, "{reply,[4,5,6]}");
+    CHECK_TEXT(self, other, "{other,7,[7,8,9]}");
+    /* A start, a supervisor call and a stop leave `other` alone too. */
+    tsrv_arg b;
+    tsrv_arg_init(&b, self, INIT_OK);
+    amb_pid srv2;
+    CHECK_OK(self, amb_gen_server_start(self, &tsrv_cb, &b, NULL, &srv2, NULL));
+    amb_sup_counts counts;
+    CHECK_OK(self, amb_sup_count_children(self, sup, &counts));
+    CHECK_OK(self, amb_gen_server_stop(self, srv2, AMB_ATOM_NORMAL, DEADLINE_MS));
+    CHECK_OK(self, amb_gen_server_stop(self, sup, AMB_ATOM_NORMAL, DEADLINE_MS));
+    CHECK_TEXT(self, other, "{other,7,[7,8,9]}");
+    tsrv_stop(self, srv);
+    CHECK_TEXT(self, other, "{other,7,[7,8,9]}");
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+}
+
+AMB_TEST(gen_server_waits_leave_the_callers_last_message_borrowed)
+{
+    gs_run(borrow_body, NULL);
+}
+
 AMB_TEST_MAIN(
     AMB_TEST_ENTRY(gen_server_deferred_reply_from_another_process_with_a_copied_from),
     AMB_TEST_ENTRY(gen_server_reply_checks_from_and_tolerates_a_gone_caller),
@@ -583,4 +630,5 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(gen_server_callback_calls_another_server),
     AMB_TEST_ENTRY(gen_server_ten_thousand_concurrent_callers),
     AMB_TEST_ENTRY(gen_server_memory_stays_bounded_over_many_calls),
-    AMB_TEST_ENTRY(gen_server_call_from_a_match_function_is_estate_and_sends_nothing))
+    AMB_TEST_ENTRY(gen_server_call_from_a_match_function_is_estate_and_sends_nothing),
+    AMB_TEST_ENTRY(gen_server_waits_leave_the_callers_last_message_borrowed))

@@ -14,7 +14,8 @@
  * message that comes first wins, and stale timeouts of earlier receives
  * never end a later one; AMB_INFINITY waits for the message; a match
  * function that tries to wait is refused (AMB_ESTATE) and the receive that
- * runs it loses nothing.
+ * runs it loses nothing; amb_sleep and a receive after a mark leave the
+ * message of the last plain receive borrowed.
  *
  * The harness below is explained in tests/unit/process.c.
  */
@@ -810,6 +811,64 @@ AMB_TEST(a_match_function_cannot_wait_and_the_receive_stays_whole)
     run_in(2, nested_main, NULL);
 }
 
+/* ===========================================================================
+ * Borrows (issue 13, item 7)
+ * ======================================================================== */
+
+/* amb_sleep was a receive in disguise: it freed the message the caller had
+ * just received, and the next message sent reused its cell, so the term the
+ * caller still held read as another one. Sleeping takes nothing and ends no
+ * borrow; the same for a receive after a mark (the receive of every library
+ * call that waits), which has a borrow of its own. */
+static void borrow_sender(amb_proc *self, void *arg)
+{
+    amb_pid to = (amb_pid)(uintptr_t)arg;
+    amb_heap *h = amb_proc_heap(self);
+    CHECK_OK(self, amb_send(self, to, amb_pack(h, "{second,~i,~i,~i}", 7, 8, 9)));
+    CHECK_OK(self, amb_send(self, to, amb_pack(h, "{third,~i,~i,~i}", 4, 5, 6)));
+}
+
+static bool is_third(void *ctx, amb_term msg)
+{
+    (void)ctx;
+    return amb_is_record(msg, amb_atom("third"), 4);
+}
+
+static void borrow_main(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_heap *h = amb_proc_heap(self);
+    amb_pid me = amb_self(self);
+    CHECK_OK(self, amb_send(self, me, amb_pack(h, "{first,~i,~i,~i}", 1, 2, 3)));
+    amb_term m;
+    CHECK_OK(self, amb_receive(self, 0, &m));
+    amb_recv_mark mark = amb_receive_mark(self);
+    CHECK_OK(self, amb_spawn(self, borrow_sender, (void *)(uintptr_t)me, NULL));
+    /* The sender runs (and allocates its cells) while we sleep. */
+    CHECK_OK(self, amb_sleep(self, 20));
+    char buf[64];
+    CHECK_OK(self, amb_print(m, buf, sizeof buf, NULL));
+    CHECK(self, strcmp(buf, "{first,1,2,3}") == 0);
+    /* A receive after a mark takes its message into its own borrow. */
+    amb_term third;
+    CHECK_OK(self, amb_receive_if_after(self, mark, is_third, NULL, DEADLINE_MS, &third));
+    CHECK_OK(self, amb_print(m, buf, sizeof buf, NULL));
+    CHECK(self, strcmp(buf, "{first,1,2,3}") == 0);
+    /* The next plain receive ends the first borrow only. */
+    amb_term second = RECV(self);
+    CHECK_OK(self, amb_print(second, buf, sizeof buf, NULL));
+    CHECK(self, strcmp(buf, "{second,7,8,9}") == 0);
+    CHECK_OK(self, amb_print(third, buf, sizeof buf, NULL));
+    CHECK(self, strcmp(buf, "{third,4,5,6}") == 0);
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+}
+
+AMB_TEST(sleep_and_a_receive_after_a_mark_leave_the_last_message_borrowed)
+{
+    run_in(1, borrow_main, NULL);
+    run_in(2, borrow_main, NULL);
+}
+
 AMB_TEST_MAIN(
     AMB_TEST_ENTRY(receive_takes_the_oldest_message_first),
     AMB_TEST_ENTRY(fifo_per_sender_4_senders_100k_each_on_2_schedulers),
@@ -828,4 +887,5 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(message_before_timeout_wins_and_stale_timeouts_never_show_later),
     AMB_TEST_ENTRY(a_timed_out_receive_leaves_nothing_for_the_next_one),
     AMB_TEST_ENTRY(infinity_waits_until_the_message_arrives),
-    AMB_TEST_ENTRY(a_match_function_cannot_wait_and_the_receive_stays_whole))
+    AMB_TEST_ENTRY(a_match_function_cannot_wait_and_the_receive_stays_whole),
+    AMB_TEST_ENTRY(sleep_and_a_receive_after_a_mark_leave_the_last_message_borrowed))
