@@ -210,10 +210,12 @@ static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
         m = prev ? pq_next(prev) : p->pq_head;
     }
     for (;;) {
-        for (; m != NULL; prev = m, m = pq_next(m)) {
+        size_t passed = 0; /* cells this pass went by: charged as reductions */
+        for (; m != NULL; prev = m, m = pq_next(m), passed++) {
             if (m->seq <= after)
                 continue;
             if (mt.fn == NULL || matches(p, mt, m->term)) {
+                amb__proc_charge(p, passed);
                 if (mt.abort_rc != NULL && *mt.abort_rc != 0) {
                     if (armed)
                         amb__ptimer_wait_cancel(p->task.sched, p);
@@ -229,6 +231,7 @@ static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
             }
         }
         /* Scanned everything: look at what arrived since. */
+        amb__proc_charge(p, passed);
         amb__msg *fresh = drain(p);
         if (fresh != NULL) {
             m = fresh;
@@ -489,8 +492,9 @@ bool amb__mailbox_take(amb_proc *p, amb_term *out)
 void amb__mailbox_remove_if(amb_proc *p, amb_match_fn *match, void *ctx)
 {
     drain(p);
+    size_t passed = 0;
     amb__msg *prev = NULL, *m = p->pq_head;
-    while (m != NULL) {
+    for (; m != NULL; passed++) {
         amb__msg *next = pq_next(m);
         if (match(ctx, m->term)) {
             unlink_cell(p, prev, m);
@@ -500,6 +504,7 @@ void amb__mailbox_remove_if(amb_proc *p, amb_match_fn *match, void *ctx)
         }
         m = next;
     }
+    amb__proc_charge(p, passed);
 }
 
 size_t amb_message_queue_len(amb_proc *self)

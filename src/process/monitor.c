@@ -258,9 +258,14 @@ int amb_demonitor(amb_proc *self, amb_term ref, unsigned flags)
         self->fail->held--;
         send_demonitor(self->rt, self->task.sched, e.pid, self->pid, key);
     }
-    if (flags & AMB_DEMONITOR_FLUSH) {
-        /* A DOWN still in the mailbox is dropped when drained (the monitor
-         * is gone); one already in the private queue is removed here. */
+    if ((flags & AMB_DEMONITOR_FLUSH) && !active) {
+        /* A DOWN becomes a message only when its monitor is active, and
+         * removes it then: so an active monitor has no DOWN in the private
+         * queue, and one still in the mailbox is dropped when drained (the
+         * monitor is gone). Only a monitor that has fired can have its DOWN
+         * in the private queue; that one is looked for here. So the flush
+         * after a gen_server call's reply costs nothing, however long the
+         * caller's queue (issue 13, item 8). */
         amb_term r = ref;
         amb__mailbox_remove_if(self, is_down_of, &r);
     }

@@ -271,6 +271,17 @@ static inline bool amb__proc_may_wait(const amb_proc *p)
 {
     return !p->in_match;
 }
+/* Charges n reductions for work done in one go (the cells a selective scan
+ * passed over: BEAM charges a reduction for each message a receive skips),
+ * without yielding there: the next reduction yields if the budget is gone.
+ * So a long scan counts in process_info and shortens the time slice. */
+static inline void amb__proc_charge(amb_proc *p, size_t n)
+{
+    amb__counter_add(&p->reductions, (int64_t)n);
+    p->task.budget = p->task.budget > 0 && (size_t)p->task.budget > n
+                         ? (int16_t)(p->task.budget - (int16_t)n)
+                         : 0;
+}
 /* Spends one reduction; yields when the budget is gone. Handles pending
  * exit signals first: every send and receive passes here, so a running
  * process notices an exit signal at its next runtime call. */
