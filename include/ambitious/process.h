@@ -249,18 +249,53 @@ AMB_API int amb_spawn_link(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out);
  * as amb_spawn. */
 AMB_API int amb_spawn_monitor(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out,
                               amb_term *ref);
-/* Monitors pid: when it ends (or at once when it is not alive: reason
- * noproc) the caller gets {'DOWN', Ref, process, Pid, Reason}. Each call makes
- * a new monitor, so several monitors of one process each get their DOWN.
- * *ref (may be NULL) gets the reference, on the caller's heap. AMB_EBADARG
- * for a term that is not a pid, AMB_ENOTSUP for a pid of another node,
- * AMB_ENOMEM. */
-AMB_API int amb_monitor(amb_proc *self, amb_pid pid, amb_term *ref);
+/* Monitors target (erlang:monitor(process, Target)): when the process ends
+ * (or at once when it is not alive: reason noproc) the caller gets
+ * {'DOWN', Ref, process, Object, Reason}. target is
+ *   - a pid: Object is the pid;
+ *   - a registered name, an atom or {Name, Node} with this node's name: the
+ *     process registered under Name now is monitored (a later change of the
+ *     name does not move the monitor), and Object is {Name, Node} (OTP's);
+ *     a name nobody has gives the DOWN noproc at once, with {Name, Node}.
+ * Each call makes a new monitor, so several monitors of one process each
+ * get their DOWN. *ref (may be NULL) gets the reference, on the caller's
+ * heap. AMB_EBADARG for any other term, AMB_ENOTSUP for a pid or
+ * {Name, Node} of another node (until distribution exists), AMB_ENOMEM. */
+AMB_API int amb_monitor(amb_proc *self, amb_term target, amb_term *ref);
+/* What an alias monitor's reference is besides a monitor (OTP's
+ * monitor(process, Target, [{alias, UnaliasOpt}])): also an alias of the
+ * caller (amb_alias below), so one term names the monitor and routes
+ * messages, and a message sent through it after the alias went is dropped,
+ * wherever it was then. A call's reply travels so: once the DOWN is taken,
+ * a reply sent later never lands in the caller's mailbox. */
+typedef enum amb_monitor_alias {
+    AMB_MONITOR_NO_ALIAS = 0,          /* a plain monitor */
+    AMB_MONITOR_ALIAS_EXPLICIT,        /* explicit_unalias: the alias lives
+                                          until amb_unalias */
+    AMB_MONITOR_ALIAS_DEMONITOR,       /* demonitor: the alias goes with the
+                                          monitor (its DOWN taken in, or
+                                          amb_demonitor), or at amb_unalias */
+    AMB_MONITOR_ALIAS_REPLY_DEMONITOR, /* reply_demonitor: as demonitor, and
+                                          the first message taken in through
+                                          the alias removes both the alias
+                                          and the monitor */
+} amb_monitor_alias;
+/* Options of amb_monitor_opt (inputs only). Zero means default. */
+typedef struct amb_monitor_opts {
+    amb_monitor_alias alias; /* default: no alias */
+} amb_monitor_opts;
+/* amb_monitor with options (opts may be NULL: a plain monitor; copied, only
+ * read during the call). The errors of amb_monitor, and AMB_EBADARG for an
+ * unknown alias kind. */
+AMB_API int amb_monitor_opt(amb_proc *self, amb_term target, const amb_monitor_opts *opts,
+                            amb_term *ref);
 /* Flags of amb_demonitor. AMB_DEMONITOR_FLUSH: also remove a DOWN of this
  * monitor already in the mailbox. */
 #define AMB_DEMONITOR_FLUSH 1u
 /* Removes the monitor ref: no DOWN for it reaches the caller afterwards
- * (with AMB_DEMONITOR_FLUSH none is left in the mailbox either). 0 when the
+ * (with AMB_DEMONITOR_FLUSH none is left in the mailbox either). The alias
+ * of an alias monitor made with AMB_MONITOR_ALIAS_DEMONITOR or _REPLY_
+ * DEMONITOR goes with it. 0 when the
  * monitor was active, AMB_ENOTFOUND when it was not (already fired or
  * removed: erlang:demonitor(Ref, [info]) returning false), AMB_EBADARG for a
  * term that is not a reference or unknown flags, AMB_ESTATE for a flush from

@@ -28,7 +28,7 @@ void amb__link_signal(amb_proc *p, amb__msg *m)
         if (f == NULL)
             amb__panic("out of memory making a link");
         if (amb__fail_find(&f->links, m->words[0]) == NULL &&
-            amb__fail_put(&f->links, m->words[0], m->words[0], NULL) != 0)
+            amb__fail_put(&f->links, m->words[0], m->words[0]) == NULL)
             amb__panic("out of memory making a link");
         break;
     }
@@ -97,9 +97,9 @@ int amb__link_spawn(amb_proc *parent, amb_proc *child)
     struct amb__fail *pf = amb__fail_of(parent), *cf = amb__fail_of(child);
     if (pf == NULL || cf == NULL)
         return AMB_ENOMEM;
-    if (amb__fail_put(&cf->links, parent->pid, parent->pid, NULL) != 0)
+    if (amb__fail_put(&cf->links, parent->pid, parent->pid) == NULL)
         return AMB_ENOMEM;
-    if (amb__fail_put(&pf->links, child->pid, child->pid, NULL) != 0)
+    if (amb__fail_put(&pf->links, child->pid, child->pid) == NULL)
         return AMB_ENOMEM;
     return 0;
 }
@@ -137,7 +137,7 @@ int amb_link(amb_proc *self, amb_pid pid)
         return 0;
     }
     amb__msg *m = amb__msg_new_signal(s, AMB__MSG_LINK, 2);
-    if (m == NULL || amb__fail_put(&f->links, pid, pid, NULL) != 0) {
+    if (m == NULL || amb__fail_put(&f->links, pid, pid) == NULL) {
         amb__msg_free(s, m);
         return AMB_ENOMEM;
     }

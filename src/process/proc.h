@@ -357,8 +357,20 @@ void amb__logger_crash(amb_proc *p, amb_term reason, amb_term last);
  * scheduler `sched` without yielding. */
 void amb__logger_stuck(amb__exec *x, unsigned sched, uint32_t id, uint64_t ms);
 
-/* Aliases (alias.c). True when t is an alias of rt. */
+/* Aliases (alias.c). Keys with this bit belong to alias monitors: the
+ * rest is the monitor's key (monitor.c). */
+#define AMB__ALIAS_MONITOR_BIT (UINT64_C(1) << 63)
+/* True when t is an alias of rt. */
 bool amb__alias_is(amb_rt *rt, amb_term t);
+/* Decodes an alias of rt into its key and owner; false for any other term. */
+bool amb__alias_decode(amb_rt *rt, amb_term ref, uint64_t *key, amb_pid *owner);
+/* The alias term of key owned by owner, on h (AMB_NONE: no memory). */
+amb_term amb__alias_term(amb_rt *rt, amb_heap *h, uint64_t key, amb_pid owner);
+/* Makes key an active alias of p (reply: inactive after one message), its
+ * term in *ref on p's heap. 0, or AMB_ENOMEM and nothing changed. */
+int amb__alias_add(amb_proc *p, uint64_t key, bool reply, amb_term *ref);
+/* Deactivates p's alias key; false when it was not active. */
+bool amb__alias_drop(amb_proc *p, uint64_t key);
 /* Sends msg (copied) to the owner of alias; 0 also when the owner is gone. */
 int amb__alias_send(amb_rt *rt, amb__sched *s, amb_term alias, amb_term msg);
 /* The drain's decision on an ALIAS cell: the cell as an ordinary message
