@@ -7,9 +7,12 @@
  *     receive after a mark taken before the monitor, so it never takes (nor
  *     reorders) a message of the caller's that arrived before, and a dead
  *     target ends the wait at once.
- *   - Replies and acks come through an alias made with AMB_ALIAS_REPLY: once
- *     the wait is over (answered, timed out, target down) the alias is gone,
- *     so nothing sent to it later reaches the caller.
+ *   - Replies and acks come through an alias that is gone once the wait is
+ *     over (answered, timed out, target down), so nothing sent to it later
+ *     reaches the caller: a call's is its monitor's reference (an alias
+ *     monitor, reply_demonitor: a DOWN taken in ends it before a reply that
+ *     came after it is looked at), a start's is made with AMB_ALIAS_REPLY
+ *     (the server acks before it can end).
  *   - The caller's heap is rewound to where it was on entry; results for the
  *     caller are copied onto it after the rewind (or are borrowed from the
  *     received message, as receive's results are).
@@ -239,8 +242,11 @@ typedef struct wait_scope {
     waiter w;
 } wait_scope;
 
-/* 0, or an error with nothing left behind. */
-static int wait_begin(amb_proc *self, amb_term server, wait_scope *ws)
+/* 0, or an error with nothing left behind. The monitor is an alias
+ * monitor of kind alias (its reference in both ws->w.mref and ws->w.alias),
+ * or a plain one (AMB_MONITOR_NO_ALIAS). */
+static int wait_begin(amb_proc *self, amb_term server, amb_monitor_alias alias,
+                      wait_scope *ws)
 {
     int rc = amb__gen_resolve(self, server, &ws->pid);
     if (rc != 0)
@@ -254,10 +260,13 @@ static int wait_begin(amb_proc *self, amb_term server, wait_scope *ws)
     ws->w = (waiter){AMB_NONE, AMB_NONE};
     ws->mark = amb_receive_mark(self);
     rc = may_wait(self, ws->mark);
+    amb_monitor_opts mo = {.alias = alias};
     if (rc == 0)
-        rc = amb_monitor(self, ws->pid, &ws->w.mref);
+        rc = amb_monitor_opt(self, ws->pid, &mo, &ws->w.mref);
     if (rc != 0)
         amb_heap_rewind(ws->h, ws->hm);
+    else if (alias != AMB_MONITOR_NO_ALIAS)
+        ws->w.alias = ws->w.mref;
     return rc;
 }
 
@@ -266,36 +275,37 @@ int amb_gen_server_call(amb_proc *self, amb_term server, amb_term request,
 {
     if (self == NULL || request == AMB_NONE || !timeout_ok(timeout_ms))
         return AMB_EBADARG;
+    /* One reference is the monitor and the reply's alias (OTP's
+     * monitor(process, Server, [{alias, reply_demonitor}])): the reply, taken
+     * in, ends the alias and the monitor; the DOWN, taken in, ends the alias,
+     * so a reply sent after the server died (by a process it handed the
+     * request to) is dropped wherever it is (issue 13, item 6). */
     wait_scope ws;
-    int rc = wait_begin(self, server, &ws);
+    int rc = wait_begin(self, server, AMB_MONITOR_ALIAS_REPLY_DEMONITOR, &ws);
     if (rc != 0)
         return rc;
     amb_heap *h = ws.h;
-    rc = amb_alias(self, AMB_ALIAS_REPLY, &ws.w.alias);
-    amb_term msg = rc == 0 ? AMB_TUPLE(h, AMB_ATOM_GEN_CALL,
-                                       AMB_TUPLE(h, amb_self(self), ws.w.alias), request)
-                           : AMB_NONE;
-    if (msg == AMB_NONE && rc == 0)
-        rc = AMB_ENOMEM;
-    if (rc == 0)
-        rc = amb_send(self, ws.pid, msg);
+    amb_term msg = AMB_TUPLE(h, AMB_ATOM_GEN_CALL,
+                             AMB_TUPLE(h, amb_self(self), ws.w.alias), request);
+    rc = msg == AMB_NONE ? AMB_ENOMEM : amb_send(self, ws.pid, msg);
     amb_term m = AMB_NONE;
     if (rc == 0)
         rc = amb_receive_if_after(self, ws.mark, is_answer, &ws.w, timeout_ms, &m);
     if (rc == 0 && is_down_msg(m)) {
-        /* The DOWN is consumed; the alias goes with the wait. */
-        amb_unalias(self, ws.w.alias);
+        /* The DOWN is consumed, and took the alias with it. */
         amb_term why = amb_tuple_elem(m, 4);
         rc = why == AMB_ATOM_NOPROC ? AMB_ENOPROC : AMB_EEXIT;
         if (rc == AMB_EEXIT && reply != NULL)
             *reply = why;
     } else if (rc == 0) {
-        /* The reply alias went inactive when the reply was received. */
-        amb_demonitor(self, ws.w.mref, AMB_DEMONITOR_FLUSH);
+        /* The reply took the alias and the monitor with it. */
         if (reply != NULL)
             *reply = amb_tuple_elem(m, 1);
     } else {
-        wait_done(self, &ws.w);
+        /* A timeout: the monitor and its alias go, so a reply on its way is
+         * dropped when it arrives. The monitor is active, so no DOWN of it
+         * is in the queue and none will be. */
+        amb_demonitor(self, ws.w.mref, 0);
     }
     amb_heap_rewind(h, ws.hm);
     return rc;
@@ -333,7 +343,7 @@ int amb_gen_server_stop(amb_proc *self, amb_term server, amb_term reason,
     if (self == NULL || reason == AMB_NONE || !timeout_ok(timeout_ms))
         return AMB_EBADARG;
     wait_scope ws;
-    int rc = wait_begin(self, server, &ws);
+    int rc = wait_begin(self, server, AMB_MONITOR_NO_ALIAS, &ws);
     if (rc != 0)
         return rc;
     rc = amb__gen_send_tagged(self, ws.pid, amb__gen_atoms_get()->gen_stop, reason);
