@@ -525,18 +525,54 @@ typedef struct amb_proc_info {
                                      of that activation (it holds none while
                                      idle) */
     size_t heap_size;             /* bytes of the process's heap */
-    size_t memory;                /* all bytes the process holds */
+    size_t memory;                /* all bytes the process holds, as OTP's
+                                     process_info(P, memory): its block,
+                                     stack, heap, state, links, monitors,
+                                     aliases, and its messages (those queued
+                                     and those it borrows) */
     const void *current_function; /* the body function or handler table */
     bool trap_exit;
 } amb_proc_info;
 
-/* A snapshot of pid's state, copied into the caller's *out (the process
+/* process_info comes in two forms. amb_process_info fills a struct of counts
+ * (no heap, no term: for monitoring code that polls). amb_process_info_items
+ * is OTP's process_info/2: the items asked, as terms on the caller's heap,
+ * lists included (links, monitors, messages). Both are answered by the
+ * process itself, in order with what was sent to it before (BEAM's way
+ * since OTP 21), so counts and lists are exact at that point.
+ *
+ * A snapshot of pid's state, copied into the caller's *out (the process
  * answers it itself, as BEAM's does, so the counts are exact);
  * current_function is the address of code, never to be freed. AMB_ENOPROC
  * when pid is not a live process of this runtime, AMB_EBADARG (NULL out),
  * AMB_ENOMEM, AMB_ESTATE (another process's, asked from a match function:
  * amb_receive_if). */
 AMB_API int amb_process_info(amb_proc *self, amb_pid pid, amb_proc_info *out);
+
+/*
+ * process_info(Pid, Item) and process_info(Pid, [Item]): items is an item
+ * atom, and *out gets {Item, Value}; or a list of them, and *out gets
+ * [{Item, Value}] in the same order. On the caller's heap (owned by it);
+ * messages are copies. The items, with OTP's names and values:
+ *   links              [Pid]: the processes linked to pid
+ *   monitors           [{process, Pid} | {process, {Name, Node}}]: the
+ *                      monitors pid holds (by name for a monitor of a name)
+ *   monitored_by       [Pid]: the processes monitoring pid
+ *   messages           [Msg]: copies of its queued messages, oldest first
+ *   message_queue_len  an integer
+ *   memory             bytes, as amb_proc_info.memory
+ *   registered_name    an atom, or [] when pid has no name (OTP's)
+ *   status             waiting | running | runnable | exiting
+ *   reductions         an integer
+ *   trap_exit          true | false
+ * Lists other than messages are in no particular order (OTP's neither).
+ * AMB_ENOPROC when pid is not alive (OTP's undefined), AMB_EBADARG (not a
+ * pid, an unknown item, items neither an item nor a proper list of them,
+ * NULL out), AMB_ENOTSUP (a pid of another node), AMB_ENOMEM, AMB_ESTATE
+ * (another process's, asked from a match function: amb_receive_if).
+ */
+AMB_API int amb_process_info_items(amb_proc *self, amb_pid pid, amb_term items,
+                                   amb_term *out);
 
 /* ---------------------------------------------------------------------------
  * Blocking calls (Erlang's dirty schedulers)

@@ -184,6 +184,12 @@ amb__msg *amb__alias_accept(amb_proc *p, amb__msg *m)
     return m;
 }
 
+size_t amb__alias_bytes(const amb_proc *p)
+{
+    const struct amb__aliases *a = p->aliases;
+    return a ? sizeof *a + a->cap * sizeof *a->v : 0;
+}
+
 void amb__alias_free(amb_proc *p)
 {
     if (p->aliases != NULL) {

@@ -96,6 +96,15 @@ bool amb__fail_del(amb__fail_table *t, uint64_t key, amb__fail_entry *out)
     return true;
 }
 
+size_t amb__fail_bytes(const amb_proc *p)
+{
+    const struct amb__fail *f = p->fail;
+    if (f == NULL)
+        return 0;
+    return sizeof *f + (f->links.cap + f->mons.cap) * sizeof(amb__fail_entry) +
+           f->capcl * sizeof *f->cl;
+}
+
 /* ---------------------------------------------------------------------------
  * The end of a process
  * ------------------------------------------------------------------------ */

@@ -94,6 +94,8 @@ amb__fail_entry *amb__fail_find(const amb__fail_table *t, uint64_t key);
  * monitor: of a pid, no alias): the entry, for the caller to fill in, or
  * NULL when out of memory (nothing changed then). */
 amb__fail_entry *amb__fail_put(amb__fail_table *t, uint64_t key, amb_pid pid);
+/* The bytes p's failure state takes (process_info's memory). */
+size_t amb__fail_bytes(const amb_proc *p);
 /* Removes key; false when it was not there. *out (may be NULL) gets it. */
 bool amb__fail_del(amb__fail_table *t, uint64_t key, amb__fail_entry *out);
 /* 0 for a pid of rt; AMB_ENOTSUP for another node's pid; else AMB_EBADARG. */
@@ -117,8 +119,10 @@ void amb__link_teardown(amb__sched *s, amb_proc *p);
  * amb__link_spawn_undo when the spawn fails later. */
 int amb__link_spawn(amb_proc *parent, amb_proc *child);
 void amb__link_spawn_undo(amb_proc *parent, amb_proc *child);
-/* Active links of p (process_info). */
+/* Active links of p (process_info), and the list of their pids on h
+ * (AMB_NONE when out of memory). */
 size_t amb__link_count(const amb_proc *p);
+amb_term amb__link_list(const amb_proc *p, amb_heap *h);
 
 /* ---------------------------------------------------------------------------
  * Monitors (monitor.c)
@@ -137,6 +141,10 @@ int amb__monitor_spawn(amb_proc *parent, amb_proc *child, amb_term *ref);
 void amb__monitor_spawn_undo(amb_proc *parent, amb_proc *child);
 /* Monitors p holds (process_info). */
 size_t amb__monitor_count(const amb_proc *p);
+/* On h (AMB_NONE when out of memory): with held, the monitors p holds as
+ * process_info(P, monitors) lists them ([{process, Pid | {Name, Node}}]);
+ * else the pids that monitor p (monitored_by). */
+amb_term amb__monitor_list(const amb_proc *p, amb_heap *h, bool held);
 /* Removes the monitor p holds with key, if active, and tells its target
  * (a reply through the alias of a {alias, reply_demonitor} monitor). */
 void amb__monitor_drop(amb_proc *p, uint64_t key);

@@ -90,6 +90,16 @@ size_t amb__link_count(const amb_proc *p)
     return n;
 }
 
+amb_term amb__link_list(const amb_proc *p, amb_heap *h)
+{
+    amb_term l = AMB_NIL;
+    const amb__fail_table *t = p->fail ? &p->fail->links : NULL;
+    for (size_t i = 0; t != NULL && i < t->cap; i++)
+        if (t->e[i].key != 0 && t->e[i].unlink_id == 0)
+            l = amb_cons(h, t->e[i].pid, l);
+    return l;
+}
+
 /* Both blocks are set up before the child is published, so nobody can see
  * one without the other. */
 int amb__link_spawn(amb_proc *parent, amb_proc *child)

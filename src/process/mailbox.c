@@ -96,11 +96,7 @@ static amb__msg *handle_signal(amb_proc *p, amb__msg *m)
         amb__info_answer(p, m);
         return NULL;
     case AMB__MSG_INFO_REPLY:
-        if (m->wait_seq == p->wait_seq && p->info_dest != NULL) {
-            memcpy(p->info_dest, m->words, sizeof *p->info_dest);
-            p->wake_done = true;
-        }
-        amb__msg_free(p->task.sched, m);
+        amb__info_reply_taken(p, m);
         return NULL;
     case AMB__MSG_LINK:
     case AMB__MSG_UNLINK:

@@ -210,6 +210,24 @@ size_t amb__monitor_count(const amb_proc *p)
     return p->fail ? p->fail->held : 0;
 }
 
+amb_term amb__monitor_list(const amb_proc *p, amb_heap *h, bool held)
+{
+    amb_term l = AMB_NIL;
+    const amb__fail_table *t = p->fail ? &p->fail->mons : NULL;
+    for (size_t i = 0; t != NULL && i < t->cap; i++) {
+        const amb__fail_entry *e = &t->e[i];
+        if (e->key == 0 || (e->key & 1) == held)
+            continue;
+        amb_term item = e->pid; /* monitored_by: the watcher */
+        if (held)               /* {process, Pid} or {process, {Name, Node}}, as OTP's */
+            item = AMB_TUPLE(h, AMB_ATOM_PROCESS,
+                             e->name != AMB_NONE ? AMB_TUPLE(h, e->name, p->rt->node_name)
+                                                 : e->pid);
+        l = amb_cons(h, item, l);
+    }
+    return l;
+}
+
 void amb__monitor_drop(amb_proc *p, uint64_t key)
 {
     amb__fail_entry e;

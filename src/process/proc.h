@@ -49,8 +49,10 @@ enum amb__msg_kind {
     AMB__MSG_TERM = 1,   /* an ordinary message */
     AMB__MSG_TIMEOUT,    /* a receive timeout fired (timer cell, see ptimer.c) */
     AMB__MSG_WAKE,       /* a blocking call finished: wakes the waiter */
-    AMB__MSG_INFO_REQ,   /* process_info asked of this process (term: requester) */
-    AMB__MSG_INFO_REPLY, /* the answer (words: amb_proc_info) */
+    AMB__MSG_INFO_REQ,   /* process_info asked of this process (words[0]: the
+                            requester; term: the items asked, or AMB_NONE) */
+    AMB__MSG_INFO_REPLY, /* the answer (words: amb_proc_info; term: the items'
+                            answer, or AMB_NONE) */
     /* Failure signals (fail.h; docs/design/failure.md). */
     AMB__MSG_LINK,       /* words: from, to */
     AMB__MSG_UNLINK,     /* UNLINK_ID; words: from, id */
@@ -119,9 +121,9 @@ struct amb_proc {
     amb__msg *borrowed_after;
     amb__msg *handling; /* a handler's current message: freed when handle returns */
 
-    struct amb__msg *wait_timer;     /* the timer cell of the current wait, or NULL */
-    intptr_t wake_result;            /* result of a blocking call */
-    struct amb_proc_info *info_dest; /* where an INFO_REPLY goes */
+    struct amb__msg *wait_timer;      /* the timer cell of the current wait, or NULL */
+    intptr_t wake_result;             /* result of a blocking call */
+    struct amb__info_wait *info_wait; /* where an INFO_REPLY goes (info.c) */
 
     /* The body. */
     amb_fn *fn;
@@ -196,6 +198,9 @@ amb_proc *amb__ptab_lookup(amb_rt *rt, amb_pid pid);
 amb__msg *amb__msg_alloc(amb__sched *s, size_t nwords);
 /* Returns a cell (and what its heap holds) to the pools of s (may be NULL). */
 void amb__msg_free(amb__sched *s, amb__msg *m);
+/* The bytes m takes (its cell and any blocks its heap grew): process_info's
+ * memory. */
+size_t amb__msg_bytes(const amb__msg *m);
 /* A TERM cell holding a copy of t. NULL on ENOMEM. */
 amb__msg *amb__msg_new_term(amb__sched *s, amb_term t);
 /* The same with reserve words at the start of the cell's buffer for the
@@ -320,6 +325,10 @@ _Noreturn void amb__proc_die(amb_proc *p, amb_term reason, bool report, amb__msg
 void amb__info_answer(amb_proc *p, amb__msg *req);
 /* Answers a request that reached a dead process: "no such process". */
 void amb__info_discard(amb_rt *rt, amb__sched *s, amb__msg *req);
+/* Takes an INFO_REPLY in, while p drains: when it answers p's current wait,
+ * it ends the wait (the cell is kept when it carries items), else it is
+ * freed. */
+void amb__info_reply_taken(amb_proc *p, amb__msg *m);
 
 /* ---------------------------------------------------------------------------
  * Failure: links, monitors, exit signals (fail.h has the rest)
@@ -376,6 +385,8 @@ int amb__alias_send(amb_rt *rt, amb__sched *s, amb_term alias, amb_term msg);
 /* The drain's decision on an ALIAS cell: the cell as an ordinary message
  * when its alias is active (a reply alias goes inactive), else NULL (freed). */
 amb__msg *amb__alias_accept(amb_proc *p, amb__msg *m);
+/* The bytes p's alias set takes (process_info's memory). */
+size_t amb__alias_bytes(const amb_proc *p);
 /* Frees the alias set (teardown). */
 void amb__alias_free(amb_proc *p);
 
