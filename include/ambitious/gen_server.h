@@ -19,9 +19,17 @@
  *   ..., Timeout}                     amb_gen_timeout(ret, ms): when no
  *                                     message comes within ms, handle_info
  *                                     gets the atom `timeout` (ms out of
- *                                     range: bad_return_value)
+ *                                     range: a bad result, below)
  *   ..., hibernate}                   amb_gen_hibernate(ret)
  *   ..., {continue, C}}               amb_gen_continue(ret, C)
+ *
+ * A result a callback may not return (a reply from a cast, ignore from
+ * anything but init, a timeout out of range) stops the server, before any
+ * of it is acted on, with OTP's reason {bad_return_value, Value}: Value is
+ * the result written as the Erlang callback would have returned it, without
+ * the state ({reply, R}, {noreply, -2}, {ok, -5} from init; {action, N} or
+ * {next, N} for a field no constructor makes). From init it fails the start
+ * (AMB_EINIT with that reason).
  *
  * The state S is not returned: it is the memory `state` points to, changed
  * in place. With state_size > 0 the runtime allocates that many zeroed bytes
@@ -228,7 +236,8 @@ typedef struct amb_gen_opts {
  *   AMB_EIGNORE   init returned ignore; the server ended with reason normal
  *   AMB_EINIT     init returned stop(Reason) (*reason = Reason; amb_gen_fail:
  *                 {error, 'AMB_E...'}), a result init may not return
- *                 (bad_return_value), or the server ended during init
+ *                 ({bad_return_value, Value}, above; a timeout out of
+ *                 range too), or the server ended during init
  *                 without init returning (amb_exit_self, a failed
  *                 AMB_ASSERT, an exit signal that ended it; *reason = its
  *                 exit reason); it ended with that reason

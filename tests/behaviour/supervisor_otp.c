@@ -430,7 +430,7 @@ static void gen_server_body(amb_proc *self, void *arg)
         gen_server_case(self, link, T_IGNORE, AMB_EIGNORE, NULL);
         gen_server_case(self, link, T_STOP, AMB_EINIT, "no_way");
         gen_server_case(self, link, T_FAIL, AMB_EINIT, "{error,'AMB_ENOMEM'}");
-        gen_server_case(self, link, T_BAD, AMB_EINIT, "bad_return_value");
+        gen_server_case(self, link, T_BAD, AMB_EINIT, "{bad_return_value,{reply,what}}");
         gen_server_case(self, link, T_HANG, AMB_ETIMEDOUT, NULL);
     }
     /* The name is taken: AMB_EEXIST with the holder (already_started). */
