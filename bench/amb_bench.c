@@ -1026,8 +1026,8 @@ static void bench_sup_wide(struct run *r, amb_proc *self)
                              .start = amb_gen_child_start,
                              .arg = &gc};
         amb_pid pid = AMB_NONE;
-        rc = dyn ? amb_dynsup_start_child(self, sup, &cs, &pid)
-                 : amb_sup_start_child(self, sup, &cs, &pid);
+        rc = dyn ? amb_dynsup_start_child(self, sup, &cs, &pid, NULL)
+                 : amb_sup_start_child(self, sup, &cs, &pid, NULL);
         amb_heap_rewind(h, m);
         if (rc != 0) {
             fail(r, self, "start_child %lld: %s", i, amb_strerror(rc));
