@@ -365,9 +365,10 @@ AMB_API int amb_send(amb_proc *self, amb_term to, amb_term msg);
 
 /* Receives the oldest message into *out (may be NULL: the message is taken
  * all the same), borrowed until the next amb_receive, amb_receive_if or
- * amb_receive_match (see "Borrowing" above). AMB_ETIMEDOUT when timeout_ms passes first (0 polls,
- * AMB_INFINITY waits forever), AMB_EBADARG (NULL self, a timeout out of
- * range), AMB_ESTATE (called from a match function, see amb_receive_if). */
+ * amb_receive_match (see "Borrowing" above). AMB_ETIMEDOUT when
+ * timeout_ms passes first (0 polls, AMB_INFINITY waits forever),
+ * AMB_EBADARG (NULL self, a timeout out of range), AMB_ESTATE (called from
+ * a match function, see amb_receive_if). */
 AMB_API int amb_receive(amb_proc *self, int64_t timeout_ms, amb_term *out);
 
 /* Selective receive by predicate: the oldest message for which match(ctx,

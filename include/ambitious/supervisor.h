@@ -185,8 +185,8 @@ AMB_API int amb_sup_terminate_child(amb_proc *self, amb_term sup, amb_term id);
  * AMB_EIGNORE, AMB_EINIT with *reason (may be NULL; on the caller's heap:
  * OTP's {error, Reason}; no exit signal left, as amb_sup_start_child's).
  * Not counted toward the intensity (OTP). */
-AMB_API int amb_sup_restart_child(amb_proc *self, amb_term sup, amb_term id,
-                                  amb_pid *out, amb_term *reason);
+AMB_API int amb_sup_restart_child(amb_proc *self, amb_term sup, amb_term id, amb_pid *out,
+                                  amb_term *reason);
 /* Removes the spec of a child that is not running: 0; AMB_ERUNNING,
  * AMB_ERESTARTING, AMB_ENOTFOUND. */
 AMB_API int amb_sup_delete_child(amb_proc *self, amb_term sup, amb_term id);
