@@ -23,7 +23,8 @@
  *   UNLINK_ACK {from, id}  UNLINK_ID_ACK, before any other signal
  *   EXIT {from, flags}     term: the reason; flags: AMB__EXIT_LINKED when it
  *                          comes from a link (the end of a linked process)
- *   MONITOR {watcher, target, key, ref}   the receiver records the watcher
+ *   MONITOR {watcher, target, key, ref,   the receiver records the watcher
+ *            name, alias kind}
  *   DEMONITOR {watcher, key}              the receiver forgets it
  *   DOWN {key}             term: {'DOWN', Ref, process, Pid, Reason}
  *
