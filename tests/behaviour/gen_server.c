@@ -1084,7 +1084,7 @@ static void bad_result_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_bad_result_stops_with_bad_return_value_naming_the_result)
 {
-    gs_run(bad_result_body, NULL);
+    run_both(bad_result_body, NULL);
 }
 
 AMB_TEST_MAIN(

@@ -569,7 +569,7 @@ static void call_in_match_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_call_from_a_match_function_is_estate_and_sends_nothing)
 {
-    gs_run(call_in_match_body, NULL);
+    run_both(call_in_match_body, NULL);
 }
 
 /* ===========================================================================
@@ -615,7 +615,7 @@ static void borrow_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_waits_leave_the_callers_last_message_borrowed)
 {
-    gs_run(borrow_body, NULL);
+    run_both(borrow_body, NULL);
 }
 
 /* ===========================================================================
@@ -673,7 +673,7 @@ static void queued_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_call_behind_a_long_queue_does_not_look_at_it)
 {
-    gs_run(queued_body, NULL);
+    run_both(queued_body, NULL);
 }
 
 /* ===========================================================================
@@ -748,7 +748,7 @@ static void late_reply_body(amb_proc *self, void *arg)
 AMB_TEST(gen_server_reply_after_the_server_died_never_lands)
 {
     late_obs o = {0};
-    gs_run(late_reply_body, &o);
+    run_both(late_reply_body, &o);
     /* On one scheduler the DOWN always comes first. */
     assert_true(atomic_load(&o.exited) >= LATE_ROUNDS);
     assert_int_equal(atomic_load(&o.exited) + atomic_load(&o.replied), 2 * LATE_ROUNDS);

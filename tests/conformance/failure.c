@@ -641,7 +641,7 @@ static void monitor_name_body(amb_proc *self, void *arg)
 
 AMB_TEST(monitor_of_a_registered_name_gives_a_down_naming_name_and_node)
 {
-    run(monitor_name_body, NULL);
+    run_both(monitor_name_body, NULL);
 }
 
 /* A name nobody has: an immediate DOWN noproc naming {Name, Node} (also for
@@ -681,7 +681,7 @@ static void monitor_no_name_body(amb_proc *self, void *arg)
 
 AMB_TEST(monitor_of_a_name_nobody_has_gives_immediate_down_noproc_with_name_and_node)
 {
-    run(monitor_no_name_body, NULL);
+    run_both(monitor_no_name_body, NULL);
 }
 
 /* ===========================================================================
@@ -813,9 +813,9 @@ static void alias_monitor_body(amb_proc *self, void *arg)
 AMB_TEST(alias_monitor_drops_what_comes_through_its_alias_after_the_down)
 {
     unsigned n = 1;
-    run_n(1, alias_monitor_body, &n);
+    run_in(1, alias_monitor_body, &n);
     n = 2;
-    run_n(2, alias_monitor_body, &n);
+    run_in(2, alias_monitor_body, &n);
 }
 
 /* ===========================================================================
