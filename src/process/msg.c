@@ -111,6 +111,17 @@ void amb__msg_free(amb__sched *s, amb__msg *m)
                        m->slab_index);
 }
 
+size_t amb__msg_bytes(const amb__msg *m)
+{
+    /* A pooled cell is its class's size; a cell of its own was sized for its
+     * term (amb__msg_new_term). Either may have grown blocks. */
+    size_t bytes = m->size_class != NOSLAB ? classes[m->size_class].size
+                                           : sizeof(amb__msg) + amb_term_size(m->term);
+    if (m->heap_at != 0)
+        bytes += amb__msg_heap((amb__msg *)m)->bytes; /* blocks it grew */
+    return bytes;
+}
+
 /* Small messages ({ping, Pid}, {ok, 42}, a call {'$gen_call', {Pid, Alias},
  * Req} with an immediate Req) are copied in one pass with no size
  * computation of the general kind and no heap: tuples of arity <=
