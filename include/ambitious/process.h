@@ -143,18 +143,38 @@ AMB_API int amb_spawn(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out);
  * on with the next message (a negative AMB_E* code ends the process, see
  * amb_exit_self). The table is borrowed for the process's life (make it
  * static const); state belongs to the process and dies with it.
+ *
+ * Term state. With state_terms = n > 0 the state begins with n amb_term
+ * slots (AMB_NONE at first; state_size counts them and may be 0 for "just
+ * the terms") that the runtime keeps alive, as BEAM keeps a process's
+ * heap: callbacks build on the process heap (amb_proc_heap) and store
+ * the new terms in the slots; a message the process received (the one
+ * handle got, a reply a nested call returned) is not freed when its borrow
+ * ends but kept with the heap, so a slot may hold parts of it. Between
+ * callbacks, once the heap and the kept messages have grown to twice the
+ * size of the live data, the runtime copies what the slots reach to a fresh
+ * heap (shared parts once) and frees the rest: memory stays within a
+ * constant factor of the live data at amortised O(1) cost per term built.
+ * So every term a callback leaves outside the slots (in C memory, a static
+ * variable, a heap mark) is invalid after its return; a term of another
+ * heap stored in a slot is referred to, not copied (it must outlive the
+ * process, as any constructor's input). A collection that runs out of
+ * memory ends the process with {error, 'AMB_ENOMEM'}.
  */
 typedef struct amb_handler {
     size_t state_size;
     int (*init)(amb_proc *self, void *state, void *arg);
-    /* msg is borrowed until handle returns (amb_term_copy to keep it). */
+    /* msg is borrowed until handle returns (amb_term_copy to keep it; with
+     * term state, store it or a part of it in a slot). */
     int (*handle)(amb_proc *self, void *state, amb_term msg);
+    size_t state_terms; /* 0 ..= AMB_STATE_TERMS_MAX term slots first */
 } amb_handler;
+#define AMB_STATE_TERMS_MAX 64
 
 /* Spawns a handler process; arg goes to init as it is. A handler with no
  * init does not run at all until its first message arrives. *out (may be
- * NULL) gets the pid. AMB_EBADARG (NULL self or handler, no handle),
- * AMB_ESYSLIMIT, AMB_ENOMEM. */
+ * NULL) gets the pid. AMB_EBADARG (NULL self or handler, no handle,
+ * state_terms above AMB_STATE_TERMS_MAX), AMB_ESYSLIMIT, AMB_ENOMEM. */
 AMB_API int amb_spawn_handler(amb_proc *self, const amb_handler *handler, void *arg,
                               amb_pid *out);
 
@@ -465,7 +485,9 @@ typedef struct amb_proc_info {
                                      in an activation, so it shows the stack
                                      of that activation (it holds none while
                                      idle) */
-    size_t heap_size;             /* bytes of the process's heap */
+    size_t heap_size;             /* bytes of the process's heap (with
+                                     term state: and of the messages kept
+                                     until the next collection) */
     size_t memory;                /* all bytes the process holds */
     const void *current_function; /* the body function or handler table */
     bool trap_exit;

@@ -23,7 +23,8 @@
  * So a receive after the mark starts right behind pq_mark, in O(1).
  *
  * Invariant: a received message is "borrowed" until the next receive; the
- * cell is freed then (p->borrowed). Everything here runs in the process
+ * cell is freed then (p->borrowed), or kept until the next collection by a
+ * process with term state (pheap.c). Everything here runs in the process
  * itself, except amb__mailbox_deliver (any thread) and amb__mailbox_drop_all
  * and amb__mailbox_discard (the scheduler, for a dead process).
  */
@@ -150,24 +151,34 @@ static void unlink_cell(amb_proc *p, amb__msg *prev, amb__msg *m)
     amb__size_add(&p->pq_len, -1);
 }
 
+/* A received message whose borrow ended: freed, or, in a process with term
+ * state, kept until the next collection (its state may refer to it). */
+static void end_borrow(amb_proc *p, amb__msg *m)
+{
+    if (p->flags & AMB__PF_KEEP)
+        amb__pheap_keep(p, m);
+    else
+        amb__msg_free(p->task.sched, m);
+}
+
 void amb__mailbox_release_borrowed(amb_proc *p)
 {
     if (p->borrowed != NULL) {
-        amb__msg_free(p->task.sched, p->borrowed);
+        end_borrow(p, p->borrowed);
         p->borrowed = NULL;
     }
     if (p->handling != NULL) {
-        amb__msg_free(p->task.sched, p->handling);
+        end_borrow(p, p->handling);
         p->handling = NULL;
     }
 }
 
-/* Frees the message the last receive returned (not a handler's current
- * message, see amb__mailbox_take). */
+/* Ends the borrow of the message the last receive returned (not a handler's
+ * current message, see amb__mailbox_take). */
 static void release_received(amb_proc *p)
 {
     if (p->borrowed != NULL) {
-        amb__msg_free(p->task.sched, p->borrowed);
+        end_borrow(p, p->borrowed);
         p->borrowed = NULL;
     }
 }

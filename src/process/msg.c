@@ -10,6 +10,17 @@
  * mapping per 64 KiB of cells, per-scheduler pools without locks, memory returned
  * after a burst). Cells larger than the largest class, and cells made
  * outside a scheduler, are single allocations (size_class NOSLAB).
+ *
+ * Invariants:
+ *   - A TERM cell's term lies in [words, heap.top) of its own buffer: the
+ *     buffer is sized exactly (amb_term_size, or the small-term count), and
+ *     a copy that falls back from the fast path starts over at the buffer's
+ *     start. A process with term state keeps received cells and collects
+ *     them as part of its heap (pheap.c), which needs that extent.
+ *   - In ASan builds a pooled cell's buffer is poisoned from its free to its
+ *     next allocation: a received message read after its borrow ended (the
+ *     next receive, the callback's return) is a use-after-poison report.
+ *     Single allocations are ASan's own to watch.
  */
 #include "process/rt.h"
 
@@ -49,6 +60,7 @@ amb__msg *amb__msg_alloc(amb__sched *s, size_t nwords)
             return NULL;
         m->slab_index = index;
         words = class_words[c];
+        AMB__UNPOISON(m->words, words * sizeof(uint64_t));
     } else {
         if (nwords > (SIZE_MAX - sizeof(amb__msg)) / sizeof(uint64_t))
             return NULL;
@@ -77,11 +89,21 @@ void amb__msg_free(amb__sched *s, amb__msg *m)
     if (m->heap.offheap != NULL || m->heap.blocks != NULL)
         amb__heap_release(&m->heap);
     unsigned c = m->size_class;
-    if (c == NOSLAB)
+    if (c == NOSLAB) {
         amb__free(m);
-    else
-        amb__slab_free(s ? &amb__rt_sched_of(s)->msgs[c] : NULL, &classes[c], m,
-                       m->slab_index);
+        return;
+    }
+    /* The slab's free list uses the cell's first words, never its buffer. */
+    AMB__POISON(m->words, class_words[c] * sizeof(uint64_t));
+    amb__slab_free(s ? &amb__rt_sched_of(s)->msgs[c] : NULL, &classes[c], m,
+                   m->slab_index);
+}
+
+void amb__msg_storage(const amb__msg *m, const uint64_t **lo, const uint64_t **hi)
+{
+    AMB__CHECK(m->heap.blocks == NULL);
+    *lo = m->words;
+    *hi = m->heap.top;
 }
 
 /* Small messages ({ping, Pid}, {ok, 42}, a call {'$gen_call', {Pid, Alias},
@@ -150,9 +172,21 @@ amb__msg *amb__msg_new_term_after(amb__sched *s, amb_term t, size_t reserve)
     m->heap.top += reserve;
     if (is_small) {
         m->term = small_copy(t, &m->heap.top);
-    } else if (amb_term_copy(&m->heap, t, &m->term) != 0) {
-        amb__msg_free(s, m);
-        return NULL;
+    } else {
+        uint64_t *start = m->heap.top;
+        if (amb_term_copy(&m->heap, t, &m->term) != 0) {
+            amb__msg_free(s, m);
+            return NULL;
+        }
+        if (m->heap.blocks != NULL) {
+            /* The fast path of the copy gave up half way (a deep term) and
+             * the rest spilled out of the buffer: copy again from its
+             * start, where the exact size fits. */
+            amb__heap_release(&m->heap);
+            amb__heap_init_fixed(&m->heap, start, nwords);
+            if (amb_term_copy(&m->heap, t, &m->term) != 0 || m->heap.blocks != NULL)
+                amb__panic("a message outgrew its exact size");
+        }
     }
     return m;
 }

@@ -1128,8 +1128,10 @@ static int plain_init(amb_proc *self, void *state, void *arg)
     return 0;
 }
 
-static const amb_handler trapping_handler = {sizeof(amb_pid), fwd_init, fwd_handle};
-static const amb_handler plain_handler = {sizeof(amb_pid), plain_init, fwd_handle};
+static const amb_handler trapping_handler = {
+    .state_size = sizeof(amb_pid), .init = fwd_init, .handle = fwd_handle};
+static const amb_handler plain_handler = {
+    .state_size = sizeof(amb_pid), .init = plain_init, .handle = fwd_handle};
 
 static void handler_body(amb_proc *self, void *arg)
 {
@@ -1405,7 +1407,8 @@ static int storm_handle(amb_proc *self, void *state, amb_term msg)
     return 0;
 }
 
-static const amb_handler storm_handler = {0, storm_init, storm_handle};
+static const amb_handler storm_handler = {
+    .state_size = 0, .init = storm_init, .handle = storm_handle};
 
 static amb_pid *g_storm_pids;
 
