@@ -45,6 +45,7 @@ typedef struct collector {
     amb_heap *to;
     const amb__range *ranges;
     size_t nranges;
+    size_t last; /* the range of the last hit: neighbours live together */
     amb__wstack slots;
 } collector;
 
@@ -56,19 +57,29 @@ static int by_start(const void *a, const void *b)
 }
 
 /* True when the word at p is in the from-space. Addresses are compared as
- * integers: the ranges are separate objects. */
-static bool in_space(const collector *c, const void *p)
+ * integers: the ranges are separate objects. The range of the last hit is
+ * tried first (a term's parts were mostly built in one block), then a
+ * branch-free binary search. */
+static bool in_space(collector *c, const void *p)
 {
     uintptr_t a = (uintptr_t)p;
-    size_t lo = 0, hi = c->nranges;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if ((uintptr_t)c->ranges[mid].lo <= a)
-            lo = mid + 1;
-        else
-            hi = mid;
+    const amb__range *r = c->ranges;
+    if (c->nranges == 0)
+        return false;
+    if (a - (uintptr_t)r[c->last].lo <
+        (uintptr_t)r[c->last].hi - (uintptr_t)r[c->last].lo)
+        return true;
+    /* The last range whose start is at or below a. */
+    size_t base = 0, n = c->nranges;
+    while (n > 1) {
+        size_t half = n / 2;
+        base = (uintptr_t)r[base + half].lo <= a ? base + half : base;
+        n -= half;
     }
-    return lo > 0 && a < (uintptr_t)c->ranges[lo - 1].hi;
+    if (a - (uintptr_t)r[base].lo >= (uintptr_t)r[base].hi - (uintptr_t)r[base].lo)
+        return false;
+    c->last = base;
+    return true;
 }
 
 static inline bool is_compound(amb_term t)
@@ -76,32 +87,63 @@ static inline bool is_compound(amb_term t)
     return amb_is_cons(t) || amb__is_boxed(t);
 }
 
-static int push_slot(collector *c, amb_term *slot)
+static inline int push_slot(collector *c, amb_term *slot)
 {
-    return amb__wstack_push(&c->slots, (uint64_t)(uintptr_t)slot);
+    amb__wstack *st = &c->slots;
+    if (amb__likely(st->len < st->cap)) {
+        st->items[st->len++] = (uint64_t)(uintptr_t)slot;
+        return 0;
+    }
+    return amb__wstack_push(st, (uint64_t)(uintptr_t)slot);
 }
 
 /* A box of the from-space, copied (a binary rebuilt) onto the new heap; its
- * compound parts' slots are pushed. The new box, or NULL on ENOMEM. */
+ * compound parts' slots are pushed. The new box, or NULL on ENOMEM. The
+ * containers' sizes are read once here (the walk's hot path: a map's trie
+ * nodes); every other kind is a leaf of amb__copy_box_words' size. */
 static uint64_t *move_box(collector *c, uint64_t *old)
 {
-    uint64_t *p;
-    if (AMB__HDR_KIND(old[0]) == AMB__K_BINARY) {
+    uint64_t hdr = old[0];
+    size_t first = 1, n = 0, words;
+    switch (AMB__HDR_KIND(hdr)) {
+    case AMB__K_TUPLE:
+        n = (size_t)AMB__HDR_PAYLOAD(hdr);
+        words = 1 + n;
+        break;
+    case AMB__K_HNODE: /* the nodemap word (a small integer) is no part */
+        first = 2;
+        n = 2 * (size_t)amb__hamt_popcount((uint32_t)AMB__HDR_PAYLOAD(hdr)) +
+            (size_t)amb__hamt_popcount(amb__hnode_nodemap(old));
+        words = 2 + n;
+        break;
+    case AMB__K_MAP:
+    case AMB__K_HCOLL:
+        n = 2 * (size_t)AMB__HDR_PAYLOAD(hdr);
+        words = 1 + n;
+        break;
+    case AMB__K_HAMT:
+        n = 1;
+        words = 2;
+        break;
+    case AMB__K_BINARY: {
         const amb__binary *b = (const amb__binary *)(const void *)old;
         amb_term nb = amb__binary_make(c->to, b->refc, b->data, b->size,
-                                       (unsigned)AMB__HDR_PAYLOAD(b->header));
+                                       (unsigned)AMB__HDR_PAYLOAD(hdr));
         return nb != AMB_NONE ? amb__box(nb) : NULL;
     }
-    size_t words = amb__copy_box_words(old);
-    p = amb__heap_alloc(c->to, words);
+    default:
+        words = amb__copy_box_words(old);
+        break;
+    }
+    uint64_t *p = amb__heap_alloc(c->to, words);
     if (p == NULL)
         return NULL;
-    memcpy(p, old, words * sizeof(uint64_t));
-    size_t first, n = amb__box_children(p, &first);
+    for (size_t i = 0; i < words; i++)
+        p[i] = old[i];
     /* Pushed last to first, so the first part is copied first (the copy of
      * a tuple or map node lies next to its parts, in order). */
-    for (size_t i = n; i-- > 0;)
-        if (is_compound(p[first + i]) && push_slot(c, (amb_term *)&p[first + i]) != 0)
+    for (size_t i = first + n; i-- > first;)
+        if (is_compound(p[i]) && push_slot(c, (amb_term *)&p[i]) != 0)
             return NULL;
     return p;
 }
