@@ -216,7 +216,28 @@ AMB_API amb_rt *amb_proc_rt(amb_proc *self);
 /* The process's own heap, borrowed (the process owns it): terms built here
  * live until the process ends or calls amb_heap_reset on it (never reset it
  * while holding terms you need). The arena for amb_pack and the
- * constructors. NULL for NULL, or when it cannot be made (out of memory). */
+ * constructors. NULL for NULL, or when it cannot be made (out of memory).
+ * The pointer stays valid for the process's life (a term-state collection
+ * moves the terms, not the heap).
+ *
+ * A process that loops keeps its heap bounded one way: a mark taken before
+ * the loop, rewound at the top of every round, which drops what the last
+ * round built. (A loop that must keep terms from round to round is a
+ * server: write it as a handler or gen_server with term state, which the
+ * runtime collects; immediates, pids among them, may stay in C variables.)
+ *
+ *     amb_heap *h = amb_proc_heap(self);
+ *     amb_heap_mark top = amb_heap_save(h);
+ *     for (;;) {
+ *         amb_heap_rewind(h, top);
+ *         amb_receive(self, AMB_INFINITY, &msg);   (borrowed until the next one)
+ *         amb_send(self, to, amb_pack(h, "{reply, ~w}", msg));
+ *     }
+ *
+ * Handler callbacks need none of this: a gen_server rewinds after each
+ * message, and a term-state process is collected. In AddressSanitizer
+ * builds the words a rewind drops are poisoned, so reading a term of an
+ * earlier round is a report. */
 AMB_API amb_heap *amb_proc_heap(amb_proc *self);
 /* Lets other processes run; the caller continues later. 0, or AMB_EBADARG
  * for NULL. */
