@@ -20,6 +20,10 @@
  *   - In ASan builds a pooled cell's buffer is poisoned from its free to its
  *     next allocation: a received message read after its borrow ended (the
  *     next receive, the callback's return) is a use-after-poison report.
+ *     Pools hand out the cell freed last first, so a freed cell would be the
+ *     very next message (a call's reply, the next reply) and the stale read
+ *     would see it: each scheduler holds its last AMB__MSG_QUARANTINE freed
+ *     cells back first, as ASan's allocator quarantines what it frees.
  *     Single allocations are ASan's own to watch.
  */
 #include "process/rt.h"
@@ -80,6 +84,44 @@ amb__msg *amb__msg_alloc(amb__sched *s, size_t nwords)
     return m;
 }
 
+/* Returns a slab cell to its pool (s may be NULL: to its slab). */
+static void pool_free(amb__sched *s, amb__msg *m)
+{
+    unsigned c = m->size_class;
+    amb__slab_free(s ? &amb__rt_sched_of(s)->msgs[c] : NULL, &classes[c], m,
+                   m->slab_index);
+}
+
+#if AMB__ASAN
+/* Holds m back; returns the cell that leaves the quarantine, or NULL. */
+static amb__msg *quarantine(amb__rt_sched *rs, amb__msg *m)
+{
+    amb__msg *out = NULL;
+    if (rs->quarantine_len == AMB__MSG_QUARANTINE) {
+        out = rs->quarantine[rs->quarantine_head];
+        rs->quarantine_head = (rs->quarantine_head + 1) % AMB__MSG_QUARANTINE;
+        rs->quarantine_len--;
+    }
+    rs->quarantine[(rs->quarantine_head + rs->quarantine_len++) % AMB__MSG_QUARANTINE] =
+        m;
+    return out;
+}
+#endif
+
+/* Every cell s holds back goes to its pool (before the pools drain). */
+static void quarantine_flush(amb__sched *s)
+{
+#if AMB__ASAN
+    amb__rt_sched *rs = amb__rt_sched_of(s);
+    for (; rs->quarantine_len > 0; rs->quarantine_len--) {
+        pool_free(s, rs->quarantine[rs->quarantine_head]);
+        rs->quarantine_head = (rs->quarantine_head + 1) % AMB__MSG_QUARANTINE;
+    }
+#else
+    (void)s;
+#endif
+}
+
 void amb__msg_free(amb__sched *s, amb__msg *m)
 {
     if (m == NULL)
@@ -95,8 +137,11 @@ void amb__msg_free(amb__sched *s, amb__msg *m)
     }
     /* The slab's free list uses the cell's first words, never its buffer. */
     AMB__POISON(m->words, class_words[c] * sizeof(uint64_t));
-    amb__slab_free(s ? &amb__rt_sched_of(s)->msgs[c] : NULL, &classes[c], m,
-                   m->slab_index);
+#if AMB__ASAN
+    if (s != NULL && (m = quarantine(amb__rt_sched_of(s), m)) == NULL)
+        return;
+#endif
+    pool_free(s, m);
 }
 
 void amb__msg_storage(const amb__msg *m, const uint64_t **lo, const uint64_t **hi)
@@ -229,12 +274,14 @@ void amb__msg_depots_free(amb_rt *rt)
 /* Frees every cell of the scheduler's pools (runtime teardown). */
 void amb__msg_pools_free(amb__sched *s)
 {
+    quarantine_flush(s);
     for (unsigned c = 0; c < AMB__MSG_CLASSES; c++)
         amb__slab_pool_drain(&amb__rt_sched_of(s)->msgs[c], &classes[c]);
 }
 
 void amb__msg_pools_trim(amb__sched *s)
 {
+    quarantine_flush(s);
     for (unsigned c = 0; c < AMB__MSG_CLASSES; c++) {
         amb__slab_pool_drain(&amb__rt_sched_of(s)->msgs[c], &classes[c]);
         amb__slab_depot_drain(&amb__rt_of(s->exec)->msg_depots[c], &classes[c]);
