@@ -90,15 +90,29 @@ typedef struct amb_config {
 AMB_API int amb_rt_new(const amb_config *cfg, amb_rt **out);
 
 /* Runs the runtime's schedulers on this thread and (schedulers - 1) more,
- * until every process has ended or amb_rt_stop was called. May be called
- * again afterwards to run processes spawned since. AMB_ESTATE when it is
- * already running, AMB_EBADARG for NULL. From a thread outside any process. */
+ * until every process has ended or amb_rt_stop or amb_rt_halt was called.
+ * May be called again afterwards to run processes spawned since. Returns
+ * 0 when every process ended or amb_rt_stop stopped it, and the code of
+ * the first amb_rt_halt of the run when one halted it: AMB_EAPPEXIT when a
+ * permanent application (or a transient one, abnormally) ended
+ * (application.h), AMB_EMAINEXIT when amb_main's process ended abnormally,
+ * or a code of the program's own. AMB_ESTATE when it is already running,
+ * AMB_EBADARG for NULL, AMB_EAGAIN (no thread could be made). From a
+ * thread outside any process. */
 AMB_API int amb_rt_run(amb_rt *rt);
 
 /* Asks a running runtime to stop: amb_rt_run returns soon after, leaving
  * the remaining processes suspended (amb_rt_free ends them). Any thread,
  * also from inside a process. Idempotent. AMB_EBADARG for NULL. */
 AMB_API int amb_rt_stop(amb_rt *rt);
+
+/* erlang:halt/1 for a runtime: stops a running runtime as amb_rt_stop does,
+ * and makes this run's amb_rt_run return code (a negative AMB_E* code: why
+ * the program failed); when several halt one run, the first code counts. A
+ * halt while the runtime does not run is forgotten by the next run. Any
+ * thread, also from inside a process. AMB_EBADARG for NULL or a code that
+ * is not negative. */
+AMB_API int amb_rt_halt(amb_rt *rt, int code);
 
 /* Ends every remaining process (without running any more of its code),
  * frees all memory and joins the threads; rt is invalid afterwards. rt must
@@ -120,10 +134,25 @@ AMB_API int amb_rt_spawn(amb_rt *rt, amb_fn *fn, void *arg, amb_pid *out);
  * takes every form amb_send takes, with the same results. */
 AMB_API int amb_rt_send(amb_rt *rt, amb_term to, amb_term msg);
 
-/* The convenience for main(): creates a runtime with cfg (may be NULL;
- * copied), spawns fn(arg), runs until every process has ended, frees the
- * runtime. Returns 0 or the first error of those steps. From a thread
- * outside any process. */
+/*
+ * The convenience for main(): creates a runtime with cfg (may be NULL;
+ * copied), spawns fn(arg) as the main process, runs until every process
+ * has ended, frees the runtime. Returns 0 or the first error of those
+ * steps, and tells a failed run from a good one:
+ *   AMB_EMAINEXIT  the main process ended with a reason other than normal
+ *                  (amb_exit_self, a failed AMB_ASSERT, an exit signal):
+ *                  the runtime halts at once, whatever else runs, and the
+ *                  other processes are ended by amb_rt_free (an escript
+ *                  whose main raises exits with status 127);
+ *   AMB_EAPPEXIT   a permanent application ended (application.h; erl
+ *                  exits with status 1);
+ *   any code the program gave amb_rt_halt.
+ * A main process that returns (reason normal) leaves the others running
+ * until they end, as `erl -s` leaves the node running (an escript halts
+ * when main returns). `return amb_main(...);` from C's main therefore exits
+ * with a non-zero status exactly when the run failed (the low byte of the
+ * code). From a thread outside any process.
+ */
 AMB_API int amb_main(const amb_config *cfg, amb_fn *fn, void *arg);
 
 /* ---------------------------------------------------------------------------

@@ -208,6 +208,20 @@ int amb_rt_spawn(amb_rt *rt, amb_fn *fn, void *arg, amb_pid *out)
     return spawn(rt, NULL, NULL, fn, arg, NULL, out, NULL);
 }
 
+int amb__proc_spawn_main(amb_rt *rt, amb_fn *fn, void *arg)
+{
+    amb_pid pid;
+    int rc = spawn(rt, NULL, NULL, fn, arg, NULL, &pid, NULL);
+    if (rc != 0)
+        return rc;
+    /* The runtime does not run yet: the block is ours to mark (relaxed:
+     * amb_rt_run's thread creation orders it before any scheduler). */
+    amb_proc *p =
+        atomic_load_explicit(&rt->ptab.slots[amb__lpid_index(pid)], memory_order_relaxed);
+    p->flags |= AMB__PF_MAIN;
+    return 0;
+}
+
 amb_pid amb_self(amb_proc *self)
 {
     return self ? self->pid : AMB_NONE;
@@ -410,6 +424,10 @@ void amb__proc_teardown(amb__sched *s, amb__task *t)
     amb__alias_free(p);
     amb_heap_free(p->heap);
     p->heap = NULL;
+    /* amb_main's process ending with any reason but normal halts the
+     * runtime (rt.c has the rule), as an escript's main that raises. */
+    if ((p->flags & AMB__PF_MAIN) && p->exit_reason != AMB_ATOM_NORMAL)
+        amb_rt_halt(rt, AMB_EMAINEXIT);
     amb_heap_free(p->exit_heap);
     p->exit_heap = NULL;
     amb__free_aligned(p->state);

@@ -305,6 +305,10 @@ void amb__proc_pool_trim(amb__sched *s);
 void amb__proc_pool_free(amb__sched *s);
 int amb__proc_depot_init(amb_rt *rt);
 void amb__proc_depot_free(amb_rt *rt);
+/* Spawns amb_main's process (from outside the runtime, before it runs):
+ * when it ends with a reason other than normal, the runtime halts with
+ * AMB_EMAINEXIT (rt.c). */
+int amb__proc_spawn_main(amb_rt *rt, amb_fn *fn, void *arg);
 /* Ends p with reason (copied) from p's own context; then frees cell (may be
  * NULL: the signal that held the reason). report: log a crash report when
  * the reason is abnormal (p ended itself). */

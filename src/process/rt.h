@@ -75,6 +75,10 @@ struct amb_rt {
     _Atomic bool log_busy;
     void (*log_fn)(void *ctx, const struct amb_log_event *ev);
     void *log_ctx;
+
+    /* The code amb_rt_run returns for a halt (amb_rt_halt), 0 for none:
+     * the first halt of a run sets it (a CAS), the run's end takes it. */
+    _Atomic int halt_code;
 };
 
 /* The amb_rt that embeds x. */

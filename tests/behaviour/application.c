@@ -218,7 +218,8 @@ static void *watchdog(void *arg)
 
 /* Runs fn in a fresh runtime of nsched schedulers until every process has
  * ended; want_done: whether the scenario must reach finish() (a permanent
- * application's end stops the runtime before). */
+ * application's end halts the runtime before, and amb_rt_run then returns
+ * AMB_EAPPEXIT). */
 static void run_n(unsigned nsched, amb_fn *fn, void *arg, bool want_done)
 {
     amb_config cfg = config_of(nsched);
@@ -242,7 +243,7 @@ static void run_n(unsigned nsched, amb_fn *fn, void *arg, bool want_done)
     pthread_mutex_unlock(&g_wd_lock);
     pthread_join(wd, NULL);
     amb_rt_free(rt);
-    assert_ok(rc);
+    assert_rc(want_done ? 0 : AMB_EAPPEXIT, rc);
     assert_no_process_failure();
     if (atomic_load(&g_hung))
         fail_msg("the runtime did not end by itself (a process was left running)");
