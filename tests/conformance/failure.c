@@ -1043,7 +1043,7 @@ static void crash_report_root(amb_proc *self, void *arg)
     wait_down(self, ref, c);
     CHECK(self, atomic_load(&g_reports) == 1);
     char pidtext[64];
-    amb_print(c, pidtext, sizeof pidtext, NULL);
+    amb_print_ex(c, AMB_PRINT_PRETTY, pidtext, sizeof pidtext, NULL);
     pthread_mutex_lock(&g_report_lock);
     bool ok = g_report_pid == c && strstr(g_report_text, "CRASH REPORT") &&
               strstr(g_report_text, pidtext) && strstr(g_report_text, "the_crasher") &&
