@@ -52,24 +52,22 @@ static int grow(amb__fail_table *t)
     return 0;
 }
 
-int amb__fail_put(amb__fail_table *t, uint64_t key, amb_pid pid, const uint32_t *ref)
+amb__fail_entry *amb__fail_put(amb__fail_table *t, uint64_t key, amb_pid pid)
 {
     amb__fail_entry *x = amb__fail_find(t, key);
     if (x == NULL) {
         if ((t->len + 1) * 4 > t->cap * 3 && grow(t) != 0)
-            return AMB_ENOMEM;
+            return NULL;
         size_t i = slot_of(key, t->cap);
         while (t->e[i].key != 0)
             i = (i + 1) & (t->cap - 1);
         x = &t->e[i];
         t->len++;
     }
+    memset(x, 0, sizeof *x);
     x->key = key;
     x->pid = pid;
-    x->unlink_id = 0;
-    if (ref != NULL)
-        memcpy(x->ref, ref, sizeof x->ref);
-    return 0;
+    return x;
 }
 
 bool amb__fail_del(amb__fail_table *t, uint64_t key, amb__fail_entry *out)
@@ -96,6 +94,15 @@ bool amb__fail_del(amb__fail_table *t, uint64_t key, amb__fail_entry *out)
     t->e[i].key = 0;
     t->len--;
     return true;
+}
+
+size_t amb__fail_bytes(const amb_proc *p)
+{
+    const struct amb__fail *f = p->fail;
+    if (f == NULL)
+        return 0;
+    return sizeof *f + (f->links.cap + f->mons.cap) * sizeof(amb__fail_entry) +
+           f->capcl * sizeof *f->cl;
 }
 
 /* ---------------------------------------------------------------------------

@@ -23,7 +23,8 @@
  *   UNLINK_ACK {from, id}  UNLINK_ID_ACK, before any other signal
  *   EXIT {from, flags}     term: the reason; flags: AMB__EXIT_LINKED when it
  *                          comes from a link (the end of a linked process)
- *   MONITOR {watcher, target, key, ref}   the receiver records the watcher
+ *   MONITOR {watcher, target, key, ref,   the receiver records the watcher
+ *            name, alias kind}
  *   DEMONITOR {watcher, key}              the receiver forgets it
  *   DOWN {key}             term: {'DOWN', Ref, process, Pid, Reason}
  *
@@ -49,9 +50,16 @@
 
 typedef struct amb__fail_entry {
     uint64_t key;
-    amb_pid pid;
-    uint64_t unlink_id; /* links: 0 active, else the unacknowledged unlink */
-    uint32_t ref[3];    /* mons: the reference's words */
+    amb_pid pid; /* links: the linked pid; mons: the other end (AMB_NONE for
+                    a monitor of a name nobody had) */
+    union {
+        uint64_t unlink_id; /* links: 0 active, else the unacknowledged unlink */
+        amb_term name;      /* mons: the name monitored (an atom), or AMB_NONE
+                               for a monitor of a pid */
+    };
+    uint32_t ref[3]; /* mons: the reference's words (amb__rt_ref_words) */
+    uint8_t alias;   /* mons: the amb_monitor_alias of an alias monitor, whose
+                        reference is the watcher's alias (monitor.c) */
 } amb__fail_entry;
 
 typedef struct amb__fail_table {
@@ -83,9 +91,12 @@ static inline struct amb__fail *amb__fail_of(amb_proc *p)
 }
 /* The entry of key, or NULL. */
 amb__fail_entry *amb__fail_find(const amb__fail_table *t, uint64_t key);
-/* Adds (or overwrites) key, active (unlink_id 0). AMB_ENOMEM, and then
- * nothing changed. */
-int amb__fail_put(amb__fail_table *t, uint64_t key, amb_pid pid, const uint32_t *ref);
+/* Adds (or overwrites) key for pid, the rest zero (a link: active; a
+ * monitor: of a pid, no alias): the entry, for the caller to fill in, or
+ * NULL when out of memory (nothing changed then). */
+amb__fail_entry *amb__fail_put(amb__fail_table *t, uint64_t key, amb_pid pid);
+/* The bytes p's failure state takes (process_info's memory). */
+size_t amb__fail_bytes(const amb_proc *p);
 /* Removes key; false when it was not there. *out (may be NULL) gets it. */
 bool amb__fail_del(amb__fail_table *t, uint64_t key, amb__fail_entry *out);
 /* 0 for a pid of rt; AMB_ENOTSUP for another node's pid; else AMB_EBADARG. */
@@ -109,8 +120,10 @@ void amb__link_teardown(amb__sched *s, amb_proc *p);
  * amb__link_spawn_undo when the spawn fails later. */
 int amb__link_spawn(amb_proc *parent, amb_proc *child);
 void amb__link_spawn_undo(amb_proc *parent, amb_proc *child);
-/* Active links of p (process_info). */
+/* Active links of p (process_info), and the list of their pids on h
+ * (AMB_NONE when out of memory). */
 size_t amb__link_count(const amb_proc *p);
+amb_term amb__link_list(const amb_proc *p, amb_heap *h);
 
 /* ---------------------------------------------------------------------------
  * Monitors (monitor.c)
@@ -129,6 +142,13 @@ int amb__monitor_spawn(amb_proc *parent, amb_proc *child, amb_term *ref);
 void amb__monitor_spawn_undo(amb_proc *parent, amb_proc *child);
 /* Monitors p holds (process_info). */
 size_t amb__monitor_count(const amb_proc *p);
+/* On h (AMB_NONE when out of memory): with held, the monitors p holds as
+ * process_info(P, monitors) lists them ([{process, Pid | {Name, Node}}]);
+ * else the pids that monitor p (monitored_by). */
+amb_term amb__monitor_list(const amb_proc *p, amb_heap *h, bool held);
+/* Removes the monitor p holds with key, if active, and tells its target
+ * (a reply through the alias of a {alias, reply_demonitor} monitor). */
+void amb__monitor_drop(amb_proc *p, uint64_t key);
 
 /* ---------------------------------------------------------------------------
  * Exit signals (exit.c)

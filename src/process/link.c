@@ -28,7 +28,7 @@ void amb__link_signal(amb_proc *p, amb__msg *m)
         if (f == NULL)
             amb__panic("out of memory making a link");
         if (amb__fail_find(&f->links, m->words[0]) == NULL &&
-            amb__fail_put(&f->links, m->words[0], m->words[0], NULL) != 0)
+            amb__fail_put(&f->links, m->words[0], m->words[0]) == NULL)
             amb__panic("out of memory making a link");
         break;
     }
@@ -90,6 +90,16 @@ size_t amb__link_count(const amb_proc *p)
     return n;
 }
 
+amb_term amb__link_list(const amb_proc *p, amb_heap *h)
+{
+    amb_term l = AMB_NIL;
+    const amb__fail_table *t = p->fail ? &p->fail->links : NULL;
+    for (size_t i = 0; t != NULL && i < t->cap; i++)
+        if (t->e[i].key != 0 && t->e[i].unlink_id == 0)
+            l = amb_cons(h, t->e[i].pid, l);
+    return l;
+}
+
 /* Both blocks are set up before the child is published, so nobody can see
  * one without the other. */
 int amb__link_spawn(amb_proc *parent, amb_proc *child)
@@ -97,9 +107,9 @@ int amb__link_spawn(amb_proc *parent, amb_proc *child)
     struct amb__fail *pf = amb__fail_of(parent), *cf = amb__fail_of(child);
     if (pf == NULL || cf == NULL)
         return AMB_ENOMEM;
-    if (amb__fail_put(&cf->links, parent->pid, parent->pid, NULL) != 0)
+    if (amb__fail_put(&cf->links, parent->pid, parent->pid) == NULL)
         return AMB_ENOMEM;
-    if (amb__fail_put(&pf->links, child->pid, child->pid, NULL) != 0)
+    if (amb__fail_put(&pf->links, child->pid, child->pid) == NULL)
         return AMB_ENOMEM;
     return 0;
 }
@@ -137,7 +147,7 @@ int amb_link(amb_proc *self, amb_pid pid)
         return 0;
     }
     amb__msg *m = amb__msg_new_signal(s, AMB__MSG_LINK, 2);
-    if (m == NULL || amb__fail_put(&f->links, pid, pid, NULL) != 0) {
+    if (m == NULL || amb__fail_put(&f->links, pid, pid) == NULL) {
         amb__msg_free(s, m);
         return AMB_ENOMEM;
     }

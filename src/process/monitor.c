@@ -1,7 +1,7 @@
 /*
  * monitor.c - monitors (DESIGN §4, docs/design/failure.md): amb_monitor,
- * amb_demonitor, amb_spawn_monitor, and the MONITOR / DEMONITOR / DOWN
- * signals (fail.h).
+ * amb_monitor_opt, amb_demonitor, amb_spawn_monitor, and the MONITOR /
+ * DEMONITOR / DOWN signals (fail.h).
  *
  * Invariants:
  *   - A monitor is recorded at both ends: the watcher's table holds it under
@@ -11,12 +11,23 @@
  *   - A DOWN becomes a message only if its monitor is still in the watcher's
  *     table (it is removed then): after amb_demonitor no DOWN of that
  *     monitor reaches the mailbox, and the table never keeps fired monitors.
- *   - A monitor of a pid that is not alive gives an immediate DOWN noproc,
- *     through the same path as any DOWN.
+ *   - A monitor of a pid that is not alive, or of a name nobody has, gives
+ *     an immediate DOWN noproc, through the same path as any DOWN.
+ *   - A monitor of a registered name (Name or {Name, Node}) watches the
+ *     process that has the name when the monitor is made, and records the
+ *     name at both ends: its DOWN names the process {Name, Node}, as OTP's.
+ *   - An alias monitor's reference is an alias of the watcher (alias.c)
+ *     whose key is the monitor's key with AMB__ALIAS_MONITOR_BIT: one term
+ *     names the monitor and routes messages to the watcher, as OTP's
+ *     monitor(process, P, [{alias, _}]). With `demonitor` the alias goes
+ *     when the monitor goes (its DOWN taken in, or amb_demonitor); with
+ *     `reply_demonitor` also when a message through it is taken in, which
+ *     ends the monitor (alias.c calls amb__monitor_drop). So a reply that
+ *     comes after the DOWN is never seen: the gen_server call's guarantee.
  */
 #include "process/fail.h"
 
-/* Words a reference takes on a heap, with room to spare. */
+/* Words a reference (3 or 4 id words) takes on a heap, with room to spare. */
 #define REF_WORDS 8
 
 static uint64_t key_of_words(const uint32_t *w)
@@ -25,48 +36,69 @@ static uint64_t key_of_words(const uint32_t *w)
     return (n << 10) | (w[2] & 1023u);
 }
 
-/* The key of a reference made by this runtime's monitors; 0 otherwise. */
+/* The key of a reference made by this runtime's monitors (a plain one, or
+ * an alias monitor's alias); 0 otherwise. */
 static uint64_t key_of_ref(amb_rt *rt, amb_term ref)
 {
     amb_term node;
     uint32_t creation, w[AMB_REF_MAX_WORDS];
     size_t n;
-    if (amb_ref_get(ref, w, AMB_REF_MAX_WORDS, &node, &creation, &n) != 0 || n != 3 ||
+    if (amb_ref_get(ref, w, AMB_REF_MAX_WORDS, &node, &creation, &n) != 0 ||
         node != rt->node_name || creation != rt->creation)
         return 0;
-    return key_of_words(w);
+    if (n == 3)
+        return key_of_words(w);
+    uint64_t akey;
+    amb_pid owner;
+    if (amb__alias_decode(rt, ref, &akey, &owner) && (akey & AMB__ALIAS_MONITOR_BIT))
+        return akey & ~AMB__ALIAS_MONITOR_BIT;
+    return 0;
 }
 
-/* A DOWN cell: {'DOWN', Ref, process, Pid, Reason}. Panics when out of
- * memory (a DOWN must not be lost). */
-static amb__msg *down_cell(amb_rt *rt, amb__sched *s, const uint32_t *ref, amb_pid pid,
-                           amb_term reason)
+/* The reference of monitor e (either end's entry: the key, the words and
+ * the alias kind are the same) whose watcher is `watcher`, on h. */
+static amb_term ref_term(amb_rt *rt, amb_heap *h, const amb__fail_entry *e,
+                         amb_pid watcher)
+{
+    uint64_t key = e->key >> 1;
+    return e->alias != AMB_MONITOR_NO_ALIAS
+               ? amb__alias_term(rt, h, key | AMB__ALIAS_MONITOR_BIT, watcher)
+               : amb__rt_ref_term(rt, h, e->ref);
+}
+
+/* A DOWN cell for monitor e of watcher: {'DOWN', Ref, process, Object,
+ * Reason}, Object being the target's pid, or {Name, Node} for a monitor of
+ * a name. Panics when out of memory (a DOWN must not be lost). */
+static amb__msg *down_cell(amb_rt *rt, amb__sched *s, const amb__fail_entry *e,
+                           amb_pid watcher, amb_pid target, amb_term reason)
 {
     size_t rw = (!amb_is_cons(reason) && !amb__is_boxed(reason))
                     ? 0
                     : amb_term_size(reason) / sizeof(uint64_t);
-    amb__msg *m = amb__msg_alloc(s, 1 + REF_WORDS + 6 + rw);
+    amb__msg *m = amb__msg_alloc(s, 1 + REF_WORDS + 6 + 3 + rw);
     if (m == NULL)
         amb__panic("out of memory sending a DOWN");
     m->heap.top += 1;
     m->kind = AMB__MSG_DOWN;
-    m->words[0] = key_of_words(ref);
+    m->words[0] = e->key >> 1;
     amb_term r = reason;
     if (rw != 0 && amb_term_copy(&m->heap, reason, &r) != 0)
         amb__panic("out of memory sending a DOWN");
-    amb_term t = AMB_TUPLE(&m->heap, AMB_ATOM_DOWN, amb__rt_ref_term(rt, &m->heap, ref),
-                           AMB_ATOM_PROCESS, pid, r);
+    amb_term object =
+        e->name != AMB_NONE ? AMB_TUPLE(&m->heap, e->name, rt->node_name) : target;
+    amb_term t = AMB_TUPLE(&m->heap, AMB_ATOM_DOWN, ref_term(rt, &m->heap, e, watcher),
+                           AMB_ATOM_PROCESS, object, r);
     if (t == AMB_NONE)
         amb__panic("out of memory sending a DOWN");
     m->term = t;
     return m;
 }
 
-static void send_down(amb_rt *rt, amb__sched *s, amb_pid to, const uint32_t *ref,
-                      amb_pid pid, amb_term reason)
+static void send_down(amb_rt *rt, amb__sched *s, const amb__fail_entry *e,
+                      amb_pid watcher, amb_pid target, amb_term reason)
 {
-    amb__msg *m = down_cell(rt, s, ref, pid, reason);
-    amb_proc *q = amb__ptab_lookup(rt, to);
+    amb__msg *m = down_cell(rt, s, e, watcher, target, reason);
+    amb_proc *q = amb__ptab_lookup(rt, watcher);
     if (q != NULL)
         amb__mailbox_deliver(rt, s, q, m);
     else
@@ -89,30 +121,61 @@ static void send_demonitor(amb_rt *rt, amb__sched *s, amb_pid target, amb_pid wa
     }
 }
 
+/* The watcher's side of a monitor ends (it fired, or was removed): its
+ * alias goes too, unless the alias was made to be removed explicitly. */
+static void forget_alias(amb_proc *p, const amb__fail_entry *e)
+{
+    if (e->alias == AMB_MONITOR_ALIAS_DEMONITOR ||
+        e->alias == AMB_MONITOR_ALIAS_REPLY_DEMONITOR)
+        amb__alias_drop(p, (e->key >> 1) | AMB__ALIAS_MONITOR_BIT);
+}
+
+/* The MONITOR cell's words: watcher, target, key, ref words 0-1, ref word 2,
+ * name, alias kind. */
+#define MONITOR_WORDS 7
+
+/* The target's entry a MONITOR cell describes (not in any table). */
+static amb__fail_entry entry_of_cell(const amb__msg *m)
+{
+    amb__fail_entry e;
+    memset(&e, 0, sizeof e);
+    e.key = (m->words[2] << 1) | 1;
+    e.pid = m->words[0];
+    e.name = m->words[5];
+    e.ref[0] = (uint32_t)m->words[3];
+    e.ref[1] = (uint32_t)(m->words[3] >> 32);
+    e.ref[2] = (uint32_t)m->words[4];
+    e.alias = (uint8_t)m->words[6];
+    return e;
+}
+
 amb__msg *amb__monitor_signal(amb_proc *p, amb__msg *m)
 {
     switch (m->kind) {
     case AMB__MSG_MONITOR: {
-        uint32_t ref[3] = {(uint32_t)m->words[3], (uint32_t)(m->words[3] >> 32),
-                           (uint32_t)m->words[4]};
+        amb__fail_entry e = entry_of_cell(m);
         struct amb__fail *f = amb__fail_of(p);
-        if (f == NULL ||
-            amb__fail_put(&f->mons, (m->words[2] << 1) | 1, m->words[0], ref) != 0)
+        amb__fail_entry *x = f ? amb__fail_put(&f->mons, e.key, e.pid) : NULL;
+        if (x == NULL)
             amb__panic("out of memory making a monitor");
+        *x = e;
         break;
     }
     case AMB__MSG_DEMONITOR:
         if (p->fail != NULL)
             amb__fail_del(&p->fail->mons, (m->words[1] << 1) | 1, NULL);
         break;
-    case AMB__MSG_DOWN:
+    case AMB__MSG_DOWN: {
         /* A message only while the monitor is active (demonitor wins). */
-        if (p->fail != NULL && amb__fail_del(&p->fail->mons, m->words[0] << 1, NULL)) {
+        amb__fail_entry e;
+        if (p->fail != NULL && amb__fail_del(&p->fail->mons, m->words[0] << 1, &e)) {
             p->fail->held--;
+            forget_alias(p, &e);
             m->kind = AMB__MSG_TERM;
             return m;
         }
         break;
+    }
     default:
         amb__panic("not a monitor signal: %u", m->kind);
     }
@@ -122,11 +185,10 @@ amb__msg *amb__monitor_signal(amb_proc *p, amb__msg *m)
 
 void amb__monitor_discard(amb_rt *rt, amb__sched *s, amb__msg *m)
 {
-    uint32_t ref[3] = {(uint32_t)m->words[3], (uint32_t)(m->words[3] >> 32),
-                       (uint32_t)m->words[4]};
-    amb_pid watcher = m->words[0], target = m->words[1];
+    amb__fail_entry e = entry_of_cell(m);
+    amb_pid target = m->words[1];
     amb__msg_free(s, m);
-    send_down(rt, s, watcher, ref, target, AMB_ATOM_NOPROC);
+    send_down(rt, s, &e, e.pid, target, AMB_ATOM_NOPROC);
 }
 
 void amb__monitor_teardown(amb__sched *s, amb_proc *p)
@@ -137,7 +199,7 @@ void amb__monitor_teardown(amb__sched *s, amb_proc *p)
         if (e->key == 0)
             continue;
         if (e->key & 1)
-            send_down(p->rt, s, e->pid, e->ref, p->pid, p->exit_reason);
+            send_down(p->rt, s, e, e->pid, p->pid, p->exit_reason);
         else /* a monitor this process held: the target forgets it */
             send_demonitor(p->rt, s, e->pid, p->pid, e->key >> 1);
     }
@@ -146,6 +208,33 @@ void amb__monitor_teardown(amb__sched *s, amb_proc *p)
 size_t amb__monitor_count(const amb_proc *p)
 {
     return p->fail ? p->fail->held : 0;
+}
+
+amb_term amb__monitor_list(const amb_proc *p, amb_heap *h, bool held)
+{
+    amb_term l = AMB_NIL;
+    const amb__fail_table *t = p->fail ? &p->fail->mons : NULL;
+    for (size_t i = 0; t != NULL && i < t->cap; i++) {
+        const amb__fail_entry *e = &t->e[i];
+        if (e->key == 0 || (e->key & 1) == held)
+            continue;
+        amb_term item = e->pid; /* monitored_by: the watcher */
+        if (held)               /* {process, Pid} or {process, {Name, Node}}, as OTP's */
+            item = AMB_TUPLE(h, AMB_ATOM_PROCESS,
+                             e->name != AMB_NONE ? AMB_TUPLE(h, e->name, p->rt->node_name)
+                                                 : e->pid);
+        l = amb_cons(h, item, l);
+    }
+    return l;
+}
+
+void amb__monitor_drop(amb_proc *p, uint64_t key)
+{
+    amb__fail_entry e;
+    if (p->fail != NULL && amb__fail_del(&p->fail->mons, key << 1, &e)) {
+        p->fail->held--;
+        send_demonitor(p->rt, p->task.sched, e.pid, p->pid, key);
+    }
 }
 
 /* Both blocks are set up before the child is published, so nobody can see
@@ -162,10 +251,14 @@ int amb__monitor_spawn(amb_proc *parent, amb_proc *child, amb_term *ref)
     if (r == AMB_NONE)
         return AMB_ENOMEM;
     uint64_t key = key_of_words(w);
-    if (amb__fail_put(&cf->mons, (key << 1) | 1, parent->pid, w) != 0)
+    amb__fail_entry *ce = amb__fail_put(&cf->mons, (key << 1) | 1, parent->pid);
+    if (ce == NULL)
         return AMB_ENOMEM;
-    if (amb__fail_put(&pf->mons, key << 1, child->pid, w) != 0)
+    memcpy(ce->ref, w, sizeof ce->ref);
+    amb__fail_entry *pe = amb__fail_put(&pf->mons, key << 1, child->pid);
+    if (pe == NULL)
         return AMB_ENOMEM;
+    memcpy(pe->ref, w, sizeof pe->ref);
     pf->held++;
     if (ref != NULL)
         *ref = r;
@@ -193,11 +286,43 @@ int amb_spawn_monitor(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out, amb_t
     return amb_spawn_opt(self, fn, arg, &o, out, ref);
 }
 
-int amb_monitor(amb_proc *self, amb_pid pid, amb_term *ref)
+/* What a monitor of target watches: a pid (*name AMB_NONE), or the process
+ * registered under a name, an atom or {Name, Node} with this node's name
+ * (*name the atom, *pid its holder now or AMB_NONE). AMB_EBADARG for
+ * anything else, AMB_ENOTSUP for another node. */
+static int monitor_target(amb_rt *rt, amb_term target, amb_pid *pid, amb_term *name)
 {
-    if (self == NULL)
+    if (amb_type_of(target) == AMB_T_PID) {
+        *pid = target;
+        *name = AMB_NONE;
+        return amb__fail_check_pid(rt, target);
+    }
+    amb_term n = target;
+    if (amb_tuple_arity(target) == 2) {
+        n = amb_tuple_elem(target, 0);
+        amb_term node = amb_tuple_elem(target, 1);
+        if (!amb_is_atom(n) || !amb_is_atom(node))
+            return AMB_EBADARG;
+        if (node != rt->node_name)
+            return AMB_ENOTSUP; /* until distribution exists */
+    } else if (!amb_is_atom(target)) {
         return AMB_EBADARG;
-    int rc = amb__fail_check_pid(self->rt, pid);
+    }
+    amb_proc *q = amb__names_lookup(rt, n);
+    *pid = q != NULL ? q->pid : AMB_NONE;
+    *name = n;
+    return 0;
+}
+
+int amb_monitor_opt(amb_proc *self, amb_term target, const amb_monitor_opts *opts,
+                    amb_term *ref)
+{
+    amb_monitor_alias alias = opts != NULL ? opts->alias : AMB_MONITOR_NO_ALIAS;
+    if (self == NULL || (unsigned)alias > AMB_MONITOR_ALIAS_REPLY_DEMONITOR)
+        return AMB_EBADARG;
+    amb_pid pid;
+    amb_term name;
+    int rc = monitor_target(self->rt, target, &pid, &name);
     if (rc != 0)
         return rc;
     amb__proc_reduce(self);
@@ -206,35 +331,60 @@ int amb_monitor(amb_proc *self, amb_pid pid, amb_term *ref)
     if (f == NULL || h == NULL)
         return AMB_ENOMEM;
     amb__sched *s = self->task.sched;
-    uint32_t w[3];
-    amb__rt_ref_words(s, w);
-    amb_term r = amb__rt_ref_term(self->rt, h, w);
-    if (r == AMB_NONE)
-        return AMB_ENOMEM;
-    uint64_t key = key_of_words(w);
+    amb__fail_entry e;
+    memset(&e, 0, sizeof e);
+    amb__rt_ref_words(s, e.ref);
+    uint64_t key = key_of_words(e.ref);
+    e.key = key << 1;
+    e.pid = pid;
+    e.name = name;
+    e.alias = (uint8_t)alias;
+    /* Everything that can fail comes before anything shows: the cell, the
+     * reference (an alias monitor's is an alias, made active here), the
+     * table entry. */
     amb_proc *q = amb__ptab_lookup(self->rt, pid);
-    amb__msg *m = q ? amb__msg_new_signal(s, AMB__MSG_MONITOR, 5) : NULL;
-    if ((q != NULL && m == NULL) || amb__fail_put(&f->mons, key << 1, pid, w) != 0) {
+    amb__msg *m = q ? amb__msg_new_signal(s, AMB__MSG_MONITOR, MONITOR_WORDS) : NULL;
+    amb_term r = AMB_NONE;
+    if (q != NULL && m == NULL)
+        return AMB_ENOMEM;
+    if (alias != AMB_MONITOR_NO_ALIAS)
+        rc = amb__alias_add(self, key | AMB__ALIAS_MONITOR_BIT,
+                            alias == AMB_MONITOR_ALIAS_REPLY_DEMONITOR, &r);
+    else if ((r = amb__rt_ref_term(self->rt, h, e.ref)) == AMB_NONE)
+        rc = AMB_ENOMEM;
+    amb__fail_entry *x = rc == 0 ? amb__fail_put(&f->mons, e.key, pid) : NULL;
+    if (x == NULL) {
+        if (rc == 0 && alias != AMB_MONITOR_NO_ALIAS)
+            amb__alias_drop(self, key | AMB__ALIAS_MONITOR_BIT);
         amb__msg_free(s, m);
         return AMB_ENOMEM;
     }
+    *x = e;
     f->held++;
     if (ref != NULL)
         *ref = r;
     if (q == NULL) {
-        /* Not alive: an immediate DOWN noproc, through the same path as any
-         * DOWN (it removes the monitor when it is drained). */
+        /* Not alive, or nobody has the name: an immediate DOWN noproc,
+         * through the same path as any DOWN (it removes the monitor when it
+         * is drained). */
         amb__mailbox_deliver(self->rt, s, self,
-                             down_cell(self->rt, s, w, pid, AMB_ATOM_NOPROC));
+                             down_cell(self->rt, s, &e, self->pid, pid, AMB_ATOM_NOPROC));
         return 0;
     }
     m->words[0] = self->pid;
     m->words[1] = pid;
     m->words[2] = key;
-    m->words[3] = (uint64_t)w[0] | ((uint64_t)w[1] << 32);
-    m->words[4] = w[2];
+    m->words[3] = (uint64_t)e.ref[0] | ((uint64_t)e.ref[1] << 32);
+    m->words[4] = e.ref[2];
+    m->words[5] = name;
+    m->words[6] = (uint64_t)alias;
     amb__mailbox_deliver(self->rt, s, q, m);
     return 0;
+}
+
+int amb_monitor(amb_proc *self, amb_term target, amb_term *ref)
+{
+    return amb_monitor_opt(self, target, NULL, ref);
 }
 
 /* {'DOWN', Ref, _, _, _} for ref. */
@@ -248,17 +398,25 @@ int amb_demonitor(amb_proc *self, amb_term ref, unsigned flags)
 {
     if (self == NULL || amb_type_of(ref) != AMB_T_REF || (flags & ~AMB_DEMONITOR_FLUSH))
         return AMB_EBADARG;
+    if ((flags & AMB_DEMONITOR_FLUSH) && !amb__proc_may_wait(self))
+        return AMB_ESTATE; /* a flush takes messages: not in a match function */
     uint64_t key = key_of_ref(self->rt, ref);
     amb__fail_entry e;
     bool active =
         key != 0 && self->fail != NULL && amb__fail_del(&self->fail->mons, key << 1, &e);
     if (active) {
         self->fail->held--;
+        forget_alias(self, &e);
         send_demonitor(self->rt, self->task.sched, e.pid, self->pid, key);
     }
-    if (flags & AMB_DEMONITOR_FLUSH) {
-        /* A DOWN still in the mailbox is dropped when drained (the monitor
-         * is gone); one already in the private queue is removed here. */
+    if ((flags & AMB_DEMONITOR_FLUSH) && !active) {
+        /* A DOWN becomes a message only when its monitor is active, and
+         * removes it then: so an active monitor has no DOWN in the private
+         * queue, and one still in the mailbox is dropped when drained (the
+         * monitor is gone). Only a monitor that has fired can have its DOWN
+         * in the private queue; that one is looked for here. So the flush
+         * after a gen_server call's reply costs nothing, however long the
+         * caller's queue (issue 13, item 8). */
         amb_term r = ref;
         amb__mailbox_remove_if(self, is_down_of, &r);
     }

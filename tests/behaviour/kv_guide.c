@@ -24,7 +24,7 @@
  * monitors, Supervisor) are 76 lines of Elixir without their @doc text.
  */
 #include "amb_test.h"
-#include "rt_test.h"
+#include "amb_test_rt.h"
 
 #include "ambitious/supervisor.h"
 #include "gs_test.h"
@@ -110,8 +110,8 @@ static amb_gen_ret registry_cast(amb_proc *self, void *state, amb_term msg)
     amb_heap *h = amb_proc_heap(self);
     if (amb_match(msg, "{create,~w}", &name) != 0 || amb_map_get(names, name, &pid) == 0)
         return amb_gen_noreply();
-    int rc =
-        amb_dynsup_start_child(self, amb_atom("KV.BucketSupervisor"), &bucket_spec, &pid);
+    int rc = amb_dynsup_start_child(self, amb_atom("KV.BucketSupervisor"), &bucket_spec,
+                                    &pid, NULL);
     if (rc == 0)
         rc = amb_monitor(self, pid, &ref);
     if (rc != 0)
@@ -239,7 +239,7 @@ static void bucket_stores_values_by_key_body(amb_proc *self, void *arg)
 
 AMB_TEST(bucket_stores_values_by_key)
 {
-    gs_run(bucket_stores_values_by_key_body, NULL);
+    run_both(bucket_stores_values_by_key_body, NULL);
 }
 
 static void buckets_are_temporary_workers_body(amb_proc *self, void *arg)
@@ -261,7 +261,7 @@ static void buckets_are_temporary_workers_body(amb_proc *self, void *arg)
 
 AMB_TEST(buckets_are_temporary_workers)
 {
-    gs_run(buckets_are_temporary_workers_body, NULL);
+    run_both(buckets_are_temporary_workers_body, NULL);
 }
 
 static void registry_spawns_buckets_body(amb_proc *self, void *arg)
@@ -277,7 +277,7 @@ static void registry_spawns_buckets_body(amb_proc *self, void *arg)
 
 AMB_TEST(registry_spawns_buckets)
 {
-    gs_run(registry_spawns_buckets_body, NULL);
+    run_both(registry_spawns_buckets_body, NULL);
 }
 
 static void registry_removes_buckets_on_exit_body(amb_proc *self, void *arg)
@@ -292,7 +292,7 @@ static void registry_removes_buckets_on_exit_body(amb_proc *self, void *arg)
 
 AMB_TEST(registry_removes_buckets_on_exit)
 {
-    gs_run(registry_removes_buckets_on_exit_body, NULL);
+    run_both(registry_removes_buckets_on_exit_body, NULL);
 }
 
 static void registry_removes_bucket_on_crash_body(amb_proc *self, void *arg)
@@ -309,7 +309,7 @@ static void registry_removes_bucket_on_crash_body(amb_proc *self, void *arg)
 
 AMB_TEST(registry_removes_bucket_on_crash)
 {
-    gs_run(registry_removes_bucket_on_crash_body, NULL);
+    run_both(registry_removes_bucket_on_crash_body, NULL);
 }
 
 static void bucket_can_crash_at_any_time_body(amb_proc *self, void *arg)
@@ -321,7 +321,7 @@ static void bucket_can_crash_at_any_time_body(amb_proc *self, void *arg)
     amb_term mref;
     CHECK_OK(self, amb_monitor(self, bucket, &mref));
     CHECK_OK(self, amb_exit(self, bucket, AMB_ATOM_SHUTDOWN));
-    gs_wait_down(self, mref, bucket);
+    wait_down(self, mref, bucket);
     /* The guide's catch_exit(KV.Bucket.put(bucket, "milk", 3)). */
     CHECK_RC(self, AMB_ENOPROC,
              bucket_put(self, bucket, S(self, "milk"), amb_int(NULL, 3)));
@@ -330,7 +330,7 @@ static void bucket_can_crash_at_any_time_body(amb_proc *self, void *arg)
 
 AMB_TEST(bucket_can_crash_at_any_time)
 {
-    gs_run(bucket_can_crash_at_any_time_body, NULL);
+    run_both(bucket_can_crash_at_any_time_body, NULL);
 }
 
 /* ===========================================================================
@@ -375,7 +375,7 @@ static void many_buckets_come_and_go_body(amb_proc *self, void *arg)
 
 AMB_TEST(many_buckets_come_and_go_and_the_registry_stays_bounded)
 {
-    gs_run(many_buckets_come_and_go_body, NULL);
+    run_both(many_buckets_come_and_go_body, NULL);
 }
 
 AMB_TEST_MAIN(AMB_TEST_ENTRY(bucket_stores_values_by_key),

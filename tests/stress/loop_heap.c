@@ -13,7 +13,7 @@
  * same way.
  */
 #include "amb_test.h"
-#include "rt_test.h"
+#include "amb_test_rt.h"
 
 #define ROUNDS (10000000 / SLOW)
 /* A rewound heap keeps its first blocks (64 + 128 ... words) and at most

@@ -1388,40 +1388,13 @@ AMB_TEST(bad_arguments)
 }
 
 /* ---------------------------------------------------------------------------
- * Out of memory: every allocation in turn fails; each run ends in success or
- * AMB_ENOMEM, and ASan's leak check sees nothing left behind.
+ * Out of memory: allocation N and every one after it fail, for each N in
+ * turn; each run ends in success or AMB_ENOMEM, and ASan's leak check sees
+ * nothing left behind.
  * ------------------------------------------------------------------------ */
-
-static long fail_after = -1;
-
-static void *failing_malloc(void *ud, size_t size)
-{
-    (void)ud;
-    if (fail_after == 0)
-        return NULL;
-    if (fail_after > 0)
-        fail_after--;
-    return malloc(size);
-}
-static void *failing_realloc(void *ud, void *ptr, size_t size)
-{
-    (void)ud;
-    if (fail_after == 0)
-        return NULL;
-    if (fail_after > 0)
-        fail_after--;
-    return realloc(ptr, size);
-}
-static void failing_free(void *ud, void *ptr)
-{
-    (void)ud;
-    free(ptr);
-}
 
 AMB_TEST(allocation_failures_are_clean)
 {
-    static const amb_allocator failing = {failing_malloc, failing_realloc, failing_free,
-                                          NULL};
     /* Intern every atom first: the atom table's memory is never freed. */
     amb_heap *h0 = heap_new();
     amb_term big = AMB_TUPLE(h0, b_map_nested(h0), b_dup30(h0), b_closure_tuple(h0),
@@ -1432,13 +1405,12 @@ AMB_TEST(allocation_failures_are_clean)
     amb_heap_free(h0);
     size_t nested_len;
     uint8_t *nested = nested_lists(200, &nested_len);
-    assert_ok(amb_set_allocator(&failing));
     bool decoded = false, encoded = false;
     for (long n = 0; n < 10000 && !(decoded && encoded); n++) {
-        fail_after = -1;
+        amb_test_alloc_disarm();
         amb_heap *h = NULL;
         assert_ok(amb_heap_new(&h));
-        fail_after = n;
+        amb_test_alloc_fail((uint64_t)n, AMB_TEST_FAIL_FOREVER);
         amb_term t;
         int rc = amb_etf_decode(h, bytes, len, NULL, &t, NULL);
         if (rc == 0)
@@ -1447,13 +1419,12 @@ AMB_TEST(allocation_failures_are_clean)
             fail_msg("decode with allocation %ld failing: %s", n, amb_err_name(rc));
         if (rc == 0) {
             decoded = true;
-            fail_after = n;
             uint8_t *again;
             size_t alen;
             amb_term big2;
-            fail_after = -1;
+            amb_test_alloc_disarm();
             assert_ok(amb_etf_decode(h, bytes, len, NULL, &big2, NULL));
-            fail_after = n;
+            amb_test_alloc_fail((uint64_t)n, AMB_TEST_FAIL_FOREVER);
             rc = amb_etf_encode_alloc(big2, ZIP, &again, &alen);
             if (rc != 0 && rc != AMB_ENOMEM)
                 fail_msg("encode with allocation %ld failing: %s", n, amb_err_name(rc));
@@ -1462,10 +1433,9 @@ AMB_TEST(allocation_failures_are_clean)
                 amb_free(again);
             }
         }
-        fail_after = -1;
+        amb_test_alloc_disarm();
         amb_heap_free(h);
     }
-    assert_ok(amb_set_allocator(NULL));
     assert_true(decoded && encoded);
     free(nested);
     amb_free(bytes);

@@ -7,27 +7,11 @@
  * amb_print_ex(pid, AMB_PRINT_PRETTY) gives (not #Pid<...>). The watchdog's
  * report uses that notation too (tests/unit/watchdog.c).
  */
-#include <pthread.h>
-
 #include "amb_test.h"
+#include "amb_test_rt.h"
 #include "ambitious/logger.h"
-#include "rt_test.h"
 
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static char g_report[4096];
-static amb_pid g_report_pid;
 static int g_assert_line;
-
-static void capture(void *ctx, const amb_log_event *ev)
-{
-    (void)ctx;
-    if (!ev->crash_report)
-        return;
-    pthread_mutex_lock(&g_lock);
-    snprintf(g_report, sizeof g_report, "%s", ev->text);
-    g_report_pid = ev->pid;
-    pthread_mutex_unlock(&g_lock);
-}
 
 static void asserter(amb_proc *self, void *arg)
 {
@@ -56,33 +40,28 @@ static void root(amb_proc *self, void *arg)
 
 AMB_TEST(a_crash_report_prints_terms_for_humans)
 {
-    amb_config cfg = config_of(1);
-    amb_rt *rt;
     report_case rc = {0};
-    g_report[0] = '\0';
-    assert_ok(amb_rt_new(&cfg, &rt));
-    assert_ok(amb_logger_set_handler(rt, capture, NULL));
-    assert_ok(amb_rt_spawn(rt, root, &rc, NULL));
-    assert_ok(amb_rt_run(rt));
-    amb_rt_free(rt);
-    assert_no_process_failure();
+    run_in(1, root, &rc);
+    char report[sizeof amb_test_log_.last_report];
+    amb_pid report_pid;
+    amb_test_log_last_report(report, sizeof report, &report_pid);
 
     char pid[64], want[512];
     assert_ok(amb_print_ex(rc.pid, AMB_PRINT_PRETTY, pid, sizeof pid, NULL));
-    assert_true(g_report_pid == rc.pid);
+    assert_true(report_pid == rc.pid);
     assert_true(pid[0] == '<'); /* <N.ID.SERIAL>, not #Pid<...> */
     snprintf(want, sizeof want, "    pid: %s\n", pid);
-    if (strstr(g_report, want) == NULL)
-        fail_msg("no \"%s\" in the report:\n%s", want, g_report);
+    if (strstr(report, want) == NULL)
+        fail_msg("no \"%s\" in the report:\n%s", want, report);
     snprintf(want, sizeof want,
              "{assert,[{file,<<\"%s\">>},{line,%d},{expression,<<\"1 + 1 == 3\">>}]}",
              __FILE__, g_assert_line);
-    if (strstr(g_report, want) == NULL)
-        fail_msg("no \"%s\" in the report:\n%s", want, g_report);
-    if (strstr(g_report, "last message: {last,\"words\",<<\"bin\">>}") == NULL)
-        fail_msg("the last message is not printed for humans:\n%s", g_report);
-    if (strstr(g_report, "#Pid<") != NULL || strstr(g_report, "<<47,") != NULL)
-        fail_msg("a machine form in the report:\n%s", g_report);
+    if (strstr(report, want) == NULL)
+        fail_msg("no \"%s\" in the report:\n%s", want, report);
+    if (strstr(report, "last message: {last,\"words\",<<\"bin\">>}") == NULL)
+        fail_msg("the last message is not printed for humans:\n%s", report);
+    if (strstr(report, "#Pid<") != NULL || strstr(report, "<<47,") != NULL)
+        fail_msg("a machine form in the report:\n%s", report);
 }
 
 AMB_TEST_MAIN(AMB_TEST_ENTRY(a_crash_report_prints_terms_for_humans))

@@ -737,28 +737,6 @@ AMB_TEST(match_and_pack_deep_nesting_on_a_small_stack)
  * Allocation: matching a reply allocates nothing; pack only the terms
  * ------------------------------------------------------------------------ */
 
-static size_t allocations;
-
-static void *count_malloc(void *ud, size_t size)
-{
-    (void)ud;
-    allocations++;
-    return malloc(size);
-}
-
-static void *count_realloc(void *ud, void *p, size_t size)
-{
-    (void)ud;
-    allocations++;
-    return realloc(p, size);
-}
-
-static void count_free(void *ud, void *p)
-{
-    (void)ud;
-    free(p);
-}
-
 AMB_TEST(match_reply_allocates_nothing)
 {
     amb_term ref = a_ref(7), value = T(A("ok"), S("value"));
@@ -770,18 +748,15 @@ AMB_TEST(match_reply_allocates_nothing)
     /* Warm the heap so that packing fits in its first block. */
     assert_true(amb_pack(warm, "{reply, ~r, ~w}", ref, value) != AMB_NONE);
     amb_heap_reset(warm);
-    amb_allocator counting = {count_malloc, count_realloc, count_free, NULL};
-    assert_ok(amb_set_allocator(&counting));
-    allocations = 0;
+    uint64_t calls0 = amb_test_alloc_now().calls;
     amb_term out = AMB_NONE;
     int rc1 = amb_match(reply, "{reply, ~r, ~w}", ref, &out);
     int rc2 = amb_match(other, "{reply, ~r, ~w}", ref, &out);
     int rc3 =
         amb_match(big, "{1.5, \"str\", <<1,2,3>>, 123456789, #{a => {b}}, [x|~w]}", &out);
-    size_t match_allocs = allocations;
+    uint64_t match_allocs = amb_test_alloc_now().calls - calls0;
     amb_term packed = amb_pack(warm, "{reply, ~r, ~w}", ref, value);
-    size_t pack_allocs = allocations - match_allocs;
-    assert_ok(amb_set_allocator(NULL));
+    uint64_t pack_allocs = amb_test_alloc_now().calls - calls0 - match_allocs;
     assert_rc(0, rc1);
     assert_rc(AMB_ENOMATCH, rc2);
     assert_rc(0, rc3);
@@ -792,8 +767,9 @@ AMB_TEST(match_reply_allocates_nothing)
     amb_heap_free(warm);
 }
 
-/* Allocation failures in pack and match: the Nth allocation fails, for
- * every N; each call ends in success or a clean AMB_ENOMEM. */
+/* Allocation failures in pack and match: allocation N and every one after
+ * it fail, for N = 0, 1, 2, ...; each call ends in success or a clean
+ * AMB_ENOMEM. */
 AMB_TEST(pack_and_match_allocation_failures_are_clean)
 {
     const char *fmt =
@@ -801,16 +777,14 @@ AMB_TEST(pack_and_match_allocation_failures_are_clean)
         "<<1,2,3>>, 1.5}";
     amb_term want = amb_pack(H, fmt, "x", 1, AMB_NIL, "str");
     assert_true(want != AMB_NONE);
-    amb_allocator failing = {fail_malloc, fail_realloc, count_free, NULL};
     bool packed = false, matched = false;
     for (long n = 0; n < 200 && !(packed && matched); n++) {
         amb_heap *h;
         assert_ok(amb_heap_new(&h));
-        assert_ok(amb_set_allocator(&failing));
-        alloc_budget = n;
+        amb_test_alloc_fail((uint64_t)n, AMB_TEST_FAIL_FOREVER);
         amb_term t = (amb_term)777;
         int rc = amb_pack_ex(h, &t, NULL, fmt, "x", 1, AMB_NIL, "str");
-        alloc_budget = n;
+        amb_test_alloc_fail((uint64_t)n, AMB_TEST_FAIL_FOREVER);
         int i = 0;
         char s[8] = "";
         amb_term w = AMB_NONE;
@@ -819,8 +793,7 @@ AMB_TEST(pack_and_match_allocation_failures_are_clean)
                             "{~a, [~i, 123456789012345678901234567890 | ~w], "
                             "#{{k, [1]} => ~s}, <<1,2,3>>, 1.5}",
                             &a, &i, &w, s, sizeof s);
-        alloc_budget = -1;
-        assert_ok(amb_set_allocator(NULL));
+        amb_test_alloc_disarm();
         if (rc == 0) {
             assert_true(amb_equal(t, want));
             packed = true;

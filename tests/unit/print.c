@@ -854,12 +854,9 @@ AMB_TEST(allocation_failures_are_clean)
     char *fixed = malloc(want_len + 1);
     assert_non_null(fixed);
 
-    const amb_allocator failing = {fail_malloc, fail_realloc, fail_free, NULL};
-    assert_ok(amb_set_allocator(&failing));
     long failures = 0;
     for (long budget = 0;; budget++) {
-        alloc_budget = budget;
-        alloc_calls = 0;
+        amb_test_alloc_fail((uint64_t)budget, AMB_TEST_FAIL_FOREVER);
         char *s = NULL;
         size_t len = 0;
         int rc = amb_print_alloc(t, &s, &len);
@@ -869,7 +866,7 @@ AMB_TEST(allocation_failures_are_clean)
             continue;
         }
         assert_ok(rc);
-        alloc_budget = -1;
+        amb_test_alloc_disarm();
         assert_string_equal(s, want);
         assert_int_equal(len, want_len);
         amb_free(s);
@@ -881,8 +878,7 @@ AMB_TEST(allocation_failures_are_clean)
      * integers; a failure leaves an empty string. */
     failures = 0;
     for (long budget = 0;; budget++) {
-        alloc_budget = budget;
-        alloc_calls = 0;
+        amb_test_alloc_fail((uint64_t)budget, AMB_TEST_FAIL_FOREVER);
         size_t len = 12345;
         int rc = amb_print(t, fixed, want_len + 1, &len);
         if (rc == AMB_ENOMEM) {
@@ -892,13 +888,12 @@ AMB_TEST(allocation_failures_are_clean)
             continue;
         }
         assert_ok(rc);
-        alloc_budget = -1;
+        amb_test_alloc_disarm();
         assert_string_equal(fixed, want);
         break;
     }
     assert_true(failures >= 1);
-    alloc_budget = -1;
-    assert_ok(amb_set_allocator(NULL));
+    amb_test_alloc_disarm();
     free(fixed);
     amb_free(want);
 }
