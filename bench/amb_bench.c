@@ -15,6 +15,7 @@
  *   amb-bench timers N MAXDELAY         N send_after timers of 1..MAXDELAY ms
  *   amb-bench sup_wide N [DYNAMIC]      one supervisor with N children (ours)
  *   amb-bench maps N                    N puts into one map, N gets, N removes
+ *   amb-bench call_state KEYS PUTS      calls putting into a gen_server's term map
  *
  * Each prints one line, `RESULT bench=<name> impl=c schedulers=<n> key=value
  * ...`, with the key names of RESULTS.md ("What each benchmark does"), and
@@ -49,6 +50,9 @@
  *     1.5 x MAXDELAY after the first timer was armed).
  *   - sup_wide has no peer program: it measures the supervisor's cost per
  *     child operation (each phase should grow linearly with N).
+ *   - call_state has no peer program: the call of `call` to a gen_server
+ *     whose state is a term map the runtime keeps alive, and the memory
+ *     that costs (peak RSS over the live data).
  *   - call_queued has no peer program either: the cost of a gen_server call
  *     must not depend on how many unrelated messages wait in the caller's
  *     mailbox (DESIGN §2, the receive mark); ns_per_call should be flat in
@@ -102,7 +106,7 @@ struct run {
 /* Atoms the benchmarks send, made once in main() before the runtime starts
  * and read-only afterwards. */
 static struct {
-    amb_term done, go, tick, stop, count, ping, pong, child;
+    amb_term done, go, tick, stop, count, ping, pong, child, put, check;
 } A;
 
 static void kv_int(struct run *r, const char *key, long long v)
@@ -178,22 +182,40 @@ static double ms(uint64_t ns)
     return (double)ns / 1e6;
 }
 
-/* VmRSS of this OS process in KiB (what the peers sample), or -1. */
-static long rss_kb(void)
+/* A line "Name: N kB" of /proc/self/status in KiB, or -1. */
+static long status_kb(const char *name)
 {
     FILE *f = fopen("/proc/self/status", "r");
     if (f == NULL)
         return -1;
     char line[256];
     long kb = -1;
+    size_t len = strlen(name);
     while (fgets(line, sizeof line, f) != NULL) {
-        if (strncmp(line, "VmRSS:", 6) == 0) {
-            kb = strtol(line + 6, NULL, 10);
+        if (strncmp(line, name, len) == 0 && line[len] == ':') {
+            kb = strtol(line + len + 1, NULL, 10);
             break;
         }
     }
     fclose(f);
     return kb;
+}
+
+/* VmRSS of this OS process in KiB (what the peers sample), or -1. */
+static long rss_kb(void)
+{
+    return status_kb("VmRSS");
+}
+
+/* Resets the peak RSS (VmHWM) to the current RSS (Linux's clear_refs 5):
+ * a phase's peak is then VmHWM at its end. False where unsupported. */
+static bool reset_peak_rss(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f == NULL)
+        return false;
+    bool ok = fputs("5", f) >= 0;
+    return fclose(f) == 0 && ok;
 }
 
 /* Minor page faults of this OS process so far (every first touch of a
@@ -1244,6 +1266,141 @@ static void bench_maps(struct run *r, amb_proc *self)
 }
 
 /* ---------------------------------------------------------------------------
+ * 10. call_state KEYS PUTS (ours)
+ *
+ * One gen_server whose state is a term (`.state_term`): a map of KEYS
+ * integer keys (built in init), and one client calling {put, K, V} PUTS
+ * times with K random in 0..KEYS-1: ns per call, beside `call`'s, and the
+ * memory the runtime's collections keep: the peak RSS of the put phase
+ * (VmHWM, reset when the puts start, so init's transient arrays are not in
+ * it) above the RSS before the server started, over the live data (the
+ * state's bytes). At the end the server answers `check` with {Size, Sum of
+ * values, LiveBytes, HeapBytes}, which must match the client's own
+ * bookkeeping.
+ * ------------------------------------------------------------------------ */
+
+static amb_gen_ret state_init(amb_proc *self, void *state, void *arg)
+{
+    long long keys = *(const long long *)arg;
+    amb_term *k = malloc((size_t)keys * sizeof *k);
+    amb_term *v = malloc((size_t)keys * sizeof *v);
+    amb_term m = AMB_NONE;
+    if (k != NULL && v != NULL) {
+        for (long long i = 0; i < keys; i++) {
+            k[i] = AMB_SMALL(i);
+            v[i] = AMB_SMALL(0);
+        }
+        m = amb_map(amb_proc_heap(self), (size_t)keys, k, v);
+    }
+    free(k);
+    free(v);
+    *(amb_term *)state = m; /* AMB_NONE: the start fails with AMB_ENOMEM */
+    return amb_gen_ok();
+}
+
+static amb_gen_ret state_call(amb_proc *self, void *state, amb_term req, amb_term from)
+{
+    (void)from;
+    amb_term *m = state;
+    amb_heap *h = amb_proc_heap(self);
+    if (amb_tuple_arity(req) == 3) { /* {put, K, V} */
+        *m = amb_map_put(h, *m, amb_tuple_elem(req, 1), amb_tuple_elem(req, 2));
+        return amb_gen_reply(AMB_ATOM_OK);
+    }
+    /* check */
+    int64_t sum = 0;
+    amb_map_iter it;
+    amb_term k, v;
+    amb_map_iterator(*m, &it);
+    while (amb_map_next(&it, &k, &v))
+        sum += amb_small_value(v);
+    amb_proc_info info;
+    size_t heap = amb_process_info(self, amb_self(self), &info) == 0 ? info.heap_size : 0;
+    return amb_gen_reply(amb_pack(h, "{~u,~l,~u,~u}", (uint64_t)amb_map_size(*m), sum,
+                                  (uint64_t)amb_term_size(*m), (uint64_t)heap));
+}
+
+static const amb_gen_server state_server = {
+    .name = "call_state",
+    .state_term = true,
+    .init = state_init,
+    .handle_call = state_call,
+};
+
+static void bench_call_state(struct run *r, amb_proc *self)
+{
+    long long keys = r->args[0], puts = r->args[1];
+    int64_t *last = calloc((size_t)keys, sizeof *last);
+    if (last == NULL) {
+        fail(r, self, "out of memory");
+        return;
+    }
+    long rss0 = rss_kb();
+    amb_pid server;
+    int rc = amb_gen_server_start(self, &state_server, &keys, NULL, &server, NULL);
+    if (rc != 0) {
+        free(last);
+        fail(r, self, "start: %s", amb_strerror(rc));
+        return;
+    }
+    amb_heap *h = amb_proc_heap(self);
+    amb_heap_mark top = amb_heap_save(h);
+    uint64_t x = 0x9e3779b97f4a7c15u; /* xorshift64 */
+    bool hwm = reset_peak_rss();
+    uint64_t t0 = now_ns();
+    for (long long i = 1; i <= puts && rc == 0; i++) {
+        amb_heap_rewind(h, top); /* each request is scratch: the loop stays bounded */
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        long long key = (long long)(x % (uint64_t)keys);
+        amb_term req = AMB_TUPLE(h, A.put, AMB_SMALL(key), AMB_SMALL(i));
+        amb_term reply = AMB_NONE;
+        rc = amb_gen_server_call(self, server, req, CALL_TIMEOUT_MS, &reply);
+        if (rc == 0 && reply != AMB_ATOM_OK)
+            rc = AMB_EBADARG;
+        last[key] = i;
+    }
+    uint64_t t1 = now_ns();
+    amb_heap_rewind(h, top);
+    int64_t want = 0;
+    for (long long k = 0; k < keys; k++)
+        want += last[k];
+    free(last);
+    amb_term check = AMB_NONE;
+    uint64_t size = 0, live = 0, heap = 0;
+    int64_t sum = -1;
+    if (rc == 0)
+        rc = amb_gen_server_call(self, server, A.check, CALL_TIMEOUT_MS, &check);
+    if (rc == 0)
+        rc = amb_match(check, "{~u,~l,~u,~u}", &size, &sum, &live, &heap);
+    amb_gen_server_stop(self, server, AMB_ATOM_NORMAL, AMB_INFINITY);
+    if (rc != 0 || size != (uint64_t)keys || sum != want) {
+        fail(r, self, "call_state: %s, %llu keys (want %lld), sum %lld (want %lld)",
+             amb_strerror(rc), (unsigned long long)size, keys, (long long)sum,
+             (long long)want);
+        return;
+    }
+    long peak_kb = hwm ? status_kb("VmHWM") : -1;
+    if (peak_kb < 0) { /* no reset: the whole run's peak */
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        peak_kb = ru.ru_maxrss;
+    }
+    double peak_mb = (double)(peak_kb - rss0) / 1024;
+    double live_mb = (double)live / (1 << 20);
+    kv_str(r, "kind", "gen_server_call_term_state");
+    kv_int(r, "keys", keys);
+    kv_int(r, "calls", puts);
+    kv_num(r, "total_ms", ms(t1 - t0));
+    kv_num(r, "ns_per_call", (double)(t1 - t0) / (double)puts);
+    kv_num(r, "live_mb", live_mb);
+    kv_num(r, "heap_mb_end", (double)heap / (1 << 20));
+    kv_num(r, "peak_rss_over_start_mb", peak_mb);
+    kv_num(r, "peak_rss_per_live", peak_mb / live_mb);
+}
+
+/* ---------------------------------------------------------------------------
  * Command line
  * ------------------------------------------------------------------------ */
 
@@ -1267,6 +1424,7 @@ static const struct bench benches[] = {
     {"timers", "timers N MAXDELAY", {1000000, 100}, 2, bench_timers},
     {"sup_wide", "sup_wide N [DYNAMIC]", {100000, 0}, 2, bench_sup_wide},
     {"maps", "maps N", {1000000}, 1, bench_maps},
+    {"call_state", "call_state KEYS PUTS", {100000, 10000000}, 2, bench_call_state},
 };
 
 static void usage(void)
@@ -1324,6 +1482,10 @@ static const char *check_args(const struct bench *b, const long long *a)
         return a[0] >= 2 && a[0] <= (1LL << 26) ? NULL : "N must be in 2..2^26";
     if (b->fn == bench_maps)
         return a[0] >= 1 && a[0] <= AMB_SMALL_MAX ? NULL : "N must be >= 1";
+    if (b->fn == bench_call_state)
+        return a[0] >= 1 && a[0] <= (1LL << 30) && a[1] >= 1
+                   ? NULL
+                   : "KEYS in 1..2^30, PUTS >= 1";
     return NULL;
 }
 
@@ -1351,8 +1513,9 @@ static int make_atoms(void)
         amb_term *slot;
         const char *name;
     } atoms[] = {
-        {&A.done, "done"},   {&A.go, "go"},     {&A.tick, "tick"}, {&A.stop, "stop"},
-        {&A.count, "count"}, {&A.ping, "ping"}, {&A.pong, "pong"}, {&A.child, "child"},
+        {&A.done, "done"},   {&A.go, "go"},       {&A.tick, "tick"}, {&A.stop, "stop"},
+        {&A.count, "count"}, {&A.ping, "ping"},   {&A.pong, "pong"}, {&A.child, "child"},
+        {&A.put, "put"},     {&A.check, "check"},
     };
     for (size_t i = 0; i < AMB_COUNTOF(atoms); i++) {
         *atoms[i].slot = amb_atom(atoms[i].name);

@@ -327,7 +327,7 @@ static struct {
     atomic_int count[3];                 /* by amb_test_log_kind */
     atomic_int level[AMB_LOG_DEBUG + 1]; /* events other than crash reports */
     pthread_mutex_t lock;                /* the texts below */
-    char last_report[1024];
+    char last_report[4096];
     amb_pid last_report_pid;
     char last_event[512];
     amb_log_level last_event_level;
@@ -425,6 +425,9 @@ typedef struct amb_test_cfg {
                             function (fn is then spawned as it is) */
     bool keeps_memory;   /* no leak check: memory made during the run
                             outlives it on purpose (the test frees it) */
+    int run_rc;          /* what amb_rt_run must return: 0, or the code
+                            of a halt the scenario makes (amb_rt_halt;
+                            AMB_EAPPEXIT: a permanent application ended) */
 } amb_test_cfg;
 
 /* One run: the first process's wrapper and the watchdog's state. */
@@ -502,8 +505,9 @@ __attribute__((unused)) static bool amb_test_run_ex(const amb_test_cfg *cfg, amb
                              : amb_rt_spawn(r.rt, amb_test_first_, &r, NULL);
     pthread_t wd;
     bool watched = rc == 0 && pthread_create(&wd, NULL, amb_test_watchdog_, &r) == 0;
+    int run_rc = 0;
     if (rc == 0)
-        rc = amb_rt_run(r.rt);
+        run_rc = amb_rt_run(r.rt);
     if (watched) {
         pthread_mutex_lock(&r.lock);
         r.over = true;
@@ -519,8 +523,11 @@ __attribute__((unused)) static bool amb_test_run_ex(const amb_test_cfg *cfg, amb
     char leak[128], report[256];
     amb_test_log_last_report(report, sizeof report, NULL);
     if (rc != 0)
-        snprintf(why, cap, "%u scheduler(s): amb_rt_spawn / amb_rt_run returned %s", n,
+        snprintf(why, cap, "%u scheduler(s): amb_rt_spawn returned %s", n,
                  amb_err_name(rc));
+    else if (run_rc != cfg->run_rc)
+        snprintf(why, cap, "%u scheduler(s): amb_rt_run returned %s, not %s", n,
+                 amb_err_name(run_rc), amb_err_name(cfg->run_rc));
     else if (atomic_load(&g_failed))
         snprintf(why, cap, "%u scheduler(s): inside a process: %s", n, g_fail_text);
     else if (r.hung)

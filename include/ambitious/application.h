@@ -15,8 +15,10 @@
  *
  * When an application's top supervisor ends by itself with reason R, the
  * restart type decides, as in OTP:
- *   permanent  every other application is stopped and the runtime stops
- *              (amb_rt_stop): the program cannot go on without it;
+ *   permanent  every other application is stopped and the runtime halts
+ *              (amb_rt_halt with AMB_EAPPEXIT, which amb_rt_run and
+ *              amb_main then return: erl's "Kernel pid terminated", exit
+ *              status 1): the program cannot go on without it;
  *   transient  the same when R is anything but normal (a top supervisor
  *              that gives up ends with shutdown: that is a failure for an
  *              application, as in OTP), else it is only reported;

@@ -86,6 +86,8 @@ AMB_API const char *amb_version(void);
     /* Processes (process.h). */                                        \
     X(NOPROC, -3, "no such process")                                    \
     X(TIMEDOUT, -4, "deadline passed")                                  \
+    X(APPEXIT, -40, "a needed application ended; runtime halted")       \
+    X(MAINEXIT, -41, "main process ended abnormally; runtime halted")   \
     /* Behaviours: starting, calling (gen_server.h and those on it). */ \
     X(EXIT, -21, "the process ended before answering")                  \
     X(IGNORE, -22, "start declined; nothing was started")               \

@@ -32,19 +32,39 @@
  * (AMB_EINIT with that reason).
  *
  * The state S is not returned: it is the memory `state` points to, changed
- * in place. With state_size > 0 the runtime allocates that many zeroed bytes
- * with the process and `state` points to them; with state_size == 0,
- * `state` is the arg pointer given to start (a state the caller owns).
+ * in place. Two kinds:
+ *
+ *   - A term (.state_term = true), as in OTP: `state` points to one
+ *     amb_term slot; init sets it, every callback reads it and stores the
+ *     new state there, built on the process heap with anything the callback
+ *     got (the request, parts of it, a reply of a call it made), with no
+ *     copying by hand:
+ *         amb_term *map = state;
+ *         *map = amb_map_put(amb_proc_heap(self), *map, key, value);
+ *     The runtime keeps what the state reaches alive and reclaims the rest
+ *     by itself (process.h, "Term state": a copy of the live state when the
+ *     heap has grown to twice its size). Terms a callback leaves anywhere
+ *     else (a static variable, C memory) are invalid after it returns. The
+ *     slot holds `undefined` until init sets it; a callback that leaves
+ *     AMB_NONE there (a build that ran out of memory: builders give
+ *     AMB_NONE and pass it on) stops the server with {error, 'AMB_ENOMEM'}
+ *     before its result is used. state_size must be 0.
+ *   - C memory (state_term false): with state_size > 0 the runtime
+ *     allocates that many zeroed bytes with the process and `state` points
+ *     to them; with state_size == 0, `state` is the arg pointer given to
+ *     start (a state the caller owns).
  *
  * Terms and heaps. The terms a callback gets (request, msg, from, cont) are
- * borrowed until it returns. Terms a callback builds on the process heap
- * (amb_proc_heap(self)) live until it returns and its result has been used
- * (the reply sent, the continue term handed on); then gen_server drops them,
- * so a server that runs for years does not grow. Terms built in init stay
- * for the server's life. A term kept in the state across callbacks belongs
- * on a heap the state owns (amb_heap_new, freed in terminate or with
- * amb_on_exit so that a killed server frees it too). Never amb_heap_reset
- * the process heap of a server: it would drop the terms init built.
+ * borrowed until it returns (with a term state: until the next collection,
+ * and kept by it when the state refers to them). With a C state, terms a
+ * callback builds on the process heap (amb_proc_heap(self)) live until it
+ * returns and its result has been used (the reply sent, the continue term
+ * handed on); then gen_server drops them, so a server that runs for years
+ * does not grow. Terms built in init stay for the server's life. A term
+ * kept in a C state across callbacks belongs on a heap the state owns
+ * (amb_heap_new, freed in terminate or with amb_on_exit so that a killed
+ * server frees it too). Never amb_heap_reset the process heap of a server:
+ * it would drop the terms init built (and the term state).
  *
  * Server references (`server` below) are terms, as in Erlang:
  *   - a pid;
@@ -68,7 +88,7 @@
  * AMB_ASSERT) skips terminate: C has no exception for gen_server to catch.
  *
  * Defaults for NULL callbacks (OTP's):
- *   init            ok, state left zeroed;
+ *   init            ok, state left zeroed (a term state: undefined);
  *   handle_call     replies {error, {bad_call, Request}} and logs a warning
  *                   (the caller does not crash, the server goes on);
  *   handle_cast     logs a warning, goes on;
@@ -196,6 +216,7 @@ static inline amb_gen_ret amb_gen_fail(int code)
 typedef struct amb_gen_server {
     const char *name; /* for reports (OTP's module name); may be NULL */
     size_t state_size;
+    bool state_term; /* the state is a term (above); state_size is then 0 */
     amb_gen_ret (*init)(amb_proc *self, void *state, void *arg);
     /* from identifies the caller for amb_gen_server_reply (copy it to reply later). */
     amb_gen_ret (*handle_call)(amb_proc *self, void *state, amb_term request,
@@ -250,8 +271,8 @@ typedef struct amb_gen_opts {
  *   AMB_ESTATE    called from a match function (as amb_gen_server_call;
  *                 nothing was spawned)
  *   AMB_EBADARG   NULL self/cb, a bad name (also {via, M, _} with M not a
- *                 registered via module), a timeout out of range;
- *                 AMB_ESYSLIMIT.
+ *                 registered via module), a timeout out of range, a term
+ *                 state with a state_size; AMB_ESYSLIMIT.
  * A failed start leaves no exit signal (OTP 26's rule, for start_link as for
  * start): when this returns an error the server is gone, and with link it
  * unlinked from the caller before it ended (ignore, stop, a bad result, a

@@ -7,7 +7,9 @@
  * itself (amb_exit_self, AMB_ASSERT, a handler callback's error) with a
  * reason other than normal, shutdown or {shutdown, _}: the report OTP's
  * proc_lib writes. It names the pid, the registered name, the reason and the
- * last message the process received. A process ended by an exit signal from
+ * last message the process received, each printed for a human (the pretty
+ * style of amb_print_ex: strings as "...", text binaries as <<"...">>, pids
+ * as <N.ID.SERIAL>, the one notation of every text a human reads). A process ended by an exit signal from
  * another process writes no report (the sender, or the linked supervisor,
  * knows why), as in OTP.
  */

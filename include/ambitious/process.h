@@ -90,15 +90,29 @@ typedef struct amb_config {
 AMB_API int amb_rt_new(const amb_config *cfg, amb_rt **out);
 
 /* Runs the runtime's schedulers on this thread and (schedulers - 1) more,
- * until every process has ended or amb_rt_stop was called. May be called
- * again afterwards to run processes spawned since. AMB_ESTATE when it is
- * already running, AMB_EBADARG for NULL. From a thread outside any process. */
+ * until every process has ended or amb_rt_stop or amb_rt_halt was called.
+ * May be called again afterwards to run processes spawned since. Returns
+ * 0 when every process ended or amb_rt_stop stopped it, and the code of
+ * the first amb_rt_halt of the run when one halted it: AMB_EAPPEXIT when a
+ * permanent application (or a transient one, abnormally) ended
+ * (application.h), AMB_EMAINEXIT when amb_main's process ended abnormally,
+ * or a code of the program's own. AMB_ESTATE when it is already running,
+ * AMB_EBADARG for NULL, AMB_EAGAIN (no thread could be made). From a
+ * thread outside any process. */
 AMB_API int amb_rt_run(amb_rt *rt);
 
 /* Asks a running runtime to stop: amb_rt_run returns soon after, leaving
  * the remaining processes suspended (amb_rt_free ends them). Any thread,
  * also from inside a process. Idempotent. AMB_EBADARG for NULL. */
 AMB_API int amb_rt_stop(amb_rt *rt);
+
+/* erlang:halt/1 for a runtime: stops a running runtime as amb_rt_stop does,
+ * and makes this run's amb_rt_run return code (a negative AMB_E* code: why
+ * the program failed); when several halt one run, the first code counts. A
+ * halt while the runtime does not run is forgotten by the next run. Any
+ * thread, also from inside a process. AMB_EBADARG for NULL or a code that
+ * is not negative. */
+AMB_API int amb_rt_halt(amb_rt *rt, int code);
 
 /* Ends every remaining process (without running any more of its code),
  * frees all memory and joins the threads; rt is invalid afterwards. rt must
@@ -120,10 +134,25 @@ AMB_API int amb_rt_spawn(amb_rt *rt, amb_fn *fn, void *arg, amb_pid *out);
  * takes every form amb_send takes, with the same results. */
 AMB_API int amb_rt_send(amb_rt *rt, amb_term to, amb_term msg);
 
-/* The convenience for main(): creates a runtime with cfg (may be NULL;
- * copied), spawns fn(arg), runs until every process has ended, frees the
- * runtime. Returns 0 or the first error of those steps. From a thread
- * outside any process. */
+/*
+ * The convenience for main(): creates a runtime with cfg (may be NULL;
+ * copied), spawns fn(arg) as the main process, runs until every process
+ * has ended, frees the runtime. Returns 0 or the first error of those
+ * steps, and tells a failed run from a good one:
+ *   AMB_EMAINEXIT  the main process ended with a reason other than normal
+ *                  (amb_exit_self, a failed AMB_ASSERT, an exit signal):
+ *                  the runtime halts at once, whatever else runs, and the
+ *                  other processes are ended by amb_rt_free (an escript
+ *                  whose main raises exits with status 127);
+ *   AMB_EAPPEXIT   a permanent application ended (application.h; erl
+ *                  exits with status 1);
+ *   any code the program gave amb_rt_halt.
+ * A main process that returns (reason normal) leaves the others running
+ * until they end, as `erl -s` leaves the node running (an escript halts
+ * when main returns). `return amb_main(...);` from C's main therefore exits
+ * with a non-zero status exactly when the run failed (the low byte of the
+ * code). From a thread outside any process.
+ */
 AMB_API int amb_main(const amb_config *cfg, amb_fn *fn, void *arg);
 
 /* ---------------------------------------------------------------------------
@@ -143,18 +172,38 @@ AMB_API int amb_spawn(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out);
  * on with the next message (a negative AMB_E* code ends the process, see
  * amb_exit_self). The table is borrowed for the process's life (make it
  * static const); state belongs to the process and dies with it.
+ *
+ * Term state. With state_terms = n > 0 the state begins with n amb_term
+ * slots (AMB_NONE at first; state_size counts them and may be 0 for "just
+ * the terms") that the runtime keeps alive, as BEAM keeps a process's
+ * heap: callbacks build on the process heap (amb_proc_heap) and store
+ * the new terms in the slots; a message the process received (the one
+ * handle got, a reply a nested call returned) is not freed when its borrow
+ * ends but kept with the heap, so a slot may hold parts of it. Between
+ * callbacks, once the heap and the kept messages have grown to twice the
+ * size of the live data, the runtime copies what the slots reach to a fresh
+ * heap (shared parts once) and frees the rest: memory stays within a
+ * constant factor of the live data at amortised O(1) cost per term built.
+ * So every term a callback leaves outside the slots (in C memory, a static
+ * variable, a heap mark) is invalid after its return; a term of another
+ * heap stored in a slot is referred to, not copied (it must outlive the
+ * process, as any constructor's input). A collection that runs out of
+ * memory ends the process with {error, 'AMB_ENOMEM'}.
  */
 typedef struct amb_handler {
     size_t state_size;
     int (*init)(amb_proc *self, void *state, void *arg);
-    /* msg is borrowed until handle returns (amb_term_copy to keep it). */
+    /* msg is borrowed until handle returns (amb_term_copy to keep it; with
+     * term state, store it or a part of it in a slot). */
     int (*handle)(amb_proc *self, void *state, amb_term msg);
+    size_t state_terms; /* 0 ..= AMB_STATE_TERMS_MAX term slots first */
 } amb_handler;
+#define AMB_STATE_TERMS_MAX 64
 
 /* Spawns a handler process; arg goes to init as it is. A handler with no
  * init does not run at all until its first message arrives. *out (may be
- * NULL) gets the pid. AMB_EBADARG (NULL self or handler, no handle),
- * AMB_ESYSLIMIT, AMB_ENOMEM. */
+ * NULL) gets the pid. AMB_EBADARG (NULL self or handler, no handle,
+ * state_terms above AMB_STATE_TERMS_MAX), AMB_ESYSLIMIT, AMB_ENOMEM. */
 AMB_API int amb_spawn_handler(amb_proc *self, const amb_handler *handler, void *arg,
                               amb_pid *out);
 
@@ -196,7 +245,28 @@ AMB_API amb_rt *amb_proc_rt(amb_proc *self);
 /* The process's own heap, borrowed (the process owns it): terms built here
  * live until the process ends or calls amb_heap_reset on it (never reset it
  * while holding terms you need). The arena for amb_pack and the
- * constructors. NULL for NULL, or when it cannot be made (out of memory). */
+ * constructors. NULL for NULL, or when it cannot be made (out of memory).
+ * The pointer stays valid for the process's life (a term-state collection
+ * moves the terms, not the heap).
+ *
+ * A process that loops keeps its heap bounded one way: a mark taken before
+ * the loop, rewound at the top of every round, which drops what the last
+ * round built. (A loop that must keep terms from round to round is a
+ * server: write it as a handler or gen_server with term state, which the
+ * runtime collects; immediates, pids among them, may stay in C variables.)
+ *
+ *     amb_heap *h = amb_proc_heap(self);
+ *     amb_heap_mark top = amb_heap_save(h);
+ *     for (;;) {
+ *         amb_heap_rewind(h, top);
+ *         amb_receive(self, AMB_INFINITY, &msg);   (borrowed until the next one)
+ *         amb_send(self, to, amb_pack(h, "{reply, ~w}", msg));
+ *     }
+ *
+ * Handler callbacks need none of this: a gen_server rewinds after each
+ * message, and a term-state process is collected. In AddressSanitizer
+ * builds the words a rewind drops are poisoned, so reading a term of an
+ * earlier round is a report. */
 AMB_API amb_heap *amb_proc_heap(amb_proc *self);
 /* Lets other processes run; the caller continues later. 0, or AMB_EBADARG
  * for NULL. */
@@ -525,7 +595,9 @@ typedef struct amb_proc_info {
                                      in an activation, so it shows the stack
                                      of that activation (it holds none while
                                      idle) */
-    size_t heap_size;             /* bytes of the process's heap */
+    size_t heap_size;             /* bytes of the process's heap (with
+                                     term state: and of the messages kept
+                                     until the next collection) */
     size_t memory;                /* all bytes the process holds, as OTP's
                                      process_info(P, memory): its block,
                                      stack, heap, state, links, monitors,

@@ -17,7 +17,7 @@
  *   HALT   stop every running application, most recent first; then, for
  *          amb_app_shutdown, answer and end the controller, or, when a
  *          permanent (or abnormally ended transient) application's tree
- *          ended, amb_rt_stop. The latter goes right behind the running
+ *          ended, amb_rt_halt(AMB_EAPPEXIT). The latter goes right behind the running
  *          job, and starts asked for afterwards fail with AMB_ECLOSED.
  * ctl.h states the invariants.
  */
@@ -214,8 +214,10 @@ static void job_finish(amb_proc *self, ctl *c, job *j)
     } else if (j->kind == JOB_HALT) {
         amb_log(self, AMB_LOG_NOTICE,
                 "application_controller: all applications "
-                "stopped; stopping the runtime");
-        amb_rt_stop(amb_proc_rt(self));
+                "stopped; halting the runtime");
+        /* amb_rt_run (and amb_main) return AMB_EAPPEXIT: the program
+         * failed, as erl exits with status 1 ("Kernel pid terminated"). */
+        amb_rt_halt(amb_proc_rt(self), AMB_EAPPEXIT);
         return;
     }
     if (j->from == AMB_NONE)
@@ -296,7 +298,7 @@ static void enqueue_halt(amb_proc *self, ctl *c)
     if (j == NULL) {
         /* Out of memory while the program must stop: stop without the
          * orderly shutdown rather than not at all. */
-        amb_rt_stop(amb_proc_rt(self));
+        amb_rt_halt(amb_proc_rt(self), AMB_EAPPEXIT);
         return;
     }
     if (c->jobs != NULL && c->jobs->begun) {

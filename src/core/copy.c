@@ -19,12 +19,10 @@ static inline bool is_compound(amb_term t)
     return amb_is_cons(t) || amb__is_boxed(t);
 }
 
-/* Words a box occupies (header included). */
-static size_t box_words(amb_term t)
+size_t amb__copy_box_words(const uint64_t *p)
 {
-    const uint64_t *p = amb__box(t);
     uint64_t payload = AMB__HDR_PAYLOAD(p[0]);
-    switch (amb__box_kind(t)) {
+    switch (AMB__HDR_KIND(p[0])) {
     case AMB__K_TUPLE:
         return 1 + (size_t)payload;
     case AMB__K_BIG:
@@ -57,6 +55,12 @@ static size_t box_words(amb_term t)
     default:
         amb__panic("corrupt term header %llx", (unsigned long long)p[0]);
     }
+}
+
+/* Words the box t occupies (header included). */
+static size_t box_words(amb_term t)
+{
+    return amb__copy_box_words(amb__box(t));
 }
 
 /* The term's children live in box[*first .. *first + n). */

@@ -14,6 +14,10 @@
  *   - reset keeps the current block (the largest) and frees the rest, so a
  *     process that resets per message reaches a steady state with no
  *     allocation at all.
+ *   - In ASan builds the words a reset or rewind drops, when they stay in a
+ *     kept block, are poisoned until allocated again (internal.h): a term
+ *     read after its scope ended is a report, not old data. Freed blocks
+ *     are ASan's own to watch.
  */
 #include "term_internal.h"
 
@@ -82,11 +86,35 @@ void amb_heap_reset(amb_heap *heap)
     heap->top = keep->words;
     heap->end = keep->words + keep->nwords;
     heap->bytes = sizeof(block) + keep->nwords * sizeof(uint64_t);
+    AMB__POISON(keep->words, keep->nwords * sizeof(uint64_t));
 }
 
 size_t amb_heap_size(const amb_heap *heap)
 {
     return heap ? heap->bytes : 0;
+}
+
+size_t amb__heap_used(const amb_heap *heap)
+{
+    if (heap->blocks == NULL)
+        return 0;
+    return heap->bytes - (size_t)(heap->end - heap->top) * sizeof(uint64_t);
+}
+
+size_t amb__heap_ranges(const amb_heap *heap, amb__range *out, size_t cap)
+{
+    size_t n = 0;
+    for (const block *b = heap->blocks; b != NULL; b = b->next, n++)
+        if (n < cap)
+            out[n] = (amb__range){b->words, b->words + b->nwords};
+    return n;
+}
+
+void amb__heap_move(amb_heap *dst, amb_heap *src)
+{
+    amb__heap_release(dst);
+    *dst = *src;
+    *src = (amb_heap){0};
 }
 
 amb_heap_mark amb_heap_save(const amb_heap *heap)
@@ -140,6 +168,8 @@ void amb_heap_rewind(amb_heap *heap, amb_heap_mark mark)
     heap->top = mark.top_;
     heap->end = mark.end_;
     heap->bytes = mark.bytes_;
+    if (heap->top != NULL)
+        AMB__POISON(heap->top, (size_t)(heap->end - heap->top) * sizeof(uint64_t));
     if (spare != NULL) {
         /* The rest of the marked block is left unused: terms older than the
          * mark may sit right before mark.top_, and the spare is larger. */
@@ -148,6 +178,7 @@ void amb_heap_rewind(amb_heap *heap, amb_heap_mark mark)
         heap->top = spare->words;
         heap->end = spare->words + spare->nwords;
         heap->bytes += sizeof(block) + spare->nwords * sizeof(uint64_t);
+        AMB__POISON(spare->words, spare->nwords * sizeof(uint64_t));
     }
 }
 
@@ -195,6 +226,7 @@ uint64_t *amb__heap_alloc_slow(amb_heap *heap, size_t nwords)
     if ((size_t)(heap->end - heap->top) >= nwords) {
         uint64_t *p = heap->top;
         heap->top += nwords;
+        AMB__UNPOISON(p, nwords * sizeof(uint64_t));
         return p;
     }
     return alloc_slow(heap, nwords);

@@ -41,6 +41,30 @@ _Noreturn void amb__contract_panic_at(const char *file, int line, const char *fm
             amb__panic("invariant failed: %s", #cond); \
     } while (0)
 
+/* Borrow checking in AddressSanitizer builds (docs/design/terms.md,
+ * "Lifetimes"): memory that held terms whose scope ended (a rewound or reset
+ * heap region, a message cell back in its pool) is poisoned, so a read of a
+ * borrowed term after its scope is an ASan report (use-after-poison) instead
+ * of silent wrong data; the memory is unpoisoned when it is handed out
+ * again. Both vanish in other builds. ASan tracks 8-byte granules: every
+ * region given here is word-aligned. */
+#if defined(__SANITIZE_ADDRESS__)
+#define AMB__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define AMB__ASAN 1
+#endif
+#endif
+#ifdef AMB__ASAN
+#include <sanitizer/asan_interface.h>
+#define AMB__POISON(p, bytes)   ASAN_POISON_MEMORY_REGION((p), (bytes))
+#define AMB__UNPOISON(p, bytes) ASAN_UNPOISON_MEMORY_REGION((p), (bytes))
+#else
+#define AMB__ASAN               0
+#define AMB__POISON(p, bytes)   ((void)(p), (void)(bytes))
+#define AMB__UNPOISON(p, bytes) ((void)(p), (void)(bytes))
+#endif
+
 /* Misuse of the public API: AMB_EBADARG in release builds, and an assert in
  * debug builds so the mistake is found where it is made. */
 #ifdef NDEBUG

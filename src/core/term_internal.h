@@ -30,6 +30,8 @@
  *   PORT       0                      node atom, id, creation
  *   EXPORT     arity                  module atom, function atom
  *   CLOSURE    0                      struct amb__closure minus its header
+ *   FORWARD    new address >> 3       (never a live term: a box a collection
+ *                                     moved, collect.c)
  *
  * A list cell is two words [head, tail] at (term & ~7).
  *
@@ -68,6 +70,9 @@ enum amb__kind {
     AMB__K_HAMT,  /* a map above AMB__MAP_FLAT_MAX pairs: the root of its trie */
     AMB__K_HNODE, /* a node inside a trie */
     AMB__K_HCOLL, /* the pairs whose keys have one full 64-bit hash */
+    /* Never a live term: the header of a box that a collection has moved
+     * (collect.c); its payload is the new address >> 3. */
+    AMB__K_FORWARD = 0xff,
 };
 
 #define AMB__HDR(kind, payload) (((uint64_t)(payload) << 8) | (uint64_t)(kind))
@@ -355,10 +360,44 @@ static inline uint64_t *amb__heap_alloc(amb_heap *heap, size_t nwords)
     if (__builtin_expect((size_t)(heap->end - heap->top) >= nwords, 1)) {
         uint64_t *p = heap->top;
         heap->top += nwords;
+        /* A rewound or reset region is poisoned (ASan builds): handed out
+         * again, it is live memory. */
+        AMB__UNPOISON(p, nwords * sizeof(uint64_t));
         return p;
     }
     return amb__heap_alloc_slow(heap, nwords);
 }
+/* Bytes of the heap's blocks that hold terms (amb_heap_size less the free
+ * tail of the current block): what a collection's trigger compares. */
+size_t amb__heap_used(const amb_heap *heap);
+
+/* A range of words [lo, hi): a part of the memory a collection empties. */
+typedef struct amb__range {
+    const uint64_t *lo, *hi;
+} amb__range;
+/* Writes the ranges of heap's blocks into out[0..cap) and returns how many
+ * there are (all of them, also when that is more than cap). A fixed heap's
+ * buffer is not among them (its owner knows it). */
+size_t amb__heap_ranges(const amb_heap *heap, amb__range *out, size_t cap);
+/* Moves the contents of src into dst (dst's own are dropped first); src is
+ * left an empty heap. The struct dst stays where it is, so pointers to it
+ * (amb_proc_heap) stay valid. */
+void amb__heap_move(amb_heap *dst, amb_heap *src);
+/* Words the box at p occupies, header included (copy.c). */
+size_t amb__copy_box_words(const uint64_t *p);
+
+/* The collection of a process heap (collect.c): copies what roots[0..n)
+ * reach inside the from-space (the words of ranges[0..nranges), which the
+ * call sorts) onto `to`, each sub-term once however many times it is
+ * referred to (a moved box or cell is left as a forwarding word), and
+ * stores the new terms in the roots. Terms outside the from-space (another
+ * heap's, immediates) are referred to as they are, not copied: they must
+ * outlive the result, as any constructor's inputs. Shared binaries gain a
+ * reference on `to`. 0, or AMB_ENOMEM: the from-space is then half moved,
+ * its words may only be freed, and the roots are unspecified. */
+int amb__collect_roots(amb_heap *to, amb__range *ranges, size_t nranges, amb_term *roots,
+                       size_t nroots);
+
 /* Records a binary box that holds a reference on a refbin. */
 void amb__heap_track_binary(amb_heap *heap, amb__binary *bin);
 

@@ -150,7 +150,8 @@ int amb_gen_server_start(amb_proc *self, const amb_gen_server *cb, void *arg,
     amb_gen_opts none = {0};
     const amb_gen_opts *o = opts != NULL ? opts : &none;
     if (self == NULL || cb == NULL || !timeout_ok(o->timeout_ms) ||
-        (o->name != AMB_NONE && !amb__gen_name_ok(o->name)))
+        (o->name != AMB_NONE && !amb__gen_name_ok(o->name)) ||
+        (cb->state_term && cb->state_size != 0))
         return AMB_EBADARG;
     amb_heap *h = amb_proc_heap(self);
     if (h == NULL)
@@ -172,9 +173,8 @@ int amb_gen_server_start(amb_proc *self, const amb_gen_server *cb, void *arg,
         o->arg_term != AMB_NONE ? AMB_TUPLE(h, o->arg_term) : amb_tuple(h, 0, NULL),
         o->link ? AMB_ATOM_TRUE : AMB_ATOM_FALSE);
     amb_pid pid;
-    amb_spawn_opts so = {.handler = amb__gen_handler_for(cb->state_size),
-                         .link = o->link,
-                         .monitor = true};
+    amb_spawn_opts so = {
+        .handler = amb__gen_handler_for(cb), .link = o->link, .monitor = true};
     rc = msg == AMB_NONE ? AMB_ENOMEM
                          : amb_spawn_opt(self, NULL, (void *)(uintptr_t)amb_self(self),
                                          &so, &pid, &w.mref);

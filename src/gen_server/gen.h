@@ -42,9 +42,10 @@ void amb__gen_unregister(amb_proc *self, amb_term name);
  * than undefined, or {via, M, N} with M a registered via module). */
 bool amb__gen_name_ok(amb_term name);
 
-/* The handler table for a server with user state of state_size bytes:
- * the smallest size class that holds it (server.c). */
-const amb_handler *amb__gen_handler_for(size_t state_size);
+/* The handler table for a server of callback table cb: for a C state, the
+ * smallest size class that holds state_size bytes; for a term state, the
+ * one with term slots (server.c). */
+const amb_handler *amb__gen_handler_for(const amb_gen_server *cb);
 
 /* Sends {alias, term} to an alias or pid from the calling process, building
  * the tuple on a scratch scope of its heap. */

@@ -5,9 +5,17 @@
  *
  * Invariants:
  *   - Callbacks run only in the server process, one at a time.
- *   - After every message the process heap is rewound to the mark taken
- *     when init finished, so terms a callback builds live exactly until its
- *     result has been used (gen_server.h, "Terms and heaps").
+ *   - A server with a C state (state_term false): after every message the
+ *     process heap is rewound to the mark taken when init finished, so terms
+ *     a callback builds live exactly until its result has been used
+ *     (gen_server.h, "Terms and heaps").
+ *   - A server with a term state: its handler has term state (process.h,
+ *     state_terms), whose slots are the first words of the block: the
+ *     user's state, the registered name and the start's arg_term. The heap
+ *     is never rewound; the runtime collects it between messages with those
+ *     slots as roots, so nothing else of this file keeps a term across
+ *     messages. A callback that leaves AMB_NONE in the state (a build that
+ *     ran out of memory) stops the server with {error, 'AMB_ENOMEM'}.
  *   - At most one idle timeout is pending: arming one bumps timer_seq, and a
  *     {'$gen_timeout', Seq} with another Seq is stale and dropped. Any message
  *     cancels the pending timer first, so a timeout fires only when idle.
@@ -18,18 +26,22 @@
 
 #include "gen.h"
 
-/* The server's bookkeeping, at the start of the handler state block. */
+/* The server's bookkeeping, at the start of the handler state block. Its
+ * terms come first: with a term state they are the handler's term slots. */
 typedef struct gen_srv {
+    amb_term state_term; /* the user's state, when it is a term */
+    amb_term name;       /* registered name (on the process heap), or NONE */
+    amb_term arg_term;   /* a start's arg_term, on the process heap */
     const amb_gen_server *cb;
-    void *state;    /* the user's state: the block behind this one or arg */
+    void *state;    /* the user's state: &state_term, the block behind this
+                       one, or arg */
     amb_pid parent; /* the linked starter, or AMB_NONE */
-    amb_term name;  /* registered name (lives on the process heap), or NONE */
     amb_heap_mark base;
     amb_tref timer;
     uint64_t timer_seq;
     bool timer_armed;
-    amb_term arg_term; /* a start's arg_term, on the process heap */
 } gen_srv;
+#define SRV_TERMS 3 /* the term slots at the start of gen_srv */
 
 /* The user's state starts 16-byte aligned behind the bookkeeping. */
 #define SRV_BYTES ((sizeof(gen_srv) + 15) / 16 * 16)
@@ -155,6 +167,16 @@ static amb_term bad_return(amb_proc *self, const amb_gen_ret *r, cb_kind k)
  * Results
  * ------------------------------------------------------------------------ */
 
+/* A callback's result, or a stop with {error, 'AMB_ENOMEM'} when it left a
+ * term state of AMB_NONE (a build that ran out of memory gives AMB_NONE,
+ * and the builders pass it on). */
+static amb_gen_ret checked(const gen_srv *g, amb_gen_ret r)
+{
+    if (g->cb->state_term && g->state_term == AMB_NONE)
+        return amb_gen_fail(AMB_ENOMEM);
+    return r;
+}
+
 static void arm_timeout(amb_proc *self, gen_srv *g, int64_t ms)
 {
     amb_heap_mark m = amb_heap_save(amb_proc_heap(self));
@@ -174,7 +196,7 @@ static void arm_timeout(amb_proc *self, gen_srv *g, int64_t ms)
 static amb_gen_ret call_info(amb_proc *self, gen_srv *g, amb_term msg)
 {
     if (g->cb->handle_info != NULL)
-        return g->cb->handle_info(self, g->state, msg);
+        return checked(g, g->cb->handle_info(self, g->state, msg));
     amb_log(self, AMB_LOG_NOTICE, "gen_server %s: unexpected message dropped",
             g->cb->name ? g->cb->name : "");
     return amb_gen_noreply();
@@ -198,7 +220,7 @@ static void apply(amb_proc *self, gen_srv *g, amb_gen_ret r, cb_kind k)
                     AMB_TUPLE(amb_proc_heap(self), a->undef, a->handle_continue);
                 stop_server(self, g, why != AMB_NONE ? why : a->undef);
             }
-            r = g->cb->handle_continue(self, g->state, r.cont);
+            r = checked(g, g->cb->handle_continue(self, g->state, r.cont));
             continue;
         }
         if (r.next == AMB_GEN_NEXT_TIMEOUT && r.timeout_ms != AMB_INFINITY) {
@@ -237,7 +259,7 @@ static void handle_call(amb_proc *self, gen_srv *g, amb_term from, amb_term req)
 {
     amb_gen_ret r;
     if (g->cb->handle_call != NULL) {
-        r = g->cb->handle_call(self, g->state, req, from);
+        r = checked(g, g->cb->handle_call(self, g->state, req, from));
     } else {
         const amb__gen_atoms *a = amb__gen_atoms_get();
         amb_heap *h = amb_proc_heap(self);
@@ -275,7 +297,8 @@ static void dispatch(amb_proc *self, gen_srv *g, amb_term msg)
     }
     if (arity == 2 && tag == AMB_ATOM_GEN_CAST) {
         if (g->cb->handle_cast != NULL) {
-            apply(self, g, g->cb->handle_cast(self, g->state, amb_tuple_elem(msg, 1)),
+            apply(self, g,
+                  checked(g, g->cb->handle_cast(self, g->state, amb_tuple_elem(msg, 1))),
                   CB_OTHER);
         } else {
             amb_log(self, AMB_LOG_WARNING, "gen_server %s: unexpected cast",
@@ -309,7 +332,8 @@ static int srv_handle(amb_proc *self, void *block, amb_term msg)
             g->timer_seq++;
     }
     dispatch(self, g, msg);
-    amb_heap_rewind(amb_proc_heap(self), g->base);
+    if (!g->cb->state_term)
+        amb_heap_rewind(amb_proc_heap(self), g->base);
     return 0;
 }
 
@@ -418,7 +442,10 @@ static int srv_init(amb_proc *self, void *block, void *arg)
     read_start(self, g, (amb_pid)(uintptr_t)arg, st);
     g->cb = st->cb;
     g->state = st->cb->state_size > 0 ? (char *)block + SRV_BYTES : st->arg;
-    if (st->cb->state_size > CLASS_MAX) {
+    if (st->cb->state_term) {
+        g->state = &g->state_term;
+        g->state_term = AMB_ATOM_UNDEFINED; /* until init sets it */
+    } else if (st->cb->state_size > CLASS_MAX) {
         /* Too big for a class: its own zeroed block, freed however the
          * server ends. */
         g->state = amb_malloc(st->cb->state_size);
@@ -445,7 +472,8 @@ static int srv_init(amb_proc *self, void *block, void *arg)
         }
         g->name = st->name;
     }
-    amb_gen_ret r = st->cb->init ? st->cb->init(self, g->state, st->arg) : amb_gen_ok();
+    amb_gen_ret r =
+        checked(g, st->cb->init ? st->cb->init(self, g->state, st->arg) : amb_gen_ok());
     /* A bad result fails the start (before the ack), a timeout out of range
      * included, rather than starting a server that ends at once. */
     if (!result_ok(&r, CB_INIT)) {
@@ -461,7 +489,8 @@ static int srv_init(amb_proc *self, void *block, void *arg)
     ack(self, st, AMB_ATOM_OK);
     g->base = amb_heap_save(h);
     apply(self, g, r, CB_INIT);
-    amb_heap_rewind(h, g->base);
+    if (!g->cb->state_term)
+        amb_heap_rewind(h, g->base);
     return 0;
 }
 
@@ -479,10 +508,21 @@ static const amb_handler classes[] = {
     CLASS(8192), CLASS(16384), CLASS(32768), CLASS(65536),
 };
 
-const amb_handler *amb__gen_handler_for(size_t state_size)
+/* A term state: the bookkeeping alone, its first words the term slots. */
+static const amb_handler term_class = {.state_size = SRV_BYTES,
+                                       .init = srv_init,
+                                       .handle = srv_handle,
+                                       .state_terms = SRV_TERMS};
+
+const amb_handler *amb__gen_handler_for(const amb_gen_server *cb)
 {
+    _Static_assert(offsetof(gen_srv, state_term) == 0 &&
+                       offsetof(gen_srv, arg_term) == (SRV_TERMS - 1) * sizeof(amb_term),
+                   "the term slots come first");
+    if (cb->state_term)
+        return &term_class;
     for (size_t i = 0; i < AMB_COUNTOF(classes); i++)
-        if (classes[i].state_size - SRV_BYTES >= state_size)
+        if (classes[i].state_size - SRV_BYTES >= cb->state_size)
             return &classes[i];
     return &classes[0]; /* srv_init allocates the state */
 }

@@ -64,7 +64,9 @@ static void fill_info(amb_proc *p, amb_proc_info *out, amb_proc_status status)
     out->message_queue_len = atomic_load_explicit(&p->pq_len, memory_order_relaxed);
     out->reductions = atomic_load_explicit(&p->reductions, memory_order_relaxed);
     out->stack_size = p->task.stack ? p->task.stack->size : 0;
-    out->heap_size = p->heap ? amb_heap_size(p->heap) : 0;
+    /* A term-state process's kept messages are heap until its next
+     * collection (pheap.c), as BEAM counts heap fragments. */
+    out->heap_size = (p->heap ? amb_heap_size(p->heap) : 0) + p->kept_bytes;
     out->memory = sizeof *p + out->stack_size + out->heap_size +
                   (p->handler ? p->handler->state_size : 0) + mailbox_bytes(p) +
                   amb__fail_bytes(p) + amb__alias_bytes(p);

@@ -1,6 +1,7 @@
 /*
  * logger.c - the process layer's logger (include/ambitious/logger.h): a level, one
- * handler per runtime (default: stderr) and crash reports.
+ * handler per runtime (default: stderr) and crash reports. Every term in a
+ * report is printed in the pretty style, for humans (print.md).
  *
  * Invariants: rt->log_fn and rt->log_ctx change only while rt->log_busy is
  * held, and every event reads them under it, so a handler and its context
@@ -110,11 +111,14 @@ int amb_log(amb_proc *self, amb_log_level level, const char *fmt, ...)
     return 0;
 }
 
-/* Prints t into a new string, or "?" when that fails (out of memory). */
+/* Prints t for a human (the pretty style: strings as "...", text binaries
+ * as <<"...">>, pids as <N.ID.SERIAL>, the one notation of every text a
+ * human reads: docs/design/print.md) into a new string, or NULL when that
+ * fails (out of memory). */
 static char *text_of(amb_term t)
 {
     char *s = NULL;
-    if (amb_print_alloc(t, &s, NULL) != 0)
+    if (amb_print_alloc_ex(t, AMB_PRINT_PRETTY, &s, NULL) != 0)
         return NULL;
     return s;
 }
@@ -179,7 +183,8 @@ void amb__logger_stuck(amb__exec *x, unsigned sched, uint32_t id, uint64_t ms)
     amb__qsbr_leave(x);
     char who[160];
     size_t len = 0;
-    if (pid == AMB_NONE || amb_print(pid, who, sizeof who, &len) != 0)
+    if (pid == AMB_NONE ||
+        amb_print_ex(pid, AMB_PRINT_PRETTY, who, sizeof who, &len) != 0)
         snprintf(who, sizeof who, "at index %" PRIu32, id);
     char line[256];
     int n = snprintf(line, sizeof line,

@@ -23,7 +23,8 @@
  * So a receive after the mark starts right behind pq_mark, in O(1).
  *
  * Borrows: a received message is "borrowed" until the next receive of its
- * family, and its cell is freed then. There are two families, each with its
+ * family; its cell is freed then, or kept until the next collection by a
+ * process with term state (pheap.c). There are two families, each with its
  * slot: amb_receive, amb_receive_if and amb_receive_match (p->borrowed), and
  * amb_receive_if_after (p->borrowed_after), the receive of every library
  * call that waits for an answer (gen_server calls, starts and stops, and so
@@ -153,12 +154,22 @@ static void unlink_cell(amb_proc *p, amb__msg *prev, amb__msg *m)
     amb__size_add(&p->pq_len, -1);
 }
 
+/* A received message whose borrow ended: freed, or, in a process with term
+ * state, kept until the next collection (its state may refer to it). */
+static void end_borrow(amb_proc *p, amb__msg *m)
+{
+    if (p->flags & AMB__PF_KEEP)
+        amb__pheap_keep(p, m);
+    else
+        amb__msg_free(p->task.sched, m);
+}
+
 /* Ends the borrow of the message in *slot (one of p's borrow slots, see
- * "Borrows" above): frees it. */
+ * "Borrows" above). */
 static void release(amb_proc *p, amb__msg **slot)
 {
     if (*slot != NULL) {
-        amb__msg_free(p->task.sched, *slot);
+        end_borrow(p, *slot);
         *slot = NULL;
     }
 }

@@ -11,6 +11,23 @@
  * mapping per 64 KiB of cells, per-scheduler pools without locks, memory returned
  * after a burst). Cells larger than the largest class, and cells made
  * outside a scheduler, are single allocations (size_class NOSLAB).
+ *
+ * Invariants:
+ *   - A TERM cell's term has one extent (amb__msg_storage): in a cell
+ *     without heap, its top box and what it holds, right behind the
+ *     creator's words; in a cell with one, [the heap's first word, its top),
+ *     never spilled into blocks: the heap is sized exactly (amb_term_size),
+ *     and a copy that falls back from the fast path starts over at the
+ *     heap's start. A process with term state keeps received cells and
+ *     collects them as part of its heap (pheap.c), which needs that extent.
+ *   - In ASan builds a pooled cell's buffer is poisoned from its free to its
+ *     next allocation: a received message read after its borrow ended (the
+ *     next receive, the callback's return) is a use-after-poison report.
+ *     Pools hand out the cell freed last first, so a freed cell would be the
+ *     very next message (a call's reply, the next reply) and the stale read
+ *     would see it: each scheduler holds its last AMB__MSG_QUARANTINE freed
+ *     cells back first, as ASan's allocator quarantines what it frees.
+ *     Single allocations are ASan's own to watch.
  */
 #include "process/rt.h"
 
@@ -54,6 +71,7 @@ static amb__msg *cell_alloc(amb__sched *s, size_t nwords)
         if (m == NULL)
             return NULL;
         m->slab_index = index;
+        AMB__UNPOISON(m->words, class_words[c] * sizeof(uint64_t));
     } else {
         if (nwords > (SIZE_MAX - sizeof(amb__msg)) / sizeof(uint64_t))
             return NULL;
@@ -92,6 +110,44 @@ amb__msg *amb__msg_alloc_heap(amb__sched *s, size_t reserve, size_t nwords)
     return m;
 }
 
+/* Returns a slab cell to its pool (s may be NULL: to its slab). */
+static void pool_free(amb__sched *s, amb__msg *m)
+{
+    unsigned c = m->size_class;
+    amb__slab_free(s ? &amb__rt_sched_of(s)->msgs[c] : NULL, &classes[c], m,
+                   m->slab_index);
+}
+
+#if AMB__ASAN
+/* Holds m back; returns the cell that leaves the quarantine, or NULL. */
+static amb__msg *quarantine(amb__rt_sched *rs, amb__msg *m)
+{
+    amb__msg *out = NULL;
+    if (rs->quarantine_len == AMB__MSG_QUARANTINE) {
+        out = rs->quarantine[rs->quarantine_head];
+        rs->quarantine_head = (rs->quarantine_head + 1) % AMB__MSG_QUARANTINE;
+        rs->quarantine_len--;
+    }
+    rs->quarantine[(rs->quarantine_head + rs->quarantine_len++) % AMB__MSG_QUARANTINE] =
+        m;
+    return out;
+}
+#endif
+
+/* Every cell s holds back goes to its pool (before the pools drain). */
+static void quarantine_flush(amb__sched *s)
+{
+#if AMB__ASAN
+    amb__rt_sched *rs = amb__rt_sched_of(s);
+    for (; rs->quarantine_len > 0; rs->quarantine_len--) {
+        pool_free(s, rs->quarantine[rs->quarantine_head]);
+        rs->quarantine_head = (rs->quarantine_head + 1) % AMB__MSG_QUARANTINE;
+    }
+#else
+    (void)s;
+#endif
+}
+
 void amb__msg_free(amb__sched *s, amb__msg *m)
 {
     if (m == NULL)
@@ -104,11 +160,17 @@ void amb__msg_free(amb__sched *s, amb__msg *m)
             amb__heap_release(h);
     }
     unsigned c = m->size_class;
-    if (c == NOSLAB)
+    if (c == NOSLAB) {
         amb__free(m);
-    else
-        amb__slab_free(s ? &amb__rt_sched_of(s)->msgs[c] : NULL, &classes[c], m,
-                       m->slab_index);
+        return;
+    }
+    /* The slab's free list uses the cell's first words, never its buffer. */
+    AMB__POISON(m->words, class_words[c] * sizeof(uint64_t));
+#if AMB__ASAN
+    if (s != NULL && (m = quarantine(amb__rt_sched_of(s), m)) == NULL)
+        return;
+#endif
+    pool_free(s, m);
 }
 
 size_t amb__msg_bytes(const amb__msg *m)
@@ -196,12 +258,43 @@ amb__msg *amb__msg_new_term_after(amb__sched *s, amb_term t, size_t reserve)
         }
         return m;
     }
-    m = amb__msg_alloc_heap(s, reserve, amb_term_size(t) / sizeof(uint64_t));
-    if (m != NULL && amb_term_copy(amb__msg_heap(m), t, &m->term) != 0) {
+    size_t nwords = amb_term_size(t) / sizeof(uint64_t);
+    m = amb__msg_alloc_heap(s, reserve, nwords);
+    if (m == NULL)
+        return NULL;
+    amb_heap *h = amb__msg_heap(m);
+    uint64_t *start = h->top;
+    if (amb_term_copy(h, t, &m->term) != 0) {
         amb__msg_free(s, m);
         return NULL;
     }
+    if (h->blocks != NULL) {
+        /* The fast path of the copy gave up half way (a deep term) and the
+         * rest spilled out of the cell: copy again from its start, where the
+         * exact size fits (the extent amb__msg_storage gives). */
+        amb__heap_release(h);
+        amb__heap_init_fixed(h, start, nwords);
+        if (amb_term_copy(h, t, &m->term) != 0 || h->blocks != NULL)
+            amb__panic("a message outgrew its exact size");
+    }
     return m;
+}
+
+void amb__msg_storage(const amb__msg *m, const uint64_t **lo, const uint64_t **hi)
+{
+    if (m->heap_at != 0) {
+        amb_heap *h = amb__msg_heap((amb__msg *)m);
+        AMB__CHECK(h->blocks == NULL);
+        *lo = m->words + m->heap_at - 1 + HEAP_WORDS;
+        *hi = h->top;
+        return;
+    }
+    /* No heap: a small term copied behind the creator's words, its top box
+     * first (small_copy), or an immediate. */
+    *lo = *hi = m->words;
+    size_t small = 0;
+    if (amb__is_boxed(m->term) && small_size(m->term, SMALL_DEPTH, &small))
+        *hi = amb__box(m->term) + small;
 }
 
 amb__msg *amb__msg_new_signal(amb__sched *s, enum amb__msg_kind kind, size_t n)
@@ -242,12 +335,14 @@ void amb__msg_depots_free(amb_rt *rt)
 /* Frees every cell of the scheduler's pools (runtime teardown). */
 void amb__msg_pools_free(amb__sched *s)
 {
+    quarantine_flush(s);
     for (unsigned c = 0; c < AMB__MSG_CLASSES; c++)
         amb__slab_pool_drain(&amb__rt_sched_of(s)->msgs[c], &classes[c]);
 }
 
 void amb__msg_pools_trim(amb__sched *s)
 {
+    quarantine_flush(s);
     for (unsigned c = 0; c < AMB__MSG_CLASSES; c++) {
         amb__slab_pool_drain(&amb__rt_sched_of(s)->msgs[c], &classes[c]);
         amb__slab_depot_drain(&amb__rt_of(s->exec)->msg_depots[c], &classes[c]);

@@ -79,7 +79,8 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
                  const amb_spawn_opts *o, amb_pid *out, amb_term *monitor_ref)
 {
     const amb_handler *h = o ? o->handler : NULL;
-    if ((h == NULL && fn == NULL) || (h != NULL && h->handle == NULL))
+    if ((h == NULL && fn == NULL) || (h != NULL && h->handle == NULL) ||
+        (h != NULL && h->state_terms > AMB_STATE_TERMS_MAX))
         return AMB_EBADARG;
     if (o != NULL && parent == NULL && (o->link || o->monitor))
         return AMB_EBADARG;
@@ -105,14 +106,21 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
     if (h != NULL) {
         p->handler = h;
         p->flags |= AMB__PF_HANDLER;
-        if (h->state_size > 0) {
-            p->state = amb__malloc_aligned(h->state_size, 16);
+        /* The state's terms come first and count in its size. */
+        size_t bytes = h->state_size;
+        if (h->state_terms > 0) {
+            p->flags |= AMB__PF_KEEP;
+            if (bytes < h->state_terms * sizeof(amb_term))
+                bytes = h->state_terms * sizeof(amb_term);
+        }
+        if (bytes > 0) {
+            p->state = amb__malloc_aligned(bytes, 16);
             if (p->state == NULL) {
                 amb__ptab_free(rt, s, index);
                 block_free(s, p);
                 return AMB_ENOMEM;
             }
-            memset(p->state, 0, h->state_size);
+            memset(p->state, 0, bytes); /* terms: AMB_NONE */
         }
         if (h->init == NULL)
             p->flags |= AMB__PF_INIT_DONE;
@@ -198,6 +206,20 @@ int amb_rt_spawn(amb_rt *rt, amb_fn *fn, void *arg, amb_pid *out)
     if (rt == NULL || fn == NULL)
         return AMB_EBADARG;
     return spawn(rt, NULL, NULL, fn, arg, NULL, out, NULL);
+}
+
+int amb__proc_spawn_main(amb_rt *rt, amb_fn *fn, void *arg)
+{
+    amb_pid pid;
+    int rc = spawn(rt, NULL, NULL, fn, arg, NULL, &pid, NULL);
+    if (rc != 0)
+        return rc;
+    /* The runtime does not run yet: the block is ours to mark (relaxed:
+     * amb_rt_run's thread creation orders it before any scheduler). */
+    amb_proc *p =
+        atomic_load_explicit(&rt->ptab.slots[amb__lpid_index(pid)], memory_order_relaxed);
+    p->flags |= AMB__PF_MAIN;
+    return 0;
 }
 
 amb_pid amb_self(amb_proc *self)
@@ -346,6 +368,8 @@ _Noreturn static void handler_body(amb_proc *p)
             int rc = h->init(p, p->state, p->arg);
             if (rc < 0)
                 exit_error(p, rc);
+            if (p->flags & AMB__PF_KEEP)
+                amb__pheap_after(p);
         }
     }
     for (int n = 0; n < HANDLER_BATCH && p->task.budget > 0; n++) {
@@ -357,6 +381,8 @@ _Noreturn static void handler_body(amb_proc *p)
         int rc = h->handle(p, p->state, msg);
         if (rc < 0)
             exit_error(p, rc);
+        if (p->flags & AMB__PF_KEEP)
+            amb__pheap_after(p);
     }
     activation_end(p, AMB__TASK_REQUEUE);
 }
@@ -392,11 +418,16 @@ void amb__proc_teardown(amb__sched *s, amb__task *t)
     amb__ptab_free(rt, s, index);
     /* Pending cells: a LINK or MONITOR among them is answered (noproc). */
     amb__mailbox_drop_all(s, p);
+    amb__pheap_drop(s, p);
     /* on_exit handlers, exit signals to links, DOWN to monitors. */
     amb__fail_teardown(s, p);
     amb__alias_free(p);
     amb_heap_free(p->heap);
     p->heap = NULL;
+    /* amb_main's process ending with any reason but normal halts the
+     * runtime (rt.c has the rule), as an escript's main that raises. */
+    if ((p->flags & AMB__PF_MAIN) && p->exit_reason != AMB_ATOM_NORMAL)
+        amb_rt_halt(rt, AMB_EMAINEXIT);
     amb_heap_free(p->exit_heap);
     p->exit_heap = NULL;
     amb__free_aligned(p->state);
@@ -422,6 +453,7 @@ static void discard(amb__sched *s, amb_proc *p)
     amb__ptimer_wait_cancel(s, p);
     p->wait_timer = NULL;
     amb__mailbox_drop_all(s, p);
+    amb__pheap_drop(s, p);
     amb__fail_free(p); /* runs its on_exit handlers: nothing leaks */
     amb__alias_free(p);
     amb_heap_free(p->heap);

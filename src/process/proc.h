@@ -96,6 +96,10 @@ enum amb__proc_flags {
     AMB__PF_HANDLER = 1u << 0,   /* a handler process */
     AMB__PF_INIT_DONE = 1u << 1, /* handler: init ran */
     AMB__PF_TRAP_EXIT = 1u << 2,
+    AMB__PF_KEEP = 1u << 3, /* term state: received cells are kept until the
+                               next collection (pheap.c) */
+    AMB__PF_MAIN = 1u << 4, /* amb_main's process: an abnormal end halts the
+                               runtime (rt.c) */
 };
 
 struct amb_proc {
@@ -157,6 +161,12 @@ struct amb_proc {
     struct amb__fail *fail;
     /* Active aliases (alias.c), made on first use; owned by the process. */
     struct amb__aliases *aliases;
+    /* Term state (pheap.c; AMB__PF_KEEP only): the received cells kept since
+     * the last collection (linked through node.next, as the private queue),
+     * their bytes, and the heap's live bytes after that collection. */
+    amb__msg *kept;
+    size_t kept_bytes;
+    size_t live_bytes;
 };
 
 /* The process whose task t is. */
@@ -236,6 +246,27 @@ void amb__msg_pools_free(amb__sched *s);
  * to them; freed after every pool was drained. */
 int amb__msg_depots_init(amb_rt *rt);
 void amb__msg_depots_free(amb_rt *rt);
+
+/* The words of m's buffer that its term may occupy, [*lo, *hi): what a
+ * collection of a process that kept m empties. A TERM cell's term never
+ * spills out of its buffer (it is sized exactly). */
+void amb__msg_storage(const amb__msg *m, const uint64_t **lo, const uint64_t **hi);
+
+/* ---------------------------------------------------------------------------
+ * Term state (pheap.c): a handler whose state begins with terms
+ * (amb_handler.state_terms) keeps every message it received until the next
+ * collection, which copies what those terms reach to a fresh heap.
+ * ------------------------------------------------------------------------ */
+/* Takes m (received, borrowed until now) into p's kept cells. */
+void amb__pheap_keep(amb_proc *p, amb__msg *m);
+/* After a callback of a term-state handler: keeps what it received and,
+ * when the heap and kept cells have grown to AMB__PHEAP_GROWTH times the
+ * live size of the last collection, collects with the state's terms as
+ * roots. A collection that runs out of memory half way ends p with
+ * {error, 'AMB_ENOMEM'}; one that cannot start is tried again later. */
+void amb__pheap_after(amb_proc *p);
+/* Frees p's kept cells (teardown of a dead process). */
+void amb__pheap_drop(amb__sched *s, amb_proc *p);
 
 /* ---------------------------------------------------------------------------
  * Delivery and waiting (mailbox.c)
@@ -331,6 +362,10 @@ void amb__proc_pool_trim(amb__sched *s);
 void amb__proc_pool_free(amb__sched *s);
 int amb__proc_depot_init(amb_rt *rt);
 void amb__proc_depot_free(amb_rt *rt);
+/* Spawns amb_main's process (from outside the runtime, before it runs):
+ * when it ends with a reason other than normal, the runtime halts with
+ * AMB_EMAINEXIT (rt.c). */
+int amb__proc_spawn_main(amb_rt *rt, amb_fn *fn, void *arg);
 /* Ends p with reason (copied) from p's own context; then frees cell (may be
  * NULL: the signal that held the reason). report: log a crash report when
  * the reason is abnormal (p ended itself). */

@@ -5,9 +5,15 @@
  * tasks are (processes).
  *
  * amb_rt_run runs the executor: the calling thread becomes scheduler 0;
- * it returns when every process has ended or amb_rt_stop was called.
- * Between runs the runtime keeps its processes; amb_rt_free discards
- * whatever is left.
+ * it returns when every process has ended or amb_rt_stop or amb_rt_halt
+ * was called, with the halt's code if there was one. Between runs the
+ * runtime keeps its processes; amb_rt_free discards whatever is left.
+ *
+ * The exit status rule (docs/design/runtime.md, "How a run ends"): a run
+ * fails only when something halted it: the application controller when an
+ * application the program needs ended (AMB_EAPPEXIT, erl's "Kernel pid
+ * terminated"), amb_main's process ending with any reason but normal
+ * (AMB_EMAINEXIT, an escript's status 127), or the user (amb_rt_halt).
  */
 #include <stdlib.h>
 #include <unistd.h>
@@ -142,13 +148,34 @@ int amb_rt_run(amb_rt *rt)
 {
     if (rt == NULL)
         return AMB_EBADARG;
-    return amb__exec_run(&rt->exec);
+    /* relaxed: no process runs yet; a halt asked for while the runtime did
+     * not run is forgotten, as amb_rt_stop's is. */
+    atomic_store_explicit(&rt->halt_code, 0, memory_order_relaxed);
+    int rc = amb__exec_run(&rt->exec);
+    /* acq_rel: takes the code a halt stored before it stopped the
+     * executor, whose threads this run joined; a halt of a later run
+     * starts from 0 again. */
+    int halt = atomic_exchange_explicit(&rt->halt_code, 0, memory_order_acq_rel);
+    return rc != 0 ? rc : halt;
 }
 
 int amb_rt_stop(amb_rt *rt)
 {
     if (rt == NULL)
         return AMB_EBADARG;
+    amb__exec_stop(&rt->exec);
+    return 0;
+}
+
+int amb_rt_halt(amb_rt *rt, int code)
+{
+    if (rt == NULL || code >= 0)
+        return AMB_EBADARG;
+    int none = 0;
+    /* relaxed: only the first code counts, and amb_rt_run reads it after
+     * the executor's stop, which orders it (see amb_rt_run). */
+    atomic_compare_exchange_strong_explicit(&rt->halt_code, &none, code,
+                                            memory_order_relaxed, memory_order_relaxed);
     amb__exec_stop(&rt->exec);
     return 0;
 }
@@ -175,7 +202,7 @@ int amb_main(const amb_config *cfg, amb_fn *fn, void *arg)
     int rc = amb_rt_new(cfg, &rt);
     if (rc != 0)
         return rc;
-    rc = amb_rt_spawn(rt, fn, arg, NULL);
+    rc = amb__proc_spawn_main(rt, fn, arg);
     if (rc == 0)
         rc = amb_rt_run(rt);
     amb_rt_free(rt);

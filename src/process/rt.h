@@ -31,6 +31,8 @@
 
 /* Size classes of message cells (msg.c). */
 #define AMB__MSG_CLASSES 4
+/* Cells a scheduler holds back before reuse in ASan builds (msg.c). */
+#define AMB__MSG_QUARANTINE 1024
 
 /* The process layer's part of a scheduler (its extension area). */
 typedef struct amb__rt_sched {
@@ -39,6 +41,13 @@ typedef struct amb__rt_sched {
     uint32_t *free_idx;                    /* freed table indices (ptab.c) */
     size_t free_idx_len, free_idx_cap;
     uint64_t ref_counter; /* references made here (proc.c) */
+#if AMB__ASAN
+    /* Freed message cells held back from their pool (msg.c), oldest first:
+     * a read of a borrowed message after its borrow ended meets poison,
+     * not the next message that reused the cell. */
+    struct amb__msg *quarantine[AMB__MSG_QUARANTINE];
+    unsigned quarantine_head, quarantine_len;
+#endif
 } amb__rt_sched;
 
 struct amb_rt {
@@ -66,6 +75,10 @@ struct amb_rt {
     _Atomic bool log_busy;
     void (*log_fn)(void *ctx, const struct amb_log_event *ev);
     void *log_ctx;
+
+    /* The code amb_rt_run returns for a halt (amb_rt_halt), 0 for none:
+     * the first halt of a run sets it (a CAS), the run's end takes it. */
+    _Atomic int halt_code;
 };
 
 /* The amb_rt that embeds x. */

@@ -188,8 +188,13 @@ static void give_back(const amb__slab_class *cls, void *obj, uint16_t index)
      * that sees 1 see every other thread's release, so every use of every
      * object of the slab happens before the munmap. The RMW makes exactly
      * one thread see 1. */
-    if (atomic_fetch_sub_explicit(&sl->out, 1, memory_order_acq_rel) == 1)
+    if (atomic_fetch_sub_explicit(&sl->out, 1, memory_order_acq_rel) == 1) {
+        /* A user of the slab may have poisoned its objects (ASan builds:
+         * message cells do); ASan does not clear that on munmap, and the
+         * next mapping at this address must start clean. */
+        AMB__UNPOISON(sl, slab_bytes(cls));
         munmap(sl, slab_bytes(cls));
+    }
 }
 
 void amb__slab_free_slow(amb__slab_pool *pool, const amb__slab_class *cls, void *obj,

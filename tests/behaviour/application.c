@@ -33,7 +33,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
 #define DEADLINE_MS 10000
 #include "amb_test_rt.h"
 
@@ -110,12 +109,15 @@ static void finish(amb_proc *self)
 
 /* Runs fn in a fresh runtime of nsched schedulers (amb_test_run: it must
  * end by itself, and fn must reach its end); want_done false: the scenario
- * stops the runtime before it ends (a permanent application's end). */
+ * stops the runtime before it ends (a permanent application's end, which
+ * makes amb_rt_run return AMB_EAPPEXIT). */
 static void run_n(unsigned nsched, amb_fn *fn, void *arg, bool want_done)
 {
     atomic_store(&g_done, 0);
     g_events[0] = '\0';
-    amb_test_cfg cfg = {.rt = config_of(nsched), .may_not_finish = !want_done};
+    amb_test_cfg cfg = {.rt = config_of(nsched),
+                        .may_not_finish = !want_done,
+                        .run_rc = want_done ? 0 : AMB_EAPPEXIT};
     amb_test_run(&cfg, fn, arg);
 }
 

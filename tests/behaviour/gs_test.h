@@ -95,7 +95,8 @@ typedef struct tsrv_arg {
     char terminate_reason[256];
 } tsrv_arg;
 
-static void tsrv_arg_init(tsrv_arg *a, amb_proc *self, tsrv_init init)
+__attribute__((unused)) static void tsrv_arg_init(tsrv_arg *a, amb_proc *self,
+                                                  tsrv_init init)
 {
     memset(a, 0, sizeof *a);
     a->init = init;

@@ -1185,7 +1185,7 @@ static void crash_report_root(amb_proc *self, void *arg)
     wait_down(self, ref, c);
     CHECK(self, amb_test_log_count(AMB_TEST_LOG_CRASH_REPORTS) == 1);
     char pidtext[64], report[1024];
-    amb_print(c, pidtext, sizeof pidtext, NULL);
+    amb_print_ex(c, AMB_PRINT_PRETTY, pidtext, sizeof pidtext, NULL);
     amb_pid report_pid = AMB_NONE;
     amb_test_log_last_report(report, sizeof report, &report_pid);
     bool ok = report_pid == c && strstr(report, "CRASH REPORT") &&
@@ -1270,8 +1270,10 @@ static int plain_init(amb_proc *self, void *state, void *arg)
     return 0;
 }
 
-static const amb_handler trapping_handler = {sizeof(amb_pid), fwd_init, fwd_handle};
-static const amb_handler plain_handler = {sizeof(amb_pid), plain_init, fwd_handle};
+static const amb_handler trapping_handler = {
+    .state_size = sizeof(amb_pid), .init = fwd_init, .handle = fwd_handle};
+static const amb_handler plain_handler = {
+    .state_size = sizeof(amb_pid), .init = plain_init, .handle = fwd_handle};
 
 static void handler_body(amb_proc *self, void *arg)
 {
@@ -1547,7 +1549,8 @@ static int storm_handle(amb_proc *self, void *state, amb_term msg)
     return 0;
 }
 
-static const amb_handler storm_handler = {0, storm_init, storm_handle};
+static const amb_handler storm_handler = {
+    .state_size = 0, .init = storm_init, .handle = storm_handle};
 
 static amb_pid *g_storm_pids;
 

@@ -137,7 +137,8 @@ static int million_handle(amb_proc *self, void *state, amb_term msg)
     amb_exit_self(self, AMB_ATOM_NORMAL);
 }
 
-static const amb_handler million_handler = {0, NULL, million_handle};
+static const amb_handler million_handler = {
+    .state_size = 0, .init = NULL, .handle = million_handle};
 
 static void million_stackful(amb_proc *self, void *arg)
 {
@@ -354,7 +355,8 @@ static int churn_handle(amb_proc *self, void *state, amb_term msg)
     amb_exit_self(self, AMB_ATOM_NORMAL);
 }
 
-static const amb_handler churn_handler = {32, NULL, churn_handle};
+static const amb_handler churn_handler = {
+    .state_size = 32, .init = NULL, .handle = churn_handle};
 
 static void churn_main(amb_proc *self, void *arg)
 {

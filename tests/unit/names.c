@@ -205,7 +205,8 @@ static int die_on_anything(amb_proc *self, void *state, amb_term msg)
     amb_exit_self(self, AMB_ATOM_NORMAL);
 }
 
-static const amb_handler dies = {0, NULL, die_on_anything};
+static const amb_handler dies = {
+    .state_size = 0, .init = NULL, .handle = die_on_anything};
 
 static void spawn_name_main(amb_proc *self, void *arg)
 {

@@ -572,8 +572,10 @@ static void bad_args_main(amb_proc *self, void *arg)
     CHECK_RC(self, AMB_EBADARG, amb_spawn(self, NULL, NULL, &pid));
     CHECK_RC(self, AMB_EBADARG, amb_spawn_handler(self, NULL, NULL, &pid));
     CHECK_RC(self, AMB_EBADARG,
-             amb_spawn_handler(NULL, &(amb_handler){0, NULL, h_ok}, NULL, &pid));
-    static const amb_handler no_handle = {16, NULL, NULL};
+             amb_spawn_handler(
+                 NULL, &(amb_handler){.state_size = 0, .init = NULL, .handle = h_ok},
+                 NULL, &pid));
+    static const amb_handler no_handle = {.state_size = 16, .init = NULL, .handle = NULL};
     CHECK_RC(self, AMB_EBADARG, amb_spawn_handler(self, &no_handle, NULL, &pid));
     CHECK_RC(self, AMB_EBADARG, amb_spawn_opt(self, NULL, NULL, NULL, &pid, NULL));
     CHECK_RC(self, AMB_EBADARG,
@@ -795,9 +797,10 @@ static int counter_handle(amb_proc *self, void *state, amb_term msg)
     return rc;
 }
 
-static const amb_handler counter_with_init = {sizeof(counter_state), counter_init,
-                                              counter_handle};
-static const amb_handler counter_no_init = {sizeof(counter_state), NULL, counter_handle};
+static const amb_handler counter_with_init = {
+    .state_size = sizeof(counter_state), .init = counter_init, .handle = counter_handle};
+static const amb_handler counter_no_init = {
+    .state_size = sizeof(counter_state), .init = NULL, .handle = counter_handle};
 
 static void handler_main(amb_proc *self, void *arg)
 {
@@ -868,7 +871,8 @@ static int failing_init(amb_proc *self, void *state, void *arg)
     return AMB_ENOMEM;
 }
 
-static const amb_handler init_fails = {0, failing_init, h_ok};
+static const amb_handler init_fails = {
+    .state_size = 0, .init = failing_init, .handle = h_ok};
 
 static void init_fails_main(amb_proc *self, void *arg)
 {
@@ -941,7 +945,8 @@ static int order_handle(amb_proc *self, void *state, amb_term msg)
     return 0;
 }
 
-static const amb_handler order_handler = {sizeof(order_state), order_init, order_handle};
+static const amb_handler order_handler = {
+    .state_size = sizeof(order_state), .init = order_init, .handle = order_handle};
 
 static void order_sender(amb_proc *self, void *arg)
 {
@@ -1058,8 +1063,8 @@ static int nested_handle(amb_proc *self, void *state, amb_term msg)
     return 0;
 }
 
-static const amb_handler nested_handler = {sizeof(nested_state), nested_init,
-                                           nested_handle};
+static const amb_handler nested_handler = {
+    .state_size = sizeof(nested_state), .init = nested_init, .handle = nested_handle};
 
 static void nested_helper(amb_proc *self, void *arg)
 {
@@ -1603,7 +1608,8 @@ static int stop_handler_init(amb_proc *self, void *state, void *arg)
     return 0;
 }
 
-static const amb_handler stop_handler = {64, stop_handler_init, h_ok};
+static const amb_handler stop_handler = {
+    .state_size = 64, .init = stop_handler_init, .handle = h_ok};
 
 static void stop_spinner(amb_proc *self, void *arg)
 {

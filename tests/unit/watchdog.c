@@ -58,7 +58,7 @@ static int count_reports(const char *text, amb_pid pid, unsigned *sched, unsigne
 {
     char who[128], needle[160];
     size_t len;
-    assert_ok(amb_print(pid, who, sizeof who, &len));
+    assert_ok(amb_print_ex(pid, AMB_PRINT_PRETTY, who, sizeof who, &len));
     snprintf(needle, sizeof needle, " has run process %s for ", who);
     int n = 0;
     for (const char *line = text; *line != '\0';) {

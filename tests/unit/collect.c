@@ -1,0 +1,235 @@
+/*
+ * tests/unit/collect.c - the collection of a heap (src/core/collect.c,
+ * amb__collect_roots): the copy that keeps a term state alive (process.h,
+ * "Term state").
+ *
+ * What is proved: the copy of what the roots reach equals (=:=) the
+ * original for every kind of term (lists, tuples, flat and trie maps,
+ * floats, big integers, pids, refs, heap and shared binaries, funs); a
+ * sub-term referred to twice (inside one root, or from two roots) is copied
+ * once and both references point to the one copy, so a chain of map
+ * versions that share structure costs the words of the last version, not
+ * of every version; garbage is left behind (the new heap holds no more
+ * than the live data); a term outside the from-space is referred to as it
+ * is and its words are not touched; a shared binary gains a reference on
+ * the new heap and keeps exactly one after the old heap is freed; a list of
+ * a million cells and a tuple nested a hundred thousand deep are copied
+ * without recursion; and with the allocator failing at every allocation in
+ * turn, the call returns AMB_ENOMEM (the from-space then only freed) or
+ * succeeds, and nothing leaks (ASan's leak check).
+ */
+#include "amb_test.h"
+#include "term_internal.h"
+#include "term_test.h"
+
+/* Collects the roots out of H (the from-space) onto a fresh heap, which is
+ * returned; H is freed and replaced by an empty heap, as a process's old
+ * heap would be. */
+static amb_heap *collect(amb_term *roots, size_t n)
+{
+    amb__range ranges[256];
+    size_t nr = amb__heap_ranges(H, ranges, AMB_COUNTOF(ranges));
+    assert_true(nr <= AMB_COUNTOF(ranges));
+    amb_heap *to;
+    assert_ok(amb_heap_new(&to));
+    assert_ok(amb__collect_roots(to, ranges, nr, roots, n));
+    amb_heap_free(H);
+    assert_ok(amb_heap_new(&H));
+    return to;
+}
+
+/* A copy of t on a heap of its own, for comparing after the collection. */
+static amb_term reference(amb_heap **ref, amb_term t)
+{
+    amb_term out;
+    assert_ok(amb_heap_new(ref));
+    assert_ok(amb_term_copy(*ref, t, &out));
+    return out;
+}
+
+static amb_term shared_binary(size_t size, uint8_t fill)
+{
+    uint8_t *data = malloc(size);
+    assert_non_null(data);
+    memset(data, fill, size);
+    amb_term b = amb_binary(H, data, size);
+    free(data);
+    assert_true(b != AMB_NONE);
+    return b;
+}
+
+static size_t refs_of(amb_term bin)
+{
+    amb__refbin *rb = ((amb__binary *)(void *)amb__box(bin))->refc;
+    assert_non_null(rb);
+    return atomic_load(&rb->refs);
+}
+
+AMB_TEST(every_kind_of_term_survives_equal)
+{
+    uint32_t words[3] = {1, 2, 3};
+    amb_term big = amb_uint(H, UINT64_MAX);
+    amb_term ref = amb_ref_term(H, A("nonode@nohost"), 0, words, 3);
+    amb_term keys[40], values[40];
+    for (int i = 0; i < 40; i++) {
+        keys[i] = I(i);
+        values[i] = T(I(i), S("v"));
+    }
+    amb_term trie = amb_map(H, 40, keys, values);
+    amb_term flat = amb_map(H, 3, keys, values);
+    amb_term t = T(L(I(1), F(2.5), big, A("atom")), ref, trie, flat, BIN(1, 2, 3),
+                   shared_binary(200, 7), FUN("m", "f", 2), BITS(3, 0xa0),
+                   amb_pid_term(H, A("other@host"), 7, 8, 9), CONS(I(1), I(2)), T0(),
+                   amb_int(H, -((int64_t)1 << 62) - 5));
+    assert_true(t != AMB_NONE);
+    /* Garbage around it: built and dropped. */
+    for (int i = 0; i < 1000; i++)
+        assert_true(T(I(i), S("garbage")) != AMB_NONE);
+    amb_heap *rh;
+    amb_term want = reference(&rh, t);
+    amb_term root = t;
+    amb_heap *to = collect(&root, 1);
+    assert_true(amb_equal(root, want));
+    assert_true(amb_heap_size(to) <= amb_term_size(want) + 4096);
+    amb_heap_free(to);
+    amb_heap_free(rh);
+}
+
+AMB_TEST(a_shared_sub_term_is_copied_once)
+{
+    amb_term x = L(I(1), I(2), I(3), S("shared"));
+    amb_term roots[2] = {T(x, x, T(x)), x};
+    amb_heap *to = collect(roots, 2);
+    amb_term a = amb_tuple_elem(roots[0], 0), b = amb_tuple_elem(roots[0], 1),
+             c = amb_tuple_elem(amb_tuple_elem(roots[0], 2), 0);
+    assert_true(a == b && b == c && c == roots[1]);
+    amb_heap_free(to);
+}
+
+AMB_TEST(map_versions_that_share_structure_cost_the_last_version_only)
+{
+    amb_term m = amb_map(H, 0, NULL, NULL);
+    for (int i = 0; i < 5000; i++) {
+        m = amb_map_put(H, m, I(i), T(I(i), A("value")));
+        assert_true(m != AMB_NONE);
+    }
+    size_t before = amb_heap_size(H), live = amb_term_size(m);
+    assert_true(before > 10 * live); /* 5000 versions of garbage */
+    amb_heap *rh;
+    amb_term want = reference(&rh, m);
+    amb_heap *to = collect(&m, 1);
+    assert_true(amb_equal(m, want));
+    assert_int_equal(amb_map_size(m), 5000);
+    /* Every copied word is live: the heap in use is the map plus the
+     * blocks' headers and the few words left at the end of a full block. */
+    assert_true(amb__heap_used(to) >= live);
+    assert_true(amb__heap_used(to) <= live + 1024);
+    amb_heap_free(to);
+    amb_heap_free(rh);
+}
+
+AMB_TEST(a_term_outside_the_from_space_is_referred_to_not_copied)
+{
+    amb_heap *other;
+    assert_ok(amb_heap_new(&other));
+    amb_term foreign = AMB_TUPLE(other, amb_atom("kept"), amb_int(other, 1));
+    uint64_t words[3];
+    memcpy(words, amb__box(foreign), sizeof words);
+    amb_term root = T(foreign, L(foreign));
+    amb_heap *to = collect(&root, 1);
+    assert_true(amb_tuple_elem(root, 0) == foreign);
+    assert_true(amb_list_head(amb_tuple_elem(root, 1)) == foreign);
+    assert_memory_equal(words, amb__box(foreign), sizeof words);
+    amb_heap_free(to);
+    amb_heap_free(other);
+}
+
+AMB_TEST(a_shared_binary_keeps_one_reference_after_the_old_heap_goes)
+{
+    amb_term bin = shared_binary(1000, 3);
+    amb_term root = T(bin, bin);
+    assert_int_equal(refs_of(bin), 1);
+    amb_heap *to = collect(&root, 1); /* frees H: its reference goes */
+    amb_term moved = amb_tuple_elem(root, 0);
+    assert_true(moved == amb_tuple_elem(root, 1));
+    assert_int_equal(refs_of(moved), 1);
+    const uint8_t *data;
+    size_t size;
+    assert_ok(amb_binary_get(moved, &data, &size));
+    assert_int_equal(size, 1000);
+    assert_int_equal(data[999], 3);
+    amb_heap_free(to);
+}
+
+AMB_TEST(a_million_cells_and_a_deep_nest_copy_without_recursion)
+{
+    amb_term list = AMB_NIL;
+    for (int i = 0; i < 1000000; i++)
+        list = CONS(I(i), list);
+    amb_term nest = A("bottom");
+    for (int i = 0; i < 100000; i++)
+        nest = T(nest, I(i));
+    assert_true(list != AMB_NONE && nest != AMB_NONE);
+    amb_term roots[2] = {list, nest};
+    amb_heap *to = collect(roots, 2);
+    size_t n = 0;
+    for (amb_term t = roots[0]; amb_is_cons(t); t = amb_list_tail(t))
+        assert_true(amb_list_head(t) == I(999999 - (int64_t)n++));
+    assert_int_equal(n, 1000000);
+    size_t depth = 0;
+    for (amb_term t = roots[1]; amb_is_tuple(t); t = amb_tuple_elem(t, 0))
+        depth++;
+    assert_int_equal(depth, 100000);
+    amb_heap_free(to);
+}
+
+/* One run of the allocation-failure test: builds a from-space (a collection
+ * overwrites it with forwarding words, so every run needs its own), collects
+ * it, checks the copy. Any allocation may fail: the run returns AMB_ENOMEM
+ * then, having freed what it made. */
+static int build_and_collect(void *arg)
+{
+    (void)arg;
+    amb_heap *from = NULL, *to = NULL;
+    int rc = amb_heap_new(&from);
+    if (rc == 0)
+        rc = amb_heap_new(&to);
+    amb_term root = AMB_NONE;
+    if (rc == 0) {
+        amb_term keys[64], values[64];
+        for (int i = 0; i < 64; i++) {
+            keys[i] = amb_int(from, i);
+            values[i] = AMB_LIST(from, amb_int(from, i), amb_string(from, "x"));
+        }
+        root = AMB_TUPLE(from, amb_map(from, 64, keys, values), values[3]);
+        rc = root == AMB_NONE ? AMB_ENOMEM : 0;
+    }
+    if (rc == 0) {
+        amb__range ranges[64];
+        size_t nr = amb__heap_ranges(from, ranges, AMB_COUNTOF(ranges));
+        rc = amb__collect_roots(to, ranges, nr, &root, 1);
+    }
+    if (rc == 0) {
+        int head = -1;
+        assert_ok(amb_match(amb_tuple_elem(root, 1), "[~i, _]", &head));
+        assert_int_equal(head, 3);
+        assert_int_equal(amb_map_size(amb_tuple_elem(root, 0)), 64);
+    }
+    amb_heap_free(to);
+    amb_heap_free(from);
+    return rc;
+}
+
+AMB_TEST(running_out_of_memory_is_an_error_and_leaks_nothing)
+{
+    amb_test_oom_stats st = amb_test_oom_loop(build_and_collect, NULL, AMB_TEST_OOM_ONCE);
+    assert_true(st.failed_runs > 0);
+}
+
+AMB_TEST_MAIN(HEAP_TEST(every_kind_of_term_survives_equal),
+              HEAP_TEST(a_shared_sub_term_is_copied_once),
+              HEAP_TEST(map_versions_that_share_structure_cost_the_last_version_only),
+              HEAP_TEST(a_term_outside_the_from_space_is_referred_to_not_copied),
+              HEAP_TEST(a_shared_binary_keeps_one_reference_after_the_old_heap_goes),
+              HEAP_TEST(a_million_cells_and_a_deep_nest_copy_without_recursion),
+              HEAP_TEST(running_out_of_memory_is_an_error_and_leaks_nothing))
