@@ -25,14 +25,21 @@ declare -A may=(
   [gen_server]="public"
   [supervisor]="public"
   [application]="public"
-  [dist]="core"
+  [dist]="io process core"
   [io]="process runtime arch core"
+)
+# Where a layer may include only some headers of another: the dist layer
+# reaches the process layer through its contract alone (remote.h), and the
+# rest of it through the public API.
+declare -A only=(
+  [dist:process]="remote.h"
 )
 # The layer of each public header.
 declare -A public=(
   [ambitious.h]=behaviour [core.h]=core [term.h]=core [etf.h]=core
   [process.h]=process [logger.h]=process
   [gen_server.h]=behaviour [supervisor.h]=behaviour [application.h]=behaviour
+  [node.h]=dist
 )
 
 bad=0
@@ -69,6 +76,8 @@ for dir in src/*/; do
     fi
     if [[ $target != "$layer" && $allowed != *" $target "* ]]; then
       report "$file:$line" "$layer may not include \"$inc\" (the $target layer)"
+    elif [[ -v only[$layer:$target] && " ${only[$layer:$target]} " != *" $(basename "$inc") "* ]]; then
+      report "$file:$line" "$layer may include only ${only[$layer:$target]} of $target, not \"$inc\""
     fi
   done < <(grep -rnHE --include='*.[chS]' '^[[:space:]]*#[[:space:]]*include' "$dir" || true)
 done

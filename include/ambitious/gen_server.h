@@ -71,8 +71,10 @@
  *   - an atom: the locally registered name;
  *   - {via, Module, Name}: Name resolved by the via module registered as the
  *     atom Module (amb_via_register; a registry implements it);
- *   - {Name, Node}: Name registered on Node. The local node is served here;
- *     another node is AMB_ENOTSUP until distribution is built.
+ *   - {Name, Node}: Name registered on Node: this node's, or another's when
+ *     this runtime runs a node (ambitious/node.h; without one another node
+ *     is AMB_ENOTSUP). A server of another node may be an Erlang one: calls
+ *     use OTP's protocol (monitor, alias, [alias | Alias] tags).
  * Every form but via resolves as a send does (amb_dest_resolve, process.h);
  * an alias is a destination but no server reference (AMB_EBADARG), and a
  * name nobody has is AMB_ENOPROC.
@@ -319,8 +321,11 @@ AMB_API int amb_gen_server_start_link(amb_proc *self, const amb_gen_server *cb, 
  *   AMB_EDEADLK   the caller is the server (calling_self)
  *   AMB_ESTATE    called from a receive's match function, where nothing
  *                 may wait (process.h, amb_receive_if); nothing was sent
- *   AMB_EBADARG, AMB_ENOMEM, AMB_ENOTSUP (a remote node).
- * The caller's other messages stay in its mailbox, in order. The caller's
+ *   AMB_EBADARG, AMB_ENOMEM, AMB_ENOTSUP (another node, and no node runs
+ *                 here).
+ * A server of another node that cannot be reached is AMB_EEXIT with
+ * *reply noconnection (its monitor's DOWN). The caller's other messages
+ * stay in its mailbox, in order. The caller's
  * heap is left as it was. reply may be NULL.
  */
 AMB_API int amb_gen_server_call(amb_proc *self, amb_term server, amb_term request,
@@ -328,8 +333,8 @@ AMB_API int amb_gen_server_call(amb_proc *self, amb_term server, amb_term reques
 
 /* Sends msg (copied) to server without waiting (gen_server:cast). 0 also
  * when there is no such server, as in OTP. AMB_EBADARG for a bad reference
- * or AMB_NONE, AMB_ENOMEM, AMB_ENOTSUP for a remote node until distribution
- * exists. */
+ * or AMB_NONE, AMB_ENOMEM, AMB_ENOTSUP for another node when no node runs
+ * here. */
 AMB_API int amb_gen_server_cast(amb_proc *self, amb_term server, amb_term msg);
 
 /* Replies (reply copied) to the call from (the `from` a handle_call got, or
@@ -349,13 +354,14 @@ AMB_API int amb_gen_server_reply(amb_proc *self, amb_term from, amb_term reply);
  *   AMB_EDEADLK   the caller is the server
  *   AMB_ESTATE    called from a match function (as amb_gen_server_call)
  *   AMB_EBADARG   a bad reference, AMB_NONE reason, a timeout out of range;
- *                 AMB_ENOMEM, AMB_ENOTSUP (a remote node). */
+ *                 AMB_ENOMEM, AMB_ENOTSUP (another node, and no node
+ *                 runs here). */
 AMB_API int amb_gen_server_stop(amb_proc *self, amb_term server, amb_term reason,
                                 int64_t timeout_ms);
 
 /* The pid a server reference names now, in *out: 0, AMB_ENOPROC (no such
  * process, or not alive), AMB_EBADARG (a bad reference, NULL out),
- * AMB_ENOTSUP (a remote node). */
+ * AMB_ENOTSUP (a server of another node: only a call can tell). */
 AMB_API int amb_gen_server_whereis(amb_proc *self, amb_term server, amb_pid *out);
 
 /*
@@ -363,8 +369,9 @@ AMB_API int amb_gen_server_whereis(amb_proc *self, amb_term server, amb_pid *out
  * atoms; AMB_NONE: this node and every connected node) and collects the
  * replies (gen_server:multi_call). *replies gets [{Node, Reply}] and
  * *bad_nodes (may be NULL) [Node] for nodes where no server answered in
- * time, both on the caller's heap (each Reply a copy). Until distribution
- * exists every node but this one is a bad node. AMB_EBADARG (name not an
+ * time, both on the caller's heap (each Reply a copy). Each node is called
+ * in turn with timeout_ms; without a node running here every other node
+ * is a bad node. AMB_EBADARG (name not an
  * atom, nodes not a list of atoms, NULL replies, a timeout out of range),
  * AMB_ENOMEM.
  */

@@ -79,7 +79,10 @@ typedef struct amb_config {
     int64_t watchdog_ms;       /* report a process that runs this long without
                                   yielding: 1 ..= AMB_TIMEOUT_MAX, default
                                   2000; AMB_INFINITY turns reports off */
-    const char *node_name;     /* the node's name; default "nonode@nohost" */
+    const char *node_name;     /* the node's name; default "nonode@nohost".
+                                  A node started later (ambitious/node.h)
+                                  renames the runtime: its pids take the
+                                  node's name and creation */
 } amb_config;
 
 /* Creates a runtime (no threads run until amb_rt_run) in *out, owned: free
@@ -304,7 +307,11 @@ AMB_NORETURN AMB_API void amb_exit_self(amb_proc *self, amb_term reason);
 /* Links the caller and pid (idempotent; pid == self is a no-op). When pid is
  * not alive: AMB_ENOPROC for a caller that does not trap exits, and for one
  * that does, 0 and a message {'EXIT', Pid, noproc}. AMB_EBADARG for a term
- * that is not a pid, AMB_ENOTSUP for a pid of another node. */
+ * that is not a pid, AMB_ENOTSUP for a pid of another node when this
+ * runtime runs no node (ambitious/node.h). A link to a process of another
+ * node is the same link (the far end may be an Erlang process); when the
+ * connection to that node is lost the caller gets an exit signal
+ * noconnection, as from a process that ended with it. */
 AMB_API int amb_link(amb_proc *self, amb_pid pid);
 /* Removes the link, if any. Once it returns, the link has no more effect on
  * the caller (an exit signal already on its way because of it is dropped).
@@ -329,8 +336,11 @@ AMB_API int amb_spawn_monitor(amb_proc *self, amb_fn *fn, void *arg, amb_pid *ou
  *     a name nobody has gives the DOWN noproc at once, with {Name, Node}.
  * Each call makes a new monitor, so several monitors of one process each
  * get their DOWN. *ref (may be NULL) gets the reference, on the caller's
- * heap. AMB_EBADARG for any other term, AMB_ENOTSUP for a pid or
- * {Name, Node} of another node (until distribution exists), AMB_ENOMEM. */
+ * heap. A process of another node is monitored the same way (a name there
+ * by {Name, Node}); a lost connection is its DOWN with reason
+ * noconnection. AMB_EBADARG for any other term, AMB_ENOTSUP for a pid or
+ * {Name, Node} of another node when no node runs here (ambitious/node.h),
+ * AMB_ENOMEM. */
 AMB_API int amb_monitor(amb_proc *self, amb_term target, amb_term *ref);
 /* What an alias monitor's reference is besides a monitor (OTP's
  * monitor(process, Target, [{alias, UnaliasOpt}])): also an alias of the
@@ -375,7 +385,7 @@ AMB_API int amb_demonitor(amb_proc *self, amb_term ref, unsigned flags);
  * above. pid may be the caller: exit(self(), normal) ends a process that does
  * not trap exits, and amb_exit(self, self_pid, kill) never returns. A dead
  * pid is not an error. AMB_EBADARG (not a pid, AMB_NONE reason),
- * AMB_ENOTSUP (another node), AMB_ENOMEM. */
+ * AMB_ENOTSUP (another node, and no node runs here), AMB_ENOMEM. */
 AMB_API int amb_exit(amb_proc *self, amb_pid pid, amb_term reason);
 /* Sets the process flag trap_exit; returns its previous value (false for a
  * NULL self). Never fails. */
@@ -426,9 +436,12 @@ AMB_NORETURN AMB_API void amb_assert_fail(amb_proc *self, const char *expr,
  *   - an atom: the process registered under it; AMB_EBADARG when no process
  *     has that name, as `Name ! Msg` raises badarg;
  *   - {Name, Node}: with this node's name, the process registered as Name,
- *     and when there is none the message is dropped (0, OTP's rule).
- * A pid or {Name, Node} of another node is AMB_ENOTSUP until distribution
- * is built. AMB_EBADARG for any other term, AMB_NONE included, AMB_ENOMEM.
+ *     and when there is none the message is dropped (0, OTP's rule);
+ *   - a pid, an alias or {Name, Node} of another node, when this runtime
+ *     runs a node (ambitious/node.h): the message goes there, connecting
+ *     first if need be, and is dropped when the node cannot be reached
+ *     (Erlang's rule); without a node: AMB_ENOTSUP.
+ * AMB_EBADARG for any other term, AMB_NONE included, AMB_ENOMEM.
  * May yield when the sender's reduction budget is spent (so that a sending
  * loop cannot starve the others). */
 AMB_API int amb_send(amb_proc *self, amb_term to, amb_term msg);
@@ -566,8 +579,9 @@ AMB_API int amb_whereis(amb_proc *self, amb_term name, amb_pid *out);
  * gen_server's server references share: a pid of this runtime or an alias
  * as it is (alive or not); an atom, or {Name, Node} with this node's name,
  * the pid registered under Name. AMB_ENOTFOUND when no process has the
- * name, AMB_ENOTSUP for another node, AMB_EBADARG for any other term or a
- * NULL out. */
+ * name; a pid, alias or {Name, Node} of another node as it is when a node
+ * runs here (ambitious/node.h), else AMB_ENOTSUP; AMB_EBADARG for any
+ * other term or a NULL out. */
 AMB_API int amb_dest_resolve(amb_proc *self, amb_term dest, amb_term *out);
 /* A list of the registered names, on the caller's heap; AMB_NONE when out of
  * memory or for NULL. */

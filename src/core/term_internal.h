@@ -291,7 +291,8 @@ int amb__hamt_build(amb_heap *heap, amb__hamt_item *items, size_t n, bool dups_f
  * A local node is a runtime of this OS process: its name atom and creation
  * are registered in a slot (1..AMB__NODE_SLOTS-1; slot 0 is never used, so no
  * pid word has zero high bits). Slots are never reused within an OS process,
- * so an old pid can never name a process of a newer runtime.
+ * so an old pid can never name a process of a newer runtime. A slot's
+ * identity changes once when its runtime starts distribution (node.c).
  * ------------------------------------------------------------------------ */
 #define AMB__NODE_SLOTS       1024u
 #define AMB__LPID_INDEX_BITS  28
@@ -320,9 +321,15 @@ static inline uint32_t amb__lpid_serial(amb_term t)
 /* Registers a local node; *slot gets its slot. AMB_EEXIST when that name and
  * creation are registered already, AMB_ESYSLIMIT when all slots were used. */
 int amb__node_register(amb_term name, uint32_t creation, unsigned *slot);
-/* The slot of a registered local node, or 0 when (name, creation) is not one. */
+/* Gives slot its distributed identity (once: AMB_ESTATE the second time):
+ * its pids are seen under name and creation from now on, and the first
+ * identity still finds the slot. AMB_EEXIST when another slot has it. */
+int amb__node_rename(unsigned slot, amb_term name, uint32_t creation);
+/* The slot of a registered local node under its first or its current
+ * identity, or 0 when (name, creation) is neither of any slot. */
 unsigned amb__node_find(amb_term name, uint32_t creation);
-/* The name and creation of a slot. False for a slot never registered. */
+/* The current name and creation of a slot. False for a slot never
+ * registered. */
 bool amb__node_get(unsigned slot, amb_term *name, uint32_t *creation);
 
 /* ---------------------------------------------------------------------------

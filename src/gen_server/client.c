@@ -25,6 +25,7 @@
 
 typedef struct waiter {
     amb_term alias, mref;
+    amb_term tag; /* what the answer is tagged with: the alias, or [alias | Alias] */
 } waiter;
 
 static bool is_answer(void *ctx, amb_term msg)
@@ -32,7 +33,7 @@ static bool is_answer(void *ctx, amb_term msg)
     const waiter *w = ctx;
     size_t n = amb_tuple_arity(msg);
     if (n == 2)
-        return amb_equal(amb_tuple_elem(msg, 0), w->alias);
+        return amb_equal(amb_tuple_elem(msg, 0), w->tag);
     return n == 5 && amb_tuple_elem(msg, 0) == AMB_ATOM_DOWN &&
            amb_equal(amb_tuple_elem(msg, 1), w->mref);
 }
@@ -157,11 +158,12 @@ int amb_gen_server_start(amb_proc *self, const amb_gen_server *cb, void *arg,
     if (h == NULL)
         return AMB_ENOMEM;
     amb_heap_mark hm = amb_heap_save(h);
-    waiter w = {AMB_NONE, AMB_NONE};
+    waiter w = {AMB_NONE, AMB_NONE, AMB_NONE};
     amb_recv_mark mark = amb_receive_mark(self);
     int rc = may_wait(self, mark);
     if (rc == 0)
         rc = amb_alias(self, AMB_ALIAS_REPLY, &w.alias);
+    w.tag = w.alias;
     if (rc != 0)
         return rc;
     /* Everything the server needs travels in its first message (server.c,
@@ -269,7 +271,7 @@ static int wait_begin(amb_proc *self, amb_term server, amb_monitor_alias alias,
     if (ws->h == NULL)
         return AMB_ENOMEM;
     ws->hm = amb_heap_save(ws->h);
-    ws->w = (waiter){AMB_NONE, AMB_NONE};
+    ws->w = (waiter){AMB_NONE, AMB_NONE, AMB_NONE};
     ws->mark = amb_receive_mark(self);
     rc = may_wait(self, ws->mark);
     amb_monitor_opts mo = {.alias = alias};
@@ -278,8 +280,19 @@ static int wait_begin(amb_proc *self, amb_term server, amb_monitor_alias alias,
     if (rc != 0)
         amb_heap_rewind(ws->h, ws->hm);
     else if (alias != AMB_MONITOR_NO_ALIAS)
-        ws->w.alias = ws->w.mref;
+        ws->w.alias = ws->w.tag = ws->w.mref;
     return rc;
+}
+
+/* True when server (resolved) is a process of another node: a pid whose
+ * node is not ours, or {Name, Node} (resolution keeps only a remote one). */
+static bool is_remote(amb_proc *self, amb_term server)
+{
+    if (amb_tuple_arity(server) == 2)
+        return true;
+    amb_term node, mine;
+    return amb_pid_get(server, &node, NULL, NULL, NULL) == 0 &&
+           amb_pid_get(amb_self(self), &mine, NULL, NULL, NULL) == 0 && node != mine;
 }
 
 int amb_gen_server_call(amb_proc *self, amb_term server, amb_term request,
@@ -297,8 +310,14 @@ int amb_gen_server_call(amb_proc *self, amb_term server, amb_term request,
     if (rc != 0)
         return rc;
     amb_heap *h = ws.h;
-    amb_term msg = AMB_TUPLE(h, AMB_ATOM_GEN_CALL,
-                             AMB_TUPLE(h, amb_self(self), ws.w.alias), request);
+    /* A server of another node gets OTP's tag, [alias | Alias], so that an
+     * Erlang server (gen:reply) answers through the alias, which ends the
+     * monitor with it; a local server gets the alias itself (a call then
+     * fits a message cell without a heap). */
+    if (is_remote(self, ws.pid))
+        ws.w.tag = amb_cons(h, amb_atom("alias"), ws.w.alias);
+    amb_term msg =
+        AMB_TUPLE(h, AMB_ATOM_GEN_CALL, AMB_TUPLE(h, amb_self(self), ws.w.tag), request);
     rc = msg == AMB_NONE ? AMB_ENOMEM : amb_send(self, ws.pid, msg);
     amb_term m = AMB_NONE;
     if (rc == 0)
@@ -336,13 +355,40 @@ int amb_gen_server_cast(amb_proc *self, amb_term server, amb_term msg)
     return amb__gen_send_tagged(self, pid, AMB_ATOM_GEN_CAST, msg);
 }
 
+/* The alias a call's tag names: Alias of [alias | Alias] or of
+ * [[alias | Alias] | _] (OTP's tags since 24), or the tag itself when it is a
+ * reference; AMB_NONE for anything else. */
+static amb_term tag_alias(amb_term tag)
+{
+    amb_term a = tag;
+    if (amb_is_cons(a) && amb_is_cons(amb_list_head(a)))
+        a = amb_list_head(a);
+    if (amb_is_cons(a) && amb_list_head(a) == amb_atom("alias"))
+        a = amb_list_tail(a);
+    return amb_type_of(a) == AMB_T_REF ? a : AMB_NONE;
+}
+
+bool amb__gen_is_from(amb_term from)
+{
+    return amb_tuple_arity(from) == 2 &&
+           amb_type_of(amb_tuple_elem(from, 0)) == AMB_T_PID &&
+           tag_alias(amb_tuple_elem(from, 1)) != AMB_NONE;
+}
+
 int amb_gen_server_reply(amb_proc *self, amb_term from, amb_term reply)
 {
-    if (self == NULL || reply == AMB_NONE || amb_tuple_arity(from) != 2 ||
-        amb_type_of(amb_tuple_elem(from, 1)) != AMB_T_REF)
+    if (self == NULL || reply == AMB_NONE || !amb__gen_is_from(from))
         return AMB_EBADARG;
-    amb_term alias = amb_tuple_elem(from, 1);
-    return amb__gen_send_tagged(self, alias, alias, reply);
+    amb_term tag = amb_tuple_elem(from, 1), to = tag_alias(tag);
+    /* OTP's gen:reply: a [alias | Alias] tag goes to the alias. A reference
+     * is a local caller's alias (amb_gen_server_call), or the plain tag of
+     * a caller on another node that made no alias: that reply goes to the
+     * caller's pid, as gen:reply sends it. */
+    amb_term caller = amb_tuple_elem(from, 0), node, mine;
+    if (to == tag && amb_pid_get(caller, &node, NULL, NULL, NULL) == 0 &&
+        amb_pid_get(amb_self(self), &mine, NULL, NULL, NULL) == 0 && node != mine)
+        to = caller;
+    return amb__gen_send_tagged(self, to, tag, reply);
 }
 
 /* ---------------------------------------------------------------------------

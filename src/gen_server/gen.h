@@ -3,9 +3,13 @@
  * server's bookkeeping block and name resolution.
  *
  * The protocol (the shapes are OTP's, so a BEAM node reads them later):
- *   call    {'$gen_call', {CallerPid, Alias}, Request}; reply {Alias, Reply}
+ *   call    {'$gen_call', {CallerPid, Tag}, Request}; reply {Tag, Reply}
  *           sent to the alias, which is the caller's monitor of the server
- *           (an alias monitor, AMB_MONITOR_ALIAS_REPLY_DEMONITOR)
+ *           (an alias monitor, AMB_MONITOR_ALIAS_REPLY_DEMONITOR). Tag is
+ *           the alias for a server of this node, and OTP's [alias | Alias]
+ *           for one of another node, so that an Erlang server answers
+ *           through the alias too (gen:reply); a caller of another node
+ *           that sends a plain reference gets its reply at its pid.
  *   cast    {'$gen_cast', Msg}
  *   stop    {'$gen_stop', Reason}: terminate(Reason), then end with Reason
  *   start   {'$gen_start', Alias, Cb, Arg, Name, {} | {ArgTerm}, Link}: the
@@ -46,6 +50,10 @@ bool amb__gen_name_ok(amb_term name);
  * smallest size class that holds state_size bytes; for a term state, the
  * one with term slots (server.c). */
 const amb_handler *amb__gen_handler_for(const amb_gen_server *cb);
+
+/* True for the From of a call: {Pid, Tag}, Pid any process's (of this node
+ * or another), Tag an alias or OTP's [alias | Alias] (client.c). */
+bool amb__gen_is_from(amb_term from);
 
 /* Sends {alias, term} to an alias or pid from the calling process, building
  * the tuple on a scratch scope of its heap. */

@@ -167,6 +167,13 @@ int amb_gen_server_whereis(amb_proc *self, amb_term server, amb_pid *out)
         return AMB_EBADARG;
     amb_pid pid;
     int rc = amb__gen_resolve(self, server, &pid);
+    amb_term node, mine;
+    /* A server of another node: only a call could tell whether it lives. */
+    if (rc == 0 &&
+        (amb_tuple_arity(pid) == 2 ||
+         (amb_pid_get(pid, &node, NULL, NULL, NULL) == 0 &&
+          amb_pid_get(amb_self(self), &mine, NULL, NULL, NULL) == 0 && node != mine)))
+        rc = AMB_ENOTSUP;
     if (rc == 0 && !amb_is_process_alive(self, pid))
         rc = AMB_ENOPROC;
     if (rc == 0)

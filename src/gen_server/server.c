@@ -249,12 +249,6 @@ static bool is_current_timeout(const gen_srv *g, amb_term msg)
            amb_uint_get(amb_tuple_elem(msg, 1), &seq) == 0 && seq == g->timer_seq;
 }
 
-static bool is_from(amb_term from)
-{
-    return amb_tuple_arity(from) == 2 && amb_is_local_pid(amb_tuple_elem(from, 0)) &&
-           amb_type_of(amb_tuple_elem(from, 1)) == AMB_T_REF;
-}
-
 static void handle_call(amb_proc *self, gen_srv *g, amb_term from, amb_term req)
 {
     amb_gen_ret r;
@@ -291,7 +285,8 @@ static void dispatch(amb_proc *self, gen_srv *g, amb_term msg)
     const amb__gen_atoms *a = amb__gen_atoms_get();
     size_t arity = amb_tuple_arity(msg);
     amb_term tag = arity > 0 ? amb_tuple_elem(msg, 0) : AMB_NONE;
-    if (arity == 3 && tag == AMB_ATOM_GEN_CALL && is_from(amb_tuple_elem(msg, 1))) {
+    if (arity == 3 && tag == AMB_ATOM_GEN_CALL &&
+        amb__gen_is_from(amb_tuple_elem(msg, 1))) {
         handle_call(self, g, amb_tuple_elem(msg, 1), amb_tuple_elem(msg, 2));
         return;
     }

@@ -3,7 +3,8 @@
  * route messages to the process that made them while they are active.
  *
  * Invariants:
- *   - An alias is a reference of this node with 4 id words: a 64-bit key
+ *   - An alias is a reference of this node (under its name now or its
+ *     first one: rt.h, amb__rt_is_own_node) with 4 id words: a 64-bit key
  *     (the owner's alias counter, never 0, never reused by that process)
  *     and the owner's table index and serial. So a sender routes it with a
  *     table lookup alone, and a reference of any other length is no alias.
@@ -66,8 +67,8 @@ bool amb__alias_decode(amb_rt *rt, amb_term ref, uint64_t *key, amb_pid *owner)
     if (!amb__is_boxed(ref))
         return false;
     const uint64_t *p = amb__box(ref);
-    if (p[0] != AMB__HDR(AMB__K_REF, ALIAS_WORDS) || p[1] != rt->node_name ||
-        (uint32_t)p[2] != rt->creation)
+    if (p[0] != AMB__HDR(AMB__K_REF, ALIAS_WORDS) ||
+        !amb__rt_is_own_node(rt, p[1], (uint32_t)p[2]))
         return false;
     uint32_t w[ALIAS_WORDS] = {(uint32_t)p[3], (uint32_t)p[4], (uint32_t)p[5],
                                (uint32_t)p[6]};
@@ -82,7 +83,10 @@ amb_term amb__alias_term(amb_rt *rt, amb_heap *h, uint64_t key, amb_pid owner)
 {
     uint32_t w[ALIAS_WORDS] = {(uint32_t)key, (uint32_t)(key >> 32),
                                amb__lpid_index(owner), amb__lpid_serial(owner)};
-    return amb_ref_term(h, rt->node_name, rt->creation, w, ALIAS_WORDS);
+    amb_term node;
+    uint32_t creation;
+    amb__rt_identity(rt, &node, &creation);
+    return amb_ref_term(h, node, creation, w, ALIAS_WORDS);
 }
 
 int amb__alias_add(amb_proc *p, uint64_t key, bool reply, amb_term *ref)

@@ -13,12 +13,13 @@
  *     the sender is active, and removes the entry either way (link.c).
  *   - A sender of an EXIT sets the target's sig_pending after its push, so a
  *     running target notices it at its next runtime call (amb__proc_reduce).
+ *   - An exit signal to a process of another node goes out through the dist
+ *     layer (remote.h); one from there arrives as the same EXIT cell, with
+ *     the foreign pid in the cell's heap (remote.c).
  */
 #include "process/fail.h"
 
-/* Delivers an exit signal cell to the process `to` (if alive), then flags
- * it so that it notices at its next runtime call. */
-static void post_exit(amb_rt *rt, amb__sched *s, amb_pid to, amb__msg *m)
+void amb__exit_post(amb_rt *rt, amb__sched *s, amb_pid to, amb__msg *m)
 {
     amb_proc *q = amb__ptab_lookup(rt, to);
     if (q == NULL) {
@@ -33,39 +34,61 @@ static void post_exit(amb_rt *rt, amb__sched *s, amb_pid to, amb__msg *m)
     atomic_store_explicit(&q->sig_pending, true, memory_order_release);
 }
 
-static amb__msg *exit_cell(amb__sched *s, amb_pid from, amb_term reason, unsigned flags)
+amb__msg *amb__exit_cell(amb__sched *s, amb_pid from, amb_term reason, unsigned flags)
 {
-    amb__msg *m = amb__msg_new_term_after(s, reason, 2);
-    if (m == NULL)
-        return NULL;
+    amb__msg *m;
+    amb_term f = from, r;
+    if (amb_is_local_pid(from)) {
+        if ((m = amb__msg_new_term_after(s, reason, 2)) == NULL)
+            return NULL;
+    } else {
+        /* A foreign sender's pid travels in the cell's heap with the
+         * reason. */
+        if ((m = amb__msg_new_signal_terms(s, AMB__MSG_EXIT, 2, from, reason, &f, &r)) ==
+            NULL)
+            return NULL;
+        m->term = r;
+    }
     m->kind = AMB__MSG_EXIT;
-    m->words[0] = from;
+    m->words[0] = f;
     m->words[1] = flags;
     return m;
 }
 
 void amb__exit_send(amb_rt *rt, amb__sched *s, amb_pid from, amb_pid to, amb_term reason,
-                    unsigned flags)
+                    unsigned flags, uint32_t conn)
 {
-    amb__msg *m = exit_cell(s, from, reason, flags);
+    if (!amb__rt_own_pid(rt, to)) {
+        const amb__remote *r = amb__remote_get(rt);
+        r->ops->exit(r->ctx, s, from, to, reason, (flags & AMB__EXIT_LINKED) != 0, conn);
+        return;
+    }
+    amb__msg *m = amb__exit_cell(s, from, reason, flags);
     if (m == NULL)
         amb__panic("out of memory sending an exit signal");
-    post_exit(rt, s, to, m);
+    amb__exit_post(rt, s, to, m);
+}
+
+/* Words a copy of t takes on a heap (0 for an immediate). */
+static size_t words_of(amb_term t)
+{
+    return (!amb_is_cons(t) && !amb__is_boxed(t)) ? 0
+                                                  : amb_term_size(t) / sizeof(uint64_t);
 }
 
 amb__msg *amb__exit_trapped(amb__sched *s, amb_pid from, amb_term reason)
 {
-    size_t rw = (!amb_is_cons(reason) && !amb__is_boxed(reason))
-                    ? 0
-                    : amb_term_size(reason) / sizeof(uint64_t);
-    amb__msg *m = amb__msg_alloc_heap(s, 0, 4 + rw);
+    size_t rw = words_of(reason), fw = words_of(from);
+    amb__msg *m = amb__msg_alloc_heap(s, 0, 4 + rw + fw);
     if (m == NULL)
         amb__panic("out of memory delivering an exit signal");
     amb_heap *h = amb__msg_heap(m);
-    amb_term r = reason;
-    if (rw != 0 && amb_term_copy(h, reason, &r) != 0)
+    /* A foreign pid lives in the signal's cell: the message gets a copy. */
+    amb_term r = reason, f = from;
+    if ((rw != 0 && amb_term_copy(h, reason, &r) != 0) ||
+        (fw != 0 && amb_term_copy(h, from, &f) != 0))
         amb__panic("out of memory delivering an exit signal");
-    m->term = AMB_TUPLE(h, AMB_ATOM_EXIT, from, r);
+    m->term = AMB_TUPLE(h, AMB_ATOM_EXIT, f, r);
     if (m->term == AMB_NONE)
         amb__panic("out of memory delivering an exit signal");
     return m;
@@ -79,10 +102,10 @@ amb__msg *amb__exit_signal(amb_proc *p, amb__msg *m)
     if (flags & AMB__EXIT_LINKED) {
         /* A link exit acts only while the link is active (unlink wins); the
          * entry goes either way (the sender has ended). */
-        amb__fail_entry *x = p->fail ? amb__fail_find(&p->fail->links, from) : NULL;
+        amb__fail_entry *x = p->fail ? amb__fail_find_pid(&p->fail->links, from) : NULL;
         bool active = x != NULL && x->unlink_id == 0;
         if (x != NULL)
-            amb__fail_del(&p->fail->links, from, NULL);
+            amb__fail_del_entry(&p->fail->links, x, NULL);
         if (!active) {
             amb__msg_free(p->task.sched, m);
             return NULL;
@@ -113,10 +136,16 @@ int amb_exit(amb_proc *self, amb_pid pid, amb_term reason)
     int rc = amb__fail_check_pid(self->rt, pid);
     if (rc != 0)
         return rc;
-    amb__msg *m = exit_cell(self->task.sched, self->pid, reason, 0);
+    if (!amb__rt_own_pid(self->rt, pid)) {
+        /* exit/2 to another node: EXIT2, over the node's connection now. */
+        amb__exit_send(self->rt, self->task.sched, self->pid, pid, reason, 0, 0);
+        amb__proc_reduce(self);
+        return 0;
+    }
+    amb__msg *m = amb__exit_cell(self->task.sched, self->pid, reason, 0);
     if (m == NULL)
         return AMB_ENOMEM;
-    post_exit(self->rt, self->task.sched, pid, m);
+    amb__exit_post(self->rt, self->task.sched, pid, m);
     if (pid == self->pid)
         amb__proc_signals(self); /* a signal to oneself acts at once */
     else

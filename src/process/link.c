@@ -14,11 +14,35 @@
  *     entry for the sender is active, and removes the entry either way
  *     (exit.c): so once amb_unlink returned the old link has no effect, and
  *     each end acts on a link once.
+ *   - A link to a process of another node is the same protocol: its
+ *     signals go out through the dist layer's ops and come in as the same
+ *     cells with the foreign pid in the cell's heap (remote.h); the entry
+ *     keeps a copy of that pid and the connection, and a lost connection
+ *     ends it with noconnection (remote.c, NODEDOWN).
  */
 #include "process/fail.h"
 
+/* Adds a link to pid (own or foreign, over conn) to p's table: the entry,
+ * or NULL when out of memory. */
+static amb__fail_entry *add_link(amb_proc *p, struct amb__fail *f, amb_pid pid,
+                                 uint32_t conn)
+{
+    if (amb__rt_own_pid(p->rt, pid))
+        return amb__fail_put(&f->links, pid, pid);
+    bool hashed;
+    uint64_t key = amb__fail_pid_key(pid, &hashed);
+    amb_term node;
+    if (amb_pid_get(pid, &node, NULL, NULL, NULL) != 0)
+        return NULL;
+    p->flags |= AMB__PF_REMOTE;
+    return amb__fail_put_remote(&f->links, key, hashed, pid, AMB_NONE, node, conn);
+}
+
 void amb__link_signal(amb_proc *p, amb__msg *m)
 {
+    /* words[0] is the sending process, its pid in the cell's heap when it
+     * is foreign (remote.c); words[2] of LINK and UNLINK its connection. */
+    amb_pid from = m->words[0];
     switch (m->kind) {
     case AMB__MSG_LINK: {
         /* Only where there is no entry: an inactive one (our unlink not yet
@@ -27,17 +51,22 @@ void amb__link_signal(amb_proc *p, amb__msg *m)
         struct amb__fail *f = amb__fail_of(p);
         if (f == NULL)
             amb__panic("out of memory making a link");
-        if (amb__fail_find(&f->links, m->words[0]) == NULL &&
-            amb__fail_put(&f->links, m->words[0], m->words[0]) == NULL)
+        if (amb__fail_find_pid(&f->links, from) == NULL &&
+            add_link(p, f, from, (uint32_t)m->words[2]) == NULL)
             amb__panic("out of memory making a link");
         break;
     }
     case AMB__MSG_UNLINK: {
-        amb_pid from = m->words[0];
-        amb__fail_entry *x = p->fail ? amb__fail_find(&p->fail->links, from) : NULL;
+        amb__fail_entry *x = p->fail ? amb__fail_find_pid(&p->fail->links, from) : NULL;
         if (x != NULL && x->unlink_id == 0)
-            amb__fail_del(&p->fail->links, from, NULL);
+            amb__fail_del_entry(&p->fail->links, x, NULL);
         /* The ack goes out now, before any other signal to `from`. */
+        if (!amb__rt_own_pid(p->rt, from)) {
+            const amb__remote *r = amb__remote_get(p->rt);
+            r->ops->unlink_ack(r->ctx, p->task.sched, p->pid, from, m->words[1],
+                               (uint32_t)m->words[2]);
+            break;
+        }
         amb_proc *q = amb__ptab_lookup(p->rt, from);
         if (q != NULL) {
             amb__msg *a = amb__msg_new_signal(p->task.sched, AMB__MSG_UNLINK_ACK, 2);
@@ -50,10 +79,9 @@ void amb__link_signal(amb_proc *p, amb__msg *m)
         break;
     }
     case AMB__MSG_UNLINK_ACK: {
-        amb__fail_entry *x =
-            p->fail ? amb__fail_find(&p->fail->links, m->words[0]) : NULL;
+        amb__fail_entry *x = p->fail ? amb__fail_find_pid(&p->fail->links, from) : NULL;
         if (x != NULL && x->unlink_id != 0 && x->unlink_id == m->words[1])
-            amb__fail_del(&p->fail->links, m->words[0], NULL);
+            amb__fail_del_entry(&p->fail->links, x, NULL);
         break;
     }
     default:
@@ -65,10 +93,12 @@ void amb__link_signal(amb_proc *p, amb__msg *m)
 void amb__link_discard(amb_rt *rt, amb__sched *s, amb__msg *m)
 {
     /* The target ended before it saw the link: noproc to the linker, as a
-     * link exit signal (the linker has the target in its links). */
+     * link exit signal (the linker has the target in its links). A foreign
+     * linker's pid lives in the cell: the exit goes before the cell. */
     amb_pid from = m->words[0], to = m->words[1];
+    amb__exit_send(rt, s, to, from, AMB_ATOM_NOPROC, AMB__EXIT_LINKED,
+                   (uint32_t)m->words[2]);
     amb__msg_free(s, m);
-    amb__exit_send(rt, s, to, from, AMB_ATOM_NOPROC, AMB__EXIT_LINKED);
 }
 
 void amb__link_teardown(amb__sched *s, amb_proc *p)
@@ -77,7 +107,35 @@ void amb__link_teardown(amb__sched *s, amb_proc *p)
     for (size_t i = 0; i < t->cap; i++)
         if (t->e[i].key != 0 && t->e[i].unlink_id == 0)
             amb__exit_send(p->rt, s, p->pid, t->e[i].pid, p->exit_reason,
-                           AMB__EXIT_LINKED);
+                           AMB__EXIT_LINKED, t->e[i].conn);
+}
+
+/* True when entry e is a relation of connection conn to node. */
+static bool of_conn(const amb__fail_entry *e, amb_term node, uint32_t conn)
+{
+    return e->key != 0 && e->remote != NULL && e->conn == conn && e->remote->node == node;
+}
+
+void amb__link_nodedown(amb_proc *p, amb_term node, uint32_t conn)
+{
+    amb__fail_table *t = &p->fail->links;
+    /* First the exit signals of the active links (the table is not changed
+     * while it is walked: each exit removes its entry when it is handled,
+     * later in this drain, as the far end's own exit signal would)... */
+    for (size_t i = 0; i < t->cap; i++) {
+        if (!of_conn(&t->e[i], node, conn) || t->e[i].unlink_id != 0)
+            continue;
+        amb__msg *m = amb__exit_cell(p->task.sched, t->e[i].pid, AMB_ATOM_NOCONNECTION,
+                                     AMB__EXIT_LINKED);
+        if (m == NULL)
+            amb__panic("out of memory ending a link to a lost node");
+        amb__exit_post(p->rt, p->task.sched, p->pid, m);
+    }
+    /* ...then the unlinks under way, which no ack will end. A deletion
+     * shifts a later entry into slot i: look at i again. */
+    for (size_t i = 0; i < t->cap; i++)
+        while (of_conn(&t->e[i], node, conn) && t->e[i].unlink_id != 0)
+            amb__fail_del_entry(t, &t->e[i], NULL);
 }
 
 /* Active links only: an entry waiting for an unlink's ack is not a link. */
@@ -94,9 +152,15 @@ amb_term amb__link_list(const amb_proc *p, amb_heap *h)
 {
     amb_term l = AMB_NIL;
     const amb__fail_table *t = p->fail ? &p->fail->links : NULL;
-    for (size_t i = 0; t != NULL && i < t->cap; i++)
-        if (t->e[i].key != 0 && t->e[i].unlink_id == 0)
-            l = amb_cons(h, t->e[i].pid, l);
+    for (size_t i = 0; t != NULL && i < t->cap; i++) {
+        if (t->e[i].key == 0 || t->e[i].unlink_id != 0)
+            continue;
+        /* A foreign pid is the entry's: the list gets a copy. */
+        amb_term pid;
+        if (amb_term_copy(h, t->e[i].pid, &pid) != 0)
+            return AMB_NONE;
+        l = amb_cons(h, pid, l);
+    }
     return l;
 }
 
@@ -120,6 +184,34 @@ void amb__link_spawn_undo(amb_proc *parent, amb_proc *child)
         amb__fail_del(&parent->fail->links, child->pid, NULL);
 }
 
+/* amb_link to a foreign pid: the entry first (what can fail, fails before
+ * anything shows), then LINK through the dist layer. */
+static int link_remote(amb_proc *self, struct amb__fail *f, amb_pid pid)
+{
+    const amb__remote *r = amb__remote_get(self->rt);
+    amb__fail_entry *x = amb__fail_find_pid(&f->links, pid);
+    uint32_t conn;
+    if (x != NULL) {
+        /* An unlink under way: active again, over the connection now. */
+        int rc = r->ops->link(r->ctx, self, pid, &conn);
+        if (rc != 0)
+            return rc;
+        x = amb__fail_find_pid(&f->links, pid);
+        x->unlink_id = 0;
+        x->conn = conn;
+        return 0;
+    }
+    if ((x = add_link(self, f, pid, 0)) == NULL)
+        return AMB_ENOMEM;
+    int rc = r->ops->link(r->ctx, self, pid, &conn);
+    x = amb__fail_find_pid(&f->links, pid);
+    if (rc != 0)
+        amb__fail_del_entry(&f->links, x, NULL);
+    else
+        x->conn = conn;
+    return rc;
+}
+
 int amb_link(amb_proc *self, amb_pid pid)
 {
     if (self == NULL)
@@ -133,9 +225,11 @@ int amb_link(amb_proc *self, amb_pid pid)
     struct amb__fail *f = amb__fail_of(self);
     if (f == NULL)
         return AMB_ENOMEM;
-    amb__fail_entry *x = amb__fail_find(&f->links, pid);
+    amb__fail_entry *x = amb__fail_find_pid(&f->links, pid);
     if (x != NULL && x->unlink_id == 0)
         return 0; /* already linked: no signal */
+    if (!amb__rt_own_pid(self->rt, pid))
+        return link_remote(self, f, pid);
     amb__sched *s = self->task.sched;
     amb_proc *q = amb__ptab_lookup(self->rt, pid);
     if (q == NULL) {
@@ -146,13 +240,14 @@ int amb_link(amb_proc *self, amb_pid pid)
                              amb__exit_trapped(s, pid, AMB_ATOM_NOPROC));
         return 0;
     }
-    amb__msg *m = amb__msg_new_signal(s, AMB__MSG_LINK, 2);
+    amb__msg *m = amb__msg_new_signal(s, AMB__MSG_LINK, 3);
     if (m == NULL || amb__fail_put(&f->links, pid, pid) == NULL) {
         amb__msg_free(s, m);
         return AMB_ENOMEM;
     }
     m->words[0] = self->pid;
     m->words[1] = pid;
+    m->words[2] = 0;
     amb__mailbox_deliver(self->rt, s, q, m);
     return 0;
 }
@@ -165,22 +260,30 @@ int amb_unlink(amb_proc *self, amb_pid pid)
     if (rc != 0)
         return rc;
     amb__proc_reduce(self);
-    amb__fail_entry *x =
-        self->fail && pid != self->pid ? amb__fail_find(&self->fail->links, pid) : NULL;
+    amb__fail_entry *x = self->fail && pid != self->pid
+                             ? amb__fail_find_pid(&self->fail->links, pid)
+                             : NULL;
     if (x == NULL || x->unlink_id != 0)
         return 0; /* not linked (or an unlink already under way) */
     /* The entry stays, inactive, until the other end acknowledges (or its
      * exit signal arrives, if it has ended): link exits are ignored from
      * now on. */
+    if (!amb__rt_own_pid(self->rt, pid)) {
+        x->unlink_id = ++self->fail->unlink_seq;
+        const amb__remote *r = amb__remote_get(self->rt);
+        r->ops->unlink(r->ctx, self, pid, x->unlink_id, x->conn);
+        return 0;
+    }
     amb_proc *q = amb__ptab_lookup(self->rt, pid);
     amb__msg *m = NULL;
     if (q != NULL &&
-        (m = amb__msg_new_signal(self->task.sched, AMB__MSG_UNLINK, 2)) == NULL)
+        (m = amb__msg_new_signal(self->task.sched, AMB__MSG_UNLINK, 3)) == NULL)
         return AMB_ENOMEM;
     x->unlink_id = ++self->fail->unlink_seq;
     if (m != NULL) {
         m->words[0] = self->pid;
         m->words[1] = x->unlink_id;
+        m->words[2] = 0;
         amb__mailbox_deliver(self->rt, self->task.sched, q, m);
     }
     return 0;

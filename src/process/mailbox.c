@@ -109,6 +109,9 @@ static amb__msg *handle_signal(amb_proc *p, amb__msg *m)
     case AMB__MSG_DEMONITOR:
     case AMB__MSG_DOWN:
         return amb__monitor_signal(p, m);
+    case AMB__MSG_NODEDOWN:
+        amb__remote_nodedown_signal(p, m);
+        return NULL;
     }
     amb__panic("unknown signal kind %u", m->kind);
 }
@@ -573,15 +576,16 @@ void amb__mailbox_discard(amb_rt *rt, amb__sched *s, amb__msg *m)
  * Sending
  * ------------------------------------------------------------------------ */
 
-/* Sends a copy of msg to every destination form of Erlang's `!`, from
- * scheduler s (NULL: from outside the runtime). */
-static int send_to(amb_rt *rt, amb__sched *s, amb_term to, amb_term msg)
+/* Sends a copy of msg from `from` (AMB_NONE: from outside the runtime) to
+ * every destination form of Erlang's `!`, from scheduler s (NULL: from
+ * outside the runtime). */
+static int send_to(amb_rt *rt, amb__sched *s, amb_pid from, amb_term to, amb_term msg)
 {
     amb_term target = to;
     /* The common case, a pid of this runtime, needs no resolving; the next
      * one, a reply to an alias, is tried before the general resolution
      * (amb__alias_send says AMB_EBADARG for anything but an alias). */
-    if (!amb_is_local_pid(to) || amb__lpid_slot(to) != rt->node_slot) {
+    if (!amb__rt_own_pid(rt, to)) {
         int rc = amb__is_boxed(to) ? amb__alias_send(rt, s, to, msg) : AMB_EBADARG;
         if (rc != AMB_EBADARG)
             return rc;
@@ -592,8 +596,13 @@ static int send_to(amb_rt *rt, amb__sched *s, amb_term to, amb_term msg)
             return amb_is_atom(to) ? AMB_EBADARG : 0;
         if (rc != 0)
             return rc;
-        if (!amb_is_local_pid(target))
-            return amb__alias_send(rt, s, target, msg);
+        if (!amb__rt_own_pid(rt, target)) {
+            if (amb__alias_is(rt, target))
+                return amb__alias_send(rt, s, target, msg);
+            /* Another node's pid, alias or {Name, Node}. */
+            const amb__remote *r = amb__remote_get(rt);
+            return r->ops->send(r->ctx, s, from, target, msg);
+        }
     }
     amb_proc *p = amb__ptab_lookup(rt, target);
     if (p == NULL)
@@ -609,7 +618,7 @@ int amb_send(amb_proc *self, amb_term to, amb_term msg)
 {
     if (self == NULL || msg == AMB_NONE)
         return AMB_EBADARG;
-    int rc = send_to(self->rt, self->task.sched, to, msg);
+    int rc = send_to(self->rt, self->task.sched, self->pid, to, msg);
     if (rc == 0)
         amb__proc_reduce(self);
     return rc;
@@ -620,7 +629,7 @@ int amb_rt_send(amb_rt *rt, amb_term to, amb_term msg)
     if (rt == NULL || msg == AMB_NONE)
         return AMB_EBADARG;
     amb__qsbr_enter(&rt->exec);
-    int rc = send_to(rt, NULL, to, msg);
+    int rc = send_to(rt, NULL, AMB_NONE, to, msg);
     amb__qsbr_leave(&rt->exec);
     return rc;
 }

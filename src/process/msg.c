@@ -305,6 +305,33 @@ amb__msg *amb__msg_new_signal(amb__sched *s, enum amb__msg_kind kind, size_t n)
     return m;
 }
 
+amb__msg *amb__msg_new_signal_terms(amb__sched *s, enum amb__msg_kind kind, size_t n,
+                                    amb_term a, amb_term b, amb_term *ca, amb_term *cb)
+{
+    size_t na =
+        amb__is_boxed(a) || amb_is_cons(a) ? amb_term_size(a) / sizeof(uint64_t) : 0;
+    size_t nb =
+        amb__is_boxed(b) || amb_is_cons(b) ? amb_term_size(b) / sizeof(uint64_t) : 0;
+    if (na == 0 && nb == 0) {
+        *ca = a;
+        *cb = b;
+        return amb__msg_new_signal(s, kind, n);
+    }
+    amb__msg *m = amb__msg_alloc_heap(s, n, na + nb);
+    if (m == NULL)
+        return NULL;
+    m->kind = (uint8_t)kind;
+    amb_heap *h = amb__msg_heap(m);
+    *ca = a;
+    *cb = b;
+    if ((na != 0 && amb_term_copy(h, a, ca) != 0) ||
+        (nb != 0 && amb_term_copy(h, b, cb) != 0)) {
+        amb__msg_free(s, m);
+        return NULL;
+    }
+    return m;
+}
+
 amb__msg *amb__msg_new_term(amb__sched *s, amb_term t)
 {
     return amb__msg_new_term_after(s, t, 0);

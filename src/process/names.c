@@ -19,7 +19,7 @@
  * it under the lock. Both undo and drop check the entry, so doing both is
  * harmless.
  */
-#include "process/rt.h"
+#include "process/remote.h"
 
 typedef struct entry {
     amb_term name; /* 0: empty; TOMB: deleted */
@@ -165,22 +165,41 @@ amb_proc *amb__names_lookup(amb_rt *rt, amb_term name)
     return p;
 }
 
+/* A foreign destination (remote.h) resolves to itself while a node runs
+ * (the dist layer finds its node); without one it is AMB_ENOTSUP. */
+static int foreign(amb_rt *rt, amb_term dest, amb_term *target)
+{
+    if (amb__remote_get(rt) == NULL)
+        return AMB_ENOTSUP;
+    *target = dest;
+    return 0;
+}
+
 int amb__names_resolve(amb_rt *rt, amb_term dest, amb_term *target)
 {
     if (amb_is_local_pid(dest)) {
         if (amb__lpid_slot(dest) != rt->node_slot)
-            return AMB_ENOTSUP; /* another runtime: another node */
+            return foreign(rt, dest, target); /* another runtime: another node */
         *target = dest;
         return 0;
     }
     switch (amb_type_of(dest)) {
     case AMB_T_PID:
-        return AMB_ENOTSUP; /* a pid of another node */
-    case AMB_T_REF:
-        if (!amb__alias_is(rt, dest))
+        return foreign(rt, dest, target); /* a pid of another node */
+    case AMB_T_REF: {
+        if (amb__alias_is(rt, dest)) {
+            *target = dest;
+            return 0;
+        }
+        /* Another node's reference may be an alias there; one of ours that
+         * is no alias is no destination. */
+        amb_term node;
+        uint32_t creation, w[AMB_REF_MAX_WORDS];
+        if (amb_ref_get(dest, w, AMB_REF_MAX_WORDS, &node, &creation, NULL) != 0 ||
+            amb__rt_is_own_node(rt, node, creation))
             return AMB_EBADARG;
-        *target = dest;
-        return 0;
+        return foreign(rt, dest, target);
+    }
     case AMB_T_ATOM: {
         amb_proc *p = amb__names_lookup(rt, dest);
         if (p == NULL)
@@ -192,8 +211,8 @@ int amb__names_resolve(amb_rt *rt, amb_term dest, amb_term *target)
         amb_term name = amb_tuple_elem(dest, 0), node = amb_tuple_elem(dest, 1);
         if (amb_tuple_arity(dest) != 2 || !amb_is_atom(name) || !amb_is_atom(node))
             return AMB_EBADARG;
-        if (node != rt->node_name)
-            return AMB_ENOTSUP; /* until distribution exists */
+        if (node != amb__rt_node(rt))
+            return foreign(rt, dest, target);
         return amb__names_resolve(rt, name, target);
     }
     default:

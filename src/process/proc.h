@@ -62,6 +62,8 @@ enum amb__msg_kind {
     AMB__MSG_DEMONITOR,  /* words: watcher, ref key */
     AMB__MSG_DOWN,       /* words: ref key; term: the {'DOWN', ...} message */
     AMB__MSG_ALIAS,      /* a message sent to an alias; words[0]: its key */
+    AMB__MSG_NODEDOWN,   /* a connection to another node is gone (remote.h);
+                            words: node, conn */
 };
 
 /* A message cell: a 32-byte header and its words (msg.c). A small term
@@ -96,10 +98,12 @@ enum amb__proc_flags {
     AMB__PF_HANDLER = 1u << 0,   /* a handler process */
     AMB__PF_INIT_DONE = 1u << 1, /* handler: init ran */
     AMB__PF_TRAP_EXIT = 1u << 2,
-    AMB__PF_KEEP = 1u << 3, /* term state: received cells are kept until the
-                               next collection (pheap.c) */
-    AMB__PF_MAIN = 1u << 4, /* amb_main's process: an abnormal end halts the
-                               runtime (rt.c) */
+    AMB__PF_KEEP = 1u << 3,   /* term state: received cells are kept until the
+                                 next collection (pheap.c) */
+    AMB__PF_MAIN = 1u << 4,   /* amb_main's process: an abnormal end halts the
+                                 runtime (rt.c) */
+    AMB__PF_REMOTE = 1u << 5, /* has had a relation with another node: the dist
+                                 layer is told when it ends (remote.h) */
 };
 
 struct amb_proc {
@@ -238,6 +242,12 @@ amb__msg *amb__msg_new_term_after(amb__sched *s, amb_term t, size_t reserve);
 /* A cell with no term storage beyond n words, of a signal kind. NULL on
  * ENOMEM. */
 amb__msg *amb__msg_new_signal(amb__sched *s, enum amb__msg_kind kind, size_t n);
+/* A signal cell of kind with n words of its own that also holds the terms
+ * a and b (either may be AMB_NONE): *ca and *cb get what to store, copies
+ * in the cell's heap when they are not immediates (a foreign pid, a
+ * reason), else a and b themselves. NULL on ENOMEM. */
+amb__msg *amb__msg_new_signal_terms(amb__sched *s, enum amb__msg_kind kind, size_t n,
+                                    amb_term a, amb_term b, amb_term *ca, amb_term *cb);
 /* The message-cell pools of s, given back to their slabs: trim (the
  * depots too) when s goes to sleep, free at teardown. */
 void amb__msg_pools_trim(amb__sched *s);

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "process/rt.h"
+#include "process/remote.h"
 
 #define DEFAULT_STACK     ((size_t)64 << 10)
 #define DEFAULT_MAX_PROCS ((size_t)1 << 22)
@@ -96,14 +96,14 @@ int amb_rt_new(const amb_config *cfg, amb_rt **out)
     memset(rt, 0, sizeof *rt);
     rt->cfg = c;
     rt->cfg.node_name = NULL; /* the caller's string need not outlive us */
-    rt->node_name = node;
+    rt->first_node = node;
     int rc;
     /* A fresh creation per runtime of the same name, so pids of two local
      * runtimes never look alike. */
     for (uint32_t cr = 0;; cr++) {
         rc = amb__node_register(node, cr, &rt->node_slot);
         if (rc != AMB_EEXIST) {
-            rt->creation = cr;
+            rt->first_creation = cr;
             break;
         }
     }
@@ -187,6 +187,11 @@ void amb_rt_free(amb_rt *rt)
     /* Discards the processes still alive (amb__proc_discard_all), the
      * blocks in limbo, pending timers and the per-scheduler caches. */
     amb__exec_term(&rt->exec);
+    /* The dist layer's state goes after the last process that could use
+     * it (remote.h). relaxed: no thread runs any more. */
+    const amb__remote *r = atomic_load_explicit(&rt->remote, memory_order_relaxed);
+    if (r != NULL)
+        r->ops->free(r->ctx);
     amb__msg_depots_free(rt);
     amb__proc_depot_free(rt);
     amb__names_term(rt);

@@ -29,6 +29,8 @@
 #include "runtime/exec.h"
 #include "runtime/slab.h"
 
+struct amb__remote; /* remote.h */
+
 /* Size classes of message cells (msg.c). */
 #define AMB__MSG_CLASSES 4
 /* Cells a scheduler holds back before reuse in ASan builds (msg.c). */
@@ -55,9 +57,15 @@ struct amb_rt {
     amb_config cfg;
     amb__ptab ptab;
 
-    amb_term node_name;
-    uint32_t creation;
+    /* The node: its slot (node.c) holds the name and creation now, which
+     * change once, when distribution starts (amb__remote_set_node); the
+     * first ones stay here, since references made under them stay ours. */
     unsigned node_slot;
+    amb_term first_node;
+    uint32_t first_creation;
+    /* The dist layer when a node runs (remote.h), else NULL: set once,
+     * read by every route to a foreign destination. */
+    _Atomic(const struct amb__remote *) remote;
 
     /* Depots of the slab classes (msg.c, proc.c): free objects flow between
      * schedulers through them. */
@@ -105,10 +113,43 @@ static inline void amb__rt_ref_words(amb__sched *s, uint32_t w[3])
     w[2] = s->id;
 }
 
+/* rt's node name and creation now (a pid of rt carries them). */
+static inline void amb__rt_identity(amb_rt *rt, amb_term *name, uint32_t *creation)
+{
+    if (!amb__node_get(rt->node_slot, name, creation))
+        amb__panic("a runtime without its node slot");
+}
+static inline amb_term amb__rt_node(amb_rt *rt)
+{
+    amb_term name;
+    uint32_t creation;
+    amb__rt_identity(rt, &name, &creation);
+    return name;
+}
+/* True when a reference or alias with this node and creation is rt's:
+ * made under its identity now or under the first one. */
+static inline bool amb__rt_is_own_node(amb_rt *rt, amb_term name, uint32_t creation)
+{
+    if (name == rt->first_node && creation == rt->first_creation)
+        return true;
+    amb_term n;
+    uint32_t c;
+    amb__rt_identity(rt, &n, &c);
+    return name == n && creation == c;
+}
+/* True for a pid of rt (an own pid, remote.h); false for any other term. */
+static inline bool amb__rt_own_pid(amb_rt *rt, amb_term t)
+{
+    return amb_is_local_pid(t) && amb__lpid_slot(t) == rt->node_slot;
+}
+
 /* The reference term of rt for words w, on heap h (AMB_NONE: no memory). */
 static inline amb_term amb__rt_ref_term(amb_rt *rt, amb_heap *h, const uint32_t w[3])
 {
-    return amb_ref_term(h, rt->node_name, rt->creation, w, 3);
+    amb_term name;
+    uint32_t creation;
+    amb__rt_identity(rt, &name, &creation);
+    return amb_ref_term(h, name, creation, w, 3);
 }
 
 #endif /* AMB_PROCESS_RT_H */
