@@ -25,7 +25,7 @@ declare -A may=(
   [gen_server]="public"
   [supervisor]="public"
   [application]="public"
-  [dist]="io process core"
+  [dist]="io process core behaviour"
   [io]="process runtime arch core"
 )
 # Where a layer may include only some headers of another: the dist layer

@@ -624,6 +624,11 @@ int amb_send(amb_proc *self, amb_term to, amb_term msg)
     return rc;
 }
 
+int amb__mailbox_send(amb_rt *rt, amb__sched *s, amb_pid from, amb_term to, amb_term msg)
+{
+    return send_to(rt, s, from, to, msg);
+}
+
 int amb_rt_send(amb_rt *rt, amb_term to, amb_term msg)
 {
     if (rt == NULL || msg == AMB_NONE)

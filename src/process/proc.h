@@ -284,6 +284,10 @@ void amb__pheap_drop(amb__sched *s, amb_proc *p);
 /* Pushes m into p's mailbox and, when that wakes p, makes it runnable
  * (on s, or through the inject queue when s is NULL). */
 void amb__mailbox_deliver(amb_rt *rt, amb__sched *s, amb_proc *p, amb__msg *m);
+/* Sends a copy of msg from `from` (AMB_NONE: no process) to any
+ * destination form of amb_send, on scheduler s (NULL: outside the runtime,
+ * inside amb__qsbr_enter/leave). The results of amb_send. */
+int amb__mailbox_send(amb_rt *rt, amb__sched *s, amb_pid from, amb_term to, amb_term msg);
 /* Moves what has arrived into the private queue, handling signals on the
  * way (which may end p). */
 void amb__mailbox_drain(amb_proc *p);

@@ -231,3 +231,10 @@ void amb__remote_nodedown_signal(amb_proc *p, amb__msg *m)
     amb__link_nodedown(p, node, conn);
     amb__monitor_nodedown(p, node, conn);
 }
+
+int amb__remote_post(amb_rt *rt, amb__sched *s, amb_pid to, amb_term msg)
+{
+    if (rt == NULL || msg == AMB_NONE || !amb__rt_own_pid(rt, to))
+        return AMB_EBADARG;
+    return amb__mailbox_send(rt, s, AMB_NONE, to, msg);
+}

@@ -159,6 +159,19 @@ int amb__remote_down(amb_proc *self, amb_pid to, amb_term ref, amb_term object,
  * (noconnection). */
 int amb__remote_nodedown(amb_proc *self, amb_pid to, amb_term node, uint32_t conn);
 
+/* Sends a copy of msg to the own pid `to` from an op's context: s the op's
+ * scheduler (NULL: outside the runtime, inside amb_rt_send's protection).
+ * Dropped when `to` is not alive. 0, AMB_EBADARG (`to` not an own pid),
+ * AMB_ENOMEM. The dist layer wakes its processes with it. */
+int amb__remote_post(amb_rt *rt, amb__sched *s, amb_pid to, amb_term msg);
+
+/* The scheduler running the calling process (for the `s` of the functions
+ * that take one: a cell from its pools, a wake-up on it). */
+static inline amb__sched *amb__remote_sched(amb_proc *self)
+{
+    return self->task.sched;
+}
+
 /* ---- the process layer's own use ----------------------------------------- */
 
 /* Handles a NODEDOWN cell while p drains (remote.c); frees it. */

@@ -1,0 +1,1375 @@
+/*
+ * conn.c - a node's connections (dist.h): the table of them by node name,
+ * the queues through which local processes' signals leave, the reader and
+ * the writer processes of each, and what happens when one goes down.
+ *
+ * The life of a connection:
+ *
+ *   an op finds no connection to N: PENDING entry in the table, net_kernel
+ *   asked to start an initiator reader; signals wait in `pending`
+ *      |
+ *   reader: transport connect, handshake (set-up timeout), or an acceptor
+ *   reader made by the listener settles the handshake with the table
+ *   (simultaneous connect: the greater name wins, OTP's rule; a connection
+ *   that is up already: `alive`)
+ *      |
+ *   UP: the reader spawns the writer (linked), which sends the pending
+ *   signals, then everything queued after them; the reader turns frames
+ *   into local signals and watches the ticks
+ *      |
+ *   DOWN (amb__conn_down, once): out of the table, NODEDOWN to each local
+ *   process that had a relation over it, nodedown messages, queues freed.
+ *   The reader calls it before it ends; net_kernel (linked to every reader)
+ *   calls it for a reader that ended without doing so (killed).
+ *
+ * Invariants (besides dist.h's):
+ *   - Only the reader that owns an entry (c->reader) or net_kernel acting
+ *     for a dead owner takes it down, so a reader that lost its entry to a
+ *     simultaneous connect cannot take down the winner's.
+ *   - The writer is the only consumer of the out queue, and sets
+ *     writer_idle (under the lock) only when it found the queue empty; a
+ *     producer that finds it idle clears it and wakes it: no lost wake-up,
+ *     one wake per idle period.
+ *   - Bytes from the peer are bounded by frame.h's limits, atoms by the
+ *     connection's budget (control.h); a violation closes this connection
+ *     only.
+ */
+#include <string.h>
+
+#include "dist.h"
+
+/* ===========================================================================
+ * Pid sets
+ * ======================================================================== */
+
+static size_t pid_slot(amb_pid pid, size_t cap)
+{
+    uint64_t k = pid;
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    return (size_t)k & (cap - 1);
+}
+
+static int pidset_grow(amb__pidset *s)
+{
+    size_t cap = s->cap ? s->cap * 2 : 16;
+    amb_pid *v = amb__calloc(cap, sizeof *v);
+    if (v == NULL)
+        return AMB_ENOMEM;
+    for (size_t i = 0; i < s->cap; i++) {
+        if (s->v[i] == 0)
+            continue;
+        size_t j = pid_slot(s->v[i], cap);
+        while (v[j] != 0)
+            j = (j + 1) & (cap - 1);
+        v[j] = s->v[i];
+    }
+    amb__free(s->v);
+    s->v = v;
+    s->cap = cap;
+    return 0;
+}
+
+int amb__pidset_add(amb__pidset *s, amb_pid pid)
+{
+    for (size_t i = s->cap ? pid_slot(pid, s->cap) : 0; s->cap != 0;
+         i = (i + 1) & (s->cap - 1)) {
+        if (s->v[i] == pid)
+            return 0;
+        if (s->v[i] == 0)
+            break;
+    }
+    if ((s->len + 1) * 4 > s->cap * 3 && pidset_grow(s) != 0)
+        return AMB_ENOMEM;
+    size_t i = pid_slot(pid, s->cap);
+    while (s->v[i] != 0)
+        i = (i + 1) & (s->cap - 1);
+    s->v[i] = pid;
+    s->len++;
+    return 0;
+}
+
+bool amb__pidset_del(amb__pidset *s, amb_pid pid)
+{
+    if (s->cap == 0)
+        return false;
+    size_t mask = s->cap - 1, i = pid_slot(pid, s->cap);
+    while (s->v[i] != pid) {
+        if (s->v[i] == 0)
+            return false;
+        i = (i + 1) & mask;
+    }
+    /* Backward shift, as fail.c's tables. */
+    for (size_t j = (i + 1) & mask; s->v[j] != 0; j = (j + 1) & mask) {
+        size_t home = pid_slot(s->v[j], s->cap);
+        bool stays = (j > i) ? (home > i && home <= j) : (home > i || home <= j);
+        if (stays)
+            continue;
+        s->v[i] = s->v[j];
+        i = j;
+    }
+    s->v[i] = 0;
+    s->len--;
+    return true;
+}
+
+void amb__pidset_free(amb__pidset *s)
+{
+    amb__free(s->v);
+    s->v = NULL;
+    s->cap = s->len = 0;
+}
+
+/* ===========================================================================
+ * The table: node atom -> connection (open addressing, under the lock)
+ * ======================================================================== */
+
+static size_t node_slot(amb_term node, size_t cap)
+{
+    return pid_slot(node, cap);
+}
+
+static amb__conn **table_find(amb__dist *d, amb_term node)
+{
+    if (d->conns_cap == 0)
+        return NULL;
+    for (size_t i = node_slot(node, d->conns_cap);; i = (i + 1) & (d->conns_cap - 1)) {
+        if (d->conns[i] == NULL)
+            return NULL;
+        if (d->conns[i]->node == node)
+            return &d->conns[i];
+    }
+}
+
+static int table_put(amb__dist *d, amb__conn *c)
+{
+    if ((d->conns_len + 1) * 2 > d->conns_cap) {
+        size_t cap = d->conns_cap ? d->conns_cap * 2 : 16;
+        amb__conn **v = amb__calloc(cap, sizeof *v);
+        if (v == NULL)
+            return AMB_ENOMEM;
+        for (size_t i = 0; i < d->conns_cap; i++) {
+            if (d->conns[i] == NULL)
+                continue;
+            size_t j = node_slot(d->conns[i]->node, cap);
+            while (v[j] != NULL)
+                j = (j + 1) & (cap - 1);
+            v[j] = d->conns[i];
+        }
+        amb__free(d->conns);
+        d->conns = v;
+        d->conns_cap = cap;
+    }
+    size_t i = node_slot(c->node, d->conns_cap);
+    while (d->conns[i] != NULL)
+        i = (i + 1) & (d->conns_cap - 1);
+    d->conns[i] = c;
+    d->conns_len++;
+    return 0;
+}
+
+static void table_del(amb__dist *d, amb__conn *c)
+{
+    amb__conn **e = table_find(d, c->node);
+    if (e == NULL || *e != c)
+        return;
+    size_t mask = d->conns_cap - 1, i = (size_t)(e - d->conns);
+    for (size_t j = (i + 1) & mask; d->conns[j] != NULL; j = (j + 1) & mask) {
+        size_t home = node_slot(d->conns[j]->node, d->conns_cap);
+        bool stays = (j > i) ? (home > i && home <= j) : (home > i || home <= j);
+        if (stays)
+            continue;
+        d->conns[i] = d->conns[j];
+        i = j;
+    }
+    d->conns[i] = NULL;
+    d->conns_len--;
+}
+
+/* ===========================================================================
+ * Entries
+ * ======================================================================== */
+
+/* A new PENDING entry for node in the table (the table's reference), or NULL
+ * when out of memory. Under the lock. */
+static amb__conn *conn_new(amb__dist *d, amb_term node)
+{
+    amb__conn *c = amb__calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->d = d;
+    c->node = node;
+    if (++d->next_conn == 0)
+        d->next_conn = 1;
+    c->id = d->next_conn;
+    c->state = AMB__CONN_PENDING;
+    c->refs = 1;
+    c->reader = c->writer = AMB_NONE;
+    c->sock = AMB_NONE;
+    c->down_reason = AMB_NONE;
+    c->last_recv = amb_now_ms();
+    atomic_init(&c->last_send, c->last_recv);
+    if (table_put(d, c) != 0) {
+        amb__free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void items_free(amb__conn_item *it)
+{
+    while (it != NULL) {
+        amb__conn_item *next = it->next;
+        amb_heap_free(it->heap);
+        amb__free(it);
+        it = next;
+    }
+}
+
+static void chunks_free(amb__conn_chunk *ch)
+{
+    while (ch != NULL) {
+        amb__conn_chunk *next = ch->next;
+        amb__free(ch);
+        ch = next;
+    }
+}
+
+void amb__conn_unref(amb__conn *c)
+{
+    if (--c->refs > 0)
+        return;
+    items_free(c->pending);
+    chunks_free(c->out);
+    amb__pidset_free(&c->interested);
+    amb__free(c->node_mons);
+    amb__heap_release(&c->sock_heap);
+    amb__free(c);
+}
+
+amb__conn *amb__conn_get(amb__dist *d, amb_term node, bool create)
+{
+    amb__conn **e = table_find(d, node);
+    if (e != NULL)
+        return *e;
+    if (!create || d->state != AMB__DIST_RUNNING || node == d->name)
+        return NULL;
+    amb__conn *c = conn_new(d, node);
+    if (c == NULL)
+        return NULL;
+    /* net_kernel starts the initiator (an op cannot spawn). A lost post
+     * (out of memory) leaves the entry PENDING until a set-up timeout of
+     * a later attempt... so take it down at once instead. */
+    amb_term req = AMB_NONE;
+    uint64_t words[4];
+    amb_heap h;
+    amb__heap_init_fixed(&h, words, 4);
+    req = AMB_TUPLE(&h, amb_atom("connect"), node);
+    if (req == AMB_NONE || amb__remote_post(d->rt, NULL, d->net_kernel, req) != 0) {
+        table_del(d, c);
+        amb__conn_unref(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* ===========================================================================
+ * Queues: signals leave in the order they were made
+ * ======================================================================== */
+
+/* A copy of control message c on a fresh heap, for the pending list. */
+static amb__conn_item *item_new(const amb__dist_ctl *c)
+{
+    amb__conn_item *it = amb__calloc(1, sizeof *it);
+    if (it == NULL || amb_heap_new(&it->heap) != 0) {
+        amb__free(it);
+        return NULL;
+    }
+    it->ctl = *c;
+    amb_term *terms[] = {&it->ctl.from,    &it->ctl.to,      &it->ctl.ref,
+                         &it->ctl.reason,  &it->ctl.token,   &it->ctl.unused,
+                         &it->ctl.message, &it->ctl.group_leader, &it->ctl.opts,
+                         &it->ctl.result};
+    for (size_t i = 0; i < sizeof terms / sizeof terms[0]; i++) {
+        if (*terms[i] != AMB_NONE && amb_term_copy(it->heap, *terms[i], terms[i]) != 0) {
+            items_free(it);
+            return NULL;
+        }
+    }
+    return it;
+}
+
+/* The control message as this connection's flags want it: SEND_SENDER
+ * only where negotiated, the PAYLOAD forms of exits and DOWNs where
+ * EXIT_PAYLOAD is (OTP never sends the old forms then). */
+static amb__dist_ctl adapt(const amb__dist_ctl *c, uint64_t flags)
+{
+    amb__dist_ctl a = *c;
+    bool payload = (flags & AMB__DFLAG_EXIT_PAYLOAD) != 0;
+    switch (c->op) {
+    case AMB__DOP_SEND_SENDER:
+        if (!(flags & AMB__DFLAG_SEND_SENDER)) {
+            a.op = AMB__DOP_SEND;
+            a.from = AMB_NONE;
+        }
+        break;
+    case AMB__DOP_EXIT:
+        if (payload)
+            a.op = AMB__DOP_PAYLOAD_EXIT;
+        break;
+    case AMB__DOP_EXIT2:
+        if (payload)
+            a.op = AMB__DOP_PAYLOAD_EXIT2;
+        break;
+    case AMB__DOP_MONITOR_P_EXIT:
+        if (payload)
+            a.op = AMB__DOP_PAYLOAD_MONITOR_P_EXIT;
+        break;
+    default:
+        break;
+    }
+    return a;
+}
+
+/* Encodes c for a connection with flags as one frame in a new chunk of its
+ * own (len = the frame's bytes). NULL when out of memory or when c cannot be
+ * encoded (a term the wire cannot carry: dropped). */
+static amb__conn_chunk *frame_chunk(const amb__dist_ctl *c, uint64_t flags)
+{
+    amb__dist_ctl a = adapt(c, flags);
+    amb__frame_mode mode = amb__frame_mode_of(flags);
+    amb__dist_wire w;
+    if (amb__control_encode(&a, mode == AMB__FRAME_MODE_PASS_THROUGH, &w) != 0)
+        return NULL;
+    size_t size;
+    amb__conn_chunk *ch = NULL;
+    if (amb__frame_size(mode, w.ctl_len, w.msg_len, &size) == 0 &&
+        (ch = amb__malloc(sizeof *ch + size)) != NULL) {
+        ch->next = NULL;
+        ch->cap = size;
+        if (amb__frame_encode(mode, w.ctl, w.ctl_len, w.msg, w.msg_len, ch->data, size,
+                              &ch->len) != 0) {
+            amb__free(ch);
+            ch = NULL;
+        }
+    }
+    amb__control_wire_free(&w);
+    return ch;
+}
+
+/* Small frames share chunks of this size, so a burst of small messages is
+ * one write. */
+#define CHUNK_SHARED 65536
+
+/* Appends the frame in ch to c's out queue (consumes ch). True when the
+ * writer must be woken. Under the lock. */
+static bool append(amb__conn *c, amb__conn_chunk *ch)
+{
+    amb__conn_chunk *t = c->out_tail;
+    if (t != NULL && ch->len <= 4096 && t->cap - t->len >= ch->len) {
+        memcpy(t->data + t->len, ch->data, ch->len);
+        t->len += ch->len;
+        c->out_bytes += ch->len;
+        amb__free(ch);
+    } else if (ch->len <= 4096 && (t = amb__malloc(sizeof *t + CHUNK_SHARED)) != NULL) {
+        /* A fresh shared chunk takes this frame and those after it. */
+        t->next = NULL;
+        t->cap = CHUNK_SHARED;
+        memcpy(t->data, ch->data, ch->len);
+        t->len = ch->len;
+        amb__free(ch);
+        ch = t;
+        goto link;
+    } else {
+    link:
+        ch->next = NULL;
+        if (c->out_tail != NULL)
+            c->out_tail->next = ch;
+        else
+            c->out = ch;
+        c->out_tail = ch;
+        c->out_bytes += ch->len;
+    }
+    bool wake = c->writer_idle;
+    c->writer_idle = false;
+    return wake;
+}
+
+/* Wakes c's writer (after unlock). */
+static void wake(amb__dist *d, amb__sched *s, amb_pid writer)
+{
+    amb__remote_post(d->rt, s, writer, amb_atom("wake"));
+}
+
+/* Queues c on conn (PENDING: a copy in the pending list; UP: encoded into
+ * the out queue). Called with the lock held; returns with it released. */
+static int queue_locked(amb__dist *d, amb__sched *s, amb__conn *conn, const amb__dist_ctl *c)
+{
+    if (conn->state == AMB__CONN_PENDING) {
+        amb__conn_item *it = item_new(c);
+        if (it == NULL) {
+            pthread_mutex_unlock(&d->lock);
+            return AMB_ENOMEM;
+        }
+        if (conn->pending_tail != NULL)
+            conn->pending_tail->next = it;
+        else
+            conn->pending = it;
+        conn->pending_tail = it;
+        pthread_mutex_unlock(&d->lock);
+        return 0;
+    }
+    if (conn->state != AMB__CONN_UP) {
+        pthread_mutex_unlock(&d->lock);
+        return 0;
+    }
+    uint64_t flags = conn->flags;
+    conn->refs++;
+    pthread_mutex_unlock(&d->lock);
+    /* Encoded without the lock: senders to one node encode in parallel; a
+     * sender's next signal waits for this one, so its order holds. */
+    amb__conn_chunk *ch = frame_chunk(c, flags);
+    pthread_mutex_lock(&d->lock);
+    bool w = false;
+    amb_pid writer = conn->writer;
+    if (ch != NULL && conn->state == AMB__CONN_UP)
+        w = append(conn, ch);
+    else
+        amb__free(ch);
+    amb__conn_unref(conn);
+    pthread_mutex_unlock(&d->lock);
+    if (w)
+        wake(d, s, writer);
+    return 0;
+}
+
+int amb__conn_queue(amb__dist *d, amb__sched *s, amb_term node, const amb__dist_ctl *c,
+                    amb_pid interest, uint32_t *conn_id)
+{
+    pthread_mutex_lock(&d->lock);
+    amb__conn *conn = amb__conn_get(d, node, true);
+    if (conn == NULL) {
+        bool running = d->state == AMB__DIST_RUNNING;
+        pthread_mutex_unlock(&d->lock);
+        /* No connection can be made: a message is dropped; a relation has
+         * no connection to end with (the caller reports it). */
+        return interest != AMB_NONE ? (running ? AMB_ENOMEM : AMB_ENOTSUP) : 0;
+    }
+    if (interest != AMB_NONE) {
+        if (amb__pidset_add(&conn->interested, interest) != 0) {
+            pthread_mutex_unlock(&d->lock);
+            return AMB_ENOMEM;
+        }
+        *conn_id = conn->id;
+    }
+    return queue_locked(d, s, conn, c);
+}
+
+void amb__conn_queue_on(amb__dist *d, amb__sched *s, amb_term node, uint32_t conn_id,
+                        const amb__dist_ctl *c)
+{
+    pthread_mutex_lock(&d->lock);
+    amb__conn *conn = amb__conn_get(d, node, false);
+    if (conn == NULL || (conn_id != 0 && conn->id != conn_id)) {
+        /* The relation's connection is gone: its far end has been told by
+         * its own node (noconnection), so the signal has nobody to reach. */
+        pthread_mutex_unlock(&d->lock);
+        return;
+    }
+    queue_locked(d, s, conn, c);
+}
+
+void amb__conn_forget(amb__dist *d, amb_pid pid)
+{
+    pthread_mutex_lock(&d->lock);
+    for (size_t i = 0; i < d->conns_cap; i++)
+        if (d->conns[i] != NULL)
+            amb__pidset_del(&d->conns[i]->interested, pid);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* ===========================================================================
+ * Down
+ * ======================================================================== */
+
+/* Takes c down if `owner` owns it (AMB_NONE: whoever does). */
+static void down_as(amb_proc *self, amb__conn *c, amb_term reason, amb_pid owner)
+{
+    amb__dist *d = c->d;
+    pthread_mutex_lock(&d->lock);
+    if (c->state == AMB__CONN_DOWN || (owner != AMB_NONE && c->reader != owner)) {
+        pthread_mutex_unlock(&d->lock);
+        return;
+    }
+    bool was_up = c->state == AMB__CONN_UP || c->writer != AMB_NONE;
+    c->state = AMB__CONN_DOWN;
+    c->down_reason = reason;
+    table_del(d, c);
+    amb__pidset set = c->interested;
+    c->interested = (amb__pidset){0};
+    amb_pid *mons = c->node_mons;
+    size_t nmons = c->n_node_mons;
+    c->node_mons = NULL;
+    c->n_node_mons = c->cap_node_mons = 0;
+    amb__conn_item *items = c->pending;
+    c->pending = c->pending_tail = NULL;
+    amb__conn_chunk *out = c->out;
+    c->out = c->out_tail = NULL;
+    c->out_bytes = 0;
+    bool hidden = c->hidden;
+    amb_term node = c->node;
+    uint32_t id = c->id;
+    pthread_mutex_unlock(&d->lock);
+
+    /* Outside the lock: these reach the process layer. */
+    for (size_t i = 0; i < set.cap; i++)
+        if (set.v[i] != 0)
+            amb__remote_nodedown(self, set.v[i], node, id);
+    amb_heap *h = amb_proc_heap(self);
+    amb_heap_mark m = amb_heap_save(h);
+    for (size_t i = 0; i < nmons; i++)
+        amb_send(self, mons[i], AMB_TUPLE(h, AMB_ATOM_NODEDOWN, node));
+    amb_heap_rewind(h, m);
+    if (was_up)
+        amb__dist_notify(self, d, node, false, hidden, reason);
+    amb__pidset_free(&set);
+    amb__free(mons);
+    items_free(items);
+    chunks_free(out);
+    pthread_mutex_lock(&d->lock);
+    amb__conn_unref(c); /* the table's reference */
+    pthread_mutex_unlock(&d->lock);
+}
+
+void amb__conn_down(amb_proc *self, amb__conn *c, amb_term reason)
+{
+    down_as(self, c, reason, AMB_NONE);
+}
+
+static bool is_flushed(void *ctx, amb_term msg)
+{
+    return msg == amb_atom("$dist_flushed") ||
+           (amb_is_record(msg, AMB_ATOM_DOWN, 5) &&
+            amb_equal(amb_tuple_elem(msg, 1), *(amb_term *)ctx));
+}
+
+void amb__conn_flush(amb_proc *self, amb__conn *c, int64_t timeout_ms)
+{
+    pthread_mutex_lock(&c->d->lock);
+    amb_pid w = c->state == AMB__CONN_UP ? c->writer : AMB_NONE;
+    pthread_mutex_unlock(&c->d->lock);
+    if (w == AMB_NONE)
+        return;
+    amb_recv_mark mark = amb_receive_mark(self);
+    amb_term ref;
+    if (amb_monitor(self, w, &ref) != 0)
+        return;
+    amb_heap *h = amb_proc_heap(self);
+    amb_heap_mark m = amb_heap_save(h);
+    amb_send(self, w, AMB_TUPLE(h, amb_atom("$dist_flush"), amb_self(self)));
+    amb_heap_rewind(h, m);
+    amb_receive_if_after(self, mark, is_flushed, &ref, timeout_ms, NULL);
+    amb_demonitor(self, ref, AMB_DEMONITOR_FLUSH);
+}
+
+void amb__conn_reap(amb_proc *self, amb__dist *d, amb_pid reader, amb_term reason)
+{
+    amb__conn *c = NULL;
+    pthread_mutex_lock(&d->lock);
+    for (size_t i = 0; i < d->conns_cap && c == NULL; i++)
+        if (d->conns[i] != NULL && d->conns[i]->reader == reader)
+            c = d->conns[i];
+    if (c != NULL)
+        c->refs++;
+    pthread_mutex_unlock(&d->lock);
+    if (c == NULL)
+        return;
+    down_as(self, c, reason, reader);
+    pthread_mutex_lock(&d->lock);
+    amb__conn_unref(c);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* ===========================================================================
+ * The writer: a handler that empties the out queue onto the socket
+ * ======================================================================== */
+
+typedef struct writer {
+    amb__conn *c; /* a reference, taken in init */
+} writer;
+
+static void writer_release(void *ctx)
+{
+    amb__conn *c = ctx;
+    pthread_mutex_lock(&c->d->lock);
+    amb__conn_unref(c);
+    pthread_mutex_unlock(&c->d->lock);
+}
+
+/* The writer's reference to its connection was counted by the reader
+ * before the spawn; the writer claims it here, unless the reader ended
+ * first and took it back (writer_abandoned): so a writer killed before it
+ * ever ran leaks nothing, and one that runs holds c until it ends. */
+static int writer_init(amb_proc *self, void *state, void *arg)
+{
+    writer *w = state;
+    amb__conn *c = arg;
+    pthread_mutex_lock(&c->d->lock);
+    bool abandoned = c->writer_abandoned;
+    c->writer_claimed = !abandoned;
+    pthread_mutex_unlock(&c->d->lock);
+    if (abandoned)
+        amb_exit_self(self, AMB_ATOM_NORMAL);
+    if (amb_on_exit(self, writer_release, c) != 0)
+        amb__panic("out of memory starting a distribution writer");
+    w->c = c;
+    return 0;
+}
+
+/* Sends bytes; a failed send ends the writer (its reader sees the socket
+ * close and takes the connection down). */
+static void send_bytes(amb_proc *self, amb__conn *c, const uint8_t *p, size_t n)
+{
+    amb__dist *d = c->d;
+    int rc = d->transport->send(d->tctx, self, c->sock, p, n);
+    if (rc != 0)
+        amb_exit_self(self, AMB_TUPLE(amb_proc_heap(self), AMB_ATOM_SHUTDOWN,
+                                      amb_atom("send_failed")));
+    /* relaxed: read by the reader's tick (dist.h: a stale value only
+     * delays a tick). */
+    atomic_store_explicit(&c->last_send, amb_now_ms(), memory_order_relaxed);
+}
+
+/* Sends the signals queued before the connection was up, then makes it
+ * UP (dist.h: no later signal passes them). */
+static void writer_flush_pending(amb_proc *self, amb__conn *c)
+{
+    amb__dist *d = c->d;
+    for (;;) {
+        pthread_mutex_lock(&d->lock);
+        amb__conn_item *items = c->pending;
+        c->pending = c->pending_tail = NULL;
+        if (items == NULL) {
+            if (c->state == AMB__CONN_PENDING)
+                c->state = AMB__CONN_UP;
+            pthread_mutex_unlock(&d->lock);
+            return;
+        }
+        uint64_t flags = c->flags;
+        pthread_mutex_unlock(&d->lock);
+        for (amb__conn_item *it = items; it != NULL; it = it->next) {
+            amb__conn_chunk *ch = frame_chunk(&it->ctl, flags);
+            if (ch != NULL)
+                send_bytes(self, c, ch->data, ch->len);
+            amb__free(ch);
+        }
+        items_free(items);
+    }
+}
+
+/* Empties the out queue; idle once it is empty. */
+static void writer_drain(amb_proc *self, amb__conn *c)
+{
+    amb__dist *d = c->d;
+    for (;;) {
+        pthread_mutex_lock(&d->lock);
+        amb__conn_chunk *list = c->out;
+        c->out = c->out_tail = NULL;
+        c->out_bytes = 0;
+        if (list == NULL)
+            c->writer_idle = true;
+        pthread_mutex_unlock(&d->lock);
+        if (list == NULL)
+            return;
+        while (list != NULL) {
+            amb__conn_chunk *next = list->next;
+            send_bytes(self, c, list->data, list->len);
+            amb__free(list);
+            list = next;
+        }
+    }
+}
+
+static int writer_handle(amb_proc *self, void *state, amb_term msg)
+{
+    writer *w = state;
+    if (msg == amb_atom("go")) {
+        writer_flush_pending(self, w->c);
+        writer_drain(self, w->c);
+    } else if (msg == amb_atom("wake")) {
+        writer_drain(self, w->c);
+    } else {
+        /* {'$dist_flush', Pid}: everything queued before the request is in
+         * the out queue: send it, then say so. */
+        amb_term from;
+        if (amb_match(msg, "{'$dist_flush',~p}", &from) == 0) {
+            writer_drain(self, w->c);
+            amb_send(self, from, amb_atom("$dist_flushed"));
+        }
+    }
+    return 0;
+}
+
+static const amb_handler writer_handler = {
+    .state_size = sizeof(writer),
+    .init = writer_init,
+    .handle = writer_handle,
+};
+
+/* ===========================================================================
+ * The reader: a handler that owns the socket
+ * ======================================================================== */
+
+/* What a reader holds beyond its state (freed by an on_exit handler, so a
+ * killed reader leaks nothing). */
+typedef struct reader_res {
+    amb__dist *d;
+    amb__conn *c; /* a reference, once the reader owns an entry */
+    amb__handshake *hs;
+    amb__frame_reader fr;
+    amb__frame_defrag df;
+    amb_heap *sock_heap; /* holds sock when it is not an immediate */
+    amb_term sock;
+} reader_res;
+
+typedef struct reader {
+    reader_res *r;
+    bool started, up, initiator;
+    amb__frame_mode mode;
+    amb__etf_atom_budget atoms;
+    amb_term node;  /* the peer, once known */
+    amb_term timer; /* tick or set-up timer message tag */
+} reader;
+
+static void reader_release(void *ctx)
+{
+    reader_res *r = ctx;
+    if (r->c != NULL) {
+        pthread_mutex_lock(&r->d->lock);
+        if (r->c->writer != AMB_NONE && !r->c->writer_claimed && !r->c->writer_abandoned) {
+            /* The writer never ran: its reference comes back here. */
+            r->c->writer_abandoned = true;
+            amb__conn_unref(r->c);
+        }
+        amb__conn_unref(r->c);
+        pthread_mutex_unlock(&r->d->lock);
+    }
+    amb__free(r->hs);
+    amb__frame_reader_destroy(&r->fr);
+    amb__frame_defrag_destroy(&r->df);
+    amb_heap_free(r->sock_heap);
+    amb__free(r);
+}
+
+/* The reader ends: the connection goes down with reason (unless another
+ * reader owns it now), then the reader, with {shutdown, Reason} (no crash
+ * report; the linked writer goes with it). */
+_Noreturn static void reader_end(amb_proc *self, reader *rd, const char *why)
+{
+    amb_term reason = amb_atom(why);
+    reader_res *r = rd->r;
+    if (r->c != NULL)
+        down_as(self, r->c, reason, amb_self(self));
+    if (r->sock != AMB_NONE)
+        r->d->transport->close(r->d->tctx, self, r->sock);
+    amb_exit_self(self, AMB_TUPLE(amb_proc_heap(self), AMB_ATOM_SHUTDOWN, reason));
+}
+
+/* Sends the handshake's output. */
+static void hs_flush(amb_proc *self, reader *rd)
+{
+    reader_res *r = rd->r;
+    size_t n;
+    const uint8_t *p = amb__handshake_output(r->hs, &n);
+    if (n == 0)
+        return;
+    if (r->d->transport->send(r->d->tctx, self, r->sock, p, n) != 0)
+        reader_end(self, rd, "connection_closed");
+    amb__handshake_output_done(r->hs, n);
+}
+
+/* The atom of a peer's name (checked by the handshake), made only when it
+ * exists already or within the connection's budget. */
+static int peer_atom(reader *rd, const char *name, size_t len, amb_term *out)
+{
+    int rc = amb_atom_existing(name, len, out);
+    if (rc != AMB_ENOTFOUND)
+        return rc;
+    size_t limit = amb_atom_limit();
+    if (rd->atoms.left == 0 || amb_atom_count() >= limit - rd->atoms.reserve)
+        return AMB_ESYSLIMIT;
+    rd->atoms.left--;
+    return amb_atom_new(name, len, out);
+}
+
+/* Acceptor: the status for a peer that sent its name (OTP's
+ * accept_pending). Takes over a PENDING entry of ours when the peer's name
+ * is the greater (our initiator is told to stop), makes a new entry when
+ * there is none; `alive` for an entry that is up. */
+static amb__hs_status accept_status(amb_proc *self, reader *rd, amb_pid *stop)
+{
+    reader_res *r = rd->r;
+    amb__dist *d = r->d;
+    const amb__hs_result *res = amb__handshake_result(r->hs);
+    amb_term node;
+    /* An unknown name has no entry: its atom is made once the peer has
+     * proved the cookie (go_up). */
+    bool known = amb_atom_existing(res->peer_name, res->peer_name_len, &node) == 0;
+    amb__hs_status st = AMB__HS_STATUS_OK;
+    *stop = AMB_NONE;
+    pthread_mutex_lock(&d->lock);
+    amb__conn *c = known ? amb__conn_get(d, node, false) : NULL;
+    if (d->state != AMB__DIST_RUNNING || (known && node == d->name)) {
+        st = AMB__HS_STATUS_NOT_ALLOWED;
+    } else if (c == NULL) {
+        st = AMB__HS_STATUS_OK;
+    } else if (c->state == AMB__CONN_PENDING) {
+        if (amb_compare(d->name, node) > 0) {
+            st = AMB__HS_STATUS_NOK;
+        } else {
+            /* Simultaneous connect, and the peer's attempt wins: ours
+             * becomes this acceptor; its initiator is stopped. */
+            *stop = c->reader;
+            c->reader = amb_self(self);
+            c->initiated = false;
+            c->refs++;
+            r->c = c;
+            rd->node = node;
+            st = AMB__HS_STATUS_OK_SIMULTANEOUS;
+        }
+    } else {
+        st = AMB__HS_STATUS_ALIVE;
+    }
+    pthread_mutex_unlock(&d->lock);
+    return st;
+}
+
+/* The handshake is done: the entry is ours (made now when the peer was
+ * unknown, taken over when a PENDING one appeared meanwhile), the writer
+ * starts, the stream continues with frames. */
+static void go_up(amb_proc *self, reader *rd)
+{
+    reader_res *r = rd->r;
+    amb__dist *d = r->d;
+    const amb__hs_result *res = amb__handshake_result(r->hs);
+    amb_term node;
+    if (peer_atom(rd, res->peer_name, res->peer_name_len, &node) != 0)
+        reader_end(self, rd, "system_limit");
+    amb_pid stop = AMB_NONE;
+    amb__conn *stale = NULL;
+    pthread_mutex_lock(&d->lock);
+    if (r->c == NULL) {
+        amb__conn *c = amb__conn_get(d, node, false);
+        if (c != NULL && c->state == AMB__CONN_UP) {
+            /* The peer said our connection to it is stale (alive, true: it
+             * restarted); that one goes down first (OTP's up_pending).
+             * Without that answer two connections would be up: ours
+             * yields. */
+            if (!res->replaced_alive) {
+                pthread_mutex_unlock(&d->lock);
+                reader_end(self, rd, "connection_setup_failed");
+            }
+            stale = c;
+            stale->refs++;
+            stop = c->reader;
+            c = NULL;
+        } else if (c != NULL) {
+            /* A PENDING entry appeared meanwhile (a local process sent to
+             * the peer): this connection is up, so it takes the entry and
+             * the signals waiting in it; the other attempt stops. */
+            stop = c->reader;
+            c->reader = amb_self(self);
+            c->refs++;
+            r->c = c;
+        }
+        if (stale == NULL && r->c == NULL) {
+            if ((c = conn_new(d, node)) == NULL) {
+                pthread_mutex_unlock(&d->lock);
+                reader_end(self, rd, "system_limit");
+            }
+            c->reader = amb_self(self);
+            c->refs++;
+            r->c = c;
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (stale != NULL) {
+        down_as(self, stale, amb_atom("connection_closed"), stop);
+        pthread_mutex_lock(&d->lock);
+        amb__conn_unref(stale);
+        amb__conn *c = conn_new(d, node);
+        if (c != NULL) {
+            c->reader = amb_self(self);
+            c->refs++;
+            r->c = c;
+        }
+        pthread_mutex_unlock(&d->lock);
+        if (c == NULL)
+            reader_end(self, rd, "system_limit");
+    }
+    if (stop != AMB_NONE)
+        amb_exit(self, stop, AMB_ATOM_KILL);
+    rd->node = node;
+    /* The final 'a' goes now, after any stale connection was taken down
+     * (handshake.h: replaced_alive). */
+    hs_flush(self, rd);
+    amb__conn *c = r->c;
+    bool hidden = !(res->peer_flags & AMB__DFLAG_PUBLISHED) || !d->visible;
+    pthread_mutex_lock(&d->lock);
+    c->flags = res->flags;
+    c->peer_creation = res->peer_creation;
+    c->hidden = hidden;
+    c->initiated = rd->initiator;
+    amb__heap_init_fixed(&c->sock_heap, c->sock_words,
+                         sizeof c->sock_words / sizeof c->sock_words[0]);
+    int rc = amb_term_copy(&c->sock_heap, r->sock, &c->sock);
+    c->refs++; /* the writer's (writer_init) */
+    pthread_mutex_unlock(&d->lock);
+    amb_pid w;
+    amb_spawn_opts so = {.handler = &writer_handler, .link = true, .name = AMB_NONE};
+    if (rc != 0 || amb_spawn_opt(self, NULL, c, &so, &w, NULL) != 0) {
+        pthread_mutex_lock(&d->lock);
+        amb__conn_unref(c);
+        pthread_mutex_unlock(&d->lock);
+        reader_end(self, rd, "system_limit");
+    }
+    pthread_mutex_lock(&d->lock);
+    c->writer = w;
+    pthread_mutex_unlock(&d->lock);
+    rd->up = true;
+    rd->mode = amb__frame_mode_of(res->flags);
+    amb__free(r->hs);
+    r->hs = NULL;
+    amb_send(self, w, amb_atom("go"));
+    amb__dist_notify(self, d, node, true, hidden, AMB_NONE);
+}
+
+/* ---- control messages to local signals -------------------------------- */
+
+/* Registers `pid` as having a relation over the reader's connection. */
+static void interested(reader *rd, amb_pid pid)
+{
+    amb__conn *c = rd->r->c;
+    pthread_mutex_lock(&c->d->lock);
+    int rc = amb__pidset_add(&c->interested, pid);
+    pthread_mutex_unlock(&c->d->lock);
+    if (rc != 0)
+        amb__panic("out of memory recording a relation across nodes");
+}
+
+/* True when pid is a pid of this runtime. */
+static bool own(amb_proc *self, amb_term pid)
+{
+    amb_term node, mine;
+    uint32_t cr, mycr;
+    return amb_type_of(pid) == AMB_T_PID && amb_pid_get(pid, &node, NULL, NULL, &cr) == 0 &&
+           amb_pid_get(amb_self(self), &mine, NULL, NULL, &mycr) == 0 && node == mine &&
+           cr == mycr && amb_is_local_pid(pid);
+}
+
+/* The pid a MONITOR_P / DEMONITOR_P names: a pid, or the holder of a name
+ * (AMB_NONE when nobody has it). */
+static amb_pid target_of(amb_proc *self, amb_term to)
+{
+    amb_pid pid;
+    if (!amb_is_atom(to))
+        return own(self, to) ? to : AMB_NONE;
+    return amb_whereis(self, to, &pid) == 0 ? pid : AMB_NONE;
+}
+
+static void dispatch(amb_proc *self, reader *rd, const amb__dist_ctl *c)
+{
+    uint32_t id = rd->r->c->id;
+    switch (c->op) {
+    case AMB__DOP_SEND:
+    case AMB__DOP_SEND_TT:
+    case AMB__DOP_SEND_SENDER:
+    case AMB__DOP_SEND_SENDER_TT:
+        if (own(self, c->to))
+            amb_send(self, c->to, c->message);
+        break;
+    case AMB__DOP_REG_SEND:
+    case AMB__DOP_REG_SEND_TT: {
+        /* {Name, node()} ! Msg: dropped when nobody has the name. */
+        amb_pid pid;
+        if (amb_whereis(self, c->to, &pid) == 0)
+            amb_send(self, pid, c->message);
+        break;
+    }
+    case AMB__DOP_ALIAS_SEND:
+    case AMB__DOP_ALIAS_SEND_TT: {
+        /* Only an alias of this node: a reference of another would make us
+         * forward the peer's message to a third node (ERTS drops it too). */
+        amb_term node, mine;
+        uint32_t cr, mycr, w[AMB_REF_MAX_WORDS];
+        if (amb_ref_get(c->to, w, AMB_REF_MAX_WORDS, &node, &cr, NULL) == 0 &&
+            amb_pid_get(amb_self(self), &mine, NULL, NULL, &mycr) == 0 && node == mine &&
+            cr == mycr)
+            amb_send(self, c->to, c->message);
+        break;
+    }
+    case AMB__DOP_LINK:
+        if (own(self, c->to)) {
+            interested(rd, c->to);
+            amb__remote_link(self, c->from, c->to, id);
+        }
+        break;
+    case AMB__DOP_UNLINK_ID:
+        if (own(self, c->to))
+            amb__remote_unlink(self, c->from, c->to, c->id, id);
+        break;
+    case AMB__DOP_UNLINK_ID_ACK:
+        if (own(self, c->to))
+            amb__remote_unlink_ack(self, c->from, c->to, c->id);
+        break;
+    case AMB__DOP_EXIT:
+    case AMB__DOP_EXIT_TT:
+    case AMB__DOP_PAYLOAD_EXIT:
+    case AMB__DOP_PAYLOAD_EXIT_TT:
+        if (own(self, c->to))
+            amb__remote_exit(self, c->from, c->to, c->reason, true);
+        break;
+    case AMB__DOP_EXIT2:
+    case AMB__DOP_EXIT2_TT:
+    case AMB__DOP_PAYLOAD_EXIT2:
+    case AMB__DOP_PAYLOAD_EXIT2_TT:
+        if (own(self, c->to))
+            amb__remote_exit(self, c->from, c->to, c->reason, false);
+        break;
+    case AMB__DOP_MONITOR_P: {
+        amb_pid to = target_of(self, c->to);
+        if (to != AMB_NONE)
+            interested(rd, to);
+        /* A name nobody has, or a dead pid: DOWN noproc at once, naming
+         * what was asked for. */
+        amb__remote_monitor(self, c->from, to, amb_is_atom(c->to) ? c->to : AMB_NONE,
+                            c->ref, id);
+        if (to == AMB_NONE && !amb_is_atom(c->to)) {
+            amb__dist_ctl e = {.op = AMB__DOP_MONITOR_P_EXIT,
+                               .from = c->to,
+                               .to = c->from,
+                               .ref = c->ref,
+                               .reason = AMB_ATOM_NOPROC};
+            amb__conn_queue_on(rd->r->d, NULL, rd->node, id, &e);
+        }
+        break;
+    }
+    case AMB__DOP_DEMONITOR_P: {
+        amb_pid to = target_of(self, c->to);
+        if (to != AMB_NONE)
+            amb__remote_demonitor(self, c->from, to, c->ref);
+        break;
+    }
+    case AMB__DOP_MONITOR_P_EXIT:
+    case AMB__DOP_PAYLOAD_MONITOR_P_EXIT: {
+        if (!own(self, c->to))
+            break;
+        /* A monitor by name gets {Name, Node} as its object (OTP). */
+        amb_term object = amb_is_atom(c->from)
+                              ? AMB_TUPLE(amb_proc_heap(self), c->from, rd->node)
+                              : c->from;
+        amb__remote_down(self, c->to, c->ref, object, c->reason);
+        break;
+    }
+    default:
+        /* GROUP_LEADER, SPAWN_*, NODE_LINK, the old UNLINK: not offered
+         * (dist_flags.h), ignored as ERTS ignores what it does not use. */
+        break;
+    }
+}
+
+/* Decodes and dispatches one whole message body. */
+static void handle_body(amb_proc *self, reader *rd, const uint8_t *body, size_t len)
+{
+    amb_heap *h = amb_proc_heap(self);
+    amb_heap_mark m = amb_heap_save(h);
+    amb__control_limits lim = {.atoms = &rd->atoms};
+    amb__dist_ctl c;
+    int rc = amb__control_decode(h, body, len, rd->mode == AMB__FRAME_MODE_PASS_THROUGH,
+                                 &lim, &c);
+    if (rc != 0) {
+        amb_log(self, AMB_LOG_ERROR, "distribution: bad message from %s: %s; disconnecting",
+                amb_atom_name(rd->node, NULL), amb_err_name(rc));
+        reader_end(self, rd, rc == AMB_ESYSLIMIT ? "system_limit" : "protocol_error");
+    }
+    dispatch(self, rd, &c);
+    amb_heap_rewind(h, m);
+}
+
+/* Handles every whole frame buffered. */
+static void frames(amb_proc *self, reader *rd)
+{
+    reader_res *r = rd->r;
+    for (;;) {
+        const uint8_t *data;
+        size_t len;
+        int rc = amb__frame_reader_next(&r->fr, &data, &len);
+        if (rc == AMB_EAGAIN)
+            return;
+        if (rc != 0)
+            reader_end(self, rd, "system_limit");
+        if (len == 0)
+            continue; /* a tick */
+        amb__frame f;
+        if (amb__frame_parse(rd->mode, data, len, &f) != 0)
+            reader_end(self, rd, "protocol_error");
+        if (f.kind == AMB__FRAME_MESSAGE) {
+            handle_body(self, rd, f.body, f.body_len);
+            continue;
+        }
+        uint8_t *msg;
+        size_t msg_len;
+        rc = amb__frame_defrag_add(&r->df, &f, &msg, &msg_len);
+        if (rc != 0)
+            reader_end(self, rd, rc == AMB_EDECODE ? "protocol_error" : "system_limit");
+        if (msg != NULL) {
+            handle_body(self, rd, msg, msg_len);
+            amb__free(msg);
+        }
+    }
+}
+
+/* Bytes from the peer. */
+static void input(amb_proc *self, reader *rd, const uint8_t *p, size_t n)
+{
+    reader_res *r = rd->r;
+    if (r->c != NULL)
+        r->c->last_recv = amb_now_ms();
+    while (!rd->up && n > 0) {
+        size_t used;
+        if (amb__handshake_feed(r->hs, p, n, &used) != 0)
+            reader_end(self, rd, "connection_setup_failed");
+        p += used;
+        n -= used;
+        for (;;) {
+            amb__hs_state st = amb__handshake_state(r->hs);
+            if (st == AMB__HS_NEED_STATUS) {
+                amb_pid stop;
+                amb__hs_status s = accept_status(self, rd, &stop);
+                amb__handshake_set_status(r->hs, s, NULL, 0, 0);
+                hs_flush(self, rd);
+                if (stop != AMB_NONE)
+                    amb_exit(self, stop, AMB_ATOM_KILL);
+                continue;
+            }
+            if (st == AMB__HS_NEED_ALIVE) {
+                /* Our own attempt is the only connection we have to it. */
+                amb__handshake_answer_alive(r->hs, true);
+                hs_flush(self, rd);
+                continue;
+            }
+            break;
+        }
+        amb__hs_state st = amb__handshake_state(r->hs);
+        if (st == AMB__HS_FAILED) {
+            const amb__hs_result *res = amb__handshake_result(r->hs);
+            hs_flush(self, rd);
+            if (res->failure == AMB__HS_FAIL_COOKIE)
+                amb_log(self, AMB_LOG_ERROR,
+                        "distribution: connection %s node %s refused: invalid challenge "
+                        "reply (the cookies differ)",
+                        rd->initiator ? "to" : "from", res->peer_name);
+            else if (res->failure != AMB__HS_FAIL_REFUSED)
+                amb_log(self, AMB_LOG_WARNING,
+                        "distribution: handshake %s node %s failed: %s",
+                        rd->initiator ? "to" : "from", res->peer_name,
+                        amb__handshake_failure_name(res->failure));
+            reader_end(self, rd, "connection_setup_failed");
+        }
+        if (st == AMB__HS_UP) {
+            go_up(self, rd);
+            break;
+        }
+        hs_flush(self, rd);
+    }
+    if (rd->up && n > 0) {
+        if (amb__frame_reader_feed(&r->fr, p, n) != 0)
+            reader_end(self, rd, "system_limit");
+        frames(self, rd);
+    }
+}
+
+/* The handshake's configuration for this node. */
+static amb__hs_config hs_config(amb__dist *d, const char *peer, size_t peer_len)
+{
+    return (amb__hs_config){
+        .name = d->name_text,
+        .name_len = strlen(d->name_text),
+        .cookie = d->cookie,
+        .cookie_len = d->cookie_len,
+        .flags = d->flags,
+        .creation = d->creation,
+        .peer_name = peer,
+        .peer_name_len = peer_len,
+    };
+}
+
+/* Arms the reader's timer: the set-up deadline before UP, then a tick every
+ * quarter of the tick time. */
+static void arm(amb_proc *self, reader *rd, int64_t ms)
+{
+    amb_send_after(self, amb_self(self), amb_atom("$dist_timer"), ms, NULL);
+}
+
+/* The first message: {start, DistPtr, Node, Sock}: an initiator (Node an
+ * atom, Sock none) connects; an acceptor (Node none) takes Sock. */
+static void start(amb_proc *self, reader *rd, amb_term msg)
+{
+    uint64_t dptr;
+    amb_term node, sock;
+    if (amb_match(msg, "{'$dist_start',~u,~w,~w}", &dptr, &node, &sock) != 0)
+        amb_exit_self(self, AMB_ATOM_NORMAL);
+    reader_res *r = amb__calloc(1, sizeof *r);
+    if (r == NULL || amb_on_exit(self, reader_release, r) != 0) {
+        amb__free(r);
+        amb_exit_self(self, AMB_TUPLE(amb_proc_heap(self), AMB_ATOM_SHUTDOWN,
+                                      amb_atom("system_limit")));
+    }
+    rd->r = r;
+    r->d = (amb__dist *)(uintptr_t)dptr;
+    r->sock = AMB_NONE;
+    amb__frame_reader_init(&r->fr, 0);
+    amb__frame_defrag_init(&r->df, NULL);
+    rd->atoms = amb__control_atom_budget();
+    rd->started = true;
+    amb__dist *d = r->d;
+    amb_link(self, d->net_kernel);
+    r->hs = amb__malloc(sizeof *r->hs);
+    if (r->hs == NULL)
+        reader_end(self, rd, "system_limit");
+    rd->initiator = amb_is_atom(node) && node != AMB_ATOM_UNDEFINED;
+    if (rd->initiator) {
+        rd->node = node;
+        pthread_mutex_lock(&d->lock);
+        amb__conn *c = amb__conn_get(d, node, false);
+        bool mine = c != NULL && c->state == AMB__CONN_PENDING && c->reader == AMB_NONE;
+        if (mine) {
+            c->reader = amb_self(self);
+            c->initiated = true;
+            c->refs++;
+            r->c = c;
+        }
+        pthread_mutex_unlock(&d->lock);
+        if (!mine)
+            amb_exit_self(self, AMB_ATOM_NORMAL); /* set up by someone else */
+        arm(self, rd, d->setuptime_ms);
+        amb_term s;
+        if (d->transport->connect(d->tctx, self, node, d->setuptime_ms, &s) != 0)
+            reader_end(self, rd, "connection_setup_failed");
+        if (amb_heap_new(&r->sock_heap) != 0 || amb_term_copy(r->sock_heap, s, &r->sock) != 0)
+            reader_end(self, rd, "system_limit");
+        size_t nl;
+        const char *nt = amb_atom_name(node, &nl);
+        amb__hs_config cfg = hs_config(d, nt, nl);
+        if (amb__handshake_init(r->hs, AMB__HS_INITIATOR, &cfg) != 0)
+            reader_end(self, rd, "connection_setup_failed");
+        hs_flush(self, rd);
+    } else {
+        if (amb_heap_new(&r->sock_heap) != 0 ||
+            amb_term_copy(r->sock_heap, sock, &r->sock) != 0)
+            reader_end(self, rd, "system_limit");
+        arm(self, rd, d->setuptime_ms);
+        if (d->transport->adopt(d->tctx, self, r->sock) != 0)
+            reader_end(self, rd, "connection_setup_failed");
+        amb__hs_config cfg = hs_config(d, NULL, 0);
+        if (amb__handshake_init(r->hs, AMB__HS_ACCEPTOR, &cfg) != 0)
+            reader_end(self, rd, "connection_setup_failed");
+    }
+}
+
+/* The timer: before UP the set-up deadline; after, a tick: the peer is
+ * down after ticktime without a byte, and a tick goes out after a quarter
+ * of it without one sent. */
+static void timer(amb_proc *self, reader *rd)
+{
+    if (!rd->up)
+        reader_end(self, rd, "connection_setup_failed");
+    amb__conn *c = rd->r->c;
+    amb__dist *d = rd->r->d;
+    int64_t now = amb_now_ms(), quarter = d->ticktime_ms / 4;
+    if (now - c->last_recv >= d->ticktime_ms) {
+        amb_log(self, AMB_LOG_WARNING, "distribution: node %s not responding; disconnecting",
+                amb_atom_name(rd->node, NULL));
+        reader_end(self, rd, "net_tick_timeout");
+    }
+    /* relaxed: see writer's send_bytes. */
+    if (now - atomic_load_explicit(&c->last_send, memory_order_relaxed) >= quarter) {
+        amb__conn_chunk *ch = amb__malloc(sizeof *ch + 4);
+        if (ch != NULL) {
+            ch->next = NULL;
+            ch->cap = 4;
+            amb__frame_encode_tick(ch->data, 4, &ch->len);
+            pthread_mutex_lock(&d->lock);
+            bool w = false;
+            if (c->state == AMB__CONN_UP)
+                w = append(c, ch);
+            else
+                amb__free(ch);
+            amb_pid wpid = c->writer;
+            pthread_mutex_unlock(&d->lock);
+            if (w)
+                wake(d, amb__remote_sched(self), wpid);
+        }
+    }
+    arm(self, rd, quarter > 0 ? quarter : 1);
+}
+
+static int reader_handle(amb_proc *self, void *state, amb_term msg)
+{
+    reader *rd = state;
+    if (!rd->started) {
+        start(self, rd, msg);
+        return 0;
+    }
+    amb_term sock, data;
+    if (amb_match(msg, "{tcp,~w,~w}", &sock, &data) == 0 && amb_equal(sock, rd->r->sock)) {
+        const uint8_t *p;
+        size_t n;
+        if (amb_binary_get(data, &p, &n) == 0)
+            input(self, rd, p, n);
+        return 0;
+    }
+    if ((amb_match(msg, "{tcp_closed,~w}", &sock) == 0 ||
+         amb_match(msg, "{tcp_error,~w,_}", &sock) == 0) &&
+        amb_equal(sock, rd->r->sock)) {
+        if (!rd->up && rd->r->hs != NULL)
+            amb__handshake_eof(rd->r->hs);
+        reader_end(self, rd, rd->up ? "connection_closed" : "connection_setup_failed");
+    }
+    if (msg == amb_atom("$dist_timer")) {
+        timer(self, rd);
+        return 0;
+    }
+    if (msg == amb_atom("$dist_disconnect"))
+        reader_end(self, rd, "disconnect");
+    return 0;
+}
+
+static const amb_handler reader_handler = {
+    .state_size = sizeof(reader),
+    .handle = reader_handle,
+};
+
+int amb__conn_start_reader(amb_proc *self, amb__dist *d, amb_term node, amb_term sock,
+                           amb_pid *out)
+{
+    amb_pid pid;
+    int rc = amb_spawn_handler(self, &reader_handler, NULL, &pid);
+    if (rc != 0)
+        return rc;
+    amb_heap *h = amb_proc_heap(self);
+    amb_heap_mark m = amb_heap_save(h);
+    amb_term msg = AMB_TUPLE(h, amb_atom("$dist_start"), amb_uint(h, (uintptr_t)d),
+                             node != AMB_NONE ? node : AMB_ATOM_UNDEFINED,
+                             sock != AMB_NONE ? sock : AMB_ATOM_UNDEFINED);
+    rc = msg == AMB_NONE ? AMB_ENOMEM : amb_send(self, pid, msg);
+    amb_heap_rewind(h, m);
+    if (rc != 0) {
+        amb_exit(self, pid, AMB_ATOM_KILL);
+        return rc;
+    }
+    if (out != NULL)
+        *out = pid;
+    return 0;
+}

@@ -1,0 +1,291 @@
+/*
+ * dist.h - what the files of the node layer share (docs/design/distribution.md
+ * "The node"): the node of a runtime (dist.c), its connections (conn.c), the
+ * net_kernel server (net_kernel.c), the cookie (cookie.c), node names
+ * (nodename.c), and the transport that carries a connection's bytes.
+ *
+ * The picture, for one runtime:
+ *
+ *   processes --ops (remote.h)--> amb__dist (the node: a lock, the table of
+ *       ^                             connections by node name, options)
+ *       |                                  |
+ *       |  amb__remote_* signals           | per peer: amb__conn
+ *       |                                  v
+ *   reader (handler, owns the socket) <--bytes-- peer      writer --bytes--> peer
+ *     handshake, frames, control               (drains the conn's out queue)
+ *     messages -> local signals, ticks
+ *
+ *   net_kernel (gen_server, registered): is_auth, starts connections asked
+ *   for by the ops, links to every reader and cleans up after one that ended.
+ *
+ * Invariants:
+ *   - The node's lock guards the table, every amb__conn's state, its queues
+ *     and sets, and the subscriber lists. It is never held across a call
+ *     that waits, nor across a call into the process layer that can come
+ *     back into an op (amb__remote_* functions, sends): those run after
+ *     unlock, on what was taken under it.
+ *   - A connection is in the table from its creation (PENDING) until it goes
+ *     DOWN, which happens once (amb__conn_down), under the lock: the table
+ *     maps a node to at most one live connection, and an op that finds none
+ *     makes a new one. So a relation registered with a connection (its
+ *     `interested` set) either is in the snapshot its DOWN takes, or was made
+ *     over a newer connection.
+ *   - Signals a local process sends to one node are queued in the order it
+ *     made them: under the lock, into the pending list while PENDING, into
+ *     the out queue once UP; the writer empties the pending list into the out
+ *     queue before the state becomes UP, so a later signal never passes an
+ *     earlier one.
+ *   - Memory of a connection: freed when it is DOWN and its reader and
+ *     writer have both let go (a reference count under the lock).
+ */
+#ifndef AMB_DIST_DIST_H
+#define AMB_DIST_DIST_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "ambitious/gen_server.h"
+#include "ambitious/logger.h"
+#include "ambitious/node.h"
+#include "control.h"
+#include "dist_flags.h"
+#include "frame.h"
+#include "handshake.h"
+#include "process/remote.h"
+
+/* ---------------------------------------------------------------------------
+ * The transport: how a connection's bytes travel. The node uses TCP through
+ * socket.h (transport_tcp.c); tests of the node's protocol logic may carry
+ * the bytes between two runtimes of one OS process instead. A socket is a
+ * term (a port for TCP). Its owner, the reader, gets what arrives as
+ * messages: {tcp, Sock, Data} (Data a binary), {tcp_closed, Sock},
+ * {tcp_error, Sock, Reason}.
+ * ------------------------------------------------------------------------ */
+struct amb__dist;
+
+typedef struct amb__dist_transport {
+    /* Starts the node's transport: listens, registers `alive` with EPMD (or
+     * what stands for it), *creation gets the node's creation. Runs in
+     * amb_node_start's caller. Whatever it starts lives in processes linked
+     * to net_kernel, whose pid it gets. 0 or an error of amb_node_start. */
+    int (*start)(void *tctx, amb_proc *self, struct amb__dist *d, amb_pid net_kernel,
+                 uint32_t *creation);
+    /* Connects to node (an atom) within timeout_ms; the calling process (a
+     * reader) becomes the socket's owner, in active mode. *sock on
+     * success. */
+    int (*connect)(void *tctx, amb_proc *self, amb_term node, int64_t timeout_ms,
+                   amb_term *sock);
+    /* Makes the calling process the owner of an accepted socket handed to
+     * it, in active mode. */
+    int (*adopt)(void *tctx, amb_proc *self, amb_term sock);
+    /* Sends all of data[0..len) on sock (any process; waits only itself). */
+    int (*send)(void *tctx, amb_proc *self, amb_term sock, const uint8_t *data, size_t len);
+    /* Closes sock (its owner). */
+    void (*close)(void *tctx, amb_proc *self, amb_term sock);
+    /* The node stops: unregisters from EPMD, stops listening. */
+    void (*stop)(void *tctx, amb_proc *self, struct amb__dist *d);
+} amb__dist_transport;
+
+/* ---------------------------------------------------------------------------
+ * Connections (conn.c)
+ * ------------------------------------------------------------------------ */
+typedef enum amb__conn_state {
+    AMB__CONN_PENDING, /* set-up under way: signals wait in the pending list */
+    AMB__CONN_UP,      /* handshake done: signals go out through the writer */
+    AMB__CONN_DOWN,    /* gone (not in the table any more) */
+} amb__conn_state;
+
+/* A pid set: open addressing over pid words (own pids: immediates). */
+typedef struct amb__pidset {
+    amb_pid *v;
+    size_t cap, len; /* cap 0 or a power of two */
+} amb__pidset;
+
+/* One chunk of bytes waiting for the writer. */
+typedef struct amb__conn_chunk {
+    struct amb__conn_chunk *next;
+    size_t len, cap;
+    uint8_t data[];
+} amb__conn_chunk;
+
+/* One signal queued before the connection was up: the control message with
+ * its terms on the item's own heap. */
+typedef struct amb__conn_item {
+    struct amb__conn_item *next;
+    amb_heap *heap;
+    amb__dist_ctl ctl;
+} amb__conn_item;
+
+typedef struct amb__conn {
+    struct amb__dist *d;
+    amb_term node;  /* the peer's name */
+    uint32_t id;    /* the connection's number (remote.h), never 0 */
+    amb__conn_state state;
+    int refs;       /* the table's, the reader's, the writer's */
+    bool hidden;    /* the peer is hidden (no PUBLISHED flag) */
+    bool initiated; /* we connected (else: accepted) */
+    uint64_t flags; /* negotiated (UP) */
+    uint32_t peer_creation;
+    amb_pid reader; /* the owner of the socket, or AMB_NONE */
+    amb_pid writer; /* AMB_NONE until the reader made it */
+    amb_term sock;  /* the socket (UP), a copy on sock_heap (over sock_words)
+                       that the writer may use after its reader ended */
+    uint64_t sock_words[8];
+    amb_heap sock_heap;
+    /* Signals before UP, oldest first. */
+    amb__conn_item *pending, *pending_tail;
+    /* Bytes for the writer, oldest first; writer_idle: it waits for a wake. */
+    amb__conn_chunk *out, *out_tail;
+    size_t out_bytes;
+    bool writer_idle;
+    /* The writer's reference (conn.c, writer_init): claimed by the writer
+     * when it runs, or abandoned (taken back) by the reader that ended
+     * before it ran. */
+    bool writer_claimed, writer_abandoned;
+    /* Local processes that had a relation over this connection (NODEDOWN
+     * goes to each), and monitor_node subscribers (one {nodedown, Node}
+     * per entry: a pid repeats for each call). */
+    amb__pidset interested;
+    amb_pid *node_mons;
+    size_t n_node_mons, cap_node_mons;
+    /* Clocks (ms, amb_now_ms): the last byte received (the reader's own)
+     * and sent (the writer's; relaxed: a tick decision tolerates a stale
+     * value by a tick interval). */
+    int64_t last_recv;
+    _Atomic int64_t last_send;
+    amb_term down_reason; /* an atom: why it went down */
+} amb__conn;
+
+/* The connection to node, or a new PENDING one when create is true and
+ * there is none (asking net_kernel to set it up); NULL when none (or the
+ * node stops). Under the node's lock (the caller holds it). */
+amb__conn *amb__conn_get(struct amb__dist *d, amb_term node, bool create);
+/* Queues control message c (terms borrowed) on the connection to node,
+ * making it on first use; with interest, registers pid as having a
+ * relation over it and gives its number in *conn. The message is dropped
+ * when the node is down or stops (0). AMB_ENOMEM. Any context (no
+ * process needed): s may be NULL. */
+int amb__conn_queue(struct amb__dist *d, amb__sched *s, amb_term node, const amb__dist_ctl *c,
+                    amb_pid interest, uint32_t *conn);
+/* The node's connection conn is `node`'s current one: queue c on it (a
+ * signal of a relation made over conn: dropped when that connection is
+ * gone). */
+void amb__conn_queue_on(struct amb__dist *d, amb__sched *s, amb_term node, uint32_t conn,
+                        const amb__dist_ctl *c);
+/* Takes c down for reason (once; later calls do nothing): out of the table,
+ * NODEDOWN to every interested process, {nodedown, Node} to monitor_node
+ * subscribers, nodedown to monitor_nodes subscribers, the queues freed. In
+ * a process (self), without the lock. */
+void amb__conn_down(amb_proc *self, amb__conn *c, amb_term reason);
+/* Waits (at most timeout_ms) until c's writer has sent everything queued
+ * before the call: a node that stops says its last words first. */
+void amb__conn_flush(amb_proc *self, amb__conn *c, int64_t timeout_ms);
+/* net_kernel: the reader `reader` ended; its connection (if it still owns
+ * one) goes down with reason. */
+void amb__conn_reap(amb_proc *self, struct amb__dist *d, amb_pid reader, amb_term reason);
+/* Drops one reference (under the lock); frees c at the last. */
+void amb__conn_unref(amb__conn *c);
+/* Removes pid from every connection's interested set (the `gone` op). */
+void amb__conn_forget(struct amb__dist *d, amb_pid pid);
+
+/* The reader of a connection: a handler process. Initiator: connects to
+ * node; acceptor: takes over sock. Spawned by net_kernel, linked to it. */
+int amb__conn_start_reader(amb_proc *self, struct amb__dist *d, amb_term node, amb_term sock,
+                           amb_pid *out);
+
+/* Pid sets. */
+int amb__pidset_add(amb__pidset *s, amb_pid pid);
+bool amb__pidset_del(amb__pidset *s, amb_pid pid);
+void amb__pidset_free(amb__pidset *s);
+
+/* ---------------------------------------------------------------------------
+ * The node (dist.c)
+ * ------------------------------------------------------------------------ */
+typedef struct amb__dist_sub {
+    amb_pid pid;
+    unsigned flags; /* AMB_MONITOR_NODES_* */
+} amb__dist_sub;
+
+typedef enum amb__dist_state {
+    AMB__DIST_STARTING,
+    AMB__DIST_RUNNING,
+    AMB__DIST_STOPPING,
+    AMB__DIST_STOPPED,
+} amb__dist_state;
+
+typedef struct amb__dist {
+    amb__remote remote; /* first: installed in the runtime (remote.h) */
+    amb_rt *rt;
+    pthread_mutex_t lock;
+    amb__dist_state state;
+    /* Who we are. */
+    amb_term name;  /* alive@host */
+    char name_text[AMB__NODE_NAME_MAX + 1];
+    char alive[AMB__NODE_NAME_MAX + 1]; /* the part before '@' */
+    char host[AMB__NODE_NAME_MAX + 1];  /* the part after it */
+    uint32_t creation;
+    uint8_t cookie[AMB__HS_COOKIE_MAX];
+    size_t cookie_len;
+    bool long_names, visible;
+    int64_t ticktime_ms, setuptime_ms;
+    uint64_t flags; /* offered in handshakes */
+    /* Transport and its options. */
+    const amb__dist_transport *transport;
+    void *tctx;
+    uint16_t port, epmd_port;
+    bool no_embedded_epmd;
+    char listen_host[64];
+    /* Processes. */
+    amb_pid net_kernel;
+    /* Connections by node (open addressing over node atoms). */
+    amb__conn **conns;
+    size_t conns_cap, conns_len;
+    uint32_t next_conn;
+    /* net_kernel:monitor_nodes subscribers. */
+    amb__dist_sub *subs;
+    size_t n_subs, cap_subs;
+} amb__dist;
+
+/* The node of the runtime self lives in, or NULL (none started). */
+amb__dist *amb__dist_of(amb_rt *rt);
+/* Starts the node of self's runtime with transport t (amb_node_start's
+ * body; tests give their own transport). */
+int amb__dist_start(amb_proc *self, const char *name, const amb_node_opts *opts,
+                    const amb__dist_transport *t, void *tctx);
+/* The node of the pid, reference or {Name, Node} term t, or AMB_NONE. */
+amb_term amb__dist_node_of(amb_term t);
+/* Sends {nodeup, ...} / {nodedown, ...} to the monitor_nodes subscribers
+ * (after unlock: the subscribers are copied under it). */
+void amb__dist_notify(amb_proc *self, amb__dist *d, amb_term node, bool up, bool hidden,
+                      amb_term reason);
+
+/* ---------------------------------------------------------------------------
+ * net_kernel (net_kernel.c)
+ * ------------------------------------------------------------------------ */
+/* Starts the node's net_kernel server, registered as net_kernel, trapping
+ * exits. */
+int amb__net_kernel_start(amb_proc *self, amb__dist *d, amb_pid *out);
+
+/* ---------------------------------------------------------------------------
+ * Cookies (cookie.c) and node names (nodename.c)
+ * ------------------------------------------------------------------------ */
+/* Reads the cookie as erl does: $HOME/.erlang.cookie, made when missing.
+ * buf gets the cookie's bytes, *len their count. AMB_EACCES (not a regular
+ * file, others may access it, cannot be read or made; no $HOME), AMB_EFORMAT
+ * (empty, bad characters), AMB_EBUFSIZE (longer than cap). why (may be NULL)
+ * gets a line for the log. */
+int amb__cookie_read(uint8_t *buf, size_t cap, size_t *len, char *why, size_t why_cap);
+/* Checks the bytes of a cookie file's contents as erl's auth does: printable
+ * ASCII (space included), then only trailing newlines, returns and spaces.
+ * *len gets the cookie's length. AMB_EFORMAT. */
+int amb__cookie_check(const uint8_t *data, size_t n, size_t *len);
+
+/* Makes the full node name from `name` as net_kernel does: alive@host kept
+ * (short names: no dot in host), or alive + this machine's host name (short:
+ * up to the first dot; long: with its domain). out gets it NUL-terminated.
+ * AMB_EBADARG (an alive part not [0-9A-Za-z_-]+, a dotted host with short
+ * names, a host with characters erl refuses, too long), AMB_ENOHOST (no host
+ * name to add). */
+int amb__nodename_make(const char *name, bool long_names, char *out, size_t cap);
+
+#endif /* AMB_DIST_DIST_H */

@@ -1,0 +1,207 @@
+/*
+ * tests/unit/dist_node.c - the node layer (src/dist: dist.c, conn.c,
+ * net_kernel.c) between C nodes in one OS process, over the fake transport
+ * of tests/dist_test.h (the bytes of each connection travel as messages
+ * between the runtimes): the handshake, frames, control messages, queues
+ * and connection races run for real, without sockets or EPMD.
+ *
+ * What is proved, between node a and node b:
+ *   - connect on first use; a registered name and a pid of the other node
+ *     reached (REG_SEND, SEND_SENDER), the pid of the other node carried in
+ *     messages and used back; nodes(hidden) lists the peer; ping;
+ *   - links both ways with real reasons, a trapped EXIT naming the remote
+ *     pid; unlink; monitors by pid and by {Name, Node} with their DOWN
+ *     (naming {Name, Node}), noproc for a name nobody has; demonitor;
+ *   - gen_server:call to a C server of the other node by {Name, Node};
+ *   - disconnect_node: every link and monitor across ends with
+ *     noconnection exactly once, monitor_node and monitor_nodes report the
+ *     nodedown, the next send connects again;
+ *   - messages from one process to another arrive in the order sent, also
+ *     those queued before the connection was up;
+ *   - a node that cannot be reached: sends dropped, a monitor's DOWN and a
+ *     link's EXIT are noconnection, monitor_node's nodedown comes, ping is
+ *     pang.
+ */
+#include "amb_test_rt.h"
+#include "ambitious/gen_server.h"
+#include "dist_test.h"
+
+#define B_NODE "b@fakehost"
+
+/* ---------------------------------------------------------------------------
+ * Node b: an echo process, a victim, a gen_server; waits for stop.
+ * ------------------------------------------------------------------------ */
+
+/* {From, Msg} -> From ! {echo, self(), Msg}; {die, Reason} ends it. */
+static void echo(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_heap *h = amb_proc_heap(self);
+    amb_heap_mark top = amb_heap_save(h);
+    for (;;) {
+        amb_heap_rewind(h, top);
+        amb_term m = RECV_WITHIN(self, 60000), from, body;
+        if (amb_match(m, "{die,~w}", &body) == 0)
+            amb_exit_self(self, body);
+        if (amb_match(m, "{~p,~w}", &from, &body) == 0)
+            CHECK_OK(self, amb_send(self, from, AMB_TUPLE(h, amb_atom("echo"),
+                                                          amb_self(self), body)));
+    }
+}
+
+static amb_gen_ret calc_call(amb_proc *self, void *state, amb_term req, amb_term from)
+{
+    (void)state, (void)from;
+    int a, b;
+    if (amb_match(req, "{add,~i,~i}", &a, &b) == 0)
+        return amb_gen_reply(amb_int(amb_proc_heap(self), a + b));
+    return amb_gen_reply(amb_atom("what"));
+}
+static const amb_gen_server calc = {.handle_call = calc_call};
+
+static void node_b(amb_proc *self, void *arg)
+{
+    (void)arg;
+    CHECK_OK(self, start_fake_node(self, B_NODE, NULL));
+    CHECK_OK(self, amb_register(self, amb_atom("main_b"), amb_self(self)));
+    amb_pid e;
+    CHECK_OK(self, amb_spawn(self, echo, NULL, &e));
+    CHECK_OK(self, amb_register(self, amb_atom("echo"), e));
+    amb_gen_opts o = {.name = amb_atom("calc")};
+    CHECK_OK(self, amb_gen_server_start(self, &calc, NULL, &o, NULL, NULL));
+    atomic_store(nodes_flag(0), 1);
+    /* Serve victims on request: {victim, Name} spawns an echo registered as
+     * Name; stop ends the node. */
+    for (;;) {
+        amb_term m = RECV_WITHIN(self, 60000), name;
+        if (m == AMB_ATOM_STOP)
+            break;
+        if (amb_match(m, "{victim,~w}", &name) == 0) {
+            amb_pid v;
+            CHECK_OK(self, amb_spawn(self, echo, NULL, &v));
+            CHECK_OK(self, amb_register(self, name, v));
+            atomic_fetch_add(nodes_flag(1), 1);
+        }
+    }
+    CHECK_OK(self, amb_node_stop(self));
+    /* The echo processes stay registered: end them. */
+    amb_pid p;
+    amb_term names[] = {amb_atom("echo"), amb_atom("v1"), amb_atom("v2")};
+    for (size_t i = 0; i < 3; i++)
+        if (amb_whereis(self, names[i], &p) == 0)
+            amb_exit(self, p, AMB_ATOM_KILL);
+    amb_gen_server_stop(self, amb_atom("calc"), AMB_ATOM_NORMAL, AMB_INFINITY);
+}
+
+/* Asks node b for a victim registered as name, waits for it. */
+static void victim_on_b(amb_proc *self, const char *name)
+{
+    int before = atomic_load(nodes_flag(1));
+    amb_heap *h = amb_proc_heap(self);
+    CHECK_OK(self, amb_send(self, AMB_TUPLE(h, amb_atom("main_b"), amb_atom(B_NODE)),
+                            AMB_TUPLE(h, amb_atom("victim"), amb_atom(name))));
+    WAIT_UNTIL(self, atomic_load(nodes_flag(1)) > before);
+}
+
+/* {echo, Pid, Msg} from the echo reached by `to`: returns Pid. */
+static amb_pid echo_pid(amb_proc *self, amb_term to)
+{
+    amb_heap *h = amb_proc_heap(self);
+    CHECK_OK(self, amb_send(self, to, AMB_TUPLE(h, amb_self(self), amb_atom("who"))));
+    amb_term m, pid;
+    WAIT_MSG(self, &m, "{echo,~p,who}", &pid);
+    amb_term copy;
+    CHECK_OK(self, amb_term_copy(h, pid, &copy));
+    return copy;
+}
+
+static void stop_b(amb_proc *self)
+{
+    amb_heap *h = amb_proc_heap(self);
+    CHECK_OK(self, amb_send(self, AMB_TUPLE(h, amb_atom("main_b"), amb_atom(B_NODE)),
+                            AMB_ATOM_STOP));
+}
+
+/* ---------------------------------------------------------------------------
+ * Signals across
+ * ------------------------------------------------------------------------ */
+
+static void signals_a(amb_proc *self, void *arg)
+{
+    (void)arg;
+    WAIT_UNTIL(self, atomic_load(nodes_flag(0)) == 1);
+    CHECK_OK(self, start_fake_node(self, "a@fakehost", NULL));
+    amb_heap *h = amb_proc_heap(self);
+    amb_term b = amb_atom(B_NODE);
+    CHECK(self, amb_node(self) == amb_atom("a@fakehost"));
+
+    /* A registered name there, and the pid it answers with. */
+    amb_pid e = echo_pid(self, AMB_TUPLE(h, amb_atom("echo"), b));
+    amb_term node;
+    CHECK_OK(self, amb_pid_get(e, &node, NULL, NULL, NULL));
+    CHECK(self, node == b);
+    CHECK(self, echo_pid(self, e) == e || amb_equal(echo_pid(self, e), e));
+    amb_term nodes;
+    CHECK_OK(self, amb_nodes(self, AMB_NODES_HIDDEN, &nodes));
+    CHECK_TERM(self, nodes, "['b@fakehost']");
+    CHECK_OK(self, amb_nodes(self, 0, &nodes));
+    CHECK(self, nodes == AMB_NIL);
+    CHECK_OK(self, amb_node_ping(self, b));
+
+    /* Order: a burst of sends arrives in order. */
+    for (int i = 0; i < 200; i++)
+        CHECK_OK(self, amb_send(self, e, AMB_TUPLE(h, amb_self(self), amb_int(h, i))));
+    for (int i = 0; i < 200; i++) {
+        amb_term m;
+        WAIT_MSG(self, &m, "{echo,_,_}");
+        CHECK_EQ(self, amb_small_value(amb_tuple_elem(m, 2)), i);
+    }
+
+    /* Links both ways with real reasons. */
+    amb_trap_exit(self, true);
+    victim_on_b(self, "v1");
+    amb_pid v1 = echo_pid(self, AMB_TUPLE(h, amb_atom("v1"), b));
+    CHECK_OK(self, amb_link(self, v1));
+    CHECK_OK(self, amb_send(self, v1, amb_pack(h, "{die,{shutdown,because}}")));
+    amb_term m;
+    WAIT_MSG(self, &m, "{'EXIT',~v,{shutdown,because}}", v1);
+
+    /* Monitors by pid and by name; DOWN names {Name, Node}; noproc. */
+    victim_on_b(self, "v2");
+    amb_pid v2 = echo_pid(self, AMB_TUPLE(h, amb_atom("v2"), b));
+    amb_term r1, r2, r3, r4;
+    amb_term by_name = AMB_TUPLE(h, amb_atom("v2"), b);
+    CHECK_OK(self, amb_monitor(self, v2, &r1));
+    CHECK_OK(self, amb_monitor(self, by_name, &r2));
+    CHECK_OK(self, amb_monitor(self, v2, &r3));
+    CHECK_OK(self, amb_demonitor(self, r3, AMB_DEMONITOR_FLUSH));
+    CHECK_OK(self, amb_monitor(self, AMB_TUPLE(h, amb_atom("nosuch"), b), &r4));
+    CHECK(self, wait_down(self, r4, AMB_TUPLE(h, amb_atom("nosuch"), b)) == AMB_ATOM_NOPROC);
+    CHECK_OK(self, amb_send(self, v2, amb_pack(h, "{die,boom}")));
+    CHECK(self, wait_down(self, r1, v2) == amb_atom("boom"));
+    CHECK(self, wait_down(self, r2, by_name) == amb_atom("boom"));
+    CHECK_RC(self, AMB_ETIMEDOUT, amb_receive(self, 0, NULL));
+
+    /* gen_server:call by {Name, Node}. */
+    amb_term reply;
+    CHECK_OK(self, amb_gen_server_call(self, AMB_TUPLE(h, amb_atom("calc"), b),
+                                       amb_pack(h, "{add,2,3}"), AMB_TEST_WAIT_MS, &reply));
+    CHECK_TERM(self, reply, "5");
+    CHECK_RC(self, AMB_ENOPROC,
+             amb_gen_server_call(self, AMB_TUPLE(h, amb_atom("nocalc"), b), AMB_ATOM_OK,
+                                 AMB_TEST_WAIT_MS, &reply));
+
+    amb_trap_exit(self, false);
+    stop_b(self);
+    CHECK_OK(self, amb_node_stop(self));
+}
+
+AMB_TEST(dist_node_signals_cross_between_two_c_nodes)
+{
+    amb_fn *bodies[] = {signals_a, node_b};
+    void *args[] = {NULL, NULL};
+    run_nodes(2, 1, bodies, args);
+    run_nodes(2, 2, bodies, args);
+}
+
+AMB_TEST_MAIN(AMB_TEST_ENTRY(dist_node_signals_cross_between_two_c_nodes))
