@@ -56,6 +56,7 @@ static struct {
         amb_rt *rt;
         amb_pid nk;
         bool refuse; /* connections to it fail (a node that is not there) */
+        bool mute;   /* what it sends is lost (a node that froze) */
     } nodes[FAKE_NODES];
     fake_chan chans[FAKE_CHANS];
     uint32_t creation;
@@ -76,7 +77,8 @@ static bool fake_sock_get(amb_term sock, size_t *chan, int *side)
     return true;
 }
 
-static int fake_start(void *tctx, amb_proc *self, amb__dist *d, amb_pid nk, uint32_t *creation)
+static int fake_start(void *tctx, amb_proc *self, amb__dist *d, amb_pid nk,
+                      uint32_t *creation)
 {
     (void)tctx, (void)self;
     int rc = AMB_ESYSLIMIT;
@@ -119,7 +121,8 @@ static int fake_connect(void *tctx, amb_proc *self, amb_term node, int64_t timeo
     pthread_mutex_lock(&fake.lock);
     int peer = -1;
     for (int i = 0; i < FAKE_NODES; i++)
-        if (fake.nodes[i].d != NULL && fake.nodes[i].name == node && !fake.nodes[i].refuse)
+        if (fake.nodes[i].d != NULL && fake.nodes[i].name == node &&
+            !fake.nodes[i].refuse)
             peer = i;
     size_t c = FAKE_CHANS;
     for (size_t i = 0; peer >= 0 && i < FAKE_CHANS && c == FAKE_CHANS; i++)
@@ -187,8 +190,14 @@ static int fake_send(void *tctx, amb_proc *self, amb_term sock, const uint8_t *d
     int peer = 1 - side, rc = 0;
     pthread_mutex_lock(&fake.lock);
     fake_chan *ch = &fake.chans[c];
+    bool mute = false;
+    for (int i = 0; i < FAKE_NODES; i++)
+        if (fake.nodes[i].mute && fake.nodes[i].rt == ch->rt[side])
+            mute = true;
     if (ch->closed) {
         rc = AMB_ECLOSED;
+    } else if (mute) {
+        rc = 0;
     } else if (ch->owner[peer] != AMB_NONE) {
         amb_heap *h = amb_proc_heap(self);
         amb_heap_mark m = amb_heap_save(h);
@@ -209,7 +218,8 @@ static int fake_send(void *tctx, amb_proc *self, amb_term sock, const uint8_t *d
             if (ch->pending[peer] != AMB_NONE)
                 amb_binary_get(ch->pending[peer], &old, &n);
             uint8_t *joined = malloc(n + len);
-            memcpy(joined, old, n);
+            if (n > 0)
+                memcpy(joined, old, n);
             memcpy(joined + n, data, len);
             ch->pending[peer] = amb_binary(b, joined, n + len);
             free(joined);
@@ -277,6 +287,16 @@ __attribute__((unused)) static void fake_refuse(amb_term node, bool refuse)
     pthread_mutex_unlock(&fake.lock);
 }
 
+/* Loses what node sends from now on (mute) or not. */
+__attribute__((unused)) static void fake_mute(amb_term node, bool mute)
+{
+    pthread_mutex_lock(&fake.lock);
+    for (int i = 0; i < FAKE_NODES; i++)
+        if (fake.nodes[i].name == node)
+            fake.nodes[i].mute = mute;
+    pthread_mutex_unlock(&fake.lock);
+}
+
 /* ===========================================================================
  * Running several nodes
  * ======================================================================== */
@@ -316,8 +336,8 @@ static void *node_thread_(void *arg)
 
 /* Runs body[i](self, arg[i]) as the first process of runtime i, n runtimes
  * of nsched schedulers each, until all have ended (see above). */
-__attribute__((unused)) static void run_nodes(int n, unsigned nsched, amb_fn *const *bodies,
-                                              void *const *args)
+__attribute__((unused)) static void run_nodes(int n, unsigned nsched,
+                                              amb_fn *const *bodies, void *const *args)
 {
     node_run_ r[MAX_TEST_NODES];
     assert_true(n <= MAX_TEST_NODES);
@@ -368,7 +388,8 @@ __attribute__((unused)) static void run_nodes(int n, unsigned nsched, amb_fn *co
                  (long long)AMB_TEST_RUN_DEADLINE_MS, report);
     for (int i = 0; i < n; i++)
         if (!atomic_load(&r[i].finished))
-            fail_msg("node body %d did not reach its end; last crash report: %s", i, report);
+            fail_msg("node body %d did not reach its end; last crash report: %s", i,
+                     report);
     if (amb_test_alloc_leak(&before, &after, leak, sizeof leak)[0] != '\0')
         fail_msg("once the runtimes were freed: %s", leak);
 }

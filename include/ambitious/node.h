@@ -49,23 +49,23 @@ extern "C" {
 /* Options of amb_node_start: inputs only, zero is the default in every
  * field (api-conventions §5). */
 typedef struct amb_node_opts {
-    const char *cookie;   /* the cookie (copied); NULL: $HOME/.erlang.cookie */
-    bool long_names;      /* -name: a fully qualified host; default -sname */
-    bool visible;         /* a published node, in Erlang's nodes(); default
-                             hidden (nodes(hidden)), as C nodes of libei are:
-                             a visible node is sent global's and rex's traffic,
-                             which it answers only in part */
-    int64_t ticktime_ms;  /* net_ticktime: a peer silent this long is down,
-                             and a tick goes out after a quarter of it without
-                             traffic; default 60000, at least 1000 */
-    int64_t setuptime_ms; /* net_setuptime: a connection's set-up (EPMD,
-                             TCP, handshake) gives up after it; default 7000 */
-    uint16_t port;        /* the distribution listen port; 0: any */
+    const char *cookie;      /* the cookie (copied); NULL: $HOME/.erlang.cookie */
+    bool long_names;         /* -name: a fully qualified host; default -sname */
+    bool visible;            /* a published node, in Erlang's nodes(); default
+                                hidden (nodes(hidden)), as C nodes of libei are:
+                                a visible node is sent global's and rex's traffic,
+                                which it answers only in part */
+    int64_t ticktime_ms;     /* net_ticktime: a peer silent this long is down,
+                                and a tick goes out after a quarter of it without
+                                traffic; default 60000, at least 1000 */
+    int64_t setuptime_ms;    /* net_setuptime: a connection's set-up (EPMD,
+                                TCP, handshake) gives up after it; default 7000 */
+    uint16_t port;           /* the distribution listen port; 0: any */
     const char *listen_host; /* the listen address ("127.0.0.1", "::"); NULL:
                                 every interface, as erl */
-    uint16_t epmd_port;   /* 0: $ERL_EPMD_PORT, else 4369 */
-    bool no_embedded_epmd; /* when no epmd answers, fail (AMB_ECONNREFUSED)
-                              instead of serving the registry here */
+    uint16_t epmd_port;      /* 0: $ERL_EPMD_PORT, else 4369 */
+    bool no_embedded_epmd;   /* when no epmd answers, fail (AMB_ECONNREFUSED)
+                                instead of serving the registry here */
 } amb_node_opts;
 
 /*
@@ -125,11 +125,12 @@ AMB_API int amb_nodes(amb_proc *self, unsigned which, amb_term *out);
 AMB_API int amb_monitor_node(amb_proc *self, amb_term node, bool flag);
 
 /* Flags of amb_monitor_nodes (net_kernel:monitor_nodes/2 options). */
-#define AMB_MONITOR_NODES_ALL  (1u << 0) /* {node_type, all}: hidden nodes too */
-#define AMB_MONITOR_NODES_INFO (1u << 1) /* nodedown_reason and node_type:
-                                            {nodeup, Node, [{node_type, T}]},
-                                            {nodedown, Node, [{node_type, T},
-                                            {nodedown_reason, R}]} */
+#define AMB_MONITOR_NODES_ALL (1u << 0) /* {node_type, all}: hidden nodes too */
+#define AMB_MONITOR_NODES_INFO                     \
+    (1u << 1) /* nodedown_reason and node_type:    \
+                 {nodeup, Node, [{node_type, T}]}, \
+                 {nodedown, Node, [{node_type, T}, \
+                 {nodedown_reason, R}]} */
 
 /* net_kernel:monitor_nodes/2: with flag true the caller gets {nodeup, Node}
  * and {nodedown, Node} (the INFO forms with AMB_MONITOR_NODES_INFO) for

@@ -287,8 +287,8 @@ static amb__conn_item *item_new(const amb__dist_ctl *c)
         return NULL;
     }
     it->ctl = *c;
-    amb_term *terms[] = {&it->ctl.from,    &it->ctl.to,      &it->ctl.ref,
-                         &it->ctl.reason,  &it->ctl.token,   &it->ctl.unused,
+    amb_term *terms[] = {&it->ctl.from,    &it->ctl.to,           &it->ctl.ref,
+                         &it->ctl.reason,  &it->ctl.token,        &it->ctl.unused,
                          &it->ctl.message, &it->ctl.group_leader, &it->ctl.opts,
                          &it->ctl.result};
     for (size_t i = 0; i < sizeof terms / sizeof terms[0]; i++) {
@@ -404,9 +404,11 @@ static void wake(amb__dist *d, amb__sched *s, amb_pid writer)
 
 /* Queues c on conn (PENDING: a copy in the pending list; UP: encoded into
  * the out queue). Called with the lock held; returns with it released. */
-static int queue_locked(amb__dist *d, amb__sched *s, amb__conn *conn, const amb__dist_ctl *c)
+static int queue_locked(amb__dist *d, amb__sched *s, amb__conn *conn,
+                        const amb__dist_ctl *c)
 {
-    if (conn->state == AMB__CONN_PENDING) {
+    if (conn->state == AMB__CONN_PENDING ||
+        (conn->state == AMB__CONN_UP && !conn->flushed)) {
         amb__conn_item *it = item_new(c);
         if (it == NULL) {
             pthread_mutex_unlock(&d->lock);
@@ -502,7 +504,7 @@ static void down_as(amb_proc *self, amb__conn *c, amb_term reason, amb_pid owner
         pthread_mutex_unlock(&d->lock);
         return;
     }
-    bool was_up = c->state == AMB__CONN_UP || c->writer != AMB_NONE;
+    bool was_up = c->writer != AMB_NONE;
     c->state = AMB__CONN_DOWN;
     c->down_reason = reason;
     table_del(d, c);
@@ -602,9 +604,10 @@ typedef struct writer {
 static void writer_release(void *ctx)
 {
     amb__conn *c = ctx;
-    pthread_mutex_lock(&c->d->lock);
+    amb__dist *d = c->d; /* c may be freed by the unref */
+    pthread_mutex_lock(&d->lock);
     amb__conn_unref(c);
-    pthread_mutex_unlock(&c->d->lock);
+    pthread_mutex_unlock(&d->lock);
 }
 
 /* The writer's reference to its connection was counted by the reader
@@ -651,8 +654,7 @@ static void writer_flush_pending(amb_proc *self, amb__conn *c)
         amb__conn_item *items = c->pending;
         c->pending = c->pending_tail = NULL;
         if (items == NULL) {
-            if (c->state == AMB__CONN_PENDING)
-                c->state = AMB__CONN_UP;
+            c->flushed = true;
             pthread_mutex_unlock(&d->lock);
             return;
         }
@@ -731,15 +733,17 @@ typedef struct reader_res {
     amb__frame_defrag df;
     amb_heap *sock_heap; /* holds sock when it is not an immediate */
     amb_term sock;
+    bool spawned_writer; /* this reader counted the writer's reference */
 } reader_res;
 
 typedef struct reader {
     reader_res *r;
     bool started, up, initiator;
+    bool yielded; /* told `nok`: waits for the winner to take over */
     amb__frame_mode mode;
     amb__etf_atom_budget atoms;
     amb_term node;  /* the peer, once known */
-    amb_term timer; /* tick or set-up timer message tag */
+    amb_tref timer; /* the set-up deadline, then the tick */
 } reader;
 
 static void reader_release(void *ctx)
@@ -747,7 +751,7 @@ static void reader_release(void *ctx)
     reader_res *r = ctx;
     if (r->c != NULL) {
         pthread_mutex_lock(&r->d->lock);
-        if (r->c->writer != AMB_NONE && !r->c->writer_claimed && !r->c->writer_abandoned) {
+        if (r->spawned_writer && !r->c->writer_claimed && !r->c->writer_abandoned) {
             /* The writer never ran: its reference comes back here. */
             r->c->writer_abandoned = true;
             amb__conn_unref(r->c);
@@ -775,6 +779,8 @@ _Noreturn static void reader_end(amb_proc *self, reader *rd, const char *why)
         r->d->transport->close(r->d->tctx, self, r->sock);
     amb_exit_self(self, AMB_TUPLE(amb_proc_heap(self), AMB_ATOM_SHUTDOWN, reason));
 }
+
+static void arm(amb_proc *self, reader *rd, int64_t ms);
 
 /* Sends the handshake's output. */
 static void hs_flush(amb_proc *self, reader *rd)
@@ -804,101 +810,88 @@ static int peer_atom(reader *rd, const char *name, size_t len, amb_term *out)
 }
 
 /* Acceptor: the status for a peer that sent its name (OTP's
- * accept_pending). Takes over a PENDING entry of ours when the peer's name
- * is the greater (our initiator is told to stop), makes a new entry when
- * there is none; `alive` for an entry that is up. */
+ * accept_pending), settled with the table under the lock: no entry, a new
+ * PENDING one owned by this reader (so a local send to the peer meanwhile
+ * waits in it instead of starting a second connection); a PENDING one, the
+ * greater name wins: ours, `nok` (our attempt goes on), theirs, this reader
+ * takes the entry over and its old owner is stopped; an UP one, `alive`. */
 static amb__hs_status accept_status(amb_proc *self, reader *rd, amb_pid *stop)
 {
     reader_res *r = rd->r;
     amb__dist *d = r->d;
     const amb__hs_result *res = amb__handshake_result(r->hs);
     amb_term node;
-    /* An unknown name has no entry: its atom is made once the peer has
-     * proved the cookie (go_up). */
-    bool known = amb_atom_existing(res->peer_name, res->peer_name_len, &node) == 0;
-    amb__hs_status st = AMB__HS_STATUS_OK;
     *stop = AMB_NONE;
+    /* The peer's name becomes an atom before it proved the cookie, as in
+     * ERTS; within the connection's budget (one per connection). */
+    if (peer_atom(rd, res->peer_name, res->peer_name_len, &node) != 0)
+        return AMB__HS_STATUS_NOT_ALLOWED;
+    amb__hs_status st;
     pthread_mutex_lock(&d->lock);
-    amb__conn *c = known ? amb__conn_get(d, node, false) : NULL;
-    if (d->state != AMB__DIST_RUNNING || (known && node == d->name)) {
+    amb__conn *c = amb__conn_get(d, node, false);
+    if (d->state != AMB__DIST_RUNNING || node == d->name) {
         st = AMB__HS_STATUS_NOT_ALLOWED;
     } else if (c == NULL) {
-        st = AMB__HS_STATUS_OK;
+        c = conn_new(d, node);
+        st = c != NULL ? AMB__HS_STATUS_OK : AMB__HS_STATUS_NOT_ALLOWED;
     } else if (c->state == AMB__CONN_PENDING) {
         if (amb_compare(d->name, node) > 0) {
             st = AMB__HS_STATUS_NOK;
+            c = NULL;
         } else {
             /* Simultaneous connect, and the peer's attempt wins: ours
-             * becomes this acceptor; its initiator is stopped. */
+             * becomes this acceptor (with the signals waiting in it); its
+             * old owner is stopped. */
             *stop = c->reader;
-            c->reader = amb_self(self);
-            c->initiated = false;
-            c->refs++;
-            r->c = c;
-            rd->node = node;
             st = AMB__HS_STATUS_OK_SIMULTANEOUS;
         }
     } else {
-        st = AMB__HS_STATUS_ALIVE;
+        st = AMB__HS_STATUS_ALIVE; /* go_up replaces it if the peer says so */
+        c = NULL;
     }
+    if (c != NULL) {
+        c->reader = amb_self(self);
+        c->initiated = false;
+        c->refs++;
+        r->c = c;
+    }
+    rd->node = node;
     pthread_mutex_unlock(&d->lock);
     return st;
 }
 
-/* The handshake is done: the entry is ours (made now when the peer was
- * unknown, taken over when a PENDING one appeared meanwhile), the writer
- * starts, the stream continues with frames. */
+/* The handshake is done: the entry is ours (accept_status or start gave
+ * it; after `alive`, a new one once the stale connection is down), the
+ * writer starts, the stream continues with frames. */
 static void go_up(amb_proc *self, reader *rd)
 {
     reader_res *r = rd->r;
     amb__dist *d = r->d;
     const amb__hs_result *res = amb__handshake_result(r->hs);
-    amb_term node;
-    if (peer_atom(rd, res->peer_name, res->peer_name_len, &node) != 0)
-        reader_end(self, rd, "system_limit");
+    amb_term node = rd->node;
     amb_pid stop = AMB_NONE;
     amb__conn *stale = NULL;
-    pthread_mutex_lock(&d->lock);
     if (r->c == NULL) {
-        amb__conn *c = amb__conn_get(d, node, false);
-        if (c != NULL && c->state == AMB__CONN_UP) {
-            /* The peer said our connection to it is stale (alive, true: it
-             * restarted); that one goes down first (OTP's up_pending).
-             * Without that answer two connections would be up: ours
-             * yields. */
-            if (!res->replaced_alive) {
-                pthread_mutex_unlock(&d->lock);
-                reader_end(self, rd, "connection_setup_failed");
-            }
-            stale = c;
-            stale->refs++;
-            stop = c->reader;
-            c = NULL;
-        } else if (c != NULL) {
-            /* A PENDING entry appeared meanwhile (a local process sent to
-             * the peer): this connection is up, so it takes the entry and
-             * the signals waiting in it; the other attempt stops. */
-            stop = c->reader;
-            c->reader = amb_self(self);
-            c->refs++;
-            r->c = c;
-        }
-        if (stale == NULL && r->c == NULL) {
-            if ((c = conn_new(d, node)) == NULL) {
-                pthread_mutex_unlock(&d->lock);
-                reader_end(self, rd, "system_limit");
-            }
-            c->reader = amb_self(self);
-            c->refs++;
-            r->c = c;
-        }
-    }
-    pthread_mutex_unlock(&d->lock);
-    if (stale != NULL) {
-        down_as(self, stale, amb_atom("connection_closed"), stop);
+        /* The peer answered `alive` with true: our connection to it is
+         * stale (it restarted); that one goes down first (OTP's
+         * up_pending), then this one takes its place. */
         pthread_mutex_lock(&d->lock);
-        amb__conn_unref(stale);
-        amb__conn *c = conn_new(d, node);
+        stale = amb__conn_get(d, node, false);
+        if (stale != NULL) {
+            stale->refs++;
+            stop = stale->reader;
+        }
+        pthread_mutex_unlock(&d->lock);
+        if (stale != NULL) {
+            down_as(self, stale, amb_atom("connection_closed"), AMB_NONE);
+            pthread_mutex_lock(&d->lock);
+            amb__conn_unref(stale);
+            pthread_mutex_unlock(&d->lock);
+            if (stop != AMB_NONE)
+                amb_exit(self, stop, AMB_ATOM_KILL);
+        }
+        pthread_mutex_lock(&d->lock);
+        amb__conn *c = amb__conn_get(d, node, false) == NULL ? conn_new(d, node) : NULL;
         if (c != NULL) {
             c->reader = amb_self(self);
             c->refs++;
@@ -906,29 +899,35 @@ static void go_up(amb_proc *self, reader *rd)
         }
         pthread_mutex_unlock(&d->lock);
         if (c == NULL)
-            reader_end(self, rd, "system_limit");
+            reader_end(self, rd, "connection_setup_failed");
     }
-    if (stop != AMB_NONE)
-        amb_exit(self, stop, AMB_ATOM_KILL);
-    rd->node = node;
     /* The final 'a' goes now, after any stale connection was taken down
      * (handshake.h: replaced_alive). */
     hs_flush(self, rd);
     amb__conn *c = r->c;
     bool hidden = !(res->peer_flags & AMB__DFLAG_PUBLISHED) || !d->visible;
     pthread_mutex_lock(&d->lock);
+    bool ours = c->reader == amb_self(self) && c->state == AMB__CONN_PENDING;
+    /* UP from now on (another attempt from the peer hears `alive`); signals
+     * keep going to the pending list until the writer has sent it
+     * (writer_flush_pending), so none passes an earlier one. */
+    if (ours)
+        c->state = AMB__CONN_UP;
     c->flags = res->flags;
     c->peer_creation = res->peer_creation;
     c->hidden = hidden;
     c->initiated = rd->initiator;
     amb__heap_init_fixed(&c->sock_heap, c->sock_words,
                          sizeof c->sock_words / sizeof c->sock_words[0]);
-    int rc = amb_term_copy(&c->sock_heap, r->sock, &c->sock);
-    c->refs++; /* the writer's (writer_init) */
+    int rc = ours ? amb_term_copy(&c->sock_heap, r->sock, &c->sock) : AMB_ESTATE;
+    if (rc == 0)
+        c->refs++; /* the writer's (writer_init) */
     pthread_mutex_unlock(&d->lock);
+    if (rc != 0)
+        reader_end(self, rd, "connection_setup_failed");
     amb_pid w;
     amb_spawn_opts so = {.handler = &writer_handler, .link = true, .name = AMB_NONE};
-    if (rc != 0 || amb_spawn_opt(self, NULL, c, &so, &w, NULL) != 0) {
+    if (amb_spawn_opt(self, NULL, c, &so, &w, NULL) != 0) {
         pthread_mutex_lock(&d->lock);
         amb__conn_unref(c);
         pthread_mutex_unlock(&d->lock);
@@ -936,11 +935,15 @@ static void go_up(amb_proc *self, reader *rd)
     }
     pthread_mutex_lock(&d->lock);
     c->writer = w;
+    r->spawned_writer = true;
     pthread_mutex_unlock(&d->lock);
     rd->up = true;
     rd->mode = amb__frame_mode_of(res->flags);
     amb__free(r->hs);
     r->hs = NULL;
+    /* The set-up deadline gives way to the tick. */
+    amb_cancel_timer(self, rd->timer, NULL);
+    arm(self, rd, d->ticktime_ms / 4);
     amb_send(self, w, amb_atom("go"));
     amb__dist_notify(self, d, node, true, hidden, AMB_NONE);
 }
@@ -963,7 +966,8 @@ static bool own(amb_proc *self, amb_term pid)
 {
     amb_term node, mine;
     uint32_t cr, mycr;
-    return amb_type_of(pid) == AMB_T_PID && amb_pid_get(pid, &node, NULL, NULL, &cr) == 0 &&
+    return amb_type_of(pid) == AMB_T_PID &&
+           amb_pid_get(pid, &node, NULL, NULL, &cr) == 0 &&
            amb_pid_get(amb_self(self), &mine, NULL, NULL, &mycr) == 0 && node == mine &&
            cr == mycr && amb_is_local_pid(pid);
 }
@@ -1089,7 +1093,8 @@ static void handle_body(amb_proc *self, reader *rd, const uint8_t *body, size_t 
     int rc = amb__control_decode(h, body, len, rd->mode == AMB__FRAME_MODE_PASS_THROUGH,
                                  &lim, &c);
     if (rc != 0) {
-        amb_log(self, AMB_LOG_ERROR, "distribution: bad message from %s: %s; disconnecting",
+        amb_log(self, AMB_LOG_ERROR,
+                "distribution: bad message from %s: %s; disconnecting",
                 amb_atom_name(rd->node, NULL), amb_err_name(rc));
         reader_end(self, rd, rc == AMB_ESYSLIMIT ? "system_limit" : "protocol_error");
     }
@@ -1162,6 +1167,18 @@ static void input(amb_proc *self, reader *rd, const uint8_t *p, size_t n)
             break;
         }
         amb__hs_state st = amb__handshake_state(r->hs);
+        if (st == AMB__HS_FAILED && rd->initiator &&
+            amb__handshake_result(r->hs)->status == AMB__HS_STATUS_NOK) {
+            /* Simultaneous connect, and the peer's attempt wins: it is
+             * taking our entry over on our side (accept_status) and stops
+             * us then, signals and all kept. Until then we wait, without
+             * the socket (OTP's dist_util waits to be killed); the set-up
+             * deadline ends a wait nobody ends. */
+            r->d->transport->close(r->d->tctx, self, r->sock);
+            r->sock = AMB_NONE;
+            rd->yielded = true;
+            return;
+        }
         if (st == AMB__HS_FAILED) {
             const amb__hs_result *res = amb__handshake_result(r->hs);
             hs_flush(self, rd);
@@ -1209,7 +1226,9 @@ static amb__hs_config hs_config(amb__dist *d, const char *peer, size_t peer_len)
  * quarter of the tick time. */
 static void arm(amb_proc *self, reader *rd, int64_t ms)
 {
-    amb_send_after(self, amb_self(self), amb_atom("$dist_timer"), ms, NULL);
+    if (amb_send_after(self, amb_self(self), amb_atom("$dist_timer"), ms, &rd->timer) !=
+        0)
+        reader_end(self, rd, "system_limit");
 }
 
 /* The first message: {start, DistPtr, Node, Sock}: an initiator (Node an
@@ -1257,7 +1276,8 @@ static void start(amb_proc *self, reader *rd, amb_term msg)
         amb_term s;
         if (d->transport->connect(d->tctx, self, node, d->setuptime_ms, &s) != 0)
             reader_end(self, rd, "connection_setup_failed");
-        if (amb_heap_new(&r->sock_heap) != 0 || amb_term_copy(r->sock_heap, s, &r->sock) != 0)
+        if (amb_heap_new(&r->sock_heap) != 0 ||
+            amb_term_copy(r->sock_heap, s, &r->sock) != 0)
             reader_end(self, rd, "system_limit");
         size_t nl;
         const char *nt = amb_atom_name(node, &nl);
@@ -1289,7 +1309,8 @@ static void timer(amb_proc *self, reader *rd)
     amb__dist *d = rd->r->d;
     int64_t now = amb_now_ms(), quarter = d->ticktime_ms / 4;
     if (now - c->last_recv >= d->ticktime_ms) {
-        amb_log(self, AMB_LOG_WARNING, "distribution: node %s not responding; disconnecting",
+        amb_log(self, AMB_LOG_WARNING,
+                "distribution: node %s not responding; disconnecting",
                 amb_atom_name(rd->node, NULL));
         reader_end(self, rd, "net_tick_timeout");
     }
@@ -1312,7 +1333,7 @@ static void timer(amb_proc *self, reader *rd)
                 wake(d, amb__remote_sched(self), wpid);
         }
     }
-    arm(self, rd, quarter > 0 ? quarter : 1);
+    arm(self, rd, quarter);
 }
 
 static int reader_handle(amb_proc *self, void *state, amb_term msg)
@@ -1323,7 +1344,10 @@ static int reader_handle(amb_proc *self, void *state, amb_term msg)
         return 0;
     }
     amb_term sock, data;
-    if (amb_match(msg, "{tcp,~w,~w}", &sock, &data) == 0 && amb_equal(sock, rd->r->sock)) {
+    if (rd->yielded && msg != amb_atom("$dist_timer"))
+        return 0;
+    if (amb_match(msg, "{tcp,~w,~w}", &sock, &data) == 0 &&
+        amb_equal(sock, rd->r->sock)) {
         const uint8_t *p;
         size_t n;
         if (amb_binary_get(data, &p, &n) == 0)

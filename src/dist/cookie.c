@@ -26,7 +26,8 @@
 #define COOKIE_LETTERS 20
 
 /* Says why in the caller's why buffer (may be NULL), returns rc. */
-#define FAIL(rc, ...) ((why != NULL && why_cap > 0 ? snprintf(why, why_cap, __VA_ARGS__) : 0), (rc))
+#define FAIL(rc, ...) \
+    ((why != NULL && why_cap > 0 ? snprintf(why, why_cap, __VA_ARGS__) : 0), (rc))
 
 int amb__cookie_check(const uint8_t *data, size_t n, size_t *len)
 {
@@ -49,15 +50,15 @@ static int create(const char *path, char *why, size_t why_cap)
     uint8_t r[COOKIE_LETTERS];
     char text[COOKIE_LETTERS];
     if (RAND_bytes(r, sizeof r) != 1)
-        return FAIL(AMB_EACCES, "no random bytes for the cookie file %s",
-                    path);
+        return FAIL(AMB_EACCES, "no random bytes for the cookie file %s", path);
     for (size_t i = 0; i < COOKIE_LETTERS; i++)
         text[i] = (char)('A' + r[i] % 26);
     /* O_EXCL: another node starting at the same moment keeps its own. */
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
     if (fd < 0)
-        return errno == EEXIST ? 0
-                               : FAIL(AMB_EACCES, "cannot create the cookie file %s", path);
+        return errno == EEXIST
+                   ? 0
+                   : FAIL(AMB_EACCES, "cannot create the cookie file %s", path);
     ssize_t n = write(fd, text, sizeof text);
     close(fd);
     if (n != (ssize_t)sizeof text)

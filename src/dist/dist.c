@@ -85,13 +85,14 @@ static int op_send(void *ctx, amb__sched *s, amb_pid from, amb_term to, amb_term
 static int op_link(void *ctx, amb_proc *self, amb_pid to, uint32_t *conn)
 {
     amb__dist_ctl c = {.op = AMB__DOP_LINK, .from = amb_self(self), .to = to};
-    return amb__conn_queue(ctx, amb__remote_sched(self), amb__dist_node_of(to), &c, amb_self(self),
-                           conn);
+    return amb__conn_queue(ctx, amb__remote_sched(self), amb__dist_node_of(to), &c,
+                           amb_self(self), conn);
 }
 
 static void op_unlink(void *ctx, amb_proc *self, amb_pid to, uint64_t id, uint32_t conn)
 {
-    amb__dist_ctl c = {.op = AMB__DOP_UNLINK_ID, .id = id, .from = amb_self(self), .to = to};
+    amb__dist_ctl c = {
+        .op = AMB__DOP_UNLINK_ID, .id = id, .from = amb_self(self), .to = to};
     amb__conn_queue_on(ctx, amb__remote_sched(self), amb__dist_node_of(to), conn, &c);
 }
 
@@ -115,8 +116,8 @@ static void op_exit(void *ctx, amb__sched *s, amb_pid from, amb_pid to, amb_term
         amb__conn_queue(ctx, s, amb__dist_node_of(to), &c, AMB_NONE, NULL);
 }
 
-static int op_monitor(void *ctx, amb_proc *self, amb_term target, amb_term node, amb_term ref,
-                      uint32_t *conn)
+static int op_monitor(void *ctx, amb_proc *self, amb_term target, amb_term node,
+                      amb_term ref, uint32_t *conn)
 {
     amb__dist_ctl c = {
         .op = AMB__DOP_MONITOR_P, .from = amb_self(self), .to = target, .ref = ref};
@@ -126,7 +127,8 @@ static int op_monitor(void *ctx, amb_proc *self, amb_term target, amb_term node,
 static void op_demonitor(void *ctx, amb__sched *s, amb_pid watcher, amb_term target,
                          amb_term node, amb_term ref, uint32_t conn)
 {
-    amb__dist_ctl c = {.op = AMB__DOP_DEMONITOR_P, .from = watcher, .to = target, .ref = ref};
+    amb__dist_ctl c = {
+        .op = AMB__DOP_DEMONITOR_P, .from = watcher, .to = target, .ref = ref};
     amb__conn_queue_on(ctx, s, node, conn, &c);
 }
 
@@ -210,17 +212,19 @@ void amb__dist_notify(amb_proc *self, amb__dist *d, amb_term node, bool up, bool
     amb_heap *h = amb_proc_heap(self);
     amb_heap_mark m = amb_heap_save(h);
     amb_term tag = up ? amb_atom("nodeup") : AMB_ATOM_NODEDOWN;
-    amb_term type = AMB_TUPLE(h, amb_atom("node_type"),
-                              amb_atom(hidden ? "hidden" : "visible"));
-    amb_term info = up ? AMB_LIST(h, type)
-                       : AMB_LIST(h, type, AMB_TUPLE(h, amb_atom("nodedown_reason"),
-                                                     reason != AMB_NONE ? reason
-                                                                        : AMB_ATOM_UNDEFINED));
+    amb_term type =
+        AMB_TUPLE(h, amb_atom("node_type"), amb_atom(hidden ? "hidden" : "visible"));
+    amb_term info =
+        up ? AMB_LIST(h, type)
+           : AMB_LIST(h, type,
+                      AMB_TUPLE(h, amb_atom("nodedown_reason"),
+                                reason != AMB_NONE ? reason : AMB_ATOM_UNDEFINED));
     amb_term plain = AMB_TUPLE(h, tag, node), full = AMB_TUPLE(h, tag, node, info);
     for (size_t i = 0; i < n; i++) {
         if (hidden && !(subs[i].flags & AMB_MONITOR_NODES_ALL))
             continue;
-        amb_send(self, subs[i].pid, (subs[i].flags & AMB_MONITOR_NODES_INFO) ? full : plain);
+        amb_send(self, subs[i].pid,
+                 (subs[i].flags & AMB_MONITOR_NODES_INFO) ? full : plain);
     }
     amb_heap_rewind(h, m);
     amb__free(subs);
@@ -251,8 +255,10 @@ int amb__dist_start(amb_proc *self, const char *name, const amb_node_opts *opts,
     amb_node_opts none = {0};
     const amb_node_opts *o = opts != NULL ? opts : &none;
     if (self == NULL || name == NULL || t == NULL ||
-        (o->ticktime_ms != 0 && (o->ticktime_ms < 1000 || o->ticktime_ms > AMB_TIMEOUT_MAX)) ||
-        (o->setuptime_ms != 0 && (o->setuptime_ms < 0 || o->setuptime_ms > AMB_TIMEOUT_MAX)) ||
+        (o->ticktime_ms != 0 &&
+         (o->ticktime_ms < 1000 || o->ticktime_ms > AMB_TIMEOUT_MAX)) ||
+        (o->setuptime_ms != 0 &&
+         (o->setuptime_ms < 0 || o->setuptime_ms > AMB_TIMEOUT_MAX)) ||
         (o->listen_host != NULL && strlen(o->listen_host) >= 64))
         return AMB_EBADARG;
     amb_rt *rt = amb_proc_rt(self);
@@ -270,7 +276,8 @@ int amb__dist_start(amb_proc *self, const char *name, const amb_node_opts *opts,
             memcpy(d->cookie, o->cookie, d->cookie_len = n);
     } else if (rc == 0) {
         char why[256];
-        rc = amb__cookie_read(d->cookie, sizeof d->cookie, &d->cookie_len, why, sizeof why);
+        rc = amb__cookie_read(d->cookie, sizeof d->cookie, &d->cookie_len, why,
+                              sizeof why);
         if (rc != 0)
             amb_log(self, AMB_LOG_ERROR, "distribution: %s", why);
     }
@@ -482,7 +489,8 @@ int amb_monitor_nodes(amb_proc *self, bool flag, unsigned flags)
     } else {
         for (size_t i = 0; i < d->n_subs; i++) {
             if (d->subs[i].pid == me && d->subs[i].flags == flags) {
-                memmove(&d->subs[i], &d->subs[i + 1], (d->n_subs - i - 1) * sizeof *d->subs);
+                memmove(&d->subs[i], &d->subs[i + 1],
+                        (d->n_subs - i - 1) * sizeof *d->subs);
                 d->n_subs--;
                 break;
             }

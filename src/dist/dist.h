@@ -79,7 +79,8 @@ typedef struct amb__dist_transport {
      * it, in active mode. */
     int (*adopt)(void *tctx, amb_proc *self, amb_term sock);
     /* Sends all of data[0..len) on sock (any process; waits only itself). */
-    int (*send)(void *tctx, amb_proc *self, amb_term sock, const uint8_t *data, size_t len);
+    int (*send)(void *tctx, amb_proc *self, amb_term sock, const uint8_t *data,
+                size_t len);
     /* Closes sock (its owner). */
     void (*close)(void *tctx, amb_proc *self, amb_term sock);
     /* The node stops: unregisters from EPMD, stops listening. */
@@ -91,7 +92,8 @@ typedef struct amb__dist_transport {
  * ------------------------------------------------------------------------ */
 typedef enum amb__conn_state {
     AMB__CONN_PENDING, /* set-up under way: signals wait in the pending list */
-    AMB__CONN_UP,      /* handshake done: signals go out through the writer */
+    AMB__CONN_UP,      /* handshake done: signals go out through the writer
+                          (into the pending list until it sent that) */
     AMB__CONN_DOWN,    /* gone (not in the table any more) */
 } amb__conn_state;
 
@@ -118,8 +120,8 @@ typedef struct amb__conn_item {
 
 typedef struct amb__conn {
     struct amb__dist *d;
-    amb_term node;  /* the peer's name */
-    uint32_t id;    /* the connection's number (remote.h), never 0 */
+    amb_term node; /* the peer's name */
+    uint32_t id;   /* the connection's number (remote.h), never 0 */
     amb__conn_state state;
     int refs;       /* the table's, the reader's, the writer's */
     bool hidden;    /* the peer is hidden (no PUBLISHED flag) */
@@ -138,6 +140,7 @@ typedef struct amb__conn {
     amb__conn_chunk *out, *out_tail;
     size_t out_bytes;
     bool writer_idle;
+    bool flushed; /* UP, and the writer has sent the pending list */
     /* The writer's reference (conn.c, writer_init): claimed by the writer
      * when it runs, or abandoned (taken back) by the reader that ended
      * before it ran. */
@@ -165,8 +168,8 @@ amb__conn *amb__conn_get(struct amb__dist *d, amb_term node, bool create);
  * relation over it and gives its number in *conn. The message is dropped
  * when the node is down or stops (0). AMB_ENOMEM. Any context (no
  * process needed): s may be NULL. */
-int amb__conn_queue(struct amb__dist *d, amb__sched *s, amb_term node, const amb__dist_ctl *c,
-                    amb_pid interest, uint32_t *conn);
+int amb__conn_queue(struct amb__dist *d, amb__sched *s, amb_term node,
+                    const amb__dist_ctl *c, amb_pid interest, uint32_t *conn);
 /* The node's connection conn is `node`'s current one: queue c on it (a
  * signal of a relation made over conn: dropped when that connection is
  * gone). */
@@ -190,8 +193,8 @@ void amb__conn_forget(struct amb__dist *d, amb_pid pid);
 
 /* The reader of a connection: a handler process. Initiator: connects to
  * node; acceptor: takes over sock. Spawned by net_kernel, linked to it. */
-int amb__conn_start_reader(amb_proc *self, struct amb__dist *d, amb_term node, amb_term sock,
-                           amb_pid *out);
+int amb__conn_start_reader(amb_proc *self, struct amb__dist *d, amb_term node,
+                           amb_term sock, amb_pid *out);
 
 /* Pid sets. */
 int amb__pidset_add(amb__pidset *s, amb_pid pid);
@@ -219,7 +222,7 @@ typedef struct amb__dist {
     pthread_mutex_t lock;
     amb__dist_state state;
     /* Who we are. */
-    amb_term name;  /* alive@host */
+    amb_term name; /* alive@host */
     char name_text[AMB__NODE_NAME_MAX + 1];
     char alive[AMB__NODE_NAME_MAX + 1]; /* the part before '@' */
     char host[AMB__NODE_NAME_MAX + 1];  /* the part after it */

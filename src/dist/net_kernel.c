@@ -53,8 +53,7 @@ static amb_gen_ret nk_info(amb_proc *self, void *state, amb_term msg)
     if (amb_match(msg, "{connect,~w}", &node) == 0 && amb_is_atom(node)) {
         pthread_mutex_lock(&d->lock);
         amb__conn *c = amb__conn_get(d, node, false);
-        bool start =
-            c != NULL && c->state == AMB__CONN_PENDING && c->reader == AMB_NONE;
+        bool start = c != NULL && c->state == AMB__CONN_PENDING && c->reader == AMB_NONE;
         pthread_mutex_unlock(&d->lock);
         if (start && amb__conn_start_reader(self, d, node, AMB_NONE, NULL) != 0)
             amb_log(self, AMB_LOG_ERROR, "distribution: cannot start a connection to %s",

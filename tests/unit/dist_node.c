@@ -44,8 +44,9 @@ static void echo(amb_proc *self, void *arg)
         if (amb_match(m, "{die,~w}", &body) == 0)
             amb_exit_self(self, body);
         if (amb_match(m, "{~p,~w}", &from, &body) == 0)
-            CHECK_OK(self, amb_send(self, from, AMB_TUPLE(h, amb_atom("echo"),
-                                                          amb_self(self), body)));
+            CHECK_OK(self,
+                     amb_send(self, from,
+                              AMB_TUPLE(h, amb_atom("echo"), amb_self(self), body)));
     }
 }
 
@@ -176,7 +177,8 @@ static void signals_a(amb_proc *self, void *arg)
     CHECK_OK(self, amb_monitor(self, v2, &r3));
     CHECK_OK(self, amb_demonitor(self, r3, AMB_DEMONITOR_FLUSH));
     CHECK_OK(self, amb_monitor(self, AMB_TUPLE(h, amb_atom("nosuch"), b), &r4));
-    CHECK(self, wait_down(self, r4, AMB_TUPLE(h, amb_atom("nosuch"), b)) == AMB_ATOM_NOPROC);
+    CHECK(self,
+          wait_down(self, r4, AMB_TUPLE(h, amb_atom("nosuch"), b)) == AMB_ATOM_NOPROC);
     CHECK_OK(self, amb_send(self, v2, amb_pack(h, "{die,boom}")));
     CHECK(self, wait_down(self, r1, v2) == amb_atom("boom"));
     CHECK(self, wait_down(self, r2, by_name) == amb_atom("boom"));
@@ -184,8 +186,9 @@ static void signals_a(amb_proc *self, void *arg)
 
     /* gen_server:call by {Name, Node}. */
     amb_term reply;
-    CHECK_OK(self, amb_gen_server_call(self, AMB_TUPLE(h, amb_atom("calc"), b),
-                                       amb_pack(h, "{add,2,3}"), AMB_TEST_WAIT_MS, &reply));
+    CHECK_OK(self,
+             amb_gen_server_call(self, AMB_TUPLE(h, amb_atom("calc"), b),
+                                 amb_pack(h, "{add,2,3}"), AMB_TEST_WAIT_MS, &reply));
     CHECK_TERM(self, reply, "5");
     CHECK_RC(self, AMB_ENOPROC,
              amb_gen_server_call(self, AMB_TUPLE(h, amb_atom("nocalc"), b), AMB_ATOM_OK,
@@ -204,4 +207,265 @@ AMB_TEST(dist_node_signals_cross_between_two_c_nodes)
     run_nodes(2, 2, bodies, args);
 }
 
-AMB_TEST_MAIN(AMB_TEST_ENTRY(dist_node_signals_cross_between_two_c_nodes))
+/* ---------------------------------------------------------------------------
+ * A lost connection: noconnection exactly once, nodedown, reconnect
+ * ------------------------------------------------------------------------ */
+
+/* Everything that arrives within a short quiet wait is counted by kind. */
+typedef struct seen {
+    int exits, downs, nodedowns, nodedowns_info, others;
+} seen;
+
+static void drain_seen(amb_proc *self, seen *s)
+{
+    amb_term m;
+    while (amb_receive(self, 200, &m) == 0) {
+        if (amb_is_record(m, AMB_ATOM_EXIT, 3) &&
+            amb_tuple_elem(m, 2) == AMB_ATOM_NOCONNECTION)
+            s->exits++;
+        else if (amb_is_record(m, AMB_ATOM_DOWN, 5) &&
+                 amb_tuple_elem(m, 4) == AMB_ATOM_NOCONNECTION)
+            s->downs++;
+        else if (amb_match(m, "{nodedown,'b@fakehost'}") == 0)
+            s->nodedowns++;
+        else if (amb_match(m, "{nodedown,'b@fakehost',[{node_type,hidden},"
+                              "{nodedown_reason,disconnect}]}") == 0)
+            s->nodedowns_info++;
+        else
+            s->others++;
+    }
+}
+
+static void lost_a(amb_proc *self, void *arg)
+{
+    (void)arg;
+    WAIT_UNTIL(self, atomic_load(nodes_flag(0)) == 1);
+    CHECK_OK(self, start_fake_node(self, "a@fakehost", NULL));
+    amb_heap *h = amb_proc_heap(self);
+    amb_term b = amb_atom(B_NODE);
+    CHECK_OK(self, amb_monitor_nodes(self, true,
+                                     AMB_MONITOR_NODES_ALL | AMB_MONITOR_NODES_INFO));
+    CHECK_OK(self, amb_node_ping(self, b));
+    WAIT_MSG(self, NULL, "{nodeup,'b@fakehost',[{node_type,hidden}]}");
+    amb_trap_exit(self, true);
+    victim_on_b(self, "v1");
+    victim_on_b(self, "v2");
+    amb_pid v1 = echo_pid(self, AMB_TUPLE(h, amb_atom("v1"), b));
+    amb_pid v2 = echo_pid(self, AMB_TUPLE(h, amb_atom("v2"), b));
+    CHECK_OK(self, amb_link(self, v1));
+    CHECK_OK(self, amb_monitor(self, v2, NULL));
+    CHECK_OK(self, amb_monitor(self, AMB_TUPLE(h, amb_atom("v2"), b), NULL));
+    CHECK_OK(self, amb_monitor_node(self, b, true));
+    CHECK_OK(self, amb_monitor_node(self, b, true));
+    CHECK_OK(self, amb_monitor_node(self, b, true));
+    CHECK_OK(self, amb_monitor_node(self, b, false));
+    /* A round trip: everything above has reached b. */
+    CHECK(self, amb_equal(echo_pid(self, v2), v2));
+
+    CHECK_OK(self, amb_disconnect_node(self, b));
+    amb_term nodes;
+    CHECK_OK(self, amb_nodes(self, AMB_NODES_CONNECTED, &nodes));
+    CHECK(self, nodes == AMB_NIL);
+    seen s = {0};
+    drain_seen(self, &s);
+    CHECK_EQ(self, s.exits, 1);
+    CHECK_EQ(self, s.downs, 2);
+    CHECK_EQ(self, s.nodedowns, 2);
+    CHECK_EQ(self, s.nodedowns_info, 1);
+    CHECK_EQ(self, s.others, 0);
+    CHECK_RC(self, AMB_ENOTCONN, amb_disconnect_node(self, b));
+
+    /* The next use connects again; v1 died of the lost link, v2 lives. */
+    CHECK(self, amb_equal(echo_pid(self, v2), v2));
+    WAIT_MSG(self, NULL, "{nodeup,'b@fakehost',_}");
+    amb_term r;
+    CHECK_OK(self, amb_monitor(self, v1, &r));
+    CHECK(self, wait_down(self, r, v1) == AMB_ATOM_NOPROC);
+    amb_trap_exit(self, false);
+    CHECK_OK(self, amb_monitor_nodes(self, false,
+                                     AMB_MONITOR_NODES_ALL | AMB_MONITOR_NODES_INFO));
+    stop_b(self);
+    CHECK_OK(self, amb_node_stop(self));
+}
+
+AMB_TEST(dist_node_a_lost_connection_ends_each_relation_once_and_reconnects)
+{
+    amb_fn *bodies[] = {lost_a, node_b};
+    void *args[] = {NULL, NULL};
+    run_nodes(2, 1, bodies, args);
+    run_nodes(2, 2, bodies, args);
+}
+
+/* ---------------------------------------------------------------------------
+ * A node that cannot be reached
+ * ------------------------------------------------------------------------ */
+
+static void unreachable_a(amb_proc *self, void *arg)
+{
+    (void)arg;
+    CHECK_OK(self, start_fake_node(self, "a@fakehost", NULL));
+    amb_heap *h = amb_proc_heap(self);
+    amb_term nobody = amb_atom("nobody@fakehost");
+    amb_term name = AMB_TUPLE(h, amb_atom("x"), nobody);
+    amb_pid pid = amb_pid_term(h, nobody, 40, 0, 1);
+    CHECK_OK(self, amb_send(self, name, AMB_ATOM_OK));
+    CHECK_OK(self, amb_send(self, pid, AMB_ATOM_OK));
+    amb_term r1, r2;
+    CHECK_OK(self, amb_monitor(self, name, &r1));
+    CHECK_OK(self, amb_monitor(self, pid, &r2));
+    CHECK(self, wait_down(self, r1, name) == AMB_ATOM_NOCONNECTION);
+    CHECK(self, wait_down(self, r2, pid) == AMB_ATOM_NOCONNECTION);
+    amb_trap_exit(self, true);
+    CHECK_OK(self, amb_link(self, pid));
+    amb_term m;
+    WAIT_MSG(self, &m, "{'EXIT',~v,noconnection}", pid);
+    amb_trap_exit(self, false);
+    CHECK_OK(self, amb_monitor_node(self, nobody, true));
+    WAIT_MSG(self, &m, "{nodedown,'nobody@fakehost'}");
+    CHECK_RC(self, AMB_ENOTCONN, amb_node_ping(self, nobody));
+    amb_term reply;
+    CHECK_RC(self, AMB_EEXIT,
+             amb_gen_server_call(self, name, AMB_ATOM_OK, AMB_TEST_WAIT_MS, &reply));
+    CHECK(self, reply == AMB_ATOM_NOCONNECTION);
+    CHECK_RC(self, AMB_ETIMEDOUT, amb_receive(self, 0, NULL));
+    CHECK_OK(self, amb_node_stop(self));
+}
+
+AMB_TEST(dist_node_an_unreachable_node_gives_noconnection)
+{
+    run_both(unreachable_a, NULL);
+}
+
+/* ---------------------------------------------------------------------------
+ * Ticks: a peer that goes silent is dropped after the tick time
+ * ------------------------------------------------------------------------ */
+
+static void tick_b(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_node_opts o = {.ticktime_ms = 1000};
+    CHECK_OK(self, start_fake_node(self, B_NODE, &o));
+    atomic_store(nodes_flag(0), 1);
+    /* Up for as long as a has not seen the timeout; then done. */
+    WAIT_UNTIL(self, atomic_load(nodes_flag(2)) == 1);
+    CHECK_OK(self, amb_node_stop(self));
+}
+
+static void tick_a(amb_proc *self, void *arg)
+{
+    (void)arg;
+    WAIT_UNTIL(self, atomic_load(nodes_flag(0)) == 1);
+    amb_node_opts o = {.ticktime_ms = 1000};
+    CHECK_OK(self, start_fake_node(self, "a@fakehost", &o));
+    amb_term b = amb_atom(B_NODE);
+    CHECK_OK(self, amb_monitor_nodes(self, true,
+                                     AMB_MONITOR_NODES_ALL | AMB_MONITOR_NODES_INFO));
+    CHECK_OK(self, amb_node_ping(self, b));
+    WAIT_MSG(self, NULL, "{nodeup,'b@fakehost',_}");
+    /* Quiet but ticking: still up after more than a tick time. */
+    CHECK_RC(self, AMB_ETIMEDOUT, amb_receive(self, 1600, NULL));
+    fake_mute(b, true);
+    int64_t t0 = amb_now_ms();
+    WAIT_MSG(self, NULL,
+             "{nodedown,'b@fakehost',[{node_type,hidden},{nodedown_reason,net_tick_"
+             "timeout}]}");
+    int64_t took = amb_now_ms() - t0;
+    CHECK(self, took >= 500);
+    fake_mute(b, false);
+    atomic_store(nodes_flag(2), 1);
+    CHECK_OK(self, amb_node_stop(self));
+}
+
+AMB_TEST(dist_node_a_silent_peer_is_dropped_after_the_tick_time)
+{
+    amb_fn *bodies[] = {tick_a, tick_b};
+    void *args[] = {NULL, NULL};
+    run_nodes(2, 2, bodies, args);
+}
+
+/* ---------------------------------------------------------------------------
+ * Simultaneous connect, and order across the set-up
+ * ------------------------------------------------------------------------ */
+
+#define ROUNDS 20
+#define BURST  300
+
+/* Receives BURST numbered messages from `from_node`'s sender, in order. */
+static void sink(amb_proc *self, void *arg)
+{
+    (void)arg;
+    CHECK_OK(self, amb_register(self, amb_atom("sink"), amb_self(self)));
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int i = 0; i < BURST; i++) {
+            amb_term m = RECV_WITHIN(self, 60000);
+            int round, n;
+            CHECK_OK(self, amb_match(m, "{~i,~i}", &round, &n));
+            CHECK_EQ(self, round, r);
+            CHECK_EQ(self, n, i);
+        }
+        atomic_fetch_add(nodes_flag(5), 1);
+    }
+}
+
+typedef struct both_arg {
+    const char *me, *peer;
+    int id;
+} both_arg;
+
+static void both(amb_proc *self, void *arg)
+{
+    both_arg *a = arg;
+    CHECK_OK(self, start_fake_node(self, a->me, NULL));
+    amb_pid s;
+    amb_term ref;
+    CHECK_OK(self, amb_spawn_monitor(self, sink, NULL, &s, &ref));
+    amb_heap *h = amb_proc_heap(self);
+    amb_heap_mark top = amb_heap_save(h);
+    amb_term peer = amb_atom(a->peer);
+    atomic_fetch_add(nodes_flag(0), 1);
+    WAIT_UNTIL(self, atomic_load(nodes_flag(0)) == 2);
+    for (int r = 0; r < ROUNDS; r++) {
+        /* Both go at once: each side's first send connects. */
+        atomic_fetch_add(nodes_flag(1), 1);
+        WAIT_UNTIL(self, atomic_load(nodes_flag(1)) >= 2 * (r + 1));
+        amb_term to = AMB_TUPLE(h, amb_atom("sink"), peer);
+        for (int i = 0; i < BURST; i++)
+            CHECK_OK(self, amb_send(self, to, AMB_TUPLE(h, AMB_SMALL(r), AMB_SMALL(i))));
+        /* Both sinks have their round: one connection each way. */
+        WAIT_UNTIL(self, atomic_load(nodes_flag(5)) >= 2 * (r + 1));
+        amb_term nodes;
+        CHECK_OK(self, amb_nodes(self, AMB_NODES_CONNECTED, &nodes));
+        CHECK(self, amb_is_cons(nodes) && amb_list_head(nodes) == peer &&
+                        amb_list_tail(nodes) == AMB_NIL);
+        atomic_fetch_add(nodes_flag(2), 1);
+        WAIT_UNTIL(self, atomic_load(nodes_flag(2)) >= 2 * (r + 1));
+        /* One side drops the connection between rounds. */
+        if (a->id == r % 2)
+            amb_disconnect_node(self, peer);
+        WAIT_UNTIL(self,
+                   amb_nodes(self, AMB_NODES_CONNECTED, &nodes) == 0 && nodes == AMB_NIL);
+        atomic_fetch_add(nodes_flag(3), 1);
+        WAIT_UNTIL(self, atomic_load(nodes_flag(3)) >= 2 * (r + 1));
+        amb_heap_rewind(h, top);
+    }
+    CHECK(self, wait_down(self, ref, s) == AMB_ATOM_NORMAL);
+    atomic_fetch_add(nodes_flag(4), 1);
+    WAIT_UNTIL(self, atomic_load(nodes_flag(4)) == 2);
+    CHECK_OK(self, amb_node_stop(self));
+}
+
+AMB_TEST(dist_node_simultaneous_connects_settle_on_one_connection_in_order)
+{
+    both_arg a = {"a@fakehost", B_NODE, 0}, b = {B_NODE, "a@fakehost", 1};
+    amb_fn *bodies[] = {both, both};
+    void *args[] = {&a, &b};
+    run_nodes(2, 1, bodies, args);
+    run_nodes(2, 2, bodies, args);
+}
+
+AMB_TEST_MAIN(
+    AMB_TEST_ENTRY(dist_node_signals_cross_between_two_c_nodes),
+    AMB_TEST_ENTRY(dist_node_a_lost_connection_ends_each_relation_once_and_reconnects),
+    AMB_TEST_ENTRY(dist_node_an_unreachable_node_gives_noconnection),
+    AMB_TEST_ENTRY(dist_node_a_silent_peer_is_dropped_after_the_tick_time),
+    AMB_TEST_ENTRY(dist_node_simultaneous_connects_settle_on_one_connection_in_order))
