@@ -178,6 +178,10 @@ typedef struct amb__poll {
     _Atomic(uint64_t) last_ms;
     /* Descriptors open now. */
     _Atomic(size_t) nopen;
+    /* The events of the claim holder's amb__poll_block, kept for its
+     * amb__poll_dispatch (only the claim holder touches them). */
+    void *held;
+    int nheld;
 
     /* The table: chunk pointers are published once (release) and never
      * change; the rest is under lock. */
@@ -247,9 +251,22 @@ bool amb__poll_disarm(amb__poll_desc *pd, int dir, amb__poll_waiter *w);
  * the caller delivers *fired (above). */
 int amb__poll_wait(amb__poll *p, int64_t timeout_ms, amb__poll_list *fired);
 
-/* Makes a thread blocked in amb__poll_wait return soon (at once if one is
- * blocked, at its next wait otherwise). Any thread; cheap when a break is
- * already pending (one atomic load). */
+/* amb__poll_wait in two halves, for the claim holder (a scheduler that
+ * blocks): amb__poll_block waits for events up to timeout_ms and keeps
+ * them in p without touching any descriptor or waiter (0, or AMB_EIO);
+ * amb__poll_dispatch then does with them what amb__poll_wait does (fires
+ * waiters into *fired, marks slots READY, drops stale events, records
+ * last_ms) and returns the number of waiters fired. A scheduler is offline
+ * for QSBR while it blocks and comes back online between the two, before
+ * any waiter is touched: a waiter's memory (in a process block) is only
+ * guaranteed while its reader is online (sched.c, "The poller"). Only the
+ * holder of the claim calls them. */
+int amb__poll_block(amb__poll *p, int64_t timeout_ms);
+int amb__poll_dispatch(amb__poll *p, amb__poll_list *fired);
+
+/* Makes a thread blocked in amb__poll_wait or amb__poll_block return soon
+ * (at once if one is blocked, at its next wait otherwise). Any thread; cheap when a break
+ * is already pending (one atomic load). */
 void amb__poll_break(amb__poll *p);
 
 /* The claim on blocking: true for the one caller that may now block in
