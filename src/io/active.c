@@ -186,7 +186,7 @@ static enum outcome read_stream(amb_proc *p, amb__sock *k)
             return CELL_REQUEUE;
         if (!short_read || (k->tls != NULL && amb__tls_pending(k->tls))) {
             amb__poll_reset(k->pd, AMB__SOCK_READ);
-            size_t want = k->opts.buffer;
+            size_t want = k->rd_buffer;
             uint8_t *at;
             size_t room;
             bool raw_direct =
@@ -202,7 +202,7 @@ static enum outcome read_stream(amb_proc *p, amb__sock *k)
             int dir = AMB__SOCK_READ;
             ssize_t r = amb__tcp_read_some(k, at, room, &dir);
             if (r > 0) {
-                short_read = (size_t)r < room;
+                short_read = k->tls == NULL && (size_t)r < room && !amb__poll_hup(k->pd);
                 if (!raw_direct) {
                     amb__packet_commit(&k->rx, (size_t)r);
                     continue;

@@ -68,9 +68,13 @@ static void table_free(amb_rt *rt)
             /* Every owner ended and released its sockets; a socket left
              * open here would be a leak of the layer, not of the user. */
             amb__sock *k = &chunk[i];
-            if ((atomic_load_explicit(&k->state, memory_order_relaxed) &
-                 AMB__SOCK_REFS_MASK) != 0)
-                amb__panic("socket %u still open at runtime teardown", k->index);
+            uint64_t st = atomic_load_explicit(&k->state, memory_order_relaxed);
+            if ((st & AMB__SOCK_REFS_MASK) != 0)
+                amb__panic(
+                    "socket %u still open at runtime teardown (refs %llu%s, cell %s)",
+                    k->index, (unsigned long long)(st & AMB__SOCK_REFS_MASK),
+                    (st & AMB__SOCK_CLOSING) ? ", closing" : "",
+                    k->cell_home ? "home" : "out");
         }
         amb__free_aligned(chunk);
     }
@@ -551,6 +555,7 @@ static void call_cleanup(amb_proc *p, void *ctx)
         }
     }
     amb__socket_call_end(p, c);
+    amb__socket_put(p->task.sched, k); /* the call's reference */
 }
 
 int amb__socket_call_begin(amb_proc *p, amb__sock *k, int dir, uint64_t deadline,
@@ -626,6 +631,7 @@ int amb__socket_wait(amb_proc *p, amb__sock *k, int dir, uint64_t deadline)
 void amb__socket_rx_sync(amb__sock *k)
 {
     amb__spin_lock(&k->lock);
+    k->rd_buffer = k->opts.buffer;
     if (k->packet_changed) {
         amb__packet_set(&k->rx, &k->opts.packet); /* checked by setopts */
         k->packet_changed = false;

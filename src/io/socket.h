@@ -106,6 +106,7 @@ typedef struct amb__sock {
     /* The read side: the read turn's holder. */
     amb__pio_turn turn[2];
     amb__packet rx;
+    size_t rd_buffer; /* opts.buffer as of the last amb__socket_rx_sync */
     bool rd_eof;
     int rd_err;
     /* Active mode: the waiter whose node is the event cell. */
@@ -178,8 +179,8 @@ void amb__socket_call_end(amb_proc *p, amb__sock_call *c);
 int amb__socket_wait(amb_proc *p, amb__sock *k, int dir, uint64_t deadline);
 /* Whether k is closing (a reference held). */
 bool amb__socket_closing(const amb__sock *k);
-/* Makes the read turn's holder apply new packet options (its lock held or
- * not: takes it). */
+/* The read turn's holder takes the options it reads by (new packet
+ * options, the read size) under the lock. */
 void amb__socket_rx_sync(amb__sock *k);
 /* Gives the read turn back, kicking active mode that waited for it. */
 void amb__socket_read_release(amb__sched *s, amb__sock *k);

@@ -600,7 +600,7 @@ static int recv_loop(amb_proc *self, amb__sock *k, size_t len, uint64_t deadline
                     return 0;
                 }
             } else {
-                size_t want = k->opts.buffer, have = amb__packet_buffered(&k->rx);
+                size_t want = k->rd_buffer, have = amb__packet_buffered(&k->rx);
                 if (len > have && len - have > want)
                     want = len - have;
                 uint8_t *at;
@@ -611,7 +611,8 @@ static int recv_loop(amb_proc *self, amb__sock *k, size_t len, uint64_t deadline
                 r = amb__tcp_read_some(k, at, room, &dir);
                 if (r > 0) {
                     amb__packet_commit(&k->rx, (size_t)r);
-                    short_read = k->tls == NULL && (size_t)r < room;
+                    short_read =
+                        k->tls == NULL && (size_t)r < room && !amb__poll_hup(k->pd);
                     continue;
                 }
             }

@@ -207,6 +207,7 @@ int amb__poll_open(amb__poll *p, int fd, amb__poll_desc **out, uint32_t *gen)
     atomic_store_explicit(&pd->slot[AMB__POLL_READ], AMB__POLL_NIL, memory_order_relaxed);
     atomic_store_explicit(&pd->slot[AMB__POLL_WRITE], AMB__POLL_NIL,
                           memory_order_relaxed);
+    atomic_store_explicit(&pd->hup, 0, memory_order_relaxed);
     pd->fd = fd;
     /* relaxed: this thread bumped it last (close) or it is 0; the value is
      * only compared. */
@@ -345,6 +346,17 @@ size_t amb__poll_inject(amb__poll *p, uint64_t token, unsigned dirs,
         atomic_load_explicit(&pd->gen, memory_order_acquire) != (uint32_t)(token >> 32))
         return 0;
     size_t n = 0;
+    if ((dirs & AMB__POLL_HUP) &&
+        atomic_load_explicit(&pd->hup, memory_order_relaxed) == 0) {
+        /* relaxed store, then a seq_cst fence before the slots are looked
+         * at: a reader whose reset (a seq_cst RMW) consumed an edge that
+         * fire() below finds already there and so does not rewrite, then
+         * reads hup with seq_cst after its syscall, comes after the fence
+         * in the total order and sees it (C11's fence rule); a reader
+         * whose reset came later finds a READY or gets fired. */
+        atomic_store_explicit(&pd->hup, 1, memory_order_relaxed);
+        atomic_thread_fence(memory_order_seq_cst);
+    }
     if (dirs & DIR_READ)
         n += fire(pd, AMB__POLL_READ, fired);
     if (dirs & DIR_WRITE)
@@ -386,6 +398,8 @@ static int dispatch(amb__poll *p, const struct epoll_event *ev, int n,
             dirs |= DIR_READ;
         if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
             dirs |= DIR_WRITE;
+        if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            dirs |= AMB__POLL_HUP;
         amb__poll_inject(p, ev[i].data.u64, dirs, fired);
     }
     /* relaxed: a time stamp for the watchdog's "nobody polled lately". */
