@@ -40,6 +40,7 @@ declare -A public=(
   [process.h]=process [logger.h]=process
   [gen_server.h]=behaviour [supervisor.h]=behaviour [application.h]=behaviour
   [node.h]=dist
+  [socket.h]=io
 )
 
 bad=0

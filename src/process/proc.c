@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "process/fail.h"
+#include "process/pio.h"
 #include "process/rt.h"
 
 #define HANDLER_BATCH 64 /* messages a handler takes per activation */
@@ -298,6 +299,8 @@ static bool abnormal(amb_term reason)
 
 void amb__proc_die(amb_proc *p, amb_term reason, bool report, amb__msg *cell)
 {
+    /* A socket call it was in ends first, on this stack (pio.h). */
+    amb__pio_exit(p);
     set_reason(p, reason);
     amb__msg_free(p->task.sched, cell);
     if (report && abnormal(p->exit_reason)) {
@@ -416,6 +419,8 @@ void amb__proc_teardown(amb__sched *s, amb__task *t)
     /* release: pairs with lookups' acquire; from now on none finds p. */
     atomic_store_explicit(&rt->ptab.slots[index], NULL, memory_order_release);
     amb__ptab_free(rt, s, index);
+    /* Owned sockets are closed (their cells may land in the mailbox). */
+    amb__pio_teardown(s, p);
     /* Pending cells: a LINK or MONITOR among them is answered (noproc). */
     amb__mailbox_drop_all(s, p);
     amb__pheap_drop(s, p);
@@ -443,16 +448,20 @@ void amb__proc_reclaim(amb__sched *s, amb__task *t)
     amb__mpscq_node *n;
     while ((n = amb__mpscq_pop(&p->task.inbox)) != NULL)
         amb__mailbox_discard(p->rt, s, (amb__msg *)(void *)n);
+    amb__pio_free(p);
     block_free(s, p);
 }
 
 /* Frees a process that never ended (amb_rt_free after a stop). */
 static void discard(amb__sched *s, amb_proc *p)
 {
+    amb__pio_exit(p); /* while its stack is there */
     amb__sched_release(s, &p->task);
     amb__ptimer_wait_cancel(s, p);
     p->wait_timer = NULL;
+    amb__pio_teardown(s, p);
     amb__mailbox_drop_all(s, p);
+    amb__pio_free(p);
     amb__pheap_drop(s, p);
     amb__fail_free(p); /* runs its on_exit handlers: nothing leaks */
     amb__alias_free(p);

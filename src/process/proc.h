@@ -64,6 +64,11 @@ enum amb__msg_kind {
     AMB__MSG_ALIAS,      /* a message sent to an alias; words[0]: its key */
     AMB__MSG_NODEDOWN,   /* a connection to another node is gone (remote.h);
                             words: node, conn */
+    /* The I/O contract (pio.h): cell headers embedded in an I/O state or a
+     * resource, never freed as cells. */
+    AMB__MSG_IO,        /* the process's own I/O cell: a waiter fired, a turn */
+    AMB__MSG_RES_EVENT, /* a resource's event, run in its owner's drain */
+    AMB__MSG_RES_GIVE,  /* a resource given to the receiver */
 };
 
 /* A message cell: a 32-byte header and its words (msg.c). A small term
@@ -171,6 +176,9 @@ struct amb_proc {
     amb__msg *kept;
     size_t kept_bytes;
     size_t live_bytes;
+    /* I/O (pio.h): its waiter and cell, owned resources, the call in
+     * progress; made on first use, freed when the block is reclaimed. */
+    struct amb__pio *io;
 };
 
 /* The process whose task t is. */
@@ -291,6 +299,9 @@ int amb__mailbox_send(amb_rt *rt, amb__sched *s, amb_pid from, amb_term to, amb_
 /* Moves what has arrived into the private queue, handling signals on the
  * way (which may end p). */
 void amb__mailbox_drain(amb_proc *p);
+/* Appends m to p's private queue as its newest message (an I/O event's
+ * messages, pio.h). */
+void amb__mailbox_append(amb_proc *p, amb__msg *m);
 /* Frees every cell of a dead process's mailbox and private queue. */
 void amb__mailbox_drop_all(amb__sched *s, amb_proc *p);
 /* Frees a cell that will never be received; a request in it is answered
@@ -300,6 +311,10 @@ void amb__mailbox_discard(amb_rt *rt, amb__sched *s, amb__msg *m);
 /* Handler processes: takes the oldest message without waiting. False when
  * there is none. The term is borrowed until the next take. */
 bool amb__mailbox_take(amb_proc *p, amb_term *out);
+/* Drains the mailbox, then moves every message of the private queue for
+ * which match is true, in order, into the mailbox of `to` (the cells
+ * themselves: a socket's messages given with the socket, pio.h). */
+void amb__mailbox_move_if(amb_proc *p, amb_match_fn *match, void *ctx, amb_proc *to);
 /* Drains the mailbox, then removes and frees every message of the private
  * queue for which match is true (amb_demonitor's flush). Leaves the borrowed
  * message alone. */

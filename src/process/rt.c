@@ -22,6 +22,11 @@
 
 #define DEFAULT_STACK     ((size_t)64 << 10)
 #define DEFAULT_MAX_PROCS ((size_t)1 << 22)
+/* The idle spin's upper bound: waking a sleeping vCPU costs 100-180 us on
+ * the machines measured (runtime.md, "Idle and wake-up"), so work that
+ * arrives within 200 us of the last is caught awake. */
+#define DEFAULT_SPIN_US 200
+#define MAX_SPIN_US     100000
 
 /* Going to sleep: cached cells and blocks go back to their slabs. */
 static void sched_trim(amb__sched *s)
@@ -34,6 +39,8 @@ static void sched_trim(amb__sched *s)
  * empty: every cell and block is back in the pools). */
 static void sched_term(amb__sched *s)
 {
+    amb__free(amb__rt_sched_of(s)->io_scratch);
+    amb__rt_sched_of(s)->io_scratch = NULL;
     amb__msg_pools_free(s);
     amb__proc_pool_free(s);
     amb__ptab_flush_cache(amb__rt_of(s->exec), s);
@@ -80,10 +87,13 @@ int amb_rt_new(const amb_config *cfg, amb_rt **out)
         c.watchdog_ms = 2000;
     if (c.node_name == NULL)
         c.node_name = "nonode@nohost";
+    if (c.spin_us == 0)
+        c.spin_us = DEFAULT_SPIN_US;
     if (c.schedulers > 1024 || c.max_processes > ((size_t)1 << 28) ||
         c.max_processes < 16 || c.stack_size < 16384 ||
         c.stack_size > ((size_t)256 << 20) || c.blocking_threads > 1024 ||
-        !amb__timeout_ok(c.watchdog_ms, true))
+        !amb__timeout_ok(c.watchdog_ms, true) ||
+        !(c.spin_us == AMB_SPIN_OFF || (c.spin_us > 0 && c.spin_us <= MAX_SPIN_US)))
         return AMB_EBADARG;
     amb_term node = amb_atom(c.node_name);
     if (node == AMB_NONE)
@@ -120,6 +130,7 @@ int amb_rt_new(const amb_config *cfg, amb_rt **out)
         .watchdog_ms =
             c.watchdog_ms == AMB_INFINITY ? UINT64_MAX : (uint64_t)c.watchdog_ms,
         .sched_ext = sizeof(amb__rt_sched),
+        .spin_max_us = c.spin_us == AMB_SPIN_OFF ? 0 : (uint32_t)c.spin_us,
         .ops = &ops,
     };
     if ((rc = amb__exec_init(&rt->exec, &ec)) != 0)
@@ -192,6 +203,8 @@ void amb_rt_free(amb_rt *rt)
     const amb__remote *r = atomic_load_explicit(&rt->remote, memory_order_relaxed);
     if (r != NULL)
         r->ops->free(r->ctx);
+    if (rt->io_free != NULL)
+        rt->io_free(rt);
     amb__msg_depots_free(rt);
     amb__proc_depot_free(rt);
     amb__names_term(rt);
