@@ -13,6 +13,7 @@
 #include "ambitious/gen_server.h"
 #include "ambitious/supervisor.h"
 #include "ambitious/application.h"
+#include "ambitious/node.h"
 #include "ambitious/socket.h"
 
 #endif /* AMBITIOUS_H */

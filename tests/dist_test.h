@@ -77,10 +77,10 @@ static bool fake_sock_get(amb_term sock, size_t *chan, int *side)
     return true;
 }
 
-static int fake_start(void *tctx, amb_proc *self, amb__dist *d, amb_pid nk,
+static int fake_start(amb__dist *d, amb_proc *self, amb_pid nk,
                       uint32_t *creation)
 {
-    (void)tctx, (void)self;
+    (void)self;
     int rc = AMB_ESYSLIMIT;
     pthread_mutex_lock(&fake.lock);
     for (int i = 0; i < FAKE_NODES; i++) {
@@ -104,9 +104,9 @@ static int fake_start(void *tctx, amb_proc *self, amb__dist *d, amb_pid nk,
     return rc;
 }
 
-static void fake_stop(void *tctx, amb_proc *self, amb__dist *d)
+static void fake_stop(amb__dist *d, amb_proc *self)
 {
-    (void)tctx, (void)self;
+    (void)d, (void)self;
     pthread_mutex_lock(&fake.lock);
     for (int i = 0; i < FAKE_NODES; i++)
         if (fake.nodes[i].d == d)
@@ -114,10 +114,10 @@ static void fake_stop(void *tctx, amb_proc *self, amb__dist *d)
     pthread_mutex_unlock(&fake.lock);
 }
 
-static int fake_connect(void *tctx, amb_proc *self, amb_term node, int64_t timeout_ms,
+static int fake_connect(amb__dist *d, amb_proc *self, amb_term node, int64_t timeout_ms,
                         amb_term *sock)
 {
-    (void)tctx, (void)timeout_ms;
+    (void)d, (void)timeout_ms;
     pthread_mutex_lock(&fake.lock);
     int peer = -1;
     for (int i = 0; i < FAKE_NODES; i++)
@@ -152,9 +152,9 @@ static int fake_connect(void *tctx, amb_proc *self, amb_term node, int64_t timeo
     return rc;
 }
 
-static int fake_adopt(void *tctx, amb_proc *self, amb_term sock)
+static int fake_adopt(amb__dist *d, amb_proc *self, amb_term sock)
 {
-    (void)tctx;
+    (void)d;
     size_t c;
     int side;
     if (!fake_sock_get(sock, &c, &side))
@@ -179,10 +179,10 @@ static int fake_adopt(void *tctx, amb_proc *self, amb_term sock)
     return rc;
 }
 
-static int fake_send(void *tctx, amb_proc *self, amb_term sock, const uint8_t *data,
+static int fake_send(amb__dist *d, amb_proc *self, amb_term sock, const uint8_t *data,
                      size_t len)
 {
-    (void)tctx;
+    (void)d;
     size_t c;
     int side;
     if (!fake_sock_get(sock, &c, &side))
@@ -229,9 +229,9 @@ static int fake_send(void *tctx, amb_proc *self, amb_term sock, const uint8_t *d
     return rc;
 }
 
-static void fake_close(void *tctx, amb_proc *self, amb_term sock)
+static void fake_close(amb__dist *d, amb_proc *self, amb_term sock)
 {
-    (void)tctx, (void)self;
+    (void)d, (void)self;
     size_t c;
     int side;
     if (!fake_sock_get(sock, &c, &side))

@@ -635,7 +635,7 @@ static int writer_init(amb_proc *self, void *state, void *arg)
 static void send_bytes(amb_proc *self, amb__conn *c, const uint8_t *p, size_t n)
 {
     amb__dist *d = c->d;
-    int rc = d->transport->send(d->tctx, self, c->sock, p, n);
+    int rc = d->transport->send(d, self, c->sock, p, n);
     if (rc != 0)
         amb_exit_self(self, AMB_TUPLE(amb_proc_heap(self), AMB_ATOM_SHUTDOWN,
                                       amb_atom("send_failed")));
@@ -776,7 +776,7 @@ _Noreturn static void reader_end(amb_proc *self, reader *rd, const char *why)
     if (r->c != NULL)
         down_as(self, r->c, reason, amb_self(self));
     if (r->sock != AMB_NONE)
-        r->d->transport->close(r->d->tctx, self, r->sock);
+        r->d->transport->close(r->d, self, r->sock);
     amb_exit_self(self, AMB_TUPLE(amb_proc_heap(self), AMB_ATOM_SHUTDOWN, reason));
 }
 
@@ -790,7 +790,7 @@ static void hs_flush(amb_proc *self, reader *rd)
     const uint8_t *p = amb__handshake_output(r->hs, &n);
     if (n == 0)
         return;
-    if (r->d->transport->send(r->d->tctx, self, r->sock, p, n) != 0)
+    if (r->d->transport->send(r->d, self, r->sock, p, n) != 0)
         reader_end(self, rd, "connection_closed");
     amb__handshake_output_done(r->hs, n);
 }
@@ -1174,7 +1174,7 @@ static void input(amb_proc *self, reader *rd, const uint8_t *p, size_t n)
              * us then, signals and all kept. Until then we wait, without
              * the socket (OTP's dist_util waits to be killed); the set-up
              * deadline ends a wait nobody ends. */
-            r->d->transport->close(r->d->tctx, self, r->sock);
+            r->d->transport->close(r->d, self, r->sock);
             r->sock = AMB_NONE;
             rd->yielded = true;
             return;
@@ -1274,7 +1274,7 @@ static void start(amb_proc *self, reader *rd, amb_term msg)
             amb_exit_self(self, AMB_ATOM_NORMAL); /* set up by someone else */
         arm(self, rd, d->setuptime_ms);
         amb_term s;
-        if (d->transport->connect(d->tctx, self, node, d->setuptime_ms, &s) != 0)
+        if (d->transport->connect(d, self, node, d->setuptime_ms, &s) != 0)
             reader_end(self, rd, "connection_setup_failed");
         if (amb_heap_new(&r->sock_heap) != 0 ||
             amb_term_copy(r->sock_heap, s, &r->sock) != 0)
@@ -1290,7 +1290,7 @@ static void start(amb_proc *self, reader *rd, amb_term msg)
             amb_term_copy(r->sock_heap, sock, &r->sock) != 0)
             reader_end(self, rd, "system_limit");
         arm(self, rd, d->setuptime_ms);
-        if (d->transport->adopt(d->tctx, self, r->sock) != 0)
+        if (d->transport->adopt(d, self, r->sock) != 0)
             reader_end(self, rd, "connection_setup_failed");
         amb__hs_config cfg = hs_config(d, NULL, 0);
         if (amb__handshake_init(r->hs, AMB__HS_ACCEPTOR, &cfg) != 0)
@@ -1360,6 +1360,12 @@ static int reader_handle(amb_proc *self, void *state, amb_term msg)
         if (!rd->up && rd->r->hs != NULL)
             amb__handshake_eof(rd->r->hs);
         reader_end(self, rd, rd->up ? "connection_closed" : "connection_setup_failed");
+    }
+    if (amb_match(msg, "{tcp_passive,~w}", &sock) == 0 && amb_equal(sock, rd->r->sock)) {
+        /* {active, N} ran out: N more (the socket layer's flow control). */
+        if (rd->r->d->transport->adopt(rd->r->d, self, sock) != 0)
+            reader_end(self, rd, "connection_closed");
+        return 0;
     }
     if (msg == amb_atom("$dist_timer")) {
         timer(self, rd);

@@ -159,6 +159,7 @@ static void op_free(void *ctx)
             amb__conn_unref(d->conns[i]);
     amb__free(d->conns);
     amb__free(d->subs);
+    amb__epmd_server_free(d->epmd);
     pthread_mutex_destroy(&d->lock);
     amb__free(d);
 }
@@ -316,13 +317,13 @@ int amb__dist_start(amb_proc *self, const char *name, const amb_node_opts *opts,
         rc = AMB_ESTATE;
     if (rc != 0)
         goto fail;
-    rc = t->start(tctx, self, d, d->net_kernel, &d->creation);
+    rc = t->start(d, self, d->net_kernel, &d->creation);
     if (rc == 0)
         rc = amb__remote_set_node(rt, d->name, d->creation);
     if (rc == 0)
         rc = amb__remote_install(rt, &d->remote);
     if (rc != 0) {
-        t->stop(tctx, self, d);
+        t->stop(d, self);
         amb_gen_server_stop(self, d->net_kernel, AMB_ATOM_SHUTDOWN, AMB_INFINITY);
         goto fail;
     }
@@ -334,6 +335,11 @@ fail:
     pthread_mutex_destroy(&d->lock);
     amb__free(d);
     return rc;
+}
+
+int amb_node_start(amb_proc *self, const char *name, const amb_node_opts *opts)
+{
+    return amb__dist_start(self, name, opts, &amb__tcp_transport, NULL);
 }
 
 int amb_node_stop(amb_proc *self)
@@ -365,7 +371,7 @@ int amb_node_stop(amb_proc *self)
         amb__conn_unref(c);
         pthread_mutex_unlock(&d->lock);
     }
-    d->transport->stop(d->tctx, self, d);
+    d->transport->stop(d, self);
     amb_gen_server_stop(self, d->net_kernel, AMB_ATOM_SHUTDOWN, AMB_INFINITY);
     pthread_mutex_lock(&d->lock);
     d->state = AMB__DIST_STOPPED;

@@ -68,23 +68,23 @@ typedef struct amb__dist_transport {
      * what stands for it), *creation gets the node's creation. Runs in
      * amb_node_start's caller. Whatever it starts lives in processes linked
      * to net_kernel, whose pid it gets. 0 or an error of amb_node_start. */
-    int (*start)(void *tctx, amb_proc *self, struct amb__dist *d, amb_pid net_kernel,
+    int (*start)(struct amb__dist *d, amb_proc *self, amb_pid net_kernel,
                  uint32_t *creation);
     /* Connects to node (an atom) within timeout_ms; the calling process (a
      * reader) becomes the socket's owner, in active mode. *sock on
      * success. */
-    int (*connect)(void *tctx, amb_proc *self, amb_term node, int64_t timeout_ms,
+    int (*connect)(struct amb__dist *d, amb_proc *self, amb_term node, int64_t timeout_ms,
                    amb_term *sock);
     /* Makes the calling process the owner of an accepted socket handed to
      * it, in active mode. */
-    int (*adopt)(void *tctx, amb_proc *self, amb_term sock);
+    int (*adopt)(struct amb__dist *d, amb_proc *self, amb_term sock);
     /* Sends all of data[0..len) on sock (any process; waits only itself). */
-    int (*send)(void *tctx, amb_proc *self, amb_term sock, const uint8_t *data,
+    int (*send)(struct amb__dist *d, amb_proc *self, amb_term sock, const uint8_t *data,
                 size_t len);
     /* Closes sock (its owner). */
-    void (*close)(void *tctx, amb_proc *self, amb_term sock);
+    void (*close)(struct amb__dist *d, amb_proc *self, amb_term sock);
     /* The node stops: unregisters from EPMD, stops listening. */
-    void (*stop)(void *tctx, amb_proc *self, struct amb__dist *d);
+    void (*stop)(struct amb__dist *d, amb_proc *self);
 } amb__dist_transport;
 
 /* ---------------------------------------------------------------------------
@@ -244,6 +244,9 @@ typedef struct amb__dist {
     amb__conn **conns;
     size_t conns_cap, conns_len;
     uint32_t next_conn;
+    /* The embedded EPMD registry, when this node serves one
+     * (epmd_server.c); freed with the node. */
+    struct amb__epmd_server *epmd;
     /* net_kernel:monitor_nodes subscribers. */
     amb__dist_sub *subs;
     size_t n_subs, cap_subs;
@@ -261,6 +264,30 @@ amb_term amb__dist_node_of(amb_term t);
  * (after unlock: the subscribers are copied under it). */
 void amb__dist_notify(amb_proc *self, amb__dist *d, amb_term node, bool up, bool hidden,
                       amb_term reason);
+
+/* ---------------------------------------------------------------------------
+ * TCP and EPMD (tcp_transport.c, epmd_client.c, epmd_server.c)
+ * ------------------------------------------------------------------------ */
+/* The transport of amb_node_start: TCP through socket.h, EPMD (the system's
+ * or the embedded one) for names. */
+extern const amb__dist_transport amb__tcp_transport;
+/* Registers `alive` (listening on port; hidden or not) with the EPMD on
+ * 127.0.0.1:epmd_port: *conn gets the registration's connection (owned by
+ * the caller; closing it unregisters), *creation the node's creation.
+ * AMB_EEXIST (the name is taken), AMB_ECONNREFUSED (no EPMD), the socket
+ * errors, AMB_ETIMEDOUT. */
+int amb__epmd_client_register(amb_proc *self, uint16_t epmd_port, const char *alive,
+                              uint16_t port, bool hidden, int64_t timeout_ms,
+                              amb_term *conn, uint32_t *creation);
+/* The distribution port of `alive` on host's EPMD. AMB_ENOTFOUND (not
+ * registered), the socket errors, AMB_ETIMEDOUT. */
+int amb__epmd_client_port(amb_proc *self, const char *host, uint16_t epmd_port,
+                          const char *alive, int64_t timeout_ms, uint16_t *port);
+/* Serves the EPMD registry on port from this node (a listening process
+ * linked to net_kernel). AMB_EADDRINUSE when something else listens there. */
+int amb__epmd_server_start(amb_proc *self, struct amb__dist *d, uint16_t port);
+/* Frees the registry (with the node). */
+void amb__epmd_server_free(struct amb__epmd_server *srv);
 
 /* ---------------------------------------------------------------------------
  * net_kernel (net_kernel.c)
