@@ -1102,6 +1102,29 @@ static void handle_body(amb_proc *self, reader *rd, const uint8_t *body, size_t 
     amb_heap_rewind(h, m);
 }
 
+/* Queues a tick (an empty frame) for the writer. */
+static void send_tick(amb_proc *self, reader *rd)
+{
+    amb__conn *c = rd->r->c;
+    amb__dist *d = rd->r->d;
+    amb__conn_chunk *ch = amb__malloc(sizeof *ch + 4);
+    if (ch == NULL)
+        return; /* the next interval tries again */
+    ch->next = NULL;
+    ch->cap = 4;
+    amb__frame_encode_tick(ch->data, 4, &ch->len);
+    pthread_mutex_lock(&d->lock);
+    bool w = false;
+    if (c->state == AMB__CONN_UP)
+        w = append(c, ch);
+    else
+        amb__free(ch);
+    amb_pid wpid = c->writer;
+    pthread_mutex_unlock(&d->lock);
+    if (w)
+        wake(d, amb__remote_sched(self), wpid);
+}
+
 /* Handles every whole frame buffered. */
 static void frames(amb_proc *self, reader *rd)
 {
@@ -1114,8 +1137,20 @@ static void frames(amb_proc *self, reader *rd)
             return;
         if (rc != 0)
             reader_end(self, rd, "system_limit");
-        if (len == 0)
-            continue; /* a tick */
+        if (len == 0) {
+            /* A tick, answered with one (as libei does) so that a peer
+             * whose tick time is shorter than ours hears from us in time;
+             * but only after a quiet half second, so that two nodes that
+             * both answer do not bounce ticks for ever. */
+            int64_t quiet =
+                rd->r->d->ticktime_ms / 4 < 500 ? rd->r->d->ticktime_ms / 4 : 500;
+            /* relaxed: see writer's send_bytes. */
+            if (amb_now_ms() -
+                    atomic_load_explicit(&rd->r->c->last_send, memory_order_relaxed) >=
+                quiet)
+                send_tick(self, rd);
+            continue;
+        }
         amb__frame f;
         if (amb__frame_parse(rd->mode, data, len, &f) != 0)
             reader_end(self, rd, "protocol_error");
@@ -1315,24 +1350,8 @@ static void timer(amb_proc *self, reader *rd)
         reader_end(self, rd, "net_tick_timeout");
     }
     /* relaxed: see writer's send_bytes. */
-    if (now - atomic_load_explicit(&c->last_send, memory_order_relaxed) >= quarter) {
-        amb__conn_chunk *ch = amb__malloc(sizeof *ch + 4);
-        if (ch != NULL) {
-            ch->next = NULL;
-            ch->cap = 4;
-            amb__frame_encode_tick(ch->data, 4, &ch->len);
-            pthread_mutex_lock(&d->lock);
-            bool w = false;
-            if (c->state == AMB__CONN_UP)
-                w = append(c, ch);
-            else
-                amb__free(ch);
-            amb_pid wpid = c->writer;
-            pthread_mutex_unlock(&d->lock);
-            if (w)
-                wake(d, amb__remote_sched(self), wpid);
-        }
-    }
+    if (now - atomic_load_explicit(&c->last_send, memory_order_relaxed) >= quarter)
+        send_tick(self, rd);
     arm(self, rd, quarter);
 }
 

@@ -124,7 +124,8 @@ int amb__epmd_client_port(amb_proc *self, const char *host, uint16_t epmd_port,
     if (rc == 0)
         rc = amb_tcp_send(self, s, req, n, timeout_ms, NULL);
     if (rc == 0)
-        rc = read_answer(self, s, deadline, buf, AMB__EPMD_REQUEST_MAX + 16, decode_port, a);
+        rc = read_answer(self, s, deadline, buf, AMB__EPMD_REQUEST_MAX + 16, decode_port,
+                         a);
     if (rc == 0 && a->result != 0)
         rc = AMB_ENOTFOUND;
     if (rc == 0)

@@ -86,7 +86,8 @@ static uint32_t reg_add(amb__epmd_server *srv, const amb__epmd_node *node, amb_p
     }
     if (!taken && srv->n < srv->cap) {
         creation = fresh_creation(srv);
-        srv->v[srv->n++] = (reg_entry){.node = *node, .owner = owner, .creation = creation};
+        srv->v[srv->n++] =
+            (reg_entry){.node = *node, .owner = owner, .creation = creation};
     }
     pthread_mutex_unlock(&srv->lock);
     return creation;
@@ -140,10 +141,9 @@ static bool answer(amb_proc *self, conn_state *c, const amb__epmd_request *req)
         for (size_t i = 0;; i++) {
             pthread_mutex_lock(&srv->lock);
             bool more = i < srv->n;
-            int rc = more ? amb__epmd_names_line_encode(srv->v[i].node.name,
-                                                        srv->v[i].node.name_len,
-                                                        srv->v[i].node.port, out, sizeof out,
-                                                        &n)
+            int rc = more ? amb__epmd_names_line_encode(
+                                srv->v[i].node.name, srv->v[i].node.name_len,
+                                srv->v[i].node.port, out, sizeof out, &n)
                           : 0;
             pthread_mutex_unlock(&srv->lock);
             if (!more)
@@ -226,7 +226,8 @@ static void acceptor(amb_proc *self, void *arg)
 {
     amb__epmd_server *srv = arg;
     amb_term l, nk;
-    if (amb_receive_match(self, AMB_INFINITY, NULL, "{'$epmd_listen',~w,~p}", &l, &nk) != 0 ||
+    if (amb_receive_match(self, AMB_INFINITY, NULL, "{'$epmd_listen',~w,~p}", &l, &nk) !=
+            0 ||
         amb_link(self, nk) != 0)
         return;
     for (;;) {

@@ -90,7 +90,8 @@ static void listener(amb_proc *self, void *arg)
 {
     amb__dist *d = arg;
     amb_term l, nk;
-    if (amb_receive_match(self, AMB_INFINITY, NULL, "{'$dist_listen',~w,~p}", &l, &nk) != 0 ||
+    if (amb_receive_match(self, AMB_INFINITY, NULL, "{'$dist_listen',~w,~p}", &l, &nk) !=
+            0 ||
         amb_link(self, nk) != 0)
         return;
     for (;;) {
@@ -126,8 +127,8 @@ static int tcp_start(amb__dist *d, amb_proc *self, amb_pid nk, uint32_t *creatio
 {
     amb_sock_opts lo = {.nodelay = true, .buffer = READ_BYTES};
     amb_socket l, reg;
-    int rc = amb_tcp_listen(self, d->listen_host[0] != '\0' ? d->listen_host : NULL, d->port,
-                            &lo, &l);
+    int rc = amb_tcp_listen(self, d->listen_host[0] != '\0' ? d->listen_host : NULL,
+                            d->port, &lo, &l);
     if (rc != 0)
         return rc;
     amb_addr a;

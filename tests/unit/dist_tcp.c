@@ -24,7 +24,8 @@
 static uint16_t free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t n = sizeof a;
     assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
     assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &n), 0);
@@ -51,8 +52,9 @@ static void echo(amb_proc *self, void *arg)
         if (amb_match(m, "{die,~w}", &body) == 0)
             amb_exit_self(self, body);
         if (amb_match(m, "{~p,~w}", &from, &body) == 0)
-            CHECK_OK(self, amb_send(self, from,
-                                    AMB_TUPLE(h, amb_atom("echo"), amb_self(self), body)));
+            CHECK_OK(self,
+                     amb_send(self, from,
+                              AMB_TUPLE(h, amb_atom("echo"), amb_self(self), body)));
     }
 }
 
@@ -113,7 +115,8 @@ static void node_a(amb_proc *self, void *arg)
     uint8_t *bytes = malloc(big);
     for (size_t i = 0; i < big; i++)
         bytes[i] = (uint8_t)(i * 7);
-    CHECK_OK(self, amb_send(self, e, AMB_TUPLE(h, amb_self(self), amb_binary(h, bytes, big))));
+    CHECK_OK(self,
+             amb_send(self, e, AMB_TUPLE(h, amb_self(self), amb_binary(h, bytes, big))));
     amb_term back;
     WAIT_MSG(self, &m, "{echo,_,~w}", &back);
     const uint8_t *p;
@@ -125,8 +128,9 @@ static void node_a(amb_proc *self, void *arg)
 
     /* Monitor and link with real reasons; a call. */
     amb_term ref, reply;
-    CHECK_OK(self, amb_gen_server_call(self, AMB_TUPLE(h, amb_atom("adder"), b),
-                                       amb_pack(h, "{add,40,2}"), AMB_TEST_WAIT_MS, &reply));
+    CHECK_OK(self,
+             amb_gen_server_call(self, AMB_TUPLE(h, amb_atom("adder"), b),
+                                 amb_pack(h, "{add,40,2}"), AMB_TEST_WAIT_MS, &reply));
     CHECK_TERM(self, reply, "42");
     CHECK_OK(self, amb_monitor(self, e, &ref));
     CHECK_OK(self, amb_send(self, e, amb_pack(h, "{die,{shutdown,tcp}}")));

@@ -1,0 +1,263 @@
+/*
+ * dist_node_helper.c - a C node built on the public API only (ambitious.h,
+ * node.h), driven by tests/interop/dist_node.escript from a real Erlang node:
+ *
+ *   dist_node_helper NAME COOKIE [--long] [--visible] [--tick MS]
+ *                    [--connect NODE] [--epmd PORT]
+ *
+ * It starts node NAME (short names unless --long), prints "READY <node>"
+ * once up (after pinging NODE first with --connect: the C node then is the
+ * initiator of the first connection), and serves:
+ *
+ *   agent  (registered) {From, Ref, Cmd} -> From ! {Ref, Result}:
+ *     {spawn, Name, Trap}   a worker (registered as Name unless none,
+ *                           trapping exits if Trap): {ok, Pid}. A worker
+ *                           answers {P, Msg} with P ! {echo, self(), Msg},
+ *                           ends on {die, Reason}, does {link, P},
+ *                           {unlink, P}, {monitor, Target} (replying
+ *                           {monitored, Ref}) and {exit, P, R} for its
+ *                           creator, and forwards every {'EXIT', ...} and
+ *                           {'DOWN', ...} it gets to its creator as
+ *                           {worker, self(), Msg}
+ *     {call, Server, Req}   gen_server call: {ok, Reply} | {error, Code, R}
+ *     {cast, Server, Msg}   ok
+ *     {send, To, Msg}       ok (To: a pid, a name, {Name, Node})
+ *     {ping, Node}          pong | pang
+ *     {nodes, Which}        visible | hidden | connected: the list
+ *     {monitor_node, Node}  ok; {nodedown, Node} is forwarded to From
+ *     {disconnect, Node}    ok | not_connected
+ *     {blob, N}             a binary of N bytes (byte i = i mod 251)
+ *     stop                  stops the node, then everything ends
+ *   cgs    (registered) a gen_server: {echo, X} -> {ok_from_c, X};
+ *          {add, A, B} -> A + B; anything else -> {unknown, Req}
+ *
+ * Every Result is sent back through distribution, so each check of the
+ * escript crosses the wire both ways.
+ */
+#include <ambitious.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *opt_name, *opt_cookie, *opt_connect;
+static amb_node_opts node_opts;
+
+/* ---- workers ------------------------------------------------------------- */
+
+/* The worker's first message: {Creator, Trap, Agent}; it answers the agent
+ * `ready` once it traps exits (if asked), so no signal finds it half set
+ * up. */
+static void worker(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_pid creator, agent_pid;
+    amb_term trap;
+    if (amb_receive_match(self, AMB_INFINITY, NULL, "{~p,~w,~p}", &creator, &trap,
+                          &agent_pid) != 0)
+        return;
+    amb_trap_exit(self, trap == AMB_ATOM_TRUE);
+    amb_heap *h = amb_proc_heap(self);
+    /* A pid of another node is a box in the message, which the next
+     * receive frees: the worker keeps a copy. */
+    amb_term_copy(h, creator, &creator);
+    amb_heap_mark top = amb_heap_save(h);
+    amb_send(self, agent_pid, amb_atom("ready"));
+    for (;;) {
+        amb_heap_rewind(h, top);
+        amb_term m, a, b;
+        if (amb_receive(self, AMB_INFINITY, &m) != 0)
+            return;
+        if (amb_match(m, "{die,~w}", &a) == 0)
+            amb_exit_self(self, a);
+        if (amb_match(m, "{link,~w}", &a) == 0) {
+            int rc = amb_link(self, a);
+            amb_send(self, creator, AMB_TUPLE(h, amb_atom("linked"), amb_int(h, rc)));
+        } else if (amb_match(m, "{unlink,~w}", &a) == 0) {
+            amb_unlink(self, a);
+            amb_send(self, creator, amb_atom("unlinked"));
+        } else if (amb_match(m, "{monitor,~w}", &a) == 0) {
+            amb_term ref = AMB_NONE;
+            int rc = amb_monitor(self, a, &ref);
+            amb_send(self, creator,
+                     AMB_TUPLE(h, amb_atom("monitored"), rc == 0 ? ref : amb_int(h, rc)));
+        } else if (amb_match(m, "{exit,~w,~w}", &a, &b) == 0) {
+            amb_exit(self, a, b);
+        } else if (amb_is_record(m, AMB_ATOM_EXIT, 3) ||
+                   amb_is_record(m, AMB_ATOM_DOWN, 5)) {
+            amb_send(self, creator, AMB_TUPLE(h, amb_atom("worker"), amb_self(self), m));
+        } else if (amb_match(m, "{~p,~w}", &a, &b) == 0) {
+            amb_send(self, a, AMB_TUPLE(h, amb_atom("echo"), amb_self(self), b));
+        }
+    }
+}
+
+/* ---- the gen_server --------------------------------------------------------- */
+
+static amb_gen_ret cgs_call(amb_proc *self, void *state, amb_term req, amb_term from)
+{
+    (void)state, (void)from;
+    amb_heap *h = amb_proc_heap(self);
+    amb_term x;
+    int a, b;
+    if (amb_match(req, "{echo,~w}", &x) == 0)
+        return amb_gen_reply(AMB_TUPLE(h, amb_atom("ok_from_c"), x));
+    if (amb_match(req, "{add,~i,~i}", &a, &b) == 0)
+        return amb_gen_reply(amb_int(h, a + b));
+    return amb_gen_reply(AMB_TUPLE(h, amb_atom("unknown"), req));
+}
+static const amb_gen_server cgs = {.name = "cgs", .handle_call = cgs_call};
+
+/* ---- the agent ------------------------------------------------------------ */
+
+/* First message {From, Node, Agent}: monitors Node, tells the agent it is
+ * ready, then passes {nodedown, Node} on to From. */
+static void node_watcher(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_pid from, agent_pid;
+    amb_term node, m;
+    if (amb_receive_match(self, AMB_INFINITY, NULL, "{~p,~w,~p}", &from, &node,
+                          &agent_pid) != 0)
+        return;
+    amb_term_copy(amb_proc_heap(self), from, &from); /* outlives the message */
+    amb_monitor_node(self, node, true);
+    amb_send(self, agent_pid, amb_atom("ready"));
+    if (amb_receive_match(self, AMB_INFINITY, &m, "{nodedown,_}") == 0)
+        amb_send(self, from, m);
+}
+
+static amb_term blob(amb_heap *h, size_t n)
+{
+    uint8_t *b = malloc(n ? n : 1);
+    for (size_t i = 0; i < n; i++)
+        b[i] = (uint8_t)(i % 251);
+    amb_term t = amb_binary(h, b, n);
+    free(b);
+    return t;
+}
+
+static amb_term command(amb_proc *self, amb_term from, amb_term cmd, bool *stop)
+{
+    amb_heap *h = amb_proc_heap(self);
+    amb_term a, b;
+    int64_t n;
+    if (cmd == AMB_ATOM_STOP) {
+        *stop = true;
+        return AMB_ATOM_OK;
+    }
+    if (amb_match(cmd, "{spawn,~w,~w}", &a, &b) == 0) {
+        amb_pid p;
+        amb_spawn(self, worker, NULL, &p);
+        amb_send(self, p, AMB_TUPLE(h, from, b, amb_self(self)));
+        amb_receive_match(self, AMB_INFINITY, NULL, "ready");
+        if (amb_is_atom(a) && a != amb_atom("none"))
+            amb_register(self, a, p);
+        return AMB_TUPLE(h, AMB_ATOM_OK, p);
+    }
+    if (amb_match(cmd, "{call,~w,~w}", &a, &b) == 0) {
+        amb_term reply = AMB_NONE;
+        int rc = amb_gen_server_call(self, a, b, 30000, &reply);
+        if (rc == 0)
+            return AMB_TUPLE(h, AMB_ATOM_OK, reply);
+        return AMB_TUPLE(h, AMB_ATOM_ERROR, amb_atom(amb_err_name(rc)),
+                         reply != AMB_NONE ? reply : AMB_ATOM_UNDEFINED);
+    }
+    if (amb_match(cmd, "{cast,~w,~w}", &a, &b) == 0)
+        return amb_gen_server_cast(self, a, b) == 0 ? AMB_ATOM_OK : AMB_ATOM_ERROR;
+    if (amb_match(cmd, "{send,~w,~w}", &a, &b) == 0)
+        return amb_send(self, a, b) == 0 ? AMB_ATOM_OK : AMB_ATOM_ERROR;
+    if (amb_match(cmd, "{ping,~w}", &a) == 0)
+        return amb_atom(amb_node_ping(self, a) == 0 ? "pong" : "pang");
+    if (amb_match(cmd, "{nodes,~w}", &a) == 0) {
+        unsigned which = a == amb_atom("hidden")      ? AMB_NODES_HIDDEN
+                         : a == amb_atom("connected") ? AMB_NODES_CONNECTED
+                                                      : AMB_NODES_VISIBLE;
+        amb_term l = AMB_NIL;
+        amb_nodes(self, which, &l);
+        return l;
+    }
+    if (amb_match(cmd, "{monitor_node,~w}", &a) == 0) {
+        /* A watcher holds the monitor and passes its nodedown on. */
+        amb_pid w;
+        amb_spawn(self, node_watcher, NULL, &w);
+        amb_send(self, w, AMB_TUPLE(h, from, a, amb_self(self)));
+        amb_receive_match(self, AMB_INFINITY, NULL, "ready");
+        return AMB_ATOM_OK;
+    }
+    if (amb_match(cmd, "{disconnect,~w}", &a) == 0)
+        return amb_disconnect_node(self, a) == 0 ? AMB_ATOM_OK
+                                                 : amb_atom("not_connected");
+    if (amb_match(cmd, "{blob,~l}", &n) == 0 && n >= 0)
+        return blob(h, (size_t)n);
+    return AMB_TUPLE(h, amb_atom("bad_command"), cmd);
+}
+
+static void agent(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_register(self, amb_atom("agent"), amb_self(self));
+    amb_heap *h = amb_proc_heap(self);
+    amb_heap_mark top = amb_heap_save(h);
+    for (;;) {
+        amb_heap_rewind(h, top);
+        amb_term m, from, ref, cmd;
+        if (amb_receive(self, AMB_INFINITY, &m) != 0)
+            return;
+        if (amb_match(m, "{~p,~w,~w}", &from, &ref, &cmd) != 0)
+            continue;
+        bool stop = false;
+        amb_term r = command(self, from, cmd, &stop);
+        amb_send(self, from, AMB_TUPLE(h, ref, r));
+        if (stop) {
+            amb_node_stop(self);
+            amb_rt_halt(amb_proc_rt(self), -1000);
+            return;
+        }
+    }
+}
+
+static void main_proc(amb_proc *self, void *arg)
+{
+    (void)arg;
+    int rc = amb_node_start(self, opt_name, &node_opts);
+    if (rc != 0) {
+        printf("FAILED %s\n", amb_err_name(rc));
+        fflush(stdout);
+        amb_rt_halt(amb_proc_rt(self), rc);
+        return;
+    }
+    amb_gen_opts go = {.name = amb_atom("cgs")};
+    amb_gen_server_start(self, &cgs, NULL, &go, NULL, NULL);
+    amb_spawn(self, agent, NULL, NULL);
+    if (opt_connect != NULL)
+        amb_node_ping(self, amb_atom(opt_connect));
+    size_t len;
+    printf("READY %s\n", amb_atom_name(amb_node(self), &len));
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: dist_node_helper NAME COOKIE [options]\n");
+        return 2;
+    }
+    opt_name = argv[1];
+    opt_cookie = argv[2];
+    node_opts.cookie = strcmp(opt_cookie, "-") == 0 ? NULL : opt_cookie;
+    for (int i = 3; i < argc; i++) {
+        if (strcmp(argv[i], "--long") == 0)
+            node_opts.long_names = true;
+        else if (strcmp(argv[i], "--visible") == 0)
+            node_opts.visible = true;
+        else if (strcmp(argv[i], "--tick") == 0 && i + 1 < argc)
+            node_opts.ticktime_ms = atoll(argv[++i]);
+        else if (strcmp(argv[i], "--connect") == 0 && i + 1 < argc)
+            opt_connect = argv[++i];
+        else if (strcmp(argv[i], "--epmd") == 0 && i + 1 < argc)
+            node_opts.epmd_port = (uint16_t)atoi(argv[++i]);
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int rc = amb_main(NULL, main_proc, NULL);
+    return rc == -1000 ? 0 : 1;
+}
