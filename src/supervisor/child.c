@@ -82,6 +82,8 @@ void amb__child_free(amb__child *c)
 {
     amb_heap_free(c->idheap);
     c->idheap = NULL;
+    amb_heap_free(c->pidheap);
+    c->pidheap = NULL;
     c->id = AMB_ATOM_UNDEFINED;
 }
 
@@ -99,6 +101,20 @@ int amb__child_start(amb_proc *self, amb__child *c, amb_term *reason)
     c->restarting = false;
     if (rc == 0 && amb_type_of(pid) != AMB_T_PID)
         rc = AMB_EBADARG; /* a start function that lied about its pid */
+    if (rc == 0 && !amb_is_local_pid(pid)) {
+        /* A child on another node: its pid is a box on our heap, which the
+         * supervisor rewinds; the record keeps a copy. */
+        if (c->pidheap == NULL && amb_heap_new(&c->pidheap) != 0)
+            rc = AMB_ENOMEM;
+        amb_heap_reset(c->pidheap);
+        if (rc == 0 && amb_term_copy(c->pidheap, pid, &pid) != 0)
+            rc = AMB_ENOMEM;
+        if (rc != 0) {
+            /* It runs, linked: it goes, as a failed start leaves nothing. */
+            amb_unlink(self, pid);
+            amb_exit(self, pid, AMB_ATOM_KILL);
+        }
+    }
     if (rc == 0) {
         c->pid = c->last_pid = pid;
         return 0;
@@ -169,7 +185,8 @@ typedef struct stop_set {
 
 static int cmp_pid(const void *a, const void *b)
 {
-    amb_pid x = ((const stopping *)a)->pid, y = ((const stopping *)b)->pid;
+    uint64_t x = amb__child_pid_key(((const stopping *)a)->pid),
+             y = amb__child_pid_key(((const stopping *)b)->pid);
     return x < y ? -1 : x > y;
 }
 
@@ -179,20 +196,22 @@ static int cmp_deadline(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The entry of pid, or NULL. */
+/* The entry of pid, or NULL: the first entry with its key, then those
+ * after it with the same key (a hash of a remote pid may repeat). */
 static stopping *find(const stop_set *set, amb_pid pid)
 {
+    uint64_t key = amb__child_pid_key(pid);
     size_t lo = 0, hi = set->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        stopping *e = &set->s[mid];
-        if (e->pid == pid)
-            return e;
-        if (e->pid < pid)
+        if (amb__child_pid_key(set->s[mid].pid) < key)
             lo = mid + 1;
         else
             hi = mid;
     }
+    for (; lo < set->n && amb__child_pid_key(set->s[lo].pid) == key; lo++)
+        if (amb_equal(set->s[lo].pid, pid))
+            return &set->s[lo];
     return NULL;
 }
 

@@ -138,9 +138,15 @@ amb__child *amb__children_by_id(const amb__children *s, amb_term id)
     return (amb__child *)(uintptr_t)amb__index_get(&s->ids, amb_hash(id), same_id, id);
 }
 
+static bool same_pid(const void *item, amb_term pid)
+{
+    return amb_equal(((const amb__child *)item)->pid, pid);
+}
+
 amb__child *amb__children_by_pid(const amb__children *s, amb_pid pid)
 {
-    return (amb__child *)(uintptr_t)amb__index_get(&s->pids, pid, NULL, AMB_NONE);
+    return (amb__child *)(uintptr_t)amb__index_get(&s->pids, amb__child_pid_key(pid),
+                                                   same_pid, pid);
 }
 
 amb__child *amb__children_by_uid(const amb__children *s, uint64_t slot, uint64_t uid)
@@ -155,7 +161,7 @@ int amb__children_start(amb_proc *self, amb__children *s, amb__child *c, amb_ter
 {
     int rc = amb__child_start(self, c, reason);
     if (rc == 0)
-        amb__index_put(&s->pids, c->pid, c);
+        amb__index_put(&s->pids, amb__child_pid_key(c->pid), c);
     return rc;
 }
 
@@ -164,12 +170,12 @@ void amb__children_stop(amb_proc *self, amb__children *s, amb__child *first, siz
     amb__child *c = first;
     for (size_t i = 0; i < n; i++, c = c->next)
         if (c->pid != AMB_NONE)
-            amb__index_del(&s->pids, c->pid, c);
+            amb__index_del(&s->pids, amb__child_pid_key(c->pid), c);
     amb__child_stop(self, first, n);
 }
 
 void amb__children_exited(amb__children *s, amb__child *c)
 {
-    amb__index_del(&s->pids, c->pid, c);
+    amb__index_del(&s->pids, amb__child_pid_key(c->pid), c);
     c->pid = AMB_NONE;
 }

@@ -15,7 +15,10 @@
  *     supervisor's process heap, so a restart storm leaves that heap as it
  *     was.
  *   - pid is a live-or-dead child pid while the child is considered running,
- *     AMB_NONE otherwise. restarting implies pid == AMB_NONE.
+ *     AMB_NONE otherwise. restarting implies pid == AMB_NONE. A child may
+ *     run on another node (its start function returned a remote pid): the
+ *     record keeps its own copy of that pid (pidheap), and pids are found
+ *     by amb__child_pid_key and amb_equal, never by the word.
  *   - shutdown_ms is resolved: > 0, AMB_SHUTDOWN_BRUTAL_KILL or AMB_INFINITY
  *     (never AMB_SHUTDOWN_DEFAULT).
  *   - uid is unique within its supervisor for the supervisor's life (0 marks
@@ -39,13 +42,23 @@ typedef struct amb__child {
     uint8_t type;    /* amb_child_type */
     bool restarting;
     amb_pid pid;
-    amb_pid last_pid; /* the pid it last ran as, for reports (or NONE) */
+    amb_pid last_pid;  /* the pid it last ran as, for reports (or NONE) */
+    amb_heap *pidheap; /* holds last_pid when it is a box (a child on another
+                          node, ambitious/node.h); owned by the record */
     uint64_t uid;
     size_t slot;                    /* its place in its set, fixed */
     struct amb__child *prev, *next; /* start order; a free record: next free */
 } amb__child;
 
 /* ---- child.c ------------------------------------------------------------ */
+
+/* The key of pid in the indexes: the word of a local pid, a hash of a pid
+ * of another node (a box: two copies of it are equal, not the same word;
+ * lookups by it compare with amb_equal). */
+static inline uint64_t amb__child_pid_key(amb_pid pid)
+{
+    return amb_is_local_pid(pid) ? pid : amb_hash(pid);
+}
 
 /* 0 when spec is well formed (start set; restart, shutdown and type in
  * range), else AMB_EBADARG. The id is not looked at. */
