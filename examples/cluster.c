@@ -16,8 +16,9 @@
  *                                      other one; exits 0 when it did
  *
  * Options: --cookie C (default: ~/.erlang.cookie), --epmd PORT (default:
- * $ERL_EPMD_PORT or 4369), --erl NODE (the boss calls that Erlang node's
- * rpc server, rex, a gen_server of OTP's, once it is up).
+ * $ERL_EPMD_PORT or 4369). From an erl shell: gen_server:call({tally,
+ * Boss}, {work, w1, 21}) calls the C server, and {ask_erlang, node()} has
+ * it call an Erlang gen_server back (OTP's rpc server, rex).
  *
  * The first node started finds no epmd and serves the embedded registry;
  * the others register with it. Nothing but this program is needed.
@@ -33,7 +34,6 @@
 #include <unistd.h>
 
 static amb_node_opts opts;
-static const char *erl_node;
 
 /* ---------------------------------------------------------------------------
  * The worker node: `spawner` starts a `worker` gen_server per request.
@@ -112,11 +112,26 @@ static int start_remote(amb_proc *self, void *arg, amb_pid *out, amb_term *reaso
     return AMB_EINIT;
 }
 
-/* tally: {work, Id, X} -> the child Id's answer. */
+/* An Erlang gen_server from C: the rpc server of OTP (rex, on every Erlang
+ * node) runs erlang:system_info(otp_release) there. */
+static amb_term ask_erlang(amb_proc *self, amb_term node)
+{
+    amb_heap *h = amb_proc_heap(self);
+    amb_term reply;
+    amb_term req = amb_pack(h, "{call,erlang,system_info,[otp_release],~p}", amb_self(self));
+    int rc = amb_gen_server_call(self, AMB_TUPLE(h, amb_atom("rex"), node), req, 10000, &reply);
+    return rc == 0 ? AMB_TUPLE(h, AMB_ATOM_OK, reply)
+                   : AMB_TUPLE(h, AMB_ATOM_ERROR, amb_atom(amb_err_name(rc)));
+}
+
+/* tally: {work, Id, X} -> the child Id's answer; {ask_erlang, Node} ->
+ * {ok, Release} from that Erlang node. */
 static amb_gen_ret tally_call(amb_proc *self, void *state, amb_term req, amb_term from)
 {
     (void)state, (void)from;
-    amb_term id, x, children;
+    amb_term id, x, children, node;
+    if (amb_match(req, "{ask_erlang,~w}", &node) == 0)
+        return amb_gen_reply(ask_erlang(self, node));
     if (amb_match(req, "{work,~w,~w}", &id, &x) != 0 ||
         amb_sup_which_children(self, amb_atom("boss_sup"), &children) != 0)
         return amb_gen_reply(AMB_ATOM_ERROR);
@@ -178,18 +193,6 @@ static void boss_main(amb_proc *self, void *arg)
     amb_gen_opts to = {.name = amb_atom("tally")};
     amb_gen_server_start(self, &tally, NULL, &to, NULL, NULL);
     printf("READY %s\n", amb_atom_name(amb_node(self), NULL));
-    if (erl_node != NULL) {
-        /* An Erlang gen_server from C: rpc's rex runs erlang:system_info. */
-        amb_heap *h = amb_proc_heap(self);
-        amb_term reply;
-        amb_term req =
-            amb_pack(h, "{call,erlang,system_info,[otp_release],~p}", amb_self(self));
-        rc = amb_gen_server_call(self, AMB_TUPLE(h, amb_atom("rex"), amb_atom(erl_node)),
-                                 req, 10000, &reply);
-        char text[64] = "?";
-        amb_print_ex(reply, AMB_PRINT_PRETTY, text, sizeof text, NULL);
-        printf("ERLANG %s %s\n", rc == 0 ? "says" : amb_err_name(rc), text);
-    }
     /* Work now and then: each line says where the children run. */
     amb_heap *h = amb_proc_heap(self);
     amb_heap_mark top = amb_heap_save(h);
@@ -206,7 +209,7 @@ static void boss_main(amb_proc *self, void *arg)
                 amb_match(reply, "{done,~w,~i}", &node, &x) == 0)
                 printf("WORK %s %s %d\n", ids[i], amb_atom_name(node, NULL), x);
         }
-        amb_sleep(self, 200);
+        amb_sleep(self, 1000);
     }
 }
 
@@ -307,8 +310,6 @@ int main(int argc, char **argv)
             opts.cookie = argv[++i];
         else if (strcmp(argv[i], "--epmd") == 0 && i + 1 < argc)
             opts.epmd_port = (uint16_t)atoi(argv[++i]);
-        else if (strcmp(argv[i], "--erl") == 0 && i + 1 < argc)
-            erl_node = argv[++i];
         else if (npos < 16)
             pos[npos++] = argv[i];
     }
@@ -320,6 +321,6 @@ int main(int argc, char **argv)
         return amb_main(NULL, boss_main, &b) == 0 ? 0 : 1;
     }
     fprintf(stderr, "usage: cluster [boss NAME WORKER_NODE... | worker NAME] "
-                    "[--cookie C] [--epmd PORT] [--erl NODE]\n");
+                    "[--cookie C] [--epmd PORT]\n");
     return 2;
 }
