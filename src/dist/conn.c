@@ -361,6 +361,7 @@ static amb__conn_chunk *frame_chunk(const amb__dist_ctl *c, uint64_t flags)
 /* Small frames share chunks of this size, so a burst of small messages is
  * one write. */
 #define CHUNK_SHARED 65536
+#define CHUNK_FIRST  4096
 
 /* Appends the frame in ch to c's out queue (consumes ch). True when the
  * writer must be woken. Under the lock. */
@@ -372,10 +373,14 @@ static bool append(amb__conn *c, amb__conn_chunk *ch)
         t->len += ch->len;
         c->out_bytes += ch->len;
         amb__free(ch);
-    } else if (ch->len <= 4096 && (t = amb__malloc(sizeof *t + CHUNK_SHARED)) != NULL) {
-        /* A fresh shared chunk takes this frame and those after it. */
+    } else if (ch->len <= 4096 &&
+               (t = amb__malloc(sizeof *t +
+                                (c->out == NULL ? CHUNK_FIRST : CHUNK_SHARED))) != NULL) {
+        /* A fresh shared chunk takes this frame and those after it: a small
+         * one when the queue was empty (a call's few frames), a large one
+         * behind others (a burst). */
         t->next = NULL;
-        t->cap = CHUNK_SHARED;
+        t->cap = c->out == NULL ? CHUNK_FIRST : CHUNK_SHARED;
         memcpy(t->data, ch->data, ch->len);
         t->len = ch->len;
         amb__free(ch);
