@@ -93,7 +93,9 @@ AMB_API int amb_node_start(amb_proc *self, const char *name, const amb_node_opts
 
 /* Stops distribution: every connection is closed (each link and monitor
  * across them ends with noconnection), the node leaves EPMD, its processes
- * end. The runtime keeps its node name (pids stay what they were). 0,
+ * end. What an up connection had queued is sent first (for at most the
+ * set-up time); what waits on a connection still being set up is dropped,
+ * as erl drops it. The runtime keeps its node name (pids stay what they were). 0,
  * AMB_ESTATE (no node runs), AMB_EBADARG. Inside a process; it waits until
  * the node's processes have ended. */
 AMB_API int amb_node_stop(amb_proc *self);

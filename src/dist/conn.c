@@ -987,9 +987,39 @@ static amb_pid target_of(amb_proc *self, amb_term to)
     return amb_whereis(self, to, &pid) == 0 ? pid : AMB_NONE;
 }
 
+/* True for a signal whose sender is a process of the peer (or, where the
+ * op allows it, a name there): a relation a peer made in a third node's
+ * name would be registered with the wrong connection. */
+static bool from_peer(const reader *rd, const amb__dist_ctl *c)
+{
+    switch (c->op) {
+    case AMB__DOP_LINK:
+    case AMB__DOP_UNLINK_ID:
+    case AMB__DOP_UNLINK_ID_ACK:
+    case AMB__DOP_EXIT:
+    case AMB__DOP_EXIT_TT:
+    case AMB__DOP_PAYLOAD_EXIT:
+    case AMB__DOP_PAYLOAD_EXIT_TT:
+    case AMB__DOP_EXIT2:
+    case AMB__DOP_EXIT2_TT:
+    case AMB__DOP_PAYLOAD_EXIT2:
+    case AMB__DOP_PAYLOAD_EXIT2_TT:
+    case AMB__DOP_MONITOR_P:
+    case AMB__DOP_DEMONITOR_P:
+        return amb__dist_node_of(c->from) == rd->node;
+    case AMB__DOP_MONITOR_P_EXIT:
+    case AMB__DOP_PAYLOAD_MONITOR_P_EXIT:
+        return amb_is_atom(c->from) || amb__dist_node_of(c->from) == rd->node;
+    default:
+        return true;
+    }
+}
+
 static void dispatch(amb_proc *self, reader *rd, const amb__dist_ctl *c)
 {
     uint32_t id = rd->r->c->id;
+    if (!from_peer(rd, c))
+        return; /* dropped, as a send to nobody */
     switch (c->op) {
     case AMB__DOP_SEND:
     case AMB__DOP_SEND_TT:

@@ -20,7 +20,10 @@
  *     those queued before the connection was up;
  *   - a node that cannot be reached: sends dropped, a monitor's DOWN and a
  *     link's EXIT are noconnection, monitor_node's nodedown comes, ping is
- *     pang.
+ *     pang;
+ *   - a peer speaks only for its own processes: a LINK and an EXIT2 it
+ *     sends in the name of a third node's pid are dropped (no exit signal,
+ *     no link that its nodedown would end), its own EXIT2 arrives.
  */
 #include "amb_test_rt.h"
 #include "ambitious/gen_server.h"
@@ -463,9 +466,82 @@ AMB_TEST(dist_node_simultaneous_connects_settle_on_one_connection_in_order)
     run_nodes(2, 2, bodies, args);
 }
 
+/* ---------------------------------------------------------------------------
+ * A peer forging signals in a third node's name
+ * ------------------------------------------------------------------------ */
+
+/* Node b: on {forge, Pid} queues, on its connection to a, a LINK and an
+ * EXIT2 from a pid of c@fakehost to Pid, then an EXIT2 of its own
+ * (genuine); flag 2 ends the node. */
+static void forger_b(amb_proc *self, void *arg)
+{
+    (void)arg;
+    CHECK_OK(self, start_fake_node(self, B_NODE, NULL));
+    CHECK_OK(self, amb_register(self, amb_atom("main_b"), amb_self(self)));
+    atomic_store(nodes_flag(0), 1);
+    amb_heap *h = amb_proc_heap(self);
+    amb_term m = RECV_WITHIN(self, 60000), to;
+    CHECK_OK(self, amb_match(m, "{forge,~p}", &to));
+    amb__dist *d = NULL;
+    pthread_mutex_lock(&fake.lock);
+    for (int i = 0; i < FAKE_NODES; i++)
+        if (fake.nodes[i].name == amb_atom(B_NODE))
+            d = fake.nodes[i].d;
+    pthread_mutex_unlock(&fake.lock);
+    CHECK(self, d != NULL);
+    amb_term third = amb_pid_term(h, amb_atom("c@fakehost"), 7, 0, 1);
+    amb_term a = amb_atom("a@fakehost");
+    amb__dist_ctl link = {.op = AMB__DOP_LINK, .from = third, .to = to};
+    CHECK_OK(self, amb__conn_queue(d, NULL, a, &link, AMB_NONE, NULL));
+    amb__dist_ctl exit2 = {
+        .op = AMB__DOP_EXIT2, .from = third, .to = to, .reason = amb_atom("forged")};
+    CHECK_OK(self, amb__conn_queue(d, NULL, a, &exit2, AMB_NONE, NULL));
+    CHECK_OK(self, amb_exit(self, to, amb_atom("genuine")));
+    WAIT_UNTIL(self, atomic_load(nodes_flag(2)) == 1);
+    CHECK_OK(self, amb_node_stop(self));
+}
+
+static void forged_a(amb_proc *self, void *arg)
+{
+    (void)arg;
+    WAIT_UNTIL(self, atomic_load(nodes_flag(0)) == 1);
+    CHECK_OK(self, start_fake_node(self, "a@fakehost", NULL));
+    amb_heap *h = amb_proc_heap(self);
+    amb_term b = amb_atom(B_NODE);
+    amb_trap_exit(self, true);
+    CHECK_OK(self, amb_send(self, AMB_TUPLE(h, amb_atom("main_b"), b),
+                            AMB_TUPLE(h, amb_atom("forge"), amb_self(self))));
+    /* The connection keeps order: once b's own EXIT2 is here, the forged
+     * signals sent before it were handled, and left nothing. */
+    amb_term m, from, node;
+    WAIT_MSG(self, &m, "{'EXIT',~p,genuine}", &from);
+    CHECK_OK(self, amb_pid_get(from, &node, NULL, NULL, NULL));
+    CHECK(self, node == b);
+    CHECK_RC(self, AMB_ETIMEDOUT, amb_receive(self, 0, NULL));
+    /* No link to the third node's pid came over b's connection: its end
+     * brings only the nodedown (relations end before it is sent). */
+    CHECK_OK(self, amb_monitor_node(self, b, true));
+    CHECK_OK(self, amb_disconnect_node(self, b));
+    WAIT_MSG(self, &m, "~w", &from);
+    CHECK_TERM(self, m, "{nodedown,'b@fakehost'}");
+    CHECK_RC(self, AMB_ETIMEDOUT, amb_receive(self, 0, NULL));
+    amb_trap_exit(self, false);
+    atomic_store(nodes_flag(2), 1);
+    CHECK_OK(self, amb_node_stop(self));
+}
+
+AMB_TEST(dist_node_a_peer_speaks_only_for_its_own_processes)
+{
+    amb_fn *bodies[] = {forged_a, forger_b};
+    void *args[] = {NULL, NULL};
+    run_nodes(2, 1, bodies, args);
+    run_nodes(2, 2, bodies, args);
+}
+
 AMB_TEST_MAIN(
     AMB_TEST_ENTRY(dist_node_signals_cross_between_two_c_nodes),
     AMB_TEST_ENTRY(dist_node_a_lost_connection_ends_each_relation_once_and_reconnects),
     AMB_TEST_ENTRY(dist_node_an_unreachable_node_gives_noconnection),
     AMB_TEST_ENTRY(dist_node_a_silent_peer_is_dropped_after_the_tick_time),
-    AMB_TEST_ENTRY(dist_node_simultaneous_connects_settle_on_one_connection_in_order))
+    AMB_TEST_ENTRY(dist_node_simultaneous_connects_settle_on_one_connection_in_order),
+    AMB_TEST_ENTRY(dist_node_a_peer_speaks_only_for_its_own_processes))
