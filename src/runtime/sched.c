@@ -72,6 +72,11 @@
 #define POLL_EVERY 61
 /* An idle poller with tasks in limbo wakes this often to free them. */
 #define LIMBO_WAKE_MS 10
+/* A scheduler going to sleep gives its caches back (ops->sched_trim) at
+ * most this often; one that sleeps sooner again sleeps at most until then
+ * first. Trimming at every sleep cost a 1-connection echo a pool's worth
+ * of frees (and a slab's mmap and munmap) per request. */
+#define TRIM_EVERY_MS 50
 
 /* ---------------------------------------------------------------------------
  * Choices: every scheduling decision that a seed could make
@@ -771,8 +776,14 @@ static void sleep_until_woken(amb__sched *s)
             timeout = LIMBO_WAKE_MS;
         if (timeout != 0) {
             /* Going to sleep: the layer above gives cached objects back to
-             * their slabs, so memory returns after a burst (slab.h). */
-            x->ops.sched_trim(s);
+             * their slabs, so memory returns after a burst (slab.h): now,
+             * or by the end of TRIM_EVERY_MS since the last time. */
+            if (s->now_ms >= s->trim_at) {
+                x->ops.sched_trim(s);
+                s->trim_at = s->now_ms + TRIM_EVERY_MS;
+            } else if (timeout < 0 || (uint64_t)timeout > s->trim_at - s->now_ms) {
+                timeout = (int64_t)(s->trim_at - s->now_ms);
+            }
             if (p != NULL)
                 blocked = amb__poll_block(p, timeout) == 0;
             else

@@ -81,6 +81,7 @@ struct amb__sched {
     uint64_t now_ms;  /* the exact clock as last read */
     uint32_t rng;     /* the state of the scheduler's choices (sched.c) */
     uint32_t spin_us; /* how long an idle spin lasts now (adaptive) */
+    uint64_t trim_at; /* ms: the next sleep that gives caches back */
     /* An idle scheduler watching another's run-next (sched.c, steal). */
     struct {
         unsigned victim;
