@@ -70,6 +70,13 @@
  * loop passes (Go's and Tokio's 61: prime, so it does not fall in step
  * with INJECT_EVERY). */
 #define POLL_EVERY 61
+/* A scheduler looking for work polls without blocking at most this often:
+ * events gather between two looks, so one epoll_wait serves several (each
+ * look that finds one or two costs a syscall per request), and a request
+ * waits at most this much longer for a spinning scheduler to see it. */
+#ifndef POLL_GAP_NS
+#define POLL_GAP_NS 3000
+#endif
 /* An idle poller with tasks in limbo wakes this often to free them. */
 #define LIMBO_WAKE_MS 10
 /* A scheduler going to sleep gives its caches back (ops->sched_trim) at
@@ -616,12 +623,15 @@ static amb__task *find_work(amb__sched *s, int16_t *budget)
     if (t != NULL)
         return t;
     amb__poll *p = poll_open(s);
-    if (p != NULL && poll_now(s, p) != 0 && (t = take_local(s, budget)) != NULL)
-        return t;
+    uint64_t now_ns = amb__clock_ns(&s->exec->clock);
+    if (p != NULL && now_ns - s->poll_ns >= POLL_GAP_NS) {
+        s->poll_ns = now_ns;
+        if (poll_now(s, p) != 0 && (t = take_local(s, budget)) != NULL)
+            return t;
+    }
     if (s->exec->nsched == 1)
         return NULL;
     *budget = BUDGET;
-    uint64_t now_ns = amb__clock_ns(&s->exec->clock);
     if (fire_others(s, now_ns / 1000000u) != 0 && (t = take_local(s, budget)) != NULL)
         return t;
     *budget = BUDGET;

@@ -82,6 +82,7 @@ struct amb__sched {
     uint32_t rng;     /* the state of the scheduler's choices (sched.c) */
     uint32_t spin_us; /* how long an idle spin lasts now (adaptive) */
     uint64_t trim_at; /* ms: the next sleep that gives caches back */
+    uint64_t poll_ns; /* ns: its last look at the poller (find_work) */
     /* An idle scheduler watching another's run-next (sched.c, steal). */
     struct {
         unsigned victim;
