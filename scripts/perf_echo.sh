@@ -26,6 +26,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$(realpath "${1:-$root/build-bench/bench/amb-echo}")
 src=${PEER_BENCH:-$root/../shared/peer-bench}
+# A worktree one level deeper (worktrees/<name>) finds it one level up.
+[ -d "$src" ] || [ -n "${PEER_BENCH:-}" ] || src=$root/../../shared/peer-bench
 perf_dir=${PERF_DIR:-$root/build-bench/perf}
 doc=${DOC:-$root/docs/perf.md}
 RUNS=${RUNS:-3}
