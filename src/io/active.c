@@ -297,6 +297,7 @@ static enum outcome read_dgram(amb_proc *p, amb__sock *k)
 void amb__active_event(amb_proc *p, amb__sock *k)
 {
     amb__sched *s = p->task.sched;
+    /* acquire: as in amb__socket_cell_push (socket.c). */
     amb_pid owner = atomic_load_explicit(&k->owner, memory_order_acquire);
     if (amb__socket_closing(k)) {
         /* Closed by someone else: the owner drops its reference. */

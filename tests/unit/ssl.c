@@ -102,7 +102,9 @@ typedef struct srv {
  * each connection until it ends. */
 static void tls_server(amb_proc *self, void *arg)
 {
-    srv *a = arg;
+    /* A copy: the starter's frame may end before the last round does (the
+     * starter hears of each accept before this process loops again). */
+    srv copy = *(srv *)arg, *a = &copy;
     amb_heap *h = amb_proc_heap(self);
     for (int i = 0; i < a->rounds; i++) {
         amb_socket s;
