@@ -59,10 +59,13 @@ static amb_term tag_atom(const amb__sock *k, const char *suffix)
 static bool deliver(amb_proc *p, amb__sock *k, amb_term tag, const uint8_t *data,
                     size_t n, amb_term reason, const amb__addr *from)
 {
-    /* A tuple of up to 5, an IP tuple of up to 8, and the binary: on the
-     * heap up to AMB_HEAP_BINARY_MAX bytes, else shared (its box only). */
+    /* The tuple, UDP's IP tuple, and the binary: on the heap up to
+     * AMB_HEAP_BINARY_MAX bytes, else shared (its box only). Sized exactly,
+     * so that a 64-byte {tcp, S, Data} takes the 28-word cell class. */
     size_t words =
-        6 + 9 + AMB__BINARY_WORDS + (n <= AMB_HEAP_BINARY_MAX ? (n + 7) / 8 : 0);
+        (from != NULL ? 6 + 9 : 4) +
+        (data != NULL ? AMB__BINARY_WORDS + (n <= AMB_HEAP_BINARY_MAX ? (n + 7) / 8 : 0)
+                      : 0);
     amb__msg *m = amb__msg_alloc_heap(p->task.sched, 0, words);
     if (m == NULL)
         return false;
@@ -294,6 +297,7 @@ static enum outcome read_dgram(amb_proc *p, amb__sock *k)
 void amb__active_event(amb_proc *p, amb__sock *k)
 {
     amb__sched *s = p->task.sched;
+    /* acquire: as in amb__socket_cell_push (socket.c). */
     amb_pid owner = atomic_load_explicit(&k->owner, memory_order_acquire);
     if (amb__socket_closing(k)) {
         /* Closed by someone else: the owner drops its reference. */

@@ -179,6 +179,7 @@ amb__sock *amb__socket_get(amb_rt *rt, amb_socket s)
 {
     if (!amb_is_local_port(s) || amb__lport_slot(s) != rt->node_slot)
         return NULL;
+    /* acquire: pairs with table_of's release CAS: the table is complete. */
     sock_table *t = atomic_load_explicit(&rt->io, memory_order_acquire);
     if (t == NULL)
         return NULL;
@@ -270,6 +271,7 @@ static void final_close(amb__sched *s, amb__sock *k)
     uint32_t serial = (serial_of(st) + 1) & AMB__SOCK_SERIAL_MAX;
     atomic_store_explicit(&k->state, (uint64_t)serial << AMB__SOCK_SERIAL_AT,
                           memory_order_relaxed);
+    /* acquire: as in amb__socket_get (this socket came from that table). */
     slot_give(atomic_load_explicit(&rt->io, memory_order_acquire), k);
 }
 
@@ -384,6 +386,8 @@ int amb__socket_new(amb_proc *p, int fd, int kind, int family, const amb__sock_o
     amb__pio_turn_init(&k->turn[1]);
     memset(&k->res, 0, sizeof k->res);
     k->res.ops = &sock_ops;
+    /* relaxed: published with the slot by the release store of its state
+     * below. */
     atomic_store_explicit(&k->owner, p->pid, memory_order_relaxed);
     k->aw.task = &p->task;
     k->aw.node = &k->res.event.node;
@@ -439,6 +443,10 @@ void amb__socket_cell_home(amb__sched *s, amb__sock *k)
 
 void amb__socket_cell_push(amb__sched *s, amb__sock *k)
 {
+    /* acquire: pairs with controlling_process's release of a new owner.
+     * The cell cannot be taken while a socket moves (`moving`, cleared
+     * under the lock after the give cell is pushed), so a push to the
+     * owner read here lands behind the give cell in its mailbox. */
     amb_pid owner = atomic_load_explicit(&k->owner, memory_order_acquire);
     if (!amb__pio_kick(k->rt, s, &k->res, owner))
         amb__socket_cell_home(s, k);
@@ -469,6 +477,8 @@ static void close_sock(amb__sched *s, amb__sock *k, bool notify)
 void amb__socket_close(amb_proc *self, amb__sock *k)
 {
     amb__sched *s = self->task.sched;
+    /* acquire: as in amb__socket_cell_push; only self writes it when it is
+     * self, so the answer cannot change under us then. */
     bool own = atomic_load_explicit(&k->owner, memory_order_acquire) == self->pid;
     if (own && k->res.owned) {
         /* The owner closes: it disowns itself at once. */
@@ -710,6 +720,7 @@ int amb_inet_controlling_process(amb_proc *self, amb_socket s, amb_pid pid)
         return AMB_ECLOSED;
     amb__sched *sch = self->task.sched;
     int rc = 0;
+    /* acquire: as in amb__socket_close. */
     if (atomic_load_explicit(&k->owner, memory_order_acquire) != self->pid) {
         rc = AMB_ENOTOWNER;
         goto out;
@@ -747,9 +758,12 @@ int amb_inet_controlling_process(amb_proc *self, amb_socket s, amb_pid pid)
     /* Ownership: the new owner's list gets it by a give cell. (Looked up
      * again: the wait above was a quiescent point.) */
     amb_proc *q = amb__ptab_lookup(self->rt, pid);
+    /* release: the new owner, before the give cell that tells it, is what
+     * any pusher of the event cell reads (amb__socket_cell_push). */
     atomic_store_explicit(&k->owner, pid, memory_order_release);
     rc = q == NULL ? AMB_ENOPROC : amb__pio_give(self, &k->res, pid);
     if (rc != 0) {
+        /* release: as above (nothing was given). */
         atomic_store_explicit(&k->owner, self->pid, memory_order_release);
         amb__spin_lock(&k->lock);
         k->moving = false;

@@ -217,7 +217,7 @@ ssize_t amb__tcp_read_some(amb__sock *k, void *buf, size_t cap, int *want);
  * blocking pool, family-filtered: AMB_ADDR_INET, _INET6 or 0), up to cap.
  * 0 (*n >= 1), AMB_ENOHOST, AMB_EAGAIN, AMB_ESYNTAX, AMB_ERANGE,
  * AMB_EADDRNOTAVAIL, AMB_ENOMEM. In p. */
-int amb__resolve(amb_proc *p, const char *host, uint16_t port, unsigned family,
+int amb__resolve_host(amb_proc *p, const char *host, uint16_t port, unsigned family,
                  bool passive, amb__addr *addrs, size_t cap, size_t *n);
 
 /* ---- TLS contexts (tlsctx.c) ---------------------------------------------------- */

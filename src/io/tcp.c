@@ -293,7 +293,7 @@ int amb_tcp_connect(amb_proc *self, const char *host, uint16_t port,
     uint64_t deadline = amb__pio_deadline(self, timeout_ms);
     amb__addr addrs[CONNECT_ADDRS];
     size_t n;
-    rc = amb__resolve(self, host, port, opts != NULL ? opts->family : 0, false, addrs,
+    rc = amb__resolve_host(self, host, port, opts != NULL ? opts->family : 0, false, addrs,
                       CONNECT_ADDRS, &n);
     if (rc != 0)
         return rc;
@@ -345,7 +345,7 @@ int amb_tcp_listen(amb_proc *self, const char *host, uint16_t port,
         a.port = port;
     } else {
         size_t n;
-        rc = amb__resolve(self, host, port, opts->family, true, &a, 1, &n);
+        rc = amb__resolve_host(self, host, port, opts->family, true, &a, 1, &n);
         if (rc != 0)
             return rc;
     }

@@ -36,7 +36,7 @@ int amb_udp_open(amb_proc *self, const char *host, uint16_t port,
         a.port = port;
     } else {
         size_t n;
-        rc = amb__resolve(self, host, port, opts->family, true, &a, 1, &n);
+        rc = amb__resolve_host(self, host, port, opts->family, true, &a, 1, &n);
         if (rc != 0)
             return rc;
         if (a.family == AMB__ADDR_UNIX)

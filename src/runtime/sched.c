@@ -63,17 +63,27 @@
  * sleeps, because waking a sleeping vCPU costs 100-180 us on the test VM:
  * work that arrives within the spin does not pay it. The spin doubles
  * after one that found work and halves after one that did not. */
-#define SPIN_MIN_US 4
-/* Idleness after which a sleeping scheduler trims the caches above it. */
-#define TRIM_IDLE_MS  20u
+#define SPIN_MIN_US   4
 #define SPIN_START_US 50
 #define NO_VICTIM     UINT_MAX
 /* A busy scheduler looks at the poller without blocking every this many
  * loop passes (Go's and Tokio's 61: prime, so it does not fall in step
  * with INJECT_EVERY). */
 #define POLL_EVERY 61
+/* A scheduler looking for work polls without blocking at most this often:
+ * events gather between two looks, so one epoll_wait serves several (each
+ * look that finds one or two costs a syscall per request), and a request
+ * waits at most this much longer for a spinning scheduler to see it. */
+#ifndef POLL_GAP_NS
+#define POLL_GAP_NS 3000
+#endif
 /* An idle poller with tasks in limbo wakes this often to free them. */
 #define LIMBO_WAKE_MS 10
+/* A scheduler going to sleep gives its caches back (ops->sched_trim) at
+ * most this often; one that sleeps sooner again sleeps at most until then
+ * first. Trimming at every sleep cost a 1-connection echo a pool's worth
+ * of frees (and a slab's mmap and munmap) per request. */
+#define TRIM_EVERY_MS 50
 
 /* ---------------------------------------------------------------------------
  * Choices: every scheduling decision that a seed could make
@@ -613,12 +623,15 @@ static amb__task *find_work(amb__sched *s, int16_t *budget)
     if (t != NULL)
         return t;
     amb__poll *p = poll_open(s);
-    if (p != NULL && poll_now(s, p) != 0 && (t = take_local(s, budget)) != NULL)
-        return t;
+    uint64_t now_ns = amb__clock_ns(&s->exec->clock);
+    if (p != NULL && now_ns - s->poll_ns >= POLL_GAP_NS) {
+        s->poll_ns = now_ns;
+        if (poll_now(s, p) != 0 && (t = take_local(s, budget)) != NULL)
+            return t;
+    }
     if (s->exec->nsched == 1)
         return NULL;
     *budget = BUDGET;
-    uint64_t now_ns = amb__clock_ns(&s->exec->clock);
     if (fire_others(s, now_ns / 1000000u) != 0 && (t = take_local(s, budget)) != NULL)
         return t;
     *budget = BUDGET;
@@ -771,23 +784,16 @@ static void sleep_until_woken(amb__sched *s)
         /* With tasks stuck in limbo, wake up now and then to free them. */
         if (s->limbo_count != 0 && (timeout < 0 || timeout > LIMBO_WAKE_MS))
             timeout = LIMBO_WAKE_MS;
-        if (timeout != 0 && s->untrimmed) {
-            /* Idle for TRIM_IDLE_MS: the layer above gives cached objects
-             * back to their slabs, so memory returns after a burst
-             * (slab.h). Not at every sleep: a scheduler that naps between
-             * the messages of a request/reply exchange would unmap and map
-             * a slab per message (measured: 1.4 mmap + munmap per remote
-             * gen_server call). Until then it sleeps at most that long. */
-            uint64_t now = amb__clock_ms(&x->clock);
-            if (now - s->busy_ms >= TRIM_IDLE_MS) {
-                x->ops.sched_trim(s);
-                s->untrimmed = false;
-            } else if (timeout < 0 ||
-                       (uint64_t)timeout > TRIM_IDLE_MS - (now - s->busy_ms)) {
-                timeout = (int64_t)(TRIM_IDLE_MS - (now - s->busy_ms));
-            }
-        }
         if (timeout != 0) {
+            /* Going to sleep: the layer above gives cached objects back to
+             * their slabs, so memory returns after a burst (slab.h): now,
+             * or by the end of TRIM_EVERY_MS since the last time. */
+            if (s->now_ms >= s->trim_at) {
+                x->ops.sched_trim(s);
+                s->trim_at = s->now_ms + TRIM_EVERY_MS;
+            } else if (timeout < 0 || (uint64_t)timeout > s->trim_at - s->now_ms) {
+                timeout = (int64_t)(s->trim_at - s->now_ms);
+            }
             if (p != NULL)
                 blocked = amb__poll_block(p, timeout) == 0;
             else
@@ -828,11 +834,8 @@ void amb__sched_loop(amb__sched *s)
         enum amb__step r = amb__sched_step(s);
         if (r == AMB__STEP_STOP)
             break;
-        if (r == AMB__STEP_RAN) {
-            s->untrimmed = true;
-            s->busy_ms = s->now_ms;
+        if (r == AMB__STEP_RAN)
             continue;
-        }
         /* Idle: nothing left anywhere ends the run; else spin, then
          * sleep. */
         if (amb__exec_live(x) == 0) {
@@ -841,13 +844,10 @@ void amb__sched_loop(amb__sched *s)
         }
         int16_t budget;
         amb__task *t = may_spin(x) ? spin(s, &budget) : NULL;
-        if (t != NULL) {
+        if (t != NULL)
             run(s, t, budget);
-            s->untrimmed = true;
-            s->busy_ms = s->now_ms;
-        } else {
+        else
             sleep_until_woken(s);
-        }
     }
     amb__qsbr_offline(s);
 }

@@ -81,11 +81,8 @@ struct amb__sched {
     uint64_t now_ms;  /* the exact clock as last read */
     uint32_t rng;     /* the state of the scheduler's choices (sched.c) */
     uint32_t spin_us; /* how long an idle spin lasts now (adaptive) */
-    /* The trim of the layer above's caches waits for TRIM_IDLE_MS of
-     * idleness (sched.c, sleep_until_woken): the last time this scheduler
-     * ran a task, and whether it ran one since its last trim. */
-    uint64_t busy_ms;
-    bool untrimmed;
+    uint64_t trim_at; /* ms: the next sleep that gives caches back */
+    uint64_t poll_ns; /* ns: its last look at the poller (find_work) */
     /* An idle scheduler watching another's run-next (sched.c, steal). */
     struct {
         unsigned victim;

@@ -36,9 +36,11 @@
  * idle machine should run within a millisecond); otherwise it doubles up
  * to PERIOD_MAX (and at most watchdog_ms / 2, for reports) while any
  * scheduler is awake; and the next look comes no later than the earliest
- * timer of a scheduler in a run. When every scheduler sleeps it sleeps too, without a
- * timeout, until a scheduler that wakes kicks it (amb__watchdog_kick): an
- * idle runtime costs no wake-up at all.
+ * timer of a scheduler in a run. When every scheduler sleeps at a look made
+ * with the period at its cap, it sleeps too, without a timeout, until a
+ * scheduler that wakes kicks it (amb__watchdog_kick): an idle runtime costs
+ * no wake-up at all, and one that sleeps between short bursts kicks it
+ * once per backed-off period, not at every burst.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -184,7 +186,14 @@ static void *watch(void *arg)
         cap_us = PERIOD_MIN_US;
     pthread_mutex_lock(&w->lock);
     while (!w->stop) {
-        if (sleep_deep(w)) {
+        /* Deep sleep only once the period has backed off to its cap: a
+         * runtime whose schedulers sleep between short bursts (a socket's
+         * round trips) would otherwise kick the watchdog awake at every
+         * burst, a thread wake-up per request (measured: the 1-connection
+         * echo's server CPU per request fell from ~72 to ~32 us with the
+         * spin off, from ~28 to ~21 us with it on). Backed off, it looks every
+         * PERIOD_MAX_US at most until everything has slept through one whole period. */
+        if (w->period_us >= cap_us && sleep_deep(w)) {
             w->period_us = PERIOD_MIN_US;
             continue;
         }

@@ -1,8 +1,10 @@
 /*
  * Unit tests of the slab allocator (src/runtime/slab.[ch]): objects carved
  * from mapped slabs, per-thread pools, the depot through which freed
- * objects flow from one pool to another, and the invariant that the last
- * object back unmaps its slab (so memory returns after a burst).
+ * objects flow from one pool to another, objects given back to a slab
+ * reused before a new slab is mapped, and the invariant that the last
+ * object back unmaps its slab or keeps it as the one spare (so memory
+ * returns after a burst).
  *
  * Whether a slab is mapped is observed with mincore(2), which fails with
  * ENOMEM on an unmapped page. Threads other than the test's own record
@@ -135,6 +137,49 @@ AMB_TEST(slab_full_pool_sends_half_to_the_depot_for_another_pool)
     assert_false(mapped(slab));
 }
 
+/* Objects given back to a slab are reused before a new slab is mapped
+ * (the partial list): one long-lived object per burst strands nothing. A
+ * slab wholly back becomes the depot's spare, mapped until the depot goes. */
+AMB_TEST(slab_objects_given_back_are_reused_and_one_free_slab_is_kept)
+{
+    amb__slab_depot depot;
+    assert_ok(amb__slab_depot_init(&depot, 1));
+    amb__slab_pool pool = {.depot = &depot};
+    uint16_t keep_idx;
+    void *keep = amb__slab_alloc(&pool, &cls, &keep_idx);
+    void *slab = slab_of(keep, keep_idx);
+    /* A burst ends: the pool gives its objects back; `keep` stays out. */
+    amb__slab_pool_drain(&pool, &cls);
+    assert_true(mapped(slab));
+    /* Bursts that keep one object each: all from the first slab. */
+    void *kept[15];
+    uint16_t kidx[15];
+    for (unsigned i = 0; i < 15; i++) {
+        kept[i] = amb__slab_alloc(&pool, &cls, &kidx[i]);
+        assert_ptr_equal(slab_of(kept[i], kidx[i]), slab);
+        amb__slab_pool_drain(&pool, &cls);
+    }
+    /* All 16 out: the next one needs a new slab. */
+    uint16_t oi;
+    void *other = amb__slab_alloc(&pool, &cls, &oi);
+    void *slab2 = slab_of(other, oi);
+    assert_ptr_not_equal(slab2, slab);
+    amb__slab_free(NULL, &cls, other, oi);
+    amb__slab_pool_drain(&pool, &cls);
+    /* slab2 is wholly back: the spare, still mapped, reused first. */
+    assert_true(mapped(slab2));
+    for (unsigned i = 0; i < 15; i++)
+        amb__slab_free(NULL, &cls, kept[i], kidx[i]);
+    amb__slab_free(NULL, &cls, keep, keep_idx);
+    assert_false(mapped(slab)); /* a second wholly free slab: unmapped */
+    void *again = amb__slab_alloc(&pool, &cls, &oi);
+    assert_ptr_equal(slab_of(again, oi), slab2);
+    amb__slab_free(&pool, &cls, again, oi);
+    amb__slab_pool_drain(&pool, &cls);
+    amb__slab_depot_free(&depot, &cls);
+    assert_false(mapped(slab2));
+}
+
 /* ------------------------------------------------------------------------
  * Threads allocate from their own pools and free into a shared depot (and
  * their slabs) at once: no object is handed out twice, and once every pool
@@ -202,8 +247,10 @@ AMB_TEST(slab_threads_share_slabs_and_every_slab_goes_back)
             assert_false(mapped(w[i].slabs[it]));
 }
 
-AMB_TEST_MAIN(AMB_TEST_ENTRY(slab_alloc_carves_distinct_objects_and_free_reuses_them),
-              AMB_TEST_ENTRY(slab_last_object_back_unmaps_the_slab),
-              AMB_TEST_ENTRY(slab_pooled_objects_keep_their_slab_mapped),
-              AMB_TEST_ENTRY(slab_full_pool_sends_half_to_the_depot_for_another_pool),
-              AMB_TEST_ENTRY(slab_threads_share_slabs_and_every_slab_goes_back))
+AMB_TEST_MAIN(
+    AMB_TEST_ENTRY(slab_alloc_carves_distinct_objects_and_free_reuses_them),
+    AMB_TEST_ENTRY(slab_last_object_back_unmaps_the_slab),
+    AMB_TEST_ENTRY(slab_pooled_objects_keep_their_slab_mapped),
+    AMB_TEST_ENTRY(slab_full_pool_sends_half_to_the_depot_for_another_pool),
+    AMB_TEST_ENTRY(slab_objects_given_back_are_reused_and_one_free_slab_is_kept),
+    AMB_TEST_ENTRY(slab_threads_share_slabs_and_every_slab_goes_back))
