@@ -678,7 +678,9 @@ AMB_API int amb_process_info_items(amb_proc *self, amb_pid pid, amb_term items,
  * Returns fn's result through *result (may be NULL). If the process is
  * killed meanwhile, fn still finishes and its result is discarded: arg is
  * passed as it is and must stay valid until fn returns (do not point it
- * into the process's heap). AMB_EBADARG (NULL self or fn), AMB_ESTATE (the
+ * into the process's heap). fn runs even when the runtime is freed before
+ * a pool thread took it (amb_rt_free waits for it), so fn may free what
+ * arg holds. AMB_EBADARG (NULL self or fn), AMB_ESTATE (the
  * runtime is not running, or called from a match function: amb_receive_if),
  * AMB_ENOMEM. */
 typedef intptr_t amb_blocking_fn(void *arg);

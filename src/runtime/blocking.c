@@ -18,6 +18,8 @@
  *     amb__blocking_stop, which runs when no scheduler does.
  *   - Idle threads sleep on the condition variable without a timeout: an
  *     idle pool uses no CPU.
+ *   - Every queued job runs: a stopping pool's threads empty the queue
+ *     before they end, and a job is only ever queued with a thread started.
  */
 #include <pthread.h>
 
@@ -66,7 +68,9 @@ static void *worker(void *arg)
     for (;;) {
         while (pl->head == NULL && !pl->stopping)
             pthread_cond_wait(&pl->work, &pl->lock);
-        if (pl->stopping)
+        /* Stopping: the jobs still queued run first (fn always finishes:
+         * its users free what they gave it there). */
+        if (pl->head == NULL)
             break;
         amb__blocking_job *j = pl->head;
         pl->head = j->next;
@@ -133,14 +137,13 @@ void amb__blocking_stop(amb__exec *x)
     pthread_cond_broadcast(&pl->work);
     unsigned n = pl->nthreads; /* no scheduler runs: no job starts more */
     pthread_mutex_unlock(&pl->lock);
-    /* Waits for the jobs in progress: fn cannot be interrupted. */
+    /* Waits for the jobs in progress and the ones still queued, which the
+     * threads run before they end: fn cannot be interrupted, and it always
+     * runs (amb_blocking_call's callers may hand it what it must free). */
     for (unsigned i = 0; i < n; i++)
         pthread_join(pl->threads[i], NULL);
-    /* The jobs never started: their callers are about to be discarded. */
-    for (amb__blocking_job *j = pl->head, *next; j != NULL; j = next) {
-        next = j->next;
-        x->ops.blocking_done(x, j, true);
-    }
+    /* A queued job implies a started thread (amb__blocking_post): none is
+     * left here. */
     pthread_cond_destroy(&pl->work);
     pthread_mutex_destroy(&pl->lock);
     amb__free(pl->threads);

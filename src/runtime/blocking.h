@@ -12,8 +12,9 @@
  * Life cycle: amb__exec_run prepares the pool (memory only, no thread)
  * before its first run; threads start on demand, one when a job finds none
  * free, up to the configured count; amb__blocking_stop (executor teardown)
- * waits for the jobs still running and gives them, and the jobs still
- * queued, to ops->blocking_done with discard set. The pool outlives
+ * lets the threads run the queue empty (every posted fn runs), waits for
+ * them, and each job finished meanwhile goes to ops->blocking_done with
+ * discard set. The pool outlives
  * amb__exec_run so that a task stopped while it waits for a job gets its
  * result when the executor runs again.
  */
@@ -40,8 +41,8 @@ int amb__blocking_prepare(amb__exec *x);
  * never prepared (the executor never ran); AMB_EAGAIN when the pool has no
  * thread and cannot start one (job is not queued then). */
 int amb__blocking_post(amb__exec *x, amb__blocking_job *job);
-/* Stops the pool: waits for the jobs in progress to return, hands them and
- * the jobs still queued to ops->blocking_done (discard), joins the threads
+/* Stops the pool: the threads finish the jobs in progress and run those
+ * still queued, handing each to ops->blocking_done (discard); joins them
  * and frees the state. No scheduler may run. No-op without a pool. */
 void amb__blocking_stop(amb__exec *x);
 

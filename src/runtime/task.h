@@ -98,8 +98,9 @@ typedef struct amb__task_ops {
      * callee owns the timer's memory from now on. */
     void (*timer_fire)(amb__sched *s, amb__timer *tm, bool live);
     /* A blocking job finished on a pool thread (not a scheduler: any lookup
-     * goes inside amb__qsbr_enter/leave), or was dropped at stop
-     * (discard). The callee owns the job's memory from now on. */
+     * goes inside amb__qsbr_enter/leave), its result to be dropped when it
+     * finished while the pool stopped (discard). The callee owns the job's memory from
+     * now on. */
     void (*blocking_done)(amb__exec *x, amb__blocking_job *job, bool discard);
     /* The executor is being freed (it does not run, its blocking pool is
      * stopped): release every task that has not ended, its context and

@@ -430,8 +430,8 @@ AMB_TEST(blocking_call_from_handler)
 }
 
 /* ------------------------------------------------------------------------
- * Stopping: a call survives amb_rt_stop; queued calls are discarded by
- * amb_rt_free.
+ * Stopping: a call survives amb_rt_stop; queued calls still run when
+ * amb_rt_free stops the pool, their results discarded.
  * ---------------------------------------------------------------------- */
 
 static struct {
@@ -530,7 +530,7 @@ static void free_stopper(amb_proc *self, void *arg)
     amb_rt_stop(amb_proc_rt(self));
 }
 
-AMB_TEST(blocking_queued_calls_discarded_at_free)
+AMB_TEST(blocking_queued_calls_run_at_free_and_are_discarded)
 {
     memset(&stop, 0, sizeof stop);
     amb_rt *rt = new_rt(1, 1);
@@ -542,11 +542,13 @@ AMB_TEST(blocking_queued_calls_discarded_at_free)
     assert_ok(amb_rt_run(rt));
     assert_true(atomic_load(&stop.all_posted));
     /* One thread, busy with the first call until the runtime is freed:
-     * the other two calls are still queued, and freeing discards them
-     * (LeakSanitizer checks their cells are freed). */
+     * the other two calls are still queued then. They still run (a caller
+     * may have handed fn what it frees: the socket layer's name lookups
+     * do), and their results are discarded (LeakSanitizer checks their
+     * cells are freed). */
     amb_rt_free(rt);
     assert_true(atomic_load(&stop.saw_stopping));
-    assert_int_equal(atomic_load(&stop.others_ran), 0);
+    assert_int_equal(atomic_load(&stop.others_ran), 2);
 }
 
 AMB_TEST_MAIN(AMB_TEST_ENTRY(blocking_call_leaves_scheduler_free),
@@ -557,4 +559,4 @@ AMB_TEST_MAIN(AMB_TEST_ENTRY(blocking_call_leaves_scheduler_free),
               AMB_TEST_ENTRY(blocking_threads_start_on_demand),
               AMB_TEST_ENTRY(blocking_call_from_handler),
               AMB_TEST_ENTRY(blocking_call_survives_stop_and_rerun),
-              AMB_TEST_ENTRY(blocking_queued_calls_discarded_at_free))
+              AMB_TEST_ENTRY(blocking_queued_calls_run_at_free_and_are_discarded))
