@@ -6,7 +6,9 @@
  *
  * Invariants: each call blocks only its process (socket.h); every wait has
  * the caller's deadline; an answer is read until it is whole
- * (amb__epmd_*_decode say AMB_EAGAIN before) and never beyond its buffer.
+ * (amb__epmd_*_decode say AMB_EAGAIN before) and never beyond its buffer;
+ * nothing is allocated across a wait (the caller may be killed there: its
+ * stack and its sockets go with it, malloc'd memory would not).
  */
 #include <string.h>
 
@@ -117,21 +119,17 @@ int amb__epmd_client_port(amb_proc *self, const char *host, uint16_t epmd_port,
     rc = amb_tcp_connect(self, host, epmd_port, &o, timeout_ms, &s);
     if (rc != 0)
         return rc;
-    port_answer *a = amb__malloc(sizeof *a);
-    uint8_t *buf = amb__malloc(AMB__EPMD_REQUEST_MAX + 16);
-    if (a == NULL || buf == NULL)
-        rc = AMB_ENOMEM;
+    /* On the stack (about 4 KiB): a process killed while it waits here
+     * leaves nothing allocated behind (its socket goes with it). */
+    port_answer a;
+    uint8_t buf[AMB__EPMD_REQUEST_MAX + 16];
+    rc = amb_tcp_send(self, s, req, n, timeout_ms, NULL);
     if (rc == 0)
-        rc = amb_tcp_send(self, s, req, n, timeout_ms, NULL);
-    if (rc == 0)
-        rc = read_answer(self, s, deadline, buf, AMB__EPMD_REQUEST_MAX + 16, decode_port,
-                         a);
-    if (rc == 0 && a->result != 0)
+        rc = read_answer(self, s, deadline, buf, sizeof buf, decode_port, &a);
+    if (rc == 0 && a.result != 0)
         rc = AMB_ENOTFOUND;
     if (rc == 0)
-        *port = a->node.port;
-    amb__free(a);
-    amb__free(buf);
+        *port = a.node.port;
     amb_inet_close(self, s);
     return rc;
 }
