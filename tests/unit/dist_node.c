@@ -12,7 +12,9 @@
  *   - links both ways with real reasons, a trapped EXIT naming the remote
  *     pid; unlink; monitors by pid and by {Name, Node} with their DOWN
  *     (naming {Name, Node}), noproc for a name nobody has; demonitor;
- *   - gen_server:call to a C server of the other node by {Name, Node};
+ *   - gen_server:call to a C server of the other node by {Name, Node} and
+ *     by its pid; multi_call over this node, the other and a node nobody
+ *     runs (the reply of the one that has the server, the others bad);
  *   - disconnect_node: every link and monitor across ends with
  *     noconnection exactly once, monitor_node and monitor_nodes report the
  *     nodedown, the next send connects again;
@@ -59,6 +61,8 @@ static amb_gen_ret calc_call(amb_proc *self, void *state, amb_term req, amb_term
     int a, b;
     if (amb_match(req, "{add,~i,~i}", &a, &b) == 0)
         return amb_gen_reply(amb_int(amb_proc_heap(self), a + b));
+    if (req == amb_atom("whoami"))
+        return amb_gen_reply(amb_self(self));
     return amb_gen_reply(amb_atom("what"));
 }
 static const amb_gen_server calc = {.handle_call = calc_call};
@@ -196,6 +200,22 @@ static void signals_a(amb_proc *self, void *arg)
     CHECK_RC(self, AMB_ENOPROC,
              amb_gen_server_call(self, AMB_TUPLE(h, amb_atom("nocalc"), b), AMB_ATOM_OK,
                                  AMB_TEST_WAIT_MS, &reply));
+    /* By the server's pid there; multi_call over this node (no calc here),
+     * b and a node nobody runs. */
+    amb_term calc_pid;
+    CHECK_OK(self, amb_gen_server_call(self, AMB_TUPLE(h, amb_atom("calc"), b),
+                                       amb_atom("whoami"), AMB_TEST_WAIT_MS, &calc_pid));
+    CHECK_OK(self, amb_term_copy(h, calc_pid, &calc_pid));
+    CHECK_OK(self, amb_gen_server_call(self, calc_pid, amb_pack(h, "{add,1,1}"),
+                                       AMB_TEST_WAIT_MS, &reply));
+    CHECK_TERM(self, reply, "2");
+    amb_term replies, bad;
+    CHECK_OK(self, amb_gen_server_multi_call(
+                       self, amb_pack(h, "['a@fakehost','b@fakehost','nosuch@fakehost']"),
+                       amb_atom("calc"), amb_pack(h, "{add,4,5}"), AMB_TEST_WAIT_MS,
+                       &replies, &bad));
+    CHECK_TERM(self, replies, "[{'b@fakehost',9}]");
+    CHECK_TERM(self, bad, "['nosuch@fakehost','a@fakehost']");
 
     amb_trap_exit(self, false);
     stop_b(self);
