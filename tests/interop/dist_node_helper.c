@@ -203,7 +203,10 @@ static void agent(amb_proc *self, void *arg)
         amb_term m, from, ref, cmd;
         if (amb_receive(self, AMB_INFINITY, &m) != 0)
             return;
-        if (amb_match(m, "{~p,~w,~w}", &from, &ref, &cmd) != 0)
+        /* A command may receive again (a worker's ready), which frees this
+         * message's boxes (the erl pid and ref): the agent keeps a copy. */
+        if (amb_term_copy(h, m, &m) != 0 ||
+            amb_match(m, "{~p,~w,~w}", &from, &ref, &cmd) != 0)
             continue;
         bool stop = false;
         amb_term r = command(self, from, cmd, &stop);
