@@ -79,14 +79,19 @@ typedef struct amb_config {
     int64_t watchdog_ms;       /* report a process that runs this long without
                                   yielding: 1 ..= AMB_TIMEOUT_MAX, default
                                   2000; AMB_INFINITY turns reports off */
-    const char *node_name;     /* the node's name; default "nonode@nohost" */
+    const char *node_name;     /* the node's name; default "nonode@nohost";
+                                  Name@Host as erl takes it: Name of ASCII
+                                  letters, digits, '_' and '-', Host of
+                                  printable ASCII without spaces, neither
+                                  empty */
 } amb_config;
 
 /* Creates a runtime (no threads run until amb_rt_run) in *out, owned: free
  * with amb_rt_free. cfg may be NULL for all defaults; it is copied (the node
- * name too). AMB_EBADARG for a NULL out or a value out of range, AMB_ENOMEM,
- * AMB_ESYSLIMIT (too many runtimes in this OS process: 1023 over its
- * lifetime). Any thread. */
+ * name too). AMB_EBADARG for a NULL out or a value out of range (a node
+ * name that is not Name@Host), AMB_ENOMEM, AMB_ESYSLIMIT (too many runtimes
+ * in this OS process: 1023 over its lifetime; or the atom table is full and
+ * the node name is a new atom). Any thread. */
 AMB_API int amb_rt_new(const amb_config *cfg, amb_rt **out);
 
 /* Runs the runtime's schedulers on this thread and (schedulers - 1) more,
@@ -167,7 +172,8 @@ typedef struct amb_spawn_opts {
     amb_term name;              /* register under this atom (AMB_NONE: none);
                                    AMB_EEXIST when the name is taken, and
                                    then nothing is spawned */
-    size_t min_heap_size;       /* bytes to reserve for the process's heap */
+    size_t min_heap_size;       /* bytes to reserve for the process's heap
+                                   (AMB_ENOMEM when they cannot be had) */
     bool link;                  /* link the caller and the child atomically
                                    (amb_spawn_link) */
     bool monitor;               /* the caller monitors the child atomically
@@ -474,8 +480,9 @@ typedef struct amb_proc_info {
 /* A snapshot of pid's state, copied into the caller's *out (the process
  * answers it itself, as BEAM's does, so the counts are exact);
  * current_function is the address of code, never to be freed. AMB_ENOPROC
- * when pid is not a live process of this runtime, AMB_EBADARG (NULL out),
- * AMB_ENOMEM. */
+ * when pid is a pid of this runtime that is not alive, AMB_EBADARG (NULL
+ * out, or a term that is not a pid, AMB_NONE among them), AMB_ENOTSUP (a
+ * pid of another node), AMB_ENOMEM. */
 AMB_API int amb_process_info(amb_proc *self, amb_pid pid, amb_proc_info *out);
 
 /* ---------------------------------------------------------------------------

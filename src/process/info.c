@@ -80,6 +80,11 @@ int amb_process_info(amb_proc *self, amb_pid pid, amb_proc_info *out)
 {
     if (self == NULL || out == NULL)
         return AMB_EBADARG;
+    /* Not a pid (AMB_NONE among others) is misuse, as in Erlang; a pid of
+     * another node is what it is for links and monitors. */
+    int rc = amb__fail_check_pid(self->rt, pid);
+    if (rc != 0)
+        return rc;
     if (pid == self->pid) {
         amb_message_queue_len(self); /* drain: count what has arrived */
         fill_info(self, out, AMB_STATUS_RUNNING);

@@ -127,15 +127,19 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
         p->task.stack_class = (uint8_t)cls;
     }
     if (o != NULL && o->min_heap_size > 0) {
-        /* Reserve the heap now: one block of the asked size. */
+        /* Reserve the heap now: one block of the asked size (a reset keeps
+         * the largest block). A size that cannot be had is an error, not a
+         * silent smaller heap. */
         amb_heap *heap = amb_proc_heap(p);
         uint64_t *w = heap ? amb__heap_alloc(heap, o->min_heap_size / 8 + 1) : NULL;
         if (w != NULL)
             amb_heap_reset(heap);
+        else
+            rc = AMB_ENOMEM;
     }
     /* Links and monitors are set up in both blocks before the child is
      * published (spawn_link / spawn_monitor are atomic). */
-    if (o != NULL && o->link)
+    if (rc == 0 && o != NULL && o->link)
         rc = amb__link_spawn(parent, p);
     amb_term mref = AMB_NONE;
     if (rc == 0 && o != NULL && o->monitor)

@@ -57,6 +57,24 @@ static unsigned default_schedulers(void)
     return n > 0 ? (unsigned)n : 1;
 }
 
+/* A node name as erl takes one (net_kernel): Name@Host, Name of letters,
+ * digits, '_' and '-', Host non-empty and of printable characters without
+ * spaces. */
+static bool node_name_ok(const char *name)
+{
+    const char *at = strchr(name, '@');
+    if (at == NULL || at == name || at[1] == '\0')
+        return false;
+    for (const char *c = name; c < at; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+              (*c >= '0' && *c <= '9') || *c == '_' || *c == '-'))
+            return false;
+    for (const char *c = at + 1; *c != '\0'; c++)
+        if (*c < '!' || *c > '~')
+            return false;
+    return true;
+}
+
 int amb_rt_new(const amb_config *cfg, amb_rt **out)
 {
     if (out == NULL)
@@ -77,11 +95,13 @@ int amb_rt_new(const amb_config *cfg, amb_rt **out)
     if (c.schedulers > 1024 || c.max_processes > ((size_t)1 << 28) ||
         c.max_processes < 16 || c.stack_size < 16384 ||
         c.stack_size > ((size_t)256 << 20) || c.blocking_threads > 1024 ||
-        !amb__timeout_ok(c.watchdog_ms, true))
+        !amb__timeout_ok(c.watchdog_ms, true) || !node_name_ok(c.node_name))
         return AMB_EBADARG;
-    amb_term node = amb_atom(c.node_name);
-    if (node == AMB_NONE)
-        return AMB_EBADARG;
+    /* A full atom table is AMB_ESYSLIMIT, as for any new atom. */
+    amb_term node;
+    int arc = amb_atom_new(c.node_name, strlen(c.node_name), &node);
+    if (arc != 0)
+        return arc;
 
     /* The struct holds cache-line-aligned members: an aligned block. */
     amb_rt *rt = amb__malloc_aligned(sizeof *rt, _Alignof(amb_rt));

@@ -635,6 +635,14 @@ static void bad_args_main(amb_proc *self, void *arg)
     amb_proc_info pi;
     CHECK_RC(self, AMB_EBADARG, amb_process_info(self, me, NULL));
     CHECK_RC(self, AMB_EBADARG, amb_process_info(NULL, me, &pi));
+    /* Not a pid is misuse, not "no such process" (issue 13). */
+    CHECK_RC(self, AMB_EBADARG, amb_process_info(self, AMB_NONE, &pi));
+    CHECK_RC(self, AMB_EBADARG, amb_process_info(self, AMB_ATOM_OK, &pi));
+    /* A heap that cannot be had is an error, and nothing is spawned. */
+    CHECK_RC(self, AMB_ENOMEM,
+             amb_spawn_opt(self, returns_at_once, NULL,
+                           &(amb_spawn_opts){.min_heap_size = SIZE_MAX / 2}, &pid, NULL));
+    CHECK(self, pid == AMB_NONE);
     CHECK_RC(self, AMB_EBADARG, amb_yield(NULL));
     CHECK(self, !amb_is_process_alive(NULL, me));
     CHECK(self, amb_self(NULL) == AMB_NONE);
@@ -669,10 +677,47 @@ AMB_TEST(bad_arguments_are_ebadarg_and_change_nothing)
     assert_rc(AMB_EBADARG, amb_rt_new(&(amb_config){.watchdog_ms = -2}, &rt));
     assert_rc(AMB_EBADARG,
               amb_rt_new(&(amb_config){.watchdog_ms = AMB_TIMEOUT_MAX + 1}, &rt));
+    /* Node names as erl takes them: Name@Host (issue 13). */
+    static const char *bad_names[] = {"",           "@",      "a@",        "@b",
+                                      "no_at_sign", "a b@c",  "a@b c",     "a\tb@c",
+                                      "a.b@c",      "a@b\nc", "\xc3\xa9@h"};
+    for (size_t i = 0; i < AMB_COUNTOF(bad_names); i++)
+        assert_rc(AMB_EBADARG, amb_rt_new(&(amb_config){.node_name = bad_names[i]}, &rt));
     assert_null(rt);
     assert_rc(AMB_EBADARG, amb_rt_run(NULL));
     assert_rc(AMB_EBADARG, amb_rt_stop(NULL));
     amb_rt_free(NULL); /* a no-op */
+}
+
+AMB_TEST(rt_new_takes_erl_node_names_and_a_full_atom_table_is_esyslimit)
+{
+    /* A small atom table (this test's OS process makes no atom before). */
+    assert_rc(0, amb_atom_set_limit(1024));
+    static const char *good[] = {"a@b", "node-1_x@host.example.com", "N@127.0.0.1",
+                                 "x@h-y_z:1"};
+    for (size_t i = 0; i < AMB_COUNTOF(good); i++) {
+        amb_rt *rt = NULL;
+        assert_rc(0,
+                  amb_rt_new(&(amb_config){.schedulers = 1, .node_name = good[i]}, &rt));
+        amb_rt_free(rt);
+    }
+    /* With the atom table full, a node name that is a new atom is the
+     * table's limit, not a bad argument; one that exists is fine. */
+    char name[32];
+    amb_term a;
+    int rc = 0;
+    for (int i = 0; rc == 0; i++) {
+        snprintf(name, sizeof name, "filler%d", i);
+        rc = amb_atom_new(name, strlen(name), &a);
+    }
+    assert_rc(AMB_ESYSLIMIT, rc);
+    amb_rt *rt = NULL;
+    assert_rc(AMB_ESYSLIMIT, amb_rt_new(&(amb_config){.schedulers = 1,
+                                                      .node_name = "fresh_node@nowhere"},
+                                        &rt));
+    assert_null(rt);
+    assert_rc(0, amb_rt_new(&(amb_config){.schedulers = 1, .node_name = "a@b"}, &rt));
+    amb_rt_free(rt);
 }
 
 /* ===========================================================================
@@ -1599,6 +1644,7 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(send_to_a_dead_pid_is_not_an_error),
     AMB_TEST_ENTRY(send_to_a_pid_of_another_runtime_is_enotsup),
     AMB_TEST_ENTRY(bad_arguments_are_ebadarg_and_change_nothing),
+    AMB_TEST_ENTRY(rt_new_takes_erl_node_names_and_a_full_atom_table_is_esyslimit),
     AMB_TEST_ENTRY(full_process_table_is_esyslimit_and_frees_on_exit),
     AMB_TEST_ENTRY(handler_state_is_zeroed_aligned_and_persistent),
     AMB_TEST_ENTRY(handler_init_error_ends_the_process),
