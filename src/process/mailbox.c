@@ -553,8 +553,8 @@ int amb_rt_send(amb_rt *rt, amb_term to, amb_term msg)
 {
     if (rt == NULL || msg == AMB_NONE)
         return AMB_EBADARG;
-    amb__qsbr_enter(&rt->exec);
+    unsigned q = amb__qsbr_enter(&rt->exec);
     int rc = send_to(rt, NULL, to, msg);
-    amb__qsbr_leave(&rt->exec);
+    amb__qsbr_leave(&rt->exec, q);
     return rc;
 }

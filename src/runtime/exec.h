@@ -55,7 +55,9 @@ struct amb__exec {
 
     /* QSBR (qsbr.h) */
     _Alignas(64) _Atomic uint64_t epoch;
-    _Atomic unsigned ext_active; /* threads outside the runtime in a lookup */
+    /* Threads outside the runtime inside a lookup, by the parity of the
+     * epoch they announced (qsbr.h). */
+    _Atomic unsigned ext_active[2];
 
     void *watchdog; /* watchdog.c, while running */
     void *blocking; /* blocking.c, from the first run on */
