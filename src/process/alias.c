@@ -4,9 +4,13 @@
  *
  * Invariants:
  *   - An alias is a reference of this node with 4 id words: a 64-bit key
- *     (the owner's alias counter, never 0, never reused by that process)
  *     and the owner's table index and serial. So a sender routes it with a
  *     table lookup alone, and a reference of any other length is no alias.
+ *     The key comes from the reference counter of the scheduler that made
+ *     it, with the scheduler's id (as a monitor's key: (n << 10) | id), so
+ *     it is never 0 and unique on the node: an old alias never routes to
+ *     a process that came to hold the same pid after the pid space cycled
+ *     (with a counter per process starting at 1, it did; issue 13).
  *   - The set of active keys belongs to the owner alone (no lock): it is
  *     read and changed only by the owner, in its own calls and drains.
  *   - A message sent to an alias travels as an ALIAS cell whose first
@@ -20,7 +24,6 @@
 #define ALIAS_WORDS 4
 
 struct amb__aliases {
-    uint64_t next_key; /* the next key to hand out */
     size_t n, cap;
     struct alias_entry {
         uint64_t key;
@@ -30,11 +33,8 @@ struct amb__aliases {
 
 static struct amb__aliases *aliases_of(amb_proc *p)
 {
-    if (p->aliases == NULL) {
+    if (p->aliases == NULL)
         p->aliases = amb__calloc(1, sizeof *p->aliases);
-        if (p->aliases != NULL)
-            p->aliases->next_key = 1;
-    }
     return p->aliases;
 }
 
@@ -90,14 +90,15 @@ int amb_alias(amb_proc *self, unsigned flags, amb_term *out)
         a->v = v;
         a->cap = cap;
     }
-    uint64_t key = a->next_key;
+    uint32_t r[3];
+    amb__rt_ref_words(self->task.sched, r);
+    uint64_t key = amb__rt_ref_key(r);
     uint32_t w[ALIAS_WORDS] = {(uint32_t)key, (uint32_t)(key >> 32),
                                amb__lpid_index(self->pid), amb__lpid_serial(self->pid)};
     amb_term ref =
         amb_ref_term(h, self->rt->node_name, self->rt->creation, w, ALIAS_WORDS);
     if (ref == AMB_NONE)
         return AMB_ENOMEM;
-    a->next_key++;
     a->v[a->n++] = (struct alias_entry){key, (flags & AMB_ALIAS_REPLY) != 0};
     *out = ref;
     return 0;

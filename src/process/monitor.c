@@ -19,12 +19,6 @@
 /* Words a reference takes on a heap, with room to spare. */
 #define REF_WORDS 8
 
-static uint64_t key_of_words(const uint32_t *w)
-{
-    uint64_t n = (uint64_t)w[0] | ((uint64_t)w[1] << 32);
-    return (n << 10) | (w[2] & 1023u);
-}
-
 /* The key of a reference made by this runtime's monitors; 0 otherwise. */
 static uint64_t key_of_ref(amb_rt *rt, amb_term ref)
 {
@@ -34,7 +28,7 @@ static uint64_t key_of_ref(amb_rt *rt, amb_term ref)
     if (amb_ref_get(ref, w, AMB_REF_MAX_WORDS, &node, &creation, &n) != 0 || n != 3 ||
         node != rt->node_name || creation != rt->creation)
         return 0;
-    return key_of_words(w);
+    return amb__rt_ref_key(w);
 }
 
 /* A DOWN cell: {'DOWN', Ref, process, Pid, Reason}. Panics when out of
@@ -50,7 +44,7 @@ static amb__msg *down_cell(amb_rt *rt, amb__sched *s, const uint32_t *ref, amb_p
         amb__panic("out of memory sending a DOWN");
     m->heap.top += 1;
     m->kind = AMB__MSG_DOWN;
-    m->words[0] = key_of_words(ref);
+    m->words[0] = amb__rt_ref_key(ref);
     amb_term r = reason;
     if (rw != 0 && amb_term_copy(&m->heap, reason, &r) != 0)
         amb__panic("out of memory sending a DOWN");
@@ -161,7 +155,7 @@ int amb__monitor_spawn(amb_proc *parent, amb_proc *child, amb_term *ref)
     amb_term r = amb__rt_ref_term(parent->rt, h, w);
     if (r == AMB_NONE)
         return AMB_ENOMEM;
-    uint64_t key = key_of_words(w);
+    uint64_t key = amb__rt_ref_key(w);
     if (amb__fail_put(&cf->mons, (key << 1) | 1, parent->pid, w) != 0)
         return AMB_ENOMEM;
     if (amb__fail_put(&pf->mons, key << 1, child->pid, w) != 0)
@@ -211,7 +205,7 @@ int amb_monitor(amb_proc *self, amb_pid pid, amb_term *ref)
     amb_term r = amb__rt_ref_term(self->rt, h, w);
     if (r == AMB_NONE)
         return AMB_ENOMEM;
-    uint64_t key = key_of_words(w);
+    uint64_t key = amb__rt_ref_key(w);
     amb_proc *q = amb__ptab_lookup(self->rt, pid);
     amb__msg *m = q ? amb__msg_new_signal(s, AMB__MSG_MONITOR, 5) : NULL;
     if ((q != NULL && m == NULL) || amb__fail_put(&f->mons, key << 1, pid, w) != 0) {

@@ -164,18 +164,27 @@ static inline void amb__size_add(_Atomic size_t *c, ptrdiff_t d)
 /* ---------------------------------------------------------------------------
  * Process table (ptab.c): pid index -> block, with generation-checked pids.
  * ------------------------------------------------------------------------ */
+/* Indices a scheduler takes from, and gives back to, the queue at once (at
+ * most: fewer for a small table, so that batches held by schedulers never
+ * make up a large part of it). */
+#define AMB__PTAB_BATCH 64
+
 typedef struct amb__ptab {
     _Atomic(amb_proc *) *slots; /* index -> live block or NULL */
     uint32_t *serials;          /* index -> serial of its current/last process */
     size_t size;
-    _Atomic size_t fresh; /* indices [fresh, size) never used */
-    /* Freed indices, a stack under the lock (per-scheduler caches in front). */
-    void *lock; /* pthread_mutex_t, opaque here */
-    uint32_t *free_idx;
-    size_t free_len;
+    unsigned batch; /* indices per batch, 1 ..= AMB__PTAB_BATCH */
+    /* The queue of free indices, oldest first: the never-used ones
+     * [fresh, size), then the freed ones in `freed` (a ring of `size`
+     * entries, from freed_head), all under the lock. */
+    void *lock;           /* pthread_mutex_t, opaque here */
+    _Atomic size_t fresh; /* read without the lock only when nothing runs */
+    uint32_t *freed;
+    size_t freed_head, freed_len;
 } amb__ptab;
 
-int amb__ptab_init(amb__ptab *t, size_t size);
+/* A table of size indices for a runtime of nsched schedulers. */
+int amb__ptab_init(amb__ptab *t, size_t size, unsigned nsched);
 void amb__ptab_term(amb__ptab *t);
 /* The live block of pid, or NULL. Safe on a scheduler thread (QSBR) or by an
  * external thread inside amb__qsbr_enter/leave. */
@@ -336,6 +345,7 @@ void amb__alias_free(amb_proc *p);
 /* Process table indices (ptab.c). s may be NULL (outside a scheduler). */
 int amb__ptab_alloc(amb_rt *rt, amb__sched *s, uint32_t *index, uint32_t *serial);
 void amb__ptab_free(amb_rt *rt, amb__sched *s, uint32_t index);
+/* Puts the indices s holds back into the queue (teardown of s). */
 void amb__ptab_flush_cache(amb_rt *rt, amb__sched *s);
 
 /* Registered names (names.c). */

@@ -123,7 +123,7 @@ int amb_rt_new(const amb_config *cfg, amb_rt **out)
     }
     if (rc != 0)
         goto fail_rt;
-    if ((rc = amb__ptab_init(&rt->ptab, c.max_processes)) != 0)
+    if ((rc = amb__ptab_init(&rt->ptab, c.max_processes, c.schedulers)) != 0)
         goto fail_rt;
     if ((rc = amb__names_init(rt)) != 0)
         goto fail_ptab;

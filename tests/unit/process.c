@@ -774,6 +774,70 @@ AMB_TEST(full_process_table_is_esyslimit_and_frees_on_exit)
     }
 }
 
+/* Issue 13: table indices were reused last-in-first-out, so a spawn/exit
+ * loop gave every child the same index and a pid came back (naming a
+ * stranger) after 2^22 spawns. Now the indices go round the whole table:
+ * an index returns only after about the table's size of other spawns, so a
+ * pid returns only after 2^22 times that. */
+#define PID_TABLE 1024
+#define PID_LOOP  (4 * PID_TABLE)
+
+typedef struct pid_obs {
+    uint32_t id[PID_LOOP], serial[PID_LOOP];
+    int n;
+} pid_obs;
+
+static void ends_at_once(amb_proc *self, void *arg)
+{
+    (void)self, (void)arg;
+}
+
+static void pid_loop_main(amb_proc *self, void *arg)
+{
+    pid_obs *o = arg;
+    for (int i = 0; i < PID_LOOP; i++) {
+        amb_pid pid;
+        amb_term ref;
+        CHECK_OK(self, amb_spawn_monitor(self, ends_at_once, NULL, &pid, &ref));
+        CHECK_OK(self, amb_pid_get(pid, NULL, &o->id[i], &o->serial[i], NULL));
+        CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL,
+                                         "{'DOWN',~v,process,~v,_}", ref, pid));
+        o->n++;
+    }
+}
+
+AMB_TEST(spawn_exit_loop_goes_round_the_whole_table_before_a_pid_index_returns)
+{
+    static pid_obs o;
+    for (unsigned n = 1; n <= 2; n++) {
+        memset(&o, 0, sizeof o);
+        amb_config cfg = config_of(n);
+        cfg.max_processes = PID_TABLE;
+        amb_rt *rt;
+        reset_failure();
+        assert_ok(amb_rt_new(&cfg, &rt));
+        assert_ok(amb_rt_spawn(rt, pid_loop_main, &o, NULL));
+        assert_ok(amb_rt_run(rt));
+        amb_rt_free(rt);
+        assert_no_process_failure();
+        assert_int_equal(o.n, PID_LOOP);
+        /* The closest two uses of one index: only the batches a scheduler
+         * takes from and gives to the queue (64 at most) change the order. */
+        int min_gap = PID_LOOP;
+        for (int i = 0; i < PID_LOOP; i++)
+            for (int j = i + 1; j < PID_LOOP && j - i < min_gap; j++)
+                if (o.id[j] == o.id[i]) {
+                    assert_int_not_equal(o.serial[j], o.serial[i]);
+                    min_gap = j - i;
+                    break;
+                }
+        print_message("%u scheduler(s): an index came back after %d spawns at the "
+                      "earliest (table %d)\n",
+                      n, min_gap, PID_TABLE);
+        assert_true(min_gap >= PID_TABLE - 2 * 64 - 2);
+    }
+}
+
 /* ===========================================================================
  * Handler processes
  * ======================================================================== */
@@ -1646,6 +1710,7 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(bad_arguments_are_ebadarg_and_change_nothing),
     AMB_TEST_ENTRY(rt_new_takes_erl_node_names_and_a_full_atom_table_is_esyslimit),
     AMB_TEST_ENTRY(full_process_table_is_esyslimit_and_frees_on_exit),
+    AMB_TEST_ENTRY(spawn_exit_loop_goes_round_the_whole_table_before_a_pid_index_returns),
     AMB_TEST_ENTRY(handler_state_is_zeroed_aligned_and_persistent),
     AMB_TEST_ENTRY(handler_init_error_ends_the_process),
     AMB_TEST_ENTRY(handler_takes_100k_messages_in_per_sender_order),
