@@ -28,9 +28,10 @@
  *   DOWN {key}             term: {'DOWN', Ref, process, Pid, Reason}
  *
  * A LINK or MONITOR that reaches a dead process is answered by whoever frees
- * it (amb__link_discard, amb__monitor_discard): an exit signal noproc, a
- * DOWN noproc. So a link or monitor racing with the target's end is never
- * lost.
+ * it (amb__link_discard, amb__monitor_discard): the target's teardown, or
+ * the sender itself once the target's mailbox is closed (mailbox.c): an
+ * exit signal noproc, a DOWN noproc, at once. So a link or monitor racing
+ * with the target's end is never lost nor late.
  */
 #ifndef AMB_PROCESS_FAIL_H
 #define AMB_PROCESS_FAIL_H
@@ -129,6 +130,11 @@ int amb__monitor_spawn(amb_proc *parent, amb_proc *child, amb_term *ref);
 void amb__monitor_spawn_undo(amb_proc *parent, amb_proc *child);
 /* Monitors p holds (process_info). */
 size_t amb__monitor_count(const amb_proc *p);
+/* amb_monitor after its lookup: q is pid's block as the lookup found it
+ * (NULL: not alive), which the caller keeps valid (QSBR). Split out so
+ * that a test can make a monitor reach a block that ended after its
+ * lookup. */
+int amb__monitor_make(amb_proc *self, amb_pid pid, amb_proc *q, amb_term *ref);
 
 /* ---------------------------------------------------------------------------
  * Exit signals (exit.c)

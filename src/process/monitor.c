@@ -195,6 +195,11 @@ int amb_monitor(amb_proc *self, amb_pid pid, amb_term *ref)
     if (rc != 0)
         return rc;
     amb__proc_reduce(self);
+    return amb__monitor_make(self, pid, amb__ptab_lookup(self->rt, pid), ref);
+}
+
+int amb__monitor_make(amb_proc *self, amb_pid pid, amb_proc *q, amb_term *ref)
+{
     struct amb__fail *f = amb__fail_of(self);
     amb_heap *h = amb_proc_heap(self);
     if (f == NULL || h == NULL)
@@ -206,7 +211,6 @@ int amb_monitor(amb_proc *self, amb_pid pid, amb_term *ref)
     if (r == AMB_NONE)
         return AMB_ENOMEM;
     uint64_t key = amb__rt_ref_key(w);
-    amb_proc *q = amb__ptab_lookup(self->rt, pid);
     amb__msg *m = q ? amb__msg_new_signal(s, AMB__MSG_MONITOR, 5) : NULL;
     if ((q != NULL && m == NULL) || amb__fail_put(&f->mons, key << 1, pid, w) != 0) {
         amb__msg_free(s, m);

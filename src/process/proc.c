@@ -8,9 +8,10 @@
  * Life cycle of a block:
  *   alloc (pool or allocator) -> spawn publishes it in the process table ->
  *   runs -> ends (its scheduler tears it down: table slot cleared, name,
- *   messages, heap and timers released) -> retired by the executor (QSBR
- *   limbo) -> reclaimed after the grace period (messages that racing
- *   senders pushed meanwhile are freed) -> back to the scheduler's pool.
+ *   messages, heap and timers released, mailbox closed: a racing sender
+ *   that pushes afterwards answers its own cell) -> retired by the
+ *   executor (QSBR limbo) -> reclaimed after the grace period -> back to
+ *   the scheduler's pool.
  */
 #include <stdlib.h>
 
@@ -394,8 +395,13 @@ void amb__proc_teardown(amb__sched *s, amb__task *t)
     /* release: pairs with lookups' acquire; from now on none finds p. */
     atomic_store_explicit(&rt->ptab.slots[index], NULL, memory_order_release);
     amb__ptab_free(rt, s, index);
-    /* Pending cells: a LINK or MONITOR among them is answered (noproc). */
+    /* Pending cells: a LINK or MONITOR among them is answered (noproc).
+     * Then the mailbox is closed: a sender that found the block before the
+     * slot was cleared and pushes from now on answers its own cell at once
+     * (a MONITOR gets its DOWN noproc now, not when the block is reclaimed,
+     * which could take seconds on busy schedulers: issue 12). */
     amb__mailbox_drop_all(s, p);
+    amb__mailbox_close(rt, s, p);
     /* on_exit handlers, exit signals to links, DOWN to monitors. */
     amb__fail_teardown(s, p);
     amb__alias_free(p);
@@ -412,10 +418,10 @@ void amb__proc_teardown(amb__sched *s, amb__task *t)
 void amb__proc_reclaim(amb__sched *s, amb__task *t)
 {
     amb_proc *p = amb__proc_of(t);
-    /* Senders that found p before it ended may have pushed since. */
-    amb__mpscq_node *n;
-    while ((n = amb__mpscq_pop(&p->task.inbox)) != NULL)
-        amb__mailbox_discard(p->rt, s, (amb__msg *)(void *)n);
+    /* Its mailbox was closed at teardown, and every sender that pushed
+     * since answered its own cell before it passed a quiescent point: it is
+     * empty. */
+    AMB__CHECK(amb__mpscq_pop(&p->task.inbox) == NULL);
     block_free(s, p);
 }
 

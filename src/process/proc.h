@@ -227,6 +227,11 @@ void amb__mailbox_deliver(amb_rt *rt, amb__sched *s, amb_proc *p, amb__msg *m);
 void amb__mailbox_drain(amb_proc *p);
 /* Frees every cell of a dead process's mailbox and private queue. */
 void amb__mailbox_drop_all(amb__sched *s, amb_proc *p);
+/* Closes the mailbox of p, which has ended, for good: discards what is in
+ * it (amb__mailbox_discard), and from then on the first sender that pushes
+ * into it does the same itself (amb__mailbox_deliver), at once. Called by
+ * p's teardown, and by a sender whose push found the mailbox closed. */
+void amb__mailbox_close(amb_rt *rt, amb__sched *s, amb_proc *p);
 /* Frees a cell that will never be received; a request in it is answered
  * (a process_info request gets "no such process", a LINK an exit signal
  * noproc, a MONITOR a DOWN noproc). */
