@@ -42,6 +42,30 @@
  *   - `arg` pointers (a body's, a start function's) are passed as they are:
  *     the caller keeps them valid for as long as the process uses them.
  *   - Times are int64_t milliseconds (below).
+ *
+ * Stacks and overflow. A process's stack (a stackful body, or a handler's
+ * callbacks) is fixed in size: `stack_size` of the runtime or of the spawn,
+ * a little less than that in usable bytes (a page and 64 bytes go to the
+ * guard and the canary). Running out of it never goes unnoticed and never
+ * silently corrupts another process, in every build type:
+ *   - A runtime call (send, receive, link, monitor, exit, timers; every
+ *     call that may yield) made with less than 8 KiB of stack left ends the
+ *     process with reason `stack_overflow`, as amb_exit_self would (links,
+ *     monitors and a crash report see it); the 8 KiB are the room ending
+ *     takes, a log handler included. So a recursion that calls the runtime
+ *     stops there, and nothing else is hurt.
+ *   - Code that goes deeper without a runtime call runs into a guard page
+ *     below its stack: every stack has one where the kernel has guard
+ *     regions (Linux 6.13 and later), else the first 4096 of each size do.
+ *     The fault ends the OS process, after the line "ambitious: stack
+ *     overflow: ..." on stderr when the program has no SIGSEGV handler of
+ *     its own. A frame larger than the guard page can step over it unless
+ *     the code is built with -fstack-clash-protection (GCC, Clang).
+ *   - A stack without a guard page has a 64-byte canary below it, checked
+ *     each time the process switches out: a broken one stops the OS
+ *     process with a message naming the overflow, before any other process
+ *     runs on corrupted memory.
+ * docs/design/stacks.md has the layout and what each check costs.
  */
 #ifndef AMBITIOUS_PROCESS_H
 #define AMBITIOUS_PROCESS_H

@@ -295,6 +295,11 @@ void amb__proc_die(amb_proc *p, amb_term reason, bool report, amb__msg *cell)
     amb__sched_exit(&p->task, AMB__TASK_EXIT);
 }
 
+void amb__proc_stack_overflow(amb_proc *p)
+{
+    amb__proc_die(p, p->rt->atom_stack_overflow, true, NULL);
+}
+
 void amb_exit_self(amb_proc *self, amb_term reason)
 {
     if (self == NULL)

@@ -262,11 +262,18 @@ void amb__proc_signals(amb_proc *p);
  * process does when it is scheduled out; exit signals act even sooner, see
  * amb__proc_reduce), then goes to the back of the run queue. */
 void amb__proc_yield(amb_proc *p);
-/* Spends one reduction; yields when the budget is gone. Handles pending
+/* Ends p, whose stack is nearly used up, with reason stack_overflow (from
+ * a runtime call, on the margin kept for it: docs/design/stacks.md). */
+_Noreturn void amb__proc_stack_overflow(amb_proc *p);
+/* Spends one reduction; yields when the budget is gone. Ends the process
+ * (stack_overflow) when its stack is nearly used up, and handles pending
  * exit signals first: every send and receive passes here, so a running
- * process notices an exit signal at its next runtime call. */
+ * process notices an exit signal, and a recursion that calls the runtime
+ * is stopped, at its next runtime call. */
 static inline void amb__proc_reduce(amb_proc *p)
 {
+    if (amb__unlikely(amb__task_stack_low(&p->task, amb__ctx_sp())))
+        amb__proc_stack_overflow(p);
     /* relaxed: a hint only; amb__proc_signals re-reads it with acquire. */
     if (amb__unlikely(atomic_load_explicit(&p->sig_pending, memory_order_relaxed)))
         amb__proc_signals(p);

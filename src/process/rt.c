@@ -98,8 +98,10 @@ int amb_rt_new(const amb_config *cfg, amb_rt **out)
         !amb__timeout_ok(c.watchdog_ms, true) || !node_name_ok(c.node_name))
         return AMB_EBADARG;
     /* A full atom table is AMB_ESYSLIMIT, as for any new atom. */
-    amb_term node;
+    amb_term node, overflow;
     int arc = amb_atom_new(c.node_name, strlen(c.node_name), &node);
+    if (arc == 0)
+        arc = amb_atom_new("stack_overflow", 14, &overflow);
     if (arc != 0)
         return arc;
 
@@ -111,6 +113,7 @@ int amb_rt_new(const amb_config *cfg, amb_rt **out)
     rt->cfg = c;
     rt->cfg.node_name = NULL; /* the caller's string need not outlive us */
     rt->node_name = node;
+    rt->atom_stack_overflow = overflow;
     int rc;
     /* A fresh creation per runtime of the same name, so pids of two local
      * runtimes never look alike. */

@@ -52,6 +52,9 @@ struct amb_rt {
     amb_term node_name;
     uint32_t creation;
     unsigned node_slot;
+    /* The exit reason of a process whose stack ran out (made with the
+     * runtime, so that ending needs no atom then). */
+    amb_term atom_stack_overflow;
 
     /* Depots of the slab classes (msg.c, proc.c): free objects flow between
      * schedulers through them. */

@@ -107,7 +107,10 @@ amb__stack_pool *amb__exec_stack_pool(amb__exec *x, unsigned cls)
         /* A large per-scheduler cache: stacks given back to the OS go in big
          * batches (each MADV_DONTNEED is a TLB shootdown on every CPU), and
          * a burst of short-lived tasks reuses warm stacks. */
-        amb__stack_config sc = {.stack_size = x->stack_size << cls, .cache_max = 1024};
+        amb__stack_config sc = {.stack_size = x->stack_size << cls,
+                                .cache_max = 1024,
+                                .max_guards =
+                                    x->stack_guards_off ? AMB__STACK_NO_GUARDS : 0};
         if (amb__stack_pool_new(&sc, &pool) == 0)
             /* release: the pool is complete before another scheduler's
              * acquire load above can see it. */

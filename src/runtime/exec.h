@@ -39,6 +39,10 @@ struct amb__exec {
     size_t stack_size;
     unsigned blocking_threads;
     uint64_t watchdog_ms;
+    /* Stacks without guard pages of any kind (the canary only), as on a
+     * kernel without guard regions past the mprotect budget: tests set it
+     * before the first task runs. */
+    bool stack_guards_off;
 
     /* Stack pools by size class: class k holds stacks of stack_size << k,
      * made on first use (stack_lock). */

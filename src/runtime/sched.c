@@ -191,6 +191,7 @@ static void prepare(amb__sched *s, amb__task *t)
         if (c == NULL || amb__stack_alloc(c, &st) != 0)
             amb__panic("no memory for a task's stack");
         t->stack = st;
+        t->stack_unguarded = !(st->flags & AMB__STACK_GUARDED);
         amb__ctx_make(&t->ctx, st->lo, st->size, task_boot, t);
     }
 }
@@ -205,13 +206,6 @@ static void after_switch(amb__sched *s)
     if (t == NULL)
         return;
     s->pending = NULL;
-#ifndef NDEBUG
-    /* Debug builds check the canary at every switch; release builds do not,
-     * because the first read of a fresh stack's canary page is a page fault
-     * (docs/design/stacks.md: overflow detection). */
-    if (t->stack != NULL)
-        amb__stack_check(t->stack);
-#endif
     switch ((enum amb__task_req)s->pending_req) {
     case AMB__TASK_YIELD:
         amb__sched_ready_tail(s, t);
@@ -263,6 +257,17 @@ static amb__task *next_direct(amb__sched *s)
  * directly when one is ready, else the scheduler loop. */
 static amb__ctx *leave(amb__task *t, enum amb__task_req req)
 {
+    /* A stack without a guard page has its canary checked at every switch
+     * out, in every build, before any other context runs: an overflow past
+     * it may have written over the saved context of the stack below, which
+     * may be the very task we would switch to next. A guarded stack only in
+     * debug builds: its guard faults at the overflow itself, and the first
+     * read of a fresh canary page is a page fault. docs/design/stacks.md,
+     * "Overflow". */
+#ifdef NDEBUG
+    if (t->stack_unguarded)
+#endif
+        amb__stack_check(t->stack);
     amb__sched *s = t->sched;
     s->pending = t;
     s->pending_req = (uint8_t)req;
@@ -441,6 +446,7 @@ static amb__task *idle(amb__sched *s)
 void amb__sched_loop(amb__sched *s)
 {
     amb__exec *x = s->exec;
+    amb__stack_altstack_on(&s->altstack);
     amb__qsbr_quiescent(s);
     s->now_ms = amb__clock_ms();
     /* acquire: pairs with amb__exec_stop's release store. */
@@ -458,4 +464,5 @@ void amb__sched_loop(amb__sched *s)
             run(s, t);
     }
     amb__qsbr_offline(s);
+    amb__stack_altstack_off(&s->altstack);
 }

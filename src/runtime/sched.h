@@ -53,6 +53,7 @@ struct amb__sched {
     /* One stack cache per stack size class, set up when a class is first
      * used on this scheduler. */
     amb__stack_cache stacks[AMB__STACK_CLASSES];
+    amb__stack_altstack altstack; /* while it runs (stack.h: guard faults) */
 
     /* QSBR (qsbr.h) */
     _Alignas(64) _Atomic uint64_t epoch_seen; /* AMB__QSBR_OFFLINE while asleep */

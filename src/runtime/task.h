@@ -66,11 +66,31 @@ typedef struct amb__task {
     struct amb__task *link;
     int16_t budget;      /* reductions left in this run (BUDGET at a switch-in) */
     uint8_t stack_class; /* size class of its stacks (amb__exec_stack_class) */
+    /* Its stack has no guard page: the scheduler checks the canary at every
+     * switch-out (stack.h). Set with the context. */
+    bool stack_unguarded;
     /* A name for diagnostics, set by the layer above (a process puts its
      * index in the process table there): what the watchdog reports a stuck
      * task by. */
     uint32_t id;
 } amb__task;
+
+/* Bytes of stack a running task keeps for ending itself from a runtime
+ * call (its crash report, the switch away) when its own frames have used
+ * the rest: see amb__task_stack_low. Measured (docs/design/stacks.md,
+ * "Overflow"). */
+#define AMB__TASK_STACK_MARGIN (8 * 1024)
+
+/* True when the running task t, whose stack pointer is sp (amb__ctx_sp),
+ * has less than AMB__TASK_STACK_MARGIN bytes of stack left. The layer
+ * above asks at every runtime call and ends the task instead of going
+ * deeper: a deep recursion that calls the runtime is stopped before it
+ * reaches the end of its stack. Inline: a load of the context's stack_lo
+ * (on the task's line the budget is on) and a compare. */
+static inline bool amb__task_stack_low(const amb__task *t, const char *sp)
+{
+    return sp < (const char *)t->ctx.stack_lo + AMB__TASK_STACK_MARGIN;
+}
 
 /* Eight words behind the inbox: a task is three cache lines. */
 _Static_assert(sizeof(amb__task) <= 3 * 64 || AMB__CTX_ASAN || AMB__CTX_TSAN,
