@@ -235,8 +235,13 @@ AMB_TEST(an_overflow_into_the_neighbour_of_an_unguarded_stack_stops_the_os_proce
     overflow_by = 6 * 1024;
     bool said = false;
     int status = run_child(false, &said);
-    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
-    assert_true(said);
+    /* Stopped by the runtime's panic (a sanitizer sees the bad write first
+     * and reports it its own way). */
+    assert_false(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (!(AMB__CTX_ASAN || AMB__CTX_TSAN)) {
+        assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+        assert_true(said);
+    }
 }
 
 AMB_TEST(an_overflow_of_a_guarded_stack_faults_at_its_guard)
