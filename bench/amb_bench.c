@@ -12,6 +12,7 @@
  *   amb-bench m2o S PER                 S senders x PER messages to one
  *   amb-bench timers N MAXDELAY         N send_after timers of 1..MAXDELAY ms
  *   amb-bench sup_wide N [DYNAMIC]      one supervisor with N children (ours)
+ *   amb-bench maps N                    N puts into one map, N gets, N removes
  *
  * Each prints one line, `RESULT bench=<name> impl=c schedulers=<n> key=value
  * ...`, with the key names of RESULTS.md ("What each benchmark does"), and
@@ -1079,6 +1080,111 @@ static void bench_sup_wide(struct run *r, amb_proc *self)
 }
 
 /* ---------------------------------------------------------------------------
+ * 9. maps N (ours; the Erlang twin is bench/maps_bench.erl)
+ *
+ * The root puts N distinct integer keys 1..N into one map starting empty,
+ * then gets them (each value checked), then removes them: ns per operation
+ * of each phase, as Erlang's maps:put/maps:get/maps:remove loop.
+ *
+ * The map is a process's state as the runtime keeps term state (issue 14):
+ * when the heap holds COMPACT times the live size of the last copy, the map
+ * is copied to a fresh heap and the old one freed, so memory stays within a
+ * constant factor of the live map and the copies cost O(1) amortised per
+ * operation. The copies are in the times, as Erlang's garbage collections
+ * are in its. The other keys say what they cost and how large the heap got.
+ * ------------------------------------------------------------------------ */
+
+#define MAPS_COMPACT 8
+
+struct maps_heap {
+    amb_heap *heap;
+    size_t live; /* bytes of the map at the last copy */
+    uint64_t copy_ns;
+    long copies;
+    size_t peak;
+    unsigned long ops;
+};
+
+/* Copies *m to a fresh heap when the heap has grown COMPACT times past the
+ * live size; 0 or an error code. Also yields now and then: a process that
+ * runs for seconds without yielding is what the watchdog reports. */
+static int maps_compact(amb_proc *self, struct maps_heap *mh, amb_term *m)
+{
+    if ((++mh->ops & 4095) == 0)
+        amb_yield(self);
+    size_t size = amb_heap_size(mh->heap);
+    if (size > mh->peak)
+        mh->peak = size;
+    if (size <= MAPS_COMPACT * mh->live)
+        return 0;
+    uint64_t t0 = now_ns();
+    amb_heap *fresh;
+    int rc = amb_heap_new(&fresh);
+    if (rc == 0 && (rc = amb_term_copy(fresh, *m, m)) != 0)
+        amb_heap_free(fresh);
+    if (rc != 0)
+        return rc;
+    amb_heap_free(mh->heap);
+    mh->heap = fresh;
+    mh->live = amb_heap_size(fresh) > 65536 ? amb_heap_size(fresh) : 65536;
+    mh->copies++;
+    mh->copy_ns += now_ns() - t0;
+    return 0;
+}
+
+static void bench_maps(struct run *r, amb_proc *self)
+{
+    long long n = r->args[0];
+    struct maps_heap mh = {.live = 65536};
+    int rc = amb_heap_new(&mh.heap);
+    if (rc != 0) {
+        fail(r, self, "heap: %s", amb_strerror(rc));
+        return;
+    }
+    amb_term m = amb_map(mh.heap, 0, NULL, NULL);
+    uint64_t t0 = now_ns();
+    for (long long i = 1; i <= n && m != AMB_NONE && rc == 0; i++) {
+        m = amb_map_put(mh.heap, m, AMB_SMALL(i), AMB_SMALL(i));
+        rc = m == AMB_NONE ? AMB_ENOMEM : maps_compact(self, &mh, &m);
+    }
+    uint64_t t1 = now_ns();
+    long long bad = 0;
+    for (long long i = 1; i <= n && rc == 0; i++) {
+        amb_term v;
+        bad += amb_map_get(m, AMB_SMALL(i), &v) != 0 || v != AMB_SMALL(i);
+        if ((i & 4095) == 0)
+            amb_yield(self);
+    }
+    uint64_t t2 = now_ns();
+    size_t size_full = m != AMB_NONE ? amb_map_size(m) : 0;
+    long copies_put = mh.copies;
+    for (long long i = 1; i <= n && m != AMB_NONE && rc == 0; i++) {
+        m = amb_map_remove(mh.heap, m, AMB_SMALL(i));
+        rc = m == AMB_NONE ? AMB_ENOMEM : maps_compact(self, &mh, &m);
+    }
+    uint64_t t3 = now_ns();
+    size_t size_end = m != AMB_NONE ? amb_map_size(m) : 1;
+    amb_heap_free(mh.heap);
+    if (rc != 0) {
+        fail(r, self, "map operation: %s", amb_strerror(rc));
+        return;
+    }
+    if (bad != 0 || size_full != (size_t)n || size_end != 0) {
+        fail(r, self, "maps: %lld wrong values, %zu keys after the puts, %zu at the end",
+             bad, size_full, size_end);
+        return;
+    }
+    kv_int(r, "n", n);
+    kv_num(r, "put_ns", (double)(t1 - t0) / (double)n);
+    kv_num(r, "get_ns", (double)(t2 - t1) / (double)n);
+    kv_num(r, "remove_ns", (double)(t3 - t2) / (double)n);
+    kv_int(r, "copies_put", copies_put);
+    kv_int(r, "copies", mh.copies);
+    kv_num(r, "copy_ms", ms(mh.copy_ns));
+    kv_num(r, "peak_heap_mb", (double)mh.peak / (1 << 20));
+}
+
+/* ---------------------------------------------------------------------------
  * Command line
  * ------------------------------------------------------------------------ */
 
@@ -1100,6 +1206,7 @@ static const struct bench benches[] = {
     {"m2o", "m2o S PER", {4, 1000000}, 2, bench_m2o},
     {"timers", "timers N MAXDELAY", {1000000, 100}, 2, bench_timers},
     {"sup_wide", "sup_wide N [DYNAMIC]", {100000, 0}, 2, bench_sup_wide},
+    {"maps", "maps N", {1000000}, 1, bench_maps},
 };
 
 static void usage(void)
@@ -1153,6 +1260,8 @@ static const char *check_args(const struct bench *b, const long long *a)
         return a[0] >= 1 && a[1] >= 1 ? NULL : "N, MAXDELAY >= 1";
     if (b->fn == bench_sup_wide)
         return a[0] >= 2 && a[0] <= (1LL << 26) ? NULL : "N must be in 2..2^26";
+    if (b->fn == bench_maps)
+        return a[0] >= 1 && a[0] <= AMB_SMALL_MAX ? NULL : "N must be >= 1";
     return NULL;
 }
 

@@ -38,20 +38,15 @@ static bool is_poison(int job)
     return job % 5 == 3;
 }
 
-/* A pid as Erlang's shell shows a local one, <0.Id.Serial>, for printf:
- * printf("%s", pid_text(pid).s). Any other term as amb_print writes it. */
+/* A term as a human reads it (the pretty style: a pid as Erlang's shell
+ * shows it, <0.Id.Serial>), for printf: printf("%s", pid_text(pid).s). */
 typedef struct pid_text_buf {
-    char s[48];
+    char s[120];
 } pid_text_buf;
-static pid_text_buf pid_text(amb_term pid)
+static pid_text_buf pid_text(amb_term t)
 {
     pid_text_buf b;
-    amb_term node;
-    uint32_t id, serial, creation;
-    if (amb_pid_get(pid, &node, &id, &serial, &creation) == 0)
-        snprintf(b.s, sizeof b.s, "<0.%u.%u>", id, serial);
-    else
-        amb_print(pid, b.s, sizeof b.s, NULL);
+    amb_print_ex(t, AMB_PRINT_PRETTY, b.s, sizeof b.s, NULL); /* a cut text is fine */
     return b;
 }
 
@@ -381,9 +376,8 @@ static const amb_app jobs_app = {
 static void log_line(void *ctx, const amb_log_event *ev)
 {
     if (ev->crash_report) {
-        char reason[120];
-        amb_print(ev->reason, reason, sizeof reason, NULL);
-        printf("  crash report: %s died: %s\n", pid_text(ev->pid).s, reason);
+        printf("  crash report: %s died: %s\n", pid_text(ev->pid).s,
+               pid_text(ev->reason).s);
     } else {
         printf("  log %s: %.*s\n", pid_text(ev->pid).s, (int)strcspn(ev->text, "\n"),
                ev->text);
@@ -445,7 +439,7 @@ static void main_process(amb_proc *self, void *arg)
     if (rc != 0) {
         printf("cannot start jobs: %s ", amb_err_name(rc));
         if (reason != AMB_NONE)
-            amb_fprint(reason, stdout);
+            amb_fprint_ex(reason, AMB_PRINT_PRETTY, stdout);
         printf("\n");
         amb_app_shutdown(self);
         return;

@@ -21,8 +21,8 @@ static void main_process(amb_proc *self, void *arg)
     amb_send(self, pid,
              amb_pack(amb_proc_heap(self), "{echo, ~p, ~s}", amb_self(self), "hi"));
     amb_term reply;
-    if (amb_receive(self, 1000, &reply) == 0) /* 1 s timeout */
-        amb_fprint(reply, stdout);            /* [104,105] */
+    if (amb_receive(self, 1000, &reply) == 0)           /* 1 s timeout */
+        amb_fprint_ex(reply, AMB_PRINT_PRETTY, stdout); /* "hi" */
     printf("\n");
 }
 

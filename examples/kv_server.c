@@ -90,20 +90,10 @@ static int put(amb_proc *self, kv_state *s, amb_term key, amb_term value)
     return ++s->updates >= COMPACT_EVERY ? compact(self, s) : 0;
 }
 
-/* The map without key (term.h has no map_remove: rebuild from the pairs). */
+/* The map without key. */
 static int remove_key(amb_proc *self, kv_state *s, amb_term key)
 {
-    size_t n = amb_map_size(s->map), j = 0;
-    amb_term *keys = amb_malloc((n + 1) * 2 * sizeof(amb_term));
-    if (keys == NULL)
-        return AMB_ENOMEM;
-    amb_term *values = keys + n + 1;
-    for (size_t i = 0; i < n; i++) {
-        amb_map_pair(s->map, i, &keys[j], &values[j]);
-        j += !amb_equal(keys[j], key);
-    }
-    amb_term map = amb_map(s->heap, j, keys, values);
-    amb_free(keys);
+    amb_term map = amb_map_remove(s->heap, s->map, key);
     if (map == AMB_NONE)
         return AMB_ENOMEM;
     s->map = map;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/perf.sh - runs the peer benchmarks (../shared/peer-bench) with our
-# amb-bench beside Erlang/OTP, Go and CAF, then regenerates the generated
+# amb-bench beside Erlang/OTP, Go and CAF (and our own cases with an Erlang
+# twin, bench/*.erl), then regenerates the generated
 # parts of docs/perf.md (the table, the targets, the run information; the
 # hand-written text around them stays).
 #
@@ -57,6 +58,18 @@ add_case() { # after-label new-label args
 }
 add_case spawn spawn_handler "spawn_handler 1000000 3"
 add_case ring ring.handler "ring 10000 100 1"
+
+# Cases the peers do not have, with an Erlang twin of ours that runs in the
+# same batch: maps (bench/maps_bench.erl beside `amb-bench maps`), after the
+# timers. The twin is built next to peer-bench's bench.erl.
+add_case timers maps "maps 1000000"
+mkdir -p erlang/ebin
+erlc -o erlang/ebin "$root/bench/maps_bench.erl"
+sed -i 's/^\( *\)"erl\.timers|.*"$/&\n\1"erl.maps|erl -noshell -pa erlang\/ebin -run maps_bench main 1000000"/' run_all.sh
+grep -q '"erl\.maps|' run_all.sh || {
+    echo "perf.sh: run_all.sh changed shape; cannot add erl.maps" >&2
+    exit 1
+}
 
 echo "perf.sh: running in $scratch/peer-bench (RUNS=$RUNS ONLY_C=$ONLY_C FILTER=$FILTER)"
 AMB_BENCH="$bin" RUNS="$RUNS" ONLY_C="$ONLY_C" ./run_all.sh "$FILTER"

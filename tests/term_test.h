@@ -1,12 +1,10 @@
 /*
  * term_test.h - what the term tests share (print, parse, pack): a heap
- * fixture, a small vocabulary for building terms in C, and an allocator that
- * fails on demand. Include after amb_test.h.
+ * fixture and a small vocabulary for building terms in C. Include after
+ * amb_test.h (whose allocator injects failures: amb_test_alloc_fail).
  */
 #ifndef AMB_TERM_TEST_H
 #define AMB_TERM_TEST_H
-
-#include <stdlib.h>
 
 #include "amb_test.h"
 
@@ -42,39 +40,5 @@ __attribute__((unused)) static int heap_teardown(void **state)
     amb_binary(H, (const uint8_t[]){__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__}))
 #define BITS(nbits, ...) amb_bitstring(H, (const uint8_t[]){__VA_ARGS__}, (nbits))
 #define FUN(m, f, arity) amb_export_term(H, A(m), A(f), (arity))
-
-/* An allocator for "the Nth allocation fails, for every N" loops: while
- * alloc_budget is >= 0 it counts down, and an allocation that finds it at 0
- * fails. alloc_calls counts every allocation made through it. */
-static long alloc_budget = -1;
-static long alloc_calls;
-
-__attribute__((unused)) static void *fail_malloc(void *ud, size_t size)
-{
-    (void)ud;
-    alloc_calls++;
-    if (alloc_budget == 0)
-        return NULL;
-    if (alloc_budget > 0)
-        alloc_budget--;
-    return malloc(size);
-}
-
-__attribute__((unused)) static void *fail_realloc(void *ud, void *p, size_t size)
-{
-    (void)ud;
-    alloc_calls++;
-    if (alloc_budget == 0)
-        return NULL;
-    if (alloc_budget > 0)
-        alloc_budget--;
-    return realloc(p, size);
-}
-
-__attribute__((unused)) static void fail_free(void *ud, void *p)
-{
-    (void)ud;
-    free(p);
-}
 
 #endif /* AMB_TERM_TEST_H */

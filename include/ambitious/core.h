@@ -125,15 +125,21 @@ AMB_API const char *amb_strerror(int code);
 AMB_API const char *amb_err_name(int code);
 
 /*
- * Allocator hook. All memory the library takes comes from here. malloc and
- * realloc may return NULL (the library then reports AMB_ENOMEM); free takes
- * NULL. ud is passed back unchanged.
+ * Allocator hook. All memory the library takes comes from here. malloc,
+ * realloc and calloc may return NULL (the library then reports AMB_ENOMEM);
+ * free takes NULL. ud is passed back unchanged. calloc (zeroed memory for n
+ * objects of size bytes; NULL when n * size overflows) is optional: when it
+ * is NULL the library calls malloc and zeroes the block itself. Give one
+ * that maps fresh zero pages (as the C library's calloc does) to keep the
+ * large, mostly untouched tables (the process table, the atom table) from
+ * being written out at start.
  */
 typedef struct amb_allocator {
     void *(*malloc)(void *ud, size_t size);
     void *(*realloc)(void *ud, void *ptr, size_t size);
     void (*free)(void *ud, void *ptr);
     void *ud;
+    void *(*calloc)(void *ud, size_t n, size_t size); /* optional (NULL) */
 } amb_allocator;
 
 /* Installs *a (copied) as the allocator, or the C library's when a is NULL.

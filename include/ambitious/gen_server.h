@@ -235,9 +235,12 @@ typedef struct amb_gen_opts {
  *   AMB_EEXIST    the name is taken: already_started; *out gets the holder
  *                 (this call's server ended with reason normal)
  *   AMB_ETIMEDOUT init did not finish within opts->timeout_ms (killed)
+ *   AMB_ENOMEM    memory ran out: in this call, in the new server before
+ *                 its init ran, or in init (amb_gen_fail(AMB_ENOMEM)); the
+ *                 server ended with *reason = {error, 'AMB_ENOMEM'}
  *   AMB_EBADARG   NULL self/cb, a bad name (also {via, M, _} with M not a
  *                 registered via module), a timeout out of range;
- *                 AMB_ENOMEM, AMB_ESYSLIMIT.
+ *                 AMB_ESYSLIMIT.
  * A failed start leaves no exit signal (OTP 26's rule, for start_link as for
  * start): when this returns an error the server is gone, and with link it
  * unlinked from the caller before it ended (ignore, stop, a bad result, a

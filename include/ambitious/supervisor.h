@@ -14,7 +14,9 @@
  * Restart intensity. When more than `intensity` restarts happen within
  * `period_ms`, the supervisor stops all its children (reverse start order)
  * and ends with reason `shutdown`; its own supervisor then sees the EXIT and
- * applies its rules (escalation). In both kinds of supervisor a zero
+ * applies its rules (escalation). A restart it cannot count (out of
+ * memory) ends it the same way with reason {error, 'AMB_ENOMEM'}, rather
+ * than restart uncounted. In both kinds of supervisor a zero
  * intensity or period means OTP's default (3 restarts within 5000 ms);
  * AMB_NO_RESTARTS is an intensity of zero restarts (the first restart
  * gives up).
@@ -163,7 +165,9 @@ AMB_API int amb_sup_start_link(amb_proc *self, const amb_sup_spec *spec,
  * AMB_EPRESENT (a stopped child has that id); AMB_EIGNORE (start returned
  * ignore: the spec is kept, except a temporary child's, as OTP keeps no
  * spec of a temporary child that does not run); AMB_EINIT (the start
- * failed; nothing kept); AMB_EBADARG for a bad spec. The caller is not
+ * failed; nothing kept); AMB_ENOMEM (also when the child's start ran out
+ * of memory: its reason was {error, 'AMB_ENOMEM'}; nothing kept);
+ * AMB_EBADARG for a bad spec. The caller is not
  * linked to the child, and a failed start leaves no exit signal at the
  * supervisor either (the child's start function runs there: gen_server.h's
  * rule); OTP 25's supervisor got the child's EXIT and ignored it. The
@@ -177,8 +181,8 @@ AMB_API int amb_sup_start_child(amb_proc *self, amb_term sup, const amb_child_sp
 AMB_API int amb_sup_terminate_child(amb_proc *self, amb_term sup, amb_term id);
 /* Starts again a child whose spec is kept but which is not running: 0 and
  * *out (may be NULL); AMB_ERUNNING, AMB_ERESTARTING, AMB_ENOTFOUND,
- * AMB_EIGNORE, AMB_EINIT (no exit signal left, as amb_sup_start_child's).
- * Not counted toward the intensity (OTP). */
+ * AMB_EIGNORE, AMB_EINIT, AMB_ENOMEM (as amb_sup_start_child; no exit
+ * signal left either). Not counted toward the intensity (OTP). */
 AMB_API int amb_sup_restart_child(amb_proc *self, amb_term sup, amb_term id,
                                   amb_pid *out);
 /* Removes the spec of a child that is not running: 0; AMB_ERUNNING,
@@ -236,9 +240,10 @@ AMB_API int amb_dynsup_start_link(amb_proc *self, const amb_dynsup_opts *opts,
                                   const amb_gen_opts *gopts, amb_pid *out,
                                   amb_term *reason);
 /* Starts a child from spec (copied; spec->id is ignored). 0 and *out (may be
- * NULL); AMB_EIGNORE (nothing kept); AMB_EINIT; AMB_ESYSLIMIT when
- * max_children run already; AMB_EBADARG for a bad spec. A failed start
- * leaves no exit signal, as amb_sup_start_child's. */
+ * NULL); AMB_EIGNORE (nothing kept); AMB_EINIT; AMB_ENOMEM (as
+ * amb_sup_start_child); AMB_ESYSLIMIT when max_children run already;
+ * AMB_EBADARG for a bad spec. A failed start leaves no exit signal, as
+ * amb_sup_start_child's. */
 AMB_API int amb_dynsup_start_child(amb_proc *self, amb_term sup,
                                    const amb_child_spec *spec, amb_pid *out);
 /* Stops the child by its shutdown rule and forgets it: 0 or AMB_ENOTFOUND

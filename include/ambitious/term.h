@@ -446,28 +446,85 @@ AMB_API int amb_bitstring_get(amb_term t, const uint8_t **data, size_t *size,
 
 /* ---------------------------------------------------------------------------
  * Maps: immutable, keys unique by exact equality (1 and 1.0 are two keys).
+ *
+ * As in BEAM, a map of up to 32 pairs is a sorted array and a larger one a
+ * persistent hash trie: get, put, update, remove and take are O(log n),
+ * and a map made from another shares every part it did not change with it
+ * (a put on a map of 100,000 pairs builds about 100 words). A result lives
+ * on the heap given to the call and may share words with the argument
+ * maps, which must live at least as long (build on one heap, or
+ * amb_term_copy); it is the argument itself when nothing changed.
+ *
+ * Iteration order (amb_map_next, amb_map_keys, amb_map_values, printing,
+ * ETF): up to 32 pairs, keys ascending in exact term order (OTP's order for
+ * such maps); above, an order fixed by the keys' amb_hash, the same for the
+ * same pairs in every run and on every machine (docs/design/terms.md).
  * ------------------------------------------------------------------------ */
-/* A map of the n pairs keys[i] => values[i] (the arrays are copied). A key
- * given twice keeps its last value, as maps:from_list/1 does. AMB_NONE on
- * ENOMEM or AMB_NONE inputs. */
+/* A map of the n pairs keys[i] => values[i] (maps:from_list; the arrays are
+ * copied). A key given twice keeps its last value. AMB_NONE on ENOMEM or
+ * AMB_NONE inputs. */
 AMB_API amb_term amb_map(amb_heap *heap, size_t n, const amb_term *keys,
                          const amb_term *values);
-/* The map m with key set to value (a new map on heap; m is unchanged).
- * AMB_NONE when m is not a map, on ENOMEM or AMB_NONE inputs. */
+/* maps:put: m with key set to value. AMB_NONE when m is not a map, on
+ * ENOMEM or AMB_NONE inputs. */
 AMB_API amb_term amb_map_put(amb_heap *heap, amb_term m, amb_term key, amb_term value);
+/* maps:update: m with the value of a key it holds replaced, in *out.
+ * AMB_ENOTFOUND when m has no such key, AMB_ETYPE when m is not a map,
+ * AMB_EBADARG (NULL heap or out, AMB_NONE key or value), AMB_ENOMEM. */
+AMB_API int amb_map_update(amb_heap *heap, amb_term m, amb_term key, amb_term value,
+                           amb_term *out);
+/* maps:remove: m without key (m itself when it has no such key). AMB_NONE
+ * when m is not a map, on ENOMEM or an AMB_NONE key. */
+AMB_API amb_term amb_map_remove(amb_heap *heap, amb_term m, amb_term key);
+/* maps:take: the value of key in *value (living on m's heap) and m without
+ * it in *rest. AMB_ENOTFOUND when m has no such key (nothing stored),
+ * AMB_ETYPE, AMB_EBADARG (NULL heap, value or rest, AMB_NONE key),
+ * AMB_ENOMEM. */
+AMB_API int amb_map_take(amb_heap *heap, amb_term m, amb_term key, amb_term *value,
+                         amb_term *rest);
+/* maps:merge: the pairs of both maps; where both hold a key, m2's value
+ * wins. O(smaller × log larger). AMB_NONE when either is not a map, on
+ * ENOMEM. */
+AMB_API amb_term amb_map_merge(amb_heap *heap, amb_term m1, amb_term m2);
+/* maps:keys and maps:values: a list of m's keys, or of its values, in
+ * iteration order (the i-th value belongs to the i-th key). AMB_NONE when m
+ * is not a map, on ENOMEM. */
+AMB_API amb_term amb_map_keys(amb_heap *heap, amb_term m);
+AMB_API amb_term amb_map_values(amb_heap *heap, amb_term m);
 static inline bool amb_is_map(amb_term t)
 {
     return amb_type_of(t) == AMB_T_MAP;
 }
 /* The number of pairs; 0 when m is not a map. */
 AMB_API size_t amb_map_size(amb_term m);
-/* The value for key (living on m's heap): AMB_ETYPE when m is not a map,
- * AMB_ENOTFOUND, AMB_EBADARG when value is NULL or key is AMB_NONE. */
+/* maps:find: the value for key (living on m's heap). AMB_ETYPE when m is not
+ * a map, AMB_ENOTFOUND, AMB_EBADARG when value is NULL or key is AMB_NONE. */
 AMB_API int amb_map_get(amb_term m, amb_term key, amb_term *value);
-/* Pair i in the map's iteration order (keys ascending in exact term order),
- * living on m's heap. key or value may be NULL. AMB_ETYPE when m is not a
- * map, AMB_ERANGE when i >= amb_map_size(m). */
-AMB_API int amb_map_pair(amb_term m, size_t i, amb_term *key, amb_term *value);
+
+/* A position in a walk over a map's pairs (maps:iterator/maps:next, and
+ * the way to fold over a map). A plain value: copy it to remember a
+ * position. It reads the map in place, so the map's heap must live while
+ * it is used. The fields are private. */
+typedef struct amb_map_iter {
+    amb_term node_[16];
+    size_t pos_[16];
+    size_t depth_;
+} amb_map_iter;
+/* Starts *it at the first pair of m. AMB_ETYPE when m is not a map,
+ * AMB_EBADARG when it is NULL. */
+AMB_API int amb_map_iterator(amb_term m, amb_map_iter *it);
+/* The next pair in iteration order into *key and *value (either may be
+ * NULL; both live on the map's heap): true, or false when every pair has
+ * been given (then *key and *value are untouched). O(1) amortised. Never
+ * fails.
+ *
+ *     amb_map_iter it;
+ *     amb_term k, v;
+ *     amb_map_iterator(m, &it);
+ *     while (amb_map_next(&it, &k, &v))
+ *         sum += amb_small_value(v);
+ */
+AMB_API bool amb_map_next(amb_map_iter *it, amb_term *key, amb_term *value);
 
 /* ---------------------------------------------------------------------------
  * Pids, references, ports, funs: node-qualified values that round-trip to
@@ -551,7 +608,8 @@ AMB_API uint64_t amb_hash(amb_term t);
  * Writes at most cap bytes including a NUL into the caller's buf (may be
  * NULL when cap is 0), and the full length without the NUL into *len (may
  * be NULL). Returns AMB_EBUFSIZE when the text was cut, AMB_EBADARG for
- * AMB_NONE or a NULL buf with cap > 0. */
+ * AMB_NONE or a NULL buf with cap > 0. amb_print(t, ...) is
+ * amb_print_ex(t, 0, ...). */
 AMB_API int amb_print(amb_term t, char *buf, size_t cap, size_t *len);
 /* The same into a new NUL-terminated string in *out (owned: free with
  * amb_free); *len (may be NULL) gets its length. AMB_ENOMEM, AMB_EBADARG
@@ -560,6 +618,27 @@ AMB_API int amb_print_alloc(amb_term t, char **out, size_t *len);
 /* The same to a stdio stream (the subject first, as in amb_print; the
  * stream is the caller's). AMB_EIO when the stream fails. */
 AMB_API int amb_fprint(amb_term t, FILE *f);
+
+/* Print styles (unsigned bits for the _ex functions):
+ *   AMB_PRINT_PRETTY  what humans read: io_lib:format("~tp") with no line
+ *                     breaks (an unlimited line length) and OTP's unicode
+ *                     printable range (erl +pc unicode). Printable lists
+ *                     print as "...", binaries of printable text as
+ *                     <<"...">> or <<"..."/utf8>>, atoms keep their
+ *                     characters, and pids, references, ports and closures
+ *                     print as Erlang shows them: <0.85.0>, #Ref<0.3.2.1>,
+ *                     #Port<0.5>, #Fun<mod.1.2> (the first number is the
+ *                     node's number in this OS process, 0 for its first
+ *                     runtime; a node elsewhere shows its name). Not meant
+ *                     to be parsed back: amb_parse reads ~w's text.
+ * Every human-facing text (log events, crash reports, examples) uses
+ * AMB_PRINT_PRETTY, so a pid looks the same everywhere a human reads it. */
+#define AMB_PRINT_PRETTY (1u << 0)
+/* amb_print, amb_print_alloc and amb_fprint with flags (0 is ~w); unknown
+ * flags are AMB_EBADARG, otherwise the contracts above. */
+AMB_API int amb_print_ex(amb_term t, unsigned flags, char *buf, size_t cap, size_t *len);
+AMB_API int amb_print_alloc_ex(amb_term t, unsigned flags, char **out, size_t *len);
+AMB_API int amb_fprint_ex(amb_term t, unsigned flags, FILE *f);
 
 /* Parses one term in Erlang syntax from text[0..len): atoms (bare and
  * 'quoted'), integers (with base#digits and $c forms), floats, "strings"
@@ -587,6 +666,7 @@ AMB_API int amb_parse(amb_heap *heap, const char *text, size_t len, amb_term *ou
  *   ~u         uint64_t                     uint64_t *
  *   ~f         double        -> float       double *  (float only)
  *   ~s         const char *  -> string      char *buf, size_t cap (UTF-8, NUL)
+ *   ~S         const char *  -> binary      char *buf, size_t cap (bytes, NUL)
  *   ~b         const void *, size_t         const uint8_t **, size_t *  (binary)
  *   ~w / ~t    amb_term (inserted)          amb_term *  (binds any term)
  *   ~p         amb_term, a pid              amb_term *  (pid only)
@@ -594,12 +674,19 @@ AMB_API int amb_parse(amb_heap *heap, const char *text, size_t len, amb_term *ou
  *   ~v         amb_term                     - takes amb_term: must be =:= to it
  *   _          (pack: not allowed)          matches anything
  *
+ * Strings: ~s is an Erlang string (a list of code points: "abc" in Erlang),
+ * ~S an Elixir string (a binary: <<"abc">>, "abc" in Elixir; its bytes are
+ * copied as they are, UTF-8 by convention), ~b any binary by pointer and
+ * length. A C string becomes either with ~s or ~S; a binary comes back as a
+ * C string with ~S (a binary holding a NUL byte does not match, as no C
+ * string can hold it) or in place with ~b.
+ *
  * Literals follow amb_parse. A format with more than AMB_FORMAT_MAX_DIRECTIVES
  * directives is an error. amb_pack copies the C values (strings, bytes) onto
  * the heap and references the terms it inserts (as a constructor does). In
  * amb_match, nothing is stored unless the whole term matches; what it
  * stores is borrowed from t's heap (terms, binary bytes), static (atom
- * names), or copied into the caller's buffer (~s).
+ * names), or copied into the caller's buffer (~s, ~S).
  * ------------------------------------------------------------------------ */
 #define AMB_FORMAT_MAX_DIRECTIVES 64
 
@@ -624,8 +711,9 @@ AMB_API int amb_vpack(amb_heap *heap, amb_term *out, amb_format_error *err,
 /* Matches t against fmt: 0 when it matches (and stores the bound values),
  * AMB_ENOMATCH when it does not (nothing stored), AMB_EFORMAT for a bad
  * format (details in *err with amb_match_ex, err may be NULL), AMB_EBADARG
- * (a NULL pointer for a directive), AMB_EBUFSIZE when a ~s buffer is too
- * small. amb_vmatch takes the arguments as a va_list. */
+ * (a NULL pointer for a directive), AMB_EBUFSIZE when a ~s or ~S buffer is
+ * too small for the text and its NUL (nothing stored). amb_vmatch takes the
+ * arguments as a va_list. */
 AMB_API int amb_match(amb_term t, const char *fmt, ...);
 AMB_API int amb_match_ex(amb_term t, amb_format_error *err, const char *fmt, ...);
 AMB_API int amb_vmatch(amb_term t, amb_format_error *err, const char *fmt, va_list ap);

@@ -325,7 +325,8 @@ static void judge_exit(amb_proc *self, ctl *c, entry *e, amb_term reason)
     bool normal = reason_is_normal(reason);
     bool halt = e->type == AMB_APP_PERMANENT || (e->type == AMB_APP_TRANSIENT && !normal);
     char text[256];
-    amb_print(reason, text, sizeof text, NULL); /* a cut text is fine here */
+    /* The pretty style, for a human; a cut text is fine here. */
+    amb_print_ex(reason, AMB_PRINT_PRETTY, text, sizeof text, NULL);
     amb_log(self, halt ? AMB_LOG_ERROR : AMB_LOG_NOTICE,
             "application: %s exited: %s, type: %s%s", amb_atom_name(e->name, NULL), text,
             type_name(e->type), halt ? "; stopping the runtime" : "");

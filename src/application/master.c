@@ -11,9 +11,10 @@
  *   - {Tag, stop} from the controller: exit(Top, shutdown), wait for the
  *     top's EXIT as long as it takes (OTP's shutdown infinity for a
  *     supervisor), run the stop callback, report {Tag, stopped, Master}.
- * It ends with reason normal in every case, so its end is never taken for
- * a failure by anything linked to it. Each report is the master's last
- * message, and the controller also monitors it: a master killed from
+ * It ends with reason normal in every case once its heap exists, so its
+ * end is never taken for a failure by anything linked to it (without a
+ * heap it ends at once with {error, 'AMB_ENOMEM'}, linked to nothing yet). Each report is
+ * the master's last message, and the controller also monitors it: a master killed from
  * outside shows up as a DOWN instead (and its tree, whose parent it is,
  * shuts down on the exit signal).
  *
@@ -53,10 +54,27 @@ static void stop_tree(amb_proc *self, amb_pid top)
     }
 }
 
+/* True for the controller's {Tag, stop}: compared in place, since building
+ * the term to compare with could fail for want of memory. */
+static bool is_stop(amb_term msg)
+{
+    return amb_tuple_arity(msg) == 2 &&
+           amb_tuple_elem(msg, 0) == amb_atom(AMB__APP_TAG) &&
+           amb_tuple_elem(msg, 1) == AMB_ATOM_STOP;
+}
+
 void amb__master_main(amb_proc *self, void *arg)
 {
     const amb_app *app = arg;
     amb_heap *h = amb_proc_heap(self);
+    if (h == NULL) {
+        /* Out of memory before anything started: the controller's monitor
+         * turns this end into a failed start with this reason (or error,
+         * when even that cannot be built). */
+        amb_term why = AMB_TUPLE(amb_proc_heap(self), AMB_ATOM_ERROR,
+                                 amb_atom(amb_err_name(AMB_ENOMEM)));
+        amb_exit_self(self, why != AMB_NONE ? why : AMB_ATOM_ERROR);
+    }
     amb_pid ctl = AMB_NONE;
     if (amb_whereis(self, amb_atom(AMB__APP_CTL_NAME), &ctl) != 0)
         return; /* no controller: nobody waits for this application */
@@ -80,7 +98,6 @@ void amb__master_main(amb_proc *self, void *arg)
     }
     report(self, ctl, "started", top);
 
-    amb_term stop_msg = AMB_TUPLE(h, amb_atom(AMB__APP_TAG), AMB_ATOM_STOP);
     amb_term ctl_ref = AMB_NONE;
     amb_monitor(self, ctl, &ctl_ref); /* out of memory: no watch, as before */
     amb_heap_mark mark = amb_heap_save(h);
@@ -99,7 +116,7 @@ void amb__master_main(amb_proc *self, void *arg)
             report(self, ctl, "exited", reason);
             return;
         }
-        if (amb_equal(msg, stop_msg)) {
+        if (is_stop(msg)) {
             stop_tree(self, top);
             call_stop(self, app);
             report(self, ctl, "stopped", AMB_NONE);

@@ -28,12 +28,20 @@ static void libc_free(void *ud, void *ptr)
     free(ptr);
 }
 
-static amb_allocator allocator = {libc_malloc, libc_realloc, libc_free, NULL};
+static void *libc_calloc(void *ud, size_t n, size_t size)
+{
+    (void)ud;
+    return calloc(n, size);
+}
+
+static amb_allocator allocator = {libc_malloc, libc_realloc, libc_free, NULL,
+                                  libc_calloc};
 
 int amb_set_allocator(const amb_allocator *a)
 {
     if (a == NULL) {
-        allocator = (amb_allocator){libc_malloc, libc_realloc, libc_free, NULL};
+        allocator =
+            (amb_allocator){libc_malloc, libc_realloc, libc_free, NULL, libc_calloc};
         return 0;
     }
     if (a->malloc == NULL || a->realloc == NULL || a->free == NULL)
@@ -51,11 +59,11 @@ void *amb__calloc(size_t n, size_t size)
 {
     if (size != 0 && n > SIZE_MAX / size)
         return NULL;
-    /* With the C library's allocator, calloc maps fresh zero pages for the
-     * large, mostly untouched tables (process table, atom table) instead of
-     * writing them; a user allocator gets malloc + memset. */
-    if (allocator.malloc == libc_malloc)
-        return calloc(n ? n : 1, size ? size : 1);
+    /* An allocator's calloc (the C library's maps fresh zero pages for the
+     * large, mostly untouched tables: process table, atom table) instead of
+     * writing them; without one, malloc + memset. */
+    if (allocator.calloc != NULL)
+        return allocator.calloc(allocator.ud, n ? n : 1, size ? size : 1);
     void *p = amb__malloc(n * size);
     if (p != NULL)
         memset(p, 0, n * size);

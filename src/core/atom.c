@@ -11,7 +11,9 @@
  * Invariants:
  *   - Lookups take no lock. An insert (under `lock`) first publishes
  *     names[index], then the slot; a reader that sees the slot therefore sees
- *     the entry (release store / acquire load on the slot).
+ *     the entry (release store / acquire load on the slot), and a reader that
+ *     sees names[index] sees the entry it points to (release store / acquire
+ *     load on names[index]).
  *   - count only grows, and never exceeds limit: a full table answers
  *     AMB_ESYSLIMIT instead of growing (the bound BEAM lacks for atoms that
  *     arrive from the network; untrusted input can also use
@@ -41,8 +43,8 @@ static struct {
     size_t mask; /* slot capacity - 1 */
     _Atomic(uint32_t) *slots;
     _Atomic(atom_entry *) *names;
-    /* Relaxed is enough for count: it is a statistic and a bound checked
-     * under the lock; names[] and slots[] carry the publication. */
+    /* count is a statistic and a bound (relaxed everywhere); names[] and
+     * slots[] carry the publication of entries. */
     atomic_size_t count;
     uint8_t *chunk; /* current chunk for entries, under lock */
     size_t chunk_used;
@@ -133,6 +135,9 @@ static uint32_t probe(const char *name, size_t len, uint64_t hash, size_t *slot_
             *slot_out = i;
             return 0;
         }
+        /* relaxed: the acquire load of the slot above already made the
+         * entry and its names[] pointer visible (they were stored before
+         * the slot's release store). */
         atom_entry *e = atomic_load_explicit(&table.names[v - 1], memory_order_relaxed);
         if (e->hash == hash && e->len == len && memcmp(e->name, name, len) == 0)
             return v;
@@ -148,6 +153,8 @@ static int insert_locked(const char *name, size_t len, uint64_t hash, uint32_t *
         *index = found - 1;
         return 0;
     }
+    /* relaxed: inserts hold the lock, so this thread is the only writer of
+     * count and the lock orders it after every earlier insert. */
     size_t count = atomic_load_explicit(&table.count, memory_order_relaxed);
     if (count >= table.limit)
         return AMB_ESYSLIMIT;
@@ -167,8 +174,13 @@ static int insert_locked(const char *name, size_t len, uint64_t hash, uint32_t *
     e->latin1 = name_is_latin1((const uint8_t *)name, len);
     memcpy(e->name, name, len);
     e->name[len] = '\0';
-    /* relaxed: the release store on the slot below publishes it. */
-    atomic_store_explicit(&table.names[count], e, memory_order_relaxed);
+    /* release: a reader that loads this pointer with acquire (entry_of)
+     * sees the entry written above, even one that got the atom's index
+     * without synchronising with this insert. */
+    atomic_store_explicit(&table.names[count], e, memory_order_release);
+    /* relaxed: count is a bound and a statistic; nothing is read through
+     * it (entry_of reads the entry through names[], which carries the
+     * ordering). */
     atomic_store_explicit(&table.count, count + 1, memory_order_relaxed);
     /* release: a lock-free reader that sees this slot sees the entry. */
     atomic_store_explicit(&table.slots[slot], (uint32_t)count + 1, memory_order_release);
@@ -241,8 +253,14 @@ static atom_entry *entry_of(amb_term a)
     if (!amb_is_atom(a) || ensure_table() != 0)
         return NULL;
     uint32_t index = amb__atom_index(a);
-    if (index >= atomic_load_explicit(&table.count, memory_order_acquire))
+    /* relaxed: the bound only rejects words that are no atom of this table;
+     * a count that lags a concurrent insert can only hide an atom from a
+     * thread that got its index without synchronising with the insert. */
+    if (index >= atomic_load_explicit(&table.count, memory_order_relaxed))
         return NULL;
+    /* acquire: pairs with the release store in insert_locked, so the entry
+     * behind the pointer is fully written (NULL if the insert is not visible
+     * yet, which again only a thread without happens-before can see). */
     return atomic_load_explicit(&table.names[index], memory_order_acquire);
 }
 
@@ -272,6 +290,7 @@ size_t amb_atom_count(void)
 {
     if (ensure_table() != 0)
         return 0;
+    /* relaxed: a statistic; it orders nothing. */
     return atomic_load_explicit(&table.count, memory_order_relaxed);
 }
 

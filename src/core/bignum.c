@@ -1,13 +1,18 @@
 /*
  * bignum.c - the arbitrary-precision integers Erlang terms carry: building
- * them canonically, comparing them with each other and with floats, and
- * converting to and from decimal text.
+ * them canonically, comparing them with each other and with floats,
+ * converting to and from decimal text, and the few limb operations those
+ * need, which the float printer (print_float.c) and the integer scanner
+ * (scan_number.c) use too, so the library has one multi-precision
+ * arithmetic.
  *
- * Only what terms need is here (no arithmetic): magnitudes are arrays of
- * uint64 limbs, least significant first, of at most AMB_BIG_MAX_BYTES bytes.
- * That bound keeps the quadratic decimal conversions well under a second.
+ * Magnitudes are arrays of uint64 limbs, least significant first. Terms hold
+ * at most AMB_BIG_MAX_BYTES bytes of them; that bound keeps the quadratic
+ * decimal conversions well under a second. The limb operations work on
+ * arrays the caller owns and sizes (no allocation), and say when a result
+ * would not fit.
  *
- * Invariant: amb__big_make is the only way a BIG box is made, so every
+ * Invariant: amb__bignum_make is the only way a BIG box is made, so every
  * integer term is canonical (small when it fits, no high zero limbs).
  */
 #include <math.h>
@@ -18,7 +23,114 @@
 #define DEC_CHUNK        10000000000000000000ull /* 10^19, the largest power of 10 in a limb */
 #define DEC_CHUNK_DIGITS 19
 
-amb_term amb__big_make(amb_heap *heap, bool negative, const uint64_t *limbs, size_t n)
+/* ---------------------------------------------------------------------------
+ * Limb arithmetic on magnitudes the caller owns
+ * ------------------------------------------------------------------------ */
+
+bool amb__bignum_mul_add(uint64_t *limbs, size_t *n, size_t cap, uint64_t mul,
+                         uint64_t add)
+{
+    unsigned __int128 carry = add;
+    for (size_t i = 0; i < *n; i++) {
+        carry += (unsigned __int128)limbs[i] * mul;
+        limbs[i] = (uint64_t)carry;
+        carry >>= 64;
+    }
+    if (carry != 0) {
+        if (*n == cap)
+            return false;
+        limbs[(*n)++] = (uint64_t)carry;
+    }
+    return true;
+}
+
+uint64_t amb__bignum_div_small(uint64_t *limbs, size_t *n, uint64_t div)
+{
+    unsigned __int128 rem = 0;
+    for (size_t i = *n; i-- > 0;) {
+        rem = (rem << 64) | limbs[i];
+        limbs[i] = (uint64_t)(rem / div);
+        rem %= div;
+    }
+    while (*n > 0 && limbs[*n - 1] == 0)
+        (*n)--;
+    return (uint64_t)rem;
+}
+
+bool amb__bignum_shl(uint64_t *limbs, size_t *n, size_t cap, unsigned bits)
+{
+    if (*n == 0)
+        return true;
+    size_t words = bits / 64;
+    unsigned rest = bits % 64;
+    uint64_t top = rest ? limbs[*n - 1] >> (64 - rest) : 0;
+    if (*n + words + (top != 0) > cap)
+        return false;
+    for (size_t i = *n; i-- > 0;) {
+        uint64_t lo = (rest && i > 0) ? limbs[i - 1] >> (64 - rest) : 0;
+        limbs[i + words] = (rest ? limbs[i] << rest : limbs[i]) | lo;
+    }
+    memset(limbs, 0, words * sizeof *limbs);
+    *n += words;
+    if (top != 0)
+        limbs[(*n)++] = top;
+    return true;
+}
+
+int amb__bignum_cmp(const uint64_t *a, size_t na, const uint64_t *b, size_t nb)
+{
+    if (na != nb)
+        return na < nb ? -1 : 1;
+    for (size_t i = na; i-- > 0;)
+        if (a[i] != b[i])
+            return a[i] < b[i] ? -1 : 1;
+    return 0;
+}
+
+bool amb__bignum_add(uint64_t *out, size_t *nout, size_t cap, const uint64_t *a,
+                     size_t na, const uint64_t *b, size_t nb)
+{
+    size_t n = na > nb ? na : nb;
+    unsigned carry = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = i < na ? a[i] : 0, y = i < nb ? b[i] : 0;
+        uint64_t sum = x + y;
+        unsigned c1 = sum < x;
+        uint64_t sum2 = sum + carry;
+        carry = c1 | (sum2 < sum);
+        out[i] = sum2;
+    }
+    if (carry != 0) {
+        if (n == cap)
+            return false;
+        out[n++] = 1;
+    }
+    *nout = n;
+    return true;
+}
+
+void amb__bignum_sub_mul(uint64_t *a, size_t *na, const uint64_t *b, size_t nb,
+                         uint64_t q)
+{
+    uint64_t carry = 0, borrow = 0;
+    for (size_t i = 0; i < *na; i++) {
+        unsigned __int128 p = (i < nb ? (unsigned __int128)b[i] * q : 0) + carry;
+        carry = (uint64_t)(p >> 64);
+        uint64_t sub = (uint64_t)p, x = a[i];
+        uint64_t d = x - sub;
+        uint64_t b1 = x < sub;
+        a[i] = d - borrow;
+        borrow = b1 | (d < borrow);
+    }
+    while (*na > 0 && a[*na - 1] == 0)
+        (*na)--;
+}
+
+/* ---------------------------------------------------------------------------
+ * Integer terms
+ * ------------------------------------------------------------------------ */
+
+amb_term amb__bignum_make(amb_heap *heap, bool negative, const uint64_t *limbs, size_t n)
 {
     while (n > 0 && limbs[n - 1] == 0)
         n--;
@@ -58,40 +170,13 @@ int amb_int_from_bytes(amb_heap *heap, bool negative, const uint8_t *mag, size_t
     memset(limbs, 0, n * sizeof *limbs);
     for (size_t i = 0; i < len; i++)
         limbs[i / 8] |= (uint64_t)mag[i] << (8 * (i % 8));
-    amb_term t = amb__big_make(heap, negative, limbs, n);
+    amb_term t = amb__bignum_make(heap, negative, limbs, n);
     if (limbs != small)
         amb__free(limbs);
     if (t == AMB_NONE)
         return heap == NULL ? AMB_EBADARG : AMB_ENOMEM;
     *out = t;
     return 0;
-}
-
-/* limbs[0..*n) = limbs * mul + add, growing *n by at most one limb. */
-static void mul_add(uint64_t *limbs, size_t *n, uint64_t mul, uint64_t add)
-{
-    unsigned __int128 carry = add;
-    for (size_t i = 0; i < *n; i++) {
-        carry += (unsigned __int128)limbs[i] * mul;
-        limbs[i] = (uint64_t)carry;
-        carry >>= 64;
-    }
-    if (carry != 0)
-        limbs[(*n)++] = (uint64_t)carry;
-}
-
-/* limbs[0..*n) /= div; returns the remainder and drops high zero limbs. */
-static uint64_t div_small(uint64_t *limbs, size_t *n, uint64_t div)
-{
-    unsigned __int128 rem = 0;
-    for (size_t i = *n; i-- > 0;) {
-        rem = (rem << 64) | limbs[i];
-        limbs[i] = (uint64_t)(rem / div);
-        rem %= div;
-    }
-    while (*n > 0 && limbs[*n - 1] == 0)
-        (*n)--;
-    return (uint64_t)rem;
 }
 
 int amb_int_from_string(amb_heap *heap, const char *s, size_t len, amb_term *out)
@@ -127,13 +212,13 @@ int amb_int_from_string(amb_heap *heap, const char *s, size_t len, amb_term *out
             chunk = chunk * 10 + (uint64_t)(s[pos + k] - '0');
             scale *= 10;
         }
-        mul_add(limbs, &n, scale, chunk);
+        AMB__CHECK(amb__bignum_mul_add(limbs, &n, cap, scale, chunk));
     }
     int rc = 0;
     if (n > MAX_LIMBS) {
         rc = AMB_ESYSLIMIT;
     } else {
-        amb_term t = amb__big_make(heap, negative, limbs, n);
+        amb_term t = amb__bignum_make(heap, negative, limbs, n);
         if (t == AMB_NONE)
             rc = heap == NULL ? AMB_EBADARG : AMB_ENOMEM;
         else
@@ -159,17 +244,7 @@ static bool int_limbs(amb_term t, const uint64_t **limbs, size_t *n, uint64_t *s
     return amb__big_negative(t);
 }
 
-static int mag_compare(const uint64_t *a, size_t na, const uint64_t *b, size_t nb)
-{
-    if (na != nb)
-        return na < nb ? -1 : 1;
-    for (size_t i = na; i-- > 0;)
-        if (a[i] != b[i])
-            return a[i] < b[i] ? -1 : 1;
-    return 0;
-}
-
-int amb__int_compare(amb_term a, amb_term b)
+int amb__bignum_compare(amb_term a, amb_term b)
 {
     if (amb_is_small(a) && amb_is_small(b)) {
         int64_t x = amb_small_value(a), y = amb_small_value(b);
@@ -181,11 +256,11 @@ int amb__int_compare(amb_term a, amb_term b)
     bool nega = int_limbs(a, &la, &na, &sa), negb = int_limbs(b, &lb, &nb, &sb);
     if (nega != negb)
         return nega ? -1 : 1;
-    int c = mag_compare(la, na, lb, nb);
+    int c = amb__bignum_cmp(la, na, lb, nb);
     return nega ? -c : c;
 }
 
-int amb__int_compare_double(amb_term a, double d)
+int amb__bignum_compare_double(amb_term a, double d)
 {
     uint64_t scratch;
     const uint64_t *limbs;
@@ -226,12 +301,12 @@ int amb__int_compare_double(amb_term a, double d)
         size_t dn = word + 2;
         while (dn > 0 && dl[dn - 1] == 0)
             dn--;
-        c = mag_compare(limbs, n, dl, dn);
+        c = amb__bignum_cmp(limbs, n, dl, dn);
     }
     return neg ? -c : c;
 }
 
-double amb__int_to_double(amb_term t)
+double amb__bignum_to_double(amb_term t)
 {
     uint64_t scratch;
     const uint64_t *limbs;
@@ -249,7 +324,7 @@ double amb__int_to_double(amb_term t)
     return neg ? -d : d;
 }
 
-int amb__int_to_decimal(amb_term t, char **out, size_t *len)
+int amb__bignum_to_decimal(amb_term t, char **out, size_t *len)
 {
     uint64_t scratch;
     const uint64_t *limbs;
@@ -270,7 +345,7 @@ int amb__int_to_decimal(amb_term t, char **out, size_t *len)
     if (n == 0)
         text[--pos] = '0';
     while (n > 0) {
-        uint64_t chunk = div_small(work, &n, DEC_CHUNK);
+        uint64_t chunk = amb__bignum_div_small(work, &n, DEC_CHUNK);
         for (int k = 0; k < DEC_CHUNK_DIGITS && (n > 0 || chunk != 0); k++) {
             text[--pos] = (char)('0' + chunk % 10);
             chunk /= 10;

@@ -1,7 +1,6 @@
 /*
- * buf.c - two small containers the term walkers share: a growable byte
- * buffer with a sticky error (printers, encoders) and a growable word stack
- * (the explicit stacks that replace C recursion over term depth).
+ * buf.c - a growable byte buffer with a sticky error, for the printers and
+ * encoders of terms.
  *
  * Invariant: after the first allocation failure an amb__buf keeps err set
  * and ignores further appends, so a writer checks once at the end.
@@ -85,39 +84,4 @@ void amb__buf_printf(amb__buf *b, const char *fmt, ...)
     vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
     b->len += (size_t)n;
-}
-
-void amb__wstack_init(amb__wstack *s)
-{
-    s->items = s->inline_items;
-    s->len = 0;
-    s->cap = AMB_COUNTOF(s->inline_items);
-}
-
-void amb__wstack_free(amb__wstack *s)
-{
-    if (s->items != s->inline_items)
-        amb__free(s->items);
-    amb__wstack_init(s);
-}
-
-int amb__wstack_push(amb__wstack *s, uint64_t v)
-{
-    if (amb__unlikely(s->len == s->cap)) {
-        size_t cap = s->cap * 2;
-        uint64_t *p;
-        if (s->items == s->inline_items) {
-            p = amb__malloc(cap * sizeof *p);
-            if (p != NULL)
-                memcpy(p, s->items, s->len * sizeof *p);
-        } else {
-            p = amb__realloc(s->items, cap * sizeof *p);
-        }
-        if (p == NULL)
-            return AMB_ENOMEM;
-        s->items = p;
-        s->cap = cap;
-    }
-    s->items[s->len++] = v;
-    return 0;
 }

@@ -16,7 +16,8 @@
  * Invariant: no C recursion on term depth. Pairs still to compare wait on an
  * explicit stack whose depth is the terms' nesting depth (not their size), so
  * comparing ordinary terms allocates nothing; a list's tail waits while its
- * head is compared, so the stack does not grow with list length.
+ * head is compared, so the stack does not grow with list length. The one
+ * exception is ordering two maps of more than 32 pairs (see compare).
  */
 #include "term_internal.h"
 
@@ -146,7 +147,7 @@ static int cmp_numbers(amb_term a, amb_term b, bool exact)
     bool fa = !amb_is_small(a) && amb__box_kind(a) == AMB__K_FLOAT;
     bool fb = !amb_is_small(b) && amb__box_kind(b) == AMB__K_FLOAT;
     if (!fa && !fb)
-        return amb__int_compare(a, b);
+        return amb__bignum_compare(a, b);
     if (fa && fb) {
         double x = amb__float_value(a), y = amb__float_value(b);
         return (x > y) - (x < y);
@@ -154,8 +155,8 @@ static int cmp_numbers(amb_term a, amb_term b, bool exact)
     if (exact)
         return fa ? 1 : -1;
     if (fb)
-        return amb__int_compare_double(a, amb__float_value(b));
-    return -amb__int_compare_double(b, amb__float_value(a));
+        return amb__bignum_compare_double(a, amb__float_value(b));
+    return -amb__bignum_compare_double(b, amb__float_value(a));
 }
 
 /* Compares everything about a and b except their sub-terms (same type and,
@@ -167,6 +168,11 @@ static int cmp_shallow(amb_term a, amb_term b, bool exact)
         return ra < rb ? -1 : 1;
     switch ((amb_type)ra) {
     case AMB_T_NONE:
+        /* Nodes inside two trie maps, met only by =:= (see compare): their
+         * headers hold their kind and shape. */
+        return amb__is_boxed(a) && amb__is_boxed(b)
+                   ? cmp_u64(amb__box(a)[0], amb__box(b)[0])
+                   : 0;
     case AMB_T_NIL:
     case AMB_T_LIST:
         return 0;
@@ -237,27 +243,36 @@ static int cmp_shallow(amb_term a, amb_term b, bool exact)
 }
 
 /* A pending comparison on the explicit stack: three words (a, b, next). For
- * a tuple or map pair, next holds the index of the next child to compare (the
- * children of both are box[1..n], a map's keys before its values, which is
- * Erlang's order: all keys, then the values). For a list tail waiting while
- * its head is compared, next has TAIL set and (a, b) are compared as they
- * are. EXACT records that the pair sits inside a map key, where Erlang
- * compares exactly (1 < 1.0) even under ==. The stack's depth is the nesting
- * depth of the terms, not their size. */
+ * a pair of containers, next holds the index of the next child to compare
+ * (the children of both are box[1..n] as amb__box_children lists them, a
+ * flat map's keys before its values, which is Erlang's order: all keys,
+ * then the values). For a list tail waiting while its head is compared,
+ * next has TAIL set and (a, b) are compared as they are. EXACT records that
+ * the pair sits inside a map key, where Erlang compares exactly (1 < 1.0)
+ * even under ==. The stack's depth is the nesting depth of the terms, not
+ * their size.
+ *
+ * Trie maps: =:= (eq_only) walks two tries node by node, which is right
+ * because a trie's shape is a function of its keys. Ordering needs the keys
+ * in term order, so two trie maps of one size are first replaced by flat
+ * copies of their pairs sorted by key, on a scratch heap freed at the end
+ * (sorting compares keys: the one recursion here, one level per trie map
+ * that is a key of a trie map). */
 #define TAIL     ((uint64_t)1 << 62)
 #define EXACT    ((uint64_t)1 << 63)
 #define INDEX(w) ((w) & ~(TAIL | EXACT))
 
 static size_t nchildren(amb_term t)
 {
-    uint64_t payload = AMB__HDR_PAYLOAD(amb__box(t)[0]);
-    return amb__box_kind(t) == AMB__K_MAP ? 2 * (size_t)payload : (size_t)payload;
+    size_t first;
+    return amb__box_children(amb__box(t), &first);
 }
 
-static int compare(amb_term a, amb_term b, bool exact)
+static int compare(amb_term a, amb_term b, bool exact, bool eq_only)
 {
     amb__wstack st;
     amb__wstack_init(&st);
+    amb_heap *scratch = NULL;
     int c = 0;
     bool ex = exact; /* exactness of the current pair */
     for (;;) {
@@ -274,9 +289,15 @@ static int compare(amb_term a, amb_term b, bool exact)
                 b = cb[0];
                 continue;
             }
-            if (amb__is_boxed(a) &&
-                (amb__box_kind(a) == AMB__K_TUPLE || amb__box_kind(a) == AMB__K_MAP) &&
-                nchildren(a) > 0) {
+            if (amb__is_boxed(a) && !eq_only && amb__box_kind(a) == AMB__K_HAMT) {
+                if (scratch == NULL && amb_heap_new(&scratch) != 0)
+                    amb__panic("out of memory comparing two large maps");
+                a = amb__map_sorted(scratch, a);
+                b = amb__map_sorted(scratch, b);
+                if (a == AMB_NONE || b == AMB_NONE)
+                    amb__panic("out of memory comparing two large maps");
+            }
+            if (amb__is_boxed(a) && nchildren(a) > 0) {
                 if (amb__wstack_push(&st, a) || amb__wstack_push(&st, b) ||
                     amb__wstack_push(&st, 1 | flag))
                     amb__panic("out of memory comparing terms nested very deep");
@@ -312,17 +333,18 @@ static int compare(amb_term a, amb_term b, bool exact)
             break;
     }
     amb__wstack_free(&st);
+    amb_heap_free(scratch);
     return c;
 }
 
 int amb_compare(amb_term a, amb_term b)
 {
-    return compare(a, b, false);
+    return compare(a, b, false, false);
 }
 
 int amb_compare_exact(amb_term a, amb_term b)
 {
-    return compare(a, b, true);
+    return compare(a, b, true, false);
 }
 
 bool amb_equal(amb_term a, amb_term b)
@@ -345,5 +367,5 @@ bool amb_equal(amb_term a, amb_term b)
                    memcmp(pa + 1, pb + 1, (2 + AMB__HDR_PAYLOAD(pa[0])) * sizeof *pa) ==
                        0;
     }
-    return compare(a, b, true) == 0;
+    return compare(a, b, true, true) == 0;
 }

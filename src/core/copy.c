@@ -7,7 +7,9 @@
  * before its head task, so the stack does not grow with list length.
  * Shared binaries are not copied: the copy's box takes a new reference.
  * Sub-terms shared inside the source are copied once per occurrence, as BEAM
- * does when it sends a message.
+ * does when it sends a message. A trie map is copied node by node (its
+ * nodes are boxes whose sub-terms amb__box_children lists), so the copy has
+ * the same canonical shape.
  */
 #include "term_internal.h"
 
@@ -34,7 +36,14 @@ static size_t box_words(amb_term t)
         return AMB__BINARY_WORDS + (b->refc ? 0 : (b->size + 7) / 8);
     }
     case AMB__K_MAP:
+    case AMB__K_HCOLL:
         return 1 + 2 * (size_t)payload;
+    case AMB__K_HAMT:
+        return 2;
+    case AMB__K_HNODE: {
+        size_t first;
+        return 1 + amb__box_children(p, &first);
+    }
     case AMB__K_PID:
         return 5;
     case AMB__K_REF:
@@ -50,21 +59,10 @@ static size_t box_words(amb_term t)
     }
 }
 
-/* The term's children live in these word ranges of its box. */
+/* The term's children live in box[*first .. *first + n). */
 static size_t box_children(amb_term t, size_t *first)
 {
-    uint64_t payload = AMB__HDR_PAYLOAD(amb__box(t)[0]);
-    switch (amb__box_kind(t)) {
-    case AMB__K_TUPLE:
-        *first = 1;
-        return (size_t)payload;
-    case AMB__K_MAP:
-        *first = 1;
-        return 2 * (size_t)payload;
-    default:
-        *first = 0;
-        return 0; /* atoms inside pids etc. are immediates */
-    }
+    return amb__box_children(amb__box(t), first);
 }
 
 /* ---------------------------------------------------------------------------

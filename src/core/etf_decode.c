@@ -3,7 +3,8 @@
  *
  * Reads every tag OTP 25 and 26 write, the legacy forms (Latin-1 atoms,
  * PID_EXT, PORT_EXT, NEW_PORT_EXT, REFERENCE_EXT, NEW_REFERENCE_EXT,
- * FLOAT_EXT) and compressed terms (tag 80, top level only). What OTP 25's
+ * FLOAT_EXT) and compressed terms (tag 80, top level only; the inflating
+ * is etf_compress.c's). What OTP 25's
  * binary_to_term rejects, we reject (docs/design/etf.md lists each rule and
  * the few places where we are stricter).
  *
@@ -20,35 +21,16 @@
  *   - A failure leaves only unreachable cells on the heap (its large
  *     binaries stay tracked and are released with the heap).
  *
- * Canonical results: integers that fit a small integer are small, map keys
- * are sorted and unique (duplicates are AMB_EDECODE, as in OTP), floats are
- * finite, atoms are valid UTF-8 of at most 255 characters.
+ * Canonical results: integers that fit a small integer are small, maps are
+ * in their canonical form (flat and sorted up to 32 pairs, a trie above;
+ * duplicate keys are AMB_EDECODE, as in OTP), floats are finite, atoms are
+ * valid UTF-8 of at most 255 characters.
  */
-#include <locale.h>
 #include <math.h>
-#include <pthread.h>
-#include <stdlib.h>
-#include <zlib.h>
 
 #include "etf_internal.h"
+#include "scan.h"
 #include "term_internal.h"
-
-/* ---------------------------------------------------------------------------
- * zlib's allocation hooks (shared with etf_encode.c)
- * ------------------------------------------------------------------------ */
-
-void *amb__etf_zalloc(void *opaque, unsigned items, unsigned size)
-{
-    (void)opaque;
-    /* Both factors are 32-bit, so the product fits 64 bits. */
-    return amb__malloc((size_t)items * size);
-}
-
-void amb__etf_zfree(void *opaque, void *ptr)
-{
-    (void)opaque;
-    amb__free(ptr);
-}
 
 /* ---------------------------------------------------------------------------
  * The decoder state and its frame stack
@@ -57,13 +39,14 @@ void amb__etf_zfree(void *opaque, void *ptr)
 enum frame_kind {
     D_TUPLE, /* slot: next element; left: elements left */
     D_LIST,  /* slot: head of the next cell; left: heads left, then the tail */
-    D_MAP,   /* slot: the map box; left: next index in 0..total (key, value, ...) */
+    D_MAP,   /* slot: a flat box of the pairs; left: next index in 0..total (key,
+                value, ...); dst: where the map goes */
     D_FUN,   /* slot: 5 heap words for the sub-terms; left: next sub-term */
 };
 
 typedef struct dframe {
     amb_term *slot;
-    amb_term *dst;        /* D_FUN: where the closure goes */
+    amb_term *dst;        /* D_FUN, D_MAP: where the term goes */
     const uint8_t *start; /* D_FUN: the body's Size field */
     size_t left, total;   /* D_MAP: 2 * pairs; D_FUN: 4 + NumFree */
     unsigned kind;
@@ -270,16 +253,6 @@ static int big_body(dec *d, size_t n, bool negative, amb_term *out)
     return 0;
 }
 
-/* strtod in the "C" locale whatever the program set: FLOAT_EXT always uses
- * '.', and a program that called setlocale must not change what we read. */
-static locale_t c_numeric;
-static pthread_once_t c_numeric_once = PTHREAD_ONCE_INIT;
-
-static void make_c_numeric(void)
-{
-    c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-}
-
 static bool is_digit(uint8_t c)
 {
     return c >= '0' && c <= '9';
@@ -322,9 +295,11 @@ static int float_string(dec *d, amb_term *out)
     for (i = 0; i < n; i++)
         text[i] = s[i] == ',' ? '.' : (char)s[i];
     text[n] = '\0';
-    pthread_once(&c_numeric_once, make_c_numeric);
-    double v =
-        c_numeric != (locale_t)0 ? strtod_l(text, NULL, c_numeric) : strtod(text, NULL);
+    /* FLOAT_EXT always uses '.': a program that called setlocale must not
+     * change what we read. */
+    double v;
+    if (amb__scan_number_strtod(text, &v) != 0)
+        return AMB_ENOMEM;
     if (!isfinite(v))
         return AMB_EDECODE;
     if ((*out = amb_float(d->heap, v)) == AMB_NONE)
@@ -610,7 +585,7 @@ again:
             return 0;
         if ((f = push(d, &rc)) == NULL)
             return rc;
-        *f = (dframe){.kind = D_MAP, .slot = (amb_term *)box, .total = 2 * n};
+        *f = (dframe){.kind = D_MAP, .slot = (amb_term *)box, .dst = dst, .total = 2 * n};
         return 0;
     }
     case AMB__ETF_NEW_PID:
@@ -685,8 +660,7 @@ static void sift_down(amb_term *k, amb_term *v, size_t root, size_t n)
     }
 }
 
-/* Sorts keys and values together, in place, without allocating: OTP sends
- * maps above 32 keys in hash order. */
+/* Sorts keys and values together, in place, without allocating. */
 static void heap_sort(amb_term *k, amb_term *v, size_t n)
 {
     for (size_t i = n / 2; i-- > 0;)
@@ -697,13 +671,22 @@ static void heap_sort(amb_term *k, amb_term *v, size_t n)
     }
 }
 
-/* Puts a decoded map in canonical order and refuses duplicate keys. Small
- * maps arrive sorted (OTP's flatmap order differs from ours only in how
- * integers and floats interleave), so the common case is one linear check. */
-static int map_finish(amb_term *box)
+/* Puts a decoded map in canonical form and refuses duplicate keys. The
+ * pairs were decoded into a flat box. Up to 32 pairs that box is the map,
+ * sorted in place: small maps arrive sorted (OTP's flatmap order differs
+ * from ours only in how integers and floats interleave), so the common case
+ * is one linear check. A larger map becomes a trie built from the box's
+ * pairs (the box is left unused on the heap: at most a constant factor of
+ * the input). */
+static int map_finish(dec *d, const dframe *f)
 {
+    amb_term *box = f->slot;
     size_t n = (size_t)AMB__HDR_PAYLOAD(box[0]);
     amb_term *k = box + 1, *v = box + 1 + n;
+    if (n > AMB__MAP_FLAT_MAX) {
+        int rc = amb__map_from_arrays(d->heap, n, k, v, true, f->dst);
+        return rc == AMB_EEXIST ? AMB_EDECODE : rc;
+    }
     for (size_t i = 1; i < n; i++) {
         int c = amb_compare_exact(k[i - 1], k[i]);
         if (c == 0)
@@ -769,7 +752,7 @@ static int next_slot(dec *d, amb_term **dst)
                 *dst = f->slot + 1 + (j & 1 ? n : 0) + j / 2;
                 return 1;
             }
-            if ((rc = map_finish(f->slot)) != 0)
+            if ((rc = map_finish(d, f)) != 0)
                 return rc;
             break;
         default: /* D_FUN */
@@ -808,66 +791,6 @@ static int decode_term(dec *d, amb_term *out)
  * Compressed terms
  * ------------------------------------------------------------------------ */
 
-/* Inflates the zlib stream at in[0..in_len) into exactly size bytes (a new
- * buffer in *out) and tells how many input bytes the stream took. The buffer
- * grows with the output actually produced, so a short input that claims a
- * large size costs little; it never grows beyond size, so a stream that
- * inflates to more than it claimed (a bomb) stops there. */
-static int inflate_exact(const uint8_t *in, size_t in_len, size_t size, uint8_t **out,
-                         size_t *consumed)
-{
-    z_stream zs;
-    memset(&zs, 0, sizeof zs);
-    zs.zalloc = amb__etf_zalloc;
-    zs.zfree = amb__etf_zfree;
-    if (inflateInit(&zs) != Z_OK)
-        return AMB_ENOMEM;
-    size_t cap = in_len < size / 8 ? in_len * 8 : size;
-    if (cap < 4096)
-        cap = size < 4096 ? size : 4096;
-    uint8_t *buf = amb__malloc(cap);
-    int rc = buf ? 0 : AMB_ENOMEM;
-    zs.next_in = (Bytef *)(uintptr_t)in;
-    zs.avail_in = (uInt)(in_len > UINT32_MAX ? UINT32_MAX : in_len);
-    while (rc == 0) {
-        if (zs.total_out == cap) {
-            if (cap == size) {
-                rc = AMB_EDECODE; /* more data than the size field claims */
-                break;
-            }
-            size_t bigger = cap > size / 2 ? size : cap * 2;
-            uint8_t *nb = amb__realloc(buf, bigger);
-            if (nb == NULL) {
-                rc = AMB_ENOMEM;
-                break;
-            }
-            buf = nb;
-            cap = bigger;
-        }
-        size_t room = cap - zs.total_out;
-        zs.next_out = buf + zs.total_out;
-        zs.avail_out = (uInt)(room > UINT32_MAX ? UINT32_MAX : room);
-        int zrc = inflate(&zs, Z_NO_FLUSH);
-        if (zrc == Z_STREAM_END)
-            break;
-        if (zrc == Z_MEM_ERROR)
-            rc = AMB_ENOMEM;
-        else if (zrc != Z_OK && !(zrc == Z_BUF_ERROR && zs.avail_out == 0))
-            rc = AMB_EDECODE; /* corrupt, needs a dictionary, or truncated */
-    }
-    if (rc == 0 && zs.total_out != size)
-        rc = AMB_EDECODE;
-    size_t used = zs.total_in;
-    inflateEnd(&zs);
-    if (rc != 0) {
-        amb__free(buf);
-        return rc;
-    }
-    *out = buf;
-    *consumed = used;
-    return 0;
-}
-
 static int decode_compressed(amb_heap *heap, const uint8_t *p, const uint8_t *end,
                              const amb_etf_decode_opts *o, amb__etf_atom_budget *budget,
                              size_t max_decompressed, size_t max_depth, amb_term *out,
@@ -883,7 +806,7 @@ static int decode_compressed(amb_heap *heap, const uint8_t *p, const uint8_t *en
         return AMB_ESYSLIMIT;
     uint8_t *raw;
     size_t consumed;
-    int rc = inflate_exact(p, (size_t)(end - p), size, &raw, &consumed);
+    int rc = amb__etf_compress_inflate(p, (size_t)(end - p), size, &raw, &consumed);
     if (rc != 0)
         return rc;
     dec d;

@@ -10,9 +10,11 @@
  *   - proper lists of 1..65535 integers in 0..255: STRING_EXT;
  *   - pids NEW_PID, ports NEW_PORT (V4_PORT when the id needs over 28 bits),
  *     references NEWER_REFERENCE, closures their NEW_FUN body verbatim;
- *   - AMB_ETF_COMPRESSED: tag 80 unless it makes the result longer.
- * Maps are written in our key order (ascending exact order); OTP writes
- * large maps in hash order, which decodes to the same map.
+ *   - AMB_ETF_COMPRESSED: tag 80 unless it makes the result longer (the
+ *     deflating is etf_compress.c's).
+ * Maps are written in their iteration order: up to 32 pairs ascending in
+ * exact key order, as OTP writes them; above, our trie's order, where OTP
+ * writes its own hash order: both decode to the same map.
  *
  * One walker serves two passes: counting bytes (amb_etf_size) and writing
  * them with a bounds check per item (amb_etf_encode). It is written once and
@@ -23,8 +25,6 @@
  * a failed call leaves the caller's buffer with unspecified contents but
  * allocates nothing that outlives it.
  */
-#include <zlib.h>
-
 #include "etf_internal.h"
 #include "term_internal.h"
 
@@ -39,7 +39,7 @@ enum frame_kind {
     F_ARRAY, /* a = next element pointer, n = elements left */
     F_LIST,  /* a = the current list cell */
     F_ONE,   /* a = one last term (an improper or proper list's tail) */
-    F_MAP,   /* a = the map, n = next index over keys and values interleaved */
+    F_MAP,   /* a = a map node, n = its position (amb__map_node_next) */
 };
 
 typedef struct frame {
@@ -245,6 +245,25 @@ static ALWAYS_INLINE int put_big(enc *e, amb_term t, const bool W)
     return 0;
 }
 
+static ALWAYS_INLINE int put_pid(enc *e, amb_term node, uint32_t id, uint32_t serial,
+                                 uint32_t creation, const bool W)
+{
+    RESERVE(1);
+    if (W)
+        *e->p++ = AMB__ETF_NEW_PID;
+    int rc = put_atom(e, node, W);
+    if (rc != 0)
+        return rc;
+    RESERVE(12);
+    if (W) {
+        amb__etf_put32(e->p, id);
+        amb__etf_put32(e->p + 4, serial);
+        amb__etf_put32(e->p + 8, creation);
+        e->p += 12;
+    }
+    return 0;
+}
+
 /* Writes the list starting at cell t: STRING_EXT when OTP would, else the
  * LIST_EXT header and a frame that yields the elements and the tail. */
 static ALWAYS_INLINE int put_list(enc *e, amb_term t, const bool W)
@@ -337,6 +356,15 @@ static ALWAYS_INLINE int put_term(enc *e, amb_term t, const bool W)
     }
     if (amb_is_cons(t))
         return put_list(e, t, W);
+    if (amb_is_local_pid(t)) {
+        /* A pid of a node in this OS process: an immediate word whose node
+         * and creation come from the node registry. */
+        amb_term node;
+        uint32_t id, serial, creation;
+        if (amb_pid_get(t, &node, &id, &serial, &creation) != 0)
+            return AMB_EBADARG;
+        return put_pid(e, node, id, serial, creation, W);
+    }
     if (amb__unlikely(!amb__is_boxed(t)))
         return AMB_EBADARG;
     const uint64_t *box = amb__box(t);
@@ -378,7 +406,8 @@ static ALWAYS_INLINE int put_term(enc *e, amb_term t, const bool W)
     }
     case AMB__K_BINARY:
         return put_binary(e, t, W);
-    case AMB__K_MAP: {
+    case AMB__K_MAP:
+    case AMB__K_HAMT: {
         size_t n = amb__map_size(t);
         if (n > UINT32_MAX)
             return AMB_ESYSLIMIT;
@@ -392,19 +421,8 @@ static ALWAYS_INLINE int put_term(enc *e, amb_term t, const bool W)
     }
     case AMB__K_PID:
         /* [hdr, node, id, serial, creation] */
-        RESERVE(1);
-        if (W)
-            *e->p++ = AMB__ETF_NEW_PID;
-        if ((rc = put_atom(e, box[1], W)) != 0)
-            return rc;
-        RESERVE(12);
-        if (W) {
-            amb__etf_put32(e->p, (uint32_t)box[2]);
-            amb__etf_put32(e->p + 4, (uint32_t)box[3]);
-            amb__etf_put32(e->p + 8, (uint32_t)box[4]);
-            e->p += 12;
-        }
-        return 0;
+        return put_pid(e, box[1], (uint32_t)box[2], (uint32_t)box[3], (uint32_t)box[4],
+                       W);
     case AMB__K_PORT: {
         /* [hdr, node, id, creation]: NEW_PORT while the id fits the 28 bits
          * of OTP's old port numbers, V4_PORT beyond, exactly as OTP 25
@@ -483,7 +501,9 @@ static ALWAYS_INLINE int put_term(enc *e, amb_term t, const bool W)
 
 /* Depth-first over t: put_term for the term, then its children in order,
  * taken from the frame stack. A frame is popped before its last child is
- * written, so a list's tail or a tuple's last element reuses its slot. */
+ * written, so a list's tail or a tuple's last element reuses its slot; a
+ * map's frames go when their node is done (a trie map has one frame per
+ * level of the path being walked, pushed as the walk descends). */
 static ALWAYS_INLINE int walk(enc *e, amb_term t, const bool W)
 {
     e->nframes = 0;
@@ -491,6 +511,7 @@ static ALWAYS_INLINE int walk(enc *e, amb_term t, const bool W)
         int rc = put_term(e, t, W);
         if (rc != 0)
             return rc;
+    next:
         if (e->nframes == 0)
             return 0;
         frame *f = &e->frames[e->nframes - 1];
@@ -518,13 +539,19 @@ static ALWAYS_INLINE int walk(enc *e, amb_term t, const bool W)
             t = f->a;
             e->nframes--;
             break;
-        default: { /* F_MAP */
-            size_t n = amb__map_size(f->a), j = f->n++;
-            t = (j & 1) ? amb__map_values(f->a)[j / 2] : amb__map_keys(f->a)[j / 2];
-            if (f->n == 2 * n)
+        default: /* F_MAP */
+            switch (amb__map_node_next(f->a, &f->n, &t)) {
+            case AMB__MAP_END:
                 e->nframes--;
+                goto next;
+            case AMB__MAP_CHILD:
+                if ((rc = push(e, F_MAP, t, 0)) != 0)
+                    return rc;
+                goto next;
+            default:
+                break;
+            }
             break;
-        }
         }
     }
 }
@@ -623,43 +650,12 @@ static int pack(amb_term t, unsigned flags, packed *pk)
     }
     if (n > UINT32_MAX || n <= 5)
         return 0;
-    z_stream zs;
-    memset(&zs, 0, sizeof zs);
-    zs.zalloc = amb__etf_zalloc;
-    zs.zfree = amb__etf_zfree;
-    if (deflateInit(&zs, Z_DEFAULT_COMPRESSION) != Z_OK) {
-        packed_free(pk);
-        return AMB_ENOMEM;
-    }
     /* OTP compresses when 80, the size and the stream take no more room
      * than the plain body (a tie goes to compression), so a stream longer
-     * than n - 5 is of no use and the output buffer stops there: deflate
-     * then reports Z_OK or Z_BUF_ERROR instead of Z_STREAM_END, and the body
-     * goes out plain. */
-    size_t room = n - 5;
-    pk->z = amb__malloc(room);
-    if (pk->z == NULL) {
-        deflateEnd(&zs);
+     * than n - 5 is of no use. */
+    if ((rc = amb__etf_compress_deflate(pk->body, n, n - 5, &pk->z, &pk->z_len)) != 0)
         packed_free(pk);
-        return AMB_ENOMEM;
-    }
-    zs.next_in = pk->body;
-    zs.avail_in = (uInt)n;
-    zs.next_out = pk->z;
-    zs.avail_out = (uInt)(room > UINT32_MAX ? UINT32_MAX : room);
-    int zrc = deflate(&zs, Z_FINISH);
-    size_t out = zs.total_out;
-    deflateEnd(&zs);
-    if (zrc == Z_STREAM_END) {
-        pk->z_len = out;
-    } else if (zrc == Z_OK || zrc == Z_BUF_ERROR) {
-        amb__free(pk->z);
-        pk->z = NULL;
-    } else {
-        packed_free(pk);
-        return AMB_ENOMEM; /* deflate fails only when zalloc does */
-    }
-    return 0;
+    return rc;
 }
 
 /* The final length of a packed encoding with flags. */

@@ -1,7 +1,7 @@
 /*
  * etf_internal.h - what the encoder (etf_encode.c) and the decoder
  * (etf_decode.c) of the External Term Format share: the tag bytes, the
- * big-endian readers and writers, and zlib's allocation hooks.
+ * big-endian readers and writers, and compression (etf_compress.c).
  *
  * The tag numbers are OTP's (erts/doc "External Term Format"); every one
  * that OTP 25 or 26 can produce is listed, with a note where we only read
@@ -108,10 +108,17 @@ int amb__etf_decode_budget(amb_heap *heap, const uint8_t *buf, size_t len,
                            const amb_etf_decode_opts *opts, amb__etf_atom_budget *budget,
                            amb_term *out, size_t *used);
 
-/* zlib's allocation hooks, so that compression and decompression take their
- * memory from the installed allocator like the rest of the library
- * (etf_decode.c defines them; zlib's types are void*(void*,uInt,uInt)). */
-void *amb__etf_zalloc(void *opaque, unsigned items, unsigned size);
-void amb__etf_zfree(void *opaque, void *ptr);
+/* Deflates in[0..n) (n < 4 GiB) into a new buffer in *out (owned: free with
+ * amb__free) of *out_len bytes, when the stream fits room bytes; otherwise
+ * *out is NULL (compression does not pay). 0 or AMB_ENOMEM
+ * (etf_compress.c). */
+int amb__etf_compress_deflate(const uint8_t *in, size_t n, size_t room, uint8_t **out,
+                              size_t *out_len);
+/* Inflates the zlib stream at in[0..in_len) into exactly size bytes, in a
+ * new buffer in *out (owned: free with amb__free), and tells in *consumed how
+ * many input bytes the stream took. AMB_EDECODE for a corrupt or truncated
+ * stream or one of another size, AMB_ENOMEM (etf_compress.c). */
+int amb__etf_compress_inflate(const uint8_t *in, size_t in_len, size_t size,
+                              uint8_t **out, size_t *consumed);
 
 #endif /* AMB_CORE_ETF_INTERNAL_H */

@@ -8,31 +8,16 @@
  *
  * The term hash feeds a pre-order walk of the term (a type tag and size for
  * each node, then its contents) through one mixing function. The walk uses
- * an explicit stack, never C recursion.
+ * an explicit stack, never C recursion. It is also the hash that places
+ * keys in a trie map (hamt.c), so it must stay stable: a change reorders
+ * every large map.
  */
 #include <math.h>
 
 #include "term_internal.h"
 
-#define K1 0x9e3779b97f4a7c15ull
-#define K2 0xbf58476d1ce4e5b9ull
-#define K3 0x94d049bb133111ebull
-
-/* A strong 64-bit finalizer (the splitmix64 constants). */
-static inline uint64_t mix(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= K2;
-    x ^= x >> 27;
-    x *= K3;
-    x ^= x >> 31;
-    return x;
-}
-
-static inline uint64_t feed(uint64_t h, uint64_t v)
-{
-    return mix(h ^ (v + K1 + (h << 6) + (h >> 2)));
-}
+#define K1   AMB__HASH_SEED
+#define feed amb__hash_feed
 
 static inline uint64_t load_le64(const uint8_t *p)
 {
@@ -65,6 +50,9 @@ static uint64_t hash_node(uint64_t h, amb_term t)
     h = feed(h, (uint64_t)type);
     switch (type) {
     case AMB_T_NONE:
+        /* A node inside a trie map: its header (kind and datamap) is part
+         * of the map's canonical shape. */
+        return amb__is_boxed(t) ? feed(h, amb__box(t)[0]) : h;
     case AMB_T_NIL:
         return h;
     case AMB_T_INTEGER:
@@ -127,13 +115,24 @@ static uint64_t hash_node(uint64_t h, amb_term t)
     return h;
 }
 
-/* The walk keeps frames of two words on its stack: (term, next child index)
- * for a tuple or map whose children are box[1..n], or (tail, TAIL) for a list
- * tail waiting while its head is hashed. Its depth is the nesting depth. */
+/* The walk keeps frames of two words on its stack: (container, next child
+ * index) for a box whose sub-terms amb__box_children lists (tuples, maps
+ * and the nodes of a trie map, whose shape is canonical, so equal maps
+ * hash alike), or (tail, TAIL) for a list tail waiting while its head is
+ * hashed. Its depth is the nesting depth. */
 #define TAIL UINT64_MAX
+
+static size_t children(amb_term t)
+{
+    size_t first;
+    return amb__is_boxed(t) ? amb__box_children(amb__box(t), &first) : 0;
+}
 
 uint64_t amb_hash(amb_term t)
 {
+    /* A leaf (most map keys) needs no walk and no stack. */
+    if (!amb_is_cons(t) && children(t) == 0)
+        return hash_node(K1, t);
     amb__wstack st;
     amb__wstack_init(&st);
     uint64_t h = K1;
@@ -147,16 +146,11 @@ uint64_t amb_hash(amb_term t)
             t = amb__cons_cell(t)[0];
             continue;
         }
-        if (amb__is_boxed(t) &&
-            (amb__box_kind(t) == AMB__K_TUPLE || amb__box_kind(t) == AMB__K_MAP)) {
-            size_t n = (size_t)AMB__HDR_PAYLOAD(amb__box(t)[0]);
-            n = amb__box_kind(t) == AMB__K_MAP ? 2 * n : n;
-            if (n > 0) {
-                if (amb__wstack_push(&st, t) || amb__wstack_push(&st, 1))
-                    amb__panic("out of memory hashing a term nested very deep");
-                t = amb__box(t)[1];
-                continue;
-            }
+        if (children(t) > 0) {
+            if (amb__wstack_push(&st, t) || amb__wstack_push(&st, 1))
+                amb__panic("out of memory hashing a term nested very deep");
+            t = amb__box(t)[1];
+            continue;
         }
         while (!descend && !amb__wstack_empty(&st)) {
             uint64_t *top = &st.items[st.len - 2];
@@ -167,9 +161,7 @@ uint64_t amb_hash(amb_term t)
                 continue;
             }
             amb_term parent = top[0];
-            size_t n = (size_t)AMB__HDR_PAYLOAD(amb__box(parent)[0]);
-            n = amb__box_kind(parent) == AMB__K_MAP ? 2 * n : n;
-            if (top[1] < n) {
+            if (top[1] < children(parent)) {
                 t = amb__box(parent)[1 + top[1]];
                 top[1]++;
                 descend = true;

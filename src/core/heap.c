@@ -205,30 +205,3 @@ void amb__heap_track_binary(amb_heap *heap, amb__binary *bin)
     bin->next = heap->offheap;
     heap->offheap = bin;
 }
-
-amb__refbin *amb__refbin_new(size_t size)
-{
-    if (size > SIZE_MAX - sizeof(amb__refbin))
-        return NULL;
-    amb__refbin *rb = amb__malloc(sizeof(amb__refbin) + size);
-    if (rb == NULL)
-        return NULL;
-    atomic_init(&rb->refs, 1);
-    rb->size = size;
-    return rb;
-}
-
-void amb__refbin_retain(amb__refbin *rb)
-{
-    /* relaxed: the caller already holds a reference, so the count cannot
-     * reach zero concurrently; nothing is published by the increment. */
-    atomic_fetch_add_explicit(&rb->refs, 1, memory_order_relaxed);
-}
-
-void amb__refbin_release(amb__refbin *rb)
-{
-    /* acq_rel: release makes this owner's reads of the bytes happen before
-     * the free; acquire on the last decrement sees every other owner's. */
-    if (atomic_fetch_sub_explicit(&rb->refs, 1, memory_order_acq_rel) == 1)
-        amb__free(rb);
-}

@@ -28,10 +28,11 @@ void amb__free(void *ptr);
 void *amb__malloc_aligned(size_t size, size_t align);
 void amb__free_aligned(void *ptr);
 
-/* A broken runtime invariant: prints file, line and message, then aborts. */
-_Noreturn void amb__panic_at(const char *file, int line, const char *fmt, ...)
+/* A broken runtime invariant: prints file, line and message, then aborts
+ * (contract.c). */
+_Noreturn void amb__contract_panic_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-#define amb__panic(...) amb__panic_at(__FILE__, __LINE__, __VA_ARGS__)
+#define amb__panic(...) amb__contract_panic_at(__FILE__, __LINE__, __VA_ARGS__)
 
 /* Checked in every build: an invariant whose failure would corrupt memory. */
 #define AMB__CHECK(cond)                               \
@@ -45,8 +46,10 @@ _Noreturn void amb__panic_at(const char *file, int line, const char *fmt, ...)
 #ifdef NDEBUG
 #define AMB__MISUSE() (AMB_EBADARG)
 #else
-#define AMB__MISUSE() (amb__misuse_at(__FILE__, __LINE__), AMB_EBADARG)
+#define AMB__MISUSE() (amb__contract_misuse_at(__FILE__, __LINE__), AMB_EBADARG)
 #endif
-void amb__misuse_at(const char *file, int line);
+/* Reports misuse at file:line (contract.c): a panic when the environment
+ * sets AMB_ABORT_ON_MISUSE=1, nothing otherwise. */
+void amb__contract_misuse_at(const char *file, int line);
 
 #endif /* AMB_CORE_INTERNAL_H */

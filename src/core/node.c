@@ -25,7 +25,8 @@ static struct {
 
 unsigned amb__node_find(amb_term name, uint32_t creation)
 {
-    /* acquire: pairs with the release in amb__node_register. */
+    /* acquire: pairs with the release in amb__node_register, so slots below
+     * used are complete. */
     unsigned used = atomic_load_explicit(&nodes.used, memory_order_acquire);
     for (unsigned i = 1; i < used; i++)
         if (nodes.slots[i].name == name && nodes.slots[i].creation == creation)
@@ -39,6 +40,8 @@ int amb__node_register(amb_term name, uint32_t creation, unsigned *slot)
         return AMB__MISUSE();
     int rc = 0;
     pthread_mutex_lock(&nodes.lock);
+    /* relaxed: registrations hold the lock, so this thread is the only
+     * writer of used and the lock orders it after every earlier one. */
     unsigned used = atomic_load_explicit(&nodes.used, memory_order_relaxed);
     if (amb__node_find(name, creation) != 0) {
         rc = AMB_EEXIST;
@@ -57,6 +60,8 @@ int amb__node_register(amb_term name, uint32_t creation, unsigned *slot)
 
 bool amb__node_get(unsigned slot, amb_term *name, uint32_t *creation)
 {
+    /* acquire: pairs with the release in amb__node_register, so slots below
+     * used are complete. */
     unsigned used = atomic_load_explicit(&nodes.used, memory_order_acquire);
     if (slot == 0 || slot >= used)
         return false;

@@ -111,6 +111,13 @@ static int pack_hook(void *ud, amb__parser *p, const amb__parse_ev *ev, amb_term
         t = amb_string_n(c->heap, s, len);
         break;
     }
+    case 'S': {
+        const char *s = va_arg(c->ap, const char *);
+        if (s == NULL)
+            return amb__parse_fail(p, AMB__MISUSE(), ev->pos, "~S: NULL string");
+        t = amb_binary(c->heap, s, strlen(s));
+        break;
+    }
     case 'b': {
         const void *data = va_arg(c->ap, const void *);
         size_t size = va_arg(c->ap, size_t);
@@ -238,7 +245,7 @@ static int int_matches(const char *text, const amb__parse_ev *ev, amb_term t)
         return LIT_NO;
     uint64_t *limbs;
     size_t n;
-    int rc = amb__scan_int_limbs(text, tok, AMB_BIG_MAX_BYTES / 8, &limbs, &n);
+    int rc = amb__scan_number_limbs(text, tok, AMB_BIG_MAX_BYTES / 8, &limbs, &n);
     if (rc == AMB_ESYSLIMIT)
         return LIT_NO; /* larger than any integer term */
     if (rc < 0)
@@ -376,7 +383,7 @@ typedef struct binding {
     void *dst;
     union {
         void *dst2; /* ~b: size_t * */
-        size_t cap; /* ~s */
+        size_t cap; /* ~s, ~S */
     } x;
     char dir;
 } binding;
@@ -459,6 +466,19 @@ static int directive(matcher *m, const amb__parse_ev *ev, amb_term t)
         int rc = amb_string_get(t, NULL, 0, &len);
         ok = rc == 0 || rc == AMB_EBUFSIZE;
         if (ok && len >= b->x.cap)
+            m->bufsize = true;
+        break;
+    }
+    case 'S': {
+        b->dst = va_arg(m->ap, char *);
+        b->x.cap = va_arg(m->ap, size_t);
+        if (b->dst == NULL)
+            return misuse_at(m, ev, "~S: NULL buffer");
+        /* A C string cannot hold a NUL byte: such a binary does not match. */
+        const uint8_t *data;
+        size_t size;
+        ok = amb_binary_get(t, &data, &size) == 0 && memchr(data, 0, size) == NULL;
+        if (ok && size >= b->x.cap)
             m->bufsize = true;
         break;
     }
@@ -697,6 +717,14 @@ static void commit(matcher *m)
         case 's':
             (void)amb_string_get(b->t, b->dst, b->x.cap, &len);
             break;
+        case 'S': {
+            const uint8_t *data;
+            size_t size;
+            (void)amb_binary_get(b->t, &data, &size);
+            memcpy(b->dst, data, size);
+            ((char *)b->dst)[size] = '\0';
+            break;
+        }
         case 'b':
             (void)amb_binary_get(b->t, (const uint8_t **)b->dst, (size_t *)b->x.dst2);
             break;

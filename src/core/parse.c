@@ -579,17 +579,18 @@ static int build_int(amb__parser *p, amb_heap *heap, const amb__parse_ev *ev,
     amb_term t;
     if (tok->kind == AMB__TK_CHAR || !(tok->flags & AMB__TF_BIG)) {
         uint64_t mag = tok->v.u;
-        t = amb__big_make(heap, ev->neg, &mag, 1);
+        t = amb__bignum_make(heap, ev->neg, &mag, 1);
     } else {
         uint64_t *limbs;
         size_t n;
-        int rc = amb__scan_int_limbs(p->sc.text, tok, AMB_BIG_MAX_BYTES / 8, &limbs, &n);
+        int rc =
+            amb__scan_number_limbs(p->sc.text, tok, AMB_BIG_MAX_BYTES / 8, &limbs, &n);
         if (rc == AMB_ESYSLIMIT)
             return amb__parse_fail(p, rc, tok->start,
                                    "integer larger than AMB_BIG_MAX_BYTES");
         if (rc < 0)
             return nomem(p, tok->start);
-        t = amb__big_make(heap, ev->neg, limbs, n);
+        t = amb__bignum_make(heap, ev->neg, limbs, n);
         amb__free(limbs);
     }
     if (t == AMB_NONE)

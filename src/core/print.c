@@ -16,35 +16,18 @@
  *   - The output is valid UTF-8. A fixed buffer that is too small is cut at a
  *     code point boundary, never inside a multi-byte sequence.
  *   - Floats print as the shortest decimal that reads back to the same
- *     double (exact big-number arithmetic, no libc formatting), laid out
- *     with OTP's rule for choosing 1.0e3 or 100.0.
+ *     double, laid out as OTP lays it out (print_float.c).
  */
-#include <stdio.h>
 #include <string.h>
 
-#include "term_internal.h"
+#include "ambitious/term.h"
+#include "print.h"
+
+typedef amb__print_sink sink;
 
 /* ---------------------------------------------------------------------------
  * The output sink
  * ------------------------------------------------------------------------ */
-
-enum out_mode { OUT_FIXED, OUT_BUF, OUT_FILE };
-
-typedef struct sink {
-    enum out_mode mode;
-    int err;    /* first failure: AMB_ENOMEM, AMB_EIO or AMB_EBADARG */
-    size_t len; /* bytes produced so far, stored or not */
-    /* OUT_FIXED: the caller's buffer; the first cap - 1 bytes are stored. */
-    char *fixed;
-    size_t cap;
-    uint8_t first_dropped; /* stream byte at index cap - 1, to cut on a boundary */
-    /* OUT_BUF */
-    amb__buf *buf;
-    /* OUT_FILE: bytes are staged so that stdio sees few, large writes. */
-    FILE *file;
-    size_t staged;
-    uint8_t stage[1024];
-} sink;
 
 static void flush_file(sink *o)
 {
@@ -54,11 +37,11 @@ static void flush_file(sink *o)
     o->staged = 0;
 }
 
-static void emit(sink *o, const void *data, size_t n)
+void amb__print_emit(sink *o, const void *data, size_t n)
 {
     const uint8_t *p = data;
     switch (o->mode) {
-    case OUT_FIXED:
+    case AMB__PRINT_FIXED:
         if (o->cap > 0 && o->len < o->cap - 1) {
             size_t room = o->cap - 1 - o->len;
             size_t k = n < room ? n : room;
@@ -69,12 +52,12 @@ static void emit(sink *o, const void *data, size_t n)
             o->first_dropped = p[0];
         }
         break;
-    case OUT_BUF:
+    case AMB__PRINT_BUF:
         amb__buf_append(o->buf, p, n);
         if (o->buf->err != 0 && o->err == 0)
             o->err = o->buf->err;
         break;
-    case OUT_FILE:
+    case AMB__PRINT_FILE:
         if (o->err != 0)
             break;
         if (n > sizeof o->stage - o->staged) {
@@ -94,15 +77,15 @@ static void emit(sink *o, const void *data, size_t n)
 
 static void emit_str(sink *o, const char *s)
 {
-    emit(o, s, strlen(s));
+    amb__print_emit(o, s, strlen(s));
 }
 
 static void emit_char(sink *o, char c)
 {
-    emit(o, &c, 1);
+    amb__print_emit(o, &c, 1);
 }
 
-static void emit_u64(sink *o, uint64_t v)
+void amb__print_u64(sink *o, uint64_t v)
 {
     char tmp[24];
     size_t pos = sizeof tmp;
@@ -110,7 +93,13 @@ static void emit_u64(sink *o, uint64_t v)
         tmp[--pos] = (char)('0' + v % 10);
         v /= 10;
     } while (v != 0);
-    emit(o, tmp + pos, sizeof tmp - pos);
+    amb__print_emit(o, tmp + pos, sizeof tmp - pos);
+}
+
+void amb__print_fail(sink *o, int rc)
+{
+    if (o->err == 0)
+        o->err = rc;
 }
 
 static void emit_i64(sink *o, int64_t v)
@@ -118,9 +107,9 @@ static void emit_i64(sink *o, int64_t v)
     if (v < 0) {
         emit_char(o, '-');
         /* Negate as unsigned: the magnitude of INT64_MIN does not fit int64_t. */
-        emit_u64(o, (uint64_t)0 - (uint64_t)v);
+        amb__print_u64(o, (uint64_t)0 - (uint64_t)v);
     } else {
-        emit_u64(o, (uint64_t)v);
+        amb__print_u64(o, (uint64_t)v);
     }
 }
 
@@ -130,13 +119,14 @@ static void emit_i64(sink *o, int64_t v)
  * Two quoting rules exist in OTP 25 and ~w uses both: io_lib's (write_atom)
  * for atoms, and the emulator's own (erl_printf_term.c) for the module and
  * function of an export fun, which ~w prints through erlang:fun_to_list/1.
+ * ~tp uses io_lib's with the characters beyond Latin-1 as they are.
  * ------------------------------------------------------------------------ */
 
-enum atom_style {
-    ATOM_IOLIB,  /* io_lib:write_atom/1: quote only when needed */
-    ATOM_QUOTED, /* always quoted, io_lib's escapes: node names in #Pid<...> */
-    ATOM_ERTS,   /* erts' fun_to_list rule, plus reserved words (see the doc) */
-};
+#define ATOM_IOLIB   AMB__PRINT_ATOM_W
+#define ATOM_UNICODE AMB__PRINT_ATOM_T
+#define ATOM_QUOTED  AMB__PRINT_ATOM_QUOTED
+#define ATOM_ERTS    AMB__PRINT_ATOM_FUN
+typedef enum amb__print_atom_style atom_style;
 
 /* Erlang's reserved words (erl_scan:reserved_word/1 in OTP 25; 'maybe' and
  * 'else' are reserved only with the maybe_expr feature, which is off). */
@@ -167,7 +157,7 @@ static bool latin1_upper(uint32_t c)
     return (c >= 'A' && c <= 'Z') || (c >= 0xc0 && c <= 0xde && c != 0xd7);
 }
 
-static bool needs_quotes(const uint8_t *s, size_t n, enum atom_style style)
+static bool needs_quotes(const uint8_t *s, size_t n, atom_style style)
 {
     if (style == ATOM_QUOTED || n == 0 || is_reserved((const char *)s, n))
         return true;
@@ -181,7 +171,7 @@ static bool needs_quotes(const uint8_t *s, size_t n, enum atom_style style)
             ok = latin1_lower(c);
         else
             ok = latin1_lower(c) || latin1_upper(c) || (c >= '0' && c <= '9') ||
-                 c == '_' || (c == '@' && style == ATOM_IOLIB);
+                 c == '_' || (c == '@' && style != ATOM_ERTS);
         if (!ok)
             return true;
         i += k;
@@ -193,7 +183,7 @@ static void emit_octal_escape(sink *o, uint32_t c)
 {
     char e[4] = {'\\', (char)('0' + ((c >> 6) & 7)), (char)('0' + ((c >> 3) & 7)),
                  (char)('0' + (c & 7))};
-    emit(o, e, sizeof e);
+    amb__print_emit(o, e, sizeof e);
 }
 
 /* One code point inside single quotes. io_lib escapes control characters
@@ -201,7 +191,7 @@ static void emit_octal_escape(sink *o, uint32_t c)
  * Latin-1 as \x{H}; the emulator's printer has fewer names (ESC is \033),
  * prints DEL as it is, and leaves non-Latin-1 characters alone. */
 static void emit_quoted_char(sink *o, uint32_t c, const uint8_t *utf8, size_t k,
-                             enum atom_style style)
+                             atom_style style)
 {
     const char *name = NULL;
     switch (c) {
@@ -242,25 +232,25 @@ static void emit_quoted_char(sink *o, uint32_t c, const uint8_t *utf8, size_t k,
         emit_str(o, name);
     } else if (c < 32 || (c >= 128 && c < 160)) {
         emit_octal_escape(o, c);
-    } else if (c > 255 && style != ATOM_ERTS) {
+    } else if (c > 255 && (style == ATOM_IOLIB || style == ATOM_QUOTED)) {
         char tmp[16];
         int m = snprintf(tmp, sizeof tmp, "\\x{%X}", (unsigned)c);
-        emit(o, tmp, (size_t)m);
+        amb__print_emit(o, tmp, (size_t)m);
     } else {
-        emit(o, utf8, k);
+        amb__print_emit(o, utf8, k);
     }
 }
 
-static void emit_atom(sink *o, amb_term a, enum atom_style style)
+void amb__print_atom(sink *o, amb_term a, atom_style style)
 {
     size_t n;
     const uint8_t *s = (const uint8_t *)amb_atom_name(a, &n);
     if (s == NULL) {
-        o->err = o->err ? o->err : AMB_EBADARG;
+        amb__print_fail(o, AMB_EBADARG);
         return;
     }
     if (!needs_quotes(s, n, style)) {
-        emit(o, s, n);
+        amb__print_emit(o, s, n);
         return;
     }
     emit_char(o, '\'');
@@ -272,420 +262,17 @@ static void emit_atom(sink *o, amb_term a, enum atom_style style)
             k = 1, c = 0xfffd; /* cannot happen: atom names are valid UTF-8 */
         }
         bool simple = c >= 32 && c < 127 && c != '\'' && c != '\\';
-        bool latin = c >= 160 && (c <= 255 || style == ATOM_ERTS);
+        bool latin =
+            c >= 160 && (c <= 255 || style == ATOM_ERTS || style == ATOM_UNICODE);
         if (!simple && !latin) {
-            emit(o, s + plain, i - plain);
+            amb__print_emit(o, s + plain, i - plain);
             emit_quoted_char(o, c, s + i, k, style);
             plain = i + k;
         }
         i += k;
     }
-    emit(o, s + plain, n - plain);
+    amb__print_emit(o, s + plain, n - plain);
     emit_char(o, '\'');
-}
-
-/* ---------------------------------------------------------------------------
- * Floats: the shortest digits that read back to the same double
- *
- * This is the free-format algorithm of Steele & White as refined by Burger &
- * Dybvig ("Printing Floating-Point Numbers Quickly and Accurately", 1996),
- * done with exact integers: v = r/s, and the half-gaps to the neighbouring
- * doubles are m-/s and m+/s. Digits are generated until the prefix lies
- * inside the rounding interval; the last digit is the one nearer to v (ties
- * to even). Bounds are inclusive when the mantissa is even, because
- * round-to-nearest-even reading maps those boundaries back to v. This is the
- * same result Ryu (which OTP uses) gives: the shortest digit string in the
- * interval and, among those, the nearest to v.
- * ------------------------------------------------------------------------ */
-
-/* 2^1131 bounds every number the algorithm makes (subnormals scaled by
- * 10^324 and 2^1075), 2^1166 with digits_big's normalising shift and the
- * factor 10 of a step; 40 limbs of 32 bits (2^1280) leave room to spare,
- * and every operation checks its limb count anyway. */
-#define FBIG_LIMBS 40
-
-typedef struct fbig {
-    size_t n; /* used limbs; the top one is non-zero (0 for zero) */
-    uint32_t d[FBIG_LIMBS];
-} fbig;
-
-static void fbig_set(fbig *a, uint64_t v)
-{
-    a->n = 0;
-    while (v != 0) {
-        a->d[a->n++] = (uint32_t)v;
-        v >>= 32;
-    }
-}
-
-static void fbig_mul_small(fbig *a, uint32_t m)
-{
-    uint64_t carry = 0;
-    for (size_t i = 0; i < a->n; i++) {
-        uint64_t x = (uint64_t)a->d[i] * m + carry;
-        a->d[i] = (uint32_t)x;
-        carry = x >> 32;
-    }
-    if (carry != 0) {
-        AMB__CHECK(a->n < FBIG_LIMBS);
-        a->d[a->n++] = (uint32_t)carry;
-    }
-}
-
-static void fbig_mul_pow10(fbig *a, unsigned k)
-{
-    static const uint32_t pow10[] = {1,      10,      100,      1000,      10000,
-                                     100000, 1000000, 10000000, 100000000, 1000000000};
-    for (; k >= 9; k -= 9)
-        fbig_mul_small(a, pow10[9]);
-    if (k > 0)
-        fbig_mul_small(a, pow10[k]);
-}
-
-static void fbig_shl(fbig *a, unsigned bits)
-{
-    if (a->n == 0)
-        return;
-    size_t words = bits / 32;
-    unsigned rest = bits % 32;
-    AMB__CHECK(a->n + words + 1 <= FBIG_LIMBS);
-    uint32_t top = rest ? a->d[a->n - 1] >> (32 - rest) : 0;
-    for (size_t i = a->n; i-- > 0;) {
-        uint32_t lo = (rest && i > 0) ? a->d[i - 1] >> (32 - rest) : 0;
-        a->d[i + words] = (a->d[i] << rest) | lo;
-    }
-    memset(a->d, 0, words * sizeof a->d[0]);
-    a->n += words;
-    if (top != 0)
-        a->d[a->n++] = top;
-}
-
-static int fbig_cmp(const fbig *a, const fbig *b)
-{
-    if (a->n != b->n)
-        return a->n < b->n ? -1 : 1;
-    for (size_t i = a->n; i-- > 0;)
-        if (a->d[i] != b->d[i])
-            return a->d[i] < b->d[i] ? -1 : 1;
-    return 0;
-}
-
-static void fbig_add(fbig *out, const fbig *a, const fbig *b)
-{
-    size_t n = a->n > b->n ? a->n : b->n;
-    uint64_t carry = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t x = carry + (i < a->n ? a->d[i] : 0) + (i < b->n ? b->d[i] : 0);
-        out->d[i] = (uint32_t)x;
-        carry = x >> 32;
-    }
-    out->n = n;
-    if (carry != 0) {
-        AMB__CHECK(n < FBIG_LIMBS);
-        out->d[out->n++] = (uint32_t)carry;
-    }
-}
-
-/* a -= b; requires a >= b. */
-static void fbig_sub(fbig *a, const fbig *b)
-{
-    int64_t borrow = 0;
-    for (size_t i = 0; i < a->n; i++) {
-        int64_t x = (int64_t)a->d[i] - (i < b->n ? b->d[i] : 0) - borrow;
-        borrow = x < 0;
-        a->d[i] = (uint32_t)(x + (borrow << 32));
-    }
-    while (a->n > 0 && a->d[a->n - 1] == 0)
-        a->n--;
-}
-
-/* The digit loop. Each step multiplies the remainder r and both half-gaps
- * by 10 and takes the next digit d = r / s; it stops as soon as the digits
- * so far, ending in d or d + 1, lie within the half-gaps of v, choosing the
- * one nearer to v (ties to even). A digit never reaches 10: the previous
- * step did not stop, so r + m+ < s held before the multiplication. */
-static int last_digit(unsigned d, bool low_ok, bool high_ok, int twice_r_vs_s)
-{
-    if (low_ok && high_ok) {
-        if (twice_r_vs_s > 0 || (twice_r_vs_s == 0 && (d & 1) != 0))
-            d++;
-    } else if (high_ok) {
-        d++;
-    }
-    return (int)d;
-}
-
-/* a -= q * b; requires a >= q * b. */
-static void fbig_submul(fbig *a, const fbig *b, uint32_t q)
-{
-    uint64_t carry = 0, borrow = 0;
-    for (size_t i = 0; i < a->n; i++) {
-        uint64_t p = (i < b->n ? (uint64_t)b->d[i] * q : 0) + carry;
-        carry = p >> 32;
-        uint64_t sub = (p & 0xffffffffu) + borrow;
-        borrow = a->d[i] < sub;
-        a->d[i] = (uint32_t)((uint64_t)a->d[i] - sub);
-    }
-    while (a->n > 0 && a->d[a->n - 1] == 0)
-        a->n--;
-}
-
-/* mminus is NULL when the half-gaps are equal (all but powers of two), which
- * saves a third of the work. */
-static int digits_big(fbig *r, fbig *s, fbig *mplus, fbig *mminus, bool inclusive,
-                      uint8_t digits[20])
-{
-    /* Scale everything so that the top limb of s has its high bit set: then
-     * the top limbs give each digit to within one, and at most one or two
-     * subtractions correct it (Knuth's algorithm D, one digit at a time). */
-    unsigned sh = (unsigned)__builtin_clz(s->d[s->n - 1]);
-    fbig_shl(r, sh);
-    fbig_shl(s, sh);
-    fbig_shl(mplus, sh);
-    if (mminus != NULL)
-        fbig_shl(mminus, sh);
-    const fbig *mlow = mminus != NULL ? mminus : mplus;
-    uint64_t top = (uint64_t)s->d[s->n - 1] + 1;
-
-    int n = 0;
-    for (;;) {
-        fbig_mul_small(r, 10);
-        fbig_mul_small(mplus, 10);
-        if (mminus != NULL)
-            fbig_mul_small(mminus, 10);
-        unsigned d = 0;
-        if (r->n >= s->n) {
-            /* r < 10s, so r has at most one limb more than s. */
-            uint64_t rtop = r->d[s->n - 1];
-            if (r->n > s->n)
-                rtop |= (uint64_t)r->d[s->n] << 32;
-            d = (unsigned)(rtop / top);
-            if (d > 0)
-                fbig_submul(r, s, d);
-        }
-        while (fbig_cmp(r, s) >= 0) {
-            fbig_sub(r, s);
-            d++;
-        }
-        fbig high;
-        fbig_add(&high, r, mplus);
-        int lo = fbig_cmp(r, mlow);
-        int hi = fbig_cmp(&high, s);
-        bool low_ok = lo < 0 || (lo == 0 && inclusive);
-        bool high_ok = hi > 0 || (hi == 0 && inclusive);
-        AMB__CHECK(d <= 9 && n < 20);
-        if (!low_ok && !high_ok) {
-            digits[n++] = (uint8_t)d;
-            continue;
-        }
-        int half = 0;
-        if (low_ok && high_ok) {
-            fbig twice = *r;
-            fbig_mul_small(&twice, 2);
-            half = fbig_cmp(&twice, s);
-        }
-        d = (unsigned)last_digit(d, low_ok, high_ok, half);
-        AMB__CHECK(d <= 9);
-        digits[n++] = (uint8_t)d;
-        return n;
-    }
-}
-
-/* The same loop in machine words, valid when s < 2^59: r < s and, since
- * the previous step did not stop, m- <= m+ <= s before each step, so 10s
- * and r + 10m+ stay below 2^64. */
-static int digits_u64(uint64_t r, uint64_t s, uint64_t mplus, uint64_t mminus,
-                      bool inclusive, uint8_t digits[20])
-{
-    int n = 0;
-    for (;;) {
-        r *= 10;
-        mplus *= 10;
-        mminus *= 10;
-        unsigned d = (unsigned)(r / s);
-        r %= s;
-        bool low_ok = r < mminus || (r == mminus && inclusive);
-        bool high_ok = r + mplus > s || (r + mplus == s && inclusive);
-        AMB__CHECK(d <= 9 && n < 20);
-        if (!low_ok && !high_ok) {
-            digits[n++] = (uint8_t)d;
-            continue;
-        }
-        int half = 2 * r > s ? 1 : 2 * r == s ? 0 : -1;
-        d = (unsigned)last_digit(d, low_ok, high_ok, half);
-        AMB__CHECK(d <= 9);
-        digits[n++] = (uint8_t)d;
-        return n;
-    }
-}
-
-static bool fbig_to_u64(const fbig *a, uint64_t *v)
-{
-    if (a->n > 2)
-        return false;
-    *v = a->n == 0 ? 0 : a->n == 1 ? a->d[0] : ((uint64_t)a->d[1] << 32) | a->d[0];
-    return true;
-}
-
-/* The shortest digits of finite v > 0 into digits[] (as values 0..9, no
- * trailing zeros); returns their count n, and *point such that
- * v ~ 0.d1 d2 ... dn * 10^point. */
-static int shortest_digits(double v, uint8_t digits[20], int *point)
-{
-    uint64_t bits;
-    memcpy(&bits, &v, sizeof bits);
-    uint64_t frac = bits & (((uint64_t)1 << 52) - 1);
-    int bexp = (int)((bits >> 52) & 0x7ff);
-    uint64_t f = bexp == 0 ? frac : frac | ((uint64_t)1 << 52);
-    int e = (bexp == 0 ? 1 : bexp) - 1075; /* v = f * 2^e */
-    bool inclusive = (f & 1) == 0;
-    /* At a power of two the double below is nearer than the one above, so
-     * the lower half-gap is half the upper one. The smallest normal is not
-     * such a case: the subnormals below it have the same spacing. */
-    bool unequal = frac == 0 && bexp > 1;
-
-    fbig r, s, mplus, mminus;
-    fbig_set(&r, f);
-    fbig_set(&mminus, 1);
-    if (e >= 0) {
-        fbig_shl(&r, (unsigned)e + (unequal ? 2 : 1));
-        fbig_set(&s, unequal ? 4 : 2);
-        fbig_shl(&mminus, (unsigned)e);
-    } else {
-        fbig_shl(&r, unequal ? 2 : 1);
-        fbig_set(&s, 1);
-        fbig_shl(&s, (unsigned)(-e) + (unequal ? 2 : 1));
-    }
-    mplus = mminus;
-    if (unequal)
-        fbig_shl(&mplus, 1);
-
-    /* k starts at or one below the least k with v + m+ < 10^k: log10(v) lies
-     * in [L, L + log10(2)) with L = (e + bitlength(f) - 1) * log10(2), so
-     * ceil(L) is such a start. 78913 / 2^18 is log10(2) closely enough that
-     * (j * 78913) >> 18 == floor(j * log10(2)) for 0 <= j <= 1650 (Ryu's
-     * log10Pow2), and L is never an integer except at 0. Integer arithmetic
-     * keeps the library free of libm. */
-    int bitlen = 64 - __builtin_clzll(f);
-    int j = e + bitlen - 1;
-    int k = j > 0 ? (int)(((uint32_t)j * 78913u) >> 18) + 1
-                  : -(int)(((uint32_t)-j * 78913u) >> 18);
-    if (k >= 0) {
-        fbig_mul_pow10(&s, (unsigned)k);
-    } else {
-        fbig_mul_pow10(&r, (unsigned)-k);
-        fbig_mul_pow10(&mplus, (unsigned)-k);
-        if (unequal)
-            fbig_mul_pow10(&mminus, (unsigned)-k);
-    }
-    fbig high;
-    for (;;) {
-        fbig_add(&high, &r, &mplus);
-        int c = fbig_cmp(&high, &s);
-        if (c < 0 || (c == 0 && !inclusive))
-            break;
-        fbig_mul_small(&s, 10);
-        k++;
-    }
-
-    /* From about 0.05 to 1e17 everything fits a machine word from here on
-     * (see digits_u64); elsewhere the digits come from the big numbers. */
-    uint64_t rw, sw, pw, mw;
-    int n;
-    if (fbig_to_u64(&s, &sw) && sw < ((uint64_t)1 << 59) && fbig_to_u64(&r, &rw) &&
-        fbig_to_u64(&mplus, &pw) && fbig_to_u64(unequal ? &mminus : &mplus, &mw)) {
-        n = digits_u64(rw, sw, pw, mw, inclusive, digits);
-    } else {
-        n = digits_big(&r, &s, &mplus, unequal ? &mminus : NULL, inclusive, digits);
-    }
-    while (n > 1 && digits[n - 1] == 0)
-        n--;
-    *point = k;
-    return n;
-}
-
-static size_t decimal_length(unsigned v)
-{
-    size_t n = 1;
-    while (v >= 10) {
-        v /= 10;
-        n++;
-    }
-    return n;
-}
-
-/* Formats v as OTP 25's float_to_list(V, [short]) does into out (at least
- * 32 bytes); returns the length. Of the two layouts, 12300.0 and 1.23e4,
- * OTP picks the shorter one, the plain one on a tie, and always the
- * scientific one from 2^53 up, where plain digits would suggest integer
- * precision a double does not have. */
-static size_t format_float(double v, char *out)
-{
-    size_t pos = 0;
-    uint64_t bits;
-    memcpy(&bits, &v, sizeof bits);
-    if (bits >> 63)
-        out[pos++] = '-';
-    bits &= ~((uint64_t)1 << 63);
-    memcpy(&v, &bits, sizeof v); /* |v| */
-    if (v == 0) {
-        memcpy(out + pos, "0.0", 3);
-        return pos + 3;
-    }
-    uint8_t dg[20];
-    int point;
-    int n = shortest_digits(v, dg, &point);
-    int exp10 = point - 1; /* v = d1.d2...dn * 10^exp10 */
-
-    size_t plain_len;
-    if (point >= n)
-        plain_len = (size_t)point + 2; /* digits, zeros, ".0" */
-    else if (point > 0)
-        plain_len = (size_t)n + 1; /* a dot among the digits */
-    else
-        plain_len = (size_t)(2 - point + n); /* "0.", zeros, digits */
-    size_t sci_len = (size_t)n + 1 + (n == 1) + 1 + (exp10 < 0) +
-                     decimal_length((unsigned)(exp10 < 0 ? -exp10 : exp10));
-    bool plain = plain_len <= sci_len && v < 9007199254740992.0;
-
-    if (plain) {
-        if (point >= n) {
-            for (int i = 0; i < n; i++)
-                out[pos++] = (char)('0' + dg[i]);
-            for (int i = n; i < point; i++)
-                out[pos++] = '0';
-            out[pos++] = '.';
-            out[pos++] = '0';
-        } else if (point > 0) {
-            for (int i = 0; i < n; i++) {
-                if (i == point)
-                    out[pos++] = '.';
-                out[pos++] = (char)('0' + dg[i]);
-            }
-        } else {
-            out[pos++] = '0';
-            out[pos++] = '.';
-            for (int i = point; i < 0; i++)
-                out[pos++] = '0';
-            for (int i = 0; i < n; i++)
-                out[pos++] = (char)('0' + dg[i]);
-        }
-        return pos;
-    }
-    out[pos++] = (char)('0' + dg[0]);
-    out[pos++] = '.';
-    if (n == 1)
-        out[pos++] = '0';
-    for (int i = 1; i < n; i++)
-        out[pos++] = (char)('0' + dg[i]);
-    out[pos++] = 'e';
-    if (exp10 < 0)
-        out[pos++] = '-';
-    unsigned x = (unsigned)(exp10 < 0 ? -exp10 : exp10);
-    size_t w = decimal_length(x);
-    for (size_t i = w; i-- > 0; x /= 10)
-        out[pos + i] = (char)('0' + x % 10);
-    return pos + w;
 }
 
 /* ---------------------------------------------------------------------------
@@ -697,7 +284,7 @@ static void emit_bytes_list(sink *o, const uint8_t *p, size_t n, bool more)
     for (size_t i = 0; i < n; i++) {
         if (i > 0)
             emit_char(o, ',');
-        emit_u64(o, p[i]);
+        amb__print_u64(o, p[i]);
     }
     if (n > 0 && more)
         emit_char(o, ',');
@@ -709,16 +296,16 @@ static void emit_bitstring(sink *o, amb_term t)
     size_t size;
     unsigned tail;
     if (amb_bitstring_get(t, &data, &size, &tail) != 0) {
-        o->err = o->err ? o->err : AMB_EBADARG;
+        amb__print_fail(o, AMB_EBADARG);
         return;
     }
     emit_str(o, "<<");
     emit_bytes_list(o, data, size, tail != 0);
     if (tail != 0) {
         /* The tail's bits sit at the high end of its byte. */
-        emit_u64(o, (uint64_t)(data[size] >> (8 - tail)));
+        amb__print_u64(o, (uint64_t)(data[size] >> (8 - tail)));
         emit_char(o, ':');
-        emit_u64(o, tail);
+        amb__print_u64(o, tail);
     }
     emit_str(o, ">>");
 }
@@ -731,19 +318,19 @@ static void emit_integer(sink *o, amb_term t)
     }
     char *text;
     size_t n;
-    int rc = amb__int_to_decimal(t, &text, &n);
+    int rc = amb__bignum_to_decimal(t, &text, &n);
     if (rc != 0) {
-        o->err = o->err ? o->err : rc;
+        amb__print_fail(o, rc);
         return;
     }
-    emit(o, text, n);
+    amb__print_emit(o, text, n);
     amb__free(text);
 }
 
 static void emit_float(sink *o, amb_term t)
 {
-    char text[40];
-    emit(o, text, format_float(amb__float_value(t), text));
+    char text[AMB__PRINT_FLOAT_MAX];
+    amb__print_emit(o, text, amb__print_float_format(amb__float_value(t), text));
 }
 
 static void emit_fun(sink *o, amb_term t)
@@ -754,17 +341,17 @@ static void emit_fun(sink *o, amb_term t)
     size_t len;
     if (amb_export_get(t, &mod, &fun, &arity) == 0) {
         emit_str(o, "fun ");
-        emit_atom(o, mod, ATOM_ERTS);
+        amb__print_atom(o, mod, ATOM_ERTS);
         emit_char(o, ':');
-        emit_atom(o, fun, ATOM_ERTS);
+        amb__print_atom(o, fun, ATOM_ERTS);
         emit_char(o, '/');
-        emit_u64(o, arity);
+        amb__print_u64(o, arity);
     } else if (amb_closure_get(t, &ext, &len) == 0) {
         emit_str(o, "#Fun<<<");
         emit_bytes_list(o, ext, len, false);
         emit_str(o, ">>>");
     } else {
-        o->err = o->err ? o->err : AMB_EBADARG;
+        amb__print_fail(o, AMB_EBADARG);
     }
 }
 
@@ -781,13 +368,13 @@ static void emit_pid_ref_port(sink *o, amb_term t, amb_type type)
         if ((rc = amb_pid_get(t, &node, &a, &b, &creation)) != 0)
             break;
         emit_str(o, "#Pid<");
-        emit_atom(o, node, ATOM_QUOTED);
+        amb__print_atom(o, node, ATOM_QUOTED);
         emit_char(o, '.');
-        emit_u64(o, a);
+        amb__print_u64(o, a);
         emit_char(o, '.');
-        emit_u64(o, b);
+        amb__print_u64(o, b);
         emit_char(o, '.');
-        emit_u64(o, creation);
+        amb__print_u64(o, creation);
         emit_char(o, '>');
         return;
     case AMB_T_REF:
@@ -795,12 +382,12 @@ static void emit_pid_ref_port(sink *o, amb_term t, amb_type type)
             0)
             break;
         emit_str(o, "#Ref<");
-        emit_atom(o, node, ATOM_QUOTED);
+        amb__print_atom(o, node, ATOM_QUOTED);
         emit_char(o, '.');
-        emit_u64(o, creation);
+        amb__print_u64(o, creation);
         for (size_t i = 0; i < nwords; i++) {
             emit_char(o, '.');
-            emit_u64(o, words[i]);
+            amb__print_u64(o, words[i]);
         }
         emit_char(o, '>');
         return;
@@ -808,15 +395,15 @@ static void emit_pid_ref_port(sink *o, amb_term t, amb_type type)
         if ((rc = amb_port_get(t, &node, &id, &creation)) != 0)
             break;
         emit_str(o, "#Port<");
-        emit_atom(o, node, ATOM_QUOTED);
+        amb__print_atom(o, node, ATOM_QUOTED);
         emit_char(o, '.');
-        emit_u64(o, id);
+        amb__print_u64(o, id);
         emit_char(o, '.');
-        emit_u64(o, creation);
+        amb__print_u64(o, creation);
         emit_char(o, '>');
         return;
     }
-    o->err = o->err ? o->err : AMB_EBADARG;
+    amb__print_fail(o, AMB_EBADARG);
 }
 
 /* ---------------------------------------------------------------------------
@@ -826,10 +413,13 @@ static void emit_pid_ref_port(sink *o, amb_term t, amb_type type)
  *
  *   FR_TUPLE  [next element pointer, elements left, FR_TUPLE]
  *   FR_LIST   [rest of the list, FR_LIST]
- *   FR_MAP    [map, step, FR_MAP]   step 2i: key i is next; 2i+1: value i
- *   FR_CHAR   [character, FR_CHAR]  the ']' after an improper tail
+ *   FR_MAP    [map node, position, FR_MAP]  one per open node of a map
+ *             (amb__map_node_next); a trie map has one per level open
+ *   FR_CHAR   [character, FR_CHAR]  the '}' of a map or 1-tuple, the ']'
+ *             after an improper tail
  *
- * Frames are updated in place, so each container costs one push.
+ * Frames are updated in place, so each container costs one push (a trie
+ * map one per level of the path to the pair being printed).
  * ------------------------------------------------------------------------ */
 
 enum { FR_TUPLE = 1, FR_LIST, FR_MAP, FR_CHAR };
@@ -854,6 +444,12 @@ static int walk(sink *o, amb_term t)
     amb__wstack st;
     amb__wstack_init(&st);
     int rc = 0;
+    bool pretty = (o->flags & AMB_PRINT_PRETTY) != 0;
+    /* True from a map's "#{" until its first key is written: the one key
+     * with no ',' before it. A map in a key or value of another opens and
+     * finishes while the outer map's first key is already out, so one flag
+     * serves every level. */
+    bool first_key = false;
 
     for (;;) {
         /* Print t, or open it and push the frame that finishes it. */
@@ -866,21 +462,25 @@ static int walk(sink *o, amb_term t)
             emit_float(o, t);
             break;
         case AMB_T_ATOM:
-            emit_atom(o, t, ATOM_IOLIB);
+            amb__print_atom(o, t, pretty ? ATOM_UNICODE : ATOM_IOLIB);
             break;
         case AMB_T_NIL:
             emit_str(o, "[]");
             break;
         case AMB_T_BITSTRING:
-            emit_bitstring(o, t);
+            if (!pretty || !amb__print_pretty_binary(o, t))
+                emit_bitstring(o, t);
             break;
         case AMB_T_FUN:
-            emit_fun(o, t);
+            if (!pretty || amb__box_kind(t) != AMB__K_CLOSURE ||
+                !amb__print_pretty_id(o, t))
+                emit_fun(o, t);
             break;
         case AMB_T_PID:
         case AMB_T_REF:
         case AMB_T_PORT:
-            emit_pid_ref_port(o, t, type);
+            if (!pretty || !amb__print_pretty_id(o, t))
+                emit_pid_ref_port(o, t, type);
             break;
         case AMB_T_TUPLE: {
             size_t arity = (size_t)AMB__HDR_PAYLOAD(amb__box(t)[0]);
@@ -900,6 +500,10 @@ static int walk(sink *o, amb_term t)
             continue;
         }
         case AMB_T_LIST: {
+            if (pretty && amb__print_pretty_is_string(t)) {
+                amb__print_pretty_string(o, t);
+                break;
+            }
             const amb_term *cell = amb__cons_cell(t);
             emit_char(o, '[');
             if ((rc = push2(&st, cell[1], FR_LIST)) != 0)
@@ -913,10 +517,11 @@ static int walk(sink *o, amb_term t)
                 break;
             }
             emit_str(o, "#{");
-            if ((rc = push3(&st, t, 1, FR_MAP)) != 0)
+            first_key = true;
+            if ((rc = push2(&st, '}', FR_CHAR)) != 0 ||
+                (rc = push3(&st, t, 0, FR_MAP)) != 0)
                 goto done;
-            t = amb__map_keys(t)[0];
-            continue;
+            break;
         default:
             rc = AMB_EBADARG; /* AMB_NONE or a corrupt word inside a term */
             goto done;
@@ -966,21 +571,25 @@ static int walk(sink *o, amb_term t)
                 break;
             }
             if (tag == FR_MAP) {
-                amb_term m = top[-2];
-                uint64_t step = top[-1];
-                size_t i = (size_t)(step / 2);
-                if (step % 2 == 1) {
-                    emit_str(o, " => ");
-                    t = amb__map_values(m)[i];
-                } else if (i == amb__map_size(m)) {
-                    emit_char(o, '}');
+                size_t pos = (size_t)top[-1];
+                enum amb__map_step step = amb__map_node_next(top[-2], &pos, &t);
+                top[-1] = pos;
+                if (step == AMB__MAP_END) {
                     st.len -= 3;
                     continue;
+                }
+                if (step == AMB__MAP_CHILD) {
+                    if ((rc = push3(&st, t, 0, FR_MAP)) != 0)
+                        goto done;
+                    continue;
+                }
+                if (step == AMB__MAP_VALUE) {
+                    emit_str(o, " => ");
+                } else if (first_key) {
+                    first_key = false;
                 } else {
                     emit_char(o, ',');
-                    t = amb__map_keys(m)[i];
                 }
-                top[-1] = step + 1;
                 break;
             }
             emit_char(o, (char)top[-1]); /* FR_CHAR */
@@ -989,8 +598,8 @@ static int walk(sink *o, amb_term t)
     }
 done:
     amb__wstack_free(&st);
-    if (rc != 0 && o->err == 0)
-        o->err = rc;
+    if (rc != 0)
+        amb__print_fail(o, rc);
     return o->err;
 }
 
@@ -998,11 +607,16 @@ done:
  * The public entry points
  * ------------------------------------------------------------------------ */
 
-int amb_print(amb_term t, char *buf, size_t cap, size_t *len)
+static bool flags_ok(unsigned flags)
 {
-    if ((buf == NULL && cap > 0) || t == AMB_NONE)
+    return (flags & ~AMB_PRINT_PRETTY) == 0;
+}
+
+int amb_print_ex(amb_term t, unsigned flags, char *buf, size_t cap, size_t *len)
+{
+    if ((buf == NULL && cap > 0) || t == AMB_NONE || !flags_ok(flags))
         return AMB__MISUSE();
-    sink o = {.mode = OUT_FIXED, .fixed = buf, .cap = cap};
+    sink o = {.mode = AMB__PRINT_FIXED, .flags = flags, .fixed = buf, .cap = cap};
     int rc = walk(&o, t);
     if (rc != 0) {
         if (cap > 0)
@@ -1030,13 +644,13 @@ int amb_print(amb_term t, char *buf, size_t cap, size_t *len)
     return AMB_EBUFSIZE;
 }
 
-int amb_print_alloc(amb_term t, char **out_text, size_t *len)
+int amb_print_alloc_ex(amb_term t, unsigned flags, char **out_text, size_t *len)
 {
-    if (out_text == NULL || t == AMB_NONE)
+    if (out_text == NULL || t == AMB_NONE || !flags_ok(flags))
         return AMB__MISUSE();
     amb__buf b;
     amb__buf_init(&b);
-    sink o = {.mode = OUT_BUF, .buf = &b};
+    sink o = {.mode = AMB__PRINT_BUF, .flags = flags, .buf = &b};
     int rc = walk(&o, t);
     if (rc == 0) {
         amb__buf_putc(&b, '\0');
@@ -1055,12 +669,27 @@ int amb_print_alloc(amb_term t, char **out_text, size_t *len)
     return 0;
 }
 
-int amb_fprint(amb_term t, FILE *f)
+int amb_fprint_ex(amb_term t, unsigned flags, FILE *f)
 {
-    if (f == NULL || t == AMB_NONE)
+    if (f == NULL || t == AMB_NONE || !flags_ok(flags))
         return AMB__MISUSE();
-    sink o = {.mode = OUT_FILE, .file = f};
+    sink o = {.mode = AMB__PRINT_FILE, .flags = flags, .file = f};
     int rc = walk(&o, t);
     flush_file(&o);
     return rc != 0 ? rc : o.err;
+}
+
+int amb_print(amb_term t, char *buf, size_t cap, size_t *len)
+{
+    return amb_print_ex(t, 0, buf, cap, len);
+}
+
+int amb_print_alloc(amb_term t, char **out_text, size_t *len)
+{
+    return amb_print_alloc_ex(t, 0, out_text, len);
+}
+
+int amb_fprint(amb_term t, FILE *f)
+{
+    return amb_fprint_ex(t, 0, f);
 }

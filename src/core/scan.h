@@ -3,12 +3,18 @@
  * and the format strings of amb_pack / amb_match (pack.c). See
  * docs/design/syntax.md for the grammar and every decision behind it.
  *
+ * The tokenizer is three files: scan.c (tokens, quoted text, names, the
+ * #Pid/#Ref/#Port forms, the walkers of validated tokens), scan_number.c
+ * (numbers and $c) and scan_bits.c (<<...>> and its bits). What they share
+ * is declared in the section "Inside the tokenizer" below.
+ *
  * The scanner turns text[0..len) into tokens one at a time, never reading
  * past len (the text need not be NUL-terminated). It validates each token
  * completely when it scans it: a quoted atom or string has only valid
  * escapes and valid UTF-8, a number is in range, a <<...>> binary or a
  * #Pid<...> form is well formed. Code that later walks a token's text
- * (amb__scan_chars, amb__scan_bits, amb__scan_parts_of) may therefore
+ * (amb__scan_chars, amb__scan_bits, amb__scan_parts_of,
+ * amb__scan_number_limbs) may therefore
  * assume validity: it is given back only tokens this scanner produced.
  *
  * A token is a span of the text plus a few decoded values, so scanning
@@ -25,9 +31,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "ambitious/term.h"
-#include "internal.h"
+#include "term_internal.h"
 
 enum amb__tk {
     AMB__TK_EOF = 0,
@@ -63,7 +70,7 @@ enum amb__tk {
 enum {
     AMB__TF_QUOTED = 1 << 0,  /* ATOM: written 'like this' */
     AMB__TF_ESCAPES = 1 << 1, /* ATOM, STRING: contains a backslash escape */
-    AMB__TF_BIG = 1 << 2,     /* INT: beyond uint64: amb__scan_int_limbs */
+    AMB__TF_BIG = 1 << 2,     /* INT: beyond uint64: amb__scan_number_limbs */
 };
 
 typedef struct amb__tok {
@@ -121,8 +128,8 @@ const char *amb__scan_atom_name(const char *text, const amb__tok *tok, char *buf
 /* The value of a validated INT token as little-endian uint64 limbs in a new
  * array (free with amb__free): 0, AMB_ESYSLIMIT when the magnitude needs
  * more than max_limbs limbs, AMB_ENOMEM. Leading zero limbs are stripped. */
-int amb__scan_int_limbs(const char *text, const amb__tok *tok, size_t max_limbs,
-                        uint64_t **limbs, size_t *n);
+int amb__scan_number_limbs(const char *text, const amb__tok *tok, size_t max_limbs,
+                           uint64_t **limbs, size_t *n);
 
 /* The parts of a #Pid / #Ref / #Port form. */
 typedef struct amb__scan_parts {
@@ -151,6 +158,110 @@ void amb__scan_bits_init(amb__scan_bits *b, const char *text, size_t len,
 /* The next chunk: its low *nbits bits (1..64), most significant first;
  * false at the end. */
 bool amb__scan_bits_next(amb__scan_bits *b, uint64_t *value, unsigned *nbits);
+
+/* ---------------------------------------------------------------------------
+ * Inside the tokenizer: what scan.c, scan_number.c and scan_bits.c share.
+ * ------------------------------------------------------------------------ */
+
+static inline bool amb__scan_is_digit(int c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* The value of c as a digit in bases up to 36, or 99. */
+static inline unsigned amb__scan_digit_value(int c)
+{
+    if (c >= '0' && c <= '9')
+        return (unsigned)(c - '0');
+    if (c >= 'a' && c <= 'z')
+        return (unsigned)(c - 'a' + 10);
+    if (c >= 'A' && c <= 'Z')
+        return (unsigned)(c - 'A' + 10);
+    return 99;
+}
+
+/* Erlang's character classes for names, which cover ASCII and Latin-1 only
+ * (erl_scan): other Unicode letters cannot start or continue a bare atom. */
+static inline bool amb__scan_is_lower(uint32_t c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 0xdf && c <= 0xff && c != 0xf7);
+}
+static inline bool amb__scan_is_upper(uint32_t c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 0xc0 && c <= 0xde && c != 0xd7);
+}
+static inline bool amb__scan_is_name_char(uint32_t c)
+{
+    return amb__scan_is_lower(c) || amb__scan_is_upper(c) || amb__scan_is_digit((int)c) ||
+           c == '_' || c == '@';
+}
+
+/* The code point at text[pos] (ASCII fast path); its length, or 0 at the end
+ * or on invalid UTF-8. */
+static inline size_t amb__scan_peek_cp(const char *text, size_t len, size_t pos,
+                                       uint32_t *cp)
+{
+    if (pos >= len)
+        return 0;
+    uint8_t c = (uint8_t)text[pos];
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    return amb__utf8_decode((const uint8_t *)text + pos, len - pos, cp);
+}
+
+/* The position of the first byte at or after pos that is neither
+ * whitespace nor inside a % comment. */
+static inline size_t amb__scan_skip_ws(const char *text, size_t len, size_t pos)
+{
+    /* Most tokens follow another directly: decide that with one compare. */
+    if (pos < len && (uint8_t)text[pos] > ' ' && text[pos] != '%')
+        return pos;
+    while (pos < len) {
+        char c = text[pos];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f') {
+            pos++;
+        } else if (c == '%') {
+            while (pos < len && text[pos] != '\n')
+                pos++;
+        } else {
+            break;
+        }
+    }
+    return pos;
+}
+
+/* True when the text at pos starts with lit. */
+static inline bool amb__scan_at(const amb__scan *s, size_t pos, const char *lit)
+{
+    size_t n = strlen(lit);
+    return pos + n <= s->len && memcmp(s->text + pos, lit, n) == 0;
+}
+
+/* Records a syntax error at pos with a static message; returns AMB_ESYNTAX
+ * (scan.c). */
+int amb__scan_fail(amb__scan *s, size_t pos, const char *msg);
+/* Reads the escape sequence whose backslash is at *pos into *cp; *pos is
+ * then just past it. 0 or AMB_ESYNTAX (scan.c). */
+int amb__scan_escape(amb__scan *s, size_t *pos, uint32_t *cp);
+/* Scans a quoted atom (quote '\'') or string ('"') starting at the quote at
+ * s->pos. 0 or AMB_ESYNTAX (scan.c). */
+int amb__scan_quoted(amb__scan *s, amb__tok *tok, char quote);
+/* Scans a number at s->pos (a digit): an INT or FLOAT token. 0,
+ * AMB_ESYNTAX, AMB_ENOMEM (scan_number.c). */
+int amb__scan_number_read(amb__scan *s, amb__tok *tok);
+/* Scans a $c character literal, s->pos at the $: a CHAR token. 0 or
+ * AMB_ESYNTAX (scan_number.c). */
+int amb__scan_number_char(amb__scan *s, amb__tok *tok);
+/* strtod of the NUL-terminated text in the "C" locale, whatever the
+ * program's LC_NUMERIC (which would read "1,5" for 1.5 in some locales):
+ * 0 with *out, or AMB_ENOMEM when the locale object cannot be made
+ * (scan_number.c; the ETF decoder's FLOAT_EXT uses it too). */
+int amb__scan_number_strtod(const char *text, double *out);
+/* Validates <<...>> at s->pos: a BINARY token whose v.u is its size in bits.
+ * 0 or AMB_ESYNTAX (scan_bits.c). */
+int amb__scan_bits_read(amb__scan *s, amb__tok *tok);
 
 /* ===========================================================================
  * The grammar (parse.c). Declared here because pack.c drives the same

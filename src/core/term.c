@@ -1,17 +1,16 @@
 /*
  * term.c - building terms and reading them back: the constructors and
  * accessors of term.h for every type except the ones with files of their own
- * (big integers: bignum.c, copy: copy.c, order and hash: compare.c/hash.c).
+ * (big integers: bignum.c, binaries: binary.c, maps: map.c, copy: copy.c,
+ * order and hash: compare.c/hash.c).
  *
  * Invariants kept here (layouts in term_internal.h):
  *   - Integers are canonical: a value that fits a small integer is never big.
  *   - Floats are finite.
- *   - Map keys are unique and sorted by amb_compare_exact.
  *   - Builders return AMB_NONE on failure and accept AMB_NONE inputs,
  *     returning AMB_NONE without building anything.
  */
 #include <math.h>
-#include <stdlib.h>
 
 #include "term_internal.h"
 
@@ -46,6 +45,7 @@ amb_type amb_type_of(amb_term t)
     case AMB__K_BINARY:
         return AMB_T_BITSTRING;
     case AMB__K_MAP:
+    case AMB__K_HAMT:
         return AMB_T_MAP;
     case AMB__K_PID:
         return AMB_T_PID;
@@ -95,7 +95,7 @@ amb_term amb_int(amb_heap *heap, int64_t v)
         return AMB_NONE;
     /* The magnitude of INT64_MIN does not fit int64_t: negate as unsigned. */
     uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    return amb__big_make(heap, v < 0, &mag, 1);
+    return amb__bignum_make(heap, v < 0, &mag, 1);
 }
 
 amb_term amb_uint(amb_heap *heap, uint64_t v)
@@ -104,7 +104,7 @@ amb_term amb_uint(amb_heap *heap, uint64_t v)
         return AMB_SMALL((int64_t)v);
     if (heap == NULL)
         return AMB_NONE;
-    return amb__big_make(heap, false, &v, 1);
+    return amb__bignum_make(heap, false, &v, 1);
 }
 
 int amb_int_get(amb_term t, int64_t *out)
@@ -221,7 +221,7 @@ int amb_number_get(amb_term t, double *out)
         return 0;
     }
     if (amb__is_boxed(t) && amb__box_kind(t) == AMB__K_BIG) {
-        double d = amb__int_to_double(t);
+        double d = amb__bignum_to_double(t);
         if (!isfinite(d))
             return AMB_ERANGE;
         *out = d;
@@ -386,287 +386,6 @@ int amb_string_get(amb_term t, char *buf, size_t cap, size_t *len)
     if (cap > 0)
         buf[n < cap ? n : cap - 1] = '\0';
     return n < cap ? 0 : AMB_EBUFSIZE;
-}
-
-/* ---------------------------------------------------------------------------
- * Binaries and bitstrings
- * ------------------------------------------------------------------------ */
-
-amb_term amb__binary_make(amb_heap *heap, amb__refbin *rb, const uint8_t *data,
-                          size_t size, unsigned tail_bits)
-{
-    size_t extra = rb ? 0 : (size + 7) / 8;
-    uint64_t *p = amb__heap_alloc(heap, AMB__BINARY_WORDS + extra);
-    if (p == NULL)
-        return AMB_NONE;
-    amb__binary *b = (amb__binary *)(void *)p;
-    b->header = AMB__HDR(AMB__K_BINARY, tail_bits);
-    b->size = size;
-    b->refc = rb;
-    b->next = NULL;
-    if (rb != NULL) {
-        b->data = data;
-        amb__refbin_retain(rb);
-        amb__heap_track_binary(heap, b);
-    } else {
-        uint8_t *bytes = (uint8_t *)(p + AMB__BINARY_WORDS);
-        if (size > 0)
-            memcpy(bytes, data, size);
-        b->data = bytes;
-    }
-    return amb__make_box(p);
-}
-
-/* A binary of size bytes, on the heap or shared; *bytes points at its
- * writable storage. */
-static amb_term binary_new(amb_heap *heap, size_t size, unsigned tail_bits,
-                           uint8_t **bytes)
-{
-    if (heap == NULL)
-        return AMB_NONE;
-    if (size <= AMB_HEAP_BINARY_MAX) {
-        uint64_t *p = amb__heap_alloc(heap, AMB__BINARY_WORDS + (size + 7) / 8);
-        if (p == NULL)
-            return AMB_NONE;
-        amb__binary *b = (amb__binary *)(void *)p;
-        b->header = AMB__HDR(AMB__K_BINARY, tail_bits);
-        b->size = size;
-        b->refc = NULL;
-        b->next = NULL;
-        b->data = (uint8_t *)(p + AMB__BINARY_WORDS);
-        *bytes = (uint8_t *)(p + AMB__BINARY_WORDS);
-        return amb__make_box(p);
-    }
-    amb__refbin *rb = amb__refbin_new(size);
-    if (rb == NULL)
-        return AMB_NONE;
-    amb_term t = amb__binary_make(heap, rb, rb->data, size, tail_bits);
-    amb__refbin_release(rb); /* the box holds the only reference now */
-    if (t != AMB_NONE)
-        *bytes = rb->data;
-    return t;
-}
-
-amb_term amb_binary_alloc(amb_heap *heap, size_t size, uint8_t **data)
-{
-    if (data == NULL)
-        return AMB_NONE;
-    return binary_new(heap, size, 0, data);
-}
-
-amb_term amb_binary(amb_heap *heap, const void *data, size_t size)
-{
-    if (data == NULL && size > 0)
-        return AMB_NONE;
-    uint8_t *bytes;
-    amb_term t = binary_new(heap, size, 0, &bytes);
-    if (t != AMB_NONE && size > 0)
-        memcpy(bytes, data, size);
-    return t;
-}
-
-amb_term amb_bitstring(amb_heap *heap, const void *data, size_t nbits)
-{
-    size_t size = nbits / 8 + (nbits % 8 != 0);
-    if (data == NULL && nbits > 0)
-        return AMB_NONE;
-    uint8_t *bytes;
-    unsigned tail = (unsigned)(nbits % 8);
-    amb_term t = binary_new(heap, size, tail, &bytes);
-    if (t == AMB_NONE)
-        return AMB_NONE;
-    if (size > 0) {
-        memcpy(bytes, data, size);
-        if (tail != 0)
-            bytes[size - 1] &= (uint8_t)(0xffu << (8 - tail));
-    }
-    return t;
-}
-
-static amb__binary *binary_box(amb_term t)
-{
-    if (!amb__is_boxed(t) || amb__box_kind(t) != AMB__K_BINARY)
-        return NULL;
-    return (amb__binary *)(void *)amb__box(t);
-}
-
-amb_term amb_sub_binary(amb_heap *heap, amb_term t, size_t offset, size_t size)
-{
-    amb__binary *b = binary_box(t);
-    if (heap == NULL || b == NULL || AMB__HDR_PAYLOAD(b->header) != 0 ||
-        offset > b->size || size > b->size - offset)
-        return AMB_NONE;
-    /* Shared bytes are viewed in place; heap bytes (small by definition) are
-     * copied, because they belong to t's heap, which may not outlive this one. */
-    return amb__binary_make(heap, b->refc, b->data + offset, size, 0);
-}
-
-bool amb_is_binary(amb_term t)
-{
-    amb__binary *b = binary_box(t);
-    return b != NULL && AMB__HDR_PAYLOAD(b->header) == 0;
-}
-
-int amb_bitstring_get(amb_term t, const uint8_t **data, size_t *size, unsigned *tail_bits)
-{
-    amb__binary *b = binary_box(t);
-    if (b == NULL)
-        return AMB_ETYPE;
-    unsigned tail = (unsigned)AMB__HDR_PAYLOAD(b->header);
-    if (data != NULL)
-        *data = b->data;
-    if (size != NULL)
-        *size = tail ? b->size - 1 : b->size;
-    if (tail_bits != NULL)
-        *tail_bits = tail;
-    return 0;
-}
-
-int amb_binary_get(amb_term t, const uint8_t **data, size_t *size)
-{
-    amb__binary *b = binary_box(t);
-    if (b == NULL || AMB__HDR_PAYLOAD(b->header) != 0)
-        return AMB_ETYPE;
-    if (data != NULL)
-        *data = b->data;
-    if (size != NULL)
-        *size = b->size;
-    return 0;
-}
-
-/* ---------------------------------------------------------------------------
- * Maps
- * ------------------------------------------------------------------------ */
-
-typedef struct pair {
-    amb_term key, value;
-    size_t pos;
-} pair;
-
-static int pair_cmp(const void *a, const void *b)
-{
-    const pair *x = a, *y = b;
-    int c = amb_compare_exact(x->key, y->key);
-    if (c != 0)
-        return c;
-    return x->pos < y->pos ? -1 : x->pos > y->pos;
-}
-
-/* Sorts pairs by key; of equal keys the one given last wins. Writes the
- * unique pairs to the new map box. */
-static amb_term map_build(amb_heap *heap, pair *pairs, size_t n)
-{
-    qsort(pairs, n, sizeof *pairs, pair_cmp);
-    size_t unique = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (i + 1 < n && amb_equal(pairs[i].key, pairs[i + 1].key))
-            continue; /* a later duplicate follows and wins */
-        pairs[unique++] = pairs[i];
-    }
-    uint64_t *p = amb__heap_alloc(heap, 1 + 2 * unique);
-    if (p == NULL)
-        return AMB_NONE;
-    p[0] = AMB__HDR(AMB__K_MAP, unique);
-    for (size_t i = 0; i < unique; i++) {
-        p[1 + i] = pairs[i].key;
-        p[1 + unique + i] = pairs[i].value;
-    }
-    return amb__make_box(p);
-}
-
-amb_term amb_map(amb_heap *heap, size_t n, const amb_term *keys, const amb_term *values)
-{
-    if (heap == NULL || (n > 0 && (keys == NULL || values == NULL)) ||
-        n > SIZE_MAX / sizeof(pair))
-        return AMB_NONE;
-    for (size_t i = 0; i < n; i++)
-        if (keys[i] == AMB_NONE || values[i] == AMB_NONE)
-            return AMB_NONE;
-    pair small[16];
-    pair *pairs = n <= AMB_COUNTOF(small) ? small : amb__malloc(n * sizeof *pairs);
-    if (pairs == NULL)
-        return AMB_NONE;
-    for (size_t i = 0; i < n; i++)
-        pairs[i] = (pair){keys[i], values[i], i};
-    amb_term m = map_build(heap, pairs, n);
-    if (pairs != small)
-        amb__free(pairs);
-    return m;
-}
-
-static bool map_find(amb_term m, amb_term key, size_t *index)
-{
-    size_t lo = 0, hi = amb__map_size(m);
-    const amb_term *keys = amb__map_keys(m);
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = amb_compare_exact(keys[mid], key);
-        if (c == 0) {
-            *index = mid;
-            return true;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *index = lo;
-    return false;
-}
-
-amb_term amb_map_put(amb_heap *heap, amb_term m, amb_term key, amb_term value)
-{
-    if (heap == NULL || !amb_is_map(m) || key == AMB_NONE || value == AMB_NONE)
-        return AMB_NONE;
-    size_t n = amb__map_size(m), at;
-    bool found = map_find(m, key, &at);
-    size_t size = found ? n : n + 1;
-    uint64_t *p = amb__heap_alloc(heap, 1 + 2 * size);
-    if (p == NULL)
-        return AMB_NONE;
-    const amb_term *keys = amb__map_keys(m), *values = amb__map_values(m);
-    p[0] = AMB__HDR(AMB__K_MAP, size);
-    amb_term *nk = (amb_term *)&p[1], *nv = (amb_term *)&p[1 + size];
-    memcpy(nk, keys, at * sizeof(amb_term));
-    memcpy(nv, values, at * sizeof(amb_term));
-    nk[at] = key;
-    nv[at] = value;
-    size_t rest = found ? n - at - 1 : n - at;
-    size_t from = found ? at + 1 : at;
-    memcpy(nk + at + 1, keys + from, rest * sizeof(amb_term));
-    memcpy(nv + at + 1, values + from, rest * sizeof(amb_term));
-    return amb__make_box(p);
-}
-
-size_t amb_map_size(amb_term m)
-{
-    return amb_is_map(m) ? amb__map_size(m) : 0;
-}
-
-int amb_map_get(amb_term m, amb_term key, amb_term *value)
-{
-    if (value == NULL || key == AMB_NONE)
-        return AMB__MISUSE();
-    if (!amb_is_map(m))
-        return AMB_ETYPE;
-    size_t at;
-    if (!map_find(m, key, &at))
-        return AMB_ENOTFOUND;
-    *value = amb__map_values(m)[at];
-    return 0;
-}
-
-int amb_map_pair(amb_term m, size_t i, amb_term *key, amb_term *value)
-{
-    if (!amb_is_map(m))
-        return AMB_ETYPE;
-    if (i >= amb__map_size(m))
-        return AMB_ERANGE;
-    if (key != NULL)
-        *key = amb__map_keys(m)[i];
-    if (value != NULL)
-        *value = amb__map_values(m)[i];
-    return 0;
 }
 
 /* ---------------------------------------------------------------------------

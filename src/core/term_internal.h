@@ -1,6 +1,7 @@
 /*
  * term_internal.h - the memory layout of boxed terms, shared by the files of
- * src/core/ (term.c builds them, compare.c, print.c, etf_*.c read them).
+ * src/core/ (term.c, binary.c, map.c and bignum.c build them; compare.c,
+ * hash.c, copy.c, print.c and etf_*.c read them).
  *
  * A boxed term is a pointer (low 3 bits 000) to a header word:
  *
@@ -14,8 +15,15 @@
  *                                     fits a small integer (normalized)
  *   FLOAT      0                      one double (finite)
  *   BINARY     tail_bits (0..7)       struct amb__binary minus its header
- *   MAP        npairs                 npairs keys (ascending amb_compare_exact,
- *                                     unique), then npairs values
+ *   MAP        npairs (0..32)         npairs keys (ascending amb_compare_exact,
+ *                                     unique), then npairs values: a flat map
+ *   HAMT       size (33..)            the root HNODE of a hash trie (map.c)
+ *   HNODE      datamap (32 bits)      SMALL(nodemap), then 2 words (key, value)
+ *                                     per datamap bit, then one HNODE or
+ *                                     HCOLL box per nodemap bit, both in
+ *                                     bit order (never a term on its own)
+ *   HCOLL      npairs (2..)           npairs (key, value) of one full hash,
+ *                                     keys ascending amb_compare_exact
  *   PID        0                      node atom, id, serial, creation (uint64 each)
  *   REF        nwords                 node atom, creation, then nwords uint64
  *                                     each holding one 32-bit id word
@@ -32,8 +40,10 @@
  *     amb_heap_reset/free drop it exactly once.
  *   - Every walker over term structure (copy, compare, hash, print, encode)
  *     must not recurse on the C stack without bound: they iterate over list
- *     tails and use an explicit stack (or a depth-bounded recursion of at
- *     most AMB__MAX_C_RECURSION) for nesting.
+ *     tails and use an explicit stack for nesting (copy.c's fast path
+ *     recurses at most SMALL_DEPTH levels, hamt.c's builder at most
+ *     AMB__HAMT_LEVELS + 1; ordering two large maps recurses once per large
+ *     map used as a key of a large map, see compare.c).
  */
 #ifndef AMB_CORE_TERM_INTERNAL_H
 #define AMB_CORE_TERM_INTERNAL_H
@@ -55,6 +65,9 @@ enum amb__kind {
     AMB__K_PORT,
     AMB__K_EXPORT,
     AMB__K_CLOSURE,
+    AMB__K_HAMT,  /* a map above AMB__MAP_FLAT_MAX pairs: the root of its trie */
+    AMB__K_HNODE, /* a node inside a trie */
+    AMB__K_HCOLL, /* the pairs whose keys have one full 64-bit hash */
 };
 
 #define AMB__HDR(kind, payload) (((uint64_t)(payload) << 8) | (uint64_t)(kind))
@@ -139,11 +152,31 @@ static inline const uint64_t *amb__big_digits(amb_term t)
     return &amb__box(t)[1];
 }
 
-/* Maps. */
+/* ---------------------------------------------------------------------------
+ * Maps (map.c, hamt.c). A map is canonical for its pairs: flat (MAP) with
+ * keys in exact order up to AMB__MAP_FLAT_MAX pairs, a hash trie (HAMT)
+ * above, and the trie's shape is a function of its keys (every key sits at
+ * the shallowest level where no other key shares its hash digits; a node
+ * holds at least two pairs in total). So =:= maps have the same words, and
+ * =:= can compare them node by node.
+ * ------------------------------------------------------------------------ */
+#define AMB__MAP_FLAT_MAX 32
+#define AMB__HAMT_BITS    5 /* hash bits per trie level: 32 slots a node */
+/* Levels of HNODEs before the 64 hash bits run out (the last has 4 bits);
+ * below them, a HCOLL. */
+#define AMB__HAMT_LEVELS ((64 + AMB__HAMT_BITS - 1) / AMB__HAMT_BITS)
+
+static inline bool amb__is_map_box(amb_term t)
+{
+    return amb__is_boxed(t) &&
+           (amb__box_kind(t) == AMB__K_MAP || amb__box_kind(t) == AMB__K_HAMT);
+}
+/* The pair count of a flat or trie map. */
 static inline size_t amb__map_size(amb_term t)
 {
     return (size_t)AMB__HDR_PAYLOAD(amb__box(t)[0]);
 }
+/* A flat map's keys and values. */
 static inline amb_term *amb__map_keys(amb_term t)
 {
     return (amb_term *)&amb__box(t)[1];
@@ -152,6 +185,97 @@ static inline amb_term *amb__map_values(amb_term t)
 {
     return (amb_term *)&amb__box(t)[1 + amb__map_size(t)];
 }
+/* The bits set in x. The popcnt instruction when the target has it; else
+ * the bit-parallel sum (a libgcc call would cost more than the rest of a
+ * trie step). */
+static inline unsigned amb__hamt_popcount(uint32_t x)
+{
+#ifdef __POPCNT__
+    return (unsigned)__builtin_popcount(x);
+#else
+    x = x - ((x >> 1) & 0x55555555u);
+    x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+    x = (x + (x >> 4)) & 0x0f0f0f0fu;
+    return (x * 0x01010101u) >> 24;
+#endif
+}
+static inline uint32_t amb__hnode_datamap(const uint64_t *node)
+{
+    return (uint32_t)AMB__HDR_PAYLOAD(node[0]);
+}
+static inline uint32_t amb__hnode_nodemap(const uint64_t *node)
+{
+    return (uint32_t)(node[1] >> 1); /* a SMALL term */
+}
+
+/* The words a container box holds as sub-terms, box[*first .. *first + n):
+ * tuple elements, a flat map's keys and values, a trie's nodes, keys and
+ * values (an HNODE's nodemap word is a small integer, harmless to every
+ * walker); 0 for a box with no sub-terms. What copy, size and hash walk. */
+static inline size_t amb__box_children(const uint64_t *box, size_t *first)
+{
+    uint64_t payload = AMB__HDR_PAYLOAD(box[0]);
+    *first = 1;
+    switch (AMB__HDR_KIND(box[0])) {
+    case AMB__K_TUPLE:
+        return (size_t)payload;
+    case AMB__K_MAP:
+    case AMB__K_HCOLL:
+        return 2 * (size_t)payload;
+    case AMB__K_HAMT:
+        return 1;
+    case AMB__K_HNODE:
+        return 1 + 2 * (size_t)amb__hamt_popcount((uint32_t)payload) +
+               (size_t)amb__hamt_popcount(amb__hnode_nodemap(box));
+    default:
+        return 0;
+    }
+}
+
+/* One step of a walk over the pairs of a map node (a flat map, a trie
+ * root, an HNODE or an HCOLL) in iteration order, from *pos (0 at the
+ * start), which the call advances: a key (then its value is next), a
+ * value, a child node to walk before the rest of this one, or the end. The
+ * walkers (iterator, printer, encoder) keep one position per open node. */
+enum amb__map_step { AMB__MAP_END, AMB__MAP_KEY, AMB__MAP_VALUE, AMB__MAP_CHILD };
+enum amb__map_step amb__map_node_next(amb_term node, size_t *pos, amb_term *out);
+
+/* The map whose pairs are keys[i] => values[i], made canonical: a key
+ * given twice keeps its last value (dups_fail: AMB_EEXIST instead). 0,
+ * AMB_EEXIST, AMB_ENOMEM (map.c). */
+int amb__map_from_arrays(amb_heap *heap, size_t n, const amb_term *keys,
+                         const amb_term *values, bool dups_fail, amb_term *out);
+/* A flat map box of m's pairs in exact key order, whatever m's size (for
+ * comparing trie maps in term order); AMB_NONE on ENOMEM (map.c). */
+amb_term amb__map_sorted(amb_heap *heap, amb_term m);
+
+/* The hash trie (hamt.c). h is amb_hash(key) throughout. */
+/* The value of key in trie map m: true and *value, or false. */
+bool amb__hamt_get(amb_term m, amb_term key, uint64_t h, amb_term *value);
+/* How amb__hamt_put treats a key already in the map, or one missing. */
+enum amb__hamt_mode {
+    AMB__HAMT_PUT,    /* insert or replace */
+    AMB__HAMT_UPDATE, /* replace; a missing key is AMB_ENOTFOUND */
+    AMB__HAMT_INSERT, /* insert; a present key leaves the map as it is */
+};
+/* m with key => value, in *out (m itself when nothing changes). 0,
+ * AMB_ENOTFOUND (UPDATE), AMB_ENOMEM. */
+int amb__hamt_put(amb_heap *heap, amb_term m, amb_term key, amb_term value, uint64_t h,
+                  enum amb__hamt_mode mode, amb_term *out);
+/* m without key in *out (m itself when key is missing, a flat map when
+ * AMB__MAP_FLAT_MAX pairs are left); *value (may be NULL) gets the value
+ * removed. 0, AMB_ENOTFOUND, AMB_ENOMEM. */
+int amb__hamt_remove(amb_heap *heap, amb_term m, amb_term key, uint64_t h,
+                     amb_term *value, amb_term *out);
+/* A trie map of the n > AMB__MAP_FLAT_MAX pairs items[], which the call
+ * sorts; duplicates as amb__map_from_arrays. */
+typedef struct amb__hamt_item {
+    uint64_t hash;
+    amb_term key, value;
+    size_t pos; /* the pair's place in the input: the last duplicate wins */
+} amb__hamt_item;
+int amb__hamt_build(amb_heap *heap, amb__hamt_item *items, size_t n, bool dups_fail,
+                    amb_term *out);
 
 /* ---------------------------------------------------------------------------
  * Local nodes and their immediate pids (node.c)
@@ -238,7 +362,7 @@ static inline uint64_t *amb__heap_alloc(amb_heap *heap, size_t nwords)
 /* Records a binary box that holds a reference on a refbin. */
 void amb__heap_track_binary(amb_heap *heap, amb__binary *bin);
 
-/* A new refbin of size bytes with one reference; NULL on ENOMEM. */
+/* A new refbin of size bytes with one reference; NULL on ENOMEM (refbin.c). */
 amb__refbin *amb__refbin_new(size_t size);
 void amb__refbin_retain(amb__refbin *rb);
 void amb__refbin_release(amb__refbin *rb);
@@ -256,16 +380,47 @@ amb_term amb__binary_make(amb_heap *heap, amb__refbin *rb, const uint8_t *data,
 /* Builds the canonical integer term for sign + limbs (strips high zero limbs
  * and returns a small integer when the value fits). AMB_NONE on ENOMEM.
  * AMB_ESYSLIMIT-size inputs are the caller's to reject. */
-amb_term amb__big_make(amb_heap *heap, bool negative, const uint64_t *limbs, size_t n);
+amb_term amb__bignum_make(amb_heap *heap, bool negative, const uint64_t *limbs, size_t n);
 /* Compares two integers (small or big) by value: -1, 0, 1. */
-int amb__int_compare(amb_term a, amb_term b);
+int amb__bignum_compare(amb_term a, amb_term b);
 /* Writes the decimal text of integer t into a new buffer (free with
  * amb__free). */
-int amb__int_to_decimal(amb_term t, char **out, size_t *len);
+int amb__bignum_to_decimal(amb_term t, char **out, size_t *len);
 /* The nearest double to integer t (may be +-HUGE_VAL for huge values). */
-double amb__int_to_double(amb_term t);
+double amb__bignum_to_double(amb_term t);
 /* Compares integer a with the finite double d by exact value: -1, 0, 1. */
-int amb__int_compare_double(amb_term a, double d);
+int amb__bignum_compare_double(amb_term a, double d);
+
+/* Limb arithmetic on magnitudes the caller owns: limbs[0..*n), least
+ * significant first, with no high zero limbs (zero is n == 0), in an array
+ * of cap limbs. An operation that returns bool returns false, leaving the
+ * magnitude unspecified, when the result would need more than cap limbs. */
+/* limbs = limbs * mul + add. */
+bool amb__bignum_mul_add(uint64_t *limbs, size_t *n, size_t cap, uint64_t mul,
+                         uint64_t add);
+/* limbs /= div (div > 0); returns the remainder. */
+uint64_t amb__bignum_div_small(uint64_t *limbs, size_t *n, uint64_t div);
+/* limbs <<= bits. */
+bool amb__bignum_shl(uint64_t *limbs, size_t *n, size_t cap, unsigned bits);
+/* Compares two magnitudes: -1, 0, 1. */
+int amb__bignum_cmp(const uint64_t *a, size_t na, const uint64_t *b, size_t nb);
+/* out = a + b (out may be a or b). */
+bool amb__bignum_add(uint64_t *out, size_t *nout, size_t cap, const uint64_t *a,
+                     size_t na, const uint64_t *b, size_t nb);
+/* a -= q * b; requires a >= q * b. */
+void amb__bignum_sub_mul(uint64_t *a, size_t *na, const uint64_t *b, size_t nb,
+                         uint64_t q);
+
+/* ---------------------------------------------------------------------------
+ * Float text (print_float.c)
+ * ------------------------------------------------------------------------ */
+/* The longest text amb__print_float_format writes ("-2.2250738585072014e-308"
+ * is 24 bytes). */
+#define AMB__PRINT_FLOAT_MAX 32
+/* Writes finite v as OTP's float_to_list(V, [short]) does (the shortest
+ * digits that read back to v) into out; returns the length (no NUL). Never
+ * fails. */
+size_t amb__print_float_format(double v, char *out);
 
 /* ---------------------------------------------------------------------------
  * Atoms (atom.c)
@@ -275,8 +430,34 @@ uint64_t amb__atom_hash(amb_term a);
 /* True when the atom's name is all Latin-1 (for ATOM_EXT encoding). */
 bool amb__atom_is_latin1(amb_term a);
 
-/* A stable 64-bit hash of bytes, the same on every machine (hash.c). */
+/* ---------------------------------------------------------------------------
+ * Hashing (hash.c)
+ * ------------------------------------------------------------------------ */
+/* A stable 64-bit hash of bytes, the same on every machine. */
 uint64_t amb__hash_bytes(const void *data, size_t len, uint64_t seed);
+
+/* The mixing step every hash goes through, inline for amb__hash_key: h
+ * combined with v through the splitmix64 finalizer. */
+#define AMB__HASH_SEED 0x9e3779b97f4a7c15ull
+static inline uint64_t amb__hash_feed(uint64_t h, uint64_t v)
+{
+    uint64_t x = h ^ (v + AMB__HASH_SEED + (h << 6) + (h >> 2));
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    return x;
+}
+/* amb_hash(t), with the small integer (the commonest map key) inline: the
+ * same value amb_hash gives, which hash.c computes with these steps. */
+static inline uint64_t amb__hash_key(amb_term t)
+{
+    if (amb_is_small(t))
+        return amb__hash_feed(amb__hash_feed(AMB__HASH_SEED, AMB_T_INTEGER),
+                              (uint64_t)amb_small_value(t));
+    return amb_hash(t);
+}
 
 /* UTF-8 helpers (utf8.c). */
 /* Decodes one code point from s[0..len) into *cp; returns its length in
@@ -304,7 +485,7 @@ void amb__buf_printf(amb__buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* ---------------------------------------------------------------------------
- * An explicit stack of words for non-recursive walkers (buf.c).
+ * An explicit stack of words for non-recursive walkers (wstack.c).
  * ------------------------------------------------------------------------ */
 typedef struct amb__wstack {
     uint64_t *items;

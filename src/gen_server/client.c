@@ -94,6 +94,14 @@ static void give_reason(amb_heap *h, amb_heap *tmp, amb_term held, amb_term *dst
     amb_heap_free(tmp);
 }
 
+/* True for {error, 'AMB_ENOMEM'}: the reason of a server that ran out of
+ * memory (amb_gen_fail; server.c's start_failed). */
+static bool is_enomem_reason(amb_term t)
+{
+    return amb_tuple_arity(t) == 2 && amb_tuple_elem(t, 0) == AMB_ATOM_ERROR &&
+           amb_tuple_elem(t, 1) == amb_atom(amb_err_name(AMB_ENOMEM));
+}
+
 /* Reads the ack (before anything else is received: it is borrowed). */
 static int read_ack(amb_term ackv, amb_pid *holder, amb_term *why)
 {
@@ -194,6 +202,10 @@ int amb_gen_server_start(amb_proc *self, const amb_gen_server *cb, void *arg,
     }
     wait_done(self, &w);
     amb_heap_rewind(h, hm);
+    /* A start that failed for want of memory, in the server's set-up or
+     * its init, is that error (with the reason too). */
+    if (rc == AMB_EINIT && is_enomem_reason(held))
+        rc = AMB_ENOMEM;
     if (held != AMB_NONE)
         give_reason(h, tmp, held, reason);
     return rc;

@@ -287,6 +287,17 @@ static bool is_start_or_down(void *ctx, amb_term m)
            amb_equal(amb_tuple_elem(m, 1), w->mref);
 }
 
+/* Ends a server that could not read its start message (a call failed with
+ * rc): before the ack, so the starter sees the DOWN and fails with
+ * AMB_EINIT and {error, 'AMB_E...'}. Unlinked first (a no-op without a
+ * link), so the failed start is that error, never an exit signal. */
+static _Noreturn void start_failed(amb_proc *self, amb_pid starter, int rc)
+{
+    amb_gen_ret fail = amb_gen_fail(rc);
+    amb_unlink(self, starter);
+    amb_exit_self(self, stop_reason(self, &fail));
+}
+
 /* Waits for the start message ({'$gen_start', Alias, Cb, Arg, Name, {} |
  * {ArgTerm}, Link}, client.c) and reads it into *st. The starter sends it
  * right after the spawn; when the starter ends first, nobody waits for this
@@ -297,10 +308,13 @@ static void read_start(amb_proc *self, gen_srv *g, amb_pid starter, start_info *
     amb_heap *h = amb_proc_heap(self);
     start_wait w;
     amb_term m;
-    if (amb_monitor(self, starter, &w.mref) != 0 ||
-        amb_receive_if(self, is_start_or_down, &w, AMB_INFINITY, &m) != 0 ||
-        amb_tuple_arity(m) != 7)
-        amb_exit_self(self, AMB_ATOM_NORMAL);
+    int rc = amb_monitor(self, starter, &w.mref);
+    if (rc == 0)
+        rc = amb_receive_if(self, is_start_or_down, &w, AMB_INFINITY, &m);
+    if (rc != 0)
+        start_failed(self, starter, rc);
+    if (amb_tuple_arity(m) != 7)
+        amb_exit_self(self, AMB_ATOM_NORMAL); /* the starter is gone */
     amb_demonitor(self, w.mref, AMB_DEMONITOR_FLUSH);
     uint64_t cb = 0, arg = 0;
     amb_uint_get(amb_tuple_elem(m, 2), &cb);
@@ -314,7 +328,7 @@ static void read_start(amb_proc *self, gen_srv *g, amb_pid starter, start_info *
         amb_term_copy(h, name, &st->name) != 0 ||
         (amb_tuple_arity(box) == 1 &&
          amb_term_copy(h, amb_tuple_elem(box, 0), &g->arg_term) != 0))
-        amb_exit_self(self, AMB_ATOM_NORMAL); /* out of memory: the starter sees DOWN */
+        start_failed(self, starter, AMB_ENOMEM);
     if (st->name == AMB_ATOM_UNDEFINED)
         st->name = AMB_NONE;
     if (amb_tuple_arity(box) == 1)

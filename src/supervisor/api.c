@@ -11,7 +11,9 @@
 
 /* Makes the call {'$amb_sup', op, arg}: the call's error, or the reply's
  * Rc with *value (borrowed like a gen_server reply). The request is built
- * by the caller after mark and dropped here. */
+ * by the caller after mark and dropped here. A child's start that failed
+ * for want of memory (AMB_EINIT with {error, 'AMB_ENOMEM'}: child.c) is
+ * AMB_ENOMEM: these calls have no reason to tell it by. */
 static int sup_call(amb_proc *self, amb_heap_mark mark, amb_term sup, int op,
                     amb_term arg, amb_term *value)
 {
@@ -28,6 +30,10 @@ static int sup_call(amb_proc *self, amb_heap_mark mark, amb_term sup, int op,
         amb_int_get(amb_tuple_elem(reply, 0), &code) != 0)
         return AMB_EBADARG; /* not a supervisor */
     *value = amb_tuple_elem(reply, 1);
+    if (code == AMB_EINIT && amb_tuple_arity(*value) == 2 &&
+        amb_tuple_elem(*value, 0) == AMB_ATOM_ERROR &&
+        amb_tuple_elem(*value, 1) == amb_atom(amb_err_name(AMB_ENOMEM)))
+        return AMB_ENOMEM;
     return (int)code;
 }
 

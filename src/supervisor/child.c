@@ -127,13 +127,16 @@ bool amb__child_should_restart(int restart, amb_term reason)
 void amb__child_report(amb_proc *self, const char *context, const amb__child *c,
                        amb_term reason)
 {
+    /* The pretty style: what a human reads (docs/design/print.md). */
     char id[128] = "", why[256] = "";
-    if (amb_print(c->id, id, sizeof id, NULL) != 0 && id[0] == '\0')
+    if (amb_print_ex(c->id, AMB_PRINT_PRETTY, id, sizeof id, NULL) != 0 && id[0] == '\0')
         strcpy(id, "?");
-    if (amb_print(reason, why, sizeof why, NULL) != 0 && why[0] == '\0')
+    if (amb_print_ex(reason, AMB_PRINT_PRETTY, why, sizeof why, NULL) != 0 &&
+        why[0] == '\0')
         strcpy(why, "?");
     char pid[64] = "undefined";
-    if (c->last_pid != AMB_NONE && amb_print(c->last_pid, pid, sizeof pid, NULL) != 0)
+    if (c->last_pid != AMB_NONE &&
+        amb_print_ex(c->last_pid, AMB_PRINT_PRETTY, pid, sizeof pid, NULL) != 0)
         strcpy(pid, "?");
     amb_log(self, AMB_LOG_ERROR, "supervisor report: %s, child %s, pid %s, reason %s",
             context, id, pid, why);

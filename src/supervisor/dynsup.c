@@ -64,9 +64,17 @@ static void stop_all(amb_proc *self, dynsup *d)
         amb__children_remove(&d->kids, d->kids.head);
 }
 
+/* As sup.c's restart: beyond the intensity it ends with shutdown, and with
+ * {error, 'AMB_ENOMEM'} when the restart cannot be counted. */
 static amb_gen_ret restart(amb_proc *self, dynsup *d, amb__child *c)
 {
-    if (amb__restarts_add(&d->restarts, amb_now_ms())) {
+    bool exceeded = false;
+    int rc = amb__restarts_add(&d->restarts, amb_now_ms(), &exceeded);
+    if (rc != 0) {
+        stop_all(self, d);
+        return amb_gen_fail(rc);
+    }
+    if (exceeded) {
         amb__child_report(self, "reached_max_restart_intensity", c, AMB_ATOM_SHUTDOWN);
         stop_all(self, d);
         return amb_gen_stop(AMB_ATOM_SHUTDOWN);

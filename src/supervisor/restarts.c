@@ -55,7 +55,7 @@ static int grow(amb__restarts *r)
     return 0;
 }
 
-bool amb__restarts_add(amb__restarts *r, int64_t now_ms)
+int amb__restarts_add(amb__restarts *r, int64_t now_ms, bool *exceeded)
 {
     while (r->len > 0 && now_ms - run_at(r, 0)->ms >= r->period_ms) {
         r->total -= run_at(r, 0)->count;
@@ -66,12 +66,13 @@ bool amb__restarts_add(amb__restarts *r, int64_t now_ms)
         run_at(r, r->len - 1)->count++;
     } else {
         if (r->len == r->cap && grow(r) != 0)
-            return true;
+            return AMB_ENOMEM; /* the runs dropped above were out of the period */
         *run_at(r, r->len) = (struct amb__restart_run){now_ms, 1};
         r->len++;
     }
     r->total++;
-    return r->total > (uint64_t)r->intensity;
+    *exceeded = r->total > (uint64_t)r->intensity;
+    return 0;
 }
 
 void amb__restarts_free(amb__restarts *r)

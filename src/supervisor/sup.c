@@ -106,10 +106,17 @@ static void restart_group(amb_proc *self, sup *s, amb__child *c)
 }
 
 /* One restart of c: counted against the intensity first; beyond it the
- * supervisor stops everything and ends with shutdown (escalation). */
+ * supervisor stops everything and ends with shutdown (escalation), and
+ * when the restart cannot be counted, with {error, 'AMB_ENOMEM'}. */
 static amb_gen_ret restart(amb_proc *self, sup *s, amb__child *c)
 {
-    if (amb__restarts_add(&s->restarts, amb_now_ms())) {
+    bool exceeded = false;
+    int rc = amb__restarts_add(&s->restarts, amb_now_ms(), &exceeded);
+    if (rc != 0) {
+        stop_all(self, s);
+        return amb_gen_fail(rc);
+    }
+    if (exceeded) {
         amb__child_report(self, "reached_max_restart_intensity", c, AMB_ATOM_SHUTDOWN);
         stop_all(self, s);
         return amb_gen_stop(AMB_ATOM_SHUTDOWN);

@@ -104,10 +104,11 @@ typedef struct amb__restarts {
 int amb__restarts_resolve(int intensity, int64_t period_ms, int *intensity_out,
                           int64_t *period_out);
 void amb__restarts_init(amb__restarts *r, int intensity, int64_t period_ms);
-/* Records one restart now: true when that makes more than `intensity`
- * within the period (the supervisor must give up), or when out of memory
- * (a supervisor that cannot count restarts gives up rather than loop). */
-bool amb__restarts_add(amb__restarts *r, int64_t now_ms);
+/* Records one restart now: 0 with *exceeded true when that makes more than
+ * `intensity` within the period (the supervisor must give up with
+ * shutdown); AMB_ENOMEM when it cannot be recorded (the supervisor gives up
+ * with {error, 'AMB_ENOMEM'} rather than loop uncounted). */
+int amb__restarts_add(amb__restarts *r, int64_t now_ms, bool *exceeded);
 void amb__restarts_free(amb__restarts *r);
 
 /* ---- index.c: a hash index of items (child records, specs) ------------- */

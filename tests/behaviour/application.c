@@ -7,14 +7,13 @@
  * permanent: the runtime stops). Plus the pure dependency ordering of
  * src/application/deps.c.
  *
- * How these tests work (as tests/conformance/failure.c): each scenario runs
- * a first process in a fresh runtime, with one scheduler and with two,
- * until every process has ended. Processes never call cmocka: CHECK
- * records the first failure and stops the runtime. A scenario ends with
- * finish(): amb_app_shutdown stops the applications and ends the
- * controller, so the runtime must then end by itself (a watchdog thread
- * stops it and fails the test otherwise). Every wait has a deadline;
- * nothing sleeps.
+ * How these tests work (tests/amb_test_rt.h): each scenario runs a first
+ * process in a fresh runtime, with one scheduler and with two, until every
+ * process has ended. Processes never call cmocka: CHECK records the first
+ * failure and stops the runtime. A scenario ends with finish():
+ * amb_app_shutdown stops the applications and ends the controller, so the
+ * runtime must then end by itself (the runner's watchdog stops it and fails
+ * the test otherwise). Every wait has a deadline; nothing sleeps.
  *
  * The test applications share one start function, t_start: it records
  * "start:<name>" in a global event log, then does what the app's tinfo
@@ -34,78 +33,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "amb_test.h"
-#include "ambitious/logger.h"
 
 #define DEADLINE_MS 10000
-#include "rt_test.h"
+#include "amb_test_rt.h"
 
 #include "application/app.h"
 
 /* ===========================================================================
- * Live bytes: an allocator installed before main counts what the library
- * holds, so the env test can prove that set_env does not grow memory.
- * ======================================================================== */
-
-static atomic_llong g_live_bytes;
-/* The header before each block holds its size. 64 keeps blocks aligned to
- * 64 bytes: the runtime allocates cache-line-aligned structs with plain
- * malloc (glibc's happens to suit them; a 16-byte header would not). */
-#define HDR 64
-
-static void *count_malloc(void *ud, size_t n)
-{
-    (void)ud;
-    void *raw = NULL;
-    if (posix_memalign(&raw, HDR, n + HDR) != 0)
-        return NULL;
-    memcpy(raw, &n, sizeof n);
-    atomic_fetch_add(&g_live_bytes, (long long)n);
-    return (char *)raw + HDR;
-}
-
-static void count_free(void *ud, void *ptr)
-{
-    (void)ud;
-    if (ptr == NULL)
-        return;
-    char *p = (char *)ptr - HDR;
-    size_t n;
-    memcpy(&n, p, sizeof n);
-    atomic_fetch_sub(&g_live_bytes, (long long)n);
-    free(p);
-}
-
-static void *count_realloc(void *ud, void *ptr, size_t n)
-{
-    if (ptr == NULL)
-        return count_malloc(ud, n);
-    size_t old;
-    memcpy(&old, (char *)ptr - HDR, sizeof old);
-    void *q = count_malloc(ud, n);
-    if (q == NULL)
-        return NULL;
-    memcpy(q, ptr, old < n ? old : n);
-    count_free(ud, ptr);
-    return q;
-}
-
-__attribute__((constructor)) static void install_counter(void)
-{
-    amb_allocator a = {count_malloc, count_realloc, count_free, NULL};
-    amb_set_allocator(&a);
-}
-
-/* ===========================================================================
- * Harness: event log, logger, runner
+ * The event log, the scenario's end, the runner
  * ======================================================================== */
 
 static pthread_mutex_t g_ev_lock = PTHREAD_MUTEX_INITIALIZER;
 static char g_events[2048];
-static atomic_int g_done;    /* the scenario reached finish() */
-static atomic_int g_notices; /* log events at notice level */
-static atomic_int g_errors;  /* log events at error level (no crash reports) */
-static char g_last_log[512];
+static atomic_int g_done; /* the scenario reached finish() */
 
 static void event(const char *what, const char *name)
 {
@@ -124,20 +64,6 @@ static const char *events(char *buf, size_t cap)
     return buf;
 }
 
-static void capture(void *ctx, const amb_log_event *ev)
-{
-    (void)ctx;
-    if (ev->crash_report)
-        return;
-    if (ev->level == AMB_LOG_NOTICE)
-        atomic_fetch_add(&g_notices, 1);
-    if (ev->level == AMB_LOG_ERROR)
-        atomic_fetch_add(&g_errors, 1);
-    pthread_mutex_lock(&g_ev_lock);
-    snprintf(g_last_log, sizeof g_last_log, "%s", ev->text);
-    pthread_mutex_unlock(&g_ev_lock);
-}
-
 #define CHECK_EVENTS(self, want)                                                 \
     do {                                                                         \
         char ev_[2048];                                                          \
@@ -145,15 +71,6 @@ static void capture(void *ctx, const amb_log_event *ev)
         if (strcmp(ev_, (want)) != 0)                                            \
             proc_fail((self), __FILE__, __LINE__, "events %s, expected %s", ev_, \
                       (want));                                                   \
-    } while (0)
-
-#define CHECK_TEXT(self, t, want)                                                   \
-    do {                                                                            \
-        char tx_[1024];                                                             \
-        amb_print((t), tx_, sizeof tx_, NULL);                                      \
-        if (strcmp(tx_, (want)) != 0)                                               \
-            proc_fail((self), __FILE__, __LINE__, "%s is %s, expected %s", #t, tx_, \
-                      (want));                                                      \
     } while (0)
 
 /* The names of the running applications, most recent first: "c,b,a". */
@@ -191,63 +108,15 @@ static void finish(amb_proc *self)
     atomic_store(&g_done, 1);
 }
 
-/* A runtime that does not end within the deadline is stopped by this
- * thread, and the test fails (instead of hanging until CTest's timeout). */
-static pthread_mutex_t g_wd_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_wd_cond = PTHREAD_COND_INITIALIZER;
-static bool g_wd_over;
-static atomic_int g_hung;
-
-static void *watchdog(void *arg)
-{
-    amb_rt *rt = arg;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 6 * DEADLINE_MS / 1000;
-    pthread_mutex_lock(&g_wd_lock);
-    while (!g_wd_over) {
-        if (pthread_cond_timedwait(&g_wd_cond, &g_wd_lock, &until) != 0) {
-            atomic_store(&g_hung, 1);
-            amb_rt_stop(rt);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&g_wd_lock);
-    return NULL;
-}
-
-/* Runs fn in a fresh runtime of nsched schedulers until every process has
- * ended; want_done: whether the scenario must reach finish() (a permanent
- * application's end stops the runtime before). */
+/* Runs fn in a fresh runtime of nsched schedulers (amb_test_run: it must
+ * end by itself, and fn must reach its end); want_done false: the scenario
+ * stops the runtime before it ends (a permanent application's end). */
 static void run_n(unsigned nsched, amb_fn *fn, void *arg, bool want_done)
 {
-    amb_config cfg = config_of(nsched);
-    amb_rt *rt = NULL;
-    reset_failure();
     atomic_store(&g_done, 0);
-    atomic_store(&g_hung, 0);
-    atomic_store(&g_notices, 0);
-    atomic_store(&g_errors, 0);
-    g_events[0] = g_last_log[0] = '\0';
-    g_wd_over = false;
-    assert_ok(amb_rt_new(&cfg, &rt));
-    assert_ok(amb_logger_set_handler(rt, capture, NULL));
-    assert_ok(amb_rt_spawn(rt, fn, arg, NULL));
-    pthread_t wd;
-    assert_int_equal(pthread_create(&wd, NULL, watchdog, rt), 0);
-    int rc = amb_rt_run(rt);
-    pthread_mutex_lock(&g_wd_lock);
-    g_wd_over = true;
-    pthread_cond_signal(&g_wd_cond);
-    pthread_mutex_unlock(&g_wd_lock);
-    pthread_join(wd, NULL);
-    amb_rt_free(rt);
-    assert_ok(rc);
-    assert_no_process_failure();
-    if (atomic_load(&g_hung))
-        fail_msg("the runtime did not end by itself (a process was left running)");
-    if (want_done)
-        assert_int_equal(atomic_load(&g_done), 1);
+    g_events[0] = '\0';
+    amb_test_cfg cfg = {.rt = config_of(nsched), .may_not_finish = !want_done};
+    amb_test_run(&cfg, fn, arg);
 }
 
 static void run(amb_fn *fn, void *arg)
@@ -383,15 +252,6 @@ static void load_all(amb_proc *self, const amb_app *const *apps)
 static void set_mode(tinfo *ti, enum mode m)
 {
     atomic_store(&ti->mode, m);
-}
-
-/* Waits for the DOWN of a monitor on pid; returns the reason. */
-static amb_term down_of(amb_proc *self, amb_term ref, amb_pid pid)
-{
-    amb_term reason = AMB_NONE;
-    CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "{'DOWN',~r,process,~v,~w}",
-                                     ref, pid, &reason));
-    return reason;
 }
 
 /* ===========================================================================
@@ -811,10 +671,10 @@ static void env_bounded(amb_proc *self, void *arg)
     int rounds = 4000 / SLOW;
     for (int i = 0; i < 200; i++) /* warm up pools and caches */
         CHECK_OK(self, amb_app_set_env(self, "e", key, big));
-    long long before = atomic_load(&g_live_bytes);
+    long long before = amb_test_alloc_now().live_bytes;
     for (int i = 0; i < rounds; i++)
         CHECK_OK(self, amb_app_set_env(self, "e", key, big));
-    long long grown = atomic_load(&g_live_bytes) - before;
+    long long grown = amb_test_alloc_now().live_bytes - before;
     /* Kept forever, the copies would take rounds * 8 KiB (>= 8 MiB). */
     if (grown > (1 << 20))
         proc_fail(self, __FILE__, __LINE__, "set_env grew memory by %lld bytes", grown);
@@ -902,7 +762,7 @@ static void temporary_crash(amb_proc *self, void *arg)
     CHECK_OK(self, amb_app_start(self, "t", AMB_APP_TEMPORARY, NULL));
     amb_pid top = atomic_load(&app_t_info.top);
     CHECK_OK(self, amb_exit(self, top, amb_atom("boom")));
-    WAIT_UNTIL(self, atomic_load(&g_notices) >= 1);
+    WAIT_UNTIL(self, amb_test_log_level_count(AMB_LOG_NOTICE) >= 1);
     CHECK_WHICH(self, "a");
     CHECK_EVENTS(self, "start:a,start:t,stop:t"); /* OTP calls stop then too */
     /* The runtime goes on: t can start again. */
@@ -925,7 +785,7 @@ static void stop_callback_calls(amb_proc *self, void *arg)
     atomic_store(&app_t_info.stop_calls, true);
     CHECK_OK(self, amb_app_start(self, "t", AMB_APP_TEMPORARY, NULL));
     CHECK_OK(self, amb_exit(self, atomic_load(&app_t_info.top), amb_atom("boom")));
-    WAIT_UNTIL(self, atomic_load(&g_notices) >= 1);
+    WAIT_UNTIL(self, amb_test_log_level_count(AMB_LOG_NOTICE) >= 1);
     atomic_store(&app_t_info.stop_calls, false);
     CHECK_EVENTS(self, "start:t,stop:t,stopcall:AMB_EDEADLK");
     CHECK_WHICH(self, "");
@@ -979,8 +839,8 @@ static void master_killed(amb_proc *self, void *arg)
     amb_term ref = AMB_NONE;
     CHECK_OK(self, amb_monitor(self, top, &ref));
     CHECK_OK(self, amb_exit(self, atomic_load(&app_t_info.master), AMB_ATOM_KILL));
-    CHECK(self, down_of(self, ref, top) == AMB_ATOM_KILLED);
-    WAIT_UNTIL(self, atomic_load(&g_notices) >= 1);
+    CHECK(self, wait_down(self, ref, top) == AMB_ATOM_KILLED);
+    WAIT_UNTIL(self, amb_test_log_level_count(AMB_LOG_NOTICE) >= 1);
     CHECK_WHICH(self, "");
     CHECK_OK(self, amb_app_start(self, "t", AMB_APP_TEMPORARY, NULL));
     CHECK_WHICH(self, "t");
@@ -1023,7 +883,7 @@ static void check_halted(void)
     assert_string_equal(events(ev, sizeof ev),
                         "start:a,start:t,start:b,stop:t,stop:b,stop:a");
     assert_int_equal(atomic_load(&g_done), 0);
-    assert_true(atomic_load(&g_errors) >= 1);
+    assert_true(amb_test_log_level_count(AMB_LOG_ERROR) >= 1);
 }
 
 AMB_TEST(app_permanent_app_whose_top_ends_stops_the_runtime)
@@ -1054,7 +914,7 @@ static void transient_normal(amb_proc *self, void *arg)
 {
     (void)arg;
     end_t(self, AMB_APP_TRANSIENT, AMB_ATOM_NORMAL, true);
-    WAIT_UNTIL(self, atomic_load(&g_notices) >= 1);
+    WAIT_UNTIL(self, amb_test_log_level_count(AMB_LOG_NOTICE) >= 1);
     CHECK_WHICH(self, "b,a");
     CHECK_EVENTS(self, "start:a,start:t,start:b,stop:t");
     finish(self);
@@ -1111,7 +971,7 @@ static void shutdown_all(amb_proc *self, void *arg)
     LOAD(self, &app_e);
     CHECK_OK(self, amb_app_get_env(self, "e", amb_atom("port"), &v));
     CHECK_EQ(self, int_of(v), 8080);
-    CHECK_EQ(self, atomic_load(&g_errors), 0);
+    CHECK_EQ(self, amb_test_log_level_count(AMB_LOG_ERROR), 0);
     finish(self);
 }
 
@@ -1142,8 +1002,8 @@ static void sup_tree(amb_proc *self, void *arg)
     CHECK_OK(self, amb_monitor(self, sup, &sref));
     CHECK_OK(self, amb_app_stop(self, "s"));
     /* Stopped in order: the worker (by the supervisor), then the tree. */
-    CHECK(self, down_of(self, wref, worker) == AMB_ATOM_SHUTDOWN);
-    CHECK(self, down_of(self, sref, sup) == AMB_ATOM_SHUTDOWN);
+    CHECK(self, wait_down(self, wref, worker) == AMB_ATOM_SHUTDOWN);
+    CHECK(self, wait_down(self, sref, sup) == AMB_ATOM_SHUTDOWN);
     CHECK_EVENTS(self, "start:s,env:hello,stop:s");
     CHECK_WHICH(self, "");
     finish(self);

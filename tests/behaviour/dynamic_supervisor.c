@@ -9,7 +9,6 @@
  * traps exits, workers announce {up, Tag, Pid} and log their end; waits
  * are on observations with deadlines.
  */
-#include "amb_test.h"
 
 #define DEADLINE_MS 10000
 
@@ -92,7 +91,7 @@ static void calls_body(amb_proc *self, void *arg)
     CHECK_OK(self, amb_monitor(self, p[1], &ref));
     CHECK_OK(self, amb_dynsup_terminate_child(self, sup, p[1]));
     CHECK_EQ(self, log_len(&stops), 1);
-    CHECK(self, wait_down(self, ref) == AMB_ATOM_SHUTDOWN);
+    CHECK(self, wait_down(self, ref, AMB_NONE) == AMB_ATOM_SHUTDOWN);
     CHECK_RC(self, AMB_ENOTFOUND, amb_dynsup_terminate_child(self, sup, p[1]));
     CHECK_RC(self, AMB_ENOTFOUND, amb_dynsup_terminate_child(self, sup, amb_self(self)));
     CHECK_RC(self, AMB_EBADARG, amb_dynsup_terminate_child(self, sup, A("p")));
@@ -309,7 +308,7 @@ static void caller_body(amb_proc *self, void *arg)
     CHECK(self, wait_up(self, 0) != child); /* restarted by the supervisor */
     CHECK(self, amb_is_process_alive(self, caller));
     CHECK_OK(self, amb_send(self, caller, A("done")));
-    CHECK(self, wait_down(self, ref) == AMB_ATOM_NORMAL);
+    CHECK(self, wait_down(self, ref, AMB_NONE) == AMB_ATOM_NORMAL);
     stop_sup(self, cc.sup);
 }
 
@@ -397,7 +396,7 @@ static void parent_body(amb_proc *self, void *arg)
     amb_term ref;
     CHECK_OK(self, amb_monitor(self, sup, &ref));
     CHECK_OK(self, amb_exit(self, parent, A("bye")));
-    CHECK(self, wait_down(self, ref) == A("bye"));
+    CHECK(self, wait_down(self, ref, AMB_NONE) == A("bye"));
     CHECK_EQ(self, log_len(&pc->stops), 3);
 }
 
@@ -455,7 +454,7 @@ static void storm_body(amb_proc *self, void *arg)
 
 AMB_TEST(dynsup_restart_storm_and_churn_leave_memory_at_baseline)
 {
-    run_n(2, storm_body, NULL);
+    run_in(2, storm_body, NULL);
 }
 
 AMB_TEST_MAIN(AMB_TEST_ENTRY(dynsup_start_terminate_which_count),

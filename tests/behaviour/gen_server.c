@@ -5,7 +5,7 @@
  * Calls and their failures are in gen_server_call.c, stopping in
  * gen_server_stop.c, names in gen_server_names.c.
  *
- * How these tests work (as tests/conformance/failure.c): each test runs a
+ * How these tests work (tests/amb_test_rt.h): each test runs a
  * first process in a fresh runtime, once with one scheduler and once with
  * two, until every process has ended. Processes never call cmocka: a failed
  * CHECK records the first failure and stops the runtime; the test thread
@@ -13,8 +13,7 @@
  * tells the test process about events by message. Every wait has a
  * deadline; nothing sleeps.
  */
-#include "amb_test.h"
-#include "rt_test.h"
+#include "amb_test_rt.h"
 
 #include "gs_test.h"
 
@@ -39,12 +38,12 @@ static void counter_body(amb_proc *self, void *arg)
     /* Plain messages go to handle_info. */
     CHECK_OK(self, amb_send(self, srv, amb_atom("hello")));
     CHECK_OK(self, amb_send(self, srv, P(self, "{some,[tuple],<<\"x\">>}")));
-    CHECK_TEXT(self, gs_wait_event(self, "info", srv), "{some,[tuple],<<\"x\">>}");
+    CHECK_TERM(self, gs_wait_event(self, "info", srv), "{some,[tuple],<<\"x\">>}");
     CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom("world")));
-    CHECK_TEXT(self, CALL(self, srv, amb_atom("log")), "[init,hello,world]");
+    CHECK_TERM(self, CALL(self, srv, amb_atom("log")), "[init,hello,world]");
     /* A reply that is a part of the request itself (gen_server:call's
      * usual echo idiom). */
-    CHECK_TEXT(self, CALL(self, srv, P(self, "{echo,{deep,[1,2,{3}],<<\"bin\">>}}")),
+    CHECK_TERM(self, CALL(self, srv, P(self, "{echo,{deep,[1,2,{3}],<<\"bin\">>}}")),
                "{deep,[1,2,{3}],<<\"bin\">>}");
     /* A reply built on the server's heap, with a shared binary. */
     amb_term r = CALL(self, srv, mk_int(7));
@@ -60,7 +59,7 @@ static void counter_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_counter_call_cast_info)
 {
-    gs_run(counter_body, NULL);
+    run_both(counter_body, NULL);
 }
 
 /* A server whose state is the caller's (state_size 0): `state` is arg. */
@@ -130,7 +129,7 @@ static void state_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_state_is_the_arg_or_zeroed_memory_of_the_server)
 {
-    gs_run(state_body, NULL);
+    run_both(state_body, NULL);
 }
 
 /* ===========================================================================
@@ -148,19 +147,19 @@ static void init_ok_body(amb_proc *self, void *arg)
     amb_proc_info pi;
     CHECK_OK(self, amb_process_info(self, srv, &pi));
     CHECK_EQ(self, pi.links, 0);
-    CHECK_TEXT(self, CALL(self, srv, amb_atom("log")), "[init]");
+    CHECK_TERM(self, CALL(self, srv, amb_atom("log")), "[init]");
     tsrv_stop(self, srv);
 
     /* init with a deadline that it meets. */
     amb_gen_opts o = {.timeout_ms = DEADLINE_MS};
     srv = tsrv_start(self, &a, &o);
-    CHECK_TEXT(self, CALL(self, srv, amb_atom("log")), "[init]");
+    CHECK_TERM(self, CALL(self, srv, amb_atom("log")), "[init]");
     tsrv_stop(self, srv);
 }
 
 AMB_TEST(gen_server_init_ok)
 {
-    gs_run(init_ok_body, NULL);
+    run_both(init_ok_body, NULL);
 }
 
 static void init_timeout_body(amb_proc *self, void *arg)
@@ -171,9 +170,9 @@ static void init_timeout_body(amb_proc *self, void *arg)
     a.timeout_ms = 20;
     int64_t t0 = amb_now_ms();
     amb_pid srv = tsrv_start(self, &a, NULL);
-    CHECK_TEXT(self, gs_wait_event(self, "timeout", srv), "{0,0}");
+    CHECK_TERM(self, gs_wait_event(self, "timeout", srv), "{0,0}");
     CHECK(self, amb_now_ms() - t0 >= 19);
-    CHECK_TEXT(self, CALL(self, srv, amb_atom("log")), "[init,timeout]");
+    CHECK_TERM(self, CALL(self, srv, amb_atom("log")), "[init,timeout]");
     /* timeout 0 from init: at once (no message waits). */
     tsrv_stop(self, srv);
     a.timeout_ms = 0;
@@ -184,7 +183,7 @@ static void init_timeout_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_init_ok_with_timeout)
 {
-    gs_run(init_timeout_body, NULL);
+    run_both(init_timeout_body, NULL);
 }
 
 static void init_continue_body(amb_proc *self, void *arg)
@@ -194,14 +193,14 @@ static void init_continue_body(amb_proc *self, void *arg)
     tsrv_arg_init(&a, self, INIT_CONTINUE);
     amb_pid srv = tsrv_start(self, &a, NULL);
     /* The first request is served after handle_continue. */
-    CHECK_TEXT(self, CALL(self, srv, amb_atom("log")), "[init,continue]");
+    CHECK_TERM(self, CALL(self, srv, amb_atom("log")), "[init,continue]");
     CHECK(self, gs_wait_event(self, "continued", srv) == amb_atom("init_cont"));
     tsrv_stop(self, srv);
 }
 
 AMB_TEST(gen_server_init_ok_with_continue_runs_before_the_first_message)
 {
-    gs_run(init_continue_body, NULL);
+    run_both(init_continue_body, NULL);
 }
 
 static void init_ignore_body(amb_proc *self, void *arg)
@@ -234,7 +233,7 @@ static void init_ignore_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_init_ignore_is_eignore)
 {
-    gs_run(init_ignore_body, NULL);
+    run_both(init_ignore_body, NULL);
 }
 
 /* Starts tsrv whose init fails (init_kind, reason text), with link and
@@ -251,7 +250,7 @@ static void check_failed_init(amb_proc *self, tsrv_init init_kind, const char *r
     bool was = amb_trap_exit(self, trap);
     amb_pid pid = AMB_NONE;
     CHECK_RC(self, AMB_EINIT, amb_gen_server_start(self, &tsrv_cb, &a, &o, &pid, &why));
-    CHECK_TEXT(self, why, reason); /* on the caller's heap */
+    CHECK_TERM(self, why, reason); /* on the caller's heap */
     /* No EXIT: the failed start is the error, not a signal. */
     CHECK_EQ(self, amb_message_queue_len(self), 0);
     amb_trap_exit(self, was);
@@ -278,7 +277,7 @@ static void init_stop_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_init_stop_is_einit_with_the_reason_and_spares_the_caller)
 {
-    gs_run(init_stop_body, NULL);
+    run_both(init_stop_body, NULL);
 }
 
 /* A caller that start_links a server whose init crashes, without trapping
@@ -307,22 +306,22 @@ static void init_crash_body(amb_proc *self, void *arg)
     amb_gen_opts o = {.link = true};
     bool was = amb_trap_exit(self, true);
     CHECK_RC(self, AMB_EINIT, amb_gen_server_start(self, &tsrv_cb, &a, &o, NULL, &why));
-    CHECK_TEXT(self, why, "{crash,42}");
+    CHECK_TERM(self, why, "{crash,42}");
     amb_term exit_reason;
     CHECK_OK(self,
              amb_receive_match(self, DEADLINE_MS, NULL, "{'EXIT', _, ~w}", &exit_reason));
-    CHECK_TEXT(self, exit_reason, "{crash,42}");
+    CHECK_TERM(self, exit_reason, "{crash,42}");
     amb_trap_exit(self, was);
     /* Linked, not trapping: the caller is ended with the server's reason. */
     amb_pid starter;
     amb_term ref;
     CHECK_OK(self, amb_spawn_monitor(self, crash_starter, NULL, &starter, &ref));
-    CHECK_TEXT(self, gs_wait_down(self, ref, starter), "{crash,42}");
+    CHECK_TERM(self, wait_down(self, ref, starter), "{crash,42}");
 }
 
 AMB_TEST(gen_server_init_crash_is_einit_and_signals_a_linked_caller)
 {
-    gs_run(init_crash_body, NULL);
+    run_both(init_crash_body, NULL);
 }
 
 static void name_taken_body(amb_proc *self, void *arg)
@@ -340,7 +339,7 @@ static void name_taken_body(amb_proc *self, void *arg)
              amb_gen_server_start(self, &tsrv_cb, &b, &o, &holder, NULL));
     CHECK(self, holder == first);
     /* The first server is untouched; the second one's init never ran. */
-    CHECK_TEXT(self, CALL(self, name, amb_atom("log")), "[init]");
+    CHECK_TERM(self, CALL(self, name, amb_atom("log")), "[init]");
     CHECK_EQ(self, amb_message_queue_len(self), 0);
     /* With link too: no EXIT reaches a trapping caller. */
     bool was = amb_trap_exit(self, true);
@@ -363,7 +362,7 @@ static void name_taken_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_start_with_a_taken_name_is_eexist_with_the_holder)
 {
-    gs_run(name_taken_body, NULL);
+    run_both(name_taken_body, NULL);
 }
 
 /* Watches the server that hangs in init: monitors it once it says so, lets
@@ -376,7 +375,7 @@ static void init_watcher(amb_proc *self, void *arg)
     amb_term ref;
     CHECK_OK(self, amb_monitor(self, srv, &ref));
     CHECK_OK(self, amb_send(self, srv, amb_atom("go")));
-    amb_term reason = gs_wait_down(self, ref, srv);
+    amb_term reason = wait_down(self, ref, srv);
     CHECK_OK(self,
              amb_send(self, test, amb_pack(amb_proc_heap(self), "{down,~w}", reason)));
 }
@@ -412,7 +411,7 @@ static void init_deadline_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_init_past_its_deadline_is_etimedout_and_killed)
 {
-    gs_run(init_deadline_body, NULL);
+    run_both(init_deadline_body, NULL);
 }
 
 /* The same with a linked caller that does not trap exits: the killed
@@ -448,7 +447,7 @@ static void init_deadline_untrapped_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_init_deadline_spares_a_linked_caller_that_does_not_trap)
 {
-    gs_run(init_deadline_untrapped_body, NULL);
+    run_both(init_deadline_untrapped_body, NULL);
 }
 
 /* A state larger than any size class the server keeps inline. */
@@ -495,13 +494,13 @@ static void big_state_body(amb_proc *self, void *arg)
             tsrv_stop(self, srv);
         else
             CHECK_OK(self, amb_exit(self, srv, AMB_ATOM_KILL)); /* freed too (ASan) */
-        gs_wait_down(self, ref, srv);
+        wait_down(self, ref, srv);
     }
 }
 
 AMB_TEST(gen_server_big_state)
 {
-    gs_run(big_state_body, NULL);
+    run_both(big_state_body, NULL);
 }
 
 static void start_badarg_body(amb_proc *self, void *arg)
@@ -526,7 +525,7 @@ static void start_badarg_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_start_with_bad_arguments_is_ebadarg)
 {
-    gs_run(start_badarg_body, NULL);
+    run_both(start_badarg_body, NULL);
 }
 
 /* ===========================================================================
@@ -556,7 +555,7 @@ static void start_link_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_start_link_links_the_caller)
 {
-    gs_run(start_link_body, NULL);
+    run_both(start_link_body, NULL);
 }
 
 /* A linked server that crashes later takes a non-trapping caller with it
@@ -580,12 +579,12 @@ static void start_link_kills_body(amb_proc *self, void *arg)
     amb_pid child;
     amb_term ref;
     CHECK_OK(self, amb_spawn_monitor(self, linked_child, &a, &child, &ref));
-    CHECK(self, gs_wait_down(self, ref, child) == amb_atom("boom"));
+    CHECK(self, wait_down(self, ref, child) == amb_atom("boom"));
 }
 
 AMB_TEST(gen_server_start_link_crash_reaches_the_caller)
 {
-    gs_run(start_link_kills_body, NULL);
+    run_both(start_link_kills_body, NULL);
 }
 
 /* ===========================================================================
@@ -602,25 +601,25 @@ static void defaults_body(amb_proc *self, void *arg)
     CHECK_OK(self, amb_gen_server_start(self, &bare_cb, NULL, NULL, &srv, NULL));
     CHECK_OK(self, amb_monitor(self, srv, &ref));
     amb_term r = CALL(self, srv, P(self, "{hello,[1]}"));
-    CHECK_TEXT(self, r, "{error,{bad_call,{hello,[1]}}}");
+    CHECK_TERM(self, r, "{error,{bad_call,{hello,[1]}}}");
     CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom("some_cast")));
     CHECK_OK(self, amb_send(self, srv, amb_atom("some_info")));
     CHECK_OK(self, amb_send(self, srv, P(self, "{'EXIT',1,2}")));
     r = CALL(self, srv, AMB_ATOM_OK);
-    CHECK_TEXT(self, r, "{error,{bad_call,ok}}");
+    CHECK_TERM(self, r, "{error,{bad_call,ok}}");
     CHECK(self, amb_is_process_alive(self, srv));
     /* NULL terminate: stop just ends it. */
     CHECK_OK(self, amb_gen_server_stop(self, srv, AMB_ATOM_NORMAL, DEADLINE_MS));
-    CHECK(self, gs_wait_down(self, ref, srv) == AMB_ATOM_NORMAL);
+    CHECK(self, wait_down(self, ref, srv) == AMB_ATOM_NORMAL);
     CHECK_EQ(self, amb_message_queue_len(self), 0);
 }
 
 AMB_TEST(gen_server_null_callbacks_reply_bad_call_and_survive)
 {
-    gs_run(defaults_body, NULL);
+    run_both(defaults_body, NULL);
     /* A warning for the call and the cast, a notice for the infos. */
-    assert_true(atomic_load(&g_log_events) >= 4);
-    assert_int_equal(atomic_load(&g_crash_reports), 0);
+    assert_true(amb_test_log_count(AMB_TEST_LOG_OTHERS) >= 4);
+    assert_int_equal(amb_test_log_count(AMB_TEST_LOG_CRASH_REPORTS), 0);
 }
 
 static amb_gen_ret cont_init(amb_proc *self, void *state, void *arg)
@@ -642,14 +641,14 @@ static void no_continue_body(amb_proc *self, void *arg)
     amb_term reason;
     CHECK_OK(self,
              amb_receive_match(self, DEADLINE_MS, NULL, "{'EXIT',~v,~w}", srv, &reason));
-    CHECK_TEXT(self, reason, "{undef,handle_continue}");
+    CHECK_TERM(self, reason, "{undef,handle_continue}");
     amb_trap_exit(self, was);
 }
 
 AMB_TEST(gen_server_continue_without_handle_continue_stops_with_undef)
 {
-    gs_run(no_continue_body, NULL);
-    assert_int_equal(atomic_load(&g_crash_reports), 1);
+    run_both(no_continue_body, NULL);
+    assert_int_equal(amb_test_log_count(AMB_TEST_LOG_CRASH_REPORTS), 1);
 }
 
 /* ===========================================================================
@@ -676,7 +675,7 @@ static void hibernate_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_hibernate_works_like_noreply)
 {
-    gs_run(hibernate_body, NULL);
+    run_both(hibernate_body, NULL);
 }
 
 /* ===========================================================================
@@ -716,7 +715,7 @@ static void idle_timeout_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_timeout_fires_only_when_idle_and_resets_on_every_message)
 {
-    gs_run(idle_timeout_body, NULL);
+    run_both(idle_timeout_body, NULL);
 }
 
 static void timeout_cancelled_body(amb_proc *self, void *arg)
@@ -734,14 +733,14 @@ static void timeout_cancelled_body(amb_proc *self, void *arg)
     CHECK(self, CALL(self, srv, P(self, "{timeout,150}")) == AMB_ATOM_OK);
     gs_wait_event(self, "timeout", srv);
     CHECK(self, amb_now_ms() - t0 >= 149);
-    CHECK_TEXT(self, CALL(self, srv, amb_atom("log")), "[init,marker,timeout]");
+    CHECK_TERM(self, CALL(self, srv, amb_atom("log")), "[init,marker,timeout]");
     CHECK_EQ(self, amb_message_queue_len(self), 0);
     tsrv_stop(self, srv);
 }
 
 AMB_TEST(gen_server_timeout_is_cancelled_by_a_message)
 {
-    gs_run(timeout_cancelled_body, NULL);
+    run_both(timeout_cancelled_body, NULL);
 }
 
 static void timeout_zero_body(amb_proc *self, void *arg)
@@ -753,17 +752,17 @@ static void timeout_zero_body(amb_proc *self, void *arg)
     /* Timeout 0 while a message waits: the message is served instead. */
     CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom("zero_when_waiting")));
     CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom("marker")));
-    CHECK_TEXT(self, CALL(self, srv, amb_atom("log")), "[init,marker]");
+    CHECK_TERM(self, CALL(self, srv, amb_atom("log")), "[init,marker]");
     /* Timeout 0 when idle: at once. */
     CHECK_OK(self, amb_gen_server_cast(self, srv, P(self, "{timeout,0}")));
     gs_wait_event(self, "timeout", srv);
-    CHECK_TEXT(self, CALL(self, srv, amb_atom("log")), "[init,marker,timeout]");
+    CHECK_TERM(self, CALL(self, srv, amb_atom("log")), "[init,marker,timeout]");
     tsrv_stop(self, srv);
 }
 
 AMB_TEST(gen_server_timeout_zero_yields_to_a_waiting_message)
 {
-    gs_run(timeout_zero_body, NULL);
+    run_both(timeout_zero_body, NULL);
 }
 
 /* Times follow process.h: 0 ..= AMB_TIMEOUT_MAX or AMB_INFINITY. A timeout
@@ -781,7 +780,7 @@ static void timeout_range_body(amb_proc *self, void *arg)
         amb_term ref;
         CHECK_OK(self, amb_monitor(self, srv, &ref));
         CHECK_OK(self, amb_gen_server_cast(self, srv, P(self, bad[i])));
-        CHECK_TEXT(self, gs_wait_down(self, ref, srv), "bad_return_value");
+        CHECK_TERM(self, wait_down(self, ref, srv), "bad_return_value");
     }
     /* The longest timeout and infinity are good results. */
     tsrv_arg a;
@@ -814,7 +813,7 @@ static void timeout_range_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_times_out_of_range_are_ebadarg_or_bad_return_value)
 {
-    gs_run(timeout_range_body, NULL);
+    run_both(timeout_range_body, NULL);
 }
 
 /* ===========================================================================
@@ -830,14 +829,14 @@ static void continue_order_body(amb_proc *self, void *arg)
     /* cont_when_waiting returns only once 'marker' is queued behind it. */
     CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom("cont_when_waiting")));
     CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom("marker")));
-    CHECK_TEXT(self, CALL(self, srv, amb_atom("log")),
+    CHECK_TERM(self, CALL(self, srv, amb_atom("log")),
                "[init,cont_when_waiting,continue,marker]");
     CHECK(self, gs_wait_event(self, "continued", srv) == amb_atom("cast_cont"));
     /* From a call: the reply first, then the continue, then the next. */
     CHECK(self,
           CALL(self, srv, P(self, "{continue,{call_cont,[1,2,3]}}")) == AMB_ATOM_OK);
     CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom("second")));
-    CHECK_TEXT(self, CALL(self, srv, amb_atom("log")),
+    CHECK_TERM(self, CALL(self, srv, amb_atom("log")),
                "[init,cont_when_waiting,continue,marker,continue,second]");
     CHECK(self, gs_wait_event(self, "continued", srv) == amb_atom("call_cont"));
     tsrv_stop(self, srv);
@@ -845,7 +844,7 @@ static void continue_order_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_continue_runs_before_the_next_queued_message)
 {
-    gs_run(continue_order_body, NULL);
+    run_both(continue_order_body, NULL);
 }
 
 /* A server whose init waits for `go`; its start argument, {TestPid}, comes
@@ -887,7 +886,7 @@ static void orphan_body(amb_proc *self, void *arg)
     CHECK_OK(self, amb_spawn_monitor(self, orphan_starter, &me, &starter, &ref));
     CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "{waiting, ~p}", &srv));
     CHECK_OK(self, amb_exit(self, starter, AMB_ATOM_KILL));
-    CHECK_TEXT(self, gs_wait_down(self, ref, starter), "killed");
+    CHECK_TERM(self, wait_down(self, ref, starter), "killed");
     /* The starter is gone while init still runs: init finishes with what
      * the start message carried, the ack goes nowhere, the server serves. */
     CHECK_OK(self, amb_send(self, srv, amb_atom("go")));
@@ -901,7 +900,7 @@ static void orphan_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_starter_killed_during_init_leaves_a_working_server)
 {
-    gs_run(orphan_body, NULL);
+    run_both(orphan_body, NULL);
 }
 
 /* Idle servers hold no stack: 10,000 of them, each after a call, cost far
@@ -921,14 +920,14 @@ static void idle_body(amb_proc *self, void *arg)
 {
     (void)arg;
     static amb_pid pids[IDLE_SERVERS];
-    long before = rss_kib();
+    long before = amb_test_rss_kib();
     for (int i = 0; i < IDLE_SERVERS; i++) {
         CHECK_OK(self, amb_gen_server_start(self, &idle_cb, NULL, NULL, &pids[i], NULL));
         amb_term r;
         CHECK_OK(self, amb_gen_server_call(self, pids[i], AMB_SMALL(i), DEADLINE_MS, &r));
         CHECK(self, r == AMB_SMALL(i));
     }
-    long per = (rss_kib() - before) * 1024 / IDLE_SERVERS;
+    long per = (amb_test_rss_kib() - before) * 1024 / IDLE_SERVERS;
 #if !defined(AMB_ASAN) && !defined(AMB_TSAN)
     /* A process holding a stack costs 4.5 KiB at least (one touched page
      * plus its block); an idle server measured ~1.7 KiB (process block,
@@ -943,7 +942,7 @@ static void idle_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_idle_servers_hold_no_stack)
 {
-    gs_run_n(2, idle_body, NULL);
+    run_in(2, idle_body, NULL);
 }
 
 /* A server that tells its owner (the arg, a pid) when terminate runs. */
@@ -984,12 +983,12 @@ static void result_rules_body(amb_proc *self, void *arg)
     amb_term m;
     CHECK_OK(self, amb_receive(self, 0, &m)); /* already here: sent before the reply */
     CHECK(self, m == amb_atom("terminated"));
-    CHECK_TEXT(self, gs_wait_down(self, ref, srv), "done");
+    CHECK_TERM(self, wait_down(self, ref, srv), "done");
     /* A cast answered with a reply: bad_return_value, after terminate. */
     CHECK_OK(self, amb_gen_server_start(self, &order_cb, &owner, NULL, &srv, NULL));
     CHECK_OK(self, amb_monitor(self, srv, &ref));
     CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom("x")));
-    CHECK_TEXT(self, gs_wait_down(self, ref, srv), "bad_return_value");
+    CHECK_TERM(self, wait_down(self, ref, srv), "bad_return_value");
     CHECK_OK(self, amb_receive(self, 0, &m));
     CHECK(self, m == amb_atom("terminated"));
     /* A reply that failed to build: the caller is told at once (the server
@@ -998,7 +997,7 @@ static void result_rules_body(amb_proc *self, void *arg)
     CHECK_RC(
         self, AMB_EEXIT,
         amb_gen_server_call(self, srv, amb_atom("reply_nothing"), AMB_INFINITY, &reply));
-    CHECK_TEXT(self, reply, "{error,'AMB_ENOMEM'}");
+    CHECK_TERM(self, reply, "{error,'AMB_ENOMEM'}");
     CHECK_OK(self, amb_receive(self, DEADLINE_MS, &m));
     CHECK(self, m == amb_atom("terminated"));
     CHECK_EQ(self, amb_message_queue_len(self), 0);
@@ -1006,7 +1005,7 @@ static void result_rules_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_result_rules_stop_reply_after_terminate_and_bad_results)
 {
-    gs_run(result_rules_body, NULL);
+    run_both(result_rules_body, NULL);
 }
 
 AMB_TEST_MAIN(

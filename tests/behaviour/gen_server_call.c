@@ -10,8 +10,7 @@
  * The harness and the test server (tsrv) are in gs_test.h; the way the
  * tests run is described in gen_server.c.
  */
-#include "amb_test.h"
-#include "rt_test.h"
+#include "amb_test_rt.h"
 
 #include "gs_test.h"
 
@@ -93,7 +92,7 @@ static void deferred_body(amb_proc *self, void *arg)
     int rc;
     amb_term r = wait_client(self, &rc);
     CHECK_RC(self, 0, rc);
-    CHECK_TEXT(self, r, "{deferred,[answer]}");
+    CHECK_TERM(self, r, "{deferred,[answer]}");
     CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "replied"));
 
     /* The server itself replies later, from a copy of From in its state. */
@@ -113,7 +112,7 @@ static void deferred_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_deferred_reply_from_another_process_with_a_copied_from)
 {
-    gs_run(deferred_body, NULL);
+    run_both(deferred_body, NULL);
 }
 
 static void reply_args_body(amb_proc *self, void *arg)
@@ -139,7 +138,7 @@ static void reply_args_body(amb_proc *self, void *arg)
     CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "client_ready"));
     CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "got_from"));
     CHECK_OK(self, amb_exit(self, cl, AMB_ATOM_KILL));
-    CHECK(self, gs_wait_down(self, ref, cl) == AMB_ATOM_KILLED);
+    CHECK(self, wait_down(self, ref, cl) == AMB_ATOM_KILLED);
     CHECK_OK(self, amb_send(self, rep, amb_atom("go"))); /* replies: 0 (CHECKed) */
     CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "replied"));
     tsrv_stop(self, srv);
@@ -148,7 +147,7 @@ static void reply_args_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_reply_checks_from_and_tolerates_a_gone_caller)
 {
-    gs_run(reply_args_body, NULL);
+    run_both(reply_args_body, NULL);
 }
 
 /* ===========================================================================
@@ -190,7 +189,7 @@ static void noproc_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_call_to_a_dead_server_or_unknown_name_is_enoproc)
 {
-    gs_run(noproc_body, NULL);
+    run_both(noproc_body, NULL);
 }
 
 static void dying_mid_call_body(amb_proc *self, void *arg)
@@ -203,14 +202,14 @@ static void dying_mid_call_body(amb_proc *self, void *arg)
     CHECK_RC(self, AMB_EEXIT,
              amb_gen_server_call(self, srv, P(self, "{die,{died,7,<<\"r\">>}}"),
                                  DEADLINE_MS, &reply));
-    CHECK_TEXT(self, reply, "{died,7,<<\"r\">>}");
+    CHECK_TERM(self, reply, "{died,7,<<\"r\">>}");
     CHECK(self, !amb_is_process_alive(self, srv));
     /* A stop result without a reply: the caller sees the stop reason. */
     srv = tsrv_start(self, &a, NULL);
     CHECK_RC(self, AMB_EEXIT,
              amb_gen_server_call(self, srv, P(self, "{stop_noreply,{shutdown,x}}"),
                                  DEADLINE_MS, &reply));
-    CHECK_TEXT(self, reply, "{shutdown,x}");
+    CHECK_TERM(self, reply, "{shutdown,x}");
     /* Killed by another process while the call waits. */
     srv = tsrv_start(self, &a, NULL);
     amb_pid me = amb_self(self);
@@ -223,13 +222,13 @@ static void dying_mid_call_body(amb_proc *self, void *arg)
     int rc;
     amb_term r = wait_client(self, &rc);
     CHECK_RC(self, AMB_EEXIT, rc);
-    CHECK_TEXT(self, r, "{shot,by,test}");
+    CHECK_TERM(self, r, "{shot,by,test}");
     CHECK_EQ(self, amb_message_queue_len(self), 0);
 }
 
 AMB_TEST(gen_server_server_dying_mid_call_is_eexit_with_the_reason)
 {
-    gs_run(dying_mid_call_body, NULL);
+    run_both(dying_mid_call_body, NULL);
 }
 
 /* The third process of the timeout test: when the server says it replied,
@@ -285,7 +284,7 @@ static void call_timeout_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_call_timeout_then_the_late_reply_is_discarded)
 {
-    gs_run(call_timeout_body, NULL);
+    run_both(call_timeout_body, NULL);
 }
 
 static void order_body(amb_proc *self, void *arg)
@@ -312,13 +311,13 @@ static void order_body(amb_proc *self, void *arg)
         CHECK_EQ(self, int_of(RECV(self)), i);
     CHECK_EQ(self, amb_message_queue_len(self), 0);
     tsrv_stop(self, srv);
-    CHECK(self, gs_wait_down(self, ref, srv) == AMB_ATOM_NORMAL);
+    CHECK(self, wait_down(self, ref, srv) == AMB_ATOM_NORMAL);
     CHECK_EQ(self, amb_message_queue_len(self), 0);
 }
 
 AMB_TEST(gen_server_call_keeps_the_callers_other_messages_in_order)
 {
-    gs_run(order_body, NULL);
+    run_both(order_body, NULL);
 }
 
 static void self_call_body(amb_proc *self, void *arg)
@@ -337,7 +336,7 @@ static void self_call_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_call_to_self_is_edeadlk)
 {
-    gs_run(self_call_body, NULL);
+    run_both(self_call_body, NULL);
 }
 
 static void call_args_body(amb_proc *self, void *arg)
@@ -376,7 +375,7 @@ static void call_args_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_call_cast_stop_with_bad_arguments_are_ebadarg)
 {
-    gs_run(call_args_body, NULL);
+    run_both(call_args_body, NULL);
 }
 
 static void nested_body(amb_proc *self, void *arg)
@@ -392,11 +391,11 @@ static void nested_body(amb_proc *self, void *arg)
     amb_heap *h = amb_proc_heap(self);
     amb_term inner = amb_pack(h, "{call,~p,{echo,{from_c,[1,2],<<\"bin\">>}}}", c);
     amb_term r = CALL(self, a, amb_pack(h, "{call,~p,~w}", b, inner));
-    CHECK_TEXT(self, r, "{from_c,[1,2],<<\"bin\">>}");
+    CHECK_TERM(self, r, "{from_c,[1,2],<<\"bin\">>}");
     /* A nested call that fails is an answer too. */
     tsrv_stop(self, c);
     r = CALL(self, a, amb_pack(h, "{call,~p,~w}", b, inner));
-    CHECK_TEXT(self, r, "{call_failed,-3}"); /* AMB_ENOPROC */
+    CHECK_TERM(self, r, "{call_failed,-3}"); /* AMB_ENOPROC */
     CHECK_EQ(self, AMB_ENOPROC, -3);
     tsrv_stop(self, a);
     tsrv_stop(self, b);
@@ -405,7 +404,7 @@ static void nested_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_callback_calls_another_server)
 {
-    gs_run(nested_body, NULL);
+    run_both(nested_body, NULL);
 }
 
 /* ===========================================================================
@@ -460,7 +459,7 @@ static void many_callers_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_ten_thousand_concurrent_callers)
 {
-    gs_run(many_callers_body, NULL);
+    run_both(many_callers_body, NULL);
 }
 
 /* ===========================================================================
@@ -510,7 +509,7 @@ static void no_growth_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_memory_stays_bounded_over_many_calls)
 {
-    gs_run(no_growth_body, NULL);
+    run_both(no_growth_body, NULL);
 }
 
 AMB_TEST_MAIN(

@@ -8,8 +8,7 @@
  * The harness and the test server (tsrv) are in gs_test.h; the way the
  * tests run is described in gen_server.c.
  */
-#include "amb_test.h"
-#include "rt_test.h"
+#include "amb_test_rt.h"
 
 #include "gs_test.h"
 
@@ -21,7 +20,7 @@
 #define VIA_MAX 16
 
 static pthread_mutex_t via_lock = PTHREAD_MUTEX_INITIALIZER;
-static amb_heap *via_heap; /* the names, copied */
+static amb_heap *via_heap; /* the names, copied; made and freed by each run */
 static struct {
     amb_term name;
     amb_pid pid;
@@ -97,7 +96,6 @@ static void via_setup(void)
     via_n = 0;
     atomic_store(&via_registers, 0);
     atomic_store(&via_unregisters, 0);
-    assert_ok(amb_heap_new(&via_heap));
     amb_via v = {via_register_name, via_unregister_name, via_whereis_name, &via_tab};
     assert_ok(amb_via_register(amb_atom("gst_via"), &v));
 }
@@ -105,8 +103,6 @@ static void via_setup(void)
 static void via_teardown(void)
 {
     assert_ok(amb_via_unregister(amb_atom("gst_via")));
-    amb_heap_free(via_heap);
-    via_heap = NULL;
 }
 
 /* ===========================================================================
@@ -142,7 +138,7 @@ static void local_name_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_local_name)
 {
-    gs_run(local_name_body, NULL);
+    run_both(local_name_body, NULL);
 }
 
 /* ===========================================================================
@@ -154,6 +150,7 @@ static void via_body(amb_proc *self, void *arg)
     (void)arg;
     pthread_mutex_lock(&via_lock); /* a fresh table for each run */
     via_n = 0;
+    CHECK_OK(self, amb_heap_new(&via_heap));
     pthread_mutex_unlock(&via_lock);
     atomic_store(&via_registers, 0);
     atomic_store(&via_unregisters, 0);
@@ -213,12 +210,17 @@ static void via_body(amb_proc *self, void *arg)
     CHECK(self, where == srv);
     tsrv_stop(self, ref);
     CHECK_EQ(self, amb_message_queue_len(self), 0);
+    /* The table is empty again; its heap lives as long as the run. */
+    pthread_mutex_lock(&via_lock);
+    amb_heap_free(via_heap);
+    via_heap = NULL;
+    pthread_mutex_unlock(&via_lock);
 }
 
 AMB_TEST(gen_server_via_name)
 {
     via_setup();
-    gs_run(via_body, NULL);
+    run_both(via_body, NULL);
     via_teardown();
 }
 
@@ -289,7 +291,7 @@ static void name_node_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_name_at_the_local_node)
 {
-    gs_run(name_node_body, NULL);
+    run_both(name_node_body, NULL);
 }
 
 /* ===========================================================================
@@ -308,24 +310,24 @@ static void multi_body(amb_proc *self, void *arg)
     /* Every node (this one). */
     CHECK_OK(self, amb_gen_server_multi_call(self, AMB_NONE, name, P(self, "{add,2}"),
                                              DEADLINE_MS, &replies, &bad));
-    CHECK_TEXT(self, replies, "[{'nonode@nohost',2}]");
-    CHECK_TEXT(self, bad, "[]");
+    CHECK_TERM(self, replies, "[{'nonode@nohost',2}]");
+    CHECK_TERM(self, bad, "[]");
     /* A list of nodes with another one in it: that one is bad. */
     CHECK_OK(self, amb_gen_server_multi_call(
                        self, P(self, "['nonode@nohost','other@host']"), name,
                        amb_atom("get"), DEADLINE_MS, &replies, &bad));
-    CHECK_TEXT(self, replies, "[{'nonode@nohost',2}]");
-    CHECK_TEXT(self, bad, "['other@host']");
+    CHECK_TERM(self, replies, "[{'nonode@nohost',2}]");
+    CHECK_TERM(self, bad, "['other@host']");
     /* bad_nodes may be NULL. */
     CHECK_OK(self, amb_gen_server_multi_call(self, AMB_NONE, name, amb_atom("get"),
                                              DEADLINE_MS, &replies, NULL));
-    CHECK_TEXT(self, replies, "[{'nonode@nohost',2}]");
+    CHECK_TERM(self, replies, "[{'nonode@nohost',2}]");
     /* No server of that name: this node is bad. */
     CHECK_OK(self,
              amb_gen_server_multi_call(self, AMB_NONE, amb_atom("gst_nobody"),
                                        amb_atom("get"), DEADLINE_MS, &replies, &bad));
-    CHECK_TEXT(self, replies, "[]");
-    CHECK_TEXT(self, bad, "['nonode@nohost']");
+    CHECK_TERM(self, replies, "[]");
+    CHECK_TERM(self, bad, "['nonode@nohost']");
     /* abcast: a cast to the name on every node. */
     CHECK_OK(self, amb_gen_server_abcast(self, AMB_NONE, name, P(self, "{add,10}")));
     CHECK_OK(self, amb_gen_server_abcast(self, P(self, "['nonode@nohost','other@host']"),
@@ -337,8 +339,8 @@ static void multi_body(amb_proc *self, void *arg)
      * answer never reaches the caller. */
     CHECK_OK(self, amb_gen_server_multi_call(self, AMB_NONE, name, amb_atom("hold"), 50,
                                              &replies, &bad));
-    CHECK_TEXT(self, replies, "[]");
-    CHECK_TEXT(self, bad, "['nonode@nohost']");
+    CHECK_TERM(self, replies, "[]");
+    CHECK_TERM(self, bad, "['nonode@nohost']");
     gs_wait_event(self, "holding", srv);
     CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom("release")));
     gs_wait_event(self, "replied", srv);
@@ -349,7 +351,7 @@ static void multi_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_multi_call_and_abcast_on_the_local_node)
 {
-    gs_run(multi_body, NULL);
+    run_both(multi_body, NULL);
 }
 
 AMB_TEST_MAIN(AMB_TEST_ENTRY(gen_server_local_name), AMB_TEST_ENTRY(gen_server_via_name),

@@ -10,8 +10,7 @@
  * The harness and the test server (tsrv) are in gs_test.h; the way the
  * tests run is described in gen_server.c.
  */
-#include "amb_test.h"
-#include "rt_test.h"
+#include "amb_test_rt.h"
 
 #include "gs_test.h"
 
@@ -35,15 +34,15 @@ static watched start_watched(amb_proc *self, tsrv_arg *a)
  * left in the caller's mailbox. */
 static void check_ended(amb_proc *self, const watched *w, tsrv_arg *a, const char *reason)
 {
-    CHECK_TEXT(self, gs_wait_event(self, "terminate", w->pid), reason);
+    CHECK_TERM(self, gs_wait_event(self, "terminate", w->pid), reason);
     amb_term r;
     CHECK_OK(self,
              amb_receive_match(self, DEADLINE_MS, NULL, "{'EXIT',~v,~w}", w->pid, &r));
-    CHECK_TEXT(self, r, reason);
-    CHECK_TEXT(self, gs_wait_down(self, w->ref, w->pid), reason);
+    CHECK_TERM(self, r, reason);
+    CHECK_TERM(self, wait_down(self, w->ref, w->pid), reason);
     CHECK(self, !amb_is_process_alive(self, w->pid));
     CHECK_EQ(self, atomic_load_explicit(&a->terminated, memory_order_acquire), 1);
-    CHECK(self, gs_same_text(a->terminate_reason, reason));
+    CHECK(self, amb_test_same_term_text(a->terminate_reason, reason));
     CHECK_EQ(self, amb_message_queue_len(self), 0);
 }
 
@@ -83,7 +82,7 @@ static void stop_one(amb_proc *self, stop_way way, const char *reason)
         CHECK_RC(self, AMB_EEXIT,
                  amb_gen_server_call(self, w.pid, amb_pack(h, "{stop_noreply,~w}", rt),
                                      DEADLINE_MS, &reply));
-        CHECK_TEXT(self, reply, reason);
+        CHECK_TERM(self, reply, reason);
         break;
     case STOP_CAST:
         CHECK_OK(self, amb_gen_server_cast(self, w.pid, amb_pack(h, "{stop,~w}", rt)));
@@ -107,9 +106,9 @@ static void stop_ways_body(amb_proc *self, void *arg)
 
 static void run_stop_way(stop_way way)
 {
-    gs_run(stop_ways_body, (void *)(intptr_t)way);
+    run_both(stop_ways_body, (void *)(intptr_t)way);
     /* One crash report for each abnormal reason, none for the others. */
-    assert_int_equal(atomic_load(&g_crash_reports), ABNORMAL_REASONS);
+    assert_int_equal(amb_test_log_count(AMB_TEST_LOG_CRASH_REPORTS), ABNORMAL_REASONS);
 }
 
 AMB_TEST(gen_server_stop_result_with_reply)
@@ -145,7 +144,7 @@ static void stop_by_name_body(amb_proc *self, void *arg)
     CHECK_OK(self, amb_gen_server_stop(self, name, P(self, "{shutdown,by_name}"),
                                        AMB_INFINITY));
     CHECK_EQ(self, atomic_load_explicit(&a.terminated, memory_order_acquire), 1);
-    CHECK_TEXT(self, gs_wait_down(self, ref, srv), "{shutdown,by_name}");
+    CHECK_TERM(self, wait_down(self, ref, srv), "{shutdown,by_name}");
     amb_pid holder;
     CHECK_RC(self, AMB_ENOTFOUND, amb_whereis(self, name, &holder));
     gs_wait_event(self, "terminate", srv);
@@ -154,7 +153,7 @@ static void stop_by_name_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_stop_by_name)
 {
-    gs_run(stop_by_name_body, NULL);
+    run_both(stop_by_name_body, NULL);
 }
 
 static void stop_timeout_body(amb_proc *self, void *arg)
@@ -177,7 +176,7 @@ static void stop_timeout_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_stop_api_times_out_and_leaves_the_server_running)
 {
-    gs_run(stop_timeout_body, NULL);
+    run_both(stop_timeout_body, NULL);
 }
 
 static void terminate_crash_body(amb_proc *self, void *arg)
@@ -191,7 +190,7 @@ static void terminate_crash_body(amb_proc *self, void *arg)
     CHECK_OK(self, amb_monitor(self, srv, &ref));
     CHECK_RC(self, AMB_EEXIT,
              amb_gen_server_stop(self, srv, AMB_ATOM_NORMAL, DEADLINE_MS));
-    CHECK(self, gs_wait_down(self, ref, srv) == amb_atom("crashed_in_terminate"));
+    CHECK(self, wait_down(self, ref, srv) == amb_atom("crashed_in_terminate"));
     CHECK(self, gs_wait_event(self, "terminate", srv) == AMB_ATOM_NORMAL);
     CHECK_EQ(self, amb_message_queue_len(self), 0);
     /* The caller of stop is the server: AMB_EDEADLK (gen_server_call.c's
@@ -200,7 +199,7 @@ static void terminate_crash_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_stop_api_reports_a_crash_in_terminate_as_eexit)
 {
-    gs_run(terminate_crash_body, NULL);
+    run_both(terminate_crash_body, NULL);
 }
 
 static void gen_fail_body(amb_proc *self, void *arg)
@@ -215,8 +214,8 @@ static void gen_fail_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_gen_fail_stops_with_the_error_code)
 {
-    gs_run(gen_fail_body, NULL);
-    assert_int_equal(atomic_load(&g_crash_reports), 1);
+    run_both(gen_fail_body, NULL);
+    assert_int_equal(amb_test_log_count(AMB_TEST_LOG_CRASH_REPORTS), 1);
 }
 
 /* ===========================================================================
@@ -265,10 +264,10 @@ static void parent_exit_body(amb_proc *self, void *arg)
             amb_term ref;
             CHECK_OK(self, amb_monitor(self, srv, &ref));
             CHECK_OK(self, amb_send(self, par, amb_atom("go")));
-            CHECK_TEXT(self, gs_wait_down(self, ref, srv), reason);
+            CHECK_TERM(self, wait_down(self, ref, srv), reason);
             if (trap) {
                 /* terminate(Reason) ran before the end. */
-                CHECK_TEXT(self, gs_wait_event(self, "terminate", srv), reason);
+                CHECK_TERM(self, gs_wait_event(self, "terminate", srv), reason);
                 CHECK_EQ(self, atomic_load(&a.terminated), 1);
             } else {
                 /* Ended by the signal directly: no terminate. */
@@ -283,12 +282,12 @@ static void parent_exit_body(amb_proc *self, void *arg)
 
 AMB_TEST(gen_server_exit_from_the_parent_runs_terminate_when_trapping)
 {
-    gs_run(parent_exit_body, NULL);
+    run_both(parent_exit_body, NULL);
     /* A server killed by the signal writes no report; one that traps ends
      * itself after terminate and reports an abnormal reason (OTP's
      * "Generic server terminating"): parent_says_bye, once. The parent
      * ending with {shutdown, _} writes none. */
-    assert_int_equal(atomic_load(&g_crash_reports), 1);
+    assert_int_equal(amb_test_log_count(AMB_TEST_LOG_CRASH_REPORTS), 1);
 }
 
 static void other_exit_body(amb_proc *self, void *arg)
@@ -310,7 +309,7 @@ static void other_exit_body(amb_proc *self, void *arg)
     CHECK_EQ(self, int_of(CALL(self, srv, amb_atom("get"))), 0);
     /* kill ends even a trapping server, without terminate. */
     CHECK_OK(self, amb_exit(self, srv, AMB_ATOM_KILL));
-    CHECK(self, gs_wait_down(self, ref, srv) == AMB_ATOM_KILLED);
+    CHECK(self, wait_down(self, ref, srv) == AMB_ATOM_KILLED);
     CHECK_EQ(self, atomic_load(&a.terminated), 0);
     CHECK_EQ(self, amb_message_queue_len(self), 0);
 
@@ -322,14 +321,14 @@ static void other_exit_body(amb_proc *self, void *arg)
     CHECK_OK(self, amb_exit(self, srv, AMB_ATOM_NORMAL)); /* ignored */
     CHECK_EQ(self, int_of(CALL(self, srv, amb_atom("get"))), 0);
     CHECK_OK(self, amb_exit(self, srv, P(self, "{shutdown,from_other}")));
-    CHECK_TEXT(self, gs_wait_down(self, ref, srv), "{shutdown,from_other}");
+    CHECK_TERM(self, wait_down(self, ref, srv), "{shutdown,from_other}");
     CHECK_EQ(self, atomic_load(&a.terminated), 0);
     CHECK_EQ(self, amb_message_queue_len(self), 0);
 }
 
 AMB_TEST(gen_server_exit_from_another_process_is_a_message_or_the_end)
 {
-    gs_run(other_exit_body, NULL);
+    run_both(other_exit_body, NULL);
 }
 
 AMB_TEST_MAIN(

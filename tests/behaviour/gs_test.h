@@ -1,8 +1,9 @@
 /*
  * gs_test.h - what the gen_server tests share (tests/behaviour/gen_server*.c):
- * a runner that installs a quiet logger and counts its events, and "tsrv",
- * one test server whose every behaviour is chosen by the test through its
- * start argument and its requests. Include after amb_test.h and rt_test.h.
+ * "tsrv", one test server whose every behaviour is chosen by the test
+ * through its start argument and its requests, and a few term helpers.
+ * Include after amb_test_rt.h (the runner, its logger counters, CHECK_TERM,
+ * wait_down).
  *
  * tsrv. Its start argument (tsrv_arg, on the test process's stack, which
  * outlives the server: every test stops its servers before it returns)
@@ -11,119 +12,19 @@
  * about events as messages {Event, ServerPid, Detail} and keeps a log of
  * atoms (`log` request). Requests, casts and infos are listed at
  * tsrv_call, tsrv_cast and tsrv_info.
- *
- * The logger handler counts crash reports and other events (and keeps the
- * output quiet); tests read the counters after amb_rt_run returned.
  */
 #ifndef GS_TEST_H
 #define GS_TEST_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "ambitious/logger.h"
-
-/* ---------------------------------------------------------------------------
- * Runner and logger
- * ------------------------------------------------------------------------ */
-
-static atomic_int g_crash_reports;
-static atomic_int g_log_events; /* every other event (warnings, notices) */
-static pthread_mutex_t g_log_lock = PTHREAD_MUTEX_INITIALIZER;
-static char g_last_report[1024];
-static char g_last_event[512];
-
-static void gs_capture(void *ctx, const amb_log_event *ev)
-{
-    (void)ctx;
-    pthread_mutex_lock(&g_log_lock);
-    if (ev->crash_report)
-        snprintf(g_last_report, sizeof g_last_report, "%s", ev->text);
-    else
-        snprintf(g_last_event, sizeof g_last_event, "%s", ev->text);
-    pthread_mutex_unlock(&g_log_lock);
-    atomic_fetch_add(ev->crash_report ? &g_crash_reports : &g_log_events, 1);
-}
-
-/* The first process: runs the test body and records that it got to the
- * end (a body ended early by an exit signal would otherwise pass). */
-typedef struct gs_first {
-    amb_fn *fn;
-    void *arg;
-    atomic_int finished;
-} gs_first;
-
-static void gs_first_body(amb_proc *self, void *arg)
-{
-    gs_first *f = arg;
-    f->fn(self, f->arg);
-    atomic_store(&f->finished, 1);
-}
-
-static void gs_run_n(unsigned nsched, amb_fn *fn, void *arg)
-{
-    amb_config cfg = config_of(nsched);
-    amb_rt *rt = NULL;
-    gs_first first = {fn, arg, 0};
-    reset_failure();
-    atomic_store(&g_crash_reports, 0);
-    atomic_store(&g_log_events, 0);
-    g_last_report[0] = g_last_event[0] = '\0';
-    assert_ok(amb_rt_new(&cfg, &rt));
-    assert_ok(amb_logger_set_handler(rt, gs_capture, NULL));
-    assert_ok(amb_logger_set_level(rt, AMB_LOG_DEBUG));
-    assert_ok(amb_rt_spawn(rt, gs_first_body, &first, NULL));
-    int rc = amb_rt_run(rt);
-    amb_rt_free(rt);
-    assert_ok(rc);
-    assert_no_process_failure();
-    if (!atomic_load(&first.finished))
-        fail_msg("the test process did not reach its end (%u scheduler(s)): killed by an "
-                 "exit signal? Last crash report: %s",
-                 nsched, g_last_report);
-}
-
-/* Every scenario on one scheduler (each interleaving is a switch) and on
- * two (true parallelism). */
-__attribute__((unused)) static void gs_run(amb_fn *fn, void *arg)
-{
-    gs_run_n(1, fn, arg);
-    gs_run_n(2, fn, arg);
-}
-
 /* ---------------------------------------------------------------------------
  * Term helpers for processes
  * ------------------------------------------------------------------------ */
-
-/* Fails unless t equals (=:=) the term written as Erlang text in want. */
-#define CHECK_TEXT(self, t, want) gs_check_text((self), (t), (want), __FILE__, __LINE__)
-
-/* True when the two Erlang texts are the same term. */
-__attribute__((unused)) static bool gs_same_text(const char *a, const char *b)
-{
-    amb_heap *h = NULL;
-    amb_term x = AMB_NONE, y = AMB_NONE;
-    bool same = amb_heap_new(&h) == 0 && amb_parse(h, a, strlen(a), &x, NULL) == 0 &&
-                amb_parse(h, b, strlen(b), &y, NULL) == 0 && amb_equal(x, y);
-    amb_heap_free(h);
-    return same;
-}
-
-__attribute__((unused)) static void
-gs_check_text(amb_proc *self, amb_term t, const char *want, const char *file, int line)
-{
-    char buf[1024];
-    if (t == AMB_NONE)
-        proc_fail(self, file, line, "got AMB_NONE, expected %s", want);
-    if (amb_print(t, buf, sizeof buf, NULL) != 0)
-        proc_fail(self, file, line, "cannot print the term (expected %s)", want);
-    if (!gs_same_text(buf, want))
-        proc_fail(self, file, line, "got %s, expected %s", buf, want);
-}
 
 /* A term parsed from Erlang text onto the caller's heap. */
 __attribute__((unused)) static amb_term P(amb_proc *self, const char *text)
@@ -141,16 +42,6 @@ __attribute__((unused)) static amb_term own(amb_proc *self, amb_term x)
     amb_term out = AMB_NONE;
     CHECK_OK(self, amb_term_copy(amb_proc_heap(self), x, &out));
     return out;
-}
-
-/* Waits for the DOWN of ref (monitoring pid); returns its reason. */
-__attribute__((unused)) static amb_term gs_wait_down(amb_proc *self, amb_term ref,
-                                                     amb_pid pid)
-{
-    amb_term reason = AMB_NONE;
-    CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "{'DOWN',~r,process,~v,~w}",
-                                     ref, pid, &reason));
-    return reason;
 }
 
 /* Waits for the event {Event, pid, Detail} from tsrv; returns Detail. */

@@ -1,8 +1,8 @@
 /*
  * sup_test.h - what the supervisor tests (supervisor.c, dynamic_supervisor.c)
  * share: a scriptable worker child, a stop log, and helpers to read a
- * supervisor's children. Include after amb_test.h with DEADLINE_MS set as
- * wanted; it includes rt_test.h.
+ * supervisor's children. Define DEADLINE_MS as wanted first; it includes
+ * amb_test_rt.h (the runner, CHECK, wait_down, wait_exit).
  *
  * The worker (wk) is a stackful process started by wk_start in the
  * supervisor (linked to it, as a start function must). It acks its start
@@ -19,46 +19,11 @@
 #ifndef AMB_SUP_TEST_H
 #define AMB_SUP_TEST_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 
-#include "rt_test.h"
-
-/* ---------------------------------------------------------------------------
- * The runtime: each test runs with a quiet logger that counts reports.
- * ------------------------------------------------------------------------ */
-
-static atomic_int g_log_events;
-
-static void quiet(void *ctx, const amb_log_event *ev)
-{
-    (void)ev;
-    (void)ctx;
-    atomic_fetch_add(&g_log_events, 1);
-}
-
-__attribute__((unused)) static void run_n(unsigned nsched, amb_fn *fn, void *arg)
-{
-    amb_config cfg = config_of(nsched);
-    amb_rt *rt = NULL;
-    reset_failure();
-    assert_ok(amb_rt_new(&cfg, &rt));
-    assert_ok(amb_logger_set_handler(rt, quiet, NULL));
-    assert_ok(amb_rt_spawn(rt, fn, arg, NULL));
-    int rc = amb_rt_run(rt);
-    amb_rt_free(rt);
-    assert_ok(rc);
-    assert_no_process_failure();
-}
-
-/* One scheduler (every interleaving a switch) and two (parallel). */
-__attribute__((unused)) static void run_both(amb_fn *fn, void *arg)
-{
-    run_n(1, fn, arg);
-    run_n(2, fn, arg);
-}
+#include "amb_test_rt.h"
 
 /* ---------------------------------------------------------------------------
  * The stop log
@@ -261,36 +226,6 @@ __attribute__((unused)) static amb_pid wait_up(amb_proc *self, int tag)
     CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "{up,~v,~p}",
                                      AMB_SMALL(tag), &pid));
     return pid;
-}
-
-/* Waits for the EXIT of pid (the caller traps exits); returns the reason. */
-__attribute__((unused)) static amb_term wait_exit(amb_proc *self, amb_pid pid)
-{
-    amb_term reason = AMB_NONE;
-    CHECK_OK(self,
-             amb_receive_match(self, DEADLINE_MS, NULL, "{'EXIT',~v,~w}", pid, &reason));
-    return reason;
-}
-
-/* Waits for the DOWN of a monitor ref; returns the reason. */
-__attribute__((unused)) static amb_term wait_down(amb_proc *self, amb_term ref)
-{
-    amb_term reason = AMB_NONE;
-    CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "{'DOWN',~r,process,_,~w}",
-                                     ref, &reason));
-    return reason;
-}
-
-#define CHECK_TEXT(self, t, text) check_text((self), (t), (text), __FILE__, __LINE__)
-
-__attribute__((unused)) static void
-check_text(amb_proc *self, amb_term t, const char *want, const char *file, int line)
-{
-    char buf[512];
-    if (amb_print(t, buf, sizeof buf, NULL) != 0)
-        proc_fail(self, file, line, "cannot print the term (expected %s)", want);
-    if (strcmp(buf, want) != 0)
-        proc_fail(self, file, line, "got %s, expected %s", buf, want);
 }
 
 /* The restart storm's child (supervisor.c, dynamic_supervisor.c): crashes

@@ -8,7 +8,7 @@
  * parent and from strangers, and a restart storm whose supervisor memory
  * returns to baseline.
  *
- * How these tests work (tests/conformance/failure.c): each runs a first
+ * How these tests work (tests/amb_test_rt.h): each runs a first
  * process in a fresh runtime, with one scheduler and with two; processes
  * record failures with CHECK and the test thread asserts afterwards. The
  * first process traps exits (a supervisor that gives up would otherwise
@@ -16,10 +16,7 @@
  * are sup_test.h's workers: they announce each start as {up, Tag, Pid} and
  * log their end, so a test waits on those observations, never on sleeps.
  */
-#include <malloc.h>
 #include <stdlib.h>
-
-#include "amb_test.h"
 
 #define DEADLINE_MS 10000
 
@@ -312,7 +309,7 @@ static void escalation_body(amb_proc *self, void *arg)
     /* Level 1 -> 2: the leaf crashes, the middle escalates with shutdown,
      * the top restarts the middle (a new middle, a new leaf). */
     CHECK_OK(self, amb_send(self, leaf1, A("crash")));
-    CHECK(self, wait_down(self, mref) == AMB_ATOM_SHUTDOWN);
+    CHECK(self, wait_down(self, mref, AMB_NONE) == AMB_ATOM_SHUTDOWN);
     amb_pid leaf2 = wait_up(self, 0);
     CHECK(self, leaf2 != leaf1);
     CHECK(self, kid(self, top, A("middle"), &mid2));
@@ -436,7 +433,7 @@ static void shutdown_order_body(amb_proc *self, void *arg)
     /* The parent ends: the supervisor stops its children in reverse and
      * ends with the parent's reason. */
     CHECK_OK(self, amb_exit(self, parent, A("bye")));
-    CHECK(self, wait_down(self, ref) == A("bye"));
+    CHECK(self, wait_down(self, ref, AMB_NONE) == A("bye"));
     CHECK_EQ(self, log_len(&pc->stops), 4);
     for (int i = 0; i < 4; i++)
         CHECK_EQ(self, log_at(&pc->stops, i), 3 - i);
@@ -513,7 +510,7 @@ static void stranger_body(amb_proc *self, void *arg)
     amb_term ref;
     CHECK_OK(self, amb_spawn_monitor(self, stranger_main, &sc, &s, &ref));
     CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "checked"));
-    CHECK(self, wait_down(self, ref) == A("stranger_died"));
+    CHECK(self, wait_down(self, ref, AMB_NONE) == A("stranger_died"));
     /* Intensity 0: had any EXIT been taken for a child's, it would have
      * ended. A call after the stranger's end finds all as it was. */
     amb_term k[2];
@@ -553,12 +550,12 @@ static void timeout_body(amb_proc *self, void *arg)
     CHECK(self, elapsed >= timeout);
     CHECK(self, elapsed < DEADLINE_MS);
     CHECK(self, !amb_is_process_alive(self, p0));
-    CHECK(self, wait_down(self, r0) == AMB_ATOM_KILLED);
+    CHECK(self, wait_down(self, r0, AMB_NONE) == AMB_ATOM_KILLED);
 
     t0 = amb_now_ms();
     CHECK_OK(self, amb_sup_terminate_child(self, sup, A("obedient")));
     CHECK(self, amb_now_ms() - t0 < 2500); /* far below its 5000 ms */
-    CHECK(self, wait_down(self, r1) == AMB_ATOM_SHUTDOWN);
+    CHECK(self, wait_down(self, r1, AMB_NONE) == AMB_ATOM_SHUTDOWN);
     amb_term st;
     CHECK(self, kid(self, sup, A("defiant"), &st) && st == AMB_ATOM_UNDEFINED);
     stop_sup(self, sup);
@@ -586,7 +583,7 @@ static void brutal_body(amb_proc *self, void *arg)
     CHECK_OK(self, amb_sup_terminate_child(self, sup, A("w")));
     CHECK(self, amb_now_ms() - t0 < 2000);
     CHECK_EQ(self, log_len(&stops), 1); /* gone when the call returned */
-    CHECK(self, wait_down(self, r) == AMB_ATOM_KILLED);
+    CHECK(self, wait_down(self, r, AMB_NONE) == AMB_ATOM_KILLED);
     stop_sup(self, sup);
 }
 
@@ -1012,41 +1009,14 @@ static void storm_body(amb_proc *self, void *arg)
 
 AMB_TEST(restart_storm_leaves_supervisor_memory_at_baseline)
 {
-    run_n(2, storm_body, NULL);
+    run_in(2, storm_body, NULL);
 }
 
 /* ===========================================================================
  * Id churn: adding and deleting children with boxed ids for ever uses
- * bounded memory (each id lives on a heap its record owns). Measured with
- * a counting allocator over glibc's (malloc_usable_size), so memory taken
- * before it was installed is freed through it safely.
+ * bounded memory (each id lives on a heap its record owns). Measured as the
+ * live bytes of the test allocator (amb_test.h).
  * ======================================================================== */
-
-static _Atomic int64_t g_live_bytes;
-
-static void *count_malloc(void *ud, size_t n)
-{
-    void *p = malloc(n);
-    if (p != NULL)
-        atomic_fetch_add(&g_live_bytes, (int64_t)malloc_usable_size(p));
-    return p;
-}
-
-static void *count_realloc(void *ud, void *old, size_t n)
-{
-    int64_t before = old != NULL ? (int64_t)malloc_usable_size(old) : 0;
-    void *p = realloc(old, n);
-    if (p != NULL)
-        atomic_fetch_add(&g_live_bytes, (int64_t)malloc_usable_size(p) - before);
-    return p;
-}
-
-static void count_free(void *ud, void *p)
-{
-    if (p != NULL)
-        atomic_fetch_sub(&g_live_bytes, (int64_t)malloc_usable_size(p));
-    free(p);
-}
 
 static void churn_cycles(amb_proc *self, amb_pid sup, wk *w, int from, int to)
 {
@@ -1071,9 +1041,9 @@ static void churn_body(amb_proc *self, void *arg)
     churn_cycles(self, sup, &w, 0, CHURN_N / 10); /* warm every cache up */
     amb_proc_info base, after;
     CHECK_OK(self, amb_process_info(self, sup, &base));
-    int64_t live0 = atomic_load(&g_live_bytes);
+    int64_t live0 = amb_test_alloc_now().live_bytes;
     churn_cycles(self, sup, &w, CHURN_N / 10, CHURN_N);
-    int64_t grown = atomic_load(&g_live_bytes) - live0;
+    int64_t grown = amb_test_alloc_now().live_bytes - live0;
     CHECK_OK(self, amb_process_info(self, sup, &after));
     CHECK(self, grown < 256 * 1024); /* a leaked id heap per cycle: megabytes */
     CHECK(self, after.memory <= base.memory + 4096);
@@ -1083,10 +1053,7 @@ static void churn_body(amb_proc *self, void *arg)
 
 AMB_TEST(id_churn_leaves_allocated_memory_at_baseline)
 {
-    amb_allocator a = {count_malloc, count_realloc, count_free, NULL};
-    assert_ok(amb_set_allocator(&a));
-    run_n(2, churn_body, NULL);
-    assert_ok(amb_set_allocator(NULL));
+    run_in(2, churn_body, NULL);
 }
 
 AMB_TEST_MAIN(

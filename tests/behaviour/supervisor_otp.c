@@ -206,7 +206,7 @@ static void static_order_body(amb_proc *self, void *arg)
     if (strategy == AMB_ONE_FOR_ONE) {
         CHECK_IDS(self, sup, "[{b,pid},{d,pid},{t,pid},{a,pid}]");
     } else {
-        wait_down(self, ref);
+        wait_down(self, ref, AMB_NONE);
         CHECK(self, wait_up(self, 3) != AMB_NONE && wait_up(self, 1) != b);
         CHECK_IDS(self, sup, "[{b,pid},{d,pid},{a,pid}]");
     }
@@ -372,7 +372,7 @@ static void count_body(amb_proc *self, void *arg)
     amb_term ref;
     CHECK_OK(self, amb_monitor(self, pa, &ref));
     CHECK_OK(self, amb_exit(self, pa, AMB_ATOM_KILL));
-    CHECK(self, wait_down(self, ref) == AMB_ATOM_KILLED);
+    CHECK(self, wait_down(self, ref, AMB_NONE) == AMB_ATOM_KILLED);
     WAIT_UNTIL(self,
                amb_process_info(self, sup, &info) == 0 && info.message_queue_len >= 2);
     CHECK_OK(self, amb_send(self, sup, A("gate_go")));
@@ -429,7 +429,7 @@ static void gen_server_body(amb_proc *self, void *arg)
     for (int link = 0; link < 2; link++) {
         gen_server_case(self, link, T_IGNORE, AMB_EIGNORE, NULL);
         gen_server_case(self, link, T_STOP, AMB_EINIT, "no_way");
-        gen_server_case(self, link, T_FAIL, AMB_EINIT, "{error,'AMB_ENOMEM'}");
+        gen_server_case(self, link, T_FAIL, AMB_ENOMEM, "{error,'AMB_ENOMEM'}");
         gen_server_case(self, link, T_BAD, AMB_EINIT, "bad_return_value");
         gen_server_case(self, link, T_HANG, AMB_ETIMEDOUT, NULL);
     }
@@ -555,7 +555,7 @@ static void child_start_body(amb_proc *self, void *arg)
         int rc;
     } cases[] = {{T_IGNORE, AMB_EIGNORE},
                  {T_STOP, AMB_EINIT},
-                 {T_FAIL, AMB_EINIT},
+                 {T_FAIL, AMB_ENOMEM},
                  {T_BAD, AMB_EINIT}};
     for (size_t i = 0; i < AMB_COUNTOF(cases); i++) {
         probe p;

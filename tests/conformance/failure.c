@@ -7,7 +7,7 @@
  * after the Erlang rule it checks; the expected outcomes were checked
  * against OTP 25.
  *
- * How these tests work (as tests/unit/process.c): each test runs a first
+ * How these tests work (tests/amb_test_rt.h): each test runs a first
  * process in a fresh runtime (once with one scheduler, once with two) until
  * every process has ended. Processes never call cmocka: a failed CHECK
  * records the first failure and stops the runtime; the test thread asserts
@@ -21,17 +21,15 @@
 #define _GNU_SOURCE
 #endif
 #include <malloc.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "amb_test.h"
-#include "ambitious/logger.h"
 
-#define DEADLINE_MS 10000
+#define DEADLINE_MS            10000
+#define AMB_TEST_MAX_PROCESSES ((size_t)1 << 21) /* the kill storm */
 
 #ifdef AMB_TSAN
 #define CHAIN_N     1000
@@ -47,77 +45,11 @@
 #define BURST_N     2000
 #endif
 
-#include "rt_test.h"
+#include "amb_test_rt.h"
 
 /* ===========================================================================
- * Harness
+ * Helpers
  * ======================================================================== */
-
-#define CHECK_TEXT(self, t, text) check_text((self), (t), (text), __FILE__, __LINE__)
-
-static void check_text(amb_proc *self, amb_term t, const char *want, const char *file,
-                       int line)
-{
-    char buf[512];
-    if (amb_print(t, buf, sizeof buf, NULL) != 0)
-        proc_fail(self, file, line, "cannot print the term (expected %s)", want);
-    if (strcmp(buf, want) != 0)
-        proc_fail(self, file, line, "got %s, expected %s", buf, want);
-}
-
-/* Crash reports: counted (and kept quiet) by a handler every test installs;
- * the text of the last one is kept for the crash-report test. */
-static atomic_int g_reports;
-static pthread_mutex_t g_report_lock = PTHREAD_MUTEX_INITIALIZER;
-static char g_report_text[1024];
-static amb_pid g_report_pid;
-
-static atomic_int g_events; /* every event */
-static char g_event_text[256];
-
-static void capture(void *ctx, const amb_log_event *ev)
-{
-    (void)ctx;
-    atomic_fetch_add(&g_events, 1);
-    if (!ev->crash_report) {
-        pthread_mutex_lock(&g_report_lock);
-        snprintf(g_event_text, sizeof g_event_text, "%d %s", (int)ev->level, ev->text);
-        pthread_mutex_unlock(&g_report_lock);
-        return;
-    }
-    pthread_mutex_lock(&g_report_lock);
-    snprintf(g_report_text, sizeof g_report_text, "%s", ev->text);
-    g_report_pid = ev->pid;
-    pthread_mutex_unlock(&g_report_lock);
-    atomic_fetch_add(&g_reports, 1);
-}
-
-static void run_n(unsigned nsched, amb_fn *fn, void *arg)
-{
-    amb_config cfg = {0};
-    cfg.schedulers = nsched;
-    cfg.max_processes = (size_t)1 << 21;
-    amb_rt *rt = NULL;
-    atomic_store(&g_failed, 0);
-    atomic_store(&g_reports, 0);
-    g_fail_text[0] = '\0';
-    assert_ok(amb_rt_new(&cfg, &rt));
-    assert_ok(amb_logger_set_handler(rt, capture, NULL));
-    assert_ok(amb_rt_spawn(rt, fn, arg, NULL));
-    int rc = amb_rt_run(rt);
-    amb_rt_free(rt);
-    assert_ok(rc);
-    if (atomic_load(&g_failed))
-        fail_msg("inside a process: %s", g_fail_text);
-}
-
-/* Each scenario runs on one scheduler (every interleaving is a switch)
- * and on two (true parallelism). */
-static void run(amb_fn *fn, void *arg)
-{
-    run_n(1, fn, arg);
-    run_n(2, fn, arg);
-}
 
 static amb_term heap_of(amb_proc *self, const char *text)
 {
@@ -160,15 +92,6 @@ static amb_pid start_forwarder(amb_proc *self, bool trap, amb_term *ref)
 }
 
 #define CHECK_EQ_LEN(self) CHECK((self), amb_message_queue_len(self) == 0)
-
-/* Waits for the DOWN of ref; returns its reason. */
-static amb_term wait_down(amb_proc *self, amb_term ref, amb_pid pid)
-{
-    amb_term reason = AMB_NONE;
-    CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "{'DOWN',~r,process,~v,~w}",
-                                     ref, pid, &reason));
-    return reason;
-}
 
 /* Waits for what pid forwarded; returns the message. */
 static amb_term wait_got(amb_proc *self, amb_pid pid)
@@ -214,7 +137,7 @@ static void exit_normal_ignored_body(amb_proc *self, void *arg)
 
 AMB_TEST(exit_normal_from_other_is_ignored_when_not_trapping)
 {
-    run(exit_normal_ignored_body, NULL);
+    run_both(exit_normal_ignored_body, NULL);
 }
 
 static void exit_normal_trapped_body(amb_proc *self, void *arg)
@@ -231,7 +154,7 @@ static void exit_normal_trapped_body(amb_proc *self, void *arg)
 
 AMB_TEST(exit_normal_from_other_is_a_message_when_trapping)
 {
-    run(exit_normal_trapped_body, NULL);
+    run_both(exit_normal_trapped_body, NULL);
 }
 
 static void exit_kill_body(amb_proc *self, void *arg)
@@ -247,12 +170,12 @@ static void exit_kill_body(amb_proc *self, void *arg)
 
 AMB_TEST(exit_kill_kills_with_reason_killed_when_not_trapping)
 {
-    run(exit_kill_body, NULL);
+    run_both(exit_kill_body, NULL);
 }
 
 AMB_TEST(exit_kill_is_untrappable_and_kills_with_reason_killed_when_trapping)
 {
-    run(exit_kill_body, (void *)1);
+    run_both(exit_kill_body, (void *)1);
 }
 
 static const char *const other_reasons[] = {"shutdown", "boom", "{shutdown,restart}",
@@ -268,12 +191,13 @@ static void exit_other_kills_body(amb_proc *self, void *arg)
         CHECK_TEXT(self, wait_down(self, ref, t), other_reasons[i]);
     }
     CHECK_EQ_LEN(self);
-    CHECK(self, atomic_load(&g_reports) == 0); /* killed by a signal: no report */
+    CHECK(self, amb_test_log_count(AMB_TEST_LOG_CRASH_REPORTS) ==
+                    0); /* killed by a signal: no report */
 }
 
 AMB_TEST(exit_any_other_reason_including_shutdown_kills_with_it_when_not_trapping)
 {
-    run(exit_other_kills_body, NULL);
+    run_both(exit_other_kills_body, NULL);
 }
 
 static void exit_other_trapped_body(amb_proc *self, void *arg)
@@ -294,7 +218,7 @@ static void exit_other_trapped_body(amb_proc *self, void *arg)
 
 AMB_TEST(exit_any_other_reason_is_a_message_when_trapping)
 {
-    run(exit_other_trapped_body, NULL);
+    run_both(exit_other_trapped_body, NULL);
 }
 
 /* ---------------------------------------------------------------------------
@@ -336,7 +260,7 @@ static void self_signals_root(amb_proc *self, void *arg)
 
 AMB_TEST(exit_normal_to_self_kills_when_not_trapping_and_is_a_message_when_trapping)
 {
-    run(self_signals_root, NULL);
+    run_both(self_signals_root, NULL);
 }
 
 /* A process that ends itself with reason kill: an ordinary reason. */
@@ -376,7 +300,7 @@ static void exit_self_kill_root(amb_proc *self, void *arg)
 
 AMB_TEST(exit_self_with_reason_kill_is_an_ordinary_trappable_reason_for_links)
 {
-    run(exit_self_kill_root, NULL);
+    run_both(exit_self_kill_root, NULL);
 }
 
 static void killed_linked(amb_proc *self, void *arg)
@@ -401,7 +325,7 @@ static void killed_propagates_root(amb_proc *self, void *arg)
 
 AMB_TEST(killed_propagates_to_links_as_killed)
 {
-    run(killed_propagates_root, NULL);
+    run_both(killed_propagates_root, NULL);
 }
 
 /* ===========================================================================
@@ -460,12 +384,12 @@ static void link_reasons_body(amb_proc *self, void *arg)
 
 AMB_TEST(linked_exit_normal_is_ignored_and_other_reasons_kill_when_not_trapping)
 {
-    run(link_reasons_body, NULL);
+    run_both(link_reasons_body, NULL);
 }
 
 AMB_TEST(linked_exit_of_any_reason_is_a_message_when_trapping)
 {
-    run(link_reasons_body, (void *)1);
+    run_both(link_reasons_body, (void *)1);
 }
 
 static void dead_pid(amb_proc *self, void *arg)
@@ -506,7 +430,7 @@ static void link_dead_body(amb_proc *self, void *arg)
 AMB_TEST(
     link_to_dead_pid_is_noproc_error_when_not_trapping_and_exit_message_when_trapping)
 {
-    run(link_dead_body, NULL);
+    run_both(link_dead_body, NULL);
 }
 
 /* A target that ends right after the link reaches it or right before: the
@@ -535,7 +459,7 @@ static void link_race_end_body(amb_proc *self, void *arg)
 
 AMB_TEST(link_racing_with_target_end_gives_exactly_one_exit_real_reason_or_noproc)
 {
-    run(link_race_end_body, NULL);
+    run_both(link_race_end_body, NULL);
 }
 
 static void unlink_body(amb_proc *self, void *arg)
@@ -559,7 +483,7 @@ static void unlink_body(amb_proc *self, void *arg)
 
 AMB_TEST(unlink_removes_the_link_both_ways)
 {
-    run(unlink_body, NULL);
+    run_both(unlink_body, NULL);
 }
 
 /* ===========================================================================
@@ -587,7 +511,7 @@ static void monitor_dead_body(amb_proc *self, void *arg)
 
 AMB_TEST(monitor_of_dead_pid_gives_immediate_down_noproc)
 {
-    run(monitor_dead_body, NULL);
+    run_both(monitor_dead_body, NULL);
 }
 
 static void several_monitors_body(amb_proc *self, void *arg)
@@ -615,7 +539,7 @@ static void several_monitors_body(amb_proc *self, void *arg)
 
 AMB_TEST(several_monitors_on_one_target_each_get_their_down)
 {
-    run(several_monitors_body, NULL);
+    run_both(several_monitors_body, NULL);
 }
 
 static void demonitor_body(amb_proc *self, void *arg)
@@ -667,12 +591,12 @@ static void demonitor_in_flight_body(amb_proc *self, void *arg)
 
 AMB_TEST(demonitor_flush_removes_a_queued_down)
 {
-    run(demonitor_body, NULL);
+    run_both(demonitor_body, NULL);
 }
 
 AMB_TEST(demonitor_guarantees_no_later_down_even_racing_with_the_end)
 {
-    run(demonitor_in_flight_body, NULL);
+    run_both(demonitor_in_flight_body, NULL);
 }
 
 /* ===========================================================================
@@ -707,7 +631,7 @@ static void spawn_link_burst_body(amb_proc *self, void *arg)
 
 AMB_TEST(spawn_link_children_that_die_immediately_each_send_one_exit)
 {
-    run(spawn_link_burst_body, NULL);
+    run_both(spawn_link_burst_body, NULL);
 }
 
 static void spawn_link_nontrapping_parent(amb_proc *self, void *arg)
@@ -732,7 +656,7 @@ static void spawn_link_nontrapping_root(amb_proc *self, void *arg)
 
 AMB_TEST(spawn_link_child_crash_kills_a_non_trapping_parent_with_its_reason)
 {
-    run(spawn_link_nontrapping_root, NULL);
+    run_both(spawn_link_nontrapping_root, NULL);
 }
 
 static void spawn_monitor_burst_body(amb_proc *self, void *arg)
@@ -753,7 +677,7 @@ static void spawn_monitor_burst_body(amb_proc *self, void *arg)
 
 AMB_TEST(spawn_monitor_is_atomic_child_dying_at_once_gives_its_real_reason)
 {
-    run(spawn_monitor_burst_body, NULL);
+    run_both(spawn_monitor_burst_body, NULL);
 }
 
 /* ===========================================================================
@@ -795,7 +719,7 @@ static void order_body(amb_proc *self, void *arg)
 
 AMB_TEST(exit_signal_is_ordered_after_messages_sent_before_it_by_the_same_sender)
 {
-    run(order_body, NULL);
+    run_both(order_body, NULL);
 }
 
 /* ===========================================================================
@@ -901,7 +825,7 @@ static void kill_where_body(amb_proc *self, void *arg)
 
 AMB_TEST(kill_stops_a_process_in_receive_sleep_timed_receive_blocking_call_or_running)
 {
-    run(kill_where_body, NULL);
+    run_both(kill_where_body, NULL);
 }
 
 /* ===========================================================================
@@ -942,7 +866,7 @@ static void deep_root(amb_proc *self, void *arg)
 
 AMB_TEST(exit_self_ends_the_process_at_once_from_deep_in_the_stack)
 {
-    run(deep_root, NULL);
+    run_both(deep_root, NULL);
 }
 
 static int g_assert_line;
@@ -970,12 +894,12 @@ static void assert_root(amb_proc *self, void *arg)
     CHECK(self, line == g_assert_line);
     CHECK(self, flen >= 9 && memcmp(file + flen - 9, "failure.c", 9) == 0);
     CHECK(self, elen == 6 && memcmp(expr, "x == 2", 6) == 0);
-    CHECK(self, atomic_load(&g_reports) == 1); /* a crash report */
+    CHECK(self, amb_test_log_count(AMB_TEST_LOG_CRASH_REPORTS) == 1); /* a crash report */
 }
 
 AMB_TEST(failed_assert_ends_the_process_with_a_reason_naming_file_and_line)
 {
-    run(assert_root, NULL);
+    run_both(assert_root, NULL);
 }
 
 static void cleanup_waiter(amb_proc *self, void *arg)
@@ -1015,7 +939,7 @@ static void on_exit_root(amb_proc *self, void *arg)
 
 AMB_TEST(on_exit_handlers_run_when_killed_and_when_returning)
 {
-    run(on_exit_root, NULL);
+    run_both(on_exit_root, NULL);
 }
 
 static void crasher(amb_proc *self, void *arg)
@@ -1041,17 +965,17 @@ static void crash_report_root(amb_proc *self, void *arg)
     WAIT_UNTIL(self, amb_whereis(self, amb_atom("the_crasher"), &(amb_pid){0}) == 0);
     CHECK_OK(self, amb_send(self, c, heap_of(self, "{last,message,42}")));
     wait_down(self, ref, c);
-    CHECK(self, atomic_load(&g_reports) == 1);
-    char pidtext[64];
+    CHECK(self, amb_test_log_count(AMB_TEST_LOG_CRASH_REPORTS) == 1);
+    char pidtext[64], report[1024];
     amb_print(c, pidtext, sizeof pidtext, NULL);
-    pthread_mutex_lock(&g_report_lock);
-    bool ok = g_report_pid == c && strstr(g_report_text, "CRASH REPORT") &&
-              strstr(g_report_text, pidtext) && strstr(g_report_text, "the_crasher") &&
-              strstr(g_report_text, "{badarg,[{where,here}]}") &&
-              strstr(g_report_text, "{last,message,42}");
-    pthread_mutex_unlock(&g_report_lock);
+    amb_pid report_pid = AMB_NONE;
+    amb_test_log_last_report(report, sizeof report, &report_pid);
+    bool ok = report_pid == c && strstr(report, "CRASH REPORT") &&
+              strstr(report, pidtext) && strstr(report, "the_crasher") &&
+              strstr(report, "{badarg,[{where,here}]}") &&
+              strstr(report, "{last,message,42}");
     if (!ok)
-        proc_fail(self, __FILE__, __LINE__, "crash report: %s", g_report_text);
+        proc_fail(self, __FILE__, __LINE__, "crash report: %s", report);
     /* normal, shutdown, {shutdown, _} and deaths by signal: no report. */
     static const char *const quiet[] = {"normal", "shutdown", "{shutdown,bye}"};
     for (int i = 0; i < 3; i++) {
@@ -1062,45 +986,45 @@ static void crash_report_root(amb_proc *self, void *arg)
     c = start_forwarder(self, false, &r2);
     CHECK_OK(self, amb_exit(self, c, amb_atom("boom")));
     wait_down(self, r2, c);
-    CHECK(self, atomic_load(&g_reports) == 1);
+    CHECK(self, amb_test_log_count(AMB_TEST_LOG_CRASH_REPORTS) == 1);
 }
 
 AMB_TEST(crash_report_names_pid_registered_name_reason_and_last_message)
 {
-    run(crash_report_root, NULL);
+    run_both(crash_report_root, NULL);
 }
 
 static void logger_body(amb_proc *self, void *arg)
 {
     (void)arg;
     amb_rt *rt = amb_proc_rt(self);
-    int before = atomic_load(&g_events);
+    int before = amb_test_log_count(AMB_TEST_LOG_ALL);
     CHECK_OK(self, amb_log(self, AMB_LOG_NOTICE, "hello %d", 42));
-    CHECK(self, atomic_load(&g_events) == before + 1);
-    pthread_mutex_lock(&g_report_lock);
-    bool ok = strcmp(g_event_text, "5 hello 42\n") == 0;
-    pthread_mutex_unlock(&g_report_lock);
-    CHECK(self, ok);
+    CHECK(self, amb_test_log_count(AMB_TEST_LOG_ALL) == before + 1);
+    char text[256];
+    amb_log_level level = AMB_LOG_DEBUG;
+    amb_test_log_last_event(text, sizeof text, &level);
+    CHECK(self, level == AMB_LOG_NOTICE && strcmp(text, "hello 42\n") == 0);
     CHECK_OK(self, amb_log(self, AMB_LOG_INFO, "below the default level"));
-    CHECK(self, atomic_load(&g_events) == before + 1);
+    CHECK(self, amb_test_log_count(AMB_TEST_LOG_ALL) == before + 1);
     /* At level critical a crash report (error) is dropped too. */
     CHECK_OK(self, amb_logger_set_level(rt, AMB_LOG_CRITICAL));
     amb_pid c;
     amb_term ref;
     CHECK_OK(self, amb_spawn_monitor(self, quiet_ender, (void *)"boom", &c, &ref));
     wait_down(self, ref, c);
-    CHECK(self, atomic_load(&g_events) == before + 1);
+    CHECK(self, amb_test_log_count(AMB_TEST_LOG_ALL) == before + 1);
     CHECK_OK(self, amb_logger_set_level(rt, AMB_LOG_DEBUG));
     CHECK_OK(self, amb_log(self, AMB_LOG_DEBUG, "now %s", "seen"));
-    CHECK(self, atomic_load(&g_events) == before + 2);
+    CHECK(self, amb_test_log_count(AMB_TEST_LOG_ALL) == before + 2);
     CHECK_RC(self, AMB_EBADARG, amb_logger_set_level(rt, (amb_log_level)99));
     CHECK_RC(self, AMB_EBADARG, amb_log(self, (amb_log_level)-1, "x"));
-    CHECK_RC(self, AMB_EBADARG, amb_logger_set_handler(NULL, capture, NULL));
+    CHECK_RC(self, AMB_EBADARG, amb_logger_set_handler(NULL, amb_test_log_handler, NULL));
 }
 
 AMB_TEST(logger_levels_filter_events_and_the_handler_gets_them)
 {
-    run(logger_body, NULL);
+    run_both(logger_body, NULL);
 }
 
 /* ===========================================================================
@@ -1159,7 +1083,7 @@ static void handler_body(amb_proc *self, void *arg)
 
 AMB_TEST(handler_processes_follow_the_same_exit_rules)
 {
-    run(handler_body, NULL);
+    run_both(handler_body, NULL);
 }
 
 /* ===========================================================================
@@ -1212,7 +1136,7 @@ static void race_root(amb_proc *self, void *arg)
 
 AMB_TEST(link_unlink_and_exit_racing_from_many_threads_keep_exactly_once)
 {
-    run(race_root, NULL);
+    run_both(race_root, NULL);
     assert_int_equal(atomic_load(&g_race_done), RACE_PAIRS);
 }
 
@@ -1320,7 +1244,7 @@ static void duel_root(amb_proc *self, void *arg)
 
 AMB_TEST(concurrent_link_and_unlink_from_both_ends_always_agree)
 {
-    run(duel_root, NULL);
+    run_both(duel_root, NULL);
 }
 
 /* Chain: each process spawn_links the next; the last one crashes; the
@@ -1374,7 +1298,7 @@ static void chain_root(amb_proc *self, void *arg)
 
 AMB_TEST(exit_cascades_through_a_chain_of_linked_processes_with_the_real_reason)
 {
-    run(chain_root, NULL);
+    run_both(chain_root, NULL);
 }
 
 /* Kill storm: many handler processes (each registers an on_exit handler in
@@ -1441,11 +1365,11 @@ AMB_TEST(kill_storm_ends_every_process_and_memory_returns_to_baseline)
     amb_config cfg = {0};
     cfg.schedulers = 2;
     amb_rt *rt = NULL;
-    atomic_store(&g_failed, 0);
+    reset_failure();
     assert_ok(amb_rt_new(&cfg, &rt));
-    assert_ok(amb_logger_set_handler(rt, capture, NULL));
+    assert_ok(amb_logger_set_handler(rt, amb_test_log_handler, NULL));
     malloc_trim(0);
-    long base = rss_kib();
+    long base = amb_test_rss_kib();
     size_t base_used = mallinfo2().uordblks;
     assert_ok(amb_rt_spawn(rt, storm_root, NULL, NULL));
     assert_ok(amb_rt_run(rt));
@@ -1454,11 +1378,10 @@ AMB_TEST(kill_storm_ends_every_process_and_memory_returns_to_baseline)
      * (mallinfo2), what the OS sees is RSS after malloc_trim. */
     size_t used = mallinfo2().uordblks;
     malloc_trim(0);
-    long after = rss_kib();
+    long after = amb_test_rss_kib();
     amb_rt_free(rt);
     free(g_storm_pids);
-    if (atomic_load(&g_failed))
-        fail_msg("inside a process: %s", g_fail_text);
+    assert_no_process_failure();
     assert_int_equal(atomic_load(&g_storm_ended), atomic_load(&g_storm_inits));
     print_message("kill storm of %d (%ld ran init): RSS baseline %ld KiB, after %ld KiB; "
                   "malloc in use "
@@ -1501,7 +1424,7 @@ static void args_body(amb_proc *self, void *arg)
 
 AMB_TEST(failure_api_checks_its_arguments)
 {
-    run(args_body, NULL);
+    run_both(args_body, NULL);
 }
 
 AMB_TEST_MAIN(

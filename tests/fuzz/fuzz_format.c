@@ -6,8 +6,8 @@
  * used). A random format could name any directive, and varargs cannot be
  * checked, so the harness makes every argument it passes safe for every
  * directive it lets through:
- *   - amb_match: formats that mention ~s, ~v or ~r anywhere (the three that
- *     take a non-pointer: a size or a term) are skipped. Every other
+ *   - amb_match: formats that mention ~s, ~S, ~v or ~r anywhere (the four
+ *     that take a non-pointer: a size or a term) are skipped. Every other
  *     directive stores through pointers, and each of the 2 * 64 + 2
  *     arguments points at its own zeroed, aligned scratch slot large enough
  *     for any of them (~b takes two).
@@ -105,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     }
 
-    if (!mentions(fmt, "svr", NULL)) {
+    if (!mentions(fmt, "sSvr", NULL)) {
         amb_format_error err, err2;
         memset(&err, 0xff, sizeof err);
         int rc = match(t, &err, fmt);

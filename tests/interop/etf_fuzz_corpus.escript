@@ -34,6 +34,17 @@ is_compressible(T) -> byte_size(term_to_binary(T, [compressed])) < byte_size(ter
 
 adder(X) -> fun(Y) -> X + Y end.
 
+%% Keys of every kind for large maps.
+mixed_key(I) ->
+    case I rem 6 of
+        0 -> I;
+        1 -> float(I);
+        2 -> list_to_atom("k" ++ integer_to_list(I));
+        3 -> <<I:16>>;
+        4 -> {I, "s"};
+        5 -> (1 bsl 70) + I
+    end.
+
 terms() ->
     Pid = binary_to_term(<<131,88,119,5,"x@y.z",0,0,1,2,0,0,0,3,1,2,3,4>>),
     [{"small_int", 42}, {"int", -70000}, {"small_big", 1 bsl 70}, {"neg_big", -(1 bsl 100)},
@@ -46,6 +57,11 @@ terms() ->
      {"binary", <<"bytes">>}, {"big_binary", binary:copy(<<"ab">>, 600)},
      {"bitstring", <<5:3>>}, {"map", #{a => 1, "k" => [v]}},
      {"big_map", maps:from_list([{I, I * I} || I <- lists:seq(1, 40)])},
+     {"map33", maps:from_list([{I, I} || I <- lists:seq(1, 33)])},
+     {"map100_mixed", maps:from_list([{mixed_key(I), I} || I <- lists:seq(1, 100)])},
+     {"map_large_nested",
+      #{inner => maps:from_list([{I, {I}} || I <- lists:seq(1, 35)]),
+        maps:from_list([{[I], I} || I <- lists:seq(1, 34)]) => key_is_a_large_map}},
      {"nested", {[#{x => {y, [<<1>>]}}], [[[[]]]]}},
      {"pid", self()}, {"remote_pid", Pid}, {"ref", make_ref()},
      {"port", hd(erlang:ports())},
@@ -69,6 +85,9 @@ legacy() ->
      {"map_unsorted", <<131,116,0,0,0,2,119,1,"b",97,2,119,1,"a",97,1>>},
      {"list_tail_chain", list_to_binary([131, lists:duplicate(50, [108,0,0,0,1,97,1]), 106])},
      {"bad_dup_map", <<131,116,0,0,0,2,97,1,97,2,97,1,97,3>>},
+     {"bad_dup_large_map", list_to_binary([131, 116, <<34:32>>,
+                                           [[97, K, 97, K] || K <- lists:seq(1, 33)],
+                                           97, 7, 97, 0])},
      {"bad_nan", <<131,70,127,248,0,0,0,0,0,0>>},
      {"bad_atom_utf8", <<131,119,2,192,128>>},
      {"bad_atom_cache_ref", <<131,82,0>>},
@@ -87,7 +106,8 @@ legacy() ->
 broken(Encoded) ->
     Pick = [E || {N, _} = E <- Encoded,
                  lists:member(N, ["nested_v2", "closure_v2", "map_v2", "large_big_v2",
-                                  "long_list_z", "remote_pid_v1", "ref_v2"])],
+                                  "long_list_z", "remote_pid_v1", "ref_v2",
+                                  "map_large_nested_v2"])],
     Cuts = [{N ++ "_cut" ++ integer_to_list(K), binary:part(B, 0, K)}
             || {N, B} <- Pick, K <- lists:seq(1, byte_size(B) - 1, 8)],
     Flips = [{N ++ "_flip" ++ integer_to_list(K), flip(B, K)}

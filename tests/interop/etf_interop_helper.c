@@ -7,10 +7,15 @@
  * Output records:  rc:32, len:32, bytes   the decoded term re-encoded
  *                  len:32, text           amb_print of the decoded term
  *                  rc:32, len:32, bytes   amb_parse(text) re-encoded
+ *                  len:32, text           amb_print_ex(AMB_PRINT_PRETTY)
  * kind selects the encoding flags, mirroring the erl options the input was
  * made with: 0 {minor_version,2}; 1 default (OTP 25: Latin-1 atoms);
  * 2 and 3 the same compressed; 4 {minor_version,0} (re-encoded as 1).
  * rc fields are 0 or an AMB_E* code (negative, two's complement).
+ *
+ * The node the terms come from ('nonode@nohost', creation 0, as an erl
+ * without distribution) is registered as a local node first, so its pids
+ * are local pids here and print as <0.ID.SERIAL>, as erl prints them.
  *
  * Exit status 0 when the batch was processed (mismatches are the Erlang
  * side's to judge), 1 on I/O errors or malformed records.
@@ -20,6 +25,7 @@
 #include <string.h>
 
 #include "ambitious.h"
+#include "term_internal.h"
 
 static int put32(FILE *f, uint32_t v)
 {
@@ -85,7 +91,14 @@ static int process(amb_heap *h, unsigned kind, const uint8_t *in, size_t len, FI
         prc = amb_parse(h, text, tlen, &parsed, &pos);
     }
     amb_free(text);
-    return put_encoding(out, prc, parsed, flags);
+    if (put_encoding(out, prc, parsed, flags) != 0)
+        return -1;
+    text = NULL;
+    tlen = 0;
+    int qrc = rc == 0 ? amb_print_alloc_ex(t, AMB_PRINT_PRETTY, &text, &tlen) : rc;
+    int w = put_blob(out, text, qrc == 0 ? tlen : 0);
+    amb_free(text);
+    return w;
 }
 
 int main(int argc, char **argv)
@@ -100,7 +113,9 @@ int main(int argc, char **argv)
         return 1;
     }
     amb_heap *h;
-    if (amb_heap_new(&h) != 0)
+    unsigned slot;
+    if (amb_heap_new(&h) != 0 ||
+        amb__node_register(AMB_ATOM_NONODE_NOHOST, 0, &slot) != 0)
         return 1;
     uint8_t head[5];
     size_t cap = 1 << 16, records = 0;

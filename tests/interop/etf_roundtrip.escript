@@ -1,6 +1,6 @@
 #!/usr/bin/env escript
 %% -*- erlang -*-
-%%! -noshell
+%%! -noshell +pc unicode
 -mode(compile).
 %%
 %% etf_roundtrip.escript - the Erlang side of etf_roundtrip.sh.
@@ -21,7 +21,14 @@
 %%   text     for terms without pids, refs, ports or funs, our printed text
 %%            equals io_lib:format("~w", [T]) (not for maps above 32 keys,
 %%            which OTP 25 prints in its internal hash order);
-%%   parse    parsing our printed text and encoding it gives the term back.
+%%   parse    parsing our printed text and encoding it gives the term back;
+%%   pretty   our AMB_PRINT_PRETTY text equals io_lib:format("~999999tp", [T])
+%%            with erl's printable range set to unicode (+pc unicode): ~tp
+%%            on one line (not for maps above 32 keys, printed in hash
+%%            order, nor for pids, ports and references of other nodes,
+%%            whose first number is an index of erl's own).
+%% Large maps (33, 100 and 10,000 keys, nested, as keys) go both ways: erl's
+%% encoding is decoded here and ours is decoded by erl, =:= each time.
 %% Prints the first failures of each check and exits 1 on any.
 
 main([Helper, Dir, SeedStr, CountStr]) ->
@@ -45,6 +52,8 @@ main([Helper, Dir, SeedStr, CountStr]) ->
     {ok, Results} = file:read_file(Out),
     Failures = check(Records, Results, []),
     Skipped = [skip_reason(T) || T <- Terms],
+    Pretty = length([T || T <- Terms, not has_big_map(T), local_ids(T), ascii_funs(T)]),
+    io:format("etf_roundtrip: ~p terms compared with erl's ~~tp text~n", [Pretty]),
     [io:format("etf_roundtrip: bytes/text checks skipped on ~p terms: ~p "
                "(a term-order difference, see the escript)~n",
                [N, R]) || R <- [int_float_key_order, identifier_key_order],
@@ -81,7 +90,8 @@ wait(Port) ->
 check([], <<>>, Acc) -> lists:reverse(Acc);
 check([{I, Kind, T, Bin} | Rest], Results, Acc) ->
     <<Rc:32/signed, L1:32, Direct:L1/binary, L2:32, Text:L2/binary,
-      Prc:32/signed, L3:32, Parsed:L3/binary, More/binary>> = Results,
+      Prc:32/signed, L3:32, Parsed:L3/binary, L4:32, Pretty:L4/binary,
+      More/binary>> = Results,
     Fail = fun(Check, Detail) -> {I, Kind, Check, T, Bin, Text, Detail} end,
     F1 = if Rc =/= 0 -> [Fail(decode, {rc, Rc})];
             true -> same(direct, Direct, T, Fail) ++ bytes(Kind, T, Direct, Fail)
@@ -97,7 +107,14 @@ check([{I, Kind, T, Bin} | Rest], Results, Acc) ->
             Prc =/= 0 -> [Fail(parse, {rc, Prc})];
             true -> same(parse, Parsed, T, Fail)
          end,
-    check(Rest, More, lists:reverse(F1 ++ F2 ++ F3, Acc)).
+    F4 = case Rc =:= 0 andalso not has_big_map(T) andalso local_ids(T) andalso
+              ascii_funs(T) of
+             true ->
+                 WantP = unicode:characters_to_binary(io_lib:format("~999999tp", [T])),
+                 [Fail(pretty, {expected, WantP, got, Pretty}) || Pretty =/= WantP];
+             false -> []
+         end,
+    check(Rest, More, lists:reverse(F1 ++ F2 ++ F3 ++ F4, Acc)).
 
 same(Check, Ours, T, Fail) ->
     try binary_to_term(Ours) of
@@ -166,6 +183,29 @@ identifier_keys(_) -> false.
 skip_reason(_T) ->
     none.
 
+%% Terms whose export funs have ASCII names: erlang:fun_to_list/1 gives
+%% other names as UTF-8 bytes taken for characters, which ~tp encodes again
+%% (fun 'λ':f/1 prints as fun 'Î»':f/1); we print the name.
+ascii_funs(T) when is_function(T) ->
+    case erlang:fun_info(T, type) of
+        {type, external} ->
+            {module, M} = erlang:fun_info(T, module),
+            {name, N} = erlang:fun_info(T, name),
+            lists:all(fun(C) -> C < 128 end, atom_to_list(M) ++ atom_to_list(N));
+        _ -> true
+    end;
+ascii_funs(T) when is_map(T) -> lists:all(fun ascii_funs/1, maps:keys(T) ++ maps:values(T));
+ascii_funs(T) when is_tuple(T) -> ascii_funs(tuple_to_list(T));
+ascii_funs([H | R]) -> ascii_funs(H) andalso ascii_funs(R);
+ascii_funs(_) -> true.
+
+%% Terms whose pids, ports and references are all of this node.
+local_ids(T) when is_pid(T); is_port(T); is_reference(T) -> node(T) =:= node();
+local_ids(T) when is_map(T) -> lists:all(fun local_ids/1, maps:keys(T) ++ maps:values(T));
+local_ids(T) when is_tuple(T) -> local_ids(tuple_to_list(T));
+local_ids([H | R]) -> local_ids(H) andalso local_ids(R);
+local_ids(_) -> true.
+
 %% Terms whose ~w text Erlang can read back (no pids, refs, ports, funs).
 printable(T) when is_pid(T); is_reference(T); is_port(T); is_function(T) -> false;
 printable(T) when is_map(T) -> lists:all(fun printable/1, maps:keys(T) ++ maps:values(T));
@@ -178,7 +218,7 @@ report(NTerms, NRecords, Seed, []) ->
               [NTerms, NRecords, Seed]),
     halt(0);
 report(NTerms, NRecords, Seed, Failures) ->
-    Checks = [decode, direct, bytes, text, parse],
+    Checks = [decode, direct, bytes, text, parse, pretty],
     io:format("etf_roundtrip: ~p terms, ~p records (seed ~p): ~p mismatches~n",
               [NTerms, NRecords, Seed, length(Failures)]),
     [io:format("  ~p: ~p~n", [C, length([x || {_, _, C1, _, _, _, _} <- Failures, C1 =:= C])])
@@ -244,8 +284,51 @@ fixed(Ctx) ->
     Funs = [fun erlang:abs/1, fun lists:map/2, erlang:make_fun(nomod, 'Weird fun', 255),
             closure(0), closure({a, [1, 2], <<"x">>}), closure(closure(1)),
             closure(self()), closure(#{k => v}), closure(1.5, 2)],
-    Ints ++ Floats ++ Atoms ++ Bins ++ Lists ++ Maps ++ Ids ++ Funs ++
+    Ints ++ Floats ++ Atoms ++ Bins ++ Lists ++ Maps ++ Ids ++ Funs ++ large_maps(Ctx) ++
+        pretty_cases() ++
         [{}, {a}, list_to_tuple(lists:seq(1, 300)), {Ints, Floats, Atoms}].
+
+%% Maps above 32 keys (a trie here, a HAMT in erl): sizes around the
+%% boundary, 100 and 10,000 keys, keys of every kind, large maps nested in
+%% values and used as keys.
+large_maps(Ctx) ->
+    Seq = fun(N) -> lists:seq(1, N) end,
+    Mixed = fun(N) -> maps:from_list([{mixed_key(Ctx, I), I} || I <- Seq(N)]) end,
+    [maps:from_list([{I, I} || I <- Seq(N)]) || N <- [31, 32, 33, 34, 64, 100]] ++
+        [Mixed(33), Mixed(100),
+         maps:from_list([{I, <<I:32>>} || I <- Seq(10000)]),
+         maps:from_list([{integer_to_binary(I), [I]} || I <- Seq(10000)]),
+         #{nested => Mixed(40), Mixed(35) => as_key},
+         maps:from_list([{I, Mixed(33 + I)} || I <- Seq(40)]),
+         [Mixed(50), {Mixed(33)}],
+         maps:remove(1, maps:from_list([{I, x} || I <- Seq(33)]))].
+
+mixed_key(Ctx, I) ->
+    case I rem 9 of
+        0 -> I;
+        1 -> float(I);
+        2 -> list_to_atom("k" ++ integer_to_list(I));
+        3 -> <<I:16>>;
+        4 -> {I, "s"};
+        5 -> (1 bsl 70) + I;
+        6 -> [I | tail];
+        7 -> lists:nth(1 + I rem length(maps:get(pids, Ctx)), maps:get(pids, Ctx));
+        8 -> binary:copy(<<I>>, 70)
+    end.
+
+%% Terms whose ~tp text has a case of its own: printable lists and
+%% binaries, escapes, Unicode, the edges of the printable ranges.
+pretty_cases() ->
+    ["abc", "a\"b\\c'd", "tab\there\nnew\rret\vvt\bbs\fff\eesc", [955, $x], [7],
+     [127], [159], [160], [255], [256], [16#D7FF], [16#D7FF, 16#E000], [16#FFFD],
+     [16#FFFE], [16#10000], [16#10FFFF], [0], "", [[]], ["ab", "cd"], [["a"]], [$a | b],
+     [$a, $b | "c"], [$a | <<"b">>], {"x", <<"y">>}, #{"k" => <<"v">>}, [a, "b", <<"c">>],
+     <<"abc">>, <<"a\"b\\c">>, <<"tab\tnl\n">>, <<233>>, <<"é"/utf8>>, <<"λ"/utf8>>,
+     <<"😀 ok"/utf8>>, <<1, 2>>, <<"ab", 1>>, <<"ab", 0>>, <<255, 254>>, <<160, 255>>,
+     <<127>>, <<"\e">>, <<"x", 200>>, <<195, 40>>, <<"é"/utf8, 255>>, <<1:1>>,
+     <<"abc", 1:3>>, binary:copy(<<"long text ">>, 20), lists:duplicate(300, $z),
+     'hello world', 'Cap', '日本語', 'é', 'a\nb', '\x{1F600}', [100, 255, 256],
+     {[], <<>>, #{}, {}}, [<<"λ"/utf8>> | <<"t">>], "λλ" ++ [0]].
 
 %% Deeply nested terms (within the default depth limit of 10000).
 deep() ->
@@ -284,7 +367,7 @@ pick(L) -> lists:nth(rand:uniform(length(L)), L).
 
 term(Ctx, Depth) when Depth =< 0 -> leaf(Ctx);
 term(Ctx, Depth) ->
-    case rand:uniform(16) of
+    case rand:uniform(17) of
         N when N =< 6 -> leaf(Ctx);
         7 -> list_to_tuple([term(Ctx, Depth - 1) || _ <- lists:seq(1, rand:uniform(5) - 1)]);
         8 -> [term(Ctx, Depth - 1) || _ <- lists:seq(1, rand:uniform(5))];
@@ -292,6 +375,8 @@ term(Ctx, Depth) ->
         10 -> maps:from_list([{term(Ctx, Depth - 2), term(Ctx, Depth - 1)}
                               || _ <- lists:seq(1, rand:uniform(6) - 1)]);
         11 -> maps:from_list([{leaf(Ctx), leaf(Ctx)} || _ <- lists:seq(1, 30 + rand:uniform(20))]);
+        17 -> maps:from_list([{leaf(Ctx), pick([leaf(Ctx), {leaf(Ctx)}])}
+                              || _ <- lists:seq(1, 32 + rand:uniform(68))]);
         12 -> closure(term(Ctx, Depth - 1));
         13 -> [rand:uniform(256) - 1 || _ <- lists:seq(1, rand:uniform(40))];
         14 -> [rand:uniform(16#10ffff) || _ <- lists:seq(1, rand:uniform(5))];

@@ -41,8 +41,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "amb_test.h"
-#include "rt_test.h"
+#include "amb_test_rt.h"
 #include "runtime/slab.h"
 
 /* Counts per build. ThreadSanitizer makes every live stackful process a
@@ -170,7 +169,7 @@ static void million_main(amb_proc *self, million_obs *o, bool handlers)
         WAIT_UNTIL(self, status_of(self, o->pids[o->n - 1]) == AMB_STATUS_WAITING &&
                              status_of(self, o->pids[o->n / 2]) == AMB_STATUS_WAITING);
     o->spawn_ms = amb_now_ms() - t0;
-    o->peak_kib = rss_kib();
+    o->peak_kib = amb_test_rss_kib();
     o->peak_maps = map_count();
     CHECK_EQ(self, atomic_load(&o->ended), 0);
     for (long i = 0; i < o->n; i++)
@@ -201,14 +200,14 @@ static void million_test(amb_fn *fn, long n, const char *what,
     memset(o.pids, 0, (size_t)o.n * sizeof *o.pids); /* touched before the baseline */
     reset_failure();
     amb_rt *rt = big_runtime();
-    long base = rss_kib();
+    long base = amb_test_rss_kib();
     assert_ok(amb_rt_spawn(rt, fn, &o, NULL));
     int64_t t0 = amb_now_ms();
     assert_ok(amb_rt_run(rt));
     int64_t run_ms = amb_now_ms() - t0;
     assert_no_process_failure();
     assert_int_equal(atomic_load(&o.ended), o.n);
-    long after = rss_kib();
+    long after = amb_test_rss_kib();
     print_message("%ld %s: spawned (and parked) in %llu ms, messaged in %llu ms, all "
                   "ended after %llu ms\n",
                   o.n, what, (unsigned long long)o.spawn_ms, (unsigned long long)o.end_ms,
@@ -230,14 +229,14 @@ static void million_test(amb_fn *fn, long n, const char *what,
      * as free memory not given back to the OS, and what is left once the
      * runtime itself is gone. */
     malloc_trim(0);
-    long trimmed = rss_kib();
+    long trimmed = amb_test_rss_kib();
     amb_rt_free(rt);
     free(o.pids);
-    long freed = rss_kib();
+    long freed = amb_test_rss_kib();
     malloc_trim(0);
     print_message("%s: RSS after they all ended %ld KiB; then malloc_trim(0) %ld KiB; "
                   "after amb_rt_free %ld KiB, then malloc_trim(0) %ld KiB\n",
-                  what, after, trimmed, freed, rss_kib());
+                  what, after, trimmed, freed, amb_test_rss_kib());
     /* The process table keeps the pages its peak touched (slot, serial and
      * free-list entry: 16 bytes per process), by design; the rest must go. */
     assert_near("RSS after they all ended (baseline + table)", base + o.n * 16 / 1024,
@@ -387,7 +386,7 @@ static void churn_main(amb_proc *self, void *arg)
         ended++;
         live--;
         if (ended % (o->total / CHURN_SAMPLES) == 0)
-            o->samples[ended / (o->total / CHURN_SAMPLES) - 1] = rss_kib();
+            o->samples[ended / (o->total / CHURN_SAMPLES) - 1] = amb_test_rss_kib();
     }
 }
 
@@ -396,13 +395,13 @@ AMB_TEST(spawn_exit_churn_of_millions_of_processes_has_bounded_memory)
     churn_obs o = {.total = N_CHURN};
     reset_failure();
     amb_rt *rt = big_runtime();
-    long base = rss_kib();
+    long base = amb_test_rss_kib();
     assert_ok(amb_rt_spawn(rt, churn_main, &o, NULL));
     int64_t t0 = amb_now_ms();
     assert_ok(amb_rt_run(rt));
     int64_t ms = amb_now_ms() - t0;
     assert_no_process_failure();
-    long after = rss_kib();
+    long after = amb_test_rss_kib();
     amb_rt_free(rt);
     assert_int_equal(o.max_live, CHURN_LIVE);
     long peak = 0;
@@ -444,9 +443,9 @@ static void tchurn_main(amb_proc *self, void *arg)
         CHECK_OK(self, amb_send_after(self, me, AMB_ATOM_TIMEOUT, 3600 * 1000, &tref));
         CHECK_OK(self, amb_cancel_timer(self, tref, NULL));
         if (i == o->n / 10)
-            o->warm_kib = rss_kib();
+            o->warm_kib = amb_test_rss_kib();
     }
-    o->final_kib = rss_kib();
+    o->final_kib = amb_test_rss_kib();
     CHECK_EQ(self, amb_message_queue_len(self), 0);
 }
 
@@ -455,7 +454,7 @@ AMB_TEST(arming_and_cancelling_a_million_timers_has_bounded_memory)
     tchurn_obs o = {.n = N_TIMERS};
     reset_failure();
     amb_rt *rt = big_runtime();
-    long base = rss_kib();
+    long base = amb_test_rss_kib();
     assert_ok(amb_rt_spawn(rt, tchurn_main, &o, NULL));
     int64_t t0 = amb_now_ms();
     assert_ok(amb_rt_run(rt));

@@ -18,7 +18,7 @@
 
 #define DEADLINE_MS 60000
 
-#include "rt_test.h"
+#include "amb_test_rt.h"
 
 #ifdef AMB_TSAN
 /* ThreadSanitizer makes each process start and context switch ~100x dearer

@@ -12,21 +12,14 @@
  * AMB_EBADARG; a send to the alias of a dead process is dropped, not an
  * error; the keys of aliases are unique on the node.
  *
- * The harness is tests/rt_test.h (explained in tests/unit/process.c): each
- * test runs a first process once with one scheduler and once with two.
+ * The harness is tests/amb_test_rt.h: each test runs a first process once
+ * with one scheduler and once with two (run_both).
  */
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "amb_test.h"
-#include "rt_test.h"
-
-static void run(amb_fn *fn, void *arg)
-{
-    run_in(1, fn, arg);
-    run_in(2, fn, arg);
-}
+#include "amb_test_rt.h"
 
 /* Nothing is (or arrives) in the caller's mailbox now. */
 static void check_empty(amb_proc *self)
@@ -108,7 +101,7 @@ static void active_alias_delivers_body(amb_proc *self, void *arg)
 
 AMB_TEST(alias_active_delivers_from_owner_and_others_in_order)
 {
-    run(active_alias_delivers_body, NULL);
+    run_both(active_alias_delivers_body, NULL);
 }
 
 static void unalias_drops_in_flight_body(amb_proc *self, void *arg)
@@ -187,7 +180,7 @@ static void received_before_unalias_stay_body(amb_proc *self, void *arg)
 
 AMB_TEST(alias_messages_in_the_mailbox_before_unalias_stay)
 {
-    run(received_before_unalias_stay_body, NULL);
+    run_both(received_before_unalias_stay_body, NULL);
 }
 
 static void reply_alias_body(amb_proc *self, void *arg)
@@ -224,7 +217,7 @@ static void reply_alias_body(amb_proc *self, void *arg)
 
 AMB_TEST(alias_reply_goes_inactive_after_one_message)
 {
-    run(reply_alias_body, NULL);
+    run_both(reply_alias_body, NULL);
 }
 
 /* Makes an alias, sends it to the parent, waits for 'check' and then tells
@@ -273,7 +266,7 @@ static void unalias_not_active_body(amb_proc *self, void *arg)
 
 AMB_TEST(alias_unalias_of_foreign_or_removed_alias_is_notfound)
 {
-    run(unalias_not_active_body, NULL);
+    run_both(unalias_not_active_body, NULL);
 }
 
 static void not_an_alias_body(amb_proc *self, void *arg)
@@ -302,7 +295,7 @@ static void not_an_alias_body(amb_proc *self, void *arg)
 
 AMB_TEST(alias_non_alias_terms_are_badarg)
 {
-    run(not_an_alias_body, NULL);
+    run_both(not_an_alias_body, NULL);
 }
 
 /* Many aliases of one process: each routes to it until removed, in any
@@ -330,7 +323,7 @@ static void many_aliases_body(amb_proc *self, void *arg)
 
 AMB_TEST(alias_many_aliases_route_until_each_is_removed)
 {
-    run(many_aliases_body, NULL);
+    run_both(many_aliases_body, NULL);
 }
 
 /* Issue 13: alias keys were a counter per process starting at 1, so the
@@ -378,7 +371,7 @@ static void unique_keys_body(amb_proc *self, void *arg)
 
 AMB_TEST(alias_keys_are_unique_on_the_node)
 {
-    run(unique_keys_body, NULL);
+    run_both(unique_keys_body, NULL);
 }
 
 AMB_TEST_MAIN(AMB_TEST_ENTRY(alias_active_delivers_from_owner_and_others_in_order),

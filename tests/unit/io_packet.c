@@ -337,41 +337,21 @@ AMB_TEST(send_headers_round_trip_through_the_receive_side)
     assert_rc(AMB_EBADARG, amb__packet_header((amb__packet_mode)7, 1, hdr, &hl));
 }
 
-static bool fail_alloc;
-static void *t_malloc(void *ud, size_t n)
-{
-    (void)ud;
-    return fail_alloc ? NULL : malloc(n);
-}
-static void *t_realloc(void *ud, void *p, size_t n)
-{
-    (void)ud;
-    return fail_alloc ? NULL : realloc(p, n);
-}
-static void t_free(void *ud, void *p)
-{
-    (void)ud;
-    free(p);
-}
-
 AMB_TEST(out_of_memory_leaves_the_buffer_as_it_was)
 {
-    static const amb_allocator a = {t_malloc, t_realloc, t_free, NULL};
-    assert_ok(amb_set_allocator(&a));
     amb__packet p = make(AMB__PACKET_LINE, 0);
     feed_all(&p, "ab", 2);
-    fail_alloc = true;
+    amb_test_alloc_fail(0, AMB_TEST_FAIL_FOREVER);
     size_t used = 7;
     uint8_t big[1024];
     memset(big, 'x', sizeof big);
     assert_rc(AMB_ENOMEM, amb__packet_feed(&p, big, sizeof big, &used));
     assert_int_equal(used, 7);
     assert_int_equal(amb__packet_buffered(&p), 2);
-    fail_alloc = false;
+    amb_test_alloc_disarm();
     feed_all(&p, "\n", 1);
     expect_packet(&p, "ab\n", 3);
     amb__packet_destroy(&p);
-    assert_ok(amb_set_allocator(NULL));
 }
 
 AMB_TEST_MAIN(AMB_TEST_ENTRY(length_prefixed_packets_are_cut_right_at_every_chunk_size),

@@ -18,11 +18,10 @@
  * teardown is over (the DOWN of an earlier monitor has come), then
  * finishes the monitor with the block it found (amb__monitor_make, the
  * rest of amb_monitor). Before the fix no DOWN came in any of the rounds. The harness is
- * tests/rt_test.h (tests/unit/process.c explains it).
+ * tests/amb_test_rt.h.
  */
-#include "amb_test.h"
 #include "process/fail.h"
-#include "rt_test.h"
+#include "amb_test_rt.h"
 
 static void waits_for_go(amb_proc *self, void *arg)
 {

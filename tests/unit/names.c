@@ -22,8 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "amb_test.h"
-#include "rt_test.h"
+#include "amb_test_rt.h"
 
 /* A process that waits for 'stop' (or DEADLINE_MS). */
 static void waits_for_stop(amb_proc *self, void *arg)

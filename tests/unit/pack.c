@@ -516,6 +516,52 @@ AMB_TEST(match_directive_types)
     assert_string_equal(a, "");
 }
 
+AMB_TEST(elixir_strings_are_binaries_both_ways)
+{
+    /* ~S packs a C string as a binary (an Elixir string), ~s as a list; a
+     * key made with ~S matches what an Elixir node sends as "key". */
+    amb_term t = amb_pack(H, "{~S, ~s, ~S}", "h\xc3\xa9llo", "h\xc3\xa9llo", "");
+    assert_non_null((void *)(uintptr_t)t);
+    assert_true(amb_equal(amb_tuple_elem(t, 0), amb_binary(H, "h\xc3\xa9llo", 6)));
+    assert_true(amb_equal(amb_tuple_elem(t, 1), S("h\xc3\xa9llo")));
+    assert_true(amb_equal(amb_tuple_elem(t, 2), BIN()));
+    amb_term wire = parse("#{<<\"key\">> => 1}");
+    int v = 0;
+    assert_ok(amb_match(wire, "#{~v := ~i}", amb_pack(H, "~S", "key"), &v));
+    assert_int_equal(v, 1);
+    assert_rc(AMB_ENOMATCH, amb_match(wire, "#{~v := ~i}", amb_pack(H, "~s", "key"), &v));
+    /* Any bytes go: ~S does not check UTF-8 (a binary is bytes). */
+    t = amb_pack(H, "~S", "\xff\xfe");
+    assert_true(amb_equal(t, BIN(0xff, 0xfe)));
+    /* Back to C: ~S into a buffer with a NUL, ~b in place. */
+    char buf[8] = "keep";
+    const uint8_t *p = NULL;
+    size_t n = 0;
+    t = T(amb_binary(H, "h\xc3\xa9llo", 6), amb_binary(H, "ab", 2));
+    assert_ok(amb_match(t, "{~S, ~b}", buf, sizeof buf, &p, &n));
+    assert_string_equal(buf, "h\xc3\xa9llo");
+    assert_int_equal(n, 2);
+    assert_memory_equal(p, "ab", 2);
+    assert_ok(amb_match(BIN(), "~S", buf, sizeof buf));
+    assert_string_equal(buf, "");
+    /* The text and its NUL must fit, or nothing is stored. */
+    strcpy(buf, "keep");
+    assert_rc(AMB_EBUFSIZE, amb_match(amb_binary(H, "1234567", 7), "~S", buf, (size_t)7));
+    assert_string_equal(buf, "keep");
+    assert_ok(amb_match(amb_binary(H, "1234567", 7), "~S", buf, (size_t)8));
+    assert_string_equal(buf, "1234567");
+    /* Not a binary, a bitstring, or bytes a C string cannot hold: no match. */
+    strcpy(buf, "keep");
+    assert_rc(AMB_ENOMATCH, amb_match(S("abc"), "~S", buf, sizeof buf));
+    assert_rc(AMB_ENOMATCH, amb_match(BITS(9, 0xff, 0x80), "~S", buf, sizeof buf));
+    assert_rc(AMB_ENOMATCH, amb_match(BIN('a', 0, 'b'), "~S", buf, sizeof buf));
+    assert_rc(AMB_ENOMATCH, amb_match(BIN('a'), "~s", buf, sizeof buf));
+    assert_string_equal(buf, "keep");
+    /* Misuse: NULL pointers. */
+    assert_rc(AMB_EBADARG, amb_pack_ex(H, &t, NULL, "~S", (const char *)NULL));
+    assert_rc(AMB_EBADARG, amb_match(BIN('a'), "~S", (char *)NULL, (size_t)4));
+}
+
 AMB_TEST(match_binds_nothing_on_failure)
 {
     amb_term t = parse("{ok, 1, \"abc\", <<1>>, x, [a]}");
@@ -691,28 +737,6 @@ AMB_TEST(match_and_pack_deep_nesting_on_a_small_stack)
  * Allocation: matching a reply allocates nothing; pack only the terms
  * ------------------------------------------------------------------------ */
 
-static size_t allocations;
-
-static void *count_malloc(void *ud, size_t size)
-{
-    (void)ud;
-    allocations++;
-    return malloc(size);
-}
-
-static void *count_realloc(void *ud, void *p, size_t size)
-{
-    (void)ud;
-    allocations++;
-    return realloc(p, size);
-}
-
-static void count_free(void *ud, void *p)
-{
-    (void)ud;
-    free(p);
-}
-
 AMB_TEST(match_reply_allocates_nothing)
 {
     amb_term ref = a_ref(7), value = T(A("ok"), S("value"));
@@ -724,18 +748,15 @@ AMB_TEST(match_reply_allocates_nothing)
     /* Warm the heap so that packing fits in its first block. */
     assert_true(amb_pack(warm, "{reply, ~r, ~w}", ref, value) != AMB_NONE);
     amb_heap_reset(warm);
-    amb_allocator counting = {count_malloc, count_realloc, count_free, NULL};
-    assert_ok(amb_set_allocator(&counting));
-    allocations = 0;
+    uint64_t calls0 = amb_test_alloc_now().calls;
     amb_term out = AMB_NONE;
     int rc1 = amb_match(reply, "{reply, ~r, ~w}", ref, &out);
     int rc2 = amb_match(other, "{reply, ~r, ~w}", ref, &out);
     int rc3 =
         amb_match(big, "{1.5, \"str\", <<1,2,3>>, 123456789, #{a => {b}}, [x|~w]}", &out);
-    size_t match_allocs = allocations;
+    uint64_t match_allocs = amb_test_alloc_now().calls - calls0;
     amb_term packed = amb_pack(warm, "{reply, ~r, ~w}", ref, value);
-    size_t pack_allocs = allocations - match_allocs;
-    assert_ok(amb_set_allocator(NULL));
+    uint64_t pack_allocs = amb_test_alloc_now().calls - calls0 - match_allocs;
     assert_rc(0, rc1);
     assert_rc(AMB_ENOMATCH, rc2);
     assert_rc(0, rc3);
@@ -746,8 +767,9 @@ AMB_TEST(match_reply_allocates_nothing)
     amb_heap_free(warm);
 }
 
-/* Allocation failures in pack and match: the Nth allocation fails, for
- * every N; each call ends in success or a clean AMB_ENOMEM. */
+/* Allocation failures in pack and match: allocation N and every one after
+ * it fail, for N = 0, 1, 2, ...; each call ends in success or a clean
+ * AMB_ENOMEM. */
 AMB_TEST(pack_and_match_allocation_failures_are_clean)
 {
     const char *fmt =
@@ -755,16 +777,14 @@ AMB_TEST(pack_and_match_allocation_failures_are_clean)
         "<<1,2,3>>, 1.5}";
     amb_term want = amb_pack(H, fmt, "x", 1, AMB_NIL, "str");
     assert_true(want != AMB_NONE);
-    amb_allocator failing = {fail_malloc, fail_realloc, count_free, NULL};
     bool packed = false, matched = false;
     for (long n = 0; n < 200 && !(packed && matched); n++) {
         amb_heap *h;
         assert_ok(amb_heap_new(&h));
-        assert_ok(amb_set_allocator(&failing));
-        alloc_budget = n;
+        amb_test_alloc_fail((uint64_t)n, AMB_TEST_FAIL_FOREVER);
         amb_term t = (amb_term)777;
         int rc = amb_pack_ex(h, &t, NULL, fmt, "x", 1, AMB_NIL, "str");
-        alloc_budget = n;
+        amb_test_alloc_fail((uint64_t)n, AMB_TEST_FAIL_FOREVER);
         int i = 0;
         char s[8] = "";
         amb_term w = AMB_NONE;
@@ -773,8 +793,7 @@ AMB_TEST(pack_and_match_allocation_failures_are_clean)
                             "{~a, [~i, 123456789012345678901234567890 | ~w], "
                             "#{{k, [1]} => ~s}, <<1,2,3>>, 1.5}",
                             &a, &i, &w, s, sizeof s);
-        alloc_budget = -1;
-        assert_ok(amb_set_allocator(NULL));
+        amb_test_alloc_disarm();
         if (rc == 0) {
             assert_true(amb_equal(t, want));
             packed = true;
@@ -968,6 +987,7 @@ AMB_TEST_MAIN(HEAP_TEST(pack_literals_are_amb_parse), HEAP_TEST(pack_every_direc
               HEAP_TEST(match_every_directive), HEAP_TEST(match_directive_types),
               HEAP_TEST(match_binds_nothing_on_failure),
               HEAP_TEST(match_string_buffer_sizes),
+              HEAP_TEST(elixir_strings_are_binaries_both_ways),
               HEAP_TEST(match_bad_formats_whatever_the_term),
               HEAP_TEST(match_bad_arguments), HEAP_TEST(match_unicode),
               HEAP_TEST(match_and_pack_deep_nesting_on_a_small_stack),

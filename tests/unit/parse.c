@@ -632,7 +632,7 @@ AMB_TEST(parse_bad_arguments)
 }
 
 /* ---------------------------------------------------------------------------
- * Allocation failures: the Nth allocation fails, for every N
+ * Allocation failures: allocation N and every one after it fail, for every N
  * ------------------------------------------------------------------------ */
 
 AMB_TEST(parse_allocation_failures_are_clean)
@@ -655,18 +655,15 @@ AMB_TEST(parse_allocation_failures_are_clean)
     assert_ok(amb_heap_new(&h));
     amb_term want = AMB_NONE;
     assert_ok(amb_parse(h, text, n, &want, NULL));
-    amb_allocator a = {fail_malloc, fail_realloc, fail_free, NULL};
     bool succeeded = false;
     for (long budget = 0; budget < 1000 && !succeeded; budget++) {
         amb_heap *fresh;
         assert_ok(amb_heap_new(&fresh));
-        assert_ok(amb_set_allocator(&a));
-        alloc_budget = budget;
+        amb_test_alloc_fail((uint64_t)budget, AMB_TEST_FAIL_FOREVER);
         amb_term t = (amb_term)777;
         size_t pos = 0;
         int rc = amb_parse(fresh, text, n, &t, &pos);
-        alloc_budget = -1;
-        assert_ok(amb_set_allocator(NULL));
+        amb_test_alloc_disarm();
         if (rc == 0) {
             assert_true(amb_equal(t, want));
             succeeded = true;

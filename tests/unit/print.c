@@ -288,9 +288,10 @@ AMB_TEST(print_maps_in_key_order)
     amb__buf want;
     amb__buf_init(&want);
     amb__buf_append(&want, "#{", 2);
-    for (size_t i = 0; i < 100; i++) {
-        amb_term k, v;
-        assert_ok(amb_map_pair(m, i, &k, &v));
+    amb_map_iter it;
+    amb_term k, v;
+    assert_ok(amb_map_iterator(m, &it));
+    for (size_t i = 0; amb_map_next(&it, &k, &v); i++) {
         int64_t kv;
         assert_ok(amb_int_get(k, &kv));
         amb__buf_printf(&want, "%s%lld => %s", i ? "," : "", (long long)kv,
@@ -339,6 +340,157 @@ AMB_TEST(print_funs_pids_refs_ports)
     /* The same forms nested in containers. */
     expect_text(L(amb_pid_term(H, A("n@h"), 1, 0, 0), FUN("m", "f", 1)),
                 "[#Pid<'n@h'.1.0.0>,fun m:f/1]");
+}
+
+/* ---------------------------------------------------------------------------
+ * The pretty style (AMB_PRINT_PRETTY): erl's ~tp on one line
+ * ------------------------------------------------------------------------ */
+
+/* The pretty text of t, the same from all three entry points. */
+static void expect_pretty(amb_term t, const char *want)
+{
+    assert_true(t != AMB_NONE);
+    char buf[4096], *s = NULL;
+    size_t len = 0, len2 = 0;
+    assert_ok(amb_print_ex(t, AMB_PRINT_PRETTY, buf, sizeof buf, &len));
+    assert_string_equal(buf, want);
+    assert_ok(amb_print_alloc_ex(t, AMB_PRINT_PRETTY, &s, &len2));
+    assert_string_equal(s, want);
+    assert_int_equal(len, len2);
+    amb_free(s);
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    assert_ok(amb_fprint_ex(t, AMB_PRINT_PRETTY, f));
+    assert_int_equal(ftell(f), (long)len);
+    fclose(f);
+}
+
+AMB_TEST(pretty_strings_and_binaries)
+{
+    /* Printable lists are strings, with io_lib's escapes. */
+    expect_pretty(S("abc"), "\"abc\"");
+    expect_pretty(S("a\"b\\c'd"), "\"a\\\"b\\\\c'd\"");
+    expect_pretty(S("t\tn\nr\rv\vb\bf\fe\x1b"), "\"t\\tn\\nr\\rv\\vb\\bf\\fe\\e\"");
+    expect_pretty(S("h\xc3\xa9llo \xce\xbb \xf0\x9f\x98\x80"),
+                  "\"h\xc3\xa9llo \xce\xbb \xf0\x9f\x98\x80\"");
+    expect_pretty(L(S("ab"), S("cd")), "[\"ab\",\"cd\"]");
+    expect_pretty(T(S("x"), L(A("a"), S("b"))), "{\"x\",[a,\"b\"]}");
+    /* Not printable: control characters, DEL, C1, surrogates' neighbours
+     * beyond the range, improper lists; [] stays []. */
+    expect_pretty(L(I(7)), "[7]");
+    expect_pretty(L(I(0)), "[0]");
+    expect_pretty(L(I(127)), "[127]");
+    expect_pretty(L(I(159)), "[159]");
+    expect_pretty(L(I(160)), "\"\xc2\xa0\"");
+    expect_pretty(L(I(0xfffe)), "[65534]");
+    expect_pretty(L(I(0xfffd)), "\"\xef\xbf\xbd\"");
+    expect_pretty(L(I(0x10ffff)), "\"\xf4\x8f\xbf\xbf\"");
+    expect_pretty(L(I(-1)), "[-1]");
+    expect_pretty(CONS(I('a'), A("b")), "[97|b]");
+    expect_pretty(CONS(I('a'), BIN('b')), "[97|<<\"b\">>]");
+    expect_pretty(AMB_NIL, "[]");
+    expect_pretty(L(AMB_NIL), "[[]]");
+    expect_pretty(L(I('a'), F(1.0)), "[97,1.0]");
+    /* Binaries: ASCII as <<"...">>, other UTF-8 with /utf8, other printable
+     * Latin-1 bytes as their characters, anything else as bytes. */
+    expect_pretty(BIN('a', 'b', 'c'), "<<\"abc\">>");
+    expect_pretty(BIN('a', '"', '\\', '\n'), "<<\"a\\\"\\\\\\n\">>");
+    expect_pretty(BIN(0xce, 0xbb), "<<\"\xce\xbb\"/utf8>>");
+    expect_pretty(BIN(0xc3, 0xa9), "<<\"\xc3\xa9\"/utf8>>");
+    expect_pretty(BIN(0xe9), "<<\"\xc3\xa9\">>");
+    expect_pretty(BIN(0xa0, 0xff), "<<\"\xc2\xa0\xc3\xbf\">>");
+    expect_pretty(BIN('x', 200), "<<\"x\xc3\x88\">>"); /* not UTF-8: Latin-1 */
+    expect_pretty(BIN('a', 'b', 1), "<<97,98,1>>");
+    expect_pretty(BIN('a', 0), "<<97,0>>");
+    expect_pretty(BIN(0xce, 0xbb, 0x01), "<<206,187,1>>");
+    expect_pretty(BIN(), "<<>>");
+    expect_pretty(BITS(9, 'a', 0x80), "<<97,1:1>>");
+    /* Atoms keep their characters (~w escapes them). */
+    expect_pretty(A("\xe6\x97\xa5\xe6\x9c\xac"), "'\xe6\x97\xa5\xe6\x9c\xac'");
+    expect_text(A("\xe6\x97\xa5\xe6\x9c\xac"), "'\\x{65E5}\\x{672C}'");
+    expect_pretty(A("caf\xc3\xa9"), "caf\xc3\xa9");
+    expect_pretty(A("a\nb"), "'a\\nb'");
+    expect_pretty(A("hello world"), "'hello world'");
+    /* Everything else is ~w's text. */
+    expect_pretty(T(I(-5), F(0.1), map_of(2, A("k"), S("v"), I(1), BIN('b'))),
+                  "{-5,0.1,#{1 => <<\"b\">>,k => \"v\"}}");
+}
+
+AMB_TEST(pretty_pids_refs_ports_and_funs_as_erlang_shows_them)
+{
+    /* A node of this OS process shows its number here, counted from 0: the
+     * first runtime of a program is node 0, as in Erlang's shell. */
+    unsigned slot;
+    assert_ok(amb__node_register(A("pretty@local"), 3, &slot));
+    char want[128];
+    amb_term pid = amb_pid_term(NULL, A("pretty@local"), 85, 2, 3);
+    snprintf(want, sizeof want, "<%u.85.2>", slot - 1);
+    expect_pretty(pid, want);
+    const uint32_t w[3] = {218499, 3168272385u, 50720718};
+    snprintf(want, sizeof want, "#Ref<%u.50720718.3168272385.218499>", slot - 1);
+    expect_pretty(amb_ref_term(H, A("pretty@local"), 3, w, 3), want);
+    snprintf(want, sizeof want, "#Port<%u.5>", slot - 1);
+    expect_pretty(amb_port_term(H, A("pretty@local"), 5, 3), want);
+    /* A node elsewhere shows its name. */
+    expect_pretty(amb_pid_term(H, A("b@host"), 9, 0, 1), "<b@host.9.0>");
+    expect_pretty(amb_pid_term(H, A("n1@127.0.0.1"), 9, 0, 1), "<'n1@127.0.0.1'.9.0>");
+    expect_pretty(amb_port_term(H, A("b@host"), 7, 1), "#Port<b@host.7>");
+    /* ~w keeps the exact form that amb_parse reads back. */
+    expect_text(amb_pid_term(H, A("b@host"), 9, 0, 1), "#Pid<'b@host'.9.0.1>");
+    /* A closure: #Fun<Module.OldIndex.OldUniq>, from erl's bytes for
+     * fun() -> ok end typed in a shell; a body that cannot be read keeps
+     * the ~w form. */
+    static const uint8_t fun_etf[] = {
+        131, 112, 0,   0,   0,   143, 0,   6,   83,  97,  170, 70,  21,  144, 209,
+        189, 241, 235, 98,  209, 166, 235, 8,   0,   0,   0,   43,  0,   0,   0,
+        1,   100, 0,   8,   101, 114, 108, 95,  101, 118, 97,  108, 97,  43,  98,
+        0,   50,  155, 13,  88,  100, 0,   13,  110, 111, 110, 111, 100, 101, 64,
+        110, 111, 104, 111, 115, 116, 0,   0,   0,   9,   0,   0,   0,   0,   0,
+        0,   0,   0,   104, 6,   97,  1,   106, 100, 0,   4,   110, 111, 110, 101,
+        100, 0,   4,   110, 111, 110, 101, 116, 0,   0,   0,   0,   108, 0,   0,
+        0,   1,   104, 5,   100, 0,   6,   99,  108, 97,  117, 115, 101, 97,  1,
+        106, 106, 108, 0,   0,   0,   1,   104, 3,   100, 0,   4,   97,  116, 111,
+        109, 97,  1,   100, 0,   2,   111, 107, 106, 106};
+    amb_term fun;
+    assert_ok(amb_etf_decode(H, fun_etf, sizeof fun_etf, NULL, &fun, NULL));
+    expect_pretty(fun, "#Fun<erl_eval.43.3316493>");
+    const uint8_t ext[] = {0, 0, 0, 7, 1, 255};
+    expect_pretty(amb_closure_term(H, ext, sizeof ext), "#Fun<<<0,0,0,7,1,255>>>");
+    expect_pretty(FUN("lists", "map", 2), "fun lists:map/2");
+    snprintf(want, sizeof want, "[<%u.85.2>,\"x\"]", slot - 1);
+    expect_pretty(L(pid, S("x")), want);
+}
+
+AMB_TEST(pretty_large_maps_and_bad_flags)
+{
+    /* Large maps print in their iteration order, strings inside. */
+    amb_term keys[40], values[40];
+    for (int i = 0; i < 40; i++) {
+        keys[i] = I(i);
+        values[i] = S("v");
+    }
+    amb_term m = amb_map(H, 40, keys, values);
+    char *s;
+    size_t len;
+    assert_ok(amb_print_alloc_ex(m, AMB_PRINT_PRETTY, &s, &len));
+    amb_map_iter it;
+    amb_term k;
+    assert_ok(amb_map_iterator(m, &it));
+    amb__buf want;
+    amb__buf_init(&want);
+    amb__buf_append(&want, "#{", 2);
+    for (size_t i = 0; amb_map_next(&it, &k, NULL); i++)
+        amb__buf_printf(&want, "%s%lld => \"v\"", i ? "," : "",
+                        (long long)amb_small_value(k));
+    amb__buf_append(&want, "}", 2);
+    assert_string_equal(s, (const char *)want.data);
+    amb__buf_free(&want);
+    amb_free(s);
+    /* Unknown flags are misuse. */
+    char buf[8];
+    assert_rc(AMB_EBADARG, amb_print_ex(I(1), 1u << 5, buf, sizeof buf, &len));
+    assert_rc(AMB_EBADARG, amb_print_alloc_ex(I(1), 1u << 5, &s, &len));
+    assert_rc(AMB_EBADARG, amb_fprint_ex(I(1), 1u << 5, stdout));
 }
 
 AMB_TEST(print_mixed_terms)
@@ -702,12 +854,9 @@ AMB_TEST(allocation_failures_are_clean)
     char *fixed = malloc(want_len + 1);
     assert_non_null(fixed);
 
-    const amb_allocator failing = {fail_malloc, fail_realloc, fail_free, NULL};
-    assert_ok(amb_set_allocator(&failing));
     long failures = 0;
     for (long budget = 0;; budget++) {
-        alloc_budget = budget;
-        alloc_calls = 0;
+        amb_test_alloc_fail((uint64_t)budget, AMB_TEST_FAIL_FOREVER);
         char *s = NULL;
         size_t len = 0;
         int rc = amb_print_alloc(t, &s, &len);
@@ -717,7 +866,7 @@ AMB_TEST(allocation_failures_are_clean)
             continue;
         }
         assert_ok(rc);
-        alloc_budget = -1;
+        amb_test_alloc_disarm();
         assert_string_equal(s, want);
         assert_int_equal(len, want_len);
         amb_free(s);
@@ -729,8 +878,7 @@ AMB_TEST(allocation_failures_are_clean)
      * integers; a failure leaves an empty string. */
     failures = 0;
     for (long budget = 0;; budget++) {
-        alloc_budget = budget;
-        alloc_calls = 0;
+        amb_test_alloc_fail((uint64_t)budget, AMB_TEST_FAIL_FOREVER);
         size_t len = 12345;
         int rc = amb_print(t, fixed, want_len + 1, &len);
         if (rc == AMB_ENOMEM) {
@@ -740,13 +888,12 @@ AMB_TEST(allocation_failures_are_clean)
             continue;
         }
         assert_ok(rc);
-        alloc_budget = -1;
+        amb_test_alloc_disarm();
         assert_string_equal(fixed, want);
         break;
     }
     assert_true(failures >= 1);
-    alloc_budget = -1;
-    assert_ok(amb_set_allocator(NULL));
+    amb_test_alloc_disarm();
     free(fixed);
     amb_free(want);
 }
@@ -1092,6 +1239,9 @@ AMB_TEST_MAIN(HEAP_TEST(print_integers), HEAP_TEST(print_floats),
               HEAP_TEST(print_binaries_and_bitstrings),
               HEAP_TEST(print_maps_in_key_order), HEAP_TEST(print_funs_pids_refs_ports),
               HEAP_TEST(print_mixed_terms), HEAP_TEST(type_names),
+              HEAP_TEST(pretty_strings_and_binaries),
+              HEAP_TEST(pretty_pids_refs_ports_and_funs_as_erlang_shows_them),
+              HEAP_TEST(pretty_large_maps_and_bad_flags),
               HEAP_TEST(float_round_trip_random_doubles), HEAP_TEST(print_deep_nesting),
               HEAP_TEST(print_long_list), HEAP_TEST(buffer_too_small),
               HEAP_TEST(allocation_failures_are_clean),

@@ -26,8 +26,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "amb_test.h"
-#include "rt_test.h"
+#include "amb_test_rt.h"
 
 /* ===========================================================================
  * Spawn, self, is_alive, yield
@@ -685,10 +684,8 @@ AMB_TEST(bad_arguments_are_ebadarg_and_change_nothing)
     amb_rt_free(NULL); /* a no-op */
 }
 
-AMB_TEST(rt_new_takes_erl_node_names_and_a_full_atom_table_is_esyslimit)
+AMB_TEST(rt_new_takes_erl_node_names)
 {
-    /* A small atom table (this test's OS process makes no atom before). */
-    assert_rc(0, amb_atom_set_limit(1024));
     static const char *good[] = {"a@b", "node-1_x@host.example.com", "N@127.0.0.1",
                                  "x@h-y_z:1"};
     for (size_t i = 0; i < AMB_COUNTOF(good); i++) {
@@ -697,23 +694,6 @@ AMB_TEST(rt_new_takes_erl_node_names_and_a_full_atom_table_is_esyslimit)
                   amb_rt_new(&(amb_config){.schedulers = 1, .node_name = good[i]}, &rt));
         amb_rt_free(rt);
     }
-    /* With the atom table full, a node name that is a new atom is the
-     * table's limit, not a bad argument; one that exists is fine. */
-    char name[32];
-    amb_term a;
-    int rc = 0;
-    for (int i = 0; rc == 0; i++) {
-        snprintf(name, sizeof name, "filler%d", i);
-        rc = amb_atom_new(name, strlen(name), &a);
-    }
-    assert_rc(AMB_ESYSLIMIT, rc);
-    amb_rt *rt = NULL;
-    assert_rc(AMB_ESYSLIMIT, amb_rt_new(&(amb_config){.schedulers = 1,
-                                                      .node_name = "fresh_node@nowhere"},
-                                        &rt));
-    assert_null(rt);
-    assert_rc(0, amb_rt_new(&(amb_config){.schedulers = 1, .node_name = "a@b"}, &rt));
-    amb_rt_free(rt);
 }
 
 /* ===========================================================================
@@ -1260,8 +1240,11 @@ static void info_self_main(amb_proc *self, void *arg)
 
 AMB_TEST(process_info_of_self)
 {
-    run_in(1, info_self_main, NULL);
-    run_in(2, info_self_main, NULL);
+    /* Spawned as it is: its process_info names info_self_main. */
+    for (unsigned n = 1; n <= 2; n++) {
+        amb_test_cfg cfg = {.rt = config_of(n), .may_not_finish = true};
+        amb_test_run(&cfg, info_self_main, NULL);
+    }
 }
 
 static bool match_stop(void *ctx, amb_term msg)
@@ -1481,7 +1464,9 @@ AMB_TEST(make_ref_gives_100k_distinct_references)
     for (unsigned n = 1; n <= 2; n++) {
         ref_obs *o = calloc(1, sizeof *o);
         assert_non_null(o);
-        run_in(n, ref_main, o);
+        /* The references outlive the run on heaps the test frees. */
+        amb_test_cfg cfg = {.rt = config_of(n), .keeps_memory = true};
+        amb_test_run(&cfg, ref_main, o);
         assert_int_equal(atomic_load(&o->next_proc), REF_PROCS);
         size_t total = (size_t)REF_PROCS * REF_EACH;
         qsort(o->refs, total, sizeof(amb_term), cmp_terms);
@@ -1704,7 +1689,7 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(send_to_a_dead_pid_is_not_an_error),
     AMB_TEST_ENTRY(send_to_a_pid_of_another_runtime_is_enotsup),
     AMB_TEST_ENTRY(bad_arguments_are_ebadarg_and_change_nothing),
-    AMB_TEST_ENTRY(rt_new_takes_erl_node_names_and_a_full_atom_table_is_esyslimit),
+    AMB_TEST_ENTRY(rt_new_takes_erl_node_names),
     AMB_TEST_ENTRY(full_process_table_is_esyslimit_and_frees_on_exit),
     AMB_TEST_ENTRY(spawn_exit_loop_goes_round_the_whole_table_before_a_pid_index_returns),
     AMB_TEST_ENTRY(handler_state_is_zeroed_aligned_and_persistent),

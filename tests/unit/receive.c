@@ -25,8 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "amb_test.h"
-#include "rt_test.h"
+#include "amb_test_rt.h"
 
 /* ===========================================================================
  * Order

@@ -39,17 +39,10 @@
 
 /* ---- /proc readers ---- */
 
-static long rss_kib(void)
+/* This OS process's resident set in KiB; /proc must be readable. */
+static long rss_checked(void)
 {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-
-    assert_non_null(f);
-    while (fgets(line, sizeof line, f) != NULL)
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
+    long kib = amb_test_rss_kib();
     assert_true(kib > 0);
     return kib;
 }
@@ -213,19 +206,19 @@ AMB_TEST(stack_shared_pool_releases_memory)
     assert_ok(amb__stack_pool_new(&(amb__stack_config){.cache_max = 8, .warm_max = WARM},
                                   &pool));
     amb__stack_cache_init(&c, pool);
-    long base = rss_kib();
+    long base = rss_checked();
     for (int i = 0; i < N; i++) {
         assert_ok(amb__stack_alloc(&c, &s[i]));
         fill(s[i]->lo, s[i]->size, 0xAB);
     }
-    long full = rss_kib();
+    long full = rss_checked();
     long used = full - base;
     assert_true(used >= (long)N * 60 * 9 / 10); /* about 60 KiB each */
 
     for (int i = 0; i < N; i++)
         amb__stack_free(&c, s[i]);
     amb__stack_cache_term(&c);
-    long after = rss_kib();
+    long after = rss_checked();
     amb__stack_pool_stats(pool, &st);
     assert_int_equal(st.shared_warm, WARM);
     assert_int_equal(st.shared_cold, N - WARM);
@@ -260,7 +253,7 @@ AMB_TEST(stack_million_stacks_few_maps_rss_returns)
     assert_non_null(s);
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
 
-    long base_rss = rss_kib();
+    long base_rss = rss_checked();
     long base_maps = map_count();
     assert_ok(amb__stack_pool_new(NULL, &pool));
     amb__stack_cache_init(&c, pool);
@@ -271,7 +264,7 @@ AMB_TEST(stack_million_stacks_few_maps_rss_returns)
         assert_ok(amb__stack_alloc(&c, &s[i]));
         poke(top_word(s[i]), i + 1);
     }
-    long peak_rss = rss_kib();
+    long peak_rss = rss_checked();
     long peak_maps = map_count();
     amb__stack_pool_stats(pool, &st);
 
@@ -281,13 +274,13 @@ AMB_TEST(stack_million_stacks_few_maps_rss_returns)
         amb__stack_free(&c, s[i]);
     }
     amb__stack_cache_term(&c);
-    long freed_rss = rss_kib();
+    long freed_rss = rss_checked();
     long freed_maps = map_count();
     amb__stack_stats st2;
     amb__stack_pool_stats(pool, &st2);
     amb__stack_pool_free(pool);
     free(s);
-    long final_rss = rss_kib();
+    long final_rss = rss_checked();
 
     print_message("%zu stacks: %zu regions, %zu guard regions, %zu mprotect guards; maps "
                   "%ld -> %ld (peak) -> %ld; "

@@ -15,7 +15,7 @@
  *     naming the overflow (before, a release build went on and later
  *     resumed the neighbour's corrupted context);
  *   - the same on a guarded stack faults at the guard page.
- * The harness is tests/rt_test.h (tests/unit/process.c explains it).
+ * The harness is tests/amb_test_rt.h.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -26,9 +26,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "amb_test.h"
 #include "process/rt.h"
-#include "rt_test.h"
+#include "amb_test_rt.h"
 
 /* A runtime with stack guards on (the default) or off. */
 static amb_rt *new_rt(unsigned schedulers, bool guards)

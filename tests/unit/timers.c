@@ -27,8 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "amb_test.h"
-#include "rt_test.h"
+#include "amb_test_rt.h"
 
 static bool match_term(void *ctx, amb_term msg)
 {
