@@ -55,6 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -305,11 +306,38 @@ static void *amb_test_realloc_(void *ud, void *ptr, size_t size)
     return moved + AMB_TEST_ALLOC_HDR;
 }
 
+/* Pages (the runtime's slabs): counted and failed like any allocation. A
+ * live map counts as a block of its size (never as an atom chunk). */
+static void *amb_test_map_(void *ud, size_t size)
+{
+    (void)ud;
+    if (amb_test_alloc_fails_())
+        return NULL;
+    void *p =
+        mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    atomic_fetch_add_explicit(&amb_test_alloc_.live_blocks, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&amb_test_alloc_.live_bytes, (int64_t)size,
+                              memory_order_relaxed);
+    return p;
+}
+
+static void amb_test_unmap_(void *ud, void *ptr, size_t size)
+{
+    (void)ud;
+    atomic_fetch_sub_explicit(&amb_test_alloc_.live_blocks, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&amb_test_alloc_.live_bytes, (int64_t)size,
+                              memory_order_relaxed);
+    munmap(ptr, size);
+}
+
 /* Installed before main: before the library allocates anything. */
 __attribute__((constructor)) static void amb_test_alloc_install_(void)
 {
-    static const amb_allocator a = {amb_test_malloc_, amb_test_realloc_, amb_test_free_,
-                                    NULL, amb_test_calloc_};
+    static const amb_allocator a = {
+        amb_test_malloc_, amb_test_realloc_, amb_test_free_, NULL,
+        amb_test_calloc_, amb_test_map_,     amb_test_unmap_};
     if (amb_set_allocator(&a) != 0)
         abort();
     /* The atom table, made at the first atom, lives as long as the OS

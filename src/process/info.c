@@ -8,7 +8,9 @@
  * length and status are exact. The requester waits for the INFO_REPLY as
  * it waits for a blocking call (amb__mailbox_wait_begin / wait_wake). A
  * request that reaches a process that has ended is answered "no such
- * process" (status 0) by whoever frees it (amb__mailbox_discard).
+ * process" (status 0) by whoever frees it (amb__mailbox_discard). The
+ * request cell has room for the answer and comes back as it, so answering
+ * never needs memory.
  */
 #include "process/fail.h"
 
@@ -33,24 +35,21 @@ static void fill_info(amb_proc *p, amb_proc_info *out, amb_proc_status status)
                   (p->handler ? p->handler->state_size : 0);
     out->current_function = p->handler ? (const void *)p->handler : (const void *)p->fn;
     out->trap_exit = (p->flags & AMB__PF_TRAP_EXIT) != 0;
-    out->links = amb__link_count(p);
-    out->monitors = amb__monitor_count(p);
+    out->links = p->links_mons.nlinks;
+    out->monitors = p->links_mons.nheld;
 }
 
 #define INFO_WORDS ((sizeof(amb_proc_info) + 7) / 8)
 
-/* Sends an INFO_REPLY to the requester recorded in req (status 0 means the
- * target is gone), then frees req. */
+/* Turns req into the INFO_REPLY to the requester it names (status 0 means
+ * the target is gone) and sends it: the request was made with room for the
+ * answer, so answering needs no memory. */
 static void info_reply(amb_rt *rt, amb__sched *s, amb__msg *req, amb_proc *target)
 {
     amb_pid requester = req->term;
-    uint32_t seq = req->wait_seq;
-    amb__msg_free(s, req);
-    amb__msg *m = amb__msg_alloc(s, INFO_WORDS);
-    if (m == NULL)
-        amb__panic("out of memory answering process_info");
+    amb__msg *m = req;
     m->kind = AMB__MSG_INFO_REPLY;
-    m->wait_seq = seq;
+    m->term = AMB_NONE;
     amb_proc_info info = {0};
     if (target != NULL) {
         /* It is handling the request while draining: a process inside a
@@ -95,7 +94,8 @@ int amb_process_info(amb_proc *self, amb_pid pid, amb_proc_info *out)
         return AMB_ENOPROC;
     /* As BEAM does since OTP 21: ask the process itself, which answers in
      * order with the messages sent to it before, so the answer is exact. */
-    amb__msg *req = amb__msg_alloc(self->task.sched, 0);
+    /* With room for the answer, which comes back in this very cell. */
+    amb__msg *req = amb__msg_alloc(self->task.sched, INFO_WORDS);
     if (req == NULL)
         return AMB_ENOMEM;
     amb_proc_info info;

@@ -4,20 +4,48 @@
  * signals (fail.h).
  *
  * Invariants:
- *   - A monitor is recorded at both ends: the watcher's table holds it under
- *     key << 1 (and counts it in `held`), the target's under (key << 1) | 1.
- *     The key is made from the monitor's reference, so amb_demonitor finds
- *     the entry from the reference alone.
- *   - A DOWN becomes a message only if its monitor is still in the watcher's
- *     table (it is removed then): after amb_demonitor no DOWN of that
- *     monitor reaches the mailbox, and the table never keeps fired monitors.
+ *   - A monitor has an end in each process's index (fail.h), both
+ *     allocated by the watcher when it makes the monitor:
+ *       the watcher's end, key (monitor key << 4) | HELD, counted in nheld:
+ *         a DEMONITOR cell {watcher, key, target}, sent as it is by
+ *         amb_demonitor or when the watcher ends;
+ *       the target's end, key (monitor key << 4) | TARGET: the MONITOR cell
+ *         {watcher, target, key, ref}, a class-2 cell whose reserved words
+ *         also hold the DOWN tuple and the reference it names, so that it
+ *         turns into the DOWN in place when the target ends (or at once,
+ *         when the target is found dead).
+ *     The monitor key comes from the reference (amb__rt_ref_key), so
+ *     amb_demonitor finds the end from the reference alone.
+ *   - A DOWN becomes a message only if the watcher's end is still there (it
+ *     is removed then): after amb_demonitor no DOWN of that monitor reaches
+ *     the mailbox, and the index never keeps fired monitors.
  *   - A monitor of a pid that is not alive gives an immediate DOWN noproc,
  *     through the same path as any DOWN.
  */
 #include "process/fail.h"
 
-/* Words a reference takes on a heap, with room to spare. */
-#define REF_WORDS 8
+/* The MONITOR / DOWN cell: reserved words, then the reason's room. */
+enum {
+    W_WATCHER,
+    W_TARGET,
+    W_KEY,
+    W_REF01, /* the reference's words 0 and 1 */
+    W_REF2,
+    W_TUPLE,                 /* {'DOWN', Ref, process, Pid, Reason}: 6 words */
+    W_REFBOX = W_TUPLE + 6,  /* the reference's box: 3 + 3 words */
+    MON_WORDS = W_REFBOX + 6 /* 17 */
+};
+#define MON_REASON_ROOM 15 /* a class-2 cell (msg.c): 32 words */
+
+/* The watcher's end / DEMONITOR cell: watcher, key, target. */
+#define HELD_WORDS 3
+
+static void ref_words_of(const amb__msg *m, uint32_t w[3])
+{
+    w[0] = (uint32_t)m->words[W_REF01];
+    w[1] = (uint32_t)(m->words[W_REF01] >> 32);
+    w[2] = (uint32_t)m->words[W_REF2];
+}
 
 /* The key of a reference made by this runtime's monitors; 0 otherwise. */
 static uint64_t key_of_ref(amb_rt *rt, amb_term ref)
@@ -31,151 +59,147 @@ static uint64_t key_of_ref(amb_rt *rt, amb_term ref)
     return amb__rt_ref_key(w);
 }
 
-/* A DOWN cell: {'DOWN', Ref, process, Pid, Reason}. Panics when out of
- * memory (a DOWN must not be lost). */
-static amb__msg *down_cell(amb_rt *rt, amb__sched *s, const uint32_t *ref, amb_pid pid,
-                           amb_term reason)
+/* Turns MONITOR cell m into the DOWN {'DOWN', Ref, process, Target,
+ * Reason}, in place (the tuple and the reference in its reserved words, the
+ * reason behind them), and delivers it to the watcher (freed when the
+ * watcher is dead). Needs no memory unless a boxed reason does not fit. */
+static void send_down(amb_rt *rt, amb__sched *s, amb__msg *m, amb_term reason)
 {
-    size_t rw = (!amb_is_cons(reason) && !amb__is_boxed(reason))
-                    ? 0
-                    : amb_term_size(reason) / sizeof(uint64_t);
-    amb__msg *m = amb__msg_alloc(s, 1 + REF_WORDS + 6 + rw);
-    if (m == NULL)
-        amb__panic("out of memory sending a DOWN");
-    m->heap.top += 1;
     m->kind = AMB__MSG_DOWN;
-    m->words[0] = amb__rt_ref_key(ref);
-    amb_term r = reason;
-    if (rw != 0 && amb_term_copy(&m->heap, reason, &r) != 0)
-        amb__panic("out of memory sending a DOWN");
-    amb_term t = AMB_TUPLE(&m->heap, AMB_ATOM_DOWN, amb__rt_ref_term(rt, &m->heap, ref),
-                           AMB_ATOM_PROCESS, pid, r);
-    if (t == AMB_NONE)
-        amb__panic("out of memory sending a DOWN");
-    m->term = t;
-    return m;
-}
-
-static void send_down(amb_rt *rt, amb__sched *s, amb_pid to, const uint32_t *ref,
-                      amb_pid pid, amb_term reason)
-{
-    amb__msg *m = down_cell(rt, s, ref, pid, reason);
-    amb_proc *q = amb__ptab_lookup(rt, to);
+    m->heap.top = m->words + MON_WORDS;
+    amb__fail_reason(rt, m, reason);
+    uint32_t w[3];
+    ref_words_of(m, w);
+    amb_heap h;
+    amb__heap_init_fixed(&h, &m->words[W_REFBOX], MON_WORDS - W_REFBOX);
+    amb_term ref = amb__rt_ref_term(rt, &h, w);
+    amb__heap_init_fixed(&h, &m->words[W_TUPLE], W_REFBOX - W_TUPLE);
+    m->term =
+        AMB_TUPLE(&h, AMB_ATOM_DOWN, ref, AMB_ATOM_PROCESS, m->words[W_TARGET], m->term);
+    AMB__CHECK(h.blocks == NULL && ref != AMB_NONE && m->term != AMB_NONE);
+    amb_proc *q = amb__ptab_lookup(rt, m->words[W_WATCHER]);
     if (q != NULL)
         amb__mailbox_deliver(rt, s, q, m);
     else
         amb__msg_free(s, m);
 }
 
-/* Tells the target of a monitor that `watcher` dropped it (when the target
- * is alive and there is memory for the cell: otherwise the target keeps a
- * stale entry until it ends, and its DOWN is then dropped by the watcher,
- * which no longer has the monitor). */
-static void send_demonitor(amb_rt *rt, amb__sched *s, amb_pid target, amb_pid watcher,
-                           uint64_t key)
+/* Sends the watcher's end e as the DEMONITOR it is, to its target (freed
+ * when the target is dead: it has no end of this monitor any more). */
+static void send_demonitor(amb_rt *rt, amb__sched *s, amb__msg *e)
 {
-    amb_proc *q = amb__ptab_lookup(rt, target);
-    amb__msg *m = q ? amb__msg_new_signal(s, AMB__MSG_DEMONITOR, 2) : NULL;
-    if (m != NULL) {
-        m->words[0] = watcher;
-        m->words[1] = key;
-        amb__mailbox_deliver(rt, s, q, m);
-    }
+    amb_proc *q = amb__ptab_lookup(rt, e->words[2]);
+    if (q != NULL)
+        amb__mailbox_deliver(rt, s, q, e);
+    else
+        amb__msg_free(s, e);
 }
 
 amb__msg *amb__monitor_signal(amb_proc *p, amb__msg *m)
 {
+    amb__sched *s = p->task.sched;
     switch (m->kind) {
-    case AMB__MSG_MONITOR: {
-        uint32_t ref[3] = {(uint32_t)m->words[3], (uint32_t)(m->words[3] >> 32),
-                           (uint32_t)m->words[4]};
-        struct amb__fail *f = amb__fail_of(p);
-        if (f == NULL ||
-            amb__fail_put(&f->mons, (m->words[2] << 1) | 1, m->words[0], ref) != 0)
-            amb__panic("out of memory making a monitor");
-        break;
-    }
+    case AMB__MSG_MONITOR:
+        /* The cell is our end of the monitor. */
+        m->seq = amb__fail_mon_key(m->words[W_KEY], AMB__FAIL_TARGET);
+        amb__fail_add(p, m);
+        return NULL;
     case AMB__MSG_DEMONITOR:
-        if (p->fail != NULL)
-            amb__fail_del(&p->fail->mons, (m->words[1] << 1) | 1, NULL);
+        amb__msg_free(
+            s, amb__fail_take(p, amb__fail_mon_key(m->words[1], AMB__FAIL_TARGET)));
         break;
-    case AMB__MSG_DOWN:
+    case AMB__MSG_DOWN: {
         /* A message only while the monitor is active (demonitor wins). */
-        if (p->fail != NULL && amb__fail_del(&p->fail->mons, m->words[0] << 1, NULL)) {
-            p->fail->held--;
+        amb__msg *e =
+            amb__fail_take(p, amb__fail_mon_key(m->words[W_KEY], AMB__FAIL_HELD));
+        if (e != NULL) {
+            p->links_mons.nheld--;
+            amb__msg_free(s, e);
             m->kind = AMB__MSG_TERM;
             return m;
         }
         break;
+    }
     default:
         amb__panic("not a monitor signal: %u", m->kind);
     }
-    amb__msg_free(p->task.sched, m);
+    amb__msg_free(s, m);
     return NULL;
 }
 
 void amb__monitor_discard(amb_rt *rt, amb__sched *s, amb__msg *m)
 {
-    uint32_t ref[3] = {(uint32_t)m->words[3], (uint32_t)(m->words[3] >> 32),
-                       (uint32_t)m->words[4]};
-    amb_pid watcher = m->words[0], target = m->words[1];
-    amb__msg_free(s, m);
-    send_down(rt, s, watcher, ref, target, AMB_ATOM_NOPROC);
+    send_down(rt, s, m, AMB_ATOM_NOPROC);
 }
 
-void amb__monitor_teardown(amb__sched *s, amb_proc *p)
+void amb__monitor_end(amb__sched *s, amb_proc *p, amb__msg *e)
 {
-    const amb__fail_table *t = &p->fail->mons;
-    for (size_t i = 0; i < t->cap; i++) {
-        const amb__fail_entry *e = &t->e[i];
-        if (e->key == 0)
-            continue;
-        if (e->key & 1)
-            send_down(p->rt, s, e->pid, e->ref, p->pid, p->exit_reason);
-        else /* a monitor this process held: the target forgets it */
-            send_demonitor(p->rt, s, e->pid, p->pid, e->key >> 1);
+    if (e->kind == AMB__MSG_MONITOR)
+        send_down(p->rt, s, e, p->exit_reason);
+    else /* a monitor p held: its target forgets it */
+        send_demonitor(p->rt, s, e);
+}
+
+/* A new monitor of target by watcher on scheduler s: both ends, and the
+ * reference on the watcher's heap h. AMB_ENOMEM (nothing made). */
+static int make_ends(amb__sched *s, amb_rt *rt, amb_heap *h, amb_pid watcher,
+                     amb_pid target, amb__msg **held, amb__msg **mon, amb_term *ref)
+{
+    amb__msg *e = amb__msg_new_reserved(s, AMB__MSG_DEMONITOR, HELD_WORDS, 0);
+    amb__msg *m =
+        e != NULL ? amb__msg_new_reserved(s, AMB__MSG_MONITOR, MON_WORDS, MON_REASON_ROOM)
+                  : NULL;
+    uint32_t w[3];
+    amb__rt_ref_words(s, w);
+    amb_term r = m != NULL && h != NULL ? amb__rt_ref_term(rt, h, w) : AMB_NONE;
+    if (r == AMB_NONE) {
+        amb__msg_free(s, e);
+        amb__msg_free(s, m);
+        return AMB_ENOMEM;
     }
+    uint64_t key = amb__rt_ref_key(w);
+    e->words[0] = watcher;
+    e->words[1] = key;
+    e->words[2] = target;
+    e->seq = amb__fail_mon_key(key, AMB__FAIL_HELD);
+    m->words[W_WATCHER] = watcher;
+    m->words[W_TARGET] = target;
+    m->words[W_KEY] = key;
+    m->words[W_REF01] = (uint64_t)w[0] | ((uint64_t)w[1] << 32);
+    m->words[W_REF2] = w[2];
+    *held = e;
+    *mon = m;
+    *ref = r;
+    return 0;
 }
 
-size_t amb__monitor_count(const amb_proc *p)
-{
-    return p->fail ? p->fail->held : 0;
-}
-
-/* Both blocks are set up before the child is published, so nobody can see
+/* Both ends are set up before the child is published, so nobody can see
  * one without the other. */
 int amb__monitor_spawn(amb_proc *parent, amb_proc *child, amb_term *ref)
 {
-    struct amb__fail *pf = amb__fail_of(parent), *cf = amb__fail_of(child);
-    amb_heap *h = amb_proc_heap(parent);
-    if (pf == NULL || cf == NULL || h == NULL)
-        return AMB_ENOMEM;
-    uint32_t w[3];
-    amb__rt_ref_words(parent->task.sched, w);
-    amb_term r = amb__rt_ref_term(parent->rt, h, w);
-    if (r == AMB_NONE)
-        return AMB_ENOMEM;
-    uint64_t key = amb__rt_ref_key(w);
-    if (amb__fail_put(&cf->mons, (key << 1) | 1, parent->pid, w) != 0)
-        return AMB_ENOMEM;
-    if (amb__fail_put(&pf->mons, key << 1, child->pid, w) != 0)
-        return AMB_ENOMEM;
-    pf->held++;
+    amb__msg *e, *m;
+    amb_term r;
+    int rc = make_ends(parent->task.sched, parent->rt, amb_proc_heap(parent), parent->pid,
+                       child->pid, &e, &m, &r);
+    if (rc != 0)
+        return rc;
+    m->seq = amb__fail_mon_key(m->words[W_KEY], AMB__FAIL_TARGET);
+    amb__fail_add(child, m);
+    amb__fail_add(parent, e);
+    parent->links_mons.nheld++;
     if (ref != NULL)
         *ref = r;
     return 0;
 }
 
-void amb__monitor_spawn_undo(amb_proc *parent, amb_proc *child)
+void amb__monitor_spawn_undo(amb_proc *parent, amb_term ref)
 {
-    struct amb__fail *pf = parent->fail;
-    for (size_t i = 0; pf != NULL && i < pf->mons.cap; i++) {
-        if (pf->mons.e[i].key != 0 && !(pf->mons.e[i].key & 1) &&
-            pf->mons.e[i].pid == child->pid) {
-            amb__fail_del(&pf->mons, pf->mons.e[i].key, NULL);
-            pf->held--;
-            break;
-        }
+    uint64_t key = ref != AMB_NONE ? key_of_ref(parent->rt, ref) : 0;
+    amb__msg *e =
+        key != 0 ? amb__fail_take(parent, amb__fail_mon_key(key, AMB__FAIL_HELD)) : NULL;
+    if (e != NULL) {
+        parent->links_mons.nheld--;
+        amb__msg_free(parent->task.sched, e);
     }
 }
 
@@ -200,37 +224,22 @@ int amb_monitor(amb_proc *self, amb_pid pid, amb_term *ref)
 
 int amb__monitor_make(amb_proc *self, amb_pid pid, amb_proc *q, amb_term *ref)
 {
-    struct amb__fail *f = amb__fail_of(self);
-    amb_heap *h = amb_proc_heap(self);
-    if (f == NULL || h == NULL)
-        return AMB_ENOMEM;
     amb__sched *s = self->task.sched;
-    uint32_t w[3];
-    amb__rt_ref_words(s, w);
-    amb_term r = amb__rt_ref_term(self->rt, h, w);
-    if (r == AMB_NONE)
-        return AMB_ENOMEM;
-    uint64_t key = amb__rt_ref_key(w);
-    amb__msg *m = q ? amb__msg_new_signal(s, AMB__MSG_MONITOR, 5) : NULL;
-    if ((q != NULL && m == NULL) || amb__fail_put(&f->mons, key << 1, pid, w) != 0) {
-        amb__msg_free(s, m);
-        return AMB_ENOMEM;
-    }
-    f->held++;
+    amb__msg *e, *m;
+    amb_term r;
+    int rc = make_ends(s, self->rt, amb_proc_heap(self), self->pid, pid, &e, &m, &r);
+    if (rc != 0)
+        return rc;
+    amb__fail_add(self, e);
+    self->links_mons.nheld++;
     if (ref != NULL)
         *ref = r;
     if (q == NULL) {
         /* Not alive: an immediate DOWN noproc, through the same path as any
          * DOWN (it removes the monitor when it is drained). */
-        amb__mailbox_deliver(self->rt, s, self,
-                             down_cell(self->rt, s, w, pid, AMB_ATOM_NOPROC));
+        send_down(self->rt, s, m, AMB_ATOM_NOPROC);
         return 0;
     }
-    m->words[0] = self->pid;
-    m->words[1] = pid;
-    m->words[2] = key;
-    m->words[3] = (uint64_t)w[0] | ((uint64_t)w[1] << 32);
-    m->words[4] = w[2];
     amb__mailbox_deliver(self->rt, s, q, m);
     return 0;
 }
@@ -247,12 +256,11 @@ int amb_demonitor(amb_proc *self, amb_term ref, unsigned flags)
     if (self == NULL || amb_type_of(ref) != AMB_T_REF || (flags & ~AMB_DEMONITOR_FLUSH))
         return AMB_EBADARG;
     uint64_t key = key_of_ref(self->rt, ref);
-    amb__fail_entry e;
-    bool active =
-        key != 0 && self->fail != NULL && amb__fail_del(&self->fail->mons, key << 1, &e);
-    if (active) {
-        self->fail->held--;
-        send_demonitor(self->rt, self->task.sched, e.pid, self->pid, key);
+    amb__msg *e =
+        key != 0 ? amb__fail_take(self, amb__fail_mon_key(key, AMB__FAIL_HELD)) : NULL;
+    if (e != NULL) {
+        self->links_mons.nheld--;
+        send_demonitor(self->rt, self->task.sched, e);
     }
     if (flags & AMB_DEMONITOR_FLUSH) {
         /* A DOWN still in the mailbox is dropped when drained (the monitor
@@ -260,5 +268,5 @@ int amb_demonitor(amb_proc *self, amb_term ref, unsigned flags)
         amb_term r = ref;
         amb__mailbox_remove_if(self, is_down_of, &r);
     }
-    return active ? 0 : AMB_ENOTFOUND;
+    return e != NULL ? 0 : AMB_ENOTFOUND;
 }

@@ -165,6 +165,17 @@ amb__msg *amb__msg_new_signal(amb__sched *s, enum amb__msg_kind kind, size_t n)
     return m;
 }
 
+amb__msg *amb__msg_new_reserved(amb__sched *s, enum amb__msg_kind kind, size_t reserve,
+                                size_t extra)
+{
+    amb__msg *m = amb__msg_alloc(s, reserve + extra);
+    if (m != NULL) {
+        m->kind = (uint8_t)kind;
+        m->heap.top += reserve;
+    }
+    return m;
+}
+
 amb__msg *amb__msg_new_term(amb__sched *s, amb_term t)
 {
     return amb__msg_new_term_after(s, t, 0);

@@ -150,7 +150,7 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
     if (rc != 0) {
         if (parent != NULL) {
             amb__link_spawn_undo(parent, p);
-            amb__monitor_spawn_undo(parent, p);
+            amb__monitor_spawn_undo(parent, mref);
         }
         amb__fail_free(p);
         amb_heap_free(p->heap);

@@ -51,14 +51,16 @@ enum amb__msg_kind {
     AMB__MSG_WAKE,       /* a blocking call finished: wakes the waiter */
     AMB__MSG_INFO_REQ,   /* process_info asked of this process (term: requester) */
     AMB__MSG_INFO_REPLY, /* the answer (words: amb_proc_info) */
-    /* Failure signals (fail.h; docs/design/failure.md). */
-    AMB__MSG_LINK,       /* words: from, to */
+    /* Failure signals (fail.h; docs/design/failure.md). Kept in a
+     * process's index, a LINK cell is a link end, a MONITOR cell the
+     * target's end of a monitor, a DEMONITOR cell the watcher's end. */
+    AMB__MSG_LINK,       /* words: from, to; as a link end: other, unlink id */
     AMB__MSG_UNLINK,     /* UNLINK_ID; words: from, id */
     AMB__MSG_UNLINK_ACK, /* UNLINK_ID_ACK; words: from, id */
     AMB__MSG_EXIT,       /* words: from, flags; term: the reason */
     AMB__MSG_MONITOR,    /* words: watcher, target, ref key, ref words */
-    AMB__MSG_DEMONITOR,  /* words: watcher, ref key */
-    AMB__MSG_DOWN,       /* words: ref key; term: the {'DOWN', ...} message */
+    AMB__MSG_DEMONITOR,  /* words: watcher, ref key, target */
+    AMB__MSG_DOWN,       /* words as MONITOR; term: the {'DOWN', ...} message */
     AMB__MSG_ALIAS,      /* a message sent to an alias; words[0]: its key */
 };
 
@@ -74,6 +76,18 @@ typedef struct amb__msg {
     amb_heap heap;       /* TERM: the term's storage, over words[] */
     uint64_t words[];
 } amb__msg;
+
+/* A process's links and monitors (fail.h): entry cells by key, chained
+ * through their mailbox link; in the block, so that recording one never
+ * needs memory. */
+struct amb__fail_index {
+    amb__msg **buckets; /* NULL: the one chain `one` */
+    amb__msg *one;
+    uint32_t len;    /* entries */
+    uint8_t shift;   /* 64 - log2(buckets) */
+    uint32_t nlinks; /* active links */
+    uint32_t nheld;  /* monitors this process holds */
+};
 
 enum amb__proc_flags {
     AMB__PF_HANDLER = 1u << 0,   /* a handler process */
@@ -128,8 +142,9 @@ struct amb_proc {
     _Atomic amb_term name;
     amb_term exit_reason;
     amb_heap *exit_heap; /* holds exit_reason when it is not an immediate */
-    /* Links, monitors and on_exit handlers (fail.h), made on first use;
-     * owned by the process (and by its scheduler at teardown). */
+    /* Links and monitors, and the on_exit handlers (made on first use):
+     * fail.h; owned by the process (and by its scheduler at teardown). */
+    struct amb__fail_index links_mons;
     struct amb__fail *fail;
     /* Active aliases (alias.c), made on first use; owned by the process. */
     struct amb__aliases *aliases;
@@ -207,6 +222,11 @@ amb__msg *amb__msg_new_term_after(amb__sched *s, amb_term t, size_t reserve);
 /* A cell with no term storage beyond n words, of a signal kind. NULL on
  * ENOMEM. */
 amb__msg *amb__msg_new_signal(amb__sched *s, enum amb__msg_kind kind, size_t n);
+/* A cell of `kind` whose first `reserve` words are the caller's, its term
+ * storage (heap) behind them, with room for `extra` words before the heap
+ * takes blocks of its own. NULL on ENOMEM. */
+amb__msg *amb__msg_new_reserved(amb__sched *s, enum amb__msg_kind kind, size_t reserve,
+                                size_t extra);
 /* The message-cell pools of s, given back to their slabs: trim (the
  * depots too) when s goes to sleep, free at teardown. */
 void amb__msg_pools_trim(amb__sched *s);

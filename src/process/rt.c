@@ -98,10 +98,12 @@ int amb_rt_new(const amb_config *cfg, amb_rt **out)
         !amb__timeout_ok(c.watchdog_ms, true) || !node_name_ok(c.node_name))
         return AMB_EBADARG;
     /* A full atom table is AMB_ESYSLIMIT, as for any new atom. */
-    amb_term node, overflow;
+    amb_term node, overflow, enomem;
     int arc = amb_atom_new(c.node_name, strlen(c.node_name), &node);
     if (arc == 0)
         arc = amb_atom_new("stack_overflow", 14, &overflow);
+    if (arc == 0)
+        arc = amb_atom_new("AMB_ENOMEM", 10, &enomem);
     if (arc != 0)
         return arc;
 
@@ -114,7 +116,14 @@ int amb_rt_new(const amb_config *cfg, amb_rt **out)
     rt->cfg.node_name = NULL; /* the caller's string need not outlive us */
     rt->node_name = node;
     rt->atom_stack_overflow = overflow;
-    int rc;
+    int rc = amb_heap_new(&rt->reason_heap);
+    if (rc != 0)
+        goto fail_rt;
+    rt->reason_enomem = AMB_TUPLE(rt->reason_heap, AMB_ATOM_ERROR, enomem);
+    if (rt->reason_enomem == AMB_NONE) {
+        rc = AMB_ENOMEM;
+        goto fail_rt;
+    }
     /* A fresh creation per runtime of the same name, so pids of two local
      * runtimes never look alike. */
     for (uint32_t cr = 0;; cr++) {
@@ -157,6 +166,7 @@ fail_names:
 fail_ptab:
     amb__ptab_term(&rt->ptab);
 fail_rt:
+    amb_heap_free(rt->reason_heap);
     amb__free_aligned(rt);
     return rc;
 }
@@ -187,6 +197,7 @@ void amb_rt_free(amb_rt *rt)
     amb__proc_depot_free(rt);
     amb__names_term(rt);
     amb__ptab_term(&rt->ptab);
+    amb_heap_free(rt->reason_heap);
     amb__free_aligned(rt);
 }
 

@@ -52,9 +52,13 @@ struct amb_rt {
     amb_term node_name;
     uint32_t creation;
     unsigned node_slot;
-    /* The exit reason of a process whose stack ran out (made with the
-     * runtime, so that ending needs no atom then). */
+    /* Reasons made with the runtime, so that using them needs no memory:
+     * a process whose stack ran out; {error, 'AMB_ENOMEM'}, the reason a
+     * signal carries when its own cannot be copied (fail.h), on
+     * reason_heap. */
     amb_term atom_stack_overflow;
+    amb_term reason_enomem;
+    amb_heap *reason_heap;
 
     /* Depots of the slab classes (msg.c, proc.c): free objects flow between
      * schedulers through them. */

@@ -51,11 +51,11 @@ static inline slab *slab_of(const amb__slab_class *cls, void *obj, uint16_t inde
     return (slab *)(void *)((char *)obj - (size_t)index * cls->size - AMB__SLAB_HEADER);
 }
 
-/* Slabs are mapped from the OS directly, not taken from the allocator: a
- * slab is page-sized work memory of the runtime (like a stack), and a freed
- * slab must go back to the OS at once. From malloc, a million freed process
- * blocks stayed in the C library's heap (hundreds of MiB of RSS) until a
- * malloc_trim. */
+/* Slabs are whole pages from the allocator's map (amb__map: mmap unless the
+ * program gave its own), not malloc'd: a slab is page-sized work memory of
+ * the runtime (like a stack), and a freed slab must go back to the OS at
+ * once. From malloc, a million freed process blocks stayed in the C
+ * library's heap (hundreds of MiB of RSS) until a malloc_trim. */
 static size_t slab_bytes(const amb__slab_class *cls)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -65,7 +65,7 @@ static size_t slab_bytes(const amb__slab_class *cls)
 
 static void unmap(const amb__slab_class *cls, slab *sl)
 {
-    munmap(sl, slab_bytes(cls));
+    amb__unmap(sl, slab_bytes(cls));
     atomic_fetch_sub_explicit(&mapped_slabs, 1, memory_order_relaxed);
 }
 
@@ -139,9 +139,8 @@ static int refill(amb__slab_pool *pool, const amb__slab_class *cls)
     pthread_mutex_unlock(d->lock);
     if (got)
         return 0;
-    char *mem = mmap(NULL, slab_bytes(cls), PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mem == MAP_FAILED)
+    char *mem = amb__map(slab_bytes(cls));
+    if (mem == NULL)
         return AMB_ENOMEM;
     atomic_fetch_add_explicit(&mapped_slabs, 1, memory_order_relaxed);
     slab *sl = (slab *)(void *)mem;
