@@ -161,7 +161,12 @@ AMB_API int amb_main(const amb_config *cfg, amb_fn *fn, void *arg);
 
 /* Spawns a stackful process running fn(self, arg). *out (may be NULL) gets
  * its pid. AMB_EBADARG (NULL self or fn), AMB_ESYSLIMIT when the process
- * table is full, AMB_ENOMEM. */
+ * table is full, AMB_ENOMEM (also when no stack can be had: the address
+ * space is used up; the process gets its stack here, not when it first
+ * runs). A handler process, which takes a stack for each activation, and a
+ * process spawned with amb_rt_spawn, which takes it when it first runs, end
+ * with reason {error, 'AMB_ENOMEM'} (and a crash report) when no stack can
+ * be had for that run. */
 AMB_API int amb_spawn(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out);
 
 /*

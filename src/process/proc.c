@@ -127,6 +127,15 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
         }
         p->task.stack_class = (uint8_t)cls;
     }
+    /* A stackful process gets its stack now, so that running out of
+     * address space is this spawn's AMB_ENOMEM, not a failed first run
+     * (from outside the runtime there is no cache to take it from: the
+     * first run takes it, and ends the process if it cannot). */
+    if (h == NULL && s != NULL && amb__sched_stack_reserve(s, &p->task) != 0) {
+        amb__ptab_free(rt, s, index);
+        block_free(s, p);
+        return AMB_ENOMEM;
+    }
     if (o != NULL && o->min_heap_size > 0) {
         /* Reserve the heap now: one block of the asked size (a reset keeps
          * the largest block). A size that cannot be had is an error, not a
@@ -155,6 +164,7 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
         amb__fail_free(p);
         amb_heap_free(p->heap);
         amb__free_aligned(p->state);
+        amb__sched_release(s, &p->task);
         amb__ptab_free(rt, s, index);
         block_free(s, p);
         return rc;
@@ -418,6 +428,14 @@ void amb__proc_teardown(amb__sched *s, amb__task *t)
     p->state = NULL;
     /* The executor retires the block now (QSBR) and stops when this was
      * the last process. */
+}
+
+void amb__proc_start_failed(amb__sched *s, amb__task *t)
+{
+    amb_proc *p = amb__proc_of(t);
+    (void)s;
+    p->exit_reason = p->rt->reason_enomem; /* lives as long as the runtime */
+    amb__logger_crash(p, p->exit_reason, AMB_NONE);
 }
 
 void amb__proc_reclaim(amb__sched *s, amb__task *t)

@@ -307,6 +307,9 @@ static inline void amb__proc_reduce(amb_proc *p)
  * every process still alive when the runtime is freed. */
 void amb__proc_entry(amb__task *t);
 void amb__proc_teardown(amb__sched *s, amb__task *t);
+/* The executor's op for a process that could have no stack to run on: it
+ * ends with {error, 'AMB_ENOMEM'} (a crash report says so). */
+void amb__proc_start_failed(amb__sched *s, amb__task *t);
 void amb__proc_reclaim(amb__sched *s, amb__task *t);
 void amb__proc_discard_all(amb__exec *x);
 /* The process-block pool of s: given back to its slabs (trim: the depot

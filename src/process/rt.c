@@ -36,6 +36,7 @@ static void sched_term(amb__sched *s)
 static const amb__task_ops ops = {
     .entry = amb__proc_entry,
     .teardown = amb__proc_teardown,
+    .start_failed = amb__proc_start_failed,
     .reclaim = amb__proc_reclaim,
     .timer_fire = amb__ptimer_fire,
     .blocking_done = amb__blocking_call_done,

@@ -172,11 +172,35 @@ void amb__sched_term(amb__sched *s)
 
 static void task_boot(amb__ctx *ctx, void *arg);
 
-/* Gets t ready to be switched to on s: a context (with a stack from s's
- * cache) if it has none, its budget, and the bookkeeping the watchdog and
- * thieves read. */
-static void prepare(amb__sched *s, amb__task *t)
+/* Gives t a stack of its class from s's cache. 0, or AMB_ENOMEM (no
+ * address space left for one). */
+static int take_stack(amb__sched *s, amb__task *t)
 {
+    amb__stack_cache *c = cache_of(s, t->stack_class);
+    amb__stack *st;
+    if (c == NULL || amb__stack_alloc(c, &st) != 0)
+        return AMB_ENOMEM;
+    t->stack = st;
+    t->stack_unguarded = !(st->flags & AMB__STACK_GUARDED);
+    return 0;
+}
+
+int amb__sched_stack_reserve(amb__sched *s, amb__task *t)
+{
+    return t->stack != NULL ? 0 : take_stack(s, t);
+}
+
+/* Gets t ready to be switched to on s: a context (on its reserved stack,
+ * or one from s's cache) if it has none, its budget, and the bookkeeping
+ * the watchdog and thieves read. False when no stack could be had: t
+ * cannot run (start_failed). */
+static bool prepare(amb__sched *s, amb__task *t)
+{
+    if (!(t->ctx.flags & AMB__CTX_MADE)) {
+        if (t->stack == NULL && take_stack(s, t) != 0)
+            return false;
+        amb__ctx_make(&t->ctx, t->stack->lo, t->stack->size, task_boot, t);
+    }
     s->current = t;
     t->sched = s;
     t->budget = BUDGET;
@@ -185,15 +209,29 @@ static void prepare(amb__sched *s, amb__task *t)
     /* relaxed: read by thieves and the watchdog as a hint of how long the
      * run has lasted; nothing is published through it. */
     atomic_store_explicit(&s->run_started_ms, s->now_ms | 1, memory_order_relaxed);
-    if (t->stack == NULL) {
-        amb__stack_cache *c = cache_of(s, t->stack_class);
-        amb__stack *st;
-        if (c == NULL || amb__stack_alloc(c, &st) != 0)
-            amb__panic("no memory for a task's stack");
-        t->stack = st;
-        t->stack_unguarded = !(st->flags & AMB__STACK_GUARDED);
-        amb__ctx_make(&t->ctx, st->lo, st->size, task_boot, t);
-    }
+    return true;
+}
+
+/* t has ended (its context is gone): the layer above tears it down, the
+ * runtime retires it, and the last task to end stops the executor. */
+static void end_task(amb__sched *s, amb__task *t)
+{
+    amb__exec *x = s->exec;
+    x->ops.teardown(s, t);
+    amb__qsbr_retire(s, t);
+    /* acq_rel: the last task to end tells the executor it is done; the
+     * release half orders every earlier end before it, the acquire half
+     * lets the one that sees 1 act on all of them. */
+    if (atomic_fetch_sub_explicit(&x->live, 1, memory_order_acq_rel) == 1)
+        amb__exec_stop(x);
+}
+
+/* t could have no stack to run on (the address space is used up): it ends
+ * without running, the layer above saying why (ops.start_failed). */
+static void start_failed(amb__sched *s, amb__task *t)
+{
+    s->exec->ops.start_failed(s, t);
+    end_task(s, t);
 }
 
 /* Every context calls this right after it lands on s: it finishes what the
@@ -225,18 +263,10 @@ static void after_switch(amb__sched *s)
         release_stack(s, t);
         amb__sched_ready_tail(s, t);
         break;
-    case AMB__TASK_EXIT: {
-        amb__exec *x = s->exec;
+    case AMB__TASK_EXIT:
         release_stack(s, t);
-        x->ops.teardown(s, t);
-        amb__qsbr_retire(s, t);
-        /* acq_rel: the last task to end tells the executor it is done; the
-         * release half orders every earlier end before it, the acquire half
-         * lets the one that sees 1 act on all of them. */
-        if (atomic_fetch_sub_explicit(&x->live, 1, memory_order_acq_rel) == 1)
-            amb__exec_stop(x);
+        end_task(s, t);
         break;
-    }
     case AMB__TASK_NONE:
         amb__panic("task switched out without a request");
     }
@@ -272,12 +302,12 @@ static amb__ctx *leave(amb__task *t, enum amb__task_req req)
     s->pending = t;
     s->pending_req = (uint8_t)req;
     amb__task *q = next_direct(s);
-    if (q == NULL) {
-        s->current = NULL;
-        return &s->ctx;
-    }
-    prepare(s, q);
-    return &q->ctx;
+    if (q != NULL && prepare(s, q))
+        return &q->ctx;
+    /* Back to the loop, which ends q if it could not start (run). */
+    s->unstarted = q;
+    s->current = NULL;
+    return &s->ctx;
 }
 
 void amb__sched_switch_out(amb__task *t, enum amb__task_req req)
@@ -308,12 +338,22 @@ static void task_boot(amb__ctx *ctx, void *arg)
  * until control comes back to the loop. */
 static void run(amb__sched *s, amb__task *t)
 {
-    prepare(s, t);
-    amb__ctx_switch(&s->ctx, &t->ctx);
-    after_switch(s);
-    s->current = NULL;
-    /* relaxed: see prepare. */
-    atomic_store_explicit(&s->run_started_ms, 0, memory_order_relaxed);
+    if (prepare(s, t)) {
+        amb__ctx_switch(&s->ctx, &t->ctx);
+        after_switch(s);
+        s->current = NULL;
+        /* relaxed: see prepare. */
+        atomic_store_explicit(&s->run_started_ms, 0, memory_order_relaxed);
+    } else {
+        s->unstarted = t;
+    }
+    /* A task that could not start here or in a direct switch ends now, on
+     * the scheduler's own stack. */
+    if (amb__unlikely(s->unstarted != NULL)) {
+        amb__task *u = s->unstarted;
+        s->unstarted = NULL;
+        start_failed(s, u);
+    }
 }
 
 /* ---------------------------------------------------------------------------

@@ -41,6 +41,9 @@ struct amb__sched {
      * whichever context lands next on this scheduler (sched.c). */
     amb__task *pending;
     uint8_t pending_req;
+    /* A task taken to run next that could have no stack: the loop ends it
+     * (start_failed in sched.c). */
+    amb__task *unstarted;
 
     amb__runq q;
     uint32_t tick;   /* loop iterations, for periodic work */
@@ -75,6 +78,12 @@ static inline void *amb__sched_ext(amb__sched *s)
 {
     return s + 1;
 }
+
+/* Gives t (not yet run) its stack now, from s's cache, so that running out
+ * of address space is the spawner's AMB_ENOMEM rather than a failed first
+ * run. 0 (also when t has one), AMB_ENOMEM. The context is made at t's
+ * first run. */
+int amb__sched_stack_reserve(amb__sched *s, amb__task *t);
 
 /* Makes t runnable. On a scheduler (s != NULL): into s's run-next slot.
  * From outside (s == NULL): into the inject queue, waking a scheduler. */

@@ -107,6 +107,10 @@ typedef struct amb__task_ops {
      * the runtime retires t: no new reference to it may be made from here
      * on, and ops->reclaim gets it after the grace period (qsbr.h). */
     void (*teardown)(amb__sched *s, amb__task *t);
+    /* t was to run but no stack could be had for it (the address space is
+     * used up): it ends without running. The callee records why; the
+     * runtime then calls teardown and retires t as for an ended task. */
+    void (*start_failed)(amb__sched *s, amb__task *t);
     /* t's grace period has passed: nobody holds a reference to it. Also
      * called for every task still in limbo when the executor is freed. */
     void (*reclaim)(amb__sched *s, amb__task *t);
