@@ -1669,6 +1669,29 @@ AMB_TEST(spawn_opt_makes_handlers_and_reserves_the_heap)
     assert_true(o.heap_size >= 100000);
 }
 
+/* Issue 13: a min_heap_size that cannot be reserved was ignored (the spawn
+ * succeeded with a small heap). It is AMB_ENOMEM, and nothing is spawned.
+ * 256 GiB: more than this machine has, so malloc refuses it (not under the
+ * sanitizers, whose allocators abort on such a request instead). */
+static void huge_heap_main(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_pid pid = AMB_NONE;
+    CHECK_RC(self, AMB_ENOMEM,
+             amb_spawn_opt(self, ends_at_once, NULL,
+                           &(amb_spawn_opts){.min_heap_size = (size_t)1 << 38}, &pid,
+                           NULL));
+    CHECK(self, pid == AMB_NONE);
+}
+
+AMB_TEST(spawn_opt_min_heap_size_that_cannot_be_had_is_enomem)
+{
+#ifdef AMB_SANITIZER
+    skip();
+#endif
+    run_in(1, huge_heap_main, NULL);
+}
+
 AMB_TEST(spawn_opt_stack_size_gives_a_bigger_stack)
 {
     /* process.h: opts.stack_size gives a stackful process a stack of that
@@ -1706,4 +1729,5 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(rt_stop_from_inside_returns_and_rt_free_ends_the_rest),
     AMB_TEST_ENTRY(rt_run_after_stop_resumes_the_suspended_processes),
     AMB_TEST_ENTRY(spawn_opt_makes_handlers_and_reserves_the_heap),
+    AMB_TEST_ENTRY(spawn_opt_min_heap_size_that_cannot_be_had_is_enomem),
     AMB_TEST_ENTRY(spawn_opt_stack_size_gives_a_bigger_stack))
