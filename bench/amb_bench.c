@@ -9,6 +9,8 @@
  *   amb-bench pingpong N                N round trips between two processes
  *   amb-bench skynet SIZE DIV           a DIV-ary tree of SIZE leaves sums
  *   amb-bench call TOTAL K [RAW]   K clients call one server TOTAL times
+ *   amb-bench call_queued N QUEUED      N calls by a client with QUEUED other
+ *                                       messages in its mailbox (ours)
  *   amb-bench m2o S PER                 S senders x PER messages to one
  *   amb-bench timers N MAXDELAY         N send_after timers of 1..MAXDELAY ms
  *   amb-bench sup_wide N [DYNAMIC]      one supervisor with N children (ours)
@@ -47,6 +49,11 @@
  *     1.5 x MAXDELAY after the first timer was armed).
  *   - sup_wide has no peer program: it measures the supervisor's cost per
  *     child operation (each phase should grow linearly with N).
+ *   - call_queued has no peer program either: the cost of a gen_server call
+ *     must not depend on how many unrelated messages wait in the caller's
+ *     mailbox (DESIGN §2, the receive mark); ns_per_call should be flat in
+ *     QUEUED. It reports the calling thread's CPU time too (cpu_ns_per_call),
+ *     which the other engineers' load on a shared machine does not inflate.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -1020,8 +1027,8 @@ static void bench_sup_wide(struct run *r, amb_proc *self)
                              .start = amb_gen_child_start,
                              .arg = &gc};
         amb_pid pid = AMB_NONE;
-        rc = dyn ? amb_dynsup_start_child(self, sup, &cs, &pid)
-                 : amb_sup_start_child(self, sup, &cs, &pid);
+        rc = dyn ? amb_dynsup_start_child(self, sup, &cs, &pid, NULL)
+                 : amb_sup_start_child(self, sup, &cs, &pid, NULL);
         amb_heap_rewind(h, m);
         if (rc != 0) {
             fail(r, self, "start_child %lld: %s", i, amb_strerror(rc));
@@ -1077,6 +1084,58 @@ static void bench_sup_wide(struct run *r, amb_proc *self)
     kv_num(r, "count_ms", ms(t4 - t3));
     kv_num(r, "shutdown_ms", ms(t5 - t4));
     kv_num(r, "us_per_stop", (double)(t5 - t4) / 1e3 / (double)(n - 1));
+}
+
+/* call_queued: the root fills its own mailbox with QUEUED atoms (taken into
+ * its private queue before the clock starts), then makes N calls to an echo
+ * gen_server. The queue must be intact afterwards. */
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void bench_call_queued(struct run *r, amb_proc *self)
+{
+    long long calls = r->args[0], queued = r->args[1];
+    struct call_bench cb = {.run = r, .root = amb_self(self), .per = calls};
+    int rc = amb_gen_server_start(self, &echo_server, NULL, NULL, &cb.server, NULL);
+    if (rc != 0) {
+        fail(r, self, "start server: %s", amb_strerror(rc));
+        return;
+    }
+    for (long long i = 0; i < queued && rc == 0; i++)
+        rc = amb_send(self, cb.root, A.tick);
+    if (rc != 0 || amb_message_queue_len(self) != (size_t)queued) {
+        fail(r, self, "queue %lld messages: %s", queued, amb_strerror(rc));
+        return;
+    }
+    uint64_t t0 = now_ns(), c0 = thread_cpu_ns();
+    for (long long i = 0; i < calls; i++) {
+        amb_term reply;
+        rc = do_call(&cb, self, AMB_SMALL(i), &reply);
+        if (rc != 0 || reply != AMB_SMALL(i)) {
+            fail(r, self, "call: %s", rc ? amb_strerror(rc) : "wrong reply");
+            return;
+        }
+    }
+    /* The process may have moved to another thread meanwhile: the CPU time
+     * is that of the threads it ran on, which are the schedulers; with one
+     * scheduler (AMB_SCHEDULERS=1) it is exactly the caller's and server's. */
+    uint64_t t1 = now_ns(), c1 = thread_cpu_ns();
+    size_t left = amb_message_queue_len(self);
+    amb_gen_server_stop(self, cb.server, AMB_ATOM_NORMAL, AMB_INFINITY);
+    if (left != (size_t)queued) {
+        fail(r, self, "%zu messages left in the queue, want %lld", left, queued);
+        return;
+    }
+    kv_str(r, "kind", "gen_server_call");
+    kv_int(r, "queued", queued);
+    kv_int(r, "calls", calls);
+    kv_num(r, "total_ms", ms(t1 - t0));
+    kv_num(r, "ns_per_call", (double)(t1 - t0) / (double)calls);
+    kv_num(r, "cpu_ns_per_call", (double)(c1 - c0) / (double)calls);
 }
 
 /* ---------------------------------------------------------------------------
@@ -1203,6 +1262,7 @@ static const struct bench benches[] = {
     {"pingpong", "pingpong N", {1000000}, 1, bench_pingpong},
     {"skynet", "skynet SIZE DIV", {1000000, 10}, 2, bench_skynet},
     {"call", "call TOTAL K [RAW]", {1000000, 1, 0}, 3, bench_call},
+    {"call_queued", "call_queued N QUEUED", {100000, 100000}, 2, bench_call_queued},
     {"m2o", "m2o S PER", {4, 1000000}, 2, bench_m2o},
     {"timers", "timers N MAXDELAY", {1000000, 100}, 2, bench_timers},
     {"sup_wide", "sup_wide N [DYNAMIC]", {100000, 0}, 2, bench_sup_wide},
@@ -1254,6 +1314,8 @@ static const char *check_args(const struct bench *b, const long long *a)
     }
     if (b->fn == bench_call)
         return a[1] >= 1 && a[0] >= a[1] ? NULL : "need TOTAL >= K >= 1";
+    if (b->fn == bench_call_queued)
+        return a[0] >= 1 && a[1] <= (1LL << 26) ? NULL : "N >= 1, QUEUED <= 2^26";
     if (b->fn == bench_m2o)
         return a[0] >= 1 && a[1] >= 1 && a[0] * a[1] <= big ? NULL : "S, PER >= 1";
     if (b->fn == bench_timers)

@@ -252,7 +252,8 @@ static void dispatch(amb_proc *self, producer *p)
 static amb_gen_ret producer_init(amb_proc *self, void *state, void *arg)
 {
     for (int i = 0; i < POOL; i++) {
-        int rc = amb_dynsup_start_child(self, amb_atom("pool_sup"), &worker_spec, NULL);
+        int rc =
+            amb_dynsup_start_child(self, amb_atom("pool_sup"), &worker_spec, NULL, NULL);
         if (rc != 0)
             return amb_gen_fail(rc);
     }

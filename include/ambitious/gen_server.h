@@ -19,9 +19,17 @@
  *   ..., Timeout}                     amb_gen_timeout(ret, ms): when no
  *                                     message comes within ms, handle_info
  *                                     gets the atom `timeout` (ms out of
- *                                     range: bad_return_value)
+ *                                     range: a bad result, below)
  *   ..., hibernate}                   amb_gen_hibernate(ret)
  *   ..., {continue, C}}               amb_gen_continue(ret, C)
+ *
+ * A result a callback may not return (a reply from a cast, ignore from
+ * anything but init, a timeout out of range) stops the server, before any
+ * of it is acted on, with OTP's reason {bad_return_value, Value}: Value is
+ * the result written as the Erlang callback would have returned it, without
+ * the state ({reply, R}, {noreply, -2}, {ok, -5} from init; {action, N} or
+ * {next, N} for a field no constructor makes). From init it fails the start
+ * (AMB_EINIT with that reason).
  *
  * The state S is not returned: it is the memory `state` points to, changed
  * in place. With state_size > 0 the runtime allocates that many zeroed bytes
@@ -228,7 +236,8 @@ typedef struct amb_gen_opts {
  *   AMB_EIGNORE   init returned ignore; the server ended with reason normal
  *   AMB_EINIT     init returned stop(Reason) (*reason = Reason; amb_gen_fail:
  *                 {error, 'AMB_E...'}), a result init may not return
- *                 (bad_return_value), or the server ended during init
+ *                 ({bad_return_value, Value}, above; a timeout out of
+ *                 range too), or the server ended during init
  *                 without init returning (amb_exit_self, a failed
  *                 AMB_ASSERT, an exit signal that ended it; *reason = its
  *                 exit reason); it ended with that reason
@@ -238,6 +247,8 @@ typedef struct amb_gen_opts {
  *   AMB_ENOMEM    memory ran out: in this call, in the new server before
  *                 its init ran, or in init (amb_gen_fail(AMB_ENOMEM)); the
  *                 server ended with *reason = {error, 'AMB_ENOMEM'}
+ *   AMB_ESTATE    called from a match function (as amb_gen_server_call;
+ *                 nothing was spawned)
  *   AMB_EBADARG   NULL self/cb, a bad name (also {via, M, _} with M not a
  *                 registered via module), a timeout out of range;
  *                 AMB_ESYSLIMIT.
@@ -275,13 +286,18 @@ AMB_API int amb_gen_server_start_link(amb_proc *self, const amb_gen_server *cb, 
  * caller monitors the server for the duration of the call and the request
  * travels with an alias (process.h), so:
  *   0             *reply is the reply, borrowed until the caller's next
- *                 receive or call (amb_term_copy to keep it)
+ *                 call (or any library call that waits, or its own
+ *                 amb_receive_if_after: process.h, "Borrowing";
+ *                 amb_term_copy to keep it). The call itself leaves the
+ *                 message of the caller's last amb_receive alone.
  *   AMB_ENOPROC   no such server (unknown name, dead pid)
  *   AMB_EEXIT     the server ended before replying; *reply is its exit reason
  *                 (borrowed likewise)
  *   AMB_ETIMEDOUT no reply within timeout_ms; a reply that comes later is
  *                 dropped, it never lands in the caller's mailbox
  *   AMB_EDEADLK   the caller is the server (calling_self)
+ *   AMB_ESTATE    called from a receive's match function, where nothing
+ *                 may wait (process.h, amb_receive_if); nothing was sent
  *   AMB_EBADARG, AMB_ENOMEM, AMB_ENOTSUP (a remote node).
  * The caller's other messages stay in its mailbox, in order. The caller's
  * heap is left as it was. reply may be NULL.
@@ -310,6 +326,7 @@ AMB_API int amb_gen_server_reply(amb_proc *self, amb_term from, amb_term reply);
  *   AMB_ENOPROC   no such server
  *   AMB_ETIMEDOUT it did not end within timeout_ms (it is left running)
  *   AMB_EDEADLK   the caller is the server
+ *   AMB_ESTATE    called from a match function (as amb_gen_server_call)
  *   AMB_EBADARG   a bad reference, AMB_NONE reason, a timeout out of range;
  *                 AMB_ENOMEM, AMB_ENOTSUP (a remote node). */
 AMB_API int amb_gen_server_stop(amb_proc *self, amb_term server, amb_term reason,

@@ -284,21 +284,57 @@ AMB_API int amb_spawn_link(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out);
  * as amb_spawn. */
 AMB_API int amb_spawn_monitor(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out,
                               amb_term *ref);
-/* Monitors pid: when it ends (or at once when it is not alive: reason
- * noproc) the caller gets {'DOWN', Ref, process, Pid, Reason}. Each call makes
- * a new monitor, so several monitors of one process each get their DOWN.
- * *ref (may be NULL) gets the reference, on the caller's heap. AMB_EBADARG
- * for a term that is not a pid, AMB_ENOTSUP for a pid of another node,
- * AMB_ENOMEM. */
-AMB_API int amb_monitor(amb_proc *self, amb_pid pid, amb_term *ref);
+/* Monitors target (erlang:monitor(process, Target)): when the process ends
+ * (or at once when it is not alive: reason noproc) the caller gets
+ * {'DOWN', Ref, process, Object, Reason}. target is
+ *   - a pid: Object is the pid;
+ *   - a registered name, an atom or {Name, Node} with this node's name: the
+ *     process registered under Name now is monitored (a later change of the
+ *     name does not move the monitor), and Object is {Name, Node} (OTP's);
+ *     a name nobody has gives the DOWN noproc at once, with {Name, Node}.
+ * Each call makes a new monitor, so several monitors of one process each
+ * get their DOWN. *ref (may be NULL) gets the reference, on the caller's
+ * heap. AMB_EBADARG for any other term, AMB_ENOTSUP for a pid or
+ * {Name, Node} of another node (until distribution exists), AMB_ENOMEM. */
+AMB_API int amb_monitor(amb_proc *self, amb_term target, amb_term *ref);
+/* What an alias monitor's reference is besides a monitor (OTP's
+ * monitor(process, Target, [{alias, UnaliasOpt}])): also an alias of the
+ * caller (amb_alias below), so one term names the monitor and routes
+ * messages, and a message sent through it after the alias went is dropped,
+ * wherever it was then. A call's reply travels so: once the DOWN is taken,
+ * a reply sent later never lands in the caller's mailbox. */
+typedef enum amb_monitor_alias {
+    AMB_MONITOR_NO_ALIAS = 0,          /* a plain monitor */
+    AMB_MONITOR_ALIAS_EXPLICIT,        /* explicit_unalias: the alias lives
+                                          until amb_unalias */
+    AMB_MONITOR_ALIAS_DEMONITOR,       /* demonitor: the alias goes with the
+                                          monitor (its DOWN taken in, or
+                                          amb_demonitor), or at amb_unalias */
+    AMB_MONITOR_ALIAS_REPLY_DEMONITOR, /* reply_demonitor: as demonitor, and
+                                          the first message taken in through
+                                          the alias removes both the alias
+                                          and the monitor */
+} amb_monitor_alias;
+/* Options of amb_monitor_opt (inputs only). Zero means default. */
+typedef struct amb_monitor_opts {
+    amb_monitor_alias alias; /* default: no alias */
+} amb_monitor_opts;
+/* amb_monitor with options (opts may be NULL: a plain monitor; copied, only
+ * read during the call). The errors of amb_monitor, and AMB_EBADARG for an
+ * unknown alias kind. */
+AMB_API int amb_monitor_opt(amb_proc *self, amb_term target, const amb_monitor_opts *opts,
+                            amb_term *ref);
 /* Flags of amb_demonitor. AMB_DEMONITOR_FLUSH: also remove a DOWN of this
  * monitor already in the mailbox. */
 #define AMB_DEMONITOR_FLUSH 1u
 /* Removes the monitor ref: no DOWN for it reaches the caller afterwards
- * (with AMB_DEMONITOR_FLUSH none is left in the mailbox either). 0 when the
+ * (with AMB_DEMONITOR_FLUSH none is left in the mailbox either). The alias
+ * of an alias monitor made with AMB_MONITOR_ALIAS_DEMONITOR or _REPLY_
+ * DEMONITOR goes with it. 0 when the
  * monitor was active, AMB_ENOTFOUND when it was not (already fired or
  * removed: erlang:demonitor(Ref, [info]) returning false), AMB_EBADARG for a
- * term that is not a reference or unknown flags. */
+ * term that is not a reference or unknown flags, AMB_ESTATE for a flush from
+ * a match function (amb_receive_if: nothing is done). */
 AMB_API int amb_demonitor(amb_proc *self, amb_term ref, unsigned flags);
 /* Sends an exit signal with reason (any term, copied) to pid, with the rules
  * above. pid may be the caller: exit(self(), normal) ends a process that does
@@ -334,6 +370,16 @@ AMB_NORETURN AMB_API void amb_assert_fail(amb_proc *self, const char *expr,
 
 /* ---------------------------------------------------------------------------
  * Messages
+ *
+ * Borrowing. A message a receive returns is borrowed: valid until the
+ * process's next receive of the same family, which frees it (amb_term_copy
+ * keeps a copy). There are two families: amb_receive, amb_receive_if and
+ * amb_receive_match; and amb_receive_if_after, the receive of request/reply
+ * exchanges and of every library call that waits for an answer (gen_server
+ * calls, starts and stops, supervisor and application calls). So such a
+ * call, or amb_sleep (which takes no message at all), between a receive and
+ * the use of its message leaves that message alone. A handler's message is
+ * borrowed until handle returns, whatever it receives meanwhile.
  * ------------------------------------------------------------------------ */
 
 /* Sends a copy of msg to `to`, which takes every destination form of
@@ -353,16 +399,25 @@ AMB_NORETURN AMB_API void amb_assert_fail(amb_proc *self, const char *expr,
 AMB_API int amb_send(amb_proc *self, amb_term to, amb_term msg);
 
 /* Receives the oldest message into *out (may be NULL: the message is taken
- * all the same), borrowed until this process's next receive (amb_term_copy
- * to keep it). AMB_ETIMEDOUT when timeout_ms passes first (0 polls,
- * AMB_INFINITY waits forever), AMB_EBADARG (NULL self, a timeout out of
- * range). */
+ * all the same), borrowed until the next amb_receive, amb_receive_if or
+ * amb_receive_match (see "Borrowing" above). AMB_ETIMEDOUT when
+ * timeout_ms passes first (0 polls, AMB_INFINITY waits forever),
+ * AMB_EBADARG (NULL self, a timeout out of range), AMB_ESTATE (called from
+ * a match function, see amb_receive_if). */
 AMB_API int amb_receive(amb_proc *self, int64_t timeout_ms, amb_term *out);
 
 /* Selective receive by predicate: the oldest message for which match(ctx,
  * msg) is true; messages that do not match stay, in order. match runs in the
  * caller, msg borrowed for its call; ctx is passed as it is. *out (may be
- * NULL) and the errors as amb_receive, and AMB_EBADARG for a NULL match. */
+ * NULL) and the errors as amb_receive, and AMB_EBADARG for a NULL match.
+ *
+ * A match function must not wait: the receive that runs it holds its place
+ * in the mailbox. Inside one, every call that would wait for messages
+ * returns AMB_ESTATE and does nothing: a receive of any kind, amb_sleep,
+ * amb_blocking_call, amb_process_info of another process, amb_demonitor with
+ * AMB_DEMONITOR_FLUSH, and the library calls that wait for an answer
+ * (gen_server and supervisor calls, starts and stops). Sending, linking,
+ * monitoring and amb_yield are allowed. */
 typedef bool amb_match_fn(void *ctx, amb_term msg);
 AMB_API int amb_receive_if(amb_proc *self, amb_match_fn *match, void *ctx,
                            int64_t timeout_ms, amb_term *out);
@@ -387,7 +442,10 @@ typedef struct amb_recv_mark {
 } amb_recv_mark;
 /* The mark of the mailbox's end now (a zero mark for NULL). Never fails. */
 AMB_API amb_recv_mark amb_receive_mark(amb_proc *self);
-/* amb_receive_if over the messages that arrived after mark only. */
+/* amb_receive_if over the messages that arrived after mark only. Its message
+ * is borrowed until the next amb_receive_if_after (of this process, or of a
+ * library call it makes that waits: "Borrowing" above), so a request/reply
+ * exchange leaves the message of the caller's last amb_receive alone. */
 AMB_API int amb_receive_if_after(amb_proc *self, amb_recv_mark mark, amb_match_fn *match,
                                  void *ctx, int64_t timeout_ms, amb_term *out);
 
@@ -446,7 +504,9 @@ AMB_API int amb_cancel_timer(amb_proc *self, amb_tref tref, int64_t *left_ms);
  * amb_cancel_timer; the timer stays armed. */
 AMB_API int amb_read_timer(amb_proc *self, amb_tref tref, int64_t *left_ms);
 /* Suspends the caller for ms milliseconds (messages wait; AMB_INFINITY: for
- * ever, as timer:sleep(infinity)). AMB_EBADARG for a time out of range. */
+ * ever, as timer:sleep(infinity)). It takes no message, so the caller's
+ * borrowed messages stay valid. AMB_EBADARG for a time out of range,
+ * AMB_ESTATE from a match function (amb_receive_if). */
 AMB_API int amb_sleep(amb_proc *self, int64_t ms);
 /* Milliseconds on the runtime's monotonic clock (a point, not a timeout:
  * subtract two of them). Never fails. */
@@ -501,18 +561,55 @@ typedef struct amb_proc_info {
                                      of that activation (it holds none while
                                      idle) */
     size_t heap_size;             /* bytes of the process's heap */
-    size_t memory;                /* all bytes the process holds */
+    size_t memory;                /* all bytes the process holds, as OTP's
+                                     process_info(P, memory): its block,
+                                     stack, heap, state, links, monitors,
+                                     aliases, and its messages (those queued
+                                     and those it borrows) */
     const void *current_function; /* the body function or handler table */
     bool trap_exit;
 } amb_proc_info;
 
-/* A snapshot of pid's state, copied into the caller's *out (the process
+/* process_info comes in two forms. amb_process_info fills a struct of counts
+ * (no heap, no term: for monitoring code that polls). amb_process_info_items
+ * is OTP's process_info/2: the items asked, as terms on the caller's heap,
+ * lists included (links, monitors, messages). Both are answered by the
+ * process itself, in order with what was sent to it before (BEAM's way
+ * since OTP 21), so counts and lists are exact at that point.
+ *
+ * A snapshot of pid's state, copied into the caller's *out (the process
  * answers it itself, as BEAM's does, so the counts are exact);
  * current_function is the address of code, never to be freed. AMB_ENOPROC
  * when pid is a pid of this runtime that is not alive, AMB_EBADARG (NULL
  * out, or a term that is not a pid, AMB_NONE among them), AMB_ENOTSUP (a
- * pid of another node), AMB_ENOMEM. */
+ * pid of another node), AMB_ENOMEM, AMB_ESTATE (another process's, asked
+ * from a match function: amb_receive_if). */
 AMB_API int amb_process_info(amb_proc *self, amb_pid pid, amb_proc_info *out);
+
+/*
+ * process_info(Pid, Item) and process_info(Pid, [Item]): items is an item
+ * atom, and *out gets {Item, Value}; or a list of them, and *out gets
+ * [{Item, Value}] in the same order. On the caller's heap (owned by it);
+ * messages are copies. The items, with OTP's names and values:
+ *   links              [Pid]: the processes linked to pid
+ *   monitors           [{process, Pid} | {process, {Name, Node}}]: the
+ *                      monitors pid holds (by name for a monitor of a name)
+ *   monitored_by       [Pid]: the processes monitoring pid
+ *   messages           [Msg]: copies of its queued messages, oldest first
+ *   message_queue_len  an integer
+ *   memory             bytes, as amb_proc_info.memory
+ *   registered_name    an atom, or [] when pid has no name (OTP's)
+ *   status             waiting | running | runnable | exiting
+ *   reductions         an integer
+ *   trap_exit          true | false
+ * Lists other than messages are in no particular order (OTP's neither).
+ * AMB_ENOPROC when pid is not alive (OTP's undefined), AMB_EBADARG (not a
+ * pid, an unknown item, items neither an item nor a proper list of them,
+ * NULL out), AMB_ENOTSUP (a pid of another node), AMB_ENOMEM, AMB_ESTATE
+ * (another process's, asked from a match function: amb_receive_if).
+ */
+AMB_API int amb_process_info_items(amb_proc *self, amb_pid pid, amb_term items,
+                                   amb_term *out);
 
 /* ---------------------------------------------------------------------------
  * Blocking calls (Erlang's dirty schedulers)
@@ -524,7 +621,8 @@ AMB_API int amb_process_info(amb_proc *self, amb_pid pid, amb_proc_info *out);
  * killed meanwhile, fn still finishes and its result is discarded: arg is
  * passed as it is and must stay valid until fn returns (do not point it
  * into the process's heap). AMB_EBADARG (NULL self or fn), AMB_ESTATE (the
- * runtime is not running), AMB_ENOMEM. */
+ * runtime is not running, or called from a match function: amb_receive_if),
+ * AMB_ENOMEM. */
 typedef intptr_t amb_blocking_fn(void *arg);
 AMB_API int amb_blocking_call(amb_proc *self, amb_blocking_fn *fn, void *arg,
                               intptr_t *result);

@@ -30,7 +30,8 @@
  * The management calls are gen_server calls to the supervisor (infinite
  * timeout, as OTP's): AMB_ENOPROC when it does not exist, AMB_EEXIT when it
  * ends meanwhile, AMB_ENOTSUP for a call of the other kind of supervisor
- * (a dynamic supervisor's call to a static one, or the reverse). Results
+ * (a dynamic supervisor's call to a static one, or the reverse), AMB_ESTATE
+ * from a receive's match function (process.h, amb_receive_if). Results
  * built on the caller's heap.
  *
  * Cost. A supervisor keeps its children indexed by id and by pid (as OTP
@@ -165,26 +166,30 @@ AMB_API int amb_sup_start_link(amb_proc *self, const amb_sup_spec *spec,
  * AMB_EPRESENT (a stopped child has that id); AMB_EIGNORE (start returned
  * ignore: the spec is kept, except a temporary child's, as OTP keeps no
  * spec of a temporary child that does not run); AMB_EINIT (the start
- * failed; nothing kept); AMB_ENOMEM (also when the child's start ran out
- * of memory: its reason was {error, 'AMB_ENOMEM'}; nothing kept);
- * AMB_EBADARG for a bad spec. The caller is not
- * linked to the child, and a failed start leaves no exit signal at the
- * supervisor either (the child's start function runs there: gen_server.h's
- * rule); OTP 25's supervisor got the child's EXIT and ignored it. The
- * reason of a failed start is not returned here (OTP's {error, {Reason,
- * Spec}}). Also for amb_sup_restart_child and amb_dynsup_start_child. */
+ * failed; nothing kept): *reason (may be NULL; on the caller's heap) gets
+ * why, the reason the child's start function gave (or {error, 'AMB_E...'}
+ * for its code), as every start function of the library ends in (..., out,
+ * reason); AMB_ENOMEM (also when the child's start ran out of memory:
+ * *reason {error, 'AMB_ENOMEM'}; nothing kept); AMB_EBADARG for a bad spec. OTP answers {error, {Reason, Child}}
+ * here, Child being its internal record of the spec: the C caller holds
+ * the spec already, so *reason is Reason alone. The caller is not linked to
+ * the child, and a failed start leaves no exit signal at the supervisor
+ * either (the child's start function runs there: gen_server.h's rule); OTP
+ * 25's supervisor got the child's EXIT and ignored it. Also for
+ * amb_sup_restart_child and amb_dynsup_start_child. */
 AMB_API int amb_sup_start_child(amb_proc *self, amb_term sup, const amb_child_spec *spec,
-                                amb_pid *out);
+                                amb_pid *out, amb_term *reason);
 /* Stops the child with that id by its shutdown rule; the spec stays (a
  * temporary child's spec is removed). 0 also when it was not running;
  * AMB_ENOTFOUND. */
 AMB_API int amb_sup_terminate_child(amb_proc *self, amb_term sup, amb_term id);
 /* Starts again a child whose spec is kept but which is not running: 0 and
  * *out (may be NULL); AMB_ERUNNING, AMB_ERESTARTING, AMB_ENOTFOUND,
- * AMB_EIGNORE, AMB_EINIT, AMB_ENOMEM (as amb_sup_start_child; no exit
- * signal left either). Not counted toward the intensity (OTP). */
-AMB_API int amb_sup_restart_child(amb_proc *self, amb_term sup, amb_term id,
-                                  amb_pid *out);
+ * AMB_EIGNORE, AMB_EINIT with *reason (may be NULL; on the caller's heap:
+ * OTP's {error, Reason}), AMB_ENOMEM (as amb_sup_start_child; no exit signal left, as amb_sup_start_child's).
+ * Not counted toward the intensity (OTP). */
+AMB_API int amb_sup_restart_child(amb_proc *self, amb_term sup, amb_term id, amb_pid *out,
+                                  amb_term *reason);
 /* Removes the spec of a child that is not running: 0; AMB_ERUNNING,
  * AMB_ERESTARTING, AMB_ENOTFOUND. */
 AMB_API int amb_sup_delete_child(amb_proc *self, amb_term sup, amb_term id);
@@ -240,12 +245,14 @@ AMB_API int amb_dynsup_start_link(amb_proc *self, const amb_dynsup_opts *opts,
                                   const amb_gen_opts *gopts, amb_pid *out,
                                   amb_term *reason);
 /* Starts a child from spec (copied; spec->id is ignored). 0 and *out (may be
- * NULL); AMB_EIGNORE (nothing kept); AMB_EINIT; AMB_ENOMEM (as
- * amb_sup_start_child); AMB_ESYSLIMIT when max_children run already;
- * AMB_EBADARG for a bad spec. A failed start leaves no exit signal, as
- * amb_sup_start_child's. */
+ * NULL); AMB_EIGNORE (nothing kept); AMB_EINIT with *reason (may be NULL;
+ * on the caller's heap: Elixir's {:error, reason}); AMB_ENOMEM (as
+ * amb_sup_start_child); AMB_ESYSLIMIT when
+ * max_children run already; AMB_EBADARG for a bad spec. A failed start
+ * leaves no exit signal, as amb_sup_start_child's. */
 AMB_API int amb_dynsup_start_child(amb_proc *self, amb_term sup,
-                                   const amb_child_spec *spec, amb_pid *out);
+                                   const amb_child_spec *spec, amb_pid *out,
+                                   amb_term *reason);
 /* Stops the child by its shutdown rule and forgets it: 0 or AMB_ENOTFOUND
  * (also for a child being restarted: it has no pid); AMB_EBADARG when child
  * is not a pid. */

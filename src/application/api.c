@@ -190,6 +190,13 @@ int amb_app_set_env(amb_proc *self, const char *app, amb_term key, amb_term valu
     return rc != 0 ? rc : code_of(reply, AMB_EBADARG);
 }
 
+/* {'DOWN', Ref, process, _, _} for the reference ctx points to. */
+static bool is_down_of(void *ctx, amb_term msg)
+{
+    return amb_is_record(msg, AMB_ATOM_DOWN, 5) &&
+           amb_equal(amb_tuple_elem(msg, 1), *(const amb_term *)ctx);
+}
+
 int amb_app_shutdown(amb_proc *self)
 {
     if (self == NULL)
@@ -203,7 +210,10 @@ int amb_app_shutdown(amb_proc *self)
     amb_term ref = AMB_NONE;
     /* Monitor it: the call returns when the applications are stopped, the
      * DOWN when the controller has ended, so that a later call cannot
-     * still find the old one by its name. */
+     * still find the old one by its name. The wait for the DOWN is a
+     * receive after a mark, as every library wait is (process.h), so the
+     * caller's last received message stays borrowed. */
+    amb_recv_mark rmark = amb_receive_mark(self);
     int rc = amb_monitor(self, ctl, &ref);
     if (rc == 0) {
         amb_term req = AMB_TUPLE(h, amb_atom("shutdown"), amb_self(self));
@@ -214,8 +224,7 @@ int amb_app_shutdown(amb_proc *self)
         if (rc == AMB_EEXIT || rc == AMB_ENOPROC || rc == AMB_ECLOSED)
             rc = 0; /* another shutdown ended it first */
         if (rc == 0)
-            amb_receive_match(self, AMB_INFINITY, NULL, "{'DOWN', ~r, process, _, _}",
-                              ref);
+            amb_receive_if_after(self, rmark, is_down_of, &ref, AMB_INFINITY, NULL);
         else
             amb_demonitor(self, ref, AMB_DEMONITOR_FLUSH);
     }

@@ -7,9 +7,12 @@
  *     receive after a mark taken before the monitor, so it never takes (nor
  *     reorders) a message of the caller's that arrived before, and a dead
  *     target ends the wait at once.
- *   - Replies and acks come through an alias made with AMB_ALIAS_REPLY: once
- *     the wait is over (answered, timed out, target down) the alias is gone,
- *     so nothing sent to it later reaches the caller.
+ *   - Replies and acks come through an alias that is gone once the wait is
+ *     over (answered, timed out, target down), so nothing sent to it later
+ *     reaches the caller: a call's is its monitor's reference (an alias
+ *     monitor, reply_demonitor: a DOWN taken in ends it before a reply that
+ *     came after it is looked at), a start's is made with AMB_ALIAS_REPLY
+ *     (the server acks before it can end).
  *   - The caller's heap is rewound to where it was on entry; results for the
  *     caller are copied onto it after the rewind (or are borrowed from the
  *     received message, as receive's results are).
@@ -44,6 +47,23 @@ static bool is_down(void *ctx, amb_term msg)
 static bool is_down_msg(amb_term msg)
 {
     return amb_tuple_arity(msg) == 5 && amb_tuple_elem(msg, 0) == AMB_ATOM_DOWN;
+}
+
+static bool match_none(void *ctx, amb_term msg)
+{
+    (void)ctx;
+    (void)msg;
+    return false;
+}
+
+/* 0 when the caller may wait here, AMB_ESTATE inside a receive's match
+ * function (process.h refuses waits there). Asked with a receive after the
+ * caller's mark that takes nothing and does not wait (O(1)), before anything
+ * is spawned or sent: a refused call did nothing. */
+static int may_wait(amb_proc *self, amb_recv_mark mark)
+{
+    int rc = amb_receive_if_after(self, mark, match_none, NULL, 0, NULL);
+    return rc == AMB_ETIMEDOUT ? 0 : rc;
 }
 
 /* Ends a wait: the alias (if still active) and the monitor go; a DOWN of
@@ -138,7 +158,9 @@ int amb_gen_server_start(amb_proc *self, const amb_gen_server *cb, void *arg,
     amb_heap_mark hm = amb_heap_save(h);
     waiter w = {AMB_NONE, AMB_NONE};
     amb_recv_mark mark = amb_receive_mark(self);
-    int rc = amb_alias(self, AMB_ALIAS_REPLY, &w.alias);
+    int rc = may_wait(self, mark);
+    if (rc == 0)
+        rc = amb_alias(self, AMB_ALIAS_REPLY, &w.alias);
     if (rc != 0)
         return rc;
     /* Everything the server needs travels in its first message (server.c,
@@ -232,8 +254,11 @@ typedef struct wait_scope {
     waiter w;
 } wait_scope;
 
-/* 0, or an error with nothing left behind. */
-static int wait_begin(amb_proc *self, amb_term server, wait_scope *ws)
+/* 0, or an error with nothing left behind. The monitor is an alias
+ * monitor of kind alias (its reference in both ws->w.mref and ws->w.alias),
+ * or a plain one (AMB_MONITOR_NO_ALIAS). */
+static int wait_begin(amb_proc *self, amb_term server, amb_monitor_alias alias,
+                      wait_scope *ws)
 {
     int rc = amb__gen_resolve(self, server, &ws->pid);
     if (rc != 0)
@@ -246,9 +271,14 @@ static int wait_begin(amb_proc *self, amb_term server, wait_scope *ws)
     ws->hm = amb_heap_save(ws->h);
     ws->w = (waiter){AMB_NONE, AMB_NONE};
     ws->mark = amb_receive_mark(self);
-    rc = amb_monitor(self, ws->pid, &ws->w.mref);
+    rc = may_wait(self, ws->mark);
+    amb_monitor_opts mo = {.alias = alias};
+    if (rc == 0)
+        rc = amb_monitor_opt(self, ws->pid, &mo, &ws->w.mref);
     if (rc != 0)
         amb_heap_rewind(ws->h, ws->hm);
+    else if (alias != AMB_MONITOR_NO_ALIAS)
+        ws->w.alias = ws->w.mref;
     return rc;
 }
 
@@ -257,36 +287,37 @@ int amb_gen_server_call(amb_proc *self, amb_term server, amb_term request,
 {
     if (self == NULL || request == AMB_NONE || !timeout_ok(timeout_ms))
         return AMB_EBADARG;
+    /* One reference is the monitor and the reply's alias (OTP's
+     * monitor(process, Server, [{alias, reply_demonitor}])): the reply, taken
+     * in, ends the alias and the monitor; the DOWN, taken in, ends the alias,
+     * so a reply sent after the server died (by a process it handed the
+     * request to) is dropped wherever it is (issue 13, item 6). */
     wait_scope ws;
-    int rc = wait_begin(self, server, &ws);
+    int rc = wait_begin(self, server, AMB_MONITOR_ALIAS_REPLY_DEMONITOR, &ws);
     if (rc != 0)
         return rc;
     amb_heap *h = ws.h;
-    rc = amb_alias(self, AMB_ALIAS_REPLY, &ws.w.alias);
-    amb_term msg = rc == 0 ? AMB_TUPLE(h, AMB_ATOM_GEN_CALL,
-                                       AMB_TUPLE(h, amb_self(self), ws.w.alias), request)
-                           : AMB_NONE;
-    if (msg == AMB_NONE && rc == 0)
-        rc = AMB_ENOMEM;
-    if (rc == 0)
-        rc = amb_send(self, ws.pid, msg);
+    amb_term msg = AMB_TUPLE(h, AMB_ATOM_GEN_CALL,
+                             AMB_TUPLE(h, amb_self(self), ws.w.alias), request);
+    rc = msg == AMB_NONE ? AMB_ENOMEM : amb_send(self, ws.pid, msg);
     amb_term m = AMB_NONE;
     if (rc == 0)
         rc = amb_receive_if_after(self, ws.mark, is_answer, &ws.w, timeout_ms, &m);
     if (rc == 0 && is_down_msg(m)) {
-        /* The DOWN is consumed; the alias goes with the wait. */
-        amb_unalias(self, ws.w.alias);
+        /* The DOWN is consumed, and took the alias with it. */
         amb_term why = amb_tuple_elem(m, 4);
         rc = why == AMB_ATOM_NOPROC ? AMB_ENOPROC : AMB_EEXIT;
         if (rc == AMB_EEXIT && reply != NULL)
             *reply = why;
     } else if (rc == 0) {
-        /* The reply alias went inactive when the reply was received. */
-        amb_demonitor(self, ws.w.mref, AMB_DEMONITOR_FLUSH);
+        /* The reply took the alias and the monitor with it. */
         if (reply != NULL)
             *reply = amb_tuple_elem(m, 1);
     } else {
-        wait_done(self, &ws.w);
+        /* A timeout: the monitor and its alias go, so a reply on its way is
+         * dropped when it arrives. The monitor is active, so no DOWN of it
+         * is in the queue and none will be. */
+        amb_demonitor(self, ws.w.mref, 0);
     }
     amb_heap_rewind(h, ws.hm);
     return rc;
@@ -324,7 +355,7 @@ int amb_gen_server_stop(amb_proc *self, amb_term server, amb_term reason,
     if (self == NULL || reason == AMB_NONE || !timeout_ok(timeout_ms))
         return AMB_EBADARG;
     wait_scope ws;
-    int rc = wait_begin(self, server, &ws);
+    int rc = wait_begin(self, server, AMB_MONITOR_NO_ALIAS, &ws);
     if (rc != 0)
         return rc;
     rc = amb__gen_send_tagged(self, ws.pid, amb__gen_atoms_get()->gen_stop, reason);

@@ -4,7 +4,8 @@
  *
  * The protocol (the shapes are OTP's, so a BEAM node reads them later):
  *   call    {'$gen_call', {CallerPid, Alias}, Request}; reply {Alias, Reply}
- *           sent to the alias, which is made with AMB_ALIAS_REPLY
+ *           sent to the alias, which is the caller's monitor of the server
+ *           (an alias monitor, AMB_MONITOR_ALIAS_REPLY_DEMONITOR)
  *   cast    {'$gen_cast', Msg}
  *   stop    {'$gen_stop', Reason}: terminate(Reason), then end with Reason
  *   start   {'$gen_start', Alias, Cb, Arg, Name, {} | {ArgTerm}, Link}: the

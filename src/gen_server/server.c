@@ -74,11 +74,81 @@ static _Noreturn void stop_server(amb_proc *self, gen_srv *g, amb_term reason)
     stop_replying(self, g, reason, AMB_NONE, AMB_NONE);
 }
 
-/* The reason of a result gen_server cannot use: OTP's bad_return_value. */
-static amb_term bad_return(amb_proc *self)
+/* Which callback a result came from: what each may return. */
+typedef enum cb_kind { CB_INIT, CB_CALL, CB_OTHER } cb_kind;
+
+/* Whether r is a result a callback of kind k may return (gen_server.h):
+ * init ok / ignore / stop, handle_call reply / noreply / stop, the others
+ * noreply / stop; a timeout in range; a known next. A stop or an ignore
+ * ends the server whatever its next says. */
+static bool result_ok(const amb_gen_ret *r, cb_kind k)
 {
-    (void)self;
-    return amb_atom("bad_return_value");
+    if (r->action == AMB_GEN_STOP || (k == CB_INIT && r->action == AMB_GEN_IGNORE))
+        return true;
+    if (r->action != AMB_GEN_NOREPLY && !(k == CB_CALL && r->action == AMB_GEN_REPLY))
+        return false;
+    if (r->next > AMB_GEN_NEXT_CONTINUE)
+        return false;
+    return r->next != AMB_GEN_NEXT_TIMEOUT || r->timeout_ms == AMB_INFINITY ||
+           (r->timeout_ms >= 0 && r->timeout_ms <= AMB_TIMEOUT_MAX);
+}
+
+static amb_term or_undefined(amb_term t)
+{
+    return t != AMB_NONE ? t : AMB_ATOM_UNDEFINED;
+}
+
+/* The reason of a result gen_server cannot use: OTP's {bad_return_value,
+ * Value}. A C result is no term, so Value is the result written as the
+ * Erlang callback would have returned it, without the state: ok or noreply,
+ * {reply, R}, {stop, Reason}, {stop, Reason, R}, ignore, followed by the
+ * next (a timeout's integer, hibernate, {continue, C}); a field with no
+ * Erlang value shows as {action, N} or {next, N}. So a cast answered with
+ * amb_gen_reply(R) stops with {bad_return_value, {reply, R}}, and a timeout
+ * out of range with {bad_return_value, {noreply, -2}}. */
+static amb_term bad_return(amb_proc *self, const amb_gen_ret *r, cb_kind k)
+{
+    amb_heap *h = amb_proc_heap(self);
+    amb_term part[4];
+    size_t n = 0;
+    switch (r->action) {
+    case AMB_GEN_NOREPLY:
+        part[n++] = k == CB_INIT ? AMB_ATOM_OK : amb_atom("noreply");
+        break;
+    case AMB_GEN_REPLY:
+        part[n++] = amb_atom("reply");
+        part[n++] = or_undefined(r->reply);
+        break;
+    case AMB_GEN_STOP:
+        part[n++] = amb_atom("stop");
+        part[n++] = or_undefined(r->reason);
+        if (r->reply != AMB_NONE)
+            part[n++] = r->reply;
+        break;
+    case AMB_GEN_IGNORE:
+        part[n++] = AMB_ATOM_IGNORE;
+        break;
+    default:
+        part[n++] = AMB_TUPLE(h, amb_atom("action"), amb_int(h, r->action));
+    }
+    switch (r->next) {
+    case AMB_GEN_NEXT_NONE:
+        break;
+    case AMB_GEN_NEXT_TIMEOUT:
+        part[n++] = amb_int(h, r->timeout_ms);
+        break;
+    case AMB_GEN_NEXT_HIBERNATE:
+        part[n++] = amb_atom("hibernate");
+        break;
+    case AMB_GEN_NEXT_CONTINUE:
+        part[n++] = AMB_TUPLE(h, amb_atom("continue"), or_undefined(r->cont));
+        break;
+    default:
+        part[n++] = AMB_TUPLE(h, amb_atom("next"), amb_int(h, r->next));
+    }
+    amb_term what = n == 1 ? part[0] : amb_tuple(h, n, part);
+    amb_term t = AMB_TUPLE(h, amb_atom("bad_return_value"), what);
+    return t != AMB_NONE ? t : amb_atom("bad_return_value"); /* out of memory */
 }
 
 /* ---------------------------------------------------------------------------
@@ -110,18 +180,17 @@ static amb_gen_ret call_info(amb_proc *self, gen_srv *g, amb_term msg)
     return amb_gen_noreply();
 }
 
-/* Applies what follows a result: stop, continue (looping), a timeout. */
-static void apply(amb_proc *self, gen_srv *g, amb_gen_ret r)
+/* Applies what follows a result of a callback of kind k (handle_call's
+ * reply sent already, its action NOREPLY here): stop, continue (looping
+ * over handle_continue's results), a timeout. A result the callback may not
+ * return stops the server with bad_return_value. */
+static void apply(amb_proc *self, gen_srv *g, amb_gen_ret r, cb_kind k)
 {
-    for (;;) {
+    for (;; k = CB_OTHER) {
+        if (!result_ok(&r, k))
+            stop_server(self, g, bad_return(self, &r, k));
         if (r.action == AMB_GEN_STOP)
             stop_server(self, g, stop_reason(self, &r));
-        /* handle_call's reply was sent already (its action is NOREPLY
-         * here): any other action is not a result of this callback. */
-        if (r.action != AMB_GEN_NOREPLY || r.next > AMB_GEN_NEXT_CONTINUE ||
-            (r.next == AMB_GEN_NEXT_TIMEOUT && r.timeout_ms != AMB_INFINITY &&
-             (r.timeout_ms < 0 || r.timeout_ms > AMB_TIMEOUT_MAX)))
-            stop_server(self, g, bad_return(self));
         if (r.next == AMB_GEN_NEXT_CONTINUE) {
             if (g->cb->handle_continue == NULL) {
                 const amb__gen_atoms *a = amb__gen_atoms_get();
@@ -176,6 +245,10 @@ static void handle_call(amb_proc *self, gen_srv *g, amb_term from, amb_term req)
                 g->cb->name ? g->cb->name : "");
         r = amb_gen_reply(AMB_TUPLE(h, AMB_ATOM_ERROR, AMB_TUPLE(h, a->bad_call, req)));
     }
+    /* A result that cannot be used stops the server before anything of it
+     * is acted on (no reply goes out). */
+    if (!result_ok(&r, CB_CALL))
+        stop_server(self, g, bad_return(self, &r, CB_CALL));
     if (r.action == AMB_GEN_STOP)
         stop_replying(self, g, stop_reason(self, &r), from, r.reply);
     if (r.action == AMB_GEN_REPLY) {
@@ -188,7 +261,7 @@ static void handle_call(amb_proc *self, gen_srv *g, amb_term from, amb_term req)
         amb_gen_server_reply(self, from, r.reply);
         r.action = AMB_GEN_NOREPLY;
     }
-    apply(self, g, r);
+    apply(self, g, r, CB_CALL);
 }
 
 static void dispatch(amb_proc *self, gen_srv *g, amb_term msg)
@@ -202,7 +275,8 @@ static void dispatch(amb_proc *self, gen_srv *g, amb_term msg)
     }
     if (arity == 2 && tag == AMB_ATOM_GEN_CAST) {
         if (g->cb->handle_cast != NULL) {
-            apply(self, g, g->cb->handle_cast(self, g->state, amb_tuple_elem(msg, 1)));
+            apply(self, g, g->cb->handle_cast(self, g->state, amb_tuple_elem(msg, 1)),
+                  CB_OTHER);
         } else {
             amb_log(self, AMB_LOG_WARNING, "gen_server %s: unexpected cast",
                     g->cb->name ? g->cb->name : "");
@@ -213,13 +287,13 @@ static void dispatch(amb_proc *self, gen_srv *g, amb_term msg)
         stop_server(self, g, amb_tuple_elem(msg, 1));
     if (arity == 2 && tag == a->gen_timeout) {
         if (is_current_timeout(g, msg))
-            apply(self, g, call_info(self, g, AMB_ATOM_TIMEOUT));
+            apply(self, g, call_info(self, g, AMB_ATOM_TIMEOUT), CB_OTHER);
         return; /* a stale timer: dropped */
     }
     if (arity == 3 && tag == AMB_ATOM_EXIT && g->parent != AMB_NONE &&
         amb_tuple_elem(msg, 1) == g->parent)
         stop_server(self, g, amb_tuple_elem(msg, 2));
-    apply(self, g, call_info(self, g, msg));
+    apply(self, g, call_info(self, g, msg), CB_OTHER);
 }
 
 static int srv_handle(amb_proc *self, void *block, amb_term msg)
@@ -372,19 +446,21 @@ static int srv_init(amb_proc *self, void *block, void *arg)
         g->name = st->name;
     }
     amb_gen_ret r = st->cb->init ? st->cb->init(self, g->state, st->arg) : amb_gen_ok();
+    /* A bad result fails the start (before the ack), a timeout out of range
+     * included, rather than starting a server that ends at once. */
+    if (!result_ok(&r, CB_INIT)) {
+        amb_term why = bad_return(self, &r, CB_INIT);
+        init_fail(self, g, st, AMB_TUPLE(h, AMB_ATOM_ERROR, why), why);
+    }
     if (r.action == AMB_GEN_IGNORE)
         init_fail(self, g, st, AMB_ATOM_IGNORE, AMB_ATOM_NORMAL);
     if (r.action == AMB_GEN_STOP) {
         amb_term why = stop_reason(self, &r);
         init_fail(self, g, st, AMB_TUPLE(h, AMB_ATOM_ERROR, why), why);
     }
-    if (r.action != AMB_GEN_NOREPLY) {
-        amb_term why = bad_return(self);
-        init_fail(self, g, st, AMB_TUPLE(h, AMB_ATOM_ERROR, why), why);
-    }
     ack(self, st, AMB_ATOM_OK);
     g->base = amb_heap_save(h);
-    apply(self, g, r);
+    apply(self, g, r, CB_INIT);
     amb_heap_rewind(h, g->base);
     return 0;
 }

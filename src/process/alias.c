@@ -18,8 +18,15 @@
  *     message if the key is active then, and frees it otherwise; so a message
  *     sent after unalias, or a second one through a reply alias, is never
  *     seen, wherever it was when the alias went away.
+ *   - Keys with AMB__ALIAS_MONITOR_BIT are the aliases of alias monitors
+ *     (monitor.c): the rest of the key is the monitor's key. Both kinds
+ *     of key come from the same counters (amb__rt_ref_key), which stay
+ *     below 2^60 (fail.h, "Keys"), so amb_alias's own keys never have the
+ *     bit and an alias monitor's never equals another alias's. A reply
+ *     alias of a monitor ({alias, reply_demonitor}) removes its monitor
+ *     too when its message is taken in.
  */
-#include "process/rt.h"
+#include "process/fail.h"
 
 #define ALIAS_WORDS 4
 
@@ -54,8 +61,7 @@ static void remove_entry(struct amb__aliases *a, struct alias_entry *e)
     *e = a->v[--a->n];
 }
 
-/* Decodes an alias of rt: its key and owner pid. False for any other term. */
-static bool decode(amb_rt *rt, amb_term ref, uint64_t *key, amb_pid *owner)
+bool amb__alias_decode(amb_rt *rt, amb_term ref, uint64_t *key, amb_pid *owner)
 {
     /* The box is read in place (term_internal.h: header, node, creation,
      * id words): this runs on every reply. */
@@ -74,12 +80,17 @@ static bool decode(amb_rt *rt, amb_term ref, uint64_t *key, amb_pid *owner)
     return true;
 }
 
-int amb_alias(amb_proc *self, unsigned flags, amb_term *out)
+amb_term amb__alias_term(amb_rt *rt, amb_heap *h, uint64_t key, amb_pid owner)
 {
-    if (self == NULL || out == NULL || (flags & ~AMB_ALIAS_REPLY) != 0)
-        return AMB_EBADARG;
-    amb_heap *h = amb_proc_heap(self);
-    struct amb__aliases *a = aliases_of(self);
+    uint32_t w[ALIAS_WORDS] = {(uint32_t)key, (uint32_t)(key >> 32),
+                               amb__lpid_index(owner), amb__lpid_serial(owner)};
+    return amb_ref_term(h, rt->node_name, rt->creation, w, ALIAS_WORDS);
+}
+
+int amb__alias_add(amb_proc *p, uint64_t key, bool reply, amb_term *ref)
+{
+    amb_heap *h = amb_proc_heap(p);
+    struct amb__aliases *a = aliases_of(p);
     if (h == NULL || a == NULL)
         return AMB_ENOMEM;
     if (a->n == a->cap) {
@@ -90,25 +101,36 @@ int amb_alias(amb_proc *self, unsigned flags, amb_term *out)
         a->v = v;
         a->cap = cap;
     }
-    uint32_t r[3];
-    amb__rt_ref_words(self->task.sched, r);
-    uint64_t key = amb__rt_ref_key(r);
-    uint32_t w[ALIAS_WORDS] = {(uint32_t)key, (uint32_t)(key >> 32),
-                               amb__lpid_index(self->pid), amb__lpid_serial(self->pid)};
-    amb_term ref =
-        amb_ref_term(h, self->rt->node_name, self->rt->creation, w, ALIAS_WORDS);
-    if (ref == AMB_NONE)
+    amb_term r = amb__alias_term(p->rt, h, key, p->pid);
+    if (r == AMB_NONE)
         return AMB_ENOMEM;
-    a->v[a->n++] = (struct alias_entry){key, (flags & AMB_ALIAS_REPLY) != 0};
-    *out = ref;
+    a->v[a->n++] = (struct alias_entry){key, reply};
+    *ref = r;
     return 0;
+}
+
+bool amb__alias_drop(amb_proc *p, uint64_t key)
+{
+    struct alias_entry *e = find(p->aliases, key);
+    if (e != NULL)
+        remove_entry(p->aliases, e);
+    return e != NULL;
+}
+
+int amb_alias(amb_proc *self, unsigned flags, amb_term *out)
+{
+    if (self == NULL || out == NULL || (flags & ~AMB_ALIAS_REPLY) != 0)
+        return AMB_EBADARG;
+    uint32_t w[3];
+    amb__rt_ref_words(self->task.sched, w);
+    return amb__alias_add(self, amb__rt_ref_key(w), (flags & AMB_ALIAS_REPLY) != 0, out);
 }
 
 int amb_unalias(amb_proc *self, amb_term alias)
 {
     uint64_t key;
     amb_pid owner;
-    if (self == NULL || !decode(self->rt, alias, &key, &owner))
+    if (self == NULL || !amb__alias_decode(self->rt, alias, &key, &owner))
         return AMB_EBADARG;
     struct alias_entry *e = owner == self->pid ? find(self->aliases, key) : NULL;
     if (e == NULL)
@@ -121,14 +143,14 @@ bool amb__alias_is(amb_rt *rt, amb_term t)
 {
     uint64_t key;
     amb_pid owner;
-    return decode(rt, t, &key, &owner);
+    return amb__alias_decode(rt, t, &key, &owner);
 }
 
 int amb__alias_send(amb_rt *rt, amb__sched *s, amb_term alias, amb_term msg)
 {
     uint64_t key;
     amb_pid owner;
-    if (!decode(rt, alias, &key, &owner))
+    if (!amb__alias_decode(rt, alias, &key, &owner))
         return AMB_EBADARG;
     amb_proc *p = amb__ptab_lookup(rt, owner);
     if (p == NULL)
@@ -149,10 +171,21 @@ amb__msg *amb__alias_accept(amb_proc *p, amb__msg *m)
         amb__msg_free(p->task.sched, m);
         return NULL;
     }
-    if (e->reply)
+    if (e->reply) {
+        uint64_t key = e->key;
         remove_entry(p->aliases, e);
+        /* {alias, reply_demonitor}: the reply ends the monitor too. */
+        if (key & AMB__ALIAS_MONITOR_BIT)
+            amb__monitor_drop(p, key & ~AMB__ALIAS_MONITOR_BIT);
+    }
     m->kind = AMB__MSG_TERM;
     return m;
+}
+
+size_t amb__alias_bytes(const amb_proc *p)
+{
+    const struct amb__aliases *a = p->aliases;
+    return a ? sizeof *a + a->cap * sizeof *a->v : 0;
 }
 
 void amb__alias_free(amb_proc *p)

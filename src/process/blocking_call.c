@@ -37,6 +37,8 @@ int amb_blocking_call(amb_proc *self, amb_blocking_fn *fn, void *arg, intptr_t *
 {
     if (self == NULL || fn == NULL)
         return AMB_EBADARG;
+    if (!amb__proc_may_wait(self))
+        return AMB_ESTATE;
     amb__sched *s = self->task.sched;
     amb__msg *m = amb__msg_alloc(s, CALL_WORDS);
     if (m == NULL)

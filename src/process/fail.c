@@ -50,6 +50,12 @@ static size_t bucket_of(const struct amb__fail_index *x, uint64_t key)
     return (size_t)(key >> x->shift);
 }
 
+/* The chains of x: its buckets, or the one inline chain. */
+static size_t nchains(const struct amb__fail_index *x)
+{
+    return x->buckets != NULL ? (size_t)1 << (64 - x->shift) : 1;
+}
+
 static amb__msg **chain_of(struct amb__fail_index *x, uint64_t key)
 {
     return x->buckets != NULL ? &x->buckets[bucket_of(x, key)] : &x->one;
@@ -64,7 +70,7 @@ static void grow(struct amb__fail_index *x)
     amb__msg **b = amb__calloc(n, sizeof *b);
     if (b == NULL)
         return;
-    size_t old = x->buckets != NULL ? (size_t)1 << (64 - x->shift) : 1;
+    size_t old = nchains(x);
     amb__msg **from = x->buckets != NULL ? x->buckets : &x->one;
     struct amb__fail_index nx = {.buckets = b, .shift = (uint8_t)shift};
     for (size_t i = 0; i < old; i++)
@@ -83,7 +89,7 @@ static void grow(struct amb__fail_index *x)
 void amb__fail_add(amb_proc *p, amb__msg *e)
 {
     struct amb__fail_index *x = &p->links_mons;
-    size_t nb = x->buckets != NULL ? (size_t)1 << (64 - x->shift) : 1;
+    size_t nb = nchains(x);
     if (x->len >= 2 * nb && (x->buckets != NULL || x->len >= 8))
         grow(x);
     amb__msg **c = chain_of(x, e->seq);
@@ -115,6 +121,32 @@ amb__msg *amb__fail_take(amb_proc *p, uint64_t key)
         return m;
     }
     return NULL;
+}
+
+void amb__fail_each(const amb_proc *p, void (*fn)(void *ctx, const amb__msg *e),
+                    void *ctx)
+{
+    const struct amb__fail_index *x = &p->links_mons;
+    for (size_t i = 0, nb = nchains(x); i < nb; i++)
+        for (amb__msg *m = x->buckets != NULL ? x->buckets[i] : x->one; m != NULL;
+             m = chain_next(m))
+            fn(ctx, m);
+}
+
+static void add_bytes(void *ctx, const amb__msg *e)
+{
+    *(size_t *)ctx += amb__msg_bytes(e);
+}
+
+size_t amb__fail_bytes(const amb_proc *p)
+{
+    const struct amb__fail_index *x = &p->links_mons;
+    size_t bytes = x->buckets != NULL ? nchains(x) * sizeof *x->buckets : 0;
+    amb__fail_each(p, add_bytes, &bytes);
+    const struct amb__fail *f = p->fail;
+    if (f != NULL)
+        bytes += sizeof *f + f->capcl * sizeof *f->cl;
+    return bytes;
 }
 
 void amb__fail_reason(amb_rt *rt, amb__msg *m, amb_term reason)
@@ -154,7 +186,7 @@ static void empty_index(amb__sched *s, amb_proc *p,
                         void (*fn)(amb__sched *s, amb_proc *p, amb__msg *e))
 {
     struct amb__fail_index *x = &p->links_mons;
-    size_t nb = x->buckets != NULL ? (size_t)1 << (64 - x->shift) : 1;
+    size_t nb = nchains(x);
     amb__msg **b = x->buckets != NULL ? x->buckets : &x->one;
     for (size_t i = 0; i < nb; i++)
         while (b[i] != NULL) {

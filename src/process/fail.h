@@ -24,10 +24,19 @@
  *   UNLINK_ACK {from, id}  UNLINK_ID_ACK, before any other signal
  *   EXIT {from, flags}     term: the reason; flags: AMB__EXIT_LINKED when it
  *                          comes from a link (the end of a linked process)
- *   MONITOR {watcher, target, key, ref}   the receiver records the watcher
- *   DEMONITOR {watcher, key}              the receiver forgets it
- *   DOWN {watcher, target, key, ref}      term: {'DOWN', Ref, process,
- *                                         Pid, Reason}
+ *   MONITOR {watcher, target, key, ref,   the receiver records the watcher
+ *            name, alias kind}
+ *   DEMONITOR {watcher, key, target,      the receiver forgets it
+ *              name, alias kind}
+ *   DOWN {as MONITOR}                     term: {'DOWN', Ref, process,
+ *                                         Object, Reason}
+ *
+ * A monitor's name is the atom it was made with (amb_monitor of Name or
+ * {Name, Node}), or AMB_NONE for a monitor of a pid: a DOWN's Object is
+ * {Name, Node} for the one, the target's pid for the other. Its alias kind
+ * is the amb_monitor_alias it was made with: for any but
+ * AMB_MONITOR_NO_ALIAS the monitor's reference is an alias of the watcher
+ * (monitor.c, alias.c).
  *
  * Nothing a link or a monitor needs later is allocated later (issue 13: a
  * target that could not record a link, and a process that could not send
@@ -68,9 +77,15 @@
  *   a link:                the other pid (a local pid's low nibble is 1110)
  *   a monitor held:        (monitor key << 4) | AMB__FAIL_HELD
  *   a monitor of us:       (monitor key << 4) | AMB__FAIL_TARGET
- * A monitor key is amb__rt_ref_key of the monitor's reference: unique on
- * the node. The index never fails: its bucket array grows when there is
- * memory, and chains grow longer when there is not.
+ * A monitor key is amb__rt_ref_key of the monitor's reference, (n << 10) |
+ * scheduler id with n the scheduler's reference counter: unique on the
+ * node. The rule that keeps every key distinct: a monitor key stays below
+ * 2^60 (n below 2^50: 35 years of a million references a second on one
+ * scheduler), so the shift by 4 loses nothing, and the bit 63 that marks
+ * an alias monitor's alias key (AMB__ALIAS_MONITOR_BIT, alias.c) is free in
+ * every key the counters make, a plain alias's too. The index never fails:
+ * its bucket array grows when there is memory, and chains grow longer when
+ * there is not.
  * ------------------------------------------------------------------------ */
 
 #define AMB__FAIL_HELD   2u
@@ -87,6 +102,13 @@ void amb__fail_add(amb_proc *p, amb__msg *e);
 amb__msg *amb__fail_find(amb_proc *p, uint64_t key);
 /* Removes and returns the entry of key, or NULL. */
 amb__msg *amb__fail_take(amb_proc *p, uint64_t key);
+/* Calls fn(ctx, e) for every entry e of p's index, in no order; fn must
+ * not change the index. */
+void amb__fail_each(const amb_proc *p, void (*fn)(void *ctx, const amb__msg *e),
+                    void *ctx);
+/* The bytes p's failure state takes (process_info's memory): its entry
+ * cells, the index's bucket array and the on_exit handlers. */
+size_t amb__fail_bytes(const amb_proc *p);
 
 /* 0 for a pid of rt; AMB_ENOTSUP for another node's pid; else AMB_EBADARG. */
 static inline int amb__fail_check_pid(amb_rt *rt, amb_pid pid)
@@ -120,6 +142,14 @@ void amb__link_end(amb__sched *s, amb_proc *p, amb__msg *e);
  * amb__link_spawn_undo when the spawn fails later. AMB_ENOMEM. */
 int amb__link_spawn(amb_proc *parent, amb_proc *child);
 void amb__link_spawn_undo(amb_proc *parent, amb_proc *child);
+/* Active links of p (process_info). */
+static inline size_t amb__link_count(const amb_proc *p)
+{
+    return p->links_mons.nlinks;
+}
+/* The list of the pids p has active links to, on h (AMB_NONE when out of
+ * memory). */
+amb_term amb__link_list(const amb_proc *p, amb_heap *h);
 
 /* ---------------------------------------------------------------------------
  * Monitors (monitor.c)
@@ -139,11 +169,27 @@ void amb__monitor_end(amb__sched *s, amb_proc *p, amb__msg *e);
  * nothing to undo). AMB_ENOMEM. */
 int amb__monitor_spawn(amb_proc *parent, amb_proc *child, amb_term *ref);
 void amb__monitor_spawn_undo(amb_proc *parent, amb_term ref);
-/* amb_monitor after its lookup: q is pid's block as the lookup found it
- * (NULL: not alive), which the caller keeps valid (QSBR). Split out so
- * that a test can make a monitor reach a block that ended after its
- * lookup. */
-int amb__monitor_make(amb_proc *self, amb_pid pid, amb_proc *q, amb_term *ref);
+/* amb_monitor_opt after its lookup: a monitor of pid (AMB_NONE: a name
+ * nobody has), made through name (an atom, or AMB_NONE for a monitor of a
+ * pid), with alias kind `alias`; q is pid's block as the lookup found it
+ * (NULL: not alive), which the caller keeps valid (QSBR). Split out so that
+ * a test can make a monitor reach a block that ended after its lookup. 0 or
+ * AMB_ENOMEM (nothing made). */
+int amb__monitor_make(amb_proc *self, amb_pid pid, amb_proc *q, amb_term name,
+                      amb_monitor_alias alias, amb_term *ref);
+/* Monitors p holds (process_info). */
+static inline size_t amb__monitor_count(const amb_proc *p)
+{
+    return p->links_mons.nheld;
+}
+/* On h (AMB_NONE when out of memory): with held, the monitors p holds as
+ * process_info(P, monitors) lists them ([{process, Pid | {Name, Node}}]);
+ * else the pids that monitor p (monitored_by). */
+amb_term amb__monitor_list(const amb_proc *p, amb_heap *h, bool held);
+/* Removes the monitor p holds with monitor key `key`, if active, and tells
+ * its target (a reply through the alias of a {alias, reply_demonitor}
+ * monitor): needs no memory, the watcher's end is the DEMONITOR. */
+void amb__monitor_drop(amb_proc *p, uint64_t key);
 
 /* ---------------------------------------------------------------------------
  * Exit signals (exit.c)

@@ -117,6 +117,26 @@ void amb__link_end(amb__sched *s, amb_proc *p, amb__msg *e)
     amb__exit_post(p->rt, s, p->pid, to, AMB__EXIT_LINKED, e);
 }
 
+/* amb__link_list's walk: ctx is {heap, list so far}. */
+struct list_walk {
+    amb_heap *h;
+    amb_term l;
+};
+
+static void list_active(void *ctx, const amb__msg *e)
+{
+    struct list_walk *w = ctx;
+    if (e->kind == AMB__MSG_LINK && e->words[1] == 0)
+        w->l = amb_cons(w->h, e->words[0], w->l);
+}
+
+amb_term amb__link_list(const amb_proc *p, amb_heap *h)
+{
+    struct list_walk w = {h, AMB_NIL};
+    amb__fail_each(p, list_active, &w);
+    return w.l;
+}
+
 /* Both ends are set up before the child is published, so nobody can see
  * one without the other. */
 int amb__link_spawn(amb_proc *parent, amb_proc *child)

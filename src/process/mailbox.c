@@ -22,10 +22,18 @@
  * is removed, pq_mark moves to its predecessor, which arrived earlier still.
  * So a receive after the mark starts right behind pq_mark, in O(1).
  *
- * Invariant: a received message is "borrowed" until the next receive; the
- * cell is freed then (p->borrowed). Everything here runs in the process
- * itself, except amb__mailbox_deliver (any thread) and amb__mailbox_drop_all
- * and amb__mailbox_discard (the scheduler, for a dead process).
+ * Borrows: a received message is "borrowed" until the next receive of its
+ * family, and its cell is freed then. There are two families, each with its
+ * slot: amb_receive, amb_receive_if and amb_receive_match (p->borrowed), and
+ * amb_receive_if_after (p->borrowed_after), the receive of every library
+ * call that waits for an answer (gen_server calls, starts and stops, and so
+ * supervisor and application calls). So such a call, made between a
+ * receive and the use of its message, leaves that message alone (issue 13,
+ * item 7); amb_sleep takes no message and ends no borrow.
+ *
+ * Everything here runs in the process itself, except amb__mailbox_deliver
+ * (any thread) and amb__mailbox_drop_all and amb__mailbox_discard (the
+ * scheduler, for a dead process).
  */
 #include <sched.h>
 #include <stdarg.h>
@@ -94,11 +102,7 @@ static amb__msg *handle_signal(amb_proc *p, amb__msg *m)
         amb__info_answer(p, m);
         return NULL;
     case AMB__MSG_INFO_REPLY:
-        if (m->wait_seq == p->wait_seq && p->info_dest != NULL) {
-            memcpy(p->info_dest, m->words, sizeof *p->info_dest);
-            p->wake_done = true;
-        }
-        amb__msg_free(p->task.sched, m);
+        amb__info_reply_taken(p, m);
         return NULL;
     case AMB__MSG_LINK:
     case AMB__MSG_UNLINK:
@@ -156,25 +160,23 @@ static void unlink_cell(amb_proc *p, amb__msg *prev, amb__msg *m)
     amb__size_add(&p->pq_len, -1);
 }
 
-void amb__mailbox_release_borrowed(amb_proc *p)
+/* Ends the borrow of the message in *slot (one of p's borrow slots, see
+ * "Borrows" above): frees it. */
+static void release(amb_proc *p, amb__msg **slot)
 {
-    if (p->borrowed != NULL) {
-        amb__msg_free(p->task.sched, p->borrowed);
-        p->borrowed = NULL;
-    }
-    if (p->handling != NULL) {
-        amb__msg_free(p->task.sched, p->handling);
-        p->handling = NULL;
+    if (*slot != NULL) {
+        amb__msg_free(p->task.sched, *slot);
+        *slot = NULL;
     }
 }
 
-/* Frees the message the last receive returned (not a handler's current
- * message, see amb__mailbox_take). */
-static void release_received(amb_proc *p)
+void amb__mailbox_release_borrowed(amb_proc *p)
 {
-    if (p->borrowed != NULL) {
-        amb__msg_free(p->task.sched, p->borrowed);
-        p->borrowed = NULL;
+    release(p, &p->handling);
+    /* A handler's callbacks seldom receive: one test for both slots. */
+    if (amb__unlikely(((uintptr_t)p->borrowed | (uintptr_t)p->borrowed_after) != 0)) {
+        release(p, &p->borrowed);
+        release(p, &p->borrowed_after);
     }
 }
 
@@ -184,12 +186,23 @@ typedef struct matcher {
     const int *abort_rc; /* when it becomes non-zero, the receive stops with it */
 } matcher;
 
-/* The receive of every kind: the first cell after `after` (a seq; 0 for the
- * whole queue) for which m matches. */
-static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
-                        int64_t timeout_ms, amb_term *out)
+/* Runs the match function, with nested waits refused meanwhile
+ * (amb__proc_may_wait). */
+static bool matches(amb_proc *p, matcher mt, amb_term msg)
 {
-    release_received(p);
+    p->in_match = true;
+    bool hit = mt.fn(mt.ctx, msg);
+    p->in_match = false;
+    return hit;
+}
+
+/* The receive of every kind: the first cell after `after` (a seq; 0 for the
+ * whole queue) for which m matches; it ends the borrow of *slot and the cell
+ * it takes is borrowed there next. */
+static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
+                        amb__msg **slot, int64_t timeout_ms, amb_term *out)
+{
+    release(p, slot);
     amb__proc_reduce(p);
     p->wait_seq++;
     p->wait_timed_out = false;
@@ -202,10 +215,12 @@ static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
         m = prev ? pq_next(prev) : p->pq_head;
     }
     for (;;) {
-        for (; m != NULL; prev = m, m = pq_next(m)) {
+        size_t passed = 0; /* cells this pass went by: charged as reductions */
+        for (; m != NULL; prev = m, m = pq_next(m), passed++) {
             if (m->seq <= after)
                 continue;
-            if (mt.fn == NULL || mt.fn(mt.ctx, m->term)) {
+            if (mt.fn == NULL || matches(p, mt, m->term)) {
+                amb__proc_charge(p, passed);
                 if (mt.abort_rc != NULL && *mt.abort_rc != 0) {
                     if (armed)
                         amb__ptimer_wait_cancel(p->task.sched, p);
@@ -214,13 +229,14 @@ static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
                 unlink_cell(p, prev, m);
                 if (armed)
                     amb__ptimer_wait_cancel(p->task.sched, p);
-                p->borrowed = m;
+                *slot = m;
                 if (out != NULL)
                     *out = m->term;
                 return 0;
             }
         }
         /* Scanned everything: look at what arrived since. */
+        amb__proc_charge(p, passed);
         amb__msg *fresh = drain(p);
         if (fresh != NULL) {
             m = fresh;
@@ -244,10 +260,12 @@ static int receive_body(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
 
 /* While it runs the process is "waiting" as process_info reports it. */
 static int receive(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
-                   int64_t timeout_ms, amb_term *out)
+                   amb__msg **slot, int64_t timeout_ms, amb_term *out)
 {
+    if (!amb__proc_may_wait(p))
+        return AMB_ESTATE;
     p->in_receive = true;
-    int rc = receive_body(p, after, use_mark, mt, timeout_ms, out);
+    int rc = receive_body(p, after, use_mark, mt, slot, timeout_ms, out);
     p->in_receive = false;
     return rc;
 }
@@ -276,7 +294,9 @@ int amb_receive(amb_proc *self, int64_t timeout_ms, amb_term *out)
     if (self == NULL || !amb__timeout_ok(timeout_ms, true))
         return AMB_EBADARG;
     amb_proc *p = self;
-    release_received(p);
+    if (!amb__proc_may_wait(p))
+        return AMB_ESTATE;
+    release(p, &p->borrowed);
     amb__proc_reduce(p);
     p->wait_seq++;
     p->wait_timed_out = false;
@@ -319,7 +339,8 @@ int amb_receive_if(amb_proc *self, amb_match_fn *match, void *ctx, int64_t timeo
 {
     if (self == NULL || match == NULL || !amb__timeout_ok(timeout_ms, true))
         return AMB_EBADARG;
-    return receive(self, 0, false, (matcher){match, ctx, NULL}, timeout_ms, out);
+    return receive(self, 0, false, (matcher){match, ctx, NULL}, &self->borrowed,
+                   timeout_ms, out);
 }
 
 amb_recv_mark amb_receive_mark(amb_proc *self)
@@ -340,7 +361,8 @@ int amb_receive_if_after(amb_proc *self, amb_recv_mark mark, amb_match_fn *match
 {
     if (self == NULL || match == NULL || !amb__timeout_ok(timeout_ms, true))
         return AMB_EBADARG;
-    return receive(self, mark.seq, true, (matcher){match, ctx, NULL}, timeout_ms, out);
+    return receive(self, mark.seq, true, (matcher){match, ctx, NULL},
+                   &self->borrowed_after, timeout_ms, out);
 }
 
 /* Pattern matching for amb_receive_match: a trial match binds nothing (the
@@ -388,7 +410,7 @@ int amb_receive_match(amb_proc *self, int64_t timeout_ms, amb_term *out, const c
     pattern pt = {fmt, &ap, 0};
     amb_term msg;
     int rc = receive(self, 0, false, (matcher){pattern_matches, &pt, &pt.error},
-                     timeout_ms, &msg);
+                     &self->borrowed, timeout_ms, &msg);
     if (rc == 0) {
         va_list bind;
         va_copy(bind, ap);
@@ -404,6 +426,34 @@ int amb_receive_match(amb_proc *self, int64_t timeout_ms, amb_term *out, const c
 void amb__mailbox_drain(amb_proc *p)
 {
     drain(p);
+}
+
+/* A wait for the timer alone: the mailbox drains (signals are handled, an
+ * exit signal may end p) but nothing is scanned or taken, so sleeping costs
+ * nothing per queued message and ends no borrow. */
+int amb__mailbox_sleep(amb_proc *p, int64_t ms)
+{
+    if (!amb__proc_may_wait(p))
+        return AMB_ESTATE;
+    amb__proc_reduce(p);
+    p->wait_seq++;
+    p->wait_timed_out = false;
+    if (ms == 0)
+        return 0;
+    if (ms > 0) {
+        int rc = amb__ptimer_wait(p->task.sched, p, (uint64_t)ms);
+        if (rc != 0)
+            return rc;
+    }
+    p->in_receive = true;
+    for (;;) {
+        drain(p);
+        if (p->wait_timed_out)
+            break;
+        amb__sched_switch_out(&p->task, AMB__TASK_PARK);
+    }
+    p->in_receive = false;
+    return 0;
 }
 
 uint32_t amb__mailbox_wait_begin(amb_proc *p)
@@ -447,8 +497,9 @@ bool amb__mailbox_take(amb_proc *p, amb_term *out)
 void amb__mailbox_remove_if(amb_proc *p, amb_match_fn *match, void *ctx)
 {
     drain(p);
+    size_t passed = 0;
     amb__msg *prev = NULL, *m = p->pq_head;
-    while (m != NULL) {
+    for (; m != NULL; passed++) {
         amb__msg *next = pq_next(m);
         if (match(ctx, m->term)) {
             unlink_cell(p, prev, m);
@@ -458,6 +509,7 @@ void amb__mailbox_remove_if(amb_proc *p, amb_match_fn *match, void *ctx)
         }
         m = next;
     }
+    amb__proc_charge(p, passed);
 }
 
 size_t amb_message_queue_len(amb_proc *self)
@@ -499,16 +551,20 @@ void amb__mailbox_close(amb_rt *rt, amb__sched *s, amb_proc *p)
     }
 }
 
+/* Frees a borrow slot's message at teardown (on s, not p's scheduler). */
+static inline void drop_slot(amb__sched *s, amb__msg **slot)
+{
+    if (*slot != NULL) { /* most processes end borrowing nothing */
+        amb__msg_free(s, *slot);
+        *slot = NULL;
+    }
+}
+
 void amb__mailbox_drop_all(amb__sched *s, amb_proc *p)
 {
-    if (p->borrowed != NULL) {
-        amb__msg_free(s, p->borrowed);
-        p->borrowed = NULL;
-    }
-    if (p->handling != NULL) {
-        amb__msg_free(s, p->handling);
-        p->handling = NULL;
-    }
+    drop_slot(s, &p->borrowed);
+    drop_slot(s, &p->borrowed_after);
+    drop_slot(s, &p->handling);
     free_chain(s, p->pq_head);
     p->pq_head = p->pq_tail = p->pq_mark = NULL;
     /* relaxed: the process is dead; process_info finds it gone. */

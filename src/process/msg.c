@@ -84,6 +84,15 @@ void amb__msg_free(amb__sched *s, amb__msg *m)
                        m->slab_index);
 }
 
+size_t amb__msg_bytes(const amb__msg *m)
+{
+    /* A pooled cell is its class's size; a cell of its own was sized for its
+     * term (amb__msg_new_term). Either may have grown blocks. */
+    size_t bytes = m->size_class != NOSLAB ? classes[m->size_class].size
+                                           : sizeof(amb__msg) + amb_term_size(m->term);
+    return bytes + m->heap.bytes;
+}
+
 /* Small messages ({ping, Pid}, {ok, 42}, a call {'$gen_call', {Pid, Alias},
  * Req} with an immediate Req) are copied in one pass with no size
  * computation of the general kind: tuples of arity <= SMALL_ARITY nested at

@@ -49,8 +49,11 @@ enum amb__msg_kind {
     AMB__MSG_TERM = 1,   /* an ordinary message */
     AMB__MSG_TIMEOUT,    /* a receive timeout fired (timer cell, see ptimer.c) */
     AMB__MSG_WAKE,       /* a blocking call finished: wakes the waiter */
-    AMB__MSG_INFO_REQ,   /* process_info asked of this process (term: requester) */
-    AMB__MSG_INFO_REPLY, /* the answer (words: amb_proc_info) */
+    AMB__MSG_INFO_REQ,   /* process_info asked of this process (words[0]: the
+                            requester; term: the items asked, or AMB_NONE; room
+                            for the answer, which comes back in this cell) */
+    AMB__MSG_INFO_REPLY, /* the answer (words: amb_proc_info; term: the items'
+                            answer, or AMB_NONE) */
     /* Failure signals (fail.h; docs/design/failure.md). Kept in a
      * process's index, a LINK cell is a link end, a MONITOR cell the
      * target's end of a monitor, a DEMONITOR cell the watcher's end. */
@@ -58,8 +61,9 @@ enum amb__msg_kind {
     AMB__MSG_UNLINK,     /* UNLINK_ID; words: from, id */
     AMB__MSG_UNLINK_ACK, /* UNLINK_ID_ACK; words: from, id */
     AMB__MSG_EXIT,       /* words: from, flags; term: the reason */
-    AMB__MSG_MONITOR,    /* words: watcher, target, ref key, ref words */
-    AMB__MSG_DEMONITOR,  /* words: watcher, ref key, target */
+    AMB__MSG_MONITOR,    /* words: watcher, target, ref key, ref words, name,
+                            alias kind (monitor.c) */
+    AMB__MSG_DEMONITOR,  /* words: watcher, ref key, target, name, alias kind */
     AMB__MSG_DOWN,       /* words as MONITOR; term: the {'DOWN', ...} message */
     AMB__MSG_ALIAS,      /* a message sent to an alias; words[0]: its key */
 };
@@ -106,6 +110,8 @@ struct amb_proc {
     bool wait_timed_out; /* it ended by its timeout */
     bool wake_done;      /* the WAKE of the current wait arrived */
     bool in_receive;     /* waiting in a receive (process_info status) */
+    bool in_match;       /* inside a receive's match function: no wait may
+                            start (amb__proc_may_wait) */
     uint32_t wait_seq;   /* bumped by every wait; stale wake-ups carry an old one */
     /* Set (release) by a sender of an exit signal after its push, so that a
      * process that runs without receiving notices it at its next runtime
@@ -123,12 +129,17 @@ struct amb_proc {
     uint64_t pq_mark_seq;
     uint64_t pq_seq;       /* arrival counter */
     _Atomic size_t pq_len; /* see `reductions` */
-    amb__msg *borrowed;    /* the last received message: freed at the next receive */
-    amb__msg *handling;    /* a handler's current message: freed when handle returns */
+    /* Borrowed messages (mailbox.c, "Borrows"): the one amb_receive,
+     * amb_receive_if or amb_receive_match returned last, freed at the next
+     * of them; the one amb_receive_if_after (the receive of library calls
+     * that wait for an answer) returned last, freed at its next. */
+    amb__msg *borrowed;
+    amb__msg *borrowed_after;
+    amb__msg *handling; /* a handler's current message: freed when handle returns */
 
-    struct amb__msg *wait_timer;     /* the timer cell of the current wait, or NULL */
-    intptr_t wake_result;            /* result of a blocking call */
-    struct amb_proc_info *info_dest; /* where an INFO_REPLY goes */
+    struct amb__msg *wait_timer;      /* the timer cell of the current wait, or NULL */
+    intptr_t wake_result;             /* result of a blocking call */
+    struct amb__info_wait *info_wait; /* where an INFO_REPLY goes (info.c) */
 
     /* The body. */
     amb_fn *fn;
@@ -213,6 +224,9 @@ amb_proc *amb__ptab_lookup(amb_rt *rt, amb_pid pid);
 amb__msg *amb__msg_alloc(amb__sched *s, size_t nwords);
 /* Returns a cell (and what its heap holds) to the pools of s (may be NULL). */
 void amb__msg_free(amb__sched *s, amb__msg *m);
+/* The bytes m takes (its cell and any blocks its heap grew): process_info's
+ * memory. */
+size_t amb__msg_bytes(const amb__msg *m);
 /* A TERM cell holding a copy of t. NULL on ENOMEM. */
 amb__msg *amb__msg_new_term(amb__sched *s, amb_term t);
 /* The same with reserve words at the start of the cell's buffer for the
@@ -263,8 +277,13 @@ bool amb__mailbox_take(amb_proc *p, amb_term *out);
  * queue for which match is true (amb_demonitor's flush). Leaves the borrowed
  * message alone. */
 void amb__mailbox_remove_if(amb_proc *p, amb_match_fn *match, void *ctx);
-/* Frees the message the process borrowed last, if any. */
+/* Frees every message the process borrows (a handler's, between messages;
+ * a process that ends). */
 void amb__mailbox_release_borrowed(amb_proc *p);
+/* amb_sleep: parks p for ms (AMB_INFINITY: for ever) while its mailbox
+ * drains, taking no message and ending no borrow. 0, AMB_ENOMEM, AMB_ESTATE
+ * (from a match function). */
+int amb__mailbox_sleep(amb_proc *p, int64_t ms);
 /* Starts a wait that only a WAKE cell with the returned wait_seq ends
  * (a blocking call): bumps p->wait_seq and clears wake_done. */
 uint32_t amb__mailbox_wait_begin(amb_proc *p);
@@ -285,6 +304,28 @@ void amb__proc_yield(amb_proc *p);
 /* Ends p, whose stack is nearly used up, with reason stack_overflow (from
  * a runtime call, on the margin kept for it: docs/design/stacks.md). */
 _Noreturn void amb__proc_stack_overflow(amb_proc *p);
+/* Whether p may start a wait that takes messages or parks on a wait
+ * number (a receive, amb_sleep, a blocking call, process_info of another
+ * process, a demonitor that flushes): not from inside a receive's match
+ * function. That receive holds its place in the private queue, its wait
+ * number and its timer, and a nested wait would take cells from under it,
+ * end its borrow, or orphan its timer (issue 13, item 2). Yields, sends,
+ * links, monitors and drains only append, so they stay allowed. */
+static inline bool amb__proc_may_wait(const amb_proc *p)
+{
+    return !p->in_match;
+}
+/* Charges n reductions for work done in one go (the cells a selective scan
+ * passed over: BEAM charges a reduction for each message a receive skips),
+ * without yielding there: the next reduction yields if the budget is gone.
+ * So a long scan counts in process_info and shortens the time slice. */
+static inline void amb__proc_charge(amb_proc *p, size_t n)
+{
+    amb__counter_add(&p->reductions, (int64_t)n);
+    p->task.budget = p->task.budget > 0 && (size_t)p->task.budget > n
+                         ? (int16_t)(p->task.budget - (int16_t)n)
+                         : 0;
+}
 /* Spends one reduction; yields when the budget is gone. Ends the process
  * (stack_overflow) when its stack is nearly used up, and handles pending
  * exit signals first: every send and receive passes here, so a running
@@ -330,6 +371,10 @@ _Noreturn void amb__proc_die(amb_proc *p, amb_term reason, bool report, amb__msg
 void amb__info_answer(amb_proc *p, amb__msg *req);
 /* Answers a request that reached a dead process: "no such process". */
 void amb__info_discard(amb_rt *rt, amb__sched *s, amb__msg *req);
+/* Takes an INFO_REPLY in, while p drains: when it answers p's current wait,
+ * it ends the wait (the cell is kept when it carries items), else it is
+ * freed. */
+void amb__info_reply_taken(amb_proc *p, amb__msg *m);
 
 /* ---------------------------------------------------------------------------
  * Failure: links, monitors, exit signals (fail.h has the rest)
@@ -367,13 +412,27 @@ void amb__logger_crash(amb_proc *p, amb_term reason, amb_term last);
  * scheduler `sched` without yielding. */
 void amb__logger_stuck(amb__exec *x, unsigned sched, uint32_t id, uint64_t ms);
 
-/* Aliases (alias.c). True when t is an alias of rt. */
+/* Aliases (alias.c). Keys with this bit belong to alias monitors: the
+ * rest is the monitor's key (monitor.c). */
+#define AMB__ALIAS_MONITOR_BIT (UINT64_C(1) << 63)
+/* True when t is an alias of rt. */
 bool amb__alias_is(amb_rt *rt, amb_term t);
+/* Decodes an alias of rt into its key and owner; false for any other term. */
+bool amb__alias_decode(amb_rt *rt, amb_term ref, uint64_t *key, amb_pid *owner);
+/* The alias term of key owned by owner, on h (AMB_NONE: no memory). */
+amb_term amb__alias_term(amb_rt *rt, amb_heap *h, uint64_t key, amb_pid owner);
+/* Makes key an active alias of p (reply: inactive after one message), its
+ * term in *ref on p's heap. 0, or AMB_ENOMEM and nothing changed. */
+int amb__alias_add(amb_proc *p, uint64_t key, bool reply, amb_term *ref);
+/* Deactivates p's alias key; false when it was not active. */
+bool amb__alias_drop(amb_proc *p, uint64_t key);
 /* Sends msg (copied) to the owner of alias; 0 also when the owner is gone. */
 int amb__alias_send(amb_rt *rt, amb__sched *s, amb_term alias, amb_term msg);
 /* The drain's decision on an ALIAS cell: the cell as an ordinary message
  * when its alias is active (a reply alias goes inactive), else NULL (freed). */
 amb__msg *amb__alias_accept(amb_proc *p, amb__msg *m);
+/* The bytes p's alias set takes (process_info's memory). */
+size_t amb__alias_bytes(const amb_proc *p);
 /* Frees the alias set (teardown). */
 void amb__alias_free(amb_proc *p);
 

@@ -153,19 +153,9 @@ int amb_read_timer(amb_proc *self, amb_tref tref, int64_t *left_ms)
     return with_tref(self, tref, false, left_ms);
 }
 
-static bool match_nothing(void *ctx, amb_term msg)
-{
-    (void)msg;
-    (void)ctx;
-    return false;
-}
-
 int amb_sleep(amb_proc *self, int64_t ms)
 {
     if (self == NULL || !amb__timeout_ok(ms, true))
         return AMB_EBADARG;
-    /* A receive that matches nothing, with a timeout. */
-    amb_term unused;
-    int rc = amb_receive_if(self, match_nothing, NULL, ms, &unused);
-    return rc == AMB_ETIMEDOUT ? 0 : rc;
+    return amb__mailbox_sleep(self, ms);
 }

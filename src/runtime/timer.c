@@ -168,10 +168,15 @@ static void fire(void *ctx, amb__wheel_entry *e)
     amb__sched *s = ctx;
     amb__timer *t = (amb__timer *)(void *)e;
     uint32_t armed = ARMED;
-    /* acq_rel: against a canceller's CAS (amb__timer_cancel); the RMW
-     * alone decides whether the timer is live, so more than needed. */
+    /* Success (acq_rel): the RMW alone decides against a canceller's CAS
+     * whether the timer is live; more than needed there. Failure (acquire):
+     * a canceller from another scheduler won, and this thread is about to
+     * free the timer and reuse its memory; the canceller read the timer
+     * (owner, slot) before its release CAS, so reading CANCELLED with
+     * acquire orders those reads before the reuse. Relaxed let the reuse
+     * race with them (issue 13, item 9). */
     bool live = atomic_compare_exchange_strong_explicit(
-        &t->state, &armed, FIRED, memory_order_acq_rel, memory_order_relaxed);
+        &t->state, &armed, FIRED, memory_order_acq_rel, memory_order_acquire);
     if (t->slot != NO_SLOT)
         ref_free(s->timer_refs, t->slot);
     s->exec->ops.timer_fire(s, t, live);

@@ -106,11 +106,15 @@ static inline bool amb__timer_cancel(amb__sched *s, amb__timer *t)
         return true;
     }
     uint32_t armed = AMB__TIMER_ARMED;
-    /* acq_rel: more than needed. The RMW alone decides between this cancel
-     * and the owner's fire (both CAS from ARMED), and no other data passes
-     * through the state: the timer goes back to its user only through
-     * ops->timer_fire, on the owner's thread, and the deadline read by
-     * amb__timer_find is ordered by the reference table's lock. */
+    /* acq_rel. The RMW alone decides between this cancel and the owner's
+     * fire (both CAS from ARMED). Its release half is needed: when this
+     * cancel wins, the owner frees and reuses the timer once its own CAS
+     * fails, and it reads CANCELLED with acquire (fire() in timer.c), so
+     * this thread's reads of the timer (owner, slot) happen before the
+     * reuse. No other data passes through the state: the timer goes back
+     * to its user only through ops->timer_fire, on the owner's thread, and
+     * the deadline read by amb__timer_find is ordered by the reference
+     * table's lock. */
     atomic_compare_exchange_strong_explicit(&t->state, &armed, AMB__TIMER_CANCELLED,
                                             memory_order_acq_rel, memory_order_relaxed);
     return false;

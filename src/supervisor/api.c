@@ -13,7 +13,7 @@
  * Rc with *value (borrowed like a gen_server reply). The request is built
  * by the caller after mark and dropped here. A child's start that failed
  * for want of memory (AMB_EINIT with {error, 'AMB_ENOMEM'}: child.c) is
- * AMB_ENOMEM: these calls have no reason to tell it by. */
+ * AMB_ENOMEM, with that reason, as a gen_server start's. */
 static int sup_call(amb_proc *self, amb_heap_mark mark, amb_term sup, int op,
                     amb_term arg, amb_term *value)
 {
@@ -37,8 +37,24 @@ static int sup_call(amb_proc *self, amb_heap_mark mark, amb_term sup, int op,
     return (int)code;
 }
 
+/* What a start's reply says, for the caller: *out (may be NULL) the pid on
+ * 0, or the running child on AMB_EEXIST; *reason (may be NULL) on
+ * AMB_EINIT and AMB_ENOMEM why the start failed, copied onto the caller's heap (value is
+ * borrowed from the reply; `error` when the copy finds no memory, as
+ * gen_server's starts do). */
+static int start_result(amb_proc *self, int rc, amb_term value, amb_pid *out,
+                        amb_term *reason)
+{
+    if ((rc == 0 || rc == AMB_EEXIST) && out != NULL)
+        *out = value;
+    if ((rc == AMB_EINIT || rc == AMB_ENOMEM) && reason != NULL &&
+        amb_term_copy(amb_proc_heap(self), value, reason) != 0)
+        *reason = AMB_ATOM_ERROR;
+    return rc;
+}
+
 static int start_child(amb_proc *self, amb_term sup, const amb_child_spec *spec, int op,
-                       amb_pid *out)
+                       amb_pid *out, amb_term *reason)
 {
     if (self == NULL || amb__child_check(spec) != 0 || spec->id == AMB_NONE)
         return AMB_EBADARG;
@@ -46,25 +62,23 @@ static int start_child(amb_proc *self, amb_term sup, const amb_child_spec *spec,
     amb_heap_mark mark = amb_heap_save(h);
     amb_term value = AMB_NONE;
     int rc = sup_call(self, mark, sup, op, amb__proto_spec_pack(h, spec), &value);
-    if ((rc == 0 || rc == AMB_EEXIST) && out != NULL)
-        *out = value;
-    return rc;
+    return start_result(self, rc, value, out, reason);
 }
 
 int amb_sup_start_child(amb_proc *self, amb_term sup, const amb_child_spec *spec,
-                        amb_pid *out)
+                        amb_pid *out, amb_term *reason)
 {
-    return start_child(self, sup, spec, AMB__OP_START_CHILD, out);
+    return start_child(self, sup, spec, AMB__OP_START_CHILD, out, reason);
 }
 
 int amb_dynsup_start_child(amb_proc *self, amb_term sup, const amb_child_spec *spec,
-                           amb_pid *out)
+                           amb_pid *out, amb_term *reason)
 {
     if (spec == NULL)
         return AMB_EBADARG;
     amb_child_spec s = *spec;
     s.id = AMB_ATOM_UNDEFINED; /* ignored by a dynamic supervisor */
-    return start_child(self, sup, &s, AMB__OP_DYN_START_CHILD, out);
+    return start_child(self, sup, &s, AMB__OP_DYN_START_CHILD, out, reason);
 }
 
 /* A call whose argument is one term and whose value is a pid or nothing. */
@@ -85,9 +99,15 @@ int amb_sup_terminate_child(amb_proc *self, amb_term sup, amb_term id)
     return call_with(self, sup, AMB__OP_TERMINATE_CHILD, id, NULL);
 }
 
-int amb_sup_restart_child(amb_proc *self, amb_term sup, amb_term id, amb_pid *out)
+int amb_sup_restart_child(amb_proc *self, amb_term sup, amb_term id, amb_pid *out,
+                          amb_term *reason)
 {
-    return call_with(self, sup, AMB__OP_RESTART_CHILD, id, out);
+    if (self == NULL || id == AMB_NONE)
+        return AMB_EBADARG;
+    amb_heap_mark mark = amb_heap_save(amb_proc_heap(self));
+    amb_term value = AMB_NONE;
+    int rc = sup_call(self, mark, sup, AMB__OP_RESTART_CHILD, id, &value);
+    return start_result(self, rc, value, out, reason);
 }
 
 int amb_sup_delete_child(amb_proc *self, amb_term sup, amb_term id)

@@ -370,7 +370,7 @@ static int dynsup_op(amb_proc *self, void *arg)
     sup_ctx *c = arg;
     amb_child_spec spec = echo_spec("ignored");
     amb_pid kid = AMB_NONE;
-    int rc = amb_dynsup_start_child(self, c->sup, &spec, &kid);
+    int rc = amb_dynsup_start_child(self, c->sup, &spec, &kid, NULL);
     if (rc != 0)
         return rc;
     amb_term reply = AMB_NONE;
@@ -497,12 +497,12 @@ static void forms_body(amb_proc *self, void *arg)
     amb_pid sup = AMB_NONE, dyn = AMB_NONE;
     spec.nchildren = 0;
     CHECK_OK(self, amb_sup_start_link(self, &spec, NULL, &sup, NULL));
-    CHECK_RC(self, AMB_ENOMEM, amb_sup_start_child(self, sup, &oom, &pid));
+    CHECK_RC(self, AMB_ENOMEM, amb_sup_start_child(self, sup, &oom, &pid, NULL));
     amb_sup_counts n;
     CHECK_OK(self, amb_sup_count_children(self, sup, &n));
     CHECK_EQ(self, n.specs, 0);
     CHECK_OK(self, amb_dynsup_start_link(self, NULL, NULL, &dyn, NULL));
-    CHECK_RC(self, AMB_ENOMEM, amb_dynsup_start_child(self, dyn, &oom, &pid));
+    CHECK_RC(self, AMB_ENOMEM, amb_dynsup_start_child(self, dyn, &oom, &pid, NULL));
     CHECK_OK(self, amb_sup_count_children(self, dyn, &n));
     CHECK_EQ(self, n.specs, 0);
     CHECK_OK(self, amb_gen_server_stop(self, sup, AMB_ATOM_SHUTDOWN, DEADLINE_MS));

@@ -44,7 +44,7 @@ static amb_pid start_kid(amb_proc *self, amb_pid sup, wk *w, amb_restart r,
 {
     amb_child_spec s = wspec(AMB_ATOM_UNDEFINED, w, r, shutdown);
     amb_pid pid = AMB_NONE;
-    CHECK_OK(self, amb_dynsup_start_child(self, sup, &s, &pid));
+    CHECK_OK(self, amb_dynsup_start_child(self, sup, &s, &pid, NULL));
     CHECK(self, wait_up(self, w->tag) == pid);
     return pid;
 }
@@ -104,17 +104,17 @@ static void calls_body(amb_proc *self, void *arg)
     x.tag = 9;
     atomic_store(&x.ignore_starts, 1);
     amb_child_spec xs = wspec(AMB_ATOM_UNDEFINED, &x, AMB_PERMANENT, 1000);
-    CHECK_RC(self, AMB_EIGNORE, amb_dynsup_start_child(self, sup, &xs, NULL));
+    CHECK_RC(self, AMB_EIGNORE, amb_dynsup_start_child(self, sup, &xs, NULL, NULL));
     atomic_store(&x.fail_starts, 1);
-    CHECK_RC(self, AMB_EINIT, amb_dynsup_start_child(self, sup, &xs, NULL));
+    CHECK_RC(self, AMB_EINIT, amb_dynsup_start_child(self, sup, &xs, NULL, NULL));
     CHECK_OK(self, amb_sup_count_children(self, sup, &n));
     CHECK(self, n.specs == 2 && n.active == 2);
 
     /* Bad arguments; a static supervisor's call here. */
     amb_child_spec bad = xs;
     bad.start = NULL;
-    CHECK_RC(self, AMB_EBADARG, amb_dynsup_start_child(self, sup, &bad, NULL));
-    CHECK_RC(self, AMB_EBADARG, amb_dynsup_start_child(self, sup, NULL, NULL));
+    CHECK_RC(self, AMB_EBADARG, amb_dynsup_start_child(self, sup, &bad, NULL, NULL));
+    CHECK_RC(self, AMB_EBADARG, amb_dynsup_start_child(self, sup, NULL, NULL, NULL));
     CHECK_RC(self, AMB_ENOTSUP, amb_sup_delete_child(self, sup, A("x")));
     amb_dynsup_opts o = {-2, 0, 0};
     CHECK_RC(self, AMB_EBADARG, amb_dynsup_start_link(self, &o, NULL, NULL, NULL));
@@ -124,7 +124,7 @@ static void calls_body(amb_proc *self, void *arg)
 
     stop_sup(self, sup);
     CHECK_EQ(self, log_len(&stops), 3);
-    CHECK_RC(self, AMB_ENOPROC, amb_dynsup_start_child(self, sup, &xs, NULL));
+    CHECK_RC(self, AMB_ENOPROC, amb_dynsup_start_child(self, sup, &xs, NULL, NULL));
 }
 
 AMB_TEST(dynsup_start_terminate_which_count)
@@ -142,12 +142,12 @@ static void max_children_body(amb_proc *self, void *arg)
     amb_pid p0 = start_kid(self, sup, &w[0], AMB_PERMANENT, 1000);
     start_kid(self, sup, &w[1], AMB_PERMANENT, 1000);
     amb_child_spec s = wspec(AMB_ATOM_UNDEFINED, &w[2], AMB_PERMANENT, 1000);
-    CHECK_RC(self, AMB_ESYSLIMIT, amb_dynsup_start_child(self, sup, &s, NULL));
+    CHECK_RC(self, AMB_ESYSLIMIT, amb_dynsup_start_child(self, sup, &s, NULL, NULL));
     CHECK_EQ(self, atomic_load(&w[2].starts), 0);
     /* A restart keeps the count. */
     CHECK_OK(self, amb_send(self, p0, A("crash")));
     CHECK(self, wait_up(self, 0) != p0);
-    CHECK_RC(self, AMB_ESYSLIMIT, amb_dynsup_start_child(self, sup, &s, NULL));
+    CHECK_RC(self, AMB_ESYSLIMIT, amb_dynsup_start_child(self, sup, &s, NULL, NULL));
     amb_term k[2];
     CHECK_EQ(self, kids(self, sup, k, 2), 2);
     CHECK_OK(self, amb_dynsup_terminate_child(self, sup, k[0]));
@@ -280,7 +280,7 @@ static void caller_main(amb_proc *self, void *arg)
     caller_case *cc = arg;
     amb_child_spec s = wspec(AMB_ATOM_UNDEFINED, cc->w, AMB_PERMANENT, 1000);
     amb_pid child;
-    CHECK_OK(self, amb_dynsup_start_child(self, cc->sup, &s, &child));
+    CHECK_OK(self, amb_dynsup_start_child(self, cc->sup, &s, &child, NULL));
     amb_proc_info pi;
     CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
     CHECK_EQ(self, pi.links, 0);
@@ -374,7 +374,7 @@ static void parent_main(amb_proc *self, void *arg)
         amb_child_spec s =
             wspec(AMB_ATOM_UNDEFINED, &pc->w[i], AMB_PERMANENT,
                   i == 0 ? AMB_SHUTDOWN_BRUTAL_KILL : AMB_SHUTDOWN_INFINITY);
-        CHECK_OK(self, amb_dynsup_start_child(self, sup, &s, NULL));
+        CHECK_OK(self, amb_dynsup_start_child(self, sup, &s, NULL, NULL));
     }
     CHECK_OK(self,
              amb_send(self, pc->tester, amb_pack(amb_proc_heap(self), "{sup,~p}", sup)));
@@ -428,7 +428,7 @@ static void storm_body(amb_proc *self, void *arg)
         CHECK_OK(self, amb_dynsup_terminate_child(self, sup, p));
     }
     amb_pid p;
-    CHECK_OK(self, amb_dynsup_start_child(self, sup, &s, &p));
+    CHECK_OK(self, amb_dynsup_start_child(self, sup, &s, &p, NULL));
     amb_proc_info base, after;
     amb_sup_counts n;
     CHECK_OK(self, amb_sup_count_children(self, sup, &n));

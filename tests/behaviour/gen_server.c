@@ -773,6 +773,9 @@ static void timeout_range_body(amb_proc *self, void *arg)
     (void)arg;
     static const char *const bad[] = {"{timeout,-2}", "{timeout,4294967296}",
                                       "{timeout,-9223372036854775808}"};
+    static const char *const why[] = {
+        "{bad_return_value,{noreply,-2}}", "{bad_return_value,{noreply,4294967296}}",
+        "{bad_return_value,{noreply,-9223372036854775808}}"};
     for (size_t i = 0; i < AMB_COUNTOF(bad); i++) {
         tsrv_arg a;
         tsrv_arg_init(&a, self, INIT_OK);
@@ -780,8 +783,18 @@ static void timeout_range_body(amb_proc *self, void *arg)
         amb_term ref;
         CHECK_OK(self, amb_monitor(self, srv, &ref));
         CHECK_OK(self, amb_gen_server_cast(self, srv, P(self, bad[i])));
-        CHECK_TERM(self, wait_down(self, ref, srv), "bad_return_value");
+        CHECK_TEXT(self, wait_down(self, ref, srv), why[i]);
     }
+    /* A call's result out of range stops the server before its reply goes
+     * out: the caller sees the server end with the result described. */
+    tsrv_arg c;
+    tsrv_arg_init(&c, self, INIT_OK);
+    amb_pid csrv = tsrv_start(self, &c, NULL);
+    amb_term cwhy = AMB_NONE;
+    CHECK_RC(
+        self, AMB_EEXIT,
+        amb_gen_server_call(self, csrv, P(self, "{timeout,-2}"), DEADLINE_MS, &cwhy));
+    CHECK_TEXT(self, cwhy, "{bad_return_value,{reply,ok,-2}}");
     /* The longest timeout and infinity are good results. */
     tsrv_arg a;
     tsrv_arg_init(&a, self, INIT_OK);
@@ -983,12 +996,13 @@ static void result_rules_body(amb_proc *self, void *arg)
     amb_term m;
     CHECK_OK(self, amb_receive(self, 0, &m)); /* already here: sent before the reply */
     CHECK(self, m == amb_atom("terminated"));
-    CHECK_TERM(self, wait_down(self, ref, srv), "done");
-    /* A cast answered with a reply: bad_return_value, after terminate. */
+    CHECK_TEXT(self, wait_down(self, ref, srv), "done");
+    /* A cast answered with a reply: {bad_return_value, {reply, R}}, after
+     * terminate. */
     CHECK_OK(self, amb_gen_server_start(self, &order_cb, &owner, NULL, &srv, NULL));
     CHECK_OK(self, amb_monitor(self, srv, &ref));
     CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom("x")));
-    CHECK_TERM(self, wait_down(self, ref, srv), "bad_return_value");
+    CHECK_TEXT(self, wait_down(self, ref, srv), "{bad_return_value,{reply,x}}");
     CHECK_OK(self, amb_receive(self, 0, &m));
     CHECK(self, m == amb_atom("terminated"));
     /* A reply that failed to build: the caller is told at once (the server
@@ -1006,6 +1020,71 @@ static void result_rules_body(amb_proc *self, void *arg)
 AMB_TEST(gen_server_result_rules_stop_reply_after_terminate_and_bad_results)
 {
     run_both(result_rules_body, NULL);
+}
+
+/* A result a callback may not return stops the server with OTP's
+ * {bad_return_value, Value}; Value is the result as the Erlang callback
+ * would have written it, without the state (gen_server.h). */
+static amb_gen_ret bad_init(amb_proc *self, void *state, void *arg)
+{
+    (void)self, (void)state;
+    int64_t ms = arg != NULL ? *(const int64_t *)arg : 0;
+    return ms != 0 ? amb_gen_timeout(amb_gen_ok(), ms) : amb_gen_ok();
+}
+
+static amb_gen_ret bad_cast(amb_proc *self, void *state, amb_term msg)
+{
+    (void)state;
+    amb_heap *h = amb_proc_heap(self);
+    if (msg == amb_atom("ignore"))
+        return amb_gen_ignore();
+    if (msg == amb_atom("reply_hibernate"))
+        return amb_gen_hibernate(amb_gen_reply(amb_atom("r")));
+    if (msg == amb_atom("reply_continue"))
+        return amb_gen_continue(amb_gen_reply(amb_atom("r")),
+                                AMB_TUPLE(h, amb_atom("c")));
+    amb_gen_ret r = amb_gen_noreply();
+    if (msg == amb_atom("action"))
+        r.action = 9;
+    if (msg == amb_atom("next"))
+        r.next = 7;
+    return r;
+}
+
+static const amb_gen_server bad_cb = {
+    .name = "bad", .init = bad_init, .handle_cast = bad_cast};
+
+static void bad_result_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    static const char *const casts[] = {"ignore", "reply_hibernate", "reply_continue",
+                                        "action", "next"};
+    static const char *const whys[] = {
+        "{bad_return_value,ignore}", "{bad_return_value,{reply,r,hibernate}}",
+        "{bad_return_value,{reply,r,{continue,{c}}}}", "{bad_return_value,{action,9}}",
+        "{bad_return_value,{noreply,{next,7}}}"};
+    for (size_t i = 0; i < AMB_COUNTOF(casts); i++) {
+        amb_pid srv;
+        amb_term ref;
+        CHECK_OK(self, amb_gen_server_start(self, &bad_cb, NULL, NULL, &srv, NULL));
+        CHECK_OK(self, amb_monitor(self, srv, &ref));
+        CHECK_OK(self, amb_gen_server_cast(self, srv, amb_atom(casts[i])));
+        CHECK_TEXT(self, wait_down(self, ref, srv), whys[i]);
+    }
+    /* init: a timeout out of range fails the start (OTP's {ok, S, -5}). */
+    static const int64_t bad_ms = -5;
+    amb_pid srv = AMB_NONE;
+    amb_term why = AMB_NONE;
+    CHECK_RC(self, AMB_EINIT,
+             amb_gen_server_start(self, &bad_cb, (void *)&bad_ms, NULL, &srv, &why));
+    CHECK_TEXT(self, why, "{bad_return_value,{ok,-5}}");
+    CHECK(self, srv == AMB_NONE);
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+}
+
+AMB_TEST(gen_server_bad_result_stops_with_bad_return_value_naming_the_result)
+{
+    run_both(bad_result_body, NULL);
 }
 
 AMB_TEST_MAIN(
@@ -1033,4 +1112,5 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(gen_server_timeout_is_cancelled_by_a_message),
     AMB_TEST_ENTRY(gen_server_timeout_zero_yields_to_a_waiting_message),
     AMB_TEST_ENTRY(gen_server_times_out_of_range_are_ebadarg_or_bad_return_value),
+    AMB_TEST_ENTRY(gen_server_bad_result_stops_with_bad_return_value_naming_the_result),
     AMB_TEST_ENTRY(gen_server_continue_runs_before_the_next_queued_message))

@@ -654,57 +654,57 @@ static void management_body(amb_proc *self, void *arg)
 
     /* start_child: new, already started, already present. */
     amb_child_spec c1 = wspec(id1, &w[1], AMB_TRANSIENT, 1000);
-    CHECK_OK(self, amb_sup_start_child(self, sup, &c1, &p1));
+    CHECK_OK(self, amb_sup_start_child(self, sup, &c1, &p1, NULL));
     CHECK(self, p1 == wait_up(self, 1));
     p = AMB_NONE;
-    CHECK_RC(self, AMB_EEXIST, amb_sup_start_child(self, sup, &c1, &p));
+    CHECK_RC(self, AMB_EEXIST, amb_sup_start_child(self, sup, &c1, &p, NULL));
     CHECK(self, p == p1);
     CHECK_OK(self, amb_sup_terminate_child(self, sup, id1));
     CHECK(self, !amb_is_process_alive(self, p1));
-    CHECK_RC(self, AMB_EPRESENT, amb_sup_start_child(self, sup, &c1, NULL));
+    CHECK_RC(self, AMB_EPRESENT, amb_sup_start_child(self, sup, &c1, NULL, NULL));
     amb_term st;
     CHECK(self, kid(self, sup, id1, &st) && st == AMB_ATOM_UNDEFINED);
 
     /* restart_child / delete_child on stopped, running, unknown. */
     CHECK_OK(self, amb_sup_terminate_child(self, sup, id1)); /* not running: 0 */
-    CHECK_OK(self, amb_sup_restart_child(self, sup, id1, &p));
+    CHECK_OK(self, amb_sup_restart_child(self, sup, id1, &p, NULL));
     CHECK(self, p == wait_up(self, 1) && p != p1);
-    CHECK_RC(self, AMB_ERUNNING, amb_sup_restart_child(self, sup, id1, NULL));
+    CHECK_RC(self, AMB_ERUNNING, amb_sup_restart_child(self, sup, id1, NULL, NULL));
     CHECK_RC(self, AMB_ERUNNING, amb_sup_delete_child(self, sup, id1));
     CHECK_OK(self, amb_sup_terminate_child(self, sup, id1));
     CHECK_OK(self, amb_sup_delete_child(self, sup, id1));
     CHECK_RC(self, AMB_ENOTFOUND, amb_sup_delete_child(self, sup, id1));
-    CHECK_RC(self, AMB_ENOTFOUND, amb_sup_restart_child(self, sup, id1, NULL));
+    CHECK_RC(self, AMB_ENOTFOUND, amb_sup_restart_child(self, sup, id1, NULL, NULL));
     CHECK_RC(self, AMB_ENOTFOUND, amb_sup_terminate_child(self, sup, A("nobody")));
 
     /* ignore: kept as a spec without a process (restart_child says ignore
      * again while the start ignores). */
     atomic_store(&w[2].ignore_starts, 2);
     amb_child_spec c2 = wspec(id2, &w[2], AMB_PERMANENT, 1000);
-    CHECK_RC(self, AMB_EIGNORE, amb_sup_start_child(self, sup, &c2, NULL));
+    CHECK_RC(self, AMB_EIGNORE, amb_sup_start_child(self, sup, &c2, NULL, NULL));
     CHECK(self, kid(self, sup, id2, &st) && st == AMB_ATOM_UNDEFINED);
-    CHECK_RC(self, AMB_EIGNORE, amb_sup_restart_child(self, sup, id2, NULL));
-    CHECK_OK(self, amb_sup_restart_child(self, sup, id2, &p));
+    CHECK_RC(self, AMB_EIGNORE, amb_sup_restart_child(self, sup, id2, NULL, NULL));
+    CHECK_OK(self, amb_sup_restart_child(self, sup, id2, &p, NULL));
     CHECK(self, p == wait_up(self, 2));
 
     /* A start that fails: AMB_EINIT, nothing kept; a restart that fails. */
     atomic_store(&w[3].fail_starts, 1);
     amb_child_spec c3 = wspec(id3, &w[3], AMB_PERMANENT, 1000);
-    CHECK_RC(self, AMB_EINIT, amb_sup_start_child(self, sup, &c3, NULL));
+    CHECK_RC(self, AMB_EINIT, amb_sup_start_child(self, sup, &c3, NULL, NULL));
     CHECK(self, !kid(self, sup, id3, &st));
     /* A temporary child that ignores is not kept (OTP). */
     atomic_store(&w[3].ignore_starts, 1);
     amb_child_spec c3t = wspec(id3, &w[3], AMB_TEMPORARY, 1000);
-    CHECK_RC(self, AMB_EIGNORE, amb_sup_start_child(self, sup, &c3t, NULL));
+    CHECK_RC(self, AMB_EIGNORE, amb_sup_start_child(self, sup, &c3t, NULL, NULL));
     CHECK(self, !kid(self, sup, id3, &st));
 
     /* restarting: a crashed child whose restarts keep failing. */
     atomic_store(&w[0].fail_always, true);
     CHECK_OK(self, amb_send(self, p0, A("crash")));
     WAIT_UNTIL(self, kid(self, sup, id0, &st) && st == A("restarting"));
-    CHECK_RC(self, AMB_ERESTARTING, amb_sup_restart_child(self, sup, id0, NULL));
+    CHECK_RC(self, AMB_ERESTARTING, amb_sup_restart_child(self, sup, id0, NULL, NULL));
     CHECK_RC(self, AMB_ERESTARTING, amb_sup_delete_child(self, sup, id0));
-    CHECK_RC(self, AMB_EPRESENT, amb_sup_start_child(self, sup, &c0, NULL));
+    CHECK_RC(self, AMB_EPRESENT, amb_sup_start_child(self, sup, &c0, NULL, NULL));
     amb_sup_counts n;
     CHECK_OK(self, amb_sup_count_children(self, sup, &n));
     CHECK(self, n.specs == 2 && n.active == 1 && n.workers == 2 && n.supervisors == 0);
@@ -727,17 +727,17 @@ static void management_body(amb_proc *self, void *arg)
     /* Bad arguments. */
     amb_child_spec bad = c1;
     bad.start = NULL;
-    CHECK_RC(self, AMB_EBADARG, amb_sup_start_child(self, sup, &bad, NULL));
+    CHECK_RC(self, AMB_EBADARG, amb_sup_start_child(self, sup, &bad, NULL, NULL));
     bad = c1;
     bad.restart = (amb_restart)7;
-    CHECK_RC(self, AMB_EBADARG, amb_sup_start_child(self, sup, &bad, NULL));
+    CHECK_RC(self, AMB_EBADARG, amb_sup_start_child(self, sup, &bad, NULL, NULL));
     bad = c1;
     bad.shutdown_ms = -5;
-    CHECK_RC(self, AMB_EBADARG, amb_sup_start_child(self, sup, &bad, NULL));
+    CHECK_RC(self, AMB_EBADARG, amb_sup_start_child(self, sup, &bad, NULL, NULL));
     bad = c1;
     bad.type = (amb_child_type)3;
-    CHECK_RC(self, AMB_EBADARG, amb_sup_start_child(self, sup, &bad, NULL));
-    CHECK_RC(self, AMB_EBADARG, amb_sup_start_child(self, sup, NULL, NULL));
+    CHECK_RC(self, AMB_EBADARG, amb_sup_start_child(self, sup, &bad, NULL, NULL));
+    CHECK_RC(self, AMB_EBADARG, amb_sup_start_child(self, sup, NULL, NULL, NULL));
     CHECK_RC(self, AMB_EBADARG, amb_sup_which_children(self, sup, NULL));
     CHECK_RC(self, AMB_EBADARG, amb_sup_count_children(self, sup, NULL));
     /* A dynamic supervisor's call on a static one. */
@@ -745,7 +745,7 @@ static void management_body(amb_proc *self, void *arg)
 
     stop_sup(self, sup);
     CHECK_RC(self, AMB_ENOPROC, amb_sup_which_children(self, sup, &list));
-    CHECK_RC(self, AMB_ENOPROC, amb_sup_start_child(self, sup, &c1, NULL));
+    CHECK_RC(self, AMB_ENOPROC, amb_sup_start_child(self, sup, &c1, NULL, NULL));
     CHECK_RC(self, AMB_ENOPROC, amb_sup_terminate_child(self, sup, id0));
     CHECK_RC(self, AMB_ENOPROC, amb_sup_count_children(self, A("no_such_sup"), &n));
 }
@@ -953,7 +953,7 @@ static void gen_child_body(amb_proc *self, void *arg)
     /* A second child under the same name: already_started. */
     amb_child_spec dup = cs;
     dup.id = A("echo2");
-    CHECK_RC(self, AMB_EINIT, amb_sup_start_child(self, sup, &dup, NULL));
+    CHECK_RC(self, AMB_EINIT, amb_sup_start_child(self, sup, &dup, NULL, NULL));
     stop_sup(self, sup);
     CHECK(self, !amb_is_process_alive(self, p2));
 }
@@ -1025,7 +1025,7 @@ static void churn_cycles(amb_proc *self, amb_pid sup, wk *w, int from, int to)
         amb_heap_mark m = amb_heap_save(h);
         amb_term id = amb_pack(h, "{churn,<<\"a binary id of some length\">>,~i}", i);
         amb_child_spec c = wspec(id, w, AMB_PERMANENT, 1000);
-        CHECK_OK(self, amb_sup_start_child(self, sup, &c, NULL));
+        CHECK_OK(self, amb_sup_start_child(self, sup, &c, NULL, NULL));
         CHECK_OK(self, amb_sup_terminate_child(self, sup, id));
         CHECK_OK(self, amb_sup_delete_child(self, sup, id));
         amb_heap_rewind(h, m);

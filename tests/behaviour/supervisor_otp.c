@@ -174,14 +174,14 @@ static void static_order_body(amb_proc *self, void *arg)
     CHECK_IDS(self, sup, "[{t,pid},{b,pid},{a,pid}]");
 
     amb_child_spec d = wspec(A("d"), &w[3], AMB_PERMANENT, 1000);
-    CHECK_OK(self, amb_sup_start_child(self, sup, &d, NULL));
+    CHECK_OK(self, amb_sup_start_child(self, sup, &d, NULL, NULL));
     wait_up(self, 3);
     CHECK_IDS(self, sup, "[{d,pid},{t,pid},{b,pid},{a,pid}]");
 
     /* Deleted and added again: the newest. */
     CHECK_OK(self, amb_sup_terminate_child(self, sup, A("b")));
     CHECK_OK(self, amb_sup_delete_child(self, sup, A("b")));
-    CHECK_OK(self, amb_sup_start_child(self, sup, &cs[1], NULL));
+    CHECK_OK(self, amb_sup_start_child(self, sup, &cs[1], NULL, NULL));
     amb_pid b = wait_up(self, 1);
     CHECK_IDS(self, sup, "[{b,pid},{d,pid},{t,pid},{a,pid}]");
 
@@ -191,7 +191,7 @@ static void static_order_body(amb_proc *self, void *arg)
     amb_sup_counts n;
     CHECK_OK(self, amb_sup_count_children(self, sup, &n));
     CHECK(self, n.specs == 4 && n.active == 3 && n.workers == 4 && n.supervisors == 0);
-    CHECK_OK(self, amb_sup_restart_child(self, sup, A("d"), NULL));
+    CHECK_OK(self, amb_sup_restart_child(self, sup, A("d"), NULL, NULL));
     wait_up(self, 3);
 
     /* A restart keeps the order. a is the oldest, so rest_for_one and
@@ -236,7 +236,7 @@ static amb_pid dyn_start(amb_proc *self, amb_pid sup, wk *w)
 {
     amb_child_spec s = wspec(AMB_ATOM_UNDEFINED, w, AMB_PERMANENT, 1000);
     amb_pid pid = AMB_NONE;
-    CHECK_OK(self, amb_dynsup_start_child(self, sup, &s, &pid));
+    CHECK_OK(self, amb_dynsup_start_child(self, sup, &s, &pid, NULL));
     CHECK(self, wait_up(self, w->tag) == pid);
     return pid;
 }
@@ -334,7 +334,7 @@ typedef struct starter_job {
 static void gate_caller(amb_proc *self, void *arg)
 {
     starter_job *j = arg;
-    CHECK_OK(self, amb_sup_start_child(self, j->sup, &j->spec, NULL));
+    CHECK_OK(self, amb_sup_start_child(self, j->sup, &j->spec, NULL, NULL));
     CHECK_OK(self, amb_send(self, j->tester, A("gate_started")));
 }
 
@@ -430,7 +430,7 @@ static void gen_server_body(amb_proc *self, void *arg)
         gen_server_case(self, link, T_IGNORE, AMB_EIGNORE, NULL);
         gen_server_case(self, link, T_STOP, AMB_EINIT, "no_way");
         gen_server_case(self, link, T_FAIL, AMB_ENOMEM, "{error,'AMB_ENOMEM'}");
-        gen_server_case(self, link, T_BAD, AMB_EINIT, "bad_return_value");
+        gen_server_case(self, link, T_BAD, AMB_EINIT, "{bad_return_value,{reply,what}}");
         gen_server_case(self, link, T_HANG, AMB_ETIMEDOUT, NULL);
     }
     /* The name is taken: AMB_EEXIST with the holder (already_started). */
@@ -550,21 +550,32 @@ static void child_start_body(amb_proc *self, void *arg)
     amb_pid sup = AMB_NONE, dyn = AMB_NONE;
     CHECK_OK(self, amb_sup_start_link(self, &empty, NULL, &sup, NULL));
     CHECK_OK(self, amb_dynsup_start_link(self, NULL, NULL, &dyn, NULL));
+    /* The reason of a failed start comes back as every start's does
+     * (OTP: {error, {Reason, Child}} from start_child, {error, Reason} from
+     * restart_child and a dynamic supervisor; the C caller has the spec). */
     static const struct {
         init_kind kind;
         int rc;
-    } cases[] = {{T_IGNORE, AMB_EIGNORE},
-                 {T_STOP, AMB_EINIT},
-                 {T_FAIL, AMB_ENOMEM},
-                 {T_BAD, AMB_EINIT}};
+        const char *why; /* NULL: *reason untouched */
+    } cases[] = {{T_IGNORE, AMB_EIGNORE, NULL},
+                 {T_STOP, AMB_EINIT, "no_way"},
+                 {T_FAIL, AMB_ENOMEM, "{error,'AMB_ENOMEM'}"},
+                 {T_BAD, AMB_EINIT, "{bad_return_value,{reply,what}}"}};
     for (size_t i = 0; i < AMB_COUNTOF(cases); i++) {
         probe p;
         probe_init(&p, cases[i].kind);
         amb_child_spec s = probe_spec(AMB_SMALL((int64_t)i), &p, AMB_TRANSIENT);
         amb_pid pid = AMB_NONE;
-        CHECK_RC(self, cases[i].rc, amb_sup_start_child(self, sup, &s, &pid));
-        CHECK_RC(self, cases[i].rc, amb_dynsup_start_child(self, dyn, &s, &pid));
+        amb_term why = AMB_NONE, dwhy = AMB_NONE, rwhy = AMB_NONE;
+        CHECK_RC(self, cases[i].rc, amb_sup_start_child(self, sup, &s, &pid, &why));
+        CHECK_RC(self, cases[i].rc, amb_dynsup_start_child(self, dyn, &s, &pid, &dwhy));
         CHECK(self, pid == AMB_NONE);
+        if (cases[i].why != NULL) {
+            CHECK_TEXT(self, why, cases[i].why);
+            CHECK_TEXT(self, dwhy, cases[i].why);
+        } else {
+            CHECK(self, why == AMB_NONE && dwhy == AMB_NONE);
+        }
         CHECK_NO_EXIT(self);
         CHECK(self, atomic_load(&p.failed) == 2 && atomic_load(&p.exits) == 0);
         if (cases[i].kind == T_IGNORE)
@@ -572,10 +583,14 @@ static void child_start_body(amb_proc *self, void *arg)
 
         /* restart_child of a kept child whose next start fails. */
         atomic_store(&p.init.kind, T_OK);
-        CHECK_OK(self, amb_sup_start_child(self, sup, &s, &pid));
+        CHECK_OK(self, amb_sup_start_child(self, sup, &s, &pid, NULL));
         CHECK_OK(self, amb_sup_terminate_child(self, sup, s.id));
         atomic_store(&p.init.kind, cases[i].kind);
-        CHECK_RC(self, cases[i].rc, amb_sup_restart_child(self, sup, s.id, &pid));
+        CHECK_RC(self, cases[i].rc, amb_sup_restart_child(self, sup, s.id, &pid, &rwhy));
+        if (cases[i].why != NULL)
+            CHECK_TEXT(self, rwhy, cases[i].why);
+        else
+            CHECK(self, rwhy == AMB_NONE);
         CHECK_NO_EXIT(self);
         CHECK(self, atomic_load(&p.failed) == 3 && atomic_load(&p.exits) == 0);
         CHECK_OK(self, amb_sup_delete_child(self, sup, s.id));

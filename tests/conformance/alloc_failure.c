@@ -2,7 +2,8 @@
  * tests/conformance/alloc_failure.c - the process layer under allocation
  * failure: spawn (plain, linked, handler, with options), send, timers,
  * link, monitor, unlink, demonitor, exit, register and sends by name,
- * aliases, process_info. Each test is one line: an
+ * aliases, monitors of names and alias monitors, process_info (counts and
+ * items). Each test is one line: an
  * operation run by amb_test_oom_loop_rt (tests/amb_test_rt.h) with every
  * allocation point failing once, in a fresh runtime each time; it must end
  * in success or AMB_ENOMEM, the runtime must still work afterwards, every
@@ -293,6 +294,86 @@ AMB_TEST(process_info_survives_every_allocation_failure)
     oom_loop("process_info", process_info_op, end_target);
 }
 
+/* process_info's items of another process (the answer is a term it builds
+ * and sends back) and of self: lists of links, monitors, messages. */
+static int process_info_items_op(amb_proc *self, void *ctx)
+{
+    amb_pid *target = ctx;
+    amb_trap_exit(self, true); /* the target's kill comes back as a message */
+    int rc = spawn_target(self, ctx);
+    amb_term ref = AMB_NONE;
+    if (rc == 0)
+        rc = amb_link(self, *target);
+    if (rc == 0)
+        rc = amb_monitor(self, *target, &ref);
+    amb_heap *h = amb_proc_heap(self);
+    amb_term items = h == NULL ? AMB_NONE : amb_pack(h, "[links,monitored_by,messages]");
+    if (rc == 0 && items == AMB_NONE)
+        rc = AMB_ENOMEM;
+    amb_term v = AMB_NONE;
+    if (rc == 0)
+        rc = amb_process_info_items(self, *target, items, &v);
+    if (rc == 0)
+        CHECK_OK(self, amb_match(v, "[{links,[~v]},{monitored_by,[~v]},{messages,[]}]",
+                                 amb_self(self), amb_self(self)));
+    if (rc == 0)
+        rc = amb_process_info_items(self, amb_self(self), amb_atom("monitors"), &v);
+    if (rc == 0)
+        CHECK_OK(self, amb_match(v, "{monitors,[{process,~v}]}", *target));
+    if (ref != AMB_NONE)
+        amb_demonitor(self, ref, AMB_DEMONITOR_FLUSH);
+    return rc;
+}
+
+AMB_TEST(process_info_items_survive_every_allocation_failure)
+{
+    oom_loop("process_info items", process_info_items_op, end_target);
+}
+
+/* A monitor of a registered name, and an alias monitor whose reply ends
+ * it ({alias, reply_demonitor}: a gen_server call's). The name's DOWN
+ * names {Name, Node}, built in the monitor's own cell. */
+static int name_and_alias_monitor_op(amb_proc *self, void *ctx)
+{
+    amb_pid *target = ctx;
+    amb_term name = amb_atom("oom_monitored");
+    int rc = spawn_target(self, ctx);
+    if (rc == 0)
+        rc = amb_register(self, name, *target);
+    amb_term by_name = AMB_NONE, alias = AMB_NONE;
+    if (rc == 0)
+        rc = amb_monitor(self, name, &by_name);
+    amb_monitor_opts o = {.alias = AMB_MONITOR_ALIAS_REPLY_DEMONITOR};
+    if (rc == 0)
+        rc = amb_monitor_opt(self, *target, &o, &alias);
+    if (rc == 0)
+        rc = amb_send(self, alias, amb_atom("reply"));
+    if (rc == 0) {
+        WAIT_MSG(self, NULL, "reply");
+        /* The reply ended the monitor: nothing left to remove. */
+        CHECK_RC(self, AMB_ENOTFOUND, amb_demonitor(self, alias, 0));
+    }
+    if (rc == 0)
+        rc = amb_exit(self, *target, AMB_ATOM_KILL);
+    if (rc == 0) {
+        CHECK_OK(self, amb_receive_match(self, AMB_TEST_WAIT_MS, NULL,
+                                         "{'DOWN',~r,process,{oom_monitored,"
+                                         "'nonode@nohost'},killed}",
+                                         by_name));
+        *target = AMB_NONE; /* it is gone, its name with it */
+    }
+    if (by_name != AMB_NONE)
+        amb_demonitor(self, by_name, AMB_DEMONITOR_FLUSH);
+    if (alias != AMB_NONE)
+        amb_demonitor(self, alias, AMB_DEMONITOR_FLUSH);
+    return rc;
+}
+
+AMB_TEST(name_and_alias_monitors_survive_every_allocation_failure)
+{
+    oom_loop("monitor of a name, alias monitor", name_and_alias_monitor_op, end_target);
+}
+
 /* The rest of the failure API: unlink, demonitor, exit with a boxed reason
  * (the target traps: it gets the message, made in the signal's cell). */
 static void trapper(amb_proc *self, void *arg)
@@ -340,4 +421,6 @@ AMB_TEST_MAIN(AMB_TEST_ENTRY(spawn_survives_every_allocation_failure),
               AMB_TEST_ENTRY(register_survives_every_allocation_failure),
               AMB_TEST_ENTRY(alias_survives_every_allocation_failure),
               AMB_TEST_ENTRY(process_info_survives_every_allocation_failure),
+              AMB_TEST_ENTRY(process_info_items_survive_every_allocation_failure),
+              AMB_TEST_ENTRY(name_and_alias_monitors_survive_every_allocation_failure),
               AMB_TEST_ENTRY(unlink_demonitor_exit_survive_every_allocation_failure))

@@ -1,7 +1,8 @@
 /*
  * tests/conformance/failure.c - Erlang's failure semantics (DESIGN §4,
  * docs/semantics.md): exit signals for trapping and non-trapping targets,
- * links, monitors, demonitor flush, spawn_link / spawn_monitor, kill of a
+ * links, monitors (of pids and of registered names, with and without an
+ * alias), demonitor flush, spawn_link / spawn_monitor, kill of a
  * process wherever it waits, exit_self, AMB_ASSERT, on_exit, crash reports,
  * races, a cascade through a long chain and a kill storm. Each test is named
  * after the Erlang rule it checks; the expected outcomes were checked
@@ -597,6 +598,224 @@ AMB_TEST(demonitor_flush_removes_a_queued_down)
 AMB_TEST(demonitor_guarantees_no_later_down_even_racing_with_the_end)
 {
     run_both(demonitor_in_flight_body, NULL);
+}
+
+/* ===========================================================================
+ * Monitors of registered names (issue 13, item 11; recorded on OTP 25)
+ * ======================================================================== */
+
+/* monitor(process, Name) and monitor(process, {Name, node()}) watch the
+ * process registered under Name when the monitor is made (unregistering it
+ * later does not matter), and the DOWN names it {Name, Node}; demonitor works
+ * as for a pid. */
+static void monitor_name_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_term r0;
+    amb_pid t = start_forwarder(self, false, &r0);
+    amb_term name = amb_atom("mon_target");
+    CHECK_OK(self, amb_register(self, name, t));
+    amb_term r1, r2, r3;
+    CHECK_OK(self, amb_monitor(self, name, &r1));
+    CHECK_OK(self, amb_monitor(self, heap_of(self, "{mon_target,'nonode@nohost'}"), &r2));
+    CHECK_OK(self, amb_monitor(self, name, &r3));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
+    CHECK_EQ(self, pi.monitors, 4);
+    CHECK_OK(self, amb_demonitor(self, r3, 0));
+    CHECK_RC(self, AMB_ENOTFOUND, amb_demonitor(self, r3, 0));
+    CHECK_OK(self, amb_unregister(self, name));
+    CHECK_OK(self, amb_exit(self, t, amb_atom("bye")));
+    CHECK(self, wait_down(self, r0, t) == amb_atom("bye"));
+    amb_term m;
+    CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, &m, "{'DOWN',~r,_,_,_}", r1));
+    CHECK_TEXT(self, amb_tuple_elem(m, 3), "{mon_target,nonode@nohost}");
+    CHECK(self, amb_tuple_elem(m, 2) == AMB_ATOM_PROCESS);
+    CHECK(self, amb_tuple_elem(m, 4) == amb_atom("bye"));
+    CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, &m, "{'DOWN',~r,_,_,_}", r2));
+    CHECK_TEXT(self, amb_tuple_elem(m, 3), "{mon_target,nonode@nohost}");
+    CHECK_EQ_LEN(self); /* none for the demonitored r3 */
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
+    CHECK_EQ(self, pi.monitors, 0);
+}
+
+AMB_TEST(monitor_of_a_registered_name_gives_a_down_naming_name_and_node)
+{
+    run_both(monitor_name_body, NULL);
+}
+
+/* A name nobody has: an immediate DOWN noproc naming {Name, Node} (also for
+ * `undefined`, which nobody can register). Another node is not served until
+ * distribution exists; anything but a pid, an atom or {atom, atom} is
+ * badarg, as in OTP. */
+static void monitor_no_name_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    static const char *const names[] = {"nobody", "{nobody,'nonode@nohost'}",
+                                        "undefined"};
+    static const char *const objects[] = {
+        "{nobody,nonode@nohost}", "{nobody,nonode@nohost}", "{undefined,nonode@nohost}"};
+    for (size_t i = 0; i < AMB_COUNTOF(names); i++) {
+        amb_term ref, m;
+        CHECK_OK(self, amb_monitor(self, heap_of(self, names[i]), &ref));
+        CHECK_OK(self,
+                 amb_receive_match(self, 0, &m, "{'DOWN',~r,process,_,noproc}", ref));
+        CHECK_TEXT(self, amb_tuple_elem(m, 3), objects[i]);
+        CHECK_RC(self, AMB_ENOTFOUND, amb_demonitor(self, ref, 0));
+    }
+    CHECK_RC(self, AMB_ENOTSUP,
+             amb_monitor(self, heap_of(self, "{nobody,'other@host'}"), NULL));
+    static const char *const bad[] = {"{a,b,c}", "{1,'nonode@nohost'}", "{a,1}",
+                                      "[a]",     "<<\"a\">>",           "{}"};
+    for (size_t i = 0; i < AMB_COUNTOF(bad); i++)
+        CHECK_RC(self, AMB_EBADARG, amb_monitor(self, heap_of(self, bad[i]), NULL));
+    CHECK_RC(self, AMB_EBADARG, amb_monitor(self, amb_make_ref(self), NULL));
+    amb_term alias;
+    CHECK_OK(self, amb_alias(self, 0, &alias));
+    CHECK_RC(self, AMB_EBADARG, amb_monitor(self, alias, NULL));
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
+    CHECK_EQ(self, pi.monitors, 0);
+    CHECK_EQ_LEN(self);
+}
+
+AMB_TEST(monitor_of_a_name_nobody_has_gives_immediate_down_noproc_with_name_and_node)
+{
+    run_both(monitor_no_name_body, NULL);
+}
+
+/* ===========================================================================
+ * Alias monitors (OTP 24's monitor(process, P, [{alias, _}]))
+ * ======================================================================== */
+
+static void waiter_until_stop(amb_proc *self, void *arg)
+{
+    (void)arg;
+    CHECK(self, RECV(self) == AMB_ATOM_STOP);
+}
+
+/* A third process that, once the target has ended (its own DOWN), sends
+ * `late` through the alias, then `sent` to the test. */
+static void late_sender(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_term m = RECV(self); /* {Target, Alias, Test} */
+    amb_term kept;
+    CHECK_OK(self, amb_term_copy(amb_proc_heap(self), m, &kept));
+    amb_term ref;
+    CHECK_OK(self, amb_monitor(self, amb_tuple_elem(kept, 0), &ref));
+    CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "{'DOWN',~r,_,_,_}", ref));
+    CHECK_OK(self, amb_send(self, amb_tuple_elem(kept, 1), amb_atom("late")));
+    CHECK_OK(self, amb_send(self, amb_tuple_elem(kept, 2), amb_atom("sent")));
+}
+
+static void alias_monitor_body(amb_proc *self, void *arg)
+{
+    const unsigned *nsched = arg;
+    amb_heap *h = amb_proc_heap(self);
+    amb_proc_info pi;
+    /* demonitor: the reference is an alias while the monitor lasts. */
+    amb_pid t, ls;
+    CHECK_OK(self, amb_spawn(self, waiter_until_stop, NULL, &t));
+    amb_monitor_opts dem = {.alias = AMB_MONITOR_ALIAS_DEMONITOR};
+    amb_term a;
+    CHECK_OK(self, amb_monitor_opt(self, t, &dem, &a));
+    CHECK_OK(self, amb_send(self, a, amb_atom("via")));
+    CHECK(self, RECV(self) == amb_atom("via"));
+    CHECK_OK(self, amb_send(self, a, amb_atom("again"))); /* not a reply alias */
+    CHECK(self, RECV(self) == amb_atom("again"));
+    /* The target ends; a message sent through the alias after that, taken in
+     * after the DOWN, is dropped. */
+    CHECK_OK(self, amb_spawn(self, late_sender, NULL, &ls));
+    CHECK_OK(self, amb_send(self, ls, AMB_TUPLE(h, t, a, amb_self(self))));
+    CHECK_OK(self, amb_send(self, t, AMB_ATOM_STOP));
+    bool down = false, late_before_down = false;
+    for (bool sent = false; !sent || !down;) {
+        amb_term m = RECV(self);
+        if (m == amb_atom("sent")) {
+            sent = true;
+        } else if (m == amb_atom("late")) {
+            CHECK(self, !down); /* only while the alias was active */
+            late_before_down = true;
+        } else {
+            CHECK_OK(self, amb_match(m, "{'DOWN',~r,process,~v,normal}", a, t));
+            down = true;
+        }
+    }
+    /* On one scheduler the target's end is complete (our DOWN sent) before
+     * the late sender runs: the late message always comes after the DOWN. */
+    CHECK(self, *nsched == 2 || !late_before_down);
+    CHECK_RC(self, AMB_ENOTFOUND, amb_unalias(self, a));
+    CHECK_OK(self, amb_send(self, a, amb_atom("after")));
+    CHECK_EQ_LEN(self);
+
+    /* demonitor ends the alias too; unalias alone leaves the monitor. */
+    CHECK_OK(self, amb_spawn(self, waiter_until_stop, NULL, &t));
+    CHECK_OK(self, amb_monitor_opt(self, t, &dem, &a));
+    CHECK_OK(self, amb_demonitor(self, a, 0));
+    CHECK_RC(self, AMB_ENOTFOUND, amb_unalias(self, a));
+    CHECK_OK(self, amb_monitor_opt(self, t, &dem, &a));
+    CHECK_OK(self, amb_unalias(self, a));
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
+    CHECK_EQ(self, pi.monitors, 1);
+    CHECK_OK(self, amb_demonitor(self, a, 0));
+
+    /* explicit_unalias: the alias outlives the monitor. */
+    amb_monitor_opts expl = {.alias = AMB_MONITOR_ALIAS_EXPLICIT};
+    CHECK_OK(self, amb_monitor_opt(self, t, &expl, &a));
+    CHECK_OK(self, amb_demonitor(self, a, 0));
+    CHECK_OK(self, amb_send(self, a, amb_atom("still")));
+    CHECK(self, RECV(self) == amb_atom("still"));
+    CHECK_OK(self, amb_unalias(self, a));
+
+    /* reply_demonitor: the first message through the alias ends both. */
+    amb_monitor_opts rep = {.alias = AMB_MONITOR_ALIAS_REPLY_DEMONITOR};
+    CHECK_OK(self, amb_monitor_opt(self, t, &rep, &a));
+    CHECK_OK(self, amb_send(self, a, amb_atom("first")));
+    CHECK_OK(self, amb_send(self, a, amb_atom("second")));
+    CHECK(self, RECV(self) == amb_atom("first"));
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &pi));
+    CHECK_EQ(self, pi.monitors, 0);
+    CHECK_RC(self, AMB_ENOTFOUND, amb_demonitor(self, a, 0));
+    CHECK_RC(self, AMB_ENOTFOUND, amb_unalias(self, a));
+    amb_term ref;
+    CHECK_OK(self, amb_monitor(self, t, &ref));
+    CHECK_OK(self, amb_send(self, t, AMB_ATOM_STOP));
+    CHECK(self, wait_down(self, ref, t) == AMB_ATOM_NORMAL);
+    CHECK_EQ_LEN(self); /* no `second`, no DOWN of the reply monitor */
+
+    /* A name, with an alias: the DOWN has the alias and {Name, Node}; a
+     * flush removes a DOWN already taken in. */
+    CHECK_OK(self, amb_spawn(self, waiter_until_stop, NULL, &t));
+    CHECK_OK(self, amb_register(self, amb_atom("alias_target"), t));
+    CHECK_OK(self, amb_monitor_opt(self, amb_atom("alias_target"), &dem, &a));
+    CHECK_OK(self, amb_monitor(self, t, &ref));
+    CHECK_OK(self, amb_send(self, t, AMB_ATOM_STOP));
+    CHECK(self, wait_down(self, ref, t) == AMB_ATOM_NORMAL);
+    amb_term m;
+    CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, &m,
+                                     "{'DOWN',~r,process,{alias_target,'nonode@nohost'},"
+                                     "normal}",
+                                     a));
+    CHECK_OK(self, amb_spawn(self, waiter_until_stop, NULL, &t));
+    CHECK_OK(self, amb_monitor_opt(self, t, &dem, &a));
+    CHECK_OK(self, amb_monitor(self, t, &ref));
+    CHECK_OK(self, amb_send(self, t, AMB_ATOM_STOP));
+    CHECK(self, wait_down(self, ref, t) == AMB_ATOM_NORMAL);
+    WAIT_UNTIL(self, amb_message_queue_len(self) == 1);
+    CHECK_RC(self, AMB_ENOTFOUND, amb_demonitor(self, a, AMB_DEMONITOR_FLUSH));
+    CHECK_EQ_LEN(self);
+    /* Bad kinds. */
+    amb_monitor_opts bad = {.alias = (amb_monitor_alias)7};
+    CHECK_RC(self, AMB_EBADARG, amb_monitor_opt(self, t, &bad, &a));
+}
+
+AMB_TEST(alias_monitor_drops_what_comes_through_its_alias_after_the_down)
+{
+    unsigned n = 1;
+    run_in(1, alias_monitor_body, &n);
+    n = 2;
+    run_in(2, alias_monitor_body, &n);
 }
 
 /* ===========================================================================
@@ -1451,6 +1670,10 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(several_monitors_on_one_target_each_get_their_down),
     AMB_TEST_ENTRY(demonitor_flush_removes_a_queued_down),
     AMB_TEST_ENTRY(demonitor_guarantees_no_later_down_even_racing_with_the_end),
+    AMB_TEST_ENTRY(monitor_of_a_registered_name_gives_a_down_naming_name_and_node),
+    AMB_TEST_ENTRY(
+        monitor_of_a_name_nobody_has_gives_immediate_down_noproc_with_name_and_node),
+    AMB_TEST_ENTRY(alias_monitor_drops_what_comes_through_its_alias_after_the_down),
     AMB_TEST_ENTRY(spawn_link_children_that_die_immediately_each_send_one_exit),
     AMB_TEST_ENTRY(spawn_link_child_crash_kills_a_non_trapping_parent_with_its_reason),
     AMB_TEST_ENTRY(spawn_monitor_is_atomic_child_dying_at_once_gives_its_real_reason),

@@ -16,7 +16,9 @@
  *
  * amb_rt_send (from outside the runtime) takes the same forms, and
  * gen_server's server references resolve through the same function
- * (amb_dest_resolve) for every form they share with a send.
+ * (amb_dest_resolve) for every form they share with a send; one table
+ * checks each form through a send, a call, a cast and a monitor
+ * (docs/semantics.md).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -341,6 +343,108 @@ AMB_TEST(dest_resolve_and_gen_server_references_share_one_resolution)
     run_named(references_main, NULL);
 }
 
+/* docs/semantics.md's table of one destination through four calls: a send,
+ * a gen_server call and cast, and a monitor (issue 13, item 12: gen_server's
+ * references and amb_send agree; item 11: monitors take names). */
+static int refs_via_register(amb_proc *self, void *ctx, amb_term name, amb_pid pid)
+{
+    (void)self, (void)ctx, (void)name, (void)pid;
+    return AMB_EEXIST;
+}
+
+static int refs_via_unregister(amb_proc *self, void *ctx, amb_term name)
+{
+    (void)self, (void)ctx, (void)name;
+    return AMB_ENOTFOUND;
+}
+
+/* Knows one name, `x`: the pid ctx points to. */
+static int refs_via_whereis(amb_proc *self, void *ctx, amb_term name, amb_pid *out)
+{
+    (void)self;
+    if (name != amb_atom("x"))
+        return AMB_ENOTFOUND;
+    *out = *(const amb_pid *)ctx;
+    return 0;
+}
+
+enum { LIVE = 1, DOWN_NOPROC = 2 }; /* what a monitor gives, besides an error */
+
+typedef struct refs_row {
+    const char *what;
+    amb_term dest;
+    int send, call, cast, monitor; /* results; monitor: LIVE, DOWN_NOPROC or an error */
+} refs_row;
+
+static void refs_table_main(amb_proc *self, void *arg)
+{
+    (void)arg;
+    static amb_pid srv;
+    amb_gen_opts o = {.name = amb_atom("send_srv")};
+    CHECK_OK(self, amb_gen_server_start(self, &idle_server, NULL, &o, &srv, NULL));
+    amb_via via = {refs_via_register, refs_via_unregister, refs_via_whereis, &srv};
+    CHECK_OK(self, amb_via_register(amb_atom("refs_via"), &via));
+    amb_pid dead;
+    CHECK_OK(self, amb_spawn(self, forwarder, (void *)(uintptr_t)amb_self(self), &dead));
+    amb_term ref;
+    CHECK_OK(self, amb_monitor(self, dead, &ref));
+    CHECK_OK(self, amb_send(self, dead, AMB_ATOM_STOP));
+    CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL, "{'DOWN',~r,_,_,_}", ref));
+    amb_term alias;
+    CHECK_OK(self, amb_alias(self, 0, &alias));
+    amb_heap *h = amb_proc_heap(self);
+    const refs_row rows[] = {
+        {"a live pid", srv, 0, 0, 0, LIVE},
+        {"a dead pid", dead, 0, AMB_ENOPROC, 0, DOWN_NOPROC},
+        {"Name", amb_atom("send_srv"), 0, 0, 0, LIVE},
+        {"Name, nobody", amb_atom("send_nobody"), AMB_EBADARG, AMB_ENOPROC, 0,
+         DOWN_NOPROC},
+        {"{Name, node()}", node_tuple(self, "send_srv", NODE), 0, 0, 0, LIVE},
+        {"{Name, node()}, nobody", node_tuple(self, "send_nobody", NODE), 0, AMB_ENOPROC,
+         0, DOWN_NOPROC},
+        {"{Name, Node}", node_tuple(self, "send_srv", "elsewhere@host"), AMB_ENOTSUP,
+         AMB_ENOTSUP, AMB_ENOTSUP, AMB_ENOTSUP},
+        {"an alias", alias, 0, AMB_EBADARG, AMB_EBADARG, AMB_EBADARG},
+        {"{via, M, N}",
+         AMB_TUPLE(h, amb_atom("via"), amb_atom("refs_via"), amb_atom("x")), AMB_EBADARG,
+         0, 0, AMB_EBADARG},
+        {"{1, 2}", AMB_TUPLE(h, mk_int(1), mk_int(2)), AMB_EBADARG, AMB_EBADARG,
+         AMB_EBADARG, AMB_EBADARG},
+        {"42", mk_int(42), AMB_EBADARG, AMB_EBADARG, AMB_EBADARG, AMB_EBADARG},
+    };
+    for (size_t i = 0; i < AMB_COUNTOF(rows); i++) {
+        const refs_row *r = &rows[i];
+        amb_term reply;
+        int got[4] = {
+            amb_send(self, r->dest, amb_atom("hello")),
+            amb_gen_server_call(self, r->dest, amb_atom("hello"), DEADLINE_MS, &reply),
+            amb_gen_server_cast(self, r->dest, amb_atom("hello")),
+            amb_monitor(self, r->dest, &ref),
+        };
+        int want[4] = {r->send, r->call, r->cast, r->monitor > 0 ? 0 : r->monitor};
+        for (int k = 0; k < 4; k++)
+            if (got[k] != want[k])
+                proc_fail(self, __FILE__, __LINE__,
+                          "%s: call %d returned %s, expected %s", r->what, k,
+                          amb_err_name(got[k]), amb_err_name(want[k]));
+        if (r->monitor == DOWN_NOPROC)
+            CHECK_OK(self, amb_receive_match(self, 0, NULL,
+                                             "{'DOWN',~r,process,_,noproc}", ref));
+        if (r->monitor == LIVE)
+            CHECK_OK(self, amb_demonitor(self, ref, AMB_DEMONITOR_FLUSH));
+        if (amb_type_of(r->dest) == AMB_T_REF) /* our alias: the send came here */
+            CHECK(self, RECV(self) == amb_atom("hello"));
+        CHECK_EQ(self, amb_message_queue_len(self), 0);
+    }
+    CHECK_OK(self, amb_gen_server_stop(self, srv, AMB_ATOM_NORMAL, DEADLINE_MS));
+    CHECK_OK(self, amb_via_unregister(amb_atom("refs_via")));
+}
+
+AMB_TEST(gen_server_references_resolve_as_sends_do)
+{
+    run_named(refs_table_main, NULL);
+}
+
 AMB_TEST_MAIN(
     AMB_TEST_ENTRY(send_to_a_pid_delivers_and_to_a_dead_pid_drops),
     AMB_TEST_ENTRY(send_to_an_alias_reaches_its_owner_until_it_is_removed),
@@ -349,4 +453,5 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(send_to_name_and_this_node_delivers_and_drops_when_unregistered),
     AMB_TEST_ENTRY(send_to_another_node_is_enotsup_and_to_any_other_term_ebadarg),
     AMB_TEST_ENTRY(rt_send_from_outside_takes_the_same_forms),
-    AMB_TEST_ENTRY(dest_resolve_and_gen_server_references_share_one_resolution))
+    AMB_TEST_ENTRY(dest_resolve_and_gen_server_references_share_one_resolution),
+    AMB_TEST_ENTRY(gen_server_references_resolve_as_sends_do))

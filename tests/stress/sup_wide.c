@@ -88,8 +88,8 @@ static void wide_body(amb_proc *self, void *arg)
         amb_child_spec cs = {id_of(self, i), amb_gen_child_start, &gc, AMB_PERMANENT,
                              1000,           AMB_WORKER};
         amb_pid pid = AMB_NONE;
-        int rc = wc->dynamic ? amb_dynsup_start_child(self, sup, &cs, &pid)
-                             : amb_sup_start_child(self, sup, &cs, &pid);
+        int rc = wc->dynamic ? amb_dynsup_start_child(self, sup, &cs, &pid, NULL)
+                             : amb_sup_start_child(self, sup, &cs, &pid, NULL);
         amb_heap_rewind(h, m);
         CHECK_OK(self, rc);
         if (i == WIDE_N / 2)
@@ -126,9 +126,9 @@ static void wide_body(amb_proc *self, void *arg)
         amb_term id = id_of(self, WIDE_N / 2);
         amb_child_spec again = {id,   amb_gen_child_start, &gc, AMB_PERMANENT,
                                 1000, AMB_WORKER};
-        CHECK_RC(self, AMB_EEXIST, amb_sup_start_child(self, sup, &again, NULL));
+        CHECK_RC(self, AMB_EEXIST, amb_sup_start_child(self, sup, &again, NULL, NULL));
         CHECK_OK(self, amb_sup_terminate_child(self, sup, id));
-        CHECK_OK(self, amb_sup_restart_child(self, sup, id, NULL));
+        CHECK_OK(self, amb_sup_restart_child(self, sup, id, NULL, NULL));
         CHECK_OK(self, amb_sup_terminate_child(self, sup, id));
         CHECK_OK(self, amb_sup_delete_child(self, sup, id));
         CHECK_RC(self, AMB_ENOTFOUND, amb_sup_delete_child(self, sup, id));

@@ -58,7 +58,8 @@ static void late_main(amb_proc *self, void *arg)
             ;
         CHECK(self, !amb_is_process_alive(self, t));
         amb_term ref;
-        CHECK_OK(self, amb__monitor_make(self, t, q, &ref));
+        CHECK_OK(self,
+                 amb__monitor_make(self, t, q, AMB_NONE, AMB_MONITOR_NO_ALIAS, &ref));
         /* The push found the mailbox closed and answered it: the DOWN is
          * already here. */
         if (amb_receive_match(self, 0, NULL, "{'DOWN',~v,process,~v,noproc}", ref, t) ==

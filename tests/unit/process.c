@@ -1419,6 +1419,172 @@ AMB_TEST(message_queue_len_counts_waiting_messages)
     run_in(2, qlen_main, NULL);
 }
 
+/* process_info's memory counts the mailbox (issue 13, item 15): 8M queued
+ * messages were 2.5 GiB reported as 61 KB. N messages of 12 words each add
+ * at least N * 96 bytes, for another process (answered by it) and for
+ * oneself. */
+#define FLOOD_N (20000 / SLOW)
+
+static amb_term flood_msg(amb_heap *h, int i)
+{
+    return AMB_TUPLE(h, amb_atom("flood"), mk_int(i),
+                     AMB_TUPLE(h, mk_int(1), mk_int(2), mk_int(3), mk_int(4), mk_int(5),
+                               mk_int(6), mk_int(7), mk_int(8)));
+}
+
+static void info_memory_main(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_heap *h = amb_proc_heap(self);
+    amb_pid w;
+    CHECK_OK(self, amb_spawn(self, info_waiter, NULL, &w));
+    amb_proc_info before, after;
+    WAIT_UNTIL(self, amb_process_info(self, w, &before) == 0 &&
+                         before.status == AMB_STATUS_WAITING);
+    amb_heap_mark mk = amb_heap_save(h);
+    for (int i = 0; i < FLOOD_N; i++)
+        CHECK_OK(self, amb_send(self, w, flood_msg(h, i)));
+    amb_heap_rewind(h, mk);
+    CHECK_OK(self, amb_process_info(self, w, &after));
+    CHECK_EQ(self, after.message_queue_len, FLOOD_N);
+    CHECK(self, after.memory >= before.memory + (size_t)FLOOD_N * 96);
+    /* The same for oneself. */
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &before));
+    for (int i = 0; i < FLOOD_N; i++)
+        CHECK_OK(self, amb_send(self, amb_self(self), flood_msg(h, i)));
+    amb_heap_rewind(h, mk);
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &after));
+    CHECK(self, after.memory >= before.memory + (size_t)FLOOD_N * 96);
+    /* Taken, they are no longer counted. */
+    for (int i = 0; i < FLOOD_N; i++)
+        RECV(self);
+    amb_term m; /* a receive, even one that times out, ends the last borrow */
+    CHECK_RC(self, AMB_ETIMEDOUT, amb_receive(self, 0, &m));
+    CHECK_OK(self, amb_process_info(self, amb_self(self), &after));
+    CHECK(self, after.memory < before.memory + 1024);
+    CHECK_OK(self, amb_send(self, w, AMB_ATOM_STOP));
+}
+
+AMB_TEST(process_info_memory_counts_the_messages_a_process_holds)
+{
+    run_in(1, info_memory_main, NULL);
+    run_in(2, info_memory_main, NULL);
+}
+
+/* OTP's process_info/2 items, as terms: links, monitors (by pid and by
+ * name), monitored_by and messages as lists, and the rest; an atom gives
+ * {Item, Value}, a list [{Item, Value}] in order (recorded on OTP 25). */
+static bool text_is(amb_term t, const char *want)
+{
+    char buf[1024];
+    return amb_print(t, buf, sizeof buf, NULL) == 0 && strcmp(buf, want) == 0;
+}
+
+static bool has_member(amb_term list, amb_term x)
+{
+    for (amb_term l = list; amb_is_cons(l); l = amb_list_tail(l))
+        if (amb_equal(amb_list_head(l), x))
+            return true;
+    return false;
+}
+
+static size_t length_of(amb_term list)
+{
+    size_t n = 0;
+    for (amb_term l = list; amb_is_cons(l); l = amb_list_tail(l))
+        n++;
+    return n;
+}
+
+static void items_watcher(amb_proc *self, void *arg)
+{
+    amb_pid parent = (amb_pid)(uintptr_t)arg;
+    CHECK_OK(self, amb_monitor(self, amb_atom("info_waiter"), NULL));
+    CHECK_OK(self, amb_send(self, parent, amb_atom("watching")));
+    CHECK(self, RECV(self) == AMB_ATOM_STOP);
+}
+
+static void info_items_main(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_heap *h = amb_proc_heap(self);
+    amb_pid me = amb_self(self), w, m;
+    CHECK_OK(self, amb_spawn(self, info_waiter, NULL, &w));
+    amb_pid found = AMB_NONE;
+    WAIT_UNTIL(self, amb_whereis(self, amb_atom("info_waiter"), &found) == 0);
+    CHECK_OK(self, amb_link(self, w));
+    amb_term r1, r2;
+    CHECK_OK(self, amb_monitor(self, w, &r1));
+    CHECK_OK(self, amb_monitor(self, amb_atom("info_waiter"), &r2));
+    CHECK_OK(self, amb_spawn(self, items_watcher, (void *)(uintptr_t)me, &m));
+    CHECK(self, RECV(self) == amb_atom("watching"));
+    CHECK_OK(self, amb_send(self, w, amb_atom("a")));
+    CHECK_OK(self, amb_send(self, w, AMB_TUPLE(h, amb_atom("b"), mk_int(1))));
+    amb_term items, out;
+    static const char list[] = "[messages,message_queue_len,links,registered_name,status,"
+                               "trap_exit,monitored_by,monitors]";
+    CHECK_OK(self, amb_parse(h, list, strlen(list), &items, NULL));
+    CHECK_OK(self, amb_process_info_items(self, w, items, &out));
+    CHECK_EQ(self, length_of(out), 8);
+    amb_term v[8];
+    size_t i = 0;
+    for (amb_term l = out; amb_is_cons(l); l = amb_list_tail(l), i++) {
+        CHECK(self, amb_tuple_arity(amb_list_head(l)) == 2);
+        CHECK(self, amb_tuple_elem(amb_list_head(l), 0) == amb_list_head(items));
+        items = amb_list_tail(items);
+        v[i] = amb_tuple_elem(amb_list_head(l), 1);
+    }
+    CHECK(self, text_is(v[0], "[a,{b,1}]"));
+    CHECK(self, text_is(v[1], "2"));
+    CHECK(self, length_of(v[2]) == 1 && has_member(v[2], me));
+    CHECK(self, v[3] == amb_atom("info_waiter"));
+    CHECK(self, v[4] == amb_atom("waiting"));
+    CHECK(self, v[5] == AMB_ATOM_FALSE);
+    CHECK(self, length_of(v[6]) == 3 && has_member(v[6], me) && has_member(v[6], m));
+    CHECK(self, v[7] == AMB_NIL);
+    /* The monitors this process holds: one by pid, one by name. */
+    CHECK_OK(self, amb_process_info_items(self, me, amb_atom("monitors"), &out));
+    CHECK(self, amb_tuple_elem(out, 0) == amb_atom("monitors"));
+    amb_term mons = amb_tuple_elem(out, 1);
+    CHECK_EQ(self, length_of(mons), 2);
+    CHECK(self, has_member(mons, AMB_TUPLE(h, AMB_ATOM_PROCESS, w)));
+    amb_term by_name;
+    static const char name_text[] = "{process,{info_waiter,nonode@nohost}}";
+    CHECK_OK(self, amb_parse(h, name_text, strlen(name_text), &by_name, NULL));
+    CHECK(self, has_member(mons, by_name));
+    /* A single item, of oneself: {Item, Value}; no name is []. */
+    CHECK_OK(self, amb_send(self, me, amb_atom("mine")));
+    CHECK_OK(self, amb_process_info_items(self, me, amb_atom("messages"), &out));
+    CHECK(self, text_is(out, "{messages,[mine]}"));
+    CHECK_OK(self, amb_process_info_items(self, me, amb_atom("registered_name"), &out));
+    CHECK(self, text_is(out, "{registered_name,[]}"));
+    CHECK_OK(self, amb_process_info_items(self, me, AMB_NIL, &out));
+    CHECK(self, out == AMB_NIL);
+    CHECK(self, RECV(self) == amb_atom("mine"));
+    /* Arguments, as OTP's badarg; a dead process is noproc (OTP: undefined). */
+    amb_term bad[] = {amb_atom("nonsense"), mk_int(42), AMB_NONE,
+                      amb_cons(h, amb_atom("links"), amb_atom("x")),
+                      amb_cons(h, amb_atom("links"), amb_cons(h, mk_int(1), AMB_NIL))};
+    for (size_t k = 0; k < AMB_COUNTOF(bad); k++)
+        CHECK_RC(self, AMB_EBADARG, amb_process_info_items(self, w, bad[k], &out));
+    CHECK_RC(self, AMB_EBADARG,
+             amb_process_info_items(self, amb_atom("x"), amb_atom("links"), &out));
+    CHECK_RC(self, AMB_EBADARG, amb_process_info_items(self, w, amb_atom("links"), NULL));
+    CHECK_OK(self, amb_demonitor(self, r1, AMB_DEMONITOR_FLUSH));
+    CHECK_OK(self, amb_demonitor(self, r2, AMB_DEMONITOR_FLUSH));
+    CHECK_OK(self, amb_unlink(self, w));
+    CHECK_OK(self, amb_send(self, w, AMB_ATOM_STOP));
+    CHECK_OK(self, amb_send(self, m, AMB_ATOM_STOP));
+    WAIT_UNTIL(self, !amb_is_process_alive(self, w));
+    CHECK_RC(self, AMB_ENOPROC, amb_process_info_items(self, w, amb_atom("links"), &out));
+}
+
+AMB_TEST(process_info_items_give_links_monitors_and_messages_as_lists)
+{
+    run_in(1, info_items_main, NULL);
+    run_in(2, info_items_main, NULL);
+}
+
 /* ===========================================================================
  * References
  * ======================================================================== */
@@ -1725,6 +1891,8 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(process_info_counts_messages_the_process_has_not_looked_at),
     AMB_TEST_ENTRY(process_info_of_a_busy_process_does_not_wait_for_its_next_receive),
     AMB_TEST_ENTRY(message_queue_len_counts_waiting_messages),
+    AMB_TEST_ENTRY(process_info_memory_counts_the_messages_a_process_holds),
+    AMB_TEST_ENTRY(process_info_items_give_links_monitors_and_messages_as_lists),
     AMB_TEST_ENTRY(make_ref_gives_100k_distinct_references),
     AMB_TEST_ENTRY(rt_stop_from_inside_returns_and_rt_free_ends_the_rest),
     AMB_TEST_ENTRY(rt_run_after_stop_resumes_the_suspended_processes),

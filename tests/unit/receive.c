@@ -12,7 +12,10 @@
  * in order, and the mark survives the removal of the message it points at;
  * timeout 0 polls, a finite timeout lasts at least as long as asked, a
  * message that comes first wins, and stale timeouts of earlier receives
- * never end a later one; AMB_INFINITY waits for the message.
+ * never end a later one; AMB_INFINITY waits for the message; a match
+ * function that tries to wait is refused (AMB_ESTATE) and the receive that
+ * runs it loses nothing; amb_sleep and a receive after a mark leave the
+ * message of the last plain receive borrowed.
  *
  * The harness below is explained in tests/unit/process.c.
  */
@@ -695,6 +698,176 @@ AMB_TEST(infinity_waits_until_the_message_arrives)
     run_in(2, infinity_main, NULL);
 }
 
+/* ===========================================================================
+ * A match function that tries to wait (issue 13, item 2)
+ * ======================================================================== */
+
+/* A predicate that calls amb_receive took cells from under the receive that
+ * ran it: messages were lost, the queue length wrapped to SIZE_MAX and the
+ * runtime crashed when freed. Every wait is refused there (AMB_ESTATE) and
+ * does nothing; sending, yielding and a process_info of oneself still work,
+ * and the outer receive ends as if the predicate had done nothing. */
+enum {
+    NW_RECEIVE,
+    NW_RECEIVE_IF,
+    NW_RECEIVE_MATCH,
+    NW_RECEIVE_AFTER,
+    NW_SLEEP,
+    NW_FLUSH,
+    NW_INFO_OTHER,
+    NW_BLOCKING,
+    NW_SEND,
+    NW_YIELD,
+    NW_INFO_SELF,
+    NW_N
+};
+
+typedef struct nested_obs {
+    amb_proc *self;
+    amb_pid other;
+    amb_term ref;
+    int rc[NW_N];
+    int calls;
+} nested_obs;
+
+static bool any_msg(void *ctx, amb_term msg)
+{
+    (void)ctx;
+    (void)msg;
+    return true;
+}
+
+static intptr_t nested_job(void *arg)
+{
+    (void)arg;
+    return 1;
+}
+
+static bool nested_pred(void *ctx, amb_term msg)
+{
+    nested_obs *o = ctx;
+    amb_proc *self = o->self;
+    if (o->calls++ == 0) {
+        amb_term x = AMB_NONE;
+        amb_proc_info pi;
+        o->rc[NW_RECEIVE] = amb_receive(self, 0, &x);
+        o->rc[NW_RECEIVE_IF] = amb_receive_if(self, any_msg, NULL, 0, &x);
+        o->rc[NW_RECEIVE_MATCH] = amb_receive_match(self, 0, &x, "_");
+        o->rc[NW_RECEIVE_AFTER] =
+            amb_receive_if_after(self, amb_receive_mark(self), any_msg, NULL, 0, &x);
+        o->rc[NW_SLEEP] = amb_sleep(self, 1);
+        o->rc[NW_FLUSH] = amb_demonitor(self, o->ref, AMB_DEMONITOR_FLUSH);
+        o->rc[NW_INFO_OTHER] = amb_process_info(self, o->other, &pi);
+        o->rc[NW_BLOCKING] = amb_blocking_call(self, nested_job, NULL, NULL);
+        o->rc[NW_SEND] = amb_send(self, amb_self(self), mk_int(99));
+        o->rc[NW_YIELD] = amb_yield(self);
+        o->rc[NW_INFO_SELF] = amb_process_info(self, amb_self(self), &pi);
+    }
+    return int_of(msg) == 3;
+}
+
+static void nested_other(amb_proc *self, void *arg)
+{
+    (void)arg;
+    CHECK(self, RECV(self) == AMB_ATOM_STOP);
+}
+
+static void nested_main(amb_proc *self, void *arg)
+{
+    (void)arg;
+    nested_obs o = {.self = self};
+    CHECK_OK(self, amb_spawn(self, nested_other, NULL, &o.other));
+    CHECK_OK(self, amb_monitor(self, o.other, &o.ref));
+    for (int i = 1; i <= 5; i++)
+        CHECK_OK(self, amb_send(self, amb_self(self), mk_int(i)));
+    amb_term m;
+    CHECK_OK(self, amb_receive_if(self, nested_pred, &o, DEADLINE_MS, &m));
+    CHECK_EQ(self, int_of(m), 3);
+    for (int i = NW_RECEIVE; i <= NW_BLOCKING; i++)
+        CHECK_RC(self, AMB_ESTATE, o.rc[i]);
+    CHECK_OK(self, o.rc[NW_SEND]);
+    CHECK_OK(self, o.rc[NW_YIELD]);
+    CHECK_OK(self, o.rc[NW_INFO_SELF]);
+    /* Nothing was taken, lost or counted twice: 1, 2, 4, 5, then 99. */
+    CHECK_EQ(self, amb_message_queue_len(self), 5);
+    static const int64_t rest[] = {1, 2, 4, 5, 99};
+    for (size_t i = 0; i < AMB_COUNTOF(rest); i++)
+        CHECK_EQ(self, int_of(RECV(self)), rest[i]);
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+    /* The refused flush left the monitor alone, and the refused waits
+     * left no timer or wake-up behind to end a later wait early. */
+    CHECK_OK(self, amb_demonitor(self, o.ref, AMB_DEMONITOR_FLUSH));
+    CHECK_RC(self, AMB_ETIMEDOUT, amb_receive(self, 20, &m));
+    intptr_t r = 0;
+    CHECK_OK(self, amb_blocking_call(self, nested_job, NULL, &r));
+    CHECK_EQ(self, r, 1);
+    CHECK_OK(self, amb_send(self, o.other, AMB_ATOM_STOP));
+}
+
+AMB_TEST(a_match_function_cannot_wait_and_the_receive_stays_whole)
+{
+    run_in(1, nested_main, NULL);
+    run_in(2, nested_main, NULL);
+}
+
+/* ===========================================================================
+ * Borrows (issue 13, item 7)
+ * ======================================================================== */
+
+/* amb_sleep was a receive in disguise: it freed the message the caller had
+ * just received, and the next message sent reused its cell, so the term the
+ * caller still held read as another one. Sleeping takes nothing and ends no
+ * borrow; the same for a receive after a mark (the receive of every library
+ * call that waits), which has a borrow of its own. */
+static void borrow_sender(amb_proc *self, void *arg)
+{
+    amb_pid to = (amb_pid)(uintptr_t)arg;
+    amb_heap *h = amb_proc_heap(self);
+    CHECK_OK(self, amb_send(self, to, amb_pack(h, "{second,~i,~i,~i}", 7, 8, 9)));
+    CHECK_OK(self, amb_send(self, to, amb_pack(h, "{third,~i,~i,~i}", 4, 5, 6)));
+}
+
+static bool is_third(void *ctx, amb_term msg)
+{
+    (void)ctx;
+    return amb_is_record(msg, amb_atom("third"), 4);
+}
+
+static void borrow_main(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_heap *h = amb_proc_heap(self);
+    amb_pid me = amb_self(self);
+    CHECK_OK(self, amb_send(self, me, amb_pack(h, "{first,~i,~i,~i}", 1, 2, 3)));
+    amb_term m;
+    CHECK_OK(self, amb_receive(self, 0, &m));
+    amb_recv_mark mark = amb_receive_mark(self);
+    CHECK_OK(self, amb_spawn(self, borrow_sender, (void *)(uintptr_t)me, NULL));
+    /* The sender runs (and allocates its cells) while we sleep. */
+    CHECK_OK(self, amb_sleep(self, 20));
+    char buf[64];
+    CHECK_OK(self, amb_print(m, buf, sizeof buf, NULL));
+    CHECK(self, strcmp(buf, "{first,1,2,3}") == 0);
+    /* A receive after a mark takes its message into its own borrow. */
+    amb_term third;
+    CHECK_OK(self, amb_receive_if_after(self, mark, is_third, NULL, DEADLINE_MS, &third));
+    CHECK_OK(self, amb_print(m, buf, sizeof buf, NULL));
+    CHECK(self, strcmp(buf, "{first,1,2,3}") == 0);
+    /* The next plain receive ends the first borrow only. */
+    amb_term second = RECV(self);
+    CHECK_OK(self, amb_print(second, buf, sizeof buf, NULL));
+    CHECK(self, strcmp(buf, "{second,7,8,9}") == 0);
+    CHECK_OK(self, amb_print(third, buf, sizeof buf, NULL));
+    CHECK(self, strcmp(buf, "{third,4,5,6}") == 0);
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+}
+
+AMB_TEST(sleep_and_a_receive_after_a_mark_leave_the_last_message_borrowed)
+{
+    run_in(1, borrow_main, NULL);
+    run_in(2, borrow_main, NULL);
+}
+
 AMB_TEST_MAIN(
     AMB_TEST_ENTRY(receive_takes_the_oldest_message_first),
     AMB_TEST_ENTRY(fifo_per_sender_4_senders_100k_each_on_2_schedulers),
@@ -712,4 +885,6 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(finite_timeout_waits_at_least_as_long_as_asked),
     AMB_TEST_ENTRY(message_before_timeout_wins_and_stale_timeouts_never_show_later),
     AMB_TEST_ENTRY(a_timed_out_receive_leaves_nothing_for_the_next_one),
-    AMB_TEST_ENTRY(infinity_waits_until_the_message_arrives))
+    AMB_TEST_ENTRY(infinity_waits_until_the_message_arrives),
+    AMB_TEST_ENTRY(a_match_function_cannot_wait_and_the_receive_stays_whole),
+    AMB_TEST_ENTRY(sleep_and_a_receive_after_a_mark_leave_the_last_message_borrowed))
