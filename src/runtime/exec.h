@@ -74,9 +74,12 @@ int amb__exec_init(amb__exec *x, const amb__exec_config *cfg);
  * tasks in limbo (ops->reclaim), pending timers (ops->timer_fire), each
  * scheduler's extension (ops->sched_term), stacks. */
 void amb__exec_term(amb__exec *x);
-/* Runs until every task has ended or amb__exec_stop. 0 (also when there
- * is no task), AMB_ESTATE (already running), AMB_ENOMEM or AMB_EAGAIN (a
- * thread could not start: what ran was stopped). */
+/* Runs until every task has ended or amb__exec_stop. Before it returns,
+ * the tasks retired during the run are reclaimed (those an outside thread
+ * may still be reading excepted) and every scheduler's cached objects go
+ * back (ops->sched_trim), so what ended during the run holds no memory.
+ * 0 (also when there is no task), AMB_ESTATE (already running), AMB_ENOMEM
+ * or AMB_EAGAIN (a thread could not start: what ran was stopped). */
 int amb__exec_run(amb__exec *x);
 /* Makes amb__exec_run return soon (any thread). */
 void amb__exec_stop(amb__exec *x);

@@ -127,7 +127,8 @@ typedef struct amb__task_ops {
      * stack with amb__sched_release. The runtime keeps no list of parked
      * tasks; the layer above knows its tasks. */
     void (*discard)(amb__exec *x);
-    /* s is about to sleep: give cached memory back. */
+    /* s is about to sleep, or the run ended (on the thread that ran it,
+     * every scheduler thread joined): give cached memory back. */
     void (*sched_trim)(amb__sched *s);
     /* The executor is being freed: release what the layer above keeps in
      * s's extension area (exec.h); s's limbo and timers are empty. */
