@@ -4,120 +4,161 @@
  *
  * Invariants:
  *   - Links follow Erlang's link protocol (OTP 23.3+, the distribution
- *     protocol's "Link Protocol"): an entry is active (unlink_id 0) or
- *     waiting for the ack of an unlink (unlink_id != 0, counts as not
- *     linked). A LINK received creates an entry only where there is none; an
- *     UNLINK_ID received removes an active entry only; an UNLINK_ID_ACK
- *     removes an inactive entry with the same id. So two processes linking
- *     and unlinking each other concurrently always end up agreeing.
- *   - A link exit signal (AMB__EXIT_LINKED) acts only if the receiver's
- *     entry for the sender is active, and removes the entry either way
- *     (exit.c): so once amb_unlink returned the old link has no effect, and
- *     each end acts on a link once.
+ *     protocol's "Link Protocol"): an end is active (unlink id 0) or
+ *     waiting for the ack of an unlink (id != 0, counts as not linked). A
+ *     LINK received creates an end only where there is none; an UNLINK_ID
+ *     received removes an active end only; an UNLINK_ID_ACK removes an
+ *     inactive end with the same id. So two processes linking and
+ *     unlinking each other concurrently always end up agreeing.
+ *   - A link end is a cell (fail.h): words[0] the other pid (also its key),
+ *     words[1] the unlink id, AMB__LINK_WORDS reserved, room for a small
+ *     reason behind. The linker allocates both ends: its own, and the LINK
+ *     cell, which becomes the other end where it arrives (or, at a dead
+ *     process, the exit signal noproc back). So neither receiving a link
+ *     nor ending needs memory.
+ *   - A link exit signal (AMB__EXIT_LINKED) acts only if the receiver's end
+ *     for the sender is active, and removes the end either way (exit.c):
+ *     so once amb_unlink returned the old link has no effect, and each end
+ *     acts on a link once.
  */
 #include "process/fail.h"
 
+/* Words a link end keeps behind its reserved ones for a reason copied in
+ * place (class 1 of msg.c: a 10-word cell). */
+#define REASON_ROOM 4
+
+/* A fresh link end of its owner for `other` (not yet in any index). */
+static amb__msg *new_end(amb__sched *s, amb_pid other)
+{
+    amb__msg *m = amb__msg_new_reserved(s, AMB__MSG_LINK, AMB__LINK_WORDS, REASON_ROOM);
+    if (m != NULL) {
+        m->words[0] = other;
+        m->words[1] = 0;
+        m->seq = other;
+    }
+    return m;
+}
+
+/* Records e, a fresh active end of p. */
+static void add_end(amb_proc *p, amb__msg *e)
+{
+    amb__fail_add(p, e);
+    p->links_mons.nlinks++;
+}
+
 void amb__link_signal(amb_proc *p, amb__msg *m)
 {
+    amb__sched *s = p->task.sched;
     switch (m->kind) {
-    case AMB__MSG_LINK: {
-        /* Only where there is no entry: an inactive one (our unlink not yet
+    case AMB__MSG_LINK:
+        /* Only where there is no end: an inactive one (our unlink not yet
          * acknowledged) stays inactive, and the sender will get our
-         * UNLINK_ID after its LINK, so both end up unlinked. */
-        struct amb__fail *f = amb__fail_of(p);
-        if (f == NULL)
-            amb__panic("out of memory making a link");
-        if (amb__fail_find(&f->links, m->words[0]) == NULL &&
-            amb__fail_put(&f->links, m->words[0], m->words[0]) == NULL)
-            amb__panic("out of memory making a link");
-        break;
-    }
+         * UNLINK_ID after its LINK, so both end up unlinked. Otherwise the
+         * cell is our end. */
+        if (amb__fail_find(p, m->words[0]) != NULL) {
+            amb__msg_free(s, m);
+        } else {
+            m->words[1] = 0;
+            m->seq = m->words[0];
+            add_end(p, m);
+        }
+        return;
     case AMB__MSG_UNLINK: {
         amb_pid from = m->words[0];
-        amb__fail_entry *x = p->fail ? amb__fail_find(&p->fail->links, from) : NULL;
-        if (x != NULL && x->unlink_id == 0)
-            amb__fail_del(&p->fail->links, from, NULL);
-        /* The ack goes out now, before any other signal to `from`. */
-        amb_proc *q = amb__ptab_lookup(p->rt, from);
-        if (q != NULL) {
-            amb__msg *a = amb__msg_new_signal(p->task.sched, AMB__MSG_UNLINK_ACK, 2);
-            if (a == NULL)
-                amb__panic("out of memory acknowledging an unlink");
-            a->words[0] = p->pid;
-            a->words[1] = m->words[1];
-            amb__mailbox_deliver(p->rt, p->task.sched, q, a);
+        amb__msg *x = amb__fail_find(p, from);
+        if (x != NULL && x->words[1] == 0) {
+            amb__fail_take(p, from);
+            p->links_mons.nlinks--;
+            amb__msg_free(s, x);
         }
-        break;
+        /* The ack goes out now, before any other signal to `from`: the
+         * UNLINK cell itself. */
+        amb_proc *q = amb__ptab_lookup(p->rt, from);
+        if (q == NULL) {
+            amb__msg_free(s, m);
+            return;
+        }
+        m->kind = AMB__MSG_UNLINK_ACK;
+        m->words[0] = p->pid;
+        amb__mailbox_deliver(p->rt, s, q, m);
+        return;
     }
     case AMB__MSG_UNLINK_ACK: {
-        amb__fail_entry *x =
-            p->fail ? amb__fail_find(&p->fail->links, m->words[0]) : NULL;
-        if (x != NULL && x->unlink_id != 0 && x->unlink_id == m->words[1])
-            amb__fail_del(&p->fail->links, m->words[0], NULL);
-        break;
+        amb__msg *x = amb__fail_find(p, m->words[0]);
+        if (x != NULL && x->words[1] != 0 && x->words[1] == m->words[1])
+            amb__msg_free(s, amb__fail_take(p, m->words[0]));
+        amb__msg_free(s, m);
+        return;
     }
     default:
         amb__panic("not a link signal: %u", m->kind);
     }
-    amb__msg_free(p->task.sched, m);
 }
 
 void amb__link_discard(amb_rt *rt, amb__sched *s, amb__msg *m)
 {
     /* The target ended before it saw the link: noproc to the linker, as a
-     * link exit signal (the linker has the target in its links). */
+     * link exit signal (the linker has the target in its links), in the
+     * LINK cell itself. */
     amb_pid from = m->words[0], to = m->words[1];
-    amb__msg_free(s, m);
-    amb__exit_send(rt, s, to, from, AMB_ATOM_NOPROC, AMB__EXIT_LINKED);
+    m->term = AMB_ATOM_NOPROC; /* its heap holds nothing: a LINK has no term */
+    amb__exit_post(rt, s, to, from, AMB__EXIT_LINKED, m);
 }
 
-void amb__link_teardown(amb__sched *s, amb_proc *p)
+void amb__link_end(amb__sched *s, amb_proc *p, amb__msg *e)
 {
-    const amb__fail_table *t = &p->fail->links;
-    for (size_t i = 0; i < t->cap; i++)
-        if (t->e[i].key != 0 && t->e[i].unlink_id == 0)
-            amb__exit_send(p->rt, s, p->pid, t->e[i].pid, p->exit_reason,
-                           AMB__EXIT_LINKED);
+    if (e->words[1] != 0) { /* an unlink under way: no link */
+        amb__msg_free(s, e);
+        return;
+    }
+    amb_pid to = e->words[0];
+    amb__fail_reason(p->rt, e, p->exit_reason);
+    amb__exit_post(p->rt, s, p->pid, to, AMB__EXIT_LINKED, e);
 }
 
-/* Active links only: an entry waiting for an unlink's ack is not a link. */
-size_t amb__link_count(const amb_proc *p)
+/* amb__link_list's walk: ctx is {heap, list so far}. */
+struct list_walk {
+    amb_heap *h;
+    amb_term l;
+};
+
+static void list_active(void *ctx, const amb__msg *e)
 {
-    size_t n = 0;
-    const amb__fail_table *t = p->fail ? &p->fail->links : NULL;
-    for (size_t i = 0; t != NULL && i < t->cap; i++)
-        n += t->e[i].key != 0 && t->e[i].unlink_id == 0;
-    return n;
+    struct list_walk *w = ctx;
+    if (e->kind == AMB__MSG_LINK && e->words[1] == 0)
+        w->l = amb_cons(w->h, e->words[0], w->l);
 }
 
 amb_term amb__link_list(const amb_proc *p, amb_heap *h)
 {
-    amb_term l = AMB_NIL;
-    const amb__fail_table *t = p->fail ? &p->fail->links : NULL;
-    for (size_t i = 0; t != NULL && i < t->cap; i++)
-        if (t->e[i].key != 0 && t->e[i].unlink_id == 0)
-            l = amb_cons(h, t->e[i].pid, l);
-    return l;
+    struct list_walk w = {h, AMB_NIL};
+    amb__fail_each(p, list_active, &w);
+    return w.l;
 }
 
-/* Both blocks are set up before the child is published, so nobody can see
+/* Both ends are set up before the child is published, so nobody can see
  * one without the other. */
 int amb__link_spawn(amb_proc *parent, amb_proc *child)
 {
-    struct amb__fail *pf = amb__fail_of(parent), *cf = amb__fail_of(child);
-    if (pf == NULL || cf == NULL)
+    amb__sched *s = parent->task.sched;
+    amb__msg *pe = new_end(s, child->pid), *ce = new_end(s, parent->pid);
+    if (pe == NULL || ce == NULL) {
+        amb__msg_free(s, pe);
+        amb__msg_free(s, ce);
         return AMB_ENOMEM;
-    if (amb__fail_put(&cf->links, parent->pid, parent->pid) == NULL)
-        return AMB_ENOMEM;
-    if (amb__fail_put(&pf->links, child->pid, child->pid) == NULL)
-        return AMB_ENOMEM;
+    }
+    add_end(child, ce);
+    add_end(parent, pe);
     return 0;
 }
 
 void amb__link_spawn_undo(amb_proc *parent, amb_proc *child)
 {
-    if (parent->fail != NULL)
-        amb__fail_del(&parent->fail->links, child->pid, NULL);
+    amb__msg *e = amb__fail_take(parent, child->pid);
+    if (e != NULL) {
+        parent->links_mons.nlinks--;
+        amb__msg_free(parent->task.sched, e);
+    }
 }
 
 int amb_link(amb_proc *self, amb_pid pid)
@@ -130,11 +171,8 @@ int amb_link(amb_proc *self, amb_pid pid)
     if (pid == self->pid)
         return 0;
     amb__proc_reduce(self);
-    struct amb__fail *f = amb__fail_of(self);
-    if (f == NULL)
-        return AMB_ENOMEM;
-    amb__fail_entry *x = amb__fail_find(&f->links, pid);
-    if (x != NULL && x->unlink_id == 0)
+    amb__msg *x = amb__fail_find(self, pid);
+    if (x != NULL && x->words[1] == 0)
         return 0; /* already linked: no signal */
     amb__sched *s = self->task.sched;
     amb_proc *q = amb__ptab_lookup(self->rt, pid);
@@ -142,16 +180,29 @@ int amb_link(amb_proc *self, amb_pid pid)
         if (!(self->flags & AMB__PF_TRAP_EXIT))
             return AMB_ENOPROC;
         /* A trapping caller gets {'EXIT', Pid, noproc} as a message. */
-        amb__mailbox_deliver(self->rt, s, self,
-                             amb__exit_trapped(s, pid, AMB_ATOM_NOPROC));
+        amb__msg *m = amb__msg_new_reserved(s, AMB__MSG_EXIT, AMB__LINK_WORDS, 0);
+        if (m == NULL)
+            return AMB_ENOMEM;
+        m->words[0] = pid;
+        m->term = AMB_ATOM_NOPROC;
+        amb__mailbox_deliver(self->rt, s, self, amb__exit_trapped(m));
         return 0;
     }
-    amb__msg *m = amb__msg_new_signal(s, AMB__MSG_LINK, 2);
-    if (m == NULL || amb__fail_put(&f->links, pid, pid) == NULL) {
-        amb__msg_free(s, m);
+    /* Our end (unless an inactive one is there to take up again), and the
+     * other, which travels as the LINK. */
+    amb__msg *mine = x != NULL ? x : new_end(s, pid);
+    amb__msg *m = mine != NULL ? new_end(s, self->pid) : NULL;
+    if (m == NULL) {
+        if (mine != x)
+            amb__msg_free(s, mine);
         return AMB_ENOMEM;
     }
-    m->words[0] = self->pid;
+    if (x != NULL) {
+        x->words[1] = 0; /* active again: an ack still to come is stale */
+        self->links_mons.nlinks++;
+    } else {
+        add_end(self, mine);
+    }
     m->words[1] = pid;
     amb__mailbox_deliver(self->rt, s, q, m);
     return 0;
@@ -165,23 +216,26 @@ int amb_unlink(amb_proc *self, amb_pid pid)
     if (rc != 0)
         return rc;
     amb__proc_reduce(self);
-    amb__fail_entry *x =
-        self->fail && pid != self->pid ? amb__fail_find(&self->fail->links, pid) : NULL;
-    if (x == NULL || x->unlink_id != 0)
+    amb__msg *x = pid != self->pid ? amb__fail_find(self, pid) : NULL;
+    if (x == NULL || x->words[1] != 0)
         return 0; /* not linked (or an unlink already under way) */
-    /* The entry stays, inactive, until the other end acknowledges (or its
+    /* The end stays, inactive, until the other end acknowledges (or its
      * exit signal arrives, if it has ended): link exits are ignored from
      * now on. */
+    amb__sched *s = self->task.sched;
     amb_proc *q = amb__ptab_lookup(self->rt, pid);
     amb__msg *m = NULL;
-    if (q != NULL &&
-        (m = amb__msg_new_signal(self->task.sched, AMB__MSG_UNLINK, 2)) == NULL)
+    if (q != NULL && (m = amb__msg_new_signal(s, AMB__MSG_UNLINK, 2)) == NULL)
         return AMB_ENOMEM;
-    x->unlink_id = ++self->fail->unlink_seq;
+    /* An id unique on the node, never 0 (a reference key). */
+    uint32_t w[3];
+    amb__rt_ref_words(s, w);
+    x->words[1] = amb__rt_ref_key(w);
+    self->links_mons.nlinks--;
     if (m != NULL) {
         m->words[0] = self->pid;
-        m->words[1] = x->unlink_id;
-        amb__mailbox_deliver(self->rt, self->task.sched, q, m);
+        m->words[1] = x->words[1];
+        amb__mailbox_deliver(self->rt, s, q, m);
     }
     return 0;
 }

@@ -4,13 +4,22 @@
  * DEMONITOR / DOWN signals (fail.h).
  *
  * Invariants:
- *   - A monitor is recorded at both ends: the watcher's table holds it under
- *     key << 1 (and counts it in `held`), the target's under (key << 1) | 1.
- *     The key is made from the monitor's reference, so amb_demonitor finds
- *     the entry from the reference alone.
- *   - A DOWN becomes a message only if its monitor is still in the watcher's
- *     table (it is removed then): after amb_demonitor no DOWN of that
- *     monitor reaches the mailbox, and the table never keeps fired monitors.
+ *   - A monitor has an end in each process's index (fail.h), both
+ *     allocated by the watcher when it makes the monitor:
+ *       the watcher's end, key (monitor key << 4) | HELD, counted in nheld:
+ *         a DEMONITOR cell {watcher, key, target, name, alias kind}, sent
+ *         as it is by amb_demonitor or when the watcher ends;
+ *       the target's end, key (monitor key << 4) | TARGET: the MONITOR cell
+ *         {watcher, target, key, ref, name, alias kind}, a class-2 cell
+ *         whose reserved words also hold the DOWN tuple, its object
+ *         ({Name, Node} for a monitor of a name) and the reference it names,
+ *         so that it turns into the DOWN in place when the target ends (or
+ *         at once, when the target is found dead).
+ *     The monitor key comes from the reference (amb__rt_ref_key), so
+ *     amb_demonitor finds the end from the reference alone.
+ *   - A DOWN becomes a message only if the watcher's end is still there (it
+ *     is removed then): after amb_demonitor no DOWN of that monitor reaches
+ *     the mailbox, and the index never keeps fired monitors.
  *   - A monitor of a pid that is not alive, or of a name nobody has, gives
  *     an immediate DOWN noproc, through the same path as any DOWN.
  *   - A monitor of a registered name (Name or {Name, Node}) watches the
@@ -27,13 +36,31 @@
  */
 #include "process/fail.h"
 
-/* Words a reference (3 or 4 id words) takes on a heap, with room to spare. */
-#define REF_WORDS 8
+/* The MONITOR / DOWN cell: reserved words, then the reason's room. */
+enum {
+    W_WATCHER,
+    W_TARGET, /* AMB_NONE: a name nobody had */
+    W_KEY,
+    W_REF01, /* the reference's words 0 and 1 */
+    W_REF2,
+    W_NAME,                  /* the name monitored, or AMB_NONE */
+    W_ALIAS,                 /* the amb_monitor_alias */
+    W_TUPLE,                 /* {'DOWN', Ref, process, Object, Reason}: 6 words */
+    W_OBJECT = W_TUPLE + 6,  /* {Name, Node}: 3 words */
+    W_REFBOX = W_OBJECT + 3, /* the reference's box: 3 + 3 words, or an
+                                alias's 3 + 4 */
+    MON_WORDS = W_REFBOX + 7 /* 23 */
+};
+#define MON_REASON_ROOM 9 /* a class-2 cell (msg.c): 32 words */
 
-static uint64_t key_of_words(const uint32_t *w)
+/* The watcher's end / DEMONITOR cell. */
+enum { H_WATCHER, H_KEY, H_TARGET, H_NAME, H_ALIAS, HELD_WORDS };
+
+static void ref_words_of(const amb__msg *m, uint32_t w[3])
 {
-    uint64_t n = (uint64_t)w[0] | ((uint64_t)w[1] << 32);
-    return (n << 10) | (w[2] & 1023u);
+    w[0] = (uint32_t)m->words[W_REF01];
+    w[1] = (uint32_t)(m->words[W_REF01] >> 32);
+    w[2] = (uint32_t)m->words[W_REF2];
 }
 
 /* The key of a reference made by this runtime's monitors (a plain one, or
@@ -47,7 +74,7 @@ static uint64_t key_of_ref(amb_rt *rt, amb_term ref)
         node != rt->node_name || creation != rt->creation)
         return 0;
     if (n == 3)
-        return key_of_words(w);
+        return amb__rt_ref_key(w);
     uint64_t akey;
     amb_pid owner;
     if (amb__alias_decode(rt, ref, &akey, &owner) && (akey & AMB__ALIAS_MONITOR_BIT))
@@ -55,121 +82,95 @@ static uint64_t key_of_ref(amb_rt *rt, amb_term ref)
     return 0;
 }
 
-/* The reference of monitor e (either end's entry: the key, the words and
- * the alias kind are the same) whose watcher is `watcher`, on h. */
-static amb_term ref_term(amb_rt *rt, amb_heap *h, const amb__fail_entry *e,
-                         amb_pid watcher)
+/* Turns MONITOR cell m into the DOWN {'DOWN', Ref, process, Object,
+ * Reason}, in place (the tuple, its object and the reference in its
+ * reserved words, the reason behind them), and delivers it to the watcher
+ * (freed when the watcher is dead). Ref is the watcher's alias for an
+ * alias monitor; Object is {Name, Node} for a monitor of a name, else the
+ * target's pid. Needs no memory unless a boxed reason does not fit. */
+static void send_down(amb_rt *rt, amb__sched *s, amb__msg *m, amb_term reason)
 {
-    uint64_t key = e->key >> 1;
-    return e->alias != AMB_MONITOR_NO_ALIAS
-               ? amb__alias_term(rt, h, key | AMB__ALIAS_MONITOR_BIT, watcher)
-               : amb__rt_ref_term(rt, h, e->ref);
-}
-
-/* A DOWN cell for monitor e of watcher: {'DOWN', Ref, process, Object,
- * Reason}, Object being the target's pid, or {Name, Node} for a monitor of
- * a name. Panics when out of memory (a DOWN must not be lost). */
-static amb__msg *down_cell(amb_rt *rt, amb__sched *s, const amb__fail_entry *e,
-                           amb_pid watcher, amb_pid target, amb_term reason)
-{
-    size_t rw = (!amb_is_cons(reason) && !amb__is_boxed(reason))
-                    ? 0
-                    : amb_term_size(reason) / sizeof(uint64_t);
-    amb__msg *m = amb__msg_alloc_heap(s, 1, REF_WORDS + 6 + 3 + rw);
-    if (m == NULL)
-        amb__panic("out of memory sending a DOWN");
-    amb_heap *h = amb__msg_heap(m);
     m->kind = AMB__MSG_DOWN;
-    m->words[0] = e->key >> 1;
-    amb_term r = reason;
-    if (rw != 0 && amb_term_copy(h, reason, &r) != 0)
-        amb__panic("out of memory sending a DOWN");
-    amb_term object = e->name != AMB_NONE ? AMB_TUPLE(h, e->name, rt->node_name) : target;
-    amb_term t = AMB_TUPLE(h, AMB_ATOM_DOWN, ref_term(rt, h, e, watcher),
-                           AMB_ATOM_PROCESS, object, r);
-    if (t == AMB_NONE)
-        amb__panic("out of memory sending a DOWN");
-    m->term = t;
-    return m;
-}
-
-static void send_down(amb_rt *rt, amb__sched *s, const amb__fail_entry *e,
-                      amb_pid watcher, amb_pid target, amb_term reason)
-{
-    amb__msg *m = down_cell(rt, s, e, watcher, target, reason);
-    amb_proc *q = amb__ptab_lookup(rt, watcher);
+    amb__fail_reason(rt, m, reason); /* into its heap, empty until now */
+    amb_heap h;
+    amb__heap_init_fixed(&h, &m->words[W_REFBOX], MON_WORDS - W_REFBOX);
+    amb_term ref;
+    if (m->words[W_ALIAS] != AMB_MONITOR_NO_ALIAS) {
+        ref = amb__alias_term(rt, &h, m->words[W_KEY] | AMB__ALIAS_MONITOR_BIT,
+                              m->words[W_WATCHER]);
+    } else {
+        uint32_t w[3];
+        ref_words_of(m, w);
+        ref = amb__rt_ref_term(rt, &h, w);
+    }
+    AMB__CHECK(h.blocks == NULL && ref != AMB_NONE);
+    amb_term object = m->words[W_TARGET];
+    if (m->words[W_NAME] != AMB_NONE) {
+        amb__heap_init_fixed(&h, &m->words[W_OBJECT], W_REFBOX - W_OBJECT);
+        object = AMB_TUPLE(&h, m->words[W_NAME], rt->node_name);
+        AMB__CHECK(h.blocks == NULL && object != AMB_NONE);
+    }
+    amb__heap_init_fixed(&h, &m->words[W_TUPLE], W_OBJECT - W_TUPLE);
+    m->term = AMB_TUPLE(&h, AMB_ATOM_DOWN, ref, AMB_ATOM_PROCESS, object, m->term);
+    AMB__CHECK(h.blocks == NULL && m->term != AMB_NONE);
+    amb_proc *q = amb__ptab_lookup(rt, m->words[W_WATCHER]);
     if (q != NULL)
         amb__mailbox_deliver(rt, s, q, m);
     else
         amb__msg_free(s, m);
 }
 
-/* Tells the target of a monitor that `watcher` dropped it (when the target
- * is alive and there is memory for the cell: otherwise the target keeps a
- * stale entry until it ends, and its DOWN is then dropped by the watcher,
- * which no longer has the monitor). */
-static void send_demonitor(amb_rt *rt, amb__sched *s, amb_pid target, amb_pid watcher,
-                           uint64_t key)
+/* Sends the watcher's end e as the DEMONITOR it is, to its target (freed
+ * when the target is dead, or was never found: it has no end of this
+ * monitor). */
+static void send_demonitor(amb_rt *rt, amb__sched *s, amb__msg *e)
 {
-    amb_proc *q = amb__ptab_lookup(rt, target);
-    amb__msg *m = q ? amb__msg_new_signal(s, AMB__MSG_DEMONITOR, 2) : NULL;
-    if (m != NULL) {
-        m->words[0] = watcher;
-        m->words[1] = key;
-        amb__mailbox_deliver(rt, s, q, m);
-    }
+    amb_proc *q = amb__ptab_lookup(rt, e->words[H_TARGET]);
+    if (q != NULL)
+        amb__mailbox_deliver(rt, s, q, e);
+    else
+        amb__msg_free(s, e);
 }
 
-/* The watcher's side of a monitor ends (it fired, or was removed): its
- * alias goes too, unless the alias was made to be removed explicitly. */
-static void forget_alias(amb_proc *p, const amb__fail_entry *e)
+/* The watcher's end e leaves p's index (its monitor fired, or was
+ * removed): its alias goes too, unless the alias was made to be removed
+ * explicitly. */
+static void forget(amb_proc *p, const amb__msg *e)
 {
-    if (e->alias == AMB_MONITOR_ALIAS_DEMONITOR ||
-        e->alias == AMB_MONITOR_ALIAS_REPLY_DEMONITOR)
-        amb__alias_drop(p, (e->key >> 1) | AMB__ALIAS_MONITOR_BIT);
+    p->links_mons.nheld--;
+    if (e->words[H_ALIAS] == AMB_MONITOR_ALIAS_DEMONITOR ||
+        e->words[H_ALIAS] == AMB_MONITOR_ALIAS_REPLY_DEMONITOR)
+        amb__alias_drop(p, e->words[H_KEY] | AMB__ALIAS_MONITOR_BIT);
 }
 
-/* The MONITOR cell's words: watcher, target, key, ref words 0-1, ref word 2,
- * name, alias kind. */
-#define MONITOR_WORDS 7
-
-/* The target's entry a MONITOR cell describes (not in any table). */
-static amb__fail_entry entry_of_cell(const amb__msg *m)
+/* Takes the watcher's end of monitor key out of p's index, or NULL. */
+static amb__msg *take_held(amb_proc *p, uint64_t key)
 {
-    amb__fail_entry e;
-    memset(&e, 0, sizeof e);
-    e.key = (m->words[2] << 1) | 1;
-    e.pid = m->words[0];
-    e.name = m->words[5];
-    e.ref[0] = (uint32_t)m->words[3];
-    e.ref[1] = (uint32_t)(m->words[3] >> 32);
-    e.ref[2] = (uint32_t)m->words[4];
-    e.alias = (uint8_t)m->words[6];
+    amb__msg *e =
+        key != 0 ? amb__fail_take(p, amb__fail_mon_key(key, AMB__FAIL_HELD)) : NULL;
+    if (e != NULL)
+        forget(p, e);
     return e;
 }
 
 amb__msg *amb__monitor_signal(amb_proc *p, amb__msg *m)
 {
+    amb__sched *s = p->task.sched;
     switch (m->kind) {
-    case AMB__MSG_MONITOR: {
-        amb__fail_entry e = entry_of_cell(m);
-        struct amb__fail *f = amb__fail_of(p);
-        amb__fail_entry *x = f ? amb__fail_put(&f->mons, e.key, e.pid) : NULL;
-        if (x == NULL)
-            amb__panic("out of memory making a monitor");
-        *x = e;
-        break;
-    }
+    case AMB__MSG_MONITOR:
+        /* The cell is our end of the monitor. */
+        m->seq = amb__fail_mon_key(m->words[W_KEY], AMB__FAIL_TARGET);
+        amb__fail_add(p, m);
+        return NULL;
     case AMB__MSG_DEMONITOR:
-        if (p->fail != NULL)
-            amb__fail_del(&p->fail->mons, (m->words[1] << 1) | 1, NULL);
+        amb__msg_free(
+            s, amb__fail_take(p, amb__fail_mon_key(m->words[H_KEY], AMB__FAIL_TARGET)));
         break;
     case AMB__MSG_DOWN: {
         /* A message only while the monitor is active (demonitor wins). */
-        amb__fail_entry e;
-        if (p->fail != NULL && amb__fail_del(&p->fail->mons, m->words[0] << 1, &e)) {
-            p->fail->held--;
-            forget_alias(p, &e);
+        amb__msg *e = take_held(p, m->words[W_KEY]);
+        if (e != NULL) {
+            amb__msg_free(s, e);
             m->kind = AMB__MSG_TERM;
             return m;
         }
@@ -178,103 +179,133 @@ amb__msg *amb__monitor_signal(amb_proc *p, amb__msg *m)
     default:
         amb__panic("not a monitor signal: %u", m->kind);
     }
-    amb__msg_free(p->task.sched, m);
+    amb__msg_free(s, m);
     return NULL;
 }
 
 void amb__monitor_discard(amb_rt *rt, amb__sched *s, amb__msg *m)
 {
-    amb__fail_entry e = entry_of_cell(m);
-    amb_pid target = m->words[1];
-    amb__msg_free(s, m);
-    send_down(rt, s, &e, e.pid, target, AMB_ATOM_NOPROC);
+    send_down(rt, s, m, AMB_ATOM_NOPROC);
 }
 
-void amb__monitor_teardown(amb__sched *s, amb_proc *p)
+void amb__monitor_end(amb__sched *s, amb_proc *p, amb__msg *e)
 {
-    const amb__fail_table *t = &p->fail->mons;
-    for (size_t i = 0; i < t->cap; i++) {
-        const amb__fail_entry *e = &t->e[i];
-        if (e->key == 0)
-            continue;
-        if (e->key & 1)
-            send_down(p->rt, s, e, e->pid, p->pid, p->exit_reason);
-        else /* a monitor this process held: the target forgets it */
-            send_demonitor(p->rt, s, e->pid, p->pid, e->key >> 1);
+    if (e->kind == AMB__MSG_MONITOR)
+        send_down(p->rt, s, e, p->exit_reason);
+    else /* a monitor p held: its target forgets it */
+        send_demonitor(p->rt, s, e);
+}
+
+/* amb__monitor_list's walk: ctx is {p, heap, held?, list so far}. */
+struct list_walk {
+    const amb_proc *p;
+    amb_heap *h;
+    bool held;
+    amb_term l;
+};
+
+static void list_one(void *ctx, const amb__msg *e)
+{
+    struct list_walk *w = ctx;
+    amb_term item;
+    if (w->held && e->kind == AMB__MSG_DEMONITOR) {
+        /* {process, Pid} or {process, {Name, Node}}, as OTP's */
+        amb_term name = e->words[H_NAME];
+        item = AMB_TUPLE(w->h, AMB_ATOM_PROCESS,
+                         name != AMB_NONE ? AMB_TUPLE(w->h, name, w->p->rt->node_name)
+                                          : e->words[H_TARGET]);
+    } else if (!w->held && e->kind == AMB__MSG_MONITOR) {
+        item = e->words[W_WATCHER]; /* monitored_by */
+    } else {
+        return;
     }
-}
-
-size_t amb__monitor_count(const amb_proc *p)
-{
-    return p->fail ? p->fail->held : 0;
+    w->l = amb_cons(w->h, item, w->l);
 }
 
 amb_term amb__monitor_list(const amb_proc *p, amb_heap *h, bool held)
 {
-    amb_term l = AMB_NIL;
-    const amb__fail_table *t = p->fail ? &p->fail->mons : NULL;
-    for (size_t i = 0; t != NULL && i < t->cap; i++) {
-        const amb__fail_entry *e = &t->e[i];
-        if (e->key == 0 || (e->key & 1) == held)
-            continue;
-        amb_term item = e->pid; /* monitored_by: the watcher */
-        if (held)               /* {process, Pid} or {process, {Name, Node}}, as OTP's */
-            item = AMB_TUPLE(h, AMB_ATOM_PROCESS,
-                             e->name != AMB_NONE ? AMB_TUPLE(h, e->name, p->rt->node_name)
-                                                 : e->pid);
-        l = amb_cons(h, item, l);
-    }
-    return l;
+    struct list_walk w = {p, h, held, AMB_NIL};
+    amb__fail_each(p, list_one, &w);
+    return w.l;
 }
 
 void amb__monitor_drop(amb_proc *p, uint64_t key)
 {
-    amb__fail_entry e;
-    if (p->fail != NULL && amb__fail_del(&p->fail->mons, key << 1, &e)) {
-        p->fail->held--;
-        send_demonitor(p->rt, p->task.sched, e.pid, p->pid, key);
-    }
+    amb__msg *e = take_held(p, key);
+    if (e != NULL)
+        send_demonitor(p->rt, p->task.sched, e);
 }
 
-/* Both blocks are set up before the child is published, so nobody can see
+/* A new monitor of target (AMB_NONE: a name nobody has) through name
+ * (AMB_NONE: a pid) by watcher, with alias kind `alias`: both ends, and the
+ * reference on the watcher's heap (an alias monitor's alias made active).
+ * AMB_ENOMEM (nothing made). */
+static int make_ends(amb_proc *watcher, amb_pid target, amb_term name,
+                     amb_monitor_alias alias, amb__msg **held, amb__msg **mon,
+                     amb_term *ref)
+{
+    amb__sched *s = watcher->task.sched;
+    amb_heap *h = amb_proc_heap(watcher);
+    amb__msg *e = amb__msg_new_reserved(s, AMB__MSG_DEMONITOR, HELD_WORDS, 0);
+    amb__msg *m =
+        e != NULL ? amb__msg_new_reserved(s, AMB__MSG_MONITOR, MON_WORDS, MON_REASON_ROOM)
+                  : NULL;
+    uint32_t w[3];
+    amb__rt_ref_words(s, w);
+    uint64_t key = amb__rt_ref_key(w);
+    amb_term r = AMB_NONE;
+    int rc = m != NULL && h != NULL ? 0 : AMB_ENOMEM;
+    if (rc == 0 && alias != AMB_MONITOR_NO_ALIAS)
+        rc = amb__alias_add(watcher, key | AMB__ALIAS_MONITOR_BIT,
+                            alias == AMB_MONITOR_ALIAS_REPLY_DEMONITOR, &r);
+    else if (rc == 0 && (r = amb__rt_ref_term(watcher->rt, h, w)) == AMB_NONE)
+        rc = AMB_ENOMEM;
+    if (rc != 0) {
+        amb__msg_free(s, e);
+        amb__msg_free(s, m);
+        return rc;
+    }
+    e->words[H_WATCHER] = watcher->pid;
+    e->words[H_KEY] = key;
+    e->words[H_TARGET] = target;
+    e->words[H_NAME] = name;
+    e->words[H_ALIAS] = (uint64_t)alias;
+    e->seq = amb__fail_mon_key(key, AMB__FAIL_HELD);
+    m->words[W_WATCHER] = watcher->pid;
+    m->words[W_TARGET] = target;
+    m->words[W_KEY] = key;
+    m->words[W_REF01] = (uint64_t)w[0] | ((uint64_t)w[1] << 32);
+    m->words[W_REF2] = w[2];
+    m->words[W_NAME] = name;
+    m->words[W_ALIAS] = (uint64_t)alias;
+    *held = e;
+    *mon = m;
+    *ref = r;
+    return 0;
+}
+
+/* Both ends are set up before the child is published, so nobody can see
  * one without the other. */
 int amb__monitor_spawn(amb_proc *parent, amb_proc *child, amb_term *ref)
 {
-    struct amb__fail *pf = amb__fail_of(parent), *cf = amb__fail_of(child);
-    amb_heap *h = amb_proc_heap(parent);
-    if (pf == NULL || cf == NULL || h == NULL)
-        return AMB_ENOMEM;
-    uint32_t w[3];
-    amb__rt_ref_words(parent->task.sched, w);
-    amb_term r = amb__rt_ref_term(parent->rt, h, w);
-    if (r == AMB_NONE)
-        return AMB_ENOMEM;
-    uint64_t key = key_of_words(w);
-    amb__fail_entry *ce = amb__fail_put(&cf->mons, (key << 1) | 1, parent->pid);
-    if (ce == NULL)
-        return AMB_ENOMEM;
-    memcpy(ce->ref, w, sizeof ce->ref);
-    amb__fail_entry *pe = amb__fail_put(&pf->mons, key << 1, child->pid);
-    if (pe == NULL)
-        return AMB_ENOMEM;
-    memcpy(pe->ref, w, sizeof pe->ref);
-    pf->held++;
+    amb__msg *e, *m;
+    amb_term r;
+    int rc = make_ends(parent, child->pid, AMB_NONE, AMB_MONITOR_NO_ALIAS, &e, &m, &r);
+    if (rc != 0)
+        return rc;
+    m->seq = amb__fail_mon_key(m->words[W_KEY], AMB__FAIL_TARGET);
+    amb__fail_add(child, m);
+    amb__fail_add(parent, e);
+    parent->links_mons.nheld++;
     if (ref != NULL)
         *ref = r;
     return 0;
 }
 
-void amb__monitor_spawn_undo(amb_proc *parent, amb_proc *child)
+void amb__monitor_spawn_undo(amb_proc *parent, amb_term ref)
 {
-    struct amb__fail *pf = parent->fail;
-    for (size_t i = 0; pf != NULL && i < pf->mons.cap; i++) {
-        if (pf->mons.e[i].key != 0 && !(pf->mons.e[i].key & 1) &&
-            pf->mons.e[i].pid == child->pid) {
-            amb__fail_del(&pf->mons, pf->mons.e[i].key, NULL);
-            pf->held--;
-            break;
-        }
-    }
+    amb__msg *e = ref != AMB_NONE ? take_held(parent, key_of_ref(parent->rt, ref)) : NULL;
+    amb__msg_free(parent->task.sched, e);
 }
 
 int amb_spawn_monitor(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out, amb_term *ref)
@@ -325,65 +356,36 @@ int amb_monitor_opt(amb_proc *self, amb_term target, const amb_monitor_opts *opt
     if (rc != 0)
         return rc;
     amb__proc_reduce(self);
-    struct amb__fail *f = amb__fail_of(self);
-    amb_heap *h = amb_proc_heap(self);
-    if (f == NULL || h == NULL)
-        return AMB_ENOMEM;
-    amb__sched *s = self->task.sched;
-    amb__fail_entry e;
-    memset(&e, 0, sizeof e);
-    amb__rt_ref_words(s, e.ref);
-    uint64_t key = key_of_words(e.ref);
-    e.key = key << 1;
-    e.pid = pid;
-    e.name = name;
-    e.alias = (uint8_t)alias;
-    /* Everything that can fail comes before anything shows: the cell, the
-     * reference (an alias monitor's is an alias, made active here), the
-     * table entry. */
-    amb_proc *q = amb__ptab_lookup(self->rt, pid);
-    amb__msg *m = q ? amb__msg_new_signal(s, AMB__MSG_MONITOR, MONITOR_WORDS) : NULL;
-    amb_term r = AMB_NONE;
-    if (q != NULL && m == NULL)
-        return AMB_ENOMEM;
-    if (alias != AMB_MONITOR_NO_ALIAS)
-        rc = amb__alias_add(self, key | AMB__ALIAS_MONITOR_BIT,
-                            alias == AMB_MONITOR_ALIAS_REPLY_DEMONITOR, &r);
-    else if ((r = amb__rt_ref_term(self->rt, h, e.ref)) == AMB_NONE)
-        rc = AMB_ENOMEM;
-    amb__fail_entry *x = rc == 0 ? amb__fail_put(&f->mons, e.key, pid) : NULL;
-    if (x == NULL) {
-        if (rc == 0 && alias != AMB_MONITOR_NO_ALIAS)
-            amb__alias_drop(self, key | AMB__ALIAS_MONITOR_BIT);
-        amb__msg_free(s, m);
-        return AMB_ENOMEM;
-    }
-    *x = e;
-    f->held++;
+    return amb__monitor_make(self, pid, amb__ptab_lookup(self->rt, pid), name, alias,
+                             ref);
+}
+
+int amb_monitor(amb_proc *self, amb_term target, amb_term *ref)
+{
+    return amb_monitor_opt(self, target, NULL, ref);
+}
+
+int amb__monitor_make(amb_proc *self, amb_pid pid, amb_proc *q, amb_term name,
+                      amb_monitor_alias alias, amb_term *ref)
+{
+    amb__msg *e, *m;
+    amb_term r;
+    int rc = make_ends(self, pid, name, alias, &e, &m, &r);
+    if (rc != 0)
+        return rc;
+    amb__fail_add(self, e);
+    self->links_mons.nheld++;
     if (ref != NULL)
         *ref = r;
     if (q == NULL) {
         /* Not alive, or nobody has the name: an immediate DOWN noproc,
          * through the same path as any DOWN (it removes the monitor when it
          * is drained). */
-        amb__mailbox_deliver(self->rt, s, self,
-                             down_cell(self->rt, s, &e, self->pid, pid, AMB_ATOM_NOPROC));
+        send_down(self->rt, self->task.sched, m, AMB_ATOM_NOPROC);
         return 0;
     }
-    m->words[0] = self->pid;
-    m->words[1] = pid;
-    m->words[2] = key;
-    m->words[3] = (uint64_t)e.ref[0] | ((uint64_t)e.ref[1] << 32);
-    m->words[4] = e.ref[2];
-    m->words[5] = name;
-    m->words[6] = (uint64_t)alias;
-    amb__mailbox_deliver(self->rt, s, q, m);
+    amb__mailbox_deliver(self->rt, self->task.sched, q, m);
     return 0;
-}
-
-int amb_monitor(amb_proc *self, amb_term target, amb_term *ref)
-{
-    return amb_monitor_opt(self, target, NULL, ref);
 }
 
 /* {'DOWN', Ref, _, _, _} for ref. */
@@ -399,16 +401,10 @@ int amb_demonitor(amb_proc *self, amb_term ref, unsigned flags)
         return AMB_EBADARG;
     if ((flags & AMB_DEMONITOR_FLUSH) && !amb__proc_may_wait(self))
         return AMB_ESTATE; /* a flush takes messages: not in a match function */
-    uint64_t key = key_of_ref(self->rt, ref);
-    amb__fail_entry e;
-    bool active =
-        key != 0 && self->fail != NULL && amb__fail_del(&self->fail->mons, key << 1, &e);
-    if (active) {
-        self->fail->held--;
-        forget_alias(self, &e);
-        send_demonitor(self->rt, self->task.sched, e.pid, self->pid, key);
-    }
-    if ((flags & AMB_DEMONITOR_FLUSH) && !active) {
+    amb__msg *e = take_held(self, key_of_ref(self->rt, ref));
+    if (e != NULL)
+        send_demonitor(self->rt, self->task.sched, e);
+    if ((flags & AMB_DEMONITOR_FLUSH) && e == NULL) {
         /* A DOWN becomes a message only when its monitor is active, and
          * removes it then: so an active monitor has no DOWN in the private
          * queue, and one still in the mailbox is dropped when drained (the
@@ -419,5 +415,5 @@ int amb_demonitor(amb_proc *self, amb_term ref, unsigned flags)
         amb_term r = ref;
         amb__mailbox_remove_if(self, is_down_of, &r);
     }
-    return active ? 0 : AMB_ENOTFOUND;
+    return e != NULL ? 0 : AMB_ENOTFOUND;
 }

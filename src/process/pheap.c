@@ -50,30 +50,32 @@ static inline amb__msg *kept_next(const amb__msg *m)
     return (amb__msg *)(void *)atomic_load_explicit(&m->node.next, memory_order_relaxed);
 }
 
-static size_t cell_bytes(const amb__msg *m)
-{
-    const uint64_t *lo, *hi;
-    amb__msg_storage(m, &lo, &hi);
-    return sizeof *m + (size_t)(hi - lo) * sizeof(uint64_t);
-}
-
 void amb__pheap_keep(amb_proc *p, amb__msg *m)
 {
     /* relaxed: see kept_next. */
-    atomic_store_explicit(&m->node.next, p->kept ? &p->kept->node : NULL,
+    atomic_store_explicit(&m->node.next, p->pheap->kept ? &p->pheap->kept->node : NULL,
                           memory_order_relaxed);
-    p->kept = m;
-    p->kept_bytes += cell_bytes(m);
+    p->pheap->kept = m;
+    p->pheap->kept_bytes += amb__msg_bytes(m);
 }
 
 void amb__pheap_drop(amb__sched *s, amb_proc *p)
 {
-    for (amb__msg *m = p->kept, *next; m != NULL; m = next) {
+    for (amb__msg *m = p->pheap->kept, *next; m != NULL; m = next) {
         next = kept_next(m);
         amb__msg_free(s, m);
     }
-    p->kept = NULL;
-    p->kept_bytes = 0;
+    p->pheap->kept = NULL;
+    p->pheap->kept_bytes = 0;
+}
+
+void amb__pheap_free(amb__sched *s, amb_proc *p)
+{
+    if (p->pheap == NULL)
+        return;
+    amb__pheap_drop(s, p);
+    amb__free(p->pheap);
+    p->pheap = NULL;
 }
 
 /* Ends p after a collection that ran out of memory half way. */
@@ -96,15 +98,15 @@ static int collect(amb_proc *p, amb_term *roots, size_t n)
     if (heap == NULL)
         return AMB_ENOMEM;
     size_t nblocks = amb__heap_ranges(heap, NULL, 0), nranges = nblocks;
-    for (const amb__msg *m = p->kept; m != NULL; m = kept_next(m))
-        nranges++;
+    for (const amb__msg *m = p->pheap->kept; m != NULL; m = kept_next(m))
+        nranges += amb__msg_ranges(m, NULL, 0);
     amb__range *ranges = amb__malloc((nranges ? nranges : 1) * sizeof *ranges);
     if (ranges == NULL)
         return AMB_ENOMEM;
     amb__heap_ranges(heap, ranges, nblocks);
     size_t i = nblocks;
-    for (const amb__msg *m = p->kept; m != NULL; m = kept_next(m), i++)
-        amb__msg_storage(m, &ranges[i].lo, &ranges[i].hi);
+    for (const amb__msg *m = p->pheap->kept; m != NULL; m = kept_next(m))
+        i += amb__msg_ranges(m, ranges + i, nranges - i);
     amb_heap fresh = {0};
     int rc = amb__collect_roots(&fresh, ranges, nranges, roots, n);
     amb__free(ranges);
@@ -114,7 +116,7 @@ static int collect(amb_proc *p, amb_term *roots, size_t n)
     }
     amb__heap_move(heap, &fresh);
     amb__pheap_drop(p->task.sched, p);
-    p->live_bytes = amb__heap_used(heap);
+    p->pheap->live_bytes = amb__heap_used(heap);
     return 0;
 }
 
@@ -123,9 +125,9 @@ void amb__pheap_after(amb_proc *p)
     /* The message handled (and one a nested receive returned last) may be
      * part of the new state: kept, not freed. */
     amb__mailbox_release_borrowed(p);
-    size_t used = (p->heap ? amb__heap_used(p->heap) : 0) + p->kept_bytes;
-    size_t live =
-        p->live_bytes > AMB__PHEAP_MIN_LIVE ? p->live_bytes : AMB__PHEAP_MIN_LIVE;
+    size_t used = (p->heap ? amb__heap_used(p->heap) : 0) + p->pheap->kept_bytes;
+    size_t live = p->pheap->live_bytes > AMB__PHEAP_MIN_LIVE ? p->pheap->live_bytes
+                                                             : AMB__PHEAP_MIN_LIVE;
     if (used / AMB__PHEAP_GROWTH < live)
         return;
     (void)collect(p, (amb_term *)p->state, p->handler->state_terms);

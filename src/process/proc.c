@@ -8,9 +8,10 @@
  * Life cycle of a block:
  *   alloc (pool or allocator) -> spawn publishes it in the process table ->
  *   runs -> ends (its scheduler tears it down: table slot cleared, name,
- *   messages, heap and timers released) -> retired by the executor (QSBR
- *   limbo) -> reclaimed after the grace period (messages that racing
- *   senders pushed meanwhile are freed) -> back to the scheduler's pool.
+ *   messages, heap and timers released, mailbox closed: a racing sender
+ *   that pushes afterwards answers its own cell) -> retired by the
+ *   executor (QSBR limbo) -> reclaimed after the grace period -> back to
+ *   the scheduler's pool.
  */
 #include <stdlib.h>
 
@@ -112,15 +113,17 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
             p->flags |= AMB__PF_KEEP;
             if (bytes < h->state_terms * sizeof(amb_term))
                 bytes = h->state_terms * sizeof(amb_term);
+            p->pheap = amb__calloc(1, sizeof *p->pheap);
         }
-        if (bytes > 0) {
-            p->state = amb__malloc_aligned(bytes, 16);
-            if (p->state == NULL) {
-                amb__ptab_free(rt, s, index);
-                block_free(s, p);
-                return AMB_ENOMEM;
-            }
+        if (bytes > 0 && (p->state = amb__malloc_aligned(bytes, 16)) != NULL)
             memset(p->state, 0, bytes); /* terms: AMB_NONE */
+        if ((bytes > 0 && p->state == NULL) ||
+            ((p->flags & AMB__PF_KEEP) && p->pheap == NULL)) {
+            amb__free(p->pheap);
+            amb__free_aligned(p->state);
+            amb__ptab_free(rt, s, index);
+            block_free(s, p);
+            return AMB_ENOMEM;
         }
         if (h->init == NULL)
             p->flags |= AMB__PF_INIT_DONE;
@@ -134,16 +137,29 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
         }
         p->task.stack_class = (uint8_t)cls;
     }
+    /* A stackful process gets its stack now, so that running out of
+     * address space is this spawn's AMB_ENOMEM, not a failed first run
+     * (from outside the runtime there is no cache to take it from: the
+     * first run takes it, and ends the process if it cannot). */
+    if (h == NULL && s != NULL && amb__sched_stack_reserve(s, &p->task) != 0) {
+        amb__ptab_free(rt, s, index);
+        block_free(s, p);
+        return AMB_ENOMEM;
+    }
     if (o != NULL && o->min_heap_size > 0) {
-        /* Reserve the heap now: one block of the asked size. */
+        /* Reserve the heap now: one block of the asked size (a reset keeps
+         * the largest block). A size that cannot be had is an error, not a
+         * silent smaller heap. */
         amb_heap *heap = amb_proc_heap(p);
         uint64_t *w = heap ? amb__heap_alloc(heap, o->min_heap_size / 8 + 1) : NULL;
         if (w != NULL)
             amb_heap_reset(heap);
+        else
+            rc = AMB_ENOMEM;
     }
     /* Links and monitors are set up in both blocks before the child is
      * published (spawn_link / spawn_monitor are atomic). */
-    if (o != NULL && o->link)
+    if (rc == 0 && o != NULL && o->link)
         rc = amb__link_spawn(parent, p);
     amb_term mref = AMB_NONE;
     if (rc == 0 && o != NULL && o->monitor)
@@ -153,11 +169,13 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
     if (rc != 0) {
         if (parent != NULL) {
             amb__link_spawn_undo(parent, p);
-            amb__monitor_spawn_undo(parent, p);
+            amb__monitor_spawn_undo(parent, mref);
         }
         amb__fail_free(p);
         amb_heap_free(p->heap);
         amb__free_aligned(p->state);
+        amb__pheap_free(s, p);
+        amb__sched_release(s, &p->task);
         amb__ptab_free(rt, s, index);
         block_free(s, p);
         return rc;
@@ -312,6 +330,11 @@ void amb__proc_die(amb_proc *p, amb_term reason, bool report, amb__msg *cell)
     amb__sched_exit(&p->task, AMB__TASK_EXIT);
 }
 
+void amb__proc_stack_overflow(amb_proc *p)
+{
+    amb__proc_die(p, p->rt->atom_stack_overflow, true, NULL);
+}
+
 void amb_exit_self(amb_proc *self, amb_term reason)
 {
     if (self == NULL)
@@ -416,9 +439,14 @@ void amb__proc_teardown(amb__sched *s, amb__task *t)
     /* release: pairs with lookups' acquire; from now on none finds p. */
     atomic_store_explicit(&rt->ptab.slots[index], NULL, memory_order_release);
     amb__ptab_free(rt, s, index);
-    /* Pending cells: a LINK or MONITOR among them is answered (noproc). */
+    /* Pending cells: a LINK or MONITOR among them is answered (noproc).
+     * Then the mailbox is closed: a sender that found the block before the
+     * slot was cleared and pushes from now on answers its own cell at once
+     * (a MONITOR gets its DOWN noproc now, not when the block is reclaimed,
+     * which could take seconds on busy schedulers: issue 12). */
     amb__mailbox_drop_all(s, p);
-    amb__pheap_drop(s, p);
+    amb__pheap_free(s, p);
+    amb__mailbox_close(rt, s, p);
     /* on_exit handlers, exit signals to links, DOWN to monitors. */
     amb__fail_teardown(s, p);
     amb__alias_free(p);
@@ -436,13 +464,21 @@ void amb__proc_teardown(amb__sched *s, amb__task *t)
      * the last process. */
 }
 
+void amb__proc_start_failed(amb__sched *s, amb__task *t)
+{
+    amb_proc *p = amb__proc_of(t);
+    (void)s;
+    p->exit_reason = p->rt->reason_enomem; /* lives as long as the runtime */
+    amb__logger_crash(p, p->exit_reason, AMB_NONE);
+}
+
 void amb__proc_reclaim(amb__sched *s, amb__task *t)
 {
     amb_proc *p = amb__proc_of(t);
-    /* Senders that found p before it ended may have pushed since. */
-    amb__mpscq_node *n;
-    while ((n = amb__mpscq_pop(&p->task.inbox)) != NULL)
-        amb__mailbox_discard(p->rt, s, (amb__msg *)(void *)n);
+    /* Its mailbox was closed at teardown, and every sender that pushed
+     * since answered its own cell before it passed a quiescent point: it is
+     * empty. */
+    AMB__CHECK(amb__mpscq_pop(&p->task.inbox) == NULL);
     block_free(s, p);
 }
 
@@ -453,7 +489,7 @@ static void discard(amb__sched *s, amb_proc *p)
     amb__ptimer_wait_cancel(s, p);
     p->wait_timer = NULL;
     amb__mailbox_drop_all(s, p);
-    amb__pheap_drop(s, p);
+    amb__pheap_free(s, p);
     amb__fail_free(p); /* runs its on_exit handlers: nothing leaks */
     amb__alias_free(p);
     amb_heap_free(p->heap);

@@ -91,9 +91,13 @@ struct amb__sched {
     struct amb__timer_refs *timer_refs; /* its timers' references (timer.h) */
     amb__task *limbo, *limbo_tail;      /* QSBR: retired tasks, oldest first */
     size_t limbo_count;
+    /* A task taken to run next that could have no stack: the loop ends it
+     * (start_failed in sched.c). */
+    amb__task *unstarted;
     /* One stack cache per stack size class, set up when a class is first
      * used on this scheduler. */
     amb__stack_cache stacks[AMB__STACK_CLASSES];
+    amb__stack_altstack altstack; /* while it runs (stack.h: guard faults) */
 
     /* The run queue; its first line is what thieves read (runq.h). */
     amb__runq q;
@@ -126,6 +130,12 @@ static inline void *amb__sched_ext(amb__sched *s)
 {
     return s + 1;
 }
+
+/* Gives t (not yet run) its stack now, from s's cache, so that running out
+ * of address space is the spawner's AMB_ENOMEM rather than a failed first
+ * run. 0 (also when t has one), AMB_ENOMEM. The context is made at t's
+ * first run. */
+int amb__sched_stack_reserve(amb__sched *s, amb__task *t);
 
 /* Makes t runnable. On a scheduler (s != NULL): into s's run-next slot.
  * From outside (s == NULL): into the inject queue, waking a scheduler. */
