@@ -190,12 +190,13 @@ AMB_API int amb_main(const amb_config *cfg, amb_fn *fn, void *arg);
 
 /* Spawns a stackful process running fn(self, arg). *out (may be NULL) gets
  * its pid. AMB_EBADARG (NULL self or fn), AMB_ESYSLIMIT when the process
- * table is full, AMB_ENOMEM (also when no stack can be had: the address
- * space is used up; the process gets its stack here, not when it first
- * runs). A handler process, which takes a stack for each activation, and a
- * process spawned with amb_rt_spawn, which takes it when it first runs, end
- * with reason {error, 'AMB_ENOMEM'} (and a crash report) when no stack can
- * be had for that run. */
+ * table is full, AMB_ENOMEM. The process takes its stack when it first
+ * runs (a process waiting to run holds none: a burst of a million spawns
+ * costs stacks only for those running at once); when none can be had (the
+ * address space is used up), it ends there with reason
+ * {error, 'AMB_ENOMEM'} and a crash report, seen by its links and monitors
+ * like any other end. A handler process, which takes a stack for each
+ * activation, ends the same way. */
 AMB_API int amb_spawn(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out);
 
 /*

@@ -137,15 +137,6 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
         }
         p->task.stack_class = (uint8_t)cls;
     }
-    /* A stackful process gets its stack now, so that running out of
-     * address space is this spawn's AMB_ENOMEM, not a failed first run
-     * (from outside the runtime there is no cache to take it from: the
-     * first run takes it, and ends the process if it cannot). */
-    if (h == NULL && s != NULL && amb__sched_stack_reserve(s, &p->task) != 0) {
-        amb__ptab_free(rt, s, index);
-        block_free(s, p);
-        return AMB_ENOMEM;
-    }
     if (o != NULL && o->min_heap_size > 0) {
         /* Reserve the heap now: one block of the asked size (a reset keeps
          * the largest block). A size that cannot be had is an error, not a

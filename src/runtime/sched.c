@@ -318,18 +318,12 @@ static int take_stack(amb__sched *s, amb__task *t)
     return 0;
 }
 
-int amb__sched_stack_reserve(amb__sched *s, amb__task *t)
-{
-    return t->stack != NULL ? 0 : take_stack(s, t);
-}
-
-/* A fresh context for t, on its reserved stack or one from s's cache: t's
- * first run, or its first since its last context ended (a handler's
- * activation). False when no stack could be had. Out of line: prepare is
- * on every switch. */
+/* A fresh context for t, on a stack from s's cache: t's first run, or its
+ * first since its last context ended (a handler's activation). False when
+ * no stack could be had. Out of line: prepare is on every switch. */
 static __attribute__((noinline)) bool give_context(amb__sched *s, amb__task *t)
 {
-    if (t->stack == NULL && take_stack(s, t) != 0)
+    if (take_stack(s, t) != 0)
         return false;
     amb__ctx_make(&t->ctx, t->stack->lo, t->stack->size, task_boot, t);
     return true;

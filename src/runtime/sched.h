@@ -131,12 +131,6 @@ static inline void *amb__sched_ext(amb__sched *s)
     return s + 1;
 }
 
-/* Gives t (not yet run) its stack now, from s's cache, so that running out
- * of address space is the spawner's AMB_ENOMEM rather than a failed first
- * run. 0 (also when t has one), AMB_ENOMEM. The context is made at t's
- * first run. */
-int amb__sched_stack_reserve(amb__sched *s, amb__task *t);
-
 /* Makes t runnable. On a scheduler (s != NULL): into s's run-next slot.
  * From outside (s == NULL): into the inject queue, waking a scheduler. */
 void amb__sched_ready(amb__exec *x, amb__sched *s, amb__task *t);
