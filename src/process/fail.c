@@ -217,6 +217,10 @@ static void free_entry(amb__sched *s, amb_proc *p, amb__msg *e)
 
 void amb__fail_teardown(amb__sched *s, amb_proc *p)
 {
+    /* Most processes end with no handler, link or monitor (and never had
+     * a bucket array). */
+    if (p->fail == NULL && p->links_mons.len == 0 && p->links_mons.buckets == NULL)
+        return;
     run_cleanups(p);
     free_cleanups(p);
     empty_index(s, p, send_entry);

@@ -196,6 +196,14 @@ static bool from_depot(amb__slab_pool *pool, const amb__slab_class *cls)
     return true;
 }
 
+/* The last of the first n objects of the chain f (n >= 1, f that long). */
+static free_obj *nth(free_obj *f, unsigned n)
+{
+    while (--n > 0)
+        f = f->next;
+    return f;
+}
+
 /* Moves half of a full pool to the depot as one batch; false when the
  * depot is full (the caller then gives objects back to their slabs). */
 static bool to_depot(amb__slab_pool *pool, const amb__slab_class *cls)
@@ -205,9 +213,7 @@ static bool to_depot(amb__slab_pool *pool, const amb__slab_class *cls)
     if (atomic_load_explicit(&d->count, memory_order_relaxed) >= d->max_batches)
         return false;
     unsigned n = cls->pool_max / 2;
-    free_obj *first = pool->free, *last = first;
-    for (unsigned i = 1; i < n; i++)
-        last = last->next;
+    free_obj *first = pool->free, *last = nth(first, n);
     free_obj *rest = last->next;
     pthread_mutex_lock(d->lock);
     /* relaxed (load and store): under the depot's lock, which orders them
@@ -337,10 +343,21 @@ void amb__slab_free_slow(amb__slab_pool *pool, const amb__slab_class *cls, void 
 {
     free_obj *f = obj;
     f->index = index;
-    if (pool == NULL || (pool->count >= cls->pool_max && !to_depot(pool, cls))) {
+    if (pool == NULL) {
         f->next = NULL;
         give_back(cls, f, false);
         return;
+    }
+    if (pool->count >= cls->pool_max && !to_depot(pool, cls)) {
+        /* The depot is full: half the pool goes back to its slabs as one
+         * chain, under one lock (one lock per object freed made a long
+         * mailbox's frees cost two mutex calls each). */
+        unsigned n = cls->pool_max / 2;
+        free_obj *first = pool->free, *last = nth(first, n);
+        pool->free = last->next;
+        pool->count -= n;
+        last->next = NULL;
+        give_back(cls, first, false);
     }
     f->next = pool->free;
     pool->free = f;
