@@ -5,7 +5,8 @@
 #   make test    build and run the whole test suite (CTest)
 #   make asan    the suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make tsan    the suite under ThreadSanitizer
-#   make bench   build build-bench/bench/amb-bench (see docs/perf.md)
+#   make bench   build build-bench/bench/amb-bench and amb-echo (see docs/perf.md)
+#   make perf-echo  the TCP echo benchmark into docs/perf.md (scripts/perf_echo.sh)
 #
 # Each target has its own build directory, so their CMake caches never mix:
 #   build/        make all: the library, tools and examples (Release)
@@ -24,7 +25,7 @@ BUILD_PKGS = cmake gcc make zlib1g-dev libssl-dev pkg-config
 TEST_PKGS  = $(BUILD_PKGS) libcmocka-dev erlang-base
 FUZZ_PKGS  = $(BUILD_PKGS) clang libclang-rt-14-dev
 
-.PHONY: all demo test asan tsan bench perf fuzz format deps-build deps-test deps-fuzz clean
+.PHONY: all demo test asan tsan bench perf perf-echo fuzz format deps-build deps-test deps-fuzz clean
 
 all: deps-build
 	cmake -S . -B build $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=Release -DAMB_BUILD_TESTS=OFF
@@ -63,6 +64,11 @@ bench: deps-build
 # The peer benchmarks beside Erlang, Go and CAF; regenerates docs/perf.md.
 perf: bench
 	bash scripts/perf.sh build-bench/bench/amb-bench
+
+# The TCP echo benchmark beside C epoll, Go and Erlang; regenerates the
+# echo parts of docs/perf.md (needs golang-go).
+perf-echo: bench
+	bash scripts/perf_echo.sh build-bench/bench/amb-echo
 
 fuzz: deps-fuzz
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \

@@ -13,5 +13,6 @@
 #include "ambitious/gen_server.h"
 #include "ambitious/supervisor.h"
 #include "ambitious/application.h"
+#include "ambitious/socket.h"
 
 #endif /* AMBITIOUS_H */

@@ -33,6 +33,7 @@ declare -A public=(
   [ambitious.h]=behaviour [core.h]=core [term.h]=core [etf.h]=core
   [process.h]=process [logger.h]=process
   [gen_server.h]=behaviour [supervisor.h]=behaviour [application.h]=behaviour
+  [socket.h]=io
 )
 
 bad=0

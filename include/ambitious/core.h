@@ -62,54 +62,55 @@ AMB_API const char *amb_version(void);
  * at the end, under its own heading). The messages say what happened in
  * words any layer can use. X(NAME, value, message)
  */
-#define AMB_ERRORS(X)                                                   \
-    /* Every layer: resources, arguments, states. */                    \
-    X(NOMEM, -1, "out of memory; nothing was changed")                  \
-    X(BADARG, -2, "argument breaks the documented contract")            \
-    X(SYSLIMIT, -7, "a bounded table or size limit is full")            \
-    X(NOTSUP, -16, "operation not supported")                           \
-    X(STATE, -17, "object is not in a state that allows this call")     \
-    X(IO, -18, "operating system I/O error")                            \
-    X(AGAIN, -19, "resource temporarily unavailable; try again")        \
-    X(CLOSED, -20, "object is closed or shutting down")                 \
-    /* Terms, text and the external format (term.h, etf.h). */          \
-    X(TYPE, -5, "term is not of the expected type")                     \
-    X(RANGE, -6, "value does not fit the requested type")               \
-    X(SYNTAX, -8, "text is not valid Erlang term syntax")               \
-    X(DECODE, -9, "bytes are not a valid external term")                \
-    X(FORMAT, -10, "bad format string")                                 \
-    X(NOMATCH, -11, "term does not match the pattern")                  \
-    X(EXIST, -12, "name or key already taken")                          \
-    X(NOTFOUND, -13, "name or key not found")                           \
-    X(BUFSIZE, -14, "buffer too small")                                 \
-    X(DEPTH, -15, "term nested deeper than the limit")                  \
-    /* Processes (process.h). */                                        \
-    X(NOPROC, -3, "no such process")                                    \
-    X(TIMEDOUT, -4, "deadline passed")                                  \
-    X(APPEXIT, -40, "a needed application ended; runtime halted")       \
-    X(MAINEXIT, -41, "main process ended abnormally; runtime halted")   \
-    /* Behaviours: starting, calling (gen_server.h and those on it). */ \
-    X(EXIT, -21, "the process ended before answering")                  \
-    X(IGNORE, -22, "start declined; nothing was started")               \
-    X(INIT, -23, "start failed")                                        \
-    X(DEADLK, -24, "the caller would wait for itself")                  \
-    /* Supervision (supervisor.h): the state of what a call names. */   \
-    X(RUNNING, -25, "it is running")                                    \
-    X(RESTARTING, -26, "it is being restarted")                         \
-    X(PRESENT, -27, "it exists but is not running")                     \
-    /* Sockets and TLS (docs/design/sockets.md). */                     \
-    X(CONNREFUSED, -28, "connection refused by the other end")          \
-    X(CONNRESET, -29, "connection reset by the other end")              \
-    X(ADDRINUSE, -30, "address already in use")                         \
-    X(ADDRNOTAVAIL, -31, "address not available on this host")          \
-    X(HOSTUNREACH, -32, "no route to the host")                         \
-    X(NETUNREACH, -33, "network unreachable")                           \
-    X(NOHOST, -34, "host name not found")                               \
-    X(NOTCONN, -35, "not connected")                                    \
-    X(MSGSIZE, -36, "message larger than the limit")                    \
-    X(ACCES, -37, "permission denied")                                  \
-    X(TLS, -38, "secure channel failed (handshake or protocol error)")  \
-    X(CERT, -39, "certificate not accepted (untrusted, expired or for another name)")
+#define AMB_ERRORS(X)                                                                 \
+    /* Every layer: resources, arguments, states. */                                  \
+    X(NOMEM, -1, "out of memory; nothing was changed")                                \
+    X(BADARG, -2, "argument breaks the documented contract")                          \
+    X(SYSLIMIT, -7, "a bounded table or size limit is full")                          \
+    X(NOTSUP, -16, "operation not supported")                                         \
+    X(STATE, -17, "object is not in a state that allows this call")                   \
+    X(IO, -18, "operating system I/O error")                                          \
+    X(AGAIN, -19, "resource temporarily unavailable; try again")                      \
+    X(CLOSED, -20, "object is closed or shutting down")                               \
+    /* Terms, text and the external format (term.h, etf.h). */                        \
+    X(TYPE, -5, "term is not of the expected type")                                   \
+    X(RANGE, -6, "value does not fit the requested type")                             \
+    X(SYNTAX, -8, "text is not valid Erlang term syntax")                             \
+    X(DECODE, -9, "bytes are not a valid external term")                              \
+    X(FORMAT, -10, "bad format string")                                               \
+    X(NOMATCH, -11, "term does not match the pattern")                                \
+    X(EXIST, -12, "name or key already taken")                                        \
+    X(NOTFOUND, -13, "name or key not found")                                         \
+    X(BUFSIZE, -14, "buffer too small")                                               \
+    X(DEPTH, -15, "term nested deeper than the limit")                                \
+    /* Processes (process.h). */                                                      \
+    X(NOPROC, -3, "no such process")                                                  \
+    X(TIMEDOUT, -4, "deadline passed")                                                \
+    X(APPEXIT, -40, "a needed application ended; runtime halted")                     \
+    X(MAINEXIT, -41, "main process ended abnormally; runtime halted")                 \
+    /* Behaviours: starting, calling (gen_server.h and those on it). */               \
+    X(EXIT, -21, "the process ended before answering")                                \
+    X(IGNORE, -22, "start declined; nothing was started")                             \
+    X(INIT, -23, "start failed")                                                      \
+    X(DEADLK, -24, "the caller would wait for itself")                                \
+    /* Supervision (supervisor.h): the state of what a call names. */                 \
+    X(RUNNING, -25, "it is running")                                                  \
+    X(RESTARTING, -26, "it is being restarted")                                       \
+    X(PRESENT, -27, "it exists but is not running")                                   \
+    /* Sockets and TLS (docs/design/sockets.md). */                                   \
+    X(CONNREFUSED, -28, "connection refused by the other end")                        \
+    X(CONNRESET, -29, "connection reset by the other end")                            \
+    X(ADDRINUSE, -30, "address already in use")                                       \
+    X(ADDRNOTAVAIL, -31, "address not available on this host")                        \
+    X(HOSTUNREACH, -32, "no route to the host")                                       \
+    X(NETUNREACH, -33, "network unreachable")                                         \
+    X(NOHOST, -34, "host name not found")                                             \
+    X(NOTCONN, -35, "not connected")                                                  \
+    X(MSGSIZE, -36, "message larger than the limit")                                  \
+    X(ACCES, -37, "permission denied")                                                \
+    X(TLS, -38, "secure channel failed (handshake or protocol error)")                \
+    X(CERT, -39, "certificate not accepted (untrusted, expired or for another name)") \
+    X(NOTOWNER, -42, "only the owner may do this")
 
 enum {
     AMB_OK = 0,

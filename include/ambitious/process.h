@@ -108,7 +108,15 @@ typedef struct amb_config {
                                   letters, digits, '_' and '-', Host of
                                   printable ASCII without spaces, neither
                                   empty */
+    int64_t spin_us;           /* the longest an idle scheduler looks for work
+                                  (and, with sockets open, polls) before it
+                                  sleeps; the spin adapts below it: 0 default
+                                  (200), 1 ..= 100000, or AMB_SPIN_OFF */
 } amb_config;
+
+/* amb_config.spin_us: idle schedulers sleep at once (the least CPU when
+ * idle, a wake-up's latency on every message that finds them asleep). */
+#define AMB_SPIN_OFF ((int64_t)-2)
 
 /* Creates a runtime (no threads run until amb_rt_run) in *out, owned: free
  * with amb_rt_free. cfg may be NULL for all defaults; it is copied (the node

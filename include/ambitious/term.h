@@ -57,9 +57,11 @@ typedef struct amb_heap amb_heap;
  *   ...x000  boxed: pointer to a header word on a heap (0 itself is AMB_NONE)
  *   ...x010  list cell: pointer | 2 to two words [head, tail]
  *   ...x100  atom: index << 3 | 4
- *   ...x110  other immediates: [] is 6 (...0110); a pid of a node that
+ *   ...x110  other immediates: [] is 6 (...00110); a pid of a node that
  *            lives in this OS process (a runtime) is ...1110 (see
- *            amb_pid_term): such pids are plain values, like small integers
+ *            amb_pid_term) and a port (a socket) of one is ...10110 (see
+ *            amb_port_term): such pids and ports are plain values, like
+ *            small integers
  * ------------------------------------------------------------------------ */
 
 #define AMB_NONE ((amb_term)0) /* "no term": the failure value of builders */
@@ -535,10 +537,17 @@ AMB_API bool amb_map_next(amb_map_iter *it, amb_term *key, amb_term *value);
  * dangles. Every way of making a pid (this constructor, amb_parse, the ETF
  * decoder) gives the immediate form when the node and creation are a local
  * node's and the numbers fit, so equal pids are equal words or equal boxes.
+ * Ports of local nodes (sockets) are immediates in the same way.
  * ------------------------------------------------------------------------ */
 static inline bool amb_is_local_pid(amb_term t)
 {
     return (t & 15u) == 14u;
+}
+/* A port of a local node (a socket of a runtime, socket.h): an immediate
+ * word, as a local pid is. */
+static inline bool amb_is_local_port(amb_term t)
+{
+    return (t & 31u) == 22u;
 }
 /* A pid term (node is an atom). heap may be NULL when the pid is a local
  * node's (immediate). AMB_NONE for a bad node or on ENOMEM. */
@@ -560,7 +569,9 @@ AMB_API amb_term amb_ref_term(amb_heap *heap, amb_term node, uint32_t creation,
  * then holds the count, nothing else is stored). */
 AMB_API int amb_ref_get(amb_term t, uint32_t *words, size_t cap, amb_term *node,
                         uint32_t *creation, size_t *nwords);
-/* A port term. AMB_NONE for a bad node or on ENOMEM. */
+/* A port term: the immediate word when node and creation are a local
+ * node's and id fits 49 bits (heap may then be NULL), else a box on heap.
+ * AMB_NONE for a bad node or on ENOMEM. */
 AMB_API amb_term amb_port_term(amb_heap *heap, amb_term node, uint64_t id,
                                uint32_t creation);
 /* The parts of a port; any out pointer may be NULL. AMB_ETYPE otherwise. */

@@ -71,17 +71,6 @@ static int cmp_bits(amb_term a, amb_term b)
     return cmp_u64(bits_x, bits_y);
 }
 
-/* Compares node-qualified ids: the node's name first, then the words. */
-static int cmp_words(const uint64_t *a, const uint64_t *b, const int *order, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        int c = cmp_u64(a[order[i]], b[order[i]]);
-        if (c != 0)
-            return c;
-    }
-    return 0;
-}
-
 /* The module name inside a NEW_FUN_EXT body (Size:4 Arity:1 Uniq:16
  * Index:4 NumFree:4 Module ...), or an empty name if it cannot be read. */
 static void closure_module(const amb__closure *c, const uint8_t **name, size_t *len)
@@ -205,9 +194,17 @@ static int cmp_shallow(amb_term a, amb_term b, bool exact)
         return c ? c : cmp_u64(ca, cb);
     }
     case AMB_T_PORT: {
-        static const int order[] = {3, 2}; /* node, then creation, then id */
-        int c = cmp_atoms(amb__box(a)[1], amb__box(b)[1]);
-        return c ? c : cmp_words(amb__box(a), amb__box(b), order, 2);
+        /* Node, then creation, then id; local ports are immediates and
+         * remote ones boxes: compare their parts. */
+        amb_term na = AMB_NONE, nb = AMB_NONE;
+        uint64_t ia = 0, ib = 0;
+        uint32_t ca = 0, cb = 0;
+        amb_port_get(a, &na, &ia, &ca);
+        amb_port_get(b, &nb, &ib, &cb);
+        int c = cmp_atoms(na, nb);
+        if (c == 0)
+            c = cmp_u64(ca, cb);
+        return c ? c : cmp_u64(ia, ib);
     }
     case AMB_T_REF: {
         /* Node, creation, then the id words from the most significant. */

@@ -339,6 +339,33 @@ static ALWAYS_INLINE int put_binary(enc *e, amb_term t, const bool W)
     return 0;
 }
 
+/* A port: NEW_PORT while the id fits the 28 bits of OTP's old port
+ * numbers, V4_PORT beyond, exactly as OTP 25 chooses (NEW_PORT could carry
+ * 32 bits, but OTP never uses it for ids of 2^28 and up). */
+static int put_port(enc *e, amb_term node, uint64_t id, uint32_t creation, const bool W)
+{
+    bool v4 = id > PORT_NEW_MAX;
+    RESERVE(1);
+    if (W)
+        *e->p++ = v4 ? AMB__ETF_V4_PORT : AMB__ETF_NEW_PORT;
+    int rc = put_atom(e, node, W);
+    if (rc != 0)
+        return rc;
+    RESERVE(v4 ? 12 : 8);
+    if (W) {
+        if (v4) {
+            amb__etf_put64(e->p, id);
+            e->p += 8;
+        } else {
+            amb__etf_put32(e->p, (uint32_t)id);
+            e->p += 4;
+        }
+        amb__etf_put32(e->p, creation);
+        e->p += 4;
+    }
+    return 0;
+}
+
 /* Encodes the part of t that is not a child term: the whole of an immediate
  * or a leaf, or the header of a container (whose children a new frame
  * yields). */
@@ -356,6 +383,16 @@ static ALWAYS_INLINE int put_term(enc *e, amb_term t, const bool W)
     }
     if (amb_is_cons(t))
         return put_list(e, t, W);
+    if (amb_is_local_port(t)) {
+        /* A socket of a runtime of this OS process: node and creation from
+         * the node registry, as for a local pid. */
+        amb_term node;
+        uint64_t id;
+        uint32_t creation;
+        if (amb_port_get(t, &node, &id, &creation) != 0)
+            return AMB_EBADARG;
+        return put_port(e, node, id, creation, W);
+    }
     if (amb_is_local_pid(t)) {
         /* A pid of a node in this OS process: an immediate word whose node
          * and creation come from the node registry. */
@@ -423,31 +460,9 @@ static ALWAYS_INLINE int put_term(enc *e, amb_term t, const bool W)
         /* [hdr, node, id, serial, creation] */
         return put_pid(e, box[1], (uint32_t)box[2], (uint32_t)box[3], (uint32_t)box[4],
                        W);
-    case AMB__K_PORT: {
-        /* [hdr, node, id, creation]: NEW_PORT while the id fits the 28 bits
-         * of OTP's old port numbers, V4_PORT beyond, exactly as OTP 25
-         * chooses (NEW_PORT could carry 32 bits, but OTP never uses it for
-         * ids of 2^28 and up). */
-        bool v4 = box[2] > PORT_NEW_MAX;
-        RESERVE(1);
-        if (W)
-            *e->p++ = v4 ? AMB__ETF_V4_PORT : AMB__ETF_NEW_PORT;
-        if ((rc = put_atom(e, box[1], W)) != 0)
-            return rc;
-        RESERVE(v4 ? 12 : 8);
-        if (W) {
-            if (v4) {
-                amb__etf_put64(e->p, box[2]);
-                e->p += 8;
-            } else {
-                amb__etf_put32(e->p, (uint32_t)box[2]);
-                e->p += 4;
-            }
-            amb__etf_put32(e->p, (uint32_t)box[3]);
-            e->p += 4;
-        }
-        return 0;
-    }
+    case AMB__K_PORT:
+        /* [hdr, node, id, creation] */
+        return put_port(e, box[1], box[2], (uint32_t)box[3], W);
     case AMB__K_REF: {
         /* [hdr(nwords), node, creation, words...] */
         size_t nwords = (size_t)AMB__HDR_PAYLOAD(box[0]);

@@ -92,10 +92,18 @@ static uint64_t hash_node(uint64_t h, amb_term t)
         h = feed(h, serial);
         return feed(h, creation);
     }
-    case AMB_T_PORT:
+    case AMB_T_PORT: {
+        amb_term node = AMB_NONE;
+        uint64_t id = 0;
+        uint32_t creation = 0;
+        amb_port_get(t, &node, &id, &creation);
+        h = feed(h, amb__atom_hash(node));
+        h = feed(h, id);
+        return feed(h, creation);
+    }
     case AMB_T_REF: {
         const uint64_t *p = amb__box(t);
-        size_t words = type == AMB_T_PORT ? 2 : 1 + (size_t)AMB__HDR_PAYLOAD(p[0]);
+        size_t words = 1 + (size_t)AMB__HDR_PAYLOAD(p[0]);
         h = feed(h, amb__atom_hash(p[1]));
         for (size_t i = 0; i < words; i++)
             h = feed(h, p[2 + i]);

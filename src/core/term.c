@@ -29,7 +29,9 @@ amb_type amb_type_of(amb_term t)
     case 6:
         if (t == AMB_NIL)
             return AMB_T_NIL;
-        return amb_is_local_pid(t) ? AMB_T_PID : AMB_T_NONE;
+        if (amb_is_local_pid(t))
+            return AMB_T_PID;
+        return amb_is_local_port(t) ? AMB_T_PORT : AMB_T_NONE;
     default:
         break;
     }
@@ -489,7 +491,15 @@ int amb_ref_get(amb_term t, uint32_t *words, size_t cap, amb_term *node,
 
 amb_term amb_port_term(amb_heap *heap, amb_term node, uint64_t id, uint32_t creation)
 {
-    if (heap == NULL || !amb_is_atom(node))
+    if (!amb_is_atom(node))
+        return AMB_NONE;
+    /* A local node's port is canonically the immediate word. */
+    if (id <= AMB__LPORT_ID_MAX) {
+        unsigned slot = amb__node_find(node, creation);
+        if (slot != 0)
+            return amb__lport_make(slot, id);
+    }
+    if (heap == NULL)
         return AMB_NONE;
     uint64_t *p = amb__heap_alloc(heap, 4);
     if (p == NULL)
@@ -503,6 +513,19 @@ amb_term amb_port_term(amb_heap *heap, amb_term node, uint64_t id, uint32_t crea
 
 int amb_port_get(amb_term t, amb_term *node, uint64_t *id, uint32_t *creation)
 {
+    if (amb_is_local_port(t)) {
+        amb_term name;
+        uint32_t cr;
+        if (!amb__node_get(amb__lport_slot(t), &name, &cr))
+            return AMB_ETYPE;
+        if (node != NULL)
+            *node = name;
+        if (id != NULL)
+            *id = amb__lport_id(t);
+        if (creation != NULL)
+            *creation = cr;
+        return 0;
+    }
     if (!amb__is_boxed(t) || amb__box_kind(t) != AMB__K_PORT)
         return AMB_ETYPE;
     const uint64_t *p = amb__box(t);

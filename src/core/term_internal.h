@@ -317,6 +317,27 @@ static inline uint32_t amb__lpid_serial(amb_term t)
     return (uint32_t)(t >> 32) & AMB__LPID_SERIAL_MAX;
 }
 
+/*   local port word: [ slot:10 | id:49 | 10110 ]
+ *                     63   54   53   5   4   0
+ * A port of a local node (a socket of a runtime: its table index and a
+ * serial, src/io/socket.c) is an immediate too, like a pid: a value with no
+ * heap, compared as a word. */
+#define AMB__LPORT_ID_BITS 49
+#define AMB__LPORT_ID_MAX  ((UINT64_C(1) << AMB__LPORT_ID_BITS) - 1)
+
+static inline amb_term amb__lport_make(unsigned slot, uint64_t id)
+{
+    return ((uint64_t)slot << 54) | (id << 5) | 22u;
+}
+static inline unsigned amb__lport_slot(amb_term t)
+{
+    return (unsigned)(t >> 54);
+}
+static inline uint64_t amb__lport_id(amb_term t)
+{
+    return (t >> 5) & AMB__LPORT_ID_MAX;
+}
+
 /* Registers a local node; *slot gets its slot. AMB_EEXIST when that name and
  * creation are registered already, AMB_ESYSLIMIT when all slots were used. */
 int amb__node_register(amb_term name, uint32_t creation, unsigned *slot);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "ambitious/socket.h"
 #include "internal.h"
 #include "io/addr.h"
 
@@ -386,5 +387,103 @@ int amb__addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, amb__addr 
         return AMB_ENOTSUP;
     }
     *out = a;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * The public face (ambitious/socket.h): the same struct, under its public
+ * name, and Erlang's term forms of an address.
+ * ------------------------------------------------------------------------ */
+
+_Static_assert(sizeof(amb_addr) == sizeof(amb__addr) &&
+                   offsetof(amb_addr, port) == offsetof(amb__addr, port) &&
+                   offsetof(amb_addr, scope_id) == offsetof(amb__addr, scope_id) &&
+                   offsetof(amb_addr, ip) == offsetof(amb__addr, ip) &&
+                   offsetof(amb_addr, path) == offsetof(amb__addr, path) &&
+                   AMB_ADDR_INET == AMB__ADDR_INET && AMB_ADDR_INET6 == AMB__ADDR_INET6 &&
+                   AMB_ADDR_UNIX == AMB__ADDR_UNIX &&
+                   AMB_ADDR_PATH_MAX == AMB__ADDR_PATH_MAX,
+               "amb_addr is amb__addr");
+
+int amb_addr_parse(const char *text, size_t len, bool port_optional, amb_addr *out)
+{
+    if (text == NULL || out == NULL)
+        return AMB_EBADARG;
+    amb__addr a;
+    int rc = amb__addr_parse(text, len, port_optional, &a);
+    if (rc == 0)
+        memcpy(out, &a, sizeof *out);
+    return rc;
+}
+
+int amb_addr_format(const amb_addr *a, char *buf, size_t cap, size_t *len)
+{
+    if (a == NULL || (buf == NULL && cap > 0))
+        return AMB_EBADARG;
+    amb__addr x;
+    memcpy(&x, a, sizeof x);
+    return amb__addr_format(&x, buf, cap, len);
+}
+
+amb_term amb_addr_to_term(amb_heap *heap, const amb_addr *a)
+{
+    if (heap == NULL || a == NULL)
+        return AMB_NONE;
+    amb_term e[8];
+    switch (a->family) {
+    case AMB_ADDR_INET:
+        for (int i = 0; i < 4; i++)
+            e[i] = AMB_SMALL(a->ip[i]);
+        return amb_tuple(heap, 4, e);
+    case AMB_ADDR_INET6:
+        for (int i = 0; i < 8; i++)
+            e[i] = AMB_SMALL((unsigned)a->ip[2 * i] << 8 | a->ip[2 * i + 1]);
+        return amb_tuple(heap, 8, e);
+    case AMB_ADDR_UNIX:
+        return AMB_TUPLE(heap, amb_atom("local"),
+                         amb_binary(heap, (const uint8_t *)a->path, a->path_len));
+    default:
+        return AMB_NONE;
+    }
+}
+
+int amb_addr_from_term(amb_term ip, uint16_t port, amb_addr *out)
+{
+    if (out == NULL)
+        return AMB_EBADARG;
+    amb__addr a;
+    memset(&a, 0, sizeof a);
+    size_t n = amb_tuple_arity(ip);
+    if (n == 4 || n == 8) {
+        unsigned width = n == 4 ? 255u : 65535u;
+        for (size_t i = 0; i < n; i++) {
+            amb_term t = amb_tuple_elem(ip, i);
+            if (!amb_is_small(t) || amb_small_value(t) < 0 ||
+                amb_small_value(t) > (int64_t)width)
+                return AMB_ETYPE;
+            unsigned v = (unsigned)amb_small_value(t);
+            if (n == 4) {
+                a.ip[i] = (uint8_t)v;
+            } else {
+                a.ip[2 * i] = (uint8_t)(v >> 8);
+                a.ip[2 * i + 1] = (uint8_t)v;
+            }
+        }
+        a.family = n == 4 ? AMB__ADDR_INET : AMB__ADDR_INET6;
+        a.port = port;
+    } else if (n == 2 && amb_tuple_elem(ip, 0) == amb_atom("local")) {
+        const uint8_t *path;
+        size_t len;
+        if (amb_binary_get(amb_tuple_elem(ip, 1), &path, &len) != 0)
+            return AMB_ETYPE;
+        if (len > AMB__ADDR_PATH_MAX)
+            return AMB_ERANGE;
+        a.family = AMB__ADDR_UNIX;
+        a.path_len = (uint8_t)len;
+        memcpy(a.path, path, len);
+    } else {
+        return AMB_ETYPE;
+    }
+    memcpy(out, &a, sizeof *out);
     return 0;
 }

@@ -124,6 +124,25 @@ int amb__packet_take(amb__packet *p, size_t n, const uint8_t **data, size_t *len
  * packet is dropped, else AMB_EAGAIN. A sticky error is returned as is. */
 int amb__packet_finish(amb__packet *p, const uint8_t **data, size_t *len);
 
+/* A place in the buffer before a take, to go back to if the packet taken
+ * cannot be handed on (a caller's buffer too small, no memory for a
+ * message): valid until the next space, feed, trim, set or destroy. */
+typedef struct amb__packet_pos {
+    size_t start, scanned;
+} amb__packet_pos;
+
+static inline amb__packet_pos amb__packet_tell(const amb__packet *p)
+{
+    amb__packet_pos pos = {p->start, p->scanned};
+    return pos;
+}
+
+static inline void amb__packet_seek(amb__packet *p, amb__packet_pos pos)
+{
+    p->start = pos.start;
+    p->scanned = pos.scanned;
+}
+
 /* Bytes buffered and not yet taken. */
 static inline size_t amb__packet_buffered(const amb__packet *p)
 {

@@ -40,6 +40,7 @@
 #include <stdarg.h>
 
 #include "process/fail.h"
+#include "process/pio.h"
 #include "runtime/qsbr.h"
 
 static inline amb__msg *cell_of(amb__mpscq_node *n)
@@ -115,33 +116,52 @@ static amb__msg *handle_signal(amb_proc *p, amb__msg *m)
     case AMB__MSG_DEMONITOR:
     case AMB__MSG_DOWN:
         return amb__monitor_signal(p, m);
+    case AMB__MSG_IO:
+    case AMB__MSG_RES_EVENT:
+    case AMB__MSG_RES_GIVE:
+        /* An I/O event may append messages to the private queue itself
+         * (amb__pio_deliver_self), in order at this cell's place. */
+        amb__pio_cell(p, m);
+        return NULL;
     }
     amb__panic("unknown signal kind %u", m->kind);
+}
+
+/* Appends m to the private queue as its newest message. */
+static void append(amb_proc *p, amb__msg *m)
+{
+    m->seq = ++p->pq_seq;
+    /* relaxed: the private queue's link (see pq_next). */
+    atomic_store_explicit(&m->node.next, NULL, memory_order_relaxed);
+    if (p->pq_tail != NULL)
+        pq_set_next(p->pq_tail, m);
+    else
+        p->pq_head = m;
+    p->pq_tail = m;
+    amb__size_add(&p->pq_len, 1);
+}
+
+void amb__mailbox_append(amb_proc *p, amb__msg *m)
+{
+    append(p, m);
 }
 
 /* Moves every visible cell from the mailbox to the private queue. Returns
  * the first cell added, or NULL. */
 static amb__msg *drain(amb_proc *p)
 {
-    amb__msg *first = NULL;
+    amb__msg *old_tail = p->pq_tail;
     amb__mpscq_node *n;
     while ((n = amb__mpscq_pop(&p->task.inbox)) != NULL) {
         amb__msg *m = handle_signal(p, cell_of(n));
-        if (m == NULL)
-            continue;
-        m->seq = ++p->pq_seq;
-        /* relaxed: the private queue's link (see pq_next). */
-        atomic_store_explicit(&m->node.next, NULL, memory_order_relaxed);
-        if (p->pq_tail != NULL)
-            pq_set_next(p->pq_tail, m);
-        else
-            p->pq_head = m;
-        p->pq_tail = m;
-        amb__size_add(&p->pq_len, 1);
-        if (first == NULL)
-            first = m;
+        if (m != NULL)
+            append(p, m);
     }
-    return first;
+    if (amb__unlikely(p->io != NULL))
+        amb__pio_drained(p);
+    /* What arrived begins behind the old tail (a signal may have appended
+     * messages too: an I/O event's). */
+    return old_tail != NULL ? pq_next(old_tail) : p->pq_head;
 }
 
 /* Unlinks m, whose predecessor is prev (NULL when m is the head). */
@@ -278,12 +298,22 @@ static int receive(amb_proc *p, uint64_t after, bool use_mark, matcher mt,
 }
 
 /* The oldest cell of the mailbox when the private queue is empty: popped
- * straight from the MPSC queue, signals handled on the way. */
+ * straight from the MPSC queue, signals handled on the way. A signal that
+ * appended messages itself (an I/O event) puts them first. */
 static amb__msg *pop_direct(amb_proc *p)
 {
+    if (amb__unlikely(p->io != NULL))
+        amb__pio_drained(p);
     amb__mpscq_node *n;
     while ((n = amb__mpscq_pop(&p->task.inbox)) != NULL) {
         amb__msg *m = handle_signal(p, cell_of(n));
+        if (amb__unlikely(p->pq_head != NULL)) {
+            if (m != NULL)
+                append(p, m);
+            m = p->pq_head;
+            unlink_cell(p, NULL, m);
+            return m;
+        }
         if (m != NULL) {
             m->seq = ++p->pq_seq;
             return m;
@@ -517,6 +547,24 @@ void amb__mailbox_remove_if(amb_proc *p, amb_match_fn *match, void *ctx)
     amb__proc_charge(p, passed);
 }
 
+void amb__mailbox_move_if(amb_proc *p, amb_match_fn *match, void *ctx, amb_proc *to)
+{
+    drain(p);
+    size_t passed = 0;
+    amb__msg *prev = NULL, *m = p->pq_head;
+    for (; m != NULL; passed++) {
+        amb__msg *next = pq_next(m);
+        if (match(ctx, m->term)) {
+            unlink_cell(p, prev, m);
+            amb__mailbox_deliver(p->rt, p->task.sched, to, m);
+        } else {
+            prev = m;
+        }
+        m = next;
+    }
+    amb__proc_charge(p, passed);
+}
+
 size_t amb_message_queue_len(amb_proc *self)
 {
     if (self == NULL)
@@ -588,6 +636,11 @@ void amb__mailbox_discard(amb_rt *rt, amb__sched *s, amb__msg *m)
         return;
     case AMB__MSG_MONITOR:
         amb__monitor_discard(rt, s, m);
+        return;
+    case AMB__MSG_IO:
+    case AMB__MSG_RES_EVENT:
+    case AMB__MSG_RES_GIVE:
+        amb__pio_cell_dropped(s, m);
         return;
     default:
         amb__msg_free(s, m);

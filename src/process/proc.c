@@ -16,6 +16,7 @@
 #include <stdlib.h>
 
 #include "process/fail.h"
+#include "process/pio.h"
 #include "process/rt.h"
 
 #define HANDLER_BATCH 64 /* messages a handler takes per activation */
@@ -307,6 +308,8 @@ static bool abnormal(amb_term reason)
 
 void amb__proc_die(amb_proc *p, amb_term reason, bool report, amb__msg *cell)
 {
+    /* A socket call it was in ends first, on this stack (pio.h). */
+    amb__pio_exit(p);
     set_reason(p, reason);
     amb__msg_free(p->task.sched, cell);
     if (report && abnormal(p->exit_reason)) {
@@ -430,6 +433,8 @@ void amb__proc_teardown(amb__sched *s, amb__task *t)
     /* release: pairs with lookups' acquire; from now on none finds p. */
     atomic_store_explicit(&rt->ptab.slots[index], NULL, memory_order_release);
     amb__ptab_free(rt, s, index);
+    /* Owned sockets are closed (their cells may land in the mailbox). */
+    amb__pio_teardown(s, p);
     /* Pending cells: a LINK or MONITOR among them is answered (noproc).
      * Then the mailbox is closed: a sender that found the block before the
      * slot was cleared and pushes from now on answers its own cell at once
@@ -463,6 +468,12 @@ void amb__proc_start_failed(amb__sched *s, amb__task *t)
     amb__logger_crash(p, p->exit_reason, AMB_NONE);
 }
 
+void amb__proc_inbox_closed(amb__sched *s, amb__task *t)
+{
+    amb_proc *p = amb__proc_of(t);
+    amb__mailbox_close(p->rt, s, p);
+}
+
 void amb__proc_reclaim(amb__sched *s, amb__task *t)
 {
     amb_proc *p = amb__proc_of(t);
@@ -470,16 +481,20 @@ void amb__proc_reclaim(amb__sched *s, amb__task *t)
      * since answered its own cell before it passed a quiescent point: it is
      * empty. */
     AMB__CHECK(amb__mpscq_pop(&p->task.inbox) == NULL);
+    amb__pio_free(p);
     block_free(s, p);
 }
 
 /* Frees a process that never ended (amb_rt_free after a stop). */
 static void discard(amb__sched *s, amb_proc *p)
 {
+    amb__pio_exit(p); /* while its stack is there */
     amb__sched_release(s, &p->task);
     amb__ptimer_wait_cancel(s, p);
     p->wait_timer = NULL;
+    amb__pio_teardown(s, p);
     amb__mailbox_drop_all(s, p);
+    amb__pio_free(p);
     amb__pheap_free(s, p);
     amb__fail_free(p); /* runs its on_exit handlers: nothing leaks */
     amb__alias_free(p);

@@ -66,6 +66,11 @@ enum amb__msg_kind {
     AMB__MSG_DEMONITOR,  /* words: watcher, ref key, target, name, alias kind */
     AMB__MSG_DOWN,       /* words as MONITOR; term: the {'DOWN', ...} message */
     AMB__MSG_ALIAS,      /* a message sent to an alias; words[0]: its key */
+    /* The I/O contract (pio.h): cell headers embedded in an I/O state or a
+     * resource, never freed as cells. */
+    AMB__MSG_IO,        /* the process's own I/O cell: a waiter fired, a turn */
+    AMB__MSG_RES_EVENT, /* a resource's event, run in its owner's drain */
+    AMB__MSG_RES_GIVE,  /* a resource given to the receiver */
 };
 
 /* A message cell: a 32-byte header and its words (msg.c). A small term
@@ -156,9 +161,16 @@ struct amb_proc {
     amb__msg *borrowed_after;
     amb__msg *handling; /* a handler's current message: freed when handle returns */
 
-    struct amb__msg *wait_timer;      /* its receive-timeout cell while out, or NULL */
-    intptr_t wake_result;             /* result of a blocking call */
-    struct amb__info_wait *info_wait; /* where an INFO_REPLY goes (info.c) */
+    struct amb__msg *wait_timer; /* its receive-timeout cell while out, or NULL */
+    /* What the current wait is for. A process is in one wait at a time,
+     * and a WAKE or INFO_REPLY is taken only when its wait_seq is the
+     * current wait's (each wait bumps wait_seq), so one word serves both:
+     * the result of a blocking call, or where an INFO_REPLY goes (info.c;
+     * NULL outside a process_info wait). */
+    union {
+        intptr_t wake_result;
+        struct amb__info_wait *info_wait;
+    };
 
     /* The body. */
     amb_fn *fn;
@@ -181,6 +193,9 @@ struct amb_proc {
     /* Term state (pheap.c): AMB__PF_KEEP processes only, so out of the
      * block every process pays for (an idle handler is 512 bytes at most). */
     struct amb__pheap *pheap;
+    /* I/O (pio.h): its waiter and cell, owned resources, the call in
+     * progress; made on first use, freed when the block is reclaimed. */
+    struct amb__pio *io;
 };
 
 /* A term-state process's collection bookkeeping (pheap.c): the received
@@ -191,6 +206,9 @@ struct amb__pheap {
     amb__msg *kept;
     size_t kept_bytes;
     size_t live_bytes;
+    /* I/O (pio.h): its waiter and cell, owned resources, the call in
+     * progress; made on first use, freed when the block is reclaimed. */
+    struct amb__pio *io;
 };
 
 /* The process whose task t is. */
@@ -321,6 +339,9 @@ void amb__mailbox_deliver(amb_rt *rt, amb__sched *s, amb_proc *p, amb__msg *m);
 /* Moves what has arrived into the private queue, handling signals on the
  * way (which may end p). */
 void amb__mailbox_drain(amb_proc *p);
+/* Appends m to p's private queue as its newest message (an I/O event's
+ * messages, pio.h). */
+void amb__mailbox_append(amb_proc *p, amb__msg *m);
 /* Frees every cell of a dead process's mailbox and private queue. */
 void amb__mailbox_drop_all(amb__sched *s, amb_proc *p);
 /* Closes the mailbox of p, which has ended, for good: discards what is in
@@ -335,6 +356,10 @@ void amb__mailbox_discard(amb_rt *rt, amb__sched *s, amb__msg *m);
 /* Handler processes: takes the oldest message without waiting. False when
  * there is none. The term is borrowed until the next take. */
 bool amb__mailbox_take(amb_proc *p, amb_term *out);
+/* Drains the mailbox, then moves every message of the private queue for
+ * which match is true, in order, into the mailbox of `to` (the cells
+ * themselves: a socket's messages given with the socket, pio.h). */
+void amb__mailbox_move_if(amb_proc *p, amb_match_fn *match, void *ctx, amb_proc *to);
 /* Drains the mailbox, then removes and frees every message of the private
  * queue for which match is true (amb_demonitor's flush). Leaves the borrowed
  * message alone. */
@@ -413,6 +438,8 @@ void amb__proc_teardown(amb__sched *s, amb__task *t);
 /* The executor's op for a process that could have no stack to run on: it
  * ends with {error, 'AMB_ENOMEM'} (a crash report says so). */
 void amb__proc_start_failed(amb__sched *s, amb__task *t);
+/* The executor's op for a push into an ended process's closed mailbox. */
+void amb__proc_inbox_closed(amb__sched *s, amb__task *t);
 void amb__proc_reclaim(amb__sched *s, amb__task *t);
 void amb__proc_discard_all(amb__exec *x);
 /* The process-block pool of s: given back to its slabs (trim: the depot

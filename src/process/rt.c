@@ -22,6 +22,11 @@
 
 #define DEFAULT_STACK     ((size_t)64 << 10)
 #define DEFAULT_MAX_PROCS ((size_t)1 << 22)
+/* The idle spin's upper bound: waking a sleeping vCPU costs 100-180 us on
+ * the machines measured (runtime.md, "Idle and wake-up"), so work that
+ * arrives within 200 us of the last is caught awake. */
+#define DEFAULT_SPIN_US 200
+#define MAX_SPIN_US     100000
 
 /* Going to sleep: cached cells and blocks go back to their slabs. */
 static void sched_trim(amb__sched *s)
@@ -34,6 +39,8 @@ static void sched_trim(amb__sched *s)
  * empty: every cell and block is back in the pools). */
 static void sched_term(amb__sched *s)
 {
+    amb__free(amb__rt_sched_of(s)->io_scratch);
+    amb__rt_sched_of(s)->io_scratch = NULL;
     amb__msg_pools_free(s);
     amb__proc_pool_free(s);
     amb__ptab_flush_cache(amb__rt_of(s->exec), s);
@@ -43,6 +50,7 @@ static const amb__task_ops ops = {
     .entry = amb__proc_entry,
     .teardown = amb__proc_teardown,
     .start_failed = amb__proc_start_failed,
+    .inbox_closed = amb__proc_inbox_closed,
     .reclaim = amb__proc_reclaim,
     .timer_fire = amb__ptimer_fire,
     .blocking_done = amb__blocking_call_done,
@@ -99,10 +107,13 @@ int amb_rt_new(const amb_config *cfg, amb_rt **out)
         c.watchdog_ms = 2000;
     if (c.node_name == NULL)
         c.node_name = "nonode@nohost";
+    if (c.spin_us == 0)
+        c.spin_us = DEFAULT_SPIN_US;
     if (c.schedulers > 1024 || c.max_processes > ((size_t)1 << 28) ||
         c.max_processes < 16 || c.stack_size < 16384 ||
         c.stack_size > ((size_t)256 << 20) || c.blocking_threads > 1024 ||
-        !amb__timeout_ok(c.watchdog_ms, true) || !node_name_ok(c.node_name))
+        !amb__timeout_ok(c.watchdog_ms, true) || !node_name_ok(c.node_name) ||
+        !(c.spin_us == AMB_SPIN_OFF || (c.spin_us > 0 && c.spin_us <= MAX_SPIN_US)))
         return AMB_EBADARG;
     /* A full atom table is AMB_ESYSLIMIT, as for any new atom. */
     amb_term node, overflow, enomem;
@@ -153,6 +164,7 @@ int amb_rt_new(const amb_config *cfg, amb_rt **out)
         .watchdog_ms =
             c.watchdog_ms == AMB_INFINITY ? UINT64_MAX : (uint64_t)c.watchdog_ms,
         .sched_ext = sizeof(amb__rt_sched),
+        .spin_max_us = c.spin_us == AMB_SPIN_OFF ? 0 : (uint32_t)c.spin_us,
         .ops = &ops,
     };
     if ((rc = amb__exec_init(&rt->exec, &ec)) != 0)
@@ -221,6 +233,8 @@ void amb_rt_free(amb_rt *rt)
     /* Discards the processes still alive (amb__proc_discard_all), the
      * blocks in limbo, pending timers and the per-scheduler caches. */
     amb__exec_term(&rt->exec);
+    if (rt->io_free != NULL)
+        rt->io_free(rt);
     amb__msg_depots_free(rt);
     amb__proc_depot_free(rt);
     amb__names_term(rt);

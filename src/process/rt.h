@@ -44,6 +44,7 @@ typedef struct amb__rt_sched {
     uint32_t idx_freed[AMB__PTAB_BATCH];
     unsigned idx_take_pos, idx_take_len, idx_freed_len;
     uint64_t ref_counter; /* references made here (proc.c) */
+    uint8_t *io_scratch;  /* AMB__PIO_SCRATCH bytes for reads (pio.c) */
 #if AMB__ASAN
     /* Freed message cells held back from their pool (msg.c), oldest first:
      * a read of a borrowed message after its borrow ended meets poison,
@@ -85,6 +86,13 @@ struct amb_rt {
     _Atomic bool log_busy;
     void (*log_fn)(void *ctx, const struct amb_log_event *ev);
     void *log_ctx;
+
+    /* The I/O layer's state (src/io/socket.c: the socket table), made with
+     * its first socket (a CAS installs it); io_free frees it at
+     * amb_rt_free, after the executor, whose teardown closed the sockets
+     * its processes owned. */
+    _Atomic(void *) io;
+    void (*io_free)(amb_rt *rt);
 
     /* The code amb_rt_run returns for a halt (amb_rt_halt), 0 for none:
      * the first halt of a run sets it (a CAS), the run's end takes it. */

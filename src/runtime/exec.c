@@ -28,6 +28,7 @@ int amb__exec_init(amb__exec *x, const amb__exec_config *cfg)
     x->stack_size = cfg->stack_size;
     x->blocking_threads = cfg->blocking_threads;
     x->watchdog_ms = cfg->watchdog_ms;
+    x->spin_max_us = cfg->spin_max_us;
     /* The extension area follows each scheduler, 64-byte aligned like it. */
     x->sched_stride = sizeof(amb__sched) + ((cfg->sched_ext + 63) & ~(size_t)63);
     x->scheds = amb__malloc_aligned(x->nsched * x->sched_stride, 64);
@@ -77,6 +78,14 @@ void amb__exec_term(amb__exec *x)
     for (unsigned k = 0; k < AMB__STACK_CLASSES; k++)
         amb__stack_pool_free(
             atomic_load_explicit(&x->stack_pools[k], memory_order_relaxed));
+    /* relaxed: nothing runs any more; the thread that made it was joined
+     * or is this one. */
+    amb__poll *p = atomic_load_explicit(&x->poll, memory_order_relaxed);
+    if (p != NULL) {
+        amb__poll_destroy(p);
+        amb__free(p);
+        atomic_store_explicit(&x->poll, NULL, memory_order_relaxed);
+    }
     pthread_mutex_destroy(&x->stack_lock);
     amb__runq_inject_term(&x->inject);
     amb__free_aligned(x->scheds);
@@ -124,6 +133,34 @@ amb__stack_pool *amb__exec_stack_pool(amb__exec *x, unsigned cls)
     }
     pthread_mutex_unlock(&x->stack_lock);
     return pool;
+}
+
+int amb__exec_poll_open(amb__exec *x, amb__poll **out)
+{
+    amb__poll *p = amb__exec_poller(x);
+    if (p != NULL) {
+        *out = p;
+        return 0;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&x->stack_lock);
+    /* relaxed: under the lock, which orders it with the only writer. */
+    p = atomic_load_explicit(&x->poll, memory_order_relaxed);
+    if (p == NULL) {
+        p = amb__malloc(sizeof *p);
+        rc = p == NULL ? AMB_ENOMEM : amb__poll_init(p);
+        if (rc == 0) {
+            /* release: the poller is complete before a scheduler's acquire
+             * load (amb__exec_poller) can see it. */
+            atomic_store_explicit(&x->poll, p, memory_order_release);
+        } else {
+            amb__free(p);
+            p = NULL;
+        }
+    }
+    pthread_mutex_unlock(&x->stack_lock);
+    *out = p;
+    return rc;
 }
 
 static void *thread_main(void *arg)

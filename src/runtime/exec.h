@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 
 #include "runtime/clock.h"
+#include "runtime/poll.h"
 #include "runtime/runq.h"
 #include "runtime/sched.h"
 #include "runtime/task.h"
@@ -33,7 +34,10 @@ typedef struct amb__exec_config {
     unsigned blocking_threads; /* the most the blocking pool starts */
     uint64_t watchdog_ms;      /* report a run this long; UINT64_MAX: never */
     size_t sched_ext;          /* bytes of extension area per scheduler */
-    const amb__task_ops *ops;  /* copied */
+    /* The longest idle spin before a scheduler sleeps, in us (the spin
+     * adapts between a few us and this); 0: none. */
+    uint32_t spin_max_us;
+    const amb__task_ops *ops; /* copied */
 } amb__exec_config;
 
 /* Layout by writer (docs/design/runtime.md, "Layout"): what is set when
@@ -49,9 +53,13 @@ struct amb__exec {
     size_t stack_size;
     unsigned blocking_threads;
     uint64_t watchdog_ms;
-    amb__clock clock;      /* every time the runtime reads (clock.h) */
-    void *watchdog;        /* watchdog.c, while running */
-    void *blocking;        /* blocking.c, from the first run on */
+    amb__clock clock;     /* every time the runtime reads (clock.h) */
+    void *watchdog;       /* watchdog.c, while running */
+    void *blocking;       /* blocking.c, from the first run on */
+    uint32_t spin_max_us; /* amb__exec_config's */
+    /* The I/O poller (poll.h), made by the first I/O layer that needs it
+     * (amb__exec_poll_open) and kept until amb__exec_term; NULL before. */
+    _Atomic(amb__poll *) poll;
     _Atomic bool stopping; /* amb__exec_stop, or every task ended */
     _Atomic bool running;
     /* Stacks without guard pages of any kind (the canary only), as on a
@@ -88,7 +96,9 @@ int amb__exec_init(amb__exec *x, const amb__exec_config *cfg);
 /* Frees x, which does not run, in this order: the blocking pool (jobs to
  * ops->blocking_done), the tasks that never ended (ops->discard), the
  * tasks in limbo (ops->reclaim), pending timers (ops->timer_fire), each
- * scheduler's extension (ops->sched_term), stacks. */
+ * scheduler's extension (ops->sched_term), stacks, the poller (whose
+ * descriptors the I/O layer has closed by then, releasing what the tasks
+ * owned). */
 void amb__exec_term(amb__exec *x);
 /* Runs until every task has ended or amb__exec_stop. Before it returns,
  * the tasks retired during the run are reclaimed (those an outside thread
@@ -99,6 +109,18 @@ void amb__exec_term(amb__exec *x);
 int amb__exec_run(amb__exec *x);
 /* Makes amb__exec_run return soon (any thread). */
 void amb__exec_stop(amb__exec *x);
+
+/* The poller of x, made on first use (under stack_lock). 0, AMB_ENOMEM,
+ * AMB_ESYSLIMIT (no fd for epoll), AMB_EIO. Any thread. */
+int amb__exec_poll_open(amb__exec *x, amb__poll **out);
+
+/* The poller of x, or NULL while nobody has asked for one: what the
+ * scheduler loop and the watchdog look at (one load when there is none). */
+static inline amb__poll *amb__exec_poller(amb__exec *x)
+{
+    /* acquire: pairs with the release that published it, complete. */
+    return atomic_load_explicit(&x->poll, memory_order_acquire);
+}
 
 /* Scheduler i of x. */
 static inline amb__sched *amb__exec_sched(amb__exec *x, unsigned i)

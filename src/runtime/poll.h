@@ -66,7 +66,12 @@
  *     without reading again to see EAGAIN: any later arrival brings a new
  *     edge. Linux raises an edge for every arrival (not only the first
  *     into an empty queue), which is what edge-triggered readiness is
- *     here.
+ *     here. Not so for the end of the stream or an error that arrived
+ *     *before* the syscall: a read returns the data queued ahead of a FIN
+ *     and says nothing of the FIN, whose edge the reset consumed. So the
+ *     poller keeps a sticky `hup` per descriptor (set before the slot is
+ *     marked, from EPOLLRDHUP, EPOLLHUP or EPOLLERR), and a short read
+ *     may stop only while amb__poll_hup is false.
  *   - The poller allocates nothing per event: waiters are embedded in
  *     their owners, fired ones are linked through their `next` field.
  *
@@ -78,8 +83,10 @@
  *     idle scheduler that won amb__poll_claim), then delivers the list:
  *
  *         for each waiter w in fired:
- *             if (amb__mpscq_push(<w->task's inbox>, w->node))
- *                 make w->task runnable      (the push found it parked)
+ *             r = amb__mpscq_push(<w->task's inbox>, w->node)
+ *             PARKED: make w->task runnable  (the push found it parked)
+ *             CLOSED: ops->inbox_closed      (the task has ended: its
+ *                                             layer takes the node back)
  *
  *     w must not be touched after its push: it belongs to the task again.
  *   - Anyone who makes work for a blocked poller (a task made runnable while
@@ -147,6 +154,10 @@ enum amb__poll_dir {
     AMB__POLL_WRITE = 1, /* writable, hung up, error */
 };
 
+/* amb__poll_inject's dirs: bits 1u << AMB__POLL_READ, 1u << AMB__POLL_WRITE,
+ * and this one: the end of the stream or an error (sets hup). */
+#define AMB__POLL_HUP (1u << 2)
+
 /* Slot values; anything else is an amb__poll_waiter * (8-byte aligned). */
 #define AMB__POLL_NIL    ((uintptr_t)0)
 #define AMB__POLL_READY  ((uintptr_t)1)
@@ -157,9 +168,10 @@ enum amb__poll_dir {
 typedef struct amb__poll_desc {
     _Alignas(64) _Atomic(uintptr_t) slot[2]; /* by enum amb__poll_dir */
     _Atomic(uint32_t) gen;                   /* bumped by close */
-    int fd;                                  /* while open */
-    uint32_t idx;                            /* place in the table */
-    uint32_t next_free;                      /* free list (table lock) */
+    _Atomic(uint32_t) hup; /* the peer closed or an error came (sticky) */
+    int fd;                /* while open */
+    uint32_t idx;          /* place in the table */
+    uint32_t next_free;    /* free list (table lock) */
 } amb__poll_desc;
 
 /* Descriptors per chunk and chunks at most: 16M descriptors. */
@@ -178,6 +190,10 @@ typedef struct amb__poll {
     _Atomic(uint64_t) last_ms;
     /* Descriptors open now. */
     _Atomic(size_t) nopen;
+    /* The events of the claim holder's amb__poll_block, kept for its
+     * amb__poll_dispatch (only the claim holder touches them). */
+    void *held;
+    int nheld;
 
     /* The table: chunk pointers are published once (release) and never
      * change; the rest is under lock. */
@@ -219,6 +235,16 @@ void amb__poll_evict(amb__poll_desc *pd, amb__poll_list *fired);
 void amb__poll_close(amb__poll *p, amb__poll_desc *pd, uint32_t gen,
                      amb__poll_list *fired);
 
+/* True once the descriptor has seen the end of the stream or an error
+ * (sticky until close): a short read must read again (above). Any thread. */
+static inline bool amb__poll_hup(const amb__poll_desc *pd)
+{
+    /* seq_cst: the other side of the poller's fence after it sets hup
+     * (poll_epoll.c, amb__poll_inject): a caller that looks after its
+     * reset sees a hup that came before the edge the reset consumed. */
+    return atomic_load_explicit(&pd->hup, memory_order_seq_cst) != 0;
+}
+
 /* Consumes a READY edge of dir before the syscall that will look for data
  * or room (the protocol above). Any thread; never fails. */
 void amb__poll_reset(amb__poll_desc *pd, int dir);
@@ -247,9 +273,22 @@ bool amb__poll_disarm(amb__poll_desc *pd, int dir, amb__poll_waiter *w);
  * the caller delivers *fired (above). */
 int amb__poll_wait(amb__poll *p, int64_t timeout_ms, amb__poll_list *fired);
 
-/* Makes a thread blocked in amb__poll_wait return soon (at once if one is
- * blocked, at its next wait otherwise). Any thread; cheap when a break is
- * already pending (one atomic load). */
+/* amb__poll_wait in two halves, for the claim holder (a scheduler that
+ * blocks): amb__poll_block waits for events up to timeout_ms and keeps
+ * them in p without touching any descriptor or waiter (0, or AMB_EIO);
+ * amb__poll_dispatch then does with them what amb__poll_wait does (fires
+ * waiters into *fired, marks slots READY, drops stale events, records
+ * last_ms) and returns the number of waiters fired. A scheduler is offline
+ * for QSBR while it blocks and comes back online between the two, before
+ * any waiter is touched: a waiter's memory (in a process block) is only
+ * guaranteed while its reader is online (sched.c, "The poller"). Only the
+ * holder of the claim calls them. */
+int amb__poll_block(amb__poll *p, int64_t timeout_ms);
+int amb__poll_dispatch(amb__poll *p, amb__poll_list *fired);
+
+/* Makes a thread blocked in amb__poll_wait or amb__poll_block return soon
+ * (at once if one is blocked, at its next wait otherwise). Any thread; cheap when a break
+ * is already pending (one atomic load). */
 void amb__poll_break(amb__poll *p);
 
 /* The claim on blocking: true for the one caller that may now block in
@@ -264,7 +303,9 @@ bool amb__poll_blocked(amb__poll *p);
 /* Readiness by hand: does what an event for token (amb__poll_token) with
  * the directions in dirs (bits 1u << AMB__POLL_READ, 1u << AMB__POLL_WRITE)
  * does when amb__poll_wait reads it: fires the waiters (appended to *fired)
- * or marks the slots READY; drops it when the generation is stale. Returns
+ * or marks the slots READY, and with AMB__POLL_HUP (the peer closed, or an
+ * error) sets the descriptor's hup first; drops it when the generation is
+ * stale. Returns
  * the number of waiters fired. For tests, and for the deterministic
  * testing mode of runtime-anchors §4 (readiness from a seeded schedule). */
 uint64_t amb__poll_token(const amb__poll_desc *pd, uint32_t gen);

@@ -82,8 +82,14 @@ int amb__poll_init(amb__poll *p)
     p->free_head = NO_INDEX;
     p->epfd = p->evfd = -1;
     p->chunks = amb__calloc(AMB__POLL_CHUNKS, sizeof *p->chunks);
-    if (p->chunks == NULL)
+    p->held = amb__malloc(MAX_EVENTS * sizeof(struct epoll_event));
+    if (p->chunks == NULL || p->held == NULL) {
+        amb__free(p->chunks);
+        amb__free(p->held);
+        p->chunks = NULL;
+        p->held = NULL;
         return AMB_ENOMEM;
+    }
     int rc = AMB_EIO;
     p->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (p->epfd >= 0)
@@ -112,7 +118,9 @@ fail:
     if (p->epfd >= 0)
         close(p->epfd);
     amb__free(p->chunks);
+    amb__free(p->held);
     p->chunks = NULL;
+    p->held = NULL;
     return rc;
 }
 
@@ -131,7 +139,9 @@ void amb__poll_destroy(amb__poll *p)
         amb__free_aligned(c);
     }
     amb__free(p->chunks);
+    amb__free(p->held);
     p->chunks = NULL;
+    p->held = NULL;
     pthread_mutex_destroy(&p->lock);
 }
 
@@ -197,6 +207,7 @@ int amb__poll_open(amb__poll *p, int fd, amb__poll_desc **out, uint32_t *gen)
     atomic_store_explicit(&pd->slot[AMB__POLL_READ], AMB__POLL_NIL, memory_order_relaxed);
     atomic_store_explicit(&pd->slot[AMB__POLL_WRITE], AMB__POLL_NIL,
                           memory_order_relaxed);
+    atomic_store_explicit(&pd->hup, 0, memory_order_relaxed);
     pd->fd = fd;
     /* relaxed: this thread bumped it last (close) or it is 0; the value is
      * only compared. */
@@ -335,6 +346,17 @@ size_t amb__poll_inject(amb__poll *p, uint64_t token, unsigned dirs,
         atomic_load_explicit(&pd->gen, memory_order_acquire) != (uint32_t)(token >> 32))
         return 0;
     size_t n = 0;
+    if ((dirs & AMB__POLL_HUP) &&
+        atomic_load_explicit(&pd->hup, memory_order_relaxed) == 0) {
+        /* relaxed store, then a seq_cst fence before the slots are looked
+         * at: a reader whose reset (a seq_cst RMW) consumed an edge that
+         * fire() below finds already there and so does not rewrite, then
+         * reads hup with seq_cst after its syscall, comes after the fence
+         * in the total order and sees it (C11's fence rule); a reader
+         * whose reset came later finds a READY or gets fired. */
+        atomic_store_explicit(&pd->hup, 1, memory_order_relaxed);
+        atomic_thread_fence(memory_order_seq_cst);
+    }
     if (dirs & DIR_READ)
         n += fire(pd, AMB__POLL_READ, fired);
     if (dirs & DIR_WRITE)
@@ -342,9 +364,9 @@ size_t amb__poll_inject(amb__poll *p, uint64_t token, unsigned dirs,
     return n;
 }
 
-int amb__poll_wait(amb__poll *p, int64_t timeout_ms, amb__poll_list *fired)
+/* epoll_wait into ev[0..MAX_EVENTS): the count, AMB_EIO. */
+static int wait_events(amb__poll *p, int64_t timeout_ms, struct epoll_event *ev)
 {
-    struct epoll_event ev[MAX_EVENTS];
     int to = timeout_ms < 0 ? -1 : timeout_ms > INT_MAX ? INT_MAX : (int)timeout_ms;
     int n = epoll_wait(p->epfd, ev, MAX_EVENTS, to);
     if (n < 0) {
@@ -352,6 +374,13 @@ int amb__poll_wait(amb__poll *p, int64_t timeout_ms, amb__poll_list *fired)
             return AMB_EIO;
         n = 0;
     }
+    return n;
+}
+
+/* What amb__poll_wait does with the n events it read. */
+static int dispatch(amb__poll *p, const struct epoll_event *ev, int n,
+                    amb__poll_list *fired)
+{
     size_t before = fired->n;
     for (int i = 0; i < n; i++) {
         if (ev[i].data.u64 == BREAK_TOKEN) {
@@ -369,11 +398,34 @@ int amb__poll_wait(amb__poll *p, int64_t timeout_ms, amb__poll_list *fired)
             dirs |= DIR_READ;
         if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
             dirs |= DIR_WRITE;
+        if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            dirs |= AMB__POLL_HUP;
         amb__poll_inject(p, ev[i].data.u64, dirs, fired);
     }
     /* relaxed: a time stamp for the watchdog's "nobody polled lately". */
     atomic_store_explicit(&p->last_ms, mono_ms(), memory_order_relaxed);
     return (int)(fired->n - before);
+}
+
+int amb__poll_wait(amb__poll *p, int64_t timeout_ms, amb__poll_list *fired)
+{
+    struct epoll_event ev[MAX_EVENTS];
+    int n = wait_events(p, timeout_ms, ev);
+    return n < 0 ? n : dispatch(p, ev, n, fired);
+}
+
+int amb__poll_block(amb__poll *p, int64_t timeout_ms)
+{
+    int n = wait_events(p, timeout_ms, p->held);
+    p->nheld = n < 0 ? 0 : n;
+    return n < 0 ? n : 0;
+}
+
+int amb__poll_dispatch(amb__poll *p, amb__poll_list *fired)
+{
+    int n = p->nheld;
+    p->nheld = 0;
+    return dispatch(p, p->held, n, fired);
 }
 
 void amb__poll_break(amb__poll *p)

@@ -65,8 +65,25 @@
  * after one that found work and halves after one that did not. */
 #define SPIN_MIN_US   4
 #define SPIN_START_US 50
-#define SPIN_MAX_US   200
 #define NO_VICTIM     UINT_MAX
+/* A busy scheduler looks at the poller without blocking every this many
+ * loop passes (Go's and Tokio's 61: prime, so it does not fall in step
+ * with INJECT_EVERY). */
+#define POLL_EVERY 61
+/* A scheduler looking for work polls without blocking at most this often:
+ * events gather between two looks, so one epoll_wait serves several (each
+ * look that finds one or two costs a syscall per request), and a request
+ * waits at most this much longer for a spinning scheduler to see it. */
+#ifndef POLL_GAP_NS
+#define POLL_GAP_NS 3000
+#endif
+/* An idle poller with tasks in limbo wakes this often to free them. */
+#define LIMBO_WAKE_MS 10
+/* A scheduler going to sleep gives its caches back (ops->sched_trim) at
+ * most this often; one that sleeps sooner again sleeps at most until then
+ * first. Trimming at every sleep cost a 1-connection echo a pool's worth
+ * of frees (and a slab's mmap and munmap) per request. */
+#define TRIM_EVERY_MS 50
 
 /* ---------------------------------------------------------------------------
  * Choices: every scheduling decision that a seed could make
@@ -140,11 +157,15 @@ static void futex_wake(_Atomic uint32_t *word)
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-/* Wakes s, which sleeps on its futex (the only way a scheduler sleeps
- * until the poller joins: a scheduler blocked in it is woken by the
- * poller's eventfd instead, sockets.md §5.3). */
-static void wake_sched(amb__sched *s)
+/* Wakes s, which slept as `how` says: on its futex, or blocked in the
+ * poller (sockets.md §5.3), which its eventfd breaks. */
+static void wake_sched(amb__sched *s, uint32_t how)
 {
+    if (how == AMB__SLEEP_POLL) {
+        /* The sleeper set SLEEP_POLL only after it held a poller. */
+        amb__poll_break(amb__exec_poller(s->exec));
+        return;
+    }
     /* release: the work added before this wake is visible to the sleeper,
      * which re-reads the queues after its futex wait returns. */
     atomic_fetch_add_explicit(&s->futex, 1, memory_order_release);
@@ -175,7 +196,7 @@ void amb__sched_wake_one(amb__exec *x, amb__sched *from)
         if (how != AMB__AWAKE && atomic_compare_exchange_strong_explicit(
                                      &s->sleep, &how, AMB__AWAKE, memory_order_acq_rel,
                                      memory_order_relaxed)) {
-            wake_sched(s);
+            wake_sched(s, how);
             return;
         }
     }
@@ -187,8 +208,13 @@ void amb__sched_wake_all(amb__exec *x)
         amb__sched *s = amb__exec_sched(x, i);
         /* relaxed: a hint for wake_one; the futex bump below is what wakes. */
         atomic_store_explicit(&s->sleep, AMB__AWAKE, memory_order_relaxed);
-        wake_sched(s);
+        wake_sched(s, AMB__SLEEP_FUTEX);
     }
+    /* The one blocked in the poller, if any: a break is cheap when none is
+     * (deduplicated, and read back by the next wait). */
+    amb__poll *p = amb__exec_poller(x);
+    if (p != NULL)
+        amb__poll_break(p);
 }
 
 /* ---------------------------------------------------------------------------
@@ -488,6 +514,74 @@ static void run(amb__sched *s, amb__task *t, int16_t budget)
 }
 
 /* ---------------------------------------------------------------------------
+ * The poller (docs/design/sockets.md §5.3; poll.h): who polls when
+ *
+ *   - an idle scheduler spinning polls without blocking at every look for
+ *     work (find_work, before it steals), also while another scheduler is
+ *     blocked in the poller: epoll hands an event to one of them, and the
+ *     spinner, awake, gets it without the blocked one's wake-up (~100 us
+ *     on this VM);
+ *   - a busy scheduler polls without blocking every POLL_EVERY loop passes
+ *     when nobody is blocked in the poller;
+ *   - an idle scheduler that found nothing while spinning becomes *the*
+ *     poller when descriptors are open and it wins the claim: it blocks in
+ *     the poller until its next timer (sleep_until_woken), offline for
+ *     QSBR, and comes back online before it dispatches (a fired waiter
+ *     lives in a task block, which QSBR keeps only for online readers);
+ *   - the watchdog polls when nobody has for 10 ms (watchdog.c).
+ * A fired waiter's node goes into its task's inbox; the push that finds
+ * the task parked makes it runnable (mpscq.h), exactly as a message does.
+ * ------------------------------------------------------------------------ */
+
+void amb__sched_deliver(amb__exec *x, amb__sched *s, amb__poll_list *fired)
+{
+    unsigned readied = 0;
+    amb__poll_waiter *w;
+    while ((w = amb__poll_list_pop(fired)) != NULL) {
+        /* w is the task's again once its node is pushed: read it first. */
+        amb__task *t = w->task;
+        amb__mpscq_node *n = w->node;
+        unsigned r = amb__mpscq_push(&t->inbox, n);
+        if (r == 0)
+            continue;
+        if (r == AMB__MPSCQ_CLOSED) { /* t has ended: its layer takes n back */
+            x->ops.inbox_closed(s, t);
+            continue;
+        }
+        readied++;
+        if (s != NULL)
+            amb__runq_put(&x->inject, &s->q, t);
+        else
+            amb__sched_ready(x, NULL, t); /* inject queue, wakes a sleeper */
+    }
+    /* The delivering scheduler runs what it readied; a second one is woken
+     * to steal when there is more than one (Go's wakep). */
+    if (s != NULL && readied > 1)
+        amb__sched_wake_one(x, s);
+}
+
+/* Polls without blocking and makes the woken tasks runnable on s. Returns
+ * how many became runnable. */
+static size_t poll_now(amb__sched *s, amb__poll *p)
+{
+    amb__poll_list fired;
+    amb__poll_list_init(&fired);
+    if (amb__poll_wait(p, 0, &fired) <= 0)
+        return 0;
+    size_t n = fired.n;
+    amb__sched_deliver(s->exec, s, &fired);
+    return n;
+}
+
+/* The poller of s's executor when descriptors are open in it, else NULL:
+ * one load while no I/O layer made one. */
+static inline amb__poll *poll_open(amb__sched *s)
+{
+    amb__poll *p = amb__exec_poller(s->exec);
+    return p != NULL && amb__poll_nopen(p) != 0 ? p : NULL;
+}
+
+/* ---------------------------------------------------------------------------
  * Finding work
  * ------------------------------------------------------------------------ */
 
@@ -574,10 +668,18 @@ static amb__task *steal_ring(amb__sched *s)
 static amb__task *find_work(amb__sched *s, int16_t *budget)
 {
     amb__task *t = take_local(s, budget);
-    if (t != NULL || s->exec->nsched == 1)
+    if (t != NULL)
         return t;
-    *budget = BUDGET;
+    amb__poll *p = poll_open(s);
     uint64_t now_ns = amb__clock_ns(&s->exec->clock);
+    if (p != NULL && now_ns - s->poll_ns >= POLL_GAP_NS) {
+        s->poll_ns = now_ns;
+        if (poll_now(s, p) != 0 && (t = take_local(s, budget)) != NULL)
+            return t;
+    }
+    if (s->exec->nsched == 1)
+        return NULL;
+    *budget = BUDGET;
     if (fire_others(s, now_ns / 1000000u) != 0 && (t = take_local(s, budget)) != NULL)
         return t;
     *budget = BUDGET;
@@ -602,6 +704,11 @@ enum amb__step amb__sched_step(amb__sched *s)
         fire_own(s);
     if (s->limbo_count >= RECLAIM_AT)
         amb__qsbr_reclaim(s, false);
+    if ((s->tick % POLL_EVERY) == 0) {
+        amb__poll *p = poll_open(s);
+        if (p != NULL && !amb__poll_blocked(p))
+            poll_now(s, p);
+    }
     int16_t budget;
     amb__task *t = find_work(s, &budget);
     if (t == NULL)
@@ -614,11 +721,18 @@ enum amb__step amb__sched_step(amb__sched *s)
  * asleep spin, so that idle schedulers do not all poll every victim. */
 static bool may_spin(amb__exec *x)
 {
+    if (x->spin_max_us == 0)
+        return false;
     /* relaxed: hints; a wrong answer costs a spin or a sleep, and the
      * sleep's Dekker check below is what keeps wake-ups from being lost. */
     unsigned spinning = atomic_load_explicit(&x->nspinning, memory_order_relaxed);
     unsigned sleeping = atomic_load_explicit(&x->nsleeping, memory_order_relaxed);
-    return x->nsched > 1 && 2 * spinning < x->nsched - sleeping;
+    /* One scheduler with descriptors open spins too: the poll in each look
+     * is how a reply that comes within the spin is caught without a
+     * sleep and a wake-up. */
+    if (x->nsched == 1)
+        return amb__exec_poller(x) != NULL;
+    return 2 * spinning < x->nsched - sleeping;
 }
 
 /* s found nothing: spins a while looking for work (stealing, firing other
@@ -651,14 +765,16 @@ static amb__task *spin(amb__sched *s, int16_t *budget)
             sched_yield();
     }
     if (t != NULL) {
-        s->spin_us = s->spin_us * 2 > SPIN_MAX_US ? SPIN_MAX_US : s->spin_us * 2;
+        uint32_t max = x->spin_max_us;
+        s->spin_us = s->spin_us * 2 > max ? max : s->spin_us * 2;
         /* The last spinner found work: another may be needed.
          * seq_cst: as the increment above. */
         if (atomic_fetch_sub_explicit(&x->nspinning, 1, memory_order_seq_cst) == 1)
             amb__sched_wake_one(x, s);
         return t;
     }
-    s->spin_us = s->spin_us / 2 < SPIN_MIN_US ? SPIN_MIN_US : s->spin_us / 2;
+    uint32_t min = SPIN_MIN_US < x->spin_max_us ? SPIN_MIN_US : x->spin_max_us;
+    s->spin_us = s->spin_us / 2 < min ? min : s->spin_us / 2;
     /* seq_cst: as the increment above. */
     atomic_fetch_sub_explicit(&x->nspinning, 1, memory_order_seq_cst);
     return NULL;
@@ -677,7 +793,9 @@ static bool work_visible(amb__exec *x)
     return false;
 }
 
-/* s sleeps on its futex until its next timer is due or someone wakes it. */
+/* s sleeps until its next timer is due or someone wakes it: blocked in
+ * the poller when descriptors are open and no other scheduler is (the
+ * claim), else on its futex. Its sleep state says which, for its wakers. */
 static void sleep_until_woken(amb__sched *s)
 {
     amb__exec *x = s->exec;
@@ -687,12 +805,16 @@ static void sleep_until_woken(amb__sched *s)
     if (!amb__runq_empty(&s->q))
         return;
 
+    amb__poll *p = poll_open(s);
+    if (p != NULL && !amb__poll_claim(p))
+        p = NULL;
     /* acquire: a wake after this read changes the word, so the futex wait
      * below returns at once (no lost wake-up). */
     uint32_t seq = atomic_load_explicit(&s->futex, memory_order_acquire);
     /* relaxed: published by the increment of nsleeping right after (a
      * release), which a waker acquires before it reads the state. */
-    atomic_store_explicit(&s->sleep, AMB__SLEEP_FUTEX, memory_order_relaxed);
+    atomic_store_explicit(&s->sleep, p != NULL ? AMB__SLEEP_POLL : AMB__SLEEP_FUTEX,
+                          memory_order_relaxed);
     /* seq_cst RMW, then a seq_cst fence: the Dekker pair of
      * amb__sched_wake_one (see there); the fence orders the increment before
      * the queue checks below (an RMW alone does not, in C11's model). */
@@ -700,6 +822,7 @@ static void sleep_until_woken(amb__sched *s)
     atomic_thread_fence(memory_order_seq_cst);
     amb__qsbr_offline(s);
 
+    bool blocked = false;
     if (!work_visible(x)) {
         /* relaxed: a lower bound written under the wheel's lock. */
         uint64_t next = atomic_load_explicit(&s->timer_next, memory_order_relaxed);
@@ -707,13 +830,22 @@ static void sleep_until_woken(amb__sched *s)
         if (next != UINT64_MAX)
             timeout = next > s->now_ms ? (int64_t)(next - s->now_ms) : 0;
         /* With tasks stuck in limbo, wake up now and then to free them. */
-        if (s->limbo_count != 0 && (timeout < 0 || timeout > 10))
-            timeout = 10;
+        if (s->limbo_count != 0 && (timeout < 0 || timeout > LIMBO_WAKE_MS))
+            timeout = LIMBO_WAKE_MS;
         if (timeout != 0) {
             /* Going to sleep: the layer above gives cached objects back to
-             * their slabs, so memory returns after a burst (slab.h). */
-            x->ops.sched_trim(s);
-            futex_wait(&s->futex, seq, timeout);
+             * their slabs, so memory returns after a burst (slab.h): now,
+             * or by the end of TRIM_EVERY_MS since the last time. */
+            if (s->now_ms >= s->trim_at) {
+                x->ops.sched_trim(s);
+                s->trim_at = s->now_ms + TRIM_EVERY_MS;
+            } else if (timeout < 0 || (uint64_t)timeout > s->trim_at - s->now_ms) {
+                timeout = (int64_t)(s->trim_at - s->now_ms);
+            }
+            if (p != NULL)
+                blocked = amb__poll_block(p, timeout) == 0;
+            else
+                futex_wait(&s->futex, seq, timeout);
         }
     }
     /* relaxed: as the store above. */
@@ -723,7 +855,16 @@ static void sleep_until_woken(amb__sched *s)
     atomic_fetch_sub_explicit(&x->nsleeping, 1, memory_order_seq_cst);
     atomic_thread_fence(memory_order_seq_cst);
     amb__watchdog_kick(x);
+    /* Online again before the poller's events touch any waiter. */
     amb__qsbr_quiescent(s);
+    if (p != NULL) {
+        amb__poll_list fired;
+        amb__poll_list_init(&fired);
+        if (blocked)
+            amb__poll_dispatch(p, &fired);
+        amb__poll_unclaim(p);
+        amb__sched_deliver(x, s, &fired);
+    }
     fire_own(s);
 }
 
@@ -735,7 +876,7 @@ void amb__sched_loop(amb__sched *s)
     s->now_ms = amb__clock_ms(&x->clock);
     s->watch.victim = NO_VICTIM;
     if (s->spin_us == 0)
-        s->spin_us = SPIN_START_US;
+        s->spin_us = SPIN_START_US < x->spin_max_us ? SPIN_START_US : x->spin_max_us;
     if (s->rng == 0)
         s->rng = 2654435761u * (s->id + 1);
     for (;;) {

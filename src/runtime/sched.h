@@ -39,6 +39,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "runtime/poll.h"
 #include "runtime/runq.h"
 #include "runtime/spin.h"
 #include "runtime/task.h"
@@ -47,9 +48,9 @@
 #define AMB__STACK_CLASSES 13 /* up to 4096 x the default size */
 
 /* How a scheduler sleeps (amb__sched.sleep): a waker reads it to know how
- * to wake it. Only the futex exists today; the I/O poller (sockets.md §5.3)
- * adds a sleeper blocked in epoll_wait, woken by its eventfd (Tokio's
- * PARKED_CONDVAR and PARKED_DRIVER). */
+ * to wake it: on its futex, or blocked in the I/O poller (sockets.md §5.3),
+ * woken by the poller's eventfd (Tokio's PARKED_CONDVAR and
+ * PARKED_DRIVER). */
 enum amb__sleep {
     AMB__AWAKE = 0,
     AMB__SLEEP_FUTEX, /* in futex_wait on its futex word */
@@ -80,6 +81,8 @@ struct amb__sched {
     uint64_t now_ms;  /* the exact clock as last read */
     uint32_t rng;     /* the state of the scheduler's choices (sched.c) */
     uint32_t spin_us; /* how long an idle spin lasts now (adaptive) */
+    uint64_t trim_at; /* ms: the next sleep that gives caches back */
+    uint64_t poll_ns; /* ns: its last look at the poller (find_work) */
     /* An idle scheduler watching another's run-next (sched.c, steal). */
     struct {
         unsigned victim;
@@ -139,8 +142,15 @@ void amb__sched_ready_tail(amb__sched *s, amb__task *t);
 /* Wakes one sleeping scheduler if nobody spins (called after adding work);
  * from is the waker's scheduler, or NULL from outside the runtime. */
 void amb__sched_wake_one(amb__exec *x, amb__sched *from);
-/* Wakes every scheduler (stop). */
+/* Wakes every scheduler (stop), the one blocked in the poller too. */
 void amb__sched_wake_all(amb__exec *x);
+/* Makes the tasks of the fired waiters runnable: each waiter's node is
+ * pushed into its task's inbox, and a push that finds the task parked
+ * readies it, on s's ring (waking one more scheduler when more than one
+ * became runnable), or from outside the runtime (s NULL: the watchdog,
+ * inside amb__qsbr_enter/leave) through the inject queue. Allocates
+ * nothing. A waiter belongs to its task again once delivered. */
+void amb__sched_deliver(amb__exec *x, amb__sched *s, amb__poll_list *fired);
 
 /* The running task t switches back to its scheduler with a request (YIELD
  * or PARK). Returns when t runs again, possibly on another scheduler:

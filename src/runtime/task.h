@@ -113,6 +113,11 @@ typedef struct amb__task_ops {
      * used up): it ends without running. The callee records why; the
      * runtime then calls teardown and retires t as for an ended task. */
     void (*start_failed)(amb__sched *s, amb__task *t);
+    /* The runtime pushed a node into the inbox of t, which has ended (the
+     * push returned AMB__MPSCQ_CLOSED: a fired I/O waiter racing with its
+     * task's end). The callee takes back what is there and closes the
+     * inbox again (mpscq.h). s may be NULL (the watchdog's poll). */
+    void (*inbox_closed)(amb__sched *s, amb__task *t);
     /* t's grace period has passed: nobody holds a reference to it. Also
      * called for every task still in limbo when the executor is freed. */
     void (*reclaim)(amb__sched *s, amb__task *t);

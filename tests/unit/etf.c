@@ -1354,6 +1354,38 @@ AMB_TEST(local_pids_encode_as_new_pid)
     amb_heap_free(h);
 }
 
+AMB_TEST(local_ports_encode_as_new_port)
+{
+    /* A socket of a runtime is an immediate port word; on the wire it is
+     * NEW_PORT_EXT (V4_PORT_EXT for an id over 28 bits) with the node's
+     * name and creation, and decoding gives the same word back. */
+    amb_heap *h = heap_new();
+    amb_term node = amb_atom("ports@here");
+    unsigned slot;
+    assert_ok(amb__node_register(node, 9, &slot));
+    amb_term port = amb_port_term(NULL, node, 5, 9);
+    assert_true(amb_is_local_port(port));
+    uint8_t buf[64];
+    size_t len, size;
+    assert_ok(amb_etf_encode(port, 0, buf, sizeof buf, &len));
+    assert_ok(amb_etf_size(port, 0, &size));
+    assert_int_equal(size, len);
+    const uint8_t want[] = {131, 89,  119, 10, 'p', 'o', 'r', 't', 's', '@', 'h',
+                            'e', 'r', 'e', 0,  0,   0,   5,   0,   0,   0,   9};
+    assert_int_equal(len, sizeof want);
+    assert_memory_equal(buf, want, sizeof want);
+    amb_term back;
+    assert_ok(amb_etf_decode(h, buf, len, NULL, &back, NULL));
+    assert_true(back == port);
+    amb_term wide = amb_port_term(NULL, node, UINT64_C(1) << 40, 9);
+    assert_true(amb_is_local_port(wide));
+    assert_ok(amb_etf_encode(wide, 0, buf, sizeof buf, &len));
+    assert_int_equal(buf[1], 120); /* V4_PORT_EXT */
+    assert_ok(amb_etf_decode(h, buf, len, NULL, &back, NULL));
+    assert_true(back == wide);
+    amb_heap_free(h);
+}
+
 AMB_TEST(bad_arguments)
 {
     amb_heap *h = heap_new();
@@ -1457,4 +1489,5 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(existing_atoms_only),
     AMB_TEST_ENTRY(string_ext_only_where_otp_uses_it), AMB_TEST_ENTRY(back_to_back_terms),
     AMB_TEST_ENTRY(term_to_binary_and_back), AMB_TEST_ENTRY(local_pids_encode_as_new_pid),
-    AMB_TEST_ENTRY(bad_arguments), AMB_TEST_ENTRY(allocation_failures_are_clean))
+    AMB_TEST_ENTRY(local_ports_encode_as_new_port), AMB_TEST_ENTRY(bad_arguments),
+    AMB_TEST_ENTRY(allocation_failures_are_clean))

@@ -5,7 +5,8 @@
  * as READY and consumed by the next arm, reset before the syscall, the
  * writer side, peer close and socket errors waking the right directions,
  * disarm before and after a fire, a second waiter refused, eviction and
- * close with a waiter armed, a stale generation dropped after the fd is
+ * close with a waiter armed, a FIN queued behind data setting the sticky
+ * hup a short read checks, a stale generation dropped after the fd is
  * reused, the eventfd break (deduplicated) waking a blocked poller, the
  * blocking claim, and two threads ping-ponging through a poller thread for
  * thousands of round trips without a lost wake-up.
@@ -237,6 +238,50 @@ AMB_TEST(peer_close_wakes_the_reader_and_an_error_wakes_both)
     }
     amb__poll_close(&p, pd, gen, &fired);
     close(s);
+    amb__poll_destroy(&p);
+}
+
+/* Data queued ahead of a FIN: a read returns the data and says nothing of
+ * the FIN, whose edge the reset before it consumed. The descriptor's hup
+ * tells the reader that a short read must read again (poll.h). */
+AMB_TEST(a_fin_behind_data_sets_hup_which_a_short_read_checks)
+{
+    amb__poll p;
+    assert_ok(amb__poll_init(&p));
+    amb__poll_list fired;
+    amb__poll_list_init(&fired);
+    int fds[2];
+    make_pair(fds);
+    amb__poll_desc *pd;
+    uint32_t gen;
+    assert_ok(amb__poll_open(&p, fds[0], &pd, &gen));
+    assert_false(amb__poll_hup(pd));
+    assert_int_equal(write(fds[1], "tail", 4), 4);
+    assert_int_equal(amb__poll_wait(&p, 1000, &fired), 0); /* READY, no waiter */
+    assert_false(amb__poll_hup(pd));
+    close(fds[1]);
+    uint64_t deadline = amb_test_deadline_ms(5000);
+    while (!amb__poll_hup(pd) && amb_test_now_ms() < deadline)
+        assert_true(amb__poll_wait(&p, 100, &fired) >= 0);
+    assert_true(amb__poll_hup(pd));
+    /* The reader: reset, a short read of the data, and hup says "again". */
+    amb__poll_reset(pd, AMB__POLL_READ);
+    char buf[64];
+    assert_int_equal(read(fds[0], buf, sizeof buf), 4);
+    assert_true(amb__poll_hup(pd));
+    assert_int_equal(read(fds[0], buf, sizeof buf), 0);
+    /* An injected hup (the deterministic mode's way) does the same. */
+    amb__poll_close(&p, pd, gen, &fired);
+    int pfd[2];
+    make_pipe(pfd);
+    assert_ok(amb__poll_open(&p, pfd[0], &pd, &gen));
+    assert_false(amb__poll_hup(pd)); /* a reused descriptor starts clean */
+    amb__poll_inject(&p, amb__poll_token(pd, gen), AMB__POLL_HUP, &fired);
+    assert_true(amb__poll_hup(pd));
+    amb__poll_close(&p, pd, gen, &fired);
+    close(pfd[0]);
+    close(pfd[1]);
+    close(fds[0]);
     amb__poll_destroy(&p);
 }
 
@@ -555,6 +600,7 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(an_edge_with_nobody_armed_is_kept_for_the_next_arm),
     AMB_TEST_ENTRY(the_writer_is_woken_when_room_frees_up),
     AMB_TEST_ENTRY(peer_close_wakes_the_reader_and_an_error_wakes_both),
+    AMB_TEST_ENTRY(a_fin_behind_data_sets_hup_which_a_short_read_checks),
     AMB_TEST_ENTRY(disarm_takes_back_a_waiter_that_has_not_fired),
     AMB_TEST_ENTRY(evict_and_close_fire_the_armed_waiters),
     AMB_TEST_ENTRY(a_stale_generation_is_dropped_after_the_descriptor_is_reused),

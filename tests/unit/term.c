@@ -441,6 +441,58 @@ AMB_TEST(local_node_pids_are_immediate_values)
     amb_heap_free(h);
 }
 
+AMB_TEST(local_node_ports_are_immediate_values)
+{
+    amb_heap *h = heap_new();
+    amb_term node = amb_atom("localport@test");
+    unsigned slot;
+    assert_ok(amb__node_register(node, 3, &slot));
+    amb_term port = amb_port_term(NULL, node, 42, 3);
+    assert_true(amb_is_local_port(port));
+    assert_false(amb_is_local_pid(port));
+    assert_false(amb_is_nil(port));
+    assert_int_equal(amb_type_of(port), AMB_T_PORT);
+    amb_term n;
+    uint64_t id;
+    uint32_t creation;
+    assert_ok(amb_port_get(port, &n, &id, &creation));
+    assert_true(n == node);
+    assert_int_equal(id, 42);
+    assert_int_equal(creation, 3);
+    /* The widest id still fits; one more bit, or another creation, is a box. */
+    amb_term widest = amb_port_term(NULL, node, (UINT64_C(1) << 49) - 1, 3);
+    assert_true(amb_is_local_port(widest));
+    assert_ok(amb_port_get(widest, NULL, &id, NULL));
+    assert_true(id == (UINT64_C(1) << 49) - 1);
+    amb_term wide = amb_port_term(h, node, UINT64_C(1) << 49, 3);
+    assert_false(amb_is_local_port(wide));
+    assert_int_equal(amb_type_of(wide), AMB_T_PORT);
+    amb_term other = amb_port_term(h, node, 42, 4);
+    assert_false(amb_is_local_port(other));
+    assert_true(amb_port_term(NULL, node, 42, 4) == AMB_NONE);
+    /* Equal ports are equal words; order (node, creation, id) and hash see
+     * the parts; ports sort between funs and pids. */
+    assert_true(amb_port_term(h, node, 42, 3) == port);
+    assert_true(amb_compare(port, other) < 0);
+    assert_true(amb_compare(port, amb_port_term(NULL, node, 43, 3)) < 0);
+    assert_true(amb_compare(port, amb_pid_term(h, node, 1, 0, 3)) < 0);
+    assert_true(amb_compare(amb_export_term(h, node, node, 0), port) < 0);
+    assert_false(amb_equal(port, other));
+    assert_true(amb_hash(port) != amb_hash(other));
+    assert_true(amb_hash(port) == amb_hash(amb_port_term(NULL, node, 42, 3)));
+    amb_term copy;
+    assert_ok(amb_term_copy(h, port, &copy));
+    assert_true(copy == port);
+    /* Printed like any port, read back as the same word. */
+    char text[128];
+    assert_ok(amb_print(port, text, sizeof text, NULL));
+    assert_string_equal(text, "#Port<'localport@test'.42.3>");
+    amb_term back;
+    assert_ok(amb_parse(h, text, strlen(text), &back, NULL));
+    assert_true(back == port);
+    amb_heap_free(h);
+}
+
 AMB_TEST(copy_is_deep_and_independent)
 {
     amb_heap *a = heap_new(), *b = heap_new();
@@ -600,6 +652,7 @@ AMB_TEST_MAIN(AMB_TEST_ENTRY(small_integers_are_immediate_and_canonical),
               AMB_TEST_ENTRY(maps_sort_keys_and_last_duplicate_wins),
               AMB_TEST_ENTRY(pids_refs_ports_funs_round_trip_their_parts),
               AMB_TEST_ENTRY(local_node_pids_are_immediate_values),
+              AMB_TEST_ENTRY(local_node_ports_are_immediate_values),
               AMB_TEST_ENTRY(copy_is_deep_and_independent),
               AMB_TEST_ENTRY(copy_of_deep_and_long_terms_uses_no_recursion),
               AMB_TEST_ENTRY(heap_reset_keeps_one_block_and_releases_binaries),
