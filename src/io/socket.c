@@ -175,6 +175,21 @@ amb_socket amb__socket_term(const amb__sock *k)
     return amb__lport_make(k->rt->node_slot, id);
 }
 
+int amb__socket_get_kind(amb_proc *self, amb_socket s, unsigned kind, amb__sock **out)
+{
+    amb__sock *k = amb__socket_get(self->rt, s);
+    if (k == NULL)
+        return AMB_ECLOSED;
+    if (k->kind != kind) {
+        int rc = kind == AMB__SOCK_STREAM && k->kind == AMB__SOCK_LISTEN ? AMB_ENOTCONN
+                                                                         : AMB_EBADARG;
+        amb__socket_put(self->task.sched, k);
+        return rc;
+    }
+    *out = k;
+    return 0;
+}
+
 amb__sock *amb__socket_get(amb_rt *rt, amb_socket s)
 {
     if (!amb_is_local_port(s) || amb__lport_slot(s) != rt->node_slot)

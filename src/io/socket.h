@@ -124,6 +124,11 @@ typedef struct amb__sock {
 /* The socket s names in rt, with a reference taken, or NULL (AMB_ECLOSED to
  * the caller): a stale, closed or foreign term. */
 amb__sock *amb__socket_get(amb_rt *rt, amb_socket s);
+/* The same for a call that needs a socket of `kind` (enum amb__sock_kind):
+ * 0 and *out referenced; AMB_ECLOSED (no such socket), AMB_ENOTCONN (a
+ * listener where a connection is needed, as gen_tcp says), AMB_EBADARG
+ * (another kind). */
+int amb__socket_get_kind(amb_proc *self, amb_socket s, unsigned kind, amb__sock **out);
 /* Another reference, for a holder of one. */
 void amb__socket_ref(amb__sock *k);
 /* Drops a reference; the last one closes (on scheduler s; NULL at runtime

@@ -480,16 +480,7 @@ int amb_tcp_accept(amb_proc *self, amb_socket listener, int64_t timeout_ms,
 /* A stream socket of rt named s, referenced, or an error. */
 static int get_stream(amb_proc *self, amb_socket s, amb__sock **out)
 {
-    amb__sock *k = amb__socket_get(self->rt, s);
-    if (k == NULL)
-        return AMB_ECLOSED;
-    if (k->kind != AMB__SOCK_STREAM) {
-        int rc = k->kind == AMB__SOCK_LISTEN ? AMB_ENOTCONN : AMB_EBADARG;
-        amb__socket_put(self->task.sched, k);
-        return rc;
-    }
-    *out = k;
-    return 0;
+    return amb__socket_get_kind(self, s, AMB__SOCK_STREAM, out);
 }
 
 int amb_tcp_send(amb_proc *self, amb_socket s, const void *data, size_t len,
