@@ -253,6 +253,9 @@ int amb__map_from_arrays(amb_heap *heap, size_t n, const amb_term *keys,
 /* A flat map box of m's pairs in exact key order, whatever m's size (for
  * comparing trie maps in term order); AMB_NONE on ENOMEM (map.c). */
 amb_term amb__map_sorted(amb_heap *heap, amb_term m);
+/* The flat map of trie m's pairs but the one of key `skip` (AMB_NONE: all),
+ * which must be at most AMB__MAP_FLAT_MAX: 0 or AMB_ENOMEM (map.c). */
+int amb__map_flatten(amb_heap *heap, amb_term m, amb_term skip, amb_term *out);
 
 /* The hash trie (hamt.c). h is amb_hash(key) throughout. */
 /* The value of key in trie map m: true and *value, or false. */
@@ -272,6 +275,21 @@ int amb__hamt_put(amb_heap *heap, amb_term m, amb_term key, amb_term value, uint
  * removed. 0, AMB_ENOTFOUND, AMB_ENOMEM. */
 int amb__hamt_remove(amb_heap *heap, amb_term m, amb_term key, uint64_t h,
                      amb_term *value, amb_term *out);
+/* Edits of a trie (amb_map_edit, map.c; hamt.c's top comment has the
+ * rules). root is the edit's own HAMT box, made by amb__hamt_edit_begin
+ * from a trie map m (NULL on ENOMEM); put and remove change the nodes the
+ * edit owns in place and copy the others the first time they change.
+ * put: 0 or AMB_ENOMEM; remove: 0, AMB_ENOTFOUND or AMB_ENOMEM, *value (may
+ * be NULL) the value removed; a failed call leaves the pairs as they were.
+ * No size makes the trie flat inside an edit. seal clears the edit's marks:
+ * the box is then an ordinary trie map (of any size, possibly 32 pairs or
+ * fewer: map.c makes those flat). */
+uint64_t *amb__hamt_edit_begin(amb_heap *heap, amb_term m);
+int amb__hamt_edit_put(amb_heap *heap, uint64_t *root, amb_term key, amb_term value,
+                       uint64_t h);
+int amb__hamt_edit_remove(amb_heap *heap, uint64_t *root, amb_term key, uint64_t h,
+                          amb_term *value);
+void amb__hamt_edit_seal(uint64_t *root);
 /* A trie map of the n > AMB__MAP_FLAT_MAX pairs items[], which the call
  * sorts; duplicates as amb__map_from_arrays. */
 typedef struct amb__hamt_item {
