@@ -24,12 +24,32 @@
 struct amb__heap_block {
     struct amb__heap_block *next;
     size_t nwords;
+    size_t mapped; /* bytes of its own mapping (amb__map), 0 when malloc'd */
     uint64_t words[];
 };
 typedef struct amb__heap_block block;
 
+/* A block of at least MAP_MIN bytes is a mapping of its own (amb__map), as
+ * a slab is, not malloc'd: freed, it goes back to the OS at once. From the
+ * C library's heap, the blocks a collection freed stayed resident (its
+ * mmap threshold rises to the size of a freed block, and the arenas of the
+ * scheduler threads keep what they were given back), so a term-state
+ * process's memory was whatever its worst moment had been. */
+#define MAP_MIN ((size_t)64 << 10)
+
+static void block_free(block *b)
+{
+    if (b->mapped != 0)
+        amb__unmap(b, b->mapped);
+    else
+        amb__free(b);
+}
+
 #define BLOCK_MIN_WORDS 64
 #define BLOCK_MAX_WORDS ((size_t)1 << 16)
+/* The unit a mapped block is rounded up to (the OS rounds to its own page
+ * size, a multiple of it). */
+#define PAGE ((size_t)4096)
 
 int amb_heap_new(amb_heap **out)
 {
@@ -49,13 +69,23 @@ static void release_offheap(amb_heap *h)
     h->offheap = NULL;
 }
 
+static size_t block_bytes(const block *b)
+{
+    return sizeof(block) + b->nwords * sizeof(uint64_t);
+}
+
+static void free_chain(block *b)
+{
+    for (block *next; b != NULL; b = next) {
+        next = b->next;
+        block_free(b);
+    }
+}
+
 void amb__heap_release(amb_heap *heap)
 {
     release_offheap(heap);
-    for (block *b = heap->blocks, *next; b != NULL; b = next) {
-        next = b->next;
-        amb__free(b);
-    }
+    free_chain(heap->blocks);
     heap->blocks = NULL;
     heap->top = heap->end = NULL;
     heap->bytes = 0;
@@ -77,10 +107,7 @@ void amb_heap_reset(amb_heap *heap)
     if (heap->blocks == NULL)
         return; /* a fixed heap: its buffer is the caller's */
     block *keep = heap->blocks;
-    for (block *b = keep->next, *next; b != NULL; b = next) {
-        next = b->next;
-        amb__free(b);
-    }
+    free_chain(keep->next);
     keep->next = NULL;
     heap->blocks = keep;
     heap->top = keep->words;
@@ -152,7 +179,7 @@ void amb_heap_rewind(amb_heap *heap, amb_heap_mark mark)
         if (spare == NULL && b->nwords <= REWIND_KEEP_WORDS)
             spare = b;
         else
-            amb__free(b);
+            block_free(b);
     }
     if (keep != NULL) {
         for (block *b = keep->next, *next; b != NULL && b != mark.next_; b = next) {
@@ -160,7 +187,7 @@ void amb_heap_rewind(amb_heap *heap, amb_heap_mark mark)
             if (spare == NULL && b->nwords <= REWIND_KEEP_WORDS)
                 spare = b;
             else
-                amb__free(b);
+                block_free(b);
         }
         keep->next = mark.next_;
     }
@@ -182,13 +209,25 @@ void amb_heap_rewind(amb_heap *heap, amb_heap_mark mark)
     }
 }
 
-static block *new_block(size_t nwords)
+/* A new block of at least want words. */
+static block *new_block(size_t want)
 {
-    if (nwords > (SIZE_MAX - sizeof(block)) / sizeof(uint64_t))
+    if (want > (SIZE_MAX - sizeof(block) - PAGE) / sizeof(uint64_t))
         return NULL;
-    block *b = amb__malloc(sizeof(block) + nwords * sizeof(uint64_t));
-    if (b != NULL)
-        b->nwords = nwords;
+    size_t bytes = sizeof(block) + want * sizeof(uint64_t), mapped = 0;
+    block *b;
+    if (bytes >= MAP_MIN) {
+        /* Whole pages: the words up to the page's end are the block's too. */
+        mapped = (bytes + PAGE - 1) & ~(PAGE - 1);
+        b = amb__map(mapped);
+        want = (mapped - sizeof(block)) / sizeof(uint64_t);
+    } else {
+        b = amb__malloc(bytes);
+    }
+    if (b != NULL) {
+        b->nwords = want;
+        b->mapped = mapped;
+    }
     return b;
 }
 
@@ -205,7 +244,7 @@ static uint64_t *alloc_slow(amb_heap *h, size_t nwords)
             return NULL;
         b->next = h->blocks->next;
         h->blocks->next = b;
-        h->bytes += sizeof(block) + nwords * sizeof(uint64_t);
+        h->bytes += block_bytes(b);
         return b->words;
     }
     if (grow < nwords)
@@ -215,9 +254,9 @@ static uint64_t *alloc_slow(amb_heap *h, size_t nwords)
         return NULL;
     b->next = h->blocks;
     h->blocks = b;
-    h->bytes += sizeof(block) + grow * sizeof(uint64_t);
+    h->bytes += block_bytes(b);
     h->top = b->words + nwords;
-    h->end = b->words + grow;
+    h->end = b->words + b->nwords;
     return b->words;
 }
 
