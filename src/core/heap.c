@@ -21,12 +21,6 @@
  */
 #include "term_internal.h"
 
-struct amb__heap_block {
-    struct amb__heap_block *next;
-    size_t nwords;
-    size_t mapped; /* bytes of its own mapping (amb__map), 0 when malloc'd */
-    uint64_t words[];
-};
 typedef struct amb__heap_block block;
 
 /* A block of at least MAP_MIN bytes is a mapping of its own (amb__map), as
@@ -37,11 +31,14 @@ typedef struct amb__heap_block block;
  * process's memory was whatever its worst moment had been. */
 #define MAP_MIN ((size_t)64 << 10)
 
-static void block_free(block *b)
+void amb__heap_block_free(block *b)
 {
-    if (b->mapped != 0)
+    if (b->mapped != 0) {
+        /* ASan's shadow outlives the mapping: the next one at this address
+         * (a slab, a stack) must not start poisoned. */
+        AMB__UNPOISON(b, b->mapped);
         amb__unmap(b, b->mapped);
-    else
+    } else
         amb__free(b);
 }
 
@@ -69,16 +66,11 @@ static void release_offheap(amb_heap *h)
     h->offheap = NULL;
 }
 
-static size_t block_bytes(const block *b)
-{
-    return sizeof(block) + b->nwords * sizeof(uint64_t);
-}
-
 static void free_chain(block *b)
 {
     for (block *next; b != NULL; b = next) {
         next = b->next;
-        block_free(b);
+        amb__heap_block_free(b);
     }
 }
 
@@ -179,7 +171,7 @@ void amb_heap_rewind(amb_heap *heap, amb_heap_mark mark)
         if (spare == NULL && b->nwords <= REWIND_KEEP_WORDS)
             spare = b;
         else
-            block_free(b);
+            amb__heap_block_free(b);
     }
     if (keep != NULL) {
         for (block *b = keep->next, *next; b != NULL && b != mark.next_; b = next) {
@@ -187,7 +179,7 @@ void amb_heap_rewind(amb_heap *heap, amb_heap_mark mark)
             if (spare == NULL && b->nwords <= REWIND_KEEP_WORDS)
                 spare = b;
             else
-                block_free(b);
+                amb__heap_block_free(b);
         }
         keep->next = mark.next_;
     }
@@ -209,8 +201,7 @@ void amb_heap_rewind(amb_heap *heap, amb_heap_mark mark)
     }
 }
 
-/* A new block of at least want words. */
-static block *new_block(size_t want)
+block *amb__heap_block_new(size_t want)
 {
     if (want > (SIZE_MAX - sizeof(block) - PAGE) / sizeof(uint64_t))
         return NULL;
@@ -239,22 +230,22 @@ static uint64_t *alloc_slow(amb_heap *h, size_t nwords)
         grow = BLOCK_MAX_WORDS;
     if (h->blocks != NULL && nwords > grow / 4) {
         /* A big request gets its own block behind the current one. */
-        block *b = new_block(nwords);
+        block *b = amb__heap_block_new(nwords);
         if (b == NULL)
             return NULL;
         b->next = h->blocks->next;
         h->blocks->next = b;
-        h->bytes += block_bytes(b);
+        h->bytes += amb__heap_block_bytes(b);
         return b->words;
     }
     if (grow < nwords)
         grow = nwords;
-    block *b = new_block(grow);
+    block *b = amb__heap_block_new(grow);
     if (b == NULL)
         return NULL;
     b->next = h->blocks;
     h->blocks = b;
-    h->bytes += block_bytes(b);
+    h->bytes += amb__heap_block_bytes(b);
     h->top = b->words + nwords;
     h->end = b->words + b->nwords;
     return b->words;

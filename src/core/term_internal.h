@@ -347,9 +347,26 @@ bool amb__node_get(unsigned slot, amb_term *name, uint32_t *creation);
  * Heap internals (heap.c)
  * ------------------------------------------------------------------------ */
 
+/* A heap's block: its words follow the header (heap.c makes and frees
+ * them; collect.c compacts them in place). */
+typedef struct amb__heap_block {
+    struct amb__heap_block *next;
+    size_t nwords;
+    size_t mapped; /* bytes of its own mapping (amb__map), 0 when malloc'd */
+    uint64_t words[];
+} amb__heap_block;
+/* A block of at least nwords words (more when its mapping's last page has
+ * room); NULL on ENOMEM. */
+amb__heap_block *amb__heap_block_new(size_t nwords);
+void amb__heap_block_free(amb__heap_block *b);
+/* Bytes a block takes, header included. */
+static inline size_t amb__heap_block_bytes(const amb__heap_block *b)
+{
+    return sizeof *b + b->nwords * sizeof(uint64_t);
+}
+
 /* The heap, visible so that a message cell can embed one over its own
  * buffer (a "fixed" heap: no blocks of its own until the buffer is full). */
-struct amb__heap_block;
 struct amb_heap {
     struct amb__heap_block *blocks; /* current block first; NULL for a fixed heap */
     uint64_t *top, *end;
@@ -415,6 +432,22 @@ size_t amb__copy_box_words(const uint64_t *p);
  * its words may only be freed, and the roots are unspecified. */
 int amb__collect_roots(amb_heap *to, amb__range *ranges, size_t nranges, amb_term *roots,
                        size_t nroots);
+
+/* The collection of a term-state process heap in place (collect.c): what
+ * roots[0..nroots) reach is kept, each sub-term once, and the rest of the
+ * heap's words are freed: the live terms slide down within the heap's own
+ * blocks (sanitizer builds: to a fresh block, so that a term kept from
+ * before is a use after free), blocks left empty are freed, and the heap
+ * goes on allocating after the last one. What the roots reach inside the
+ * words of ranges[0..nranges) (the kept message cells) is copied into the
+ * heap first, as amb__collect_roots copies. The roots get the new terms.
+ * No to-space: the heap's memory at its peak is its size plus side tables
+ * of about a twentieth of it (and a block for what the cells held).
+ * 0; AMB_ENOMEM with *ruined false: nothing changed (the side tables could
+ * not be had); AMB_ENOMEM with *ruined true: the cells are half moved and
+ * the roots unspecified (the owner can only free everything). */
+int amb__collect_compact(amb_heap *heap, amb__range *ranges, size_t nranges,
+                         amb_term *roots, size_t nroots, bool *ruined);
 
 /* Records a binary box that holds a reference on a refbin. */
 void amb__heap_track_binary(amb_heap *heap, amb__binary *bin);
