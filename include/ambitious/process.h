@@ -223,15 +223,18 @@ AMB_API int amb_spawn(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out);
  * the new terms in the slots; a message the process received (the one
  * handle got, a reply a nested call returned) is not freed when its borrow
  * ends but kept with the heap, so a slot may hold parts of it. Between
- * callbacks, once the heap and the kept messages have grown to twice the
- * size of the live data, the runtime copies what the slots reach to a fresh
- * heap (shared parts once) and frees the rest: memory stays within a
- * constant factor of the live data at amortised O(1) cost per term built.
- * So every term a callback leaves outside the slots (in C memory, a static
- * variable, a heap mark) is invalid after its return; a term of another
- * heap stored in a slot is referred to, not copied (it must outlive the
- * process, as any constructor's input). A collection that runs out of
- * memory ends the process with {error, 'AMB_ENOMEM'}.
+ * callbacks, once the heap and the kept messages have grown to 7/4 of the
+ * size of the live data, the runtime compacts the heap in place to what the
+ * slots reach (shared parts once; the parts of kept messages copied in) and
+ * frees the rest: memory stays within a constant factor of the live data
+ * (under 3x at its peak) at amortised O(1) cost per term built. So every
+ * term a callback leaves outside the slots (in C memory, a static
+ * variable, a heap mark) is invalid after its return (it may now be another
+ * term; in sanitizer builds, freed memory); a term of another heap stored
+ * in a slot is referred to, not copied (it must outlive the process, as any
+ * constructor's input). A collection that finds no memory for its side
+ * tables waits for the next callback; one that runs out half way ends the
+ * process with {error, 'AMB_ENOMEM'}.
  */
 typedef struct amb_handler {
     size_t state_size;

@@ -529,6 +529,61 @@ AMB_API int amb_map_iterator(amb_term m, amb_map_iter *it);
 AMB_API bool amb_map_next(amb_map_iter *it, amb_term *key, amb_term *value);
 
 /* ---------------------------------------------------------------------------
+ * Map edits: many puts and removes that make one new map (Clojure's
+ * transients; BEAM's maps:from_list works this way inside). A put on a
+ * map copies the path to the changed pair (about 150 words at a million
+ * pairs), because the map before it may still be used. An edit hands out
+ * no map until it ends, so the nodes it made itself are changed in place:
+ * a put or remove in an edit copies a node only the first time it changes
+ * it, and only nodes the edit did not make (the starting map's, which stay
+ * as they were: the starting map is never changed).
+ *
+ *     amb_map_edit e;
+ *     amb_map_edit_init(&e, heap, m);             // m is not changed
+ *     for (...)
+ *         if ((rc = amb_map_edit_put(&e, k, v)) != 0)
+ *             break;                              // AMB_ENOMEM: e is as before
+ *     rc = amb_map_edit_end(&e, &m2);             // m2: m with the puts
+ *
+ * An amb_map_edit is a plain struct the caller owns (on the stack, say);
+ * its fields are private. Its pairs live on `heap`, and what it was given
+ * (the starting map, keys, values) must outlive the result, as for any
+ * constructor. Only one thread uses an edit. The edit's nodes are words of
+ * the heap like any term: an edit must end before the heap is rewound or
+ * reset below where it began, and before a term-state collection (in a
+ * callback, end it before returning). An edit that is never ended leaves
+ * garbage on its heap and nothing else.
+ * ------------------------------------------------------------------------ */
+typedef struct amb_map_edit {
+    amb_heap *heap_;
+    amb_term map_;
+    bool own_;
+} amb_map_edit;
+/* Starts an edit of map m on heap (no allocation). AMB_EBADARG when e or
+ * heap is NULL, AMB_ETYPE when m is not a map. */
+AMB_API int amb_map_edit_init(amb_map_edit *e, amb_heap *heap, amb_term m);
+/* maps:put inside the edit. 0; AMB_ENOMEM (the edit's pairs are as they
+ * were, and it stays usable); AMB_EBADARG for an edit not started (or
+ * ended) and AMB_NONE inputs. */
+AMB_API int amb_map_edit_put(amb_map_edit *e, amb_term key, amb_term value);
+/* maps:take inside the edit: removes key, its value into *value (may be
+ * NULL; the term it was put with). 0, AMB_ENOTFOUND (nothing changed),
+ * AMB_ENOMEM (likewise), AMB_EBADARG as for amb_map_edit_put. */
+AMB_API int amb_map_edit_remove(amb_map_edit *e, amb_term key, amb_term *value);
+/* The value of key in the edit's pairs now. 0, AMB_ENOTFOUND, AMB_EBADARG
+ * (also when value is NULL). */
+AMB_API int amb_map_edit_get(const amb_map_edit *e, amb_term key, amb_term *value);
+/* The edit's pair count now (0 for an edit not started). */
+AMB_API size_t amb_map_edit_size(const amb_map_edit *e);
+/* Ends the edit: *out is the map of its pairs, on the edit's heap, an
+ * ordinary immutable map from now on, which may share nodes with the
+ * starting map. The edit is then closed (amb_map_edit_init starts it
+ * again). AMB_ENOMEM (only when removes left 32 pairs or fewer, which
+ * take a flat box of their own): the edit stays open and the call may be
+ * repeated. AMB_EBADARG when the edit is not open or out is NULL. */
+AMB_API int amb_map_edit_end(amb_map_edit *e, amb_term *out);
+
+/* ---------------------------------------------------------------------------
  * Pids, references, ports, funs: node-qualified values that round-trip to
  * BEAM exactly.
  *

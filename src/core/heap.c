@@ -21,15 +21,32 @@
  */
 #include "term_internal.h"
 
-struct amb__heap_block {
-    struct amb__heap_block *next;
-    size_t nwords;
-    uint64_t words[];
-};
 typedef struct amb__heap_block block;
+
+/* A block of at least MAP_MIN bytes is a mapping of its own (amb__map), as
+ * a slab is, not malloc'd: freed, it goes back to the OS at once. From the
+ * C library's heap, the blocks a collection freed stayed resident (its
+ * mmap threshold rises to the size of a freed block, and the arenas of the
+ * scheduler threads keep what they were given back), so a term-state
+ * process's memory was whatever its worst moment had been. */
+#define MAP_MIN ((size_t)64 << 10)
+
+void amb__heap_block_free(block *b)
+{
+    if (b->mapped != 0) {
+        /* ASan's shadow outlives the mapping: the next one at this address
+         * (a slab, a stack) must not start poisoned. */
+        AMB__UNPOISON(b, b->mapped);
+        amb__unmap(b, b->mapped);
+    } else
+        amb__free(b);
+}
 
 #define BLOCK_MIN_WORDS 64
 #define BLOCK_MAX_WORDS ((size_t)1 << 16)
+/* The unit a mapped block is rounded up to (the OS rounds to its own page
+ * size, a multiple of it). */
+#define PAGE ((size_t)4096)
 
 int amb_heap_new(amb_heap **out)
 {
@@ -49,13 +66,18 @@ static void release_offheap(amb_heap *h)
     h->offheap = NULL;
 }
 
+static void free_chain(block *b)
+{
+    for (block *next; b != NULL; b = next) {
+        next = b->next;
+        amb__heap_block_free(b);
+    }
+}
+
 void amb__heap_release(amb_heap *heap)
 {
     release_offheap(heap);
-    for (block *b = heap->blocks, *next; b != NULL; b = next) {
-        next = b->next;
-        amb__free(b);
-    }
+    free_chain(heap->blocks);
     heap->blocks = NULL;
     heap->top = heap->end = NULL;
     heap->bytes = 0;
@@ -77,10 +99,7 @@ void amb_heap_reset(amb_heap *heap)
     if (heap->blocks == NULL)
         return; /* a fixed heap: its buffer is the caller's */
     block *keep = heap->blocks;
-    for (block *b = keep->next, *next; b != NULL; b = next) {
-        next = b->next;
-        amb__free(b);
-    }
+    free_chain(keep->next);
     keep->next = NULL;
     heap->blocks = keep;
     heap->top = keep->words;
@@ -152,7 +171,7 @@ void amb_heap_rewind(amb_heap *heap, amb_heap_mark mark)
         if (spare == NULL && b->nwords <= REWIND_KEEP_WORDS)
             spare = b;
         else
-            amb__free(b);
+            amb__heap_block_free(b);
     }
     if (keep != NULL) {
         for (block *b = keep->next, *next; b != NULL && b != mark.next_; b = next) {
@@ -160,7 +179,7 @@ void amb_heap_rewind(amb_heap *heap, amb_heap_mark mark)
             if (spare == NULL && b->nwords <= REWIND_KEEP_WORDS)
                 spare = b;
             else
-                amb__free(b);
+                amb__heap_block_free(b);
         }
         keep->next = mark.next_;
     }
@@ -182,13 +201,24 @@ void amb_heap_rewind(amb_heap *heap, amb_heap_mark mark)
     }
 }
 
-static block *new_block(size_t nwords)
+block *amb__heap_block_new(size_t want)
 {
-    if (nwords > (SIZE_MAX - sizeof(block)) / sizeof(uint64_t))
+    if (want > (SIZE_MAX - sizeof(block) - PAGE) / sizeof(uint64_t))
         return NULL;
-    block *b = amb__malloc(sizeof(block) + nwords * sizeof(uint64_t));
-    if (b != NULL)
-        b->nwords = nwords;
+    size_t bytes = sizeof(block) + want * sizeof(uint64_t), mapped = 0;
+    block *b;
+    if (bytes >= MAP_MIN) {
+        /* Whole pages: the words up to the page's end are the block's too. */
+        mapped = (bytes + PAGE - 1) & ~(PAGE - 1);
+        b = amb__map(mapped);
+        want = (mapped - sizeof(block)) / sizeof(uint64_t);
+    } else {
+        b = amb__malloc(bytes);
+    }
+    if (b != NULL) {
+        b->nwords = want;
+        b->mapped = mapped;
+    }
     return b;
 }
 
@@ -200,24 +230,24 @@ static uint64_t *alloc_slow(amb_heap *h, size_t nwords)
         grow = BLOCK_MAX_WORDS;
     if (h->blocks != NULL && nwords > grow / 4) {
         /* A big request gets its own block behind the current one. */
-        block *b = new_block(nwords);
+        block *b = amb__heap_block_new(nwords);
         if (b == NULL)
             return NULL;
         b->next = h->blocks->next;
         h->blocks->next = b;
-        h->bytes += sizeof(block) + nwords * sizeof(uint64_t);
+        h->bytes += amb__heap_block_bytes(b);
         return b->words;
     }
     if (grow < nwords)
         grow = nwords;
-    block *b = new_block(grow);
+    block *b = amb__heap_block_new(grow);
     if (b == NULL)
         return NULL;
     b->next = h->blocks;
     h->blocks = b;
-    h->bytes += sizeof(block) + grow * sizeof(uint64_t);
+    h->bytes += amb__heap_block_bytes(b);
     h->top = b->words + nwords;
-    h->end = b->words + grow;
+    h->end = b->words + b->nwords;
     return b->words;
 }
 
