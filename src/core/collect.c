@@ -106,6 +106,7 @@ typedef struct collector {
     size_t nspaces;
     size_t last_space;
     space *copies; /* the space of `to`: what the cells held */
+    bool moved;    /* a term of the from-space has been moved (forwarded) */
 } collector;
 
 static int by_start(const void *a, const void *b)
@@ -345,6 +346,7 @@ static int evacuate(collector *c, amb_term *slot)
             old[0] = AMB_NONE;
             old[1] = amb__make_cons(cell);
             *slot = amb__make_cons(cell);
+            c->moved = true;
             if (is_compound(cell[0]) && push_slot(c, &cell[0]) != 0)
                 return AMB_ENOMEM;
             slot = &cell[1];
@@ -372,6 +374,7 @@ static int evacuate(collector *c, amb_term *slot)
             return AMB_ENOMEM;
         old[0] = AMB__HDR(AMB__K_FORWARD, (uintptr_t)p >> 3);
         *slot = amb__make_box(p);
+        c->moved = true;
         return 0;
     }
 }
@@ -573,17 +576,29 @@ static void move(collector *c, const segment *segs, amb__binary **offheap)
 }
 
 /* The heap after the move: the destinations that received terms, the last
- * one current, the others freed. */
+ * one current; the others kept as spare blocks up to spare[0] / spare[1]
+ * of the live size (SIZE_MAX: all; the heap grows back before it is
+ * collected again, and those blocks need no new pages then) and freed
+ * beyond. In sanitizer builds every old block is freed: a term kept from
+ * before is a use after free. */
 static void rebuild(amb_heap *heap, space *sp, size_t ns, size_t last, space *dst,
-                    amb__binary *offheap)
+                    amb__binary *offheap, const size_t spare[2])
 {
     amb__heap_block *head = NULL;
-    size_t bytes = 0;
+    size_t bytes = 0, live = 0, spare_max;
+    for (size_t i = 0; i < ns; i++)
+        live += sp[i].filled * sizeof(uint64_t);
+    spare_max = spare[0] == SIZE_MAX ? SIZE_MAX : live / spare[1] * spare[0];
     for (size_t i = 0; i < ns; i++) {
         space *s = &sp[i];
         bool keep = dst == NULL && (i == last || (i < last && s->filled > 0));
         if (!keep) {
-            amb__heap_block_free(s->blk);
+            size_t b = amb__heap_block_bytes(s->blk);
+            if (dst == NULL && heap->spare_bytes <= spare_max &&
+                b <= spare_max - heap->spare_bytes)
+                amb__heap_spare(heap, s->blk);
+            else
+                amb__heap_block_free(s->blk);
             continue;
         }
         /* What is past the terms is free: poisoned until allocated (or for
@@ -629,7 +644,8 @@ static int give_up(space *sp, segment *segs, amb__heap_block *copies)
 }
 
 int amb__collect_compact(amb_heap *heap, amb__range *ranges, size_t nranges,
-                         amb_term *roots, size_t nroots, bool *ruined)
+                         amb_term *roots, size_t nroots, const size_t spare[2],
+                         bool *ruined)
 {
     *ruined = false;
     size_t nblocks = 0, cell_words = 0;
@@ -678,6 +694,11 @@ int amb__collect_compact(amb_heap *heap, amb__range *ranges, size_t nranges,
     int rc = walk(&c, roots, nroots);
     amb__wstack_free(&c.slots);
     AMB__CHECK(to.blocks == NULL); /* the copies fit their block */
+    if (rc != 0 && !c.moved) {
+        /* Only bits were set: nothing changed. */
+        amb__free(mem);
+        return give_up(sp, segs, copies);
+    }
     if (rc != 0) {
         /* Cells are half moved: the owner can only free everything. The
          * copies' block joins the heap so that it is freed with it, and
@@ -723,9 +744,21 @@ int amb__collect_compact(amb_heap *heap, amb__range *ranges, size_t nranges,
     for (size_t k = 0; k < nroots; k++)
         roots[k] = moved(&c, segs, roots[k]);
     move(&c, segs, &offheap);
-    rebuild(heap, sp, ns, last, dst, offheap);
+    rebuild(heap, sp, ns, last, dst, offheap, spare);
     amb__free(mem);
     amb__free(sp);
     amb__free(segs);
     return 0;
+}
+
+int amb_heap_collect(amb_heap *heap, amb_term *roots, size_t n)
+{
+    if (heap == NULL || (roots == NULL && n > 0))
+        return AMB__MISUSE();
+    bool ruined;
+    /* With no from-space nothing is moved before the walk ends: a failure
+     * leaves every term as it was. The caller collects when the heap has
+     * grown again: it keeps what it emptied. */
+    static const size_t all[2] = {SIZE_MAX, 1};
+    return amb__collect_compact(heap, NULL, 0, roots, n, all, &ruined);
 }

@@ -14,6 +14,10 @@
  *   - reset keeps the current block (the largest) and frees the rest, so a
  *     process that resets per message reaches a steady state with no
  *     allocation at all.
+ *   - Spare blocks (emptied by a collection, amb__heap_spare) hold no term;
+ *     a new block is taken from them, first fit, before one is made. They
+ *     count in amb__heap_held (memory the heap holds), not in
+ *     amb_heap_size or amb__heap_used (what its terms take).
  *   - In ASan builds the words a reset or rewind drops, when they stay in a
  *     kept block, are poisoned until allocated again (internal.h): a term
  *     read after its scope ended is a report, not old data. Freed blocks
@@ -29,7 +33,9 @@ typedef struct amb__heap_block block;
  * mmap threshold rises to the size of a freed block, and the arenas of the
  * scheduler threads keep what they were given back), so a term-state
  * process's memory was whatever its worst moment had been. */
+#ifndef MAP_MIN
 #define MAP_MIN ((size_t)64 << 10)
+#endif
 
 void amb__heap_block_free(block *b)
 {
@@ -78,9 +84,34 @@ void amb__heap_release(amb_heap *heap)
 {
     release_offheap(heap);
     free_chain(heap->blocks);
-    heap->blocks = NULL;
+    free_chain(heap->spare);
+    heap->blocks = heap->spare = NULL;
     heap->top = heap->end = NULL;
-    heap->bytes = 0;
+    heap->bytes = heap->spare_bytes = 0;
+}
+
+void amb__heap_spare(amb_heap *heap, block *b)
+{
+    AMB__POISON(b->words, b->nwords * sizeof(uint64_t)); /* no term in it */
+    b->next = heap->spare;
+    heap->spare = b;
+    heap->spare_bytes += amb__heap_block_bytes(b);
+}
+
+/* A spare block of at least nwords words, its first nwords unpoisoned, or
+ * NULL. */
+static block *take_spare(amb_heap *h, size_t nwords)
+{
+    for (block **pp = &h->spare; *pp != NULL; pp = &(*pp)->next) {
+        block *b = *pp;
+        if (b->nwords >= nwords) {
+            *pp = b->next;
+            h->spare_bytes -= amb__heap_block_bytes(b);
+            AMB__UNPOISON(b->words, nwords * sizeof(uint64_t));
+            return b;
+        }
+    }
+    return NULL;
 }
 
 void amb_heap_free(amb_heap *heap)
@@ -100,6 +131,9 @@ void amb_heap_reset(amb_heap *heap)
         return; /* a fixed heap: its buffer is the caller's */
     block *keep = heap->blocks;
     free_chain(keep->next);
+    free_chain(heap->spare);
+    heap->spare = NULL;
+    heap->spare_bytes = 0;
     keep->next = NULL;
     heap->blocks = keep;
     heap->top = keep->words;
@@ -111,6 +145,11 @@ void amb_heap_reset(amb_heap *heap)
 size_t amb_heap_size(const amb_heap *heap)
 {
     return heap ? heap->bytes : 0;
+}
+
+size_t amb__heap_held(const amb_heap *heap)
+{
+    return heap->bytes + heap->spare_bytes;
 }
 
 size_t amb__heap_used(const amb_heap *heap)
@@ -230,7 +269,9 @@ static uint64_t *alloc_slow(amb_heap *h, size_t nwords)
         grow = BLOCK_MAX_WORDS;
     if (h->blocks != NULL && nwords > grow / 4) {
         /* A big request gets its own block behind the current one. */
-        block *b = amb__heap_block_new(nwords);
+        block *b = take_spare(h, nwords);
+        if (b == NULL)
+            b = amb__heap_block_new(nwords);
         if (b == NULL)
             return NULL;
         b->next = h->blocks->next;
@@ -240,7 +281,9 @@ static uint64_t *alloc_slow(amb_heap *h, size_t nwords)
     }
     if (grow < nwords)
         grow = nwords;
-    block *b = amb__heap_block_new(grow);
+    block *b = take_spare(h, nwords);
+    if (b == NULL)
+        b = amb__heap_block_new(grow);
     if (b == NULL)
         return NULL;
     b->next = h->blocks;
