@@ -578,17 +578,22 @@ static void move(collector *c, const segment *segs, amb__binary **offheap)
 /* The heap after the move: the destinations that received terms, the last
  * one current; the others kept as spare blocks up to spare[0] / spare[1]
  * of the live size (SIZE_MAX: all; the heap grows back before it is
- * collected again, and those blocks need no new pages then) and freed
- * beyond. In sanitizer builds every old block is freed: a term kept from
- * before is a use after free. */
+ * collected again, and those blocks need no new pages then) and up to
+ * what its terms took before (used bytes), and freed beyond. In sanitizer builds every
+ * old block is freed: a term kept from before is a use after free. */
 static void rebuild(amb_heap *heap, space *sp, size_t ns, size_t last, space *dst,
-                    amb__binary *offheap, const size_t spare[2])
+                    amb__binary *offheap, const size_t spare[2], size_t used)
 {
     amb__heap_block *head = NULL;
     size_t bytes = 0, live = 0, spare_max;
     for (size_t i = 0; i < ns; i++)
         live += sp[i].filled * sizeof(uint64_t);
+    /* No more than the heap grew by since the last collection either: a
+     * cycle like this one needs no more (the kept cells the trigger also
+     * counted are not the heap's). */
     spare_max = spare[0] == SIZE_MAX ? SIZE_MAX : live / spare[1] * spare[0];
+    if (used > live && used - live < spare_max)
+        spare_max = used - live;
     for (size_t i = 0; i < ns; i++) {
         space *s = &sp[i];
         bool keep = dst == NULL && (i == last || (i < last && s->filled > 0));
@@ -663,13 +668,14 @@ int amb__collect_compact(amb_heap *heap, amb__range *ranges, size_t nranges,
     void *mem = NULL;
     if (sp == NULL || segs == NULL || (cell_words > 0 && copies == NULL))
         return give_up(sp, segs, copies);
-    size_t i = 0;
+    size_t i = 0, used = 0;
     for (amb__heap_block *b = heap->blocks; b != NULL; b = b->next, i++) {
         sp[i].lo = b->words;
         sp[i].cap = b->nwords;
         /* The current block holds terms below its top only. */
         sp[i].n = b == heap->blocks ? (size_t)(heap->top - b->words) : b->nwords;
         sp[i].blk = b;
+        used += sp[i].n * sizeof(uint64_t);
     }
     if (copies != NULL)
         sp[nblocks] = (space){.lo = copies->words,
@@ -744,7 +750,7 @@ int amb__collect_compact(amb_heap *heap, amb__range *ranges, size_t nranges,
     for (size_t k = 0; k < nroots; k++)
         roots[k] = moved(&c, segs, roots[k]);
     move(&c, segs, &offheap);
-    rebuild(heap, sp, ns, last, dst, offheap, spare);
+    rebuild(heap, sp, ns, last, dst, offheap, spare, used);
     amb__free(mem);
     amb__free(sp);
     amb__free(segs);
