@@ -449,17 +449,21 @@ AMB_TEST(a_heap_collected_by_its_owner_keeps_its_roots_and_the_memory_it_emptied
     assert_true(amb_equal(roots[0], want));
     assert_term_text(roots[1], "[107,101,112,116,32,116,111,111]"); /* "kept too" */
     assert_true(amb__heap_used(H) < size / 8);
-    /* What it emptied stays the heap's: growing back takes no new block. */
-    assert_true(amb__heap_held(H) >= size - 4096);
     assert_true(amb_heap_size(H) < size / 4);
-    amb_test_alloc_count before = amb_test_alloc_now();
-    int puts = 0;
-    while (amb__heap_used(H) + (64 << 10) < size) {
-        roots[0] = amb_map_put(H, roots[0], I(puts % 5000), T(I(puts), A("w")));
-        puts++;
+    /* What it emptied stays the heap's: growing back takes no new block
+     * (sanitizer builds free every old block instead, so that a term kept
+     * from before is a use-after-free report). */
+    if (!AMB__ASAN) {
+        assert_true(amb__heap_held(H) >= size - 4096);
+        amb_test_alloc_count before = amb_test_alloc_now();
+        int puts = 0;
+        while (amb__heap_used(H) + (64 << 10) < size) {
+            roots[0] = amb_map_put(H, roots[0], I(puts % 5000), T(I(puts), A("w")));
+            puts++;
+        }
+        assert_true(puts > 1000);
+        assert_true(amb_test_alloc_now().calls == before.calls);
     }
-    assert_true(puts > 1000);
-    assert_true(amb_test_alloc_now().calls == before.calls);
     assert_rc(AMB_EBADARG, amb_heap_collect(NULL, roots, 2));
     assert_rc(AMB_EBADARG, amb_heap_collect(H, NULL, 1));
     assert_ok(amb_heap_collect(H, NULL, 0)); /* no roots: everything goes */
