@@ -447,18 +447,38 @@ static amb_term moved(collector *c, const segment *segs, amb_term t)
     return amb_is_cons(t) ? amb__make_cons((const amb_term *)d) : amb__make_box(d);
 }
 
-/* Side tables for every space, in one allocation; 0 or AMB_ENOMEM. */
-static int tables(space *sp, size_t ns, void **mem)
+/* The side tables of a compaction: one allocation for every space's. */
+typedef struct tablemem {
+    uint64_t *words;
+    size_t mapped; /* bytes of its own mapping, 0 when from calloc */
+} tablemem;
+
+/* Tables of 64 KiB and more are a mapping of their own (zero pages from
+ * the OS, given back at once): from the C library they stayed in the arena
+ * of whichever scheduler thread ran the collection, one arena's worth per
+ * thread. */
+#define TABLES_MAP_MIN ((size_t)64 << 10)
+
+/* Side tables for every space; 0 or AMB_ENOMEM. */
+static int tables(space *sp, size_t ns, tablemem *mem)
 {
     size_t words = 0;
     for (size_t i = 0; i < ns; i++) {
         size_t chunks = (sp[i].n + 63) / 64;
         words += 3 * chunks + (chunks + 1) / 2;
     }
-    uint64_t *m = amb__calloc(words ? words : 1, sizeof *m);
+    size_t bytes = (words ? words : 1) * sizeof(uint64_t);
+    uint64_t *m;
+    mem->mapped = 0;
+    if (bytes >= TABLES_MAP_MIN) {
+        mem->mapped = (bytes + 4095) & ~(size_t)4095;
+        m = amb__map(mem->mapped);
+    } else {
+        m = amb__calloc(bytes / sizeof *m, sizeof *m);
+    }
     if (m == NULL)
         return AMB_ENOMEM;
-    *mem = m;
+    mem->words = m;
     for (size_t i = 0; i < ns; i++) {
         size_t chunks = (sp[i].n + 63) / 64;
         sp[i].start = m;
@@ -468,6 +488,14 @@ static int tables(space *sp, size_t ns, void **mem)
         m += 3 * chunks + (chunks + 1) / 2;
     }
     return 0;
+}
+
+static void tables_free(tablemem *mem)
+{
+    if (mem->mapped != 0)
+        amb__unmap(mem->words, mem->mapped);
+    else
+        amb__free(mem->words);
 }
 
 /* The plan: places for every live term, spaces[] in address order as both
@@ -665,7 +693,7 @@ int amb__collect_compact(amb_heap *heap, amb__range *ranges, size_t nranges,
     space *sp = amb__calloc(ns ? ns : 1, sizeof *sp);
     segment *segs = amb__malloc((2 * ns + 2) * sizeof *segs);
     amb__heap_block *copies = cell_words > 0 ? amb__heap_block_new(cell_words) : NULL;
-    void *mem = NULL;
+    tablemem mem = {NULL, 0};
     if (sp == NULL || segs == NULL || (cell_words > 0 && copies == NULL))
         return give_up(sp, segs, copies);
     size_t i = 0, used = 0;
@@ -702,7 +730,7 @@ int amb__collect_compact(amb_heap *heap, amb__range *ranges, size_t nranges,
     AMB__CHECK(to.blocks == NULL); /* the copies fit their block */
     if (rc != 0 && !c.moved) {
         /* Only bits were set: nothing changed. */
-        amb__free(mem);
+        tables_free(&mem);
         return give_up(sp, segs, copies);
     }
     if (rc != 0) {
@@ -719,7 +747,7 @@ int amb__collect_compact(amb_heap *heap, amb__range *ranges, size_t nranges,
                 heap->blocks = copies;
             heap->bytes += amb__heap_block_bytes(copies);
         }
-        amb__free(mem);
+        tables_free(&mem);
         amb__free(sp);
         amb__free(segs);
         *ruined = true;
@@ -751,7 +779,7 @@ int amb__collect_compact(amb_heap *heap, amb__range *ranges, size_t nranges,
         roots[k] = moved(&c, segs, roots[k]);
     move(&c, segs, &offheap);
     rebuild(heap, sp, ns, last, dst, offheap, spare, used);
-    amb__free(mem);
+    tables_free(&mem);
     amb__free(sp);
     amb__free(segs);
     return 0;
