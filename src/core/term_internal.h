@@ -353,6 +353,7 @@ typedef struct amb__heap_block {
     struct amb__heap_block *next;
     size_t nwords;
     size_t mapped; /* bytes of its own mapping (amb__map), 0 when malloc'd */
+    void *base;    /* where that mapping starts (the block may be aligned in it) */
     uint64_t words[];
 } amb__heap_block;
 /* A block of at least nwords words (more when its mapping's last page has
