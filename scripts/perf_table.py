@@ -138,6 +138,11 @@ ROWS = [
     ("5. gen_server call, 2 clients, k calls/s", "call.c2", "calls_per_sec", 1e-3, 0, False, ""),
     ("5. gen_server call, 3 clients, k calls/s", "call.c3", "calls_per_sec", 1e-3, 0, False, ""),
     ("5. gen_server call, 4 clients, k calls/s", "call.c4", "calls_per_sec", 1e-3, 0, False, ""),
+    ("5c. gen_server call on a term-map state, ns/call", "call_state", "ns_per_call", 1, 0,
+     True, "ours only: `call_state 100000 10000000`, a put into the state's 100k-key map "
+          "per call, 10M calls, the state collected by the runtime; beside row 5"),
+    ("5c. its peak RSS over the live map", "call_state", "peak_rss_per_live", 1, 2, True,
+     "peak RSS of the puts above the RSS before the server started, over the map's size"),
     ("6. many-to-one 4x1M, M msgs/s", "m2o", "msgs_per_sec", 1e-6, 2, False,
      "Go: chan with 1,024 slots"),
     ("6. many-to-one variant, M msgs/s", "m2o.v", "msgs_per_sec", 1e-6, 2, False,
@@ -164,11 +169,6 @@ ROWS = [
                                                      "erl": "from_list_ns"}, 1, 0, True,
      "amb_map / maps:from_list (the pairs made beforehand)"),
     ("8. maps, peak RSS MiB", "maps", "time_maxrss_kb", 1 / 1024, 0, True, ""),
-    ("5c. gen_server call on a term-map state, ns/call", "call_state", "ns_per_call", 1, 0,
-     True, "ours only: `call_state 100000 10000000`, a put into the state's 100k-key map "
-          "per call, 10M calls, the state collected by the runtime; beside row 5"),
-    ("5c. its peak RSS over the live map", "call_state", "peak_rss_per_live", 1, 2, True,
-     "peak RSS of the puts above the RSS before the server started, over the map's size"),
 ]
 
 
