@@ -226,8 +226,9 @@ AMB_API void amb_heap_free(amb_heap *heap);
  * memory for reuse, so a process that resets per message allocates nothing
  * in the steady state. NULL is a no-op. */
 AMB_API void amb_heap_reset(amb_heap *heap);
-/* Bytes of memory the heap holds (blocks, not counting shared binaries); 0
- * for NULL. */
+/* Bytes of memory the heap's terms take up: its blocks, with the free end
+ * of the current one (not shared binaries, nor the spare blocks
+ * amb_heap_collect keeps); 0 for NULL. */
 AMB_API size_t amb_heap_size(const amb_heap *heap);
 
 /* A point in a heap's history, for dropping what was built after it: a
@@ -246,6 +247,21 @@ AMB_API amb_heap_mark amb_heap_save(const amb_heap *heap);
  * this heap, and neither amb_heap_reset nor a rewind to an older mark may
  * have happened since. NULL is a no-op. */
 AMB_API void amb_heap_rewind(amb_heap *heap, amb_heap_mark mark);
+
+/* Collects heap: keeps what roots[0..n) reach (each shared part once, a
+ * map's versions sharing structure as they did) and frees every other term
+ * of the heap, in place, needing about a twentieth of the heap more for a
+ * moment (the collection a term-state process gets, process.h "Term
+ * state", for a heap the caller owns: a loop that keeps a map across
+ * iterations calls it when amb_heap_size has grown to a few times what it
+ * was after the last one). The blocks it empties stay the heap's for its
+ * next allocations, so growing back maps no new pages (amb_heap_size does
+ * not count them; amb_heap_reset and amb_heap_free give them back). The
+ * roots are updated: every other term of the heap, and every mark of it,
+ * is invalid afterwards. Terms of other heaps are referred to as they are.
+ * O(live terms + heap size / 64). 0; AMB_ENOMEM (nothing changed);
+ * AMB_EBADARG for a NULL heap, or NULL roots with n > 0. */
+AMB_API int amb_heap_collect(amb_heap *heap, amb_term *roots, size_t n);
 
 /* Copies t and everything it refers to onto dst (immediates are returned as
  * they are; shared binaries gain a reference, their bytes are not copied).

@@ -106,6 +106,7 @@ typedef struct collector {
     size_t nspaces;
     size_t last_space;
     space *copies; /* the space of `to`: what the cells held */
+    bool moved;    /* a term of the from-space has been moved (forwarded) */
 } collector;
 
 static int by_start(const void *a, const void *b)
@@ -345,6 +346,7 @@ static int evacuate(collector *c, amb_term *slot)
             old[0] = AMB_NONE;
             old[1] = amb__make_cons(cell);
             *slot = amb__make_cons(cell);
+            c->moved = true;
             if (is_compound(cell[0]) && push_slot(c, &cell[0]) != 0)
                 return AMB_ENOMEM;
             slot = &cell[1];
@@ -372,6 +374,7 @@ static int evacuate(collector *c, amb_term *slot)
             return AMB_ENOMEM;
         old[0] = AMB__HDR(AMB__K_FORWARD, (uintptr_t)p >> 3);
         *slot = amb__make_box(p);
+        c->moved = true;
         return 0;
     }
 }
@@ -444,18 +447,38 @@ static amb_term moved(collector *c, const segment *segs, amb_term t)
     return amb_is_cons(t) ? amb__make_cons((const amb_term *)d) : amb__make_box(d);
 }
 
-/* Side tables for every space, in one allocation; 0 or AMB_ENOMEM. */
-static int tables(space *sp, size_t ns, void **mem)
+/* The side tables of a compaction: one allocation for every space's. */
+typedef struct tablemem {
+    uint64_t *words;
+    size_t mapped; /* bytes of its own mapping, 0 when from calloc */
+} tablemem;
+
+/* Tables of 64 KiB and more are a mapping of their own (zero pages from
+ * the OS, given back at once): from the C library they stayed in the arena
+ * of whichever scheduler thread ran the collection, one arena's worth per
+ * thread. */
+#define TABLES_MAP_MIN ((size_t)64 << 10)
+
+/* Side tables for every space; 0 or AMB_ENOMEM. */
+static int tables(space *sp, size_t ns, tablemem *mem)
 {
     size_t words = 0;
     for (size_t i = 0; i < ns; i++) {
         size_t chunks = (sp[i].n + 63) / 64;
         words += 3 * chunks + (chunks + 1) / 2;
     }
-    uint64_t *m = amb__calloc(words ? words : 1, sizeof *m);
+    size_t bytes = (words ? words : 1) * sizeof(uint64_t);
+    uint64_t *m;
+    mem->mapped = 0;
+    if (bytes >= TABLES_MAP_MIN) {
+        mem->mapped = (bytes + 4095) & ~(size_t)4095;
+        m = amb__map(mem->mapped);
+    } else {
+        m = amb__calloc(bytes / sizeof *m, sizeof *m);
+    }
     if (m == NULL)
         return AMB_ENOMEM;
-    *mem = m;
+    mem->words = m;
     for (size_t i = 0; i < ns; i++) {
         size_t chunks = (sp[i].n + 63) / 64;
         sp[i].start = m;
@@ -465,6 +488,14 @@ static int tables(space *sp, size_t ns, void **mem)
         m += 3 * chunks + (chunks + 1) / 2;
     }
     return 0;
+}
+
+static void tables_free(tablemem *mem)
+{
+    if (mem->mapped != 0)
+        amb__unmap(mem->words, mem->mapped);
+    else
+        amb__free(mem->words);
 }
 
 /* The plan: places for every live term, spaces[] in address order as both
@@ -573,17 +604,34 @@ static void move(collector *c, const segment *segs, amb__binary **offheap)
 }
 
 /* The heap after the move: the destinations that received terms, the last
- * one current, the others freed. */
+ * one current; the others kept as spare blocks up to spare[0] / spare[1]
+ * of the live size (SIZE_MAX: all; the heap grows back before it is
+ * collected again, and those blocks need no new pages then) and up to
+ * what its terms took before (used bytes), and freed beyond. In sanitizer builds every
+ * old block is freed: a term kept from before is a use after free. */
 static void rebuild(amb_heap *heap, space *sp, size_t ns, size_t last, space *dst,
-                    amb__binary *offheap)
+                    amb__binary *offheap, const size_t spare[2], size_t used)
 {
     amb__heap_block *head = NULL;
-    size_t bytes = 0;
+    size_t bytes = 0, live = 0, spare_max;
+    for (size_t i = 0; i < ns; i++)
+        live += sp[i].filled * sizeof(uint64_t);
+    /* No more than the heap grew by since the last collection either: a
+     * cycle like this one needs no more (the kept cells the trigger also
+     * counted are not the heap's). */
+    spare_max = spare[0] == SIZE_MAX ? SIZE_MAX : live / spare[1] * spare[0];
+    if (used > live && used - live < spare_max)
+        spare_max = used - live;
     for (size_t i = 0; i < ns; i++) {
         space *s = &sp[i];
         bool keep = dst == NULL && (i == last || (i < last && s->filled > 0));
         if (!keep) {
-            amb__heap_block_free(s->blk);
+            size_t b = amb__heap_block_bytes(s->blk);
+            if (dst == NULL && heap->spare_bytes <= spare_max &&
+                b <= spare_max - heap->spare_bytes)
+                amb__heap_spare(heap, s->blk);
+            else
+                amb__heap_block_free(s->blk);
             continue;
         }
         /* What is past the terms is free: poisoned until allocated (or for
@@ -629,7 +677,8 @@ static int give_up(space *sp, segment *segs, amb__heap_block *copies)
 }
 
 int amb__collect_compact(amb_heap *heap, amb__range *ranges, size_t nranges,
-                         amb_term *roots, size_t nroots, bool *ruined)
+                         amb_term *roots, size_t nroots, const size_t spare[2],
+                         bool *ruined)
 {
     *ruined = false;
     size_t nblocks = 0, cell_words = 0;
@@ -644,16 +693,17 @@ int amb__collect_compact(amb_heap *heap, amb__range *ranges, size_t nranges,
     space *sp = amb__calloc(ns ? ns : 1, sizeof *sp);
     segment *segs = amb__malloc((2 * ns + 2) * sizeof *segs);
     amb__heap_block *copies = cell_words > 0 ? amb__heap_block_new(cell_words) : NULL;
-    void *mem = NULL;
+    tablemem mem = {NULL, 0};
     if (sp == NULL || segs == NULL || (cell_words > 0 && copies == NULL))
         return give_up(sp, segs, copies);
-    size_t i = 0;
+    size_t i = 0, used = 0;
     for (amb__heap_block *b = heap->blocks; b != NULL; b = b->next, i++) {
         sp[i].lo = b->words;
         sp[i].cap = b->nwords;
         /* The current block holds terms below its top only. */
         sp[i].n = b == heap->blocks ? (size_t)(heap->top - b->words) : b->nwords;
         sp[i].blk = b;
+        used += sp[i].n * sizeof(uint64_t);
     }
     if (copies != NULL)
         sp[nblocks] = (space){.lo = copies->words,
@@ -678,6 +728,11 @@ int amb__collect_compact(amb_heap *heap, amb__range *ranges, size_t nranges,
     int rc = walk(&c, roots, nroots);
     amb__wstack_free(&c.slots);
     AMB__CHECK(to.blocks == NULL); /* the copies fit their block */
+    if (rc != 0 && !c.moved) {
+        /* Only bits were set: nothing changed. */
+        tables_free(&mem);
+        return give_up(sp, segs, copies);
+    }
     if (rc != 0) {
         /* Cells are half moved: the owner can only free everything. The
          * copies' block joins the heap so that it is freed with it, and
@@ -692,7 +747,7 @@ int amb__collect_compact(amb_heap *heap, amb__range *ranges, size_t nranges,
                 heap->blocks = copies;
             heap->bytes += amb__heap_block_bytes(copies);
         }
-        amb__free(mem);
+        tables_free(&mem);
         amb__free(sp);
         amb__free(segs);
         *ruined = true;
@@ -723,9 +778,21 @@ int amb__collect_compact(amb_heap *heap, amb__range *ranges, size_t nranges,
     for (size_t k = 0; k < nroots; k++)
         roots[k] = moved(&c, segs, roots[k]);
     move(&c, segs, &offheap);
-    rebuild(heap, sp, ns, last, dst, offheap);
-    amb__free(mem);
+    rebuild(heap, sp, ns, last, dst, offheap, spare, used);
+    tables_free(&mem);
     amb__free(sp);
     amb__free(segs);
     return 0;
+}
+
+int amb_heap_collect(amb_heap *heap, amb_term *roots, size_t n)
+{
+    if (heap == NULL || (roots == NULL && n > 0))
+        return AMB__MISUSE();
+    bool ruined;
+    /* With no from-space nothing is moved before the walk ends: a failure
+     * leaves every term as it was. The caller collects when the heap has
+     * grown again: it keeps what it emptied. */
+    static const size_t all[2] = {SIZE_MAX, 1};
+    return amb__collect_compact(heap, NULL, 0, roots, n, all, &ruined);
 }

@@ -301,7 +301,9 @@ static amb_term root_make(amb_heap *heap, size_t size, amb_term node)
  * Asking for the next lines at once makes them arrive together (a node
  * of the deep, cold levels is at most 5 lines; the hot levels hit the cache
  * anyway). How many lines was measured (docs/design/terms.md). */
+#ifndef PREFETCH_LINES
 #define PREFETCH_LINES 4
+#endif
 
 static inline void prefetch_node(const uint64_t *p)
 {

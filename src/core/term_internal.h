@@ -374,12 +374,18 @@ typedef struct amb__heap_block {
     struct amb__heap_block *next;
     size_t nwords;
     size_t mapped; /* bytes of its own mapping (amb__map), 0 when malloc'd */
+    void *base;    /* where that mapping starts (the block may be aligned in it) */
     uint64_t words[];
 } amb__heap_block;
 /* A block of at least nwords words (more when its mapping's last page has
  * room); NULL on ENOMEM. */
 amb__heap_block *amb__heap_block_new(size_t nwords);
 void amb__heap_block_free(amb__heap_block *b);
+/* Keeps b (holding no term) as a spare block of heap, for its next
+ * allocations. */
+void amb__heap_spare(amb_heap *heap, amb__heap_block *b);
+/* Bytes of memory the heap holds: amb_heap_size and its spare blocks. */
+size_t amb__heap_held(const amb_heap *heap);
 /* Bytes a block takes, header included. */
 static inline size_t amb__heap_block_bytes(const amb__heap_block *b)
 {
@@ -393,6 +399,10 @@ struct amb_heap {
     uint64_t *top, *end;
     size_t bytes; /* sum of block sizes */
     amb__binary *offheap;
+    /* Empty blocks a collection kept for the heap's next allocations
+     * (amb__heap_spare), taken before a new block is made. */
+    struct amb__heap_block *spare;
+    size_t spare_bytes;
 };
 
 /* Makes *heap a heap that allocates from words[0..nwords) first (then from
@@ -404,6 +414,8 @@ static inline void amb__heap_init_fixed(amb_heap *heap, uint64_t *words, size_t 
     heap->end = words + nwords;
     heap->bytes = 0;
     heap->offheap = NULL;
+    heap->spare = NULL;
+    heap->spare_bytes = 0;
 }
 /* Drops what the heap holds (binary references, blocks) but not the struct. */
 void amb__heap_release(amb_heap *heap);
@@ -459,16 +471,20 @@ int amb__collect_roots(amb_heap *to, amb__range *ranges, size_t nranges, amb_ter
  * heap's words are freed: the live terms slide down within the heap's own
  * blocks (sanitizer builds: to a fresh block, so that a term kept from
  * before is a use after free), blocks left empty are freed, and the heap
- * goes on allocating after the last one. What the roots reach inside the
+ * goes on allocating after the last one, the blocks it emptied kept as
+ * spares up to spare[0] / spare[1] of the live size ({SIZE_MAX, 1}: all)
+ * and freed beyond. What the roots reach inside the
  * words of ranges[0..nranges) (the kept message cells) is copied into the
  * heap first, as amb__collect_roots copies. The roots get the new terms.
  * No to-space: the heap's memory at its peak is its size plus side tables
  * of about a twentieth of it (and a block for what the cells held).
- * 0; AMB_ENOMEM with *ruined false: nothing changed (the side tables could
- * not be had); AMB_ENOMEM with *ruined true: the cells are half moved and
- * the roots unspecified (the owner can only free everything). */
+ * 0; AMB_ENOMEM with *ruined false: nothing changed (no memory for the
+ * side tables, or for the walk's stack before a cell's term was moved);
+ * AMB_ENOMEM with *ruined true: the cells are half moved and the roots
+ * unspecified (the owner can only free everything). */
 int amb__collect_compact(amb_heap *heap, amb__range *ranges, size_t nranges,
-                         amb_term *roots, size_t nroots, bool *ruined);
+                         amb_term *roots, size_t nroots, const size_t spare[2],
+                         bool *ruined);
 
 /* Records a binary box that holds a reference on a refbin. */
 void amb__heap_track_binary(amb_heap *heap, amb__binary *bin);

@@ -72,7 +72,7 @@ static void fill_info(amb_proc *p, amb_proc_info *out, amb_proc_status status)
     /* A term-state process's kept messages are heap until its next
      * collection (pheap.c), as BEAM counts heap fragments. */
     out->heap_size =
-        (p->heap ? amb_heap_size(p->heap) : 0) + (p->pheap ? p->pheap->kept_bytes : 0);
+        (p->heap ? amb__heap_held(p->heap) : 0) + (p->pheap ? p->pheap->kept_bytes : 0);
     out->memory = sizeof *p + out->stack_size + out->heap_size +
                   (p->handler ? p->handler->state_size : 0) + mailbox_bytes(p) +
                   amb__fail_bytes(p) + amb__alias_bytes(p);

@@ -125,8 +125,13 @@ static int collect(amb_proc *p, amb_term *roots, size_t n)
     size_t i = 0;
     for (const amb__msg *m = p->pheap->kept; m != NULL; m = kept_next(m))
         i += amb__msg_ranges(m, ranges + i, nranges - i);
+    /* The blocks it empties, up to what the heap grows by before the next
+     * collection ((GROWTH - 1) x live), stay: the next cycle maps no new
+     * pages, and the peak stays GROWTH x live. */
+    static const size_t spare[2] = {AMB__PHEAP_GROWTH_NUM - AMB__PHEAP_GROWTH_DEN,
+                                    AMB__PHEAP_GROWTH_DEN};
     bool ruined;
-    int rc = amb__collect_compact(heap, ranges, nranges, roots, n, &ruined);
+    int rc = amb__collect_compact(heap, ranges, nranges, roots, n, spare, &ruined);
     amb__free(ranges);
     if (rc != 0 && ruined)
         die_enomem(p);

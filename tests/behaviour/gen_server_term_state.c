@@ -421,12 +421,14 @@ AMB_TEST(a_via_name_survives_collections_and_is_unregistered_at_stop)
  * Out of memory in a collection; killing
  * ======================================================================== */
 
-/* A call `bloat` builds garbage past the collection's trigger, keeps a
- * list of 100 tuples in the state (its walk needs more than the 32 slots a
- * walker's stack holds inline) and arms the allocator: the collection after
- * it allocates its table of kept cells (0), its spaces (1), its segments
- * (2), the block for the cells' terms (3), its side tables (4), then grows
- * its stack of slots (5) while it walks. */
+/* A call {bloat, [1, 2, 3]} builds garbage past the collection's trigger,
+ * keeps the request (a term of its message cell, copied in first: the walk
+ * takes a tuple's parts in order) and a list of 100 tuples (whose walk
+ * needs more than the 32 slots a walker's stack holds inline) in the state,
+ * and arms the allocator: the collection after it allocates its table of
+ * kept cells (0), its spaces (1), its segments (2), the block for the
+ * cells' terms (3), its side tables (4), then grows its stack of slots (5)
+ * while it walks, after it has moved the request out of its cell. */
 static uint64_t bloat_fail_at;
 
 static amb_gen_ret bloat_call(amb_proc *self, void *state, amb_term req, amb_term from)
@@ -434,7 +436,7 @@ static amb_gen_ret bloat_call(amb_proc *self, void *state, amb_term req, amb_ter
     (void)from;
     amb_heap *h = amb_proc_heap(self);
     amb_term list = AMB_NIL;
-    if (req == amb_atom("bloat")) {
+    if (amb_is_tuple(req)) {
         for (int i = 0; i < 10000; i++)
             (void)AMB_TUPLE(h, amb_int(h, i), amb_atom("garbage"), amb_int(h, i));
         for (int i = 0; i < 100; i++)
@@ -454,7 +456,8 @@ static void collection_runs_out(amb_proc *self, void *arg)
     amb_term mref;
     CHECK_OK(self, amb_gen_server_start(self, &bloater, NULL, NULL, &pid, NULL));
     CHECK_OK(self, amb_monitor(self, pid, &mref));
-    CHECK_TEXT(self, CALL(self, pid, amb_atom("bloat")), "ok");
+    CHECK_TEXT(self, CALL(self, pid, amb_pack(amb_proc_heap(self), "{bloat,[1,2,3]}")),
+               "ok");
     CHECK_TEXT(self, wait_down(self, mref, pid), "{error,'AMB_ENOMEM'}");
 }
 
@@ -484,10 +487,12 @@ static void collection_waits(amb_proc *self, void *arg)
     amb_pid pid;
     CHECK_OK(self, amb_gen_server_start(self, &prober, NULL, NULL, &pid, NULL));
     amb_proc_info before, after;
-    CHECK_TEXT(self, CALL(self, pid, amb_atom("bloat")), "ok");
+    CHECK_TEXT(self, CALL(self, pid, amb_pack(amb_proc_heap(self), "{bloat,[1,2,3]}")),
+               "ok");
     CHECK_OK(self, amb_process_info(self, pid, &before));
     CHECK_TEXT(self, CALL(self, pid, amb_atom("state")),
-               "{kept,bloat,[{99,kept},{98,kept},{97,kept},{96,kept},{95,kept},{94,kept},"
+               "{kept,{bloat,[1,2,3]},[{99,kept},{98,kept},{97,kept},{96,kept},{95,kept},"
+               "{94,kept},"
                "{93,kept},{92,kept},{91,kept},{90,kept},{89,kept},{88,kept},{87,kept},"
                "{86,kept},{85,kept},{84,kept},{83,kept},{82,kept},{81,kept},{80,kept},"
                "{79,kept},{78,kept},{77,kept},{76,kept},{75,kept},{74,kept},{73,kept},"

@@ -26,6 +26,10 @@
 #include "term_internal.h"
 #include "term_test.h"
 
+/* Compactions here keep no spare blocks (their tests look at what is
+ * freed); amb_heap_collect's are tested on their own. */
+static const size_t NONE_SPARE[2] = {0, 1};
+
 /* Which form the test runs. */
 static bool compacting;
 
@@ -36,7 +40,7 @@ static amb_heap *collect(amb_term *roots, size_t n)
 {
     if (compacting) {
         bool ruined = true;
-        assert_ok(amb__collect_compact(H, NULL, 0, roots, n, &ruined));
+        assert_ok(amb__collect_compact(H, NULL, 0, roots, n, NONE_SPARE, &ruined));
         assert_false(ruined);
         return H;
     }
@@ -329,7 +333,7 @@ AMB_TEST(compacting_copies_in_what_cells_hold_and_frees_the_blocks_it_emptied)
     amb__range ranges[16];
     size_t nr = amb__heap_ranges(cell, ranges, AMB_COUNTOF(ranges));
     bool ruined = true;
-    assert_ok(amb__collect_compact(H, ranges, nr, &state, 1, &ruined));
+    assert_ok(amb__collect_compact(H, ranges, nr, &state, 1, NONE_SPARE, &ruined));
     assert_false(ruined);
     amb_heap_free(cell); /* the cell goes, as a kept message cell does */
     assert_true(amb_equal(state, want));
@@ -361,7 +365,7 @@ AMB_TEST(compacting_releases_the_binaries_that_died)
     for (int i = 0; i < 10000; i++)
         assert_true(T(I(i), shared_binary(100, 3)) != AMB_NONE); /* dead too */
     bool ruined;
-    assert_ok(amb__collect_compact(H, NULL, 0, &state, 1, &ruined));
+    assert_ok(amb__collect_compact(H, NULL, 0, &state, 1, NONE_SPARE, &ruined));
     assert_int_equal(atomic_load(&rb->refs), 1); /* the heap's went */
     amb__refbin_release(rb);
     amb_term moved = amb_tuple_elem(state, 0);
@@ -376,7 +380,7 @@ AMB_TEST(compacting_releases_the_binaries_that_died)
     state = T(small, state);
     for (int i = 0; i < 10000; i++)
         assert_true(T(I(i)) != AMB_NONE);
-    assert_ok(amb__collect_compact(H, NULL, 0, &state, 1, &ruined));
+    assert_ok(amb__collect_compact(H, NULL, 0, &state, 1, NONE_SPARE, &ruined));
     assert_term_text(amb_tuple_elem(state, 0), "<<9,8,7>>");
 }
 
@@ -409,7 +413,7 @@ static int build_and_compact(void *arg)
         amb__range ranges[16];
         size_t nr = amb__heap_ranges(cell, ranges, AMB_COUNTOF(ranges));
         bool ruined = false;
-        rc = amb__collect_compact(h, ranges, nr, &root, 1, &ruined);
+        rc = amb__collect_compact(h, ranges, nr, &root, 1, NONE_SPARE, &ruined);
         if (rc == 0 || !ruined) {
             amb_test_alloc_disarm(); /* the check may allocate */
             assert_true(amb_equal(root, want));
@@ -424,6 +428,84 @@ static int build_and_compact(void *arg)
 AMB_TEST(compacting_without_memory_changes_nothing_or_says_it_is_ruined)
 {
     amb_test_oom_stats st = amb_test_oom_loop(build_and_compact, NULL, AMB_TEST_OOM_ONCE);
+    assert_true(st.failed_runs > 0);
+}
+
+/* ---------------------------------------------------------------------------
+ * amb_heap_collect (the public form)
+ * ------------------------------------------------------------------------ */
+
+AMB_TEST(a_heap_collected_by_its_owner_keeps_its_roots_and_the_memory_it_emptied)
+{
+    /* A loop's state: a map put 20,000 times (its versions garbage). */
+    amb_term m = amb_map(H, 0, NULL, NULL), rest = S("kept too");
+    for (int i = 0; i < 20000; i++)
+        m = amb_map_put(H, m, I(i % 5000), T(I(i), A("v")));
+    amb_heap *rh;
+    amb_term want = reference(&rh, m);
+    amb_term roots[2] = {m, rest};
+    size_t size = amb_heap_size(H);
+    assert_ok(amb_heap_collect(H, roots, 2));
+    assert_true(amb_equal(roots[0], want));
+    assert_term_text(roots[1], "[107,101,112,116,32,116,111,111]"); /* "kept too" */
+    assert_true(amb__heap_used(H) < size / 8);
+    assert_true(amb_heap_size(H) < size / 4);
+    /* What it emptied stays the heap's: growing back takes no new block
+     * (sanitizer builds free every old block instead, so that a term kept
+     * from before is a use-after-free report). */
+    if (!AMB__ASAN) {
+        assert_true(amb__heap_held(H) >= size - 4096);
+        amb_test_alloc_count before = amb_test_alloc_now();
+        int puts = 0;
+        while (amb__heap_used(H) + (64 << 10) < size) {
+            roots[0] = amb_map_put(H, roots[0], I(puts % 5000), T(I(puts), A("w")));
+            puts++;
+        }
+        assert_true(puts > 1000);
+        assert_true(amb_test_alloc_now().calls == before.calls);
+    }
+    assert_rc(AMB_EBADARG, amb_heap_collect(NULL, roots, 2));
+    assert_rc(AMB_EBADARG, amb_heap_collect(H, NULL, 1));
+    assert_ok(amb_heap_collect(H, NULL, 0)); /* no roots: everything goes */
+    assert_true(amb__heap_used(H) < 64);     /* a block header */
+    amb_heap_free(rh);
+}
+
+/* amb_heap_collect with allocation n failing: AMB_ENOMEM leaves every term
+ * as it was. */
+static int collect_under_failures(void *arg)
+{
+    (void)arg;
+    amb_heap *h = NULL, *rh = NULL;
+    int rc = amb_heap_new(&h);
+    if (rc == 0)
+        rc = amb_heap_new(&rh);
+    amb_term root = AMB_NONE, want = AMB_NONE;
+    if (rc == 0) {
+        amb_term list = AMB_NIL;
+        for (int i = 0; i < 100; i++) {
+            list = amb_cons(h, AMB_TUPLE(h, amb_int(h, i)), list); /* a deep stack */
+            (void)AMB_TUPLE(h, amb_int(h, i), amb_atom("garbage"));
+        }
+        root = AMB_TUPLE(h, list, amb_string(h, "x"));
+        rc = root == AMB_NONE ? AMB_ENOMEM : amb_term_copy(rh, root, &want);
+    }
+    if (rc == 0) {
+        amb_term before = root;
+        rc = amb_heap_collect(h, &root, 1);
+        amb_test_alloc_disarm(); /* the check may allocate */
+        assert_true(rc == 0 || root == before);
+        assert_true(amb_equal(root, want));
+    }
+    amb_heap_free(rh);
+    amb_heap_free(h);
+    return rc;
+}
+
+AMB_TEST(a_heap_collect_without_memory_changes_nothing)
+{
+    amb_test_oom_stats st =
+        amb_test_oom_loop(collect_under_failures, NULL, AMB_TEST_OOM_ONCE);
     assert_true(st.failed_runs > 0);
 }
 
@@ -449,4 +531,6 @@ AMB_TEST_MAIN(
     HEAP_TEST(compacting_copies_in_what_cells_hold_and_frees_the_blocks_it_emptied),
     HEAP_TEST(compacting_releases_the_binaries_that_died),
     HEAP_TEST(compacting_without_memory_changes_nothing_or_says_it_is_ruined),
+    HEAP_TEST(a_heap_collected_by_its_owner_keeps_its_roots_and_the_memory_it_emptied),
+    HEAP_TEST(a_heap_collect_without_memory_changes_nothing),
     HEAP_TEST(running_out_of_memory_is_an_error_and_leaks_nothing))
