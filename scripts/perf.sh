@@ -48,7 +48,8 @@ cp -r "$src" "$scratch/"
 cd "$scratch/peer-bench"
 
 # Our extra cases, each after the case it varies: 1M handler processes
-# (c.spawn_handler) and the ring with handler nodes (c.ring.handler).
+# (c.spawn_handler), the ring with handler nodes (c.ring.handler) and the
+# call to a server with a term-map state (c.call_state).
 add_case() { # after-label new-label args
     sed -i "s/^\( *\)\"c\.$1|\\\$A \(.*\)\"\$/&\n\1\"c.$2|\$A $3\"/" run_all.sh
     grep -q "\"c\.$2|" run_all.sh || {
@@ -58,6 +59,8 @@ add_case() { # after-label new-label args
 }
 add_case spawn spawn_handler "spawn_handler 1000000 3"
 add_case ring ring.handler "ring 10000 100 1"
+# A gen_server whose state is a term map (issue 14), beside the plain call.
+add_case call.c1 call_state "call_state 100000 10000000"
 
 # Cases the peers do not have, with an Erlang twin of ours that runs in the
 # same batch: maps (bench/maps_bench.erl beside `amb-bench maps`), after the

@@ -183,6 +183,11 @@ __attribute__((unused)) static void assert_no_process_failure(void)
 
 /* ===========================================================================
  * Waiting with a deadline
+ *
+ * A receive with a timeout needs a timer cell, and in an allocation-failure
+ * test that may be the allocation that fails (AMB_ENOMEM, nothing taken):
+ * the waits below then wait again without a timeout, still bounded by the
+ * runner's watchdog (amb_test_run's deadline).
  * ======================================================================== */
 
 /* Polls cond, yielding in between, for at most AMB_TEST_WAIT_MS. */
@@ -216,6 +221,8 @@ __attribute__((unused)) static void assert_no_process_failure(void)
 #define WAIT_MSG(self, out, ...)                                                   \
     do {                                                                           \
         int rc_ = amb_receive_match((self), AMB_TEST_WAIT_MS, (out), __VA_ARGS__); \
+        if (rc_ == AMB_ENOMEM) /* no timer: see above */                           \
+            rc_ = amb_receive_match((self), AMB_INFINITY, (out), __VA_ARGS__);     \
         if (rc_ != 0)                                                              \
             proc_fail((self), __FILE__, __LINE__, "no message matching (%s): %s",  \
                       #__VA_ARGS__, amb_err_name(rc_));                            \
@@ -229,6 +236,8 @@ __attribute__((unused)) static amb_term recv_at(amb_proc *self, int64_t ms,
 {
     amb_term t = AMB_NONE;
     int rc = amb_receive(self, ms, &t);
+    if (rc == AMB_ENOMEM && ms != AMB_INFINITY) /* no timer: see above */
+        rc = amb_receive(self, AMB_INFINITY, &t);
     if (rc != 0)
         proc_fail(self, file, line, "amb_receive returned %s", amb_err_name(rc));
     return t;
@@ -241,11 +250,14 @@ __attribute__((unused)) static amb_term
 wait_down_at(amb_proc *self, amb_term ref, amb_pid pid, const char *file, int line)
 {
     amb_term reason = AMB_NONE;
-    int rc = pid == AMB_NONE
-                 ? amb_receive_match(self, AMB_TEST_WAIT_MS, NULL,
-                                     "{'DOWN',~r,process,_,~w}", ref, &reason)
-                 : amb_receive_match(self, AMB_TEST_WAIT_MS, NULL,
-                                     "{'DOWN',~r,process,~v,~w}", ref, pid, &reason);
+    int rc = AMB_ENOMEM;
+    for (int64_t ms = AMB_TEST_WAIT_MS; rc == AMB_ENOMEM && ms != 0;
+         ms = ms == AMB_INFINITY ? 0 : AMB_INFINITY) /* no timer: see above */
+        rc = pid == AMB_NONE
+                 ? amb_receive_match(self, ms, NULL, "{'DOWN',~r,process,_,~w}", ref,
+                                     &reason)
+                 : amb_receive_match(self, ms, NULL, "{'DOWN',~r,process,~v,~w}", ref,
+                                     pid, &reason);
     if (rc != 0)
         proc_fail(self, file, line, "no DOWN for that monitor: %s", amb_err_name(rc));
     return reason;
@@ -259,6 +271,8 @@ __attribute__((unused)) static amb_term wait_exit_at(amb_proc *self, amb_pid pid
     amb_term reason = AMB_NONE;
     int rc =
         amb_receive_match(self, AMB_TEST_WAIT_MS, NULL, "{'EXIT',~v,~w}", pid, &reason);
+    if (rc == AMB_ENOMEM) /* no timer: see above */
+        rc = amb_receive_match(self, AMB_INFINITY, NULL, "{'EXIT',~v,~w}", pid, &reason);
     if (rc != 0)
         proc_fail(self, file, line, "no EXIT from that process: %s", amb_err_name(rc));
     return reason;

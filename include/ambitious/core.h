@@ -136,6 +136,15 @@ AMB_API const char *amb_err_name(int code);
  * that maps fresh zero pages (as the C library's calloc does) to keep the
  * large, mostly untouched tables (the process table, the atom table) from
  * being written out at start.
+ *
+ * map and unmap (optional, both or neither; NULL: the OS's mmap and munmap)
+ * give the runtime whole pages: size bytes (a multiple of the page size),
+ * page-aligned and zeroed, or NULL when out of memory; unmap takes back
+ * exactly what one map gave. The runtime takes the slabs its message cells
+ * and process blocks are carved from this way (tens of KiB each, given back
+ * as soon as they are empty, so that memory returns to the OS after a
+ * burst), and so sees running out of them as AMB_ENOMEM. Process stacks are
+ * reserved from the OS directly (docs/design/stacks.md).
  */
 typedef struct amb_allocator {
     void *(*malloc)(void *ud, size_t size);
@@ -143,12 +152,15 @@ typedef struct amb_allocator {
     void (*free)(void *ud, void *ptr);
     void *ud;
     void *(*calloc)(void *ud, size_t n, size_t size); /* optional (NULL) */
+    void *(*map)(void *ud, size_t size);              /* optional (NULL) */
+    void (*unmap)(void *ud, void *ptr, size_t size);  /* optional (NULL) */
 } amb_allocator;
 
 /* Installs *a (copied) as the allocator, or the C library's when a is NULL.
  * Call it before any other function of the library, or when no memory from
  * the previous allocator is still held: memory is always returned to the
- * allocator that gave it. Returns AMB_EBADARG when malloc, realloc or free is NULL. */
+ * allocator that gave it. Returns AMB_EBADARG when malloc, realloc or free
+ * is NULL, or only one of map and unmap is given. */
 AMB_API int amb_set_allocator(const amb_allocator *a);
 
 /* The library's allocator, for memory that the library hands to the caller

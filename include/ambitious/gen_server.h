@@ -42,8 +42,8 @@
  *         amb_term *map = state;
  *         *map = amb_map_put(amb_proc_heap(self), *map, key, value);
  *     The runtime keeps what the state reaches alive and reclaims the rest
- *     by itself (process.h, "Term state": a copy of the live state when the
- *     heap has grown to twice its size). Terms a callback leaves anywhere
+ *     by itself (process.h, "Term state": the heap compacted to the live
+ *     state when it has grown to 7/4 of its size). Terms a callback leaves anywhere
  *     else (a static variable, C memory) are invalid after it returns. The
  *     slot holds `undefined` until init sets it; a callback that leaves
  *     AMB_NONE there (a build that ran out of memory: builders give

@@ -9,9 +9,9 @@
  * proc_lib writes. It names the pid, the registered name, the reason and the
  * last message the process received, each printed for a human (the pretty
  * style of amb_print_ex: strings as "...", text binaries as <<"...">>, pids
- * as <N.ID.SERIAL>, the one notation of every text a human reads). A process ended by an exit signal from
- * another process writes no report (the sender, or the linked supervisor,
- * knows why), as in OTP.
+ * as <N.ID.SERIAL>, the one notation of every text a human reads). A process ended by an
+ * exit signal from another process writes no report (the sender, or the linked
+ * supervisor, knows why), as in OTP.
  */
 #ifndef AMBITIOUS_LOGGER_H
 #define AMBITIOUS_LOGGER_H

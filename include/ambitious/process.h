@@ -42,6 +42,30 @@
  *   - `arg` pointers (a body's, a start function's) are passed as they are:
  *     the caller keeps them valid for as long as the process uses them.
  *   - Times are int64_t milliseconds (below).
+ *
+ * Stacks and overflow. A process's stack (a stackful body, or a handler's
+ * callbacks) is fixed in size: `stack_size` of the runtime or of the spawn,
+ * a little less than that in usable bytes (a page and 64 bytes go to the
+ * guard and the canary). Running out of it never goes unnoticed and never
+ * silently corrupts another process, in every build type:
+ *   - A runtime call (send, receive, link, monitor, exit, timers; every
+ *     call that may yield) made with less than 8 KiB of stack left ends the
+ *     process with reason `stack_overflow`, as amb_exit_self would (links,
+ *     monitors and a crash report see it); the 8 KiB are the room ending
+ *     takes, a log handler included. So a recursion that calls the runtime
+ *     stops there, and nothing else is hurt.
+ *   - Code that goes deeper without a runtime call runs into a guard page
+ *     below its stack: every stack has one where the kernel has guard
+ *     regions (Linux 6.13 and later), else the first 4096 of each size do.
+ *     The fault ends the OS process, after the line "ambitious: stack
+ *     overflow: ..." on stderr when the program has no SIGSEGV handler of
+ *     its own. A frame larger than the guard page can step over it unless
+ *     the code is built with -fstack-clash-protection (GCC, Clang).
+ *   - A stack without a guard page has a 64-byte canary below it, checked
+ *     each time the process switches out: a broken one stops the OS
+ *     process with a message naming the overflow, before any other process
+ *     runs on corrupted memory.
+ * docs/design/stacks.md has the layout and what each check costs.
  */
 #ifndef AMBITIOUS_PROCESS_H
 #define AMBITIOUS_PROCESS_H
@@ -79,10 +103,14 @@ typedef struct amb_config {
     int64_t watchdog_ms;       /* report a process that runs this long without
                                   yielding: 1 ..= AMB_TIMEOUT_MAX, default
                                   2000; AMB_INFINITY turns reports off */
-    const char *node_name;     /* the node's name; default "nonode@nohost".
-                                  A node started later (ambitious/node.h)
-                                  renames the runtime: its pids take the
-                                  node's name and creation */
+    const char *node_name;     /* the node's name; default "nonode@nohost";
+                                  Name@Host as erl takes it: Name of ASCII
+                                  letters, digits, '_' and '-', Host of
+                                  printable ASCII without spaces, neither
+                                  empty. A node started later
+                                  (ambitious/node.h) renames the runtime:
+                                  its pids take the node's name and
+                                  creation */
     int64_t spin_us;           /* the longest an idle scheduler looks for work
                                   (and, with sockets open, polls) before it
                                   sleeps; the spin adapts below it: 0 default
@@ -95,9 +123,10 @@ typedef struct amb_config {
 
 /* Creates a runtime (no threads run until amb_rt_run) in *out, owned: free
  * with amb_rt_free. cfg may be NULL for all defaults; it is copied (the node
- * name too). AMB_EBADARG for a NULL out or a value out of range, AMB_ENOMEM,
- * AMB_ESYSLIMIT (too many runtimes in this OS process: 1023 over its
- * lifetime). Any thread. */
+ * name too). AMB_EBADARG for a NULL out or a value out of range (a node
+ * name that is not Name@Host), AMB_ENOMEM, AMB_ESYSLIMIT (too many runtimes
+ * in this OS process: 1023 over its lifetime; or the atom table is full and
+ * the node name is a new atom). Any thread. */
 AMB_API int amb_rt_new(const amb_config *cfg, amb_rt **out);
 
 /* Runs the runtime's schedulers on this thread and (schedulers - 1) more,
@@ -172,7 +201,13 @@ AMB_API int amb_main(const amb_config *cfg, amb_fn *fn, void *arg);
 
 /* Spawns a stackful process running fn(self, arg). *out (may be NULL) gets
  * its pid. AMB_EBADARG (NULL self or fn), AMB_ESYSLIMIT when the process
- * table is full, AMB_ENOMEM. */
+ * table is full, AMB_ENOMEM. The process takes its stack when it first
+ * runs (a process waiting to run holds none: a burst of a million spawns
+ * costs stacks only for those running at once); when none can be had (the
+ * address space is used up), it ends there with reason
+ * {error, 'AMB_ENOMEM'} and a crash report, seen by its links and monitors
+ * like any other end. A handler process, which takes a stack for each
+ * activation, ends the same way. */
 AMB_API int amb_spawn(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out);
 
 /*
@@ -191,15 +226,18 @@ AMB_API int amb_spawn(amb_proc *self, amb_fn *fn, void *arg, amb_pid *out);
  * the new terms in the slots; a message the process received (the one
  * handle got, a reply a nested call returned) is not freed when its borrow
  * ends but kept with the heap, so a slot may hold parts of it. Between
- * callbacks, once the heap and the kept messages have grown to twice the
- * size of the live data, the runtime copies what the slots reach to a fresh
- * heap (shared parts once) and frees the rest: memory stays within a
- * constant factor of the live data at amortised O(1) cost per term built.
- * So every term a callback leaves outside the slots (in C memory, a static
- * variable, a heap mark) is invalid after its return; a term of another
- * heap stored in a slot is referred to, not copied (it must outlive the
- * process, as any constructor's input). A collection that runs out of
- * memory ends the process with {error, 'AMB_ENOMEM'}.
+ * callbacks, once the heap and the kept messages have grown to 7/4 of the
+ * size of the live data, the runtime compacts the heap in place to what the
+ * slots reach (shared parts once; the parts of kept messages copied in) and
+ * frees the rest: memory stays within a constant factor of the live data
+ * (under 3x at its peak) at amortised O(1) cost per term built. So every
+ * term a callback leaves outside the slots (in C memory, a static
+ * variable, a heap mark) is invalid after its return (it may now be another
+ * term; in sanitizer builds, freed memory); a term of another heap stored
+ * in a slot is referred to, not copied (it must outlive the process, as any
+ * constructor's input). A collection that finds no memory for its side
+ * tables waits for the next callback; one that runs out half way ends the
+ * process with {error, 'AMB_ENOMEM'}.
  */
 typedef struct amb_handler {
     size_t state_size;
@@ -227,7 +265,8 @@ typedef struct amb_spawn_opts {
     amb_term name;              /* register under this atom (AMB_NONE: none);
                                    AMB_EEXIST when the name is taken, and
                                    then nothing is spawned */
-    size_t min_heap_size;       /* bytes to reserve for the process's heap */
+    size_t min_heap_size;       /* bytes to reserve for the process's heap
+                                   (AMB_ENOMEM when they cannot be had) */
     bool link;                  /* link the caller and the child atomically
                                    (amb_spawn_link) */
     bool monitor;               /* the caller monitors the child atomically
@@ -459,7 +498,8 @@ AMB_API int amb_send(amb_proc *self, amb_term to, amb_term msg);
  * amb_receive_match (see "Borrowing" above). AMB_ETIMEDOUT when
  * timeout_ms passes first (0 polls, AMB_INFINITY waits forever),
  * AMB_EBADARG (NULL self, a timeout out of range), AMB_ESTATE (called from
- * a match function, see amb_receive_if). */
+ * a match function, see amb_receive_if), AMB_ENOMEM (a finite timeout needs
+ * a timer and none could be had; nothing was taken). */
 AMB_API int amb_receive(amb_proc *self, int64_t timeout_ms, amb_term *out);
 
 /* Selective receive by predicate: the oldest message for which match(ctx,
@@ -639,9 +679,10 @@ typedef struct amb_proc_info {
  * A snapshot of pid's state, copied into the caller's *out (the process
  * answers it itself, as BEAM's does, so the counts are exact);
  * current_function is the address of code, never to be freed. AMB_ENOPROC
- * when pid is not a live process of this runtime, AMB_EBADARG (NULL out),
- * AMB_ENOMEM, AMB_ESTATE (another process's, asked from a match function:
- * amb_receive_if). */
+ * when pid is a pid of this runtime that is not alive, AMB_EBADARG (NULL
+ * out, or a term that is not a pid, AMB_NONE among them), AMB_ENOTSUP (a
+ * pid of another node), AMB_ENOMEM, AMB_ESTATE (another process's, asked
+ * from a match function: amb_receive_if). */
 AMB_API int amb_process_info(amb_proc *self, amb_pid pid, amb_proc_info *out);
 
 /*

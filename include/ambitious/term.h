@@ -226,8 +226,9 @@ AMB_API void amb_heap_free(amb_heap *heap);
  * memory for reuse, so a process that resets per message allocates nothing
  * in the steady state. NULL is a no-op. */
 AMB_API void amb_heap_reset(amb_heap *heap);
-/* Bytes of memory the heap holds (blocks, not counting shared binaries); 0
- * for NULL. */
+/* Bytes of memory the heap's terms take up: its blocks, with the free end
+ * of the current one (not shared binaries, nor the spare blocks
+ * amb_heap_collect keeps); 0 for NULL. */
 AMB_API size_t amb_heap_size(const amb_heap *heap);
 
 /* A point in a heap's history, for dropping what was built after it: a
@@ -246,6 +247,21 @@ AMB_API amb_heap_mark amb_heap_save(const amb_heap *heap);
  * this heap, and neither amb_heap_reset nor a rewind to an older mark may
  * have happened since. NULL is a no-op. */
 AMB_API void amb_heap_rewind(amb_heap *heap, amb_heap_mark mark);
+
+/* Collects heap: keeps what roots[0..n) reach (each shared part once, a
+ * map's versions sharing structure as they did) and frees every other term
+ * of the heap, in place, needing about a twentieth of the heap more for a
+ * moment (the collection a term-state process gets, process.h "Term
+ * state", for a heap the caller owns: a loop that keeps a map across
+ * iterations calls it when amb_heap_size has grown to a few times what it
+ * was after the last one). The blocks it empties stay the heap's for its
+ * next allocations, so growing back maps no new pages (amb_heap_size does
+ * not count them; amb_heap_reset and amb_heap_free give them back). The
+ * roots are updated: every other term of the heap, and every mark of it,
+ * is invalid afterwards. Terms of other heaps are referred to as they are.
+ * O(live terms + heap size / 64). 0; AMB_ENOMEM (nothing changed);
+ * AMB_EBADARG for a NULL heap, or NULL roots with n > 0. */
+AMB_API int amb_heap_collect(amb_heap *heap, amb_term *roots, size_t n);
 
 /* Copies t and everything it refers to onto dst (immediates are returned as
  * they are; shared binaries gain a reference, their bytes are not copied).
@@ -527,6 +543,61 @@ AMB_API int amb_map_iterator(amb_term m, amb_map_iter *it);
  *         sum += amb_small_value(v);
  */
 AMB_API bool amb_map_next(amb_map_iter *it, amb_term *key, amb_term *value);
+
+/* ---------------------------------------------------------------------------
+ * Map edits: many puts and removes that make one new map (Clojure's
+ * transients; BEAM's maps:from_list works this way inside). A put on a
+ * map copies the path to the changed pair (about 150 words at a million
+ * pairs), because the map before it may still be used. An edit hands out
+ * no map until it ends, so the nodes it made itself are changed in place:
+ * a put or remove in an edit copies a node only the first time it changes
+ * it, and only nodes the edit did not make (the starting map's, which stay
+ * as they were: the starting map is never changed).
+ *
+ *     amb_map_edit e;
+ *     amb_map_edit_init(&e, heap, m);             // m is not changed
+ *     for (...)
+ *         if ((rc = amb_map_edit_put(&e, k, v)) != 0)
+ *             break;                              // AMB_ENOMEM: e is as before
+ *     rc = amb_map_edit_end(&e, &m2);             // m2: m with the puts
+ *
+ * An amb_map_edit is a plain struct the caller owns (on the stack, say);
+ * its fields are private. Its pairs live on `heap`, and what it was given
+ * (the starting map, keys, values) must outlive the result, as for any
+ * constructor. Only one thread uses an edit. The edit's nodes are words of
+ * the heap like any term: an edit must end before the heap is rewound or
+ * reset below where it began, and before a term-state collection (in a
+ * callback, end it before returning). An edit that is never ended leaves
+ * garbage on its heap and nothing else.
+ * ------------------------------------------------------------------------ */
+typedef struct amb_map_edit {
+    amb_heap *heap_;
+    amb_term map_;
+    bool own_;
+} amb_map_edit;
+/* Starts an edit of map m on heap (no allocation). AMB_EBADARG when e or
+ * heap is NULL, AMB_ETYPE when m is not a map. */
+AMB_API int amb_map_edit_init(amb_map_edit *e, amb_heap *heap, amb_term m);
+/* maps:put inside the edit. 0; AMB_ENOMEM (the edit's pairs are as they
+ * were, and it stays usable); AMB_EBADARG for an edit not started (or
+ * ended) and AMB_NONE inputs. */
+AMB_API int amb_map_edit_put(amb_map_edit *e, amb_term key, amb_term value);
+/* maps:take inside the edit: removes key, its value into *value (may be
+ * NULL; the term it was put with). 0, AMB_ENOTFOUND (nothing changed),
+ * AMB_ENOMEM (likewise), AMB_EBADARG as for amb_map_edit_put. */
+AMB_API int amb_map_edit_remove(amb_map_edit *e, amb_term key, amb_term *value);
+/* The value of key in the edit's pairs now. 0, AMB_ENOTFOUND, AMB_EBADARG
+ * (also when value is NULL). */
+AMB_API int amb_map_edit_get(const amb_map_edit *e, amb_term key, amb_term *value);
+/* The edit's pair count now (0 for an edit not started). */
+AMB_API size_t amb_map_edit_size(const amb_map_edit *e);
+/* Ends the edit: *out is the map of its pairs, on the edit's heap, an
+ * ordinary immutable map from now on, which may share nodes with the
+ * starting map. The edit is then closed (amb_map_edit_init starts it
+ * again). AMB_ENOMEM (only when removes left 32 pairs or fewer, which
+ * take a flat box of their own): the edit stays open and the call may be
+ * repeated. AMB_EBADARG when the edit is not open or out is NULL. */
+AMB_API int amb_map_edit_end(amb_map_edit *e, amb_term *out);
 
 /* ---------------------------------------------------------------------------
  * Pids, references, ports, funs: node-qualified values that round-trip to

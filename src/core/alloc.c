@@ -9,6 +9,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 
@@ -34,20 +35,49 @@ static void *libc_calloc(void *ud, size_t n, size_t size)
     return calloc(n, size);
 }
 
+static void *os_map(void *ud, size_t size)
+{
+    (void)ud;
+    void *p =
+        mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void os_unmap(void *ud, void *ptr, size_t size)
+{
+    (void)ud;
+    munmap(ptr, size);
+}
+
 static amb_allocator allocator = {libc_malloc, libc_realloc, libc_free, NULL,
-                                  libc_calloc};
+                                  libc_calloc, os_map,       os_unmap};
 
 int amb_set_allocator(const amb_allocator *a)
 {
     if (a == NULL) {
-        allocator =
-            (amb_allocator){libc_malloc, libc_realloc, libc_free, NULL, libc_calloc};
+        allocator = (amb_allocator){libc_malloc, libc_realloc, libc_free, NULL,
+                                    libc_calloc, os_map,       os_unmap};
         return 0;
     }
-    if (a->malloc == NULL || a->realloc == NULL || a->free == NULL)
+    if (a->malloc == NULL || a->realloc == NULL || a->free == NULL ||
+        (a->map == NULL) != (a->unmap == NULL))
         return AMB__MISUSE();
     allocator = *a;
+    if (allocator.map == NULL) {
+        allocator.map = os_map;
+        allocator.unmap = os_unmap;
+    }
     return 0;
+}
+
+void *amb__map(size_t size)
+{
+    return allocator.map(allocator.ud, size);
+}
+
+void amb__unmap(void *ptr, size_t size)
+{
+    allocator.unmap(allocator.ud, ptr, size);
 }
 
 void *amb__malloc(size_t size)

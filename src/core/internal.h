@@ -23,6 +23,10 @@ void *amb__malloc(size_t size);
 void *amb__calloc(size_t n, size_t size);
 void *amb__realloc(void *ptr, size_t size);
 void amb__free(void *ptr);
+/* size bytes of zeroed, page-aligned pages from the allocator's map (the
+ * OS's mmap by default), or NULL; given back whole with amb__unmap. */
+void *amb__map(size_t size);
+void amb__unmap(void *ptr, size_t size);
 /* Memory aligned to align (a power of two, 2..128); free with
  * amb__free_aligned. */
 void *amb__malloc_aligned(size_t size, size_t align);

@@ -325,6 +325,23 @@ bool amb_map_next(amb_map_iter *it, amb_term *key, amb_term *value)
     return false;
 }
 
+int amb__map_flatten(amb_heap *heap, amb_term m, amb_term skip, amb_term *out)
+{
+    amb_term keys[AMB__MAP_FLAT_MAX], values[AMB__MAP_FLAT_MAX];
+    amb_map_iter it;
+    amb_term k, v;
+    size_t n = 0;
+    amb_map_iterator(m, &it);
+    while (amb_map_next(&it, &k, &v)) {
+        if (skip != AMB_NONE && key_eq(k, skip))
+            continue;
+        AMB__CHECK(n < AMB__MAP_FLAT_MAX);
+        keys[n] = k;
+        values[n++] = v;
+    }
+    return amb__map_from_arrays(heap, n, keys, values, false, out);
+}
+
 amb_term amb__map_sorted(amb_heap *heap, amb_term m)
 {
     size_t n = amb__map_size(m);
@@ -485,4 +502,94 @@ amb_term amb_map_keys(amb_heap *heap, amb_term m)
 amb_term amb_map_values(amb_heap *heap, amb_term m)
 {
     return map_list(heap, m, true);
+}
+
+/* ---------------------------------------------------------------------------
+ * Edits (term.h): a flat map takes the ordinary operations (it is at most
+ * 65 words); a trie gets a root box of the edit's own at its first change,
+ * and hamt.c changes the nodes the edit owns in place.
+ * ------------------------------------------------------------------------ */
+
+static inline bool edit_open(const amb_map_edit *e)
+{
+    return e != NULL && e->heap_ != NULL;
+}
+
+/* The edit's trie as a root box it owns: 0 or AMB_ENOMEM. */
+static int edit_own(amb_map_edit *e)
+{
+    if (e->own_)
+        return 0;
+    uint64_t *root = amb__hamt_edit_begin(e->heap_, e->map_);
+    if (root == NULL)
+        return AMB_ENOMEM;
+    e->map_ = amb__make_box(root);
+    e->own_ = true;
+    return 0;
+}
+
+int amb_map_edit_init(amb_map_edit *e, amb_heap *heap, amb_term m)
+{
+    if (e == NULL || heap == NULL)
+        return AMB__MISUSE();
+    if (!is_map(m))
+        return AMB_ETYPE;
+    *e = (amb_map_edit){.heap_ = heap, .map_ = m, .own_ = false};
+    return 0;
+}
+
+int amb_map_edit_put(amb_map_edit *e, amb_term key, amb_term value)
+{
+    if (!edit_open(e) || key == AMB_NONE || value == AMB_NONE)
+        return AMB__MISUSE();
+    if (!is_trie(e->map_))
+        return map_put(e->heap_, e->map_, key, value, AMB__HAMT_PUT, &e->map_);
+    int rc = edit_own(e);
+    return rc != 0 ? rc
+                   : amb__hamt_edit_put(e->heap_, amb__box(e->map_), key, value,
+                                        key_hash(key));
+}
+
+int amb_map_edit_remove(amb_map_edit *e, amb_term key, amb_term *value)
+{
+    if (!edit_open(e) || key == AMB_NONE)
+        return AMB__MISUSE();
+    if (!is_trie(e->map_))
+        return map_remove(e->heap_, e->map_, key, value, &e->map_);
+    int rc = edit_own(e);
+    return rc != 0 ? rc
+                   : amb__hamt_edit_remove(e->heap_, amb__box(e->map_), key,
+                                           key_hash(key), value);
+}
+
+int amb_map_edit_get(const amb_map_edit *e, amb_term key, amb_term *value)
+{
+    if (!edit_open(e) || key == AMB_NONE || value == NULL)
+        return AMB__MISUSE();
+    return map_get(e->map_, key, value) ? 0 : AMB_ENOTFOUND;
+}
+
+size_t amb_map_edit_size(const amb_map_edit *e)
+{
+    return edit_open(e) ? amb__map_size(e->map_) : 0;
+}
+
+int amb_map_edit_end(amb_map_edit *e, amb_term *out)
+{
+    if (!edit_open(e) || out == NULL)
+        return AMB__MISUSE();
+    if (e->own_) {
+        amb__hamt_edit_seal(amb__box(e->map_));
+        e->own_ = false;
+    }
+    /* Removes inside the edit left a trie of 32 pairs or fewer: its
+     * canonical form is flat. */
+    if (is_trie(e->map_) && amb__map_size(e->map_) <= AMB__MAP_FLAT_MAX) {
+        int rc = amb__map_flatten(e->heap_, e->map_, AMB_NONE, &e->map_);
+        if (rc != 0)
+            return rc;
+    }
+    *out = e->map_;
+    *e = (amb_map_edit){.heap_ = NULL, .map_ = AMB_NONE, .own_ = false};
+    return 0;
 }

@@ -253,6 +253,9 @@ int amb__map_from_arrays(amb_heap *heap, size_t n, const amb_term *keys,
 /* A flat map box of m's pairs in exact key order, whatever m's size (for
  * comparing trie maps in term order); AMB_NONE on ENOMEM (map.c). */
 amb_term amb__map_sorted(amb_heap *heap, amb_term m);
+/* The flat map of trie m's pairs but the one of key `skip` (AMB_NONE: all),
+ * which must be at most AMB__MAP_FLAT_MAX: 0 or AMB_ENOMEM (map.c). */
+int amb__map_flatten(amb_heap *heap, amb_term m, amb_term skip, amb_term *out);
 
 /* The hash trie (hamt.c). h is amb_hash(key) throughout. */
 /* The value of key in trie map m: true and *value, or false. */
@@ -272,6 +275,21 @@ int amb__hamt_put(amb_heap *heap, amb_term m, amb_term key, amb_term value, uint
  * removed. 0, AMB_ENOTFOUND, AMB_ENOMEM. */
 int amb__hamt_remove(amb_heap *heap, amb_term m, amb_term key, uint64_t h,
                      amb_term *value, amb_term *out);
+/* Edits of a trie (amb_map_edit, map.c; hamt.c's top comment has the
+ * rules). root is the edit's own HAMT box, made by amb__hamt_edit_begin
+ * from a trie map m (NULL on ENOMEM); put and remove change the nodes the
+ * edit owns in place and copy the others the first time they change.
+ * put: 0 or AMB_ENOMEM; remove: 0, AMB_ENOTFOUND or AMB_ENOMEM, *value (may
+ * be NULL) the value removed; a failed call leaves the pairs as they were.
+ * No size makes the trie flat inside an edit. seal clears the edit's marks:
+ * the box is then an ordinary trie map (of any size, possibly 32 pairs or
+ * fewer: map.c makes those flat). */
+uint64_t *amb__hamt_edit_begin(amb_heap *heap, amb_term m);
+int amb__hamt_edit_put(amb_heap *heap, uint64_t *root, amb_term key, amb_term value,
+                       uint64_t h);
+int amb__hamt_edit_remove(amb_heap *heap, uint64_t *root, amb_term key, uint64_t h,
+                          amb_term *value);
+void amb__hamt_edit_seal(uint64_t *root);
 /* A trie map of the n > AMB__MAP_FLAT_MAX pairs items[], which the call
  * sorts; duplicates as amb__map_from_arrays. */
 typedef struct amb__hamt_item {
@@ -357,14 +375,41 @@ bool amb__node_get(unsigned slot, amb_term *name, uint32_t *creation);
  * Heap internals (heap.c)
  * ------------------------------------------------------------------------ */
 
+/* A heap's block: its words follow the header (heap.c makes and frees
+ * them; collect.c compacts them in place). */
+typedef struct amb__heap_block {
+    struct amb__heap_block *next;
+    size_t nwords;
+    size_t mapped; /* bytes of its own mapping (amb__map), 0 when malloc'd */
+    void *base;    /* where that mapping starts (the block may be aligned in it) */
+    uint64_t words[];
+} amb__heap_block;
+/* A block of at least nwords words (more when its mapping's last page has
+ * room); NULL on ENOMEM. */
+amb__heap_block *amb__heap_block_new(size_t nwords);
+void amb__heap_block_free(amb__heap_block *b);
+/* Keeps b (holding no term) as a spare block of heap, for its next
+ * allocations. */
+void amb__heap_spare(amb_heap *heap, amb__heap_block *b);
+/* Bytes of memory the heap holds: amb_heap_size and its spare blocks. */
+size_t amb__heap_held(const amb_heap *heap);
+/* Bytes a block takes, header included. */
+static inline size_t amb__heap_block_bytes(const amb__heap_block *b)
+{
+    return sizeof *b + b->nwords * sizeof(uint64_t);
+}
+
 /* The heap, visible so that a message cell can embed one over its own
  * buffer (a "fixed" heap: no blocks of its own until the buffer is full). */
-struct amb__heap_block;
 struct amb_heap {
     struct amb__heap_block *blocks; /* current block first; NULL for a fixed heap */
     uint64_t *top, *end;
     size_t bytes; /* sum of block sizes */
     amb__binary *offheap;
+    /* Empty blocks a collection kept for the heap's next allocations
+     * (amb__heap_spare), taken before a new block is made. */
+    struct amb__heap_block *spare;
+    size_t spare_bytes;
 };
 
 /* Makes *heap a heap that allocates from words[0..nwords) first (then from
@@ -376,6 +421,8 @@ static inline void amb__heap_init_fixed(amb_heap *heap, uint64_t *words, size_t 
     heap->end = words + nwords;
     heap->bytes = 0;
     heap->offheap = NULL;
+    heap->spare = NULL;
+    heap->spare_bytes = 0;
 }
 /* Drops what the heap holds (binary references, blocks) but not the struct. */
 void amb__heap_release(amb_heap *heap);
@@ -425,6 +472,26 @@ size_t amb__copy_box_words(const uint64_t *p);
  * its words may only be freed, and the roots are unspecified. */
 int amb__collect_roots(amb_heap *to, amb__range *ranges, size_t nranges, amb_term *roots,
                        size_t nroots);
+
+/* The collection of a term-state process heap in place (collect.c): what
+ * roots[0..nroots) reach is kept, each sub-term once, and the rest of the
+ * heap's words are freed: the live terms slide down within the heap's own
+ * blocks (sanitizer builds: to a fresh block, so that a term kept from
+ * before is a use after free), blocks left empty are freed, and the heap
+ * goes on allocating after the last one, the blocks it emptied kept as
+ * spares up to spare[0] / spare[1] of the live size ({SIZE_MAX, 1}: all)
+ * and freed beyond. What the roots reach inside the
+ * words of ranges[0..nranges) (the kept message cells) is copied into the
+ * heap first, as amb__collect_roots copies. The roots get the new terms.
+ * No to-space: the heap's memory at its peak is its size plus side tables
+ * of about a twentieth of it (and a block for what the cells held).
+ * 0; AMB_ENOMEM with *ruined false: nothing changed (no memory for the
+ * side tables, or for the walk's stack before a cell's term was moved);
+ * AMB_ENOMEM with *ruined true: the cells are half moved and the roots
+ * unspecified (the owner can only free everything). */
+int amb__collect_compact(amb_heap *heap, amb__range *ranges, size_t nranges,
+                         amb_term *roots, size_t nroots, const size_t spare[2],
+                         bool *ruined);
 
 /* Records a binary box that holds a reference on a refbin. */
 void amb__heap_track_binary(amb_heap *heap, amb__binary *bin);

@@ -347,23 +347,30 @@ typedef struct start_info {
 } start_info;
 
 /* Acks the starter: {Alias, Value}. */
-static void ack(amb_proc *self, const start_info *st, amb_term value)
+static int ack(amb_proc *self, const start_info *st, amb_term value)
 {
-    amb__gen_send_tagged(self, st->alias, st->alias, value);
+    return amb__gen_send_tagged(self, st->alias, st->alias, value);
+}
+
+/* Ends a server whose start failed: its name goes, and the starter learns
+ * of the failure from the ack or from its monitor's DOWN, not from an exit
+ * signal (OTP 26's init_fail). */
+static _Noreturn void init_end(amb_proc *self, gen_srv *g, const start_info *st,
+                               amb_term reason)
+{
+    if (g->name != AMB_NONE)
+        amb__gen_unregister(self, g->name);
+    if (st->link)
+        amb_unlink(self, st->starter);
+    amb_exit_self(self, reason);
 }
 
 /* Ends a server whose init did not succeed, after the ack. */
 static _Noreturn void init_fail(amb_proc *self, gen_srv *g, const start_info *st,
                                 amb_term ackv, amb_term reason)
 {
-    if (g->name != AMB_NONE)
-        amb__gen_unregister(self, g->name);
-    /* The starter learns of the failure from the ack, not from an exit
-     * signal (OTP 26's init_fail). */
-    if (st->link)
-        amb_unlink(self, st->starter);
-    ack(self, st, ackv);
-    amb_exit_self(self, reason);
+    ack(self, st, ackv); /* lost for want of memory: the DOWN says it */
+    init_end(self, g, st, reason);
 }
 
 typedef struct start_wait {
@@ -481,7 +488,13 @@ static int srv_init(amb_proc *self, void *block, void *arg)
         amb_term why = stop_reason(self, &r);
         init_fail(self, g, st, AMB_TUPLE(h, AMB_ATOM_ERROR, why), why);
     }
-    ack(self, st, AMB_ATOM_OK);
+    if (ack(self, st, AMB_ATOM_OK) != 0) {
+        /* No memory for the ack: the start fails, and the starter learns
+         * it from its monitor's DOWN (which needs none, fail.h) with the
+         * reason {error, 'AMB_ENOMEM'}. */
+        amb_gen_ret fail = amb_gen_fail(AMB_ENOMEM);
+        init_end(self, g, st, stop_reason(self, &fail));
+    }
     g->base = amb_heap_save(h);
     apply(self, g, r, CB_INIT);
     if (!g->cb->state_term)

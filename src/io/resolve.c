@@ -64,7 +64,7 @@ static void lookup_cleanup(amb_proc *p, void *ctx)
 }
 
 int amb__resolve_host(amb_proc *p, const char *host, uint16_t port, unsigned family,
-                 bool passive, amb__addr *addrs, size_t cap, size_t *n)
+                      bool passive, amb__addr *addrs, size_t cap, size_t *n)
 {
     if (host == NULL || cap == 0 ||
         (family != 0 && family != AMB_ADDR_INET && family != AMB_ADDR_INET6))
@@ -134,5 +134,6 @@ int amb_inet_getaddrs(amb_proc *self, const char *host, uint16_t port, amb_addr 
     if (!amb__proc_may_wait(self))
         return AMB_ESTATE;
     _Static_assert(sizeof(amb_addr) == sizeof(amb__addr), "one layout");
-    return amb__resolve_host(self, host, port, 0, false, (amb__addr *)(void *)addrs, cap, n);
+    return amb__resolve_host(self, host, port, 0, false, (amb__addr *)(void *)addrs, cap,
+                             n);
 }

@@ -175,6 +175,21 @@ amb_socket amb__socket_term(const amb__sock *k)
     return amb__lport_make(k->rt->node_slot, id);
 }
 
+int amb__socket_get_kind(amb_proc *self, amb_socket s, unsigned kind, amb__sock **out)
+{
+    amb__sock *k = amb__socket_get(self->rt, s);
+    if (k == NULL)
+        return AMB_ECLOSED;
+    if (k->kind != kind) {
+        int rc = kind == AMB__SOCK_STREAM && k->kind == AMB__SOCK_LISTEN ? AMB_ENOTCONN
+                                                                         : AMB_EBADARG;
+        amb__socket_put(self->task.sched, k);
+        return rc;
+    }
+    *out = k;
+    return 0;
+}
+
 amb__sock *amb__socket_get(amb_rt *rt, amb_socket s)
 {
     if (!amb_is_local_port(s) || amb__lport_slot(s) != rt->node_slot)
@@ -225,8 +240,11 @@ void amb__socket_deliver(amb_rt *rt, amb__sched *s, amb__poll_list *fired)
     }
     /* The runtime's teardown: nothing runs; the cells only go home. */
     amb__poll_waiter *w;
-    while ((w = amb__poll_list_pop(fired)) != NULL)
-        amb__mpscq_push(&w->task->inbox, w->node);
+    while ((w = amb__poll_list_pop(fired)) != NULL) {
+        amb__task *t = w->task; /* w is the task's again once pushed */
+        if (amb__mpscq_push(&t->inbox, w->node) == AMB__MPSCQ_CLOSED)
+            rt->exec.ops.inbox_closed(NULL, t);
+    }
 }
 
 /* The last reference: the poller forgets the fd, then it is closed, and

@@ -124,6 +124,11 @@ typedef struct amb__sock {
 /* The socket s names in rt, with a reference taken, or NULL (AMB_ECLOSED to
  * the caller): a stale, closed or foreign term. */
 amb__sock *amb__socket_get(amb_rt *rt, amb_socket s);
+/* The same for a call that needs a socket of `kind` (enum amb__sock_kind):
+ * 0 and *out referenced; AMB_ECLOSED (no such socket), AMB_ENOTCONN (a
+ * listener where a connection is needed, as gen_tcp says), AMB_EBADARG
+ * (another kind). */
+int amb__socket_get_kind(amb_proc *self, amb_socket s, unsigned kind, amb__sock **out);
 /* Another reference, for a holder of one. */
 void amb__socket_ref(amb__sock *k);
 /* Drops a reference; the last one closes (on scheduler s; NULL at runtime
@@ -218,7 +223,7 @@ ssize_t amb__tcp_read_some(amb__sock *k, void *buf, size_t cap, int *want);
  * 0 (*n >= 1), AMB_ENOHOST, AMB_EAGAIN, AMB_ESYNTAX, AMB_ERANGE,
  * AMB_EADDRNOTAVAIL, AMB_ENOMEM. In p. */
 int amb__resolve_host(amb_proc *p, const char *host, uint16_t port, unsigned family,
-                 bool passive, amb__addr *addrs, size_t cap, size_t *n);
+                      bool passive, amb__addr *addrs, size_t cap, size_t *n);
 
 /* ---- TLS contexts (tlsctx.c) ---------------------------------------------------- */
 

@@ -293,8 +293,8 @@ int amb_tcp_connect(amb_proc *self, const char *host, uint16_t port,
     uint64_t deadline = amb__pio_deadline(self, timeout_ms);
     amb__addr addrs[CONNECT_ADDRS];
     size_t n;
-    rc = amb__resolve_host(self, host, port, opts != NULL ? opts->family : 0, false, addrs,
-                      CONNECT_ADDRS, &n);
+    rc = amb__resolve_host(self, host, port, opts != NULL ? opts->family : 0, false,
+                           addrs, CONNECT_ADDRS, &n);
     if (rc != 0)
         return rc;
     amb__sock *k = NULL;
@@ -480,16 +480,7 @@ int amb_tcp_accept(amb_proc *self, amb_socket listener, int64_t timeout_ms,
 /* A stream socket of rt named s, referenced, or an error. */
 static int get_stream(amb_proc *self, amb_socket s, amb__sock **out)
 {
-    amb__sock *k = amb__socket_get(self->rt, s);
-    if (k == NULL)
-        return AMB_ECLOSED;
-    if (k->kind != AMB__SOCK_STREAM) {
-        int rc = k->kind == AMB__SOCK_LISTEN ? AMB_ENOTCONN : AMB_EBADARG;
-        amb__socket_put(self->task.sched, k);
-        return rc;
-    }
-    *out = k;
-    return 0;
+    return amb__socket_get_kind(self, s, AMB__SOCK_STREAM, out);
 }
 
 int amb_tcp_send(amb_proc *self, amb_socket s, const void *data, size_t len,

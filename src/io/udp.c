@@ -72,15 +72,7 @@ int amb_udp_open(amb_proc *self, const char *host, uint16_t port,
 
 static int get_dgram(amb_proc *self, amb_socket s, amb__sock **out)
 {
-    amb__sock *k = amb__socket_get(self->rt, s);
-    if (k == NULL)
-        return AMB_ECLOSED;
-    if (k->kind != AMB__SOCK_DGRAM) {
-        amb__socket_put(self->task.sched, k);
-        return AMB_EBADARG;
-    }
-    *out = k;
-    return 0;
+    return amb__socket_get_kind(self, s, AMB__SOCK_DGRAM, out);
 }
 
 int amb_udp_send(amb_proc *self, amb_socket s, const amb_addr *to, const void *data,

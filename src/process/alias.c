@@ -5,9 +5,13 @@
  * Invariants:
  *   - An alias is a reference of this node (under its name now or its
  *     first one: rt.h, amb__rt_is_own_node) with 4 id words: a 64-bit key
- *     (the owner's alias counter, never 0, never reused by that process)
  *     and the owner's table index and serial. So a sender routes it with a
  *     table lookup alone, and a reference of any other length is no alias.
+ *     The key comes from the reference counter of the scheduler that made
+ *     it, with the scheduler's id (as a monitor's key: (n << 10) | id), so
+ *     it is never 0 and unique on the node: an old alias never routes to
+ *     a process that came to hold the same pid after the pid space cycled
+ *     (with a counter per process starting at 1, it did; issue 13).
  *   - The set of active keys belongs to the owner alone (no lock): it is
  *     read and changed only by the owner, in its own calls and drains.
  *   - A message sent to an alias travels as an ALIAS cell whose first
@@ -16,17 +20,18 @@
  *     sent after unalias, or a second one through a reply alias, is never
  *     seen, wherever it was when the alias went away.
  *   - Keys with AMB__ALIAS_MONITOR_BIT are the aliases of alias monitors
- *     (monitor.c): the rest of the key is the monitor's key, unique in the
- *     runtime; amb_alias's own keys count up from 1 and never reach the
- *     bit. A reply alias of a monitor ({alias, reply_demonitor}) removes
- *     its monitor too when its message is taken in.
+ *     (monitor.c): the rest of the key is the monitor's key. Both kinds
+ *     of key come from the same counters (amb__rt_ref_key), which stay
+ *     below 2^60 (fail.h, "Keys"), so amb_alias's own keys never have the
+ *     bit and an alias monitor's never equals another alias's. A reply
+ *     alias of a monitor ({alias, reply_demonitor}) removes its monitor
+ *     too when its message is taken in.
  */
 #include "process/fail.h"
 
 #define ALIAS_WORDS 4
 
 struct amb__aliases {
-    uint64_t next_key; /* the next key to hand out */
     size_t n, cap;
     struct alias_entry {
         uint64_t key;
@@ -36,11 +41,8 @@ struct amb__aliases {
 
 static struct amb__aliases *aliases_of(amb_proc *p)
 {
-    if (p->aliases == NULL) {
+    if (p->aliases == NULL)
         p->aliases = amb__calloc(1, sizeof *p->aliases);
-        if (p->aliases != NULL)
-            p->aliases->next_key = 1;
-    }
     return p->aliases;
 }
 
@@ -123,13 +125,9 @@ int amb_alias(amb_proc *self, unsigned flags, amb_term *out)
 {
     if (self == NULL || out == NULL || (flags & ~AMB_ALIAS_REPLY) != 0)
         return AMB_EBADARG;
-    struct amb__aliases *a = aliases_of(self);
-    if (a == NULL)
-        return AMB_ENOMEM;
-    int rc = amb__alias_add(self, a->next_key, (flags & AMB_ALIAS_REPLY) != 0, out);
-    if (rc == 0)
-        a->next_key++;
-    return rc;
+    uint32_t w[3];
+    amb__rt_ref_words(self->task.sched, w);
+    return amb__alias_add(self, amb__rt_ref_key(w), (flags & AMB_ALIAS_REPLY) != 0, out);
 }
 
 int amb_unalias(amb_proc *self, amb_term alias)

@@ -71,11 +71,11 @@ void amb__blocking_call_done(amb__exec *x, amb__blocking_job *job, bool discard)
         return;
     }
     amb_rt *rt = amb__rt_of(x);
-    amb__qsbr_enter(x);
+    unsigned q = amb__qsbr_enter(x);
     amb_proc *p = amb__ptab_lookup(rt, ((call *)(void *)job)->pid);
     if (p != NULL)
         amb__mailbox_deliver(rt, NULL, p, m);
     else
         amb__msg_free(NULL, m);
-    amb__qsbr_leave(x);
+    amb__qsbr_leave(x, q);
 }

@@ -1,7 +1,8 @@
 /*
  * exit.c - exit signals (DESIGN §4, docs/design/failure.md): amb_exit,
- * amb_trap_exit, amb_on_exit / amb_on_exit_cancel, amb_assert_fail, and the
- * EXIT signal (fail.h).
+ * amb_trap_exit, amb_assert_fail, and the EXIT signal (fail.h). An EXIT
+ * cell has AMB__LINK_WORDS reserved: from, flags, and the four words of the
+ * {'EXIT', From, Reason} a trapping receiver turns it into in place.
  *
  * Invariants:
  *   - What an EXIT does follows DESIGN §4's table: `kill` sent by amb_exit
@@ -19,7 +20,23 @@
  */
 #include "process/fail.h"
 
-void amb__exit_post(amb_rt *rt, amb__sched *s, amb_pid to, amb__msg *m)
+void amb__exit_post(amb_rt *rt, amb__sched *s, amb_pid from, amb_pid to, unsigned flags,
+                    amb__msg *m)
+{
+    m->kind = AMB__MSG_EXIT;
+    m->words[0] = from;
+    m->words[1] = flags;
+    amb__exit_deliver(rt, s, to, m);
+}
+
+void amb__exit_remote(amb_rt *rt, amb__sched *s, amb_pid from, amb_pid to,
+                      amb_term reason, bool linked, uint32_t conn)
+{
+    const amb__remote *r = amb__remote_get(rt);
+    r->ops->exit(r->ctx, s, from, to, reason, linked, conn);
+}
+
+void amb__exit_deliver(amb_rt *rt, amb__sched *s, amb_pid to, amb__msg *m)
 {
     amb_proc *q = amb__ptab_lookup(rt, to);
     if (q == NULL) {
@@ -34,91 +51,49 @@ void amb__exit_post(amb_rt *rt, amb__sched *s, amb_pid to, amb__msg *m)
     atomic_store_explicit(&q->sig_pending, true, memory_order_release);
 }
 
-amb__msg *amb__exit_cell(amb__sched *s, amb_pid from, amb_term reason, unsigned flags)
+amb__msg *amb__exit_trapped(amb__msg *m)
 {
-    amb__msg *m;
-    amb_term f = from, r;
-    if (amb_is_local_pid(from)) {
-        if ((m = amb__msg_new_term_after(s, reason, 2)) == NULL)
-            return NULL;
-    } else {
-        /* A foreign sender's pid travels in the cell's heap with the
-         * reason. */
-        if ((m = amb__msg_new_signal_terms(s, AMB__MSG_EXIT, 2, from, reason, &f, &r)) ==
-            NULL)
-            return NULL;
-        m->term = r;
-    }
-    m->kind = AMB__MSG_EXIT;
-    m->words[0] = f;
-    m->words[1] = flags;
-    return m;
-}
-
-void amb__exit_send(amb_rt *rt, amb__sched *s, amb_pid from, amb_pid to, amb_term reason,
-                    unsigned flags, uint32_t conn)
-{
-    if (!amb__rt_own_pid(rt, to)) {
-        const amb__remote *r = amb__remote_get(rt);
-        r->ops->exit(r->ctx, s, from, to, reason, (flags & AMB__EXIT_LINKED) != 0, conn);
-        return;
-    }
-    amb__msg *m = amb__exit_cell(s, from, reason, flags);
-    if (m == NULL)
-        amb__panic("out of memory sending an exit signal");
-    amb__exit_post(rt, s, to, m);
-}
-
-/* Words a copy of t takes on a heap (0 for an immediate). */
-static size_t words_of(amb_term t)
-{
-    return (!amb_is_cons(t) && !amb__is_boxed(t)) ? 0
-                                                  : amb_term_size(t) / sizeof(uint64_t);
-}
-
-amb__msg *amb__exit_trapped(amb__sched *s, amb_pid from, amb_term reason)
-{
-    size_t rw = words_of(reason), fw = words_of(from);
-    amb__msg *m = amb__msg_alloc_heap(s, 0, 4 + rw + fw);
-    if (m == NULL)
-        amb__panic("out of memory delivering an exit signal");
-    amb_heap *h = amb__msg_heap(m);
-    /* A foreign pid lives in the signal's cell: the message gets a copy. */
-    amb_term r = reason, f = from;
-    if ((rw != 0 && amb_term_copy(h, reason, &r) != 0) ||
-        (fw != 0 && amb_term_copy(h, from, &f) != 0))
-        amb__panic("out of memory delivering an exit signal");
-    m->term = AMB_TUPLE(h, AMB_ATOM_EXIT, f, r);
-    if (m->term == AMB_NONE)
-        amb__panic("out of memory delivering an exit signal");
+    /* {'EXIT', From, Reason} in the four reserved words after from and
+     * flags: no memory needed. */
+    amb_heap h;
+    amb__heap_init_fixed(&h, &m->words[2], AMB__LINK_WORDS - 2);
+    m->term = AMB_TUPLE(&h, AMB_ATOM_EXIT, m->words[0], m->term);
+    AMB__CHECK(h.blocks == NULL && m->term != AMB_NONE);
+    m->kind = AMB__MSG_TERM;
     return m;
 }
 
 amb__msg *amb__exit_signal(amb_proc *p, amb__msg *m)
 {
-    amb_pid from = m->words[0];
-    unsigned flags = (unsigned)m->words[1];
-    amb_term reason = m->term;
-    if (flags & AMB__EXIT_LINKED) {
+    if (m->words[1] & AMB__EXIT_LINKED) {
         /* A link exit acts only while the link is active (unlink wins); the
          * entry goes either way (the sender has ended). */
-        amb__fail_entry *x = p->fail ? amb__fail_find_pid(&p->fail->links, from) : NULL;
-        bool active = x != NULL && x->unlink_id == 0;
-        if (x != NULL)
-            amb__fail_del_entry(&p->fail->links, x, NULL);
+        amb__msg *x = amb__link_find(p, m->words[0]);
+        bool active = x != NULL && x->words[1] == 0;
+        if (x != NULL) {
+            amb__fail_remove(p, x);
+            amb__msg_free(p->task.sched, x);
+        }
         if (!active) {
             amb__msg_free(p->task.sched, m);
             return NULL;
         }
-    } else if (reason == AMB_ATOM_KILL) {
+        p->links_mons.nlinks--;
+    }
+    return amb__exit_act(p, m);
+}
+
+amb__msg *amb__exit_act(amb_proc *p, amb__msg *m)
+{
+    amb_pid from = m->words[0];
+    unsigned flags = (unsigned)m->words[1];
+    amb_term reason = m->term;
+    if (!(flags & AMB__EXIT_LINKED) && reason == AMB_ATOM_KILL) {
         /* exit(Pid, kill): untrappable, and seen by links as killed. */
         amb__proc_die(p, AMB_ATOM_KILLED, false, m);
     }
-    if (p->flags & AMB__PF_TRAP_EXIT) {
-        amb__msg *t = amb__exit_trapped(p->task.sched, from, reason);
-        amb__msg_free(p->task.sched, m);
-        return t;
-    }
+    if (p->flags & AMB__PF_TRAP_EXIT)
+        return amb__exit_trapped(m);
     if (reason == AMB_ATOM_NORMAL) {
         /* Ignored, except exit(self(), normal) sent by the process itself. */
         if (!(flags & AMB__EXIT_LINKED) && from == p->pid)
@@ -136,16 +111,19 @@ int amb_exit(amb_proc *self, amb_pid pid, amb_term reason)
     int rc = amb__fail_check_pid(self->rt, pid);
     if (rc != 0)
         return rc;
+    amb__sched *s = self->task.sched;
     if (!amb__rt_own_pid(self->rt, pid)) {
         /* exit/2 to another node: EXIT2, over the node's connection now. */
-        amb__exit_send(self->rt, self->task.sched, self->pid, pid, reason, 0, 0);
+        amb__exit_remote(self->rt, s, self->pid, pid, reason, false, 0);
         amb__proc_reduce(self);
         return 0;
     }
-    amb__msg *m = amb__exit_cell(self->task.sched, self->pid, reason, 0);
+    /* The reason is copied now, with room for the trapped message: a
+     * receiver needs no memory. */
+    amb__msg *m = amb__msg_new_term_after(s, reason, AMB__LINK_WORDS);
     if (m == NULL)
         return AMB_ENOMEM;
-    amb__exit_post(self->rt, self->task.sched, pid, m);
+    amb__exit_post(self->rt, s, self->pid, pid, 0, m);
     if (pid == self->pid)
         amb__proc_signals(self); /* a signal to oneself acts at once */
     else
@@ -163,40 +141,6 @@ bool amb_trap_exit(amb_proc *self, bool on)
     else
         self->flags &= ~(uint32_t)AMB__PF_TRAP_EXIT;
     return was;
-}
-
-int amb_on_exit(amb_proc *self, amb_cleanup_fn *fn, void *ctx)
-{
-    if (self == NULL || fn == NULL)
-        return AMB_EBADARG;
-    struct amb__fail *f = amb__fail_of(self);
-    if (f == NULL)
-        return AMB_ENOMEM;
-    if (f->ncl == f->capcl) {
-        size_t cap = f->capcl ? f->capcl * 2 : 4;
-        amb__fail_cleanup *cl = amb__realloc(f->cl, cap * sizeof *cl);
-        if (cl == NULL)
-            return AMB_ENOMEM;
-        f->cl = cl;
-        f->capcl = cap;
-    }
-    f->cl[f->ncl++] = (amb__fail_cleanup){fn, ctx};
-    return 0;
-}
-
-int amb_on_exit_cancel(amb_proc *self, amb_cleanup_fn *fn, void *ctx)
-{
-    if (self == NULL || fn == NULL)
-        return AMB_EBADARG;
-    struct amb__fail *f = self->fail;
-    for (size_t i = f ? f->ncl : 0; i-- > 0;) {
-        if (f->cl[i].fn == fn && f->cl[i].ctx == ctx) {
-            memmove(&f->cl[i], &f->cl[i + 1], (f->ncl - i - 1) * sizeof *f->cl);
-            f->ncl--;
-            return 0;
-        }
-    }
-    return AMB_ENOTFOUND;
 }
 
 void amb_assert_fail(amb_proc *self, const char *expr, const char *file, int line)

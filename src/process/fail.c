@@ -1,279 +1,285 @@
 /*
- * fail.c - a process's failure state (fail.h): the tables of its links and
- * monitors, its on_exit handlers, and what happens to all of them when it
+ * fail.c - a process's links and monitors (the index of their entry cells,
+ * fail.h), its on_exit handlers, and what happens to all of them when it
  * ends.
  *
  * Invariants:
- *   - p->fail is made on first use and belongs to p (and to its scheduler
- *     at teardown), so nothing here takes a lock.
- *   - At teardown the on_exit handlers run first, then links and monitors
- *     are told: whoever learns of the end (a supervisor restarting the
- *     process) finds the process's resources released.
+ *   - The index and the handlers belong to the process (and to its
+ *     scheduler at teardown), so nothing here takes a lock.
+ *   - The index holds at most one entry per exact key (a hashed key may
+ *     repeat, its entries told apart by their terms: fail.h); its chains
+ *     are linked through the cells' mailbox link (relaxed: the cells left
+ *     every queue, only this process touches them, as in the private
+ *     queue).
+ *   - Recording an entry never fails: the bucket array doubles when there
+ *     is memory (load at most 2), and chains grow when there is not.
+ *   - At teardown the on_exit handlers run first, then every entry is sent
+ *     as the signal it is (fail.h): whoever learns of the end (a supervisor
+ *     restarting the process) finds the process's resources released. A
+ *     process that ever had a relation with another node (AMB__PF_REMOTE)
+ *     then tells the dist layer it is gone, after the ops its entries
+ *     called (remote.h).
  */
 #include "process/fail.h"
 
-static size_t slot_of(uint64_t key, size_t cap)
+/* The on_exit handlers, newest last; made on first amb_on_exit. */
+typedef struct amb__fail_cleanup {
+    amb_cleanup_fn *fn;
+    void *ctx;
+} amb__fail_cleanup;
+
+struct amb__fail {
+    amb__fail_cleanup *cl;
+    size_t ncl, capcl;
+};
+
+#define MIN_BUCKETS_SHIFT 4 /* the first array: 16 buckets */
+
+static inline amb__msg *chain_next(amb__msg *m)
+{
+    /* relaxed: a private list of the process (see above). */
+    return (amb__msg *)(void *)atomic_load_explicit(&m->node.next, memory_order_relaxed);
+}
+
+static inline void chain_set(amb__msg *m, amb__msg *next)
+{
+    atomic_store_explicit(&m->node.next, next != NULL ? &next->node : NULL,
+                          memory_order_relaxed);
+}
+
+static size_t bucket_of(const struct amb__fail_index *x, uint64_t key)
 {
     key ^= key >> 33;
     key *= 0xff51afd7ed558ccdull;
     key ^= key >> 33;
-    return (size_t)key & (cap - 1);
+    return (size_t)(key >> x->shift);
 }
 
-amb__fail_entry *amb__fail_find(const amb__fail_table *t, uint64_t key)
+/* The chains of x: its buckets, or the one inline chain. */
+static size_t nchains(const struct amb__fail_index *x)
 {
-    if (t->cap == 0)
-        return NULL;
-    for (size_t i = slot_of(key, t->cap);; i = (i + 1) & (t->cap - 1)) {
-        if (t->e[i].key == key && !t->e[i].hashed)
-            return &t->e[i];
-        if (t->e[i].key == 0)
-            return NULL;
-    }
+    return x->buckets != NULL ? (size_t)1 << (64 - x->shift) : 1;
 }
 
-/* The term a hashed entry's key was made from. */
-static amb_term hashed_term(const amb__fail_entry *e)
+static amb__msg **chain_of(struct amb__fail_index *x, uint64_t key)
 {
-    return e->remote->ref != AMB_NONE ? e->remote->ref : e->remote->pid;
+    return x->buckets != NULL ? &x->buckets[bucket_of(x, key)] : &x->one;
 }
 
-amb__fail_entry *amb__fail_find_term(const amb__fail_table *t, uint64_t key,
-                                     amb_term term)
+/* Doubles the bucket array (or makes the first one) when there is memory;
+ * the chains simply stay longer when there is not. */
+static void grow(struct amb__fail_index *x)
 {
-    if (t->cap == 0)
-        return NULL;
-    for (size_t i = slot_of(key, t->cap);; i = (i + 1) & (t->cap - 1)) {
-        if (t->e[i].key == key && t->e[i].hashed &&
-            amb_equal(hashed_term(&t->e[i]), term))
-            return &t->e[i];
-        if (t->e[i].key == 0)
-            return NULL;
-    }
+    unsigned shift = x->buckets != NULL ? x->shift - 1u : 64u - MIN_BUCKETS_SHIFT;
+    size_t n = (size_t)1 << (64 - shift);
+    amb__msg **b = amb__calloc(n, sizeof *b);
+    if (b == NULL)
+        return;
+    size_t old = nchains(x);
+    amb__msg **from = x->buckets != NULL ? x->buckets : &x->one;
+    struct amb__fail_index nx = {.buckets = b, .shift = (uint8_t)shift};
+    for (size_t i = 0; i < old; i++)
+        for (amb__msg *m = from[i], *next; m != NULL; m = next) {
+            next = chain_next(m);
+            amb__msg **c = &b[bucket_of(&nx, m->seq)];
+            chain_set(m, *c);
+            *c = m;
+        }
+    amb__free(x->buckets);
+    x->buckets = b;
+    x->one = NULL;
+    x->shift = (uint8_t)shift;
 }
 
-/* A hash key: never 0, and its low four bits 1000 are no immediate pid's
- * (...1110), so it never equals an exact link key. Bit 62 keeps it apart
- * from the monitor keys this runtime makes ((n << 10) | id, n < 2^52). */
-static uint64_t hash_key(amb_term t)
+void amb__fail_add(amb_proc *p, amb__msg *e)
 {
-    return (amb_hash(t) & ~UINT64_C(0xF) & ~(UINT64_C(1) << 63)) | (UINT64_C(1) << 62) |
-           0x8u;
+    struct amb__fail_index *x = &p->links_mons;
+    size_t nb = nchains(x);
+    if (x->len >= 2 * nb && (x->buckets != NULL || x->len >= 8))
+        grow(x);
+    amb__msg **c = chain_of(x, e->seq);
+    chain_set(e, *c);
+    *c = e;
+    x->len++;
 }
 
-uint64_t amb__fail_pid_key(amb_pid pid, bool *hashed)
+amb__msg *amb__fail_find(amb_proc *p, uint64_t key)
 {
-    *hashed = !amb_is_local_pid(pid);
-    return *hashed ? hash_key(pid) : pid;
+    for (amb__msg *m = *chain_of(&p->links_mons, key); m != NULL; m = chain_next(m))
+        if (m->seq == key)
+            return m;
+    return NULL;
 }
 
-amb__fail_entry *amb__fail_find_pid(const amb__fail_table *t, amb_pid pid)
+amb__msg *amb__fail_find_term(amb_proc *p, uint64_t key, size_t w, amb_term t)
 {
-    bool hashed;
-    uint64_t key = amb__fail_pid_key(pid, &hashed);
-    return hashed ? amb__fail_find_term(t, key, pid) : amb__fail_find(t, key);
+    for (amb__msg *m = *chain_of(&p->links_mons, key); m != NULL; m = chain_next(m))
+        if (m->seq == key && amb_equal(m->words[w], t))
+            return m;
+    return NULL;
 }
 
-uint64_t amb__fail_ref_key(amb_term ref)
+/* Unlinks e (or the first entry of key when e is NULL) from its chain:
+ * the entry, or NULL. */
+static amb__msg *unchain(struct amb__fail_index *x, uint64_t key, const amb__msg *e)
 {
-    /* Shifted left once by the monitor table: the top bit goes. */
-    return hash_key(ref) & ~(UINT64_C(1) << 63);
-}
-
-static int grow(amb__fail_table *t)
-{
-    size_t cap = t->cap ? t->cap * 2 : 8;
-    amb__fail_entry *e = amb__calloc(cap, sizeof *e);
-    if (e == NULL)
-        return AMB_ENOMEM;
-    for (size_t i = 0; i < t->cap; i++) {
-        if (t->e[i].key == 0)
+    amb__msg **head = chain_of(x, key);
+    for (amb__msg *prev = NULL, *m = *head; m != NULL; prev = m, m = chain_next(m)) {
+        if (e != NULL ? m != e : m->seq != key)
             continue;
-        size_t j = slot_of(t->e[i].key, cap);
-        while (e[j].key != 0)
-            j = (j + 1) & (cap - 1);
-        e[j] = t->e[i];
+        if (prev != NULL)
+            chain_set(prev, chain_next(m));
+        else
+            *head = chain_next(m);
+        x->len--;
+        return m;
     }
-    amb__free(t->e);
-    t->e = e;
-    t->cap = cap;
-    return 0;
+    return NULL;
 }
 
-/* A free slot for key (the table grown first when needed), counted; NULL
- * when out of memory. */
-static amb__fail_entry *new_slot(amb__fail_table *t, uint64_t key)
+amb__msg *amb__fail_take(amb_proc *p, uint64_t key)
 {
-    if ((t->len + 1) * 4 > t->cap * 3 && grow(t) != 0)
-        return NULL;
-    size_t i = slot_of(key, t->cap);
-    while (t->e[i].key != 0)
-        i = (i + 1) & (t->cap - 1);
-    t->len++;
-    return &t->e[i];
+    return unchain(&p->links_mons, key, NULL);
 }
 
-amb__fail_entry *amb__fail_put(amb__fail_table *t, uint64_t key, amb_pid pid)
+void amb__fail_remove(amb_proc *p, amb__msg *e)
 {
-    amb__fail_entry *x = amb__fail_find(t, key);
-    if (x != NULL)
-        amb__fail_release(x);
-    else if ((x = new_slot(t, key)) == NULL)
-        return NULL;
-    memset(x, 0, sizeof *x);
-    x->key = key;
-    x->pid = pid;
-    return x;
+    AMB__CHECK(unchain(&p->links_mons, e->seq, e) == e);
 }
 
-/* Words a copy of t takes on a fresh heap. */
-static size_t words_of(amb_term t)
+void amb__fail_sweep(amb_proc *p, bool (*keep)(void *ctx, const amb__msg *e),
+                     void (*fn)(void *ctx, amb__msg *e), void *ctx)
 {
-    return t == AMB_NONE ? 0 : amb_term_size(t) / sizeof(uint64_t);
-}
-
-amb__fail_entry *amb__fail_put_remote(amb__fail_table *t, uint64_t key, bool hashed,
-                                      amb_pid pid, amb_term ref, amb_term node,
-                                      uint32_t conn)
-{
-    size_t n = words_of(pid) + words_of(ref);
-    amb__fail_remote *r = amb__malloc(sizeof *r + n * sizeof(uint64_t));
-    if (r == NULL)
-        return NULL;
-    amb__heap_init_fixed(&r->heap, r->words, n);
-    r->pid = r->ref = AMB_NONE;
-    r->node = node;
-    /* Sized exactly: the copies fit the words (a pid or a reference holds
-     * no binary that could need a block). */
-    if ((pid != AMB_NONE && amb_term_copy(&r->heap, pid, &r->pid) != 0) ||
-        (ref != AMB_NONE && amb_term_copy(&r->heap, ref, &r->ref) != 0)) {
-        amb__heap_release(&r->heap);
-        amb__free(r);
-        return NULL;
-    }
-    amb__fail_entry *x = hashed ? NULL : amb__fail_find(t, key);
-    if (x != NULL)
-        amb__fail_release(x);
-    else if ((x = new_slot(t, key)) == NULL) {
-        amb__heap_release(&r->heap);
-        amb__free(r);
-        return NULL;
-    }
-    memset(x, 0, sizeof *x);
-    x->key = key;
-    x->hashed = hashed;
-    x->pid = r->pid;
-    x->conn = conn;
-    x->remote = r;
-    return x;
-}
-
-void amb__fail_release(amb__fail_entry *e)
-{
-    if (e->remote != NULL) {
-        amb__heap_release(&e->remote->heap);
-        amb__free(e->remote);
-        e->remote = NULL;
+    struct amb__fail_index *x = &p->links_mons;
+    /* The array cannot change under the walk: fn adds no entry (only an add
+     * grows it), and an fn that ends the process does not come back. */
+    for (size_t i = 0, nb = nchains(x); i < nb; i++) {
+        amb__msg **link = x->buckets != NULL ? &x->buckets[i] : &x->one;
+        for (amb__msg *prev = NULL, *m = *link, *next; m != NULL; m = next) {
+            next = chain_next(m);
+            if (keep(ctx, m)) {
+                prev = m;
+                continue;
+            }
+            if (prev != NULL)
+                chain_set(prev, next);
+            else
+                *link = next;
+            x->len--;
+            fn(ctx, m);
+        }
     }
 }
 
-bool amb__fail_del(amb__fail_table *t, uint64_t key, amb__fail_entry *out)
+void amb__fail_each(const amb_proc *p, void (*fn)(void *ctx, const amb__msg *e),
+                    void *ctx)
 {
-    amb__fail_entry *x = amb__fail_find(t, key);
-    if (x == NULL)
-        return false;
-    amb__fail_del_entry(t, x, out);
-    return true;
+    const struct amb__fail_index *x = &p->links_mons;
+    for (size_t i = 0, nb = nchains(x); i < nb; i++)
+        for (amb__msg *m = x->buckets != NULL ? x->buckets[i] : x->one; m != NULL;
+             m = chain_next(m))
+            fn(ctx, m);
 }
 
-void amb__fail_del_entry(amb__fail_table *t, amb__fail_entry *x, amb__fail_entry *out)
+static void add_bytes(void *ctx, const amb__msg *e)
 {
-    if (out != NULL)
-        *out = *x;
-    else
-        amb__fail_release(x);
-    size_t mask = t->cap - 1;
-    size_t i = (size_t)(x - t->e);
-    /* Backward shift: move later entries of the probe run into the hole
-     * when their home slot does not lie (cyclically) after the hole. */
-    for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
-        if (t->e[j].key == 0)
-            break;
-        size_t home = slot_of(t->e[j].key, t->cap);
-        bool stays = (j > i) ? (home > i && home <= j) : (home > i || home <= j);
-        if (stays)
-            continue;
-        t->e[i] = t->e[j];
-        i = j;
-    }
-    t->e[i].key = 0;
-    t->e[i].remote = NULL;
-    t->len--;
-}
-
-/* The bytes of the remote parts of t's entries. */
-static size_t remote_bytes(const amb__fail_table *t)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < t->cap; i++)
-        if (t->e[i].key != 0 && t->e[i].remote != NULL)
-            n +=
-                sizeof *t->e[i].remote + (size_t)((const char *)t->e[i].remote->heap.end -
-                                                  (const char *)t->e[i].remote->words);
-    return n;
+    *(size_t *)ctx += amb__msg_bytes(e);
 }
 
 size_t amb__fail_bytes(const amb_proc *p)
 {
+    const struct amb__fail_index *x = &p->links_mons;
+    size_t bytes = x->buckets != NULL ? nchains(x) * sizeof *x->buckets : 0;
+    amb__fail_each(p, add_bytes, &bytes);
     const struct amb__fail *f = p->fail;
-    if (f == NULL)
-        return 0;
-    return sizeof *f + (f->links.cap + f->mons.cap) * sizeof(amb__fail_entry) +
-           f->capcl * sizeof *f->cl + remote_bytes(&f->links) + remote_bytes(&f->mons);
+    if (f != NULL)
+        bytes += sizeof *f + f->capcl * sizeof *f->cl;
+    return bytes;
+}
+
+amb_term amb__fail_keep(amb__msg *m, amb_term t)
+{
+    AMB__CHECK(m->heap_at != 0); /* made by amb__msg_new_reserved */
+    amb_term c = t;
+    if ((amb_is_cons(t) || amb__is_boxed(t)) &&
+        amb_term_copy(amb__msg_heap(m), t, &c) != 0)
+        return AMB_NONE;
+    return c;
+}
+
+void amb__fail_reason(amb_rt *rt, amb__msg *m, amb_term reason)
+{
+    amb_term r = amb__fail_keep(m, reason);
+    m->term = r != AMB_NONE ? r : rt->reason_enomem; /* lives as long as the runtime */
 }
 
 /* ---------------------------------------------------------------------------
  * The end of a process
  * ------------------------------------------------------------------------ */
 
-static void run_cleanups(struct amb__fail *f)
+static void run_cleanups(amb_proc *p)
 {
-    while (f->ncl > 0) {
+    struct amb__fail *f = p->fail;
+    while (f != NULL && f->ncl > 0) {
         amb__fail_cleanup c = f->cl[--f->ncl];
         c.fn(c.ctx);
     }
 }
 
-/* Frees t's remote parts. */
-static void release_all(amb__fail_table *t)
+static void free_cleanups(amb_proc *p)
 {
-    for (size_t i = 0; i < t->cap; i++)
-        if (t->e[i].key != 0)
-            amb__fail_release(&t->e[i]);
+    if (p->fail != NULL) {
+        amb__free(p->fail->cl);
+        amb__free(p->fail);
+        p->fail = NULL;
+    }
 }
 
-static void free_tables(amb_proc *p)
+/* Takes every entry out of p's index, one chain at a time, handing each to
+ * fn (which frees or sends it). */
+static void empty_index(amb__sched *s, amb_proc *p,
+                        void (*fn)(amb__sched *s, amb_proc *p, amb__msg *e))
 {
-    struct amb__fail *f = p->fail;
-    if (f == NULL)
-        return;
-    release_all(&f->links);
-    release_all(&f->mons);
-    amb__free(f->links.e);
-    amb__free(f->mons.e);
-    amb__free(f->cl);
-    amb__free(f);
-    p->fail = NULL;
+    struct amb__fail_index *x = &p->links_mons;
+    size_t nb = nchains(x);
+    amb__msg **b = x->buckets != NULL ? x->buckets : &x->one;
+    for (size_t i = 0; i < nb; i++)
+        while (b[i] != NULL) {
+            amb__msg *e = b[i];
+            b[i] = chain_next(e);
+            x->len--;
+            fn(s, p, e);
+        }
+    amb__free(x->buckets);
+    *x = (struct amb__fail_index){0};
+}
+
+/* Teardown: an entry becomes the signal it is (or, for a relation with
+ * another node, leaves through the dist layer's ops). */
+static void send_entry(amb__sched *s, amb_proc *p, amb__msg *e)
+{
+    if (e->kind == AMB__MSG_LINK)
+        amb__link_end(s, p, e);
+    else
+        amb__monitor_end(s, p, e);
+}
+
+static void free_entry(amb__sched *s, amb_proc *p, amb__msg *e)
+{
+    (void)p;
+    amb__msg_free(s, e);
 }
 
 void amb__fail_teardown(amb__sched *s, amb_proc *p)
 {
-    if (p->fail == NULL)
+    /* Most processes end with no handler, link or monitor (and never had
+     * a bucket array). */
+    if (p->fail == NULL && p->links_mons.len == 0 && p->links_mons.buckets == NULL &&
+        !(p->flags & AMB__PF_REMOTE))
         return;
-    run_cleanups(p->fail);
-    amb__link_teardown(s, p);
-    amb__monitor_teardown(s, p);
-    free_tables(p);
+    run_cleanups(p);
+    free_cleanups(p);
+    empty_index(s, p, send_entry);
     if (p->flags & AMB__PF_REMOTE) {
         /* After the signals of its end: the dist layer forgets it. */
         const amb__remote *r = amb__remote_get(p->rt);
@@ -283,7 +289,45 @@ void amb__fail_teardown(amb__sched *s, amb_proc *p)
 
 void amb__fail_free(amb_proc *p)
 {
-    if (p->fail != NULL)
-        run_cleanups(p->fail);
-    free_tables(p);
+    run_cleanups(p);
+    free_cleanups(p);
+    empty_index(p->task.sched, p, free_entry);
+}
+
+/* ---------------------------------------------------------------------------
+ * on_exit handlers
+ * ------------------------------------------------------------------------ */
+
+int amb_on_exit(amb_proc *self, amb_cleanup_fn *fn, void *ctx)
+{
+    if (self == NULL || fn == NULL)
+        return AMB_EBADARG;
+    if (self->fail == NULL && (self->fail = amb__calloc(1, sizeof *self->fail)) == NULL)
+        return AMB_ENOMEM;
+    struct amb__fail *f = self->fail;
+    if (f->ncl == f->capcl) {
+        size_t cap = f->capcl ? f->capcl * 2 : 4;
+        amb__fail_cleanup *cl = amb__realloc(f->cl, cap * sizeof *cl);
+        if (cl == NULL)
+            return AMB_ENOMEM;
+        f->cl = cl;
+        f->capcl = cap;
+    }
+    f->cl[f->ncl++] = (amb__fail_cleanup){fn, ctx};
+    return 0;
+}
+
+int amb_on_exit_cancel(amb_proc *self, amb_cleanup_fn *fn, void *ctx)
+{
+    if (self == NULL || fn == NULL)
+        return AMB_EBADARG;
+    struct amb__fail *f = self->fail;
+    for (size_t i = f ? f->ncl : 0; i-- > 0;) {
+        if (f->cl[i].fn == fn && f->cl[i].ctx == ctx) {
+            memmove(&f->cl[i], &f->cl[i + 1], (f->ncl - i - 1) * sizeof *f->cl);
+            f->ncl--;
+            return 0;
+        }
+    }
+    return AMB_ENOTFOUND;
 }

@@ -10,11 +10,16 @@
  * lists and the status are exact. The requester waits for the INFO_REPLY as
  * it waits for a blocking call (amb__mailbox_wait_begin / wait_wake). A
  * request that reaches a process that has ended is answered "no such
- * process" (status 0) by whoever frees it (amb__mailbox_discard).
+ * process" (status 0) by whoever frees it (amb__mailbox_discard). The
+ * request cell has room for the counts and comes back as the reply, so
+ * answering never needs memory.
  *
  * Items travel as terms: the request carries the item list (validated by
  * the requester), the target builds its answer on a scratch heap and
- * copies it into the reply cell; the requester copies it onto its own heap.
+ * copies it into a reply cell of its own; the requester copies it onto its
+ * own heap. When that takes memory there is not, the request comes back as
+ * the reply all the same, without the answer, and the requester reports
+ * AMB_ENOMEM.
  *
  * Memory counts what the process holds, as OTP's process_info(P, memory):
  * its block, stack, heap and state, its links, monitors and aliases, and
@@ -66,7 +71,8 @@ static void fill_info(amb_proc *p, amb_proc_info *out, amb_proc_status status)
     out->stack_size = p->task.stack ? p->task.stack->size : 0;
     /* A term-state process's kept messages are heap until its next
      * collection (pheap.c), as BEAM counts heap fragments. */
-    out->heap_size = (p->heap ? amb_heap_size(p->heap) : 0) + p->kept_bytes;
+    out->heap_size =
+        (p->heap ? amb__heap_held(p->heap) : 0) + (p->pheap ? p->pheap->kept_bytes : 0);
     out->memory = sizeof *p + out->stack_size + out->heap_size +
                   (p->handler ? p->handler->state_size : 0) + mailbox_bytes(p) +
                   amb__fail_bytes(p) + amb__alias_bytes(p);
@@ -227,32 +233,34 @@ static amb_term items_term(amb_proc *p, const amb_proc_info *pi, amb_heap *h,
 
 #define INFO_WORDS ((sizeof(amb_proc_info) + 7) / 8)
 
-/* A reply cell carrying info and, when items is not AMB_NONE, the answer to
- * them for target (built on a scratch heap, copied into the cell). Without
- * memory for the answer the reply carries none (the requester reports
- * AMB_ENOMEM); without memory for any reply, panics. */
+/* The reply cell to request req: when req asks for items (its term) and
+ * target is alive, a new cell with their answer (built on a scratch heap,
+ * copied into the cell), and req is freed; else, or when that takes memory
+ * there is not, req itself, made with room for the counts, without an
+ * answer (the requester reports AMB_ENOMEM when it asked for one). The
+ * caller writes the counts into words. Needs no memory. */
 static amb__msg *reply_cell(amb__sched *s, amb_proc *target, const amb_proc_info *info,
-                            amb_term items)
+                            amb__msg *req)
 {
     amb__msg *m = NULL;
     amb_heap *tmp = NULL;
-    if (target != NULL && items != AMB_NONE && amb_heap_new(&tmp) == 0) {
-        amb_term answer = items_term(target, info, tmp, items);
+    if (target != NULL && req->term != AMB_NONE && amb_heap_new(&tmp) == 0) {
+        amb_term answer = items_term(target, info, tmp, req->term);
         if (answer != AMB_NONE)
             m = amb__msg_new_term_after(s, answer, INFO_WORDS);
         amb_heap_free(tmp);
     }
-    if (m == NULL)
-        m = amb__msg_alloc(s, INFO_WORDS);
-    if (m == NULL)
-        amb__panic("out of memory answering process_info");
-    memcpy(m->words, info, sizeof *info);
-    m->kind = AMB__MSG_INFO_REPLY;
+    if (m == NULL) {
+        req->term = AMB_NONE;
+        return req;
+    }
+    m->wait_seq = req->wait_seq;
+    amb__msg_free(s, req);
     return m;
 }
 
-/* Sends an INFO_REPLY to the requester recorded in req (status 0 means the
- * target is gone), then frees req. */
+/* Sends the INFO_REPLY to the requester recorded in req (status 0 means the
+ * target is gone), in req itself or in a cell that replaces it. */
 static void info_reply(amb_rt *rt, amb__sched *s, amb__msg *req, amb_proc *target)
 {
     amb_pid requester = req->words[0];
@@ -263,9 +271,9 @@ static void info_reply(amb_rt *rt, amb__sched *s, amb__msg *req, amb_proc *targe
         bool waiting = target->in_receive || (target->flags & AMB__PF_HANDLER);
         fill_info(target, &info, waiting ? AMB_STATUS_WAITING : AMB_STATUS_RUNNABLE);
     }
-    amb__msg *m = reply_cell(s, target, &info, req->term);
-    m->wait_seq = req->wait_seq;
-    amb__msg_free(s, req);
+    amb__msg *m = reply_cell(s, target, &info, req);
+    memcpy(m->words, &info, sizeof info);
+    m->kind = AMB__MSG_INFO_REPLY;
     amb_proc *r = amb__ptab_lookup(rt, requester);
     if (r != NULL)
         amb__mailbox_deliver(rt, s, r, m);
@@ -308,10 +316,11 @@ static int ask(amb_proc *self, amb_pid pid, amb_term items, struct amb__info_wai
     if (p == NULL)
         return AMB_ENOPROC;
     /* As BEAM does since OTP 21: ask the process itself, which answers in
-     * order with the messages sent to it before, so the answer is exact. */
+     * order with the messages sent to it before, so the answer is exact.
+     * With room for the counts, which come back in this very cell. */
     amb__sched *s = self->task.sched;
-    amb__msg *req =
-        items != AMB_NONE ? amb__msg_new_term_after(s, items, 1) : amb__msg_alloc(s, 1);
+    amb__msg *req = items != AMB_NONE ? amb__msg_new_term_after(s, items, INFO_WORDS)
+                                      : amb__msg_alloc(s, INFO_WORDS);
     if (req == NULL)
         return AMB_ENOMEM;
     req->kind = AMB__MSG_INFO_REQ;
@@ -336,13 +345,18 @@ int amb_process_info(amb_proc *self, amb_pid pid, amb_proc_info *out)
 {
     if (self == NULL || out == NULL)
         return AMB_EBADARG;
+    /* Not a pid (AMB_NONE among others) is misuse, as in Erlang; a pid of
+     * another node is what it is for links and monitors. */
+    int rc = amb__fail_check_pid(self->rt, pid);
+    if (rc != 0)
+        return rc;
     if (pid == self->pid) {
         amb_message_queue_len(self); /* drain: count what has arrived */
         fill_info(self, out, AMB_STATUS_RUNNING);
         return 0;
     }
     struct amb__info_wait w;
-    int rc = ask(self, pid, AMB_NONE, &w);
+    rc = ask(self, pid, AMB_NONE, &w);
     if (rc == 0)
         *out = w.info;
     return rc;

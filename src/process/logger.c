@@ -173,14 +173,14 @@ void amb__logger_stuck(amb__exec *x, unsigned sched, uint32_t id, uint64_t ms)
      * reported by its index alone. */
     amb_rt *rt = amb__rt_of(x);
     amb_pid pid = AMB_NONE;
-    amb__qsbr_enter(x);
+    unsigned q = amb__qsbr_enter(x);
     if (id < rt->ptab.size) {
         /* acquire: pairs with the release store that published the block. */
         amb_proc *p = atomic_load_explicit(&rt->ptab.slots[id], memory_order_acquire);
         if (p != NULL)
             pid = p->pid;
     }
-    amb__qsbr_leave(x);
+    amb__qsbr_leave(x, q);
     char who[160];
     size_t len = 0;
     if (pid == AMB_NONE ||

@@ -36,6 +36,7 @@
  * (any thread) and amb__mailbox_drop_all and amb__mailbox_discard (the
  * scheduler, for a dead process).
  */
+#include <sched.h>
 #include <stdarg.h>
 
 #include "process/fail.h"
@@ -62,8 +63,13 @@ static inline void pq_set_next(amb__msg *m, amb__msg *next)
 
 void amb__mailbox_deliver(amb_rt *rt, amb__sched *s, amb_proc *p, amb__msg *m)
 {
-    if (amb__mpscq_push(&p->task.inbox, &m->node))
+    unsigned r = amb__mpscq_push(&p->task.inbox, &m->node);
+    if (amb__likely(r == 0))
+        return;
+    if (r == AMB__MPSCQ_PARKED)
         amb__sched_ready(&rt->exec, s, &p->task);
+    else /* p has ended: we answer what we pushed (and what followed) */
+        amb__mailbox_close(rt, s, p);
 }
 
 /* Handles a signal cell. Returns the cell to put in the private queue: m
@@ -580,6 +586,27 @@ static void free_chain(amb__sched *s, amb__msg *m)
     }
 }
 
+/* Discards every cell that has arrived in a dead process's mailbox. */
+static void discard_arrived(amb_rt *rt, amb__sched *s, amb_proc *p)
+{
+    amb__mpscq_node *n;
+    while ((n = amb__mpscq_pop(&p->task.inbox)) != NULL)
+        amb__mailbox_discard(rt, s, cell_of(n));
+}
+
+void amb__mailbox_close(amb_rt *rt, amb__sched *s, amb_proc *p)
+{
+    for (;;) {
+        discard_arrived(rt, s, p);
+        if (amb__mpscq_close(&p->task.inbox))
+            return;
+        /* A push is under way (between its exchange and its link, a window
+         * of two instructions unless its thread was preempted there): let
+         * it finish, then pop its cell. */
+        sched_yield();
+    }
+}
+
 /* Frees a borrow slot's message at teardown (on s, not p's scheduler). */
 static inline void drop_slot(amb__sched *s, amb__msg **slot)
 {
@@ -598,9 +625,7 @@ void amb__mailbox_drop_all(amb__sched *s, amb_proc *p)
     p->pq_head = p->pq_tail = p->pq_mark = NULL;
     /* relaxed: the process is dead; process_info finds it gone. */
     atomic_store_explicit(&p->pq_len, 0, memory_order_relaxed);
-    amb__mpscq_node *n;
-    while ((n = amb__mpscq_pop(&p->task.inbox)) != NULL)
-        amb__mailbox_discard(p->rt, s, cell_of(n));
+    discard_arrived(p->rt, s, p);
 }
 
 void amb__mailbox_discard(amb_rt *rt, amb__sched *s, amb__msg *m)
@@ -686,8 +711,8 @@ int amb_rt_send(amb_rt *rt, amb_term to, amb_term msg)
 {
     if (rt == NULL || msg == AMB_NONE)
         return AMB_EBADARG;
-    amb__qsbr_enter(&rt->exec);
+    unsigned q = amb__qsbr_enter(&rt->exec);
     int rc = send_to(rt, NULL, AMB_NONE, to, msg);
-    amb__qsbr_leave(&rt->exec);
+    amb__qsbr_leave(&rt->exec, q);
     return rc;
 }

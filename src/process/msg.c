@@ -13,13 +13,16 @@
  * outside a scheduler, are single allocations (size_class NOSLAB).
  *
  * Invariants:
- *   - A TERM cell's term has one extent (amb__msg_storage): in a cell
- *     without heap, its top box and what it holds, right behind the
- *     creator's words; in a cell with one, [the heap's first word, its top),
- *     never spilled into blocks: the heap is sized exactly (amb_term_size),
- *     and a copy that falls back from the fast path starts over at the
- *     heap's start. A process with term state keeps received cells and
- *     collects them as part of its heap (pheap.c), which needs that extent.
+ *   - A TERM cell's term lies in the cell's words, from their start to the
+ *     end of the term (amb__msg_ranges): in a cell without heap, its top box
+ *     and what it holds, right behind the creator's words; in a cell with
+ *     one, up to the heap's top. A TERM cell's heap never spills into
+ *     blocks: it is sized exactly (amb_term_size), and a copy that falls
+ *     back from the fast path starts over at the heap's start. Only a
+ *     signal cell's heap may spill (a reason larger than the room kept for
+ *     it: amb__msg_new_reserved), and then its blocks are ranges too. A
+ *     process with term state keeps received cells and collects them as
+ *     part of its heap (pheap.c), which needs those ranges.
  *   - In ASan builds a pooled cell's buffer is poisoned from its free to its
  *     next allocation: a received message read after its borrow ended (the
  *     next receive, the callback's return) is a use-after-poison report.
@@ -271,7 +274,7 @@ amb__msg *amb__msg_new_term_after(amb__sched *s, amb_term t, size_t reserve)
     if (h->blocks != NULL) {
         /* The fast path of the copy gave up half way (a deep term) and the
          * rest spilled out of the cell: copy again from its start, where the
-         * exact size fits (the extent amb__msg_storage gives). */
+         * exact size fits (amb__msg_ranges counts on it). */
         amb__heap_release(h);
         amb__heap_init_fixed(h, start, nwords);
         if (amb_term_copy(h, t, &m->term) != 0 || h->blocks != NULL)
@@ -280,21 +283,32 @@ amb__msg *amb__msg_new_term_after(amb__sched *s, amb_term t, size_t reserve)
     return m;
 }
 
-void amb__msg_storage(const amb__msg *m, const uint64_t **lo, const uint64_t **hi)
+size_t amb__msg_ranges(const amb__msg *m, amb__range *out, size_t cap)
 {
+    const uint64_t *hi = m->words;
+    size_t n = 1;
     if (m->heap_at != 0) {
-        amb_heap *h = amb__msg_heap((amb__msg *)m);
-        AMB__CHECK(h->blocks == NULL);
-        *lo = m->words + m->heap_at - 1 + HEAP_WORDS;
-        *hi = h->top;
-        return;
+        const amb_heap *h = amb__msg_heap((amb__msg *)m);
+        if (h->blocks == NULL) {
+            hi = h->top;
+        } else {
+            /* The cell's own words are full or nearly: all of them. Only
+             * signal cells spill (amb__msg_new_reserved), and those are
+             * pooled; a TERM cell's heap is sized exactly. */
+            AMB__CHECK(m->size_class != NOSLAB);
+            hi = m->words + class_words[m->size_class];
+            n += amb__heap_ranges(h, cap > 1 ? out + 1 : NULL, cap > 1 ? cap - 1 : 0);
+        }
+    } else {
+        /* No heap: a small term copied behind the creator's words, its top
+         * box first (small_copy), or an immediate. */
+        size_t small = 0;
+        if (amb__is_boxed(m->term) && small_size(m->term, SMALL_DEPTH, &small))
+            hi = amb__box(m->term) + small;
     }
-    /* No heap: a small term copied behind the creator's words, its top box
-     * first (small_copy), or an immediate. */
-    *lo = *hi = m->words;
-    size_t small = 0;
-    if (amb__is_boxed(m->term) && small_size(m->term, SMALL_DEPTH, &small))
-        *hi = amb__box(m->term) + small;
+    if (cap > 0)
+        out[0] = (amb__range){m->words, hi};
+    return n;
 }
 
 amb__msg *amb__msg_new_signal(amb__sched *s, enum amb__msg_kind kind, size_t n)
@@ -305,30 +319,12 @@ amb__msg *amb__msg_new_signal(amb__sched *s, enum amb__msg_kind kind, size_t n)
     return m;
 }
 
-amb__msg *amb__msg_new_signal_terms(amb__sched *s, enum amb__msg_kind kind, size_t n,
-                                    amb_term a, amb_term b, amb_term *ca, amb_term *cb)
+amb__msg *amb__msg_new_reserved(amb__sched *s, enum amb__msg_kind kind, size_t reserve,
+                                size_t extra)
 {
-    size_t na =
-        amb__is_boxed(a) || amb_is_cons(a) ? amb_term_size(a) / sizeof(uint64_t) : 0;
-    size_t nb =
-        amb__is_boxed(b) || amb_is_cons(b) ? amb_term_size(b) / sizeof(uint64_t) : 0;
-    if (na == 0 && nb == 0) {
-        *ca = a;
-        *cb = b;
-        return amb__msg_new_signal(s, kind, n);
-    }
-    amb__msg *m = amb__msg_alloc_heap(s, n, na + nb);
-    if (m == NULL)
-        return NULL;
-    m->kind = (uint8_t)kind;
-    amb_heap *h = amb__msg_heap(m);
-    *ca = a;
-    *cb = b;
-    if ((na != 0 && amb_term_copy(h, a, ca) != 0) ||
-        (nb != 0 && amb_term_copy(h, b, cb) != 0)) {
-        amb__msg_free(s, m);
-        return NULL;
-    }
+    amb__msg *m = amb__msg_alloc_heap(s, reserve, extra);
+    if (m != NULL)
+        m->kind = (uint8_t)kind;
     return m;
 }
 

@@ -374,11 +374,9 @@ void amb__pio_turn_release(amb__sched *s, amb__pio_turn *t)
     w->granted = true; /* the turn passes to w; `held` stays true */
     /* w's process is alive (a dying one leaves the queue under this lock)
      * until its block is reclaimed, after we pass a quiescent point. */
-    amb__task *task = w->w.task;
-    amb__mpscq_node *n = &w->cell.node;
+    amb_proc *p = amb__proc_of(w->w.task);
     amb__spin_unlock(&t->lock);
-    if (amb__mpscq_push(&task->inbox, n))
-        amb__sched_ready(s->exec, s, task);
+    amb__mailbox_deliver(p->rt, s, p, &w->cell);
 }
 
 /* ---------------------------------------------------------------------------

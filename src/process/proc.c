@@ -8,9 +8,10 @@
  * Life cycle of a block:
  *   alloc (pool or allocator) -> spawn publishes it in the process table ->
  *   runs -> ends (its scheduler tears it down: table slot cleared, name,
- *   messages, heap and timers released) -> retired by the executor (QSBR
- *   limbo) -> reclaimed after the grace period (messages that racing
- *   senders pushed meanwhile are freed) -> back to the scheduler's pool.
+ *   messages, heap and timers released, mailbox closed: a racing sender
+ *   that pushes afterwards answers its own cell) -> retired by the
+ *   executor (QSBR limbo) -> reclaimed after the grace period -> back to
+ *   the scheduler's pool.
  */
 #include <stdlib.h>
 
@@ -113,15 +114,17 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
             p->flags |= AMB__PF_KEEP;
             if (bytes < h->state_terms * sizeof(amb_term))
                 bytes = h->state_terms * sizeof(amb_term);
+            p->pheap = amb__calloc(1, sizeof *p->pheap);
         }
-        if (bytes > 0) {
-            p->state = amb__malloc_aligned(bytes, 16);
-            if (p->state == NULL) {
-                amb__ptab_free(rt, s, index);
-                block_free(s, p);
-                return AMB_ENOMEM;
-            }
+        if (bytes > 0 && (p->state = amb__malloc_aligned(bytes, 16)) != NULL)
             memset(p->state, 0, bytes); /* terms: AMB_NONE */
+        if ((bytes > 0 && p->state == NULL) ||
+            ((p->flags & AMB__PF_KEEP) && p->pheap == NULL)) {
+            amb__free(p->pheap);
+            amb__free_aligned(p->state);
+            amb__ptab_free(rt, s, index);
+            block_free(s, p);
+            return AMB_ENOMEM;
         }
         if (h->init == NULL)
             p->flags |= AMB__PF_INIT_DONE;
@@ -136,15 +139,19 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
         p->task.stack_class = (uint8_t)cls;
     }
     if (o != NULL && o->min_heap_size > 0) {
-        /* Reserve the heap now: one block of the asked size. */
+        /* Reserve the heap now: one block of the asked size (a reset keeps
+         * the largest block). A size that cannot be had is an error, not a
+         * silent smaller heap. */
         amb_heap *heap = amb_proc_heap(p);
         uint64_t *w = heap ? amb__heap_alloc(heap, o->min_heap_size / 8 + 1) : NULL;
         if (w != NULL)
             amb_heap_reset(heap);
+        else
+            rc = AMB_ENOMEM;
     }
     /* Links and monitors are set up in both blocks before the child is
      * published (spawn_link / spawn_monitor are atomic). */
-    if (o != NULL && o->link)
+    if (rc == 0 && o != NULL && o->link)
         rc = amb__link_spawn(parent, p);
     amb_term mref = AMB_NONE;
     if (rc == 0 && o != NULL && o->monitor)
@@ -154,11 +161,13 @@ static int spawn(amb_rt *rt, amb__sched *s, amb_proc *parent, amb_fn *fn, void *
     if (rc != 0) {
         if (parent != NULL) {
             amb__link_spawn_undo(parent, p);
-            amb__monitor_spawn_undo(parent, p);
+            amb__monitor_spawn_undo(parent, mref);
         }
         amb__fail_free(p);
         amb_heap_free(p->heap);
         amb__free_aligned(p->state);
+        amb__pheap_free(s, p);
+        amb__sched_release(s, &p->task);
         amb__ptab_free(rt, s, index);
         block_free(s, p);
         return rc;
@@ -315,6 +324,11 @@ void amb__proc_die(amb_proc *p, amb_term reason, bool report, amb__msg *cell)
     amb__sched_exit(&p->task, AMB__TASK_EXIT);
 }
 
+void amb__proc_stack_overflow(amb_proc *p)
+{
+    amb__proc_die(p, p->rt->atom_stack_overflow, true, NULL);
+}
+
 void amb_exit_self(amb_proc *self, amb_term reason)
 {
     if (self == NULL)
@@ -421,9 +435,14 @@ void amb__proc_teardown(amb__sched *s, amb__task *t)
     amb__ptab_free(rt, s, index);
     /* Owned sockets are closed (their cells may land in the mailbox). */
     amb__pio_teardown(s, p);
-    /* Pending cells: a LINK or MONITOR among them is answered (noproc). */
+    /* Pending cells: a LINK or MONITOR among them is answered (noproc).
+     * Then the mailbox is closed: a sender that found the block before the
+     * slot was cleared and pushes from now on answers its own cell at once
+     * (a MONITOR gets its DOWN noproc now, not when the block is reclaimed,
+     * which could take seconds on busy schedulers: issue 12). */
     amb__mailbox_drop_all(s, p);
-    amb__pheap_drop(s, p);
+    amb__pheap_free(s, p);
+    amb__mailbox_close(rt, s, p);
     /* on_exit handlers, exit signals to links, DOWN to monitors. */
     amb__fail_teardown(s, p);
     amb__alias_free(p);
@@ -441,13 +460,27 @@ void amb__proc_teardown(amb__sched *s, amb__task *t)
      * the last process. */
 }
 
+void amb__proc_start_failed(amb__sched *s, amb__task *t)
+{
+    amb_proc *p = amb__proc_of(t);
+    (void)s;
+    p->exit_reason = p->rt->reason_enomem; /* lives as long as the runtime */
+    amb__logger_crash(p, p->exit_reason, AMB_NONE);
+}
+
+void amb__proc_inbox_closed(amb__sched *s, amb__task *t)
+{
+    amb_proc *p = amb__proc_of(t);
+    amb__mailbox_close(p->rt, s, p);
+}
+
 void amb__proc_reclaim(amb__sched *s, amb__task *t)
 {
     amb_proc *p = amb__proc_of(t);
-    /* Senders that found p before it ended may have pushed since. */
-    amb__mpscq_node *n;
-    while ((n = amb__mpscq_pop(&p->task.inbox)) != NULL)
-        amb__mailbox_discard(p->rt, s, (amb__msg *)(void *)n);
+    /* Its mailbox was closed at teardown, and every sender that pushed
+     * since answered its own cell before it passed a quiescent point: it is
+     * empty. */
+    AMB__CHECK(amb__mpscq_pop(&p->task.inbox) == NULL);
     amb__pio_free(p);
     block_free(s, p);
 }
@@ -462,7 +495,7 @@ static void discard(amb__sched *s, amb_proc *p)
     amb__pio_teardown(s, p);
     amb__mailbox_drop_all(s, p);
     amb__pio_free(p);
-    amb__pheap_drop(s, p);
+    amb__pheap_free(s, p);
     amb__fail_free(p); /* runs its on_exit handlers: nothing leaks */
     amb__alias_free(p);
     amb_heap_free(p->heap);

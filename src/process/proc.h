@@ -50,17 +50,22 @@ enum amb__msg_kind {
     AMB__MSG_TIMEOUT,    /* a receive timeout fired (timer cell, see ptimer.c) */
     AMB__MSG_WAKE,       /* a blocking call finished: wakes the waiter */
     AMB__MSG_INFO_REQ,   /* process_info asked of this process (words[0]: the
-                            requester; term: the items asked, or AMB_NONE) */
+                            requester; term: the items asked, or AMB_NONE; room
+                            for the answer, which comes back in this cell) */
     AMB__MSG_INFO_REPLY, /* the answer (words: amb_proc_info; term: the items'
                             answer, or AMB_NONE) */
-    /* Failure signals (fail.h; docs/design/failure.md). */
-    AMB__MSG_LINK,       /* words: from, to */
+    /* Failure signals (fail.h; docs/design/failure.md). Kept in a
+     * process's index, a LINK cell is a link end, a MONITOR cell the
+     * target's end of a monitor, a DEMONITOR cell the watcher's end. */
+    AMB__MSG_LINK,       /* words: from, to; as a link end: other, unlink id */
     AMB__MSG_UNLINK,     /* UNLINK_ID; words: from, id */
     AMB__MSG_UNLINK_ACK, /* UNLINK_ID_ACK; words: from, id */
     AMB__MSG_EXIT,       /* words: from, flags; term: the reason */
-    AMB__MSG_MONITOR,    /* words: watcher, target, ref key, ref words */
-    AMB__MSG_DEMONITOR,  /* words: watcher, ref key */
-    AMB__MSG_DOWN,       /* words: ref key; term: the {'DOWN', ...} message */
+    AMB__MSG_MONITOR,    /* words: watcher, target, ref key, name, alias kind
+                            (monitor.c) */
+    AMB__MSG_DEMONITOR,  /* words: watcher, ref key, target, name, alias kind,
+                            node, conn */
+    AMB__MSG_DOWN,       /* words as MONITOR; term: the {'DOWN', ...} message */
     AMB__MSG_ALIAS,      /* a message sent to an alias; words[0]: its key */
     AMB__MSG_NODEDOWN,   /* a connection to another node is gone (remote.h);
                             words: node, conn */
@@ -99,6 +104,18 @@ static inline amb_heap *amb__msg_heap(amb__msg *m)
     return (amb_heap *)(void *)(m->words + m->heap_at - 1);
 }
 
+/* A process's links and monitors (fail.h): entry cells by key, chained
+ * through their mailbox link; in the block, so that recording one never
+ * needs memory. */
+struct amb__fail_index {
+    amb__msg **buckets; /* NULL: the one chain `one` */
+    amb__msg *one;
+    uint32_t len;    /* entries */
+    uint8_t shift;   /* 64 - log2(buckets) */
+    uint32_t nlinks; /* active links */
+    uint32_t nheld;  /* monitors this process holds */
+};
+
 enum amb__proc_flags {
     AMB__PF_HANDLER = 1u << 0,   /* a handler process */
     AMB__PF_INIT_DONE = 1u << 1, /* handler: init ran */
@@ -124,12 +141,12 @@ struct amb_proc {
     bool in_receive;     /* waiting in a receive (process_info status) */
     bool in_match;       /* inside a receive's match function: no wait may
                             start (amb__proc_may_wait) */
-    uint32_t wait_seq;   /* bumped by every wait; stale wake-ups carry an old one */
     /* Set (release) by a sender of an exit signal after its push, so that a
      * process that runs without receiving notices it at its next runtime
      * call; cleared by the process when it drains (exit.c). */
     _Atomic bool sig_pending;
     _Atomic bool dead; /* set by teardown before it drops the name */
+    uint32_t wait_seq; /* bumped by every wait; stale wake-ups carry an old one */
     /* Counters other processes may read (process_info): written only by the
      * process itself, with relaxed stores, read with relaxed loads. */
     _Atomic uint64_t reductions;
@@ -149,9 +166,16 @@ struct amb_proc {
     amb__msg *borrowed_after;
     amb__msg *handling; /* a handler's current message: freed when handle returns */
 
-    struct amb__msg *wait_timer;      /* its receive-timeout cell while out, or NULL */
-    intptr_t wake_result;             /* result of a blocking call */
-    struct amb__info_wait *info_wait; /* where an INFO_REPLY goes (info.c) */
+    struct amb__msg *wait_timer; /* its receive-timeout cell while out, or NULL */
+    /* What the current wait is for. A process is in one wait at a time,
+     * and a WAKE or INFO_REPLY is taken only when its wait_seq is the
+     * current wait's (each wait bumps wait_seq), so one word serves both:
+     * the result of a blocking call, or where an INFO_REPLY goes (info.c;
+     * NULL outside a process_info wait). */
+    union {
+        intptr_t wake_result;
+        struct amb__info_wait *info_wait;
+    };
 
     /* The body. */
     amb_fn *fn;
@@ -165,14 +189,25 @@ struct amb_proc {
     _Atomic amb_term name;
     amb_term exit_reason;
     amb_heap *exit_heap; /* holds exit_reason when it is not an immediate */
-    /* Links, monitors and on_exit handlers (fail.h), made on first use;
-     * owned by the process (and by its scheduler at teardown). */
+    /* Links and monitors, and the on_exit handlers (made on first use):
+     * fail.h; owned by the process (and by its scheduler at teardown). */
+    struct amb__fail_index links_mons;
     struct amb__fail *fail;
     /* Active aliases (alias.c), made on first use; owned by the process. */
     struct amb__aliases *aliases;
-    /* Term state (pheap.c; AMB__PF_KEEP only): the received cells kept since
-     * the last collection (linked through node.next, as the private queue),
-     * their bytes, and the heap's live bytes after that collection. */
+    /* Term state (pheap.c): AMB__PF_KEEP processes only, so out of the
+     * block every process pays for (an idle handler is 512 bytes at most). */
+    struct amb__pheap *pheap;
+    /* I/O (pio.h): its waiter and cell, owned resources, the call in
+     * progress; made on first use, freed when the block is reclaimed. */
+    struct amb__pio *io;
+};
+
+/* A term-state process's collection bookkeeping (pheap.c): the received
+ * cells kept since the last collection (linked through node.next, as the
+ * private queue), their bytes, and the heap's live bytes after that
+ * collection. Made at spawn, freed at the end. */
+struct amb__pheap {
     amb__msg *kept;
     size_t kept_bytes;
     size_t live_bytes;
@@ -210,18 +245,27 @@ static inline void amb__size_add(_Atomic size_t *c, ptrdiff_t d)
 /* ---------------------------------------------------------------------------
  * Process table (ptab.c): pid index -> block, with generation-checked pids.
  * ------------------------------------------------------------------------ */
+/* Indices a scheduler takes from, and gives back to, the queue at once (at
+ * most: fewer for a small table, so that batches held by schedulers never
+ * make up a large part of it). */
+#define AMB__PTAB_BATCH 64
+
 typedef struct amb__ptab {
     _Atomic(amb_proc *) *slots; /* index -> live block or NULL */
     uint32_t *serials;          /* index -> serial of its current/last process */
     size_t size;
-    _Atomic size_t fresh; /* indices [fresh, size) never used */
-    /* Freed indices, a stack under the lock (per-scheduler caches in front). */
-    void *lock; /* pthread_mutex_t, opaque here */
-    uint32_t *free_idx;
-    size_t free_len;
+    unsigned batch; /* indices per batch, 1 ..= AMB__PTAB_BATCH */
+    /* The queue of free indices, oldest first: the never-used ones
+     * [fresh, size), then the freed ones in `freed` (a ring of `size`
+     * entries, from freed_head), all under the lock. */
+    void *lock;           /* pthread_mutex_t, opaque here */
+    _Atomic size_t fresh; /* read without the lock only when nothing runs */
+    uint32_t *freed;
+    size_t freed_head, freed_len;
 } amb__ptab;
 
-int amb__ptab_init(amb__ptab *t, size_t size);
+/* A table of size indices for a runtime of nsched schedulers. */
+int amb__ptab_init(amb__ptab *t, size_t size, unsigned nsched);
 void amb__ptab_term(amb__ptab *t);
 /* The live block of pid, or NULL. Safe on a scheduler thread (QSBR) or by an
  * external thread inside amb__qsbr_enter/leave. */
@@ -250,12 +294,11 @@ amb__msg *amb__msg_new_term_after(amb__sched *s, amb_term t, size_t reserve);
 /* A cell with no term storage beyond n words, of a signal kind. NULL on
  * ENOMEM. */
 amb__msg *amb__msg_new_signal(amb__sched *s, enum amb__msg_kind kind, size_t n);
-/* A signal cell of kind with n words of its own that also holds the terms
- * a and b (either may be AMB_NONE): *ca and *cb get what to store, copies
- * in the cell's heap when they are not immediates (a foreign pid, a
- * reason), else a and b themselves. NULL on ENOMEM. */
-amb__msg *amb__msg_new_signal_terms(amb__sched *s, enum amb__msg_kind kind, size_t n,
-                                    amb_term a, amb_term b, amb_term *ca, amb_term *cb);
+/* A cell of `kind` whose first `reserve` words are the caller's, its term
+ * storage (heap) behind them, with room for `extra` words before the heap
+ * takes blocks of its own. NULL on ENOMEM. */
+amb__msg *amb__msg_new_reserved(amb__sched *s, enum amb__msg_kind kind, size_t reserve,
+                                size_t extra);
 /* The message-cell pools of s, given back to their slabs: trim (the
  * depots too) when s goes to sleep, free at teardown. */
 void amb__msg_pools_trim(amb__sched *s);
@@ -265,10 +308,13 @@ void amb__msg_pools_free(amb__sched *s);
 int amb__msg_depots_init(amb_rt *rt);
 void amb__msg_depots_free(amb_rt *rt);
 
-/* The words of m's buffer that its term may occupy, [*lo, *hi): what a
- * collection of a process that kept m empties. A TERM cell's term never
- * spills out of its buffer (it is sized exactly). */
-void amb__msg_storage(const amb__msg *m, const uint64_t **lo, const uint64_t **hi);
+/* The memory m's term may occupy, as ranges into out[0 .. cap): what a
+ * collection of a process that kept m empties. Returns how many there are
+ * (more than cap: only cap were written). One range, the cell's words up to
+ * the end of its term, unless its heap spilled into blocks (a signal's
+ * reason larger than the room kept for it): then the cell's words and each
+ * block. */
+size_t amb__msg_ranges(const amb__msg *m, amb__range *out, size_t cap);
 
 /* ---------------------------------------------------------------------------
  * Term state (pheap.c): a handler whose state begins with terms
@@ -283,8 +329,11 @@ void amb__pheap_keep(amb_proc *p, amb__msg *m);
  * roots. A collection that runs out of memory half way ends p with
  * {error, 'AMB_ENOMEM'}; one that cannot start is tried again later. */
 void amb__pheap_after(amb_proc *p);
-/* Frees p's kept cells (teardown of a dead process). */
+/* Frees p's kept cells (after a collection). */
 void amb__pheap_drop(amb__sched *s, amb_proc *p);
+/* Frees p's kept cells and its bookkeeping (p is ending or was never
+ * published; nothing when p has no term state). */
+void amb__pheap_free(amb__sched *s, amb_proc *p);
 
 /* ---------------------------------------------------------------------------
  * Delivery and waiting (mailbox.c)
@@ -304,6 +353,11 @@ void amb__mailbox_drain(amb_proc *p);
 void amb__mailbox_append(amb_proc *p, amb__msg *m);
 /* Frees every cell of a dead process's mailbox and private queue. */
 void amb__mailbox_drop_all(amb__sched *s, amb_proc *p);
+/* Closes the mailbox of p, which has ended, for good: discards what is in
+ * it (amb__mailbox_discard), and from then on the first sender that pushes
+ * into it does the same itself (amb__mailbox_deliver), at once. Called by
+ * p's teardown, and by a sender whose push found the mailbox closed. */
+void amb__mailbox_close(amb_rt *rt, amb__sched *s, amb_proc *p);
 /* Frees a cell that will never be received; a request in it is answered
  * (a process_info request gets "no such process", a LINK an exit signal
  * noproc, a MONITOR a DOWN noproc). */
@@ -343,6 +397,9 @@ void amb__proc_signals(amb_proc *p);
  * process does when it is scheduled out; exit signals act even sooner, see
  * amb__proc_reduce), then goes to the back of the run queue. */
 void amb__proc_yield(amb_proc *p);
+/* Ends p, whose stack is nearly used up, with reason stack_overflow (from
+ * a runtime call, on the margin kept for it: docs/design/stacks.md). */
+_Noreturn void amb__proc_stack_overflow(amb_proc *p);
 /* Whether p may start a wait that takes messages or parks on a wait
  * number (a receive, amb_sleep, a blocking call, process_info of another
  * process, a demonitor that flushes): not from inside a receive's match
@@ -365,11 +422,15 @@ static inline void amb__proc_charge(amb_proc *p, size_t n)
                          ? (int16_t)(p->task.budget - (int16_t)n)
                          : 0;
 }
-/* Spends one reduction; yields when the budget is gone. Handles pending
+/* Spends one reduction; yields when the budget is gone. Ends the process
+ * (stack_overflow) when its stack is nearly used up, and handles pending
  * exit signals first: every send and receive passes here, so a running
- * process notices an exit signal at its next runtime call. */
+ * process notices an exit signal, and a recursion that calls the runtime
+ * is stopped, at its next runtime call. */
 static inline void amb__proc_reduce(amb_proc *p)
 {
+    if (amb__unlikely(amb__task_stack_low(&p->task, amb__ctx_sp())))
+        amb__proc_stack_overflow(p);
     /* relaxed: a hint only; amb__proc_signals re-reads it with acquire. */
     if (amb__unlikely(atomic_load_explicit(&p->sig_pending, memory_order_relaxed)))
         amb__proc_signals(p);
@@ -383,6 +444,11 @@ static inline void amb__proc_reduce(amb_proc *p)
  * every process still alive when the runtime is freed. */
 void amb__proc_entry(amb__task *t);
 void amb__proc_teardown(amb__sched *s, amb__task *t);
+/* The executor's op for a process that could have no stack to run on: it
+ * ends with {error, 'AMB_ENOMEM'} (a crash report says so). */
+void amb__proc_start_failed(amb__sched *s, amb__task *t);
+/* The executor's op for a push into an ended process's closed mailbox. */
+void amb__proc_inbox_closed(amb__sched *s, amb__task *t);
 void amb__proc_reclaim(amb__sched *s, amb__task *t);
 void amb__proc_discard_all(amb__exec *x);
 /* The process-block pool of s: given back to its slabs (trim: the depot
@@ -484,6 +550,7 @@ void amb__alias_free(amb_proc *p);
 /* Process table indices (ptab.c). s may be NULL (outside a scheduler). */
 int amb__ptab_alloc(amb_rt *rt, amb__sched *s, uint32_t *index, uint32_t *serial);
 void amb__ptab_free(amb_rt *rt, amb__sched *s, uint32_t index);
+/* Puts the indices s holds back into the queue (teardown of s). */
 void amb__ptab_flush_cache(amb_rt *rt, amb__sched *s);
 
 /* Registered names (names.c). */

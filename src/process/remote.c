@@ -7,17 +7,22 @@
  * Invariants:
  *   - Every signal from another node is the cell a local sender would have
  *     made (fail.h), with the foreign pid (and a foreign reference, a
- *     reason) copied into the cell's heap; so the local rules apply
- *     unchanged once it is drained, and the receiving process copies the
- *     foreign terms into its tables only when it keeps a relation.
+ *     reason) copied into the cell's heap and its connection in a reserved
+ *     word; so the local rules apply unchanged once it is drained, and a
+ *     LINK or MONITOR cell becomes the receiver's end of the relation as
+ *     it is (nothing is copied or allocated when it is kept).
  *   - A signal whose target is not alive is answered as for a local sender
  *     (link.c, monitor.c discard paths), which reach the dist layer again
  *     through its ops: a connection process must call these functions
  *     holding none of its own locks.
  *   - NODEDOWN carries the node and the connection; a process ends only
  *     relations of that connection (a newer connection's stay), each once:
- *     a relation ends when its signal is handled, whichever comes first of
- *     the far end's own and NODEDOWN's.
+ *     NODEDOWN takes the ends of that connection out of the index and acts
+ *     on them at its place in the mailbox (link.c, monitor.c), so a signal
+ *     of the far end that comes later finds no end and does nothing. The
+ *     ends are the cells the signals are made of: ending them needs no
+ *     memory. The NODEDOWN cell itself is the connection process's, made
+ *     when the connection goes down.
  */
 #include "process/fail.h"
 
@@ -68,14 +73,10 @@ int amb__remote_link(amb_proc *self, amb_pid from, amb_pid to, uint32_t conn)
     int rc = check(self, to, from);
     if (rc != 0)
         return rc;
-    amb_term f, none;
-    amb__msg *m = amb__msg_new_signal_terms(self->task.sched, AMB__MSG_LINK, 3, from,
-                                            AMB_NONE, &f, &none);
+    amb__msg *m = amb__link_cell(self->task.sched, AMB__MSG_LINK, from, conn);
     if (m == NULL)
         return AMB_ENOMEM;
-    m->words[0] = f;
     m->words[1] = to;
-    m->words[2] = conn;
     amb_proc *q = amb__ptab_lookup(self->rt, to);
     if (q != NULL)
         amb__mailbox_deliver(self->rt, self->task.sched, q, m);
@@ -84,21 +85,17 @@ int amb__remote_link(amb_proc *self, amb_pid from, amb_pid to, uint32_t conn)
     return 0;
 }
 
-/* UNLINK and UNLINK_ACK: words from, id, conn. */
+/* UNLINK and UNLINK_ACK: from, id, and the connection (amb__link_cell). */
 static int unlink_signal(amb_proc *self, enum amb__msg_kind kind, amb_pid from,
                          amb_pid to, uint64_t id, uint32_t conn)
 {
     int rc = check(self, to, from);
     if (rc != 0 || id == 0)
         return rc != 0 ? rc : AMB_EBADARG;
-    amb_term f, none;
-    amb__msg *m =
-        amb__msg_new_signal_terms(self->task.sched, kind, 3, from, AMB_NONE, &f, &none);
+    amb__msg *m = amb__link_cell(self->task.sched, kind, from, conn);
     if (m == NULL)
         return AMB_ENOMEM;
-    m->words[0] = f;
     m->words[1] = id;
-    m->words[2] = conn;
     deliver(self, to, m);
     return 0;
 }
@@ -120,11 +117,19 @@ int amb__remote_exit(amb_proc *self, amb_pid from, amb_pid to, amb_term reason,
     int rc = check(self, to, from);
     if (rc != 0 || reason == AMB_NONE)
         return rc != 0 ? rc : AMB_EBADARG;
-    amb__msg *m =
-        amb__exit_cell(self->task.sched, from, reason, linked ? AMB__EXIT_LINKED : 0);
-    if (m == NULL)
+    /* The cell an own sender's would be (exit.c), with the foreign pid in
+     * its heap beside the reason. */
+    amb__sched *s = self->task.sched;
+    amb__msg *m = amb__msg_new_reserved(s, AMB__MSG_EXIT, AMB__LINK_WORDS,
+                                        amb__fail_words(from) + amb__fail_words(reason));
+    amb_term f = m != NULL ? amb__fail_keep(m, from) : AMB_NONE;
+    amb_term r = f != AMB_NONE ? amb__fail_keep(m, reason) : AMB_NONE;
+    if (r == AMB_NONE) {
+        amb__msg_free(s, m);
         return AMB_ENOMEM;
-    amb__exit_post(self->rt, self->task.sched, to, m);
+    }
+    m->term = r;
+    amb__exit_post(self->rt, s, f, to, linked ? AMB__EXIT_LINKED : 0, m);
     return 0;
 }
 
@@ -156,25 +161,13 @@ int amb__remote_demonitor(amb_proc *self, amb_pid watcher, amb_pid to, amb_term 
     int rc = check(self, to, watcher);
     if (rc != 0 || amb_type_of(ref) != AMB_T_REF)
         return rc != 0 ? rc : AMB_EBADARG;
-    /* words: watcher, key, reference (fail.h: the DEMONITOR of a foreign
-     * watcher finds its entry by the reference). */
-    amb_term w, r;
-    amb__msg *m = amb__msg_new_signal_terms(self->task.sched, AMB__MSG_DEMONITOR, 3,
-                                            watcher, ref, &w, &r);
+    /* The DEMONITOR of a foreign watcher finds the target's end by the
+     * reference (monitor.c). */
+    amb__msg *m = amb__monitor_demonitor_cell(self->task.sched, watcher, ref);
     if (m == NULL)
         return AMB_ENOMEM;
-    m->words[0] = w;
-    m->words[1] = amb__fail_ref_key(ref);
-    m->words[2] = r;
     deliver(self, to, m);
     return 0;
-}
-
-/* Words a copy of t takes on a heap (0 for an immediate). */
-static size_t words_of(amb_term t)
-{
-    return (!amb_is_cons(t) && !amb__is_boxed(t)) ? 0
-                                                  : amb_term_size(t) / sizeof(uint64_t);
 }
 
 int amb__remote_down(amb_proc *self, amb_pid to, amb_term ref, amb_term object,
@@ -186,12 +179,11 @@ int amb__remote_down(amb_proc *self, amb_pid to, amb_term ref, amb_term object,
     uint64_t key = amb__monitor_key(self->rt, ref);
     if (key == 0)
         return 0; /* not a monitor of ours: no such monitor, dropped */
-    amb__msg *m = amb__msg_alloc_heap(
-        self->task.sched, 1, 6 + words_of(ref) + words_of(object) + words_of(reason));
+    amb__msg *m = amb__monitor_down_cell(
+        self->task.sched, key,
+        6 + amb__fail_words(ref) + amb__fail_words(object) + amb__fail_words(reason));
     if (m == NULL)
         return AMB_ENOMEM;
-    m->kind = AMB__MSG_DOWN;
-    m->words[0] = key;
     amb_heap *h = amb__msg_heap(m);
     amb_term r, o, why;
     if (amb_term_copy(h, ref, &r) != 0 || amb_term_copy(h, object, &o) != 0 ||
@@ -217,7 +209,7 @@ int amb__remote_nodedown(amb_proc *self, amb_pid to, amb_term node, uint32_t con
     m->words[1] = conn;
     /* Flagged as an exit signal is: a running process ends its relations
      * at its next runtime call, before it could make new ones. */
-    amb__exit_post(self->rt, self->task.sched, to, m);
+    amb__exit_deliver(self->rt, self->task.sched, to, m);
     return 0;
 }
 
@@ -226,10 +218,12 @@ void amb__remote_nodedown_signal(amb_proc *p, amb__msg *m)
     amb_term node = m->words[0];
     uint32_t conn = (uint32_t)m->words[1];
     amb__msg_free(p->task.sched, m);
-    if (p->fail == NULL)
+    if (p->links_mons.len == 0)
         return;
-    amb__link_nodedown(p, node, conn);
+    /* The monitors first: a link exit may end p, and its teardown then
+     * sends what is left in the index, as for any end. */
     amb__monitor_nodedown(p, node, conn);
+    amb__link_nodedown(p, node, conn);
 }
 
 int amb__remote_post(amb_rt *rt, amb__sched *s, amb_pid to, amb_term msg)

@@ -28,8 +28,9 @@
  * control message into a signal cell pushed into the local process's
  * mailbox with the functions below, so the signals of one remote process
  * reach a local one in the order they crossed the wire; the cells carry the
- * foreign pid in their heap and the process copies it into its tables
- * (fail.h, amb__fail_remote) when it keeps the relation.
+ * foreign pid in their heap and the connection in a reserved word, and a
+ * LINK or MONITOR cell becomes the process's end of the relation as it is
+ * (fail.h).
  *
  * A lost connection: the dist layer sends NODEDOWN (node, conn) to every
  * local process that had a relation over it (it remembers them: the

@@ -49,6 +49,8 @@ static void sched_term(amb__sched *s)
 static const amb__task_ops ops = {
     .entry = amb__proc_entry,
     .teardown = amb__proc_teardown,
+    .start_failed = amb__proc_start_failed,
+    .inbox_closed = amb__proc_inbox_closed,
     .reclaim = amb__proc_reclaim,
     .timer_fire = amb__ptimer_fire,
     .blocking_done = amb__blocking_call_done,
@@ -68,6 +70,24 @@ static unsigned default_schedulers(void)
     }
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (unsigned)n : 1;
+}
+
+/* A node name as erl takes one (net_kernel): Name@Host, Name of letters,
+ * digits, '_' and '-', Host non-empty and of printable characters without
+ * spaces. */
+static bool node_name_ok(const char *name)
+{
+    const char *at = strchr(name, '@');
+    if (at == NULL || at == name || at[1] == '\0')
+        return false;
+    for (const char *c = name; c < at; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+              (*c >= '0' && *c <= '9') || *c == '_' || *c == '-'))
+            return false;
+    for (const char *c = at + 1; *c != '\0'; c++)
+        if (*c < '!' || *c > '~')
+            return false;
+    return true;
 }
 
 int amb_rt_new(const amb_config *cfg, amb_rt **out)
@@ -92,12 +112,18 @@ int amb_rt_new(const amb_config *cfg, amb_rt **out)
     if (c.schedulers > 1024 || c.max_processes > ((size_t)1 << 28) ||
         c.max_processes < 16 || c.stack_size < 16384 ||
         c.stack_size > ((size_t)256 << 20) || c.blocking_threads > 1024 ||
-        !amb__timeout_ok(c.watchdog_ms, true) ||
+        !amb__timeout_ok(c.watchdog_ms, true) || !node_name_ok(c.node_name) ||
         !(c.spin_us == AMB_SPIN_OFF || (c.spin_us > 0 && c.spin_us <= MAX_SPIN_US)))
         return AMB_EBADARG;
-    amb_term node = amb_atom(c.node_name);
-    if (node == AMB_NONE)
-        return AMB_EBADARG;
+    /* A full atom table is AMB_ESYSLIMIT, as for any new atom. */
+    amb_term node, overflow, enomem;
+    int arc = amb_atom_new(c.node_name, strlen(c.node_name), &node);
+    if (arc == 0)
+        arc = amb_atom_new("stack_overflow", 14, &overflow);
+    if (arc == 0)
+        arc = amb_atom_new("AMB_ENOMEM", 10, &enomem);
+    if (arc != 0)
+        return arc;
 
     /* The struct holds cache-line-aligned members: an aligned block. */
     amb_rt *rt = amb__malloc_aligned(sizeof *rt, _Alignof(amb_rt));
@@ -107,7 +133,15 @@ int amb_rt_new(const amb_config *cfg, amb_rt **out)
     rt->cfg = c;
     rt->cfg.node_name = NULL; /* the caller's string need not outlive us */
     rt->first_node = node;
-    int rc;
+    rt->atom_stack_overflow = overflow;
+    int rc = amb_heap_new(&rt->reason_heap);
+    if (rc != 0)
+        goto fail_rt;
+    rt->reason_enomem = AMB_TUPLE(rt->reason_heap, AMB_ATOM_ERROR, enomem);
+    if (rt->reason_enomem == AMB_NONE) {
+        rc = AMB_ENOMEM;
+        goto fail_rt;
+    }
     /* A fresh creation per runtime of the same name, so pids of two local
      * runtimes never look alike. */
     for (uint32_t cr = 0;; cr++) {
@@ -119,7 +153,7 @@ int amb_rt_new(const amb_config *cfg, amb_rt **out)
     }
     if (rc != 0)
         goto fail_rt;
-    if ((rc = amb__ptab_init(&rt->ptab, c.max_processes)) != 0)
+    if ((rc = amb__ptab_init(&rt->ptab, c.max_processes, c.schedulers)) != 0)
         goto fail_rt;
     if ((rc = amb__names_init(rt)) != 0)
         goto fail_ptab;
@@ -151,6 +185,7 @@ fail_names:
 fail_ptab:
     amb__ptab_term(&rt->ptab);
 fail_rt:
+    amb_heap_free(rt->reason_heap);
     amb__free_aligned(rt);
     return rc;
 }
@@ -209,6 +244,7 @@ void amb_rt_free(amb_rt *rt)
     amb__proc_depot_free(rt);
     amb__names_term(rt);
     amb__ptab_term(&rt->ptab);
+    amb_heap_free(rt->reason_heap);
     amb__free_aligned(rt);
 }
 

@@ -40,8 +40,11 @@ struct amb__remote; /* remote.h */
 typedef struct amb__rt_sched {
     amb__slab_pool msgs[AMB__MSG_CLASSES]; /* message cells (msg.c) */
     amb__slab_pool procs;                  /* process blocks (proc.c) */
-    uint32_t *free_idx;                    /* freed table indices (ptab.c) */
-    size_t free_idx_len, free_idx_cap;
+    /* Table indices (ptab.c): a batch taken from the table's queue, used
+     * in order, and freed ones waiting to join the queue's tail. */
+    uint32_t idx_take[AMB__PTAB_BATCH];
+    uint32_t idx_freed[AMB__PTAB_BATCH];
+    unsigned idx_take_pos, idx_take_len, idx_freed_len;
     uint64_t ref_counter; /* references made here (proc.c) */
     uint8_t *io_scratch;  /* AMB__PIO_SCRATCH bytes for reads (pio.c) */
 #if AMB__ASAN
@@ -67,6 +70,13 @@ struct amb_rt {
     /* The dist layer when a node runs (remote.h), else NULL: set once,
      * read by every route to a foreign destination. */
     _Atomic(const struct amb__remote *) remote;
+    /* Reasons made with the runtime, so that using them needs no memory:
+     * a process whose stack ran out; {error, 'AMB_ENOMEM'}, the reason a
+     * signal carries when its own cannot be copied (fail.h), on
+     * reason_heap. */
+    amb_term atom_stack_overflow;
+    amb_term reason_enomem;
+    amb_heap *reason_heap;
 
     /* Depots of the slab classes (msg.c, proc.c): free objects flow between
      * schedulers through them. */
@@ -149,6 +159,15 @@ static inline bool amb__rt_is_own_node(amb_rt *rt, amb_term name, uint32_t creat
 static inline bool amb__rt_own_pid(amb_rt *rt, amb_term t)
 {
     return amb_is_local_pid(t) && amb__lpid_slot(t) == rt->node_slot;
+}
+
+/* A 64-bit key unique on the node for reference words w (monitors and
+ * aliases are found by it): the counter and the scheduler's id, (n << 10)
+ * | id, never 0, unique while n < 2^54. */
+static inline uint64_t amb__rt_ref_key(const uint32_t w[3])
+{
+    uint64_t n = (uint64_t)w[0] | ((uint64_t)w[1] << 32);
+    return (n << 10) | (w[2] & 1023u);
 }
 
 /* The reference term of rt for words w, on heap h (AMB_NONE: no memory). */

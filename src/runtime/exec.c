@@ -4,8 +4,9 @@
  *
  * amb__exec_run turns the calling thread into scheduler 0 and starts the
  * other scheduler threads; it returns when every task has ended (the last
- * teardown stops the executor) or amb__exec_stop was called. Between runs
- * the executor keeps its tasks.
+ * teardown stops the executor) or amb__exec_stop was called, after the
+ * memory of ended tasks went back (settle). Between runs the executor
+ * keeps its tasks.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -119,7 +120,10 @@ amb__stack_pool *amb__exec_stack_pool(amb__exec *x, unsigned cls)
         /* A large per-scheduler cache: stacks given back to the OS go in big
          * batches (each MADV_DONTNEED is a TLB shootdown on every CPU), and
          * a burst of short-lived tasks reuses warm stacks. */
-        amb__stack_config sc = {.stack_size = x->stack_size << cls, .cache_max = 1024};
+        amb__stack_config sc = {.stack_size = x->stack_size << cls,
+                                .cache_max = 1024,
+                                .max_guards =
+                                    x->stack_guards_off ? AMB__STACK_NO_GUARDS : 0};
         if (amb__stack_pool_new(&sc, &pool) == 0)
             /* release: the pool is complete before another scheduler's
              * acquire load above can see it. */
@@ -165,6 +169,27 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+/* The end of a run, every scheduler thread joined: the tasks retired in
+ * the run's last moments (a burst of teardowns outruns the epoch, more so
+ * when the OS preempts a scheduler) are reclaimed, and every scheduler
+ * gives its cached objects back, as one going to sleep does. Without this
+ * they stayed in limbo and in the pools until amb__exec_term: a run that
+ * ended right after a million processes did kept up to hundreds of MiB of
+ * process blocks (conformance.failure.kill_storm...). The schedulers are
+ * offline, so two advances of the epoch reclaim everything, unless a thread
+ * outside the runtime is inside a lookup (qsbr.h): what it holds back waits
+ * for the next run or for amb__exec_term. This thread may touch the
+ * schedulers' own state: their threads were joined (scheduler 0 is this
+ * one), as amb__exec_term does. */
+static void settle(amb__exec *x)
+{
+    for (int advance = 0; advance < 2; advance++)
+        for (unsigned i = 0; i < x->nsched; i++)
+            amb__qsbr_reclaim(amb__exec_sched(x, i), false);
+    for (unsigned i = 0; i < x->nsched; i++)
+        x->ops.sched_trim(amb__exec_sched(x, i));
+}
+
 int amb__exec_run(amb__exec *x)
 {
     bool was = false;
@@ -208,6 +233,7 @@ int amb__exec_run(amb__exec *x)
     for (unsigned i = 1; i < started; i++)
         pthread_join(amb__exec_sched(x, i)->thread, NULL);
     amb__watchdog_stop(x);
+    settle(x);
     atomic_store_explicit(&x->running, false, memory_order_seq_cst);
     return rc;
 }

@@ -62,6 +62,11 @@ struct amb__exec {
     _Atomic(amb__poll *) poll;
     _Atomic bool stopping; /* amb__exec_stop, or every task ended */
     _Atomic bool running;
+    /* Stacks without guard pages of any kind (the canary only), as on a
+     * kernel without guard regions past the mprotect budget: tests set it
+     * before the first task runs. */
+    bool stack_guards_off;
+
     /* Stack pools by size class: class k holds stacks of stack_size << k,
      * made on first use (stack_lock). */
     pthread_mutex_t stack_lock;
@@ -80,9 +85,10 @@ struct amb__exec {
     _Alignas(64) _Atomic uint64_t ext_begun;
 
     /* QSBR (qsbr.h): the epoch (advanced now and then, read at every loop
-     * pass), and the count of outside threads inside a lookup. */
+     * pass), and the threads outside the runtime inside a lookup, by the
+     * parity of the epoch they announced. */
     _Alignas(64) _Atomic uint64_t epoch;
-    _Alignas(64) _Atomic unsigned ext_active;
+    _Alignas(64) _Atomic unsigned ext_active[2];
 };
 
 /* Makes x (no thread starts). 0, AMB_ENOMEM. */
@@ -94,9 +100,12 @@ int amb__exec_init(amb__exec *x, const amb__exec_config *cfg);
  * descriptors the I/O layer has closed by then, releasing what the tasks
  * owned). */
 void amb__exec_term(amb__exec *x);
-/* Runs until every task has ended or amb__exec_stop. 0 (also when there
- * is no task), AMB_ESTATE (already running), AMB_ENOMEM or AMB_EAGAIN (a
- * thread could not start: what ran was stopped). */
+/* Runs until every task has ended or amb__exec_stop. Before it returns,
+ * the tasks retired during the run are reclaimed (those an outside thread
+ * may still be reading excepted) and every scheduler's cached objects go
+ * back (ops->sched_trim), so what ended during the run holds no memory.
+ * 0 (also when there is no task), AMB_ESTATE (already running), AMB_ENOMEM
+ * or AMB_EAGAIN (a thread could not start: what ran was stopped). */
 int amb__exec_run(amb__exec *x);
 /* Makes amb__exec_run return soon (any thread). */
 void amb__exec_stop(amb__exec *x);

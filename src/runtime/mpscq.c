@@ -17,9 +17,9 @@
  * its predecessor. Empty means tail == head == &sentinel.
  *
  * Invariants beyond mpscq.h:
- *   - head carries the parked bit only while tail == &sentinel and head (without
- *     the bit) == &sentinel: mark_empty sets it only then, and every push clears
- *     it.
+ *   - head carries the parked or the closed bit only while tail == &sentinel
+ *     and head (without the bits) == &sentinel: mark_empty and close set them
+ *     only then, and every push clears them.
  *   - The consumer's swing of head back to the sentinel expects an untagged
  *     head: it happens only while tail is a real node, and then head is
  *     never tagged.
@@ -30,8 +30,10 @@
 #include <stddef.h>
 
 /* Nodes hold an atomic pointer, so they are at least pointer-aligned and the
- * low bit of a node address is free for the parked flag. */
-_Static_assert(_Alignof(amb__mpscq_node) >= 2, "the parked bit needs an even address");
+ * two low bits of a node address are free for the parked and closed flags. */
+_Static_assert(_Alignof(amb__mpscq_node) >= 4, "the flags need two free bits");
+
+#define FLAGS (AMB__MPSCQ_PARKED | AMB__MPSCQ_CLOSED)
 
 void amb__mpscq_init(amb__mpscq *q, bool parked)
 {
@@ -45,9 +47,9 @@ void amb__mpscq_init(amb__mpscq *q, bool parked)
                           memory_order_relaxed);
 }
 
-bool amb__mpscq_push(amb__mpscq *q, amb__mpscq_node *n)
+unsigned amb__mpscq_push(amb__mpscq *q, amb__mpscq_node *n)
 {
-    assert(n != NULL && ((uintptr_t)n & AMB__MPSCQ_PARKED) == 0);
+    assert(n != NULL && ((uintptr_t)n & FLAGS) == 0);
 
     /* relaxed: n is still private to this thread. The release half of the
      * exchange below publishes this store, together with the caller's
@@ -65,10 +67,12 @@ bool amb__mpscq_push(amb__mpscq *q, amb__mpscq_node *n)
      *    (same location, same reason as above); (2) when prev carries the
      *    parked bit, pairs with the consumer's release compare-and-swap in
      *    amb__mpscq_mark_empty, so everything the consumer did before it
-     *    parked happens before the wake-up this caller is about to do. */
+     *    parked happens before the wake-up this caller is about to do;
+     *    with the closed bit, the same with amb__mpscq_close: the queue's
+     *    state (tail, the sentinel) is visible to us, its new consumer. */
     uintptr_t prev =
         atomic_exchange_explicit(&q->head, (uintptr_t)n, memory_order_acq_rel);
-    amb__mpscq_node *p = (amb__mpscq_node *)(prev & ~AMB__MPSCQ_PARKED);
+    amb__mpscq_node *p = (amb__mpscq_node *)(prev & ~FLAGS);
 
     /* release: the consumer acquire-loads p->next, finds n, and then reads
      * n's payload; this store orders the payload (written before the
@@ -77,7 +81,7 @@ bool amb__mpscq_push(amb__mpscq *q, amb__mpscq_node *n)
      * p->next non-NULL, which is this very store. */
     atomic_store_explicit(&p->next, n, memory_order_release);
 
-    return (prev & AMB__MPSCQ_PARKED) != 0;
+    return (unsigned)(prev & FLAGS);
 }
 
 amb__mpscq_node *amb__mpscq_pop(amb__mpscq *q)
@@ -166,11 +170,25 @@ bool amb__mpscq_mark_empty(amb__mpscq *q)
     return expected == ((uintptr_t)&q->sentinel | AMB__MPSCQ_PARKED);
 }
 
+bool amb__mpscq_close(amb__mpscq *q)
+{
+    if (q->tail != &q->sentinel)
+        return false;
+    uintptr_t expected = (uintptr_t)&q->sentinel;
+    /* Success: release, as in mark_empty: what the consumer did (its last
+     * pops, q->tail) happens before the push that takes the queue over
+     * (its exchange is acquire). Failure: relaxed; a push happened or is
+     * under way, and the caller pops again. */
+    return atomic_compare_exchange_strong_explicit(
+        &q->head, &expected, expected | AMB__MPSCQ_CLOSED, memory_order_release,
+        memory_order_relaxed);
+}
+
 bool amb__mpscq_is_empty(amb__mpscq *q)
 {
     if (q->tail != &q->sentinel)
         return false;
     /* relaxed: a comparison only; the answer is a hint by contract. */
     uintptr_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
-    return (head & ~AMB__MPSCQ_PARKED) == (uintptr_t)&q->sentinel;
+    return (head & ~FLAGS) == (uintptr_t)&q->sentinel;
 }

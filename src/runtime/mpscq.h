@@ -20,9 +20,17 @@
  *     the node after it. The consumer only reads it.
  *   - The parked bit is set only by amb__mpscq_mark_empty(), only when the
  *     queue holds nothing, and cleared by the first push that follows; that
- *     push, and only it, returns true. So exactly one producer learns that
- *     the consumer must be made runnable, and no message can arrive unseen
- *     between the consumer's last look and its going to sleep.
+ *     push, and only it, returns AMB__MPSCQ_PARKED. So exactly one producer
+ *     learns that the consumer must be made runnable, and no message can
+ *     arrive unseen between the consumer's last look and its going to
+ *     sleep.
+ *   - The closed bit works the same way for a consumer that is gone for
+ *     good (an ended task): amb__mpscq_close() sets it, only when the queue
+ *     holds nothing, and the first push that follows clears it and returns
+ *     AMB__MPSCQ_CLOSED: that producer becomes the consumer, pops what is
+ *     there (its own node first) and closes the queue again. So a node
+ *     pushed into a closed queue never waits for anyone: its own producer
+ *     (or one that came after it) takes it back at once.
  *
  * Ownership: a pushed node belongs to the queue until it is popped; a
  * popped node belongs to the consumer at once (no producer writes it again),
@@ -68,8 +76,10 @@ typedef struct amb__mpscq {
     amb__mpscq_node sentinel;
 } amb__mpscq;
 
-/* The low bit of head: the consumer is parked and waits for a push. */
+/* The low bits of head: the consumer is parked and waits for a push; the
+ * consumer is gone and the next pusher takes the queue over. */
 #define AMB__MPSCQ_PARKED ((uintptr_t)1)
+#define AMB__MPSCQ_CLOSED ((uintptr_t)2)
 
 /* Makes q an empty queue. With parked true the consumer starts parked, so
  * the first push returns true (a process created idle, waiting for its
@@ -81,11 +91,14 @@ void amb__mpscq_init(amb__mpscq *q, bool parked);
 
 /* Any thread. Appends n (which must not be in any queue) at the end of q.
  * One atomic exchange and one store; never blocks, never fails.
- * Returns true exactly when this push found the consumer parked: the
- * caller then owns the duty to make the consumer runnable (once). Returns
- * false when the consumer is awake, including when the queue was empty but
- * not yet marked: the consumer will then see n before it can park. */
-bool amb__mpscq_push(amb__mpscq *q, amb__mpscq_node *n);
+ * Returns AMB__MPSCQ_PARKED exactly when this push found the consumer
+ * parked: the caller then owns the duty to make the consumer runnable
+ * (once). Returns AMB__MPSCQ_CLOSED exactly when it found the queue closed:
+ * the caller is now its consumer, and must pop everything (n first) and
+ * amb__mpscq_close() it again. Returns 0 when the consumer is awake,
+ * including when the queue was empty but not yet marked: the consumer will
+ * then see n before it can park. */
+unsigned amb__mpscq_push(amb__mpscq *q, amb__mpscq_node *n);
 
 /* Consumer only. Removes and returns the oldest node, which then belongs to
  * the caller, or returns NULL when there is none visible yet (the queue is
@@ -99,6 +112,14 @@ amb__mpscq_node *amb__mpscq_pop(amb__mpscq *q);
  * in the queue or on its way (nothing changed): pop again. Returns true
  * without change when q is already parked. */
 bool amb__mpscq_mark_empty(amb__mpscq *q);
+
+/* Consumer only, for good: marks q empty and closed, and returns true,
+ * when nothing is in it or on its way; from then on the first push takes
+ * the queue over (amb__mpscq_push). Returns false when a node is in the
+ * queue or on its way (nothing changed): pop it, then close again. A
+ * consumer that must close spins on false while a producer is between its
+ * exchange and its link store (two instructions, unless it is preempted). */
+bool amb__mpscq_close(amb__mpscq *q);
 
 /* Consumer only: true when nothing is waiting to be popped and no push is
  * under way. A hint for the consumer's own decisions (a racing producer may

@@ -83,8 +83,10 @@
  *     idle scheduler that won amb__poll_claim), then delivers the list:
  *
  *         for each waiter w in fired:
- *             if (amb__mpscq_push(<w->task's inbox>, w->node))
- *                 make w->task runnable      (the push found it parked)
+ *             r = amb__mpscq_push(<w->task's inbox>, w->node)
+ *             PARKED: make w->task runnable  (the push found it parked)
+ *             CLOSED: ops->inbox_closed      (the task has ended: its
+ *                                             layer takes the node back)
  *
  *     w must not be touched after its push: it belongs to the task again.
  *   - Anyone who makes work for a blocked poller (a task made runnable while

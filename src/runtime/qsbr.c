@@ -4,8 +4,8 @@
  * Invariants:
  *   - A scheduler's limbo is touched only by its own thread.
  *   - The epoch only grows, by one, and only when every online scheduler
- *     has published the current value and no outside thread is inside a
- *     lookup.
+ *     has published the current value and no outside thread that
+ *     announced the one before is still inside its lookup.
  */
 #include "runtime/qsbr.h"
 
@@ -17,9 +17,10 @@ static void try_advance(amb__exec *x)
      * of an outside thread entering and of a retirement (qsbr.h): the
      * announcements read below are the ones made before those fences. */
     atomic_thread_fence(memory_order_seq_cst);
-    /* acquire: an external thread that finished its lookup (its release
-     * decrement) is done with the tasks it read. */
-    if (atomic_load_explicit(&x->ext_active, memory_order_acquire) != 0)
+    /* Outside threads that announced e - 1 hold the advance from e back;
+     * those that announced e do not (qsbr.h). acquire: one that finished
+     * its lookup (its release decrement) is done with the tasks it read. */
+    if (atomic_load_explicit(&x->ext_active[(e - 1) & 1], memory_order_acquire) != 0)
         return;
     for (unsigned i = 0; i < x->nsched; i++) {
         /* acquire: pairs with the scheduler's release store of its epoch,
@@ -73,17 +74,36 @@ void amb__qsbr_reclaim(amb__sched *s, bool force)
     }
 }
 
-void amb__qsbr_enter(amb__exec *x)
+unsigned amb__qsbr_enter(amb__exec *x)
 {
-    /* seq_cst RMW, then a seq_cst fence: the announcement comes before our
-     * table read, as when a scheduler comes back online (an RMW alone does
-     * not order later plain loads in C11's model, though it does on x86). */
-    atomic_fetch_add_explicit(&x->ext_active, 1, memory_order_seq_cst);
-    atomic_thread_fence(memory_order_seq_cst);
+    /* relaxed: a guess, checked after the announcement below. */
+    uint64_t e = atomic_load_explicit(&x->epoch, memory_order_relaxed);
+    for (;;) {
+        unsigned k = (unsigned)(e & 1);
+        /* seq_cst RMW, then a seq_cst fence: the announcement comes before
+         * the epoch's re-read and our table read, as when a scheduler comes
+         * back online (an RMW alone does not order later plain loads in
+         * C11's model, though it does on x86). It pairs with try_advance's
+         * fence: an advance from e + 1 that read the epoch after ours sees
+         * the count (the fences are ordered as the two epoch reads are). */
+        atomic_fetch_add_explicit(&x->ext_active[k], 1, memory_order_seq_cst);
+        atomic_thread_fence(memory_order_seq_cst);
+        /* acquire: as in amb__qsbr_quiescent. Still e: we announced the
+         * current epoch, and only the advance from e + 1 waits for us.
+         * Moved on: our count may sit in the parity of the current epoch,
+         * where no advance looks; take it back and announce again (rare: an
+         * advance happened between two loads). */
+        uint64_t now = atomic_load_explicit(&x->epoch, memory_order_acquire);
+        if (now == e)
+            return k;
+        /* relaxed: nothing was read under this announcement. */
+        atomic_fetch_sub_explicit(&x->ext_active[k], 1, memory_order_relaxed);
+        e = now;
+    }
 }
 
-void amb__qsbr_leave(amb__exec *x)
+void amb__qsbr_leave(amb__exec *x, unsigned token)
 {
     /* release: our reads of the task happen before a reclaimer sees 0. */
-    atomic_fetch_sub_explicit(&x->ext_active, 1, memory_order_release);
+    atomic_fetch_sub_explicit(&x->ext_active[token], 1, memory_order_release);
 }

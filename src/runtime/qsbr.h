@@ -12,9 +12,18 @@
  *     reaches e + 2: then every scheduler has passed a quiescent point
  *     after the retirement;
  *   - a sleeping scheduler is offline (AMB__QSBR_OFFLINE) and holds nothing;
- *   - threads outside the runtime that look tasks up (amb_rt_send, the
- *     blocking pool) hold x->ext_active while they do
- *     (amb__qsbr_enter/leave), and the epoch does not advance meanwhile.
+ *   - a thread outside the runtime that looks tasks up (amb_rt_send, the
+ *     blocking pool, the watchdog) announces, for the time of its lookup,
+ *     the epoch e it saw, in the counter of e's parity
+ *     (x->ext_active[e & 1]; amb__qsbr_enter/leave): it then counts as a
+ *     scheduler that announced e, which holds back the advance from e + 1
+ *     only. Announced epochs are only ever the current one or the one
+ *     before (an advance from E waits for the counter of E - 1, the only
+ *     other parity in use), so two counters tell them apart, and outside
+ *     threads that keep entering and leaving never stop the epoch: each
+ *     new one announces the current epoch (issue 12: with one counter for
+ *     all, two threads calling amb_rt_send in a loop kept it above zero,
+ *     and limbo grew from 14 to 136 MiB over 2M spawns).
  * A scheduler's limbo is a FIFO: tasks are appended with non-decreasing
  * epochs, so the ones whose grace period has passed are at its head.
  *
@@ -71,8 +80,9 @@ void amb__qsbr_retire(amb__sched *s, amb__task *t);
  * grace period has passed; with force (the executor is stopped), all. */
 void amb__qsbr_reclaim(amb__sched *s, bool force);
 
-/* A thread outside the runtime around a lookup of tasks. */
-void amb__qsbr_enter(amb__exec *x);
-void amb__qsbr_leave(amb__exec *x);
+/* A thread outside the runtime around a lookup of tasks: enter returns a
+ * token (the parity of the epoch it announced) that leave takes back. */
+unsigned amb__qsbr_enter(amb__exec *x);
+void amb__qsbr_leave(amb__exec *x, unsigned token);
 
 #endif /* AMB_RUNTIME_QSBR_H */

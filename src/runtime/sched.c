@@ -331,29 +331,43 @@ static size_t fire_others(amb__sched *s, uint64_t now_ms)
 
 static void task_boot(amb__ctx *ctx, void *arg);
 
-/* A fresh context for t, on a stack from s's cache: t's first run, or its
- * first since its last context ended (a handler's activation). */
-static __attribute__((noinline)) void give_context(amb__sched *s, amb__task *t)
+/* Gives t a stack of its class from s's cache. 0, or AMB_ENOMEM (no
+ * address space left for one). */
+static int take_stack(amb__sched *s, amb__task *t)
 {
     amb__stack_cache *c = cache_of(s, t->stack_class);
     amb__stack *st;
     if (c == NULL || amb__stack_alloc(c, &st) != 0)
-        amb__panic("no memory for a task's stack");
+        return AMB_ENOMEM;
     t->stack = st;
-    amb__ctx_make(&t->ctx, st->lo, st->size, task_boot, t);
+    t->stack_unguarded = !(st->flags & AMB__STACK_GUARDED);
+    return 0;
+}
+
+/* A fresh context for t, on a stack from s's cache: t's first run, or its
+ * first since its last context ended (a handler's activation). False when
+ * no stack could be had. Out of line: prepare is on every switch. */
+static __attribute__((noinline)) bool give_context(amb__sched *s, amb__task *t)
+{
+    if (take_stack(s, t) != 0)
+        return false;
+    amb__ctx_make(&t->ctx, t->stack->lo, t->stack->size, task_boot, t);
+    return true;
 }
 
 /* Gets t ready to be switched to on s: a context if it has none, its
- * budget, and the switch count thieves and the watchdog read. On every
- * switch: inline. */
-static inline void prepare(amb__sched *s, amb__task *t, int16_t budget)
+ * budget, and the switch count thieves and the watchdog read. False when
+ * no stack could be had: t cannot run (start_failed). On every switch:
+ * inline. */
+static inline bool prepare(amb__sched *s, amb__task *t, int16_t budget)
 {
+    if (amb__unlikely(!(t->ctx.flags & AMB__CTX_MADE)) && !give_context(s, t))
+        return false;
     s->current = t;
     t->sched = s;
     t->budget = budget;
     amb__runq_switched(&s->q, true, t->id);
-    if (amb__unlikely(t->stack == NULL))
-        give_context(s, t);
+    return true;
 }
 
 /* A task ended on s: counted, for amb__exec_live. */
@@ -366,6 +380,23 @@ static void count_end(amb__sched *s)
     atomic_store_explicit(&s->ended, n + 1, memory_order_release);
 }
 
+/* t has ended (its context is gone): the layer above tears it down, the
+ * runtime retires it and counts the end. */
+static void end_task(amb__sched *s, amb__task *t)
+{
+    s->exec->ops.teardown(s, t);
+    amb__qsbr_retire(s, t);
+    count_end(s);
+}
+
+/* t could have no stack to run on (the address space is used up): it ends
+ * without running, the layer above saying why (ops.start_failed). */
+static void start_failed(amb__sched *s, amb__task *t)
+{
+    s->exec->ops.start_failed(s, t);
+    end_task(s, t);
+}
+
 /* Every context calls this right after it lands on s: it finishes what the
  * context that switched away asked for (s->pending). This runs after that
  * context is completely saved (or dead), which is what makes parking safe:
@@ -376,13 +407,6 @@ static void after_switch(amb__sched *s)
     if (t == NULL)
         return;
     s->pending = NULL;
-#ifndef NDEBUG
-    /* Debug builds check the canary at every switch; release builds do not,
-     * because the first read of a fresh stack's canary page is a page fault
-     * (docs/design/stacks.md: overflow detection). */
-    if (t->stack != NULL)
-        amb__stack_check(t->stack);
-#endif
     switch ((enum amb__task_req)s->pending_req) {
     case AMB__TASK_YIELD:
         amb__sched_ready_tail(s, t);
@@ -404,9 +428,7 @@ static void after_switch(amb__sched *s)
         break;
     case AMB__TASK_EXIT:
         release_stack(s, t);
-        s->exec->ops.teardown(s, t);
-        amb__qsbr_retire(s, t);
-        count_end(s);
+        end_task(s, t);
         break;
     case AMB__TASK_NONE:
         amb__panic("task switched out without a request");
@@ -419,6 +441,17 @@ static void after_switch(amb__sched *s)
  * the inject queue) and every switch while a timer is due. */
 static amb__ctx *leave(amb__task *t, enum amb__task_req req)
 {
+    /* A stack without a guard page has its canary checked at every switch
+     * out, in every build, before any other context runs: an overflow past
+     * it may have written over the saved context of the stack below, which
+     * may be the very task we would switch to next. A guarded stack only in
+     * debug builds: its guard faults at the overflow itself, and the first
+     * read of a fresh canary page is a page fault. docs/design/stacks.md,
+     * "Overflow". */
+#ifdef NDEBUG
+    if (t->stack_unguarded)
+#endif
+        amb__stack_check(t->stack);
     amb__sched *s = t->sched;
     s->pending = t;
     s->pending_req = (uint8_t)req;
@@ -427,12 +460,12 @@ static amb__ctx *leave(amb__task *t, enum amb__task_req req)
     int16_t budget;
     if (amb__likely((++s->direct % DIRECT_EVERY) != 0) && !timers_due(s))
         q = choose_local(s, t->budget, &budget);
-    if (q == NULL) {
-        s->current = NULL;
-        return &s->ctx;
-    }
-    prepare(s, q, budget);
-    return &q->ctx;
+    if (q != NULL && prepare(s, q, budget))
+        return &q->ctx;
+    /* Back to the loop, which ends q if it could not start (run). */
+    s->unstarted = q;
+    s->current = NULL;
+    return &s->ctx;
 }
 
 void amb__sched_switch_out(amb__task *t, enum amb__task_req req)
@@ -463,11 +496,21 @@ static void task_boot(amb__ctx *ctx, void *arg)
  * control comes back to the loop. */
 static void run(amb__sched *s, amb__task *t, int16_t budget)
 {
-    prepare(s, t, budget);
-    amb__ctx_switch(&s->ctx, &t->ctx);
-    after_switch(s);
-    s->current = NULL;
-    amb__runq_switched(&s->q, false, 0);
+    if (prepare(s, t, budget)) {
+        amb__ctx_switch(&s->ctx, &t->ctx);
+        after_switch(s);
+        s->current = NULL;
+        amb__runq_switched(&s->q, false, 0);
+    } else {
+        s->unstarted = t;
+    }
+    /* A task that could not start here or in a direct switch ends now, on
+     * the scheduler's own stack. */
+    if (amb__unlikely(s->unstarted != NULL)) {
+        amb__task *u = s->unstarted;
+        s->unstarted = NULL;
+        start_failed(s, u);
+    }
 }
 
 /* ---------------------------------------------------------------------------
@@ -498,8 +541,13 @@ void amb__sched_deliver(amb__exec *x, amb__sched *s, amb__poll_list *fired)
         /* w is the task's again once its node is pushed: read it first. */
         amb__task *t = w->task;
         amb__mpscq_node *n = w->node;
-        if (!amb__mpscq_push(&t->inbox, n))
+        unsigned r = amb__mpscq_push(&t->inbox, n);
+        if (r == 0)
             continue;
+        if (r == AMB__MPSCQ_CLOSED) { /* t has ended: its layer takes n back */
+            x->ops.inbox_closed(s, t);
+            continue;
+        }
         readied++;
         if (s != NULL)
             amb__runq_put(&x->inject, &s->q, t);
@@ -823,6 +871,7 @@ static void sleep_until_woken(amb__sched *s)
 void amb__sched_loop(amb__sched *s)
 {
     amb__exec *x = s->exec;
+    amb__stack_altstack_on(&s->altstack);
     amb__qsbr_quiescent(s);
     s->now_ms = amb__clock_ms(&x->clock);
     s->watch.victim = NO_VICTIM;
@@ -850,4 +899,5 @@ void amb__sched_loop(amb__sched *s)
             sleep_until_woken(s);
     }
     amb__qsbr_offline(s);
+    amb__stack_altstack_off(&s->altstack);
 }

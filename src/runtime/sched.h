@@ -94,9 +94,13 @@ struct amb__sched {
     struct amb__timer_refs *timer_refs; /* its timers' references (timer.h) */
     amb__task *limbo, *limbo_tail;      /* QSBR: retired tasks, oldest first */
     size_t limbo_count;
+    /* A task taken to run next that could have no stack: the loop ends it
+     * (start_failed in sched.c). */
+    amb__task *unstarted;
     /* One stack cache per stack size class, set up when a class is first
      * used on this scheduler. */
     amb__stack_cache stacks[AMB__STACK_CLASSES];
+    amb__stack_altstack altstack; /* while it runs (stack.h: guard faults) */
 
     /* The run queue; its first line is what thieves read (runq.h). */
     amb__runq q;

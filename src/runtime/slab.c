@@ -1,9 +1,11 @@
 /*
  * slab.c - see slab.h. A free object holds two words for us: the link to the
- * next free object, and its own index in its slab. A slab's header holds
- * its count of objects out, and (with a depot) the free list of objects
- * given back and its place on the depot's partial list, all under the
- * depot's lock.
+ * next free object, and its own index in its slab.
+ *
+ * Locks: a depot's mutex guards its batches, its partial and empty lists
+ * and the free lists of its slabs. Pools are their owners' alone. A slab's
+ * header is written under the lock of its depot only, except while it is
+ * being mapped (nobody else knows it yet).
  */
 #include <pthread.h>
 #include <string.h>
@@ -13,21 +15,20 @@
 #include "internal.h"
 #include "runtime/slab.h"
 
+typedef amb__slab_free_obj free_obj;
+
+/* Where a slab is, in its depot. */
+enum { ON_NO_LIST, ON_PARTIAL, ON_EMPTY };
+
 typedef struct slab {
-    /* Objects out of the slab (in use or pooled). With a depot it changes
-     * under the depot's lock; without one, the last decrement unmaps the
-     * slab (give_back says why acq_rel is enough). */
-    _Atomic uint32_t out;
-    uint32_t nfree;                  /* under the depot's lock: objects on free */
-    struct amb__slab_free_obj *free; /* objects given back, to reuse */
-    struct slab *next, *prev;        /* the depot's partial list */
-    amb__slab_depot *depot;          /* the carving pool's, or NULL */
-    bool listed;                     /* on the partial list */
+    amb__slab_depot *depot;
+    struct slab *prev, *next; /* in the partial or the empty list */
+    free_obj *free;           /* objects given back to this slab */
+    uint32_t nfree;
+    uint8_t where; /* ON_* */
 } slab;
 
-_Static_assert(sizeof(slab) <= AMB__SLAB_HEADER, "a slab header fits its line");
-
-typedef amb__slab_free_obj free_obj;
+_Static_assert(sizeof(slab) <= AMB__SLAB_HEADER, "the header fits its room");
 
 /* A batch in the depot: a chain of free objects; the first one carries the
  * link to the next batch in its third word. */
@@ -36,16 +37,25 @@ typedef struct batch {
     struct batch *next_batch;
 } batch;
 
+/* Slabs mapped by this OS process (amb__slab_mapped). relaxed: a statistic
+ * for tests; nothing is published through it. */
+static _Atomic size_t mapped_slabs;
+
+size_t amb__slab_mapped(void)
+{
+    return atomic_load_explicit(&mapped_slabs, memory_order_relaxed);
+}
+
 static inline slab *slab_of(const amb__slab_class *cls, void *obj, uint16_t index)
 {
     return (slab *)(void *)((char *)obj - (size_t)index * cls->size - AMB__SLAB_HEADER);
 }
 
-/* Slabs are mapped from the OS directly, not taken from the allocator: a
- * slab is page-sized work memory of the runtime (like a stack), and a freed
- * slab must go back to the OS at once. From malloc, a million freed process
- * blocks stayed in the C library's heap (hundreds of MiB of RSS) until a
- * malloc_trim. */
+/* Slabs are whole pages from the allocator's map (amb__map: mmap unless the
+ * program gave its own), not malloc'd: a slab is page-sized work memory of
+ * the runtime (like a stack), and a freed slab must go back to the OS at
+ * once. From malloc, a million freed process blocks stayed in the C
+ * library's heap (hundreds of MiB of RSS) until a malloc_trim. */
 static size_t slab_bytes(const amb__slab_class *cls)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -53,59 +63,92 @@ static size_t slab_bytes(const amb__slab_class *cls)
     return (bytes + page - 1) & ~(page - 1);
 }
 
-static void unlist(amb__slab_depot *d, slab *sl)
+static void unmap(const amb__slab_class *cls, slab *sl)
 {
-    if (!sl->listed)
-        return;
+    /* A user of the slab may have poisoned its objects (ASan builds:
+     * message cells do); ASan does not clear that on munmap, and the next
+     * mapping at this address must start clean. */
+    AMB__UNPOISON(sl, slab_bytes(cls));
+    amb__unmap(sl, slab_bytes(cls));
+    atomic_fetch_sub_explicit(&mapped_slabs, 1, memory_order_relaxed);
+}
+
+/* The doubly linked lists of a depot, under its lock. */
+static void list_push(slab **head, slab *sl)
+{
+    sl->prev = NULL;
+    sl->next = *head;
+    if (*head != NULL)
+        (*head)->prev = sl;
+    *head = sl;
+}
+
+static void list_remove(slab **head, slab *sl)
+{
     if (sl->prev != NULL)
         sl->prev->next = sl->next;
     else
-        d->partial = sl->next;
+        *head = sl->next;
     if (sl->next != NULL)
         sl->next->prev = sl->prev;
-    sl->next = sl->prev = NULL;
-    sl->listed = false;
 }
 
-/* Objects given back to a slab of the depot (or its spare's), moved into
- * the (empty) pool: false when no slab has any. */
-static bool from_partial(amb__slab_pool *pool)
+static slab **list_of(amb__slab_depot *d, uint8_t where)
+{
+    return (slab **)(where == ON_PARTIAL ? &d->partial : &d->empty);
+}
+
+/* Moves sl to the list `where` (or none), under the depot's lock. */
+static void move(amb__slab_depot *d, slab *sl, uint8_t where)
+{
+    if (sl->where == where)
+        return;
+    if (sl->where != ON_NO_LIST) {
+        list_remove(list_of(d, sl->where), sl);
+        d->nempty -= sl->where == ON_EMPTY;
+    }
+    if (where != ON_NO_LIST) {
+        list_push(list_of(d, where), sl);
+        d->nempty += where == ON_EMPTY;
+    }
+    sl->where = where;
+}
+
+/* Under the depot's lock: the objects of a slab that has some back (a
+ * partial one first: it fills the holes survivors leave; then an empty
+ * one), all into the pool. False when the depot has no such slab. */
+static bool from_slabs(amb__slab_pool *pool)
 {
     amb__slab_depot *d = pool->depot;
-    if (d == NULL)
+    slab *sl = d->partial != NULL ? d->partial : d->empty;
+    if (sl == NULL)
         return false;
-    pthread_mutex_lock(d->lock);
-    slab *sl = d->partial != NULL ? d->partial : d->spare;
-    if (sl != NULL) {
-        if (sl == d->spare)
-            d->spare = NULL;
-        else
-            unlist(d, sl);
-        pool->free = sl->free;
-        pool->count += sl->nfree;
-        /* relaxed: under the depot's lock, like every change of a slab
-         * that has a depot. */
-        atomic_store_explicit(
-            &sl->out, atomic_load_explicit(&sl->out, memory_order_relaxed) + sl->nfree,
-            memory_order_relaxed);
-        sl->free = NULL;
-        sl->nfree = 0;
-    }
-    pthread_mutex_unlock(d->lock);
-    return sl != NULL;
+    move(d, sl, ON_NO_LIST);
+    free_obj *last = sl->free;
+    while (last->next != NULL)
+        last = last->next;
+    last->next = pool->free;
+    pool->free = sl->free;
+    pool->count += sl->nfree;
+    sl->free = NULL;
+    sl->nfree = 0;
+    return true;
 }
 
 static int refill(amb__slab_pool *pool, const amb__slab_class *cls)
 {
-    if (from_partial(pool))
+    amb__slab_depot *d = pool->depot;
+    pthread_mutex_lock(d->lock);
+    bool got = from_slabs(pool);
+    pthread_mutex_unlock(d->lock);
+    if (got)
         return 0;
-    char *mem = mmap(NULL, slab_bytes(cls), PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mem == MAP_FAILED)
+    char *mem = amb__map(slab_bytes(cls));
+    if (mem == NULL)
         return AMB_ENOMEM;
+    atomic_fetch_add_explicit(&mapped_slabs, 1, memory_order_relaxed);
     slab *sl = (slab *)(void *)mem;
-    atomic_init(&sl->out, cls->per_slab);
-    sl->depot = pool->depot; /* the rest is zero: a fresh mapping */
+    *sl = (slab){.depot = d, .where = ON_NO_LIST};
     /* Pushed backwards, so object 0 comes out first. */
     for (unsigned i = cls->per_slab; i-- > 0;) {
         free_obj *f =
@@ -124,12 +167,8 @@ int amb__slab_depot_init(amb__slab_depot *d, unsigned max_batches)
     if (lock == NULL)
         return AMB_ENOMEM;
     pthread_mutex_init(lock, NULL);
-    d->lock = lock;
-    d->batches = NULL;
+    *d = (amb__slab_depot){.lock = lock, .max_batches = max_batches};
     atomic_init(&d->count, 0);
-    d->max_batches = max_batches;
-    d->partial = NULL;
-    d->spare = NULL;
     return 0;
 }
 
@@ -138,7 +177,7 @@ static bool from_depot(amb__slab_pool *pool, const amb__slab_class *cls)
 {
     amb__slab_depot *d = pool->depot;
     /* relaxed: a hint; the list itself is read under the lock. */
-    if (d == NULL || atomic_load_explicit(&d->count, memory_order_relaxed) == 0)
+    if (atomic_load_explicit(&d->count, memory_order_relaxed) == 0)
         return false;
     pthread_mutex_lock(d->lock);
     batch *b = d->batches;
@@ -157,8 +196,13 @@ static bool from_depot(amb__slab_pool *pool, const amb__slab_class *cls)
     return true;
 }
 
-static void give_back(const amb__slab_class *cls, void *obj, uint16_t index);
-static void unmap(const amb__slab_class *cls, void *sl);
+/* The last of the first n objects of the chain f (n >= 1, f that long). */
+static free_obj *nth(free_obj *f, unsigned n)
+{
+    while (--n > 0)
+        f = f->next;
+    return f;
+}
 
 /* Moves half of a full pool to the depot as one batch; false when the
  * depot is full (the caller then gives objects back to their slabs). */
@@ -166,13 +210,10 @@ static bool to_depot(amb__slab_pool *pool, const amb__slab_class *cls)
 {
     amb__slab_depot *d = pool->depot;
     /* relaxed: a hint that spares the walk below when the depot is full. */
-    if (d == NULL ||
-        atomic_load_explicit(&d->count, memory_order_relaxed) >= d->max_batches)
+    if (atomic_load_explicit(&d->count, memory_order_relaxed) >= d->max_batches)
         return false;
     unsigned n = cls->pool_max / 2;
-    free_obj *first = pool->free, *last = first;
-    for (unsigned i = 1; i < n; i++)
-        last = last->next;
+    free_obj *first = pool->free, *last = nth(first, n);
     free_obj *rest = last->next;
     pthread_mutex_lock(d->lock);
     /* relaxed (load and store): under the depot's lock, which orders them
@@ -194,26 +235,85 @@ static bool to_depot(amb__slab_pool *pool, const amb__slab_class *cls)
     return ok;
 }
 
+/* Gives a chain of free objects (linked through next) back to their slabs,
+ * under their depot's lock, taken once for a chain of one depot (a pool's
+ * objects all are). A slab that gets all its objects back is kept empty
+ * while the depot keeps fewer than AMB__SLAB_EMPTY_KEEP (none with
+ * keep_none), else unmapped after the lock is dropped (munmap is a TLB
+ * shootdown on every CPU). */
+static void give_back(const amb__slab_class *cls, free_obj *chain, bool keep_none)
+{
+    if (chain == NULL)
+        return;
+    amb__slab_depot *d = slab_of(cls, chain, chain->index)->depot;
+    slab *dead = NULL;
+    pthread_mutex_lock(d->lock);
+    while (chain != NULL) {
+        free_obj *f = chain;
+        chain = f->next;
+        slab *sl = slab_of(cls, f, f->index);
+        if (amb__unlikely(sl->depot != d)) {
+            pthread_mutex_unlock(d->lock);
+            d = sl->depot;
+            pthread_mutex_lock(d->lock);
+        }
+        f->next = sl->free;
+        sl->free = f;
+        if (++sl->nfree < cls->per_slab) {
+            move(d, sl, ON_PARTIAL);
+        } else if (!keep_none && d->nempty < AMB__SLAB_EMPTY_KEEP) {
+            move(d, sl, ON_EMPTY);
+        } else {
+            move(d, sl, ON_NO_LIST);
+            sl->next = dead;
+            dead = sl;
+        }
+    }
+    pthread_mutex_unlock(d->lock);
+    while (dead != NULL) {
+        slab *next = dead->next;
+        unmap(cls, dead);
+        dead = next;
+    }
+}
+
+/* Unmaps every empty slab the depot keeps. */
+static void unmap_empty(amb__slab_depot *d, const amb__slab_class *cls)
+{
+    pthread_mutex_lock(d->lock);
+    slab *list = d->empty;
+    for (slab *sl = list; sl != NULL; sl = sl->next)
+        sl->where = ON_NO_LIST;
+    d->empty = NULL;
+    d->nempty = 0;
+    pthread_mutex_unlock(d->lock);
+    while (list != NULL) {
+        slab *next = list->next;
+        unmap(cls, list);
+        list = next;
+    }
+}
+
 void amb__slab_depot_drain(amb__slab_depot *d, const amb__slab_class *cls)
 {
-    /* relaxed: a hint; an empty depot costs no lock. */
-    if (d->lock == NULL || atomic_load_explicit(&d->count, memory_order_relaxed) == 0)
+    if (d->lock == NULL)
         return;
-    pthread_mutex_lock(d->lock);
-    batch *b = d->batches;
-    d->batches = NULL;
-    /* relaxed: under the lock (see to_depot). */
-    atomic_store_explicit(&d->count, 0, memory_order_relaxed);
-    pthread_mutex_unlock(d->lock);
+    /* relaxed: a hint; an empty depot costs no lock for its batches. */
+    batch *b = NULL;
+    if (atomic_load_explicit(&d->count, memory_order_relaxed) != 0) {
+        pthread_mutex_lock(d->lock);
+        b = d->batches;
+        d->batches = NULL;
+        /* relaxed: under the lock (see to_depot). */
+        atomic_store_explicit(&d->count, 0, memory_order_relaxed);
+        pthread_mutex_unlock(d->lock);
+    }
     while (b != NULL) {
         batch *next = b->next_batch;
-        for (free_obj *f = &b->obj; f != NULL;) {
-            free_obj *fn = f->next;
-            give_back(cls, f, f->index);
-            f = fn;
-        }
+        give_back(cls, &b->obj, true);
         b = next;
     }
+    unmap_empty(d, cls);
 }
 
 void amb__slab_depot_free(amb__slab_depot *d, const amb__slab_class *cls)
@@ -221,10 +321,6 @@ void amb__slab_depot_free(amb__slab_depot *d, const amb__slab_class *cls)
     if (d->lock == NULL)
         return;
     amb__slab_depot_drain(d, cls);
-    if (d->spare != NULL) {
-        unmap(cls, d->spare);
-        d->spare = NULL;
-    }
     pthread_mutex_destroy(d->lock);
     amb__free(d->lock);
     d->lock = NULL;
@@ -242,81 +338,35 @@ void *amb__slab_alloc_slow(amb__slab_pool *pool, const amb__slab_class *cls,
     return f;
 }
 
-static void unmap(const amb__slab_class *cls, void *sl)
-{
-    /* A user of the slab may have poisoned its objects (ASan builds:
-     * message cells do); ASan does not clear that on munmap, and the next
-     * mapping at this address must start clean. */
-    AMB__UNPOISON(sl, slab_bytes(cls));
-    munmap(sl, slab_bytes(cls));
-}
-
-static void give_back(const amb__slab_class *cls, void *obj, uint16_t index)
-{
-    slab *sl = slab_of(cls, obj, index);
-    amb__slab_depot *d = sl->depot;
-    if (d != NULL) {
-        /* Onto the slab's free list, the slab onto the partial list; a
-         * slab wholly back becomes the spare, or is unmapped. */
-        free_obj *f = obj;
-        bool drop = false;
-        pthread_mutex_lock(d->lock);
-        f->next = sl->free;
-        f->index = index;
-        sl->free = f;
-        sl->nfree++;
-        /* relaxed: under the depot's lock (see from_partial). */
-        uint32_t out = atomic_load_explicit(&sl->out, memory_order_relaxed) - 1;
-        atomic_store_explicit(&sl->out, out, memory_order_relaxed);
-        if (out == 0) {
-            unlist(d, sl);
-            if (d->spare == NULL)
-                d->spare = sl;
-            else
-                drop = true;
-        } else if (!sl->listed) {
-            sl->prev = NULL;
-            sl->next = d->partial;
-            if (sl->next != NULL)
-                sl->next->prev = sl;
-            d->partial = sl;
-            sl->listed = true;
-        }
-        pthread_mutex_unlock(d->lock);
-        if (drop)
-            unmap(cls, sl);
-        return;
-    }
-    /* acq_rel: the last one out unmaps the slab. The release half orders
-     * this thread's last use of obj (and of the slab's other objects it gave
-     * back before) before its decrement; the acquire half makes the thread
-     * that sees 1 see every other thread's release, so every use of every
-     * object of the slab happens before the munmap. The RMW makes exactly
-     * one thread see 1. */
-    if (atomic_fetch_sub_explicit(&sl->out, 1, memory_order_acq_rel) == 1)
-        unmap(cls, sl);
-}
-
 void amb__slab_free_slow(amb__slab_pool *pool, const amb__slab_class *cls, void *obj,
                          uint16_t index)
 {
-    if (pool == NULL || (pool->count >= cls->pool_max && !to_depot(pool, cls))) {
-        give_back(cls, obj, index);
+    free_obj *f = obj;
+    f->index = index;
+    if (pool == NULL) {
+        f->next = NULL;
+        give_back(cls, f, false);
         return;
     }
-    free_obj *f = obj;
+    if (pool->count >= cls->pool_max && !to_depot(pool, cls)) {
+        /* The depot is full: half the pool goes back to its slabs as one
+         * chain, under one lock (one lock per object freed made a long
+         * mailbox's frees cost two mutex calls each). */
+        unsigned n = cls->pool_max / 2;
+        free_obj *first = pool->free, *last = nth(first, n);
+        pool->free = last->next;
+        pool->count -= n;
+        last->next = NULL;
+        give_back(cls, first, false);
+    }
     f->next = pool->free;
-    f->index = index;
     pool->free = f;
     pool->count++;
 }
 
 void amb__slab_pool_drain(amb__slab_pool *pool, const amb__slab_class *cls)
 {
-    while (pool->free != NULL) {
-        free_obj *f = pool->free;
-        pool->free = f->next;
-        give_back(cls, f, f->index);
-    }
+    give_back(cls, pool->free, false);
+    pool->free = NULL;
     pool->count = 0;
 }

@@ -5,34 +5,34 @@
  * malloc per object, and no per-object header: an object remembers only its index in its
  * slab (the caller keeps it in a spare 16-bit field), which locates the slab header.
  *
- *   slab: [ header (64 B): count of objects out ] [ obj 0 ] [ obj 1 ] ...
+ *   slab: [ header (64 B): its depot, list links, its free objects ]
+ *         [ obj 0 ] [ obj 1 ] ...
  *
  * A scheduler's pool keeps up to `pool_max` free objects without locks (an
  * object freed on another scheduler joins that one's pool). Beyond that,
  * half the pool moves as one batch to the class's depot, a short list of
- * batches under a mutex, from which an empty pool refills before it carves
- * a new slab: so objects freed on one scheduler (a receiver) flow back to
- * the ones that allocate (its senders) without fresh memory. When the depot
- * is full too, objects go back to their slab; the last one back frees the
- * slab, so memory returns after a burst. Objects are 64-byte aligned at the
- * slab start and `size`-strided.
+ * batches under a mutex, from which an empty pool refills first: so
+ * objects freed on one scheduler (a receiver) flow back to the ones that
+ * allocate (its senders) without fresh memory. When the depot is full too,
+ * objects go back to their slab's own free list. The depot keeps the slabs
+ * that have objects back but not all (partial) and up to
+ * AMB__SLAB_EMPTY_KEEP slabs with all of them back (empty); an empty pool
+ * that finds no batch takes a partial slab's objects, then an empty slab's,
+ * and maps a new slab only when there is neither. So a slab pinned by a few
+ * survivors is filled again before any new memory is mapped (issue 12: with
+ * 1% of 400k handlers left, a second wave used to map 175 MiB more), and
+ * an empty slab beyond the few kept is unmapped at once; trimming (a
+ * scheduler about to sleep) unmaps every empty slab, so memory returns
+ * after a burst. Objects are 64-byte aligned at the slab start and
+ * `size`-strided.
  *
- * Objects given back to a slab are reused: the slab keeps them on a free
- * list of its own and joins its depot's list of slabs with free objects,
- * from which a pool refills before it maps a new slab (a slab allocator's
- * partial list). Without it, a server that makes one long-lived object per
- * burst (a process per connection, a scheduler that sleeps between
- * connections and gives its pool back each time) stranded a 64 KiB slab
- * per object: each slab kept one object out and could neither be reused
- * nor freed (measured: 10,000 idle connections took 8-12 KiB each instead
- * of under 2). One wholly free slab per depot stays mapped as a spare, so
- * that a pool that empties and refills at every burst does not map and
- * unmap a slab each time.
- *
- * Invariant: slab->out counts the slab's objects that are in use or in some
- * pool; it reaches 0 once per life of the slab, and then the slab is freed
- * or becomes its depot's spare. A slab carved by a pool without a depot
- * keeps no free list (its objects come back only to be counted).
+ * Every pool has a depot; a slab belongs to the depot of the pool it was
+ * mapped for. Invariant: each object of a slab is in use, in a pool or
+ * batch, or on its slab's free list; a slab is on its depot's partial list
+ * exactly while its free list holds some but not all of its objects, on
+ * the empty list while it holds all of them, and on no list while it
+ * holds none. The lists and the slabs' free lists are under the depot's
+ * lock.
  */
 #ifndef AMB_RUNTIME_SLAB_H
 #define AMB_RUNTIME_SLAB_H
@@ -47,28 +47,36 @@ typedef struct amb__slab_class {
     unsigned pool_max; /* free objects a pool keeps (even, >= 2) */
 } amb__slab_class;
 
+/* Empty slabs a depot keeps mapped for reuse (more are unmapped at once). */
+#define AMB__SLAB_EMPTY_KEEP 4
+
 /* A depot shared by the pools of one class in one runtime: at most
- * max_batches batches of pool_max / 2 objects, under its mutex. */
+ * max_batches batches of pool_max / 2 objects, and its slabs' lists, under
+ * its mutex. */
 typedef struct amb__slab_depot {
     void *lock;             /* pthread_mutex_t */
     void *batches;          /* the batch list, under lock */
     _Atomic unsigned count; /* batches; relaxed reads are hints */
     unsigned max_batches;
-    void *partial; /* slabs with objects given back, under lock */
-    void *spare;   /* a wholly free slab kept mapped, under lock */
+    void *partial; /* slabs with some of their objects back, under lock */
+    void *empty;   /* slabs with all of them back, under lock */
+    unsigned nempty;
 } amb__slab_depot;
 
 int amb__slab_depot_init(amb__slab_depot *d, unsigned max_batches);
-/* Gives the depot's objects back to their slabs (the depot stays usable). */
+/* Gives the depot's objects back to their slabs and unmaps every empty
+ * slab (the depot stays usable): a scheduler about to sleep. */
 void amb__slab_depot_drain(amb__slab_depot *d, const amb__slab_class *cls);
-/* Gives the depot's objects back to their slabs, unmaps its spare and frees
- * its lock (every object of its slabs is back by then). */
+/* The same, and frees its lock: every object must be back (a slab with
+ * objects still out stays mapped). */
 void amb__slab_depot_free(amb__slab_depot *d, const amb__slab_class *cls);
+/* Slabs mapped now by this OS process, all depots together (tests). */
+size_t amb__slab_mapped(void);
 
 typedef struct amb__slab_pool {
     void *free; /* free objects, linked through their first word */
     size_t count;
-    amb__slab_depot *depot; /* may be NULL */
+    amb__slab_depot *depot; /* set before the first alloc */
 } amb__slab_pool;
 
 #define AMB__SLAB_HEADER 64
@@ -99,8 +107,8 @@ static inline void *amb__slab_alloc(amb__slab_pool *pool, const amb__slab_class 
     return f;
 }
 
-/* Returns obj (with its index) to pool, or to its slab when the pool is full.
- * pool may be NULL (straight back to the slab). */
+/* Returns obj (with its index) to pool, or to its slab when the pool and
+ * the depot are full. pool may be NULL (straight back to the slab). */
 static inline void amb__slab_free(amb__slab_pool *pool, const amb__slab_class *cls,
                                   void *obj, uint16_t index)
 {

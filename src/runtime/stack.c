@@ -12,12 +12,15 @@
  *     canary page and usable range); one in pool->warm may have only its
  *     top page resident. A stack's canary is zero whenever it is free.
  *   - The guard page of a slot is decided when the slot is carved and never
- *     changes until the region is unmapped; pool->guarded counts them and
- *     is returned to the process-wide budget by pool_free.
+ *     changes until the region is unmapped: a guard region where the kernel
+ *     has them, else an mprotect guard while the budgets last;
+ *     pool->guarded counts the mprotect ones and is returned to the
+ *     process-wide budget by pool_free.
  *   - Under pool->lock: warm, cold, nwarm, ncold, warm_reserved, regions,
- *     carved, guarded, madvise_calls. Immutable after pool_new: page, slot,
- *     usable, region_slots, max_guards, cache_max, warm_max. Caches are
- *     their owners' alone.
+ *     carved, guarded, guard_regions, madvise_calls. Immutable after
+ *     pool_new: page, slot, usable, region_slots, max_guards,
+ *     use_guard_regions, cache_max, warm_max. Caches are their owners'
+ *     alone.
  *
  * madvise runs outside the lock (it is a syscall with a TLB shootdown, and
  * other schedulers should not wait for it). The lock is taken twice per
@@ -28,6 +31,7 @@
 #endif
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +39,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "arch/ctx.h"
 #include "runtime/stack.h"
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13; older headers lack it */
+#endif
 
 #define DEFAULT_STACK_SIZE  ((size_t)64 * 1024)
 #define DEFAULT_REGION_SIZE ((size_t)1 << 30)
@@ -61,6 +70,7 @@ struct amb__stack_pool {
     size_t usable;       /* bytes per stack, from lo */
     size_t region_slots; /* slots per region */
     size_t max_guards;
+    bool use_guard_regions;
     size_t cache_max;
     size_t warm_max;
     /* Under lock. */
@@ -69,7 +79,7 @@ struct amb__stack_pool {
     size_t warm_reserved; /* warm places promised to flushes in progress */
     struct region *regions;
     size_t nregions, cap_regions;
-    size_t carved, guarded, madvise_calls;
+    size_t carved, guarded, guard_regions, madvise_calls;
 };
 
 /* Guard pages left for the whole OS process: vm.max_map_count is per
@@ -78,6 +88,27 @@ struct amb__stack_pool {
  * published through it (each guard is then made by the thread that took
  * it, under its own pool's lock). */
 static _Atomic size_t guard_budget = AMB__STACK_GUARD_BUDGET;
+
+/* Whether the kernel has guard regions: unknown until the first try, then
+ * known for good. relaxed: each thread that tries learns the same answer;
+ * nothing else is published through it. */
+static _Atomic int guard_regions_known; /* 0 unknown, 1 yes, -1 no */
+
+/* Makes the page at base a guard region. False where the kernel has none
+ * (remembered), or when it could not make this one (no memory for page
+ * tables: the caller falls back to the mprotect guard). */
+static bool guard_region(char *base, size_t page)
+{
+    if (atomic_load_explicit(&guard_regions_known, memory_order_relaxed) < 0)
+        return false;
+    if (madvise(base, page, MADV_GUARD_INSTALL) == 0) {
+        atomic_store_explicit(&guard_regions_known, 1, memory_order_relaxed);
+        return true;
+    }
+    if (errno == EINVAL || errno == ENOSYS)
+        atomic_store_explicit(&guard_regions_known, -1, memory_order_relaxed);
+    return false;
+}
 
 static bool take_guard(void)
 {
@@ -96,6 +127,146 @@ static void give_back_guards(size_t n)
 {
     /* Relaxed: see guard_budget. */
     atomic_fetch_add_explicit(&guard_budget, n, memory_order_relaxed);
+}
+
+/* ---------------------------------------------------------------------------
+ * Guard faults: a clear message instead of a bare SIGSEGV
+ *
+ * A process that runs into its stack's guard page faults there. Where the
+ * program has no SIGSEGV handler of its own (and no sanitizer, which has
+ * its own report), making a pool installs one that runs on the alternate
+ * signal stack of a scheduler thread (amb__stack_altstack_on): if the
+ * faulting address is a guard page of one of our regions, it writes one
+ * line naming the overflow to stderr; in any case it restores the default
+ * action and returns, so the fault repeats and ends the OS process as it
+ * would have. The regions are found through a fixed table written under
+ * the pools' locks and read by the handler with acquire loads (nothing in
+ * it may lock or allocate).
+ * ------------------------------------------------------------------------ */
+
+#define FAULT_REGIONS 1024 /* regions the handler knows (1 TiB of stacks) */
+
+static struct {
+    _Atomic uintptr_t base; /* 0: a free entry */
+    size_t bytes, slot, page;
+} fault_regions[FAULT_REGIONS];
+
+/* Under the pool's lock: the handler learns about a new region. A region
+ * beyond the table's room still works; its guard faults go unexplained. */
+static void fault_region_add(const amb__stack_pool *p, char *base, size_t bytes)
+{
+    for (size_t i = 0; i < FAULT_REGIONS; i++) {
+        uintptr_t none = 0;
+        if (atomic_load_explicit(&fault_regions[i].base, memory_order_relaxed) != 0)
+            continue;
+        fault_regions[i].bytes = bytes;
+        fault_regions[i].slot = p->slot;
+        fault_regions[i].page = p->page;
+        /* release: the entry's other fields are visible to a handler that
+         * sees the base (its acquire load). The CAS keeps two pools from
+         * taking one entry. */
+        if (atomic_compare_exchange_strong_explicit(&fault_regions[i].base, &none,
+                                                    (uintptr_t)base, memory_order_release,
+                                                    memory_order_relaxed))
+            return;
+    }
+}
+
+static void fault_region_remove(char *base)
+{
+    for (size_t i = 0; i < FAULT_REGIONS; i++) {
+        uintptr_t b = (uintptr_t)base;
+        /* relaxed: the region is about to be unmapped, no fault can be in
+         * it any more; the entry only becomes free for reuse. */
+        if (atomic_compare_exchange_strong_explicit(&fault_regions[i].base, &b, 0,
+                                                    memory_order_relaxed,
+                                                    memory_order_relaxed))
+            return;
+    }
+}
+
+/* True when addr is the guard page (or red zone) of a slot we carved. */
+static bool is_guard(uintptr_t addr)
+{
+    for (size_t i = 0; i < FAULT_REGIONS; i++) {
+        /* acquire: pairs with fault_region_add's release. */
+        uintptr_t base =
+            atomic_load_explicit(&fault_regions[i].base, memory_order_acquire);
+        if (base != 0 && addr >= base && addr - base < fault_regions[i].bytes)
+            return (addr - base) % fault_regions[i].slot < fault_regions[i].page;
+    }
+    return false;
+}
+
+static void put(char **out, const char *s)
+{
+    while (*s != '\0')
+        *(*out)++ = *s++;
+}
+
+static void on_fault(int sig, siginfo_t *info, void *uctx)
+{
+    (void)uctx;
+    uintptr_t addr = (uintptr_t)info->si_addr;
+    if (is_guard(addr)) {
+        char line[200], *o = line;
+        put(&o, "ambitious: stack overflow: a process ran into the guard page below "
+                "its stack at 0x");
+        for (int shift = 60; shift >= 0; shift -= 4)
+            *o++ = "0123456789abcdef"[(addr >> shift) & 15];
+        put(&o, " (raise the stack size, or recurse less)\n");
+        (void)!write(2, line, (size_t)(o - line));
+    }
+    /* The fault repeats with the default action: the OS process ends as it
+     * would have without us. */
+    signal(sig, SIG_DFL);
+}
+
+static void install_fault_handler(void)
+{
+    if (AMB__CTX_ASAN || AMB__CTX_TSAN)
+        return; /* their own handlers report the overflow */
+    struct sigaction old;
+    if (sigaction(SIGSEGV, NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO) ||
+        old.sa_handler != SIG_DFL)
+        return; /* the program handles SIGSEGV itself */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, NULL);
+}
+
+void amb__stack_altstack_on(amb__stack_altstack *a)
+{
+    stack_t cur;
+    a->mem = NULL;
+    if (sigaltstack(NULL, &cur) != 0 || !(cur.ss_flags & SS_DISABLE))
+        return; /* the thread has one already: it serves */
+    long min = sysconf(_SC_SIGSTKSZ);
+    size_t size = min > 65536 ? (size_t)min : 65536;
+    void *mem =
+        mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        return; /* then a guard fault ends the OS process unexplained */
+    stack_t ss = {.ss_sp = mem, .ss_size = size, .ss_flags = 0};
+    if (sigaltstack(&ss, NULL) != 0) {
+        munmap(mem, size);
+        return;
+    }
+    a->mem = mem;
+    a->size = size;
+}
+
+void amb__stack_altstack_off(amb__stack_altstack *a)
+{
+    if (a->mem == NULL)
+        return;
+    stack_t ss = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
+    sigaltstack(&ss, NULL);
+    munmap(a->mem, a->size);
+    a->mem = NULL;
 }
 
 static size_t round_up(size_t n, size_t to)
@@ -123,9 +294,10 @@ int amb__stack_pool_new(const amb__stack_config *cfg, amb__stack_pool **out)
         c.stack_size = DEFAULT_STACK_SIZE > 4 * page ? DEFAULT_STACK_SIZE : 4 * page;
     if (c.region_size == 0)
         c.region_size = DEFAULT_REGION_SIZE;
+    bool no_guards = c.max_guards == AMB__STACK_NO_GUARDS;
     if (c.max_guards == 0)
         c.max_guards = DEFAULT_MAX_GUARDS;
-    else if (c.max_guards == AMB__STACK_NO_GUARDS)
+    else if (no_guards)
         c.max_guards = 0;
     if (c.cache_max == 0)
         c.cache_max = DEFAULT_CACHE_MAX;
@@ -146,6 +318,7 @@ int amb__stack_pool_new(const amb__stack_config *cfg, amb__stack_pool **out)
     amb__stack_pool *p = amb__calloc(1, sizeof *p);
     if (p == NULL)
         return AMB_ENOMEM;
+    install_fault_handler(); /* no-op when ours or another one is there */
     if (pthread_mutex_init(&p->lock, NULL) != 0) {
         amb__free(p);
         return AMB_ENOMEM;
@@ -155,6 +328,7 @@ int amb__stack_pool_new(const amb__stack_config *cfg, amb__stack_pool **out)
     p->usable = c.stack_size - page - AMB__STACK_CANARY;
     p->region_slots = c.region_size / c.stack_size;
     p->max_guards = c.max_guards;
+    p->use_guard_regions = !no_guards && !c.no_guard_regions;
     p->cache_max = c.cache_max;
     p->warm_max = c.warm_max;
     *out = p;
@@ -171,6 +345,7 @@ void amb__stack_pool_free(amb__stack_pool *p)
         amb__panic("stack pool freed with %zu of %zu stacks still out",
                    p->carved - p->nwarm - p->ncold, p->carved);
     for (size_t i = 0; i < p->nregions; i++) {
+        fault_region_remove(p->regions[i].base);
         munmap(p->regions[i].base, p->region_slots * p->slot);
         amb__free(p->regions[i].descs);
     }
@@ -189,6 +364,7 @@ void amb__stack_pool_stats(amb__stack_pool *p, amb__stack_stats *out)
         .stack_size = p->usable,
         .carved = p->carved,
         .guarded = p->guarded,
+        .guard_regions = p->guard_regions,
         .shared_warm = p->nwarm,
         .shared_cold = p->ncold,
         .madvise_calls = p->madvise_calls,
@@ -222,6 +398,7 @@ static int add_region(amb__stack_pool *p)
         return AMB_ENOMEM;
     }
     (void)madvise(m, bytes, MADV_NOHUGEPAGE); /* fails only without THP */
+    fault_region_add(p, m, bytes);
     p->regions[p->nregions++] = (struct region){.base = m, .carved = 0, .descs = descs};
     return 0;
 }
@@ -244,9 +421,13 @@ static amb__stack *carve(amb__stack_pool *p)
     s->lo = base + p->page + AMB__STACK_CANARY;
     s->size = (uint32_t)p->usable;
     s->flags = 0;
-    /* A guard splits the region's mapping; when the process has no maps
-     * left (ENOMEM) the slot simply goes without. */
-    if (p->guarded < p->max_guards && take_guard()) {
+    /* A guard region costs no mapping. An mprotect guard splits the
+     * region's mapping; when the process has no maps left (ENOMEM) the slot
+     * simply goes without. */
+    if (p->use_guard_regions && guard_region(base, p->page)) {
+        s->flags |= AMB__STACK_GUARDED;
+        p->guard_regions++;
+    } else if (p->guarded < p->max_guards && take_guard()) {
         if (mprotect(base, p->page, PROT_NONE) == 0) {
             s->flags |= AMB__STACK_GUARDED;
             p->guarded++;

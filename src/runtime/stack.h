@@ -18,17 +18,22 @@
  *     (vm.max_map_count is 65530), and no memory until touched.
  *     MADV_NOHUGEPAGE keeps a touched page from becoming a 2 MiB huge page
  *     shared by 32 stacks.
- *   - The guard page is mprotect(PROT_NONE) only for the first max_guards
- *     stacks a pool carves, under a process-wide budget: each guard splits
- *     a mapping in three. Other stacks have an ordinary, never-touched red
- *     zone there instead, which soaks up a small overflow before it reaches
- *     the neighbour below.
+ *   - Every stack gets a guard page where the kernel has guard regions
+ *     (madvise(MADV_GUARD_INSTALL), Linux 6.13): page-table entries that
+ *     fault on access, in the region's one mapping, so they cost no
+ *     mapping and survive MADV_DONTNEED. Elsewhere the guard page is
+ *     mprotect(PROT_NONE) only for the first max_guards stacks a pool
+ *     carves, under a process-wide budget: each such guard splits a mapping
+ *     in three. Other stacks have an ordinary, never-touched red zone
+ *     there instead, which soaks up a small overflow before it reaches the
+ *     neighbour below.
  *   - The canary is the 64 bytes just below lo. Nobody writes them, so they
  *     read as zero, and cost nothing: they sit on a page that is never
  *     touched unless the stack is nearly full, and a read maps the kernel's
  *     shared zero page. A non-zero byte there means the process overflowed
  *     (its frames, return addresses first, crossed lo). The scheduler calls
- *     amb__stack_check() each time a process switches back to it.
+ *     amb__stack_check() each time a task on an unguarded stack switches
+ *     back to it, in every build (docs/design/stacks.md, "Overflow").
  *   - Descriptors (struct amb__stack, 24 bytes) live outside the stacks, in
  *     one array per region, so a free stack keeps no page resident.
  *
@@ -79,24 +84,27 @@ struct amb__stack {
     uint32_t flags;   /* AMB__STACK_* below; owned by the pool */
 };
 
-#define AMB__STACK_GUARDED 1u /* the page below the canary is PROT_NONE */
+#define AMB__STACK_GUARDED 1u /* the page below the canary faults on access */
 #define AMB__STACK_FREE    2u /* in a cache or the shared pool */
 
 typedef struct amb__stack_pool amb__stack_pool;
 
 /* Zero in any field means its default. */
 typedef struct amb__stack_config {
-    size_t stack_size;  /* address space per stack, guard page included:
-                           0 = 64 KiB (4 pages if more); rounded up to whole
-                           pages; at least 4 pages, at most 256 MiB */
-    size_t region_size; /* bytes per reservation: 0 = 1 GiB; rounded up to
-                           whole stacks; at least 16 stacks */
-    size_t max_guards;  /* stacks of this pool that get a guard page, while
-                           the process-wide budget lasts: 0 = 4096;
-                           AMB__STACK_NO_GUARDS = none */
-    size_t cache_max;   /* stacks a per-thread cache keeps: 0 = 64; >= 2 */
-    size_t warm_max;    /* stacks the shared pool keeps with their top page
-                           resident: 0 = 256; SIZE_MAX = none */
+    size_t stack_size;     /* address space per stack, guard page included:
+                              0 = 64 KiB (4 pages if more); rounded up to whole
+                              pages; at least 4 pages, at most 256 MiB */
+    size_t region_size;    /* bytes per reservation: 0 = 1 GiB; rounded up to
+                              whole stacks; at least 16 stacks */
+    size_t max_guards;     /* stacks of this pool that get an mprotect guard
+                              page (where guard regions are not to be had),
+                              while the process-wide budget lasts: 0 = 4096;
+                              AMB__STACK_NO_GUARDS = no guard of any kind */
+    bool no_guard_regions; /* never use guard regions (tests of the
+                              mprotect fallback) */
+    size_t cache_max;      /* stacks a per-thread cache keeps: 0 = 64; >= 2 */
+    size_t warm_max;       /* stacks the shared pool keeps with their top page
+                              resident: 0 = 256; SIZE_MAX = none */
 } amb__stack_config;
 
 /* What a pool holds now (tests and benchmarks read it). */
@@ -105,7 +113,8 @@ typedef struct amb__stack_stats {
     size_t reserved;      /* bytes of address space reserved */
     size_t stack_size;    /* usable bytes per stack */
     size_t carved;        /* stacks ever carved (descriptors in use) */
-    size_t guarded;       /* carved stacks that have a guard page */
+    size_t guarded;       /* carved stacks with an mprotect guard page */
+    size_t guard_regions; /* carved stacks with a guard region */
     size_t shared_warm;   /* free in the shared pool, top page resident */
     size_t shared_cold;   /* free in the shared pool, nothing resident */
     size_t madvise_calls; /* MADV_DONTNEED calls made so far */
@@ -118,6 +127,18 @@ typedef struct amb__stack_cache {
     size_t max;
     amb__stack_pool *pool;
 } amb__stack_cache;
+
+/* An alternate signal stack for a thread that runs tasks: a fault on a
+ * guard page is reported from it (stack.c), since the task's own stack has
+ * no room left. on gives the calling thread one unless it has one; off
+ * takes back what on gave. Never fail (without one, a guard fault ends the
+ * OS process unexplained). */
+typedef struct amb__stack_altstack {
+    void *mem;
+    size_t size;
+} amb__stack_altstack;
+void amb__stack_altstack_on(amb__stack_altstack *a);
+void amb__stack_altstack_off(amb__stack_altstack *a);
 
 /* Makes a pool (cfg may be NULL: all defaults). Reserves nothing yet.
  * Returns 0, AMB_EBADARG for a size out of range, or AMB_ENOMEM. */
@@ -177,9 +198,10 @@ amb__stack_intact(const amb__stack *s)
 }
 
 /* Panics, naming the stack, when s's canary is not intact. The scheduler
- * calls it each time a process on s switches back to it (the process can
- * only have overflowed while it ran). It cannot be recovered from: the
- * frames that crossed the canary may have written into the stack below. */
+ * calls it each time a task on an unguarded s switches back to it (the
+ * task can only have overflowed while it ran). It cannot be recovered
+ * from: the frames that crossed the canary may have written into the stack
+ * below. */
 static inline void amb__stack_check(const amb__stack *s)
 {
     if (amb__unlikely(!amb__stack_intact(s)))

@@ -68,11 +68,31 @@ typedef struct amb__task {
      * ring, what is left of the previous task's from run-next (sched.c). */
     int16_t budget;
     uint8_t stack_class; /* size class of its stacks (amb__exec_stack_class) */
+    /* Its stack has no guard page: the scheduler checks the canary at every
+     * switch-out (stack.h). Set with the context. */
+    bool stack_unguarded;
     /* A name for diagnostics, set by the layer above (a process puts its
      * index in the process table there): what the watchdog reports a stuck
      * task by. */
     uint32_t id;
 } amb__task;
+
+/* Bytes of stack a running task keeps for ending itself from a runtime
+ * call (its crash report, the switch away) when its own frames have used
+ * the rest: see amb__task_stack_low. Measured (docs/design/stacks.md,
+ * "Overflow"). */
+#define AMB__TASK_STACK_MARGIN (8 * 1024)
+
+/* True when the running task t, whose stack pointer is sp (amb__ctx_sp),
+ * has less than AMB__TASK_STACK_MARGIN bytes of stack left. The layer
+ * above asks at every runtime call and ends the task instead of going
+ * deeper: a deep recursion that calls the runtime is stopped before it
+ * reaches the end of its stack. Inline: a load of the context's stack_lo
+ * (on the task's line the budget is on) and a compare. */
+static inline bool amb__task_stack_low(const amb__task *t, const char *sp)
+{
+    return sp < (const char *)t->ctx.stack_lo + AMB__TASK_STACK_MARGIN;
+}
 
 /* Eight words behind the inbox: a task is three cache lines. */
 _Static_assert(sizeof(amb__task) <= 3 * 64 || AMB__CTX_ASAN || AMB__CTX_TSAN,
@@ -89,6 +109,15 @@ typedef struct amb__task_ops {
      * the runtime retires t: no new reference to it may be made from here
      * on, and ops->reclaim gets it after the grace period (qsbr.h). */
     void (*teardown)(amb__sched *s, amb__task *t);
+    /* t was to run but no stack could be had for it (the address space is
+     * used up): it ends without running. The callee records why; the
+     * runtime then calls teardown and retires t as for an ended task. */
+    void (*start_failed)(amb__sched *s, amb__task *t);
+    /* The runtime pushed a node into the inbox of t, which has ended (the
+     * push returned AMB__MPSCQ_CLOSED: a fired I/O waiter racing with its
+     * task's end). The callee takes back what is there and closes the
+     * inbox again (mpscq.h). s may be NULL (the watchdog's poll). */
+    void (*inbox_closed)(amb__sched *s, amb__task *t);
     /* t's grace period has passed: nobody holds a reference to it. Also
      * called for every task still in limbo when the executor is freed. */
     void (*reclaim)(amb__sched *s, amb__task *t);
@@ -107,7 +136,8 @@ typedef struct amb__task_ops {
      * stack with amb__sched_release. The runtime keeps no list of parked
      * tasks; the layer above knows its tasks. */
     void (*discard)(amb__exec *x);
-    /* s is about to sleep: give cached memory back. */
+    /* s is about to sleep, or the run ended (on the thread that ran it,
+     * every scheduler thread joined): give cached memory back. */
     void (*sched_trim)(amb__sched *s);
     /* The executor is being freed: release what the layer above keeps in
      * s's extension area (exec.h); s's limbo and timers are empty. */

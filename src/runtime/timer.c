@@ -2,9 +2,14 @@
  * timer.c - timers on each scheduler's wheel, their cross-thread cancel and
  * their references (timer.h explains the states and who touches what).
  *
- * A reference is (owner + 1) << 56 | generation << 32 | slot: the owner's
- * id + 1 (so a reference is never 0), a 24-bit generation bumped when the
- * slot is freed, and the slot in the owner's table.
+ * A reference is (owner + 1) << 53 | generation << 24 | slot: the owner's
+ * id + 1 in 11 bits (so a reference is never 0; 1024 schedulers fit), a
+ * 29-bit generation bumped when the slot is freed, and the slot in the
+ * owner's table (at most 2^24 timers with references per scheduler).
+ * Freed slots are reused oldest first, so a stale reference names another
+ * timer only after every other free slot was used once, 2^29 times over
+ * (with LIFO reuse and 24 bits, a cancel/arm loop brought a reference back
+ * after 2^24 timers; issue 13).
  *
  * Firing is two steps: under the wheel's lock the due entries are taken
  * off the wheel into a private list (nothing else is done there, so the
@@ -15,8 +20,13 @@
  */
 #include "runtime/timer.h"
 
-#define NO_SLOT  AMB__TIMER_NO_SLOT
-#define GEN_MASK 0xffffffu
+#include "runtime/exec.h"
+
+#define NO_SLOT     AMB__TIMER_NO_SLOT
+#define OWNER_SHIFT 53
+#define GEN_SHIFT   24
+#define GEN_MASK    ((1u << (OWNER_SHIFT - GEN_SHIFT)) - 1)
+#define SLOT_MAX    ((size_t)1 << GEN_SHIFT)
 
 typedef struct amb__timer_refs refs;
 
@@ -36,8 +46,10 @@ static int ref_alloc(refs *r, amb__timer *t, uint32_t *slot, uint32_t *gen)
 {
     pthread_mutex_lock(&r->lock);
     if (r->nfree == 0 && r->len == r->cap) {
+        /* Full: twice the room (the ring is empty: no order to keep). */
         size_t cap = r->cap ? r->cap * 2 : 1024;
-        amb__timer **timers = amb__realloc(r->timers, cap * sizeof *timers);
+        amb__timer **timers =
+            cap <= SLOT_MAX ? amb__realloc(r->timers, cap * sizeof *timers) : NULL;
         if (timers != NULL)
             r->timers = timers;
         uint32_t *gens = timers ? amb__realloc(r->gens, cap * sizeof *gens) : NULL;
@@ -46,18 +58,23 @@ static int ref_alloc(refs *r, amb__timer *t, uint32_t *slot, uint32_t *gen)
         uint32_t *fr = gens ? amb__realloc(r->free, cap * sizeof *fr) : NULL;
         if (fr != NULL)
             r->free = fr;
-        if (fr == NULL || cap > UINT32_MAX) {
+        if (fr == NULL) {
             pthread_mutex_unlock(&r->lock);
             return AMB_ENOMEM;
         }
         r->cap = cap;
+        r->free_head = 0;
     }
+    /* Round-robin: the never-used slots first, then the oldest freed one
+     * (the table grows only when neither is left). */
     uint32_t i;
-    if (r->nfree > 0) {
-        i = r->free[--r->nfree];
-    } else {
+    if (r->len < r->cap) {
         i = (uint32_t)r->len++;
         r->gens[i] = 0;
+    } else {
+        i = r->free[r->free_head];
+        r->free_head = r->free_head + 1 == r->cap ? 0 : r->free_head + 1;
+        r->nfree--;
     }
     r->timers[i] = t;
     *slot = i;
@@ -71,7 +88,9 @@ static void ref_release(refs *r, uint32_t slot)
 {
     r->timers[slot] = NULL;
     r->gens[slot] = (r->gens[slot] + 1) & GEN_MASK;
-    r->free[r->nfree++] = slot;
+    size_t at = r->free_head + r->nfree;
+    r->free[at >= r->cap ? at - r->cap : at] = slot;
+    r->nfree++;
 }
 
 static void ref_free(refs *r, uint32_t slot)
@@ -88,7 +107,7 @@ int amb__timer_arm_ref(amb__sched *s, amb__timer *t, uint64_t ms, uint64_t *ref)
         return AMB_ENOMEM;
     amb__timer_arm(s, t, ms);
     t->slot = slot;
-    *ref = ((uint64_t)(s->id + 1) << 56) | ((uint64_t)gen << 32) | slot;
+    *ref = ((uint64_t)(s->id + 1) << OWNER_SHIFT) | ((uint64_t)gen << GEN_SHIFT) | slot;
     return 0;
 }
 
@@ -130,12 +149,13 @@ int amb__timer_find(amb__sched *cur, uint64_t ref, bool cancel, amb__timer_gone_
 {
     amb__exec *x = cur->exec;
     *freed = NULL;
-    unsigned owner = (unsigned)(ref >> 56);
+    unsigned owner = (unsigned)(ref >> OWNER_SHIFT);
     if (owner == 0 || owner > x->nsched)
         return AMB_EBADARG;
     amb__sched *s = amb__exec_sched(x, owner - 1);
     refs *r = s->timer_refs;
-    uint32_t slot = (uint32_t)ref, gen = (uint32_t)(ref >> 32) & GEN_MASK;
+    uint32_t slot = (uint32_t)(ref & (SLOT_MAX - 1)),
+             gen = (uint32_t)(ref >> GEN_SHIFT) & GEN_MASK;
     int rc = AMB_ENOTFOUND;
     pthread_mutex_lock(&r->lock);
     if (slot < r->len && r->gens[slot] == gen && r->timers[slot] != NULL) {

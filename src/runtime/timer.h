@@ -56,13 +56,15 @@ struct amb__timer {
     uint32_t slot;          /* in the owner's reference table, or NO_SLOT */
 };
 
-/* A scheduler's reference table (amb__sched.timer_refs). */
+/* A scheduler's reference table (amb__sched.timer_refs). Free slots are
+ * reused round-robin (oldest freed first), so a reference comes back only
+ * after every other free slot was used once, 2^29 times over (timer.c). */
 struct amb__timer_refs {
     pthread_mutex_t lock;
     amb__timer **timers; /* slot -> armed timer, or NULL */
     uint32_t *gens;      /* slot -> generation */
-    uint32_t *free;      /* free slots */
-    size_t len, cap, nfree;
+    uint32_t *free;      /* free slots: a ring of cap entries, oldest first */
+    size_t len, cap, free_head, nfree;
 };
 
 /* Sets up and tears down s's timers: its wheel and reference table. 0 or

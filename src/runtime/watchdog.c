@@ -140,10 +140,10 @@ static void poll_if_forgotten(amb__exec *x)
         return;
     amb__poll_list fired;
     amb__poll_list_init(&fired);
-    amb__qsbr_enter(x);
+    unsigned token = amb__qsbr_enter(x);
     if (amb__poll_wait(p, 0, &fired) > 0)
         amb__sched_deliver(x, NULL, &fired);
-    amb__qsbr_leave(x);
+    amb__qsbr_leave(x, token);
 }
 
 /* Whether every scheduler sleeps. */

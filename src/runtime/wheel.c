@@ -360,11 +360,20 @@ static bool next_event(const amb__wheel *w, uint64_t *tick, unsigned *level, uns
         }
     }
     if (!list_empty(&w->overflow)) {
-        /* The next 2^36 boundary. It cannot wrap: an overflow entry has
-         * d >> 36 > now >> 36, so now >> 36 is not the largest value. */
+        /* The levels are empty, so nothing happens before the start of the
+         * 2^36 block of the earliest overflow deadline (overflow_min is a
+         * lower bound of them): jump there, not to the next boundary, or a
+         * deadline 2^62 ms away would take 2^26 rounds of re-placing the
+         * list. Each round then places at least the entries of that block,
+         * or tightens a stale overflow_min, so the rounds are bounded by the
+         * entries. It cannot wrap: an overflow entry has d >> 36 > now >> 36,
+         * so now >> 36 is not the largest value, and the next boundary is a
+         * lower bound when overflow_min is stale below it. */
+        uint64_t next = ((w->now >> TOP_BITS) + 1) << TOP_BITS;
+        uint64_t first = (w->overflow_min >> TOP_BITS) << TOP_BITS;
         *level = AMB__WHEEL_LEVELS;
         *s = 0;
-        *tick = ((w->now >> TOP_BITS) + 1) << TOP_BITS;
+        *tick = first > next ? first : next;
         return true;
     }
     return false;

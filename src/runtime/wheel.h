@@ -8,7 +8,9 @@
  * ("cascaded") to a lower level when the wheel's time reaches the start of
  * its slot, so every entry fires exactly on its own tick, and at most once
  * per level on the way down. Deadlines that differ from now above bit 36
- * (about 795 days) wait in an overflow list, re-examined every 2^36 ms.
+ * (about 795 days) wait in an overflow list; when nothing else is pending
+ * the wheel jumps to the 2^36 ms block of the earliest of them, so an
+ * advance over any span does at most one such round per overflow entry.
  *
  * Invariants (w->now is the last tick processed):
  *   - Every pending entry with deadline <= w->now is in the due list; it

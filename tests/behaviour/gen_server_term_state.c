@@ -421,19 +421,29 @@ AMB_TEST(a_via_name_survives_collections_and_is_unregistered_at_stop)
  * Out of memory in a collection; killing
  * ======================================================================== */
 
-/* A call `bloat` builds garbage past the collection's trigger and arms the
- * allocator: the collection after it gets its table of ranges, then fails
- * at the first block of the fresh heap. */
+/* A call {bloat, [1, 2, 3]} builds garbage past the collection's trigger,
+ * keeps the request (a term of its message cell, copied in first: the walk
+ * takes a tuple's parts in order) and a list of 100 tuples (whose walk
+ * needs more than the 32 slots a walker's stack holds inline) in the state,
+ * and arms the allocator: the collection after it allocates its table of
+ * kept cells (0), its spaces (1), its segments (2), the block for the
+ * cells' terms (3), its side tables (4), then grows its stack of slots (5)
+ * while it walks, after it has moved the request out of its cell. */
+static uint64_t bloat_fail_at;
+
 static amb_gen_ret bloat_call(amb_proc *self, void *state, amb_term req, amb_term from)
 {
     (void)from;
     amb_heap *h = amb_proc_heap(self);
-    if (req == amb_atom("bloat")) {
+    amb_term list = AMB_NIL;
+    if (amb_is_tuple(req)) {
         for (int i = 0; i < 10000; i++)
             (void)AMB_TUPLE(h, amb_int(h, i), amb_atom("garbage"), amb_int(h, i));
-        amb_test_alloc_fail(1, AMB_TEST_FAIL_ONCE); /* the second from now */
+        for (int i = 0; i < 100; i++)
+            list = amb_cons(h, AMB_TUPLE(h, amb_int(h, i), amb_atom("kept")), list);
+        amb_test_alloc_fail(bloat_fail_at, AMB_TEST_FAIL_ONCE);
     }
-    *(amb_term *)state = AMB_TUPLE(h, amb_atom("kept"), req);
+    *(amb_term *)state = AMB_TUPLE(h, amb_atom("kept"), req, list);
     return amb_gen_reply(AMB_ATOM_OK);
 }
 
@@ -446,15 +456,69 @@ static void collection_runs_out(amb_proc *self, void *arg)
     amb_term mref;
     CHECK_OK(self, amb_gen_server_start(self, &bloater, NULL, NULL, &pid, NULL));
     CHECK_OK(self, amb_monitor(self, pid, &mref));
-    CHECK_TEXT(self, CALL(self, pid, amb_atom("bloat")), "ok");
+    CHECK_TEXT(self, CALL(self, pid, amb_pack(amb_proc_heap(self), "{bloat,[1,2,3]}")),
+               "ok");
     CHECK_TEXT(self, wait_down(self, mref, pid), "{error,'AMB_ENOMEM'}");
 }
 
-AMB_TEST(a_collection_out_of_memory_ends_the_server_with_enomem)
+AMB_TEST(a_collection_out_of_memory_half_way_ends_the_server_with_enomem)
 {
     (void)amb_atom("AMB_ENOMEM"); /* interned before memory is short */
+    bloat_fail_at = 5;            /* the stack of slots: cells half moved */
     run_in(1, collection_runs_out, NULL);
     assert_int_equal(amb_test_log_count(AMB_TEST_LOG_CRASH_REPORTS), 1);
+}
+
+/* A collection that finds no memory before it starts changes nothing: the
+ * server answers from its state, and the next collection runs. */
+static amb_gen_ret probe_call(amb_proc *self, void *state, amb_term req, amb_term from)
+{
+    (void)from;
+    if (req == amb_atom("state"))
+        return amb_gen_reply(*(amb_term *)state);
+    return bloat_call(self, state, req, from);
+}
+
+static const amb_gen_server prober = {.state_term = true, .handle_call = probe_call};
+
+static void collection_waits(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_pid pid;
+    CHECK_OK(self, amb_gen_server_start(self, &prober, NULL, NULL, &pid, NULL));
+    amb_proc_info before, after;
+    CHECK_TEXT(self, CALL(self, pid, amb_pack(amb_proc_heap(self), "{bloat,[1,2,3]}")),
+               "ok");
+    CHECK_OK(self, amb_process_info(self, pid, &before));
+    CHECK_TEXT(self, CALL(self, pid, amb_atom("state")),
+               "{kept,{bloat,[1,2,3]},[{99,kept},{98,kept},{97,kept},{96,kept},{95,kept},"
+               "{94,kept},"
+               "{93,kept},{92,kept},{91,kept},{90,kept},{89,kept},{88,kept},{87,kept},"
+               "{86,kept},{85,kept},{84,kept},{83,kept},{82,kept},{81,kept},{80,kept},"
+               "{79,kept},{78,kept},{77,kept},{76,kept},{75,kept},{74,kept},{73,kept},"
+               "{72,kept},{71,kept},{70,kept},{69,kept},{68,kept},{67,kept},{66,kept},"
+               "{65,kept},{64,kept},{63,kept},{62,kept},{61,kept},{60,kept},{59,kept},"
+               "{58,kept},{57,kept},{56,kept},{55,kept},{54,kept},{53,kept},{52,kept},"
+               "{51,kept},{50,kept},{49,kept},{48,kept},{47,kept},{46,kept},{45,kept},"
+               "{44,kept},{43,kept},{42,kept},{41,kept},{40,kept},{39,kept},{38,kept},"
+               "{37,kept},{36,kept},{35,kept},{34,kept},{33,kept},{32,kept},{31,kept},"
+               "{30,kept},{29,kept},{28,kept},{27,kept},{26,kept},{25,kept},{24,kept},"
+               "{23,kept},{22,kept},{21,kept},{20,kept},{19,kept},{18,kept},{17,kept},"
+               "{16,kept},{15,kept},{14,kept},{13,kept},{12,kept},{11,kept},{10,kept},"
+               "{9,kept},{8,kept},{7,kept},{6,kept},{5,kept},{4,kept},{3,kept},{2,kept},"
+               "{1,kept},{0,kept}]}");
+    /* That call's collection ran (one more call: it has returned): the
+     * 10,000 garbage tuples are gone. */
+    CHECK(self, CALL(self, pid, amb_atom("state")) != AMB_NONE);
+    CHECK_OK(self, amb_process_info(self, pid, &after));
+    CHECK(self, after.heap_size < before.heap_size / 2);
+    CHECK_OK(self, amb_gen_server_stop(self, pid, AMB_ATOM_NORMAL, DEADLINE_MS));
+}
+
+AMB_TEST(a_collection_without_memory_for_its_tables_changes_nothing_and_runs_later)
+{
+    bloat_fail_at = 4; /* the side tables: nothing changed yet */
+    run_in(1, collection_waits, NULL);
 }
 
 static void killed_leaks_nothing(amb_proc *self, void *arg)
@@ -482,5 +546,7 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(a_handler_with_term_state_keeps_parts_of_messages_bounded),
     AMB_TEST_ENTRY(the_state_starts_undefined_and_a_lost_state_stops_with_enomem),
     AMB_TEST_ENTRY(a_via_name_survives_collections_and_is_unregistered_at_stop),
-    AMB_TEST_ENTRY(a_collection_out_of_memory_ends_the_server_with_enomem),
+    AMB_TEST_ENTRY(a_collection_out_of_memory_half_way_ends_the_server_with_enomem),
+    AMB_TEST_ENTRY(
+        a_collection_without_memory_for_its_tables_changes_nothing_and_runs_later),
     AMB_TEST_ENTRY(a_killed_term_state_server_leaks_nothing))

@@ -10,7 +10,7 @@
  * an alias that is not active (removed, used up, another process's, of a
  * dead process) is AMB_ENOTFOUND; a term that is not an alias is
  * AMB_EBADARG; a send to the alias of a dead process is dropped, not an
- * error.
+ * error; the keys of aliases are unique on the node.
  *
  * The harness is tests/amb_test_rt.h: each test runs a first process once
  * with one scheduler and once with two (run_both).
@@ -326,10 +326,59 @@ AMB_TEST(alias_many_aliases_route_until_each_is_removed)
     run_both(many_aliases_body, NULL);
 }
 
+/* Issue 13: alias keys were a counter per process starting at 1, so the
+ * first alias of every process had the same key, and an old alias routed
+ * to whichever process came to hold its owner's pid. Keys are now unique
+ * on the node: the aliases of many processes, made on both schedulers,
+ * never share their key words (the first two of the reference's four). */
+#define KEYED 200
+static void alias_to_parent(amb_proc *self, void *arg)
+{
+    amb_pid parent = *(amb_pid *)arg;
+    amb_term a;
+    CHECK_OK(self, amb_alias(self, 0, &a));
+    CHECK_OK(self, amb_send(self, parent, a));
+}
+
+static uint64_t key_of(amb_proc *self, amb_term alias)
+{
+    uint32_t w[AMB_REF_MAX_WORDS];
+    size_t n = 0;
+    CHECK_OK(self, amb_ref_get(alias, w, AMB_REF_MAX_WORDS, NULL, NULL, &n));
+    CHECK_EQ(self, n, 4);
+    return (uint64_t)w[0] | (uint64_t)w[1] << 32;
+}
+
+static void unique_keys_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    static amb_pid me;
+    me = amb_self(self);
+    uint64_t keys[KEYED + 1];
+    amb_term mine;
+    CHECK_OK(self, amb_alias(self, 0, &mine));
+    keys[0] = key_of(self, mine);
+    for (int i = 0; i < KEYED; i++)
+        CHECK_OK(self, amb_spawn(self, alias_to_parent, &me, NULL));
+    for (int i = 1; i <= KEYED; i++)
+        keys[i] = key_of(self, RECV(self));
+    for (int i = 0; i <= KEYED; i++) {
+        CHECK(self, keys[i] != 0);
+        for (int j = i + 1; j <= KEYED; j++)
+            CHECK(self, keys[i] != keys[j]);
+    }
+}
+
+AMB_TEST(alias_keys_are_unique_on_the_node)
+{
+    run_both(unique_keys_body, NULL);
+}
+
 AMB_TEST_MAIN(AMB_TEST_ENTRY(alias_active_delivers_from_owner_and_others_in_order),
               AMB_TEST_ENTRY(alias_unalias_drops_messages_not_yet_received),
               AMB_TEST_ENTRY(alias_messages_in_the_mailbox_before_unalias_stay),
               AMB_TEST_ENTRY(alias_reply_goes_inactive_after_one_message),
               AMB_TEST_ENTRY(alias_unalias_of_foreign_or_removed_alias_is_notfound),
               AMB_TEST_ENTRY(alias_non_alias_terms_are_badarg),
-              AMB_TEST_ENTRY(alias_many_aliases_route_until_each_is_removed))
+              AMB_TEST_ENTRY(alias_many_aliases_route_until_each_is_removed),
+              AMB_TEST_ENTRY(alias_keys_are_unique_on_the_node))

@@ -4,6 +4,7 @@
  */
 #include <pthread.h>
 
+#include "ambitious/process.h"
 #include "amb_test.h"
 #include "term_internal.h"
 
@@ -110,6 +111,33 @@ AMB_TEST(a_full_table_is_an_error_not_growth)
     assert_rc(AMB_ESYSLIMIT, amb_atom_new("one_more", 8, &a));
 }
 
+/* Issue 13: amb_rt_new made its node name with amb_atom, so a full table
+ * read as a bad argument. It is the table's limit, as for any new atom; a
+ * name that exists is fine. */
+AMB_TEST(rt_new_with_a_new_node_name_on_a_full_table_is_esyslimit)
+{
+    /* The harness made the table already (amb_test.h): fill it at its
+     * limit, whatever that is. */
+    amb_rt *rt = NULL;
+    assert_ok(amb_rt_new(&(amb_config){.schedulers = 1, .node_name = "a@b"}, &rt));
+    amb_rt_free(rt);
+    char name[32];
+    amb_term a;
+    int rc = 0;
+    for (int i = 0; rc == 0; i++) {
+        snprintf(name, sizeof name, "filler%d", i);
+        rc = amb_atom_new(name, strlen(name), &a);
+    }
+    assert_rc(AMB_ESYSLIMIT, rc);
+    rt = NULL;
+    assert_rc(AMB_ESYSLIMIT, amb_rt_new(&(amb_config){.schedulers = 1,
+                                                      .node_name = "fresh_node@nowhere"},
+                                        &rt));
+    assert_null(rt);
+    assert_ok(amb_rt_new(&(amb_config){.schedulers = 1, .node_name = "a@b"}, &rt));
+    amb_rt_free(rt);
+}
+
 #define THREADS    4
 #define PER_THREAD 20000
 static amb_term seen[THREADS][PER_THREAD];
@@ -152,4 +180,5 @@ AMB_TEST_MAIN(AMB_TEST_ENTRY(atoms_are_interned_once),
               AMB_TEST_ENTRY(unicode_atoms_and_latin1_flag),
               AMB_TEST_ENTRY(limit_is_fixed_once_the_table_exists),
               AMB_TEST_ENTRY(a_full_table_is_an_error_not_growth),
+              AMB_TEST_ENTRY(rt_new_with_a_new_node_name_on_a_full_table_is_esyslimit),
               AMB_TEST_ENTRY(concurrent_interning_agrees))

@@ -1489,5 +1489,5 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(existing_atoms_only),
     AMB_TEST_ENTRY(string_ext_only_where_otp_uses_it), AMB_TEST_ENTRY(back_to_back_terms),
     AMB_TEST_ENTRY(term_to_binary_and_back), AMB_TEST_ENTRY(local_pids_encode_as_new_pid),
-    AMB_TEST_ENTRY(local_ports_encode_as_new_port),
-    AMB_TEST_ENTRY(bad_arguments), AMB_TEST_ENTRY(allocation_failures_are_clean))
+    AMB_TEST_ENTRY(local_ports_encode_as_new_port), AMB_TEST_ENTRY(bad_arguments),
+    AMB_TEST_ENTRY(allocation_failures_are_clean))

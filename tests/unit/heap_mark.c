@@ -12,8 +12,9 @@
  * older big term that must survive), for nested marks, and in a loop of a
  * hundred thousand scopes that does not grow; shared binaries (larger than
  * AMB_HEAP_BINARY_MAX) referred to only after the mark lose exactly those
- * references; a NULL heap is a no-op. Under ASan a block freed twice or
- * lost shows up as an error or a leak.
+ * references; a NULL heap is a no-op; a heap past 8 MiB takes blocks of a
+ * huge page each, aligned to one. Under ASan a block freed twice or lost
+ * shows up as an error or a leak.
  *
  * The heap of each test is H (tests/term_test.h's fixture).
  */
@@ -312,6 +313,35 @@ AMB_TEST(save_and_rewind_of_null_are_no_ops)
     assert_term_text(t, "{fine}");
 }
 
+/* Heap blocks by size: a big heap's are huge pages (heap.c). */
+AMB_TEST(a_heap_past_8_mib_takes_blocks_of_a_huge_page_each)
+{
+    amb_heap_mark m = amb_heap_save(H);
+    amb_term list = AMB_NIL;
+    while (amb_heap_size(H) < ((size_t)24 << 20))
+        list = CONS(I(1), list); /* 16 bytes a cell */
+    amb__range r[256];
+    size_t n = amb__heap_ranges(H, r, AMB_COUNTOF(r)), huge = 0;
+    assert_true(n <= AMB_COUNTOF(r));
+    for (size_t i = 0; i < n; i++) {
+        size_t words = (size_t)(r[i].hi - r[i].lo);
+        uintptr_t start = (uintptr_t)r[i].lo - sizeof(amb__heap_block);
+        assert_true(words <= ((size_t)2 << 20) / 8); /* at most a huge page */
+        if (words * 8 + sizeof(amb__heap_block) == ((size_t)2 << 20)) {
+            assert_int_equal(start % ((size_t)2 << 20), 0); /* aligned to one */
+            huge++;
+        }
+    }
+    assert_true(huge >= 6); /* the 16 MiB past the first 8 */
+    /* The list reads back, and a rewind gives the huge blocks back. */
+    size_t cells = 0;
+    for (amb_term t = list; amb_is_cons(t); t = amb_list_tail(t))
+        cells++;
+    assert_true(cells > 1000000);
+    amb_heap_rewind(H, m);
+    assert_true(amb_heap_size(H) <= 4096);
+}
+
 AMB_TEST_MAIN(HEAP_TEST(rewind_drops_what_came_after_the_mark_and_keeps_the_rest),
               HEAP_TEST(rewind_frees_blocks_the_scratch_work_added),
               HEAP_TEST(rewind_to_a_mark_of_an_empty_heap_empties_it),
@@ -321,4 +351,5 @@ AMB_TEST_MAIN(HEAP_TEST(rewind_drops_what_came_after_the_mark_and_keeps_the_rest
               HEAP_TEST(rewind_in_a_loop_does_not_grow),
               HEAP_TEST(rewind_drops_references_on_shared_binaries_made_after_the_mark),
               HEAP_TEST(rewind_then_reset_and_free_release_each_reference_once),
-              HEAP_TEST(save_and_rewind_of_null_are_no_ops))
+              HEAP_TEST(save_and_rewind_of_null_are_no_ops),
+              HEAP_TEST(a_heap_past_8_mib_takes_blocks_of_a_huge_page_each))

@@ -4,7 +4,9 @@
  * 1000 and 100,000; a model-checked random walk of operations against a
  * plain list of pairs; structure sharing (a put on a 100k map allocates a
  * path, not a map); the trie's canonical shape after removals; collision
- * nodes (built white-box with chosen hashes); copy, hash, order and ETF.
+ * nodes (built white-box with chosen hashes); copy, hash, order and ETF;
+ * edits (amb_map_edit): model-checked, never changing the maps they start
+ * from, little garbage, every allocation failing in turn.
  */
 #include "term_internal.h"
 #include "term_test.h"
@@ -442,11 +444,16 @@ static size_t check_shape(amb_term node, unsigned level)
     }
     assert_int_equal(AMB__HDR_KIND(p[0]), AMB__K_HNODE);
     assert_true(level < AMB__HAMT_LEVELS);
+    /* No edit's marks are left: a header is its kind and datamap only, a
+     * child word a plain box. */
+    assert_true(p[0] >> 40 == 0);
     uint32_t dmap = amb__hnode_datamap(p), nmap = amb__hnode_nodemap(p);
     assert_true((dmap & nmap) == 0);
     size_t nd = amb__hamt_popcount(dmap), nn = amb__hamt_popcount(nmap), pairs = nd;
-    for (size_t i = 0; i < nn; i++)
+    for (size_t i = 0; i < nn; i++) {
+        assert_true(amb__is_boxed(p[2 + 2 * nd + i]) && p[2 + 2 * nd + i] >> 63 == 0);
         pairs += check_shape(p[2 + 2 * nd + i], level + 1);
+    }
     if (level > 0)
         assert_true(pairs >= 2); /* a chain node too leads to two at least */
     return pairs;
@@ -556,6 +563,330 @@ AMB_TEST(keys_with_one_full_hash_share_a_collision_node)
         dup[i] = (amb__hamt_item){i < 38 ? i : COLL, I(i < 38 ? (int64_t)i : 7777),
                                   I((int64_t)i), i};
     assert_rc(AMB_EEXIST, amb__hamt_build(H, dup, 40, true, &m));
+}
+
+/* ---------------------------------------------------------------------------
+ * Edits
+ * ------------------------------------------------------------------------ */
+
+/* A trie map's shape, marks included (check_shape), and its pair count. */
+static void check_trie(amb_term m, size_t n)
+{
+    if (is_flat(m))
+        return;
+    assert_true(amb__box(m)[1] >> 63 == 0);
+    assert_int_equal(check_shape(amb__box(m)[1], 0), n);
+}
+
+AMB_TEST(edits_agree_with_a_model_and_leave_their_start_as_it_was)
+{
+    /* Rounds of edits on one map; each ends at a size that wanders over
+     * 0..~2500 (deep tries, and across 32 both ways inside one edit). The
+     * map each round starts from is compared after the edit with a copy
+     * made before it: an edit never writes a node it did not make. */
+    rng_state = 0x2545f4914f6cdd1dull;
+    enum { POOL = 3000 };
+    amb_term *pool = malloc(POOL * sizeof *pool);
+    assert_non_null(pool);
+    for (size_t i = 0; i < POOL; i++)
+        pool[i] = key_of(H, i * 7);
+    amb_heap *other;
+    assert_ok(amb_heap_new(&other));
+    model md = {0};
+    amb_term m = amb_map(H, 0, NULL, NULL);
+    for (int round = 0; round < 40; round++) {
+        amb_term start = m, snapshot;
+        assert_ok(amb_term_copy(other, m, &snapshot));
+        amb_map_edit e;
+        assert_ok(amb_map_edit_init(&e, H, m));
+        bool grow = (round / 4) % 2 == 0;
+        int ops = (int)(rng() % 3000);
+        for (int i = 0; i < ops; i++) {
+            uint64_t r = rng();
+            size_t limit = grow ? POOL : 40 + (size_t)round * 10;
+            amb_term key = pool[r % (limit < POOL ? limit : POOL)];
+            amb_term value = amb_int(H, (int64_t)(r >> 40)), v;
+            size_t at = model_find(&md, key);
+            unsigned op = (unsigned)((r >> 20) % 10);
+            if (op < (grow ? 6u : 2u)) {
+                assert_ok(amb_map_edit_put(&e, key, value));
+                model_put(&md, key, value);
+            } else if (op < 8) {
+                int rc = amb_map_edit_remove(&e, key, &v);
+                assert_rc(at == SIZE_MAX ? AMB_ENOTFOUND : 0, rc);
+                if (rc == 0) {
+                    assert_true(v == md.v[at]);
+                    model_remove(&md, at);
+                }
+            } else {
+                int rc = amb_map_edit_get(&e, key, &v);
+                assert_rc(at == SIZE_MAX ? AMB_ENOTFOUND : 0, rc);
+                if (rc == 0)
+                    assert_true(v == md.v[at]);
+            }
+            assert_int_equal(amb_map_edit_size(&e), md.n);
+        }
+        assert_ok(amb_map_edit_end(&e, &m));
+        assert_true(amb_equal(start, snapshot));
+        check_model(H, m, &md);
+        check_trie(m, md.n);
+        amb_heap_reset(other);
+    }
+    amb_heap_free(other);
+    free(pool);
+    free(md.k);
+    free(md.v);
+}
+
+AMB_TEST(an_edit_shares_what_it_does_not_change_and_changes_no_other_map)
+{
+    /* m0 and m1 (a put on m0) share all but a path; an edit of m1 leaves
+     * both as they were, and the edit's own result shares m1's untouched
+     * nodes. */
+    amb_term m0 = map_at_once(H, 20000);
+    amb_term m1 = amb_map_put(H, m0, key_of(H, 20000), I(-1));
+    amb_heap *other, *a;
+    assert_ok(amb_heap_new(&other));
+    assert_ok(amb_heap_new(&a));
+    amb_term s0, s1, out;
+    assert_ok(amb_term_copy(other, m0, &s0));
+    assert_ok(amb_term_copy(other, m1, &s1));
+    /* One change: the edit, on a heap of its own, holds a path. */
+    amb_map_edit e;
+    assert_ok(amb_map_edit_init(&e, a, m1));
+    assert_ok(amb_map_edit_put(&e, key_of(H, 3), I(-3)));
+    assert_ok(amb_map_edit_end(&e, &out));
+    assert_true(amb_heap_size(a) <= 8192);
+    assert_int_equal(amb_map_size(out), 20001);
+    /* Many changes, on H. */
+    assert_ok(amb_map_edit_init(&e, H, m1));
+    for (size_t i = 0; i < 20001; i += 3)
+        assert_ok(amb_map_edit_remove(&e, key_of(H, i), NULL));
+    for (size_t i = 0; i < 20001; i += 5)
+        assert_ok(amb_map_edit_put(&e, key_of(H, i), I((int64_t)i)));
+    assert_ok(amb_map_edit_end(&e, &out));
+    assert_true(amb_equal(m0, s0) && amb_equal(m1, s1));
+    check_trie(m0, 20000);
+    check_trie(m1, 20001);
+    check_trie(out, amb_map_size(out));
+    for (size_t i = 0; i <= 20000; i++) {
+        amb_term v, want = i % 5 == 0   ? I((int64_t)i)
+                           : i == 20000 ? I(-1)
+                                        : value_of(H, i);
+        if (i % 3 == 0 && i % 5 != 0) {
+            assert_rc(AMB_ENOTFOUND, amb_map_get(out, key_of(H, i), &v));
+        } else {
+            assert_ok(amb_map_get(out, key_of(H, i), &v));
+            assert_true(amb_equal(v, want));
+        }
+    }
+    amb_heap_free(a);
+    amb_heap_free(other);
+}
+
+AMB_TEST(an_edit_builds_a_large_map_with_little_garbage)
+{
+    /* 100,000 puts: the edit's heap holds the map plus what its nodes
+     * outgrew and their spare room (under 3x the map); the same puts one
+     * map after another hold every path they copied (over 10x). */
+    amb_heap *he, *hp;
+    assert_ok(amb_heap_new(&he));
+    assert_ok(amb_heap_new(&hp));
+    amb_map_edit e;
+    amb_term m, p = amb_map(hp, 0, NULL, NULL);
+    assert_ok(amb_map_edit_init(&e, he, amb_map(he, 0, NULL, NULL)));
+    for (int64_t i = 0; i < 100000; i++) {
+        assert_ok(amb_map_edit_put(&e, AMB_SMALL(i), AMB_SMALL(-i)));
+        p = amb_map_put(hp, p, AMB_SMALL(i), AMB_SMALL(-i));
+    }
+    assert_ok(amb_map_edit_end(&e, &m));
+    assert_true(amb_equal(m, p));
+    size_t size = amb_term_size(m);
+    assert_true(amb_heap_size(he) < 3 * size);
+    assert_true(amb_heap_size(hp) > 10 * size);
+    check_trie(m, 100000);
+    amb_heap_free(he);
+    amb_heap_free(hp);
+}
+
+AMB_TEST(an_edit_crosses_between_flat_and_trie_and_ends_canonical)
+{
+    amb_map_edit e;
+    amb_term m, v;
+    assert_ok(amb_map_edit_init(&e, H, amb_map(H, 0, NULL, NULL)));
+    for (size_t i = 0; i < 40; i++)
+        assert_ok(amb_map_edit_put(&e, key_of(H, i), value_of(H, i)));
+    for (size_t i = 0; i < 20; i++)
+        assert_ok(amb_map_edit_remove(&e, key_of(H, 2 * i), NULL));
+    assert_int_equal(amb_map_edit_size(&e), 20);
+    assert_ok(amb_map_edit_end(&e, &m));
+    assert_true(is_flat(m));
+    assert_int_equal(amb_map_size(m), 20);
+    for (size_t i = 0; i < 40; i++)
+        assert_rc(i % 2 ? 0 : AMB_ENOTFOUND, amb_map_get(m, key_of(H, i), &v));
+    /* A trie edited down to nothing ends as the empty (flat) map. */
+    assert_ok(amb_map_edit_init(&e, H, map_at_once(H, 100)));
+    for (size_t i = 0; i < 100; i++)
+        assert_ok(amb_map_edit_remove(&e, key_of(H, i), NULL));
+    assert_ok(amb_map_edit_end(&e, &m));
+    assert_true(amb_equal(m, amb_map(H, 0, NULL, NULL)));
+    check_iteration(H, m);
+}
+
+AMB_TEST(edit_calls_refuse_misuse)
+{
+    amb_map_edit e;
+    amb_term m = map_at_once(H, 50), out, v;
+    assert_rc(AMB_EBADARG, amb_map_edit_init(NULL, H, m));
+    assert_rc(AMB_EBADARG, amb_map_edit_init(&e, NULL, m));
+    assert_rc(AMB_ETYPE, amb_map_edit_init(&e, H, A("not_a_map")));
+    assert_ok(amb_map_edit_init(&e, H, m));
+    assert_rc(AMB_EBADARG, amb_map_edit_put(&e, AMB_NONE, I(1)));
+    assert_rc(AMB_EBADARG, amb_map_edit_put(&e, I(1), AMB_NONE));
+    assert_rc(AMB_EBADARG, amb_map_edit_remove(&e, AMB_NONE, NULL));
+    assert_rc(AMB_EBADARG, amb_map_edit_get(&e, I(1), NULL));
+    assert_rc(AMB_EBADARG, amb_map_edit_end(&e, NULL));
+    assert_ok(amb_map_edit_end(&e, &out));
+    assert_true(out == m); /* nothing changed: the map itself */
+    /* An ended edit is closed. */
+    assert_rc(AMB_EBADARG, amb_map_edit_put(&e, I(1), I(2)));
+    assert_rc(AMB_EBADARG, amb_map_edit_remove(&e, I(1), NULL));
+    assert_rc(AMB_EBADARG, amb_map_edit_get(&e, I(1), &v));
+    assert_rc(AMB_EBADARG, amb_map_edit_end(&e, &out));
+    assert_int_equal(amb_map_edit_size(&e), 0);
+    assert_int_equal(amb_map_edit_size(NULL), 0);
+}
+
+AMB_TEST(edits_of_keys_with_one_full_hash)
+{
+    /* The collision node inside an edit, white-box with chosen hashes
+     * (as keys_with_one_full_hash_share_a_collision_node does). */
+    const uint64_t COLL = 0xfedcba9876543000ull | (30u << 5) | 31u;
+    amb__hamt_item items[102];
+    for (size_t i = 0; i < 100; i++)
+        items[i] = (amb__hamt_item){i, I((int64_t)i), I((int64_t)i * 2), i};
+    /* Two colliding keys from the start (a put beside a lone key rehashes
+     * it, which chosen hashes cannot survive). */
+    items[100] = (amb__hamt_item){COLL, A("c2"), I(0), 100};
+    items[101] = (amb__hamt_item){COLL, A("c0"), I(-1), 101};
+    amb_term m, v, snapshot;
+    assert_ok(amb__hamt_build(H, items, 102, false, &m));
+    assert_ok(amb_term_copy(H, m, &snapshot));
+    uint64_t *root = amb__hamt_edit_begin(H, m);
+    assert_non_null(root);
+    amb_term edited = amb__make_box(root);
+    const char *names[] = {"c2", "c0", "c1", "c05"};
+    for (size_t i = 2; i < 4; i++)
+        assert_ok(amb__hamt_edit_put(H, root, A(names[i]), I(-(int64_t)i), COLL));
+    assert_ok(amb__hamt_edit_put(H, root, A("c0"), I(7), COLL)); /* a new value */
+    assert_int_equal(amb_map_size(edited), 104);
+    assert_true(amb__hamt_get(edited, A("c0"), COLL, &v) && v == I(7));
+    assert_rc(AMB_ENOTFOUND, amb__hamt_edit_remove(H, root, A("c9"), COLL, &v));
+    for (size_t i = 0; i < 3; i++) {
+        assert_ok(amb__hamt_edit_remove(H, root, A(names[i]), COLL, &v));
+        assert_int_equal(amb_map_size(edited), 103 - i);
+    }
+    assert_true(amb__hamt_get(edited, A("c05"), COLL, &v) && v == I(-3));
+    amb__hamt_edit_seal(root);
+    check_trie(edited, 101);
+    assert_true(amb_equal(m, snapshot));
+    /* The last colliding key climbed out to the level-1 node of slot 31. */
+    const uint64_t *r = amb__box(root[1]);
+    uint32_t nmap = amb__hnode_nodemap(r);
+    const uint64_t *l1 = amb__box(r[2 + 2 * amb__hamt_popcount(amb__hnode_datamap(r)) +
+                                    amb__hamt_popcount(nmap & ((1u << 31) - 1))]);
+    assert_true(amb__hnode_datamap(l1) & (1u << 30));
+}
+
+/* Takes all but k free words of h's current block (writing nothing), so
+ * that what comes next starts a new block at its (k + 1)th word or so. */
+static void leave_words(amb_heap *h, size_t k)
+{
+    size_t left = (size_t)(h->end - h->top);
+    if (left > k)
+        (void)amb__heap_alloc(h, left - k);
+}
+
+/* Edits with allocation n failing: a failed operation leaves the pairs as
+ * they were (every key checked) and the same operation then succeeds. A
+ * heap allocates only when a block fills up, so before each operation all
+ * but a few words of the block are taken: each operation allocates a
+ * block, at a step that changes from one operation to the next (a node of
+ * the path copied, a node grown, a subtree, a collision node...). */
+static int edit_under_failures(void *ctx)
+{
+    (void)ctx;
+    amb_heap *h;
+    int rc = amb_heap_new(&h);
+    if (rc != 0)
+        return rc;
+    amb_term keys[300], values[300], m;
+    for (int64_t i = 0; i < 300; i++) {
+        keys[i] = AMB_SMALL(i);
+        values[i] = AMB_SMALL(i);
+    }
+    m = amb_map(h, 200, keys, values); /* keys 0..199 */
+    amb_map_edit e;
+    if (m == AMB_NONE || (rc = amb_map_edit_init(&e, h, m)) != 0) {
+        amb_heap_free(h);
+        return m == AMB_NONE ? AMB_ENOMEM : rc;
+    }
+    /* want[i]: key i's value in the edit now (AMB_NONE: absent). */
+    amb_term want[300];
+    for (int64_t i = 0; i < 300; i++)
+        want[i] = i < 200 ? AMB_SMALL(i) : AMB_NONE;
+    for (int64_t step = 0; step < 900; step++) {
+        int64_t k = (step * 7) % 300;
+        bool put = step < 300 || step % 3 == 0;
+        leave_words(h, (size_t)(step * 13) % 24);
+        for (;;) {
+            rc = put ? amb_map_edit_put(&e, AMB_SMALL(k), AMB_SMALL(-step))
+                     : amb_map_edit_remove(&e, AMB_SMALL(k), NULL);
+            if (rc != AMB_ENOMEM)
+                break;
+            size_t n = 0;
+            for (int64_t i = 0; i < 300; i++) {
+                amb_term v;
+                int g = amb_map_edit_get(&e, AMB_SMALL(i), &v);
+                assert_rc(want[i] == AMB_NONE ? AMB_ENOTFOUND : 0, g);
+                if (g == 0)
+                    assert_true(v == want[i]);
+                n += want[i] != AMB_NONE;
+            }
+            assert_int_equal(amb_map_edit_size(&e), n);
+        }
+        assert_rc(put || want[k] != AMB_NONE ? 0 : AMB_ENOTFOUND, rc);
+        want[k] = put ? AMB_SMALL(-step) : AMB_NONE;
+        if (step % 100 == 99) {
+            /* A new edit of the result: its nodes are copied again. */
+            while ((rc = amb_map_edit_end(&e, &m)) == AMB_ENOMEM)
+                continue;
+            assert_ok(rc);
+            assert_ok(amb_map_edit_init(&e, h, m));
+        }
+    }
+    amb_term out;
+    while ((rc = amb_map_edit_end(&e, &out)) == AMB_ENOMEM)
+        continue;
+    assert_ok(rc);
+    size_t n = 0;
+    for (int64_t i = 0; i < 300; i++) {
+        amb_term v;
+        assert_rc(want[i] == AMB_NONE ? AMB_ENOTFOUND : 0,
+                  amb_map_get(out, AMB_SMALL(i), &v));
+        n += want[i] != AMB_NONE;
+    }
+    assert_int_equal(amb_map_size(out), n);
+    check_trie(out, n);
+    amb_heap_free(h);
+    return 0;
+}
+
+AMB_TEST(edits_survive_every_allocation_failing_in_turn)
+{
+    amb_test_oom_stats st =
+        amb_test_oom_loop(edit_under_failures, NULL, AMB_TEST_OOM_ONCE);
+    assert_true(st.failed_runs > 100);
 }
 
 /* ---------------------------------------------------------------------------
@@ -671,6 +1002,13 @@ AMB_TEST_MAIN(HEAP_TEST(maps_of_every_size_hold_what_was_put),
               HEAP_TEST(a_put_on_a_large_map_allocates_a_path_not_a_map),
               HEAP_TEST(tries_keep_their_canonical_shape_through_removals),
               HEAP_TEST(keys_with_one_full_hash_share_a_collision_node),
+              HEAP_TEST(edits_agree_with_a_model_and_leave_their_start_as_it_was),
+              HEAP_TEST(an_edit_shares_what_it_does_not_change_and_changes_no_other_map),
+              HEAP_TEST(an_edit_builds_a_large_map_with_little_garbage),
+              HEAP_TEST(an_edit_crosses_between_flat_and_trie_and_ends_canonical),
+              HEAP_TEST(edit_calls_refuse_misuse),
+              HEAP_TEST(edits_of_keys_with_one_full_hash),
+              HEAP_TEST(edits_survive_every_allocation_failing_in_turn),
               HEAP_TEST(large_maps_order_as_erlang_orders_maps),
               HEAP_TEST(large_maps_copy_encode_and_print_at_every_size),
               HEAP_TEST(format_strings_build_and_match_large_maps))

@@ -6,7 +6,9 @@
  * loss or duplication with four producers; that exactly one pusher learns
  * of each empty -> non-empty transition while four race for it; and that a
  * consumer which parks whenever its queue is empty never loses a message
- * and never sleeps forever (every wait has a deadline). Threads never call
+ * and never sleeps forever (every wait has a deadline); and that a closed
+ * queue is taken over by the one pusher that finds it closed, so every
+ * node pushed into it is popped exactly once, by its pushers. Threads never call
  * cmocka: they record what they saw and the test thread asserts after
  * joining them.
  */
@@ -247,6 +249,110 @@ AMB_TEST(mpscq_mark_empty_refuses_during_a_push)
     assert_ptr_equal(amb__mpscq_pop(&q), &c.node);
     assert_null(amb__mpscq_pop(&q));
     assert_true(amb__mpscq_mark_empty(&q));
+}
+
+/* A closed queue (an ended task's): the first push after the close learns
+ * it, takes the queue over, and closes it again once it is empty. */
+AMB_TEST(mpscq_close_protocol_single_thread)
+{
+    struct msg a, b;
+    amb__mpscq q;
+
+    amb__mpscq_init(&q, false);
+    assert_int_equal(amb__mpscq_push(&q, &a.node), 0);
+    assert_false(amb__mpscq_close(&q)); /* a node is waiting */
+    assert_ptr_equal(amb__mpscq_pop(&q), &a.node);
+    assert_true(amb__mpscq_close(&q));
+    assert_true(amb__mpscq_is_empty(&q));
+    assert_null(amb__mpscq_pop(&q));
+
+    /* The first push finds it closed; the next ones find it taken over. */
+    assert_int_equal(amb__mpscq_push(&q, &a.node), AMB__MPSCQ_CLOSED);
+    assert_int_equal(amb__mpscq_push(&q, &b.node), 0);
+    assert_false(amb__mpscq_close(&q));
+    assert_ptr_equal(amb__mpscq_pop(&q), &a.node);
+    assert_ptr_equal(amb__mpscq_pop(&q), &b.node);
+    assert_null(amb__mpscq_pop(&q));
+    assert_true(amb__mpscq_close(&q));
+    assert_int_equal(amb__mpscq_push(&q, &b.node), AMB__MPSCQ_CLOSED);
+    assert_ptr_equal(amb__mpscq_pop(&q), &b.node);
+    assert_true(amb__mpscq_close(&q));
+
+    /* A park and a close are told apart. */
+    amb__mpscq_init(&q, true);
+    assert_int_equal(amb__mpscq_push(&q, &a.node), AMB__MPSCQ_PARKED);
+}
+
+/* Four producers push into a closed queue at once: whoever's push finds it
+ * closed pops everything (its own node first), then closes it again,
+ * spinning while a push is half done. Every node is popped exactly once,
+ * and the queue ends closed and empty. */
+#define CLOSED_PER 20000
+
+static struct {
+    amb__mpscq q;
+    struct msg msgs[NPRODUCERS][CLOSED_PER];
+    atomic_uchar popped[NPRODUCERS][CLOSED_PER];
+    atomic_long twice, takeovers;
+    atomic_int start;
+} closed;
+
+static void drain_and_close(void)
+{
+    /* Linger now and then, so that other pushes land meanwhile (they then
+     * find the queue taken over, not closed). */
+    if (atomic_load(&closed.takeovers) % 8 == 0)
+        for (volatile int i = 0; i < 2000; i++)
+            ;
+    for (;;) {
+        amb__mpscq_node *n;
+        while ((n = amb__mpscq_pop(&closed.q)) != NULL) {
+            struct msg *m = (struct msg *)n;
+            if (atomic_exchange(&closed.popped[m->producer][m->seq], 1) != 0)
+                atomic_fetch_add(&closed.twice, 1);
+        }
+        if (amb__mpscq_close(&closed.q))
+            return;
+        sched_yield();
+    }
+}
+
+static void *closed_producer(void *arg)
+{
+    uint32_t id = (uint32_t)(uintptr_t)arg;
+    while (!atomic_load(&closed.start))
+        ;
+    for (uint32_t i = 0; i < CLOSED_PER / SCALE_DOWN; i++) {
+        struct msg *m = &closed.msgs[id][i];
+        m->producer = id;
+        m->seq = i;
+        if (amb__mpscq_push(&closed.q, &m->node) == AMB__MPSCQ_CLOSED) {
+            atomic_fetch_add(&closed.takeovers, 1);
+            drain_and_close();
+        }
+    }
+    return NULL;
+}
+
+AMB_TEST(mpscq_pushers_into_a_closed_queue_take_every_node_back_once)
+{
+    amb__mpscq_init(&closed.q, false);
+    assert_true(amb__mpscq_close(&closed.q));
+    pthread_t th[NPRODUCERS];
+    for (uintptr_t i = 0; i < NPRODUCERS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, closed_producer, (void *)i), 0);
+    atomic_store(&closed.start, 1);
+    for (int i = 0; i < NPRODUCERS; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(atomic_load(&closed.twice), 0);
+    for (int p = 0; p < NPRODUCERS; p++)
+        for (uint32_t i = 0; i < CLOSED_PER / SCALE_DOWN; i++)
+            assert_int_equal(atomic_load(&closed.popped[p][i]), 1);
+    assert_null(amb__mpscq_pop(&closed.q));
+    assert_true(amb__mpscq_is_empty(&closed.q));
+    /* Fewer takeovers than pushes: some pushes found the queue taken over. */
+    print_message("%ld takeovers for %d pushes\n", atomic_load(&closed.takeovers),
+                  NPRODUCERS * (CLOSED_PER / SCALE_DOWN));
 }
 
 /* ---- four producers, one consumer ---- */
@@ -613,6 +719,8 @@ AMB_TEST_MAIN(AMB_TEST_ENTRY(mpscq_single_thread_fifo),
               AMB_TEST_ENTRY(mpscq_popped_node_can_be_pushed_again),
               AMB_TEST_ENTRY(mpscq_park_protocol_single_thread),
               AMB_TEST_ENTRY(mpscq_mark_empty_refuses_during_a_push),
+              AMB_TEST_ENTRY(mpscq_close_protocol_single_thread),
+              AMB_TEST_ENTRY(mpscq_pushers_into_a_closed_queue_take_every_node_back_once),
               AMB_TEST_ENTRY(mpscq_four_producers_fifo),
               AMB_TEST_ENTRY(mpscq_parking_consumer_never_loses_a_message),
               AMB_TEST_ENTRY(mpscq_exactly_one_pusher_wakes_each_park),

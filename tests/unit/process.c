@@ -639,6 +639,10 @@ static void bad_args_main(amb_proc *self, void *arg)
     amb_proc_info pi;
     CHECK_RC(self, AMB_EBADARG, amb_process_info(self, me, NULL));
     CHECK_RC(self, AMB_EBADARG, amb_process_info(NULL, me, &pi));
+    /* Not a pid is misuse, not "no such process" (issue 13). */
+    CHECK_RC(self, AMB_EBADARG, amb_process_info(self, AMB_NONE, &pi));
+    CHECK_RC(self, AMB_EBADARG, amb_process_info(self, AMB_ATOM_OK, &pi));
+
     CHECK_RC(self, AMB_EBADARG, amb_yield(NULL));
     CHECK(self, !amb_is_process_alive(NULL, me));
     CHECK(self, amb_self(NULL) == AMB_NONE);
@@ -673,10 +677,28 @@ AMB_TEST(bad_arguments_are_ebadarg_and_change_nothing)
     assert_rc(AMB_EBADARG, amb_rt_new(&(amb_config){.watchdog_ms = -2}, &rt));
     assert_rc(AMB_EBADARG,
               amb_rt_new(&(amb_config){.watchdog_ms = AMB_TIMEOUT_MAX + 1}, &rt));
+    /* Node names as erl takes them: Name@Host (issue 13). */
+    static const char *bad_names[] = {"",           "@",      "a@",        "@b",
+                                      "no_at_sign", "a b@c",  "a@b c",     "a\tb@c",
+                                      "a.b@c",      "a@b\nc", "\xc3\xa9@h"};
+    for (size_t i = 0; i < AMB_COUNTOF(bad_names); i++)
+        assert_rc(AMB_EBADARG, amb_rt_new(&(amb_config){.node_name = bad_names[i]}, &rt));
     assert_null(rt);
     assert_rc(AMB_EBADARG, amb_rt_run(NULL));
     assert_rc(AMB_EBADARG, amb_rt_stop(NULL));
     amb_rt_free(NULL); /* a no-op */
+}
+
+AMB_TEST(rt_new_takes_erl_node_names)
+{
+    static const char *good[] = {"a@b", "node-1_x@host.example.com", "N@127.0.0.1",
+                                 "x@h-y_z:1"};
+    for (size_t i = 0; i < AMB_COUNTOF(good); i++) {
+        amb_rt *rt = NULL;
+        assert_rc(0,
+                  amb_rt_new(&(amb_config){.schedulers = 1, .node_name = good[i]}, &rt));
+        amb_rt_free(rt);
+    }
 }
 
 /* ===========================================================================
@@ -730,6 +752,70 @@ AMB_TEST(full_process_table_is_esyslimit_and_frees_on_exit)
         assert_no_process_failure();
         assert_int_equal(o.spawned, 15); /* 16 entries, the main process holds one */
         assert_ok(o.after_exit_rc);
+    }
+}
+
+/* Issue 13: table indices were reused last-in-first-out, so a spawn/exit
+ * loop gave every child the same index and a pid came back (naming a
+ * stranger) after 2^22 spawns. Now the indices go round the whole table:
+ * an index returns only after about the table's size of other spawns, so a
+ * pid returns only after 2^22 times that. */
+#define PID_TABLE 1024
+#define PID_LOOP  (4 * PID_TABLE)
+
+typedef struct pid_obs {
+    uint32_t id[PID_LOOP], serial[PID_LOOP];
+    int n;
+} pid_obs;
+
+static void ends_at_once(amb_proc *self, void *arg)
+{
+    (void)self, (void)arg;
+}
+
+static void pid_loop_main(amb_proc *self, void *arg)
+{
+    pid_obs *o = arg;
+    for (int i = 0; i < PID_LOOP; i++) {
+        amb_pid pid;
+        amb_term ref;
+        CHECK_OK(self, amb_spawn_monitor(self, ends_at_once, NULL, &pid, &ref));
+        CHECK_OK(self, amb_pid_get(pid, NULL, &o->id[i], &o->serial[i], NULL));
+        CHECK_OK(self, amb_receive_match(self, DEADLINE_MS, NULL,
+                                         "{'DOWN',~v,process,~v,_}", ref, pid));
+        o->n++;
+    }
+}
+
+AMB_TEST(spawn_exit_loop_goes_round_the_whole_table_before_a_pid_index_returns)
+{
+    static pid_obs o;
+    for (unsigned n = 1; n <= 2; n++) {
+        memset(&o, 0, sizeof o);
+        amb_config cfg = config_of(n);
+        cfg.max_processes = PID_TABLE;
+        amb_rt *rt;
+        reset_failure();
+        assert_ok(amb_rt_new(&cfg, &rt));
+        assert_ok(amb_rt_spawn(rt, pid_loop_main, &o, NULL));
+        assert_ok(amb_rt_run(rt));
+        amb_rt_free(rt);
+        assert_no_process_failure();
+        assert_int_equal(o.n, PID_LOOP);
+        /* The closest two uses of one index: only the batches a scheduler
+         * takes from and gives to the queue (64 at most) change the order. */
+        int min_gap = PID_LOOP;
+        for (int i = 0; i < PID_LOOP; i++)
+            for (int j = i + 1; j < PID_LOOP && j - i < min_gap; j++)
+                if (o.id[j] == o.id[i]) {
+                    assert_int_not_equal(o.serial[j], o.serial[i]);
+                    min_gap = j - i;
+                    break;
+                }
+        print_message("%u scheduler(s): an index came back after %d spawns at the "
+                      "earliest (table %d)\n",
+                      n, min_gap, PID_TABLE);
+        assert_true(min_gap >= PID_TABLE - 2 * 64 - 2);
     }
 }
 
@@ -1758,6 +1844,29 @@ AMB_TEST(spawn_opt_makes_handlers_and_reserves_the_heap)
     assert_true(o.heap_size >= 100000);
 }
 
+/* Issue 13: a min_heap_size that cannot be reserved was ignored (the spawn
+ * succeeded with a small heap). It is AMB_ENOMEM, and nothing is spawned.
+ * 256 GiB: more than this machine has, so malloc refuses it (not under the
+ * sanitizers, whose allocators abort on such a request instead). */
+static void huge_heap_main(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_pid pid = AMB_NONE;
+    CHECK_RC(self, AMB_ENOMEM,
+             amb_spawn_opt(self, ends_at_once, NULL,
+                           &(amb_spawn_opts){.min_heap_size = (size_t)1 << 38}, &pid,
+                           NULL));
+    CHECK(self, pid == AMB_NONE);
+}
+
+AMB_TEST(spawn_opt_min_heap_size_that_cannot_be_had_is_enomem)
+{
+#ifdef AMB_SANITIZER
+    skip();
+#endif
+    run_in(1, huge_heap_main, NULL);
+}
+
 AMB_TEST(spawn_opt_stack_size_gives_a_bigger_stack)
 {
     /* process.h: opts.stack_size gives a stackful process a stack of that
@@ -1778,7 +1887,9 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(send_to_a_dead_pid_is_not_an_error),
     AMB_TEST_ENTRY(send_to_a_pid_of_another_runtime_is_enotsup),
     AMB_TEST_ENTRY(bad_arguments_are_ebadarg_and_change_nothing),
+    AMB_TEST_ENTRY(rt_new_takes_erl_node_names),
     AMB_TEST_ENTRY(full_process_table_is_esyslimit_and_frees_on_exit),
+    AMB_TEST_ENTRY(spawn_exit_loop_goes_round_the_whole_table_before_a_pid_index_returns),
     AMB_TEST_ENTRY(handler_state_is_zeroed_aligned_and_persistent),
     AMB_TEST_ENTRY(handler_init_error_ends_the_process),
     AMB_TEST_ENTRY(handler_takes_100k_messages_in_per_sender_order),
@@ -1795,4 +1906,5 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(rt_stop_from_inside_returns_and_rt_free_ends_the_rest),
     AMB_TEST_ENTRY(rt_run_after_stop_resumes_the_suspended_processes),
     AMB_TEST_ENTRY(spawn_opt_makes_handlers_and_reserves_the_heap),
+    AMB_TEST_ENTRY(spawn_opt_min_heap_size_that_cannot_be_had_is_enomem),
     AMB_TEST_ENTRY(spawn_opt_stack_size_gives_a_bigger_stack))

@@ -1,12 +1,12 @@
 /*
  * Unit tests of the process table (src/process/ptab.c): index allocation
- * (fresh, then reused through per-scheduler caches and the shared stack),
- * serials as generations, lookup of current and stale pids, the table's
- * limit, and allocation from several threads at once.
+ * (fresh, then reused round-robin through one queue, in per-scheduler
+ * batches), serials as generations, lookup of current and stale pids, the
+ * table's limit, and allocation from several threads at once.
  *
  * The table is used as spawn and teardown use it, on a runtime that is
  * made but not run: amb__ptab_alloc / amb__ptab_free with a scheduler's
- * cache (or none), and a block published in a slot with a release store.
+ * batches (or none), and a block published in a slot with a release store.
  * The blocks here are bare amb_proc structs; the table reads only their pid.
  * Threads and processes record failures for the test thread to assert on
  * (cmocka's asserts jump to the test thread's stack).
@@ -50,6 +50,20 @@ static void unpublish(amb_rt *rt, amb__sched *s, amb_proc *p)
     free(p);
 }
 
+/* Takes indices until `want` comes out; returns how many were taken (the
+ * others are freed again at once, as a spawn/exit loop does). */
+static unsigned cycle_to(amb_rt *rt, amb__sched *s, uint32_t want, uint32_t *serial)
+{
+    for (unsigned n = 1;; n++) {
+        uint32_t i;
+        assert_ok(amb__ptab_alloc(rt, s, &i, serial));
+        if (i == want)
+            return n;
+        amb__ptab_free(rt, s, i);
+        assert_true(n < 100000);
+    }
+}
+
 AMB_TEST(ptab_indices_are_fresh_then_reused_with_the_next_serial)
 {
     amb_rt *rt = new_rt(64, 1);
@@ -60,19 +74,53 @@ AMB_TEST(ptab_indices_are_fresh_then_reused_with_the_next_serial)
         assert_int_equal(idx[i], i);
         assert_int_equal(ser[i], 0);
     }
-    /* Through the scheduler's cache: the index comes back, one serial on. */
+    /* A freed index waits for its turn (every never-used one first), then
+     * comes back one serial on; through the scheduler's batches or, without
+     * a scheduler (outside the runtime), straight through the queue. */
     amb__ptab_free(rt, s, idx[1]);
-    uint32_t i, serial;
-    assert_ok(amb__ptab_alloc(rt, s, &i, &serial));
-    assert_int_equal(i, 1);
+    uint32_t serial;
+    assert_true(cycle_to(rt, s, 1, &serial) > 60);
     assert_int_equal(serial, 1);
-    /* Without a scheduler (outside the runtime): through the shared stack. */
+    amb__ptab_flush_cache(rt, s); /* what s holds goes back to the queue */
     amb__ptab_free(rt, NULL, idx[2]);
-    assert_ok(amb__ptab_alloc(rt, NULL, &i, &serial));
-    assert_int_equal(i, 2);
+    assert_true(cycle_to(rt, NULL, 2, &serial) > 1);
     assert_int_equal(serial, 1);
-    assert_int_equal(atomic_load(&rt->ptab.fresh), 3);
+    assert_int_equal(atomic_load(&rt->ptab.fresh), 64);
     amb_rt_free(rt);
+}
+
+/* Issue 13: a spawn/exit loop reused one index last-in-first-out, so a pid
+ * came back after 2^22 spawns. Now every index is used in turn: an index
+ * returns only after about the whole table, and the (index, serial) pairs
+ * of a loop much longer than the table never repeat. */
+AMB_TEST(ptab_indices_are_reused_round_robin_over_the_whole_table)
+{
+    for (unsigned nsched = 1; nsched <= 2; nsched++) {
+        amb_rt *rt = new_rt(1024, nsched);
+        amb__sched *s = sched(rt, 0);
+        static uint64_t last_use[1024];
+        static uint8_t seen[1024][16];
+        memset(seen, 0, sizeof seen);
+        uint64_t min_gap = UINT64_MAX;
+        for (uint64_t n = 1; n <= 1024 * 16; n++) {
+            uint32_t i, serial;
+            assert_ok(amb__ptab_alloc(rt, s, &i, &serial));
+            if (last_use[i] != 0 && n - last_use[i] < min_gap)
+                min_gap = n - last_use[i];
+            last_use[i] = n;
+            assert_true(serial < 16);
+            assert_int_equal(seen[i][serial], 0);
+            seen[i][serial] = 1;
+            amb__ptab_free(rt, s, i);
+        }
+        /* Only the scheduler's batch is out of the queue's order. */
+        print_message("%u scheduler(s): an index came back after %llu spawns at the "
+                      "earliest (table 1024, batch %u)\n",
+                      nsched, (unsigned long long)min_gap, rt->ptab.batch);
+        assert_true(min_gap >= 1024 - 2 * rt->ptab.batch);
+        memset(last_use, 0, sizeof last_use);
+        amb_rt_free(rt);
+    }
 }
 
 AMB_TEST(ptab_lookup_finds_only_the_current_pid)
@@ -94,11 +142,10 @@ AMB_TEST(ptab_lookup_finds_only_the_current_pid)
     unpublish(rt, s, p);
     assert_null(amb__ptab_lookup(rt, pid));
     /* A new process at the same index: the stale pid still finds nobody. */
-    uint32_t index2, serial2;
-    assert_ok(amb__ptab_alloc(rt, s, &index2, &serial2));
-    assert_int_equal(index2, index);
+    uint32_t serial2;
+    cycle_to(rt, s, index, &serial2);
     assert_int_not_equal(serial2, serial);
-    amb_proc *q = publish(rt, index2, serial2);
+    amb_proc *q = publish(rt, index, serial2);
     assert_null(amb__ptab_lookup(rt, pid));
     assert_ptr_equal(amb__ptab_lookup(rt, q->pid), q);
     unpublish(rt, s, q);
@@ -114,7 +161,7 @@ AMB_TEST(ptab_serial_wraps_within_its_bits)
     /* As if the index had been reused 2^22 - 1 times already. */
     rt->ptab.serials[index] = AMB__LPID_SERIAL_MAX;
     amb__ptab_free(rt, s, index);
-    assert_ok(amb__ptab_alloc(rt, s, &index, &serial));
+    cycle_to(rt, s, index, &serial);
     assert_int_equal(serial, 0);
     amb_proc *p = publish(rt, index, serial);
     assert_int_equal(amb__lpid_serial(p->pid), 0);
@@ -124,25 +171,25 @@ AMB_TEST(ptab_serial_wraps_within_its_bits)
     amb_rt_free(rt);
 }
 
-AMB_TEST(ptab_a_schedulers_cache_spills_to_the_shared_stack)
+AMB_TEST(ptab_freed_batches_serve_the_other_scheduler)
 {
     amb_rt *rt = new_rt(1024, 2);
     uint32_t idx[300], serial;
     for (uint32_t i = 0; i < 300; i++)
         assert_ok(amb__ptab_alloc(rt, sched(rt, 0), &idx[i], &serial));
+    /* Scheduler 1 takes every index left. */
+    uint32_t got;
+    while (amb__ptab_alloc(rt, sched(rt, 1), &got, &serial) == 0)
+        ;
     for (uint32_t i = 0; i < 300; i++)
         amb__ptab_free(rt, sched(rt, 0), idx[i]);
-    /* Scheduler 0 keeps at most a few hundred freed indices; the batches it
-     * gave up serve scheduler 1, which takes no fresh index. */
-    assert_true(rt->ptab.free_len > 0);
-    for (uint32_t i = 0; i < 64; i++) {
-        uint32_t got;
-        assert_ok(amb__ptab_alloc(rt, sched(rt, 1), &got, &serial));
-        assert_true(got < 300);
-        assert_int_equal(serial, 1);
-    }
-    assert_int_equal(atomic_load(&rt->ptab.fresh), 300);
-    amb_rt_free(rt); /* gives the caches back (sched_term) */
+    /* Scheduler 0 keeps less than a batch of freed indices; the batches it
+     * gave up serve scheduler 1, in the order they were freed. */
+    assert_true(rt->ptab.freed_len >= 300 - rt->ptab.batch);
+    assert_ok(amb__ptab_alloc(rt, sched(rt, 1), &got, &serial));
+    assert_int_equal(got, idx[0]);
+    assert_int_equal(serial, 1);
+    amb_rt_free(rt); /* gives the batches back (sched_term) */
 }
 
 AMB_TEST(ptab_full_table_is_esyslimit_until_an_index_is_freed)
@@ -257,9 +304,20 @@ static void stale_body(amb_proc *self, void *arg)
         return;
     if ((stale.rc = amb_receive(self, 5000, &msg)) != 0) /* its DOWN */
         return;
-    /* On this scheduler the index freed last is the next one handed out. */
-    if ((stale.rc = amb_spawn(self, echo_first, &me, &stale.new_pid)) != 0)
-        return;
+    /* New processes until one gets the old index (the table of 64 is used
+     * round-robin); the others echo one message and end. */
+    for (int n = 0; n < 1000; n++) {
+        amb_pid pid;
+        if ((stale.rc = amb_spawn(self, echo_first, &me, &pid)) != 0)
+            return;
+        if (amb__lpid_index(pid) == amb__lpid_index(stale.old)) {
+            stale.new_pid = pid;
+            break;
+        }
+        amb_send(self, pid, amb_atom("skip"));
+        if ((stale.rc = amb_receive(self, 5000, &msg)) != 0)
+            return;
+    }
     stale.same_index = amb__lpid_index(stale.old) == amb__lpid_index(stale.new_pid);
     stale.old_alive = amb_is_process_alive(self, stale.old);
     stale.new_alive = amb_is_process_alive(self, stale.new_pid);
@@ -286,9 +344,10 @@ AMB_TEST(ptab_stale_pid_of_a_reused_index_is_dead)
 }
 
 AMB_TEST_MAIN(AMB_TEST_ENTRY(ptab_indices_are_fresh_then_reused_with_the_next_serial),
+              AMB_TEST_ENTRY(ptab_indices_are_reused_round_robin_over_the_whole_table),
               AMB_TEST_ENTRY(ptab_lookup_finds_only_the_current_pid),
               AMB_TEST_ENTRY(ptab_serial_wraps_within_its_bits),
-              AMB_TEST_ENTRY(ptab_a_schedulers_cache_spills_to_the_shared_stack),
+              AMB_TEST_ENTRY(ptab_freed_batches_serve_the_other_scheduler),
               AMB_TEST_ENTRY(ptab_full_table_is_esyslimit_until_an_index_is_freed),
               AMB_TEST_ENTRY(ptab_threads_never_hold_one_index_twice),
               AMB_TEST_ENTRY(ptab_stale_pid_of_a_reused_index_is_dead))

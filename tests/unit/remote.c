@@ -26,6 +26,7 @@
  *     a DOWN noconnection naming {Name, Node} for a name, the monitors of
  *     the process silently; relations of another connection stay, and a
  *     second NODEDOWN or a late exit from the far end does nothing;
+ *     handling NODEDOWN takes no memory (the ends become the signals);
  *   - the dist layer hears when a process with foreign relations ends
  *     (after the signals of its end);
  *   - a distributed identity (amb__remote_set_node) renames every pid of
@@ -609,6 +610,61 @@ AMB_TEST(remote_nodedown_ends_the_relations_of_its_connection_once)
     run_both(nodedown_body, NULL);
 }
 
+/* Ending the relations of a lost connection takes no memory (fail.h): each
+ * end is a cell made with its relation, and becomes the exit signal or the
+ * DOWN in place. The NODEDOWN cell is made first (the connection
+ * process's); then every allocation fails while the process handles it. */
+static void nodedown_memory_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    install(self);
+    amb_trap_exit(self, true);
+    amb_heap *h = amb_proc_heap(self);
+    amb_pid me = amb_self(self), r1 = foreign_pid(self, "other@host", 1),
+            r2 = foreign_pid(self, "other@host", 2);
+    amb_term name = AMB_TUPLE(h, amb_atom("srv"), amb_atom("other@host"));
+    amb_term node = amb_atom("other@host");
+    atomic_store(&fake.next_conn, 1);
+    amb_term m1, m2, m3;
+    CHECK_OK(self, amb_link(self, r1));
+    CHECK_OK(self, amb__remote_link(self, r2, me, 1));
+    CHECK_OK(self, amb_monitor(self, r1, &m1));
+    CHECK_OK(self, amb_monitor(self, name, &m2));
+    amb_monitor_opts ao = {.alias = AMB_MONITOR_ALIAS_DEMONITOR};
+    CHECK_OK(self, amb_monitor_opt(self, r2, &ao, &m3));
+    CHECK_OK(self, amb__remote_monitor(self, r2, me, AMB_NONE,
+                                       foreign_ref(self, "other@host", 5), 1));
+    CHECK_OK(self, amb__remote_nodedown(self, me, node, 1));
+
+    amb_test_alloc_count before = amb_test_alloc_now();
+    amb_test_alloc_fail(0, AMB_TEST_FAIL_FOREVER);
+    size_t n = amb_message_queue_len(self); /* drains: NODEDOWN acts here */
+    amb_test_alloc_disarm();
+    amb_test_alloc_count after = amb_test_alloc_now();
+    CHECK_EQ(self, after.failed, before.failed);
+    CHECK_EQ(self, n, 5);
+
+    amb_term t;
+    WAIT_MSG(self, &t, "{'EXIT',~v,noconnection}", r1);
+    WAIT_MSG(self, &t, "{'EXIT',~v,noconnection}", r2);
+    CHECK(self, wait_down(self, m1, r1) == AMB_ATOM_NOCONNECTION);
+    CHECK(self, wait_down(self, m2, name) == AMB_ATOM_NOCONNECTION);
+    CHECK(self, wait_down(self, m3, r2) == AMB_ATOM_NOCONNECTION);
+    check_empty(self);
+    amb_proc_info pi;
+    CHECK_OK(self, amb_process_info(self, me, &pi));
+    CHECK_EQ(self, pi.links, 0);
+    CHECK_EQ(self, pi.monitors, 0);
+    /* The alias monitor's alias went with its DOWN. */
+    CHECK_OK(self, amb_send(self, m3, amb_atom("late")));
+    check_empty(self);
+}
+
+AMB_TEST(remote_nodedown_needs_no_memory)
+{
+    run_in(1, nodedown_memory_body, NULL);
+}
+
 /* ===========================================================================
  * The distributed identity
  * ======================================================================== */
@@ -748,5 +804,6 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(remote_links_and_exits_from_another_node_follow_the_local_rules),
     AMB_TEST_ENTRY(remote_monitors_from_and_to_another_node_follow_the_local_rules),
     AMB_TEST_ENTRY(remote_nodedown_ends_the_relations_of_its_connection_once),
+    AMB_TEST_ENTRY(remote_nodedown_needs_no_memory),
     AMB_TEST_ENTRY(remote_set_node_renames_pids_and_keeps_old_references),
     AMB_TEST_ENTRY(remote_gen_server_calls_use_otp_tags_across_nodes))

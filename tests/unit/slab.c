@@ -1,10 +1,9 @@
 /*
  * Unit tests of the slab allocator (src/runtime/slab.[ch]): objects carved
  * from mapped slabs, per-thread pools, the depot through which freed
- * objects flow from one pool to another, objects given back to a slab
- * reused before a new slab is mapped, and the invariant that the last
- * object back unmaps its slab or keeps it as the one spare (so memory
- * returns after a burst).
+ * objects flow from one pool to another, partly free slabs filled again
+ * before a new slab is mapped, and empty slabs kept a few, the rest (and
+ * all of them at a trim) unmapped, so memory returns after a burst.
  *
  * Whether a slab is mapped is observed with mincore(2), which fails with
  * ENOMEM on an unmapped page. Threads other than the test's own record
@@ -38,9 +37,20 @@ static bool mapped(void *slab)
     return false;
 }
 
+static amb__slab_depot *new_depot(unsigned max_batches)
+{
+    static amb__slab_depot depots[8];
+    static unsigned used;
+    assert_true(used < 8);
+    amb__slab_depot *d = &depots[used++];
+    assert_ok(amb__slab_depot_init(d, max_batches));
+    return d;
+}
+
 AMB_TEST(slab_alloc_carves_distinct_objects_and_free_reuses_them)
 {
-    amb__slab_pool pool = {0};
+    amb__slab_depot *d = new_depot(1);
+    amb__slab_pool pool = {.depot = d};
     void *obj[16];
     uint16_t idx[16];
     for (unsigned i = 0; i < 16; i++) {
@@ -63,43 +73,98 @@ AMB_TEST(slab_alloc_carves_distinct_objects_and_free_reuses_them)
     for (unsigned i = 0; i < 16; i++)
         amb__slab_free(&pool, &cls, obj[i], idx[i]);
     amb__slab_pool_drain(&pool, &cls);
+    assert_true(mapped(slab)); /* empty, kept by the depot for reuse */
+    amb__slab_depot_drain(d, &cls);
     assert_false(mapped(slab));
+    amb__slab_depot_free(d, &cls);
 }
 
-AMB_TEST(slab_last_object_back_unmaps_the_slab)
+AMB_TEST(slab_empty_slabs_are_kept_a_few_then_unmapped)
 {
-    amb__slab_pool pool = {0};
-    void *obj[16];
-    uint16_t idx[16];
-    for (unsigned i = 0; i < 16; i++)
+    amb__slab_depot *d = new_depot(1);
+    amb__slab_pool pool = {.depot = d};
+    enum { SLABS = AMB__SLAB_EMPTY_KEEP + 3 };
+    static void *obj[SLABS * 16];
+    static uint16_t idx[SLABS * 16];
+    for (unsigned i = 0; i < SLABS * 16; i++)
         obj[i] = amb__slab_alloc(&pool, &cls, &idx[i]);
-    void *slab = slab_of(obj[0], idx[0]);
     assert_int_equal(pool.count, 0);
-    /* Straight back to the slab (no pool): mapped until the last one. */
-    for (unsigned i = 0; i < 15; i++) {
-        amb__slab_free(NULL, &cls, obj[i], idx[i]);
-        assert_true(mapped(slab));
+    size_t before = amb__slab_mapped();
+    /* Straight back to the slabs (no pool): each stays mapped while it has
+     * objects out; the first AMB__SLAB_EMPTY_KEEP that empty are kept, the
+     * others are unmapped at once. */
+    for (unsigned sl = 0; sl < SLABS; sl++) {
+        void *slab = slab_of(obj[sl * 16], idx[sl * 16]);
+        for (unsigned i = 0; i < 15; i++) {
+            amb__slab_free(NULL, &cls, obj[sl * 16 + i], idx[sl * 16 + i]);
+            assert_true(mapped(slab));
+        }
+        amb__slab_free(NULL, &cls, obj[sl * 16 + 15], idx[sl * 16 + 15]);
+        assert_true(mapped(slab) == (sl < AMB__SLAB_EMPTY_KEEP));
     }
-    amb__slab_free(NULL, &cls, obj[15], idx[15]);
-    assert_false(mapped(slab));
+    assert_int_equal(amb__slab_mapped(), before - 3);
+    /* Trimming unmaps the kept ones. */
+    amb__slab_depot_drain(d, &cls);
+    assert_int_equal(amb__slab_mapped(), before - SLABS);
+    for (unsigned sl = 0; sl < SLABS; sl++)
+        assert_false(mapped(slab_of(obj[sl * 16], idx[sl * 16])));
+    amb__slab_depot_free(d, &cls);
+}
+
+/* Issue 12: an object given back to its slab could not be used again until
+ * the whole slab was back, so one survivor pinned 64 KiB and new objects
+ * came from new slabs. Now a pool that runs dry takes the objects of a
+ * partly free slab before it maps a new one. */
+AMB_TEST(slab_partly_free_slabs_are_filled_before_a_new_slab_is_mapped)
+{
+    amb__slab_depot *d = new_depot(1);
+    amb__slab_pool pool = {.depot = d};
+    enum { SLABS = 8 };
+    static void *obj[SLABS * 16];
+    static uint16_t idx[SLABS * 16];
+    for (unsigned i = 0; i < SLABS * 16; i++)
+        obj[i] = amb__slab_alloc(&pool, &cls, &idx[i]);
+    size_t full = amb__slab_mapped();
+    /* Every slab keeps one survivor; the rest go back to their slabs. */
+    for (unsigned i = 0; i < SLABS * 16; i++)
+        if (i % 16 != 7)
+            amb__slab_free(NULL, &cls, obj[i], idx[i]);
+    assert_int_equal(amb__slab_mapped(), full);
+    /* A second wave as large as the freed part maps nothing new, and every
+     * object comes from one of the old slabs. */
+    for (unsigned i = 0; i < SLABS * 15; i++) {
+        uint16_t k;
+        void *o = amb__slab_alloc(&pool, &cls, &k);
+        assert_non_null(o);
+        bool old = false;
+        for (unsigned sl = 0; sl < SLABS; sl++)
+            old |= slab_of(o, k) == slab_of(obj[sl * 16], idx[sl * 16]);
+        assert_true(old);
+        *(uint64_t *)o = i; /* ours */
+    }
+    assert_int_equal(amb__slab_mapped(), full);
+    amb__slab_depot_free(d, &cls); /* the objects still out keep their slabs */
 }
 
 AMB_TEST(slab_pooled_objects_keep_their_slab_mapped)
 {
-    amb__slab_pool pool = {0};
+    amb__slab_depot *d = new_depot(1);
+    amb__slab_pool pool = {.depot = d};
     uint16_t idx;
     void *obj = amb__slab_alloc(&pool, &cls, &idx);
     void *slab = slab_of(obj, idx);
     /* The slab was carved into the pool whole: 15 objects wait there, so
-     * the pool is over pool_max and obj goes back to the slab itself. */
+     * the pool is over pool_max and obj goes to the depot's batch. */
     assert_int_equal(pool.count, 15);
     amb__slab_free(&pool, &cls, obj, idx);
-    assert_int_equal(pool.count, 15);
     assert_true(mapped(slab));
     amb__slab_pool_drain(&pool, &cls);
     assert_int_equal(pool.count, 0);
     assert_null(pool.free);
+    assert_true(mapped(slab)); /* two objects wait in the depot's batch */
+    amb__slab_depot_drain(d, &cls);
     assert_false(mapped(slab));
+    amb__slab_depot_free(d, &cls);
 }
 
 AMB_TEST(slab_full_pool_sends_half_to_the_depot_for_another_pool)
@@ -135,49 +200,6 @@ AMB_TEST(slab_full_pool_sends_half_to_the_depot_for_another_pool)
     amb__slab_pool_drain(&b, &cls);
     amb__slab_depot_free(&depot, &cls);
     assert_false(mapped(slab));
-}
-
-/* Objects given back to a slab are reused before a new slab is mapped
- * (the partial list): one long-lived object per burst strands nothing. A
- * slab wholly back becomes the depot's spare, mapped until the depot goes. */
-AMB_TEST(slab_objects_given_back_are_reused_and_one_free_slab_is_kept)
-{
-    amb__slab_depot depot;
-    assert_ok(amb__slab_depot_init(&depot, 1));
-    amb__slab_pool pool = {.depot = &depot};
-    uint16_t keep_idx;
-    void *keep = amb__slab_alloc(&pool, &cls, &keep_idx);
-    void *slab = slab_of(keep, keep_idx);
-    /* A burst ends: the pool gives its objects back; `keep` stays out. */
-    amb__slab_pool_drain(&pool, &cls);
-    assert_true(mapped(slab));
-    /* Bursts that keep one object each: all from the first slab. */
-    void *kept[15];
-    uint16_t kidx[15];
-    for (unsigned i = 0; i < 15; i++) {
-        kept[i] = amb__slab_alloc(&pool, &cls, &kidx[i]);
-        assert_ptr_equal(slab_of(kept[i], kidx[i]), slab);
-        amb__slab_pool_drain(&pool, &cls);
-    }
-    /* All 16 out: the next one needs a new slab. */
-    uint16_t oi;
-    void *other = amb__slab_alloc(&pool, &cls, &oi);
-    void *slab2 = slab_of(other, oi);
-    assert_ptr_not_equal(slab2, slab);
-    amb__slab_free(NULL, &cls, other, oi);
-    amb__slab_pool_drain(&pool, &cls);
-    /* slab2 is wholly back: the spare, still mapped, reused first. */
-    assert_true(mapped(slab2));
-    for (unsigned i = 0; i < 15; i++)
-        amb__slab_free(NULL, &cls, kept[i], kidx[i]);
-    amb__slab_free(NULL, &cls, keep, keep_idx);
-    assert_false(mapped(slab)); /* a second wholly free slab: unmapped */
-    void *again = amb__slab_alloc(&pool, &cls, &oi);
-    assert_ptr_equal(slab_of(again, oi), slab2);
-    amb__slab_free(&pool, &cls, again, oi);
-    amb__slab_pool_drain(&pool, &cls);
-    amb__slab_depot_free(&depot, &cls);
-    assert_false(mapped(slab2));
 }
 
 /* ------------------------------------------------------------------------
@@ -249,8 +271,8 @@ AMB_TEST(slab_threads_share_slabs_and_every_slab_goes_back)
 
 AMB_TEST_MAIN(
     AMB_TEST_ENTRY(slab_alloc_carves_distinct_objects_and_free_reuses_them),
-    AMB_TEST_ENTRY(slab_last_object_back_unmaps_the_slab),
+    AMB_TEST_ENTRY(slab_empty_slabs_are_kept_a_few_then_unmapped),
+    AMB_TEST_ENTRY(slab_partly_free_slabs_are_filled_before_a_new_slab_is_mapped),
     AMB_TEST_ENTRY(slab_pooled_objects_keep_their_slab_mapped),
     AMB_TEST_ENTRY(slab_full_pool_sends_half_to_the_depot_for_another_pool),
-    AMB_TEST_ENTRY(slab_objects_given_back_are_reused_and_one_free_slab_is_kept),
     AMB_TEST_ENTRY(slab_threads_share_slabs_and_every_slab_goes_back))

@@ -282,11 +282,12 @@ AMB_TEST(stack_million_stacks_few_maps_rss_returns)
     free(s);
     long final_rss = rss_checked();
 
-    print_message("%zu stacks: %zu regions, %zu guarded; maps %ld -> %ld (peak) -> %ld; "
+    print_message("%zu stacks: %zu regions, %zu guard regions, %zu mprotect guards; maps "
+                  "%ld -> %ld (peak) -> %ld; "
                   "RSS +%ld MiB at peak, +%ld MiB after free (%zu madvise calls), "
                   "+%ld MiB after pool_free\n",
-                  n, st.regions, st.guarded, base_maps, peak_maps, freed_maps,
-                  (peak_rss - base_rss) / 1024, (freed_rss - base_rss) / 1024,
+                  n, st.regions, st.guard_regions, st.guarded, base_maps, peak_maps,
+                  freed_maps, (peak_rss - base_rss) / 1024, (freed_rss - base_rss) / 1024,
                   st2.madvise_calls, (final_rss - base_rss) / 1024);
 
     /* Bookkeeping: a descriptor per stack and this test's pointer array;
@@ -294,6 +295,9 @@ AMB_TEST(stack_million_stacks_few_maps_rss_returns)
     long meta_kib = (long)(n * (sizeof(amb__stack) + sizeof(void *)) / 1024) *
                     (AMB__CTX_TSAN ? 5 : 1);
     assert_int_equal(st.carved, n);
+    /* Every stack has a guard page where the kernel has guard regions (no
+     * mapping each), else the first 4096 have an mprotect one. */
+    assert_true(st.guard_regions == n || (st.guard_regions == 0 && st.guarded == 4096));
     /* Every stack really cost a page ... */
     assert_true(peak_rss - base_rss >= (long)(n * page / 1024) * 9 / 10);
     /* ... and only a page: no huge page ever backed a region. */
@@ -435,7 +439,9 @@ AMB_TEST(stack_guards_stop_at_budget)
     amb__stack_stats st;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
 
-    assert_ok(amb__stack_pool_new(&(amb__stack_config){.max_guards = GUARDS}, &pool));
+    /* The mprotect guards, as where the kernel has no guard regions. */
+    assert_ok(amb__stack_pool_new(
+        &(amb__stack_config){.max_guards = GUARDS, .no_guard_regions = true}, &pool));
     amb__stack_cache_init(&c, pool);
     int guarded = 0;
     uintptr_t lo = UINTPTR_MAX, hi = 0;

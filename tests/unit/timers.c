@@ -185,13 +185,51 @@ static void read_main(amb_proc *self, void *arg)
     CHECK_RC(self, AMB_ENOTFOUND, amb_read_timer(self, tref, &left3));
     /* A made-up reference of a real scheduler is not found. */
     CHECK_RC(self, AMB_ENOTFOUND,
-             amb_read_timer(self, ((uint64_t)1 << 56) | 123456, &left3));
+             amb_read_timer(self, ((uint64_t)1 << 53) | 123456, &left3));
 }
 
 AMB_TEST(read_timer_reports_the_time_left_and_keeps_the_timer)
 {
     run_in(1, read_main, NULL);
     run_in(2, read_main, NULL);
+}
+
+/* Issue 13: a freed reference slot was reused at once (last in, first out)
+ * with a 24-bit generation, so a loop that arms and cancels brought a stale
+ * reference back (naming a new timer) after 2^24 timers. Slots now go round
+ * the table: a slot returns only after about the table's size of other
+ * timers (1024 slots at first), each time with a 29-bit generation further
+ * on. The slot is the reference's low 24 bits (src/runtime/timer.c). */
+#define TREF_LOOP 4096
+
+static void tref_loop_main(amb_proc *self, void *arg)
+{
+    int *min_gap = arg;
+    static uint64_t trefs[TREF_LOOP];
+    amb_pid me = amb_self(self);
+    for (int i = 0; i < TREF_LOOP; i++) {
+        CHECK_OK(self, amb_send_after(self, me, AMB_ATOM_OK, 100000, &trefs[i]));
+        CHECK_OK(self, amb_cancel_timer(self, trefs[i], NULL));
+    }
+    *min_gap = TREF_LOOP;
+    for (int i = 0; i < TREF_LOOP; i++)
+        for (int j = i + 1; j < TREF_LOOP && j - i < *min_gap; j++)
+            if ((trefs[j] & 0xffffff) == (trefs[i] & 0xffffff)) {
+                CHECK(self, trefs[j] != trefs[i]);
+                *min_gap = j - i;
+                break;
+            }
+    /* A stale reference stays stale. */
+    CHECK_RC(self, AMB_ENOTFOUND, amb_cancel_timer(self, trefs[0], NULL));
+}
+
+AMB_TEST(timer_references_go_round_the_table_before_a_slot_returns)
+{
+    int min_gap = 0;
+    run_in(1, tref_loop_main, &min_gap);
+    print_message("a reference slot came back after %d timers at the earliest\n",
+                  min_gap);
+    assert_true(min_gap >= 1023);
 }
 
 #define XCANCEL_BATCH  20
@@ -634,6 +672,7 @@ AMB_TEST_MAIN(
     AMB_TEST_ENTRY(send_after_to_a_name_looks_it_up_when_it_fires),
     AMB_TEST_ENTRY(cancel_timer_returns_the_time_left_and_the_message_never_arrives),
     AMB_TEST_ENTRY(read_timer_reports_the_time_left_and_keeps_the_timer),
+    AMB_TEST_ENTRY(timer_references_go_round_the_table_before_a_slot_returns),
     AMB_TEST_ENTRY(cancel_timer_from_another_process_on_2_schedulers),
     AMB_TEST_ENTRY(receive_timeouts_cancelled_on_another_scheduler_as_they_fire),
     AMB_TEST_ENTRY(cancel_timer_never_reports_more_time_than_was_asked),

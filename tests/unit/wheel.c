@@ -307,6 +307,52 @@ AMB_TEST(wheel_long_deadlines)
     log_free(&lg);
 }
 
+/* Deadlines anywhere up to the end of time: the overflow list jumps to the
+ * block of its earliest entry instead of visiting every 2^36 ms boundary
+ * (2^28 of them up to UINT64_MAX, each re-placing the whole list: before,
+ * this advance did not end). Each fires on its own tick, in order. */
+AMB_TEST(wheel_overflow_reaches_any_deadline)
+{
+    static amb__wheel w;
+    static struct tmr t[1000];
+    struct log lg;
+    uint64_t seed = 13;
+    uint64_t now = 5;
+
+    amb__wheel_init(&w, now);
+    log_init(&lg, &w, 1000);
+    for (uint32_t i = 0; i < 1000; i++) {
+        /* Spread over the whole range, some sharing a 2^36 block, the last
+         * one on the last tick an advance can reach. */
+        uint64_t d = i == 999 ? UINT64_MAX - 1
+                              : TOP_SPAN + rng_below(&seed, UINT64_MAX / 1000) * (i + 1);
+        t[i].id = i;
+        amb__wheel_arm(&w, &t[i].e, d);
+    }
+    /* Driven by next_deadline, as an idle scheduler would be. */
+    uint64_t last = 0;
+    size_t fired = 0;
+    while (amb__wheel_count(&w) != 0) {
+        uint64_t next = amb__wheel_next_deadline(&w);
+        assert_true(next >= last);
+        fired += amb__wheel_advance(&w, next, log_fire, &lg);
+        last = next;
+    }
+    assert_int_equal(fired, 1000);
+    assert_int_equal(lg.early, 0);
+    for (uint32_t i = 0; i < 1000; i++) {
+        assert_int_equal(t[i].fired, 1);
+        assert_int_equal(t[i].fired_at, amb__wheel_deadline(&t[i].e));
+    }
+    /* And in one flush from the start, as amb__timer_term does. */
+    amb__wheel_init(&w, now);
+    for (uint32_t i = 0; i < 1000; i++)
+        amb__wheel_arm(&w, &t[i].e, amb__wheel_deadline(&t[i].e));
+    assert_int_equal(amb__wheel_advance(&w, UINT64_MAX - 1, log_fire, &lg), 1000);
+    assert_int_equal(amb__wheel_count(&w), 0);
+    log_free(&lg);
+}
+
 /* ---- arrival numbers in a level-0 slot ---- */
 
 AMB_TEST(wheel_equal_deadlines_keep_arm_order_through_cancels)
@@ -749,6 +795,7 @@ AMB_TEST_MAIN(AMB_TEST_ENTRY(wheel_fires_on_its_tick),
               AMB_TEST_ENTRY(wheel_past_deadlines_fire_at_next_advance),
               AMB_TEST_ENTRY(wheel_cascades_at_every_level_boundary),
               AMB_TEST_ENTRY(wheel_long_deadlines),
+              AMB_TEST_ENTRY(wheel_overflow_reaches_any_deadline),
               AMB_TEST_ENTRY(wheel_equal_deadlines_keep_arm_order_through_cancels),
               AMB_TEST_ENTRY(wheel_callbacks_may_rearm_and_cancel),
               AMB_TEST_ENTRY(wheel_next_deadline_is_exact_without_cancels),
