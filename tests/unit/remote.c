@@ -680,8 +680,13 @@ static void identity_body(amb_proc *self, void *arg)
     v = start_victim(self, &va);
     CHECK_OK(self, amb_monitor(self, v, &before_ref));
     CHECK_OK(self, amb_alias(self, 0, &alias));
+    /* A name of its own per run: run_both's two runs may fall in the same
+     * millisecond, and an identity stays taken for the life of the OS
+     * process (node.c: slots are never reused): AMB_EEXIST under -j2. */
+    static atomic_uint runs;
     char name[64];
-    snprintf(name, sizeof name, "renamed%u@host", (unsigned)(amb_now_ms() % 100000));
+    snprintf(name, sizeof name, "renamed%u_%u@host", (unsigned)(amb_now_ms() % 100000),
+             atomic_fetch_add(&runs, 1));
     uint32_t creation = 0x1234;
     CHECK_OK(self, amb__remote_set_node(rt, amb_atom(name), creation));
     CHECK_RC(self, AMB_ESTATE, amb__remote_set_node(rt, amb_atom(name), creation + 1));
