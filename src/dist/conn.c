@@ -55,8 +55,11 @@ static int pidset_grow(amb__pidset *s)
 {
     size_t cap = s->cap ? s->cap * 2 : 16;
     amb_pid *v = amb__calloc(cap, sizeof *v);
-    if (v == NULL)
+    amb__msg **cells = v != NULL ? amb__calloc(cap, sizeof *cells) : NULL;
+    if (cells == NULL) {
+        amb__free(v);
         return AMB_ENOMEM;
+    }
     for (size_t i = 0; i < s->cap; i++) {
         if (s->v[i] == 0)
             continue;
@@ -64,9 +67,12 @@ static int pidset_grow(amb__pidset *s)
         while (v[j] != 0)
             j = (j + 1) & (cap - 1);
         v[j] = s->v[i];
+        cells[j] = s->cells[i];
     }
     amb__free(s->v);
+    amb__free(s->cells);
     s->v = v;
+    s->cells = cells;
     s->cap = cap;
     return 0;
 }
@@ -80,12 +86,16 @@ int amb__pidset_add(amb__pidset *s, amb_pid pid)
         if (s->v[i] == 0)
             break;
     }
-    if ((s->len + 1) * 4 > s->cap * 3 && pidset_grow(s) != 0)
+    amb__msg *cell = amb__remote_nodedown_new();
+    if (cell == NULL || ((s->len + 1) * 4 > s->cap * 3 && pidset_grow(s) != 0)) {
+        amb__remote_nodedown_drop(cell);
         return AMB_ENOMEM;
+    }
     size_t i = pid_slot(pid, s->cap);
     while (s->v[i] != 0)
         i = (i + 1) & (s->cap - 1);
     s->v[i] = pid;
+    s->cells[i] = cell;
     s->len++;
     return 0;
 }
@@ -100,24 +110,31 @@ bool amb__pidset_del(amb__pidset *s, amb_pid pid)
             return false;
         i = (i + 1) & mask;
     }
-    /* Backward shift, as fail.c's tables. */
+    amb__remote_nodedown_drop(s->cells[i]);
+    /* Backward shift (linear probing without tombstones). */
     for (size_t j = (i + 1) & mask; s->v[j] != 0; j = (j + 1) & mask) {
         size_t home = pid_slot(s->v[j], s->cap);
         bool stays = (j > i) ? (home > i && home <= j) : (home > i || home <= j);
         if (stays)
             continue;
         s->v[i] = s->v[j];
+        s->cells[i] = s->cells[j];
         i = j;
     }
     s->v[i] = 0;
+    s->cells[i] = NULL;
     s->len--;
     return true;
 }
 
 void amb__pidset_free(amb__pidset *s)
 {
+    for (size_t i = 0; i < s->cap; i++)
+        amb__remote_nodedown_drop(s->cells[i]); /* NULL where sent or empty */
     amb__free(s->v);
+    amb__free(s->cells);
     s->v = NULL;
+    s->cells = NULL;
     s->cap = s->len = 0;
 }
 
@@ -529,10 +546,14 @@ static void down_as(amb_proc *self, amb__conn *c, amb_term reason, amb_pid owner
     uint32_t id = c->id;
     pthread_mutex_unlock(&d->lock);
 
-    /* Outside the lock: these reach the process layer. */
+    /* Outside the lock: these reach the process layer, each in the cell
+     * made when its process joined the set (no memory needed now). */
     for (size_t i = 0; i < set.cap; i++)
-        if (set.v[i] != 0)
-            amb__remote_nodedown(self, set.v[i], node, id);
+        if (set.v[i] != 0) {
+            amb__remote_nodedown_send(amb_proc_rt(self), self->task.sched, set.v[i], node,
+                                      id, set.cells[i]);
+            set.cells[i] = NULL;
+        }
     amb_heap *h = amb_proc_heap(self);
     amb_heap_mark m = amb_heap_save(h);
     for (size_t i = 0; i < nmons; i++)

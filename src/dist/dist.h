@@ -97,10 +97,14 @@ typedef enum amb__conn_state {
     AMB__CONN_DOWN,    /* gone (not in the table any more) */
 } amb__conn_state;
 
-/* A pid set: open addressing over pid words (own pids: immediates). */
+/* A pid set: open addressing over pid words (own pids: immediates). Each
+ * pid has the NODEDOWN cell it gets if the connection goes down, made when
+ * the pid joins (remote.h, amb__remote_nodedown_new), so that ending a
+ * connection needs no memory. */
 typedef struct amb__pidset {
     amb_pid *v;
-    size_t cap, len; /* cap 0 or a power of two */
+    amb__msg **cells; /* cells[i]: v[i]'s NODEDOWN */
+    size_t cap, len;  /* cap 0 or a power of two */
 } amb__pidset;
 
 /* One chunk of bytes waiting for the writer. */
@@ -196,7 +200,9 @@ void amb__conn_forget(struct amb__dist *d, amb_pid pid);
 int amb__conn_start_reader(amb_proc *self, struct amb__dist *d, amb_term node,
                            amb_term sock, amb_pid *out);
 
-/* Pid sets. */
+/* Pid sets. Add: 0 (also when pid is in), AMB_ENOMEM (the set or the
+ * cell). Del: whether pid was in; its cell is freed. Free: the cells left
+ * are freed. */
 int amb__pidset_add(amb__pidset *s, amb_pid pid);
 bool amb__pidset_del(amb__pidset *s, amb_pid pid);
 void amb__pidset_free(amb__pidset *s);

@@ -21,8 +21,10 @@
  *     on them at its place in the mailbox (link.c, monitor.c), so a signal
  *     of the far end that comes later finds no end and does nothing. The
  *     ends are the cells the signals are made of: ending them needs no
- *     memory. The NODEDOWN cell itself is the connection process's, made
- *     when the connection goes down.
+ *     memory. The NODEDOWN cell itself is made ahead too: the dist layer
+ *     makes one when it first records a process as having a relation over
+ *     a connection (amb__remote_nodedown_new), and sends it when the
+ *     connection goes down.
  */
 #include "process/fail.h"
 
@@ -197,19 +199,37 @@ int amb__remote_down(amb_proc *self, amb_pid to, amb_term ref, amb_term object,
     return 0;
 }
 
+amb__msg *amb__remote_nodedown_new(void)
+{
+    /* Made outside any scheduler's pools (a single allocation, msg.c): it
+     * may be freed on any thread, after the schedulers are gone too. */
+    return amb__msg_new_signal(NULL, AMB__MSG_NODEDOWN, 2);
+}
+
+void amb__remote_nodedown_drop(amb__msg *m)
+{
+    amb__msg_free(NULL, m);
+}
+
+void amb__remote_nodedown_send(amb_rt *rt, amb__sched *s, amb_pid to, amb_term node,
+                               uint32_t conn, amb__msg *m)
+{
+    m->words[0] = node;
+    m->words[1] = conn;
+    /* Flagged as an exit signal is: a running process ends its relations
+     * at its next runtime call, before it could make new ones. */
+    amb__exit_deliver(rt, s, to, m);
+}
+
 int amb__remote_nodedown(amb_proc *self, amb_pid to, amb_term node, uint32_t conn)
 {
     int rc = check(self, to, AMB_NONE);
     if (rc != 0 || !amb_is_atom(node) || conn == 0)
         return rc != 0 ? rc : AMB_EBADARG;
-    amb__msg *m = amb__msg_new_signal(self->task.sched, AMB__MSG_NODEDOWN, 2);
+    amb__msg *m = amb__remote_nodedown_new();
     if (m == NULL)
         return AMB_ENOMEM;
-    m->words[0] = node;
-    m->words[1] = conn;
-    /* Flagged as an exit signal is: a running process ends its relations
-     * at its next runtime call, before it could make new ones. */
-    amb__exit_deliver(self->rt, self->task.sched, to, m);
+    amb__remote_nodedown_send(self->rt, self->task.sched, to, node, conn, m);
     return 0;
 }
 

@@ -34,7 +34,8 @@
  *
  * A lost connection: the dist layer sends NODEDOWN (node, conn) to every
  * local process that had a relation over it (it remembers them: the
- * `link`/`monitor` ops and amb__remote_link/_monitor tell it who); the
+ * `link`/`monitor` ops and amb__remote_link/_monitor tell it who, and it
+ * makes each one's NODEDOWN cell then, amb__remote_nodedown_new); the
  * process ends each of its relations of that connection exactly once, as
  * if the remote end had sent it: links with an exit signal noconnection,
  * monitors it holds with a DOWN noconnection, monitors of it silently.
@@ -157,8 +158,22 @@ int amb__remote_demonitor(amb_proc *self, amb_pid watcher, amb_pid to, amb_term 
 int amb__remote_down(amb_proc *self, amb_pid to, amb_term ref, amb_term object,
                      amb_term reason);
 /* The connection conn to node is gone: `to` ends its relations of conn
- * (noconnection). */
+ * (noconnection). Makes the NODEDOWN cell now (AMB_ENOMEM); the dist
+ * layer makes it ahead instead, with the three below. */
 int amb__remote_nodedown(amb_proc *self, amb_pid to, amb_term node, uint32_t conn);
+/* A NODEDOWN cell made ahead, when a process first has a relation over a
+ * connection, so that losing the connection needs no memory: NULL on
+ * ENOMEM. Any thread (a single allocation, not a pool's). */
+amb__msg *amb__remote_nodedown_new(void);
+/* Sends cell m (from amb__remote_nodedown_new, now the callee's) as the
+ * NODEDOWN of conn to node to the own pid `to` (freed when `to` is not
+ * alive), from scheduler s (an op's, or the calling process's). Never
+ * fails. */
+void amb__remote_nodedown_send(amb_rt *rt, amb__sched *s, amb_pid to, amb_term node,
+                               uint32_t conn, amb__msg *m);
+/* Frees a cell from amb__remote_nodedown_new that is not sent (its
+ * process ended first). Any thread. */
+void amb__remote_nodedown_drop(amb__msg *m);
 
 /* Sends a copy of msg to the own pid `to` from an op's context: s the op's
  * scheduler (NULL: outside the runtime, inside amb_rt_send's protection).
