@@ -262,7 +262,9 @@ static int demo(void)
 {
     char port[16], cookie[32], boss[64], wa[64], wb[64];
     srand((unsigned)getpid());
-    snprintf(port, sizeof port, "%d", 20000 + rand() % 20000);
+    /* Below Linux's ephemeral range (32768-60999 by default), where client
+     * sockets would make the port taken now and then. */
+    snprintf(port, sizeof port, "%d", 20000 + rand() % 12000);
     snprintf(cookie, sizeof cookie, "demo%d", rand());
     snprintf(boss, sizeof boss, "boss%d@localhost", getpid());
     snprintf(wa, sizeof wa, "wa%d@localhost", getpid());

@@ -40,7 +40,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-port=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000))
+# A random port below Linux's ephemeral range (32768-60999 by default):
+# the suite's client sockets hold thousands of ports there (EADDRINUSE).
+port=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 12000))
 export ERL_EPMD_PORT=$port
 cookie=demo$$
 boss=boss$$@localhost wa=wa$$@localhost wb=wb$$@localhost shell=shell$$@localhost

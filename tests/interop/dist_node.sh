@@ -37,8 +37,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
+# A random port below Linux's ephemeral range (32768-60999 by default):
+# the suite's client sockets hold thousands of ports there (EADDRINUSE).
 random_port() {
-    echo $((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000))
+    echo $((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 12000))
 }
 # Waits (at most 10 s) until something answers EPMD's NAMES on port $1.
 wait_epmd() {
