@@ -219,7 +219,8 @@ typedef struct amb_spawn_request_opts {
 } amb_spawn_request_opts;
 
 /* erlang:spawn_request(Node, Module, Function, Args, Options): asks node
- * (an atom: a BEAM node, or a C node that registered module:function) to
+ * (an atom: a BEAM node, a C node that registered module:function, or this
+ * node, where the process starts at once) to
  * start a process running module:function(Args...) (args a proper list,
  * copied), and returns at once with the request's reference in *req_id (on
  * the caller's heap). The answer comes as a message: {Tag, ReqId, ok, Pid}
@@ -240,7 +241,7 @@ AMB_API int amb_spawn_request(amb_proc *self, amb_term node, const char *module,
 
 /* erpc:call(Node, Module, Function, Args, Timeout): runs module:function
  * with args (a proper list, copied) on node (a BEAM node, a C node, or
- * this one through the network like any other) and waits at most
+ * this one, run here) and waits at most
  * timeout_ms (AMB_INFINITY: no limit). Results, all on the caller's heap:
  *   0            *result is the function's value
  *   AMB_EEXIT    the function raised: *result is {Class, Reason} as erpc

@@ -457,7 +457,12 @@ int amb_erpc_call(amb_proc *self, amb_term node, const char *module, const char 
     amb_term msg, out = AMB_NONE;
     rc = amb_receive_if_after(self, mark, erpc_answer, &w, timeout_ms, &msg);
     if (rc == AMB_ETIMEDOUT) {
-        if (amb__spawn_abandon(self, w.req_id)) {
+        /* Here: the monitor is the process's own, and a demonitor with
+         * flush drops its DOWN. Elsewhere: the node forgets the request. */
+        bool here = node == amb_node(self);
+        if (here)
+            amb_demonitor(self, w.req_id, AMB_DEMONITOR_FLUSH);
+        if (here || amb__spawn_abandon(self, w.req_id)) {
             out = AMB_TUPLE(h, AMB_ATOM_ERROR,
                             AMB_TUPLE(h, amb_atom("erpc"), amb_atom("timeout")));
             if (result != NULL)

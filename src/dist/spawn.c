@@ -125,9 +125,63 @@ static void fail(amb_proc *self, spawn_req *r, amb_term reason)
     req_free(r);
 }
 
+/* The go message of a runner (rpc.c) for module:function(args): erpc's
+ * wrappers stand for the function they apply. */
+static amb_term go_msg(amb_heap *h, amb_term m, amb_term f, amb_term args)
+{
+    amb_term kind = amb_atom("apply"), extra = AMB_NIL;
+    amb_term a0, a1, a2, a3;
+    if (m == amb_atom("erpc") && f == amb_atom("execute_call") &&
+        amb_match(args, "[~w,~w,~w,~w]", &a0, &a1, &a2, &a3) == 0) {
+        kind = amb_atom("call");
+        extra = a0, m = a1, f = a2, args = a3;
+    } else if (m == amb_atom("erpc") && f == amb_atom("execute_cast") &&
+               amb_match(args, "[~w,~w,~w]", &a1, &a2, &a3) == 0) {
+        m = a1, f = a2, args = a3;
+    }
+    return AMB_TUPLE(h, amb_atom("$amb_rpc"), kind, m, f, args, extra);
+}
+
 /* ===========================================================================
  * Requests of ours
  * ======================================================================== */
+
+/* A spawn request of this node itself, as spawn_request(node(), ...): the
+ * runner starts here, with the caller's own link and monitor (the
+ * monitor's reference is the request's). */
+static int request_here(amb_proc *self, amb__dist *d, amb_term m, amb_term f,
+                        amb_term args, const amb_spawn_request_opts *o, amb_term *req_id)
+{
+    amb_heap *h = amb_proc_heap(self);
+    amb_spawn_opts so = {.link = o->link, .monitor = o->monitor, .name = AMB_NONE};
+    amb_pid child;
+    amb_term ref = AMB_NONE;
+    int rc = amb_spawn_opt(self, amb__rpc_runner, d, &so, &child, &ref);
+    if (rc == AMB_ESYSLIMIT) {
+        spawn_req r = {.req_id = amb_make_ref(self),
+                       .requester = amb_self(self),
+                       .tag = o->reply_tag != AMB_NONE ? o->reply_tag
+                                                       : amb_atom("spawn_reply"),
+                       .reply = o->reply};
+        reply_msg(self, &r, false, amb_atom("system_limit"));
+        *req_id = r.req_id;
+        return 0;
+    }
+    if (rc != 0)
+        return rc;
+    if (ref == AMB_NONE)
+        ref = amb_make_ref(self);
+    spawn_req r = {.req_id = ref,
+                   .requester = amb_self(self),
+                   .tag =
+                       o->reply_tag != AMB_NONE ? o->reply_tag : amb_atom("spawn_reply"),
+                   .reply = o->reply};
+    /* The reply before anything the runner does (its DOWN among them). */
+    reply_msg(self, &r, true, child);
+    amb_send(self, child, go_msg(h, m, f, args));
+    *req_id = ref;
+    return 0;
+}
 
 int amb_spawn_request(amb_proc *self, amb_term node, const char *module,
                       const char *function, amb_term args,
@@ -149,7 +203,7 @@ int amb_spawn_request(amb_proc *self, amb_term node, const char *module,
     if (d == NULL || !amb_is_alive(self))
         return AMB_ENOTSUP;
     if (node == amb_node(self))
-        return AMB_EBADARG; /* this node: amb_spawn */
+        return request_here(self, d, m, f, args, o, req_id);
     amb_heap *h = amb_proc_heap(self);
     amb_term ref = amb_make_ref(self);
     amb_term opt_list = AMB_NIL;
@@ -376,18 +430,6 @@ void amb__spawn_request_in(amb_proc *self, amb__conn *c, const amb__dist_ctl *ct
         amb__conn_queue_on(d, amb__remote_sched(self), c->node, c->id, &rep);
         return;
     }
-    /* What to run: erpc's wrappers stand for the function they apply. */
-    amb_term kind = amb_atom("apply"), m = ctl->module, f = ctl->function,
-             args = ctl->message, extra = AMB_NIL;
-    amb_term a0, a1, a2, a3;
-    if (m == amb_atom("erpc") && f == amb_atom("execute_call") &&
-        amb_match(args, "[~w,~w,~w,~w]", &a0, &a1, &a2, &a3) == 0) {
-        kind = amb_atom("call");
-        extra = a0, m = a1, f = a2, args = a3;
-    } else if (m == amb_atom("erpc") && f == amb_atom("execute_cast") &&
-               amb_match(args, "[~w,~w,~w]", &a1, &a2, &a3) == 0) {
-        m = a1, f = a2, args = a3;
-    }
     amb_pid child;
     if (amb_spawn(self, amb__rpc_runner, d, &child) != 0) {
         rep.result = amb_atom("system_limit");
@@ -403,5 +445,5 @@ void amb__spawn_request_in(amb_proc *self, amb__conn *c, const amb__dist_ctl *ct
     rep.spawn_flags = (link ? 1u : 0u) | (monitor ? 2u : 0u);
     rep.result = child;
     amb__conn_queue_on(d, amb__remote_sched(self), c->node, c->id, &rep);
-    amb_send(self, child, AMB_TUPLE(h, amb_atom("$amb_rpc"), kind, m, f, args, extra));
+    amb_send(self, child, go_msg(h, ctl->module, ctl->function, ctl->message));
 }

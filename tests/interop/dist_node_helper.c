@@ -9,7 +9,14 @@
  * once up (after pinging NODE first with --connect: the C node then is the
  * initiator of the first connection), and serves:
  *
+ *   cnode:add, cnode:raise, cnode:sleep, cnode:wait (amb_rpc_register), for
+ *   rpc:call, erpc:call and spawns from erl;
  *   agent  (registered) {From, Ref, Cmd} -> From ! {Ref, Result}:
+ *     {erpc, Node, M, F, Args, Ms}  amb_erpc_call: {CodeName, Result}
+ *     {spawn_request, Node, M, F, Args, Link, Monitor}  ok; a requester
+ *                           (trapping exits) sends From {requested, Self,
+ *                           ReqId}, then {requester, Self, Msg} for each
+ *                           message it gets
  *     {spawn, Name, Trap}   a worker (registered as Name unless none,
  *                           trapping exits if Trap): {ok, Pid}. A worker
  *                           answers {P, Msg} with P ! {echo, self(), Msg},
