@@ -1,0 +1,202 @@
+/*
+ * tests/unit/dist_rpc.c - rpc and remote spawn between C nodes in one OS
+ * process (src/dist/rpc.c, spawn.c), over the fake transport of
+ * tests/dist_test.h.
+ *
+ * What is proved, node a calling functions node b registered:
+ *   - amb_erpc_call: the value; error, throw and exit raised by the
+ *     function as erpc raises them; undef for a name b did not register;
+ *     a timeout, after which the late answer never reaches the caller;
+ *     a call of this node's own function;
+ *   - amb_spawn_request with link and monitor: the reply, then the new
+ *     process's end as a (trapped) EXIT and as the DOWN, both with its
+ *     real reason; the reply tag; to a node nobody runs: the error reply
+ *     noconnection;
+ *   - the other way (b calling a) is the same code: b calls a's function.
+ */
+#include "amb_test_rt.h"
+#include "dist_test.h"
+
+#define A_NODE "a@fakehost"
+#define B_NODE "b@fakehost"
+
+/* test:add(Xs...): the sum. */
+static amb_rpc_class t_add(amb_proc *self, void *ctx, amb_term args, amb_term *value)
+{
+    (void)ctx;
+    int64_t sum = 0, x;
+    for (amb_term l = args; amb_is_cons(l); l = amb_list_tail(l))
+        if (amb_int_get(amb_list_head(l), &x) == 0)
+            sum += x;
+    *value = amb_int(amb_proc_heap(self), sum);
+    return AMB_RPC_RETURN;
+}
+
+/* test:raise(Class, Reason). */
+static amb_rpc_class t_raise(amb_proc *self, void *ctx, amb_term args, amb_term *value)
+{
+    (void)self, (void)ctx;
+    amb_term cls;
+    if (amb_match(args, "[~w,~w]", &cls, value) != 0)
+        return AMB_RPC_ERROR;
+    return cls == amb_atom("throw")  ? AMB_RPC_THROW
+           : cls == amb_atom("exit") ? AMB_RPC_EXIT
+                                     : AMB_RPC_ERROR;
+}
+
+/* test:wait(Pid): {ready, self()} to Pid, then ends as {die, R} says; with
+ * {reply, Pid}, it sends Pid done first and returns late. */
+static amb_rpc_class t_wait(amb_proc *self, void *ctx, amb_term args, amb_term *value)
+{
+    (void)ctx;
+    amb_heap *h = amb_proc_heap(self);
+    amb_pid to;
+    if (amb_match(args, "[~p]", &to) == 0)
+        amb_send(self, to, AMB_TUPLE(h, amb_atom("ready"), amb_self(self)));
+    amb_term m, r;
+    amb_pid p;
+    if (amb_receive(self, AMB_INFINITY, &m) != 0)
+        return AMB_RPC_ERROR;
+    if (amb_match(m, "{reply,~p}", &p) == 0) {
+        amb_send(self, p, amb_atom("done"));
+        *value = amb_atom("late");
+        return AMB_RPC_RETURN;
+    }
+    if (amb_match(m, "{die,~w}", &r) != 0)
+        return AMB_RPC_ERROR;
+    *value = r;
+    return AMB_RPC_EXIT;
+}
+
+static void register_all(amb_proc *self)
+{
+    CHECK_OK(self, amb_rpc_register(self, "test", "add", t_add, NULL));
+    CHECK_OK(self, amb_rpc_register(self, "test", "raise", t_raise, NULL));
+    CHECK_OK(self, amb_rpc_register(self, "test", "wait", t_wait, NULL));
+}
+
+static void node_b(amb_proc *self, void *arg)
+{
+    (void)arg;
+    CHECK_OK(self, start_fake_node(self, B_NODE, NULL));
+    CHECK_OK(self, amb_register(self, amb_atom("main_b"), amb_self(self)));
+    register_all(self);
+    CHECK_RC(self, AMB_ENOTFOUND, amb_rpc_unregister(self, "test", "none"));
+    atomic_store(nodes_flag(0), 1);
+    /* Waits for a: then calls a's function, the other way round. */
+    amb_term m = RECV_WITHIN(self, 60000), result;
+    CHECK(self, m == amb_atom("your_turn"));
+    CHECK_OK(self,
+             amb_erpc_call(self, amb_atom(A_NODE), "test", "add",
+                           AMB_LIST(amb_proc_heap(self), AMB_SMALL(7), AMB_SMALL(8)),
+                           AMB_TEST_WAIT_MS, &result));
+    CHECK_TERM(self, result, "15");
+    atomic_store(nodes_flag(1), 1);
+    m = RECV_WITHIN(self, 60000);
+    CHECK(self, m == AMB_ATOM_STOP);
+    CHECK_OK(self, amb_node_stop(self));
+}
+
+/* amb_erpc_call of test:F(args) on node b: the code, *result. */
+static int call_b(amb_proc *self, const char *f, amb_term args, int64_t ms,
+                  amb_term *result)
+{
+    return amb_erpc_call(self, amb_atom(B_NODE), "test", f, args, ms, result);
+}
+
+static void rpc_a(amb_proc *self, void *arg)
+{
+    (void)arg;
+    WAIT_UNTIL(self, atomic_load(nodes_flag(0)) == 1);
+    CHECK_OK(self, start_fake_node(self, A_NODE, NULL));
+    register_all(self);
+    amb_heap *h = amb_proc_heap(self);
+    amb_term r, m;
+
+    /* Values and exceptions. */
+    CHECK_OK(self, call_b(self, "add", AMB_LIST(h, AMB_SMALL(1), AMB_SMALL(2)),
+                          AMB_TEST_WAIT_MS, &r));
+    CHECK_TERM(self, r, "3");
+    CHECK_RC(self, AMB_EEXIT,
+             call_b(self, "raise", AMB_LIST(h, amb_atom("error"), amb_atom("boom")),
+                    AMB_TEST_WAIT_MS, &r));
+    CHECK_TERM(self, r, "{error,{exception,boom,[{test,raise,2,[]}]}}");
+    CHECK_RC(self, AMB_EEXIT,
+             call_b(self, "raise", AMB_LIST(h, amb_atom("throw"), amb_atom("ball")),
+                    AMB_TEST_WAIT_MS, &r));
+    CHECK_TERM(self, r, "{throw,ball}");
+    CHECK_RC(self, AMB_EEXIT,
+             call_b(self, "raise", AMB_LIST(h, amb_atom("exit"), amb_atom("bye")),
+                    AMB_TEST_WAIT_MS, &r));
+    CHECK_TERM(self, r, "{exit,{exception,bye}}");
+    CHECK_RC(self, AMB_EEXIT,
+             call_b(self, "nope", AMB_LIST(h, AMB_SMALL(1)), AMB_TEST_WAIT_MS, &r));
+    CHECK_TERM(self, r, "{error,{exception,undef,[{test,nope,[1],[]}]}}");
+    /* This node's own function, run here. */
+    CHECK_OK(self, amb_erpc_call(self, amb_atom(A_NODE), "test", "add",
+                                 AMB_LIST(h, AMB_SMALL(2), AMB_SMALL(2)),
+                                 AMB_TEST_WAIT_MS, &r));
+    CHECK_TERM(self, r, "4");
+
+    /* A timeout: the function waits until told; once it has answered
+     * (done seen, and a later call over the same connection returned),
+     * nothing of the abandoned call is in the mailbox. */
+    CHECK_RC(self, AMB_ETIMEDOUT,
+             call_b(self, "wait", AMB_LIST(h, amb_self(self)), 50, &r));
+    CHECK_TERM(self, r, "{error,{erpc,timeout}}");
+    amb_pid waiter;
+    WAIT_MSG(self, &m, "{ready,~p}", &waiter);
+    CHECK_OK(self, amb_term_copy(h, waiter, &waiter));
+    CHECK_OK(self,
+             amb_send(self, waiter, AMB_TUPLE(h, amb_atom("reply"), amb_self(self))));
+    WAIT_MSG(self, &m, "done");
+    CHECK_OK(self, call_b(self, "add", AMB_NIL, AMB_TEST_WAIT_MS, &r));
+    CHECK_TERM(self, r, "0");
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+
+    /* spawn_request with link and monitor: the reply, then EXIT and DOWN
+     * with the real reason. */
+    amb_trap_exit(self, true);
+    amb_spawn_request_opts so = {
+        .link = true, .monitor = true, .reply_tag = amb_atom("tag")};
+    amb_term req;
+    CHECK_OK(self, amb_spawn_request(self, amb_atom(B_NODE), "test", "wait",
+                                     AMB_LIST(h, amb_self(self)), &so, &req));
+    amb_term rq;
+    amb_pid child;
+    WAIT_MSG(self, &m, "{tag,~w,ok,~p}", &rq, &child);
+    CHECK(self, amb_equal(rq, req));
+    CHECK_OK(self, amb_term_copy(h, child, &child));
+    WAIT_MSG(self, &m, "{ready,_}");
+    CHECK_OK(self, amb_send(self, child, AMB_TUPLE(h, amb_atom("die"), amb_atom("bye"))));
+    amb_pid who;
+    WAIT_MSG(self, &m, "{'EXIT',~p,bye}", &who);
+    CHECK(self, amb_equal(who, child));
+    WAIT_MSG(self, &m, "{'DOWN',~w,process,~p,bye}", &rq, &who);
+    CHECK(self, amb_equal(rq, req) && amb_equal(who, child));
+    amb_trap_exit(self, false);
+
+    /* A node nobody runs: the error reply. */
+    CHECK_OK(self, amb_spawn_request(self, amb_atom("nobody@fakehost"), "test", "add",
+                                     AMB_NIL, NULL, &req));
+    WAIT_MSG(self, &m, "{spawn_reply,~w,error,noconnection}", &rq);
+    CHECK(self, amb_equal(rq, req));
+
+    /* The other way: b calls a's test:add. */
+    CHECK_OK(self, amb_send(self, AMB_TUPLE(h, amb_atom("main_b"), amb_atom(B_NODE)),
+                            amb_atom("your_turn")));
+    WAIT_UNTIL(self, atomic_load(nodes_flag(1)) == 1);
+    CHECK_OK(self, amb_send(self, AMB_TUPLE(h, amb_atom("main_b"), amb_atom(B_NODE)),
+                            AMB_ATOM_STOP));
+    CHECK_OK(self, amb_node_stop(self));
+}
+
+AMB_TEST(dist_rpc_erpc_and_spawn_request_between_two_c_nodes)
+{
+    amb_fn *bodies[] = {rpc_a, node_b};
+    void *args[] = {NULL, NULL};
+    run_nodes(2, 1, bodies, args);
+    run_nodes(2, 2, bodies, args);
+}
+
+AMB_TEST_MAIN(AMB_TEST_ENTRY(dist_rpc_erpc_and_spawn_request_between_two_c_nodes))
