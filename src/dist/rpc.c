@@ -31,7 +31,6 @@
 #include <string.h>
 
 #include "dist.h"
-#include "process/proc.h"
 
 /* ===========================================================================
  * The registry
@@ -198,8 +197,8 @@ void amb__rpc_runner(amb_proc *self, void *arg)
         amb_term reason = cls == AMB_RPC_ERROR
                               ? AMB_TUPLE(h, extra, class_atom, value, stack)
                               : AMB_TUPLE(h, extra, class_atom, value);
-        amb__proc_die(self, reason != AMB_NONE ? reason : amb_atom("system_limit"), false,
-                      NULL);
+        amb__remote_exit_quiet(self,
+                               reason != AMB_NONE ? reason : amb_atom("system_limit"));
     }
     if (kind == amb_atom("rex")) {
         /* rex's answer: the value (a throw's too), or {badrpc, {'EXIT', R}}. */
@@ -222,7 +221,7 @@ void amb__rpc_runner(amb_proc *self, void *arg)
     case AMB_RPC_RETURN:
         return;
     case AMB_RPC_EXIT:
-        amb__proc_die(self, value, false, NULL);
+        amb__remote_exit_quiet(self, value);
     case AMB_RPC_THROW:
         amb_exit_self(self,
                       AMB_TUPLE(h, AMB_TUPLE(h, amb_atom("nocatch"), value), stack));

@@ -210,6 +210,18 @@ rpc_into_c(C) ->
           rpc:call(C, cnode, raise, [error, boom]) =:= {badrpc, {'EXIT', {boom, [{cnode, raise, 2, []}]}}}),
     check("rex: gen_server call {call, M, F, A, GL}",
           gen_server:call({rex, C}, {call, cnode, add, [5, 6], user}) =:= 11),
+    {rex, C} ! {self(), {call, cnode, add, [7, 8], user}},
+    check("rex: {From, {call, ...}} as ei_rpc sends it",
+          recv(fun(M) -> element(1, M) =:= rex end, 5000) =:= {rex, 15}),
+    {rex, C} ! {self(), features_request},
+    check("rex: features_request",
+          recv(fun(M) -> element(1, M) =:= features_reply end, 5000)
+              =:= {features_reply, C, [erpc]}),
+    check("erpc:call into C: its process ends (exit by signal)",
+          catch_exception(fun() -> erpc:call(C, cnode, die, [oops], 5000) end)
+              =:= {exit, {signal, oops}}),
+    check("rpc:call into C: its process ends",
+          rpc:call(C, cnode, die, [oops]) =:= {badrpc, {'EXIT', oops}}),
     Self = self(),
     P1 = spawn(C, cnode, wait, [Self]),
     check("spawn/4 on C", recv(fun(M) -> M =:= {ready, P1} end, 5000) =:= {ready, P1}),

@@ -9,7 +9,7 @@
  * once up (after pinging NODE first with --connect: the C node then is the
  * initiator of the first connection), and serves:
  *
- *   cnode:add, cnode:raise, cnode:sleep, cnode:wait (amb_rpc_register), for
+ *   cnode:add, raise, die, sleep and wait (amb_rpc_register), for
  *   rpc:call, erpc:call and spawns from erl;
  *   agent  (registered) {From, Ref, Cmd} -> From ! {Ref, Result}:
  *     {erpc, Node, M, F, Args, Ms}  amb_erpc_call: {CodeName, Result}
@@ -142,6 +142,14 @@ static amb_rpc_class rpc_raise(amb_proc *self, void *ctx, amb_term args, amb_ter
     return cls == amb_atom("throw")  ? AMB_RPC_THROW
            : cls == amb_atom("exit") ? AMB_RPC_EXIT
                                      : AMB_RPC_ERROR;
+}
+
+/* cnode:die(Reason): its process ends with Reason (an exit by signal to
+ * the caller). */
+static amb_rpc_class rpc_die(amb_proc *self, void *ctx, amb_term args, amb_term *value)
+{
+    (void)ctx, (void)value;
+    amb_exit_self(self, amb_list_head(args));
 }
 
 /* cnode:sleep(Ms): returns slept after Ms. */
@@ -352,6 +360,7 @@ static void main_proc(amb_proc *self, void *arg)
     amb_rpc_register(self, "cnode", "add", rpc_add, NULL);
     amb_rpc_register(self, "cnode", "raise", rpc_raise, NULL);
     amb_rpc_register(self, "cnode", "sleep", rpc_sleep, NULL);
+    amb_rpc_register(self, "cnode", "die", rpc_die, NULL);
     amb_rpc_register(self, "cnode", "wait", rpc_wait, NULL);
     amb_spawn(self, agent, NULL, NULL);
     if (opt_connect != NULL)

@@ -12,7 +12,7 @@
  *     process's end as a (trapped) EXIT and as the DOWN, both with its
  *     real reason; the reply tag; to a node nobody runs: the error reply
  *     noconnection;
- *   - the other way (b calling a) is the same code: b calls a's function.
+ *   - then the same checks the other way, b calling a.
  */
 #include "amb_test_rt.h"
 #include "dist_test.h"
@@ -75,65 +75,45 @@ static void register_all(amb_proc *self)
     CHECK_OK(self, amb_rpc_register(self, "test", "wait", t_wait, NULL));
 }
 
-static void node_b(amb_proc *self, void *arg)
+/* amb_erpc_call of test:F(args) on the peer: the code, *result. */
+static int call_peer(amb_proc *self, const char *peer, const char *f, amb_term args,
+                     int64_t ms, amb_term *result)
 {
-    (void)arg;
-    CHECK_OK(self, start_fake_node(self, B_NODE, NULL));
-    CHECK_OK(self, amb_register(self, amb_atom("main_b"), amb_self(self)));
-    register_all(self);
-    CHECK_RC(self, AMB_ENOTFOUND, amb_rpc_unregister(self, "test", "none"));
-    atomic_store(nodes_flag(0), 1);
-    /* Waits for a: then calls a's function, the other way round. */
-    amb_term m = RECV_WITHIN(self, 60000), result;
-    CHECK(self, m == amb_atom("your_turn"));
-    CHECK_OK(self,
-             amb_erpc_call(self, amb_atom(A_NODE), "test", "add",
-                           AMB_LIST(amb_proc_heap(self), AMB_SMALL(7), AMB_SMALL(8)),
-                           AMB_TEST_WAIT_MS, &result));
-    CHECK_TERM(self, result, "15");
-    atomic_store(nodes_flag(1), 1);
-    m = RECV_WITHIN(self, 60000);
-    CHECK(self, m == AMB_ATOM_STOP);
-    CHECK_OK(self, amb_node_stop(self));
+    return amb_erpc_call(self, amb_atom(peer), "test", f, args, ms, result);
 }
 
-/* amb_erpc_call of test:F(args) on node b: the code, *result. */
-static int call_b(amb_proc *self, const char *f, amb_term args, int64_t ms,
-                  amb_term *result)
+/* Everything one node checks against the other, peer (node `me` calls its
+ * own function too). Leaves the caller's mailbox empty. */
+static void exercise(amb_proc *self, const char *peer, const char *me)
 {
-    return amb_erpc_call(self, amb_atom(B_NODE), "test", f, args, ms, result);
-}
-
-static void rpc_a(amb_proc *self, void *arg)
-{
-    (void)arg;
-    WAIT_UNTIL(self, atomic_load(nodes_flag(0)) == 1);
-    CHECK_OK(self, start_fake_node(self, A_NODE, NULL));
-    register_all(self);
     amb_heap *h = amb_proc_heap(self);
     amb_term r, m;
 
     /* Values and exceptions. */
-    CHECK_OK(self, call_b(self, "add", AMB_LIST(h, AMB_SMALL(1), AMB_SMALL(2)),
-                          AMB_TEST_WAIT_MS, &r));
+    CHECK_OK(self, call_peer(self, peer, "add", AMB_LIST(h, AMB_SMALL(1), AMB_SMALL(2)),
+                             AMB_TEST_WAIT_MS, &r));
     CHECK_TERM(self, r, "3");
     CHECK_RC(self, AMB_EEXIT,
-             call_b(self, "raise", AMB_LIST(h, amb_atom("error"), amb_atom("boom")),
-                    AMB_TEST_WAIT_MS, &r));
+             call_peer(self, peer, "raise",
+                       AMB_LIST(h, amb_atom("error"), amb_atom("boom")), AMB_TEST_WAIT_MS,
+                       &r));
     CHECK_TERM(self, r, "{error,{exception,boom,[{test,raise,2,[]}]}}");
     CHECK_RC(self, AMB_EEXIT,
-             call_b(self, "raise", AMB_LIST(h, amb_atom("throw"), amb_atom("ball")),
-                    AMB_TEST_WAIT_MS, &r));
+             call_peer(self, peer, "raise",
+                       AMB_LIST(h, amb_atom("throw"), amb_atom("ball")), AMB_TEST_WAIT_MS,
+                       &r));
     CHECK_TERM(self, r, "{throw,ball}");
     CHECK_RC(self, AMB_EEXIT,
-             call_b(self, "raise", AMB_LIST(h, amb_atom("exit"), amb_atom("bye")),
-                    AMB_TEST_WAIT_MS, &r));
+             call_peer(self, peer, "raise",
+                       AMB_LIST(h, amb_atom("exit"), amb_atom("bye")), AMB_TEST_WAIT_MS,
+                       &r));
     CHECK_TERM(self, r, "{exit,{exception,bye}}");
-    CHECK_RC(self, AMB_EEXIT,
-             call_b(self, "nope", AMB_LIST(h, AMB_SMALL(1)), AMB_TEST_WAIT_MS, &r));
+    CHECK_RC(
+        self, AMB_EEXIT,
+        call_peer(self, peer, "nope", AMB_LIST(h, AMB_SMALL(1)), AMB_TEST_WAIT_MS, &r));
     CHECK_TERM(self, r, "{error,{exception,undef,[{test,nope,[1],[]}]}}");
     /* This node's own function, run here. */
-    CHECK_OK(self, amb_erpc_call(self, amb_atom(A_NODE), "test", "add",
+    CHECK_OK(self, amb_erpc_call(self, amb_atom(me), "test", "add",
                                  AMB_LIST(h, AMB_SMALL(2), AMB_SMALL(2)),
                                  AMB_TEST_WAIT_MS, &r));
     CHECK_TERM(self, r, "4");
@@ -142,7 +122,7 @@ static void rpc_a(amb_proc *self, void *arg)
      * (done seen, and a later call over the same connection returned),
      * nothing of the abandoned call is in the mailbox. */
     CHECK_RC(self, AMB_ETIMEDOUT,
-             call_b(self, "wait", AMB_LIST(h, amb_self(self)), 50, &r));
+             call_peer(self, peer, "wait", AMB_LIST(h, amb_self(self)), 50, &r));
     CHECK_TERM(self, r, "{error,{erpc,timeout}}");
     amb_pid waiter;
     WAIT_MSG(self, &m, "{ready,~p}", &waiter);
@@ -150,7 +130,7 @@ static void rpc_a(amb_proc *self, void *arg)
     CHECK_OK(self,
              amb_send(self, waiter, AMB_TUPLE(h, amb_atom("reply"), amb_self(self))));
     WAIT_MSG(self, &m, "done");
-    CHECK_OK(self, call_b(self, "add", AMB_NIL, AMB_TEST_WAIT_MS, &r));
+    CHECK_OK(self, call_peer(self, peer, "add", AMB_NIL, AMB_TEST_WAIT_MS, &r));
     CHECK_TERM(self, r, "0");
     CHECK_EQ(self, amb_message_queue_len(self), 0);
 
@@ -160,7 +140,7 @@ static void rpc_a(amb_proc *self, void *arg)
     amb_spawn_request_opts so = {
         .link = true, .monitor = true, .reply_tag = amb_atom("tag")};
     amb_term req;
-    CHECK_OK(self, amb_spawn_request(self, amb_atom(B_NODE), "test", "wait",
+    CHECK_OK(self, amb_spawn_request(self, amb_atom(peer), "test", "wait",
                                      AMB_LIST(h, amb_self(self)), &so, &req));
     amb_term rq;
     amb_pid child;
@@ -182,18 +162,45 @@ static void rpc_a(amb_proc *self, void *arg)
     WAIT_MSG(self, &m, "{spawn_reply,~w,error,noconnection}", &rq);
     CHECK(self, amb_equal(rq, req));
 
-    /* The other way: b calls a's test:add. */
-    CHECK_OK(self, amb_send(self, AMB_TUPLE(h, amb_atom("main_b"), amb_atom(B_NODE)),
-                            amb_atom("your_turn")));
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+}
+
+/* Node b: registers, lets a go first, then runs the same checks against a. */
+static void node_b(amb_proc *self, void *arg)
+{
+    (void)arg;
+    CHECK_OK(self, start_fake_node(self, B_NODE, NULL));
+    CHECK_OK(self, amb_register(self, amb_atom("main_b"), amb_self(self)));
+    register_all(self);
+    CHECK_RC(self, AMB_ENOTFOUND, amb_rpc_unregister(self, "test", "none"));
+    atomic_store(nodes_flag(0), 1);
+    amb_term m = RECV_WITHIN(self, 60000);
+    CHECK(self, m == amb_atom("your_turn"));
+    exercise(self, A_NODE, B_NODE);
+    atomic_store(nodes_flag(1), 1);
+    m = RECV_WITHIN(self, 60000);
+    CHECK(self, m == AMB_ATOM_STOP);
+    CHECK_OK(self, amb_node_stop(self));
+}
+
+static void node_a(amb_proc *self, void *arg)
+{
+    (void)arg;
+    WAIT_UNTIL(self, atomic_load(nodes_flag(0)) == 1);
+    CHECK_OK(self, start_fake_node(self, A_NODE, NULL));
+    register_all(self);
+    exercise(self, B_NODE, A_NODE);
+    amb_heap *h = amb_proc_heap(self);
+    amb_term main_b = AMB_TUPLE(h, amb_atom("main_b"), amb_atom(B_NODE));
+    CHECK_OK(self, amb_send(self, main_b, amb_atom("your_turn")));
     WAIT_UNTIL(self, atomic_load(nodes_flag(1)) == 1);
-    CHECK_OK(self, amb_send(self, AMB_TUPLE(h, amb_atom("main_b"), amb_atom(B_NODE)),
-                            AMB_ATOM_STOP));
+    CHECK_OK(self, amb_send(self, main_b, AMB_ATOM_STOP));
     CHECK_OK(self, amb_node_stop(self));
 }
 
 AMB_TEST(dist_rpc_erpc_and_spawn_request_between_two_c_nodes)
 {
-    amb_fn *bodies[] = {rpc_a, node_b};
+    amb_fn *bodies[] = {node_a, node_b};
     void *args[] = {NULL, NULL};
     run_nodes(2, 1, bodies, args);
     run_nodes(2, 2, bodies, args);
