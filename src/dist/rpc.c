@@ -42,10 +42,11 @@ typedef struct rpc_entry {
     void *ctx;
 } rpc_entry;
 
+/* Guarded by the node's lock, every field. */
 struct amb__rpc {
-    rpc_entry *v; /* guarded by the node's lock */
+    rpc_entry *v;
     size_t len, cap;
-    amb_pid rex;
+    amb_pid rex; /* AMB_NONE until rex runs, or when the name is taken */
 };
 
 int amb__rpc_new(amb__dist *d)
@@ -347,13 +348,20 @@ static const amb_gen_server rex = {
 
 amb_pid amb__rpc_rex(amb__dist *d)
 {
-    return d->rpc->rex;
+    pthread_mutex_lock(&d->lock);
+    amb_pid pid = d->rpc->rex;
+    pthread_mutex_unlock(&d->lock);
+    return pid;
 }
 
 int amb__rpc_start_rex(amb_proc *self, amb__dist *d)
 {
     amb_gen_opts go = {.name = amb_atom("rex")};
-    int rc = amb_gen_server_start(self, &rex, d, &go, &d->rpc->rex, NULL);
+    amb_pid pid = AMB_NONE;
+    int rc = amb_gen_server_start(self, &rex, d, &go, &pid, NULL);
+    pthread_mutex_lock(&d->lock);
+    d->rpc->rex = rc == 0 ? pid : AMB_NONE;
+    pthread_mutex_unlock(&d->lock);
     if (rc == AMB_EEXIST) {
         /* The program has a rex of its own: it answers rpc's calls. */
         amb_log(
@@ -408,9 +416,11 @@ static int erpc_result(amb_heap *h, amb_term res, amb_term msg, amb_term *out)
             return AMB_EEXIT;
         }
         if (cls == amb_atom("error")) {
-            /* {Res, error, {erpc, R}}: an argument error of erpc's. */
+            /* {Res, error, {erpc, R}}: erpc's own error (system_limit: too
+             * many arguments for the node). */
             *out = AMB_TUPLE(h, AMB_ATOM_ERROR, v);
-            return AMB_EBADARG;
+            return amb_tuple_elem(v, 1) == amb_atom("system_limit") ? AMB_ESYSLIMIT
+                                                                    : AMB_EEXIT;
         }
     }
     if (amb_tuple_arity(reason) == 4 && amb_equal(amb_tuple_elem(reason, 0), res) &&

@@ -241,8 +241,9 @@ int amb_spawn_request(amb_proc *self, amb_term node, const char *module,
         return 0;
     }
     /* No group leaders here: rex answers the I/O of what runs there. */
-    amb_pid gl =
-        d->rpc != NULL && amb__rpc_rex(d) != AMB_NONE ? amb__rpc_rex(d) : amb_self(self);
+    amb_pid gl = amb__rpc_rex(d);
+    if (gl == AMB_NONE)
+        gl = amb_self(self);
     amb__dist_ctl ctl = {.op = AMB__DOP_SPAWN_REQUEST,
                          .ref = ref,
                          .from = amb_self(self),

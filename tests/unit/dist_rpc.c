@@ -12,7 +12,8 @@
  *     process's end as a (trapped) EXIT and as the DOWN, both with its
  *     real reason; the reply tag; to a node nobody runs: the error reply
  *     noconnection;
- *   - then the same checks the other way, b calling a.
+ *   - then the same checks the other way, b calling a;
+ *   - a peer whose handshake has no SPAWN: notsup for both calls.
  */
 #include "amb_test_rt.h"
 #include "dist_test.h"
@@ -206,4 +207,55 @@ AMB_TEST(dist_rpc_erpc_and_spawn_request_between_two_c_nodes)
     run_nodes(2, 2, bodies, args);
 }
 
-AMB_TEST_MAIN(AMB_TEST_ENTRY(dist_rpc_erpc_and_spawn_request_between_two_c_nodes))
+/* ---------------------------------------------------------------------------
+ * A peer that does not run remote spawn (no SPAWN in its handshake, as a
+ * libei node): notsup, as OTP answers.
+ * ------------------------------------------------------------------------ */
+
+#define OLD_NODE "old@fakehost"
+
+static void old_node(amb_proc *self, void *arg)
+{
+    (void)arg;
+    CHECK_OK(self, start_fake_node(self, OLD_NODE, NULL));
+    amb__dist *d = amb__dist_of(amb_proc_rt(self));
+    pthread_mutex_lock(&d->lock);
+    d->flags &= ~AMB__DFLAG_SPAWN;
+    pthread_mutex_unlock(&d->lock);
+    CHECK_OK(self, amb_register(self, amb_atom("main_old"), amb_self(self)));
+    atomic_store(nodes_flag(0), 1);
+    amb_term m = RECV_WITHIN(self, 60000);
+    CHECK(self, m == AMB_ATOM_STOP);
+    CHECK_OK(self, amb_node_stop(self));
+}
+
+static void notsup_a(amb_proc *self, void *arg)
+{
+    (void)arg;
+    WAIT_UNTIL(self, atomic_load(nodes_flag(0)) == 1);
+    CHECK_OK(self, start_fake_node(self, A_NODE, NULL));
+    amb_heap *h = amb_proc_heap(self);
+    amb_term old = amb_atom(OLD_NODE), req, rq, m, r;
+    CHECK_OK(self, amb_node_ping(self, old)); /* the connection is up */
+    CHECK_OK(self, amb_spawn_request(self, old, "test", "add", AMB_NIL, NULL, &req));
+    WAIT_MSG(self, &m, "{spawn_reply,~w,error,notsup}", &rq);
+    CHECK(self, amb_equal(rq, req));
+    CHECK_RC(self, AMB_ENOTSUP,
+             amb_erpc_call(self, old, "test", "add", AMB_NIL, AMB_TEST_WAIT_MS, &r));
+    CHECK_TERM(self, r, "{error,{erpc,notsup}}");
+    CHECK_EQ(self, amb_message_queue_len(self), 0);
+    CHECK_OK(self,
+             amb_send(self, AMB_TUPLE(h, amb_atom("main_old"), old), AMB_ATOM_STOP));
+    CHECK_OK(self, amb_node_stop(self));
+}
+
+AMB_TEST(dist_rpc_a_peer_without_remote_spawn_gives_notsup)
+{
+    amb_fn *bodies[] = {notsup_a, old_node};
+    void *args[] = {NULL, NULL};
+    run_nodes(2, 1, bodies, args);
+    run_nodes(2, 2, bodies, args);
+}
+
+AMB_TEST_MAIN(AMB_TEST_ENTRY(dist_rpc_erpc_and_spawn_request_between_two_c_nodes),
+              AMB_TEST_ENTRY(dist_rpc_a_peer_without_remote_spawn_gives_notsup))
