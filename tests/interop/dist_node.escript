@@ -222,7 +222,24 @@ rpc_into_c(C) ->
               =:= {exit, {signal, oops}}),
     check("rpc:call into C: its process ends",
           rpc:call(C, cnode, die, [oops]) =:= {badrpc, {'EXIT', oops}}),
+    check("erpc:multicall and rpc:multicall into C",
+          {erpc:multicall([C], cnode, add, [1, 2], 5000), rpc:multicall([C], cnode, add, [1, 2], 5000)}
+              =:= {[{ok, 3}], {[3], []}}),
+    Req0 = erpc:send_request(C, cnode, add, [2, 3]),
+    check("erpc:send_request into C", erpc:receive_response(Req0, 5000) =:= 5),
     Self = self(),
+    ok = erpc:cast(C, cnode, wait, [Self]),
+    check("erpc:cast into C runs the function",
+          case recv(fun(M) -> element(1, M) =:= ready end, 5000) of
+              {ready, Pc} -> Pc ! {die, normal}, true;
+              Other0 -> Other0
+          end),
+    true = rpc:cast(C, cnode, wait, [Self]),
+    check("rpc:cast into C runs the function",
+          case recv(fun(M) -> element(1, M) =:= ready end, 5000) of
+              {ready, Pr} -> Pr ! {die, normal}, true;
+              Other1 -> Other1
+          end),
     P1 = spawn(C, cnode, wait, [Self]),
     check("spawn/4 on C", recv(fun(M) -> M =:= {ready, P1} end, 5000) =:= {ready, P1}),
     P1 ! {die, normal},
