@@ -62,7 +62,7 @@ wait_for() {
     done
 }
 
-port=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000))
+port=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 12000))
 export ERL_EPMD_PORT=$port ERL_EPMD_ADDRESS=127.0.0.1
 "$helper" epmd "$port" >"$tmp/epmd.log" 2>&1 &
 pids="$pids $!"

@@ -40,7 +40,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-port=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000))
+port=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 12000))
 export ERL_EPMD_PORT=$port
 cookie=demo$$
 boss=boss$$@localhost wa=wa$$@localhost wb=wb$$@localhost shell=shell$$@localhost

@@ -37,8 +37,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
+# 20000..31999: below Linux's ephemeral ports (32768 up): a port that some
+# connection holds as its local end cannot be listened on (EADDRINUSE).
 random_port() {
-    echo $((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000))
+    echo $((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 12000))
 }
 # Waits (at most 10 s) until something answers EPMD's NAMES on port $1.
 wait_epmd() {

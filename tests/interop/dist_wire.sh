@@ -37,7 +37,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-port=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000))
+port=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 12000))
 export ERL_EPMD_PORT=$port ERL_EPMD_ADDRESS=127.0.0.1
 epmd -port "$port" -address 127.0.0.1 >"$tmp/epmd.log" 2>&1 &
 epmd_pid=$!
