@@ -225,19 +225,23 @@ int amb_spawn_request(amb_proc *self, amb_term node, const char *module,
     r->node = node;
     r->reply = o->reply;
     r->monitor = o->monitor;
-    /* A connection that is up tells whether the peer runs remote spawn;
+    /* The entry takes the connection's number under the lock that finds
+     * (or makes) it, so that connection's DOWN, whenever it comes, ends
+     * the entry. One that is up tells whether the peer runs remote spawn;
      * one not up yet is asked, and a peer without it never answers. */
     pthread_mutex_lock(&d->lock);
-    amb__conn *c = amb__conn_get(d, node, false);
+    amb__conn *c = amb__conn_get(d, node, true);
+    uint32_t conn = c != NULL ? c->id : 0;
     bool notsup = c != NULL && c->state == AMB__CONN_UP && !(c->flags & AMB__DFLAG_SPAWN);
-    if (!notsup) {
+    if (c != NULL && !notsup) {
+        r->conn = conn;
         r->next = d->spawns;
         d->spawns = r;
     }
     pthread_mutex_unlock(&d->lock);
     *req_id = ref;
-    if (notsup) {
-        fail(self, r, amb_atom("notsup"));
+    if (c == NULL || notsup) {
+        fail(self, r, amb_atom(notsup ? "notsup" : "noconnection"));
         return 0;
     }
     /* No group leaders here: rex answers the I/O of what runs there. */
@@ -253,28 +257,9 @@ int amb_spawn_request(amb_proc *self, amb_term node, const char *module,
                          .arity = (unsigned)arity,
                          .opts = opt_list,
                          .message = args};
-    uint32_t conn = 0;
-    int rc =
-        amb__conn_queue(d, amb__remote_sched(self), node, &ctl, amb_self(self), &conn);
-    /* The entry learns its connection, unless that went down already (its
-     * DOWN ran before the entry had a number): then it ends here. */
-    pthread_mutex_lock(&d->lock);
-    spawn_req *mine = take(d, is_req, &ref);
-    c = amb__conn_get(d, node, false);
-    bool live = rc == 0 && c != NULL && c->id == conn;
-    if (mine != NULL && live) {
-        mine->conn = conn;
-        mine->next = d->spawns;
-        d->spawns = mine;
-        mine = NULL;
-    }
-    pthread_mutex_unlock(&d->lock);
-    if (rc == AMB_ENOMEM) {
-        req_free(mine);
-        return rc;
-    }
-    if (mine != NULL)
-        fail(self, mine, amb_atom("noconnection"));
+    /* Dropped when that connection is gone by now: its DOWN ended the
+     * entry (noconnection). */
+    amb__conn_queue_on(d, amb__remote_sched(self), node, conn, &ctl);
     return 0;
 }
 
