@@ -65,6 +65,19 @@ static amb_gen_ret spawn_call(amb_proc *self, void *state, amb_term req, amb_ter
 }
 static const amb_gen_server spawner = {.name = "spawner", .handle_call = spawn_call};
 
+/* cluster:double(N) -> 2 * N, for rpc:call and erpc:call from any node. */
+static amb_rpc_class double_fn(amb_proc *self, void *ctx, amb_term args, amb_term *value)
+{
+    (void)ctx;
+    int64_t n;
+    if (amb_match(args, "[~l]", &n) != 0) {
+        *value = amb_atom("badarg");
+        return AMB_RPC_ERROR;
+    }
+    *value = amb_int(amb_proc_heap(self), 2 * n);
+    return AMB_RPC_RETURN;
+}
+
 static void worker_main(amb_proc *self, void *arg)
 {
     const char *name = arg;
@@ -76,6 +89,7 @@ static void worker_main(amb_proc *self, void *arg)
     }
     amb_gen_opts o = {.name = amb_atom("spawner")};
     amb_gen_server_start(self, &spawner, NULL, &o, NULL, NULL);
+    amb_rpc_register(self, "cluster", "double", double_fn, NULL);
     printf("READY %s\n", amb_atom_name(amb_node(self), NULL));
 }
 

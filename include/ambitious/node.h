@@ -158,6 +158,115 @@ AMB_API int amb_node_ping(amb_proc *self, amb_term node);
 /* net_kernel:get_net_ticktime/0 in milliseconds; 0 when no node runs. */
 AMB_API int64_t amb_node_ticktime(amb_proc *self);
 
+/* ---------------------------------------------------------------------------
+ * rpc and remote spawn (docs/distribution.md "Calling functions on other
+ * nodes"). Erlang calls a function by module and name; a C node has no
+ * modules, so it registers C functions under a module and a function name,
+ * and those are what other nodes call (rpc:call, erpc:call, spawn/4,
+ * spawn_link/4, spawn_monitor/4, spawn_request/5 from erl; the calls below
+ * from C). A registered function takes any number of arguments: it gets
+ * them as one list.
+ * ------------------------------------------------------------------------ */
+
+/* How a registered function ended, as erpc tells the four apart: returned
+ * a value, or raised one of Erlang's three exception classes. */
+typedef enum amb_rpc_class {
+    AMB_RPC_RETURN = 0, /* returned *value */
+    AMB_RPC_THROW,      /* throw(*value) */
+    AMB_RPC_EXIT,       /* exit(*value) */
+    AMB_RPC_ERROR,      /* error(*value) */
+} amb_rpc_class;
+
+/* A function other nodes may call. It runs in a process of its own
+ * (spawned for the call, as erpc's execute_call runs in one), so it may
+ * receive, call servers and wait; ctx is the pointer given at
+ * registration; args is the list of arguments, borrowed until it returns.
+ * It stores its value (or the exception's reason) in *value, on the
+ * process's heap (amb_proc_heap(self)), and says which it is. A process
+ * that ends instead (amb_exit_self, an exit signal) is an exit by signal
+ * to the caller, as on BEAM. */
+typedef amb_rpc_class amb_rpc_fn(amb_proc *self, void *ctx, amb_term args,
+                                 amb_term *value);
+
+/* Registers fn (with ctx, both borrowed until amb_rpc_unregister or the
+ * node's end) as module:function on this node, replacing an earlier one of
+ * that name. From then on, an rpc:call(ThisNode, module, function, Args)
+ * or erpc:call, and a spawn of module:function, from any node, runs it.
+ * An unregistered name raises undef on the caller, as BEAM does for a
+ * function that does not exist. 0, AMB_EBADARG (NULL or empty names, NULL
+ * fn), AMB_ENOTSUP (no node runs here), AMB_ENOMEM. */
+AMB_API int amb_rpc_register(amb_proc *self, const char *module, const char *function,
+                             amb_rpc_fn *fn, void *ctx);
+/* Removes module:function: 0, AMB_ENOTFOUND (not registered), AMB_EBADARG,
+ * AMB_ENOTSUP. Calls already running go on. */
+AMB_API int amb_rpc_unregister(amb_proc *self, const char *module, const char *function);
+
+/* Which message answers a spawn request (spawn_request/5's {reply, _}). */
+typedef enum amb_spawn_reply {
+    AMB_SPAWN_REPLY_YES = 0,      /* the reply, success or error (default) */
+    AMB_SPAWN_REPLY_ERROR_ONLY,   /* only an error */
+    AMB_SPAWN_REPLY_SUCCESS_ONLY, /* only a success */
+    AMB_SPAWN_REPLY_NO,           /* none */
+} amb_spawn_reply;
+
+/* Options of amb_spawn_request (inputs only; zero is the default). */
+typedef struct amb_spawn_request_opts {
+    bool link;             /* link the caller and the new process */
+    bool monitor;          /* the caller gets {'DOWN', ReqId, process, Pid,
+                              Reason} when the new process ends */
+    amb_term reply_tag;    /* the reply's first element; AMB_NONE: spawn_reply */
+    amb_spawn_reply reply; /* which replies come */
+} amb_spawn_request_opts;
+
+/* erlang:spawn_request(Node, Module, Function, Args, Options): asks node
+ * (an atom: a BEAM node, a C node that registered module:function, or this
+ * node, where the process starts at once) to
+ * start a process running module:function(Args...) (args a proper list,
+ * copied), and returns at once with the request's reference in *req_id (on
+ * the caller's heap). The answer comes as a message: {Tag, ReqId, ok, Pid}
+ * or {Tag, ReqId, error, Reason} (Tag spawn_reply unless opts->reply_tag),
+ * with Reason noconnection (the node cannot be reached or went down first),
+ * notsup (it does not run remote spawn), badopt, system_limit, as OTP
+ * gives. With link, the caller is linked to Pid from the reply on (an exit
+ * signal noconnection when the connection goes); with monitor, the DOWN
+ * (noconnection when the connection goes) follows the reply. A monitor
+ * of a spawn request to another node is the node's, not the process
+ * table's: amb_demonitor does not remove it (its DOWN comes all the
+ * same). opts may be NULL.
+ * 0, AMB_EBADARG (node not an atom, a bad name, args not a proper list, a
+ * bad reply mode, NULL req_id), AMB_ENOTSUP (no node runs here),
+ * AMB_ENOMEM. */
+AMB_API int amb_spawn_request(amb_proc *self, amb_term node, const char *module,
+                              const char *function, amb_term args,
+                              const amb_spawn_request_opts *opts, amb_term *req_id);
+
+/* erpc:call(Node, Module, Function, Args, Timeout): runs module:function
+ * with args (a proper list, copied) on node (a BEAM node, a C node, or
+ * this one, run here) and waits at most
+ * timeout_ms (AMB_INFINITY: no limit). Results, all on the caller's heap:
+ *   0            *result is the function's value
+ *   AMB_EEXIT    the function raised: *result is {Class, Reason} as erpc
+ *                raises it: {throw, Value}, {exit, {exception, Reason}},
+ *                {exit, {signal, Reason}} (its process was killed),
+ *                {error, {exception, Reason, Stack}} (undef for a function
+ *                that is not there)
+ *   AMB_ETIMEDOUT  no answer in time; *result {error, {erpc, timeout}}.
+ *                The call is abandoned: an answer after that never reaches
+ *                the caller's mailbox
+ *   AMB_ENOTCONN the node cannot be reached or went down; *result {error,
+ *                {erpc, noconnection}}
+ *   AMB_ENOTSUP  the node does not run remote spawn; *result {error,
+ *                {erpc, notsup}}
+ *   AMB_ESYSLIMIT  the node could not make the process; *result {error,
+ *                {erpc, system_limit}}
+ *   AMB_EBADARG  bad arguments (nothing sent; *result untouched)
+ *   AMB_ENOTSUP  also when no node runs here (*result untouched),
+ *   AMB_ENOMEM.
+ * result may be NULL. Inside a process; waits. */
+AMB_API int amb_erpc_call(amb_proc *self, amb_term node, const char *module,
+                          const char *function, amb_term args, int64_t timeout_ms,
+                          amb_term *result);
+
 #ifdef __cplusplus
 }
 #endif

@@ -554,6 +554,7 @@ static void down_as(amb_proc *self, amb__conn *c, amb_term reason, amb_pid owner
                                       id, set.cells[i]);
             set.cells[i] = NULL;
         }
+    amb__spawn_conn_down(self, d, id);
     amb_heap *h = amb_proc_heap(self);
     amb_heap_mark m = amb_heap_save(h);
     for (size_t i = 0; i < nmons; i++)
@@ -976,15 +977,19 @@ static void go_up(amb_proc *self, reader *rd)
 
 /* ---- control messages to local signals -------------------------------- */
 
-/* Registers `pid` as having a relation over the reader's connection. */
-static void interested(reader *rd, amb_pid pid)
+void amb__conn_interested(amb__conn *c, amb_pid pid)
 {
-    amb__conn *c = rd->r->c;
     pthread_mutex_lock(&c->d->lock);
     int rc = amb__pidset_add(&c->interested, pid);
     pthread_mutex_unlock(&c->d->lock);
     if (rc != 0)
         amb__panic("out of memory recording a relation across nodes");
+}
+
+/* Registers `pid` as having a relation over the reader's connection. */
+static void interested(reader *rd, amb_pid pid)
+{
+    amb__conn_interested(rd->r->c, pid);
 }
 
 /* True when pid is a pid of this runtime. */
@@ -1027,6 +1032,8 @@ static bool from_peer(const reader *rd, const amb__dist_ctl *c)
     case AMB__DOP_PAYLOAD_EXIT2_TT:
     case AMB__DOP_MONITOR_P:
     case AMB__DOP_DEMONITOR_P:
+    case AMB__DOP_SPAWN_REQUEST:
+    case AMB__DOP_SPAWN_REQUEST_TT:
         return amb__dist_node_of(c->from) == rd->node;
     case AMB__DOP_MONITOR_P_EXIT:
     case AMB__DOP_PAYLOAD_MONITOR_P_EXIT:
@@ -1123,7 +1130,7 @@ static void dispatch(amb_proc *self, reader *rd, const amb__dist_ctl *c)
     }
     case AMB__DOP_MONITOR_P_EXIT:
     case AMB__DOP_PAYLOAD_MONITOR_P_EXIT: {
-        if (!own(self, c->to))
+        if (!own(self, c->to) || amb__spawn_down_in(self, rd->r->c, c))
             break;
         /* A monitor by name gets {Name, Node} as its object (OTP). */
         amb_term object = amb_is_atom(c->from)
@@ -1132,8 +1139,17 @@ static void dispatch(amb_proc *self, reader *rd, const amb__dist_ctl *c)
         amb__remote_down(self, c->to, c->ref, object, c->reason);
         break;
     }
+    case AMB__DOP_SPAWN_REQUEST:
+    case AMB__DOP_SPAWN_REQUEST_TT:
+        amb__spawn_request_in(self, rd->r->c, c);
+        break;
+    case AMB__DOP_SPAWN_REPLY:
+    case AMB__DOP_SPAWN_REPLY_TT:
+        if (own(self, c->to))
+            amb__spawn_reply_in(self, rd->r->c, c);
+        break;
     default:
-        /* GROUP_LEADER, SPAWN_*, NODE_LINK, the old UNLINK: not offered
+        /* GROUP_LEADER, NODE_LINK, the old UNLINK: not offered
          * (dist_flags.h), ignored as ERTS ignores what it does not use. */
         break;
     }

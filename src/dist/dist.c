@@ -159,6 +159,8 @@ static void op_free(void *ctx)
             amb__conn_unref(d->conns[i]);
     amb__free(d->conns);
     amb__free(d->subs);
+    amb__spawn_free_all(d);
+    amb__rpc_free(d->rpc);
     amb__epmd_server_free(d->epmd);
     pthread_mutex_destroy(&d->lock);
     amb__free(d);
@@ -312,7 +314,9 @@ int amb__dist_start(amb_proc *self, const char *name, const amb_node_opts *opts,
     }
     /* net_kernel first: the transport's processes link to it. The name
      * net_kernel may be taken by a program's own process: then no node. */
-    rc = amb__net_kernel_start(self, d, &d->net_kernel);
+    rc = amb__rpc_new(d);
+    if (rc == 0)
+        rc = amb__net_kernel_start(self, d, &d->net_kernel);
     if (rc == AMB_EEXIST)
         rc = AMB_ESTATE;
     if (rc != 0)
@@ -330,9 +334,14 @@ int amb__dist_start(amb_proc *self, const char *name, const amb_node_opts *opts,
     pthread_mutex_lock(&d->lock);
     d->state = AMB__DIST_RUNNING;
     pthread_mutex_unlock(&d->lock);
+    /* rex answers rpc's calls once the node runs (a node without it still
+     * runs: erpc and spawn requests need no rex). */
+    if (amb__rpc_start_rex(self, d) != 0)
+        amb_log(self, AMB_LOG_WARNING, "distribution: rex did not start");
     return 0;
 fail:
     pthread_mutex_destroy(&d->lock);
+    amb__rpc_free(d->rpc);
     amb__free(d);
     return rc;
 }

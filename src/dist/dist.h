@@ -20,7 +20,8 @@
  *
  * Invariants:
  *   - The node's lock guards the table, every amb__conn's state, its queues
- *     and sets, and the subscriber lists. It is never held across a call
+ *     and sets, the subscriber lists, the rpc registry and the spawn
+ *     requests in flight. It is never held across a call
  *     that waits, nor across a call into the process layer that can come
  *     back into an op (amb__remote_* functions, sends): those run after
  *     unlock, on what was taken under it.
@@ -256,6 +257,10 @@ typedef struct amb__dist {
     /* net_kernel:monitor_nodes subscribers. */
     amb__dist_sub *subs;
     size_t n_subs, cap_subs;
+    /* rpc (rpc.c: the registry, rex) and our spawn requests in flight
+     * (spawn.c), both under the lock. */
+    struct amb__rpc *rpc;
+    struct amb__spawn_req *spawns;
 } amb__dist;
 
 /* The node of the runtime self lives in, or NULL (none started). */
@@ -301,6 +306,39 @@ void amb__epmd_server_free(struct amb__epmd_server *srv);
 /* Starts the node's net_kernel server, registered as net_kernel, trapping
  * exits. */
 int amb__net_kernel_start(amb_proc *self, amb__dist *d, amb_pid *out);
+
+/* ---------------------------------------------------------------------------
+ * rpc (rpc.c) and remote spawn (spawn.c)
+ * ------------------------------------------------------------------------ */
+/* Makes d->rpc (the registry); freed by amb__rpc_free with the node. */
+int amb__rpc_new(amb__dist *d);
+void amb__rpc_free(struct amb__rpc *r);
+/* Starts the registered rex server (linked to net_kernel). */
+int amb__rpc_start_rex(amb_proc *self, amb__dist *d);
+/* rex's pid (AMB_NONE when the program holds the name). */
+amb_pid amb__rpc_rex(amb__dist *d);
+/* The function registered as module:function: true and *fn, *ctx. */
+bool amb__rpc_lookup(amb__dist *d, amb_term module, amb_term function, amb_rpc_fn **fn,
+                     void **ctx);
+/* The body of a process that runs a registered function (arg: the node):
+ * its first message {'$amb_rpc', Kind, M, F, Args, Extra} says what and
+ * for whom (rpc.c). */
+void amb__rpc_runner(amb_proc *self, void *arg);
+/* The reader's handling of SPAWN_REQUEST and SPAWN_REPLY from c's peer. */
+void amb__spawn_request_in(amb_proc *self, amb__conn *c, const amb__dist_ctl *ctl);
+void amb__spawn_reply_in(amb_proc *self, amb__conn *c, const amb__dist_ctl *ctl);
+/* A MONITOR_P_EXIT for the monitor of one of our spawn requests: true when
+ * it was one (its DOWN delivered), false for any other monitor. */
+bool amb__spawn_down_in(amb_proc *self, amb__conn *c, const amb__dist_ctl *ctl);
+/* Connection conn went down: its spawn requests end with noconnection. */
+void amb__spawn_conn_down(amb_proc *self, amb__dist *d, uint32_t conn);
+/* Drops the caller's request req_id (erpc's timeout): true when it was
+ * still in flight, false when its answer was delivered already. */
+bool amb__spawn_abandon(amb_proc *self, amb_term req_id);
+/* Frees every entry (the node's end). */
+void amb__spawn_free_all(amb__dist *d);
+/* Registers pid as having a relation over c (NODEDOWN goes to it). */
+void amb__conn_interested(amb__conn *c, amb_pid pid);
 
 /* ---------------------------------------------------------------------------
  * Cookies (cookie.c) and node names (nodename.c)

@@ -76,14 +76,13 @@
  * OTP 27 will require), remote monitors by pid and by name (ERTS sends no
  * MONITOR_P without both), the OTP 21-24 signal forms (SEND_SENDER,
  * PAYLOAD_*, ALIAS_SEND), fragments (we reassemble them), and the harmless
- * optional bits OTP itself offers. Not SPAWN: control.c reads and writes
- * SPAWN_REQUEST/SPAWN_REPLY, but a peer that sees the flag expects its
- * spawn requests answered, so only a layer that answers them may add it. */
+ * optional bits OTP itself offers, and SPAWN (spawn.c answers a peer's
+ * SPAWN_REQUEST: erpc and rpc:call of OTP 23+ need it). */
 #define AMB__DFLAGS_DEFAULT                                                              \
     (AMB__DFLAGS_MANDATORY | AMB__DFLAG_MANDATORY_25_DIGEST | AMB__DFLAG_DIST_MONITOR |  \
      AMB__DFLAG_DIST_MONITOR_NAME | AMB__DFLAG_UNICODE_IO | AMB__DFLAG_SMALL_ATOM_TAGS | \
      AMB__DFLAG_SEND_SENDER | AMB__DFLAG_BIG_SEQTRACE_LABELS | AMB__DFLAG_EXIT_PAYLOAD | \
-     AMB__DFLAG_FRAGMENTS | AMB__DFLAG_ALIAS)
+     AMB__DFLAG_FRAGMENTS | AMB__DFLAG_ALIAS | AMB__DFLAG_SPAWN)
 
 /* A peer's flags with MANDATORY_25_DIGEST expanded into the bits it stands
  * for (dist_util:expand_mandatory_25_flag). */

@@ -252,3 +252,8 @@ int amb__remote_post(amb_rt *rt, amb__sched *s, amb_pid to, amb_term msg)
         return AMB_EBADARG;
     return amb__mailbox_send(rt, s, AMB_NONE, to, msg);
 }
+
+void amb__remote_exit_quiet(amb_proc *self, amb_term reason)
+{
+    amb__proc_die(self, reason, false, NULL);
+}

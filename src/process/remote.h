@@ -188,6 +188,12 @@ static inline amb__sched *amb__remote_sched(amb_proc *self)
     return self->task.sched;
 }
 
+/* Ends the calling process with reason and no crash report: a dist-layer
+ * process whose exit reason is its answer (a runner of erpc's
+ * execute_call ends with {Ref, return, V}), as exit/1 of a plain BEAM
+ * process logs nothing. Never returns. */
+_Noreturn void amb__remote_exit_quiet(amb_proc *self, amb_term reason);
+
 /* ---- the process layer's own use ----------------------------------------- */
 
 /* Handles a NODEDOWN cell while p drains (remote.c); frees it. */

@@ -91,6 +91,29 @@ else
     exit 1
 fi
 
+# The shell's lines 4-7: rpc, erpc and spawn_monitor of cluster:double.
+out=$(timeout -k 5 30 erl -noshell -sname "s1$$@localhost" -setcookie "$cookie" -start_epmd false \
+    -eval "
+        W = '$wa',
+        Raise = fun(F) -> try F() catch C:E -> {C, E} end end,
+        io:format(\"~p~n\", [rpc:call(W, cluster, double, [21])]),
+        io:format(\"~p~n\", [Raise(fun() -> erpc:call(W, cluster, double, [x]) end)]),
+        io:format(\"~p~n\", [Raise(fun() -> erpc:call(W, cluster, triple, [1]) end)]),
+        {P, R} = spawn_monitor(W, cluster, double, [x]),
+        io:format(\"~p~n\", [receive {'DOWN', R, process, P, Why} -> Why end]),
+        halt().")
+expect="42
+{error,{exception,badarg,[{cluster,double,1,[]}]}}
+{error,{exception,undef,[{cluster,triple,[1],[]}]}}
+{badarg,[{cluster,double,1,[]}]}"
+if [ "$out" = "$expect" ]; then
+    echo "PASS the shell calls a C function by rpc, erpc and spawn_monitor"
+else
+    echo "FAIL the shell's rpc session:"
+    echo "$out"
+    exit 1
+fi
+
 # The node the children run on goes.
 kill -9 "$wa_pid"
 wait_line "$tmp/boss" "CHILD w2 $wb"

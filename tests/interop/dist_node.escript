@@ -17,7 +17,9 @@
 %%   OS process is killed, and when an Erlang node the C node watches is;
 %%   tick supervision (a frozen C node dropped after net_ticktime); hidden
 %%   and visible; the C node connecting first; a wrong cookie refused and
-%%   logged.
+%%   logged; rpc:call, erpc:call (value, error, throw, exit, undef,
+%%   timeout), rex, spawn/spawn_link/spawn_monitor/spawn_request into the C
+%%   node, and erpc and spawn_request (link, monitor) from C into erl.
 %%
 %%   escript dist_node.escript HELPER COOKIE short|long
 %%
@@ -175,6 +177,8 @@ all() ->
     calls_from_c(C),
     exits(C),
     big(C),
+    rpc_into_c(C),
+    rpc_from_c(C),
     reconnect(C),
     killed(),
     erl_killed(),
@@ -182,6 +186,130 @@ all() ->
     visible(),
     c_first(),
     wrong_cookie().
+
+%% rpc:call, erpc:call and spawn/spawn_link/spawn_monitor/spawn_request of
+%% functions the C node registered (cnode:add/raise/sleep/wait).
+rpc_into_c(C) ->
+    check("rpc:call into C", rpc:call(C, cnode, add, [1, 2, 3]) =:= 6),
+    check("erpc:call into C", erpc:call(C, cnode, add, [40, 2], 5000) =:= 42),
+    check("erpc:call into C: error",
+          catch_exception(fun() -> erpc:call(C, cnode, raise, [error, boom], 5000) end)
+              =:= {error, {exception, boom, [{cnode, raise, 2, []}]}}),
+    check("erpc:call into C: throw",
+          catch_exception(fun() -> erpc:call(C, cnode, raise, [throw, ball], 5000) end) =:= {throw, ball}),
+    check("erpc:call into C: exit",
+          catch_exception(fun() -> erpc:call(C, cnode, raise, [exit, bye], 5000) end)
+              =:= {exit, {exception, bye}}),
+    check("erpc:call into C: undef",
+          catch_exception(fun() -> erpc:call(C, cnode, nope, [1], 5000) end)
+              =:= {error, {exception, undef, [{cnode, nope, [1], []}]}}),
+    check("erpc:call into C: timeout",
+          catch_exception(fun() -> erpc:call(C, cnode, sleep, [3000], 200) end)
+              =:= {error, {erpc, timeout}}),
+    check("rpc:call into C: a crash is badrpc",
+          rpc:call(C, cnode, raise, [error, boom]) =:= {badrpc, {'EXIT', {boom, [{cnode, raise, 2, []}]}}}),
+    check("rex: gen_server call {call, M, F, A, GL}",
+          gen_server:call({rex, C}, {call, cnode, add, [5, 6], user}) =:= 11),
+    {rex, C} ! {self(), {call, cnode, add, [7, 8], user}},
+    check("rex: {From, {call, ...}} as ei_rpc sends it",
+          recv(fun(M) -> element(1, M) =:= rex end, 5000) =:= {rex, 15}),
+    {rex, C} ! {self(), features_request},
+    check("rex: features_request",
+          recv(fun(M) -> element(1, M) =:= features_reply end, 5000)
+              =:= {features_reply, C, [erpc]}),
+    check("erpc:call into C: its process ends (exit by signal)",
+          catch_exception(fun() -> erpc:call(C, cnode, die, [oops], 5000) end)
+              =:= {exit, {signal, oops}}),
+    check("rpc:call into C: its process ends",
+          rpc:call(C, cnode, die, [oops]) =:= {badrpc, {'EXIT', oops}}),
+    check("erpc:multicall and rpc:multicall into C",
+          {erpc:multicall([C], cnode, add, [1, 2], 5000), rpc:multicall([C], cnode, add, [1, 2], 5000)}
+              =:= {[{ok, 3}], {[3], []}}),
+    Req0 = erpc:send_request(C, cnode, add, [2, 3]),
+    check("erpc:send_request into C", erpc:receive_response(Req0, 5000) =:= 5),
+    Self = self(),
+    ok = erpc:cast(C, cnode, wait, [Self]),
+    check("erpc:cast into C runs the function",
+          case recv(fun(M) -> element(1, M) =:= ready end, 5000) of
+              {ready, Pc} -> Pc ! {die, normal}, true;
+              Other0 -> Other0
+          end),
+    true = rpc:cast(C, cnode, wait, [Self]),
+    check("rpc:cast into C runs the function",
+          case recv(fun(M) -> element(1, M) =:= ready end, 5000) of
+              {ready, Pr} -> Pr ! {die, normal}, true;
+              Other1 -> Other1
+          end),
+    P1 = spawn(C, cnode, wait, [Self]),
+    check("spawn/4 on C", recv(fun(M) -> M =:= {ready, P1} end, 5000) =:= {ready, P1}),
+    P1 ! {die, normal},
+    {P2, R2} = spawn_monitor(C, cnode, wait, [Self]),
+    recv(fun(M) -> M =:= {ready, P2} end, 5000),
+    P2 ! {die, oops},
+    check("spawn_monitor/4 on C: DOWN with the reason",
+          recv(fun(M) -> element(1, M) =:= 'DOWN' andalso element(2, M) =:= R2 end, 5000)
+              =:= {'DOWN', R2, process, P2, oops}),
+    P3 = spawn_link(C, cnode, wait, [Self]),
+    recv(fun(M) -> M =:= {ready, P3} end, 5000),
+    P3 ! {die, linked_bye},
+    check("spawn_link/4 on C: EXIT with the reason",
+          recv(fun(M) -> M =:= {'EXIT', P3, linked_bye} end, 5000) =:= {'EXIT', P3, linked_bye}),
+    Req = spawn_request(C, cnode, wait, [Self], [monitor, link, {reply_tag, tagged}]),
+    check("spawn_request on C: the reply",
+          case recv(fun(M) -> element(1, M) =:= tagged end, 5000) of
+              {tagged, Req, ok, P} -> put(p4, P), true;
+              Other -> Other
+          end),
+    P4 = get(p4),
+    recv(fun(M) -> M =:= {ready, P4} end, 5000),
+    {links, Links} = process_info(self(), links),
+    check("spawn_request on C: linked", lists:member(P4, Links)),
+    P4 ! {die, req_bye},
+    check("spawn_request on C: EXIT and DOWN",
+          {recv(fun(M) -> M =:= {'EXIT', P4, req_bye} end, 5000),
+           recv(fun(M) -> M =:= {'DOWN', Req, process, P4, req_bye} end, 5000)}
+              =:= {{'EXIT', P4, req_bye}, {'DOWN', Req, process, P4, req_bye}}),
+    ReqBad = spawn_request(C, cnode, wait, [Self], [{bogus, 1}]),
+    check("spawn_request on C: badopt",
+          recv(fun(M) -> element(1, M) =:= spawn_reply andalso element(2, M) =:= ReqBad end, 5000)
+              =:= {spawn_reply, ReqBad, error, badopt}).
+
+catch_exception(F) ->
+    try F() of V -> {value, V} catch Class:Reason -> {Class, Reason} end.
+
+%% erpc and spawn_request from C into this node.
+rpc_from_c(C) ->
+    check("C erpc into erl",
+          ask(C, {erpc, node(), lists, sum, [[1, 2, 3]], 5000}) =:= {'AMB_OK', 6}),
+    check("C erpc into erl: error",
+          ask(C, {erpc, node(), erlang, error, [boom], 5000})
+              =:= {'AMB_EEXIT', {error, {exception, boom, [{erlang, error, [boom], []}]}}}),
+    check("C erpc into erl: throw",
+          ask(C, {erpc, node(), erlang, throw, [ball], 5000}) =:= {'AMB_EEXIT', {throw, ball}}),
+    check("C erpc into erl: exit",
+          ask(C, {erpc, node(), erlang, exit, [bye], 5000})
+              =:= {'AMB_EEXIT', {exit, {exception, bye}}}),
+    check("C erpc into erl: timeout",
+          ask(C, {erpc, node(), timer, sleep, [1000], 200})
+              =:= {'AMB_ETIMEDOUT', {error, {erpc, timeout}}}),
+    check("C erpc into erl: io has a group leader",
+          ask(C, {erpc, node(), io, format, ["", []], 5000}) =:= {'AMB_OK', ok}),
+    check("C erpc into its own node", ask(C, {erpc, C, cnode, add, [4, 5], 5000}) =:= {'AMB_OK', 9}),
+    Me = self(),
+    Fun = fun() -> Me ! {child, self()}, receive X -> exit(X) end end,
+    ok = ask(C, {spawn_request, node(), erlang, apply, [Fun, []], true, true}),
+    {requested, Rq, ReqId} = recv(fun(M) -> element(1, M) =:= requested end, 5000),
+    {requester, Rq, {spawn_reply, ReqId, ok, Pid}} =
+        recv(fun(M) -> element(1, M) =:= requester end, 5000),
+    recv(fun(M) -> M =:= {child, Pid} end, 5000),
+    check("C spawn_request into erl: linked and monitored",
+          process_info(Pid, [links, monitored_by]) =:= [{links, [Rq]}, {monitored_by, [Rq]}]),
+    Pid ! boom_reason,
+    check("C spawn_request into erl: EXIT then DOWN with the reason",
+          {recv(fun(M) -> element(1, M) =:= requester end, 5000),
+           recv(fun(M) -> element(1, M) =:= requester end, 5000)}
+              =:= {{requester, Rq, {'EXIT', Pid, boom_reason}},
+                   {requester, Rq, {'DOWN', ReqId, process, Pid, boom_reason}}}).
 
 long_names() ->
     {C, _Port, _} = cnode("c", []),

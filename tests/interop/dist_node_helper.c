@@ -9,7 +9,14 @@
  * once up (after pinging NODE first with --connect: the C node then is the
  * initiator of the first connection), and serves:
  *
+ *   cnode:add, raise, die, sleep and wait (amb_rpc_register), for
+ *   rpc:call, erpc:call and spawns from erl;
  *   agent  (registered) {From, Ref, Cmd} -> From ! {Ref, Result}:
+ *     {erpc, Node, M, F, Args, Ms}  amb_erpc_call: {CodeName, Result}
+ *     {spawn_request, Node, M, F, Args, Link, Monitor}  ok; a requester
+ *                           (trapping exits) sends From {requested, Self,
+ *                           ReqId}, then {requester, Self, Msg} for each
+ *                           message it gets
  *     {spawn, Name, Trap}   a worker (registered as Name unless none,
  *                           trapping exits if Trap): {ok, Pid}. A worker
  *                           answers {P, Msg} with P ! {echo, self(), Msg},
@@ -107,6 +114,107 @@ static amb_gen_ret cgs_call(amb_proc *self, void *state, amb_term req, amb_term 
 }
 static const amb_gen_server cgs = {.name = "cgs", .handle_call = cgs_call};
 
+/* ---- functions other nodes call (amb_rpc_register) ----------------------- */
+
+/* cnode:add(A, B, ...): the sum. */
+static amb_rpc_class rpc_add(amb_proc *self, void *ctx, amb_term args, amb_term *value)
+{
+    (void)ctx;
+    int64_t sum = 0, x;
+    for (amb_term l = args; amb_is_cons(l); l = amb_list_tail(l)) {
+        if (amb_int_get(amb_list_head(l), &x) != 0) {
+            *value = amb_atom("badarith");
+            return AMB_RPC_ERROR;
+        }
+        sum += x;
+    }
+    *value = amb_int(amb_proc_heap(self), sum);
+    return AMB_RPC_RETURN;
+}
+
+/* cnode:raise(Class, Reason): raises Reason as Class (throw, exit, error). */
+static amb_rpc_class rpc_raise(amb_proc *self, void *ctx, amb_term args, amb_term *value)
+{
+    (void)self, (void)ctx;
+    amb_term cls;
+    if (amb_match(args, "[~w,~w]", &cls, value) != 0)
+        return AMB_RPC_ERROR;
+    return cls == amb_atom("throw")  ? AMB_RPC_THROW
+           : cls == amb_atom("exit") ? AMB_RPC_EXIT
+                                     : AMB_RPC_ERROR;
+}
+
+/* cnode:die(Reason): its process ends with Reason (an exit by signal to
+ * the caller). */
+static amb_rpc_class rpc_die(amb_proc *self, void *ctx, amb_term args, amb_term *value)
+{
+    (void)ctx, (void)value;
+    amb_exit_self(self, amb_list_head(args));
+}
+
+/* cnode:sleep(Ms): returns slept after Ms. */
+static amb_rpc_class rpc_sleep(amb_proc *self, void *ctx, amb_term args, amb_term *value)
+{
+    (void)ctx;
+    int64_t ms = 0;
+    amb_match(args, "[~l]", &ms);
+    amb_sleep(self, ms);
+    *value = amb_atom("slept");
+    return AMB_RPC_RETURN;
+}
+
+/* cnode:wait(Pid): tells Pid {ready, self()}, then ends as {die, R} says
+ * (R = normal returns). */
+static amb_rpc_class rpc_wait(amb_proc *self, void *ctx, amb_term args, amb_term *value)
+{
+    (void)ctx;
+    amb_heap *h = amb_proc_heap(self);
+    amb_pid to;
+    if (amb_match(args, "[~p]", &to) == 0)
+        amb_send(self, to, AMB_TUPLE(h, amb_atom("ready"), amb_self(self)));
+    amb_term r;
+    if (amb_receive_match(self, AMB_INFINITY, NULL, "{die,~w}", &r) != 0)
+        return AMB_RPC_ERROR;
+    if (r == AMB_ATOM_NORMAL) {
+        *value = AMB_ATOM_OK;
+        return AMB_RPC_RETURN;
+    }
+    amb_exit_self(self, r); /* an exit by signal, to a caller */
+}
+
+/* A process that asks for a spawn and passes every message it gets on to
+ * its creator (trapping exits, so a linked process's end is a message):
+ * first message {Creator, Node, M, F, Args, Link, Monitor}. */
+static void requester(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_pid creator;
+    amb_term node, mod, fun, args, link, mon, m;
+    if (amb_receive_match(self, AMB_INFINITY, &m, "{~p,~w,~w,~w,~w,~w,~w}", &creator,
+                          &node, &mod, &fun, &args, &link, &mon) != 0)
+        return;
+    amb_heap *h = amb_proc_heap(self);
+    amb_term_copy(h, m, &m);
+    amb_match(m, "{~p,~w,~w,~w,~w,~w,~w}", &creator, &node, &mod, &fun, &args, &link,
+              &mon);
+    amb_trap_exit(self, true);
+    amb_spawn_request_opts so = {.link = link == AMB_ATOM_TRUE,
+                                 .monitor = mon == AMB_ATOM_TRUE};
+    amb_term req;
+    int rc = amb_spawn_request(self, node, amb_atom_name(mod, NULL),
+                               amb_atom_name(fun, NULL), args, &so, &req);
+    amb_send(self, creator,
+             rc == 0 ? AMB_TUPLE(h, amb_atom("requested"), amb_self(self), req)
+                     : AMB_TUPLE(h, AMB_ATOM_ERROR, amb_atom(amb_err_name(rc))));
+    amb_heap_mark top = amb_heap_save(h);
+    for (;;) {
+        amb_heap_rewind(h, top);
+        if (amb_receive(self, AMB_INFINITY, &m) != 0)
+            return;
+        amb_send(self, creator, AMB_TUPLE(h, amb_atom("requester"), amb_self(self), m));
+    }
+}
+
 /* ---- the agent ------------------------------------------------------------ */
 
 /* First message {From, Node, Agent}: monitors Node, tells the agent it is
@@ -187,6 +295,24 @@ static amb_term command(amb_proc *self, amb_term from, amb_term cmd, bool *stop)
     if (amb_match(cmd, "{disconnect,~w}", &a) == 0)
         return amb_disconnect_node(self, a) == 0 ? AMB_ATOM_OK
                                                  : amb_atom("not_connected");
+    amb_term c3, c4;
+    if (amb_match(cmd, "{erpc,~w,~w,~w,~w,~l}", &a, &b, &c3, &c4, &n) == 0) {
+        amb_term res = AMB_ATOM_UNDEFINED;
+        int rc = amb_erpc_call(self, a, amb_atom_name(b, NULL), amb_atom_name(c3, NULL),
+                               c4, n < 0 ? AMB_INFINITY : n, &res);
+        return AMB_TUPLE(h, amb_atom(amb_err_name(rc)), res);
+    }
+    if (amb_is_record(cmd, amb_atom("spawn_request"), 7)) {
+        /* {spawn_request, Node, M, F, Args, Link, Monitor}: a requester
+         * asks; its messages go to From. */
+        amb_pid p;
+        amb_spawn(self, requester, NULL, &p);
+        amb_send(self, p,
+                 AMB_TUPLE(h, from, amb_tuple_elem(cmd, 1), amb_tuple_elem(cmd, 2),
+                           amb_tuple_elem(cmd, 3), amb_tuple_elem(cmd, 4),
+                           amb_tuple_elem(cmd, 5), amb_tuple_elem(cmd, 6)));
+        return AMB_ATOM_OK;
+    }
     if (amb_match(cmd, "{blob,~l}", &n) == 0 && n >= 0)
         return blob(h, (size_t)n);
     return AMB_TUPLE(h, amb_atom("bad_command"), cmd);
@@ -231,6 +357,11 @@ static void main_proc(amb_proc *self, void *arg)
     }
     amb_gen_opts go = {.name = amb_atom("cgs")};
     amb_gen_server_start(self, &cgs, NULL, &go, NULL, NULL);
+    amb_rpc_register(self, "cnode", "add", rpc_add, NULL);
+    amb_rpc_register(self, "cnode", "raise", rpc_raise, NULL);
+    amb_rpc_register(self, "cnode", "sleep", rpc_sleep, NULL);
+    amb_rpc_register(self, "cnode", "die", rpc_die, NULL);
+    amb_rpc_register(self, "cnode", "wait", rpc_wait, NULL);
     amb_spawn(self, agent, NULL, NULL);
     if (opt_connect != NULL)
         amb_node_ping(self, amb_atom(opt_connect));
