@@ -84,19 +84,31 @@ done
 random_port() {
     echo $((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000))
 }
-port=$(random_port)
-export ERL_EPMD_PORT=$port ERL_EPMD_ADDRESS=127.0.0.1
-epmd -port "$port" -address 127.0.0.1 >"$tmp/epmd.log" 2>&1 &
-epmd_pid=$!
-pids="$pids $epmd_pid"
-deadline=$(($(date +%s) + 10))
-until epmd -port "$port" -names >/dev/null 2>&1; do
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-        echo "dist_tls: no epmd on port $port" >&2
-        exit 1
-    fi
-    sleep 0.1
+# A private epmd; a random port may be taken (epmd then exits): another.
+started=
+for attempt in 1 2 3 4 5; do
+    port=$(random_port)
+    epmd -port "$port" -address 127.0.0.1 >"$tmp/epmd.log" 2>&1 &
+    epmd_pid=$!
+    deadline=$(($(date +%s) + 10))
+    while kill -0 "$epmd_pid" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do
+        if epmd -port "$port" -names >/dev/null 2>&1; then
+            started=1
+            break
+        fi
+        sleep 0.1
+    done
+    [ -n "$started" ] && break
+    kill "$epmd_pid" 2>/dev/null || true
+    wait "$epmd_pid" 2>/dev/null || true
 done
+if [ -z "$started" ]; then
+    echo "dist_tls: no epmd started" >&2
+    cat "$tmp/epmd.log" >&2
+    exit 1
+fi
+pids="$pids $epmd_pid"
+export ERL_EPMD_PORT=$port ERL_EPMD_ADDRESS=127.0.0.1
 echo "dist_tls: private epmd on port $port"
 cookie=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 ERL_FLAGS="-proto_dist inet_tls -ssl_dist_optfile $tmp/good.conf" \
