@@ -22,7 +22,7 @@ FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 
 BUILD_PKGS = cmake gcc make zlib1g-dev libssl-dev pkg-config
-TEST_PKGS  = $(BUILD_PKGS) libcmocka-dev erlang-base
+TEST_PKGS  = $(BUILD_PKGS) libcmocka-dev erlang-base erlang-ssl openssl
 FUZZ_PKGS  = $(BUILD_PKGS) clang libclang-rt-14-dev
 
 .PHONY: all demo test asan tsan bench perf perf-echo fuzz format deps-build deps-test deps-fuzz clean

@@ -14,6 +14,10 @@
  * ROUNDS messages of MB MiB while the main process calls echo back to
  * back. Long names, the EPMD at 127.0.0.1:$ERL_EPMD_PORT (never an
  * embedded one), listening on 127.0.0.1.
+ *
+ * TLS distribution (erl's -proto_dist inet_tls) when AMB_NODE_TLS_CERT is
+ * set: node.h's tls_certfile, with AMB_NODE_TLS_KEY (tls_keyfile) and
+ * AMB_NODE_TLS_CA (tls_cacertfile); docs/perf.md has the commands.
  */
 #include <ambitious.h>
 #include <stdio.h>
@@ -257,7 +261,10 @@ static void main_proc(amb_proc *self, void *arg)
     amb_node_opts o = {.cookie = cookie,
                        .long_names = true,
                        .listen_host = "127.0.0.1",
-                       .no_embedded_epmd = true};
+                       .no_embedded_epmd = true,
+                       .tls_certfile = getenv("AMB_NODE_TLS_CERT"),
+                       .tls_keyfile = getenv("AMB_NODE_TLS_KEY"),
+                       .tls_cacertfile = getenv("AMB_NODE_TLS_CA")};
     int rc = amb_node_start(self, node_name, &o);
     if (rc != 0) {
         fprintf(stderr, "amb-node: %s\n", amb_err_name(rc));

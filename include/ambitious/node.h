@@ -34,6 +34,17 @@
  *     ($ERL_EPMD_PORT, else 4369), otherwise an EPMD-compatible registry
  *     this node serves itself on that port, so a cluster of C nodes needs
  *     nothing installed (erl nodes use it too).
+ *   - TLS (opts.tls_certfile): the node speaks erl's inet_tls_dist
+ *     (erl -proto_dist inet_tls): TLS (1.2 or later) from a connection's
+ *     first byte, the handshake and frames inside it; EPMD as for TCP.
+ *     Every peer must be TLS too (a plain node is refused, both ways).
+ *     Verification is always on, both ways: a peer's certificate must chain
+ *     to tls_cacertfile; connecting, the certificate must also name the
+ *     host part of the peer's node name (a DNS or IP subjectAltName), as
+ *     erl's ssl client checks it with verify_peer; accepting, a client
+ *     certificate is required but its names are not checked (erl's server
+ *     side with verify_peer and fail_if_no_peer_cert). A refused peer is
+ *     logged; the node goes on.
  *   - Calls take self (the calling process) first, as in process.h.
  *   - Times are int64_t ms (process.h "Times").
  */
@@ -66,6 +77,14 @@ typedef struct amb_node_opts {
     uint16_t epmd_port;      /* 0: $ERL_EPMD_PORT, else 4369 */
     bool no_embedded_epmd;   /* when no epmd answers, fail (AMB_ECONNREFUSED)
                                 instead of serving the registry here */
+    /* TLS distribution, as erl's -proto_dist inet_tls with these keys of
+     * its -ssl_dist_optfile (files read at start; see "TLS" above): */
+    const char *tls_certfile;   /* PEM: this node's certificate chain, leaf
+                                   first; set, every connection is TLS; NULL:
+                                   plain TCP (the other two must be NULL) */
+    const char *tls_keyfile;    /* PEM: its unencrypted key; NULL: in certfile */
+    const char *tls_cacertfile; /* PEM: the CAs a peer's certificate must chain
+                                   to; NULL: the system's */
 } amb_node_opts;
 
 /*
@@ -87,7 +106,11 @@ typedef struct amb_node_opts {
  *   AMB_EADDRINUSE the listen port is taken
  *   AMB_ENOHOST    no host name (a name without a host on a machine
  *                  without one, or a long name with no domain)
- *   AMB_ENOMEM, and the socket errors of socket.h
+ *   AMB_ENOTFOUND, AMB_EACCES  a TLS file is missing or cannot be read
+ *   AMB_EBADARG    also: a TLS file that is not PEM, a key that is not the
+ *                  certificate's, tls_keyfile or tls_cacertfile without
+ *                  tls_certfile
+ *   AMB_ENOMEM, and the socket errors of socket.h (AMB_ETLS)
  */
 AMB_API int amb_node_start(amb_proc *self, const char *name, const amb_node_opts *opts);
 

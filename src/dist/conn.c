@@ -1326,6 +1326,7 @@ static amb__hs_config hs_config(amb__dist *d, const char *peer, size_t peer_len)
         .creation = d->creation,
         .peer_name = peer,
         .peer_name_len = peer_len,
+        .len_size = d->transport->hs_len_size,
     };
 }
 
@@ -1427,6 +1428,33 @@ static void timer(amb_proc *self, reader *rd)
     arm(self, rd, quarter);
 }
 
+/* What a message from the socket layer says: TCP and TLS sockets differ
+ * only in their tags (socket.h: tcp or ssl). */
+enum { SOCK_NONE, SOCK_DATA, SOCK_CLOSED, SOCK_PASSIVE };
+static int sock_event(amb_term msg, amb_term *sock, amb_term *data)
+{
+    size_t arity = amb_is_tuple(msg) ? amb_tuple_arity(msg) : 0;
+    if (arity < 2 || arity > 3)
+        return SOCK_NONE;
+    amb_term tag = amb_tuple_elem(msg, 0);
+    *sock = amb_tuple_elem(msg, 1);
+    *data = arity == 3 ? amb_tuple_elem(msg, 2) : AMB_NONE;
+    static const char *const tags[][4] = {
+        {"tcp", "tcp_closed", "tcp_error", "tcp_passive"},
+        {"ssl", "ssl_closed", "ssl_error", "ssl_passive"},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        if (arity == 3 && tag == amb_atom(tags[i][0]))
+            return SOCK_DATA;
+        if ((arity == 2 && tag == amb_atom(tags[i][1])) ||
+            (arity == 3 && tag == amb_atom(tags[i][2])))
+            return SOCK_CLOSED;
+        if (arity == 2 && tag == amb_atom(tags[i][3]))
+            return SOCK_PASSIVE;
+    }
+    return SOCK_NONE;
+}
+
 static int reader_handle(amb_proc *self, void *state, amb_term msg)
 {
     reader *rd = state;
@@ -1437,26 +1465,31 @@ static int reader_handle(amb_proc *self, void *state, amb_term msg)
     amb_term sock, data;
     if (rd->yielded && msg != amb_atom("$dist_timer"))
         return 0;
-    if (amb_match(msg, "{tcp,~w,~w}", &sock, &data) == 0 &&
-        amb_equal(sock, rd->r->sock)) {
-        const uint8_t *p;
-        size_t n;
-        if (amb_binary_get(data, &p, &n) == 0)
-            input(self, rd, p, n);
+    switch (sock_event(msg, &sock, &data)) {
+    case SOCK_DATA:
+        if (amb_equal(sock, rd->r->sock)) {
+            const uint8_t *p;
+            size_t n;
+            if (amb_binary_get(data, &p, &n) == 0)
+                input(self, rd, p, n);
+        }
         return 0;
-    }
-    if ((amb_match(msg, "{tcp_closed,~w}", &sock) == 0 ||
-         amb_match(msg, "{tcp_error,~w,_}", &sock) == 0) &&
-        amb_equal(sock, rd->r->sock)) {
-        if (!rd->up && rd->r->hs != NULL)
-            amb__handshake_eof(rd->r->hs);
-        reader_end(self, rd, rd->up ? "connection_closed" : "connection_setup_failed");
-    }
-    if (amb_match(msg, "{tcp_passive,~w}", &sock) == 0 && amb_equal(sock, rd->r->sock)) {
+    case SOCK_CLOSED:
+        if (amb_equal(sock, rd->r->sock)) {
+            if (!rd->up && rd->r->hs != NULL)
+                amb__handshake_eof(rd->r->hs);
+            reader_end(self, rd,
+                       rd->up ? "connection_closed" : "connection_setup_failed");
+        }
+        return 0;
+    case SOCK_PASSIVE:
         /* {active, N} ran out: N more (the socket layer's flow control). */
-        if (rd->r->d->transport->adopt(rd->r->d, self, sock) != 0)
+        if (amb_equal(sock, rd->r->sock) &&
+            rd->r->d->transport->adopt(rd->r->d, self, sock) != 0)
             reader_end(self, rd, "connection_closed");
         return 0;
+    default:
+        break;
     }
     if (msg == amb_atom("$dist_timer")) {
         timer(self, rd);

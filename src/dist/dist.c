@@ -162,6 +162,8 @@ static void op_free(void *ctx)
     amb__spawn_free_all(d);
     amb__rpc_free(d->rpc);
     amb__epmd_server_free(d->epmd);
+    if (d->transport->free != NULL)
+        d->transport->free(d->tctx);
     pthread_mutex_destroy(&d->lock);
     amb__free(d);
 }
@@ -348,6 +350,10 @@ fail:
 
 int amb_node_start(amb_proc *self, const char *name, const amb_node_opts *opts)
 {
+    if (opts != NULL && opts->tls_certfile != NULL)
+        return amb__tls_transport_node_start(self, name, opts);
+    if (opts != NULL && (opts->tls_keyfile != NULL || opts->tls_cacertfile != NULL))
+        return AMB_EBADARG;
     return amb__dist_start(self, name, opts, &amb__tcp_transport, NULL);
 }
 

@@ -48,6 +48,7 @@
 #include "ambitious/gen_server.h"
 #include "ambitious/logger.h"
 #include "ambitious/node.h"
+#include "ambitious/socket.h"
 #include "control.h"
 #include "dist_flags.h"
 #include "frame.h"
@@ -56,11 +57,13 @@
 
 /* ---------------------------------------------------------------------------
  * The transport: how a connection's bytes travel. The node uses TCP through
- * socket.h (transport_tcp.c); tests of the node's protocol logic may carry
- * the bytes between two runtimes of one OS process instead. A socket is a
- * term (a port for TCP). Its owner, the reader, gets what arrives as
- * messages: {tcp, Sock, Data} (Data a binary), {tcp_closed, Sock},
- * {tcp_error, Sock, Reason}.
+ * socket.h (tcp_transport.c), or TLS over it (tls_transport.c: erl's
+ * inet_tls); tests of the node's protocol logic may carry the bytes
+ * between two runtimes of one OS process instead. A socket is a term (a
+ * port for TCP). Its owner, the reader, gets what arrives as messages:
+ * {tcp, Sock, Data} (Data a binary), {tcp_closed, Sock}, {tcp_error, Sock,
+ * Reason}, {tcp_passive, Sock}, or the same with ssl tags (socket.h's TLS
+ * sockets).
  * ------------------------------------------------------------------------ */
 struct amb__dist;
 
@@ -77,7 +80,7 @@ typedef struct amb__dist_transport {
     int (*connect)(struct amb__dist *d, amb_proc *self, amb_term node, int64_t timeout_ms,
                    amb_term *sock);
     /* Makes the calling process the owner of an accepted socket handed to
-     * it, in active mode. */
+     * it, in active mode (and again, to re-arm, after a passive message). */
     int (*adopt)(struct amb__dist *d, amb_proc *self, amb_term sock);
     /* Sends all of data[0..len) on sock (any process; waits only itself). */
     int (*send)(struct amb__dist *d, amb_proc *self, amb_term sock, const uint8_t *data,
@@ -86,6 +89,17 @@ typedef struct amb__dist_transport {
     void (*close)(struct amb__dist *d, amb_proc *self, amb_term sock);
     /* The node stops: unregisters from EPMD, stops listening. */
     void (*stop)(struct amb__dist *d, amb_proc *self);
+    /* May be NULL (then a new acceptor reader takes the socket): what the
+     * listener (amb__tcp_transport_start's) does with a socket it accepted
+     * and owns; it must give the socket away or close it, and not wait
+     * long (the next connection waits for it). */
+    void (*accepted)(struct amb__dist *d, amb_proc *self, amb_term sock);
+    /* May be NULL: frees the node's tctx when the node is freed (any
+     * thread; the node's processes have all ended). */
+    void (*free)(void *tctx);
+    /* Bytes of each handshake packet's length: 0 or 2 (inet_tcp), 4
+     * (inet_tls: the socket is {packet, 4} from the first byte). */
+    unsigned hs_len_size;
 } amb__dist_transport;
 
 /* ---------------------------------------------------------------------------
@@ -277,11 +291,31 @@ void amb__dist_notify(amb_proc *self, amb__dist *d, amb_term node, bool up, bool
                       amb_term reason);
 
 /* ---------------------------------------------------------------------------
- * TCP and EPMD (tcp_transport.c, epmd_client.c, epmd_server.c)
+ * TCP, TLS and EPMD (tcp_transport.c, tls_transport.c, epmd_client.c,
+ * epmd_server.c)
  * ------------------------------------------------------------------------ */
 /* The transport of amb_node_start: TCP through socket.h, EPMD (the system's
  * or the embedded one) for names. */
 extern const amb__dist_transport amb__tcp_transport;
+/* The parts of it the TLS transport shares. start: listens (each accepted
+ * socket going to the transport's `accepted`) and registers with EPMD.
+ * dial: EPMD's port of node, then amb_tcp_connect with o (the caller's TLS
+ * context in it; nodelay is set here), then active mode. */
+int amb__tcp_transport_start(amb__dist *d, amb_proc *self, amb_pid nk,
+                             uint32_t *creation);
+int amb__tcp_transport_dial(amb__dist *d, amb_proc *self, amb_term node,
+                            int64_t timeout_ms, amb_sock_opts *o, amb_term *sock);
+int amb__tcp_transport_adopt(amb__dist *d, amb_proc *self, amb_term sock);
+int amb__tcp_transport_send(amb__dist *d, amb_proc *self, amb_term sock,
+                            const uint8_t *data, size_t len);
+void amb__tcp_transport_close(amb__dist *d, amb_proc *self, amb_term sock);
+void amb__tcp_transport_stop(amb__dist *d, amb_proc *self);
+/* Starts a node whose connections are TLS (opts->tls_certfile set): builds
+ * the node's client and server contexts, then amb__dist_start with the TLS
+ * transport. amb_node_start's errors, and amb_tls_ctx_new's for the files. */
+int amb__tls_transport_node_start(amb_proc *self, const char *name,
+                                  const amb_node_opts *opts);
+
 /* Registers `alive` (listening on port; hidden or not) with the EPMD on
  * 127.0.0.1:epmd_port: *conn gets the registration's connection (owned by
  * the caller; closing it unregisters), *creation the node's creation.

@@ -3,11 +3,11 @@
  * (handshake.h has the exchange, the states and the rules).
  *
  * Shape: amb__handshake_feed cuts the input into packets ([Len:16][Body],
- * buffered in hs->in until whole) and hands each to the step the machine
- * waits for (hs->step). Each step checks the packet's shape, updates the
- * result, appends its answer to hs->out and moves on, or fails. A failure
- * records its reason in hs->result and leaves any final status in the
- * output; nothing after a failure touches the input again.
+ * or [Len:32][Body] with len_size 4; buffered in hs->in until whole) and hands each to
+ * the step the machine waits for (hs->step). Each step checks the packet's shape, updates
+ * the result, appends its answer to hs->out and moves on, or fails. A failure records its
+ * reason in hs->result and leaves any final status in the output; nothing after a failure
+ * touches the input again.
  *
  * Invariants:
  *   - hs->in holds only the packet in progress: its length field is read
@@ -118,13 +118,23 @@ int amb__handshake_digest(const uint8_t *cookie, size_t cookie_len, uint32_t cha
  * Output and endings
  * ------------------------------------------------------------------------ */
 
+/* The length field of a packet: 2 or 4 bytes (hs->len_size). */
+static size_t get_len(const amb__handshake *hs, const uint8_t *p)
+{
+    return hs->len_size == 4 ? amb__etf_get32(p) : amb__etf_get16(p);
+}
+
 /* Appends one packet (its length, then body) to the output. */
 static void emit(amb__handshake *hs, const uint8_t *body, size_t len)
 {
-    AMB__CHECK(len <= UINT16_MAX && hs->out_len + 2 + len <= sizeof hs->out);
-    amb__etf_put16(hs->out + hs->out_len, (uint16_t)len);
-    memcpy(hs->out + hs->out_len + 2, body, len);
-    hs->out_len += 2 + len;
+    size_t ls = hs->len_size;
+    AMB__CHECK(len <= UINT16_MAX && hs->out_len + ls + len <= sizeof hs->out);
+    if (ls == 4)
+        amb__etf_put32(hs->out + hs->out_len, (uint32_t)len);
+    else
+        amb__etf_put16(hs->out + hs->out_len, (uint16_t)len);
+    memcpy(hs->out + hs->out_len + ls, body, len);
+    hs->out_len += ls + len;
 }
 
 static void emit_status(amb__handshake *hs, const char *text)
@@ -451,6 +461,7 @@ int amb__handshake_init(amb__handshake *hs, amb__hs_role role, const amb__hs_con
         !amb__handshake_name_valid(cfg->name, cfg->name_len, name_me) ||
         cfg->cookie == NULL || cfg->cookie_len == 0 ||
         cfg->cookie_len > AMB__HS_COOKIE_MAX ||
+        (cfg->len_size != 0 && cfg->len_size != 2 && cfg->len_size != 4) ||
         (cfg->peer_name != NULL &&
          !amb__handshake_name_valid(cfg->peer_name, cfg->peer_name_len, false)))
         return AMB__MISUSE();
@@ -459,6 +470,7 @@ int amb__handshake_init(amb__handshake *hs, amb__hs_role role, const amb__hs_con
     hs->out_len = 0;
     hs->role = role;
     hs->state = AMB__HS_RUNNING;
+    hs->len_size = cfg->len_size == 4 ? 4 : 2;
     hs->flags = flags;
     hs->required = cfg->required;
     hs->cookie_len = cfg->cookie_len;
@@ -486,21 +498,20 @@ int amb__handshake_feed(amb__handshake *hs, const uint8_t *in, size_t len,
     if (hs->state != AMB__HS_RUNNING)
         return AMB_ESTATE;
     size_t took = 0;
+    size_t ls = hs->len_size;
     while (took < len && hs->state == AMB__HS_RUNNING) {
         /* The length field first, then exactly the body it announces. */
-        size_t want = 2;
-        if (hs->in_len >= 2) {
-            size_t body = amb__etf_get16(hs->in);
-            want = 2 + body;
-        }
+        size_t want = ls;
+        if (hs->in_len >= ls)
+            want = ls + get_len(hs, hs->in);
         size_t n = want - hs->in_len;
         if (n > len - took)
             n = len - took;
         memcpy(hs->in + hs->in_len, in + took, n);
         hs->in_len += n;
         took += n;
-        if (hs->in_len == 2) {
-            size_t body = amb__etf_get16(hs->in);
+        if (hs->in_len == ls) {
+            size_t body = get_len(hs, hs->in);
             if (body > AMB__HS_PACKET_MAX) {
                 fail(hs, AMB__HS_FAIL_OVERSIZED);
                 break;
@@ -511,10 +522,10 @@ int amb__handshake_feed(amb__handshake *hs, const uint8_t *in, size_t len,
             }
             continue;
         }
-        if (hs->in_len >= 2 && hs->in_len == 2 + (size_t)amb__etf_get16(hs->in)) {
-            size_t body = hs->in_len - 2;
+        if (hs->in_len > ls && hs->in_len == ls + get_len(hs, hs->in)) {
+            size_t body = hs->in_len - ls;
             hs->in_len = 0;
-            on_packet(hs, hs->in + 2, body);
+            on_packet(hs, hs->in + ls, body);
         }
     }
     *consumed = took;

@@ -6,7 +6,10 @@
  * the two questions the machine asks (acceptor: which status; initiator:
  * is the old connection gone), and enforces the set-up timeout itself.
  *
- * The exchange (A = initiator, B = acceptor; every packet is [Len:16][Body]):
+ * The exchange (A = initiator, B = acceptor; every packet is [Len:16][Body],
+ * or [Len:32][Body] when the config asks for 4-byte lengths, as TLS
+ * distribution (inet_tls_dist) sends the handshake: its socket is
+ * {packet, 4} from the first byte):
  *
  *      A                                         B
  *      'N' Flags:64 Creation:32 Nlen:16 Name -->          NEED_STATUS
@@ -126,6 +129,8 @@ typedef struct amb__hs_config {
     const char *peer_name; /* initiator: the node called, checked against the
                               acceptor's challenge; NULL accepts any */
     size_t peer_name_len;
+    unsigned len_size; /* bytes of each packet's length: 2 (0 is 2, erl's
+                          inet_tcp) or 4 (inet_tls) */
 } amb__hs_config;
 
 typedef struct amb__hs_result {
@@ -149,15 +154,16 @@ typedef struct amb__hs_result {
 typedef struct amb__handshake {
     amb__hs_role role;
     amb__hs_state state;
-    int step; /* the packet expected next (handshake.c) */
+    int step;          /* the packet expected next (handshake.c) */
+    unsigned len_size; /* 2 or 4: bytes of each packet's length */
     uint64_t flags, required;
     uint32_t challenge; /* the one we sent */
     size_t cookie_len;
     uint8_t cookie[AMB__HS_COOKIE_MAX];
     size_t in_len; /* bytes buffered of the current packet, length included */
-    uint8_t in[2 + AMB__HS_PACKET_MAX];
+    uint8_t in[4 + AMB__HS_PACKET_MAX];
     size_t out_len;
-    uint8_t out[2 * (2 + 64 + AMB__NODE_NAME_MAX)];
+    uint8_t out[2 * (4 + 64 + AMB__NODE_NAME_MAX)];
     size_t expect_len; /* initiator: the expected peer name, 0 = any */
     char expect[AMB__NODE_NAME_MAX];
     amb__hs_result result;
@@ -165,8 +171,9 @@ typedef struct amb__handshake {
 
 /* Starts a handshake in *hs for role. An initiator has its 'N' name packet
  * in the output at once. cfg's strings are copied. AMB_EBADARG: NULL hs or
- * cfg, a name that is not a valid node name (bare host when flags hold
- * NAME_ME, which only an initiator may ask), a cookie of 0 or more than
+ * cfg, a length size other than 0, 2 and 4, a name that is not a valid
+ * node name (bare host when flags hold NAME_ME, which only an initiator
+ * may ask), a cookie of 0 or more than
  * AMB__HS_COOKIE_MAX bytes, offered flags without the mandatory set. */
 int amb__handshake_init(amb__handshake *hs, amb__hs_role role, const amb__hs_config *cfg);
 

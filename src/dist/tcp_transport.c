@@ -9,12 +9,14 @@
  *            (a race with another node starting it: the loser registers
  *            with the winner's). Two processes linked to net_kernel keep
  *            what must live with the node: the listener (accepts, hands
- *            each socket to a new acceptor reader) and the EPMD keeper
+ *            each socket to a new acceptor reader, or, for TLS, to the
+ *            transport's `accepted`) and the EPMD keeper
  *            (owns the registration's connection; when that registry goes
  *            away, it registers again, with whatever EPMD answers then).
  *   connect  PORT_PLEASE2 on the peer host's EPMD, then TCP to that port
  *            (TCP_NODELAY: distribution frames are small and latency
- *            matters), active mode.
+ *            matters), active mode. The TLS transport (tls_transport.c)
+ *            dials the same way with its context in the socket options.
  *   send     amb_tcp_send, waiting as long as it takes: a peer that does
  *            not read is found out by the tick (its reader ends, and the
  *            linked writer with it).
@@ -84,8 +86,19 @@ static void keeper(amb_proc *self, void *arg)
     }
 }
 
-/* The listener: accepts and hands each socket to a new acceptor reader
- * (first message: {Listen, NetKernel}). */
+/* What the listener does with an accepted socket over plain TCP: a new
+ * acceptor reader takes it. */
+static void tcp_accepted(amb__dist *d, amb_proc *self, amb_socket s)
+{
+    amb_pid r;
+    if (amb__conn_start_reader(self, d, AMB_NONE, s, &r) != 0 ||
+        amb_inet_controlling_process(self, s, r) != 0)
+        amb_inet_close(self, s);
+}
+
+/* The listener: accepts and hands each socket to the transport's
+ * `accepted`, or to a new acceptor reader (first message: {Listen,
+ * NetKernel}). */
 static void listener(amb_proc *self, void *arg)
 {
     amb__dist *d = arg;
@@ -103,10 +116,10 @@ static void listener(amb_proc *self, void *arg)
             amb_sleep(self, 100); /* out of fds: the connection waits its turn */
         if (rc != 0)
             continue;
-        amb_pid r;
-        if (amb__conn_start_reader(self, d, AMB_NONE, s, &r) != 0 ||
-            amb_inet_controlling_process(self, s, r) != 0)
-            amb_inet_close(self, s);
+        if (d->transport->accepted != NULL)
+            d->transport->accepted(d, self, s);
+        else
+            tcp_accepted(d, self, s);
     }
 }
 
@@ -123,7 +136,7 @@ static int hand_over(amb_proc *self, amb_fn *body, amb__dist *d, amb_socket sock
     return rc;
 }
 
-static int tcp_start(amb__dist *d, amb_proc *self, amb_pid nk, uint32_t *creation)
+int amb__tcp_transport_start(amb__dist *d, amb_proc *self, amb_pid nk, uint32_t *creation)
 {
     amb_sock_opts lo = {.nodelay = true, .buffer = READ_BYTES};
     amb_socket l, reg;
@@ -162,8 +175,8 @@ static int activate(amb_proc *self, amb_socket s)
     return amb_inet_setopts(self, s, &o, AMB_SOCKOPT_ACTIVE | AMB_SOCKOPT_BUFFER);
 }
 
-static int tcp_connect(amb__dist *d, amb_proc *self, amb_term node, int64_t timeout_ms,
-                       amb_term *sock)
+int amb__tcp_transport_dial(amb__dist *d, amb_proc *self, amb_term node,
+                            int64_t timeout_ms, amb_sock_opts *o, amb_term *sock)
 {
     size_t len;
     const char *name = amb_atom_name(node, &len);
@@ -182,9 +195,9 @@ static int tcp_connect(amb__dist *d, amb_proc *self, amb_term node, int64_t time
     int64_t left = deadline - amb_now_ms();
     if (left <= 0)
         return AMB_ETIMEDOUT;
-    amb_sock_opts o = {.nodelay = true};
+    o->nodelay = true;
     amb_socket s;
-    if ((rc = amb_tcp_connect(self, host, port, &o, left, &s)) != 0)
+    if ((rc = amb_tcp_connect(self, host, port, o, left, &s)) != 0)
         return rc;
     if ((rc = activate(self, s)) != 0) {
         amb_inet_close(self, s);
@@ -194,26 +207,33 @@ static int tcp_connect(amb__dist *d, amb_proc *self, amb_term node, int64_t time
     return 0;
 }
 
-static int tcp_adopt(amb__dist *d, amb_proc *self, amb_term sock)
+static int tcp_connect(amb__dist *d, amb_proc *self, amb_term node, int64_t timeout_ms,
+                       amb_term *sock)
+{
+    amb_sock_opts o = {0};
+    return amb__tcp_transport_dial(d, self, node, timeout_ms, &o, sock);
+}
+
+int amb__tcp_transport_adopt(amb__dist *d, amb_proc *self, amb_term sock)
 {
     (void)d;
     return activate(self, sock);
 }
 
-static int tcp_send(amb__dist *d, amb_proc *self, amb_term sock, const uint8_t *data,
-                    size_t len)
+int amb__tcp_transport_send(amb__dist *d, amb_proc *self, amb_term sock,
+                            const uint8_t *data, size_t len)
 {
     (void)d;
     return amb_tcp_send(self, sock, data, len, AMB_INFINITY, NULL);
 }
 
-static void tcp_close(amb__dist *d, amb_proc *self, amb_term sock)
+void amb__tcp_transport_close(amb__dist *d, amb_proc *self, amb_term sock)
 {
     (void)d;
     amb_inet_close(self, sock);
 }
 
-static void tcp_stop(amb__dist *d, amb_proc *self)
+void amb__tcp_transport_stop(amb__dist *d, amb_proc *self)
 {
     /* The listener, the keeper and an embedded registry are linked to
      * net_kernel: its end takes them, their sockets closing with them (the
@@ -222,10 +242,10 @@ static void tcp_stop(amb__dist *d, amb_proc *self)
 }
 
 const amb__dist_transport amb__tcp_transport = {
-    .start = tcp_start,
+    .start = amb__tcp_transport_start,
     .connect = tcp_connect,
-    .adopt = tcp_adopt,
-    .send = tcp_send,
-    .close = tcp_close,
-    .stop = tcp_stop,
+    .adopt = amb__tcp_transport_adopt,
+    .send = amb__tcp_transport_send,
+    .close = amb__tcp_transport_close,
+    .stop = amb__tcp_transport_stop,
 };

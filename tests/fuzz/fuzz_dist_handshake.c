@@ -5,7 +5,8 @@
  * never guess) and reach every state:
  *
  *   byte 0   bit 0: our role (0 initiator, 1 acceptor); bit 1: we ask
- *            NAME_ME (initiator only)
+ *            NAME_ME (initiator only); bit 2: the peer's name is
+ *            expected; bit 3: 4-byte packet lengths (TLS distribution)
  *   then records [op:1][len:1][len bytes]:
  *     op % 6 == 0  feed the bytes as they are (any split)
  *     op % 6 == 1  feed a whole 'r' packet: the record's first 4 bytes as the
@@ -49,13 +50,14 @@ static void feed(amb__handshake *hs, const uint8_t *p, size_t n)
                     "input left over while still running");
 }
 
+/* A whole packet with its length field (2 or 4 bytes, as the machine's). */
 static void packet(amb__handshake *hs, const uint8_t *body, size_t len)
 {
-    uint8_t buf[64];
-    buf[0] = 0;
-    buf[1] = (uint8_t)len;
-    memcpy(buf + 2, body, len);
-    feed(hs, buf, len + 2);
+    uint8_t buf[64] = {0};
+    size_t ls = hs->len_size;
+    buf[ls - 1] = (uint8_t)len;
+    memcpy(buf + ls, body, len);
+    feed(hs, buf, len + ls);
 }
 
 static void check_state(const amb__handshake *hs)
@@ -99,7 +101,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                               AMB__DFLAGS_DEFAULT | (name_me ? AMB__DFLAG_NAME_ME : 0),
                           .creation = 5,
                           .peer_name = data[0] & 4 ? "peer@host" : NULL,
-                          .peer_name_len = 9};
+                          .peer_name_len = 9,
+                          .len_size = data[0] & 8 ? 4 : 2};
     amb__handshake *hs = malloc(sizeof *hs);
     dist_fuzz_check(hs != NULL, TARGET, "out of memory");
     dist_fuzz_check(amb__handshake_init(hs, role, &cfg) == 0, TARGET, "init failed");

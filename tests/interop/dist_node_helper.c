@@ -4,10 +4,13 @@
  *
  *   dist_node_helper NAME COOKIE [--long] [--visible] [--tick MS]
  *                    [--connect NODE] [--epmd PORT]
+ *                    [--tls-cert FILE [--tls-key FILE] [--tls-ca FILE]]
  *
- * It starts node NAME (short names unless --long), prints "READY <node>"
- * once up (after pinging NODE first with --connect: the C node then is the
- * initiator of the first connection), and serves:
+ * It starts node NAME (short names unless --long; TLS distribution with
+ * --tls-cert, node.h's tls_* options), prints "READY <node>" once up
+ * (after pinging NODE first with --connect, printing "CONNECT pong" or
+ * "CONNECT pang": the C node then is the initiator of the first
+ * connection), and serves:
  *
  *   cnode:add, raise, die, sleep and wait (amb_rpc_register), for
  *   rpc:call, erpc:call and spawns from erl;
@@ -364,7 +367,8 @@ static void main_proc(amb_proc *self, void *arg)
     amb_rpc_register(self, "cnode", "wait", rpc_wait, NULL);
     amb_spawn(self, agent, NULL, NULL);
     if (opt_connect != NULL)
-        amb_node_ping(self, amb_atom(opt_connect));
+        printf("CONNECT %s\n",
+               amb_node_ping(self, amb_atom(opt_connect)) == 0 ? "pong" : "pang");
     size_t len;
     printf("READY %s\n", amb_atom_name(amb_node(self), &len));
     fflush(stdout);
@@ -390,6 +394,12 @@ int main(int argc, char **argv)
             opt_connect = argv[++i];
         else if (strcmp(argv[i], "--epmd") == 0 && i + 1 < argc)
             node_opts.epmd_port = (uint16_t)atoi(argv[++i]);
+        else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc)
+            node_opts.tls_certfile = argv[++i];
+        else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc)
+            node_opts.tls_keyfile = argv[++i];
+        else if (strcmp(argv[i], "--tls-ca") == 0 && i + 1 < argc)
+            node_opts.tls_cacertfile = argv[++i];
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     int rc = amb_main(NULL, main_proc, NULL);

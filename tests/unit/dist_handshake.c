@@ -4,7 +4,8 @@
  * path (ok, ok_simultaneous, named, alive true/false, nok, not_allowed,
  * good and bad cookie), input split at every byte, and hand-made packets
  * for what a bad peer sends (truncated, oversized, wrong version, bad
- * names, missing mandatory flags, unknown statuses, wrong lengths).
+ * names, missing mandatory flags, unknown statuses, wrong lengths), and
+ * the same machine with the 4-byte packet lengths of TLS distribution.
  *
  * The digest vectors are erl's own: erlang:md5(["secret" |
  * integer_to_list(C)]) on an OTP 25 node, the expression dist_util uses.
@@ -466,6 +467,46 @@ AMB_TEST(oversized_and_empty_packets_are_refused)
     assert_int_equal(amb__handshake_result(&b)->failure, AMB__HS_FAIL_MALFORMED);
 }
 
+/* TLS distribution (inet_tls_dist) frames the handshake with 4-byte
+ * lengths: the same exchange, every packet [Len:32][Body], split at every
+ * byte too; an oversized length is refused from its 4 bytes. */
+AMB_TEST(four_byte_lengths_as_inet_tls_sends_them)
+{
+    for (int split = 0; split <= 1; split++) {
+        amb__handshake a, b;
+        amb__hs_config ca = config("a@host", "b@host"), cb = config("b@host", NULL);
+        ca.len_size = cb.len_size = 4;
+        assert_ok(amb__handshake_init(&a, AMB__HS_INITIATOR, &ca));
+        assert_ok(amb__handshake_init(&b, AMB__HS_ACCEPTOR, &cb));
+        size_t len;
+        const uint8_t *out = amb__handshake_output(&a, &len);
+        assert_int_equal(len, 4 + 15 + 6);
+        uint8_t head[] = {0, 0, 0, 21, 'N'};
+        assert_memory_equal(out, head, sizeof head);
+        move(&a, &b, split);
+        assert_int_equal(amb__handshake_state(&b), AMB__HS_NEED_STATUS);
+        assert_ok(amb__handshake_set_status(&b, AMB__HS_STATUS_OK, NULL, 0, 0));
+        out = amb__handshake_output(&b, &len);
+        uint8_t status[] = {0, 0, 0, 3, 's', 'o', 'k'};
+        assert_true(len > sizeof status);
+        assert_memory_equal(out, status, sizeof status);
+        pump(&a, &b, split);
+        assert_int_equal(amb__handshake_state(&a), AMB__HS_UP);
+        assert_int_equal(amb__handshake_state(&b), AMB__HS_UP);
+    }
+    amb__handshake b;
+    amb__hs_config cb = config("b@host", NULL);
+    cb.len_size = 4;
+    size_t took;
+    assert_ok(amb__handshake_init(&b, AMB__HS_ACCEPTOR, &cb));
+    static const uint8_t huge[] = {0, 1, 0, 0, 'N', 0};
+    assert_ok(amb__handshake_feed(&b, huge, sizeof huge, &took));
+    assert_int_equal(took, 4);
+    assert_int_equal(amb__handshake_result(&b)->failure, AMB__HS_FAIL_OVERSIZED);
+    cb.len_size = 3;
+    assert_rc(AMB_EBADARG, amb__handshake_init(&b, AMB__HS_ACCEPTOR, &cb));
+}
+
 AMB_TEST(truncated_handshake_fails_on_eof)
 {
     amb__handshake a, b;
@@ -554,6 +595,7 @@ AMB_TEST_MAIN(AMB_TEST_ENTRY(digest_is_erls),
               AMB_TEST_ENTRY(bad_names_are_refused),
               AMB_TEST_ENTRY(wrong_version_is_refused),
               AMB_TEST_ENTRY(oversized_and_empty_packets_are_refused),
+              AMB_TEST_ENTRY(four_byte_lengths_as_inet_tls_sends_them),
               AMB_TEST_ENTRY(truncated_handshake_fails_on_eof),
               AMB_TEST_ENTRY(unknown_statuses_and_wrong_lengths_are_malformed),
               AMB_TEST_ENTRY(bytes_after_the_last_packet_are_left_for_frames),
