@@ -296,9 +296,11 @@ static uint64_t *alloc_slow(amb_heap *h, size_t nwords)
     size_t max = h->bytes >= BIG_HEAP ? HUGE_WORDS : BLOCK_MAX_WORDS;
     if (grow > max)
         grow = max;
-    if (h->blocks != NULL && nwords > grow / 4) {
-        /* A big request gets its own block behind the current one. */
-        block *b = take_spare(h, nwords);
+    block *b = take_spare(h, nwords);
+    if (h->blocks != NULL && nwords > grow / 4 && (b == NULL || b->nwords < 4 * nwords)) {
+        /* A big request gets its own block behind the current one (a spare
+         * four times its size or more becomes the current block instead:
+         * the request would leave most of it unused). */
         if (b == NULL)
             b = amb__heap_block_new(nwords);
         if (b == NULL)
@@ -310,7 +312,6 @@ static uint64_t *alloc_slow(amb_heap *h, size_t nwords)
     }
     if (grow < nwords)
         grow = nwords;
-    block *b = take_spare(h, nwords);
     if (b == NULL)
         b = amb__heap_block_new(grow);
     if (b == NULL)
