@@ -877,13 +877,13 @@ static int copy_collect(amb_heap *heap, amb_term *roots, size_t n)
     for (amb__binary *b = heap->offheap; b != NULL; b = b->next)
         amb__refbin_release(b->refc);
     if (to.blocks == last) {
-        /* The rest of `last` is never handed out (its pages were never
-         * written): the heap grows into the spares, which hold memory
-         * already, not into it. */
-        size_t keep = (size_t)(to.top - last->words);
-        to.bytes -= (last->nwords - keep) * sizeof(uint64_t);
-        last->nwords = keep;
-        to.end = to.top;
+        /* The pages of `last` the copy did not write are never handed out:
+         * the heap grows into the rest of the last page written, then into
+         * the spares, which hold memory already. */
+        size_t before = last->nwords;
+        amb__heap_block_trim(last, (size_t)(to.top - last->words));
+        to.bytes -= (before - last->nwords) * sizeof(uint64_t);
+        to.end = last->words + last->nwords;
     }
     /* Candidates not taken (`last` among them when the spares sufficed),
      * then the old blocks, become spares while they fit in what the heap

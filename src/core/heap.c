@@ -289,6 +289,21 @@ block *amb__heap_block_new(size_t want)
     return b;
 }
 
+void amb__heap_block_trim(block *b, size_t keep)
+{
+    if (b->mapped == 0)
+        return; /* malloc'd: a block of its own size, kept whole */
+    /* Up to the end of the page that holds the last kept word: the pages
+     * written are resident, whole (a huge page for a block of whole huge
+     * pages), and their words are as good as the heap's next ones. */
+    size_t unit = b->mapped > HUGE ? HUGE : PAGE;
+    uintptr_t end = (uintptr_t)(b->words + keep);
+    end = (end + unit - 1) & ~(uintptr_t)(unit - 1);
+    size_t words = (size_t)((uint64_t *)end - b->words);
+    if (words < b->nwords)
+        b->nwords = words;
+}
+
 static uint64_t *alloc_slow(amb_heap *h, size_t nwords)
 {
     size_t last = h->blocks ? h->blocks->nwords : 0;
