@@ -294,9 +294,12 @@ void amb__heap_block_trim(block *b, size_t keep)
     if (b->mapped == 0)
         return; /* malloc'd: a block of its own size, kept whole */
     /* Up to the end of the page that holds the last kept word: the pages
-     * written are resident, whole (a huge page for a block of whole huge
-     * pages), and their words are as good as the heap's next ones. */
-    size_t unit = b->mapped > HUGE ? HUGE : PAGE;
+     * written are resident, whole, and their words are as good as the
+     * heap's next ones. For a block of huge pages that is the huge page
+     * when what is kept is a big heap's (a quarter of it at most, as the
+     * heap's rounding to huge blocks), the small page otherwise, so that a
+     * small heap's size stays its terms'. */
+    size_t unit = b->mapped > HUGE && keep * sizeof(uint64_t) >= BIG_HEAP ? HUGE : PAGE;
     uintptr_t end = (uintptr_t)(b->words + keep);
     end = (end + unit - 1) & ~(uintptr_t)(unit - 1);
     size_t words = (size_t)((uint64_t *)end - b->words);
