@@ -10,6 +10,12 @@
  *     within its own blocks, and only what the kept message cells hold is
  *     copied (into a block that joins the heap). No to-space, so a
  *     process's memory is its heap and a twentieth more, not twice it.
+ *   - amb_heap_collect (a heap its owner collects, a loop's) copies out of
+ *     the heap's blocks into the spare blocks the heap holds and, for what
+ *     they cannot hold, one block taken before the walk: the walk is the
+ *     whole collection (no plan, no move: 0.5x the compaction's time in the
+ *     maps bench, docs/design/terms.md), for the live size more memory at
+ *     the peak; the old blocks become the spares of the next cycle.
  *
  * Copying writes into the from-space, as a copying collector does
  * (Cheney's, BEAM's), since the from-space is thrown away:
@@ -70,6 +76,11 @@
  *   - Compacting allocates only before anything changes (side tables, the
  *     block for the cells' terms) and while marking (the stack of slots);
  *     the plan, the move and the rebuild allocate nothing.
+ *   - amb_heap_collect's copy allocates only before anything changes: the
+ *     block for what the spares cannot hold has as many words as the heap
+ *     uses, and the stack of slots one per word (each slot pushed is a
+ *     word of a copy, pushed once), so the live terms fit whatever the
+ *     spares' sizes, and the walk cannot fail half way.
  */
 #include <stdlib.h>
 

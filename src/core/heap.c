@@ -10,7 +10,9 @@
  *     is on `offheap` exactly once; reset/free release each reference once.
  *   - Block sizes double up to BLOCK_MAX_WORDS, so n words of terms cost
  *     O(log n) allocations; a request larger than a quarter of a block gets
- *     a block of its own, so one big term does not waste the current block.
+ *     a block of its own, so one big term does not waste the current block
+ *     (a spare block four times the request or more becomes the current
+ *     block instead: behind it, the request alone would hold it all).
  *     Blocks of 64 KiB and more are mappings of their own (freed, they go
  *     back to the OS at once); a heap past BIG_HEAP bytes gets blocks of a
  *     huge page each (2 MiB, aligned to one, MADV_HUGEPAGE: measured, a get
@@ -20,7 +22,8 @@
  *     process that resets per message reaches a steady state with no
  *     allocation at all.
  *   - Spare blocks (emptied by a collection, amb__heap_spare) hold no term;
- *     a new block is taken from them, first fit, before one is made. They
+ *     a new block is taken from them, first fit, before one is made, and
+ *     amb_heap_collect copies the live terms into them (collect.c). They
  *     count in amb__heap_held (memory the heap holds), not in
  *     amb_heap_size or amb__heap_used (what its terms take).
  *   - In ASan builds the words a reset or rewind drops, when they stay in a
