@@ -13,7 +13,7 @@
  *   - amb_heap_collect (a heap its owner collects, a loop's) copies out of
  *     the heap's blocks into the spare blocks the heap holds and, for what
  *     they cannot hold, one block taken before the walk: the walk is the
- *     whole collection (no plan, no move: 0.5x the compaction's time in the
+ *     whole collection (no plan, no move: 0.4x the compaction's time in the
  *     maps bench, docs/design/terms.md), for the live size more memory at
  *     the peak; the old blocks become the spares of the next cycle.
  *
