@@ -1181,7 +1181,8 @@ static void bench_call_queued(struct run *r, amb_proc *self)
  *
  * The map is a process's state, collected as the runtime collects term
  * state (issue 14): when the heap holds COMPACT times the live size after
- * the last collection, amb_heap_collect compacts it in place to the map,
+ * the last collection, amb_heap_collect collects it to the map (copying
+ * into the blocks the heap emptied the time before),
  * so memory stays within a constant factor of the live map and the
  * collections cost O(1) amortised per operation (checked after every
  * persistent operation, and when an edit ends). The collections are in the
@@ -1201,8 +1202,8 @@ struct maps_heap {
     unsigned long ops;
 };
 
-/* Collects the heap to *m (amb_heap_collect: in place, as the runtime
- * collects a term state) when it has grown COMPACT times past the live
+/* Collects the heap to *m (amb_heap_collect, what a loop that owns its
+ * heap calls) when it has grown COMPACT times past the live
  * size; 0 or an error code. */
 static int maps_compact(struct maps_heap *mh, amb_term *m)
 {

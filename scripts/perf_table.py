@@ -157,8 +157,8 @@ ROWS = [
      "(changes in place the nodes it made); Erlang: maps:put loop"),
     ("8. maps: the same puts, each map kept (persistent), ns/put", "maps",
      {"c": "persistent_put_ns", "erl": "put_ns"}, 1, 0, True,
-     "ours: amb_map_put, the heap collected in place at 8x the live map (in the "
-     "time); Erlang: maps:put loop"),
+     "ours: amb_map_put, the heap collected by amb_heap_collect (a copy into the "
+     "memory it emptied) at 8x the live map (in the time); Erlang: maps:put loop"),
     ("8. maps: then 1M gets, ns/get", "maps", "get_ns", 1, 0, True, "maps:get"),
     ("8. maps: then 1M removes, ns/remove", "maps", "remove_ns", 1, 0, True,
      "ours: one amb_map_edit; Erlang: maps:remove loop"),

@@ -250,17 +250,22 @@ AMB_API void amb_heap_rewind(amb_heap *heap, amb_heap_mark mark);
 
 /* Collects heap: keeps what roots[0..n) reach (each shared part once, a
  * map's versions sharing structure as they did) and frees every other term
- * of the heap, in place, needing about a twentieth of the heap more for a
- * moment (the collection a term-state process gets, process.h "Term
- * state", for a heap the caller owns: a loop that keeps a map across
+ * of the heap (for a heap the caller owns: a loop that keeps a map across
  * iterations calls it when amb_heap_size has grown to a few times what it
- * was after the last one). The blocks it empties stay the heap's for its
- * next allocations, so growing back maps no new pages (amb_heap_size does
- * not count them; amb_heap_reset and amb_heap_free give them back). The
+ * was after the last one). The live terms are copied into the blocks the
+ * heap emptied at its last collection, and what those cannot hold into a
+ * block taken beforehand (only the pages written take memory), so memory
+ * peaks at the heap's size plus the live terms' for a moment; the blocks
+ * it empties stay the heap's, up to the size it had, for its next
+ * allocations and its next collection, so a loop in a steady state maps
+ * no new pages (amb_heap_size does not count them; amb_heap_reset and
+ * amb_heap_free give them back). Without memory for that block it
+ * compacts in place instead (a twentieth of the heap more), as the
+ * runtime does for a term-state process (process.h "Term state"). The
  * roots are updated: every other term of the heap, and every mark of it,
  * is invalid afterwards. Terms of other heaps are referred to as they are.
- * O(live terms + heap size / 64). 0; AMB_ENOMEM (nothing changed);
- * AMB_EBADARG for a NULL heap, or NULL roots with n > 0. */
+ * O(live terms + blocks). 0; AMB_ENOMEM (nothing changed); AMB_EBADARG for
+ * a NULL heap, or NULL roots with n > 0. */
 AMB_API int amb_heap_collect(amb_heap *heap, amb_term *roots, size_t n);
 
 /* Copies t and everything it refers to onto dst (immediates are returned as

@@ -10,6 +10,12 @@
  *     within its own blocks, and only what the kept message cells hold is
  *     copied (into a block that joins the heap). No to-space, so a
  *     process's memory is its heap and a twentieth more, not twice it.
+ *   - amb_heap_collect (a heap its owner collects, a loop's) copies out of
+ *     the heap's blocks into the spare blocks the heap holds and, for what
+ *     they cannot hold, one block taken before the walk: the walk is the
+ *     whole collection (no plan, no move: 0.4x the compaction's time in the
+ *     maps bench, docs/design/terms.md), for the live size more memory at
+ *     the peak; the old blocks become the spares of the next cycle.
  *
  * Copying writes into the from-space, as a copying collector does
  * (Cheney's, BEAM's), since the from-space is thrown away:
@@ -70,6 +76,11 @@
  *   - Compacting allocates only before anything changes (side tables, the
  *     block for the cells' terms) and while marking (the stack of slots);
  *     the plan, the move and the rebuild allocate nothing.
+ *   - amb_heap_collect's copy allocates only before anything changes: the
+ *     block for what the spares cannot hold has as many words as the heap
+ *     uses, and the stack of slots one per word (each slot pushed is a
+ *     word of a copy, pushed once), so the live terms fit whatever the
+ *     spares' sizes, and the walk cannot fail half way.
  */
 #include <stdlib.h>
 
@@ -107,6 +118,11 @@ typedef struct collector {
     size_t last_space;
     space *copies; /* the space of `to`: what the cells held */
     bool moved;    /* a term of the from-space has been moved (forwarded) */
+    /* amb_heap_collect's copy only: the blocks `to` may take, in order,
+     * the last one large enough for all that is left (so the copy never
+     * asks for memory), and the stack of slots given whole beforehand. */
+    amb__heap_block *cands;
+    bool fixed_slots;
 } collector;
 
 static int by_start(const void *a, const void *b)
@@ -177,7 +193,32 @@ static inline int push_slot(collector *c, amb_term *slot)
         st->items[st->len++] = (uint64_t)(uintptr_t)slot;
         return 0;
     }
+    /* A stack given whole holds a slot per word the copy can write. */
+    AMB__CHECK(!c->fixed_slots);
     return amb__wstack_push(st, (uint64_t)(uintptr_t)slot);
+}
+
+/* Room for words more words in the current block of `to`, in the copy of
+ * amb_heap_collect: when the block is full, the first candidate block that
+ * can hold them becomes current (the rest of the full one stays unused,
+ * poisoned as a spare block is). The last candidate holds everything the
+ * copy can still write, so one always can. Nothing to do in the other
+ * forms, whose `to` grows by itself. */
+static inline void to_room(collector *c, size_t words)
+{
+    amb_heap *to = c->to;
+    if (c->cands == NULL || (size_t)(to->end - to->top) >= words)
+        return;
+    amb__heap_block **pp = &c->cands;
+    while ((*pp)->nwords < words)
+        pp = &(*pp)->next;
+    amb__heap_block *b = *pp;
+    *pp = b->next;
+    b->next = to->blocks;
+    to->blocks = b;
+    to->top = b->words;
+    to->end = b->words + b->nwords;
+    to->bytes += amb__heap_block_bytes(b);
 }
 
 /* ---------------------------------------------------------------------------
@@ -292,6 +333,7 @@ static uint64_t *move_box(collector *c, uint64_t *old)
 {
     uint64_t *p;
     size_t first, n, words = box_shape(old, &first, &n);
+    to_room(c, words);
     if (AMB__HDR_KIND(old[0]) == AMB__K_BINARY) {
         const amb__binary *b = (const amb__binary *)(const void *)old;
         amb_term nb = amb__binary_make(c->to, b->refc, b->data, b->size,
@@ -336,6 +378,7 @@ static int evacuate(collector *c, amb_term *slot)
                 *slot = old[1]; /* moved already */
                 return 0;
             }
+            to_room(c, 2);
             amb_term *cell = (amb_term *)amb__heap_alloc(c->to, 2);
             if (cell == NULL)
                 return AMB_ENOMEM;
@@ -459,6 +502,22 @@ typedef struct tablemem {
  * thread. */
 #define TABLES_MAP_MIN ((size_t)64 << 10)
 
+/* words zeroed words of scratch memory in *mem (a mapping from
+ * TABLES_MAP_MIN bytes on: its pages take memory only once written); 0 or
+ * AMB_ENOMEM. */
+static int scratch(size_t words, tablemem *mem)
+{
+    size_t bytes = (words ? words : 1) * sizeof(uint64_t);
+    mem->mapped = 0;
+    if (bytes >= TABLES_MAP_MIN) {
+        mem->mapped = (bytes + 4095) & ~(size_t)4095;
+        mem->words = amb__map(mem->mapped);
+    } else {
+        mem->words = amb__calloc(bytes / sizeof(uint64_t), sizeof(uint64_t));
+    }
+    return mem->words != NULL ? 0 : AMB_ENOMEM;
+}
+
 /* Side tables for every space; 0 or AMB_ENOMEM. */
 static int tables(space *sp, size_t ns, tablemem *mem)
 {
@@ -467,18 +526,9 @@ static int tables(space *sp, size_t ns, tablemem *mem)
         size_t chunks = (sp[i].n + 63) / 64;
         words += 3 * chunks + (chunks + 1) / 2;
     }
-    size_t bytes = (words ? words : 1) * sizeof(uint64_t);
-    uint64_t *m;
-    mem->mapped = 0;
-    if (bytes >= TABLES_MAP_MIN) {
-        mem->mapped = (bytes + 4095) & ~(size_t)4095;
-        m = amb__map(mem->mapped);
-    } else {
-        m = amb__calloc(bytes / sizeof *m, sizeof *m);
-    }
-    if (m == NULL)
+    if (scratch(words, mem) != 0)
         return AMB_ENOMEM;
-    mem->words = m;
+    uint64_t *m = mem->words;
     for (size_t i = 0; i < ns; i++) {
         size_t chunks = (sp[i].n + 63) / 64;
         sp[i].start = m;
@@ -785,14 +835,102 @@ int amb__collect_compact(amb_heap *heap, amb__range *ranges, size_t nranges,
     return 0;
 }
 
+/* ---------------------------------------------------------------------------
+ * amb_heap_collect: copying, into memory held before the walk starts
+ * ------------------------------------------------------------------------ */
+
+/* Copies what roots[0..n) reach out of every block of heap into the
+ * blocks it holds as spares and, behind them, one block of as many words
+ * as the heap uses (a mapping: only the pages the copy writes take
+ * memory). That block and the stack of slots (a word per word the copy
+ * can write) are taken before anything changes, so the copy itself never
+ * asks for memory: 0, or AMB_ENOMEM with nothing changed. Afterwards the
+ * old blocks are the heap's spares (freed in sanitizer builds, so that a
+ * term kept from before is a use-after-free report), up to the words the
+ * heap used: the next cycle grows into them and copies into what is left
+ * of them, touching no new page. */
+static int copy_collect(amb_heap *heap, amb_term *roots, size_t n)
+{
+    size_t nblocks = 0, used = 0;
+    for (amb__heap_block *b = heap->blocks; b != NULL; b = b->next, nblocks++)
+        used += b == heap->blocks ? (size_t)(heap->top - b->words) : b->nwords;
+    amb__range *ranges = amb__malloc((nblocks ? nblocks : 1) * sizeof *ranges);
+    tablemem stack = {NULL, 0};
+    amb__heap_block *last = amb__heap_block_new(used ? used : 1);
+    if (ranges == NULL || last == NULL || scratch(used + 1, &stack) != 0) {
+        amb__free(ranges);
+        if (last != NULL)
+            amb__heap_block_free(last);
+        if (stack.words != NULL)
+            tables_free(&stack);
+        return AMB_ENOMEM;
+    }
+    size_t i = 0;
+    for (amb__heap_block *b = heap->blocks; b != NULL; b = b->next, i++)
+        ranges[i] =
+            (amb__range){b->words, b == heap->blocks ? heap->top : b->words + b->nwords};
+    qsort(ranges, nblocks, sizeof *ranges, by_start);
+    /* The candidates: the spares in their order, then `last`. */
+    amb__heap_block **tail = &heap->spare;
+    while (*tail != NULL)
+        tail = &(*tail)->next;
+    last->next = NULL;
+    *tail = last;
+    amb_heap to = {0};
+    collector c = {.to = &to, .ranges = ranges, .nranges = nblocks, .cands = heap->spare};
+    c.fixed_slots = true;
+    c.slots.items = stack.words;
+    c.slots.cap = used + 1;
+    AMB__CHECK(walk(&c, roots, n) == 0); /* no allocation can fail */
+    amb__free(ranges);
+    tables_free(&stack);
+    /* The copies took references of their own. */
+    for (amb__binary *b = heap->offheap; b != NULL; b = b->next)
+        amb__refbin_release(b->refc);
+    if (to.blocks == last) {
+        /* The pages of `last` the copy did not write are never handed out:
+         * the heap grows into the rest of the last page written, then into
+         * the spares, which hold memory already. */
+        size_t before = last->nwords;
+        amb__heap_block_trim(last, (size_t)(to.top - last->words));
+        to.bytes -= (before - last->nwords) * sizeof(uint64_t);
+        to.end = last->words + last->nwords;
+    }
+    /* Candidates not taken (`last` among them when the spares sufficed),
+     * then the old blocks, become spares while they fit in what the heap
+     * used; the others are freed. */
+    amb__heap_block *rest = c.cands;
+    size_t budget = used * sizeof(uint64_t);
+    for (int pass = 0; pass < 2; pass++) {
+        for (amb__heap_block *b = pass == 0 ? rest : heap->blocks, *next; b != NULL;
+             b = next) {
+            next = b->next;
+            size_t bytes = amb__heap_block_bytes(b);
+            if (b == last || (AMB__ASAN && pass == 1) || to.spare_bytes + bytes > budget)
+                amb__heap_block_free(b);
+            else
+                amb__heap_spare(&to, b);
+        }
+    }
+    heap->blocks = NULL;
+    heap->spare = NULL;
+    heap->offheap = NULL;
+    *heap = to;
+    return 0;
+}
+
 int amb_heap_collect(amb_heap *heap, amb_term *roots, size_t n)
 {
     if (heap == NULL || (roots == NULL && n > 0))
         return AMB__MISUSE();
+    if (heap->blocks == NULL)
+        return 0; /* no block of its own: nothing it could free */
+    if (copy_collect(heap, roots, n) == 0)
+        return 0;
+    /* No memory for the copy: in place, needing a twentieth of the heap
+     * more. Nothing is moved before its walk ends: a failure leaves every
+     * term as it was. */
     bool ruined;
-    /* With no from-space nothing is moved before the walk ends: a failure
-     * leaves every term as it was. The caller collects when the heap has
-     * grown again: it keeps what it emptied. */
     static const size_t all[2] = {SIZE_MAX, 1};
     return amb__collect_compact(heap, NULL, 0, roots, n, all, &ruined);
 }

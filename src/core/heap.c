@@ -10,7 +10,9 @@
  *     is on `offheap` exactly once; reset/free release each reference once.
  *   - Block sizes double up to BLOCK_MAX_WORDS, so n words of terms cost
  *     O(log n) allocations; a request larger than a quarter of a block gets
- *     a block of its own, so one big term does not waste the current block.
+ *     a block of its own, so one big term does not waste the current block
+ *     (a spare block four times the request or more becomes the current
+ *     block instead: behind it, the request alone would hold it all).
  *     Blocks of 64 KiB and more are mappings of their own (freed, they go
  *     back to the OS at once); a heap past BIG_HEAP bytes gets blocks of a
  *     huge page each (2 MiB, aligned to one, MADV_HUGEPAGE: measured, a get
@@ -20,7 +22,8 @@
  *     process that resets per message reaches a steady state with no
  *     allocation at all.
  *   - Spare blocks (emptied by a collection, amb__heap_spare) hold no term;
- *     a new block is taken from them, first fit, before one is made. They
+ *     a new block is taken from them, first fit, before one is made, and
+ *     amb_heap_collect copies the live terms into them (collect.c). They
  *     count in amb__heap_held (memory the heap holds), not in
  *     amb_heap_size or amb__heap_used (what its terms take).
  *   - In ASan builds the words a reset or rewind drops, when they stay in a
@@ -289,6 +292,24 @@ block *amb__heap_block_new(size_t want)
     return b;
 }
 
+void amb__heap_block_trim(block *b, size_t keep)
+{
+    if (b->mapped == 0)
+        return; /* malloc'd: a block of its own size, kept whole */
+    /* Up to the end of the page that holds the last kept word: the pages
+     * written are resident, whole, and their words are as good as the
+     * heap's next ones. For a block of huge pages that is the huge page
+     * when what is kept is a big heap's (a quarter of it at most, as the
+     * heap's rounding to huge blocks), the small page otherwise, so that a
+     * small heap's size stays its terms'. */
+    size_t unit = b->mapped > HUGE && keep * sizeof(uint64_t) >= BIG_HEAP ? HUGE : PAGE;
+    uintptr_t end = (uintptr_t)(b->words + keep);
+    end = (end + unit - 1) & ~(uintptr_t)(unit - 1);
+    size_t words = (size_t)((uint64_t *)end - b->words);
+    if (words < b->nwords)
+        b->nwords = words;
+}
+
 static uint64_t *alloc_slow(amb_heap *h, size_t nwords)
 {
     size_t last = h->blocks ? h->blocks->nwords : 0;
@@ -296,9 +317,11 @@ static uint64_t *alloc_slow(amb_heap *h, size_t nwords)
     size_t max = h->bytes >= BIG_HEAP ? HUGE_WORDS : BLOCK_MAX_WORDS;
     if (grow > max)
         grow = max;
-    if (h->blocks != NULL && nwords > grow / 4) {
-        /* A big request gets its own block behind the current one. */
-        block *b = take_spare(h, nwords);
+    block *b = take_spare(h, nwords);
+    if (h->blocks != NULL && nwords > grow / 4 && (b == NULL || b->nwords < 4 * nwords)) {
+        /* A big request gets its own block behind the current one (a spare
+         * four times its size or more becomes the current block instead:
+         * the request would leave most of it unused). */
         if (b == NULL)
             b = amb__heap_block_new(nwords);
         if (b == NULL)
@@ -310,7 +333,6 @@ static uint64_t *alloc_slow(amb_heap *h, size_t nwords)
     }
     if (grow < nwords)
         grow = nwords;
-    block *b = take_spare(h, nwords);
     if (b == NULL)
         b = amb__heap_block_new(grow);
     if (b == NULL)

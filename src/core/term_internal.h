@@ -388,6 +388,12 @@ typedef struct amb__heap_block {
  * room); NULL on ENOMEM. */
 amb__heap_block *amb__heap_block_new(size_t nwords);
 void amb__heap_block_free(amb__heap_block *b);
+/* Shortens b, a block of its own mapping, to its first keep words and the
+ * rest of the page that holds the last of them (the huge page when b is
+ * made of them and the words kept are a big heap's), so that the words
+ * past it, whose pages were never written, are never handed out; a
+ * malloc'd block stays as it is. */
+void amb__heap_block_trim(amb__heap_block *b, size_t keep);
 /* Keeps b (holding no term) as a spare block of heap, for its next
  * allocations. */
 void amb__heap_spare(amb_heap *heap, amb__heap_block *b);
