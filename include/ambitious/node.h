@@ -66,7 +66,15 @@ typedef struct amb_node_opts {
     uint16_t epmd_port;      /* 0: $ERL_EPMD_PORT, else 4369 */
     bool no_embedded_epmd;   /* when no epmd answers, fail (AMB_ECONNREFUSED)
                                 instead of serving the registry here */
+    size_t send_budget;      /* bytes one process may have queued to one node
+                                before its amb_send to that node waits (only
+                                that process: the others go on); 0:
+                                AMB_NODE_SEND_BUDGET */
 } amb_node_opts;
+
+/* The default send budget: BEAM's dist_buf_busy_limit (+zdbbl), but per
+ * sending process instead of per connection. */
+#define AMB_NODE_SEND_BUDGET ((size_t)1 << 20)
 
 /*
  * Starts distribution: this runtime becomes node `name` ("alive@host", or

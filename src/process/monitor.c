@@ -123,7 +123,7 @@ static void send_down(amb_rt *rt, amb__sched *s, const amb__fail_entry *e,
 {
     if (!amb__rt_own_pid(rt, watcher)) {
         const amb__remote *r = amb__remote_get(rt);
-        r->ops->down(r->ctx, s, e->name != AMB_NONE ? e->name : target, watcher,
+        r->ops->down(r->ctx, s, target, e->name != AMB_NONE ? e->name : target, watcher,
                      e->remote->ref, reason, e->conn);
         return;
     }
