@@ -786,7 +786,9 @@ int amb__conn_stats_of(amb__dist *d, amb_term node, amb_pid pid, amb__conn_stats
         pthread_mutex_unlock(&d->lock);
         return AMB_ENOTFOUND;
     }
-    *out = (amb__conn_stats){.out_bytes = c->out_bytes, .senders = c->senders_len};
+    *out = (amb__conn_stats){.out_bytes = c->out_bytes,
+                             .senders = c->senders_len,
+                             .peak_sequences = c->peak_sequences};
     for (size_t i = 0; i < c->senders_cap; i++)
         if (c->senders[i] != NULL && c->senders[i]->waiting)
             out->waiting++;
@@ -1517,6 +1519,13 @@ static void frames(amb_proc *self, reader *rd)
         rc = amb__frame_defrag_add(&r->df, &f, &msg, &msg_len);
         if (rc != 0)
             reader_end(self, rd, rc == AMB_EDECODE ? "protocol_error" : "system_limit");
+        size_t n = amb__frame_defrag_count(&r->df) + (msg != NULL);
+        if (n > r->c->peak_sequences) {
+            /* Only this reader writes it: its own read needs no lock. */
+            pthread_mutex_lock(&r->d->lock);
+            r->c->peak_sequences = n;
+            pthread_mutex_unlock(&r->d->lock);
+        }
         if (msg != NULL) {
             handle_body(self, rd, msg, msg_len);
             amb__free(msg);

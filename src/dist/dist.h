@@ -175,6 +175,9 @@ typedef struct amb__conn {
     int64_t last_recv;
     _Atomic int64_t last_send;
     amb_term down_reason; /* an atom: why it went down */
+    /* The most fragment sequences from the peer unfinished at once (the
+     * reader's; written under the lock when it grows). */
+    size_t peak_sequences;
 } amb__conn;
 
 /* The connection to node, or a new PENDING one when create is true and
@@ -210,9 +213,10 @@ int amb__conn_send_wait(struct amb__dist *d, amb_proc *self, amb_term node);
 
 /* What the queues of the connection to a node hold (tests, the observer). */
 typedef struct amb__conn_stats {
-    size_t out_bytes; /* queued, every sender */
-    size_t senders;   /* senders with bytes queued or waiting */
-    size_t waiting;   /* senders suspended over the budget */
+    size_t out_bytes;      /* queued, every sender */
+    size_t senders;        /* senders with bytes queued or waiting */
+    size_t waiting;        /* senders suspended over the budget */
+    size_t peak_sequences; /* most fragmented messages received interleaved */
 } amb__conn_stats;
 /* The stats of node's connection, and (pid not AMB_NONE) *pid_bytes the
  * bytes pid has queued on it. AMB_ENOTFOUND (no connection). */
