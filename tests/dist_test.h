@@ -241,29 +241,6 @@ static int fake_send(amb__dist *d, amb_proc *self, amb_term sock, const uint8_t 
     return rc;
 }
 
-/* The direct path's try: nothing while the node's sends are held. */
-static int fake_try_send(amb__dist *d, amb_proc *self, amb_term sock, const uint8_t *data,
-                         size_t len, size_t *sent)
-{
-    size_t c;
-    int side;
-    *sent = 0;
-    if (!fake_sock_get(sock, &c, &side))
-        return AMB_EBADARG;
-    bool held = false;
-    pthread_mutex_lock(&fake.lock);
-    for (int i = 0; i < FAKE_NODES; i++)
-        if (fake.nodes[i].hold && fake.nodes[i].rt == fake.chans[c].rt[side])
-            held = true;
-    pthread_mutex_unlock(&fake.lock);
-    if (held)
-        return AMB_EAGAIN;
-    int rc = fake_send(d, self, sock, data, len);
-    if (rc == 0)
-        *sent = len;
-    return rc;
-}
-
 static void fake_close(amb__dist *d, amb_proc *self, amb_term sock)
 {
     (void)d, (void)self;
@@ -297,7 +274,6 @@ static const amb__dist_transport fake_transport = {
     .connect = fake_connect,
     .adopt = fake_adopt,
     .send = fake_send,
-    .try_send = fake_try_send,
     .close = fake_close,
     .stop = fake_stop,
 };

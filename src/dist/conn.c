@@ -37,7 +37,6 @@
 #include <string.h>
 
 #include "dist.h"
-#include "runtime/clock.h"
 
 /* ===========================================================================
  * Pid sets
@@ -513,8 +512,6 @@ static void senders_free(amb__conn *c, amb_pid **waiting, size_t *n)
     c->senders_cap = c->senders_len = 0;
     c->ring = c->ring_tail = NULL;
     c->out_bytes = 0;
-    amb__free(c->rest);
-    c->rest = NULL;
     if (waiting != NULL) {
         *waiting = w;
         *n = k;
@@ -586,12 +583,6 @@ static bool append(amb__conn *c, amb_pid pid, chunk_list *l, bool *over)
 static amb__conn_chunk *take(amb__conn *c, amb_pid *resume)
 {
     *resume = AMB_NONE;
-    if (c->rest != NULL) {
-        /* The end of a frame a sender began writing itself: first. */
-        amb__conn_chunk *r = c->rest;
-        c->rest = NULL;
-        return r;
-    }
     amb__conn_sender *q = c->ring;
     if (q == NULL)
         return NULL;
@@ -651,80 +642,11 @@ static amb_pid sender_of(const amb__dist *d, const amb__dist_ctl *c)
     return amb_type_of(c->from) == AMB_T_PID ? c->from : d->net_kernel;
 }
 
-/* At most DIRECT_BURST direct writes begin on one connection in a window
- * of DIRECT_WINDOW_NS: a call's frames (monitor, request, demonitor; one
- * round trip is 30 us or more) go direct, while a burst of messages goes
- * through the writer, which packs them into 64 KiB writes (a write per
- * message costs the burst a system call each: 1.2-1.8M -> 0.38M msgs/s
- * C<->C, measured). */
-#define DIRECT_WINDOW_NS 50000u
-#define DIRECT_BURST     4u
-
-/* Whether a sender in its own code may write frames l to conn itself:
- * the writer idle, nothing queued by anyone, no direct write under way,
- * fewer than DIRECT_BURST in this window, a transport that can try, and l
- * one chunk of at most CHUNK_SHARED bytes. Counts the write when it may.
- * Under the lock. */
-static bool can_direct(amb__conn *c, const chunk_list *l)
-{
-    if (!c->writer_idle || c->direct || c->ring != NULL || c->rest != NULL ||
-        c->d->transport->try_send == NULL || l->head != l->tail ||
-        l->bytes > CHUNK_SHARED)
-        return false;
-    uint64_t now = amb__clock_mono_ns();
-    if (now - c->direct_ns >= DIRECT_WINDOW_NS) {
-        c->direct_ns = now;
-        c->direct_n = 0;
-    }
-    return c->direct_n++ < DIRECT_BURST;
-}
-
-/* The direct path: self writes its frame (l, one chunk) on conn's socket
- * without waiting, saving the writer's wake-up and its turn (two process
- * hops per message). conn->direct is set (can_direct held under the
- * lock, which the caller released); conn holds a reference of the caller
- * (dropped here). What the socket did not take becomes conn->rest, which
- * the writer sends before anything else; so a peer that does not read
- * stops nobody here but the writer, as before. */
-static void direct_write(amb__dist *d, amb_proc *self, amb__conn *conn, chunk_list *l)
-{
-    amb__conn_chunk *ch = l->head;
-    size_t sent = 0;
-    int rc = d->transport->try_send(d, self, conn->sock, ch->data, ch->len, &sent);
-    if (sent > 0)
-        /* relaxed: see send_bytes. */
-        atomic_store_explicit(&conn->last_send, amb_now_ms(), memory_order_relaxed);
-    pthread_mutex_lock(&d->lock);
-    conn->direct = false;
-    if (rc == AMB_EAGAIN && conn->state == AMB__CONN_UP) {
-        memmove(ch->data, ch->data + sent, ch->len - sent);
-        ch->len -= sent;
-        ch->next = NULL;
-        conn->rest = ch;
-        ch = NULL;
-    }
-    /* Another error: the socket is failing, and its reader takes the
-     * connection down; the frame goes with it. */
-    bool w = false;
-    if (conn->rest != NULL || conn->ring != NULL || conn->writer_wanted) {
-        conn->writer_wanted = false;
-        w = true; /* writer_idle stays false: this wake is the one */
-    } else {
-        conn->writer_idle = true;
-    }
-    amb_pid writer = conn->writer;
-    amb__conn_unref(conn);
-    pthread_mutex_unlock(&d->lock);
-    amb__free(ch);
-    if (w)
-        wake(d, amb__remote_sched(self), writer);
-}
-
 /* Queues c from `sender` on conn (PENDING: a copy in the pending list;
- * UP: encoded into the sender's queue, or written by self, the sender in
- * its own code, when can_direct). Called with the lock held; returns with
- * it released. *over (may be NULL): the sender is over the budget now. */
-static int queue_locked(amb__dist *d, amb__sched *s, amb_proc *self, amb__conn *conn,
+ * UP: encoded into the sender's queue). Called with the lock held;
+ * returns with it released. *over (may be NULL): the sender is over the
+ * budget now. */
+static int queue_locked(amb__dist *d, amb__sched *s, amb__conn *conn,
                         const amb__dist_ctl *c, amb_pid sender, bool *over)
 {
     if (conn->state == AMB__CONN_PENDING ||
@@ -759,15 +681,6 @@ static int queue_locked(amb__dist *d, amb__sched *s, amb_proc *self, amb__conn *
     pthread_mutex_lock(&d->lock);
     bool w = false, ov = false;
     amb_pid writer = conn->writer;
-    if (rc == 0 && conn->state == AMB__CONN_UP && self != NULL && can_direct(conn, &l)) {
-        conn->direct = true;
-        conn->writer_idle = false; /* producers meanwhile queue, unwoken */
-        pthread_mutex_unlock(&d->lock);
-        direct_write(d, self, conn, &l);
-        if (over != NULL)
-            *over = false;
-        return 0;
-    }
     if (rc == 0 && conn->state == AMB__CONN_UP)
         w = append(conn, sender, &l, &ov);
     else
@@ -781,9 +694,9 @@ static int queue_locked(amb__dist *d, amb__sched *s, amb_proc *self, amb__conn *
     return 0;
 }
 
-/* amb__conn_queue's body; self and *over as queue_locked's. */
-static int queue(amb__dist *d, amb__sched *s, amb_proc *self, amb_term node,
-                 const amb__dist_ctl *c, amb_pid interest, uint32_t *conn_id, bool *over)
+/* amb__conn_queue's body; *over as queue_locked's. */
+static int queue(amb__dist *d, amb__sched *s, amb_term node, const amb__dist_ctl *c,
+                 amb_pid interest, uint32_t *conn_id, bool *over)
 {
     pthread_mutex_lock(&d->lock);
     amb__conn *conn = amb__conn_get(d, node, true);
@@ -801,27 +714,20 @@ static int queue(amb__dist *d, amb__sched *s, amb_proc *self, amb_term node,
         }
         *conn_id = conn->id;
     }
-    return queue_locked(d, s, self, conn, c, sender_of(d, c), over);
+    return queue_locked(d, s, conn, c, sender_of(d, c), over);
 }
 
 int amb__conn_queue(amb__dist *d, amb__sched *s, amb_term node, const amb__dist_ctl *c,
                     amb_pid interest, uint32_t *conn_id)
 {
-    return queue(d, s, NULL, node, c, interest, conn_id, NULL);
+    return queue(d, s, node, c, interest, conn_id, NULL);
 }
 
-int amb__conn_queue_self(amb__dist *d, amb_proc *self, amb_term node,
-                         const amb__dist_ctl *c, amb_pid interest, uint32_t *conn_id)
-{
-    return queue(d, amb__remote_sched(self), self, node, c, interest, conn_id, NULL);
-}
-
-int amb__conn_send(amb__dist *d, amb__sched *s, amb_proc *self, amb_term node,
-                   const amb__dist_ctl *c)
+int amb__conn_send(amb__dist *d, amb__sched *s, amb_term node, const amb__dist_ctl *c)
 {
     bool over = false;
-    int rc = queue(d, s, self, node, c, AMB_NONE, NULL, &over);
-    return rc == 0 && over && self != NULL ? AMB__REMOTE_OVER_BUDGET : rc;
+    int rc = queue(d, s, node, c, AMB_NONE, NULL, &over);
+    return rc == 0 && over ? AMB__REMOTE_OVER_BUDGET : rc;
 }
 
 void amb__conn_queue_as(amb__dist *d, amb__sched *s, amb_term node, uint32_t conn_id,
@@ -835,7 +741,7 @@ void amb__conn_queue_as(amb__dist *d, amb__sched *s, amb_term node, uint32_t con
         pthread_mutex_unlock(&d->lock);
         return;
     }
-    queue_locked(d, s, NULL, conn, c, sender, NULL);
+    queue_locked(d, s, conn, c, sender, NULL);
 }
 
 void amb__conn_queue_on(amb__dist *d, amb__sched *s, amb_term node, uint32_t conn_id,
@@ -1090,22 +996,13 @@ static void writer_flush_pending(amb_proc *self, amb__conn *c)
 
 /* Empties the senders' queues, a chunk of each in turn (so a small
  * message waits behind at most one fragment of every other sender); idle
- * once they are empty (true), or a sender writing itself (false: that
- * sender wakes the writer when done). A sender below the budget again is
- * resumed before its chunk is written, so it refills its queue while the
- * socket works. */
-static bool writer_drain(amb_proc *self, amb__conn *c)
+ * once they are empty. A sender below the budget again is resumed before
+ * its chunk is written, so it refills its queue while the socket works. */
+static void writer_drain(amb_proc *self, amb__conn *c)
 {
     amb__dist *d = c->d;
     for (;;) {
         pthread_mutex_lock(&d->lock);
-        if (c->direct) {
-            /* A sender is writing its frame itself (a frame's rest may
-             * follow it): it wakes us when it is done. */
-            c->writer_wanted = true;
-            pthread_mutex_unlock(&d->lock);
-            return false;
-        }
         amb_pid r;
         amb__conn_chunk *ch = take(c, &r);
         if (ch == NULL)
@@ -1115,7 +1012,7 @@ static bool writer_drain(amb_proc *self, amb__conn *c)
         if (r != AMB_NONE)
             resume(d, amb__remote_sched(self), r, id);
         if (ch == NULL)
-            return true;
+            return;
         send_bytes(self, c, ch->data, ch->len);
         amb__free(ch);
     }
@@ -1134,9 +1031,7 @@ static int writer_handle(amb_proc *self, void *state, amb_term msg)
          * the out queue: send it, then say so. */
         amb_term from;
         if (amb_match(msg, "{'$dist_flush',~p}", &from) == 0) {
-            /* A direct write never waits: it is over within a system call. */
-            while (!writer_drain(self, w->c))
-                amb_sleep(self, 1);
+            writer_drain(self, w->c);
             amb_send(self, from, amb_atom("$dist_flushed"));
         }
     }

@@ -54,8 +54,7 @@ amb_term amb__dist_node_of(amb_term t)
     return node;
 }
 
-static int op_send(void *ctx, amb__sched *s, amb_proc *self, amb_pid from, amb_term to,
-                   amb_term msg)
+static int op_send(void *ctx, amb__sched *s, amb_pid from, amb_term to, amb_term msg)
 {
     amb__dist *d = ctx;
     amb_term node = amb__dist_node_of(to);
@@ -80,7 +79,7 @@ static int op_send(void *ctx, amb__sched *s, amb_proc *self, amb_pid from, amb_t
         c.to = amb_tuple_elem(to, 0);
         break;
     }
-    return amb__conn_send(d, s, self, node, &c);
+    return amb__conn_send(d, s, node, &c);
 }
 
 static int op_send_wait(void *ctx, amb_proc *self, amb_term to)
@@ -91,8 +90,8 @@ static int op_send_wait(void *ctx, amb_proc *self, amb_term to)
 static int op_link(void *ctx, amb_proc *self, amb_pid to, uint32_t *conn)
 {
     amb__dist_ctl c = {.op = AMB__DOP_LINK, .from = amb_self(self), .to = to};
-    return amb__conn_queue_self(ctx, self, amb__dist_node_of(to), &c, amb_self(self),
-                                conn);
+    return amb__conn_queue(ctx, amb__remote_sched(self), amb__dist_node_of(to), &c,
+                           amb_self(self), conn);
 }
 
 static void op_unlink(void *ctx, amb_proc *self, amb_pid to, uint64_t id, uint32_t conn)
@@ -127,7 +126,7 @@ static int op_monitor(void *ctx, amb_proc *self, amb_term target, amb_term node,
 {
     amb__dist_ctl c = {
         .op = AMB__DOP_MONITOR_P, .from = amb_self(self), .to = target, .ref = ref};
-    return amb__conn_queue_self(ctx, self, node, &c, amb_self(self), conn);
+    return amb__conn_queue(ctx, amb__remote_sched(self), node, &c, amb_self(self), conn);
 }
 
 static void op_demonitor(void *ctx, amb__sched *s, amb_pid watcher, amb_term target,

@@ -81,13 +81,6 @@ typedef struct amb__dist_transport {
     /* Sends all of data[0..len) on sock (any process; waits only itself). */
     int (*send)(struct amb__dist *d, amb_proc *self, amb_term sock, const uint8_t *data,
                 size_t len);
-    /* Sends what sock takes of data[0..len) without waiting (any process):
-     * 0 (all of it), AMB_EAGAIN (*sent bytes went, maybe 0: the rest must
-     * follow before anything else), or an error of send. NULL: the
-     * transport has no such call (every frame then goes through the
-     * writer). */
-    int (*try_send)(struct amb__dist *d, amb_proc *self, amb_term sock,
-                    const uint8_t *data, size_t len, size_t *sent);
     /* Closes sock (its owner). */
     void (*close)(struct amb__dist *d, amb_proc *self, amb_term sock);
     /* The node stops: unregisters from EPMD, stops listening. */
@@ -165,15 +158,7 @@ typedef struct amb__conn {
     amb__conn_sender *ring, *ring_tail;
     size_t out_bytes;
     bool writer_idle;
-    /* The direct path (conn.c, direct_write): a sender writes its frame
-     * itself while the writer is idle; `rest`, what the socket did not take
-     * of it, goes out first; writer_wanted: the writer was asked meanwhile
-     * and is woken when the direct write ends. */
-    bool direct, writer_wanted;
-    amb__conn_chunk *rest;
-    uint64_t direct_ns; /* the window of direct writes began (monotonic) */
-    unsigned direct_n;  /* direct writes begun in it */
-    bool flushed;       /* UP, and the writer has sent the pending list */
+    bool flushed; /* UP, and the writer has sent the pending list */
     /* The writer's reference (conn.c, writer_init): claimed by the writer
      * when it runs, or abandoned (taken back) by the reader that ended
      * before it ran. */
@@ -211,22 +196,15 @@ int amb__conn_queue(struct amb__dist *d, amb__sched *s, amb_term node,
  * gone). */
 void amb__conn_queue_on(struct amb__dist *d, amb__sched *s, amb_term node, uint32_t conn,
                         const amb__dist_ctl *c);
-/* As amb__conn_queue, from self in its own code (a link or a monitor):
- * self may write the frame itself, as amb__conn_send's. */
-int amb__conn_queue_self(struct amb__dist *d, amb_proc *self, amb_term node,
-                         const amb__dist_ctl *c, amb_pid interest, uint32_t *conn);
 /* As amb__conn_queue_on, in the queue of `sender` (for a signal whose
  * control message does not name its sending process: a DOWN by name). */
 void amb__conn_queue_as(struct amb__dist *d, amb__sched *s, amb_term node, uint32_t conn,
                         const amb__dist_ctl *c, amb_pid sender);
 /* A message (c: SEND, SEND_SENDER, REG_SEND, ALIAS_SEND) as amb__conn_queue
- * queues it. self (the sending process in amb_send, or NULL): it writes
- * the frame to the socket itself when nothing else is queued and the
- * writer is idle (never waiting: what the socket does not take goes to the
- * writer); AMB__REMOTE_OVER_BUDGET when its queue is over the node's send
- * budget after it (queued all the same: self then waits in
- * amb__conn_send_wait). 0, AMB_ENOMEM. */
-int amb__conn_send(struct amb__dist *d, amb__sched *s, amb_proc *self, amb_term node,
+ * queues it; AMB__REMOTE_OVER_BUDGET when its sender's queue is over the
+ * node's send budget after it (queued all the same: the sender then waits
+ * in amb__conn_send_wait). 0, AMB_ENOMEM. */
+int amb__conn_send(struct amb__dist *d, amb__sched *s, amb_term node,
                    const amb__dist_ctl *c);
 /* self waits until its queue to node is below the send budget, or the
  * connection is gone (a selective receive of the writer's resume

@@ -214,17 +214,6 @@ static int tcp_send(amb__dist *d, amb_proc *self, amb_term sock, const uint8_t *
     return amb_tcp_send(self, sock, data, len, AMB_INFINITY, NULL);
 }
 
-static int tcp_try_send(amb__dist *d, amb_proc *self, amb_term sock, const uint8_t *data,
-                        size_t len, size_t *sent)
-{
-    (void)d;
-    *sent = 0;
-    int rc = amb_tcp_send(self, sock, data, len, 0, sent);
-    if (rc == 0)
-        *sent = len;
-    return rc == AMB_ETIMEDOUT ? AMB_EAGAIN : rc;
-}
-
 static void tcp_close(amb__dist *d, amb_proc *self, amb_term sock)
 {
     (void)d;
@@ -244,7 +233,6 @@ const amb__dist_transport amb__tcp_transport = {
     .connect = tcp_connect,
     .adopt = tcp_adopt,
     .send = tcp_send,
-    .try_send = tcp_try_send,
     .close = tcp_close,
     .stop = tcp_stop,
 };

@@ -631,10 +631,8 @@ void amb__mailbox_discard(amb_rt *rt, amb__sched *s, amb__msg *m)
 
 /* Sends a copy of msg from `from` (AMB_NONE: from outside the runtime) to
  * every destination form of Erlang's `!`, from scheduler s (NULL: from
- * outside the runtime); self: the sending process in its own code
- * (amb_send), else NULL. */
-static int send_to(amb_rt *rt, amb__sched *s, amb_proc *self, amb_pid from, amb_term to,
-                   amb_term msg)
+ * outside the runtime). */
+static int send_to(amb_rt *rt, amb__sched *s, amb_pid from, amb_term to, amb_term msg)
 {
     amb_term target = to;
     /* The common case, a pid of this runtime, needs no resolving; the next
@@ -656,7 +654,7 @@ static int send_to(amb_rt *rt, amb__sched *s, amb_proc *self, amb_pid from, amb_
                 return amb__alias_send(rt, s, target, msg);
             /* Another node's pid, alias or {Name, Node}. */
             const amb__remote *r = amb__remote_get(rt);
-            return r->ops->send(r->ctx, s, self, from, target, msg);
+            return r->ops->send(r->ctx, s, from, target, msg);
         }
     }
     amb_proc *p = amb__ptab_lookup(rt, target);
@@ -673,7 +671,7 @@ int amb_send(amb_proc *self, amb_term to, amb_term msg)
 {
     if (self == NULL || msg == AMB_NONE)
         return AMB_EBADARG;
-    int rc = send_to(self->rt, self->task.sched, self, self->pid, to, msg);
+    int rc = send_to(self->rt, self->task.sched, self->pid, to, msg);
     if (rc == AMB__REMOTE_OVER_BUDGET) {
         /* Queued to another node over this sender's budget: the sender
          * (and only it) waits for its queue to drain (remote.h). */
@@ -687,7 +685,7 @@ int amb_send(amb_proc *self, amb_term to, amb_term msg)
 
 int amb__mailbox_send(amb_rt *rt, amb__sched *s, amb_pid from, amb_term to, amb_term msg)
 {
-    int rc = send_to(rt, s, NULL, from, to, msg);
+    int rc = send_to(rt, s, from, to, msg);
     return rc == AMB__REMOTE_OVER_BUDGET ? 0 : rc;
 }
 
@@ -696,7 +694,7 @@ int amb_rt_send(amb_rt *rt, amb_term to, amb_term msg)
     if (rt == NULL || msg == AMB_NONE)
         return AMB_EBADARG;
     amb__qsbr_enter(&rt->exec);
-    int rc = send_to(rt, NULL, NULL, AMB_NONE, to, msg);
+    int rc = send_to(rt, NULL, AMB_NONE, to, msg);
     amb__qsbr_leave(&rt->exec);
     return rc == AMB__REMOTE_OVER_BUDGET ? 0 : rc;
 }

@@ -65,13 +65,9 @@
 typedef struct amb__remote_ops {
     /* A message from `from` (an own pid, or AMB_NONE from outside the
      * runtime) to a foreign pid, a foreign alias or {Name, Node} of
-     * another node. self is the sending process when it sends from its
-     * own code (amb_send: the op may then write to the socket itself
-     * without waiting), else NULL. 0 (queued, or dropped as Erlang drops a
-     * message to an unreachable node), AMB__REMOTE_OVER_BUDGET (self
-     * not NULL only), AMB_ENOMEM. */
-    int (*send)(void *ctx, amb__sched *s, amb_proc *self, amb_pid from, amb_term to,
-                amb_term msg);
+     * another node. 0 (queued, or dropped as Erlang drops a message to an
+     * unreachable node), AMB_ENOMEM. */
+    int (*send)(void *ctx, amb__sched *s, amb_pid from, amb_term to, amb_term msg);
     /* send said AMB__REMOTE_OVER_BUDGET to amb_send in self: self waits
      * here until its queue toward `to`'s node drains below the budget (or
      * the connection is gone). The only op that waits: it runs in self's

@@ -84,10 +84,9 @@ static amb_term conn_term(uint32_t conn)
     return AMB_SMALL(conn);
 }
 
-static int op_send(void *ctx, amb__sched *s, amb_proc *self, amb_pid from, amb_term to,
-                   amb_term msg)
+static int op_send(void *ctx, amb__sched *s, amb_pid from, amb_term to, amb_term msg)
 {
-    (void)ctx, (void)s, (void)self;
+    (void)ctx, (void)s;
     record("send", 3,
            (amb_term[]){from == AMB_NONE ? AMB_ATOM_UNDEFINED : from, to, msg});
     return 0;
