@@ -32,9 +32,13 @@
  *     over a newer connection.
  *   - Signals a local process sends to one node are queued in the order it
  *     made them: under the lock, into the pending list while PENDING, into
- *     the out queue once UP; the writer empties the pending list into the out
- *     queue before the state becomes UP, so a later signal never passes an
- *     earlier one.
+ *     that process's own queue on the connection once UP (every signal of a
+ *     process, message, link, exit, monitor or DOWN, goes to its queue: a
+ *     DOWN by name too, by the pid the DOWN op names); the writer sends the
+ *     pending list before the first queued signal, and each queue in order,
+ *     so a later signal never passes an earlier one. Queues of different
+ *     processes interleave (round robin, a chunk of each in turn: whole
+ *     frames, or one fragment of a large message).
  *   - Memory of a connection: freed when it is DOWN and its reader and
  *     writer have both let go (a reference count under the lock).
  */

@@ -54,7 +54,8 @@
  * `self` ops run in the process making the call; `s` ops run on a
  * scheduler thread, in a process draining its mailbox or in the teardown
  * of one that ended (then `from`/`target` is the ended process), or with
- * s NULL outside the runtime (amb_rt_send). No op may wait or suspend.
+ * s NULL outside the runtime (amb_rt_send). No op may wait or suspend,
+ * but send_wait, which amb_send calls in the sender's own code.
  * Terms are borrowed for the call (an op copies what it keeps).
  */
 /* What ops->send returns for a message queued while its sender's queue
