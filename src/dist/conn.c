@@ -788,7 +788,10 @@ int amb__conn_stats_of(amb__dist *d, amb_term node, amb_pid pid, amb__conn_stats
     }
     *out = (amb__conn_stats){.out_bytes = c->out_bytes,
                              .senders = c->senders_len,
-                             .peak_sequences = c->peak_sequences};
+                             .peak_sequences = c->peak_sequences,
+                             /* relaxed: a statistic (dist.h). */
+                             .cached_messages = atomic_load_explicit(
+                                 &c->cached_messages, memory_order_relaxed)};
     for (size_t i = 0; i < c->senders_cap; i++)
         if (c->senders[i] != NULL && c->senders[i]->waiting)
             out->waiting++;
@@ -1059,7 +1062,20 @@ typedef struct reader_res {
     amb_heap *sock_heap; /* holds sock when it is not an immediate */
     amb_term sock;
     bool spawned_writer; /* this reader counted the writer's reference */
+    /* The peer's atom cache (DIST_HDR_ATOM_CACHE): AMB__FRAME_ATOM_CACHE_SIZE
+     * atoms, made on the first reference; and the atoms of each unfinished
+     * fragmented message whose start listed some, by sequence. */
+    amb_term *atom_cache;
+    struct seq_atoms *seq_atoms;
+    size_t n_seq_atoms, cap_seq_atoms;
 } reader_res;
+
+/* The header atoms of one unfinished fragmented message. */
+typedef struct seq_atoms {
+    uint64_t seq_id;
+    size_t n;
+    amb_term atoms[AMB__FRAME_ATOM_REFS_MAX];
+} seq_atoms;
 
 typedef struct reader {
     reader_res *r;
@@ -1085,6 +1101,8 @@ static void reader_release(void *ctx)
         pthread_mutex_unlock(&r->d->lock);
     }
     amb__free(r->hs);
+    amb__free(r->atom_cache);
+    amb__free(r->seq_atoms);
     amb__frame_reader_destroy(&r->fr);
     amb__frame_defrag_destroy(&r->df);
     amb_heap_free(r->sock_heap);
@@ -1438,12 +1456,14 @@ static void dispatch(amb_proc *self, reader *rd, const amb__dist_ctl *c)
     }
 }
 
-/* Decodes and dispatches one whole message body. */
-static void handle_body(amb_proc *self, reader *rd, const uint8_t *body, size_t len)
+/* Decodes and dispatches one whole message body; atoms[0..n) are its
+ * header's atom-cache references. */
+static void handle_body(amb_proc *self, reader *rd, const uint8_t *body, size_t len,
+                        const amb_term *atoms, size_t n)
 {
     amb_heap *h = amb_proc_heap(self);
     amb_heap_mark m = amb_heap_save(h);
-    amb__control_limits lim = {.atoms = &rd->atoms};
+    amb__control_limits lim = {.atoms = &rd->atoms, .atom_refs = atoms, .n_atom_refs = n};
     amb__dist_ctl c;
     int rc = amb__control_decode(h, body, len, rd->mode == AMB__FRAME_MODE_PASS_THROUGH,
                                  &lim, &c);
@@ -1481,6 +1501,78 @@ static void send_tick(amb_proc *self, reader *rd)
         wake(d, amb__remote_sched(self), wpid);
 }
 
+/* The atoms of frame f's atom-cache section into out[0..*n): new entries
+ * made (an existing atom, or a new one within the connection's budget)
+ * and stored in the cache, the others read from it. A reference to an
+ * empty entry, a bad section or an atom over the budget ends the reader. */
+static void header_atoms(amb_proc *self, reader *rd, const amb__frame *f, amb_term *out,
+                         size_t *n)
+{
+    reader_res *r = rd->r;
+    amb__frame_atom_ref refs[AMB__FRAME_ATOM_REFS_MAX];
+    *n = 0;
+    if (f->cache_len <= 1)
+        return;
+    if (amb__frame_atom_refs(f->cache, f->cache_len, refs, n) != 0)
+        reader_end(self, rd, "protocol_error");
+    if (r->atom_cache == NULL && (r->atom_cache = amb__calloc(AMB__FRAME_ATOM_CACHE_SIZE,
+                                                              sizeof(amb_term))) == NULL)
+        reader_end(self, rd, "system_limit");
+    for (size_t i = 0; i < *n; i++) {
+        amb_term *slot = &r->atom_cache[refs[i].index];
+        if (refs[i].is_new) {
+            int rc = peer_atom(rd, (const char *)refs[i].text, refs[i].text_len, slot);
+            if (rc != 0) {
+                amb_log(self, AMB_LOG_ERROR,
+                        "distribution: bad atom in a header from %s: %s; disconnecting",
+                        amb_atom_name(rd->node, NULL), amb_err_name(rc));
+                reader_end(self, rd,
+                           rc == AMB_ESYSLIMIT ? "system_limit" : "protocol_error");
+            }
+        } else if (*slot == AMB_NONE) {
+            reader_end(self, rd, "protocol_error");
+        }
+        out[i] = *slot;
+    }
+    /* relaxed: a statistic (dist.h). */
+    atomic_fetch_add_explicit(&r->c->cached_messages, 1, memory_order_relaxed);
+}
+
+/* Keeps the header atoms of a fragmented message started by f until its
+ * last fragment. */
+static void seq_atoms_keep(amb_proc *self, reader *rd, uint64_t seq_id,
+                           const amb_term *atoms, size_t n)
+{
+    reader_res *r = rd->r;
+    if (r->n_seq_atoms == r->cap_seq_atoms) {
+        size_t cap = r->cap_seq_atoms ? r->cap_seq_atoms * 2 : 4;
+        seq_atoms *v = amb__realloc(r->seq_atoms, cap * sizeof *v);
+        if (v == NULL)
+            reader_end(self, rd, "system_limit");
+        r->seq_atoms = v;
+        r->cap_seq_atoms = cap;
+    }
+    seq_atoms *e = &r->seq_atoms[r->n_seq_atoms++];
+    e->seq_id = seq_id;
+    e->n = n;
+    memcpy(e->atoms, atoms, n * sizeof *atoms);
+}
+
+/* Takes the header atoms kept for sequence seq_id into out (none: *n 0). */
+static void seq_atoms_take(reader *rd, uint64_t seq_id, amb_term *out, size_t *n)
+{
+    reader_res *r = rd->r;
+    *n = 0;
+    for (size_t i = 0; i < r->n_seq_atoms; i++) {
+        if (r->seq_atoms[i].seq_id != seq_id)
+            continue;
+        *n = r->seq_atoms[i].n;
+        memcpy(out, r->seq_atoms[i].atoms, *n * sizeof *out);
+        r->seq_atoms[i] = r->seq_atoms[--r->n_seq_atoms];
+        return;
+    }
+}
+
 /* Handles every whole frame buffered. */
 static void frames(amb_proc *self, reader *rd)
 {
@@ -1510,8 +1602,11 @@ static void frames(amb_proc *self, reader *rd)
         amb__frame f;
         if (amb__frame_parse(rd->mode, data, len, &f) != 0)
             reader_end(self, rd, "protocol_error");
+        amb_term atoms[AMB__FRAME_ATOM_REFS_MAX];
+        size_t natoms;
+        header_atoms(self, rd, &f, atoms, &natoms);
         if (f.kind == AMB__FRAME_MESSAGE) {
-            handle_body(self, rd, f.body, f.body_len);
+            handle_body(self, rd, f.body, f.body_len, atoms, natoms);
             continue;
         }
         uint8_t *msg;
@@ -1527,8 +1622,13 @@ static void frames(amb_proc *self, reader *rd)
             pthread_mutex_unlock(&r->d->lock);
         }
         if (msg != NULL) {
-            handle_body(self, rd, msg, msg_len);
+            /* A one-fragment sequence completes at its start. */
+            if (!f.first)
+                seq_atoms_take(rd, f.seq_id, atoms, &natoms);
+            handle_body(self, rd, msg, msg_len, atoms, natoms);
             amb__free(msg);
+        } else if (f.first && natoms > 0) {
+            seq_atoms_keep(self, rd, f.seq_id, atoms, natoms);
         }
     }
 }

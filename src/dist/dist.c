@@ -305,7 +305,7 @@ int amb__dist_start(amb_proc *self, const char *name, const amb_node_opts *opts,
     d->ticktime_ms = o->ticktime_ms != 0 ? o->ticktime_ms : 60000;
     d->setuptime_ms = o->setuptime_ms != 0 ? o->setuptime_ms : 7000;
     d->send_budget = o->send_budget != 0 ? o->send_budget : AMB_NODE_SEND_BUDGET;
-    d->flags = AMB__DFLAGS_DEFAULT | (o->visible ? AMB__DFLAG_PUBLISHED : 0);
+    d->flags = AMB__DFLAGS_NODE | (o->visible ? AMB__DFLAG_PUBLISHED : 0);
     d->transport = t;
     d->tctx = tctx;
     d->port = o->port;

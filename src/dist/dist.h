@@ -182,6 +182,9 @@ typedef struct amb__conn {
     /* The most fragment sequences from the peer unfinished at once (the
      * reader's; written under the lock when it grows). */
     size_t peak_sequences;
+    /* Messages from the peer whose header listed atom-cache references
+     * (the reader's count; relaxed: a statistic, ordering nothing). */
+    _Atomic size_t cached_messages;
 } amb__conn;
 
 /* The connection to node, or a new PENDING one when create is true and
@@ -217,10 +220,11 @@ int amb__conn_send_wait(struct amb__dist *d, amb_proc *self, amb_term node);
 
 /* What the queues of the connection to a node hold (tests, the observer). */
 typedef struct amb__conn_stats {
-    size_t out_bytes;      /* queued, every sender */
-    size_t senders;        /* senders with bytes queued or waiting */
-    size_t waiting;        /* senders suspended over the budget */
-    size_t peak_sequences; /* most fragmented messages received interleaved */
+    size_t out_bytes;       /* queued, every sender */
+    size_t senders;         /* senders with bytes queued or waiting */
+    size_t waiting;         /* senders suspended over the budget */
+    size_t peak_sequences;  /* most fragmented messages received interleaved */
+    size_t cached_messages; /* messages received with atom-cache references */
 } amb__conn_stats;
 /* The stats of node's connection, and (pid not AMB_NONE) *pid_bytes the
  * bytes pid has queued on it. AMB_ENOTFOUND (no connection). */

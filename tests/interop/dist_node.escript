@@ -197,6 +197,11 @@ long_names() ->
 
 basics(C) ->
     check("ping C -> pong", net_adm:ping(C) =:= pong),
+    %% We offer DIST_HDR_ATOM_CACHE: erl's headers refer to its cache, and
+    %% every check below decodes through it.
+    Cached = ask(C, {cached_messages, node()}),
+    check(io_lib:format("erl uses the atom cache toward C (~p messages so far)", [Cached]),
+          is_integer(Cached) andalso Cached > 0),
     check("C is in nodes(hidden), not nodes()",
           lists:member(C, nodes(hidden)) andalso not lists:member(C, nodes())),
     W = worker(C, w1, false),

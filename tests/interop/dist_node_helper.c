@@ -33,6 +33,8 @@
  *                           sequences interleave on the wire; ok
  *     {peak_sequences, Node}  the most fragmented messages Node had in
  *                           flight to us at once (dist.h's stats)
+ *     {cached_messages, Node}  messages from Node whose header used the
+ *                           atom cache (dist.h's stats)
  *     {fair, To, N, K}      one process sends To {bulk, Blob} (N bytes, far
  *                           above the send budget) and waits in its send;
  *                           once it waits, another sends To {small, I} for
@@ -283,6 +285,13 @@ static amb_term command(amb_proc *self, amb_term from, amb_term cmd, bool *stop)
         if (d == NULL || amb__conn_stats_of(d, a, AMB_NONE, &st, NULL) != 0)
             return AMB_ATOM_ERROR;
         return amb_uint(h, st.peak_sequences);
+    }
+    if (amb_match(cmd, "{cached_messages,~w}", &a) == 0) {
+        amb__conn_stats st;
+        amb__dist *d = amb__dist_of(amb_proc_rt(self));
+        if (d == NULL || amb__conn_stats_of(d, a, AMB_NONE, &st, NULL) != 0)
+            return AMB_ATOM_ERROR;
+        return amb_uint(h, st.cached_messages);
     }
     if (amb_match(cmd, "{fair,~w,~l,~l}", &a, &n, &k) == 0 && n > 0 && k >= 1)
         return fair(self, a, (size_t)n, k);
