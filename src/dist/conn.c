@@ -1501,38 +1501,32 @@ static void send_tick(amb_proc *self, reader *rd)
         wake(d, amb__remote_sched(self), wpid);
 }
 
-/* The atoms of frame f's atom-cache section into out[0..*n): new entries
- * made (an existing atom, or a new one within the connection's budget)
- * and stored in the cache, the others read from it. A reference to an
- * empty entry, a bad section or an atom over the budget ends the reader. */
+/* amb__frame_atom_make for the reader: peer_atom's rules. */
+static int make_atom(void *ctx, const uint8_t *text, size_t len, uint64_t *atom)
+{
+    return peer_atom(ctx, (const char *)text, len, atom);
+}
+
+/* The atoms of frame f's atom-cache section into out[0..*n) through the
+ * peer's cache (made on first use). A bad section, a reference to an empty
+ * entry or an atom over the budget ends the reader. */
 static void header_atoms(amb_proc *self, reader *rd, const amb__frame *f, amb_term *out,
                          size_t *n)
 {
     reader_res *r = rd->r;
-    amb__frame_atom_ref refs[AMB__FRAME_ATOM_REFS_MAX];
     *n = 0;
     if (f->cache_len <= 1)
         return;
-    if (amb__frame_atom_refs(f->cache, f->cache_len, refs, n) != 0)
-        reader_end(self, rd, "protocol_error");
     if (r->atom_cache == NULL && (r->atom_cache = amb__calloc(AMB__FRAME_ATOM_CACHE_SIZE,
                                                               sizeof(amb_term))) == NULL)
         reader_end(self, rd, "system_limit");
-    for (size_t i = 0; i < *n; i++) {
-        amb_term *slot = &r->atom_cache[refs[i].index];
-        if (refs[i].is_new) {
-            int rc = peer_atom(rd, (const char *)refs[i].text, refs[i].text_len, slot);
-            if (rc != 0) {
-                amb_log(self, AMB_LOG_ERROR,
-                        "distribution: bad atom in a header from %s: %s; disconnecting",
-                        amb_atom_name(rd->node, NULL), amb_err_name(rc));
-                reader_end(self, rd,
-                           rc == AMB_ESYSLIMIT ? "system_limit" : "protocol_error");
-            }
-        } else if (*slot == AMB_NONE) {
-            reader_end(self, rd, "protocol_error");
-        }
-        out[i] = *slot;
+    int rc = amb__frame_atom_resolve(r->atom_cache, f->cache, f->cache_len, make_atom, rd,
+                                     out, n);
+    if (rc != 0) {
+        amb_log(self, AMB_LOG_ERROR,
+                "distribution: bad atom-cache header from %s: %s; disconnecting",
+                amb_atom_name(rd->node, NULL), amb_err_name(rc));
+        reader_end(self, rd, rc == AMB_ESYSLIMIT ? "system_limit" : "protocol_error");
     }
     /* relaxed: a statistic (dist.h). */
     atomic_fetch_add_explicit(&r->c->cached_messages, 1, memory_order_relaxed);

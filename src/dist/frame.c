@@ -260,6 +260,25 @@ int amb__frame_atom_refs(const uint8_t *sec, size_t len, amb__frame_atom_ref *re
     return atom_refs_walk(sec, len, refs, n, &used);
 }
 
+int amb__frame_atom_resolve(uint64_t *cache, const uint8_t *sec, size_t len,
+                            amb__frame_atom_make *make, void *ctx, uint64_t *out,
+                            size_t *n)
+{
+    if (cache == NULL || make == NULL || out == NULL)
+        return AMB__MISUSE();
+    amb__frame_atom_ref refs[AMB__FRAME_ATOM_REFS_MAX];
+    int rc = amb__frame_atom_refs(sec, len, refs, n);
+    for (size_t i = 0; rc == 0 && i < *n; i++) {
+        uint64_t *slot = &cache[refs[i].index];
+        if (refs[i].is_new)
+            rc = make(ctx, refs[i].text, refs[i].text_len, slot);
+        else if (*slot == 0)
+            rc = AMB_EDECODE;
+        out[i] = *slot;
+    }
+    return rc;
+}
+
 /* ---------------------------------------------------------------------------
  * Reassembly
  * ------------------------------------------------------------------------ */

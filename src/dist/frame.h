@@ -157,6 +157,19 @@ typedef struct amb__frame_atom_ref {
 int amb__frame_atom_refs(const uint8_t *sec, size_t len, amb__frame_atom_ref *refs,
                          size_t *n);
 
+/* Makes the atom of a new cache entry's text (the caller's rules: an
+ * existing atom, or a new one within its budget); 0 or an error. */
+typedef int amb__frame_atom_make(void *ctx, const uint8_t *text, size_t len,
+                                 uint64_t *atom);
+/* The atoms of section sec[0..len) (a parsed frame's cache) into
+ * out[0..*n), with cache (AMB__FRAME_ATOM_CACHE_SIZE words, 0 = empty:
+ * the connection's, updated with the new entries that make gives).
+ * AMB_EDECODE (a bad section, a reference to an empty entry), or make's
+ * error; the cache may then hold some of the new entries. */
+int amb__frame_atom_resolve(uint64_t *cache, const uint8_t *sec, size_t len,
+                            amb__frame_atom_make *make, void *ctx, uint64_t *out,
+                            size_t *n);
+
 /* ---- receive: reassembly ----------------------------------------------- */
 
 /* The unfinished fragmented messages of one connection. Fields private. */
