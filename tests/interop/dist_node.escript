@@ -337,12 +337,25 @@ interleaved(C) ->
     Self = self(),
     N = 8 bsl 20,
     Bs = [{K, binary:copy(<<K, 7, 42, 251>>, N div 4)} || K <- lists:seq(1, 4)],
-    [spawn(fun() -> W ! {Self, {K, B}} end) || {K, B} <- Bs],
+    %% BEAM's schedulers decide whether the senders' encodings overlap: a
+    %% round in which they did not is tried again (at most 3 rounds).
+    Round = fun() ->
+                    [spawn(fun() -> W ! {Self, {K, B}} end) || {K, B} <- Bs],
+                    lists:all(fun({K, B}) ->
+                                      recv(fun({echo, _, {K2, B2}}) -> K2 =:= K andalso B2 =:= B;
+                                              (_) -> false end, 60000) =/= timeout
+                              end, Bs)
+            end,
+    Rounds = fun Go(0, Ok) -> Ok;
+                 Go(I, Ok) ->
+                     R = Round(),
+                     case ask(C, {peak_sequences, node()}) of
+                         P when is_integer(P), P >= 2 -> Ok andalso R;
+                         _ -> Go(I - 1, Ok andalso R)
+                     end
+             end,
     check("4 x 8 MB from 4 Erlang processes at once reach C whole and come back",
-          lists:all(fun({K, B}) ->
-                            recv(fun({echo, _, {K2, B2}}) -> K2 =:= K andalso B2 =:= B;
-                                    (_) -> false end, 60000) =/= timeout
-                    end, Bs)),
+          Rounds(3, true)),
     Peak = ask(C, {peak_sequences, node()}),
     check(io_lib:format("BEAM's fragment sequences arrived interleaved (~p at once)", [Peak]),
           is_integer(Peak) andalso Peak >= 2),
