@@ -14,8 +14,11 @@
  *   that is up already: `alive`)
  *      |
  *   UP: the reader spawns the writer (linked), which sends the pending
- *   signals, then everything queued after them; the reader turns frames
- *   into local signals and watches the ticks
+ *   signals, then everything queued after them, a chunk of each local
+ *   sender's queue in turn (large messages as 64 KiB fragments); a sender
+ *   over its budget waits in amb_send until the writer resumes it; the
+ *   reader turns frames into local signals (atom-cache references through
+ *   the peer's cache) and watches the ticks
  *      |
  *   DOWN (amb__conn_down, once): out of the table, NODEDOWN to each local
  *   process that had a relation over it, nodedown messages, queues freed.
@@ -26,10 +29,14 @@
  *   - Only the reader that owns an entry (c->reader) or net_kernel acting
  *     for a dead owner takes it down, so a reader that lost its entry to a
  *     simultaneous connect cannot take down the winner's.
- *   - The writer is the only consumer of the out queue, and sets
- *     writer_idle (under the lock) only when it found the queue empty; a
+ *   - The writer is the only consumer of the senders' queues, and sets
+ *     writer_idle (under the lock) only when it found them all empty; a
  *     producer that finds it idle clears it and wakes it: no lost wake-up,
  *     one wake per idle period.
+ *   - A sender's queue is FIFO and in the ring while it holds bytes; it is
+ *     freed once empty and not waiting. A waiting sender gets exactly one
+ *     resume: from the writer when its bytes are back within the budget,
+ *     or from the connection's end.
  *   - Bytes from the peer are bounded by frame.h's limits, atoms by the
  *     connection's budget (control.h); a violation closes this connection
  *     only.
