@@ -57,6 +57,7 @@ static struct {
         amb_pid nk;
         bool refuse; /* connections to it fail (a node that is not there) */
         bool mute;   /* what it sends is lost (a node that froze) */
+        bool hold;   /* its sends wait (a socket whose peer reads nothing) */
     } nodes[FAKE_NODES];
     fake_chan chans[FAKE_CHANS];
     uint32_t creation;
@@ -77,8 +78,7 @@ static bool fake_sock_get(amb_term sock, size_t *chan, int *side)
     return true;
 }
 
-static int fake_start(amb__dist *d, amb_proc *self, amb_pid nk,
-                      uint32_t *creation)
+static int fake_start(amb__dist *d, amb_proc *self, amb_pid nk, uint32_t *creation)
 {
     (void)self;
     int rc = AMB_ESYSLIMIT;
@@ -188,6 +188,18 @@ static int fake_send(amb__dist *d, amb_proc *self, amb_term sock, const uint8_t 
     if (!fake_sock_get(sock, &c, &side))
         return AMB_EBADARG;
     int peer = 1 - side, rc = 0;
+    /* A held node's sender waits as in a full socket (the process sleeps;
+     * the scheduler runs others). */
+    for (bool held = true; held;) {
+        held = false;
+        pthread_mutex_lock(&fake.lock);
+        for (int i = 0; i < FAKE_NODES; i++)
+            if (fake.nodes[i].hold && fake.nodes[i].rt == fake.chans[c].rt[side])
+                held = true;
+        pthread_mutex_unlock(&fake.lock);
+        if (held)
+            amb_sleep(self, 1);
+    }
     pthread_mutex_lock(&fake.lock);
     fake_chan *ch = &fake.chans[c];
     bool mute = false;
@@ -294,6 +306,16 @@ __attribute__((unused)) static void fake_mute(amb_term node, bool mute)
     for (int i = 0; i < FAKE_NODES; i++)
         if (fake.nodes[i].name == node)
             fake.nodes[i].mute = mute;
+    pthread_mutex_unlock(&fake.lock);
+}
+
+/* Makes node's sends wait (hold) or go on: a peer that stopped reading. */
+__attribute__((unused)) static void fake_hold(amb_term node, bool hold)
+{
+    pthread_mutex_lock(&fake.lock);
+    for (int i = 0; i < FAKE_NODES; i++)
+        if (fake.nodes[i].name == node)
+            fake.nodes[i].hold = hold;
     pthread_mutex_unlock(&fake.lock);
 }
 

@@ -487,7 +487,10 @@ AMB_NORETURN AMB_API void amb_assert_fail(amb_proc *self, const char *expr,
  *   - a pid, an alias or {Name, Node} of another node, when this runtime
  *     runs a node (ambitious/node.h): the message goes there, connecting
  *     first if need be, and is dropped when the node cannot be reached
- *     (Erlang's rule); without a node: AMB_ENOTSUP.
+ *     (Erlang's rule); without a node: AMB_ENOTSUP. When the caller has
+ *     more than its send budget queued to that node (node.h,
+ *     amb_node_opts.send_budget), amb_send waits until its queue is back
+ *     within it or the connection is gone (only the caller waits).
  * AMB_EBADARG for any other term, AMB_NONE included, AMB_ENOMEM.
  * May yield when the sender's reduction budget is spent (so that a sending
  * loop cannot starve the others). */

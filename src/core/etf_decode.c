@@ -67,6 +67,8 @@ typedef struct dec {
     const uint8_t *p, *end;
     bool existing_only;
     amb__etf_atom_budget *budget; /* NULL: make any atom */
+    const amb_term *refs;         /* ATOM_CACHE_REF's atoms (distribution) */
+    size_t nrefs;                 /* 0: ATOM_CACHE_REF is refused */
     size_t max_depth;
     dframe *frames;
     size_t nframes, cap;
@@ -82,6 +84,8 @@ static void dec_init(dec *d, amb_heap *heap, const uint8_t *p, const uint8_t *en
     d->end = end;
     d->existing_only = existing_only;
     d->budget = budget;
+    d->refs = NULL;
+    d->nrefs = 0;
     d->max_depth = max_depth;
     d->frames = d->inline_frames;
     d->nframes = 0;
@@ -132,6 +136,15 @@ static dframe *push(dec *d, int *rc)
  * to UTF-8 (each byte >= 0x80 becomes two bytes). */
 static int atom_body(dec *d, unsigned tag, amb_term *out)
 {
+    if (tag == AMB__ETF_ATOM_CACHE_REF) {
+        /* An index into the atoms of the message's distribution header. */
+        NEED(1);
+        size_t i = *d->p++;
+        if (i >= d->nrefs)
+            return AMB_EDECODE;
+        *out = d->refs[i];
+        return 0;
+    }
     size_t len;
     if (tag == AMB__ETF_SMALL_ATOM || tag == AMB__ETF_SMALL_ATOM_UTF8) {
         NEED(1);
@@ -206,6 +219,7 @@ static int read_atom(dec *d, amb_term *out)
     case AMB__ETF_SMALL_ATOM:
     case AMB__ETF_ATOM_UTF8:
     case AMB__ETF_SMALL_ATOM_UTF8:
+    case AMB__ETF_ATOM_CACHE_REF:
         return atom_body(d, tag, out);
     default:
         return AMB_EDECODE;
@@ -495,6 +509,7 @@ again:
     case AMB__ETF_SMALL_ATOM:
     case AMB__ETF_ATOM_UTF8:
     case AMB__ETF_SMALL_ATOM_UTF8:
+    case AMB__ETF_ATOM_CACHE_REF:
         return atom_body(d, tag, dst);
     case AMB__ETF_NIL:
         *dst = AMB_NIL;
@@ -625,8 +640,7 @@ again:
         return 0;
     }
     default:
-        /* Includes tag 80 below the top level, ATOM_CACHE_REF (the
-         * distribution layer resolves those), FUN_EXT and LOCAL_EXT. */
+        /* Includes tag 80 below the top level, FUN_EXT and LOCAL_EXT. */
         return AMB_EDECODE;
     }
 }
@@ -840,6 +854,13 @@ int amb__etf_decode_budget(amb_heap *heap, const uint8_t *buf, size_t len,
                            const amb_etf_decode_opts *opts, amb__etf_atom_budget *budget,
                            amb_term *out, size_t *used)
 {
+    return amb__etf_decode_refs(heap, buf, len, opts, budget, NULL, 0, out, used);
+}
+
+int amb__etf_decode_refs(amb_heap *heap, const uint8_t *buf, size_t len,
+                         const amb_etf_decode_opts *opts, amb__etf_atom_budget *budget,
+                         const amb_term *refs, size_t nrefs, amb_term *out, size_t *used)
+{
     const unsigned known = AMB_ETF_COMPRESSED | AMB_ETF_NO_VERSION | AMB_ETF_LATIN1_ATOMS;
     if (heap == NULL || out == NULL || (buf == NULL && len > 0) ||
         (opts != NULL && (opts->flags & ~known) != 0))
@@ -861,6 +882,8 @@ int amb__etf_decode_budget(amb_heap *heap, const uint8_t *buf, size_t len,
     } else {
         dec d;
         dec_init(&d, heap, p, end, opts && opts->existing_atoms_only, budget, max_depth);
+        d.refs = refs;
+        d.nrefs = refs != NULL ? nrefs : 0;
         rc = decode_term(&d, &t);
         stop = d.p;
         dec_free(&d);

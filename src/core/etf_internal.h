@@ -23,7 +23,9 @@ enum amb__etf_tag {
     AMB__ETF_NEW_FLOAT = 70,       /* 8-byte IEEE 754 double, big-endian */
     AMB__ETF_BIT_BINARY = 77,      /* Len:32, Bits:8 (1..8), Len bytes */
     AMB__ETF_COMPRESSED = 80,      /* UncompressedSize:32, zlib stream */
-    AMB__ETF_ATOM_CACHE_REF = 82,  /* distribution header only: rejected */
+    AMB__ETF_ATOM_CACHE_REF = 82,  /* Index:8 into the distribution header's
+                                      atoms (amb__etf_decode_refs); else
+                                      rejected */
     AMB__ETF_NEW_PID = 88,         /* Node, ID:32, Serial:32, Creation:32 */
     AMB__ETF_NEW_PORT = 89,        /* Node, ID:32, Creation:32 */
     AMB__ETF_NEWER_REFERENCE = 90, /* Len:16, Node, Creation:32, Len x ID:32 */
@@ -107,6 +109,13 @@ typedef struct amb__etf_atom_budget {
 int amb__etf_decode_budget(amb_heap *heap, const uint8_t *buf, size_t len,
                            const amb_etf_decode_opts *opts, amb__etf_atom_budget *budget,
                            amb_term *out, size_t *used);
+/* amb__etf_decode_budget for a term of a distribution message whose header
+ * listed atoms: ATOM_CACHE_REF Index (an atom wherever one may stand) is
+ * refs[Index]; an Index >= nrefs (or refs NULL) is AMB_EDECODE. refs are
+ * borrowed for the call. A compressed term is self-contained: no refs. */
+int amb__etf_decode_refs(amb_heap *heap, const uint8_t *buf, size_t len,
+                         const amb_etf_decode_opts *opts, amb__etf_atom_budget *budget,
+                         const amb_term *refs, size_t nrefs, amb_term *out, size_t *used);
 
 /* Deflates in[0..n) (n < 4 GiB) into a new buffer in *out (owned: free with
  * amb__free) of *out_len bytes, when the stream fits room bytes; otherwise

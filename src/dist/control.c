@@ -322,8 +322,9 @@ static int decode_term(amb_heap *heap, const uint8_t *p, size_t len, bool versio
         .max_depth = lim ? lim->max_depth : 0,
         .max_decompressed = lim ? lim->max_decompressed : 0,
     };
-    return amb__etf_decode_budget(heap, p, len, &opts, lim ? lim->atoms : NULL, out,
-                                  used);
+    return amb__etf_decode_refs(heap, p, len, &opts, lim ? lim->atoms : NULL,
+                                lim ? lim->atom_refs : NULL, lim ? lim->n_atom_refs : 0,
+                                out, used);
 }
 
 int amb__control_decode(amb_heap *heap, const uint8_t *body, size_t len, bool versioned,

@@ -148,6 +148,9 @@ typedef struct amb__control_limits {
                                     (only for trusted bytes: tests, tools) */
     size_t max_depth;            /* nesting limit per term; 0 = AMB_ETF_MAX_DEPTH */
     size_t max_decompressed;     /* for a compressed term; 0 = AMB_ETF_MAX_DECOMPRESSED */
+    const amb_term *atom_refs;   /* the message's header atoms (ATOM_CACHE_REF),
+                                    or NULL */
+    size_t n_atom_refs;
 } amb__control_limits;
 
 /* The control tuple and the term after it as bytes, ready for frame.c:

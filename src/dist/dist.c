@@ -79,7 +79,12 @@ static int op_send(void *ctx, amb__sched *s, amb_pid from, amb_term to, amb_term
         c.to = amb_tuple_elem(to, 0);
         break;
     }
-    return amb__conn_queue(d, s, node, &c, AMB_NONE, NULL);
+    return amb__conn_send(d, s, node, &c);
+}
+
+static int op_send_wait(void *ctx, amb_proc *self, amb_term to)
+{
+    return amb__conn_send_wait(ctx, self, amb__dist_node_of(to));
 }
 
 static int op_link(void *ctx, amb_proc *self, amb_pid to, uint32_t *conn)
@@ -132,15 +137,17 @@ static void op_demonitor(void *ctx, amb__sched *s, amb_pid watcher, amb_term tar
     amb__conn_queue_on(ctx, s, node, conn, &c);
 }
 
-static void op_down(void *ctx, amb__sched *s, amb_term target, amb_pid watcher,
-                    amb_term ref, amb_term reason, uint32_t conn)
+static void op_down(void *ctx, amb__sched *s, amb_pid from, amb_term target,
+                    amb_pid watcher, amb_term ref, amb_term reason, uint32_t conn)
 {
     amb__dist_ctl c = {.op = AMB__DOP_MONITOR_P_EXIT,
                        .from = target,
                        .to = watcher,
                        .ref = ref,
                        .reason = reason};
-    amb__conn_queue_on(ctx, s, amb__dist_node_of(watcher), conn, &c);
+    /* In the queue of the process that ended, after what it sent (a DOWN
+     * by name names no process). */
+    amb__conn_queue_as(ctx, s, amb__dist_node_of(watcher), conn, &c, from);
 }
 
 static void op_gone(void *ctx, amb__sched *s, amb_pid pid)
@@ -170,6 +177,7 @@ static void op_free(void *ctx)
 
 static const amb__remote_ops dist_ops = {
     .send = op_send,
+    .send_wait = op_send_wait,
     .link = op_link,
     .unlink = op_unlink,
     .unlink_ack = op_unlink_ack,
@@ -300,7 +308,8 @@ int amb__dist_start(amb_proc *self, const char *name, const amb_node_opts *opts,
     d->visible = o->visible;
     d->ticktime_ms = o->ticktime_ms != 0 ? o->ticktime_ms : 60000;
     d->setuptime_ms = o->setuptime_ms != 0 ? o->setuptime_ms : 7000;
-    d->flags = AMB__DFLAGS_DEFAULT | (o->visible ? AMB__DFLAG_PUBLISHED : 0);
+    d->send_budget = o->send_budget != 0 ? o->send_budget : AMB_NODE_SEND_BUDGET;
+    d->flags = AMB__DFLAGS_NODE | (o->visible ? AMB__DFLAG_PUBLISHED : 0);
     d->transport = t;
     d->tctx = tctx;
     d->port = o->port;

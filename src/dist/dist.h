@@ -33,9 +33,13 @@
  *     over a newer connection.
  *   - Signals a local process sends to one node are queued in the order it
  *     made them: under the lock, into the pending list while PENDING, into
- *     the out queue once UP; the writer empties the pending list into the out
- *     queue before the state becomes UP, so a later signal never passes an
- *     earlier one.
+ *     that process's own queue on the connection once UP (every signal of a
+ *     process, message, link, exit, monitor or DOWN, goes to its queue: a
+ *     DOWN by name too, by the pid the DOWN op names); the writer sends the
+ *     pending list before the first queued signal, and each queue in order,
+ *     so a later signal never passes an earlier one. Queues of different
+ *     processes interleave (round robin, a chunk of each in turn: whole
+ *     frames, or one fragment of a large message).
  *   - Memory of a connection: freed when it is DOWN and its reader and
  *     writer have both let go (a reference count under the lock).
  */
@@ -122,17 +126,31 @@ typedef struct amb__pidset {
     size_t cap, len;  /* cap 0 or a power of two */
 } amb__pidset;
 
-/* One chunk of bytes waiting for the writer. */
+/* One chunk of bytes waiting for the writer: whole frames (several small
+ * ones, or one frame, or one fragment of a large message). */
 typedef struct amb__conn_chunk {
     struct amb__conn_chunk *next;
     size_t len, cap;
     uint8_t data[];
 } amb__conn_chunk;
 
+/* The send queue of one local sender on one connection (conn.c): its
+ * frames in the order it made them; in the connection's ring while it has
+ * any, so the writer serves senders round robin, a chunk at a time. */
+typedef struct amb__conn_sender {
+    amb_pid pid; /* the sender (net_kernel's for signals of no process) */
+    amb__conn_chunk *head, *tail;
+    size_t bytes;                  /* queued */
+    struct amb__conn_sender *ring; /* next in the ring */
+    bool in_ring;
+    bool waiting; /* suspended in amb_send until bytes < the budget */
+} amb__conn_sender;
+
 /* One signal queued before the connection was up: the control message with
  * its terms on the item's own heap. */
 typedef struct amb__conn_item {
     struct amb__conn_item *next;
+    amb_pid sender; /* whose queue it would have gone to (fragment ids) */
     amb_heap *heap;
     amb__dist_ctl ctl;
 } amb__conn_item;
@@ -155,8 +173,12 @@ typedef struct amb__conn {
     amb_heap sock_heap;
     /* Signals before UP, oldest first. */
     amb__conn_item *pending, *pending_tail;
-    /* Bytes for the writer, oldest first; writer_idle: it waits for a wake. */
-    amb__conn_chunk *out, *out_tail;
+    /* Bytes for the writer: one queue per local sender (a table by pid,
+     * open addressing), those with bytes in a ring served round robin;
+     * out_bytes their sum; writer_idle: the writer waits for a wake. */
+    amb__conn_sender **senders;
+    size_t senders_cap, senders_len;
+    amb__conn_sender *ring, *ring_tail;
     size_t out_bytes;
     bool writer_idle;
     bool flushed; /* UP, and the writer has sent the pending list */
@@ -176,6 +198,12 @@ typedef struct amb__conn {
     int64_t last_recv;
     _Atomic int64_t last_send;
     amb_term down_reason; /* an atom: why it went down */
+    /* The most fragment sequences from the peer unfinished at once (the
+     * reader's; written under the lock when it grows). */
+    size_t peak_sequences;
+    /* Messages from the peer whose header listed atom-cache references
+     * (the reader's count; relaxed: a statistic, ordering nothing). */
+    _Atomic size_t cached_messages;
 } amb__conn;
 
 /* The connection to node, or a new PENDING one when create is true and
@@ -194,6 +222,33 @@ int amb__conn_queue(struct amb__dist *d, amb__sched *s, amb_term node,
  * gone). */
 void amb__conn_queue_on(struct amb__dist *d, amb__sched *s, amb_term node, uint32_t conn,
                         const amb__dist_ctl *c);
+/* As amb__conn_queue_on, in the queue of `sender` (for a signal whose
+ * control message does not name its sending process: a DOWN by name). */
+void amb__conn_queue_as(struct amb__dist *d, amb__sched *s, amb_term node, uint32_t conn,
+                        const amb__dist_ctl *c, amb_pid sender);
+/* A message (c: SEND, SEND_SENDER, REG_SEND, ALIAS_SEND) as amb__conn_queue
+ * queues it; AMB__REMOTE_OVER_BUDGET when its sender's queue is over the
+ * node's send budget after it (queued all the same: the sender then waits
+ * in amb__conn_send_wait). 0, AMB_ENOMEM. */
+int amb__conn_send(struct amb__dist *d, amb__sched *s, amb_term node,
+                   const amb__dist_ctl *c);
+/* self waits until its queue to node is below the send budget, or the
+ * connection is gone (a selective receive of the writer's resume
+ * message). 0. */
+int amb__conn_send_wait(struct amb__dist *d, amb_proc *self, amb_term node);
+
+/* What the queues of the connection to a node hold (tests, the observer). */
+typedef struct amb__conn_stats {
+    size_t out_bytes;       /* queued, every sender */
+    size_t senders;         /* senders with bytes queued or waiting */
+    size_t waiting;         /* senders suspended over the budget */
+    size_t peak_sequences;  /* most fragmented messages received interleaved */
+    size_t cached_messages; /* messages received with atom-cache references */
+} amb__conn_stats;
+/* The stats of node's connection, and (pid not AMB_NONE) *pid_bytes the
+ * bytes pid has queued on it. AMB_ENOTFOUND (no connection). */
+int amb__conn_stats_of(struct amb__dist *d, amb_term node, amb_pid pid,
+                       amb__conn_stats *out, size_t *pid_bytes);
 /* Takes c down for reason (once; later calls do nothing): out of the table,
  * NODEDOWN to every interested process, {nodedown, Node} to monitor_node
  * subscribers, nodedown to monitor_nodes subscribers, the queues freed. In
@@ -252,7 +307,9 @@ typedef struct amb__dist {
     size_t cookie_len;
     bool long_names, visible;
     int64_t ticktime_ms, setuptime_ms;
-    uint64_t flags; /* offered in handshakes */
+    size_t send_budget; /* bytes a sender may queue on a connection before
+                           its amb_send waits (amb_node_opts) */
+    uint64_t flags;     /* offered in handshakes */
     /* Transport and its options. */
     const amb__dist_transport *transport;
     void *tctx;

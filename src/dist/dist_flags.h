@@ -13,11 +13,11 @@
  *     MANDATORY_25_DIGEST into AMB__DFLAGS_MANDATORY_25); a peer without
  *     one of them is refused with `not_allowed` (acceptor) or dropped
  *     (initiator), as dist_util:check_dflags does.
- *   - AMB__DFLAGS_DEFAULT is what we offer; it contains every mandatory
- *     flag, never DIST_HDR_ATOM_CACHE (we decode a distribution header with
- *     zero atom-cache references only), never PUBLISHED (nodes are hidden
- *     unless the caller adds it), never NAME_ME (a request, not a
- *     capability).
+ *   - AMB__DFLAGS_DEFAULT is what the protocol layer offers; it contains
+ *     every mandatory flag, never DIST_HDR_ATOM_CACHE (its receive side is
+ *     the node's: conn.c keeps the cache; AMB__DFLAGS_NODE adds it), never
+ *     PUBLISHED (nodes are hidden unless the caller adds it), never NAME_ME
+ *     (a request, not a capability).
  *   - The negotiated set of a connection is ours & the peer's, as both OTP
  *     sides compute it (dist_util:adjust_flags).
  */
@@ -83,6 +83,10 @@
      AMB__DFLAG_DIST_MONITOR_NAME | AMB__DFLAG_UNICODE_IO | AMB__DFLAG_SMALL_ATOM_TAGS | \
      AMB__DFLAG_SEND_SENDER | AMB__DFLAG_BIG_SEQTRACE_LABELS | AMB__DFLAG_EXIT_PAYLOAD | \
      AMB__DFLAG_FRAGMENTS | AMB__DFLAG_ALIAS | AMB__DFLAG_SPAWN)
+
+/* What a node offers (dist.c): the default and the atom cache, whose
+ * references conn.c's reader resolves (we send none). */
+#define AMB__DFLAGS_NODE (AMB__DFLAGS_DEFAULT | AMB__DFLAG_DIST_HDR_ATOM_CACHE)
 
 /* A peer's flags with MANDATORY_25_DIGEST expanded into the bits it stands
  * for (dist_util:expand_mandatory_25_flag). */

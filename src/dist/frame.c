@@ -128,6 +128,58 @@ int amb__frame_reader_next(amb__frame_reader *r, const uint8_t **data, size_t *l
  * One frame
  * ------------------------------------------------------------------------ */
 
+/* The flag half-byte i of an atom-cache section (sec[0] refs, then the
+ * flags: even i in the low half of byte 1 + i / 2, odd i in the high). */
+static unsigned half_byte(const uint8_t *sec, size_t i)
+{
+    return (sec[1 + i / 2] >> ((i & 1) * 4)) & 0xFu;
+}
+
+/* Walks the atom-cache section at sec[0..avail) (erl_ext_dist,
+ * "Distribution Header"): NumberOfAtomCacheRefs, its flags (a half byte
+ * per reference: NewCacheEntryFlag, SegmentIndex; then LongAtoms), the
+ * references (InternalSegmentIndex, and for a new entry Length:8 or :16
+ * and the atom's text). *n gets the count, *used the section's bytes;
+ * refs (may be NULL) each reference. AMB_EDECODE: truncated, or an atom
+ * text above AMB__FRAME_ATOM_TEXT_MAX bytes. */
+static int atom_refs_walk(const uint8_t *sec, size_t avail, amb__frame_atom_ref *refs,
+                          size_t *n, size_t *used)
+{
+    if (avail < 1)
+        return AMB_EDECODE;
+    size_t count = sec[0], p = 1;
+    if (count > 0) {
+        size_t flag_bytes = count / 2 + 1;
+        if (avail < 1 + flag_bytes)
+            return AMB_EDECODE;
+        bool long_atoms = (half_byte(sec, count) & 1u) != 0;
+        p += flag_bytes;
+        for (size_t i = 0; i < count; i++) {
+            unsigned fl = half_byte(sec, i);
+            if (avail - p < 1)
+                return AMB_EDECODE;
+            amb__frame_atom_ref r = {.index = (uint16_t)((fl & 7u) * 256u + sec[p++]),
+                                     .is_new = (fl & 8u) != 0};
+            if (r.is_new) {
+                size_t lb = long_atoms ? 2 : 1;
+                if (avail - p < lb)
+                    return AMB_EDECODE;
+                r.text_len = long_atoms ? ((size_t)sec[p] << 8 | sec[p + 1]) : sec[p];
+                p += lb;
+                if (r.text_len > AMB__FRAME_ATOM_TEXT_MAX || avail - p < r.text_len)
+                    return AMB_EDECODE;
+                r.text = sec + p;
+                p += r.text_len;
+            }
+            if (refs != NULL)
+                refs[i] = r;
+        }
+    }
+    *n = count;
+    *used = p;
+    return 0;
+}
+
 int amb__frame_parse(amb__frame_mode mode, const uint8_t *data, size_t len,
                      amb__frame *out)
 {
@@ -177,14 +229,54 @@ int amb__frame_parse(amb__frame_mode mode, const uint8_t *data, size_t len,
         if (f.frag_id == 0)
             return AMB_EDECODE;
     }
-    /* NumberOfAtomCacheRefs (not in a continuation): we never offer the
-     * atom cache, so a peer may not refer to it. */
-    if (data[1] != AMB__DIST_FRAG_CONT && data[head - 1] != 0)
-        return AMB_EDECODE;
+    /* The atom-cache section (not in a continuation): from
+     * NumberOfAtomCacheRefs to its last reference, checked here, read by
+     * amb__frame_atom_refs. */
+    if (data[1] != AMB__DIST_FRAG_CONT) {
+        size_t n, used;
+        int rc = atom_refs_walk(data + head - 1, len - (head - 1), NULL, &n, &used);
+        if (rc != 0)
+            return rc;
+        f.cache = data + head - 1;
+        f.cache_len = used;
+        head += used - 1;
+    }
     f.body = data + head;
     f.body_len = len - head;
     *out = f;
     return 0;
+}
+
+int amb__frame_atom_refs(const uint8_t *sec, size_t len, amb__frame_atom_ref *refs,
+                         size_t *n)
+{
+    if (n == NULL || refs == NULL || (sec == NULL && len > 0))
+        return AMB__MISUSE();
+    if (len == 0) {
+        *n = 0;
+        return 0;
+    }
+    size_t used;
+    return atom_refs_walk(sec, len, refs, n, &used);
+}
+
+int amb__frame_atom_resolve(uint64_t *cache, const uint8_t *sec, size_t len,
+                            amb__frame_atom_make *make, void *ctx, uint64_t *out,
+                            size_t *n)
+{
+    if (cache == NULL || make == NULL || out == NULL)
+        return AMB__MISUSE();
+    amb__frame_atom_ref refs[AMB__FRAME_ATOM_REFS_MAX];
+    int rc = amb__frame_atom_refs(sec, len, refs, n);
+    for (size_t i = 0; rc == 0 && i < *n; i++) {
+        uint64_t *slot = &cache[refs[i].index];
+        if (refs[i].is_new)
+            rc = make(ctx, refs[i].text, refs[i].text_len, slot);
+        else if (*slot == 0)
+            rc = AMB_EDECODE;
+        out[i] = *slot;
+    }
+    return rc;
 }
 
 /* ---------------------------------------------------------------------------

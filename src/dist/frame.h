@@ -17,10 +17,9 @@
  * Which form a connection uses follows from the negotiated flags, as in
  * erts: with DIST_HDR_ATOM_CACHE or FRAGMENTS every frame carries a
  * distribution header and its terms have no 131; with neither, every frame
- * is pass-through. We never offer DIST_HDR_ATOM_CACHE (dist_flags.h), so a
- * header announcing atom-cache references is a protocol violation
- * (AMB_EDECODE); the decision and how to add the cache are in
- * docs/design/distribution.md.
+ * is pass-through. With DIST_HDR_ATOM_CACHE the peer's headers carry
+ * atom-cache references (amb__frame_atom_refs); we send none (0 refs, which
+ * OTP accepts); the decision is in docs/design/distribution.md.
  *
  * Fragments: FragmentId counts down from the number of fragments to 1 (the
  * last); the start carries the whole control tuple. Several sequences may be
@@ -115,7 +114,10 @@ typedef enum amb__frame_kind {
 
 typedef struct amb__frame {
     amb__frame_kind kind;
-    bool first;          /* FRAGMENT: the start (131 69), which holds the control */
+    bool first;           /* FRAGMENT: the start (131 69), which holds the control */
+    const uint8_t *cache; /* MESSAGE and a start in header mode: the atom-cache
+                             section (NumberOfAtomCacheRefs on), checked */
+    size_t cache_len;
     uint64_t seq_id;     /* FRAGMENT */
     uint64_t frag_id;    /* FRAGMENT: counts down to 1, the last */
     const uint8_t *body; /* MESSAGE and FRAGMENT: after the header (borrowed) */
@@ -123,10 +125,50 @@ typedef struct amb__frame {
 } amb__frame;
 
 /* Reads the header of one frame's data[0..len) for a connection in mode.
- * AMB_EDECODE: a first byte the mode does not allow, a truncated header,
- * atom-cache references, a fragment in pass-through mode, a FragmentId 0. */
+ * AMB_EDECODE: a first byte the mode does not allow, a truncated header or
+ * atom-cache section, a fragment in pass-through mode, a FragmentId 0. */
 int amb__frame_parse(amb__frame_mode mode, const uint8_t *data, size_t len,
                      amb__frame *out);
+
+/* ---- receive: the atom cache (DIST_HDR_ATOM_CACHE) ---------------------- */
+
+/* Most bytes of an atom's text in a header (255 characters of UTF-8). */
+#define AMB__FRAME_ATOM_TEXT_MAX 1020
+/* Entries of a connection's atom cache (8 segments of 256), and most
+ * references of one message. */
+#define AMB__FRAME_ATOM_CACHE_SIZE 2048
+#define AMB__FRAME_ATOM_REFS_MAX   255
+
+/* One reference of a header: the cache entry it names, and for a new
+ * entry the atom's text (borrowed from the frame). */
+typedef struct amb__frame_atom_ref {
+    uint16_t index; /* 0..AMB__FRAME_ATOM_CACHE_SIZE - 1 */
+    bool is_new;
+    const uint8_t *text;
+    size_t text_len;
+} amb__frame_atom_ref;
+
+/* The references of an atom-cache section (a parsed frame's cache,
+ * cache_len; len 0: none) into refs[0..AMB__FRAME_ATOM_REFS_MAX), *n of
+ * them. The caller keeps the cache: a new entry replaces entry `index`
+ * with its atom, a reference that is not new reads it (an empty entry is
+ * the caller's protocol error); the term decoder's ATOM_CACHE_REF i is the
+ * atom of reference i. AMB_EDECODE as amb__frame_parse. */
+int amb__frame_atom_refs(const uint8_t *sec, size_t len, amb__frame_atom_ref *refs,
+                         size_t *n);
+
+/* Makes the atom of a new cache entry's text (the caller's rules: an
+ * existing atom, or a new one within its budget); 0 or an error. */
+typedef int amb__frame_atom_make(void *ctx, const uint8_t *text, size_t len,
+                                 uint64_t *atom);
+/* The atoms of section sec[0..len) (a parsed frame's cache) into
+ * out[0..*n), with cache (AMB__FRAME_ATOM_CACHE_SIZE words, 0 = empty:
+ * the connection's, updated with the new entries that make gives).
+ * AMB_EDECODE (a bad section, a reference to an empty entry), or make's
+ * error; the cache may then hold some of the new entries. */
+int amb__frame_atom_resolve(uint64_t *cache, const uint8_t *sec, size_t len,
+                            amb__frame_atom_make *make, void *ctx, uint64_t *out,
+                            size_t *n);
 
 /* ---- receive: reassembly ----------------------------------------------- */
 

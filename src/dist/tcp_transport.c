@@ -168,11 +168,18 @@ int amb__tcp_transport_start(amb__dist *d, amb_proc *self, amb_pid nk, uint32_t 
     return rc;
 }
 
-/* Sets active mode on a socket the caller owns. */
+/* The kernel's send buffer of a connection (Linux doubles it): small, so
+ * that the writer's round robin over senders (conn.c), not a deep socket
+ * queue, decides what goes next; a small call waits behind at most this
+ * much bulk data besides one fragment per sender. */
+#define SEND_BUFFER ((size_t)64 << 10)
+
+/* Sets active mode on a socket the caller owns, and its send buffer. */
 static int activate(amb_proc *self, amb_socket s)
 {
-    amb_sock_opts o = {.active = ACTIVE_N, .buffer = READ_BYTES};
-    return amb_inet_setopts(self, s, &o, AMB_SOCKOPT_ACTIVE | AMB_SOCKOPT_BUFFER);
+    amb_sock_opts o = {.active = ACTIVE_N, .buffer = READ_BYTES, .sndbuf = SEND_BUFFER};
+    return amb_inet_setopts(self, s, &o,
+                            AMB_SOCKOPT_ACTIVE | AMB_SOCKOPT_BUFFER | AMB_SOCKOPT_SNDBUF);
 }
 
 int amb__tcp_transport_dial(amb__dist *d, amb_proc *self, amb_term node,

@@ -697,6 +697,12 @@ int amb_send(amb_proc *self, amb_term to, amb_term msg)
     if (self == NULL || msg == AMB_NONE)
         return AMB_EBADARG;
     int rc = send_to(self->rt, self->task.sched, self->pid, to, msg);
+    if (rc == AMB__REMOTE_OVER_BUDGET) {
+        /* Queued to another node over this sender's budget: the sender
+         * (and only it) waits for its queue to drain (remote.h). */
+        const amb__remote *r = amb__remote_get(self->rt);
+        rc = r->ops->send_wait(r->ctx, self, to);
+    }
     if (rc == 0)
         amb__proc_reduce(self);
     return rc;
@@ -704,7 +710,8 @@ int amb_send(amb_proc *self, amb_term to, amb_term msg)
 
 int amb__mailbox_send(amb_rt *rt, amb__sched *s, amb_pid from, amb_term to, amb_term msg)
 {
-    return send_to(rt, s, from, to, msg);
+    int rc = send_to(rt, s, from, to, msg);
+    return rc == AMB__REMOTE_OVER_BUDGET ? 0 : rc;
 }
 
 int amb_rt_send(amb_rt *rt, amb_term to, amb_term msg)
@@ -714,5 +721,5 @@ int amb_rt_send(amb_rt *rt, amb_term to, amb_term msg)
     unsigned q = amb__qsbr_enter(&rt->exec);
     int rc = send_to(rt, NULL, AMB_NONE, to, msg);
     amb__qsbr_leave(&rt->exec, q);
-    return rc;
+    return rc == AMB__REMOTE_OVER_BUDGET ? 0 : rc;
 }

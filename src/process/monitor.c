@@ -144,7 +144,7 @@ static void send_down(amb_rt *rt, amb__sched *s, amb__msg *m, amb_term reason)
     if (far_watcher(rt, m)) {
         /* MONITOR_P_EXIT, naming the target as it was monitored. */
         const amb__remote *r = amb__remote_get(rt);
-        r->ops->down(r->ctx, s,
+        r->ops->down(r->ctx, s, m->words[W_TARGET],
                      m->words[W_NAME] != AMB_NONE ? m->words[W_NAME] : m->words[W_TARGET],
                      m->words[W_WATCHER], m->words[F_REF], reason,
                      (uint32_t)m->words[F_CONN]);

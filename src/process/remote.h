@@ -56,15 +56,26 @@
  * `self` ops run in the process making the call; `s` ops run on a
  * scheduler thread, in a process draining its mailbox or in the teardown
  * of one that ended (then `from`/`target` is the ended process), or with
- * s NULL outside the runtime (amb_rt_send). No op may wait or suspend.
+ * s NULL outside the runtime (amb_rt_send). No op may wait or suspend,
+ * but send_wait, which amb_send calls in the sender's own code.
  * Terms are borrowed for the call (an op copies what it keeps).
  */
+/* What ops->send returns for a message queued while its sender's queue
+ * to that node is over its budget: amb_send then calls ops->send_wait;
+ * every other route takes it as 0 (queued). */
+#define AMB__REMOTE_OVER_BUDGET 1
+
 typedef struct amb__remote_ops {
     /* A message from `from` (an own pid, or AMB_NONE from outside the
      * runtime) to a foreign pid, a foreign alias or {Name, Node} of
      * another node. 0 (queued, or dropped as Erlang drops a message to an
      * unreachable node), AMB_ENOMEM. */
     int (*send)(void *ctx, amb__sched *s, amb_pid from, amb_term to, amb_term msg);
+    /* send said AMB__REMOTE_OVER_BUDGET to amb_send in self: self waits
+     * here until its queue toward `to`'s node drains below the budget (or
+     * the connection is gone). The only op that waits: it runs in self's
+     * own code, never while a mailbox drains. 0. */
+    int (*send_wait)(void *ctx, amb_proc *self, amb_term to);
     /* self links to the foreign pid `to`: LINK, and *conn the connection it
      * travels over. 0, AMB_ENOMEM. */
     int (*link)(void *ctx, amb_proc *self, amb_pid to, uint32_t *conn);
@@ -87,11 +98,13 @@ typedef struct amb__remote_ops {
      * DEMONITOR_P over conn. */
     void (*demonitor)(void *ctx, amb__sched *s, amb_pid watcher, amb_term target,
                       amb_term node, amb_term ref, uint32_t conn);
-    /* The monitored process ended (or was not there): target is its own
-     * pid, or the name the watcher monitored; the foreign watcher gets its
-     * DOWN (MONITOR_P_EXIT with ref and reason) over conn. */
-    void (*down)(void *ctx, amb__sched *s, amb_term target, amb_pid watcher, amb_term ref,
-                 amb_term reason, uint32_t conn);
+    /* The monitored process `from` ended (or was not there): target is its
+     * own pid, or the name the watcher monitored; the foreign watcher gets
+     * its DOWN (MONITOR_P_EXIT with ref and reason) over conn, after every
+     * signal `from` sent it before (so the DOWN of a monitor by name knows
+     * its sender too). */
+    void (*down)(void *ctx, amb__sched *s, amb_pid from, amb_term target, amb_pid watcher,
+                 amb_term ref, amb_term reason, uint32_t conn);
     /* A process that held foreign relations ended (after the ops its
      * teardown called): the dist layer forgets it. */
     void (*gone)(void *ctx, amb__sched *s, amb_pid pid);

@@ -12,7 +12,10 @@
 %%   caller); links and monitors with real reasons both ways (by pid and
 %%   by {Name, Node}); the unlink protocol; noproc for a name that is not
 %%   there, both ways; exit/2 both ways (kill untrappable); 4 MB and 100 MB
-%%   messages both ways (BEAM fragments what it sends); reconnect after
+%%   messages both ways (both sides fragment what they send); fragment
+%%   sequences of several senders interleaved, both ways; a C sender over
+%%   its budget waiting while another C sender's small messages pass its
+%%   100 MB message; reconnect after
 %%   disconnect_node; noconnection to links and monitors when the C node's
 %%   OS process is killed, and when an Erlang node the C node watches is;
 %%   tick supervision (a frozen C node dropped after net_ticktime); hidden
@@ -179,6 +182,8 @@ all() ->
     big(C),
     rpc_into_c(C),
     rpc_from_c(C),
+    interleaved(C),
+    fair(C),
     reconnect(C),
     killed(),
     erl_killed(),
@@ -320,6 +325,11 @@ long_names() ->
 
 basics(C) ->
     check("ping C -> pong", net_adm:ping(C) =:= pong),
+    %% We offer DIST_HDR_ATOM_CACHE: erl's headers refer to its cache, and
+    %% every check below decodes through it.
+    Cached = ask(C, {cached_messages, node()}),
+    check(io_lib:format("erl uses the atom cache toward C (~p messages so far)", [Cached]),
+          is_integer(Cached) andalso Cached > 0),
     check("C is in nodes(hidden), not nodes()",
           lists:member(C, nodes(hidden)) andalso not lists:member(C, nodes())),
     W = worker(C, w1, false),
@@ -444,6 +454,66 @@ big(C) ->
               check(io_lib:format("~p MB from C", [N bsr 20]), ask(C, {blob, N}, 60000) =:= B)
       end, [4 bsl 20, 100 bsl 20]),
     W ! {die, normal}.
+
+%% Fragment sequences interleaved both ways: BEAM interleaves the
+%% fragments of several processes sending large messages at once (the C
+%% reader saw at least two sequences in flight together); the C node's
+%% writer interleaves its senders' fragments round robin, which erl
+%% reassembles.
+interleaved(C) ->
+    W = worker(C, none, false),
+    Self = self(),
+    N = 8 bsl 20,
+    Bs = [{K, binary:copy(<<K, 7, 42, 251>>, N div 4)} || K <- lists:seq(1, 4)],
+    %% BEAM's schedulers decide whether the senders' encodings overlap: a
+    %% round in which they did not is tried again (at most 3 rounds).
+    Round = fun() ->
+                    [spawn(fun() -> W ! {Self, {K, B}} end) || {K, B} <- Bs],
+                    lists:all(fun({K, B}) ->
+                                      recv(fun({echo, _, {K2, B2}}) -> K2 =:= K andalso B2 =:= B;
+                                              (_) -> false end, 60000) =/= timeout
+                              end, Bs)
+            end,
+    Rounds = fun Go(0, Ok) -> Ok;
+                 Go(I, Ok) ->
+                     R = Round(),
+                     case ask(C, {peak_sequences, node()}) of
+                         P when is_integer(P), P >= 2 -> Ok andalso R;
+                         _ -> Go(I - 1, Ok andalso R)
+                     end
+             end,
+    check("4 x 8 MB from 4 Erlang processes at once reach C whole and come back",
+          Rounds(3, true)),
+    Peak = ask(C, {peak_sequences, node()}),
+    check(io_lib:format("BEAM's fragment sequences arrived interleaved (~p at once)", [Peak]),
+          is_integer(Peak) andalso Peak >= 2),
+    B = blob(N),
+    check("4 x 8 MB from 4 C processes at once: erl reassembles the interleaved sequences",
+          ask(C, {blobs, Self, N, 4}) =:= ok andalso
+          lists:all(fun(K) ->
+                            recv(fun({blob, K2, B2}) -> K2 =:= K andalso B2 =:= B;
+                                    (_) -> false end, 60000) =/= timeout
+                    end, lists:seq(1, 4))),
+    W ! {die, normal}.
+
+%% A C process sending 100 MB waits in its send (over its budget) while
+%% another C process's sends to the same node return, and those small
+%% messages reach erl before the 100 MB message is through.
+fair(C) ->
+    N = 100 bsl 20,
+    R = ask(C, {fair, self(), N, 10}, 60000),
+    check("C sender over budget waits, another C sender on the connection goes on",
+          R =:= {ok, true}),
+    First = recv(fun({small, _}) -> true; ({bulk, _}) -> true; (_) -> false end, 60000),
+    check("its small messages reach erl before the 100 MB message",
+          First =:= {small, 1}),
+    Rest = [recv(fun({small, I2}) -> I2 =:= I; (_) -> false end, 10000) || I <- lists:seq(2, 10)],
+    check("all 10 in order", lists:all(fun(M) -> M =/= timeout end, Rest)),
+    check("the 100 MB message arrives whole",
+          case recv(fun({bulk, _}) -> true; (_) -> false end, 60000) of
+              {bulk, Bin} -> Bin =:= blob(N);
+              Other -> Other
+          end).
 
 reconnect(C) ->
     monitor_node(C, true),

@@ -1,6 +1,7 @@
 /*
- * dist_node_helper.c - a C node built on the public API only (ambitious.h,
- * node.h), driven by tests/interop/dist_node.escript from a real Erlang node:
+ * dist_node_helper.c - a C node built on the public API (ambitious.h,
+ * node.h; the queue stats of src/dist/dist.h for two checks), driven by
+ * tests/interop/dist_node.escript from a real Erlang node:
  *
  *   dist_node_helper NAME COOKIE [--long] [--visible] [--tick MS]
  *                    [--connect NODE] [--epmd PORT]
@@ -37,6 +38,19 @@
  *     {monitor_node, Node}  ok; {nodedown, Node} is forwarded to From
  *     {disconnect, Node}    ok | not_connected
  *     {blob, N}             a binary of N bytes (byte i = i mod 251)
+ *     {blobs, To, N, K}     K processes at once send To {blob, I, Blob}
+ *                           (I = 1..K, Blob as {blob, N}): their fragment
+ *                           sequences interleave on the wire; ok
+ *     {peak_sequences, Node}  the most fragmented messages Node had in
+ *                           flight to us at once (dist.h's stats)
+ *     {cached_messages, Node}  messages from Node whose header used the
+ *                           atom cache (dist.h's stats)
+ *     {fair, To, N, K}      one process sends To {bulk, Blob} (N bytes, far
+ *                           above the send budget) and waits in its send;
+ *                           once it waits, another sends To {small, I} for
+ *                           I = 1..K: {ok, StillWaiting} when those sends
+ *                           returned (StillWaiting: the bulk sender still
+ *                           waited then), {error, never_waited}
  *     stop                  stops the node, then everything ends
  *   cgs    (registered) a gen_server: {echo, X} -> {ok_from_c, X};
  *          {add, A, B} -> A + B; anything else -> {unknown, Req}
@@ -46,6 +60,8 @@
  */
 #include <ambitious.h>
 #include <stdio.h>
+
+#include "dist/dist.h" /* the queues' stats (fair, peak_sequences) */
 #include <stdlib.h>
 #include <string.h>
 
@@ -247,6 +263,73 @@ static amb_term blob(amb_heap *h, size_t n)
     return t;
 }
 
+/* {To, Msg}: sends Msg to To, then tells the agent `sent` (blobs, fair). */
+static void sender(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_term m, to, msg, agent_pid;
+    if (amb_receive(self, AMB_INFINITY, &m) != 0 ||
+        amb_match(m, "{~w,~w,~p}", &to, &msg, &agent_pid) != 0)
+        return;
+    amb_term list;
+    if (amb_match(msg, "{'$many',~w}", &list) == 0) {
+        for (; amb_is_cons(list); list = amb_list_tail(list))
+            amb_send(self, to, amb_list_head(list));
+    } else {
+        amb_send(self, to, msg);
+    }
+    amb_send(self, agent_pid,
+             AMB_TUPLE(amb_proc_heap(self), amb_atom("sent"), amb_self(self)));
+}
+
+/* Starts a sender of msg to `to`; its pid. */
+static amb_pid start_sender(amb_proc *self, amb_term to, amb_term msg)
+{
+    amb_pid p = AMB_NONE;
+    amb_spawn(self, sender, NULL, &p);
+    amb_send(self, p, AMB_TUPLE(amb_proc_heap(self), to, msg, amb_self(self)));
+    return p;
+}
+
+/* Whether pid waits over the budget on the connection to node; its bytes
+ * queued in *bytes (internal: the stats of src/dist/dist.h). */
+static bool sender_waits(amb_proc *self, amb_term node, amb_pid pid, size_t *bytes)
+{
+    amb__conn_stats st;
+    *bytes = 0;
+    amb__dist *d = amb__dist_of(amb_proc_rt(self));
+    return d != NULL && amb__conn_stats_of(d, node, pid, &st, bytes) == 0 &&
+           st.waiting > 0 && *bytes > 0;
+}
+
+static amb_term fair(amb_proc *self, amb_term to, size_t n, int64_t k)
+{
+    amb_heap *h = amb_proc_heap(self);
+    amb_term node;
+    if (amb_pid_get(to, &node, NULL, NULL, NULL) != 0)
+        return AMB_ATOM_ERROR;
+    amb_pid bulk = start_sender(self, to, AMB_TUPLE(h, amb_atom("bulk"), blob(h, n)));
+    size_t bytes;
+    int64_t until = amb_now_ms() + 20000;
+    while (!sender_waits(self, node, bulk, &bytes) || bytes < n / 2) {
+        if (amb_now_ms() > until)
+            return AMB_TUPLE(h, AMB_ATOM_ERROR, amb_atom("never_waited"));
+        amb_sleep(self, 1);
+    }
+    amb_term smalls = AMB_NIL;
+    for (int64_t i = k; i >= 1; i--)
+        smalls = amb_cons(h, AMB_TUPLE(h, amb_atom("small"), AMB_SMALL(i)), smalls);
+    /* One process sends them all: a list of messages, sent in order. */
+    amb_pid small = AMB_NONE;
+    amb_spawn(self, sender, NULL, &small);
+    amb_send(self, small,
+             AMB_TUPLE(h, to, AMB_TUPLE(h, amb_atom("$many"), smalls), amb_self(self)));
+    amb_term m;
+    amb_receive_match(self, 20000, &m, "{sent,~p}", &(amb_pid){0});
+    bool still = sender_waits(self, node, bulk, &bytes);
+    return AMB_TUPLE(h, AMB_ATOM_OK, amb_bool(still));
+}
+
 static amb_term command(amb_proc *self, amb_term from, amb_term cmd, bool *stop)
 {
     amb_heap *h = amb_proc_heap(self);
@@ -318,6 +401,29 @@ static amb_term command(amb_proc *self, amb_term from, amb_term cmd, bool *stop)
     }
     if (amb_match(cmd, "{blob,~l}", &n) == 0 && n >= 0)
         return blob(h, (size_t)n);
+    int64_t k;
+    if (amb_match(cmd, "{blobs,~w,~l,~l}", &a, &n, &k) == 0 && n >= 0 && k >= 1) {
+        amb_term bin = blob(h, (size_t)n);
+        for (int64_t i = 1; i <= k; i++)
+            start_sender(self, a, AMB_TUPLE(h, amb_atom("blob"), AMB_SMALL(i), bin));
+        return AMB_ATOM_OK;
+    }
+    if (amb_match(cmd, "{peak_sequences,~w}", &a) == 0) {
+        amb__conn_stats st;
+        amb__dist *d = amb__dist_of(amb_proc_rt(self));
+        if (d == NULL || amb__conn_stats_of(d, a, AMB_NONE, &st, NULL) != 0)
+            return AMB_ATOM_ERROR;
+        return amb_uint(h, st.peak_sequences);
+    }
+    if (amb_match(cmd, "{cached_messages,~w}", &a) == 0) {
+        amb__conn_stats st;
+        amb__dist *d = amb__dist_of(amb_proc_rt(self));
+        if (d == NULL || amb__conn_stats_of(d, a, AMB_NONE, &st, NULL) != 0)
+            return AMB_ATOM_ERROR;
+        return amb_uint(h, st.cached_messages);
+    }
+    if (amb_match(cmd, "{fair,~w,~l,~l}", &a, &n, &k) == 0 && n > 0 && k >= 1)
+        return fair(self, a, (size_t)n, k);
     return AMB_TUPLE(h, amb_atom("bad_command"), cmd);
 }
 

@@ -182,14 +182,11 @@ AMB_TEST(parse_refuses_what_the_mode_does_not_allow)
     amb__frame f;
     static const uint8_t pt[] = {112, 131, 106};
     static const uint8_t hdr[] = {131, 68, 0, 106};
-    static const uint8_t refs[] = {131, 68, 1, 0x08, 0, 1, 'a'}; /* one atom-cache ref */
     static const uint8_t other[] = {131, 71, 0};
     static const uint8_t bare[] = {104, 0};
     assert_rc(AMB_EDECODE, amb__frame_parse(AMB__FRAME_MODE_HEADER, pt, sizeof pt, &f));
     assert_rc(AMB_EDECODE,
               amb__frame_parse(AMB__FRAME_MODE_PASS_THROUGH, hdr, sizeof hdr, &f));
-    assert_rc(AMB_EDECODE,
-              amb__frame_parse(AMB__FRAME_MODE_HEADER, refs, sizeof refs, &f));
     assert_rc(AMB_EDECODE,
               amb__frame_parse(AMB__FRAME_MODE_HEADER, other, sizeof other, &f));
     assert_rc(AMB_EDECODE,
@@ -201,10 +198,64 @@ AMB_TEST(parse_refuses_what_the_mode_does_not_allow)
     for (size_t k = 1; k < 19; k++) /* truncated fragment headers */
         assert_rc(AMB_EDECODE, amb__frame_parse(AMB__FRAME_MODE_HEADER, buf, k, &f));
     assert_rc(AMB_EDECODE, amb__frame_parse(AMB__FRAME_MODE_HEADER, hdr, 2, &f));
-    buf[18] = 1; /* a start announcing an atom-cache ref */
+    buf[18] = 3; /* a start announcing 3 atom-cache refs it does not hold */
     assert_rc(AMB_EDECODE, amb__frame_parse(AMB__FRAME_MODE_HEADER, buf, n, &f));
     n = frag(buf, false, 1, 0, "ab", 2); /* FragmentId 0 */
     assert_rc(AMB_EDECODE, amb__frame_parse(AMB__FRAME_MODE_HEADER, buf, n, &f));
+}
+
+/* The atom-cache section (DIST_HDR_ATOM_CACHE): erl_ext_dist's layout, a
+ * new entry with a short and with a long length, an old one, truncation at
+ * every byte, a text above the limit; the term decoder resolves
+ * ATOM_CACHE_REF through the header's atoms. */
+AMB_TEST(atom_cache_section_is_read)
+{
+    amb__frame f;
+    amb__frame_atom_ref r[AMB__FRAME_ATOM_REFS_MAX];
+    size_t n;
+    /* One new entry (segment 0, index 0, "a"), no body. */
+    static const uint8_t one[] = {131, 68, 1, 0x08, 0, 1, 'a'};
+    assert_rc(0, amb__frame_parse(AMB__FRAME_MODE_HEADER, one, sizeof one, &f));
+    assert_int_equal(f.cache_len, 5);
+    assert_int_equal(f.body_len, 0);
+    assert_rc(0, amb__frame_atom_refs(f.cache, f.cache_len, r, &n));
+    assert_int_equal(n, 1);
+    assert_true(r[0].is_new && r[0].index == 0 && r[0].text_len == 1 &&
+                r[0].text[0] == 'a');
+    /* Two refs with long atoms: new "abc" at 1 * 256 + 5, old 2 * 256 + 7;
+     * then a body {ref 0, ref 1}. */
+    static const uint8_t two[] = {131, 68,  2, 0x29, 0x01, 5,  0, 3,  'a',
+                                  'b', 'c', 7, 104,  2,    82, 0, 82, 1};
+    assert_rc(0, amb__frame_parse(AMB__FRAME_MODE_HEADER, two, sizeof two, &f));
+    assert_int_equal(f.body_len, 6);
+    assert_rc(0, amb__frame_atom_refs(f.cache, f.cache_len, r, &n));
+    assert_int_equal(n, 2);
+    assert_true(r[0].is_new && r[0].index == 261 && r[0].text_len == 3 &&
+                memcmp(r[0].text, "abc", 3) == 0);
+    assert_true(!r[1].is_new && r[1].index == 519);
+    amb_heap *h;
+    assert_rc(0, amb_heap_new(&h));
+    amb_term atoms[2] = {amb_atom("abc"), amb_atom("old_one")}, t;
+    amb_etf_decode_opts o = {.flags = AMB_ETF_NO_VERSION};
+    assert_rc(0,
+              amb__etf_decode_refs(h, f.body, f.body_len, &o, NULL, atoms, 2, &t, NULL));
+    assert_true(amb_tuple_elem(t, 0) == atoms[0] && amb_tuple_elem(t, 1) == atoms[1]);
+    assert_rc(AMB_EDECODE,
+              amb__etf_decode_refs(h, f.body, f.body_len, &o, NULL, atoms, 1, &t, NULL));
+    assert_rc(AMB_EDECODE,
+              amb__etf_decode_budget(h, f.body, f.body_len, &o, NULL, &t, NULL));
+    amb_heap_free(h);
+    /* Truncated anywhere inside the section. */
+    for (size_t k = 2; k < 12; k++)
+        assert_rc(AMB_EDECODE, amb__frame_parse(AMB__FRAME_MODE_HEADER, two, k, &f));
+    /* A text longer than an atom can be. */
+    uint8_t big[8 + 1021] = {131, 68, 1, 0x18, 0, (1021 >> 8), 1021 & 0xff};
+    big[3] = 0x18; /* ref 0 new (8), LongAtoms (1 << 4) */
+    memset(big + 7, 'x', 1021);
+    assert_rc(AMB_EDECODE, amb__frame_parse(AMB__FRAME_MODE_HEADER, big, 7 + 1021, &f));
+    big[5] = 1020 >> 8;
+    big[6] = 1020 & 0xff;
+    assert_rc(0, amb__frame_parse(AMB__FRAME_MODE_HEADER, big, 7 + 1020, &f));
 }
 
 /* Adds a fragment built from its parts; returns the rc and the message. */
@@ -472,6 +523,7 @@ AMB_TEST_MAIN(AMB_TEST_ENTRY(mode_follows_the_negotiated_flags),
               AMB_TEST_ENTRY(reader_refuses_a_frame_above_the_limit_from_its_length),
               AMB_TEST_ENTRY(parse_reads_both_header_forms),
               AMB_TEST_ENTRY(parse_refuses_what_the_mode_does_not_allow),
+              AMB_TEST_ENTRY(atom_cache_section_is_read),
               AMB_TEST_ENTRY(reassembly_of_interleaved_sequences),
               AMB_TEST_ENTRY(inconsistent_sequences_are_errors),
               AMB_TEST_ENTRY(reassembly_limits_hold),

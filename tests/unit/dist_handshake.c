@@ -156,6 +156,15 @@ AMB_TEST(good_cookie_goes_up_on_both_sides)
     }
 }
 
+/* The values docs/design/distribution.md's flag table states. */
+AMB_TEST(offered_flags_are_the_documented_values)
+{
+    assert_true(AMB__DFLAGS_DEFAULT == UINT64_C(0xd07df5fbc));
+    assert_true(AMB__DFLAGS_NODE == UINT64_C(0xd07df7fbc));
+    /* What an OTP 25 node offers, intersected: our whole node offer. */
+    assert_true((AMB__DFLAGS_NODE & UINT64_C(0xd07df7fbd)) == AMB__DFLAGS_NODE);
+}
+
 AMB_TEST(negotiated_flags_are_the_intersection)
 {
     amb__handshake a, b;
@@ -581,6 +590,7 @@ AMB_TEST(names_of_statuses_and_failures)
 
 AMB_TEST_MAIN(AMB_TEST_ENTRY(digest_is_erls),
               AMB_TEST_ENTRY(good_cookie_goes_up_on_both_sides),
+              AMB_TEST_ENTRY(offered_flags_are_the_documented_values),
               AMB_TEST_ENTRY(negotiated_flags_are_the_intersection),
               AMB_TEST_ENTRY(bad_cookie_fails_the_acceptor_and_closes_the_initiator),
               AMB_TEST_ENTRY(bad_ack_digest_fails_the_initiator),

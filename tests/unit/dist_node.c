@@ -25,7 +25,13 @@
  *     pang;
  *   - a peer speaks only for its own processes: a LINK and an EXIT2 it
  *     sends in the name of a third node's pid are dropped (no exit signal,
- *     no link that its nodedown would end), its own EXIT2 arrives.
+ *     no link that its nodedown would end), its own EXIT2 arrives;
+ *   - fair per-sender queues: a process that sends a message far above its
+ *     budget waits in its send (the only one), while another process's
+ *     sends on the same connection return at once; once the bytes flow,
+ *     the other's small messages arrive before the large one is through
+ *     (its fragments interleave with them), and the large one arrives
+ *     whole; its sender goes on.
  */
 #include "amb_test_rt.h"
 #include "ambitious/gen_server.h"
@@ -558,10 +564,161 @@ AMB_TEST(dist_node_a_peer_speaks_only_for_its_own_processes)
     run_nodes(2, 2, bodies, args);
 }
 
+/* ---------------------------------------------------------------------------
+ * Fair per-sender queues
+ * ------------------------------------------------------------------------ */
+
+#define BULK_BYTES  ((size_t)4 << 20)
+#define SMALL_COUNT 10
+#define BUDGET      ((size_t)256 << 10)
+
+/* On b: {From, bulk, Bin} -> From ! {got, bulk, Size, Intact}; {From,
+ * small, I} -> From ! {got, small, I}; stop ends it. One process, so the
+ * order of its answers is the order messages arrived in. */
+static void recorder(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_heap *h = amb_proc_heap(self);
+    amb_heap_mark top = amb_heap_save(h);
+    for (;;) {
+        amb_heap_rewind(h, top);
+        amb_term m = RECV_WITHIN(self, 60000), from, body;
+        int i;
+        if (m == AMB_ATOM_STOP)
+            return;
+        if (amb_match(m, "{~p,bulk,~w}", &from, &body) == 0) {
+            const uint8_t *p;
+            size_t n;
+            CHECK_OK(self, amb_binary_get(body, &p, &n));
+            bool intact = true;
+            for (size_t k = 0; k < n && intact; k += 4093)
+                intact = p[k] == (uint8_t)(k * 7);
+            CHECK_OK(self, amb_send(self, from,
+                                    AMB_TUPLE(h, amb_atom("got"), amb_atom("bulk"),
+                                              amb_uint(h, n), amb_bool(intact))));
+        } else if (amb_match(m, "{~p,small,~i}", &from, &i) == 0) {
+            CHECK_OK(self, amb_send(self, from,
+                                    AMB_TUPLE(h, amb_atom("got"), amb_atom("small"),
+                                              AMB_SMALL(i))));
+        }
+    }
+}
+
+static void fair_b(amb_proc *self, void *arg)
+{
+    (void)arg;
+    CHECK_OK(self, start_fake_node(self, B_NODE, NULL));
+    amb_pid r;
+    CHECK_OK(self, amb_spawn(self, recorder, NULL, &r));
+    CHECK_OK(self, amb_register(self, amb_atom("rec"), r));
+    CHECK_OK(self, amb_register(self, amb_atom("main_b"), amb_self(self)));
+    atomic_store(nodes_flag(0), 1);
+    amb_term m;
+    WAIT_MSG(self, &m, "stop");
+    CHECK_OK(self, amb_send(self, r, AMB_ATOM_STOP));
+    CHECK_OK(self, amb_node_stop(self));
+}
+
+/* On a: sends one BULK_BYTES message to rec, then tells main. */
+static void bulk_sender(amb_proc *self, void *arg)
+{
+    amb_pid main = (amb_pid)(uintptr_t)arg;
+    amb_heap *h = amb_proc_heap(self);
+    uint8_t *bytes;
+    amb_term bin = amb_binary_alloc(h, BULK_BYTES, &bytes);
+    CHECK(self, bin != AMB_NONE);
+    for (size_t k = 0; k < BULK_BYTES; k++)
+        bytes[k] = (uint8_t)(k * 7);
+    amb_term rec = AMB_TUPLE(h, amb_atom("rec"), amb_atom(B_NODE));
+    CHECK_OK(self, amb_send(self, rec, AMB_TUPLE(h, main, amb_atom("bulk"), bin)));
+    CHECK_OK(self, amb_send(self, main, amb_atom("bulk_sent")));
+}
+
+/* On a: SMALL_COUNT small messages to rec, then tells main. */
+static void small_sender(amb_proc *self, void *arg)
+{
+    amb_pid main = (amb_pid)(uintptr_t)arg;
+    amb_heap *h = amb_proc_heap(self);
+    amb_term rec = AMB_TUPLE(h, amb_atom("rec"), amb_atom(B_NODE));
+    for (int i = 1; i <= SMALL_COUNT; i++)
+        CHECK_OK(self, amb_send(self, rec,
+                                AMB_TUPLE(h, main, amb_atom("small"), AMB_SMALL(i))));
+    CHECK_OK(self, amb_send(self, main, amb_atom("small_sent")));
+}
+
+static bool is_atom_msg(void *ctx, amb_term msg)
+{
+    return msg == *(amb_term *)ctx;
+}
+
+/* An answer of rec. */
+static bool is_got(void *ctx, amb_term msg)
+{
+    (void)ctx;
+    return amb_type_of(msg) == AMB_T_TUPLE && amb_tuple_arity(msg) >= 1 &&
+           amb_tuple_elem(msg, 0) == amb_atom("got");
+}
+
+static void fair_a(amb_proc *self, void *arg)
+{
+    (void)arg;
+    WAIT_UNTIL(self, atomic_load(nodes_flag(0)) == 1);
+    amb_node_opts o = {.send_budget = BUDGET};
+    CHECK_OK(self, start_fake_node(self, "a@fakehost", &o));
+    amb__dist *d = amb__dist_of(amb_proc_rt(self));
+    amb_term b = amb_atom(B_NODE);
+    CHECK_OK(self, amb_node_ping(self, b));
+    /* b stops reading: the bulk sender fills its queue and waits. */
+    fake_hold(amb_atom("a@fakehost"), true);
+    void *me = (void *)(uintptr_t)amb_self(self);
+    amb_pid bulk, small;
+    CHECK_OK(self, amb_spawn(self, bulk_sender, me, &bulk));
+    amb__conn_stats st;
+    size_t bulk_bytes = 0;
+    WAIT_UNTIL(self, amb__conn_stats_of(d, b, bulk, &st, &bulk_bytes) == 0 &&
+                         st.waiting == 1 && bulk_bytes > BUDGET);
+    /* Another sender on the same connection is not held back. */
+    CHECK_OK(self, amb_spawn(self, small_sender, me, &small));
+    amb_term m;
+    WAIT_MSG(self, &m, "small_sent");
+    amb_term sent = amb_atom("bulk_sent");
+    CHECK(self, amb_receive_if(self, is_atom_msg, &sent, 0, &m) == AMB_ETIMEDOUT);
+    CHECK_OK(self, amb__conn_stats_of(d, b, bulk, &st, &bulk_bytes));
+    CHECK(self, st.waiting == 1 && bulk_bytes > BUDGET);
+    /* The bytes flow: the small messages pass the large one's fragments. */
+    fake_hold(amb_atom("a@fakehost"), false);
+    /* rec's answers in the order its messages arrived (any {got, ...}). */
+    int i;
+    for (int k = 1; k <= SMALL_COUNT; k++) {
+        CHECK_OK(self, amb_receive_if(self, is_got, NULL, AMB_TEST_WAIT_MS, &m));
+        CHECK(self, amb_match(m, "{got,small,~i}", &i) == 0 && i == k);
+    }
+    uint64_t size;
+    amb_term intact;
+    CHECK_OK(self, amb_receive_if(self, is_got, NULL, AMB_TEST_WAIT_MS, &m));
+    CHECK_OK(self, amb_match(m, "{got,bulk,~u,~w}", &size, &intact));
+    CHECK(self, size == BULK_BYTES && intact == AMB_ATOM_TRUE);
+    WAIT_MSG(self, &m, "bulk_sent");
+    WAIT_UNTIL(self,
+               amb__conn_stats_of(d, b, AMB_NONE, &st, NULL) == 0 && st.waiting == 0);
+    CHECK_OK(self, amb_send(self, AMB_TUPLE(amb_proc_heap(self), amb_atom("main_b"), b),
+                            AMB_ATOM_STOP));
+    CHECK_OK(self, amb_node_stop(self));
+}
+
+AMB_TEST(dist_node_a_sender_over_budget_waits_alone_and_fragments_interleave)
+{
+    amb_fn *bodies[] = {fair_a, fair_b};
+    void *args[] = {NULL, NULL};
+    run_nodes(2, 1, bodies, args);
+    run_nodes(2, 2, bodies, args);
+}
+
 AMB_TEST_MAIN(
     AMB_TEST_ENTRY(dist_node_signals_cross_between_two_c_nodes),
     AMB_TEST_ENTRY(dist_node_a_lost_connection_ends_each_relation_once_and_reconnects),
     AMB_TEST_ENTRY(dist_node_an_unreachable_node_gives_noconnection),
     AMB_TEST_ENTRY(dist_node_a_silent_peer_is_dropped_after_the_tick_time),
     AMB_TEST_ENTRY(dist_node_simultaneous_connects_settle_on_one_connection_in_order),
-    AMB_TEST_ENTRY(dist_node_a_peer_speaks_only_for_its_own_processes))
+    AMB_TEST_ENTRY(dist_node_a_peer_speaks_only_for_its_own_processes),
+    AMB_TEST_ENTRY(dist_node_a_sender_over_budget_waits_alone_and_fragments_interleave))

@@ -133,10 +133,10 @@ static void op_demonitor(void *ctx, amb__sched *s, amb_pid watcher, amb_term tar
     (void)ctx, (void)s;
     record("demonitor", 5, (amb_term[]){watcher, target, node, ref, conn_term(conn)});
 }
-static void op_down(void *ctx, amb__sched *s, amb_term target, amb_pid watcher,
-                    amb_term ref, amb_term reason, uint32_t conn)
+static void op_down(void *ctx, amb__sched *s, amb_pid from, amb_term target,
+                    amb_pid watcher, amb_term ref, amb_term reason, uint32_t conn)
 {
-    (void)ctx, (void)s;
+    (void)ctx, (void)s, (void)from;
     record("down", 5, (amb_term[]){target, watcher, ref, reason, conn_term(conn)});
 }
 static void op_gone(void *ctx, amb__sched *s, amb_pid pid)
