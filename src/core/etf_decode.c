@@ -629,7 +629,11 @@ again:
         d->p += AMB__ETF_FUN_FIXED;
         if (nfree > LEFT() - 4)
             return AMB_EDECODE;
-        amb_term *slots = (amb_term *)amb__heap_alloc(d->heap, 5);
+        /* Under a distribution header's atom cache the body may hold
+         * ATOM_CACHE_REFs, which mean nothing outside this message: every
+         * sub-term is kept, and fun_finish writes the body again. */
+        amb_term *slots =
+            (amb_term *)amb__heap_alloc(d->heap, d->nrefs > 0 ? 4 + nfree : 5);
         if (slots == NULL)
             return AMB_ENOMEM;
         *dst = AMB_NIL; /* replaced by the closure when the body is done */
@@ -716,6 +720,34 @@ static int map_finish(dec *d, const dframe *f)
     return 0;
 }
 
+/* The closure of NEW_FUN body f decoded under an atom cache: its fixed
+ * fields as they came, its sub-terms (every one kept in f->slot) encoded
+ * again with atoms in full, so the closure can be sent anywhere. AMB_NONE
+ * when out of memory. */
+static amb_term fun_rewrite(dec *d, const dframe *f)
+{
+    size_t n = AMB__ETF_FUN_FIXED, len;
+    for (size_t i = 0; i < f->total; i++) {
+        if (amb_etf_size(f->slot[i], AMB_ETF_NO_VERSION, &len) != 0)
+            return AMB_NONE;
+        n += len;
+    }
+    uint8_t *body = amb__malloc(n);
+    if (body == NULL)
+        return AMB_NONE;
+    memcpy(body, f->start, AMB__ETF_FUN_FIXED);
+    amb__etf_put32(body, (uint32_t)n);
+    size_t at = AMB__ETF_FUN_FIXED;
+    for (size_t i = 0; i < f->total; i++) {
+        AMB__CHECK(
+            amb_etf_encode(f->slot[i], AMB_ETF_NO_VERSION, body + at, n - at, &len) == 0);
+        at += len;
+    }
+    amb_term c = amb_closure_term(d->heap, body, n);
+    amb__free(body);
+    return c;
+}
+
 static int fun_finish(dec *d, const dframe *f)
 {
     size_t size = amb__etf_get32(f->start);
@@ -725,7 +757,8 @@ static int fun_finish(dec *d, const dframe *f)
     if (!amb_is_atom(s[0]) || !amb_is_integer(s[1]) || !amb_is_integer(s[2]) ||
         amb_type_of(s[3]) != AMB_T_PID)
         return AMB_EDECODE;
-    amb_term c = amb_closure_term(d->heap, f->start, size);
+    amb_term c =
+        d->nrefs > 0 ? fun_rewrite(d, f) : amb_closure_term(d->heap, f->start, size);
     if (c == AMB_NONE)
         return AMB_ENOMEM;
     *f->dst = c;
@@ -771,7 +804,7 @@ static int next_slot(dec *d, amb_term **dst)
             break;
         default: /* D_FUN */
             if (f->left < f->total) {
-                *dst = f->slot + (f->left < 4 ? f->left : 4);
+                *dst = f->slot + (d->nrefs > 0 || f->left < 4 ? f->left : 4);
                 f->left++;
                 return 1;
             }

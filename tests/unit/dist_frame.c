@@ -204,6 +204,54 @@ AMB_TEST(parse_refuses_what_the_mode_does_not_allow)
     assert_rc(AMB_EDECODE, amb__frame_parse(AMB__FRAME_MODE_HEADER, buf, n, &f));
 }
 
+/* A fun decoded under an atom cache is written again with its atoms in
+ * full: its body kept verbatim would carry ATOM_CACHE_REFs that mean
+ * nothing in the next message (erl refused such a fun echoed back as a
+ * corrupted external term). */
+static bool holds(const uint8_t *p, size_t n, const char *text)
+{
+    size_t k = strlen(text);
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp(p + i, text, k) == 0)
+            return true;
+    return false;
+}
+
+AMB_TEST(a_fun_under_the_atom_cache_is_sent_with_atoms_in_full)
+{
+    uint8_t fun[] = {
+        112, 0,   0,  0,   0, /* NEW_FUN_EXT, Size set below */
+        0,                    /* Arity */
+        1,   2,   3,  4,   5,  6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, /* Uniq */
+        0,   0,   0,  1,                                               /* Index */
+        0,   0,   0,  1,                                               /* NumFree */
+        82,  0,               /* Module: cache ref 0 */
+        97,  1,               /* OldIndex */
+        98,  0,   0,  0,   5, /* OldUniq */
+        88,  119, 1,  'n', 0,  0, 0, 9, 0, 0,  0,  0,  0,  0,  0,  1, /* Pid */
+        104, 2,   82, 1,   82, 0, /* free variable {ref 1, ref 0} */
+    };
+    amb__etf_put32(fun + 1, (uint32_t)(sizeof fun - 1));
+    amb_heap *h;
+    assert_rc(0, amb_heap_new(&h));
+    amb_term atoms[2] = {amb_atom("a_module"), amb_atom("a_free_atom")}, t, again;
+    amb_etf_decode_opts o = {.flags = AMB_ETF_NO_VERSION};
+    assert_rc(0, amb__etf_decode_refs(h, fun, sizeof fun, &o, NULL, atoms, 2, &t, NULL));
+    assert_int_equal(amb_type_of(t), AMB_T_FUN);
+    uint8_t out[256];
+    size_t len;
+    assert_rc(0, amb_etf_encode(t, 0, out, sizeof out, &len));
+    /* No cache to decode with: a reference left in it would be refused. */
+    assert_rc(0, amb_etf_decode(h, out, len, NULL, &again, NULL));
+    assert_true(amb_equal(t, again));
+    assert_true(holds(out, len, "a_module"));
+    assert_true(holds(out, len, "a_free_atom"));
+    /* The same bytes without a cache keep the body verbatim (and refuse). */
+    assert_rc(AMB_EDECODE,
+              amb__etf_decode_budget(h, fun, sizeof fun, &o, NULL, &t, NULL));
+    amb_heap_free(h);
+}
+
 /* The atom-cache section (DIST_HDR_ATOM_CACHE): erl_ext_dist's layout, a
  * new entry with a short and with a long length, an old one, truncation at
  * every byte, a text above the limit; the term decoder resolves
@@ -523,6 +571,7 @@ AMB_TEST_MAIN(AMB_TEST_ENTRY(mode_follows_the_negotiated_flags),
               AMB_TEST_ENTRY(reader_refuses_a_frame_above_the_limit_from_its_length),
               AMB_TEST_ENTRY(parse_reads_both_header_forms),
               AMB_TEST_ENTRY(parse_refuses_what_the_mode_does_not_allow),
+              AMB_TEST_ENTRY(a_fun_under_the_atom_cache_is_sent_with_atoms_in_full),
               AMB_TEST_ENTRY(atom_cache_section_is_read),
               AMB_TEST_ENTRY(reassembly_of_interleaved_sequences),
               AMB_TEST_ENTRY(inconsistent_sequences_are_errors),
