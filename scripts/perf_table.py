@@ -318,8 +318,6 @@ def gen_targets(res):
               "erl.maps", "remove_ns", 2, unit="ns"),
         absolute(res, "term-map state of 100k keys, 10M puts: peak RSS ≤ 3× the live map",
                  "c.call_state", "peak_rss_per_live", 3, "×"),
-        absolute(res, "term-map state of 100k keys, 10M puts: peak RSS ≤ 3× the live map",
-                 "c.call_state", "peak_rss_per_live", 3, "×"),
     ]
     out = ["| target | ours | peer (median) | ours vs peer | needed | verdict |",
            "|---|---|---|---|---|---|"]
