@@ -302,6 +302,18 @@ void amb__spawn_reply_in(amb_proc *self, amb__conn *c, const amb__dist_ctl *ctl)
         pthread_mutex_unlock(&d->lock);
         return;
     }
+    /* An entry kept for its monitor's DOWN is back in the list when the
+     * lock goes, where its requester's amb__spawn_abandon may take and free
+     * it at once: what the reply needs is copied first. */
+    spawn_req reply;
+    amb_heap *h = amb_proc_heap(self);
+    amb_heap_mark mark = amb_heap_save(h);
+    if (r != NULL) {
+        reply = *r;
+        if (amb_term_copy(h, r->tag, &reply.tag) != 0 ||
+            amb_term_copy(h, r->req_id, &reply.req_id) != 0)
+            amb__panic("out of memory answering a spawn request");
+    }
     if (r != NULL && monitored) {
         if (amb_term_copy(r->heap, ctl->result, &r->pid) != 0)
             amb__panic("out of memory keeping a spawn request's monitor");
@@ -328,15 +340,17 @@ void amb__spawn_reply_in(amb_proc *self, amb__conn *c, const amb__dist_ctl *ctl)
                                 .reason = amb_atom("abandoned")};
             amb__conn_queue_on(d, amb__remote_sched(self), c->node, c->id, &ex);
         }
+        amb_heap_rewind(h, mark);
         return;
     }
     if (linked) {
-        amb__conn_interested(c, r->requester);
-        amb__remote_link(self, ctl->result, r->requester, c->id);
+        amb__conn_interested(c, reply.requester);
+        amb__remote_link(self, ctl->result, reply.requester, c->id);
     }
-    reply_msg(self, r, ok, ctl->result);
+    reply_msg(self, &reply, ok, ctl->result);
+    amb_heap_rewind(h, mark);
     if (!monitored)
-        req_free(r);
+        req_free(r); /* not in the list: still this function's */
 }
 
 bool amb__spawn_down_in(amb_proc *self, amb__conn *c, const amb__dist_ctl *ctl)
