@@ -260,10 +260,9 @@ typedef struct amb_spawn_request_opts {
  * notsup (it does not run remote spawn), badopt, system_limit, as OTP
  * gives. With link, the caller is linked to Pid from the reply on (an exit
  * signal noconnection when the connection goes); with monitor, the DOWN
- * (noconnection when the connection goes) follows the reply. A monitor
- * of a spawn request to another node is the node's, not the process
- * table's: amb_demonitor does not remove it (its DOWN comes all the
- * same). opts may be NULL.
+ * (noconnection when the connection goes) follows the reply; amb_demonitor
+ * with *req_id removes it, before or after the reply, as
+ * erlang:demonitor(ReqId) does. opts may be NULL.
  * 0, AMB_EBADARG (node not an atom, a bad name, args not a proper list, a
  * bad reply mode, NULL req_id), AMB_ENOTSUP (no node runs here),
  * AMB_ENOMEM. */

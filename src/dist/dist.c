@@ -156,6 +156,12 @@ static void op_gone(void *ctx, amb__sched *s, amb_pid pid)
     amb__conn_forget(ctx, pid);
 }
 
+static bool op_demonitor_held(void *ctx, amb_proc *self, amb_term ref)
+{
+    (void)ctx;
+    return amb__spawn_demonitor(self, ref);
+}
+
 static void op_free(void *ctx)
 {
     amb__dist *d = ctx;
@@ -185,6 +191,7 @@ static const amb__remote_ops dist_ops = {
     .monitor = op_monitor,
     .demonitor = op_demonitor,
     .down = op_down,
+    .demonitor_held = op_demonitor_held,
     .gone = op_gone,
     .free = op_free,
 };

@@ -426,6 +426,11 @@ void amb__spawn_conn_down(amb_proc *self, amb__dist *d, uint32_t conn);
 /* Drops the caller's request req_id (erpc's timeout): true when it was
  * still in flight, false when its answer was delivered already. */
 bool amb__spawn_abandon(amb_proc *self, amb_term req_id);
+/* amb_demonitor(ref) in self for the monitor of its spawn request ref:
+ * removed (DEMONITOR_P to the peer once it has the monitor; before the
+ * reply, the reply's monitor is dropped when it comes); true when there
+ * was one. Waits (yielding) while the reader delivers its DOWN. */
+bool amb__spawn_demonitor(amb_proc *self, amb_term ref);
 /* Frees every entry (the node's end). */
 void amb__spawn_free_all(amb__dist *d);
 /* Registers pid as having a relation over c (NODEDOWN goes to it). */

@@ -22,7 +22,8 @@
  * up: a link is made on our side as an incoming LINK is (so it is a real
  * link of the process tables, ended by noconnection with the connection);
  * a monitor stays the entry's, whose DOWN the reader delivers as a message
- * (the process tables hold no monitor under a reference the peer chose).
+ * (the process tables hold no monitor under a reference the peer chose);
+ * amb_demonitor reaches it through remote.h's demonitor_held op.
  * A connection that goes down ends its entries: an error reply
  * noconnection, or the DOWN noconnection. A request abandoned (erpc's
  * timeout) loses its entry; its late reply is answered as ERTS answers
@@ -47,6 +48,8 @@ typedef struct amb__spawn_req {
     amb_spawn_reply reply;
     bool monitor;
     bool replied; /* a monitor's entry waits for its DOWN */
+    bool downing; /* the reader delivers its DOWN now: still listed, and
+                     only the reader takes it out (then frees it) */
 } spawn_req;
 
 static void req_free(spawn_req *r)
@@ -87,7 +90,22 @@ static bool is_req(const spawn_req *r, const void *arg)
 
 static bool is_conn(const spawn_req *r, const void *arg)
 {
-    return r->conn == *(const uint32_t *)arg;
+    return r->conn == *(const uint32_t *)arg && !r->downing;
+}
+
+static bool is_ptr(const spawn_req *r, const void *arg)
+{
+    return r == arg;
+}
+
+/* The requester's entry of request ref with a monitor, still listed, or
+ * NULL. Under the lock. */
+static spawn_req *find_monitor(amb__dist *d, amb_pid requester, amb_term ref)
+{
+    for (spawn_req *r = d->spawns; r != NULL; r = r->next)
+        if (r->monitor && r->requester == requester && amb_equal(r->req_id, ref))
+            return r;
+    return NULL;
 }
 
 /* The reply message {Tag, ReqId, ok|error, What}, when the entry's reply
@@ -270,6 +288,12 @@ bool amb__spawn_abandon(amb_proc *self, amb_term req_id)
         return false;
     pthread_mutex_lock(&d->lock);
     spawn_req *r = take(d, is_req, &req_id);
+    if (r != NULL && r->downing) {
+        /* Its DOWN (the answer) is on its way: the reader's entry. */
+        r->next = d->spawns;
+        d->spawns = r;
+        r = NULL;
+    }
     pthread_mutex_unlock(&d->lock);
     if (r == NULL)
         return false;
@@ -314,6 +338,11 @@ void amb__spawn_reply_in(amb_proc *self, amb__conn *c, const amb__dist_ctl *ctl)
             amb_term_copy(h, r->req_id, &reply.req_id) != 0)
             amb__panic("out of memory answering a spawn request");
     }
+    /* Demonitored before the reply (amb__spawn_demonitor): the peer's
+     * monitor is dropped below, and the entry does not wait for a DOWN. */
+    bool dropped = r != NULL && monitored && !r->monitor;
+    if (dropped)
+        monitored = false;
     if (r != NULL && monitored) {
         if (amb_term_copy(r->heap, ctl->result, &r->pid) != 0)
             amb__panic("out of memory keeping a spawn request's monitor");
@@ -343,6 +372,13 @@ void amb__spawn_reply_in(amb_proc *self, amb__conn *c, const amb__dist_ctl *ctl)
         amb_heap_rewind(h, mark);
         return;
     }
+    if (dropped) {
+        amb__dist_ctl dm = {.op = AMB__DOP_DEMONITOR_P,
+                            .from = reply.requester,
+                            .to = ctl->result,
+                            .ref = reply.req_id};
+        amb__conn_queue_on(d, amb__remote_sched(self), c->node, c->id, &dm);
+    }
     if (linked) {
         amb__conn_interested(c, reply.requester);
         amb__remote_link(self, ctl->result, reply.requester, c->id);
@@ -358,17 +394,61 @@ bool amb__spawn_down_in(amb_proc *self, amb__conn *c, const amb__dist_ctl *ctl)
     amb__dist *d = c->d;
     pthread_mutex_lock(&d->lock);
     spawn_req *r = take(d, is_req, &ctl->ref);
-    if (r != NULL && (!r->replied || r->requester != ctl->to || r->conn != c->id)) {
+    if (r != NULL) {
+        /* Listed while its DOWN is delivered, so that the requester's
+         * amb_demonitor waits for it (its flush then finds it). */
         r->next = d->spawns;
         d->spawns = r;
-        r = NULL;
+        if (!r->replied || r->requester != ctl->to || r->conn != c->id)
+            r = NULL;
+        else
+            r->downing = true;
     }
     pthread_mutex_unlock(&d->lock);
     if (r == NULL)
         return false;
     down_msg(self, r, ctl->reason);
+    pthread_mutex_lock(&d->lock);
+    AMB__CHECK(take(d, is_ptr, r) == r);
+    pthread_mutex_unlock(&d->lock);
     req_free(r);
     return true;
+}
+
+bool amb__spawn_demonitor(amb_proc *self, amb_term ref)
+{
+    amb__dist *d = amb__dist_of(amb_proc_rt(self));
+    if (d == NULL || amb_type_of(ref) != AMB_T_REF)
+        return false;
+    amb_pid me = amb_self(self);
+    for (;;) {
+        pthread_mutex_lock(&d->lock);
+        spawn_req *r = find_monitor(d, me, ref);
+        if (r == NULL) {
+            pthread_mutex_unlock(&d->lock);
+            return false;
+        }
+        if (r->downing) {
+            /* Its DOWN is being delivered: once it is in the mailbox the
+             * monitor has fired (a flush finds the DOWN). */
+            pthread_mutex_unlock(&d->lock);
+            amb_yield(self);
+            continue;
+        }
+        if (!r->replied) {
+            /* The reply drops the monitor when it comes. */
+            r->monitor = false;
+            pthread_mutex_unlock(&d->lock);
+            return true;
+        }
+        AMB__CHECK(take(d, is_ptr, r) == r);
+        pthread_mutex_unlock(&d->lock);
+        amb__dist_ctl dm = {
+            .op = AMB__DOP_DEMONITOR_P, .from = me, .to = r->pid, .ref = r->req_id};
+        amb__conn_queue_on(d, amb__remote_sched(self), r->node, r->conn, &dm);
+        req_free(r);
+        return true;
+    }
 }
 
 void amb__spawn_conn_down(amb_proc *self, amb__dist *d, uint32_t conn)

@@ -663,6 +663,13 @@ int amb_demonitor(amb_proc *self, amb_term ref, unsigned flags)
     amb__msg *e = take_held(self, amb__monitor_key(self->rt, ref));
     if (e != NULL)
         send_demonitor(self->rt, self->task.sched, e);
+    bool held_elsewhere = false;
+    if (e == NULL) {
+        /* A spawn request's monitor is the dist layer's (remote.h). */
+        const amb__remote *r = amb__remote_get(self->rt);
+        held_elsewhere = r != NULL && r->ops->demonitor_held != NULL &&
+                         r->ops->demonitor_held(r->ctx, self, ref);
+    }
     if ((flags & AMB_DEMONITOR_FLUSH) && e == NULL) {
         /* A DOWN becomes a message only when its monitor is active, and
          * removes it then: so an active monitor has no DOWN in the private
@@ -674,5 +681,5 @@ int amb_demonitor(amb_proc *self, amb_term ref, unsigned flags)
         amb_term r = ref;
         amb__mailbox_remove_if(self, is_down_of, &r);
     }
-    return e != NULL ? 0 : AMB_ENOTFOUND;
+    return e != NULL || held_elsewhere ? 0 : AMB_ENOTFOUND;
 }

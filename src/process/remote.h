@@ -105,6 +105,13 @@ typedef struct amb__remote_ops {
      * its sender too). */
     void (*down)(void *ctx, amb__sched *s, amb_pid from, amb_term target, amb_pid watcher,
                  amb_term ref, amb_term reason, uint32_t conn);
+    /* amb_demonitor in self found no monitor ref in self's tables: a
+     * monitor the dist layer holds for self instead (a spawn request's,
+     * whose reference the request made) is removed, DEMONITOR_P sent when
+     * the peer has it; true when there was one. May yield (self's own
+     * code) while a DOWN of it is being delivered, so that a flush after it
+     * finds that DOWN. NULL: there are none. */
+    bool (*demonitor_held)(void *ctx, amb_proc *self, amb_term ref);
     /* A process that held foreign relations ended (after the ops its
      * teardown called): the dist layer forgets it. */
     void (*gone)(void *ctx, amb__sched *s, amb_pid pid);

@@ -155,6 +155,29 @@ static void exercise(amb_proc *self, const char *peer, const char *me)
     CHECK(self, amb_equal(who, child));
     WAIT_MSG(self, &m, "{'DOWN',~w,process,~p,bye}", &rq, &who);
     CHECK(self, amb_equal(rq, req) && amb_equal(who, child));
+
+    /* amb_demonitor of a spawn request's monitor, after the reply and
+     * before it: 0, and the new process's end brings its EXIT but no
+     * DOWN (the round trip after it leaves the mailbox empty). */
+    for (int before = 0; before < 2; before++) {
+        CHECK_OK(self, amb_spawn_request(self, amb_atom(peer), "test", "wait",
+                                         AMB_LIST(h, amb_self(self)), &so, &req));
+        if (before)
+            CHECK_OK(self, amb_demonitor(self, req, AMB_DEMONITOR_FLUSH));
+        WAIT_MSG(self, &m, "{tag,~w,ok,~p}", &rq, &child);
+        CHECK(self, amb_equal(rq, req));
+        CHECK_OK(self, amb_term_copy(h, child, &child));
+        WAIT_MSG(self, &m, "{ready,_}");
+        if (!before)
+            CHECK_OK(self, amb_demonitor(self, req, AMB_DEMONITOR_FLUSH));
+        CHECK_RC(self, AMB_ENOTFOUND, amb_demonitor(self, req, 0)); /* gone */
+        CHECK_OK(self,
+                 amb_send(self, child, AMB_TUPLE(h, amb_atom("die"), amb_atom("bye"))));
+        WAIT_MSG(self, &m, "{'EXIT',~p,bye}", &who);
+        CHECK(self, amb_equal(who, child));
+        CHECK_OK(self, call_peer(self, peer, "add", AMB_NIL, AMB_TEST_WAIT_MS, &r));
+        CHECK_EQ(self, amb_message_queue_len(self), 0);
+    }
     amb_trap_exit(self, false);
 
     /* A node nobody runs: the error reply. */
