@@ -71,10 +71,16 @@ static void table_free(amb_rt *rt)
             uint64_t st = atomic_load_explicit(&k->state, memory_order_relaxed);
             if ((st & AMB__SOCK_REFS_MASK) != 0)
                 amb__panic(
-                    "socket %u still open at runtime teardown (refs %llu%s, cell %s)",
+                    "socket %u still open at runtime teardown (refs %llu%s, cell %s, "
+                    "%s, owner %llx%s%s)",
                     k->index, (unsigned long long)(st & AMB__SOCK_REFS_MASK),
                     (st & AMB__SOCK_CLOSING) ? ", closing" : "",
-                    k->cell_home ? "home" : "out");
+                    k->cell_home ? "home" : "out",
+                    k->kind == AMB__SOCK_LISTEN ? "listening" : "stream",
+                    (unsigned long long)atomic_load_explicit(&k->owner,
+                                                             memory_order_relaxed),
+                    k->res.owned ? ", in its owner's list" : "",
+                    k->res.spare != NULL ? ", a give on its way" : "");
         }
         amb__free_aligned(chunk);
     }
@@ -729,6 +735,18 @@ static bool is_sock_msg(void *ctx, amb_term msg)
     return false;
 }
 
+/* A process that ends while controlling_process waits for the event cell
+ * (its drain handles an exit signal): the socket is not moving any more,
+ * and the wait's reference goes (else the socket outlives every holder). */
+static void move_cleanup(amb_proc *p, void *ctx)
+{
+    amb__sock *k = ctx;
+    amb__spin_lock(&k->lock);
+    k->moving = false;
+    amb__spin_unlock(&k->lock);
+    amb__socket_put(p->task.sched, k);
+}
+
 int amb_inet_controlling_process(amb_proc *self, amb_socket s, amb_pid pid)
 {
     if (self == NULL)
@@ -756,6 +774,11 @@ int amb_inet_controlling_process(amb_proc *self, amb_socket s, amb_pid pid)
     /* The event cell comes home and stays there while the socket moves:
      * taken back from the poller, or, when it fired, handled first (our
      * own event, which sees `moving` and only comes home). */
+    amb__pio *io = amb__pio_of(self);
+    if (io == NULL) {
+        rc = AMB_ENOMEM;
+        goto out;
+    }
     amb__spin_lock(&k->lock);
     k->moving = true;
     bool home = k->cell_home;
@@ -764,6 +787,10 @@ int amb_inet_controlling_process(amb_proc *self, amb_socket s, amb_pid pid)
         amb__socket_cell_home(sch, k);
         home = true;
     }
+    /* The drain below may end self (an exit signal): the cleanup then
+     * undoes `moving` and drops our reference (pio.h, a call in
+     * progress). */
+    amb__pio_call_begin(io, move_cleanup, k);
     while (!home) {
         amb__mailbox_drain(self);
         amb__spin_lock(&k->lock);
@@ -773,6 +800,7 @@ int amb_inet_controlling_process(amb_proc *self, amb_socket s, amb_pid pid)
             amb__sched_switch_out(&self->task, AMB__TASK_PARK);
         sch = self->task.sched;
     }
+    amb__pio_call_end(io);
     /* Ownership: the new owner's list gets it by a give cell. (Looked up
      * again: the wait above was a quiescent point.) */
     amb_proc *q = amb__ptab_lookup(self->rt, pid);

@@ -9,7 +9,8 @@
  * of accept, recv and connect; concurrent acceptors and senders; active
  * mode ({active, true | once | N}, tcp_passive, tcp_closed, tcp_error);
  * controlling_process (messages moved in order, a dead new owner closes
- * the socket, only the owner may); an owner's end however it ends (return,
+ * the socket, only the owner may, an owner killed inside it leaves no
+ * reference); an owner's end however it ends (return,
  * crash, kill) closing its sockets and giving back fds and memory; a
  * process killed while blocked in accept, recv, send and connect, the
  * socket staying usable by others; EMFILE on accept with the listener
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include "amb_test_rt.h"
+#include "io/socket.h"
 
 /* ---------------------------------------------------------------------------
  * Helpers
@@ -579,6 +581,68 @@ static void give_to_dying(amb_proc *self, void *arg)
 AMB_TEST(a_socket_given_to_a_dead_process_is_closed)
 {
     run_both(give_to_dying, NULL);
+}
+
+/* An owner killed inside controlling_process, while it drains for its
+ * active socket's fired event cell: the exit signal ends it there, and the
+ * call's reference goes with it (else the socket, closed by the owner's
+ * end, stayed open with that reference and the runtime's teardown
+ * panicked: a node's listener killed as it handed a connection on). */
+typedef struct give_kill {
+    amb_pid victim;
+    atomic_int sent; /* the kill is in the victim's mailbox */
+} give_kill;
+
+static void kill_victim(amb_proc *self, void *arg)
+{
+    give_kill *g = arg;
+    CHECK_OK(self, amb_exit(self, g->victim, AMB_ATOM_KILL));
+    atomic_store(&g->sent, 1);
+}
+
+static void killed_while_giving(amb_proc *self, void *arg)
+{
+    give_kill *g = arg;
+    g->victim = amb_self(self);
+    amb_socket c, s;
+    pair(self, NULL, NULL, &c, &s);
+    amb_sock_opts on = {.active = AMB_ACTIVE_TRUE};
+    CHECK_OK(self, amb_inet_setopts(self, s, &on, AMB_SOCKOPT_ACTIVE));
+    amb_pid to;
+    CHECK_OK(self, amb_spawn(self, collect_then_report, NULL, &to));
+    CHECK_OK(self, amb_link(self, to)); /* it ends with us */
+    CHECK_OK(self, amb_tcp_send(self, c, "x", 1, 5000, NULL));
+    CHECK_OK(self, amb_spawn(self, kill_victim, g, NULL));
+    /* Without a drain (which would take the kill now): the kill is in our
+     * mailbox and the poller has fired s's event cell, so the call below
+     * cannot take the cell back and drains. */
+    amb__sock *k = amb__socket_get(amb_proc_rt(self), s);
+    CHECK(self, k != NULL);
+    int64_t until = amb_now_ms() + AMB_TEST_WAIT_MS;
+    while ((atomic_load(&g->sent) == 0 ||
+            atomic_load(&k->pd->slot[AMB__SOCK_READ]) != AMB__POLL_READY) &&
+           amb_now_ms() < until)
+        ;
+    amb__socket_put(self->task.sched, k);
+    CHECK(self, atomic_load(&g->sent) == 1);
+    amb_inet_controlling_process(self, s, to); /* killed in it */
+    proc_fail(self, __FILE__, __LINE__, "controlling_process returned");
+}
+
+static void give_kill_body(amb_proc *self, void *arg)
+{
+    (void)arg;
+    give_kill g = {0};
+    amb_pid pid;
+    amb_term ref;
+    CHECK_OK(self, amb_spawn_monitor(self, killed_while_giving, &g, &pid, &ref));
+    CHECK_TERM(self, wait_down(self, ref, pid), "killed");
+}
+
+AMB_TEST(an_owner_killed_inside_controlling_process_leaves_no_reference)
+{
+    /* Two schedulers: the victim spins while its killer runs. */
+    run_in(2, give_kill_body, NULL);
 }
 
 /* How an owner ends. */
@@ -1167,20 +1231,20 @@ AMB_TEST(names_addresses_and_options)
     run_both(names_body, NULL);
 }
 
-AMB_TEST_MAIN(AMB_TEST_ENTRY(echo_over_loopback),
-              AMB_TEST_ENTRY(packet_line_and_exact_modes),
-              AMB_TEST_ENTRY(accept_recv_and_connect_time_out),
-              AMB_TEST_ENTRY(acceptors_and_senders_are_served_in_turn),
-              AMB_TEST_ENTRY(active_once_n_and_true),
-              AMB_TEST_ENTRY(handler_processes_own_connections_in_active_mode),
-              AMB_TEST_ENTRY(controlling_process_moves_messages_in_order),
-              AMB_TEST_ENTRY(a_socket_given_to_a_dead_process_is_closed),
-              AMB_TEST_ENTRY(an_owner_ending_any_way_closes_its_sockets),
-              AMB_TEST_ENTRY(killed_while_blocked_in_accept_recv_send_connect),
-              AMB_TEST_ENTRY(emfile_on_accept_leaves_the_listener_working),
-              AMB_TEST_ENTRY(reset_mid_message), AMB_TEST_ENTRY(half_close_both_ways),
-              AMB_TEST_ENTRY(slowloris_peer_times_out_others_unaffected),
-              AMB_TEST_ENTRY(a_1gib_line_is_emsgsize_after_packet_size),
-              AMB_TEST_ENTRY(send_to_a_closed_socket),
-              AMB_TEST_ENTRY(unix_domain_streams),
-              AMB_TEST_ENTRY(names_addresses_and_options))
+AMB_TEST_MAIN(
+    AMB_TEST_ENTRY(echo_over_loopback), AMB_TEST_ENTRY(packet_line_and_exact_modes),
+    AMB_TEST_ENTRY(accept_recv_and_connect_time_out),
+    AMB_TEST_ENTRY(acceptors_and_senders_are_served_in_turn),
+    AMB_TEST_ENTRY(active_once_n_and_true),
+    AMB_TEST_ENTRY(handler_processes_own_connections_in_active_mode),
+    AMB_TEST_ENTRY(controlling_process_moves_messages_in_order),
+    AMB_TEST_ENTRY(an_owner_killed_inside_controlling_process_leaves_no_reference),
+    AMB_TEST_ENTRY(a_socket_given_to_a_dead_process_is_closed),
+    AMB_TEST_ENTRY(an_owner_ending_any_way_closes_its_sockets),
+    AMB_TEST_ENTRY(killed_while_blocked_in_accept_recv_send_connect),
+    AMB_TEST_ENTRY(emfile_on_accept_leaves_the_listener_working),
+    AMB_TEST_ENTRY(reset_mid_message), AMB_TEST_ENTRY(half_close_both_ways),
+    AMB_TEST_ENTRY(slowloris_peer_times_out_others_unaffected),
+    AMB_TEST_ENTRY(a_1gib_line_is_emsgsize_after_packet_size),
+    AMB_TEST_ENTRY(send_to_a_closed_socket), AMB_TEST_ENTRY(unix_domain_streams),
+    AMB_TEST_ENTRY(names_addresses_and_options))
