@@ -85,10 +85,10 @@ typedef struct amb_node_opts {
     const char *tls_keyfile;    /* PEM: its unencrypted key; NULL: in certfile */
     const char *tls_cacertfile; /* PEM: the CAs a peer's certificate must chain
                                    to; NULL: the system's */
-    size_t send_budget;      /* bytes one process may have queued to one node
-                                before its amb_send to that node waits (only
-                                that process: the others go on); 0:
-                                AMB_NODE_SEND_BUDGET */
+    size_t send_budget;         /* bytes one process may have queued to one node
+                                   before its amb_send to that node waits (only
+                                   that process: the others go on); 0:
+                                   AMB_NODE_SEND_BUDGET */
 } amb_node_opts;
 
 /* The default send budget: BEAM's dist_buf_busy_limit (+zdbbl), but per
