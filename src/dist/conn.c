@@ -1016,6 +1016,13 @@ static void writer_flush_pending(amb_proc *self, amb__conn *c)
         pthread_mutex_unlock(&d->lock);
         for (amb__conn_item *it = items; it != NULL; it = it->next) {
             chunk_list l;
+            if ((it->ctl.op == AMB__DOP_SPAWN_REQUEST ||
+                 it->ctl.op == AMB__DOP_SPAWN_REQUEST_TT) &&
+                !(flags & AMB__DFLAG_SPAWN)) {
+                /* Queued before the peer's flags were known: not sent. */
+                amb__spawn_unsupported(self, d, it->ctl.ref);
+                continue;
+            }
             if (frames_of(&it->ctl, flags, (uint64_t)it->sender, &l) != 0)
                 continue;
             for (amb__conn_chunk *ch = l.head; ch != NULL; ch = ch->next)

@@ -431,6 +431,11 @@ bool amb__spawn_abandon(amb_proc *self, amb_term req_id);
  * reply, the reply's monitor is dropped when it comes); true when there
  * was one. Waits (yielding) while the reader delivers its DOWN. */
 bool amb__spawn_demonitor(amb_proc *self, amb_term ref);
+/* The SPAWN_REQUEST req_id, queued while its connection was being set up,
+ * goes to a peer that turned out not to offer SPAWN: it is not sent, and
+ * its entry ends with the error reply notsup (as a request over an UP
+ * connection to such a peer). */
+void amb__spawn_unsupported(amb_proc *self, amb__dist *d, amb_term req_id);
 /* Frees every entry (the node's end). */
 void amb__spawn_free_all(amb__dist *d);
 /* Registers pid as having a relation over c (NODEDOWN goes to it). */

@@ -281,6 +281,15 @@ int amb_spawn_request(amb_proc *self, amb_term node, const char *module,
     return 0;
 }
 
+void amb__spawn_unsupported(amb_proc *self, amb__dist *d, amb_term req_id)
+{
+    pthread_mutex_lock(&d->lock);
+    spawn_req *r = take(d, is_req, &req_id);
+    pthread_mutex_unlock(&d->lock);
+    if (r != NULL) /* else abandoned by now (erpc's timeout) */
+        fail(self, r, amb_atom("notsup"));
+}
+
 bool amb__spawn_abandon(amb_proc *self, amb_term req_id)
 {
     amb__dist *d = amb__dist_of(amb_proc_rt(self));

@@ -259,6 +259,11 @@ static void notsup_a(amb_proc *self, void *arg)
     CHECK_OK(self, start_fake_node(self, A_NODE, NULL));
     amb_heap *h = amb_proc_heap(self);
     amb_term old = amb_atom(OLD_NODE), req, rq, m, r;
+    /* No connection yet: the request waits for the handshake, which tells
+     * that the peer has no SPAWN; then the same answer. */
+    CHECK_OK(self, amb_spawn_request(self, old, "test", "add", AMB_NIL, NULL, &req));
+    WAIT_MSG(self, &m, "{spawn_reply,~w,error,notsup}", &rq);
+    CHECK(self, amb_equal(rq, req));
     CHECK_OK(self, amb_node_ping(self, old)); /* the connection is up */
     CHECK_OK(self, amb_spawn_request(self, old, "test", "add", AMB_NIL, NULL, &req));
     WAIT_MSG(self, &m, "{spawn_reply,~w,error,notsup}", &rq);
