@@ -29,6 +29,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "ambitious/gen_server.h"
 #include "ambitious/node.h"
 #include "dist/dist.h"
 
@@ -414,6 +415,88 @@ __attribute__((unused)) static void run_nodes(int n, unsigned nsched,
                      report);
     if (amb_test_alloc_leak(&before, &after, leak, sizeof leak)[0] != '\0')
         fail_msg("once the runtimes were freed: %s", leak);
+}
+
+/* ---------------------------------------------------------------------------
+ * What the node tests serve and check, in one place
+ * ------------------------------------------------------------------------ */
+
+/* A process: {From, Msg} -> From ! {echo, self(), Msg}; {die, R} ends it
+ * with reason R. */
+static inline void dist_test_echo(amb_proc *self, void *arg)
+{
+    (void)arg;
+    amb_heap *h = amb_proc_heap(self);
+    amb_heap_mark top = amb_heap_save(h);
+    for (;;) {
+        amb_heap_rewind(h, top);
+        amb_term m = RECV_WITHIN(self, 60000), from, body;
+        if (amb_match(m, "{die,~w}", &body) == 0)
+            amb_exit_self(self, body);
+        if (amb_match(m, "{~p,~w}", &from, &body) == 0)
+            CHECK_OK(self,
+                     amb_send(self, from,
+                              AMB_TUPLE(h, amb_atom("echo"), amb_self(self), body)));
+    }
+}
+
+static inline amb_gen_ret dist_test_add_call(amb_proc *self, void *state, amb_term req,
+                                             amb_term from)
+{
+    (void)state, (void)from;
+    int a, b;
+    if (amb_match(req, "{add,~i,~i}", &a, &b) == 0)
+        return amb_gen_reply(amb_int(amb_proc_heap(self), a + b));
+    return amb_gen_reply(amb_atom("what"));
+}
+
+/* A gen_server answering {add, A, B} with A + B. */
+static inline const amb_gen_server *dist_test_adder(void)
+{
+    static const amb_gen_server adder = {.handle_call = dist_test_add_call};
+    return &adder;
+}
+
+/* On `node`, processes registered as echo (dist_test_echo) and adder
+ * (dist_test_adder) are checked from self: a message there and back, 8 MiB
+ * there and back, a call of adder; then the echo process is monitored and
+ * told to die with `reason`, whose DOWN must carry it. */
+static inline void dist_test_exchange(amb_proc *self, amb_term node, const char *reason)
+{
+    amb_heap *h = amb_proc_heap(self);
+    CHECK_OK(self, amb_send(self, AMB_TUPLE(h, amb_atom("echo"), node),
+                            AMB_TUPLE(h, amb_self(self), amb_atom("hi"))));
+    amb_term m, pid;
+    WAIT_MSG(self, &m, "{echo,~p,hi}", &pid);
+    amb_pid e;
+    CHECK_OK(self, amb_term_copy(h, pid, &e));
+
+    /* 8 MiB there and back (many frames, records, fragments). */
+    size_t big = (size_t)8 << 20;
+    uint8_t *bytes = malloc(big);
+    CHECK(self, bytes != NULL);
+    for (size_t i = 0; i < big; i++)
+        bytes[i] = (uint8_t)(i * 7);
+    CHECK_OK(self,
+             amb_send(self, e, AMB_TUPLE(h, amb_self(self), amb_binary(h, bytes, big))));
+    amb_term back;
+    WAIT_MSG(self, &m, "{echo,_,~w}", &back);
+    const uint8_t *p;
+    size_t n;
+    CHECK_OK(self, amb_binary_get(back, &p, &n));
+    CHECK_EQ(self, n, big);
+    CHECK(self, memcmp(p, bytes, big) == 0);
+    free(bytes);
+
+    amb_term ref, reply;
+    CHECK_OK(self,
+             amb_gen_server_call(self, AMB_TUPLE(h, amb_atom("adder"), node),
+                                 amb_pack(h, "{add,40,2}"), AMB_TEST_WAIT_MS, &reply));
+    CHECK_TERM(self, reply, "42");
+    CHECK_OK(self, amb_monitor(self, e, &ref));
+    amb_term why = AMB_TUPLE(h, amb_atom("shutdown"), amb_atom(reason));
+    CHECK_OK(self, amb_send(self, e, AMB_TUPLE(h, amb_atom("die"), why)));
+    CHECK(self, amb_equal(wait_down(self, ref, e), why));
 }
 
 #endif /* AMB_DIST_TEST_H */

@@ -43,24 +43,6 @@
  * Node b: an echo process, a victim, a gen_server; waits for stop.
  * ------------------------------------------------------------------------ */
 
-/* {From, Msg} -> From ! {echo, self(), Msg}; {die, Reason} ends it. */
-static void echo(amb_proc *self, void *arg)
-{
-    (void)arg;
-    amb_heap *h = amb_proc_heap(self);
-    amb_heap_mark top = amb_heap_save(h);
-    for (;;) {
-        amb_heap_rewind(h, top);
-        amb_term m = RECV_WITHIN(self, 60000), from, body;
-        if (amb_match(m, "{die,~w}", &body) == 0)
-            amb_exit_self(self, body);
-        if (amb_match(m, "{~p,~w}", &from, &body) == 0)
-            CHECK_OK(self,
-                     amb_send(self, from,
-                              AMB_TUPLE(h, amb_atom("echo"), amb_self(self), body)));
-    }
-}
-
 static amb_gen_ret calc_call(amb_proc *self, void *state, amb_term req, amb_term from)
 {
     (void)state, (void)from;
@@ -79,7 +61,7 @@ static void node_b(amb_proc *self, void *arg)
     CHECK_OK(self, start_fake_node(self, B_NODE, NULL));
     CHECK_OK(self, amb_register(self, amb_atom("main_b"), amb_self(self)));
     amb_pid e;
-    CHECK_OK(self, amb_spawn(self, echo, NULL, &e));
+    CHECK_OK(self, amb_spawn(self, dist_test_echo, NULL, &e));
     CHECK_OK(self, amb_register(self, amb_atom("echo"), e));
     amb_gen_opts o = {.name = amb_atom("calc")};
     CHECK_OK(self, amb_gen_server_start(self, &calc, NULL, &o, NULL, NULL));
@@ -92,7 +74,7 @@ static void node_b(amb_proc *self, void *arg)
             break;
         if (amb_match(m, "{victim,~w}", &name) == 0) {
             amb_pid v;
-            CHECK_OK(self, amb_spawn(self, echo, NULL, &v));
+            CHECK_OK(self, amb_spawn(self, dist_test_echo, NULL, &v));
             CHECK_OK(self, amb_register(self, name, v));
             atomic_fetch_add(nodes_flag(1), 1);
         }

@@ -40,34 +40,6 @@ static amb_node_opts opts_with(const char *cookie)
     return (amb_node_opts){.cookie = cookie, .epmd_port = epmd_port};
 }
 
-/* {From, Msg} -> From ! {echo, self(), Msg}; {die, R} ends it. */
-static void echo(amb_proc *self, void *arg)
-{
-    (void)arg;
-    amb_heap *h = amb_proc_heap(self);
-    amb_heap_mark top = amb_heap_save(h);
-    for (;;) {
-        amb_heap_rewind(h, top);
-        amb_term m = RECV_WITHIN(self, 60000), from, body;
-        if (amb_match(m, "{die,~w}", &body) == 0)
-            amb_exit_self(self, body);
-        if (amb_match(m, "{~p,~w}", &from, &body) == 0)
-            CHECK_OK(self,
-                     amb_send(self, from,
-                              AMB_TUPLE(h, amb_atom("echo"), amb_self(self), body)));
-    }
-}
-
-static amb_gen_ret add_call(amb_proc *self, void *state, amb_term req, amb_term from)
-{
-    (void)state, (void)from;
-    int a, b;
-    if (amb_match(req, "{add,~i,~i}", &a, &b) == 0)
-        return amb_gen_reply(amb_int(amb_proc_heap(self), a + b));
-    return amb_gen_reply(amb_atom("what"));
-}
-static const amb_gen_server adder = {.handle_call = add_call};
-
 /* Node b (flag 0: up; serves echo and adder; stops on 'stop'). */
 static void node_b(amb_proc *self, void *arg)
 {
@@ -77,11 +49,11 @@ static void node_b(amb_proc *self, void *arg)
     CHECK_OK(self, amb_node_start(self, "b@localhost", &o));
     CHECK_OK(self, amb_register(self, amb_atom("main_b"), amb_self(self)));
     amb_pid e;
-    CHECK_OK(self, amb_spawn(self, echo, NULL, &e));
+    CHECK_OK(self, amb_spawn(self, dist_test_echo, NULL, &e));
     CHECK_OK(self, amb_register(self, amb_atom("echo"), e));
     amb_gen_opts go = {.name = amb_atom("adder")};
     amb_pid ad;
-    CHECK_OK(self, amb_gen_server_start(self, &adder, NULL, &go, &ad, NULL));
+    CHECK_OK(self, amb_gen_server_start(self, dist_test_adder(), NULL, &go, &ad, NULL));
     atomic_store(nodes_flag(0), 1);
     amb_term m = RECV_WITHIN(self, 60000);
     CHECK(self, m == AMB_ATOM_STOP);
@@ -102,39 +74,8 @@ static void node_a(amb_proc *self, void *arg)
     CHECK(self, amb_node(self) == amb_atom("a@localhost"));
     CHECK_OK(self, amb_node_ping(self, b));
 
-    /* A second node may not take a name EPMD has. */
-    CHECK_OK(self, amb_send(self, AMB_TUPLE(h, amb_atom("echo"), b),
-                            AMB_TUPLE(h, amb_self(self), amb_atom("hi"))));
-    amb_term m, pid;
-    WAIT_MSG(self, &m, "{echo,~p,hi}", &pid);
-    amb_pid e;
-    CHECK_OK(self, amb_term_copy(h, pid, &e));
-
-    /* 8 MiB there and back. */
-    size_t big = (size_t)8 << 20;
-    uint8_t *bytes = malloc(big);
-    for (size_t i = 0; i < big; i++)
-        bytes[i] = (uint8_t)(i * 7);
-    CHECK_OK(self,
-             amb_send(self, e, AMB_TUPLE(h, amb_self(self), amb_binary(h, bytes, big))));
-    amb_term back;
-    WAIT_MSG(self, &m, "{echo,_,~w}", &back);
-    const uint8_t *p;
-    size_t n;
-    CHECK_OK(self, amb_binary_get(back, &p, &n));
-    CHECK_EQ(self, n, big);
-    CHECK(self, memcmp(p, bytes, big) == 0);
-    free(bytes);
-
-    /* Monitor and link with real reasons; a call. */
-    amb_term ref, reply;
-    CHECK_OK(self,
-             amb_gen_server_call(self, AMB_TUPLE(h, amb_atom("adder"), b),
-                                 amb_pack(h, "{add,40,2}"), AMB_TEST_WAIT_MS, &reply));
-    CHECK_TERM(self, reply, "42");
-    CHECK_OK(self, amb_monitor(self, e, &ref));
-    CHECK_OK(self, amb_send(self, e, amb_pack(h, "{die,{shutdown,tcp}}")));
-    CHECK_TERM(self, wait_down(self, ref, e), "{shutdown,tcp}");
+    /* A message, 8 MiB both ways, a call; a monitor with its reason. */
+    dist_test_exchange(self, b, "tcp");
 
     CHECK_OK(self, amb_send(self, AMB_TUPLE(h, amb_atom("main_b"), b), AMB_ATOM_STOP));
     CHECK_OK(self, amb_node_stop(self));
